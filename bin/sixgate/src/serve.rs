@@ -1,0 +1,135 @@
+//! `sixgate serve`: open the store, publish the catalog, bind listeners,
+//! answer until SIGINT/SIGTERM, then shut down cleanly.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context, anyhow};
+use sixgate_dns::{Limits, name, zonefile};
+use sixgate_server::publish::Follower;
+use sixgate_server::tcp::TcpSettings;
+use sixgate_server::udp::UdpStats;
+use sixgate_server::{bind, tcp, udp};
+use sixgate_store::Store;
+
+use crate::config::Settings;
+use crate::demo;
+
+fn init_logging(level: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("SIXGATE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(level))
+        .map_err(|e| anyhow!("bad log level {level:?}: {e}"))?;
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+    Ok(())
+}
+
+fn ensure_demo_zone(store: &mut Store) -> anyhow::Result<()> {
+    if !store.zones()?.is_empty() {
+        return Ok(());
+    }
+    let apex = name::from_text(demo::DEMO_ZONE, None).map_err(|e| anyhow!("demo zone name: {e}"))?;
+    let records = zonefile::parse(demo::DEMO_ZONE_TEXT, &apex).map_err(|e| anyhow!("demo zone: {e}"))?;
+    store.replace_zone(&apex, records)?;
+    tracing::info!(zone = demo::DEMO_ZONE, "created the demo zone");
+    Ok(())
+}
+
+/// Runs the server until a termination signal.
+pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
+    init_logging(&s.log_level)?;
+    let mut store = Store::open(&s.data).with_context(|| format!("opening store in {}", s.data.display()))?;
+    if s.demo_zone {
+        ensure_demo_zone(&mut store)?;
+    }
+    let seed: u64 = rand::random();
+    let (follower, catalog) = Follower::load(store, seed)?;
+
+    let mut bound = Vec::new();
+    for addr in &s.dns {
+        match bind::bind(*addr, s.workers) {
+            Ok(b) => bound.push(b),
+            Err(e) if s.dns_is_default && addr.is_ipv6() => {
+                tracing::warn!(%addr, error = %e, "IPv6 loopback unavailable; skipping");
+            }
+            Err(e) => return Err(anyhow!("cannot listen on {addr}: {e}")),
+        }
+    }
+
+    let limits = Limits {
+        udp_payload: s.udp_payload,
+    };
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(UdpStats::default());
+    let (sd_tx, sd_rx) = tokio::sync::watch::channel(false);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(s.workers.clamp(1, 4))
+        .thread_name("sixgate-rt")
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+
+    let mut threads = Vec::new();
+    let mut addrs = Vec::new();
+    let tcp_settings = TcpSettings {
+        idle_timeout: s.tcp_idle_timeout,
+        max_connections: s.tcp_max_connections,
+    };
+    let mut tcp_tasks = Vec::new();
+    for b in bound {
+        addrs.push(b.addr);
+        threads.extend(udp::spawn(b.udp, catalog.clone(), limits, shutdown.clone(), stats.clone())?);
+        let _guard = rt.enter();
+        tcp_tasks.push(rt.spawn(tcp::serve(b.tcp, catalog.clone(), limits, tcp_settings, sd_rx.clone())));
+    }
+
+    let dir = s.data.clone();
+    let fsd = shutdown.clone();
+    threads.push(
+        std::thread::Builder::new()
+            .name("publisher".into())
+            .spawn(move || follower.run(&dir, fsd))?,
+    );
+
+    {
+        let mut out = std::io::stdout().lock();
+        for a in &addrs {
+            writeln!(out, "listening dns-udp {a}")?;
+            writeln!(out, "listening dns-tcp {a}")?;
+        }
+        writeln!(out, "ready")?;
+        out.flush()?;
+    }
+    tracing::info!(addresses = ?addrs, workers = s.workers, data = %s.data.display(), "serving DNS");
+
+    rt.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        Ok::<_, std::io::Error>(())
+    })?;
+    tracing::info!("shutting down");
+    shutdown.store(true, Ordering::Relaxed);
+    let _ = sd_tx.send(true);
+    rt.block_on(async {
+        for t in tcp_tasks {
+            let _ = t.await;
+        }
+    });
+    for t in threads {
+        let _ = t.join();
+    }
+    tracing::info!(
+        received = stats.received.load(Ordering::Relaxed),
+        answered = stats.answered.load(Ordering::Relaxed),
+        dropped = stats.dropped.load(Ordering::Relaxed),
+        "stopped"
+    );
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! `sixgate zone ...` and `sixgate record ...`: work on the store directly,
+//! then poke a server running on the same data directory.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow, bail};
+use sixgate_dns::check::check_zone;
+use sixgate_dns::zone::{Change, Zone};
+use sixgate_dns::{name, zonefile};
+use sixgate_server::publish::poke;
+use sixgate_store::Store;
+
+/// Parses a zone name given on the command line ("example.com" or "example.com.").
+pub(crate) fn zone_name(text: &str) -> anyhow::Result<Box<[u8]>> {
+    let t = text.trim();
+    if t.is_empty() {
+        bail!("empty zone name");
+    }
+    let abs = if t.ends_with('.') { t.to_string() } else { format!("{t}.") };
+    name::from_text(&abs, None).map_err(|e| anyhow!("bad zone name {text:?}: {e}"))
+}
+
+fn open(dir: &Path) -> anyhow::Result<Store> {
+    Store::open(dir).with_context(|| format!("opening store in {}", dir.display()))
+}
+
+pub(crate) fn import(dir: &Path, zone: &str, file: &Path) -> anyhow::Result<()> {
+    let apex = zone_name(zone)?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let (mut records, lines) =
+        zonefile::parse_with_lines(&text, &apex).map_err(|e| anyhow!("{}:{}: {}", file.display(), e.line, e.reason))?;
+    if let Err(e) = check_zone(&apex, &mut records) {
+        return Err(match e.index.and_then(|i| lines.get(i)) {
+            Some(line) => anyhow!("{}:{}: {}", file.display(), line, e.reason),
+            None => anyhow!("{}: {}", file.display(), e.reason),
+        });
+    }
+    let n = records.len();
+    let mut store = open(dir)?;
+    let commit = store.replace_zone(&apex, records)?;
+    poke(dir);
+    eprintln!("imported {} records into {} (serial {})", n, name::to_text(&apex), commit.serial);
+    Ok(())
+}
+
+pub(crate) fn export(dir: &Path, zone: &str, as_served: bool) -> anyhow::Result<()> {
+    let apex = zone_name(zone)?;
+    let mut store = open(dir)?;
+    let (_, apex_case, records) = store
+        .zone_snapshot(&apex)?
+        .ok_or_else(|| anyhow!("zone {} does not exist", name::to_text(&apex)))?;
+    let text = if as_served {
+        // Build the snapshot DNS serves and print its content.
+        let z = Zone::build(&apex_case, records, 0)?;
+        zonefile::render(&apex_case, &z.records())
+    } else {
+        let mut records = records;
+        records.sort_by(|a, b| {
+            sixgate_dns::zone::canonical_cmp(&name::to_lowercase(&a.owner), &name::to_lowercase(&b.owner))
+                .then((a.rtype != sixgate_dns::rtype::code::SOA).cmp(&(b.rtype != sixgate_dns::rtype::code::SOA)))
+                .then(a.rtype.cmp(&b.rtype))
+                .then(a.rdata.cmp(&b.rdata))
+        });
+        zonefile::render(&apex_case, &records)
+    };
+    print!("{text}");
+    Ok(())
+}
+
+pub(crate) fn list(dir: &Path) -> anyhow::Result<()> {
+    let store = open(dir)?;
+    for z in store.zones()? {
+        println!("{}\t{}\t{}", name::to_text(&z.apex), z.serial, z.records);
+    }
+    Ok(())
+}
+
+pub(crate) fn delete(dir: &Path, zone: &str) -> anyhow::Result<()> {
+    let apex = zone_name(zone)?;
+    let mut store = open(dir)?;
+    store.delete_zone(&apex)?;
+    poke(dir);
+    eprintln!("deleted {}", name::to_text(&apex));
+    Ok(())
+}
+
+pub(crate) fn record_add(dir: &Path, zone: &str, line: &str) -> anyhow::Result<()> {
+    let apex = zone_name(zone)?;
+    let records = zonefile::parse(&format!("{line}\n"), &apex).map_err(|e| anyhow!("bad record: {}", e.reason))?;
+    if records.len() != 1 {
+        bail!("give exactly one record, as 'OWNER TTL TYPE RDATA'");
+    }
+    let changes: Vec<Change> = records.into_iter().map(Change::Add).collect();
+    let mut store = open(dir)?;
+    let commit = store.apply(&apex, &changes)?;
+    poke(dir);
+    eprintln!("serial {}", commit.serial);
+    Ok(())
+}
+
+pub(crate) fn record_delete(dir: &Path, zone: &str, owner: &str, rtype: &str) -> anyhow::Result<()> {
+    let apex = zone_name(zone)?;
+    let owner_w = name::from_text(owner, Some(&apex)).map_err(|e| anyhow!("bad owner {owner:?}: {e}"))?;
+    let rtype_code = zonefile::type_from_text(rtype).ok_or_else(|| anyhow!("unknown type {rtype:?}"))?;
+    let mut store = open(dir)?;
+    let changes: Vec<Change> = store
+        .rrset(&apex, &owner_w, rtype_code)?
+        .into_iter()
+        .map(Change::Remove)
+        .collect();
+    if changes.is_empty() {
+        bail!("no {} records at {}", rtype.to_uppercase(), name::to_text(&owner_w));
+    }
+    let commit = store.apply(&apex, &changes)?;
+    poke(dir);
+    eprintln!("serial {}", commit.serial);
+    Ok(())
+}
+

@@ -1,0 +1,503 @@
+//! Answering queries from a catalog: RFC 1034 §4.3.2 with the
+//! clarifications of RFC 2308 (negative answers), RFC 4592 (wildcards),
+//! RFC 6604 (rcode after CNAME), RFC 8482 (ANY) and RFC 9471 (glue).
+//!
+//! [`respond`] is a pure function: query bytes in, response bytes out (or
+//! nothing for messages that must not be answered). It reads the catalog
+//! without locks and, apart from growing the caller's buffer once, does
+//! not allocate.
+
+use crate::catalog::Catalog;
+use crate::message::{self, Query, QueryError, decode_query, flags, rcode};
+use crate::rtype::CLASS_ANY;
+use crate::name::{self, NameBuf};
+use crate::rtype::{self, CLASS_IN, code};
+use crate::writer::{NoSpace, Opt, Owner, Section, Writer};
+use crate::zone::{NodeRef, RrSetRef, Zone};
+
+/// Size limits applied to responses.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest UDP response we send when the client allows more
+    /// (RFC 6891 §6.2.5; 1232 per DNS Flag Day 2020). Also advertised in
+    /// our OPT record.
+    pub udp_payload: u16,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { udp_payload: 1232 }
+    }
+}
+
+/// The transport a query came over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// UDP: responses are capped and truncated.
+    Udp,
+    /// TCP: responses up to 65535 octets.
+    Tcp,
+}
+
+/// Most CNAMEs put in one answer; the chain is not followed further
+/// (Knot's limit, so both answer alike).
+pub const MAX_CNAME_CHAIN: usize = 5;
+/// EDE "Not Authoritative" (RFC 8914 §4.21).
+const EDE_NOT_AUTHORITATIVE: u16 = 20;
+/// Size of a minimal OPT record (no options).
+const OPT_LEN: usize = 11;
+/// Largest DNS message.
+const MAX_MESSAGE: usize = 65535;
+/// Smallest UDP limit (RFC 1035 §2.3.4, RFC 6891 §6.2.5).
+const MIN_UDP: usize = 512;
+
+/// What became of a query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// `buf` holds a response to send.
+    Reply,
+    /// Send nothing.
+    Drop,
+}
+
+/// Answers `msg`, writing the response into `buf`.
+pub fn respond(
+    catalog: &Catalog,
+    msg: &[u8],
+    buf: &mut Vec<u8>,
+    transport: Transport,
+    limits: &Limits,
+) -> Outcome {
+    match decode_query(msg) {
+        Ok(q) => {
+            answer(catalog, msg, &q, buf, transport, limits);
+            Outcome::Reply
+        }
+        Err(QueryError::Drop) => Outcome::Drop,
+        Err(QueryError::Reject {
+            rcode,
+            question_end,
+            edns,
+        }) => {
+            let opt = edns.map(|e| Opt {
+                payload: limits.udp_payload,
+                dnssec_ok: e.dnssec_ok,
+                ede: None,
+            });
+            error_reply(msg, question_end, buf, rcode, opt);
+            Outcome::Reply
+        }
+    }
+}
+
+/// A header-only (plus question) error response.
+fn error_reply(
+    msg: &[u8],
+    question_end: Option<usize>,
+    buf: &mut Vec<u8>,
+    rc: u16,
+    opt: Option<Opt>,
+) {
+    let end = question_end.unwrap_or(message::HEADER_LEN);
+    let head = msg.get(..end).unwrap_or(&[]);
+    let qname = msg.get(message::HEADER_LEN..end.saturating_sub(4)).unwrap_or(&[]);
+    let w = Writer::new(buf, head, qname, MAX_MESSAGE);
+    let fl = msg
+        .get(2..4)
+        .map(|b| u16::from_be_bytes([b[0], b[1]]))
+        .unwrap_or(0);
+    w.finish(response_flags(fl), rc, opt);
+}
+
+/// QR set, opcode and RD copied (RFC 1035 §4.1.1), CD copied (RFC 4035
+/// §3.1.6: "MUST copy"; Knot clears it); AA/TC/RA/AD start clear.
+fn response_flags(query_flags: u16) -> u16 {
+    flags::QR | (query_flags & (flags::OPCODE_MASK | flags::RD | flags::CD))
+}
+
+struct Ctx<'a, 'b> {
+    w: Writer<'a, 'b>,
+    zone: &'a Zone,
+    q: &'a Query,
+    flags: u16,
+    rcode: u16,
+    truncated: bool,
+    added: [&'a [u8]; MAX_ADDITIONAL_TARGETS],
+    added_len: usize,
+}
+
+fn answer(
+    catalog: &Catalog,
+    msg: &[u8],
+    q: &Query,
+    buf: &mut Vec<u8>,
+    transport: Transport,
+    limits: &Limits,
+) {
+    let head = msg.get(..q.question_end).unwrap_or(&[]);
+    let qname_case = msg
+        .get(message::HEADER_LEN..message::HEADER_LEN + q.qname_len)
+        .unwrap_or(&[]);
+    let mut limit = match (transport, q.edns) {
+        (Transport::Tcp, _) => MAX_MESSAGE,
+        (Transport::Udp, None) => MIN_UDP,
+        (Transport::Udp, Some(e)) => {
+            (e.payload as usize).clamp(MIN_UDP, (limits.udp_payload as usize).max(MIN_UDP))
+        }
+    };
+    let opt = q.edns.map(|e| Opt {
+        payload: limits.udp_payload,
+        dnssec_ok: e.dnssec_ok,
+        ede: None,
+    });
+    if opt.is_some() {
+        // Room for the OPT and a possible EDE option (6 octets).
+        limit -= OPT_LEN + 6;
+    }
+    let base_flags = response_flags(q.flags);
+
+    let refuse = |buf: &mut Vec<u8>, rc: u16, ede: Option<u16>| {
+        let w = Writer::new(buf, head, qname_case, limit);
+        w.finish(base_flags, rc, opt.map(|o| Opt { ede, ..o }));
+    };
+
+    // Class ANY is answered like IN (as Knot does).
+    if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
+        return refuse(buf, rcode::REFUSED, None);
+    }
+    match (q.qtype, transport) {
+        // Zone transfers are served by the transfer service; until a peer
+        // is allowed they are refused as Knot does without an ACL.
+        (code::AXFR, Transport::Udp) | (0, _) => return refuse(buf, rcode::NOTIMP, None),
+        (code::AXFR | code::IXFR, _) => return refuse(buf, rcode::NOTAUTH, None),
+        _ => {}
+    }
+    let qname = q.qname.as_slice();
+    let Some(mut zone) = catalog.find(qname) else {
+        return refuse(buf, rcode::REFUSED, Some(EDE_NOT_AUTHORITATIVE));
+    };
+    // RFC 4035 §3.1.4.1: DS lives on the parent side of a cut. When we also
+    // serve the parent, answer DS at the child's apex from the parent.
+    if q.qtype == code::DS && qname == zone.apex() {
+        if let Some(parent) = name::parent(qname).and_then(|p| catalog.find(p)) {
+            zone = parent;
+        }
+    }
+
+    let mut ctx = Ctx {
+        w: Writer::new(buf, head, qname_case, limit),
+        zone,
+        q,
+        flags: base_flags | flags::AA,
+        rcode: rcode::NOERROR,
+        truncated: false,
+        added: [&[]; MAX_ADDITIONAL_TARGETS],
+        added_len: 0,
+    };
+    ctx.resolve();
+    let Ctx {
+        w,
+        mut flags,
+        rcode,
+        truncated,
+        ..
+    } = ctx;
+    if truncated {
+        flags |= flags::TC;
+    }
+    w.finish(flags, rcode, opt);
+}
+
+/// Most distinct additional-section targets remembered for de-duplication.
+const MAX_ADDITIONAL_TARGETS: usize = 32;
+
+impl<'a> Ctx<'a, '_> {
+    fn resolve(&mut self) {
+        let q = self.q;
+        let mut owner = Owner::Qname;
+        let mut key = NameBuf::new();
+        key.set(q.qname.as_slice());
+        // Names already answered for, to stop CNAME loops (each CNAME is
+        // put in once, as Knot does).
+        let mut visited: [&'a [u8]; MAX_CNAME_CHAIN] = [&[]; MAX_CNAME_CHAIN];
+        let mut cnames = 0;
+        loop {
+            let Step::Follow(target) = self.step(key.as_slice(), owner, cnames) else {
+                return;
+            };
+            if let Some(slot) = visited.get_mut(cnames) {
+                *slot = target;
+            }
+            cnames += 1;
+            key.set(target);
+            key.make_lowercase();
+            let seen = key.as_slice() == q.qname.as_slice()
+                || visited
+                    .iter()
+                    .take(cnames - 1)
+                    .any(|v| v.eq_ignore_ascii_case(target));
+            // Out of zone: the resolver continues from here (RFC 1034
+            // §4.3.2 step 3a); chains never cross into another zone.
+            if seen || cnames >= MAX_CNAME_CHAIN || !name::is_at_or_below(key.as_slice(), self.zone.apex()) {
+                return;
+            }
+            owner = Owner::Name(target);
+        }
+    }
+
+    /// One RFC 1034 §4.3.2 step 3 for `key` (lowercased).
+    fn step(&mut self, key: &[u8], owner: Owner<'a>, cnames: usize) -> Step<'a> {
+        let zone = self.zone;
+        let qtype = self.q.qtype;
+        // Step 3b: a delegation at or above the name refers, except for DS
+        // at the cut itself, which is parent-side data (RFC 4035 §2.4).
+        if zone.has_cuts() {
+            if let Some(cut) = find_cut(zone, key) {
+                if !(cut.key() == key && qtype == code::DS) {
+                    self.referral(cut, cnames);
+                    return Step::Done;
+                }
+            }
+        }
+        match find_node(zone, key) {
+            Found::Node(node) => self.at_node(node, owner),
+            Found::Wildcard(node) => self.at_node(node, owner),
+            Found::None => {
+                self.negative(true);
+                Step::Done
+            }
+        }
+    }
+
+    /// Step 3a (or a wildcard match, RFC 4592 §3.3.1): the node exists.
+    fn at_node(&mut self, node: NodeRef<'a>, owner: Owner<'a>) -> Step<'a> {
+        let qtype = self.q.qtype;
+        if qtype == code::ANY {
+            // RFC 8482 §4.2: one RRset rather than all; the lowest type is
+            // a stable choice and the one Knot makes.
+            match node.rrsets().next() {
+                Some(set) => {
+                    if self.put(Section::Answer, owner, &set).is_ok() {
+                        self.additional(&set);
+                    }
+                }
+                None => self.negative(false),
+            }
+            return Step::Done;
+        }
+        if qtype != code::CNAME {
+            if let Some(cname) = node.rrset(code::CNAME) {
+                if self.put(Section::Answer, owner, &cname).is_err() {
+                    return Step::Done;
+                }
+                return match cname.rdatas().next() {
+                    Some(target) => Step::Follow(target),
+                    None => Step::Done,
+                };
+            }
+        }
+        match node.rrset(qtype) {
+            Some(set) => {
+                if self.put(Section::Answer, owner, &set).is_ok() {
+                    self.additional(&set);
+                }
+            }
+            None => self.negative(false),
+        }
+        Step::Done
+    }
+
+    /// Puts a required RRset; when it does not fit, sets TC and fails.
+    fn put(&mut self, section: Section, owner: Owner<'a>, set: &RrSetRef<'a>) -> Result<(), NoSpace> {
+        if self.truncated {
+            return Err(NoSpace);
+        }
+        let r = self.w.rrset(section, owner, set, set.ttl);
+        if r.is_err() {
+            self.truncated = true;
+        }
+        r
+    }
+
+    /// Addresses of in-zone targets of NS, MX, SRV, SVCB and HTTPS
+    /// (RFC 1034 §4.3.2 step 6, RFC 2782, RFC 9460 §4). Optional: what does
+    /// not fit is left out without TC.
+    fn additional(&mut self, set: &RrSetRef<'a>) {
+        let Some(off) = rtype::additional_name_offset(set.rtype) else {
+            return;
+        };
+        for rd in set.rdatas() {
+            let Some(target) = rd.get(off..).and_then(|r| r.get(..name::wire_len(r)?)) else {
+                continue;
+            };
+            // SVCB "." means the owner itself (RFC 9460 §2.5); Knot adds
+            // nothing for it and neither do we.
+            if target == [0] || !self.first_time(target) {
+                continue;
+            }
+            let extra = matches!(set.rtype, code::SVCB | code::HTTPS).then_some(set.rtype);
+            let _ = self.target_addresses(target, extra, false);
+        }
+    }
+
+    /// Remembers `target`; false if it was already added. Knot adds the
+    /// same target once per referring RR; we add it once per response.
+    fn first_time(&mut self, target: &'a [u8]) -> bool {
+        if self.added.iter().take(self.added_len).any(|t| t.eq_ignore_ascii_case(target)) {
+            return false;
+        }
+        if let Some(slot) = self.added.get_mut(self.added_len) {
+            *slot = target;
+            self.added_len += 1;
+        }
+        true
+    }
+
+    /// Puts the A, AAAA (and `extra`) RRsets of an in-zone `target` in the
+    /// additional section. When one does not fit the rest of this target
+    /// is skipped; for `mandatory` glue TC is set (RFC 9471 §3).
+    fn target_addresses(&mut self, target: &'a [u8], extra: Option<u16>, mandatory: bool) -> Result<(), NoSpace> {
+        let mut key = NameBuf::new();
+        key.set(target);
+        key.make_lowercase();
+        if !name::is_at_or_below(key.as_slice(), self.zone.apex()) {
+            return Ok(());
+        }
+        let (node, owner) = match find_node(self.zone, key.as_slice()) {
+            Found::Node(n) => (n, Owner::Name(n.name())),
+            Found::Wildcard(n) => (n, Owner::Name(target)),
+            Found::None => return Ok(()),
+        };
+        for t in [Some(code::A), Some(code::AAAA), extra].into_iter().flatten() {
+            if let Some(set) = node.rrset(t) {
+                if self.w.rrset(Section::Additional, owner, &set, set.ttl).is_err() {
+                    if mandatory {
+                        self.truncated = true;
+                    }
+                    return Err(NoSpace);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A referral to the child zone at `cut` (RFC 1034 §4.3.2 step 3b).
+    /// After a CNAME the answer stays authoritative for the CNAMEs.
+    fn referral(&mut self, cut: NodeRef<'a>, cnames: usize) {
+        if cnames == 0 {
+            self.flags &= !flags::AA;
+        }
+        let Some(ns) = cut.rrset(code::NS) else {
+            return;
+        };
+        if self.put(Section::Authority, Owner::Name(cut.name()), &ns).is_err() {
+            return;
+        }
+        // DS (or its denial) joins referrals once the zone is signed.
+        //
+        // RFC 9471: glue for name servers inside the delegated zone must
+        // fit, or the response is truncated; other addresses are optional.
+        // Knot puts the mandatory glue first, then the rest, and keeps
+        // adding glue that fits after a miss; so do we.
+        for mandatory in [true, false] {
+            for rd in ns.rdatas() {
+                let Some(target) = rd.get(..name::wire_len(rd).unwrap_or(0)) else {
+                    continue;
+                };
+                let mut k = NameBuf::new();
+                k.set(target);
+                k.make_lowercase();
+                if name::is_at_or_below(k.as_slice(), cut.key()) == mandatory && self.first_time(target) {
+                    let _ = self.target_addresses(target, None, mandatory);
+                }
+            }
+        }
+    }
+
+    /// NXDOMAIN or NODATA with the SOA (RFC 2308 §2.1, §2.2). An SOA that
+    /// does not fit is left out without TC, as Knot does.
+    fn negative(&mut self, nxdomain: bool) {
+        if nxdomain {
+            self.rcode = rcode::NXDOMAIN;
+        }
+        let zone = self.zone;
+        let Some(apex) = zone.apex_node() else { return };
+        if let Some(soa) = apex.rrset(code::SOA) {
+            if !self.truncated {
+                let _ = self
+                    .w
+                    .rrset(Section::Authority, Owner::Name(apex.name()), &soa, zone.negative_ttl());
+            }
+        }
+    }
+}
+
+enum Step<'a> {
+    Done,
+    Follow(&'a [u8]),
+}
+
+enum Found<'z> {
+    Node(NodeRef<'z>),
+    Wildcard(NodeRef<'z>),
+    None,
+}
+
+/// The node for `key`, or the wildcard at its closest encloser
+/// (RFC 4592 §3.3.1), or nothing.
+fn find_node<'z>(zone: &'z Zone, key: &[u8]) -> Found<'z> {
+    if let Some(n) = zone.node(key) {
+        return Found::Node(n);
+    }
+    // The closest encloser: the deepest existing ancestor.
+    let mut ce = key;
+    let ce_node = loop {
+        match name::parent(ce) {
+            Some(p) if p.len() >= zone.apex().len() => {
+                ce = p;
+                if let Some(n) = zone.node(p) {
+                    break n;
+                }
+            }
+            _ => return Found::None,
+        }
+    };
+    if ce_node.child_count() == 0 {
+        return Found::None;
+    }
+    let mut wild = [0u8; name::MAX_NAME_LEN + 2];
+    let wlen = ce.len() + 2;
+    let Some(w) = wild.get_mut(..wlen) else {
+        return Found::None;
+    };
+    if let Some((head, tail)) = w.split_at_mut_checked(2) {
+        head.copy_from_slice(&[1, b'*']);
+        tail.copy_from_slice(ce);
+    }
+    match zone.node(&w[..]) {
+        Some(n) => Found::Wildcard(n),
+        None => Found::None,
+    }
+}
+
+/// The topmost delegation point at or above `key`, below the apex.
+fn find_cut<'z>(zone: &'z Zone, key: &[u8]) -> Option<NodeRef<'z>> {
+    let apex_labels = name::label_count(zone.apex());
+    let labels = name::label_count(key);
+    // Walk from just below the apex down to the name itself.
+    for depth in (0..labels.saturating_sub(apex_labels)).rev() {
+        let mut n = key;
+        for _ in 0..depth {
+            n = name::parent(n)?;
+        }
+        if let Some(node) = zone.node(n) {
+            if node.rrset(code::NS).is_some() {
+                return Some(node);
+            }
+        } else {
+            // Nothing here, so nothing below either.
+            return None;
+        }
+    }
+    None
+}

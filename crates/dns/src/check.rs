@@ -1,0 +1,198 @@
+//! Semantic checks a zone must pass before it is stored.
+//!
+//! These are the rules every write (zone import, API, UPDATE) is held to:
+//! one SOA, at the apex; NS at the apex; CNAME alone at its owner
+//! (RFC 1034 §3.6.2, RFC 2181 §10.1) and never at the apex; one TTL per
+//! RRset (RFC 2181 §5.2); TTLs within RFC 2181 §8; no meta types.
+
+use std::collections::HashMap;
+
+use crate::name;
+use crate::rtype::{self, code};
+use crate::zone::Record;
+
+/// Largest TTL allowed (RFC 2181 §8).
+pub const MAX_TTL: u32 = 0x7FFF_FFFF;
+
+/// A rule broken by the record at `index` of the checked slice.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct CheckError {
+    /// Index of the offending record, if one record is to blame.
+    pub index: Option<usize>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn err(index: Option<usize>, reason: String) -> CheckError {
+    CheckError { index, reason }
+}
+
+/// Types that may share an owner with a CNAME (RFC 4035 §2.5, RFC 2181
+/// §10.1): the DNSSEC records of the CNAME itself.
+fn may_accompany_cname(t: u16) -> bool {
+    matches!(t, code::CNAME | code::RRSIG | code::NSEC)
+}
+
+/// Checks a whole zone and makes TTLs of each RRset equal to the first
+/// RR's TTL (as BIND and Knot do for zone files with mixed TTLs).
+pub fn check_zone(apex: &[u8], records: &mut [Record]) -> Result<(), CheckError> {
+    let apex_l = name::to_lowercase(apex);
+    // (owner, type) -> (first index, ttl, count)
+    let mut sets: HashMap<(Box<[u8]>, u16), (usize, u32, usize)> = HashMap::new();
+    let mut soa = None;
+    let mut apex_ns = false;
+    for (i, r) in records.iter_mut().enumerate() {
+        let owner = name::to_lowercase(&r.owner);
+        if !name::is_at_or_below(&owner, &apex_l) {
+            return Err(err(Some(i), format!("{} is outside the zone", name::to_text(&r.owner))));
+        }
+        if rtype::is_meta(r.rtype) {
+            return Err(err(Some(i), format!("type {} cannot be stored in a zone", r.rtype)));
+        }
+        if r.ttl > MAX_TTL {
+            return Err(err(Some(i), format!("TTL {} is above the maximum {MAX_TTL}", r.ttl)));
+        }
+        if r.rtype == code::SOA {
+            if owner != apex_l {
+                return Err(err(Some(i), "SOA is only allowed at the zone apex".into()));
+            }
+            if soa.is_some() {
+                return Err(err(Some(i), "a zone has exactly one SOA record".into()));
+            }
+            soa = Some(i);
+        }
+        if r.rtype == code::NS && owner == apex_l {
+            apex_ns = true;
+        }
+        let e = sets.entry((owner, r.rtype)).or_insert((i, r.ttl, 0));
+        e.2 += 1;
+        r.ttl = e.1;
+    }
+    if soa.is_none() {
+        return Err(err(None, "the zone has no SOA record at its apex".into()));
+    }
+    if !apex_ns {
+        return Err(err(None, "the zone has no NS records at its apex".into()));
+    }
+    // CNAME exclusivity.
+    let mut by_owner: HashMap<&[u8], Vec<(u16, usize, usize)>> = HashMap::new();
+    for ((owner, t), (i, _, n)) in &sets {
+        by_owner.entry(owner).or_default().push((*t, *i, *n));
+    }
+    for (owner, types) in by_owner {
+        if let Some(&(_, i, n)) = types.iter().find(|t| t.0 == code::CNAME) {
+            if owner == &apex_l[..] {
+                return Err(err(Some(i), "CNAME is not allowed at the zone apex".into()));
+            }
+            if n > 1 {
+                return Err(err(Some(i), format!("{} has more than one CNAME", name::to_text(owner))));
+            }
+            if let Some(&(t, j, _)) = types.iter().find(|t| !may_accompany_cname(t.0)) {
+                return Err(err(
+                    Some(i.max(j)),
+                    format!(
+                        "{} has a CNAME and other data ({}); a CNAME must be alone",
+                        name::to_text(owner),
+                        crate::zonefile::type_text(t)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the records at one owner after a change (the incremental form
+/// of [`check_zone`]'s per-owner rules).
+pub fn check_owner(apex: &[u8], owner: &[u8], records: &[Record]) -> Result<(), CheckError> {
+    let apex_l = name::to_lowercase(apex);
+    let owner_l = name::to_lowercase(owner);
+    if !name::is_at_or_below(&owner_l, &apex_l) {
+        return Err(err(None, format!("{} is outside the zone", name::to_text(owner))));
+    }
+    let count = |t: u16| records.iter().filter(|r| r.rtype == t).count();
+    let cnames = count(code::CNAME);
+    if cnames > 0 {
+        if owner_l == apex_l {
+            return Err(err(None, "CNAME is not allowed at the zone apex".into()));
+        }
+        if cnames > 1 {
+            return Err(err(None, format!("{} has more than one CNAME", name::to_text(owner))));
+        }
+        if let Some(r) = records.iter().find(|r| !may_accompany_cname(r.rtype)) {
+            return Err(err(
+                None,
+                format!(
+                    "{} has a CNAME and other data ({}); a CNAME must be alone",
+                    name::to_text(owner),
+                    crate::zonefile::type_text(r.rtype)
+                ),
+            ));
+        }
+    }
+    let soas = count(code::SOA);
+    if owner_l == apex_l {
+        if soas != 1 {
+            return Err(err(None, "the apex must have exactly one SOA record".into()));
+        }
+        if count(code::NS) == 0 {
+            return Err(err(None, "the apex must keep at least one NS record".into()));
+        }
+    } else if soas > 0 {
+        return Err(err(None, "SOA is only allowed at the zone apex".into()));
+    }
+    for r in records {
+        if r.ttl > MAX_TTL {
+            return Err(err(None, format!("TTL {} is above the maximum {MAX_TTL}", r.ttl)));
+        }
+        if rtype::is_meta(r.rtype) {
+            return Err(err(None, format!("type {} cannot be stored in a zone", r.rtype)));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::zonefile::parse;
+
+    fn check(text: &str) -> Result<(), CheckError> {
+        let apex = name::from_text("example.com.", None).unwrap();
+        let mut recs = parse(text, &apex).unwrap();
+        check_zone(&apex, &mut recs)
+    }
+
+    const HEAD: &str = "@ 300 SOA ns hm 1 2 3 4 5\n@ 300 NS ns\n";
+
+    #[test]
+    fn a_good_zone_passes() {
+        check(&format!("{HEAD}www 300 A 192.0.2.1\nalias 300 CNAME www\n")).unwrap();
+    }
+
+    #[test]
+    fn cname_beside_other_data_is_refused() {
+        let e = check(&format!("{HEAD}www 300 A 192.0.2.1\nwww 300 CNAME x\n")).unwrap_err();
+        assert!(e.reason.contains("CNAME and other data"), "{e}");
+        assert_eq!(e.index, Some(3));
+        let e = check(&format!("{HEAD}@ 300 CNAME x\n")).unwrap_err();
+        assert!(e.reason.contains("apex"), "{e}");
+    }
+
+    #[test]
+    fn soa_and_ns_rules() {
+        assert!(check("@ 300 NS ns\n").unwrap_err().reason.contains("no SOA"));
+        assert!(check("@ 300 SOA ns hm 1 2 3 4 5\n").unwrap_err().reason.contains("no NS"));
+        let e = check(&format!("{HEAD}www 300 SOA ns hm 1 2 3 4 5\n")).unwrap_err();
+        assert!(e.reason.contains("only allowed at the zone apex"), "{e}");
+    }
+
+    #[test]
+    fn mixed_ttls_are_unified() {
+        let apex = name::from_text("example.com.", None).unwrap();
+        let mut recs = parse(&format!("{HEAD}www 300 A 192.0.2.1\nwww 60 A 192.0.2.2\n"), &apex).unwrap();
+        check_zone(&apex, &mut recs).unwrap();
+        assert!(recs.iter().filter(|r| r.rtype == code::A).all(|r| r.ttl == 300));
+    }
+}

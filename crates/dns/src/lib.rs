@@ -1,0 +1,35 @@
+//! sixgate's DNS core: names, wire codec, zone snapshots and the answer
+//! engine.
+//!
+//! # Architecture
+//!
+//! Everything here is sans-IO: functions from bytes to bytes, with no
+//! sockets, threads or clocks, so that it can be tested and fuzzed alone.
+//!
+//! - [`name`]: wire-form names, bounded decompression, presentation text.
+//! - [`message`]: decoding a query (header, question, OPT).
+//! - [`zone`]: an immutable zone snapshot with copy-on-write updates.
+//! - [`catalog`]: the set of zones, found by longest match.
+//! - [`answer`]: RFC 1034 §4.3.2 lookup producing the response bytes.
+//! - [`writer`]: response building with compression and whole-RRset
+//!   truncation.
+//! - [`zonefile`]: RFC 1035 zone files in and out.
+//!
+//! The server crate owns the sockets and publishes new [`catalog::Catalog`]
+//! values by atomic pointer swap; the store crate owns durability.
+#![warn(missing_docs)]
+#![warn(clippy::unwrap_used, clippy::indexing_slicing)]
+
+pub mod answer;
+pub mod catalog;
+pub mod check;
+pub mod message;
+pub mod name;
+pub mod rtype;
+pub mod writer;
+pub mod zone;
+pub mod zonefile;
+
+pub use answer::{Limits, Outcome, Transport, respond};
+pub use catalog::Catalog;
+pub use zone::{Change, Record, Zone};

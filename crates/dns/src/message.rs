@@ -1,0 +1,308 @@
+//! Decoding queries: the header, the one question and the OPT record.
+//!
+//! [`decode_query`] is a pure function over the received bytes. It decides
+//! whether a message is dropped (no header, or a response), refused with
+//! FORMERR or NOTIMP, or is a well-formed query ready for lookup. It never
+//! allocates: the question name is decoded into a stack buffer.
+
+use crate::name::{NameBuf, NameError};
+use crate::rtype::code;
+
+/// The fixed DNS header length.
+pub const HEADER_LEN: usize = 12;
+/// Largest EDNS version we implement (RFC 6891 §6.1.3).
+pub const EDNS_VERSION: u8 = 0;
+
+/// Header flag bits in the second 16-bit word.
+#[allow(missing_docs)]
+pub mod flags {
+    pub const QR: u16 = 0x8000;
+    pub const AA: u16 = 0x0400;
+    pub const TC: u16 = 0x0200;
+    pub const RD: u16 = 0x0100;
+    pub const RA: u16 = 0x0080;
+    pub const AD: u16 = 0x0020;
+    pub const CD: u16 = 0x0010;
+    pub const OPCODE_MASK: u16 = 0x7800;
+}
+
+/// Response codes.
+#[allow(missing_docs)]
+pub mod rcode {
+    pub const NOERROR: u16 = 0;
+    pub const FORMERR: u16 = 1;
+    pub const SERVFAIL: u16 = 2;
+    pub const NXDOMAIN: u16 = 3;
+    pub const NOTIMP: u16 = 4;
+    pub const REFUSED: u16 = 5;
+    pub const NOTAUTH: u16 = 9;
+    /// Extended rcode 16 (upper 8 bits go in the OPT TTL).
+    pub const BADVERS: u16 = 16;
+}
+
+/// The EDNS(0) parameters of a query (RFC 6891 §6.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Edns {
+    /// Requestor's UDP payload size.
+    pub payload: u16,
+    /// EDNS version.
+    pub version: u8,
+    /// The DNSSEC OK bit (RFC 3225).
+    pub dnssec_ok: bool,
+}
+
+/// A decoded query.
+#[derive(Clone)]
+pub struct Query {
+    /// Message ID.
+    pub id: u16,
+    /// The header's flag word as received.
+    pub flags: u16,
+    /// The question name, lowercased.
+    pub qname: NameBuf,
+    /// Length of the question name as it appears in the message (it is
+    /// never compressed in a query we accept, so this is also its wire length).
+    pub qname_len: usize,
+    /// QTYPE.
+    pub qtype: u16,
+    /// QCLASS.
+    pub qclass: u16,
+    /// Offset just after the question.
+    pub question_end: usize,
+    /// The OPT record, if any.
+    pub edns: Option<Edns>,
+}
+
+impl Query {
+    /// The opcode (RFC 1035 §4.1.1).
+    pub fn opcode(&self) -> u8 {
+        ((self.flags & flags::OPCODE_MASK) >> 11) as u8
+    }
+}
+
+/// What to do with a message that is not a well-formed query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// No header, or QR set: never answer (RFC 1035 §7.3; answering
+    /// responses invites reflection loops).
+    #[error("dropped")]
+    Drop,
+    /// Answer with this rcode and no records.
+    #[error("rejected with rcode {rcode}")]
+    Reject {
+        /// The rcode (may be extended, e.g. BADVERS).
+        rcode: u16,
+        /// Offset after a readable question to echo, if any.
+        question_end: Option<usize>,
+        /// The query's EDNS parameters, if the reply carries an OPT.
+        edns: Option<Edns>,
+    },
+}
+
+fn u16_at(msg: &[u8], pos: usize) -> Option<u16> {
+    let b = msg.get(pos..pos + 2)?;
+    Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
+}
+
+/// Skips one resource record at `pos`, returning (type, position of the
+/// class field, end position).
+fn skip_rr(msg: &[u8], pos: usize, scratch: &mut NameBuf) -> Result<(u16, usize, usize), NameError> {
+    let p = scratch.decode(msg, pos)?;
+    let rtype = u16_at(msg, p).ok_or(NameError::ShortInput)?;
+    let rdlen = u16_at(msg, p + 8).ok_or(NameError::ShortInput)? as usize;
+    let end = p + 10 + rdlen;
+    if end > msg.len() {
+        return Err(NameError::ShortInput);
+    }
+    Ok((rtype, p + 2, end))
+}
+
+/// Decodes a query (RFC 1035 §4.1, RFC 6891 §6).
+pub fn decode_query(msg: &[u8]) -> Result<Query, QueryError> {
+    let (Some(id), Some(fl)) = (u16_at(msg, 0), u16_at(msg, 2)) else {
+        return Err(QueryError::Drop);
+    };
+    if msg.len() < HEADER_LEN || fl & flags::QR != 0 {
+        return Err(QueryError::Drop);
+    }
+    let qd = u16_at(msg, 4).unwrap_or(0);
+    let an = u16_at(msg, 6).unwrap_or(0) as usize;
+    let ns = u16_at(msg, 8).unwrap_or(0) as usize;
+    let ar = u16_at(msg, 10).unwrap_or(0) as usize;
+    let opcode = ((fl & flags::OPCODE_MASK) >> 11) as u8;
+    let formerr = |question_end| QueryError::Reject {
+        rcode: rcode::FORMERR,
+        question_end,
+        edns: None,
+    };
+
+    let mut qname = NameBuf::new();
+    let (question_end, qtype, qclass) = match qd {
+        0 => (None, 0, 0),
+        1 => {
+            let p = qname.decode(msg, HEADER_LEN).map_err(|_| formerr(None))?;
+            match (u16_at(msg, p), u16_at(msg, p + 2)) {
+                (Some(t), Some(c)) => (Some(p + 4), t, c),
+                _ => return Err(formerr(None)),
+            }
+        }
+        // One question per message (RFC 9619).
+        _ => return Err(formerr(None)),
+    };
+    // A query's question name is never compressed (there is nothing before
+    // it to point to), so its wire length is its span in the message.
+    let qname_len = qname.as_slice().len();
+    if let Some(qend) = question_end {
+        if qend - 4 - HEADER_LEN != qname_len {
+            return Err(formerr(None));
+        }
+    }
+    // Walk the other sections looking for exactly one OPT, in the
+    // additional section (RFC 6891 §6.1.1). Records in the answer and
+    // authority sections of a QUERY are ignored, as Knot does.
+    let mut pos = question_end.unwrap_or(HEADER_LEN);
+    let mut scratch = NameBuf::new();
+    let mut edns = None;
+    for i in 0..an + ns + ar {
+        let (rtype, class_pos, end) = skip_rr(msg, pos, &mut scratch).map_err(|_| formerr(question_end))?;
+        if rtype == code::OPT {
+            if i < an + ns || edns.is_some() || !options_well_formed(msg.get(class_pos + 8..end).unwrap_or(&[])) {
+                return Err(formerr(question_end));
+            }
+            let payload = u16_at(msg, class_pos).unwrap_or(0);
+            let ttl_hi = u16_at(msg, class_pos + 2).unwrap_or(0);
+            let ttl_lo = u16_at(msg, class_pos + 4).unwrap_or(0);
+            edns = Some(Edns {
+                payload,
+                version: (ttl_hi & 0xFF) as u8,
+                dnssec_ok: ttl_lo & 0x8000 != 0,
+            });
+        }
+        pos = end;
+    }
+    if pos != msg.len() {
+        // Trailing garbage after the last record.
+        return Err(formerr(question_end));
+    }
+    let reject = |rcode| QueryError::Reject {
+        rcode,
+        question_end,
+        edns,
+    };
+    if edns.is_some_and(|e| e.version > EDNS_VERSION) {
+        return Err(reject(rcode::BADVERS));
+    }
+    let Some(qend) = question_end else {
+        return Err(reject(rcode::FORMERR));
+    };
+    match opcode {
+        0 => {}
+        // NOTIFY and UPDATE: we accept them from nobody yet.
+        4 | 5 => return Err(reject(rcode::NOTAUTH)),
+        _ => return Err(reject(rcode::NOTIMP)),
+    }
+    qname.make_lowercase();
+    Ok(Query {
+        id,
+        flags: fl,
+        qname,
+        qname_len,
+        qtype,
+        qclass,
+        question_end: qend,
+        edns,
+    })
+}
+
+/// True if OPT rdata is a sequence of whole options (RFC 6891 §6.1.2).
+fn options_well_formed(mut rdata: &[u8]) -> bool {
+    while !rdata.is_empty() {
+        let Some(len) = u16_at(rdata, 2) else {
+            return false;
+        };
+        match rdata.get(4 + len as usize..) {
+            Some(rest) => rdata = rest,
+            None => return false,
+        }
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn query(name: &[u8], qtype: u16, opt: Option<(u16, u8, bool)>) -> Vec<u8> {
+        let mut m = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        m.extend_from_slice(name);
+        m.extend_from_slice(&qtype.to_be_bytes());
+        m.extend_from_slice(&1u16.to_be_bytes());
+        if let Some((payload, ver, d)) = opt {
+            m[11] = 1;
+            m.push(0);
+            m.extend_from_slice(&41u16.to_be_bytes());
+            m.extend_from_slice(&payload.to_be_bytes());
+            m.extend_from_slice(&[0, ver, if d { 0x80 } else { 0 }, 0, 0, 0]);
+        }
+        m
+    }
+
+    #[test]
+    fn decodes_a_plain_query_and_lowercases() {
+        let q = decode_query(&query(b"\x03WwW\x07example\x03com\x00", 1, None)).unwrap();
+        assert_eq!(q.id, 0x1234);
+        assert_eq!(q.qname.as_slice(), b"\x03www\x07example\x03com\x00");
+        assert_eq!(q.qtype, 1);
+        assert!(q.edns.is_none());
+    }
+
+    #[test]
+    fn decodes_edns_and_rejects_bad_versions() {
+        let q = decode_query(&query(b"\x00", 2, Some((4096, 0, true)))).unwrap();
+        assert_eq!(
+            q.edns,
+            Some(Edns {
+                payload: 4096,
+                version: 0,
+                dnssec_ok: true
+            })
+        );
+        assert!(matches!(
+            decode_query(&query(b"\x00", 2, Some((4096, 1, false)))),
+            Err(QueryError::Reject { rcode: rcode::BADVERS, .. })
+        ));
+    }
+
+    #[test]
+    fn responses_and_short_messages_are_dropped() {
+        let mut r = query(b"\x00", 1, None);
+        r[2] |= 0x80;
+        assert_eq!(decode_query(&r).err(), Some(QueryError::Drop));
+        assert_eq!(decode_query(&[0; 11]).err(), Some(QueryError::Drop));
+    }
+
+    #[test]
+    fn duplicate_opt_and_trailing_garbage_are_formerr() {
+        let mut m = query(b"\x00", 1, Some((1232, 0, false)));
+        let opt = m[m.len() - 11..].to_vec();
+        m.extend_from_slice(&opt);
+        m[11] = 2;
+        assert!(matches!(decode_query(&m), Err(QueryError::Reject { rcode: rcode::FORMERR, .. })));
+        let mut t = query(b"\x00", 1, None);
+        t.push(0xFF);
+        assert!(matches!(decode_query(&t), Err(QueryError::Reject { rcode: rcode::FORMERR, .. })));
+        let mut lying = query(b"\x00", 1, None);
+        lying[11] = 3;
+        assert!(matches!(decode_query(&lying), Err(QueryError::Reject { rcode: rcode::FORMERR, .. })));
+    }
+
+    #[test]
+    fn unknown_opcodes_are_notimp() {
+        let mut m = query(b"\x00", 1, None);
+        m[2] = 0x10; // opcode 2 (STATUS)
+        assert!(matches!(decode_query(&m), Err(QueryError::Reject { rcode: rcode::NOTIMP, .. })));
+        m[2] = 0x28; // opcode 5 (UPDATE)
+        assert!(matches!(decode_query(&m), Err(QueryError::Reject { rcode: rcode::NOTAUTH, .. })));
+    }
+}

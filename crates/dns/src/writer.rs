@@ -1,0 +1,255 @@
+//! Building a response message in a caller-owned buffer.
+//!
+//! The writer appends whole RRsets or nothing: when an RRset would pass the
+//! size limit it rolls back to the RRset's start and reports that it did not
+//! fit, so truncation never emits half an RRset (RFC 2181 §9). Names are
+//! compressed against a small table of names already written.
+
+use crate::message::HEADER_LEN;
+use crate::name;
+use crate::rtype;
+use crate::zone::RrSetRef;
+
+/// Largest number of name suffixes remembered for compression. Further
+/// names are written uncompressed, which is always correct.
+const COMP_ENTRIES: usize = 64;
+/// Offsets at or above this cannot be pointed to (14-bit pointers).
+const MAX_POINTER: usize = 0x3FFF;
+
+/// Message sections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// Answer.
+    Answer = 0,
+    /// Authority.
+    Authority = 1,
+    /// Additional.
+    Additional = 2,
+}
+
+/// The space ran out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoSpace;
+
+/// The OPT record of a response (RFC 6891 §6.1.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Opt {
+    /// Our UDP payload size.
+    pub payload: u16,
+    /// The DO bit, copied from the query (RFC 3225 §3).
+    pub dnssec_ok: bool,
+    /// An Extended DNS Error info code (RFC 8914), if any.
+    pub ede: Option<u16>,
+}
+
+/// Where an RR's owner name comes from.
+#[derive(Clone, Copy)]
+pub enum Owner<'a> {
+    /// The question name (a pointer to offset 12, keeping the query's case).
+    Qname,
+    /// A name in wire form.
+    Name(&'a [u8]),
+}
+
+/// A response under construction.
+pub struct Writer<'a, 'b> {
+    buf: &'b mut Vec<u8>,
+    limit: usize,
+    counts: [u16; 3],
+    comp: [(u16, &'a [u8]); COMP_ENTRIES],
+    comp_len: usize,
+    qd: u16,
+}
+
+impl<'a, 'b> Writer<'a, 'b> {
+    /// Starts a response. `head` is the query's header and question, which
+    /// are copied; `qname` is the question name (any case); `limit` is the
+    /// size the message may reach (space for OPT must already be deducted).
+    pub fn new(buf: &'b mut Vec<u8>, head: &[u8], qname: &'a [u8], limit: usize) -> Self {
+        buf.clear();
+        buf.extend_from_slice(head);
+        let mut w = Writer {
+            buf,
+            limit,
+            counts: [0; 3],
+            comp: [(0, &[][..]); COMP_ENTRIES],
+            comp_len: 0,
+            qd: u16::from(head.len() > HEADER_LEN),
+        };
+        if w.qd == 1 {
+            w.remember(HEADER_LEN, qname, usize::MAX);
+        }
+        w
+    }
+
+    /// Current length.
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// True if nothing but the header has been written.
+    pub fn is_empty(&self) -> bool {
+        self.buf.len() <= HEADER_LEN
+    }
+
+    /// Records in the compression table each suffix of `name` written at `pos`.
+    fn remember(&mut self, mut pos: usize, mut name: &'a [u8], labels: usize) {
+        for _ in 0..labels {
+            if pos > MAX_POINTER || self.comp_len >= COMP_ENTRIES {
+                return;
+            }
+            let Some(&len) = name.first() else { return };
+            if len == 0 {
+                return;
+            }
+            if let Some(slot) = self.comp.get_mut(self.comp_len) {
+                *slot = (pos as u16, name);
+                self.comp_len += 1;
+            }
+            pos += 1 + len as usize;
+            match name.get(1 + len as usize..) {
+                Some(rest) => name = rest,
+                None => return,
+            }
+        }
+    }
+
+    fn lookup(&self, suffix: &[u8]) -> Option<u16> {
+        self.comp
+            .get(..self.comp_len)?
+            .iter()
+            .find(|(_, n)| n.len() == suffix.len() && n.eq_ignore_ascii_case(suffix))
+            .map(|(p, _)| *p)
+    }
+
+    /// Writes `name` compressed.
+    pub fn name(&mut self, name: &'a [u8]) {
+        let start = self.buf.len();
+        let mut rest = name;
+        let mut literal = 0;
+        loop {
+            let len = rest.first().copied().unwrap_or(0) as usize;
+            if len == 0 {
+                self.buf.push(0);
+                break;
+            }
+            if let Some(p) = self.lookup(rest) {
+                self.buf.extend_from_slice(&(0xC000 | p).to_be_bytes());
+                break;
+            }
+            self.buf.extend_from_slice(rest.get(..1 + len).unwrap_or(&[]));
+            literal += 1;
+            rest = rest.get(1 + len..).unwrap_or(&[]);
+        }
+        self.remember(start, name, literal);
+    }
+
+    fn owner(&mut self, owner: Owner<'a>) {
+        match owner {
+            Owner::Qname => self.buf.extend_from_slice(&[0xC0, HEADER_LEN as u8]),
+            Owner::Name(n) => self.name(n),
+        }
+    }
+
+    /// Appends a whole RRset to `section`, or nothing if it does not fit.
+    pub fn rrset(
+        &mut self,
+        section: Section,
+        owner: Owner<'a>,
+        set: &RrSetRef<'a>,
+        ttl: u32,
+    ) -> Result<(), NoSpace> {
+        let mark = self.buf.len();
+        let comp_mark = self.comp_len;
+        let compress_at = rtype::compressible_name_offset(set.rtype);
+        for rd in set.rdatas() {
+            self.owner(owner);
+            self.buf.extend_from_slice(&set.rtype.to_be_bytes());
+            self.buf.extend_from_slice(&rtype::CLASS_IN.to_be_bytes());
+            self.buf.extend_from_slice(&ttl.to_be_bytes());
+            let len_pos = self.buf.len();
+            self.buf.extend_from_slice(&[0, 0]);
+            match compress_at {
+                Some(off) => self.compressed_rdata(set.rtype, rd, off),
+                None => self.buf.extend_from_slice(rd),
+            }
+            let rdlen = self.buf.len() - len_pos - 2;
+            if let Some(b) = self.buf.get_mut(len_pos..len_pos + 2) {
+                b.copy_from_slice(&(rdlen as u16).to_be_bytes());
+            }
+            if self.buf.len() > self.limit {
+                self.buf.truncate(mark);
+                self.comp_len = comp_mark;
+                return Err(NoSpace);
+            }
+        }
+        if let Some(c) = self.counts.get_mut(section as usize) {
+            *c += set.count;
+        }
+        Ok(())
+    }
+
+    /// Rdata with its RFC 1035 names compressed (RFC 3597 §4).
+    fn compressed_rdata(&mut self, rtype: u16, rd: &'a [u8], off: usize) {
+        let names = if rtype == rtype::code::SOA { 2 } else { 1 };
+        let Some(prefix) = rd.get(..off) else {
+            self.buf.extend_from_slice(rd);
+            return;
+        };
+        self.buf.extend_from_slice(prefix);
+        let mut pos = off;
+        for _ in 0..names {
+            let Some(n) = rd.get(pos..).and_then(|r| Some(r.get(..name::wire_len(r)?)?)) else {
+                self.buf.extend_from_slice(rd.get(pos..).unwrap_or(&[]));
+                return;
+            };
+            self.name(n);
+            pos += n.len();
+        }
+        self.buf.extend_from_slice(rd.get(pos..).unwrap_or(&[]));
+    }
+
+    /// Finishes the message: sets the flag word, the counts and appends the
+    /// OPT record when `opt` is given.
+    pub fn finish(self, flags: u16, rcode: u16, opt: Option<Opt>) {
+        let mut arcount = self.counts[2];
+        if let Some(o) = opt {
+            // Root owner, class = payload, TTL = ext-rcode, version, DO.
+            self.buf.push(0);
+            self.buf.extend_from_slice(&rtype::code::OPT.to_be_bytes());
+            self.buf.extend_from_slice(&o.payload.to_be_bytes());
+            self.buf.push((rcode >> 4) as u8);
+            self.buf.push(0);
+            self.buf.push(if o.dnssec_ok { 0x80 } else { 0 });
+            self.buf.push(0);
+            match o.ede {
+                Some(code) => {
+                    // One EDE option (code 15) with no extra text.
+                    self.buf.extend_from_slice(&6u16.to_be_bytes());
+                    self.buf.extend_from_slice(&15u16.to_be_bytes());
+                    self.buf.extend_from_slice(&2u16.to_be_bytes());
+                    self.buf.extend_from_slice(&code.to_be_bytes());
+                }
+                None => self.buf.extend_from_slice(&[0, 0]),
+            }
+            arcount += 1;
+        }
+        let word = flags | (rcode & 0xF);
+        let qd = self.qd;
+        let header = [
+            (word >> 8) as u8,
+            word as u8,
+            0,
+            qd as u8,
+            (self.counts[0] >> 8) as u8,
+            self.counts[0] as u8,
+            (self.counts[1] >> 8) as u8,
+            self.counts[1] as u8,
+            (arcount >> 8) as u8,
+            arcount as u8,
+        ];
+        if let Some(h) = self.buf.get_mut(2..HEADER_LEN) {
+            h.copy_from_slice(&header);
+        }
+    }
+}

@@ -1,0 +1,213 @@
+//! Publishing the store's content as catalog snapshots.
+//!
+//! [`Follower`] loads every zone once, then follows the store's journal:
+//! a diff is applied to the zone's snapshot (copy-on-write, so cost is
+//! proportional to the change), a replacement reloads that zone, a deletion
+//! drops it. The new catalog is swapped in atomically; queries in flight
+//! keep the snapshot they started with.
+//!
+//! Other processes (the CLI) commit to the same database. The follower
+//! notices through SQLite's `data_version` on a short poll, and sooner
+//! when poked through the data directory's notification socket, which
+//! the CLI pings after each commit.
+
+use std::collections::HashMap;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use sixgate_dns::{Catalog, Zone, name};
+use sixgate_store::{JournalKind, Store, StoreError};
+
+use crate::SharedCatalog;
+
+/// Name of the notification socket inside the data directory.
+pub const NOTIFY_SOCKET: &str = "notify.sock";
+/// How often the journal is checked when nobody pokes us.
+const POLL: Duration = Duration::from_millis(100);
+/// Journal entries read per batch.
+const BATCH: usize = 256;
+
+/// Errors while publishing.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Stored data did not form a zone.
+    #[error("zone {0}: {1}")]
+    Zone(String, sixgate_dns::zone::ZoneError),
+}
+
+/// Follows the store and keeps the shared catalog current.
+pub struct Follower {
+    store: Store,
+    catalog: SharedCatalog,
+    /// Journal position everything published is consistent with.
+    position: i64,
+    /// Per zone: journal position its last full load was consistent with.
+    loaded_at: HashMap<Box<[u8]>, i64>,
+    seed: u64,
+    data_version: i64,
+}
+
+fn build(apex: &[u8], records: Vec<sixgate_dns::Record>, seed: u64) -> Result<Zone, PublishError> {
+    Zone::build(apex, records, seed).map_err(|e| PublishError::Zone(name::to_text(apex), e))
+}
+
+impl Follower {
+    /// Loads every zone from `store` and publishes the catalog.
+    pub fn load(mut store: Store, seed: u64) -> Result<(Follower, SharedCatalog), PublishError> {
+        let started = Instant::now();
+        let data_version = store.data_version()?;
+        let (position, zones) = store.snapshot()?;
+        let mut catalog = Catalog::new();
+        let mut records = 0;
+        for (apex, recs) in zones {
+            records += recs.len();
+            let zone = build(&apex, recs, seed)?;
+            catalog = catalog.with_zone(Arc::new(zone));
+        }
+        tracing::info!(
+            zones = catalog.len(),
+            records,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "zones loaded"
+        );
+        let shared: SharedCatalog = Arc::new(arc_swap::ArcSwap::from_pointee(catalog));
+        Ok((
+            Follower {
+                store,
+                catalog: shared.clone(),
+                position,
+                loaded_at: HashMap::new(),
+                seed,
+                data_version,
+            },
+            shared,
+        ))
+    }
+
+    /// Applies journal entries committed since the last call. Returns the
+    /// number of entries applied.
+    pub fn catch_up(&mut self) -> Result<usize, PublishError> {
+        let dv = self.store.data_version()?;
+        if dv == self.data_version {
+            return Ok(0);
+        }
+        self.data_version = dv;
+        let mut applied = 0;
+        loop {
+            let Some(entries) = self.store.journal_since(self.position, BATCH)? else {
+                tracing::warn!("journal was pruned past our position; reloading all zones");
+                self.reload_all()?;
+                return Ok(applied + 1);
+            };
+            if entries.is_empty() {
+                return Ok(applied);
+            }
+            let mut catalog = Catalog::clone(&self.catalog.load());
+            for e in entries {
+                self.position = e.id;
+                applied += 1;
+                if self.loaded_at.get(&e.apex).is_some_and(|&p| e.id <= p) {
+                    continue;
+                }
+                match e.kind {
+                    JournalKind::Diff(changes) => match catalog.zone(&e.apex) {
+                        Some(z) => match z.apply(&changes) {
+                            Ok(nz) => catalog = catalog.with_zone(Arc::new(nz)),
+                            Err(err) => {
+                                tracing::error!(zone = %name::to_text(&e.apex), error = %err, "diff failed; reloading zone");
+                                catalog = self.reload_zone(catalog, &e.apex)?;
+                            }
+                        },
+                        None => catalog = self.reload_zone(catalog, &e.apex)?,
+                    },
+                    JournalKind::Replace => catalog = self.reload_zone(catalog, &e.apex)?,
+                    JournalKind::Delete => {
+                        catalog = catalog.without_zone(&e.apex);
+                        self.loaded_at.remove(&e.apex);
+                    }
+                }
+                tracing::debug!(zone = %name::to_text(&e.apex), serial = e.serial, id = e.id, "change published");
+            }
+            self.catalog.store(Arc::new(catalog));
+        }
+    }
+
+    fn reload_zone(&mut self, catalog: Catalog, apex: &[u8]) -> Result<Catalog, PublishError> {
+        match self.store.zone_snapshot(apex)? {
+            Some((pos, apex_case, recs)) => {
+                let zone = build(&apex_case, recs, self.seed)?;
+                self.loaded_at.insert(apex.into(), pos);
+                Ok(catalog.with_zone(Arc::new(zone)))
+            }
+            None => Ok(catalog.without_zone(apex)),
+        }
+    }
+
+    fn reload_all(&mut self) -> Result<(), PublishError> {
+        let (position, zones) = self.store.snapshot()?;
+        let mut catalog = Catalog::new();
+        for (apex, recs) in zones {
+            catalog = catalog.with_zone(Arc::new(build(&apex, recs, self.seed)?));
+        }
+        self.position = position;
+        self.loaded_at.clear();
+        self.catalog.store(Arc::new(catalog));
+        Ok(())
+    }
+
+    /// Runs until `shutdown`, waking on pokes to `dir/notify.sock` or every
+    /// poll interval.
+    pub fn run(mut self, dir: &Path, shutdown: Arc<AtomicBool>) {
+        let sock_path = dir.join(NOTIFY_SOCKET);
+        let sock = bind_notify(&sock_path);
+        let mut buf = [0u8; 64];
+        while !shutdown.load(Ordering::Relaxed) {
+            match &sock {
+                Some(s) => {
+                    if s.recv(&mut buf).is_ok() {
+                        // Drain further pokes so a burst causes one catch-up.
+                        let _ = s.set_nonblocking(true);
+                        while s.recv(&mut buf).is_ok() {}
+                        let _ = s.set_nonblocking(false);
+                    }
+                }
+                None => std::thread::sleep(POLL),
+            }
+            if let Err(e) = self.catch_up() {
+                tracing::error!(error = %e, "publishing changes failed; retrying");
+                std::thread::sleep(POLL);
+            }
+        }
+        if sock.is_some() {
+            let _ = std::fs::remove_file(&sock_path);
+        }
+    }
+}
+
+fn bind_notify(path: &PathBuf) -> Option<UnixDatagram> {
+    let _ = std::fs::remove_file(path);
+    match UnixDatagram::bind(path) {
+        Ok(s) => {
+            let _ = s.set_read_timeout(Some(POLL));
+            Some(s)
+        }
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %e, "no notification socket; polling only");
+            None
+        }
+    }
+}
+
+/// Tells a server running on `dir` that the store changed (best effort).
+pub fn poke(dir: &Path) {
+    if let Ok(s) = UnixDatagram::unbound() {
+        let _ = s.send_to(b"changed", dir.join(NOTIFY_SOCKET));
+    }
+}

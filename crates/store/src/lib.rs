@@ -1,0 +1,620 @@
+//! sixgate's durable store.
+//!
+//! # Architecture
+//!
+//! One SQLite database (`sixgate.db` in the data directory) in WAL mode with
+//! `synchronous=FULL`, so a write is on disk before it is acknowledged and a
+//! crash or `kill -9` loses nothing that was acknowledged.
+//!
+//! Every change to DNS data goes through one write path, [`Store::replace_zone`]
+//! and [`Store::apply`]: validate, write the records, bump the SOA serial
+//! and append the change to the journal, all in one transaction. The
+//! journal is how running servers learn about changes made by other
+//! processes (the CLI, a second API node) and, later, the IXFR source.
+//!
+//! Readers follow the journal with [`Store::journal_since`]; an entry is a
+//! diff (apply it to the snapshot), a full replacement (reload the zone) or
+//! a deletion.
+#![warn(missing_docs)]
+
+mod codec;
+mod schema;
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, OptionalExtension, params};
+use sixgate_dns::check::{self, CheckError};
+use sixgate_dns::name;
+use sixgate_dns::rtype::code;
+use sixgate_dns::zone::{Change, Record, soa_serial};
+
+pub use codec::{decode_changes, encode_changes};
+
+/// File name of the database inside the data directory.
+pub const DB_FILE: &str = "sixgate.db";
+/// Journal entries kept per zone; older ones are pruned. A reader that
+/// falls further behind reloads the zone.
+pub const JOURNAL_KEEP: i64 = 1000;
+
+/// Store errors.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database failed.
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    /// The data directory could not be created or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The zone does not exist.
+    #[error("zone {0} does not exist")]
+    NoSuchZone(String),
+    /// The zone already exists.
+    #[error("zone {0} already exists")]
+    ZoneExists(String),
+    /// The change breaks a zone rule.
+    #[error("{0}")]
+    Invalid(#[from] CheckError),
+    /// The database was written by a newer sixgate.
+    #[error("database schema version {0} is newer than this sixgate supports ({1})")]
+    TooNew(i64, i64),
+    /// A stored value could not be decoded.
+    #[error("corrupt journal entry {0}")]
+    Corrupt(i64),
+}
+
+/// A zone as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneInfo {
+    /// Apex in wire form, as first created (original case).
+    pub apex: Box<[u8]>,
+    /// Current SOA serial.
+    pub serial: u32,
+    /// Number of records.
+    pub records: u64,
+}
+
+/// What a journal entry says happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JournalKind {
+    /// These changes were applied.
+    Diff(Vec<Change>),
+    /// The zone was created or replaced as a whole; reload it.
+    Replace,
+    /// The zone was deleted.
+    Delete,
+}
+
+/// One journal entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    /// Monotonic id.
+    pub id: i64,
+    /// The zone's apex (wire, lowercased).
+    pub apex: Box<[u8]>,
+    /// Serial after the change.
+    pub serial: u32,
+    /// What happened.
+    pub kind: JournalKind,
+}
+
+/// The result of a committed write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Commit {
+    /// The journal id of the change.
+    pub journal_id: i64,
+    /// The zone's new serial.
+    pub serial: u32,
+}
+
+/// The store.
+pub struct Store {
+    conn: Connection,
+    dir: PathBuf,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// RFC 1982 serial comparison: is `a` greater than `b`?
+fn serial_gt(a: u32, b: u32) -> bool {
+    a != b && a.wrapping_sub(b) < 0x8000_0000
+}
+
+/// The next serial after `old`, preferring `proposed` if it is newer.
+fn next_serial(old: u32, proposed: Option<u32>) -> u32 {
+    match proposed {
+        Some(p) if serial_gt(p, old) => p,
+        _ => old.wrapping_add(1),
+    }
+}
+
+/// Replaces the serial in SOA rdata.
+fn with_serial(rdata: &[u8], serial: u32) -> Option<Box<[u8]>> {
+    let m = name::wire_len(rdata)?;
+    let r = name::wire_len(rdata.get(m..)?)?;
+    let mut v = rdata.to_vec();
+    v.get_mut(m + r..m + r + 4)?.copy_from_slice(&serial.to_be_bytes());
+    Some(v.into_boxed_slice())
+}
+
+fn display(apex: &[u8]) -> String {
+    name::to_text(apex)
+}
+
+impl Store {
+    /// Opens (creating if needed) the store in `dir`.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let conn = Connection::open(dir.join(DB_FILE))?;
+        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        let mut s = Store {
+            conn,
+            dir: dir.to_path_buf(),
+        };
+        schema::migrate(&mut s.conn)?;
+        Ok(s)
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// SQLite's `data_version`: changes when another connection commits.
+    pub fn data_version(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+    }
+
+    /// All zones.
+    pub fn zones(&self) -> Result<Vec<ZoneInfo>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT z.apex, z.serial, (SELECT count(*) FROM records r WHERE r.zone_id = z.id)
+             FROM zones z ORDER BY z.name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(ZoneInfo {
+                apex: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
+                serial: r.get::<_, i64>(1)? as u32,
+                records: r.get::<_, i64>(2)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn zone_id(&self, apex: &[u8]) -> Result<Option<(i64, u32)>, StoreError> {
+        let key = name::to_lowercase(apex);
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT id, serial FROM zones WHERE name = ?1",
+                params![&key[..]],
+                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u32)),
+            )
+            .optional()?)
+    }
+
+    /// True if the zone exists.
+    pub fn has_zone(&self, apex: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.zone_id(apex)?.is_some())
+    }
+
+    /// The records of a zone.
+    pub fn records(&self, apex: &[u8]) -> Result<Vec<Record>, StoreError> {
+        let (id, _) = self
+            .zone_id(apex)?
+            .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        read_records(&self.conn, id)
+    }
+
+    /// The records of one RRset.
+    pub fn rrset(&self, apex: &[u8], owner: &[u8], rtype: u16) -> Result<Vec<Record>, StoreError> {
+        let (id, _) = self
+            .zone_id(apex)?
+            .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        Ok(owner_records(&self.conn, id, &name::to_lowercase(owner))?
+            .into_iter()
+            .filter(|r| r.rtype == rtype)
+            .collect())
+    }
+
+    /// Reads every zone and the journal position it is consistent with,
+    /// in one read transaction.
+    pub fn snapshot(&mut self) -> Result<(i64, Vec<(Box<[u8]>, Vec<Record>)>), StoreError> {
+        let tx = self.conn.transaction()?;
+        let pos: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM journal", [], |r| r.get(0))?;
+        let zones: Vec<(i64, Vec<u8>)> = {
+            let mut st = tx.prepare("SELECT id, apex FROM zones")?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()?
+        };
+        let mut out = Vec::with_capacity(zones.len());
+        for (id, apex) in zones {
+            out.push((apex.into_boxed_slice(), read_records(&tx, id)?));
+        }
+        tx.commit()?;
+        Ok((pos, out))
+    }
+
+    /// One zone's records and the journal position they are consistent with.
+    pub fn zone_snapshot(&mut self, apex: &[u8]) -> Result<Option<(i64, Box<[u8]>, Vec<Record>)>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let pos: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM journal", [], |r| r.get(0))?;
+        let key = name::to_lowercase(apex);
+        let z: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT id, apex FROM zones WHERE name = ?1",
+                params![&key[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let out = match z {
+            Some((id, apex)) => Some((pos, apex.into_boxed_slice(), read_records(&tx, id)?)),
+            None => None,
+        };
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// Creates the zone or replaces all its records (zone import). The
+    /// records are checked as a whole first; on any error nothing changes.
+    /// The serial becomes the file's serial if that is newer than the
+    /// stored one, else the stored serial plus one.
+    pub fn replace_zone(&mut self, apex: &[u8], mut records: Vec<Record>) -> Result<Commit, StoreError> {
+        check::check_zone(apex, &mut records)?;
+        let key = name::to_lowercase(apex);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let existing: Option<(i64, i64)> = tx
+            .query_row(
+                "SELECT id, serial FROM zones WHERE name = ?1",
+                params![&key[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let file_serial = records
+            .iter()
+            .find(|r| r.rtype == code::SOA)
+            .and_then(|r| soa_serial(&r.rdata));
+        let (id, serial) = match existing {
+            Some((id, old)) => {
+                tx.execute("DELETE FROM records WHERE zone_id = ?1", params![id])?;
+                (id, next_serial(old as u32, file_serial))
+            }
+            None => {
+                let serial = file_serial.unwrap_or(1);
+                tx.execute(
+                    "INSERT INTO zones (name, apex, serial, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
+                    params![&key[..], apex, serial as i64, now()],
+                )?;
+                (tx.last_insert_rowid(), serial)
+            }
+        };
+        for r in records.iter_mut().filter(|r| r.rtype == code::SOA) {
+            if let Some(rd) = with_serial(&r.rdata, serial) {
+                r.rdata = rd;
+            }
+        }
+        {
+            let mut ins = tx.prepare_cached(
+                "INSERT INTO records (zone_id, owner, owner_key, rtype, ttl, rdata) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut seen = std::collections::HashSet::new();
+            for r in &records {
+                let owner_key = name::to_lowercase(&r.owner);
+                // RFC 2181 §5: duplicate RRs collapse into one.
+                if !seen.insert((owner_key.clone(), r.rtype, r.rdata.clone())) {
+                    continue;
+                }
+                ins.execute(params![id, &r.owner[..], &owner_key[..], r.rtype, r.ttl, &r.rdata[..]])?;
+            }
+        }
+        tx.execute(
+            "UPDATE zones SET serial = ?1, updated_at = ?2 WHERE id = ?3",
+            params![serial as i64, now(), id],
+        )?;
+        let journal_id = journal(&tx, id, &key, serial, "replace", None)?;
+        tx.commit()?;
+        Ok(Commit { journal_id, serial })
+    }
+
+    /// Applies changes to an existing zone through the write path: the
+    /// changed owners are re-checked, the serial is bumped, and the diff
+    /// (including the SOA change) is journaled. Adding an RR that exists
+    /// or removing one that does not is a no-op, not an error.
+    pub fn apply(&mut self, apex: &[u8], changes: &[Change]) -> Result<Commit, StoreError> {
+        let key = name::to_lowercase(apex);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (id, old_serial): (i64, i64) = tx
+            .query_row(
+                "SELECT id, serial FROM zones WHERE name = ?1",
+                params![&key[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let mut effective = Vec::with_capacity(changes.len() + 2);
+        let mut owners: Vec<Box<[u8]>> = Vec::new();
+        for c in changes {
+            match c {
+                Change::Add(r) => {
+                    let owner_key = name::to_lowercase(&r.owner);
+                    if !name::is_at_or_below(&owner_key, &key) {
+                        return Err(CheckError {
+                            index: None,
+                            reason: format!("{} is outside the zone {}", name::to_text(&r.owner), display(apex)),
+                        }
+                        .into());
+                    }
+                    sixgate_dns::zonefile::check_rdata(r.rtype, &r.rdata).map_err(|reason| CheckError {
+                        index: None,
+                        reason,
+                    })?;
+                    // One TTL per RRset: an added RR sets the RRset's TTL.
+                    let changed_ttl = tx.execute(
+                        "UPDATE records SET ttl = ?1 WHERE zone_id = ?2 AND owner_key = ?3 AND rtype = ?4 AND ttl != ?1",
+                        params![r.ttl, id, &owner_key[..], r.rtype],
+                    )?;
+                    let exists: bool = tx.query_row(
+                        "SELECT EXISTS(SELECT 1 FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND rtype = ?3 AND rdata = ?4)",
+                        params![id, &owner_key[..], r.rtype, &r.rdata[..]],
+                        |row| row.get(0),
+                    )?;
+                    if !exists {
+                        tx.execute(
+                            "INSERT INTO records (zone_id, owner, owner_key, rtype, ttl, rdata) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                            params![id, &r.owner[..], &owner_key[..], r.rtype, r.ttl, &r.rdata[..]],
+                        )?;
+                    }
+                    // An Add of an existing RR still carries a TTL change.
+                    if !exists || changed_ttl > 0 {
+                        effective.push(c.clone());
+                    }
+                    owners.push(owner_key);
+                }
+                Change::Remove(r) => {
+                    let owner_key = name::to_lowercase(&r.owner);
+                    let n = tx.execute(
+                        "DELETE FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND rtype = ?3 AND rdata = ?4",
+                        params![id, &owner_key[..], r.rtype, &r.rdata[..]],
+                    )?;
+                    if n > 0 {
+                        effective.push(c.clone());
+                    }
+                    owners.push(owner_key);
+                }
+            }
+        }
+        owners.sort();
+        owners.dedup();
+        for o in &owners {
+            let recs = owner_records(&tx, id, o)?;
+            check::check_owner(apex, o, &recs)?;
+        }
+        // Bump the serial: the SOA change is part of the same diff.
+        let serial = next_serial(old_serial as u32, None);
+        if let Some(soa) = owner_records(&tx, id, &key)?.into_iter().find(|r| r.rtype == code::SOA) {
+            if let Some(rd) = with_serial(&soa.rdata, serial) {
+                tx.execute(
+                    "UPDATE records SET rdata = ?1 WHERE zone_id = ?2 AND owner_key = ?3 AND rtype = ?4",
+                    params![&rd[..], id, &key[..], code::SOA],
+                )?;
+                effective.push(Change::Remove(soa.clone()));
+                effective.push(Change::Add(Record { rdata: rd, ..soa }));
+            }
+        }
+        tx.execute(
+            "UPDATE zones SET serial = ?1, updated_at = ?2 WHERE id = ?3",
+            params![serial as i64, now(), id],
+        )?;
+        let journal_id = journal(&tx, id, &key, serial, "diff", Some(&encode_changes(&effective)))?;
+        tx.commit()?;
+        Ok(Commit { journal_id, serial })
+    }
+
+    /// Deletes a zone and all its records.
+    pub fn delete_zone(&mut self, apex: &[u8]) -> Result<(), StoreError> {
+        let key = name::to_lowercase(apex);
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (id, serial): (i64, i64) = tx
+            .query_row(
+                "SELECT id, serial FROM zones WHERE name = ?1",
+                params![&key[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?
+            .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        tx.execute("DELETE FROM records WHERE zone_id = ?1", params![id])?;
+        tx.execute("DELETE FROM zones WHERE id = ?1", params![id])?;
+        journal(&tx, id, &key, serial as u32, "delete", None)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Journal entries after `after`, oldest first, at most `limit`.
+    /// Returns `None` if entries after `after` were already pruned (the
+    /// reader must reload everything).
+    pub fn journal_since(&self, after: i64, limit: usize) -> Result<Option<Vec<JournalEntry>>, StoreError> {
+        let min: Option<i64> = self
+            .conn
+            .query_row("SELECT min(id) FROM journal", [], |r| r.get(0))?;
+        if let Some(min) = min {
+            if after + 1 < min {
+                return Ok(None);
+            }
+        }
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, zone_name, serial, kind, changes FROM journal WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = st.query_map(params![after, limit as i64], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, Option<Vec<u8>>>(4)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, apex, serial, kind, changes) = row?;
+            let kind = match kind.as_str() {
+                "diff" => JournalKind::Diff(
+                    decode_changes(changes.as_deref().unwrap_or(&[])).ok_or(StoreError::Corrupt(id))?,
+                ),
+                "replace" => JournalKind::Replace,
+                "delete" => JournalKind::Delete,
+                _ => return Err(StoreError::Corrupt(id)),
+            };
+            out.push(JournalEntry {
+                id,
+                apex: apex.into_boxed_slice(),
+                serial: serial as u32,
+                kind,
+            });
+        }
+        Ok(Some(out))
+    }
+}
+
+fn read_records(conn: &Connection, zone_id: i64) -> Result<Vec<Record>, StoreError> {
+    let mut st = conn.prepare_cached("SELECT owner, rtype, ttl, rdata FROM records WHERE zone_id = ?1")?;
+    let rows = st.query_map(params![zone_id], |r| {
+        Ok(Record {
+            owner: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
+            rtype: r.get(1)?,
+            ttl: r.get(2)?,
+            rdata: r.get::<_, Vec<u8>>(3)?.into_boxed_slice(),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn owner_records(conn: &Connection, zone_id: i64, owner_key: &[u8]) -> Result<Vec<Record>, StoreError> {
+    let mut st = conn.prepare_cached(
+        "SELECT owner, rtype, ttl, rdata FROM records WHERE zone_id = ?1 AND owner_key = ?2",
+    )?;
+    let rows = st.query_map(params![zone_id, owner_key], |r| {
+        Ok(Record {
+            owner: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
+            rtype: r.get(1)?,
+            ttl: r.get(2)?,
+            rdata: r.get::<_, Vec<u8>>(3)?.into_boxed_slice(),
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+fn journal(
+    conn: &Connection,
+    zone_id: i64,
+    key: &[u8],
+    serial: u32,
+    kind: &str,
+    changes: Option<&[u8]>,
+) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT INTO journal (zone_id, zone_name, serial, kind, changes, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![zone_id, key, serial as i64, kind, changes, now()],
+    )?;
+    let id = conn.last_insert_rowid();
+    // Keep the journal bounded per zone.
+    conn.execute(
+        "DELETE FROM journal WHERE zone_name = ?1 AND id <= ?2",
+        params![key, id - JOURNAL_KEEP],
+    )?;
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sixgate_dns::zonefile;
+
+    fn apex() -> Box<[u8]> {
+        name::from_text("example.com.", None).unwrap()
+    }
+
+    fn zone(extra: &str) -> Vec<Record> {
+        let text = format!("@ 300 SOA ns hm 7 2 3 4 5\n@ 300 NS ns\nns 300 A 192.0.2.1\n{extra}");
+        zonefile::parse(&text, &apex()).unwrap()
+    }
+
+    #[test]
+    fn import_then_diff_bumps_serial_and_journals() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let c1 = s.replace_zone(&apex(), zone("")).unwrap();
+        assert_eq!(c1.serial, 7);
+        let www = zonefile::parse("www 60 A 192.0.2.9\n", &apex()).unwrap();
+        let c2 = s.apply(&apex(), &[Change::Add(www[0].clone())]).unwrap();
+        assert_eq!(c2.serial, 8);
+        let entries = s.journal_since(c1.journal_id, 10).unwrap().unwrap();
+        assert_eq!(entries.len(), 1);
+        let JournalKind::Diff(ch) = &entries[0].kind else { panic!("not a diff") };
+        assert!(ch.contains(&Change::Add(www[0].clone())));
+        assert_eq!(ch.iter().filter(|c| matches!(c, Change::Add(r) if r.rtype == code::SOA)).count(), 1);
+        // Reopening sees the same data.
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.records(&apex()).unwrap().len(), 4);
+        assert_eq!(s.zones().unwrap()[0].serial, 8);
+    }
+
+    #[test]
+    fn a_bad_change_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.replace_zone(&apex(), zone("www 300 A 192.0.2.2\n")).unwrap();
+        let cname = zonefile::parse("www 300 CNAME ns\n", &apex()).unwrap();
+        let e = s.apply(&apex(), &[Change::Add(cname[0].clone())]).unwrap_err();
+        assert!(e.to_string().contains("CNAME"), "{e}");
+        assert_eq!(s.records(&apex()).unwrap().len(), 4);
+        assert_eq!(s.zones().unwrap()[0].serial, 7);
+        // A whole bad zone leaves the old one in place.
+        let mut bad = zone("x 300 CNAME ns\n");
+        bad.extend(zonefile::parse("x 300 TXT hi\n", &apex()).unwrap());
+        assert!(s.replace_zone(&apex(), bad).is_err());
+        assert_eq!(s.records(&apex()).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn reimport_with_old_serial_still_increases() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.replace_zone(&apex(), zone("")).unwrap();
+        let c = s.replace_zone(&apex(), zone("")).unwrap();
+        assert_eq!(c.serial, 8);
+        s.delete_zone(&apex()).unwrap();
+        assert!(s.zones().unwrap().is_empty());
+        let j = s.journal_since(0, 100).unwrap().unwrap();
+        assert_eq!(j.last().unwrap().kind, JournalKind::Delete);
+    }
+
+    #[test]
+    fn serial_arithmetic_follows_rfc1982() {
+        assert!(serial_gt(1, 0));
+        assert!(serial_gt(0, u32::MAX));
+        assert!(!serial_gt(5, 5));
+        assert_eq!(next_serial(u32::MAX, None), 0);
+        assert_eq!(next_serial(10, Some(5)), 11);
+        assert_eq!(next_serial(10, Some(2026112501)), 2026112501);
+    }
+}

@@ -1,0 +1,379 @@
+//! Query corpora generated from zone content.
+//!
+//! The corpus is built from the records a reference server actually loaded
+//! (read back by AXFR), so escaped labels and wildcards arrive as exact wire
+//! labels. For every zone it asks:
+//! - every owner name, a nonexistent name under each owner (so names below
+//!   delegation points and under wildcards' parents are covered), names the
+//!   wildcards must synthesise (one and two labels deep), and a nonexistent
+//!   name at the apex,
+//! - × every type of [`QTYPES`],
+//! - with one EDNS variant of [`EDNS_VARIANTS`] drawn at random, random RD
+//!   and CD bits, and random 0x20 case in the QNAME;
+//! - plus every existing RRset with *every* EDNS variant, since size limits
+//!   and truncation matter most where there is data;
+//! - plus a TCP subset: every existing RRset without EDNS and with EDNS 4096
+//!   and DO, and a random tenth of the rest.
+
+use std::collections::BTreeSet;
+
+use hickory_proto::rr::Name;
+
+use crate::craft;
+use crate::differential::{Case, Transport};
+use crate::normalize::{Rr, name_wire_lower};
+use crate::query::{EdnsSpec, QuerySpec};
+use crate::rng::Rng;
+
+/// The query types every name is asked for: A, AAAA, NS, CNAME, SOA, MX, TXT,
+/// SRV, CAA, PTR, NAPTR, DS, DNSKEY, TLSA, SSHFP, SVCB, HTTPS, ANY, an unknown
+/// type present in the zones (TYPE65280) and one present nowhere (TYPE999).
+pub const QTYPES: &[u16] = &[
+    1, 28, 2, 5, 6, 15, 16, 33, 257, 12, 35, 43, 48, 52, 44, 64, 65, 255, 65280, 999,
+];
+
+/// No EDNS, and EDNS with payload 512, 1232 and 4096, each with DO off and on.
+pub const EDNS_VARIANTS: [Option<EdnsSpec>; 7] = [
+    None,
+    Some(EdnsSpec {
+        payload: 512,
+        dnssec_ok: false,
+        version: 0,
+    }),
+    Some(EdnsSpec {
+        payload: 512,
+        dnssec_ok: true,
+        version: 0,
+    }),
+    Some(EdnsSpec {
+        payload: 1232,
+        dnssec_ok: false,
+        version: 0,
+    }),
+    Some(EdnsSpec {
+        payload: 1232,
+        dnssec_ok: true,
+        version: 0,
+    }),
+    Some(EdnsSpec {
+        payload: 4096,
+        dnssec_ok: false,
+        version: 0,
+    }),
+    Some(EdnsSpec {
+        payload: 4096,
+        dnssec_ok: true,
+        version: 0,
+    }),
+];
+
+/// One zone's content, as loaded by the reference server.
+#[derive(Clone, Debug)]
+pub struct ZoneContent {
+    /// The apex.
+    pub apex: Name,
+    /// Every record (AXFR order, closing SOA excluded).
+    pub records: Vec<Rr>,
+}
+
+/// The names to ask about in one zone: owners, nonexistent names, and names
+/// wildcards must answer for. Deterministic for a given `rng` state.
+pub fn query_names(zone: &ZoneContent, rng: &mut Rng) -> Vec<Name> {
+    let mut seen = BTreeSet::new();
+    let mut names = Vec::new();
+    let mut add = |name: Name, names: &mut Vec<Name>| {
+        if name.len() <= 255 && seen.insert(name_wire_lower(&name)) {
+            names.push(name);
+        }
+    };
+    let owners: Vec<Name> = zone.records.iter().map(|rr| rr.owner.clone()).collect();
+    for owner in &owners {
+        add(owner.clone(), &mut names);
+    }
+    for owner in &owners {
+        if let Ok(below) = prepend(owner, &[format!("nx{}", rng.below(1000)).as_bytes()]) {
+            add(below, &mut names);
+        }
+        let labels: Vec<&[u8]> = owner.iter().collect();
+        if labels.first() == Some(&&b"*"[..]) {
+            let parent = owner.base_name();
+            for synthesized in [
+                vec![format!("w{}", rng.below(1000)).into_bytes()],
+                vec![b"deeper".to_vec(), format!("w{}", rng.below(1000)).into_bytes()],
+                vec![b"*".to_vec(), b"x".to_vec()],
+            ] {
+                let labels: Vec<&[u8]> = synthesized.iter().map(Vec::as_slice).collect();
+                if let Ok(name) = prepend(&parent, &labels) {
+                    add(name, &mut names);
+                }
+            }
+        }
+    }
+    if let Ok(name) = prepend(&zone.apex, &[b"no-such-name"]) {
+        add(name, &mut names);
+    }
+    names
+}
+
+/// `labels` (leftmost first) prepended to `name`.
+pub fn prepend(name: &Name, labels: &[&[u8]]) -> anyhow::Result<Name> {
+    let mut all: Vec<&[u8]> = labels.to_vec();
+    all.extend(name.iter());
+    Ok(Name::from_labels(all)?)
+}
+
+/// `name` with random 0x20 case.
+pub fn random_case(name: &Name, rng: &mut Rng) -> Name {
+    let labels: Vec<Vec<u8>> = name.iter().map(|label| rng.randomize_case(label)).collect();
+    Name::from_labels(labels.iter().map(Vec::as_slice)).unwrap_or_else(|_| name.clone())
+}
+
+/// Builds the corpus for `zones` (see the module docs).
+pub fn build(zones: &[ZoneContent], rng: &mut Rng) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let make = |name: &Name, qtype: u16, edns: Option<EdnsSpec>, rng: &mut Rng| {
+        let mut spec = QuerySpec::new(random_case(name, rng), qtype)
+            .with_id(rng.u16())
+            .with_edns(edns)
+            .with_rd(rng.chance(50));
+        spec.cd = rng.chance(10);
+        spec
+    };
+    for zone in zones {
+        for name in query_names(zone, rng) {
+            for &qtype in QTYPES {
+                let edns = EDNS_VARIANTS
+                    .get(rng.below(EDNS_VARIANTS.len()))
+                    .copied()
+                    .flatten();
+                let spec = make(&name, qtype, edns, rng);
+                let transport = if rng.chance(10) {
+                    Transport::Tcp
+                } else {
+                    Transport::Udp
+                };
+                cases.push(Case::query(spec, transport));
+            }
+        }
+        let mut rrsets = BTreeSet::new();
+        for rr in &zone.records {
+            if !rrsets.insert((name_wire_lower(&rr.owner), rr.rtype)) {
+                continue;
+            }
+            for edns in EDNS_VARIANTS {
+                let spec = make(&rr.owner, rr.rtype, edns, rng);
+                cases.push(Case::query(spec, Transport::Udp));
+            }
+            for edns in [None, EDNS_VARIANTS.get(6).copied().flatten()] {
+                let spec = make(&rr.owner, rr.rtype, edns, rng);
+                cases.push(Case::query(spec, Transport::Tcp));
+            }
+        }
+    }
+    cases
+}
+
+/// Hand-written cases around `zone` (an apex served by both servers, dotted,
+/// no escapes): EDNS versions and sizes, options and flag bits, opcodes,
+/// names in no zone, other classes, meta and odd types, odd names, and the
+/// crafted malformed messages on which Knot behaves as sixgate must
+/// ([`crate::craft::Expect::knot_agrees`]).
+pub fn handwritten(zone: &str) -> Vec<Case> {
+    let www = format!("www.{zone}");
+    let mut cases = Vec::new();
+    let mut add = |label: String, bytes: Vec<u8>, transport: Transport| {
+        cases.push(Case::crafted(label, bytes, transport));
+    };
+    let mut id = 0x1000u16;
+    let mut next_id = || {
+        id = id.wrapping_add(1);
+        id
+    };
+    for transport in [Transport::Udp, Transport::Tcp] {
+        for (version, flags) in [(1, 0), (1, 0x8000), (255, 0)] {
+            let edns = craft::opt(1232, 0, version, flags, &[]);
+            add(
+                format!("EDNS version {version} flags {flags:#x} (BADVERS)"),
+                craft::query(next_id(), 0, &www, 1, Some(&edns)),
+                transport,
+            );
+        }
+        for (name, qtype) in [("nowhere.invalid", 1), ("test", 6), ("", 2), ("example", 1)] {
+            add(
+                format!("{name}. type {qtype}: in no zone (REFUSED)"),
+                craft::query(next_id(), craft::RD, name, qtype, None),
+                transport,
+            );
+        }
+    }
+    for opcode in [1u16, 2, 3, 6, 7, 15] {
+        add(
+            format!("opcode {opcode} with a normal question"),
+            craft::query(next_id(), opcode << 11, &www, 1, None),
+            Transport::Udp,
+        );
+    }
+    for (name, qtype, qclass) in [
+        ("version.bind", 16, 3),
+        ("hostname.bind", 16, 3),
+        ("id.server", 16, 3),
+        ("version.server", 16, 3),
+        (zone, 6, 3),
+        (zone, 6, 4),
+        (zone, 6, 254),
+        (zone, 6, 255),
+        (zone, 6, 0),
+        (&www, 1, 65535),
+    ] {
+        let mut bytes = craft::header(next_id(), 0, [1, 0, 0, 0]);
+        bytes.extend_from_slice(&craft::question(&craft::name(name), qtype, qclass));
+        add(format!("{name} class {qclass} type {qtype}"), bytes, Transport::Udp);
+    }
+    for payload in [0u16, 100, 511, 512, 513, 65535] {
+        let edns = craft::opt(payload, 0, 0, 0, &[]);
+        add(
+            format!("{zone} ANY with EDNS payload {payload}"),
+            craft::query(next_id(), 0, zone, 255, Some(&edns)),
+            Transport::Udp,
+        );
+        let bytes = craft::query(next_id(), 0, &format!("bigtxt.{zone}"), 16, Some(&edns));
+        add(format!("bigtxt TXT with EDNS payload {payload}"), bytes, Transport::Udp);
+    }
+    for (label, options, flags) in [
+        ("unknown option 65001", vec![(65001u16, &b"hello"[..])], 0u16),
+        ("NSID request", vec![(3, &b""[..])], 0),
+        ("client cookie", vec![(10, &b"\x01\x02\x03\x04\x05\x06\x07\x08"[..])], 0),
+        ("padding option", vec![(12, &[0u8; 16][..])], 0),
+        ("Z flag bits set", vec![], 0x4001),
+        ("DO and Z bits set", vec![], 0xffff),
+    ] {
+        let edns = craft::opt(1232, 0, 0, flags, &options);
+        add(
+            format!("www A with EDNS {label}"),
+            craft::query(next_id(), 0, &www, 1, Some(&edns)),
+            Transport::Udp,
+        );
+    }
+    for (label, flags) in [
+        ("AD", 0x0020u16),
+        ("CD", 0x0010),
+        ("Z", 0x0040),
+        ("RA", 0x0080),
+        ("AA", 0x0400),
+        ("TC", 0x0200),
+        ("every bit but QR", 0x07f0),
+    ] {
+        add(
+            format!("www A with {label} set in the query"),
+            craft::query(next_id(), flags, &www, 1, None),
+            Transport::Udp,
+        );
+    }
+    for qtype in [0u16, 41, 46, 47, 50, 249, 250, 253, 254, 65535] {
+        add(
+            format!("www type {qtype}"),
+            craft::query(next_id(), 0, &www, qtype, None),
+            Transport::Udp,
+        );
+    }
+    let mut long = String::new();
+    while long.len() + zone.len() + 2 + 63 <= 253 {
+        long.push_str(&"z".repeat(62));
+        long.push('.');
+    }
+    let filler = 253 - (long.len() + zone.len() + 1);
+    if filler > 0 {
+        long.push_str(&"q".repeat(filler.min(63)));
+        long.push('.');
+    }
+    long.push_str(zone);
+    add(
+        format!("{}-byte QNAME under the zone", long.len() + 2),
+        craft::query(next_id(), 0, &long, 1, None),
+        Transport::Udp,
+    );
+    for name in [format!("WWW.{}", zone.to_uppercase()), format!("*.{zone}")] {
+        add(format!("{name} A"), craft::query(next_id(), 0, &name, 1, None), Transport::Udp);
+    }
+    for labels in [&[&b"\x00"[..]][..], &[&b"\xff\x80"[..], &b"a b"[..]][..]] {
+        let mut name_wire = Vec::new();
+        for label in labels {
+            name_wire.push(label.len() as u8);
+            name_wire.extend_from_slice(label);
+        }
+        name_wire.extend_from_slice(&craft::name(zone));
+        let mut bytes = craft::header(next_id(), 0, [1, 0, 0, 0]);
+        bytes.extend_from_slice(&craft::question(&name_wire, 1, 1));
+        add(format!("binary labels {labels:?} under {zone}"), bytes, Transport::Udp);
+    }
+    // A query carrying a record in the answer section (allowed by RFC 1035,
+    // meaningless), and one whose OPT owner is not the root.
+    let mut with_answer = craft::header(next_id(), 0, [1, 1, 0, 0]);
+    with_answer.extend_from_slice(&craft::question(&craft::name(&www), 1, 1));
+    with_answer.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 192, 0, 2, 9]);
+    add("query with a record in the answer section".into(), with_answer, Transport::Udp);
+    let mut opt_owner = craft::header(next_id(), 0, [1, 0, 0, 1]);
+    opt_owner.extend_from_slice(&craft::question(&craft::name(&www), 1, 1));
+    opt_owner.extend_from_slice(&[0xc0, 12]);
+    opt_owner.extend_from_slice(craft::opt(1232, 0, 0, 0, &[]).get(1..).unwrap_or_default());
+    add("OPT owner is not the root".into(), opt_owner, Transport::Udp);
+
+    for crafted in craft::malformed_cases(&www) {
+        if crafted.expect.knot_agrees() {
+            add(format!("malformed: {}", crafted.label), crafted.bytes, Transport::UdpQuick);
+        }
+    }
+    cases
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rr(owner: &str, rtype: u16) -> Rr {
+        Rr {
+            owner: crate::query::parse_name(owner).unwrap(),
+            rtype,
+            class: 1,
+            ttl: 60,
+            rdata: vec![192, 0, 2, 1],
+        }
+    }
+
+    fn zone() -> ZoneContent {
+        ZoneContent {
+            apex: crate::query::parse_name("example.test.").unwrap(),
+            records: vec![
+                rr("example.test.", 6),
+                rr("www.example.test.", 1),
+                rr("www.example.test.", 28),
+                rr("*.wild.example.test.", 1),
+            ],
+        }
+    }
+
+    #[test]
+    fn names_cover_owners_nonexistent_and_wildcard_expansions() {
+        let names = query_names(&zone(), &mut Rng::new(1));
+        let text: Vec<String> = names.iter().map(|n| n.to_ascii()).collect();
+        assert!(text.contains(&"www.example.test.".to_owned()), "{text:?}");
+        assert!(text.contains(&"*.wild.example.test.".to_owned()));
+        assert!(text.contains(&"*.x.wild.example.test.".to_owned()), "{text:?}");
+        assert!(text.iter().any(|t| t.starts_with("deeper.w")), "{text:?}");
+        assert!(text.contains(&"no-such-name.example.test.".to_owned()));
+        // Owners are not repeated.
+        assert_eq!(text.iter().filter(|t| *t == "www.example.test.").count(), 1);
+    }
+
+    #[test]
+    fn corpus_is_deterministic_for_a_seed_and_has_every_qtype() {
+        let a = build(&[zone()], &mut Rng::new(9));
+        let b = build(&[zone()], &mut Rng::new(9));
+        assert_eq!(a.len(), b.len());
+        assert!(a.iter().zip(&b).all(|(x, y)| x.bytes == y.bytes));
+        for qtype in QTYPES {
+            assert!(a.iter().any(|c| c.spec.as_ref().is_some_and(|s| s.qtype == *qtype)));
+        }
+        assert!(a.iter().any(|c| c.transport == Transport::Tcp));
+    }
+}

@@ -1,0 +1,67 @@
+//! End-to-end test harness for sixgate.
+//!
+//! # Architecture
+//!
+//! The tests in `tests/e2e/tests/` drive the real `sixgate` binary over
+//! loopback, next to real DNS peers, exactly as an operator would: through the
+//! command line of `docs/cli.md` and through DNS packets. Nothing here links
+//! sixgate's own crates. DNS messages are built and parsed with
+//! `hickory-proto`, so a bug in sixgate's wire code cannot hide itself by
+//! being shared with the tests.
+//!
+//! - [`process`]: locating the built `sixgate` binary, a child-process guard
+//!   that kills on drop and keeps stderr in a log file, and the polling helper
+//!   that replaces every sleep.
+//! - [`sixgate`]: [`Sixgate`], a private `sixgate serve` on an OS-chosen
+//!   loopback port with its own data directory, and [`Cli`] to run the other
+//!   subcommands against that directory.
+//! - [`knot`]: [`Knot`], a private `knotd` serving the same zone files, the
+//!   reference implementation of the differential test.
+//! - [`client`]: a tiny blocking DNS client, raw bytes in and out, over UDP
+//!   (timeout and retries) and TCP (two-byte length prefix), plus AXFR.
+//! - [`query`]: well-formed queries built with hickory-proto, EDNS included.
+//! - [`craft`]: byte-level crafted and malformed messages.
+//! - [`normalize`] and [`compare`]: a response reduced to what must match
+//!   (header, question, RRsets as multisets, OPT), and a readable diff.
+//! - [`corpus`] and [`differential`]: queries generated from zone content and
+//!   the concurrent runner that sends each to two servers and compares.
+//! - [`rng`]: a small seeded generator, so a failing run can be replayed with
+//!   `SIXGATE_E2E_SEED`.
+//!
+//! # Finding the sixgate binary
+//!
+//! `env!("CARGO_BIN_EXE_sixgate")` only exists inside the crate that defines
+//! the binary, so [`process::sixgate_binary`] walks up from the running test
+//! executable (`target/<profile>/deps/<test>-<hash>`) to `target/<profile>/`
+//! and uses `sixgate` there. `cargo nextest run --workspace` (and
+//! `cargo test --workspace`) build every workspace binary before running tests,
+//! so the binary is fresh. `cargo nextest run -p sixgate-e2e` does *not* build
+//! it: run `cargo build -p sixgate` first, or set `SIXGATE_BIN` to a binary.
+//!
+//! # Rules every test here follows
+//!
+//! - Servers listen on 127.0.0.1 only, on ports the OS chose; system services
+//!   (a packaged knotd or nsd) are never used and never collide.
+//! - Every wait is [`process::wait_until`] polling with a generous deadline.
+//! - Every started process is killed when its guard drops, also on panic.
+
+pub mod client;
+pub mod compare;
+pub mod corpus;
+pub mod craft;
+pub mod differential;
+pub mod knot;
+pub mod normalize;
+pub mod process;
+pub mod query;
+pub mod rng;
+pub mod sixgate;
+
+pub use client::{UdpClient, tcp_exchange, udp_exchange};
+pub use compare::{Difference, Section, compare};
+pub use knot::Knot;
+pub use normalize::Response;
+pub use process::{ZoneFile, wait_until};
+pub use query::{EdnsSpec, QuerySpec};
+pub use rng::Rng;
+pub use sixgate::{Cli, CliOutput, Sixgate};

@@ -1,0 +1,310 @@
+//! A private `sixgate serve`, and the rest of its command line.
+//!
+//! [`Sixgate`] owns a data directory (temporary unless the test brings its
+//! own), imports zones into it with `sixgate zone import`, starts
+//! `sixgate serve --data DIR --dns 127.0.0.1:0 --workers 2`, and reads the
+//! addresses from the `listening dns-udp ADDR` / `listening dns-tcp ADDR`
+//! lines that come before `ready` on stdout (docs/cli.md). stdout keeps being
+//! drained by a thread so the server never blocks on a full pipe; stderr goes
+//! to a log file under `target/e2e-logs/`.
+//!
+//! [`Cli`] runs any other subcommand on a data directory and returns exit
+//! status, stdout and stderr. `--data DIR` is passed right after the
+//! subcommand path (`sixgate zone import --data DIR ZONE FILE`).
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+
+use crate::process::{ChildGuard, ZoneFile, sixgate_binary};
+
+/// How long `serve` may take to print `ready`.
+pub const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// The output of one CLI run.
+#[derive(Clone, Debug)]
+pub struct CliOutput {
+    /// The arguments, for messages.
+    pub args: Vec<String>,
+    /// The exit code (`None` if killed by a signal).
+    pub code: Option<i32>,
+    /// stdout as text.
+    pub stdout: String,
+    /// stderr as text.
+    pub stderr: String,
+}
+
+impl CliOutput {
+    /// True if the command exited 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Fails with the command's output unless it exited 0.
+    pub fn ok(self) -> Result<Self> {
+        if !self.success() {
+            bail!("{self}");
+        }
+        Ok(self)
+    }
+}
+
+impl std::fmt::Display for CliOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`sixgate {}` exited with {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.args.join(" "),
+            self.code,
+            self.stdout,
+            self.stderr
+        )
+    }
+}
+
+/// The sixgate command line on one data directory.
+#[derive(Clone, Debug)]
+pub struct Cli {
+    binary: PathBuf,
+    data: PathBuf,
+}
+
+impl Cli {
+    /// A CLI for `data` using the built binary (see [`sixgate_binary`]).
+    pub fn new(data: impl Into<PathBuf>) -> Result<Self> {
+        Ok(Self {
+            binary: sixgate_binary()?,
+            data: data.into(),
+        })
+    }
+
+    /// The data directory.
+    pub fn data(&self) -> &Path {
+        &self.data
+    }
+
+    /// The binary.
+    pub fn binary(&self) -> &Path {
+        &self.binary
+    }
+
+    /// Runs `sixgate <command...> --data DIR <args...>`, e.g.
+    /// `run(&["zone", "import"], &["example.test", "file.zone"])`.
+    pub fn run(&self, command: &[&str], args: &[&str]) -> Result<CliOutput> {
+        let mut all: Vec<String> = command.iter().map(|s| (*s).to_owned()).collect();
+        all.push("--data".into());
+        all.push(self.data.display().to_string());
+        all.extend(args.iter().map(|s| (*s).to_owned()));
+        let output = Command::new(&self.binary)
+            .args(&all)
+            .stdin(Stdio::null())
+            .output()
+            .with_context(|| format!("running {} {}", self.binary.display(), all.join(" ")))?;
+        Ok(CliOutput {
+            args: all,
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    }
+
+    /// `sixgate zone import ZONE FILE`, which must succeed.
+    pub fn import(&self, zone: &ZoneFile) -> Result<CliOutput> {
+        let path = zone.path.display().to_string();
+        self.run(&["zone", "import"], &[zone.name(), &path])?.ok()
+    }
+}
+
+/// A running `sixgate serve`; killed on drop.
+#[derive(Debug)]
+pub struct Sixgate {
+    // Field order matters: the process dies before its directory goes.
+    child: ChildGuard,
+    cli: Cli,
+    udp: SocketAddr,
+    tcp: SocketAddr,
+    stdout: Arc<Mutex<Vec<String>>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Sixgate {
+    /// A fresh temporary data directory with `zones` imported, served.
+    pub fn start(zones: &[ZoneFile]) -> Result<Self> {
+        let temp = tempfile::Builder::new().prefix("sixgate-e2e-data-").tempdir()?;
+        let cli = Cli::new(temp.path())?;
+        for zone in zones {
+            cli.import(zone)?;
+        }
+        let mut server = Self::serve(cli)?;
+        server._temp = Some(temp);
+        Ok(server)
+    }
+
+    /// Serves an existing data directory (which the caller keeps alive).
+    pub fn serve(cli: Cli) -> Result<Self> {
+        let data = cli.data().display().to_string();
+        let mut command = Command::new(cli.binary());
+        command
+            .args(["serve", "--data", &data, "--dns", "127.0.0.1:0", "--workers", "2"])
+            .stdout(Stdio::piped());
+        let mut child = ChildGuard::spawn("sixgate", &mut command)?;
+        let stdout = child
+            .child_mut()
+            .stdout
+            .take()
+            .context("sixgate stdout was not captured")?;
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let (sender, receiver) = mpsc::channel();
+        let kept = Arc::clone(&lines);
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Ok(mut kept) = kept.lock() {
+                    kept.push(line.clone());
+                }
+                // The receiver is gone once the server is ready; keep draining.
+                let _ = sender.send(line);
+            }
+        });
+        let (udp, tcp) = match wait_ready(&receiver) {
+            Ok(addrs) => addrs,
+            Err(error) => {
+                let status = child.exit_status();
+                return Err(error.context(format!(
+                    "sixgate serve did not become ready (exit status {status:?}); stdout so far: {:?}; \
+                     stderr ({}):\n{}",
+                    lines.lock().map(|l| l.clone()).unwrap_or_default(),
+                    child.stderr_path().display(),
+                    child.stderr_tail(30)
+                )));
+            }
+        };
+        Ok(Self {
+            child,
+            cli,
+            udp,
+            tcp,
+            stdout: lines,
+            _temp: None,
+        })
+    }
+
+    /// The UDP listener.
+    pub fn udp_addr(&self) -> SocketAddr {
+        self.udp
+    }
+
+    /// The TCP listener.
+    pub fn tcp_addr(&self) -> SocketAddr {
+        self.tcp
+    }
+
+    /// The CLI on this server's data directory.
+    pub fn cli(&self) -> &Cli {
+        &self.cli
+    }
+
+    /// Every stdout line so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+
+    /// True while the process runs (`try_wait` is `None`).
+    pub fn is_running(&mut self) -> bool {
+        self.child.is_running()
+    }
+
+    /// The last lines of stderr.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        self.child.stderr_tail(lines)
+    }
+
+    /// The process guard, e.g. to send SIGTERM.
+    pub fn process(&mut self) -> &mut ChildGuard {
+        &mut self.child
+    }
+}
+
+/// Reads stdout lines until `ready`; returns the first 127.0.0.1 UDP and TCP
+/// listener addresses printed before it.
+fn wait_ready(lines: &mpsc::Receiver<String>) -> Result<(SocketAddr, SocketAddr)> {
+    let deadline = Instant::now() + READY_DEADLINE;
+    let (mut udp, mut tcp) = (None, None);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = match lines.recv_timeout(left) {
+            Ok(line) => line,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                bail!("no `ready` line on stdout within {READY_DEADLINE:?}")
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("sixgate closed stdout (exited?) before printing `ready`")
+            }
+        };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["listening", kind, addr] => {
+                let addr: SocketAddr = addr
+                    .parse()
+                    .with_context(|| format!("bad address in {line:?}"))?;
+                if addr.port() == 0 {
+                    bail!("sixgate printed port 0 in {line:?}; it must print the bound port");
+                }
+                match *kind {
+                    "dns-udp" if udp.is_none() => udp = Some(addr),
+                    "dns-tcp" if tcp.is_none() => tcp = Some(addr),
+                    _ => {}
+                }
+            }
+            ["ready"] => {
+                return match (udp, tcp) {
+                    (Some(udp), Some(tcp)) => Ok((udp, tcp)),
+                    _ => bail!("`ready` before both `listening dns-udp` and `listening dns-tcp`"),
+                };
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(lines: &[&str]) -> Result<(SocketAddr, SocketAddr)> {
+        let (sender, receiver) = mpsc::channel();
+        for line in lines {
+            sender.send((*line).to_owned()).unwrap();
+        }
+        drop(sender);
+        wait_ready(&receiver)
+    }
+
+    #[test]
+    fn ready_lines_give_the_addresses() {
+        let (udp, tcp) = feed(&[
+            "some banner",
+            "listening dns-udp 127.0.0.1:40001",
+            "listening dns-tcp 127.0.0.1:40001",
+            "listening http 127.0.0.1:8080",
+            "ready",
+        ])
+        .unwrap();
+        assert_eq!(udp.port(), 40001);
+        assert_eq!(tcp.port(), 40001);
+    }
+
+    #[test]
+    fn missing_ready_or_listener_is_an_error() {
+        assert!(feed(&["listening dns-udp 127.0.0.1:1"]).is_err());
+        assert!(feed(&["listening dns-udp 127.0.0.1:1", "ready"]).is_err());
+        assert!(feed(&["listening dns-udp 127.0.0.1:0", "ready"]).is_err());
+    }
+}

@@ -1,0 +1,393 @@
+//! Hostile input: sixgate must survive it, stay silent where it must, and
+//! keep answering real queries.
+//!
+//! Two parts:
+//! - `malformed_messages_get_exactly_the_expected_response`: every class of
+//!   `sixgate_e2e::craft::malformed_cases` once, over UDP and TCP, with its
+//!   exact required outcome (no answer under 12 bytes or with QR=1; FORMERR
+//!   otherwise, the question echoed when it parsed).
+//! - `flood_does_not_stop_service`: for a bounded time, several threads send
+//!   random and malformed datagrams and abuse TCP (lying length prefixes,
+//!   idle connections) while a checker keeps asking real questions. It
+//!   asserts that QR=1 messages are never answered, that at least 90% of the
+//!   checker's queries are answered correctly during the flood and all of
+//!   them after, and that the process is still alive at the end.
+//!
+//! All traffic goes to 127.0.0.1, is bounded in time and count, and stops by
+//! itself. `flood_baseline_against_knot` (ignored by default) runs the same
+//! flood against knotd, to tell a harness problem from a server problem:
+//! `cargo nextest run -p sixgate-e2e --run-ignored all flood_baseline`.
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use sixgate_e2e::client::{tcp_closed_within, tcp_connect, write_framed};
+use sixgate_e2e::craft::{self, Echo, Expect, FLOOD_KINDS};
+use sixgate_e2e::normalize::{Response, name_wire};
+use sixgate_e2e::{Knot, QuerySpec, Rng, Sixgate, UdpClient, ZoneFile, tcp_exchange};
+
+const ZONE: &str = "example.test";
+const FLOOD_TIME: Duration = Duration::from_secs(3);
+const FLOOD_UDP_THREADS: usize = 3;
+/// Upper bound on datagrams per flood thread per second, so a debug build on
+/// two cores is stressed, not simply starved.
+const FLOOD_RATE_PER_THREAD: usize = 5_000;
+const IDLE_TCP_CONNECTIONS: usize = 64;
+/// How long a QR=1 message may take to be (wrongly) answered.
+const SILENCE_WINDOW: Duration = Duration::from_millis(1500);
+
+fn example_zone() -> Result<Vec<ZoneFile>> {
+    Ok(ZoneFile::all_testdata()?
+        .into_iter()
+        .filter(|z| z.origin == "example.test.")
+        .collect())
+}
+
+/// Checks one response against a crafted case's expectation.
+fn check_crafted(case: &craft::Crafted, response: Option<&[u8]>) -> Result<()> {
+    match (case.expect, response) {
+        (Expect::NoResponse, None) => Ok(()),
+        (Expect::NoResponse, Some(bytes)) => bail!("answered ({} bytes) but must stay silent", bytes.len()),
+        (Expect::FormErr { .. }, None) => bail!("no response; FORMERR required"),
+        (Expect::FormErr { echo }, Some(bytes)) => {
+            let response = Response::parse(bytes).context("the FORMERR does not parse")?;
+            let sent_id = case.bytes.get(..2).unwrap_or_default();
+            if response.id.to_be_bytes() != sent_id {
+                bail!("ID {} not echoed", response.id);
+            }
+            if !response.qr() || response.rcode() != 1 {
+                bail!("expected FORMERR with QR=1, got rcode {} qr {}", response.rcode(), response.qr());
+            }
+            if !response.answer.is_empty() || !response.authority.is_empty() {
+                bail!("FORMERR carries answer or authority records");
+            }
+            let sent_question = case.bytes.get(12..).unwrap_or_default();
+            match (echo, response.questions.as_slice()) {
+                (Echo::Empty, []) | (Echo::Either, []) => Ok(()),
+                (Echo::Question | Echo::Either, [question]) => {
+                    let mut wire = name_wire(&question.name);
+                    wire.extend_from_slice(&question.qtype.to_be_bytes());
+                    wire.extend_from_slice(&question.qclass.to_be_bytes());
+                    if sent_question.starts_with(&wire) {
+                        Ok(())
+                    } else {
+                        bail!("question not echoed exactly: got {question}")
+                    }
+                }
+                (_, questions) => bail!("question section holds {} entries, expected {echo:?}", questions.len()),
+            }
+        }
+    }
+}
+
+#[test]
+fn malformed_messages_get_exactly_the_expected_response() -> Result<()> {
+    let mut sixgate = Sixgate::start(&example_zone()?)?;
+    let cases = craft::malformed_cases(&format!("www.{ZONE}"));
+    let mut failures = Vec::new();
+
+    // UDP: every case from its own socket, all sent first, so the silence
+    // window is waited once rather than once per case.
+    let clients: Vec<UdpClient> = cases
+        .iter()
+        .map(|_| UdpClient::new(sixgate.udp_addr()))
+        .collect::<Result<_>>()?;
+    for (case, client) in cases.iter().zip(&clients) {
+        client.send(&case.bytes)?;
+    }
+    for (case, client) in cases.iter().zip(&clients) {
+        let wait = match case.expect {
+            Expect::NoResponse => SILENCE_WINDOW,
+            Expect::FormErr { .. } => Duration::from_secs(3),
+        };
+        let response = client.receive_any(wait)?;
+        if let Err(error) = check_crafted(case, response.as_deref()) {
+            failures.push(format!("udp {}: {error:#}", case.label));
+        }
+    }
+
+    // TCP: every case on its own connection. Silence may also be a close.
+    for case in &cases {
+        let mut stream = tcp_connect(sixgate.tcp_addr(), Duration::from_secs(3))?;
+        write_framed(&mut stream, &case.bytes)?;
+        let outcome = match case.expect {
+            Expect::NoResponse => match tcp_closed_within(&mut stream, SILENCE_WINDOW) {
+                Ok(_) => check_crafted(case, None),
+                Err(error) => Err(error),
+            },
+            Expect::FormErr { .. } => match sixgate_e2e::client::read_framed(&mut stream) {
+                Ok(response) => check_crafted(case, response.as_deref()),
+                Err(error) => Err(error),
+            },
+        };
+        if let Err(error) = outcome {
+            failures.push(format!("tcp {}: {error:#}", case.label));
+        }
+    }
+
+    if !sixgate.is_running() {
+        failures.push(format!("sixgate died:\n{}", sixgate.stderr_tail(30)));
+    }
+    if !failures.is_empty() {
+        bail!("{} of {} checks failed:\n{}", failures.len(), cases.len() * 2, failures.join("\n"));
+    }
+    Ok(())
+}
+
+/// A real question and how to tell a correct answer.
+struct Probe {
+    spec: QuerySpec,
+    tcp: bool,
+    check: fn(&Response) -> bool,
+}
+
+fn probes() -> Result<Vec<Probe>> {
+    Ok(vec![
+        Probe {
+            spec: QuerySpec::parse(&format!("www.{ZONE}"), 1)?,
+            tcp: false,
+            check: |r| r.rcode() == 0 && r.aa() && r.answers_of(1).any(|rr| rr.rdata == [192, 0, 2, 80]),
+        },
+        Probe {
+            spec: QuerySpec::parse(&format!("nothere.{ZONE}"), 28)?,
+            tcp: false,
+            check: |r| r.rcode() == 3 && r.aa() && r.answer.is_empty(),
+        },
+        Probe {
+            spec: QuerySpec::parse(&format!("bigtxt.{ZONE}"), 16)?,
+            tcp: true,
+            check: |r| r.rcode() == 0 && !r.tc() && r.answers_of(16).count() == 7,
+        },
+    ])
+}
+
+/// One probe query, with generous timeouts; true if answered correctly.
+fn ask(probe: &Probe, id: u16, udp: &UdpClient, tcp: SocketAddr) -> bool {
+    let Ok(bytes) = probe.spec.clone().with_id(id).encode() else {
+        return false;
+    };
+    let response = if probe.tcp {
+        tcp_exchange(tcp, &bytes, Duration::from_secs(5)).ok().flatten()
+    } else {
+        udp.exchange(&bytes, Duration::from_secs(2), 3).ok().flatten()
+    };
+    response
+        .and_then(|bytes| Response::parse(&bytes).ok())
+        .is_some_and(|r| r.id == id && r.qr() && (probe.check)(&r))
+}
+
+/// What the flood saw.
+#[derive(Debug, Default)]
+struct FloodReport {
+    sent: usize,
+    during_ok: usize,
+    during_total: usize,
+    after_ok: usize,
+    after_total: usize,
+    answered_responses: usize,
+    notes: Vec<String>,
+}
+
+/// Floods `udp`/`tcp` (see the module docs) and reports.
+fn flood(udp: SocketAddr, tcp: SocketAddr, seed: u64) -> Result<FloodReport> {
+    let qname = format!("www.{ZONE}");
+    let stop = AtomicBool::new(false);
+    let sent = AtomicUsize::new(0);
+    let answered_responses = AtomicUsize::new(0);
+    let notes = Mutex::new(Vec::new());
+    let checker = Mutex::new((0usize, 0usize));
+    let probes = probes()?;
+    let idle = Arc::new(Mutex::new(Vec::<TcpStream>::new()));
+    let start = Instant::now();
+
+    thread::scope(|scope| -> Result<()> {
+        // UDP flooders: random kinds except responses.
+        for thread_index in 0..FLOOD_UDP_THREADS {
+            let (stop, sent, qname) = (&stop, &sent, &qname);
+            scope.spawn(move || {
+                let mut rng = Rng::new(seed ^ thread_index as u64);
+                let Ok(client) = UdpClient::new(udp) else { return };
+                let pace = Duration::from_secs(1) / FLOOD_RATE_PER_THREAD as u32;
+                let mut next = Instant::now();
+                let mut kind = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    kind = (kind + 1) % (FLOOD_KINDS - 1);
+                    let message = craft::flood_message(&mut rng, kind, qname);
+                    // A refused send (e.g. ECONNREFUSED after ICMP) is fine.
+                    let _ = client.send(&message);
+                    sent.fetch_add(1, Ordering::Relaxed);
+                    // Drop whatever came back so the socket buffer never fills.
+                    while let Ok(Some(_)) = client.receive_any(Duration::from_micros(1)) {}
+                    next += pace;
+                    if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                        thread::sleep(wait);
+                    }
+                }
+            });
+        }
+
+        // QR=1 sender: its socket must never receive anything.
+        {
+            let (stop, sent, answered, qname) = (&stop, &sent, &answered_responses, &qname);
+            scope.spawn(move || {
+                let mut rng = Rng::new(seed ^ 0x9e);
+                let Ok(client) = UdpClient::new(udp) else { return };
+                let deadline_after_stop = |stopped: Instant| stopped.elapsed() > SILENCE_WINDOW;
+                let mut stopped_at = None;
+                loop {
+                    if stop.load(Ordering::Relaxed) {
+                        let at = *stopped_at.get_or_insert_with(Instant::now);
+                        if deadline_after_stop(at) {
+                            break;
+                        }
+                    } else {
+                        let message = craft::flood_message(&mut rng, FLOOD_KINDS - 1, qname);
+                        let _ = client.send(&message);
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    if let Ok(Some(_)) = client.receive_any(Duration::from_millis(2)) {
+                        answered.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+
+        // TCP abuse: lying prefixes, garbage, idle connections.
+        {
+            let (stop, notes, idle) = (&stop, &notes, Arc::clone(&idle));
+            scope.spawn(move || {
+                let mut rng = Rng::new(seed ^ 0x7c9);
+                let mut round = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    round += 1;
+                    let Ok(mut stream) = tcp_connect(tcp, Duration::from_secs(2)) else {
+                        if let Ok(mut notes) = notes.lock() {
+                            notes.push(format!("tcp connect failed in round {round}"));
+                        }
+                        thread::sleep(Duration::from_millis(50));
+                        continue;
+                    };
+                    let payload: Vec<u8> = match round % 5 {
+                        // Length larger than what follows, then close.
+                        0 => [&[0x01, 0x00][..], &rng.bytes(20)].concat(),
+                        // Length zero.
+                        1 => vec![0, 0],
+                        // Length 65535 with a few bytes.
+                        2 => [&[0xff, 0xff][..], &rng.bytes(5)].concat(),
+                        // Random garbage with a plausible length.
+                        3 => {
+                            let body = rng.bytes(rng.range(0, 100));
+                            [&(body.len() as u16).to_be_bytes()[..], &body].concat()
+                        }
+                        // Leave it open and idle.
+                        _ => Vec::new(),
+                    };
+                    let _ = stream.write_all(&payload);
+                    if payload.is_empty() {
+                        if let Ok(mut idle) = idle.lock() {
+                            if idle.len() < IDLE_TCP_CONNECTIONS {
+                                idle.push(stream);
+                            }
+                        }
+                    }
+                    thread::sleep(Duration::from_millis(5));
+                }
+            });
+        }
+
+        // Checker during the flood.
+        let probe_client = UdpClient::new(udp)?;
+        let mut id = 0u16;
+        while start.elapsed() < FLOOD_TIME {
+            for probe in &probes {
+                id = id.wrapping_add(1);
+                let ok = ask(probe, id, &probe_client, tcp);
+                if let Ok(mut counts) = checker.lock() {
+                    counts.0 += usize::from(ok);
+                    counts.1 += 1;
+                }
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        stop.store(true, Ordering::Relaxed);
+        Ok(())
+    })?;
+
+    // After the flood (idle TCP connections still open): everything answers.
+    let client = UdpClient::new(udp)?;
+    let (mut after_ok, mut after_total) = (0, 0);
+    for round in 0..20u16 {
+        for probe in &probes {
+            after_total += 1;
+            after_ok += usize::from(ask(probe, 0x8000 + round, &client, tcp));
+        }
+    }
+    drop(idle);
+    let (during_ok, during_total) = checker.into_inner().unwrap_or_default();
+    Ok(FloodReport {
+        sent: sent.into_inner(),
+        during_ok,
+        during_total,
+        after_ok,
+        after_total,
+        answered_responses: answered_responses.into_inner(),
+        notes: notes.into_inner().unwrap_or_default(),
+    })
+}
+
+fn assert_flood(report: &FloodReport) -> Result<()> {
+    println!("{report:?}");
+    let mut problems = Vec::new();
+    if report.answered_responses > 0 {
+        problems.push(format!("{} QR=1 messages were answered", report.answered_responses));
+    }
+    if report.during_total == 0 || report.during_ok * 10 < report.during_total * 9 {
+        problems.push(format!(
+            "only {} of {} checker queries answered correctly during the flood (90% required)",
+            report.during_ok, report.during_total
+        ));
+    }
+    if report.after_ok != report.after_total {
+        problems.push(format!(
+            "only {} of {} queries answered correctly after the flood (all required)",
+            report.after_ok, report.after_total
+        ));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(())
+}
+
+#[test]
+fn flood_does_not_stop_service() -> Result<()> {
+    let mut sixgate = Sixgate::start(&example_zone()?)?;
+    let (_, seed) = Rng::from_env_or_clock();
+    println!("flood seed {seed} (replay: SIXGATE_E2E_SEED={seed})");
+    let report = flood(sixgate.udp_addr(), sixgate.tcp_addr(), seed)?;
+    let alive = sixgate.is_running();
+    let result = assert_flood(&report);
+    if !alive {
+        bail!(
+            "sixgate is not running after the flood (seed {seed}); stderr:\n{}",
+            sixgate.stderr_tail(40)
+        );
+    }
+    result.with_context(|| format!("seed {seed}"))
+}
+
+#[test]
+#[ignore = "baseline for the harness itself; run with --run-ignored all"]
+fn flood_baseline_against_knot() -> Result<()> {
+    let mut knot = Knot::start(&example_zone()?)?;
+    let (_, seed) = Rng::from_env_or_clock();
+    println!("flood seed {seed}");
+    let report = flood(knot.addr(), knot.addr(), seed)?;
+    assert!(knot.is_running());
+    assert_flood(&report)
+}
