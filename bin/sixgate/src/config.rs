@@ -72,12 +72,12 @@ pub(crate) struct Settings {
 /// Reads and parses a configuration file.
 pub(crate) fn read(path: &Path) -> anyhow::Result<RawConfig> {
     let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    toml::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " ")))
+    toml::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {}", path.display(), e.to_string().replace('\n', " ")))
 }
 
 fn parse_addr(s: &str) -> anyhow::Result<SocketAddr> {
-    s.parse()
-        .with_context(|| format!("bad listen address {s:?} (expected ADDR:PORT, IPv6 as [ADDR]:PORT)"))
+    s.parse().with_context(|| format!("bad listen address {s:?} (expected ADDR:PORT, IPv6 as [ADDR]:PORT)"))
 }
 
 /// Merges flags over the file and validates.

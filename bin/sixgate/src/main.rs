@@ -111,12 +111,7 @@ fn data_dir(c: &Common) -> PathBuf {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve {
-            config: file,
-            dns,
-            workers,
-            common,
-        } => {
+        Command::Serve { config: file, dns, workers, common } => {
             let raw = match &file {
                 Some(f) => config::read(f)?,
                 None => config::RawConfig::default(),
@@ -137,7 +132,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let dir = data_dir(&common);
             match command {
                 RecordCommand::Add { zone, record } => zonecmd::record_add(&dir, &zone, &record.join(" ")),
-                RecordCommand::Delete { zone, owner, rtype } => zonecmd::record_delete(&dir, &zone, &owner, &rtype),
+                RecordCommand::Delete { zone, owner, rtype } => {
+                    zonecmd::record_delete(&dir, &zone, &owner, &rtype)
+                }
             }
         }
     }
@@ -153,7 +150,7 @@ fn main() -> ExitCode {
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
             )
             .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .try_init();
     }
     match run(cli) {

@@ -60,9 +60,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         }
     }
 
-    let limits = Limits {
-        udp_payload: s.udp_payload,
-    };
+    let limits = Limits { udp_payload: s.udp_payload };
     let shutdown = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(UdpStats::default());
     let (sd_tx, sd_rx) = tokio::sync::watch::channel(false);
@@ -75,10 +73,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
 
     let mut threads = Vec::new();
     let mut addrs = Vec::new();
-    let tcp_settings = TcpSettings {
-        idle_timeout: s.tcp_idle_timeout,
-        max_connections: s.tcp_max_connections,
-    };
+    let tcp_settings =
+        TcpSettings { idle_timeout: s.tcp_idle_timeout, max_connections: s.tcp_max_connections };
     let mut tcp_tasks = Vec::new();
     for b in bound {
         addrs.push(b.addr);
@@ -89,11 +85,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
 
     let dir = s.data.clone();
     let fsd = shutdown.clone();
-    threads.push(
-        std::thread::Builder::new()
-            .name("publisher".into())
-            .spawn(move || follower.run(&dir, fsd))?,
-    );
+    threads
+        .push(std::thread::Builder::new().name("publisher".into()).spawn(move || follower.run(&dir, fsd))?);
 
     {
         let mut out = std::io::stdout().lock();

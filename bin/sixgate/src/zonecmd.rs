@@ -27,8 +27,8 @@ fn open(dir: &Path) -> anyhow::Result<Store> {
 pub(crate) fn import(dir: &Path, zone: &str, file: &Path) -> anyhow::Result<()> {
     let apex = zone_name(zone)?;
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let (mut records, lines) =
-        zonefile::parse_with_lines(&text, &apex).map_err(|e| anyhow!("{}:{}: {}", file.display(), e.line, e.reason))?;
+    let (mut records, lines) = zonefile::parse_with_lines(&text, &apex)
+        .map_err(|e| anyhow!("{}:{}: {}", file.display(), e.line, e.reason))?;
     if let Err(e) = check_zone(&apex, &mut records) {
         return Err(match e.index.and_then(|i| lines.get(i)) {
             Some(line) => anyhow!("{}:{}: {}", file.display(), line, e.reason),
@@ -46,9 +46,8 @@ pub(crate) fn import(dir: &Path, zone: &str, file: &Path) -> anyhow::Result<()> 
 pub(crate) fn export(dir: &Path, zone: &str, as_served: bool) -> anyhow::Result<()> {
     let apex = zone_name(zone)?;
     let mut store = open(dir)?;
-    let (_, apex_case, records) = store
-        .zone_snapshot(&apex)?
-        .ok_or_else(|| anyhow!("zone {} does not exist", name::to_text(&apex)))?;
+    let (_, sixgate_store::ZoneData { apex: apex_case, records }) =
+        store.zone_snapshot(&apex)?.ok_or_else(|| anyhow!("zone {} does not exist", name::to_text(&apex)))?;
     let text = if as_served {
         // Build the snapshot DNS serves and print its content.
         let z = Zone::build(&apex_case, records, 0)?;
@@ -57,7 +56,10 @@ pub(crate) fn export(dir: &Path, zone: &str, as_served: bool) -> anyhow::Result<
         let mut records = records;
         records.sort_by(|a, b| {
             sixgate_dns::zone::canonical_cmp(&name::to_lowercase(&a.owner), &name::to_lowercase(&b.owner))
-                .then((a.rtype != sixgate_dns::rtype::code::SOA).cmp(&(b.rtype != sixgate_dns::rtype::code::SOA)))
+                .then(
+                    (a.rtype != sixgate_dns::rtype::code::SOA)
+                        .cmp(&(b.rtype != sixgate_dns::rtype::code::SOA)),
+                )
                 .then(a.rtype.cmp(&b.rtype))
                 .then(a.rdata.cmp(&b.rdata))
         });
@@ -86,7 +88,8 @@ pub(crate) fn delete(dir: &Path, zone: &str) -> anyhow::Result<()> {
 
 pub(crate) fn record_add(dir: &Path, zone: &str, line: &str) -> anyhow::Result<()> {
     let apex = zone_name(zone)?;
-    let records = zonefile::parse(&format!("{line}\n"), &apex).map_err(|e| anyhow!("bad record: {}", e.reason))?;
+    let records =
+        zonefile::parse(&format!("{line}\n"), &apex).map_err(|e| anyhow!("bad record: {}", e.reason))?;
     if records.len() != 1 {
         bail!("give exactly one record, as 'OWNER TTL TYPE RDATA'");
     }
@@ -103,11 +106,8 @@ pub(crate) fn record_delete(dir: &Path, zone: &str, owner: &str, rtype: &str) ->
     let owner_w = name::from_text(owner, Some(&apex)).map_err(|e| anyhow!("bad owner {owner:?}: {e}"))?;
     let rtype_code = zonefile::type_from_text(rtype).ok_or_else(|| anyhow!("unknown type {rtype:?}"))?;
     let mut store = open(dir)?;
-    let changes: Vec<Change> = store
-        .rrset(&apex, &owner_w, rtype_code)?
-        .into_iter()
-        .map(Change::Remove)
-        .collect();
+    let changes: Vec<Change> =
+        store.rrset(&apex, &owner_w, rtype_code)?.into_iter().map(Change::Remove).collect();
     if changes.is_empty() {
         bail!("no {} records at {}", rtype.to_uppercase(), name::to_text(&owner_w));
     }
@@ -116,4 +116,3 @@ pub(crate) fn record_delete(dir: &Path, zone: &str, owner: &str, rtype: &str) ->
     eprintln!("serial {}", commit.serial);
     Ok(())
 }
-

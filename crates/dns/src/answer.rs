@@ -9,8 +9,8 @@
 
 use crate::catalog::Catalog;
 use crate::message::{self, Query, QueryError, decode_query, flags, rcode};
-use crate::rtype::CLASS_ANY;
 use crate::name::{self, NameBuf};
+use crate::rtype::CLASS_ANY;
 use crate::rtype::{self, CLASS_IN, code};
 use crate::writer::{NoSpace, Opt, Owner, Section, Writer};
 use crate::zone::{NodeRef, RrSetRef, Zone};
@@ -74,16 +74,8 @@ pub fn respond(
             Outcome::Reply
         }
         Err(QueryError::Drop) => Outcome::Drop,
-        Err(QueryError::Reject {
-            rcode,
-            question_end,
-            edns,
-        }) => {
-            let opt = edns.map(|e| Opt {
-                payload: limits.udp_payload,
-                dnssec_ok: e.dnssec_ok,
-                ede: None,
-            });
+        Err(QueryError::Reject { rcode, question_end, edns }) => {
+            let opt = edns.map(|e| Opt { payload: limits.udp_payload, dnssec_ok: e.dnssec_ok, ede: None });
             error_reply(msg, question_end, buf, rcode, opt);
             Outcome::Reply
         }
@@ -91,21 +83,12 @@ pub fn respond(
 }
 
 /// A header-only (plus question) error response.
-fn error_reply(
-    msg: &[u8],
-    question_end: Option<usize>,
-    buf: &mut Vec<u8>,
-    rc: u16,
-    opt: Option<Opt>,
-) {
+fn error_reply(msg: &[u8], question_end: Option<usize>, buf: &mut Vec<u8>, rc: u16, opt: Option<Opt>) {
     let end = question_end.unwrap_or(message::HEADER_LEN);
     let head = msg.get(..end).unwrap_or(&[]);
     let qname = msg.get(message::HEADER_LEN..end.saturating_sub(4)).unwrap_or(&[]);
     let w = Writer::new(buf, head, qname, MAX_MESSAGE);
-    let fl = msg
-        .get(2..4)
-        .map(|b| u16::from_be_bytes([b[0], b[1]]))
-        .unwrap_or(0);
+    let fl = crate::octets::be16(msg, 2).unwrap_or(0);
     w.finish(response_flags(fl), rc, opt);
 }
 
@@ -135,9 +118,7 @@ fn answer(
     limits: &Limits,
 ) {
     let head = msg.get(..q.question_end).unwrap_or(&[]);
-    let qname_case = msg
-        .get(message::HEADER_LEN..message::HEADER_LEN + q.qname_len)
-        .unwrap_or(&[]);
+    let qname_case = msg.get(message::HEADER_LEN..message::HEADER_LEN + q.qname_len).unwrap_or(&[]);
     let mut limit = match (transport, q.edns) {
         (Transport::Tcp, _) => MAX_MESSAGE,
         (Transport::Udp, None) => MIN_UDP,
@@ -145,11 +126,7 @@ fn answer(
             (e.payload as usize).clamp(MIN_UDP, (limits.udp_payload as usize).max(MIN_UDP))
         }
     };
-    let opt = q.edns.map(|e| Opt {
-        payload: limits.udp_payload,
-        dnssec_ok: e.dnssec_ok,
-        ede: None,
-    });
+    let opt = q.edns.map(|e| Opt { payload: limits.udp_payload, dnssec_ok: e.dnssec_ok, ede: None });
     if opt.is_some() {
         // Room for the OPT and a possible EDE option (6 octets).
         limit -= OPT_LEN + 6;
@@ -178,10 +155,11 @@ fn answer(
     };
     // RFC 4035 §3.1.4.1: DS lives on the parent side of a cut. When we also
     // serve the parent, answer DS at the child's apex from the parent.
-    if q.qtype == code::DS && qname == zone.apex() {
-        if let Some(parent) = name::parent(qname).and_then(|p| catalog.find(p)) {
-            zone = parent;
-        }
+    if q.qtype == code::DS
+        && qname == zone.apex()
+        && let Some(parent) = name::parent(qname).and_then(|p| catalog.find(p))
+    {
+        zone = parent;
     }
 
     let mut ctx = Ctx {
@@ -195,13 +173,7 @@ fn answer(
         added_len: 0,
     };
     ctx.resolve();
-    let Ctx {
-        w,
-        mut flags,
-        rcode,
-        truncated,
-        ..
-    } = ctx;
+    let Ctx { w, mut flags, rcode, truncated, .. } = ctx;
     if truncated {
         flags |= flags::TC;
     }
@@ -232,10 +204,7 @@ impl<'a> Ctx<'a, '_> {
             key.set(target);
             key.make_lowercase();
             let seen = key.as_slice() == q.qname.as_slice()
-                || visited
-                    .iter()
-                    .take(cnames - 1)
-                    .any(|v| v.eq_ignore_ascii_case(target));
+                || visited.iter().take(cnames - 1).any(|v| v.eq_ignore_ascii_case(target));
             // Out of zone: the resolver continues from here (RFC 1034
             // §4.3.2 step 3a); chains never cross into another zone.
             if seen || cnames >= MAX_CNAME_CHAIN || !name::is_at_or_below(key.as_slice(), self.zone.apex()) {
@@ -251,13 +220,12 @@ impl<'a> Ctx<'a, '_> {
         let qtype = self.q.qtype;
         // Step 3b: a delegation at or above the name refers, except for DS
         // at the cut itself, which is parent-side data (RFC 4035 §2.4).
-        if zone.has_cuts() {
-            if let Some(cut) = find_cut(zone, key) {
-                if !(cut.key() == key && qtype == code::DS) {
-                    self.referral(cut, cnames);
-                    return Step::Done;
-                }
-            }
+        if zone.has_cuts()
+            && let Some(cut) = find_cut(zone, key)
+            && !(cut.key() == key && qtype == code::DS)
+        {
+            self.referral(cut, cnames);
+            return Step::Done;
         }
         match find_node(zone, key) {
             Found::Node(node) => self.at_node(node, owner),
@@ -285,16 +253,16 @@ impl<'a> Ctx<'a, '_> {
             }
             return Step::Done;
         }
-        if qtype != code::CNAME {
-            if let Some(cname) = node.rrset(code::CNAME) {
-                if self.put(Section::Answer, owner, &cname).is_err() {
-                    return Step::Done;
-                }
-                return match cname.rdatas().next() {
-                    Some(target) => Step::Follow(target),
-                    None => Step::Done,
-                };
+        if qtype != code::CNAME
+            && let Some(cname) = node.rrset(code::CNAME)
+        {
+            if self.put(Section::Answer, owner, &cname).is_err() {
+                return Step::Done;
             }
+            return match cname.rdatas().next() {
+                Some(target) => Step::Follow(target),
+                None => Step::Done,
+            };
         }
         match node.rrset(qtype) {
             Some(set) => {
@@ -356,7 +324,12 @@ impl<'a> Ctx<'a, '_> {
     /// Puts the A, AAAA (and `extra`) RRsets of an in-zone `target` in the
     /// additional section. When one does not fit the rest of this target
     /// is skipped; for `mandatory` glue TC is set (RFC 9471 §3).
-    fn target_addresses(&mut self, target: &'a [u8], extra: Option<u16>, mandatory: bool) -> Result<(), NoSpace> {
+    fn target_addresses(
+        &mut self,
+        target: &'a [u8],
+        extra: Option<u16>,
+        mandatory: bool,
+    ) -> Result<(), NoSpace> {
         let mut key = NameBuf::new();
         key.set(target);
         key.make_lowercase();
@@ -369,13 +342,13 @@ impl<'a> Ctx<'a, '_> {
             Found::None => return Ok(()),
         };
         for t in [Some(code::A), Some(code::AAAA), extra].into_iter().flatten() {
-            if let Some(set) = node.rrset(t) {
-                if self.w.rrset(Section::Additional, owner, &set, set.ttl).is_err() {
-                    if mandatory {
-                        self.truncated = true;
-                    }
-                    return Err(NoSpace);
+            if let Some(set) = node.rrset(t)
+                && self.w.rrset(Section::Additional, owner, &set, set.ttl).is_err()
+            {
+                if mandatory {
+                    self.truncated = true;
                 }
+                return Err(NoSpace);
             }
         }
         Ok(())
@@ -422,12 +395,10 @@ impl<'a> Ctx<'a, '_> {
         }
         let zone = self.zone;
         let Some(apex) = zone.apex_node() else { return };
-        if let Some(soa) = apex.rrset(code::SOA) {
-            if !self.truncated {
-                let _ = self
-                    .w
-                    .rrset(Section::Authority, Owner::Name(apex.name()), &soa, zone.negative_ttl());
-            }
+        if let Some(soa) = apex.rrset(code::SOA)
+            && !self.truncated
+        {
+            let _ = self.w.rrset(Section::Authority, Owner::Name(apex.name()), &soa, zone.negative_ttl());
         }
     }
 }

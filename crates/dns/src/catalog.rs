@@ -38,12 +38,7 @@ impl Catalog {
     }
 
     fn recount(&mut self) {
-        self.max_labels = self
-            .zones
-            .keys()
-            .map(|k| name::label_count(k))
-            .max()
-            .unwrap_or(0);
+        self.max_labels = self.zones.keys().map(|k| name::label_count(k)).max().unwrap_or(0);
     }
 
     /// The zone with this apex (lowercased).

@@ -39,7 +39,8 @@ fn may_accompany_cname(t: u16) -> bool {
 pub fn check_zone(apex: &[u8], records: &mut [Record]) -> Result<(), CheckError> {
     let apex_l = name::to_lowercase(apex);
     // (owner, type) -> (first index, ttl, count)
-    let mut sets: HashMap<(Box<[u8]>, u16), (usize, u32, usize)> = HashMap::new();
+    type SetKey = (Box<[u8]>, u16);
+    let mut sets: HashMap<SetKey, (usize, u32, usize)> = HashMap::new();
     let mut soa = None;
     let mut apex_ns = false;
     for (i, r) in records.iter_mut().enumerate() {

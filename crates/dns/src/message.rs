@@ -131,11 +131,7 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, QueryError> {
     let ns = u16_at(msg, 8).unwrap_or(0) as usize;
     let ar = u16_at(msg, 10).unwrap_or(0) as usize;
     let opcode = ((fl & flags::OPCODE_MASK) >> 11) as u8;
-    let formerr = |question_end| QueryError::Reject {
-        rcode: rcode::FORMERR,
-        question_end,
-        edns: None,
-    };
+    let formerr = |question_end| QueryError::Reject { rcode: rcode::FORMERR, question_end, edns: None };
 
     let mut qname = NameBuf::new();
     let (question_end, qtype, qclass) = match qd {
@@ -153,10 +149,10 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, QueryError> {
     // A query's question name is never compressed (there is nothing before
     // it to point to), so its wire length is its span in the message.
     let qname_len = qname.as_slice().len();
-    if let Some(qend) = question_end {
-        if qend - 4 - HEADER_LEN != qname_len {
-            return Err(formerr(None));
-        }
+    if let Some(qend) = question_end
+        && qend - 4 - HEADER_LEN != qname_len
+    {
+        return Err(formerr(None));
     }
     // Walk the other sections looking for exactly one OPT, in the
     // additional section (RFC 6891 §6.1.1). Records in the answer and
@@ -167,17 +163,16 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, QueryError> {
     for i in 0..an + ns + ar {
         let (rtype, class_pos, end) = skip_rr(msg, pos, &mut scratch).map_err(|_| formerr(question_end))?;
         if rtype == code::OPT {
-            if i < an + ns || edns.is_some() || !options_well_formed(msg.get(class_pos + 8..end).unwrap_or(&[])) {
+            if i < an + ns
+                || edns.is_some()
+                || !options_well_formed(msg.get(class_pos + 8..end).unwrap_or(&[]))
+            {
                 return Err(formerr(question_end));
             }
             let payload = u16_at(msg, class_pos).unwrap_or(0);
             let ttl_hi = u16_at(msg, class_pos + 2).unwrap_or(0);
             let ttl_lo = u16_at(msg, class_pos + 4).unwrap_or(0);
-            edns = Some(Edns {
-                payload,
-                version: (ttl_hi & 0xFF) as u8,
-                dnssec_ok: ttl_lo & 0x8000 != 0,
-            });
+            edns = Some(Edns { payload, version: (ttl_hi & 0xFF) as u8, dnssec_ok: ttl_lo & 0x8000 != 0 });
         }
         pos = end;
     }
@@ -185,11 +180,7 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, QueryError> {
         // Trailing garbage after the last record.
         return Err(formerr(question_end));
     }
-    let reject = |rcode| QueryError::Reject {
-        rcode,
-        question_end,
-        edns,
-    };
+    let reject = |rcode| QueryError::Reject { rcode, question_end, edns };
     if edns.is_some_and(|e| e.version > EDNS_VERSION) {
         return Err(reject(rcode::BADVERS));
     }
@@ -203,16 +194,7 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, QueryError> {
         _ => return Err(reject(rcode::NOTIMP)),
     }
     qname.make_lowercase();
-    Ok(Query {
-        id,
-        flags: fl,
-        qname,
-        qname_len,
-        qtype,
-        qclass,
-        question_end: qend,
-        edns,
-    })
+    Ok(Query { id, flags: fl, qname, qname_len, qtype, qclass, question_end: qend, edns })
 }
 
 /// True if OPT rdata is a sequence of whole options (RFC 6891 §6.1.2).
@@ -260,14 +242,7 @@ mod tests {
     #[test]
     fn decodes_edns_and_rejects_bad_versions() {
         let q = decode_query(&query(b"\x00", 2, Some((4096, 0, true)))).unwrap();
-        assert_eq!(
-            q.edns,
-            Some(Edns {
-                payload: 4096,
-                version: 0,
-                dnssec_ok: true
-            })
-        );
+        assert_eq!(q.edns, Some(Edns { payload: 4096, version: 0, dnssec_ok: true }));
         assert!(matches!(
             decode_query(&query(b"\x00", 2, Some((4096, 1, false)))),
             Err(QueryError::Reject { rcode: rcode::BADVERS, .. })

@@ -47,10 +47,7 @@ impl Default for NameBuf {
 impl NameBuf {
     /// An empty buffer (not yet a valid name).
     pub const fn new() -> Self {
-        NameBuf {
-            buf: [0; MAX_NAME_LEN],
-            len: 0,
-        }
+        NameBuf { buf: [0; MAX_NAME_LEN], len: 0 }
     }
 
     /// The wire form.
@@ -133,11 +130,7 @@ pub fn validate(wire: &[u8]) -> Result<(), NameError> {
         }
         pos += 1 + len;
         if len == 0 {
-            return if pos == wire.len() {
-                Ok(())
-            } else {
-                Err(NameError::BadLabel)
-            };
+            return if pos == wire.len() { Ok(()) } else { Err(NameError::BadLabel) };
         }
     }
 }

@@ -199,7 +199,7 @@ impl<'a, 'b> Writer<'a, 'b> {
         self.buf.extend_from_slice(prefix);
         let mut pos = off;
         for _ in 0..names {
-            let Some(n) = rd.get(pos..).and_then(|r| Some(r.get(..name::wire_len(r)?)?)) else {
+            let Some(n) = rd.get(pos..).and_then(|r| r.get(..name::wire_len(r)?)) else {
                 self.buf.extend_from_slice(rd.get(pos..).unwrap_or(&[]));
                 return;
             };

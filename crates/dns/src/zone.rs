@@ -19,6 +19,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use crate::name;
+use crate::octets::{be16, be32};
 use crate::rtype::code;
 
 /// One resource record in wire form (owner and rdata uncompressed).
@@ -80,7 +81,7 @@ pub struct RdataIter<'a> {
 impl<'a> Iterator for RdataIter<'a> {
     type Item = &'a [u8];
     fn next(&mut self) -> Option<&'a [u8]> {
-        let len = u16::from_be_bytes([*self.rest.first()?, *self.rest.get(1)?]) as usize;
+        let len = be16(self.rest, 0)? as usize;
         let rd = self.rest.get(2..2 + len)?;
         self.rest = self.rest.get(2 + len..)?;
         Some(rd)
@@ -111,10 +112,7 @@ impl<'a> NodeRef<'a> {
     /// Number of direct children (including empty non-terminals).
     pub fn child_count(&self) -> u32 {
         let p = self.after_key();
-        match self.raw.get(p..p + 4) {
-            Some(b) => u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
-            None => 0,
-        }
+        be32(self.raw, p).unwrap_or(0)
     }
 
     fn rrsets_start(&self) -> (Option<&'a [u8]>, usize) {
@@ -136,15 +134,8 @@ impl<'a> NodeRef<'a> {
     /// Iterates over the node's RRsets.
     pub fn rrsets(&self) -> RrSetIter<'a> {
         let (_, p) = self.rrsets_start();
-        let n = self
-            .raw
-            .get(p..p + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-            .unwrap_or(0);
-        RrSetIter {
-            rest: self.raw.get(p + 2..).unwrap_or(&[]),
-            left: n,
-        }
+        let n = be16(self.raw, p).unwrap_or(0);
+        RrSetIter { rest: self.raw.get(p + 2..).unwrap_or(&[]), left: n }
     }
 
     /// The RRset of one type.
@@ -170,22 +161,22 @@ impl<'a> Iterator for RrSetIter<'a> {
         if self.left == 0 {
             return None;
         }
-        let h = self.rest.get(..10)?;
-        let rtype = u16::from_be_bytes([h[0], h[1]]);
-        let ttl = u32::from_be_bytes([h[2], h[3], h[4], h[5]]);
-        let count = u16::from_be_bytes([h[6], h[7]]);
-        let len = u16::from_be_bytes([h[8], h[9]]) as usize;
+        let h = self.rest;
+        let rtype = be16(h, 0)?;
+        let ttl = be32(h, 2)?;
+        let count = be16(h, 6)?;
+        let len = be16(h, 8)? as usize;
         let data = self.rest.get(10..10 + len)?;
         self.rest = self.rest.get(10 + len..)?;
         self.left -= 1;
-        Some(RrSetRef {
-            rtype,
-            ttl,
-            count,
-            data,
-        })
+        Some(RrSetRef { rtype, ttl, count, data })
     }
 }
+
+/// An RRset being edited: type, TTL, rdatas.
+type EditSet = (u16, u32, Vec<Box<[u8]>>);
+/// One shard: packed nodes.
+type Shard = HashTable<Box<[u8]>>;
 
 /// A node being edited.
 #[derive(Debug, Clone, Default)]
@@ -194,7 +185,7 @@ struct NodeData {
     name: Box<[u8]>,
     children: u32,
     /// Sorted by type; rdata sorted and deduplicated.
-    rrsets: Vec<(u16, u32, Vec<Box<[u8]>>)>,
+    rrsets: Vec<EditSet>,
 }
 
 /// Why an RRset could not be packed.
@@ -215,20 +206,12 @@ impl NodeData {
             key: n.key().into(),
             name: n.name().into(),
             children: n.child_count(),
-            rrsets: n
-                .rrsets()
-                .map(|r| (r.rtype, r.ttl, r.rdatas().map(Box::from).collect()))
-                .collect(),
+            rrsets: n.rrsets().map(|r| (r.rtype, r.ttl, r.rdatas().map(Box::from).collect())).collect(),
         }
     }
 
     fn empty(name: &[u8]) -> Self {
-        NodeData {
-            key: name::to_lowercase(name),
-            name: name.into(),
-            children: 0,
-            rrsets: Vec::new(),
-        }
+        NodeData { key: name::to_lowercase(name), name: name.into(), children: 0, rrsets: Vec::new() }
     }
 
     fn add(&mut self, rtype: u16, ttl: u32, rdata: Box<[u8]>) {
@@ -247,14 +230,14 @@ impl NodeData {
     }
 
     fn remove(&mut self, rtype: u16, rdata: &[u8]) {
-        if let Ok(i) = self.rrsets.binary_search_by_key(&rtype, |r| r.0) {
-            if let Some(set) = self.rrsets.get_mut(i) {
-                if let Ok(pos) = set.2.binary_search_by(|r| r[..].cmp(rdata)) {
-                    set.2.remove(pos);
-                }
-                if set.2.is_empty() {
-                    self.rrsets.remove(i);
-                }
+        if let Ok(i) = self.rrsets.binary_search_by_key(&rtype, |r| r.0)
+            && let Some(set) = self.rrsets.get_mut(i)
+        {
+            if let Ok(pos) = set.2.binary_search_by(|r| r[..].cmp(rdata)) {
+                set.2.remove(pos);
+            }
+            if set.2.is_empty() {
+                self.rrsets.remove(i);
             }
         }
     }
@@ -299,7 +282,7 @@ impl NodeData {
 struct NodeMap {
     hasher: foldhash::fast::FixedState,
     mask: u64,
-    shards: Arc<Vec<Arc<HashTable<Box<[u8]>>>>>,
+    shards: Arc<Vec<Arc<Shard>>>,
     len: usize,
 }
 
@@ -311,11 +294,7 @@ impl NodeMap {
         NodeMap {
             hasher: foldhash::fast::FixedState::with_seed(seed),
             mask: shards as u64 - 1,
-            shards: Arc::new(
-                (0..shards)
-                    .map(|_| Arc::new(HashTable::with_capacity(per)))
-                    .collect(),
-            ),
+            shards: Arc::new((0..shards).map(|_| Arc::new(HashTable::with_capacity(per))).collect()),
             len: 0,
         }
     }
@@ -331,9 +310,7 @@ impl NodeMap {
     fn get(&self, key: &[u8]) -> Option<NodeRef<'_>> {
         let h = self.hash(key);
         let shard = self.shards.get(self.shard_of(h))?;
-        shard
-            .find(h, |n| key_of(n) == key)
-            .map(|raw| NodeRef { raw })
+        shard.find(h, |n| key_of(n) == key).map(|raw| NodeRef { raw })
     }
 
     fn insert(&mut self, packed: Box<[u8]>) {
@@ -369,9 +346,7 @@ impl NodeMap {
     }
 
     fn iter(&self) -> impl Iterator<Item = NodeRef<'_>> {
-        self.shards
-            .iter()
-            .flat_map(|s| s.iter().map(|raw| NodeRef { raw }))
+        self.shards.iter().flat_map(|s| s.iter().map(|raw| NodeRef { raw }))
     }
 
     fn needs_reshard(&self) -> bool {
@@ -445,11 +420,7 @@ impl Zone {
             }
             nodes.insert(n.pack()?);
         }
-        Ok(Zone {
-            apex: apex_l,
-            nodes,
-            cuts,
-        })
+        Ok(Zone { apex: apex_l, nodes, cuts })
     }
 
     /// Applies changes, returning the new snapshot. `self` is untouched.
@@ -574,12 +545,7 @@ impl Zone {
         let Some(soa) = self.apex_node().and_then(|n| n.rrset(code::SOA)) else {
             return 0;
         };
-        let min = soa
-            .rdatas()
-            .next()
-            .and_then(|rd| rd.get(rd.len().saturating_sub(4)..))
-            .and_then(|b| Some(u32::from_be_bytes([*b.first()?, *b.get(1)?, *b.get(2)?, *b.get(3)?])))
-            .unwrap_or(0);
+        let min = soa.rdatas().next().and_then(|rd| be32(rd, rd.len().checked_sub(4)?)).unwrap_or(0);
         soa.ttl.min(min)
     }
 
@@ -594,12 +560,7 @@ impl Zone {
             sets.sort_by_key(|s| (s.rtype != code::SOA, s.rtype));
             for s in sets {
                 for rd in s.rdatas() {
-                    out.push(Record {
-                        owner: n.name().into(),
-                        rtype: s.rtype,
-                        ttl: s.ttl,
-                        rdata: rd.into(),
-                    });
+                    out.push(Record { owner: n.name().into(), rtype: s.rtype, ttl: s.ttl, rdata: rd.into() });
                 }
             }
         }
@@ -611,8 +572,7 @@ impl Zone {
 pub fn soa_serial(rdata: &[u8]) -> Option<u32> {
     let m = name::wire_len(rdata)?;
     let r = name::wire_len(rdata.get(m..)?)?;
-    let b = rdata.get(m + r..m + r + 4)?;
-    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    be32(rdata, m + r)
 }
 
 /// Compares lowercased wire names in DNSSEC canonical order (RFC 4034 §6.1):
@@ -644,22 +604,13 @@ mod tests {
     }
 
     fn rec(owner: &str, rtype: u16, rdata: &[u8]) -> Record {
-        Record {
-            owner: n(owner),
-            rtype,
-            ttl: 300,
-            rdata: rdata.into(),
-        }
+        Record { owner: n(owner), rtype, ttl: 300, rdata: rdata.into() }
     }
 
     #[test]
     fn build_creates_empty_non_terminals() {
-        let z = Zone::build(
-            &n("example.com."),
-            vec![rec("a.b.c.example.com.", 1, &[192, 0, 2, 1])],
-            7,
-        )
-        .unwrap();
+        let z =
+            Zone::build(&n("example.com."), vec![rec("a.b.c.example.com.", 1, &[192, 0, 2, 1])], 7).unwrap();
         let ent = z.node(&n("b.c.example.com.")).unwrap();
         assert!(ent.is_empty());
         assert_eq!(ent.child_count(), 1);
@@ -693,9 +644,7 @@ mod tests {
         let z = Zone::build(&n("example.com."), recs, 3).unwrap();
         assert!(z.has_cuts());
         assert_eq!(z.node(&n("sub.example.com.")).unwrap().rrset(2).unwrap().count, 1);
-        let z2 = z
-            .apply(&[Change::Remove(rec("sub.example.com.", 2, b"\x02ns\x00"))])
-            .unwrap();
+        let z2 = z.apply(&[Change::Remove(rec("sub.example.com.", 2, b"\x02ns\x00"))]).unwrap();
         assert!(!z2.has_cuts());
     }
 
@@ -717,9 +666,6 @@ mod tests {
     fn canonical_order_is_by_reversed_labels() {
         let mut v = vec![n("z.example."), n("a.example."), n("example."), n("yljkjljk.a.example.")];
         v.sort_by(|a, b| canonical_cmp(a, b));
-        assert_eq!(
-            v,
-            vec![n("example."), n("a.example."), n("yljkjljk.a.example."), n("z.example.")]
-        );
+        assert_eq!(v, vec![n("example."), n("a.example."), n("yljkjljk.a.example."), n("z.example.")]);
     }
 }

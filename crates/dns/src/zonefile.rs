@@ -20,6 +20,8 @@ use domain::rdata::ZoneRecordData;
 use domain::zonefile::inplace::{Entry, Zonefile};
 
 use crate::name;
+use crate::octets::be16;
+use crate::octets::be32;
 use crate::rtype::{self, code};
 use crate::zone::Record;
 
@@ -38,16 +40,12 @@ pub struct ParseError {
 
 impl ParseError {
     fn at(line: usize, reason: impl Into<String>) -> Self {
-        ParseError {
-            line,
-            reason: reason.into(),
-        }
+        ParseError { line, reason: reason.into() }
     }
 }
 
 fn origin_name(origin: &[u8]) -> Result<Name<Bytes>, ParseError> {
-    Name::from_octets(Bytes::copy_from_slice(origin))
-        .map_err(|_| ParseError::at(0, "bad origin name"))
+    Name::from_octets(Bytes::copy_from_slice(origin)).map_err(|_| ParseError::at(0, "bad origin name"))
 }
 
 /// Line number (1-based) of byte offset `off` in `text`.
@@ -115,9 +113,7 @@ pub fn parse_with_lines(text: &str, origin: &[u8]) -> Result<(Vec<Record>, Vec<u
             ));
         }
         let mut rdata = Vec::new();
-        rec.data()
-            .compose_rdata(&mut rdata)
-            .map_err(|_| ParseError::at(line, "rdata too long"))?;
+        rec.data().compose_rdata(&mut rdata).map_err(|_| ParseError::at(line, "rdata too long"))?;
         check_rdata(rtype_code, &rdata).map_err(|r| ParseError::at(line, r))?;
         out.push(Record {
             owner,
@@ -159,11 +155,8 @@ fn first_content_line(text: &[u8], mut off: usize) -> usize {
     loop {
         let rest = text.get(off..).unwrap_or(&[]);
         let eol = rest.iter().position(|&b| b == b'\n');
-        let line = &rest[..eol.unwrap_or(rest.len())];
-        let content = line
-            .iter()
-            .take_while(|&&b| b != b';')
-            .any(|b| !b.is_ascii_whitespace());
+        let line = rest.get(..eol.unwrap_or(rest.len())).unwrap_or(&[]);
+        let content = line.iter().take_while(|&&b| b != b';').any(|b| !b.is_ascii_whitespace());
         match eol {
             Some(e) if !content => off += e + 1,
             _ => return line_of(text, off),
@@ -184,7 +177,8 @@ pub fn check_rdata(rtype_code: u16, rdata: &[u8]) -> Result<(), String> {
         Err(e) => return Err(format!("malformed {} rdata: {e}", Rtype::from_int(rtype_code))),
     }
     // Names in rdata must be uncompressed and valid.
-    if let Some(off) = rtype::compressible_name_offset(rtype_code).or(rtype::additional_name_offset(rtype_code))
+    if let Some(off) =
+        rtype::compressible_name_offset(rtype_code).or(rtype::additional_name_offset(rtype_code))
     {
         let Some(n) = rdata.get(off..).and_then(|r| r.get(..name::wire_len(r)?)) else {
             return Err("bad name in rdata".into());
@@ -207,10 +201,10 @@ pub fn type_from_text(text: &str) -> Option<u16> {
 /// Presentation form of rdata, verified to parse back to the same octets
 /// in the context of `origin`-less absolute names.
 pub fn rdata_text(rtype_code: u16, rdata: &[u8]) -> String {
-    if let Some(s) = pretty_rdata(rtype_code, rdata) {
-        if reparses_to(rtype_code, &s, rdata) {
-            return s;
-        }
+    if let Some(s) = pretty_rdata(rtype_code, rdata)
+        && reparses_to(rtype_code, &s, rdata)
+    {
+        return s;
     }
     generic_rdata(rdata)
 }
@@ -236,22 +230,15 @@ fn pretty_rdata(rtype_code: u16, rdata: &[u8]) -> Option<String> {
             Some(name::to_text(rdata))
         }
         code::MX => {
-            let pref = u16::from_be_bytes([*rdata.first()?, *rdata.get(1)?]);
+            let pref = be16(rdata, 0)?;
             let n = rdata.get(2..)?;
             name::validate(n).ok()?;
             Some(format!("{pref} {}", name::to_text(n)))
         }
         code::SRV => {
-            let h = rdata.get(..6)?;
             let n = rdata.get(6..)?;
             name::validate(n).ok()?;
-            Some(format!(
-                "{} {} {} {}",
-                u16::from_be_bytes([h[0], h[1]]),
-                u16::from_be_bytes([h[2], h[3]]),
-                u16::from_be_bytes([h[4], h[5]]),
-                name::to_text(n)
-            ))
+            Some(format!("{} {} {} {}", be16(rdata, 0)?, be16(rdata, 2)?, be16(rdata, 4)?, name::to_text(n)))
         }
         code::SOA => {
             let m = name::wire_len(rdata)?;
@@ -260,22 +247,22 @@ fn pretty_rdata(rtype_code: u16, rdata: &[u8]) -> Option<String> {
             if t.len() != 20 {
                 return None;
             }
-            let f = |i: usize| u32::from_be_bytes([t[i], t[i + 1], t[i + 2], t[i + 3]]);
             Some(format!(
                 "{} {} {} {} {} {} {}",
                 name::to_text(rdata.get(..m)?),
                 name::to_text(rdata.get(m..m + r)?),
-                f(0),
-                f(4),
-                f(8),
-                f(12),
-                f(16)
+                be32(t, 0)?,
+                be32(t, 4)?,
+                be32(t, 8)?,
+                be32(t, 12)?,
+                be32(t, 16)?
             ))
         }
         _ => {
             let mut p = octseq::Parser::from_ref(rdata);
-            let d = ZoneRecordData::<&[u8], ParsedName<&[u8]>>::parse_rdata(Rtype::from_int(rtype_code), &mut p)
-                .ok()??;
+            let d =
+                ZoneRecordData::<&[u8], ParsedName<&[u8]>>::parse_rdata(Rtype::from_int(rtype_code), &mut p)
+                    .ok()??;
             if matches!(d, ZoneRecordData::Unknown(_)) {
                 return None;
             }

@@ -66,9 +66,9 @@ impl Follower {
         let (position, zones) = store.snapshot()?;
         let mut catalog = Catalog::new();
         let mut records = 0;
-        for (apex, recs) in zones {
-            records += recs.len();
-            let zone = build(&apex, recs, seed)?;
+        for z in zones {
+            records += z.records.len();
+            let zone = build(&z.apex, z.records, seed)?;
             catalog = catalog.with_zone(Arc::new(zone));
         }
         tracing::info!(
@@ -141,8 +141,8 @@ impl Follower {
 
     fn reload_zone(&mut self, catalog: Catalog, apex: &[u8]) -> Result<Catalog, PublishError> {
         match self.store.zone_snapshot(apex)? {
-            Some((pos, apex_case, recs)) => {
-                let zone = build(&apex_case, recs, self.seed)?;
+            Some((pos, z)) => {
+                let zone = build(&z.apex, z.records, self.seed)?;
                 self.loaded_at.insert(apex.into(), pos);
                 Ok(catalog.with_zone(Arc::new(zone)))
             }
@@ -153,8 +153,8 @@ impl Follower {
     fn reload_all(&mut self) -> Result<(), PublishError> {
         let (position, zones) = self.store.snapshot()?;
         let mut catalog = Catalog::new();
-        for (apex, recs) in zones {
-            catalog = catalog.with_zone(Arc::new(build(&apex, recs, self.seed)?));
+        for z in zones {
+            catalog = catalog.with_zone(Arc::new(build(&z.apex, z.records, self.seed)?));
         }
         self.position = position;
         self.loaded_at.clear();

@@ -28,10 +28,7 @@ pub struct TcpSettings {
 
 impl Default for TcpSettings {
     fn default() -> Self {
-        TcpSettings {
-            idle_timeout: Duration::from_secs(10),
-            max_connections: 1000,
-        }
+        TcpSettings { idle_timeout: Duration::from_secs(10), max_connections: 1000 }
     }
 }
 

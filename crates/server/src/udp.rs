@@ -53,13 +53,21 @@ pub fn spawn(
     Ok(handles)
 }
 
-fn worker(sock: UdpSocket, catalog: SharedCatalog, limits: Limits, shutdown: Arc<AtomicBool>, stats: Arc<UdpStats>) {
+fn worker(
+    sock: UdpSocket,
+    catalog: SharedCatalog,
+    limits: Limits,
+    shutdown: Arc<AtomicBool>,
+    stats: Arc<UdpStats>,
+) {
     let mut rx = vec![0u8; MAX_DATAGRAM];
     let mut tx = Vec::with_capacity(MAX_DATAGRAM);
     while !shutdown.load(Ordering::Relaxed) {
         let (n, peer) = match sock.recv_from(&mut rx) {
             Ok(v) => v,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                continue;
+            }
             Err(e) => {
                 tracing::debug!(error = %e, "udp receive failed");
                 continue;

@@ -39,12 +39,7 @@ pub fn decode_changes(mut b: &[u8]) -> Option<Vec<Change>> {
         let rdlen = u16::from_be_bytes([h[6], h[7]]) as usize;
         let rdata = rest.get(8..8 + rdlen)?;
         b = rest.get(8 + rdlen..)?;
-        let r = Record {
-            owner: owner.into(),
-            rtype,
-            ttl,
-            rdata: rdata.into(),
-        };
+        let r = Record { owner: owner.into(), rtype, ttl, rdata: rdata.into() };
         out.push(match op {
             1 => Change::Add(r),
             2 => Change::Remove(r),
@@ -60,12 +55,8 @@ mod tests {
 
     #[test]
     fn round_trip_and_refuse_garbage() {
-        let r = Record {
-            owner: b"\x03www\x00"[..].into(),
-            rtype: 1,
-            ttl: 60,
-            rdata: vec![1, 2, 3, 4].into(),
-        };
+        let r =
+            Record { owner: b"\x03www\x00"[..].into(), rtype: 1, ttl: 60, rdata: vec![1, 2, 3, 4].into() };
         let ch = vec![Change::Add(r.clone()), Change::Remove(r)];
         let enc = encode_changes(&ch);
         assert_eq!(decode_changes(&enc), Some(ch));

@@ -80,6 +80,15 @@ pub struct ZoneInfo {
     pub records: u64,
 }
 
+/// A zone's records as read in one transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ZoneData {
+    /// Apex in wire form, original case.
+    pub apex: Box<[u8]>,
+    /// All records.
+    pub records: Vec<Record>,
+}
+
 /// What a journal entry says happened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum JournalKind {
@@ -120,10 +129,7 @@ pub struct Store {
 }
 
 fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// RFC 1982 serial comparison: is `a` greater than `b`?
@@ -155,19 +161,13 @@ fn display(apex: &[u8]) -> String {
 impl Store {
     /// Opens (creating if needed) the store in `dir`.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
-            path: dir.to_path_buf(),
-            source,
-        })?;
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
         let conn = Connection::open(dir.join(DB_FILE))?;
         conn.busy_timeout(std::time::Duration::from_secs(30))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut s = Store {
-            conn,
-            dir: dir.to_path_buf(),
-        };
+        let mut s = Store { conn, dir: dir.to_path_buf() };
         schema::migrate(&mut s.conn)?;
         Ok(s)
     }
@@ -179,9 +179,7 @@ impl Store {
 
     /// SQLite's `data_version`: changes when another connection commits.
     pub fn data_version(&self) -> Result<i64, StoreError> {
-        Ok(self
-            .conn
-            .query_row("PRAGMA data_version", [], |r| r.get(0))?)
+        Ok(self.conn.query_row("PRAGMA data_version", [], |r| r.get(0))?)
     }
 
     /// All zones.
@@ -204,11 +202,9 @@ impl Store {
         let key = name::to_lowercase(apex);
         Ok(self
             .conn
-            .query_row(
-                "SELECT id, serial FROM zones WHERE name = ?1",
-                params![&key[..]],
-                |r| Ok((r.get(0)?, r.get::<_, i64>(1)? as u32)),
-            )
+            .query_row("SELECT id, serial FROM zones WHERE name = ?1", params![&key[..]], |r| {
+                Ok((r.get(0)?, r.get::<_, i64>(1)? as u32))
+            })
             .optional()?)
     }
 
@@ -219,17 +215,13 @@ impl Store {
 
     /// The records of a zone.
     pub fn records(&self, apex: &[u8]) -> Result<Vec<Record>, StoreError> {
-        let (id, _) = self
-            .zone_id(apex)?
-            .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let (id, _) = self.zone_id(apex)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         read_records(&self.conn, id)
     }
 
     /// The records of one RRset.
     pub fn rrset(&self, apex: &[u8], owner: &[u8], rtype: u16) -> Result<Vec<Record>, StoreError> {
-        let (id, _) = self
-            .zone_id(apex)?
-            .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let (id, _) = self.zone_id(apex)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         Ok(owner_records(&self.conn, id, &name::to_lowercase(owner))?
             .into_iter()
             .filter(|r| r.rtype == rtype)
@@ -238,36 +230,35 @@ impl Store {
 
     /// Reads every zone and the journal position it is consistent with,
     /// in one read transaction.
-    pub fn snapshot(&mut self) -> Result<(i64, Vec<(Box<[u8]>, Vec<Record>)>), StoreError> {
+    pub fn snapshot(&mut self) -> Result<(i64, Vec<ZoneData>), StoreError> {
         let tx = self.conn.transaction()?;
         let pos: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM journal", [], |r| r.get(0))?;
         let zones: Vec<(i64, Vec<u8>)> = {
             let mut st = tx.prepare("SELECT id, apex FROM zones")?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-                .collect::<Result<_, _>>()?
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
         };
         let mut out = Vec::with_capacity(zones.len());
         for (id, apex) in zones {
-            out.push((apex.into_boxed_slice(), read_records(&tx, id)?));
+            out.push(ZoneData { apex: apex.into_boxed_slice(), records: read_records(&tx, id)? });
         }
         tx.commit()?;
         Ok((pos, out))
     }
 
     /// One zone's records and the journal position they are consistent with.
-    pub fn zone_snapshot(&mut self, apex: &[u8]) -> Result<Option<(i64, Box<[u8]>, Vec<Record>)>, StoreError> {
+    pub fn zone_snapshot(&mut self, apex: &[u8]) -> Result<Option<(i64, ZoneData)>, StoreError> {
         let tx = self.conn.transaction()?;
         let pos: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM journal", [], |r| r.get(0))?;
         let key = name::to_lowercase(apex);
         let z: Option<(i64, Vec<u8>)> = tx
-            .query_row(
-                "SELECT id, apex FROM zones WHERE name = ?1",
-                params![&key[..]],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT id, apex FROM zones WHERE name = ?1", params![&key[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
         let out = match z {
-            Some((id, apex)) => Some((pos, apex.into_boxed_slice(), read_records(&tx, id)?)),
+            Some((id, apex)) => {
+                Some((pos, ZoneData { apex: apex.into_boxed_slice(), records: read_records(&tx, id)? }))
+            }
             None => None,
         };
         tx.commit()?;
@@ -283,16 +274,11 @@ impl Store {
         let key = name::to_lowercase(apex);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let existing: Option<(i64, i64)> = tx
-            .query_row(
-                "SELECT id, serial FROM zones WHERE name = ?1",
-                params![&key[..]],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT id, serial FROM zones WHERE name = ?1", params![&key[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?;
-        let file_serial = records
-            .iter()
-            .find(|r| r.rtype == code::SOA)
-            .and_then(|r| soa_serial(&r.rdata));
+        let file_serial = records.iter().find(|r| r.rtype == code::SOA).and_then(|r| soa_serial(&r.rdata));
         let (id, serial) = match existing {
             Some((id, old)) => {
                 tx.execute("DELETE FROM records WHERE zone_id = ?1", params![id])?;
@@ -343,11 +329,9 @@ impl Store {
         let key = name::to_lowercase(apex);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (id, old_serial): (i64, i64) = tx
-            .query_row(
-                "SELECT id, serial FROM zones WHERE name = ?1",
-                params![&key[..]],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT id, serial FROM zones WHERE name = ?1", params![&key[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?
             .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         let mut effective = Vec::with_capacity(changes.len() + 2);
@@ -359,14 +343,16 @@ impl Store {
                     if !name::is_at_or_below(&owner_key, &key) {
                         return Err(CheckError {
                             index: None,
-                            reason: format!("{} is outside the zone {}", name::to_text(&r.owner), display(apex)),
+                            reason: format!(
+                                "{} is outside the zone {}",
+                                name::to_text(&r.owner),
+                                display(apex)
+                            ),
                         }
                         .into());
                     }
-                    sixgate_dns::zonefile::check_rdata(r.rtype, &r.rdata).map_err(|reason| CheckError {
-                        index: None,
-                        reason,
-                    })?;
+                    sixgate_dns::zonefile::check_rdata(r.rtype, &r.rdata)
+                        .map_err(|reason| CheckError { index: None, reason })?;
                     // One TTL per RRset: an added RR sets the RRset's TTL.
                     let changed_ttl = tx.execute(
                         "UPDATE records SET ttl = ?1 WHERE zone_id = ?2 AND owner_key = ?3 AND rtype = ?4 AND ttl != ?1",
@@ -410,15 +396,15 @@ impl Store {
         }
         // Bump the serial: the SOA change is part of the same diff.
         let serial = next_serial(old_serial as u32, None);
-        if let Some(soa) = owner_records(&tx, id, &key)?.into_iter().find(|r| r.rtype == code::SOA) {
-            if let Some(rd) = with_serial(&soa.rdata, serial) {
-                tx.execute(
-                    "UPDATE records SET rdata = ?1 WHERE zone_id = ?2 AND owner_key = ?3 AND rtype = ?4",
-                    params![&rd[..], id, &key[..], code::SOA],
-                )?;
-                effective.push(Change::Remove(soa.clone()));
-                effective.push(Change::Add(Record { rdata: rd, ..soa }));
-            }
+        if let Some(soa) = owner_records(&tx, id, &key)?.into_iter().find(|r| r.rtype == code::SOA)
+            && let Some(rd) = with_serial(&soa.rdata, serial)
+        {
+            tx.execute(
+                "UPDATE records SET rdata = ?1 WHERE zone_id = ?2 AND owner_key = ?3 AND rtype = ?4",
+                params![&rd[..], id, &key[..], code::SOA],
+            )?;
+            effective.push(Change::Remove(soa.clone()));
+            effective.push(Change::Add(Record { rdata: rd, ..soa }));
         }
         tx.execute(
             "UPDATE zones SET serial = ?1, updated_at = ?2 WHERE id = ?3",
@@ -434,11 +420,9 @@ impl Store {
         let key = name::to_lowercase(apex);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (id, serial): (i64, i64) = tx
-            .query_row(
-                "SELECT id, serial FROM zones WHERE name = ?1",
-                params![&key[..]],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row("SELECT id, serial FROM zones WHERE name = ?1", params![&key[..]], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .optional()?
             .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         tx.execute("DELETE FROM records WHERE zone_id = ?1", params![id])?;
@@ -452,13 +436,11 @@ impl Store {
     /// Returns `None` if entries after `after` were already pruned (the
     /// reader must reload everything).
     pub fn journal_since(&self, after: i64, limit: usize) -> Result<Option<Vec<JournalEntry>>, StoreError> {
-        let min: Option<i64> = self
-            .conn
-            .query_row("SELECT min(id) FROM journal", [], |r| r.get(0))?;
-        if let Some(min) = min {
-            if after + 1 < min {
-                return Ok(None);
-            }
+        let min: Option<i64> = self.conn.query_row("SELECT min(id) FROM journal", [], |r| r.get(0))?;
+        if let Some(min) = min
+            && after + 1 < min
+        {
+            return Ok(None);
         }
         let mut st = self.conn.prepare_cached(
             "SELECT id, zone_name, serial, kind, changes FROM journal WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -483,12 +465,7 @@ impl Store {
                 "delete" => JournalKind::Delete,
                 _ => return Err(StoreError::Corrupt(id)),
             };
-            out.push(JournalEntry {
-                id,
-                apex: apex.into_boxed_slice(),
-                serial: serial as u32,
-                kind,
-            });
+            out.push(JournalEntry { id, apex: apex.into_boxed_slice(), serial: serial as u32, kind });
         }
         Ok(Some(out))
     }
@@ -536,10 +513,7 @@ fn journal(
     )?;
     let id = conn.last_insert_rowid();
     // Keep the journal bounded per zone.
-    conn.execute(
-        "DELETE FROM journal WHERE zone_name = ?1 AND id <= ?2",
-        params![key, id - JOURNAL_KEEP],
-    )?;
+    conn.execute("DELETE FROM journal WHERE zone_name = ?1 AND id <= ?2", params![key, id - JOURNAL_KEEP])?;
     Ok(id)
 }
 

@@ -42,9 +42,8 @@ const MIGRATIONS: &[&str] = &[
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     conn.execute_batch("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")?;
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-    let version: i64 = tx
-        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0))
-        .unwrap_or(0);
+    let version: i64 =
+        tx.query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |r| r.get(0)).unwrap_or(0);
     let latest = MIGRATIONS.len() as i64;
     if version > latest {
         return Err(StoreError::TooNew(version, latest));
