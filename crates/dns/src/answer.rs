@@ -472,3 +472,7 @@ fn find_cut<'z>(zone: &'z Zone, key: &[u8]) -> Option<NodeRef<'z>> {
     }
     None
 }
+
+#[cfg(test)]
+#[path = "answer_tests.rs"]
+mod tests;
