@@ -1,24 +1,32 @@
 //! UDP workers: plain OS threads, one socket each.
 //!
 //! Each worker owns its receive and response buffers for its whole life,
-//! loads the current catalog with one atomic read per query and never
-//! takes a lock, so workers scale with cores. The socket has a short read
+//! moves datagrams in batches (`recvmmsg`/`sendmmsg`), loads the current
+//! catalog with one atomic read per batch and never takes a lock, so
+//! workers scale with cores. The socket has a short read
 //! timeout only so that the worker notices shutdown.
 
+use std::io::{IoSlice, IoSliceMut};
 use std::net::UdpSocket;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
 use sixgate_dns::{Limits, Outcome, Transport, respond};
 
 use crate::SharedCatalog;
 
 /// How often a worker blocked in `recv` checks for shutdown.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
-/// Largest datagram we read; larger ones are cut and then fail to parse.
-const MAX_DATAGRAM: usize = 65535;
+/// Largest query datagram we read; a longer one is cut and answered with
+/// FORMERR. Real queries are far smaller.
+const RX_SIZE: usize = 4096;
+/// Datagrams received and sent per system call.
+const BATCH: usize = 32;
 
 /// Counters shared by the UDP workers.
 #[derive(Debug, Default)]
@@ -53,40 +61,75 @@ pub fn spawn(
     Ok(handles)
 }
 
-fn worker(
-    sock: UdpSocket,
-    catalog: SharedCatalog,
-    limits: Limits,
-    shutdown: Arc<AtomicBool>,
-    stats: Arc<UdpStats>,
-) {
-    let mut rx = vec![0u8; MAX_DATAGRAM];
-    let mut tx = Vec::with_capacity(MAX_DATAGRAM);
+fn worker(sock: UdpSocket, catalog: SharedCatalog, limits: Limits, shutdown: Arc<AtomicBool>, stats: Arc<UdpStats>) {
+    let fd = sock.as_raw_fd();
+    let mut rx: Box<[[u8; RX_SIZE]; BATCH]> = Box::new([[0u8; RX_SIZE]; BATCH]);
+    let mut tx: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(RX_SIZE)).collect();
+    let mut rhdr = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut shdr = MultiHeaders::<SockaddrStorage>::preallocate(BATCH, None);
+    let mut got: [(usize, Option<SockaddrStorage>); BATCH] = [(0, None); BATCH];
+    let mut replies = [0usize; BATCH];
     while !shutdown.load(Ordering::Relaxed) {
-        let (n, peer) = match sock.recv_from(&mut rx) {
-            Ok(v) => v,
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
-                continue;
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "udp receive failed");
-                continue;
-            }
-        };
-        stats.received.fetch_add(1, Ordering::Relaxed);
-        let cat = catalog.load();
-        let msg = rx.get(..n).unwrap_or(&[]);
-        match respond(&cat, msg, &mut tx, Transport::Udp, &limits) {
-            Outcome::Reply => {
-                if let Err(e) = sock.send_to(&tx, peer) {
-                    tracing::debug!(error = %e, %peer, "udp send failed");
-                } else {
-                    stats.answered.fetch_add(1, Ordering::Relaxed);
+        // Receive a batch: block for the first datagram, then take what is
+        // already queued (MSG_WAITFORONE).
+        let n = {
+            let mut iovs = rx.each_mut().map(|b| [IoSliceMut::new(b)]);
+            match recvmmsg(fd, &mut rhdr, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None) {
+                Ok(res) => {
+                    let mut n = 0;
+                    for (slot, r) in got.iter_mut().zip(res) {
+                        *slot = (r.bytes, r.address);
+                        n += 1;
+                    }
+                    n
+                }
+                Err(Errno::EAGAIN | Errno::EINTR) => continue,
+                Err(e) => {
+                    tracing::debug!(error = %e, "udp receive failed");
+                    continue;
                 }
             }
-            Outcome::Drop => {
-                stats.dropped.fetch_add(1, Ordering::Relaxed);
+        };
+        stats.received.fetch_add(n as u64, Ordering::Relaxed);
+        let cat = catalog.load();
+        let mut m = 0;
+        for (i, ((len, _), (buf, out))) in got.iter().zip(rx.iter().zip(tx.iter_mut())).take(n).enumerate() {
+            let msg = buf.get(..*len).unwrap_or(&[]);
+            if respond(&cat, msg, out, Transport::Udp, &limits) == Outcome::Reply {
+                if let Some(r) = replies.get_mut(m) {
+                    *r = i;
+                    m += 1;
+                }
             }
         }
+        drop(cat);
+        stats.dropped.fetch_add((n - m) as u64, Ordering::Relaxed);
+        // Send all answers with as few system calls as the kernel allows.
+        let mut sent = 0;
+        while sent < m {
+            let pending = replies.get(sent..m).unwrap_or(&[]);
+            let slices: Vec<[IoSlice<'_>; 1]> = pending
+                .iter()
+                .map(|&i| [IoSlice::new(tx.get(i).map_or(&[][..], |v| &v[..]))])
+                .collect();
+            let addrs: Vec<Option<SockaddrStorage>> = pending.iter().map(|&i| got.get(i).and_then(|g| g.1)).collect();
+            match sendmmsg(fd, &mut shdr, slices.iter(), &addrs, [], MsgFlags::empty()) {
+                Ok(res) => {
+                    let k = res.count();
+                    if k == 0 {
+                        break;
+                    }
+                    sent += k;
+                }
+                Err(Errno::EINTR) => {}
+                Err(e) => {
+                    // Skip the datagram that failed (e.g. an unreachable
+                    // peer) and go on with the rest.
+                    tracing::debug!(error = %e, "udp send failed");
+                    sent += 1;
+                }
+            }
+        }
+        stats.answered.fetch_add(m as u64, Ordering::Relaxed);
     }
 }
