@@ -95,11 +95,11 @@ fn worker(sock: UdpSocket, catalog: SharedCatalog, limits: Limits, shutdown: Arc
         let mut m = 0;
         for (i, ((len, _), (buf, out))) in got.iter().zip(rx.iter().zip(tx.iter_mut())).take(n).enumerate() {
             let msg = buf.get(..*len).unwrap_or(&[]);
-            if respond(&cat, msg, out, Transport::Udp, &limits) == Outcome::Reply {
-                if let Some(r) = replies.get_mut(m) {
-                    *r = i;
-                    m += 1;
-                }
+            if respond(&cat, msg, out, Transport::Udp, &limits) == Outcome::Reply
+                && let Some(r) = replies.get_mut(m)
+            {
+                *r = i;
+                m += 1;
             }
         }
         drop(cat);
