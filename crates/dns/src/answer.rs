@@ -128,8 +128,9 @@ fn answer(
     };
     let opt = q.edns.map(|e| Opt { payload: limits.udp_payload, dnssec_ok: e.dnssec_ok, ede: None });
     if opt.is_some() {
-        // Room for the OPT and a possible EDE option (6 octets).
-        limit -= OPT_LEN + 6;
+        // Room for the OPT. An EDE option is only added to responses
+        // without records, which always have room for it.
+        limit -= OPT_LEN;
     }
     let base_flags = response_flags(q.flags);
 

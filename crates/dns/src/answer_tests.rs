@@ -82,7 +82,8 @@ struct Resp {
 
 fn parse(msg: &[u8]) -> Resp {
     let flags = u16::from_be_bytes([msg[2], msg[3]]);
-    let counts: Vec<usize> = (0..4).map(|i| u16::from_be_bytes([msg[4 + 2 * i], msg[5 + 2 * i]]) as usize).collect();
+    let counts: Vec<usize> =
+        (0..4).map(|i| u16::from_be_bytes([msg[4 + 2 * i], msg[5 + 2 * i]]) as usize).collect();
     let mut pos = 12;
     let mut n = NameBuf::new();
     for _ in 0..counts[0] {
@@ -209,7 +210,13 @@ fn delegations_refer_with_glue_and_ds_comes_from_the_parent() {
     let zone = Zone::build(&apex, zonefile::parse(ZONE, &apex).unwrap(), 1).unwrap();
     let cat = Catalog::new().with_zone(Arc::new(zone));
     let mut buf = Vec::new();
-    respond(&cat, &query("host.sub.example.com.", code::A, None), &mut buf, Transport::Udp, &Limits::default());
+    respond(
+        &cat,
+        &query("host.sub.example.com.", code::A, None),
+        &mut buf,
+        Transport::Udp,
+        &Limits::default(),
+    );
     let r = parse(&buf);
     assert_eq!(r.flags & flags::AA, 0, "referrals are not authoritative");
     assert!(r.sections[0].is_empty());

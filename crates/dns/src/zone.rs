@@ -349,6 +349,13 @@ impl NodeMap {
         self.shards.iter().flat_map(|s| s.iter().map(|raw| NodeRef { raw }))
     }
 
+    fn shrink(&mut self) {
+        let hasher = self.hasher.clone();
+        for shard in Arc::make_mut(&mut self.shards) {
+            Arc::make_mut(shard).shrink_to_fit(|n| hasher.hash_one(key_of(n)));
+        }
+    }
+
     fn needs_reshard(&self) -> bool {
         self.len > (self.mask as usize + 1) * NODES_PER_SHARD * RESHARD_FACTOR
             && self.mask < (1 << MAX_SHARD_BITS) - 1
@@ -381,46 +388,12 @@ impl Zone {
         records: impl IntoIterator<Item = Record>,
         seed: u64,
     ) -> Result<Zone, ZoneError> {
-        let apex_l = name::to_lowercase(apex);
-        let mut staged: hashbrown::HashMap<Box<[u8]>, NodeData, foldhash::fast::FixedState> =
-            hashbrown::HashMap::with_hasher(foldhash::fast::FixedState::with_seed(seed));
-        staged.insert(apex_l.clone(), NodeData::empty(apex));
+        let records = records.into_iter();
+        let mut b = ZoneBuilder::new(apex, seed, records.size_hint().0);
         for r in records {
-            let key = name::to_lowercase(&r.owner);
-            if !name::is_at_or_below(&key, &apex_l) {
-                return Err(ZoneError::OutOfZone(name::to_text(&r.owner)));
-            }
-            if !staged.contains_key(&key) {
-                // Create the node and any empty non-terminals above it.
-                staged.insert(key.clone(), NodeData::empty(&r.owner));
-                let mut child: &[u8] = &r.owner;
-                while let Some(p) = name::parent(child) {
-                    if p.len() < apex_l.len() {
-                        break;
-                    }
-                    let pk = name::to_lowercase(p);
-                    let existed = staged.contains_key(&pk);
-                    let entry = staged.entry(pk).or_insert_with(|| NodeData::empty(p));
-                    entry.children += 1;
-                    if existed {
-                        break;
-                    }
-                    child = p;
-                }
-            }
-            if let Some(n) = staged.get_mut(&key) {
-                n.add(r.rtype, r.ttl, r.rdata);
-            }
+            b.push(r)?;
         }
-        let mut nodes = NodeMap::with_capacity(staged.len(), seed);
-        let mut cuts = 0;
-        for (k, n) in staged {
-            if k != apex_l && n.has(code::NS) {
-                cuts += 1;
-            }
-            nodes.insert(n.pack()?);
-        }
-        Ok(Zone { apex: apex_l, nodes, cuts })
+        b.finish()
     }
 
     /// Applies changes, returning the new snapshot. `self` is untouched.
@@ -565,6 +538,99 @@ impl Zone {
             }
         }
         out
+    }
+}
+
+/// Builds a [`Zone`] from a stream of records with little memory beyond
+/// the result: each node is packed as soon as its owner's records have
+/// passed (records usually come grouped by owner; an owner seen again later
+/// is merged), and empty non-terminals are derived at the end from a count
+/// per distinct parent name.
+pub struct ZoneBuilder {
+    apex: Box<[u8]>,
+    nodes: NodeMap,
+    current: Option<(NodeData, bool)>,
+    /// Children counted per parent (lowercased), for nodes created so far.
+    parents: hashbrown::HashMap<Box<[u8]>, u32>,
+}
+
+impl ZoneBuilder {
+    /// Starts a zone; `capacity` is a hint of the number of names.
+    pub fn new(apex: &[u8], seed: u64, capacity: usize) -> Self {
+        ZoneBuilder {
+            apex: name::to_lowercase(apex),
+            nodes: NodeMap::with_capacity(capacity.max(1), seed),
+            current: Some((NodeData::empty(apex), true)),
+            parents: hashbrown::HashMap::new(),
+        }
+    }
+
+    /// Adds one record.
+    pub fn push(&mut self, r: Record) -> Result<(), ZoneError> {
+        let same = self.current.as_ref().is_some_and(|(n, _)| n.key.eq_ignore_ascii_case(&r.owner));
+        if !same {
+            self.flush()?;
+            let key = name::to_lowercase(&r.owner);
+            if !name::is_at_or_below(&key, &self.apex) {
+                return Err(ZoneError::OutOfZone(name::to_text(&r.owner)));
+            }
+            self.current = Some(match self.nodes.get(&key) {
+                Some(n) => (NodeData::from_ref(n), false),
+                None => (NodeData::empty(&r.owner), true),
+            });
+        }
+        if let Some((n, _)) = self.current.as_mut() {
+            n.add(r.rtype, r.ttl, r.rdata);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ZoneError> {
+        let Some((node, created)) = self.current.take() else {
+            return Ok(());
+        };
+        if created && node.key != self.apex {
+            self.count_child(&node.key);
+        }
+        self.nodes.insert(node.pack()?);
+        Ok(())
+    }
+
+    fn count_child(&mut self, key: &[u8]) {
+        if let Some(p) = name::parent(key) {
+            match self.parents.get_mut(p) {
+                Some(c) => *c += 1,
+                None => {
+                    self.parents.insert(p.into(), 1);
+                }
+            }
+        }
+    }
+
+    /// Derives child counts and empty non-terminals, and returns the zone.
+    pub fn finish(mut self) -> Result<Zone, ZoneError> {
+        self.flush()?;
+        let mut work: Vec<(Box<[u8]>, u32)> = self.parents.drain().collect();
+        while let Some((parent, count)) = work.pop() {
+            if parent.len() < self.apex.len() {
+                continue;
+            }
+            let existing = self.nodes.get(&parent).map(NodeData::from_ref);
+            let created = existing.is_none();
+            let mut n = existing.unwrap_or_else(|| NodeData::empty(&parent));
+            n.children += count;
+            self.nodes.insert(n.pack()?);
+            if created && parent != self.apex {
+                // A new empty non-terminal is itself a child of its parent.
+                if let Some(pp) = name::parent(&parent) {
+                    work.push((pp.into(), 1));
+                }
+            }
+        }
+        let cuts =
+            self.nodes.iter().filter(|n| n.key() != &self.apex[..] && n.rrset(code::NS).is_some()).count();
+        self.nodes.shrink();
+        Ok(Zone { apex: self.apex, nodes: self.nodes, cuts })
     }
 }
 

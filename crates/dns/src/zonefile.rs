@@ -50,7 +50,27 @@ fn origin_name(origin: &[u8]) -> Result<Name<Bytes>, ParseError> {
 
 /// Line number (1-based) of byte offset `off` in `text`.
 fn line_of(text: &[u8], off: usize) -> usize {
-    1 + text.get(..off.min(text.len())).map_or(0, |t| t.iter().filter(|&&b| b == b'\n').count())
+    LineCounter::default().line_at(text, off)
+}
+
+/// Maps offsets to line numbers, counting only the newlines since the
+/// previous call: records come in order, so a whole file costs one pass.
+#[derive(Default)]
+struct LineCounter {
+    off: usize,
+    newlines: usize,
+}
+
+impl LineCounter {
+    fn line_at(&mut self, text: &[u8], off: usize) -> usize {
+        let off = off.min(text.len());
+        if off < self.off {
+            *self = LineCounter::default();
+        }
+        self.newlines += text.get(self.off..off).map_or(0, |t| t.iter().filter(|&&b| b == b'\n').count());
+        self.off = off;
+        1 + self.newlines
+    }
 }
 
 /// Parses a whole zone file for the zone `origin` (wire name). Every record
@@ -70,6 +90,7 @@ pub fn parse_with_lines(text: &str, origin: &[u8]) -> Result<(Vec<Record>, Vec<u
     zf.set_default_class(Class::IN);
     let mut out = Vec::new();
     let mut lines = Vec::new();
+    let mut lines_seen = LineCounter::default();
     loop {
         let before = zf.current_offset();
         let entry = match zf.next_entry() {
@@ -93,7 +114,7 @@ pub fn parse_with_lines(text: &str, origin: &[u8]) -> Result<(Vec<Record>, Vec<u
         };
         // The record's first line: skip leading blank lines and comments
         // that the scanner consumed with it.
-        let line = first_content_line(text.as_bytes(), before);
+        let line = lines_seen.line_at(text.as_bytes(), first_content(text.as_bytes(), before));
         let rec = match entry {
             Entry::Include { .. } => return Err(ParseError::at(line, "$INCLUDE is not allowed")),
             Entry::Record(r) => r,
@@ -150,7 +171,9 @@ fn content_line_at_or_before(text: &str, line: usize, col: usize) -> usize {
     l.max(1)
 }
 
-fn first_content_line(text: &[u8], mut off: usize) -> usize {
+/// The offset of the first line at or after `off` with content other than
+/// blanks and comments.
+fn first_content(text: &[u8], mut off: usize) -> usize {
     // Skip whitespace-only and comment-only lines.
     loop {
         let rest = text.get(off..).unwrap_or(&[]);
@@ -159,7 +182,7 @@ fn first_content_line(text: &[u8], mut off: usize) -> usize {
         let content = line.iter().take_while(|&&b| b != b';').any(|b| !b.is_ascii_whitespace());
         match eol {
             Some(e) if !content => off += e + 1,
-            _ => return line_of(text, off),
+            _ => return off,
         }
     }
 }

@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use sixgate_dns::zone::ZoneBuilder;
 use sixgate_dns::{Catalog, Zone, name};
 use sixgate_store::{JournalKind, Store, StoreError};
 
@@ -54,8 +55,19 @@ pub struct Follower {
     data_version: i64,
 }
 
-fn build(apex: &[u8], records: Vec<sixgate_dns::Record>, seed: u64) -> Result<Zone, PublishError> {
-    Zone::build(apex, records, seed).map_err(|e| PublishError::Zone(name::to_text(apex), e))
+/// Builds a zone from streamed records.
+fn build(
+    apex: &[u8],
+    count: u64,
+    records: &mut dyn Iterator<Item = Result<sixgate_dns::Record, StoreError>>,
+    seed: u64,
+) -> Result<Zone, PublishError> {
+    let zone_err = |e| PublishError::Zone(name::to_text(apex), e);
+    let mut b = ZoneBuilder::new(apex, seed, count as usize);
+    for r in records {
+        b.push(r?).map_err(zone_err)?;
+    }
+    b.finish().map_err(zone_err)
 }
 
 impl Follower {
@@ -63,14 +75,13 @@ impl Follower {
     pub fn load(mut store: Store, seed: u64) -> Result<(Follower, SharedCatalog), PublishError> {
         let started = Instant::now();
         let data_version = store.data_version()?;
-        let (position, zones) = store.snapshot()?;
         let mut catalog = Catalog::new();
         let mut records = 0;
-        for z in zones {
-            records += z.records.len();
-            let zone = build(&z.apex, z.records, seed)?;
-            catalog = catalog.with_zone(Arc::new(zone));
-        }
+        let position = store.visit_zones(|apex, count, recs| {
+            records += count;
+            catalog = catalog.with_zone(Arc::new(build(apex, count, recs, seed)?));
+            Ok::<_, PublishError>(())
+        })?;
         tracing::info!(
             zones = catalog.len(),
             records,
@@ -140,22 +151,28 @@ impl Follower {
     }
 
     fn reload_zone(&mut self, catalog: Catalog, apex: &[u8]) -> Result<Catalog, PublishError> {
-        match self.store.zone_snapshot(apex)? {
-            Some((pos, z)) => {
-                let zone = build(&z.apex, z.records, self.seed)?;
+        let seed = self.seed;
+        let mut zone = None;
+        let pos = self.store.visit_zone(apex, |apex, count, recs| {
+            zone = Some(build(apex, count, recs, seed)?);
+            Ok::<_, PublishError>(())
+        })?;
+        match (pos, zone) {
+            (Some(pos), Some(zone)) => {
                 self.loaded_at.insert(apex.into(), pos);
                 Ok(catalog.with_zone(Arc::new(zone)))
             }
-            None => Ok(catalog.without_zone(apex)),
+            _ => Ok(catalog.without_zone(apex)),
         }
     }
 
     fn reload_all(&mut self) -> Result<(), PublishError> {
-        let (position, zones) = self.store.snapshot()?;
+        let seed = self.seed;
         let mut catalog = Catalog::new();
-        for z in zones {
-            catalog = catalog.with_zone(Arc::new(build(&z.apex, z.records, self.seed)?));
-        }
+        let position = self.store.visit_zones(|apex, count, recs| {
+            catalog = catalog.with_zone(Arc::new(build(apex, count, recs, seed)?));
+            Ok::<_, PublishError>(())
+        })?;
         self.position = position;
         self.loaded_at.clear();
         self.catalog.store(Arc::new(catalog));

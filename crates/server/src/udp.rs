@@ -61,7 +61,13 @@ pub fn spawn(
     Ok(handles)
 }
 
-fn worker(sock: UdpSocket, catalog: SharedCatalog, limits: Limits, shutdown: Arc<AtomicBool>, stats: Arc<UdpStats>) {
+fn worker(
+    sock: UdpSocket,
+    catalog: SharedCatalog,
+    limits: Limits,
+    shutdown: Arc<AtomicBool>,
+    stats: Arc<UdpStats>,
+) {
     let fd = sock.as_raw_fd();
     let mut rx: Box<[[u8; RX_SIZE]; BATCH]> = Box::new([[0u8; RX_SIZE]; BATCH]);
     let mut tx: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(RX_SIZE)).collect();
@@ -108,11 +114,10 @@ fn worker(sock: UdpSocket, catalog: SharedCatalog, limits: Limits, shutdown: Arc
         let mut sent = 0;
         while sent < m {
             let pending = replies.get(sent..m).unwrap_or(&[]);
-            let slices: Vec<[IoSlice<'_>; 1]> = pending
-                .iter()
-                .map(|&i| [IoSlice::new(tx.get(i).map_or(&[][..], |v| &v[..]))])
-                .collect();
-            let addrs: Vec<Option<SockaddrStorage>> = pending.iter().map(|&i| got.get(i).and_then(|g| g.1)).collect();
+            let slices: Vec<[IoSlice<'_>; 1]> =
+                pending.iter().map(|&i| [IoSlice::new(tx.get(i).map_or(&[][..], |v| &v[..]))]).collect();
+            let addrs: Vec<Option<SockaddrStorage>> =
+                pending.iter().map(|&i| got.get(i).and_then(|g| g.1)).collect();
             match sendmmsg(fd, &mut shdr, slices.iter(), &addrs, [], MsgFlags::empty()) {
                 Ok(res) => {
                     let k = res.count();

@@ -228,41 +228,70 @@ impl Store {
             .collect())
     }
 
-    /// Reads every zone and the journal position it is consistent with,
-    /// in one read transaction.
-    pub fn snapshot(&mut self) -> Result<(i64, Vec<ZoneData>), StoreError> {
-        let tx = self.conn.transaction()?;
-        let pos: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM journal", [], |r| r.get(0))?;
+    /// Streams every zone's records to `visit` (apex, record count,
+    /// records), all in one read transaction, and returns the journal
+    /// position the data is consistent with. Nothing is collected in memory
+    /// here, so a large zone is built without a second copy of its records.
+    pub fn visit_zones<E: From<StoreError>>(
+        &mut self,
+        mut visit: impl FnMut(&[u8], u64, &mut dyn Iterator<Item = Result<Record, StoreError>>) -> Result<(), E>,
+    ) -> Result<i64, E> {
+        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let pos = journal_position(&tx)?;
         let zones: Vec<(i64, Vec<u8>)> = {
-            let mut st = tx.prepare("SELECT id, apex FROM zones")?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?
+            let mut st = tx.prepare("SELECT id, apex FROM zones").map_err(StoreError::from)?;
+            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .and_then(|rows| rows.collect::<Result<_, _>>())
+                .map_err(StoreError::from)?
         };
-        let mut out = Vec::with_capacity(zones.len());
         for (id, apex) in zones {
-            out.push(ZoneData { apex: apex.into_boxed_slice(), records: read_records(&tx, id)? });
+            stream_records(&tx, id, &apex, &mut visit)?;
         }
-        tx.commit()?;
-        Ok((pos, out))
+        tx.commit().map_err(StoreError::from)?;
+        Ok(pos)
     }
 
-    /// One zone's records and the journal position they are consistent with.
-    pub fn zone_snapshot(&mut self, apex: &[u8]) -> Result<Option<(i64, ZoneData)>, StoreError> {
-        let tx = self.conn.transaction()?;
-        let pos: i64 = tx.query_row("SELECT coalesce(max(id), 0) FROM journal", [], |r| r.get(0))?;
+    /// Like [`Store::visit_zones`] for one zone; `None` if it does not exist.
+    pub fn visit_zone<E: From<StoreError>>(
+        &mut self,
+        apex: &[u8],
+        mut visit: impl FnMut(&[u8], u64, &mut dyn Iterator<Item = Result<Record, StoreError>>) -> Result<(), E>,
+    ) -> Result<Option<i64>, E> {
+        let tx = self.conn.transaction().map_err(StoreError::from)?;
+        let pos = journal_position(&tx)?;
         let key = name::to_lowercase(apex);
         let z: Option<(i64, Vec<u8>)> = tx
             .query_row("SELECT id, apex FROM zones WHERE name = ?1", params![&key[..]], |r| {
                 Ok((r.get(0)?, r.get(1)?))
             })
-            .optional()?;
-        let out = match z {
-            Some((id, apex)) => {
-                Some((pos, ZoneData { apex: apex.into_boxed_slice(), records: read_records(&tx, id)? }))
-            }
-            None => None,
+            .optional()
+            .map_err(StoreError::from)?;
+        let Some((id, apex)) = z else {
+            return Ok(None);
         };
-        tx.commit()?;
-        Ok(out)
+        stream_records(&tx, id, &apex, &mut visit)?;
+        tx.commit().map_err(StoreError::from)?;
+        Ok(Some(pos))
+    }
+
+    /// Every zone's records and the journal position they are consistent with.
+    pub fn snapshot(&mut self) -> Result<(i64, Vec<ZoneData>), StoreError> {
+        let mut out = Vec::new();
+        let pos = self.visit_zones(|apex, _, recs| {
+            out.push(ZoneData { apex: apex.into(), records: recs.collect::<Result<_, _>>()? });
+            Ok::<_, StoreError>(())
+        })?;
+        Ok((pos, out))
+    }
+
+    /// One zone's records and the journal position they are consistent with.
+    pub fn zone_snapshot(&mut self, apex: &[u8]) -> Result<Option<(i64, ZoneData)>, StoreError> {
+        let mut out = None;
+        let pos = self.visit_zone(apex, |apex, _, recs| {
+            out = Some(ZoneData { apex: apex.into(), records: recs.collect::<Result<_, _>>()? });
+            Ok::<_, StoreError>(())
+        })?;
+        Ok(pos.zip(out))
     }
 
     /// Creates the zone or replaces all its records (zone import). The
@@ -469,6 +498,36 @@ impl Store {
         }
         Ok(Some(out))
     }
+}
+
+fn journal_position(conn: &Connection) -> Result<i64, StoreError> {
+    Ok(conn.query_row("SELECT coalesce(max(id), 0) FROM journal", [], |r| r.get(0))?)
+}
+
+fn stream_records<E: From<StoreError>>(
+    conn: &Connection,
+    zone_id: i64,
+    apex: &[u8],
+    visit: &mut impl FnMut(&[u8], u64, &mut dyn Iterator<Item = Result<Record, StoreError>>) -> Result<(), E>,
+) -> Result<(), E> {
+    let count: i64 = conn
+        .query_row("SELECT count(*) FROM records WHERE zone_id = ?1", params![zone_id], |r| r.get(0))
+        .map_err(StoreError::from)?;
+    let mut st = conn
+        .prepare_cached("SELECT owner, rtype, ttl, rdata FROM records WHERE zone_id = ?1")
+        .map_err(StoreError::from)?;
+    let mut rows = st
+        .query_map(params![zone_id], |r| {
+            Ok(Record {
+                owner: r.get_ref(0)?.as_blob()?.into(),
+                rtype: r.get(1)?,
+                ttl: r.get(2)?,
+                rdata: r.get_ref(3)?.as_blob()?.into(),
+            })
+        })
+        .map_err(StoreError::from)?
+        .map(|r| r.map_err(StoreError::from));
+    visit(apex, count as u64, &mut rows)
 }
 
 fn read_records(conn: &Connection, zone_id: i64) -> Result<Vec<Record>, StoreError> {

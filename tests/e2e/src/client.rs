@@ -32,9 +32,7 @@ impl UdpClient {
     /// A client for `server` on a fresh ephemeral loopback port.
     pub fn new(server: SocketAddr) -> Result<Self> {
         let socket = UdpSocket::bind("127.0.0.1:0").context("binding a UDP client socket")?;
-        socket
-            .connect(server)
-            .with_context(|| format!("connecting UDP socket to {server}"))?;
+        socket.connect(server).with_context(|| format!("connecting UDP socket to {server}"))?;
         Ok(Self { socket, server })
     }
 
@@ -51,27 +49,47 @@ impl UdpClient {
         Ok(())
     }
 
-    /// The next datagram within `timeout`, whatever it is.
+    /// The next datagram within `timeout`, whatever it is. A datagram that is
+    /// already queued is returned even when `timeout` is zero.
     pub fn receive_any(&self, timeout: Duration) -> Result<Option<Vec<u8>>> {
         let deadline = Instant::now() + timeout;
         let mut buffer = vec![0u8; MAX_UDP];
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Ok(None);
-            }
+            // SO_RCVTIMEO cannot be zero (that means "block forever").
+            let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
             self.socket.set_read_timeout(Some(left))?;
             match self.socket.recv(&mut buffer) {
                 Ok(len) => return Ok(Some(buffer.get(..len).unwrap_or_default().to_vec())),
-                Err(error) if is_timeout(&error) => return Ok(None),
+                Err(error) if is_timeout(&error) || error.kind() == ErrorKind::Interrupted => {
+                    if Instant::now() >= deadline {
+                        return Ok(None);
+                    }
+                }
                 // A refused port shows up here as ECONNREFUSED on a connected
-                // socket; an interrupted call is retried.
-                Err(error) if error.kind() == ErrorKind::Interrupted => continue,
+                // socket: nobody listens, which is an error, not silence.
                 Err(error) => {
                     return Err(error).with_context(|| format!("receiving from {}", self.server));
                 }
             }
         }
+    }
+
+    /// Reads and drops every datagram already queued, without waiting;
+    /// returns how many there were.
+    pub fn drain(&self) -> Result<usize> {
+        self.socket.set_nonblocking(true)?;
+        let mut buffer = [0u8; 512];
+        let mut count = 0;
+        let result = loop {
+            match self.socket.recv(&mut buffer) {
+                Ok(_) => count += 1,
+                Err(error) if is_timeout(&error) => break Ok(count),
+                Err(error) if error.kind() == ErrorKind::ConnectionRefused => break Ok(count),
+                Err(error) => break Err(error),
+            }
+        };
+        self.socket.set_nonblocking(false)?;
+        Ok(result?)
     }
 
     /// Sends `query` and waits up to `timeout` for a response with the same ID
@@ -146,9 +164,24 @@ pub fn read_framed(stream: &mut TcpStream) -> Result<Option<Vec<u8>>> {
         Err(error) => return Err(error).context("reading a TCP length prefix"),
     }
     let mut message = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
-    stream
-        .read_exact(&mut message)
-        .context("reading a TCP message body")?;
+    stream.read_exact(&mut message).context("reading a TCP message body")?;
+    Ok(Some(message))
+}
+
+/// Like [`read_framed`], but waits at most `timeout` and returns `Ok(None)`
+/// when nothing arrived in time, or the server closed or reset.
+pub fn read_framed_within(stream: &mut TcpStream, timeout: Duration) -> Result<Option<Vec<u8>>> {
+    stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+    let mut prefix = [0u8; 2];
+    match stream.read_exact(&mut prefix) {
+        Ok(()) => {}
+        Err(error) if is_timeout(&error) => return Ok(None),
+        Err(error) if error.kind() == ErrorKind::UnexpectedEof => return Ok(None),
+        Err(error) if error.kind() == ErrorKind::ConnectionReset => return Ok(None),
+        Err(error) => return Err(error).context("reading a TCP length prefix"),
+    }
+    let mut message = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
+    stream.read_exact(&mut message).context("reading a TCP message body")?;
     Ok(Some(message))
 }
 

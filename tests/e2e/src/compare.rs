@@ -8,7 +8,10 @@
 //!   echoes the question as asked, which is what 0x20 resolvers check);
 //! - answer, authority and additional as multisets of RRsets: owner names
 //!   compared without case (RFC 4343), then type, class, TTL, RDATA bytes;
-//!   order between and inside RRsets is free (RFC 2181 §5);
+//!   order between and inside RRsets is free (RFC 2181 §5); names in RDATA
+//!   of the RFC 1035 types are compared without case, because their case
+//!   depends on where compression pointers land (see [`crate::normalize`]);
+//!   all other RDATA is compared byte for byte;
 //! - OPT: present or absent, version, DO, other flags, payload size, extended
 //!   RCODE and options;
 //! - bytes after the last record.
@@ -71,6 +74,10 @@ impl fmt::Display for Section {
 pub struct Difference {
     /// Where it is.
     pub section: Section,
+    /// What kind of difference, without the specifics of this response, so
+    /// reports can group alike differences: e.g. `flags differ in cd`,
+    /// `rcode NOERROR/NXDOMAIN`, `answer TXT only in knot`.
+    pub kind: String,
     /// What it is, e.g. `flags: knot=[qr aa] sixgate=[qr]`.
     pub detail: String,
 }
@@ -94,8 +101,10 @@ pub fn compare(a: Option<&[u8]>, b: Option<&[u8]>, names: [&str; 2]) -> Vec<Diff
                 Some(bytes) => summary(bytes),
                 None => "no response".to_owned(),
             };
+            let kind = if a.is_some() { format!("only {na} answers") } else { format!("only {nb} answers") };
             return vec![Difference {
                 section: Section::Presence,
+                kind,
                 detail: format!("{na}=[{}] {nb}=[{}]", describe(a), describe(b)),
             }];
         }
@@ -110,8 +119,14 @@ pub fn compare(a: Option<&[u8]>, b: Option<&[u8]>, names: [&str; 2]) -> Vec<Diff
                 Ok(_) => format!("parses ({} bytes)", bytes.len()),
                 Err(error) => format!("{error:#} ({} bytes: {})", bytes.len(), hex(bytes)),
             };
+            let kind = match (&ra, &rb) {
+                (Err(_), Err(_)) => "both unparsable".to_owned(),
+                (Err(_), _) => format!("{na} unparsable"),
+                _ => format!("{nb} unparsable"),
+            };
             vec![Difference {
                 section: Section::Unparsable,
+                kind,
                 detail: format!("{na}=[{}] {nb}=[{}]", describe(ra, a), describe(rb, b)),
             }]
         }
@@ -122,66 +137,69 @@ pub fn compare(a: Option<&[u8]>, b: Option<&[u8]>, names: [&str; 2]) -> Vec<Diff
 pub fn compare_parsed(a: &Response, b: &Response, names: [&str; 2]) -> Vec<Difference> {
     let [na, nb] = names;
     let mut out = Vec::new();
-    let mut push = |section, detail: String| out.push(Difference { section, detail });
+    let mut push = |section, kind: String, detail: String| out.push(Difference { section, kind, detail });
     if a.id != b.id {
-        push(Section::Id, format!("{na}={} {nb}={}", a.id, b.id));
+        push(Section::Id, "id".into(), format!("{na}={} {nb}={}", a.id, b.id));
     }
     if a.flags & !0xf != b.flags & !0xf {
         push(
             Section::Flags,
+            format!("flags differ in {}", flags_text((a.flags ^ b.flags) & !0xf)),
             format!("{na}=[{}] {nb}=[{}]", flags_text(a.flags), flags_text(b.flags)),
         );
     }
     if a.rcode() != b.rcode() {
-        push(
-            Section::Rcode,
-            format!("{na}={} {nb}={}", rcode_name(a.rcode()), rcode_name(b.rcode())),
-        );
+        let (ca, cb) = (rcode_name(a.rcode()), rcode_name(b.rcode()));
+        push(Section::Rcode, format!("rcode {ca}/{cb}"), format!("{na}={ca} {nb}={cb}"));
     }
     if a.questions != b.questions {
         let list = |r: &Response| join(r.questions.iter().map(ToString::to_string));
-        push(Section::Question, format!("{na}=[{}] {nb}=[{}]", list(a), list(b)));
+        push(Section::Question, "question".into(), format!("{na}=[{}] {nb}=[{}]", list(a), list(b)));
     }
     for (section, ra, rb) in [
         (Section::Answer, &a.answer, &b.answer),
         (Section::Authority, &a.authority, &b.authority),
         (Section::Additional, &a.additional, &b.additional),
     ] {
-        for detail in compare_rrsets(ra, rb, names) {
-            push(section, detail);
+        for (kind, detail) in compare_rrsets(ra, rb, names) {
+            push(section, format!("{section} {kind}"), detail);
         }
     }
     if a.opt != b.opt {
         let list = |opts: &[Opt]| {
-            if opts.is_empty() {
-                "none".to_owned()
-            } else {
-                join(opts.iter().map(ToString::to_string))
-            }
+            if opts.is_empty() { "none".to_owned() } else { join(opts.iter().map(ToString::to_string)) }
         };
-        push(Section::Opt, format!("{na}=[{}] {nb}=[{}]", list(&a.opt), list(&b.opt)));
+        let kind = match (a.opt.is_empty(), b.opt.is_empty()) {
+            (false, true) => format!("OPT only from {na}"),
+            (true, false) => format!("OPT only from {nb}"),
+            _ => "OPT fields".to_owned(),
+        };
+        push(Section::Opt, kind, format!("{na}=[{}] {nb}=[{}]", list(&a.opt), list(&b.opt)));
     }
     if a.trailing != b.trailing {
         push(
             Section::Trailing,
+            "trailing bytes".into(),
             format!("{na}={} bytes {nb}={} bytes", a.trailing, b.trailing),
         );
     }
     out
 }
 
-/// RRsets keyed by (lower-cased owner, type, class); each holds its sorted
-/// (TTL, RDATA) pairs, so duplicates still count.
-type RrSets = BTreeMap<(Vec<u8>, u16, u16), Vec<(u32, Vec<u8>)>>;
+/// An RRset's identity: lower-cased owner in wire form, type, class.
+type RrSetKey = (Vec<u8>, u16, u16);
 
-fn rrsets(records: &[Rr]) -> (RrSets, BTreeMap<(Vec<u8>, u16, u16), String>) {
+/// RRsets by key; each holds its sorted (TTL, RDATA) pairs, so duplicates
+/// still count.
+type RrSets = BTreeMap<RrSetKey, Vec<(u32, Vec<u8>)>>;
+
+/// RRsets of a section, and each key's owner as first seen (for display).
+fn rrsets(records: &[Rr]) -> (RrSets, BTreeMap<RrSetKey, String>) {
     let mut sets = RrSets::new();
     let mut owners = BTreeMap::new();
     for rr in records {
         let key = (name_wire_lower(&rr.owner), rr.rtype, rr.class);
-        owners
-            .entry(key.clone())
-            .or_insert_with(|| rr.owner.to_ascii());
+        owners.entry(key.clone()).or_insert_with(|| rr.owner.to_ascii());
         sets.entry(key).or_default().push((rr.ttl, rr.rdata.clone()));
     }
     for set in sets.values_mut() {
@@ -190,7 +208,8 @@ fn rrsets(records: &[Rr]) -> (RrSets, BTreeMap<(Vec<u8>, u16, u16), String>) {
     (sets, owners)
 }
 
-fn compare_rrsets(a: &[Rr], b: &[Rr], names: [&str; 2]) -> Vec<String> {
+/// The RRsets that differ, as (kind, detail).
+fn compare_rrsets(a: &[Rr], b: &[Rr], names: [&str; 2]) -> Vec<(String, String)> {
     let [na, nb] = names;
     let (sets_a, mut owners) = rrsets(a);
     let (sets_b, owners_b) = rrsets(b);
@@ -208,18 +227,21 @@ fn compare_rrsets(a: &[Rr], b: &[Rr], names: [&str; 2]) -> Vec<String> {
         let (_, rtype, _) = key;
         let show = |set: Option<&Vec<(u32, Vec<u8>)>>| match set {
             None => "absent".to_owned(),
-            Some(records) => join(
-                records
-                    .iter()
-                    .map(|(ttl, rdata)| format!("{ttl} {}", rdata_text(rtype, rdata))),
-            ),
+            Some(records) => {
+                join(records.iter().map(|(ttl, rdata)| format!("{ttl} {}", rdata_text(rtype, rdata))))
+            }
         };
-        out.push(format!(
-            "{owner} {}: {na}=[{}] {nb}=[{}]",
-            type_name(rtype),
-            show(in_a),
-            show(in_b)
-        ));
+        let kind = match (in_a, in_b) {
+            (Some(_), None) => format!("{} only from {na}", type_name(rtype)),
+            (None, Some(_)) => format!("{} only from {nb}", type_name(rtype)),
+            (Some(x), Some(y)) if x.len() != y.len() => format!("{} record count", type_name(rtype)),
+            (Some(x), Some(y)) if x.iter().zip(y).all(|(p, q)| p.1 == q.1) => {
+                format!("{} TTL", type_name(rtype))
+            }
+            _ => format!("{} RDATA", type_name(rtype)),
+        };
+        let detail = format!("{owner} {}: {na}=[{}] {nb}=[{}]", type_name(rtype), show(in_a), show(in_b));
+        out.push((kind, detail));
     }
     out
 }
@@ -291,7 +313,7 @@ fn join(items: impl Iterator<Item = String>) -> String {
 #[cfg(test)]
 mod tests {
     use hickory_proto::op::{Edns, Message, MessageType, Query};
-    use hickory_proto::rr::rdata::{A, CNAME};
+    use hickory_proto::rr::rdata::{A, CNAME, SRV};
     use hickory_proto::rr::{Name, RData, Record, RecordType};
 
     use super::*;
@@ -356,18 +378,22 @@ mod tests {
     }
 
     #[test]
-    fn rdata_name_case_matters() {
-        let other = response(
-            "WwW.Example.",
-            &[
-                ("www.example.", 60, RData::CNAME(CNAME(name("HOST.example.")))),
-                ("host.example.", 60, RData::A(A::new(192, 0, 2, 1))),
-                ("host.example.", 60, RData::A(A::new(192, 0, 2, 2))),
-            ],
-        );
-        let found = diff(&base(), &other);
+    fn rdata_name_case_matters_only_where_compression_is_not_allowed() {
+        let with_target = |cname: &str, srv: &str| {
+            let mut message =
+                response("WwW.Example.", &[("www.example.", 60, RData::CNAME(CNAME(name(cname))))]);
+            message.add_answer(Record::from_rdata(
+                name("_s._tcp.example."),
+                60,
+                RData::SRV(SRV::new(0, 0, 80, name(srv))),
+            ));
+            message
+        };
+        let base = with_target("host.example.", "srv.example.");
+        assert!(diff(&base, &with_target("HOST.Example.", "srv.example.")).is_empty());
+        let found = diff(&base, &with_target("host.example.", "SRV.example."));
         assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found.first().unwrap().detail.contains("CNAME"), "{found:?}");
+        assert!(found.first().unwrap().detail.contains("SRV"), "{found:?}");
     }
 
     #[test]

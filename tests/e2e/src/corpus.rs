@@ -28,43 +28,18 @@ use crate::rng::Rng;
 /// The query types every name is asked for: A, AAAA, NS, CNAME, SOA, MX, TXT,
 /// SRV, CAA, PTR, NAPTR, DS, DNSKEY, TLSA, SSHFP, SVCB, HTTPS, ANY, an unknown
 /// type present in the zones (TYPE65280) and one present nowhere (TYPE999).
-pub const QTYPES: &[u16] = &[
-    1, 28, 2, 5, 6, 15, 16, 33, 257, 12, 35, 43, 48, 52, 44, 64, 65, 255, 65280, 999,
-];
+pub const QTYPES: &[u16] =
+    &[1, 28, 2, 5, 6, 15, 16, 33, 257, 12, 35, 43, 48, 52, 44, 64, 65, 255, 65280, 999];
 
 /// No EDNS, and EDNS with payload 512, 1232 and 4096, each with DO off and on.
 pub const EDNS_VARIANTS: [Option<EdnsSpec>; 7] = [
     None,
-    Some(EdnsSpec {
-        payload: 512,
-        dnssec_ok: false,
-        version: 0,
-    }),
-    Some(EdnsSpec {
-        payload: 512,
-        dnssec_ok: true,
-        version: 0,
-    }),
-    Some(EdnsSpec {
-        payload: 1232,
-        dnssec_ok: false,
-        version: 0,
-    }),
-    Some(EdnsSpec {
-        payload: 1232,
-        dnssec_ok: true,
-        version: 0,
-    }),
-    Some(EdnsSpec {
-        payload: 4096,
-        dnssec_ok: false,
-        version: 0,
-    }),
-    Some(EdnsSpec {
-        payload: 4096,
-        dnssec_ok: true,
-        version: 0,
-    }),
+    Some(EdnsSpec { payload: 512, dnssec_ok: false, version: 0 }),
+    Some(EdnsSpec { payload: 512, dnssec_ok: true, version: 0 }),
+    Some(EdnsSpec { payload: 1232, dnssec_ok: false, version: 0 }),
+    Some(EdnsSpec { payload: 1232, dnssec_ok: true, version: 0 }),
+    Some(EdnsSpec { payload: 4096, dnssec_ok: false, version: 0 }),
+    Some(EdnsSpec { payload: 4096, dnssec_ok: true, version: 0 }),
 ];
 
 /// One zone's content, as loaded by the reference server.
@@ -142,16 +117,9 @@ pub fn build(zones: &[ZoneContent], rng: &mut Rng) -> Vec<Case> {
     for zone in zones {
         for name in query_names(zone, rng) {
             for &qtype in QTYPES {
-                let edns = EDNS_VARIANTS
-                    .get(rng.below(EDNS_VARIANTS.len()))
-                    .copied()
-                    .flatten();
+                let edns = EDNS_VARIANTS.get(rng.below(EDNS_VARIANTS.len())).copied().flatten();
                 let spec = make(&name, qtype, edns, rng);
-                let transport = if rng.chance(10) {
-                    Transport::Tcp
-                } else {
-                    Transport::Udp
-                };
+                let transport = if rng.chance(10) { Transport::Tcp } else { Transport::Udp };
                 cases.push(Case::query(spec, transport));
             }
         }
@@ -270,11 +238,7 @@ pub fn handwritten(zone: &str) -> Vec<Case> {
         );
     }
     for qtype in [0u16, 41, 46, 47, 50, 249, 250, 253, 254, 65535] {
-        add(
-            format!("www type {qtype}"),
-            craft::query(next_id(), 0, &www, qtype, None),
-            Transport::Udp,
-        );
+        add(format!("www type {qtype}"), craft::query(next_id(), 0, &www, qtype, None), Transport::Udp);
     }
     let mut long = String::new();
     while long.len() + zone.len() + 2 + 63 <= 253 {

@@ -125,11 +125,7 @@ pub struct Crafted {
 }
 
 fn case(label: impl Into<String>, bytes: Vec<u8>, expect: Expect) -> Crafted {
-    Crafted {
-        label: label.into(),
-        bytes,
-        expect,
-    }
+    Crafted { label: label.into(), bytes, expect }
 }
 
 /// The deterministic catalogue of malformed messages, built around a name
@@ -157,11 +153,7 @@ pub fn malformed_cases(qname: &str) -> Vec<Crafted> {
     cases.push(case("QR=1, garbage after the header", garbage, NoResponse));
 
     cases.push(case("QDCOUNT=0", header(id, 0, [0; 4]), FormErr { echo: Empty }));
-    cases.push(case(
-        "QDCOUNT=1 but no question",
-        header(id, 0, [1, 0, 0, 0]),
-        FormErr { echo: Empty },
-    ));
+    cases.push(case("QDCOUNT=1 but no question", header(id, 0, [1, 0, 0, 0]), FormErr { echo: Empty }));
 
     let mut looped = header(id, 0, [1, 0, 0, 0]);
     looped.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1]);
@@ -257,10 +249,10 @@ pub fn flood_message(rng: &mut Rng, kind: usize, qname: &str) -> Vec<u8> {
         0 => {
             let len = rng.range(0, 600);
             let mut bytes = rng.bytes(len);
-            if rng.chance(50) {
-                if let Some(byte) = bytes.get_mut(2) {
-                    *byte &= 0x7f;
-                }
+            if rng.chance(50)
+                && let Some(byte) = bytes.get_mut(2)
+            {
+                *byte &= 0x7f;
             }
             bytes
         }

@@ -11,8 +11,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -61,22 +61,12 @@ impl Case {
     /// A case from a well-formed query.
     pub fn query(spec: QuerySpec, transport: Transport) -> Self {
         let bytes = spec.encode().unwrap_or_default();
-        Self {
-            label: spec.to_string(),
-            spec: Some(spec),
-            bytes,
-            transport,
-        }
+        Self { label: spec.to_string(), spec: Some(spec), bytes, transport }
     }
 
     /// A case from crafted bytes.
     pub fn crafted(label: impl Into<String>, bytes: Vec<u8>, transport: Transport) -> Self {
-        Self {
-            label: label.into(),
-            spec: None,
-            bytes,
-            transport,
-        }
+        Self { label: label.into(), spec: None, bytes, transport }
     }
 }
 
@@ -94,11 +84,7 @@ pub struct Target {
 impl Target {
     /// A target answering UDP and TCP on one address.
     pub fn new(name: &str, udp: SocketAddr, tcp: SocketAddr) -> Self {
-        Self {
-            name: name.to_owned(),
-            udp,
-            tcp,
-        }
+        Self { name: name.to_owned(), udp, tcp }
     }
 }
 
@@ -174,8 +160,9 @@ impl Report {
         self.mismatches.is_empty() && self.errors.is_empty() && self.aborted.is_none()
     }
 
-    /// A readable summary: totals, a tally by section, and the first `limit`
-    /// mismatches in full.
+    /// A readable summary: totals, every kind of difference with its count,
+    /// and up to `limit` mismatches in full, chosen round-robin across kinds
+    /// so that one frequent difference does not hide the rarer ones.
     pub fn render(&self, limit: usize) -> String {
         let [a, b] = &self.names;
         let mut out = String::new();
@@ -187,30 +174,52 @@ impl Report {
             self.elapsed,
             self.mismatches.len(),
             self.errors.len(),
-            self.aborted
-                .as_ref()
-                .map(|why| format!(", ABORTED: {why}"))
-                .unwrap_or_default()
+            self.aborted.as_ref().map(|why| format!(", ABORTED: {why}")).unwrap_or_default()
         );
-        let mut tally: BTreeMap<String, usize> = BTreeMap::new();
-        for mismatch in &self.mismatches {
+        // Kind -> indices of the mismatches that show it.
+        let mut kinds: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+        for (index, mismatch) in self.mismatches.iter().enumerate() {
             for difference in &mismatch.differences {
-                *tally.entry(difference.section.to_string()).or_default() += 1;
+                let list = kinds.entry(difference.kind.as_str()).or_default();
+                if list.last() != Some(&index) {
+                    list.push(index);
+                }
             }
         }
-        if !tally.is_empty() {
-            let parts: Vec<String> = tally.iter().map(|(k, v)| format!("{k}: {v}")).collect();
-            let _ = writeln!(out, "differences by section: {}", parts.join(", "));
+        if !kinds.is_empty() {
+            let mut by_count: Vec<(&str, usize)> = kinds.iter().map(|(k, v)| (*k, v.len())).collect();
+            by_count.sort_by(|x, y| y.1.cmp(&x.1).then(x.0.cmp(y.0)));
+            let _ = writeln!(out, "kinds of difference (cases showing each):");
+            for (kind, count) in &by_count {
+                let _ = writeln!(out, "  {count:6}  {kind}");
+            }
         }
         for error in self.errors.iter().take(10) {
             let _ = writeln!(out, "error: {error}");
         }
-        for mismatch in self.mismatches.iter().take(limit) {
-            let _ = writeln!(
-                out,
-                "#{} {} {}",
-                mismatch.index, mismatch.case.transport, mismatch.case.label
-            );
+        let mut chosen = Vec::new();
+        let mut round = 0;
+        while chosen.len() < limit.min(self.mismatches.len()) {
+            let mut added = false;
+            for list in kinds.values() {
+                if let Some(&index) = list.get(round) {
+                    added = true;
+                    if !chosen.contains(&index) && chosen.len() < limit {
+                        chosen.push(index);
+                    }
+                }
+            }
+            if !added {
+                break;
+            }
+            round += 1;
+        }
+        chosen.sort_unstable();
+        if !chosen.is_empty() {
+            let _ = writeln!(out, "examples ({} of {} mismatches):", chosen.len(), self.mismatches.len());
+        }
+        for mismatch in chosen.iter().filter_map(|&i| self.mismatches.get(i)) {
+            let _ = writeln!(out, "#{} {} {}", mismatch.index, mismatch.case.transport, mismatch.case.label);
             for difference in &mismatch.differences {
                 let _ = writeln!(out, "    {difference}");
             }
@@ -218,9 +227,6 @@ impl Report {
             let show = |r: &Option<Vec<u8>>| r.as_deref().map_or("no response".to_owned(), summary);
             let _ = writeln!(out, "    {a}: {}", show(ra));
             let _ = writeln!(out, "    {b}: {}", show(rb));
-        }
-        if self.mismatches.len() > limit {
-            let _ = writeln!(out, "... and {} more mismatches", self.mismatches.len() - limit);
         }
         out
     }
@@ -266,20 +272,14 @@ impl Side {
     fn new(target: &Target, options: &Options) -> Result<Self> {
         Ok(Self {
             udp: UdpClient::new(target.udp)?,
-            tcp: TcpConnection {
-                server: target.tcp,
-                timeout: options.tcp_timeout,
-                stream: None,
-            },
+            tcp: TcpConnection { server: target.tcp, timeout: options.tcp_timeout, stream: None },
             target: target.clone(),
         })
     }
 
     fn exchange(&mut self, case: &Case, options: &Options) -> Result<Option<Vec<u8>>> {
         match case.transport {
-            Transport::Udp => self
-                .udp
-                .exchange(&case.bytes, options.udp_timeout, options.udp_tries),
+            Transport::Udp => self.udp.exchange(&case.bytes, options.udp_timeout, options.udp_tries),
             Transport::UdpQuick => udp_exchange(self.target.udp, &case.bytes, options.quick_timeout, 1),
             Transport::Tcp => self.tcp.exchange(&case.bytes),
         }
@@ -326,7 +326,13 @@ pub fn run(cases: &[Case], targets: [&Target; 2], options: &Options) -> Report {
                         (a, b) => {
                             for (name, outcome) in [(name_refs[0], a), (name_refs[1], b)] {
                                 if let Err(error) = outcome {
-                                    push(&errors, format!("#{index} {} {}: {name}: {error:#}", case.transport, case.label));
+                                    push(
+                                        &errors,
+                                        format!(
+                                            "#{index} {} {}: {name}: {error:#}",
+                                            case.transport, case.label
+                                        ),
+                                    );
                                 }
                             }
                             continue;
@@ -341,7 +347,10 @@ pub fn run(cases: &[Case], targets: [&Target; 2], options: &Options) -> Report {
                                 set_abort(
                                     &aborted,
                                     &stop,
-                                    format!("{} did not answer {n} cases in a row that the other answered", name_refs[side]),
+                                    format!(
+                                        "{} did not answer {n} cases in a row that the other answered",
+                                        name_refs[side]
+                                    ),
                                 );
                             }
                         } else if mine.is_some() {
@@ -352,12 +361,7 @@ pub fn run(cases: &[Case], targets: [&Target; 2], options: &Options) -> Report {
                     if !differences.is_empty() {
                         push(
                             &mismatches,
-                            Mismatch {
-                                index,
-                                case: case.clone(),
-                                differences,
-                                responses: [ra, rb],
-                            },
+                            Mismatch { index, case: case.clone(), differences, responses: [ra, rb] },
                         );
                     }
                 }

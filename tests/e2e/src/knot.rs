@@ -9,8 +9,9 @@
 //!
 //! The configuration makes Knot a plain authoritative server and nothing
 //! more: zone files loaded whole and never written back, no journal, no
-//! semantic checks beyond Knot's mandatory ones, CH identity and version
-//! disabled (so CH queries are REFUSED rather than answered with host data),
+//! semantic checks beyond Knot's mandatory ones, CH identity and version and
+//! the NSID option disabled (so CH queries are REFUSED and NSID requests
+//! ignored, rather than answered with the host's name and Knot's version),
 //! and AXFR allowed from 127.0.0.1 so tests can read back what Knot loaded.
 
 use std::fs;
@@ -19,12 +20,12 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
 use crate::client::{UdpClient, axfr};
+use crate::corpus::ZoneContent;
 use crate::normalize::{Response, Rr};
 use crate::process::{ChildGuard, ZoneFile, wait_until};
-use crate::corpus::ZoneContent;
 use crate::query::{QuerySpec, parse_name};
+use anyhow::{Context, Result, bail};
 
 /// How long a start may take before it counts as failed.
 pub const START_DEADLINE: Duration = Duration::from_secs(30);
@@ -85,12 +86,7 @@ impl Knot {
         if let Err(error) = ready {
             return Err(error.context(format!("knotd on port {port}, config {}", config.display())));
         }
-        Ok(Self {
-            child,
-            dir,
-            addr,
-            zones: zones.to_vec(),
-        })
+        Ok(Self { child, dir, addr, zones: zones.to_vec() })
     }
 
     /// The address knotd answers on, UDP and TCP.
@@ -125,10 +121,7 @@ impl Knot {
         self.zones
             .iter()
             .map(|zone| {
-                Ok(ZoneContent {
-                    apex: parse_name(&zone.origin)?,
-                    records: self.records(&zone.origin)?,
-                })
+                Ok(ZoneContent { apex: parse_name(&zone.origin)?, records: self.records(&zone.origin)? })
             })
             .collect()
     }
@@ -169,6 +162,7 @@ fn write_config(dir: &Path, port: u16, zones: &[ZoneFile]) -> Result<PathBuf> {
     background-workers: 1
     identity: ""
     version: ""
+    nsid: ""
 
 database:
     storage: "{storage}"
@@ -197,15 +191,8 @@ zone:
         storage = storage.display(),
     );
     for zone in zones {
-        let path = zone
-            .path
-            .canonicalize()
-            .with_context(|| format!("zone file {}", zone.path.display()))?;
-        text.push_str(&format!(
-            "  - domain: \"{}\"\n    file: \"{}\"\n",
-            zone.origin,
-            path.display()
-        ));
+        let path = zone.path.canonicalize().with_context(|| format!("zone file {}", zone.path.display()))?;
+        text.push_str(&format!("  - domain: \"{}\"\n    file: \"{}\"\n", zone.origin, path.display()));
     }
     let config = dir.join("knot.conf");
     fs::write(&config, text)?;

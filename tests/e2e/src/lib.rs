@@ -21,7 +21,7 @@
 //!   (timeout and retries) and TCP (two-byte length prefix), plus AXFR.
 //! - [`query`]: well-formed queries built with hickory-proto, EDNS included.
 //! - [`craft`]: byte-level crafted and malformed messages.
-//! - [`normalize`] and [`compare`]: a response reduced to what must match
+//! - [`normalize`] and [`mod@compare`]: a response reduced to what must match
 //!   (header, question, RRsets as multisets, OPT), and a readable diff.
 //! - [`corpus`] and [`differential`]: queries generated from zone content and
 //!   the concurrent runner that sends each to two servers and compares.
@@ -33,10 +33,13 @@
 //! `env!("CARGO_BIN_EXE_sixgate")` only exists inside the crate that defines
 //! the binary, so [`process::sixgate_binary`] walks up from the running test
 //! executable (`target/<profile>/deps/<test>-<hash>`) to `target/<profile>/`
-//! and uses `sixgate` there. `cargo nextest run --workspace` (and
-//! `cargo test --workspace`) build every workspace binary before running tests,
-//! so the binary is fresh. `cargo nextest run -p sixgate-e2e` does *not* build
-//! it: run `cargo build -p sixgate` first, or set `SIXGATE_BIN` to a binary.
+//! and uses `sixgate` there; `SIXGATE_BIN` overrides it. Cargo (and so
+//! nextest) builds a package's binaries for tests only when that package has
+//! integration tests of its own, so `scripts/test` runs
+//! `cargo build --workspace --bins` before `cargo nextest run --workspace`.
+//! By hand: `cargo build -p sixgate && cargo nextest run -p sixgate-e2e`.
+//! The harness warns on stderr when the binary is older than the newest
+//! source file under `bin/` or `crates/`.
 //!
 //! # Rules every test here follows
 //!

@@ -10,6 +10,12 @@
 //! types whose RDATA may be compressed (RFC 3597 §4: the RFC 1035 types);
 //! for every other type the bytes are compared exactly, so a server that
 //! compresses, say, an SRV target shows up as a difference.
+//!
+//! The decompressed names are lower-cased. A compressed name takes the case
+//! of whatever earlier name its pointer lands on (often the question, in the
+//! client's 0x20 case), so their case reflects a server's compression
+//! strategy, not the zone's content: Knot and sixgate legitimately differ
+//! there. Names in RDATA that may not be compressed keep their case.
 
 use std::fmt::{self, Write as _};
 
@@ -71,7 +77,8 @@ pub struct Rr {
     pub class: u16,
     /// TTL.
     pub ttl: u32,
-    /// RDATA, names decompressed where RFC 3597 §4 allows compression.
+    /// RDATA; where RFC 3597 §4 allows compression, names are decompressed
+    /// and lower-cased (see the module docs).
     pub rdata: Vec<u8>,
 }
 
@@ -124,11 +131,7 @@ impl Response {
             let name = read_name(&mut decoder).with_context(|| format!("question {index}"))?;
             let qtype = read_u16(&mut decoder)?;
             let qclass = read_u16(&mut decoder)?;
-            questions.push(Question {
-                name,
-                qtype,
-                qclass,
-            });
+            questions.push(Question { name, qtype, qclass });
         }
         let answer = read_records(&mut decoder, bytes, an, "answer")?;
         let authority = read_records(&mut decoder, bytes, ns, "authority")?;
@@ -141,17 +144,7 @@ impl Response {
                 additional.push(rr);
             }
         }
-        Ok(Self {
-            id,
-            flags,
-            counts,
-            questions,
-            answer,
-            authority,
-            additional,
-            opt,
-            trailing: decoder.len(),
-        })
+        Ok(Self { id, flags, counts, questions, answer, authority, additional, opt, trailing: decoder.len() })
     }
 
     /// QR: this is a response.
@@ -232,13 +225,7 @@ impl fmt::Display for Opt {
 
 impl fmt::Display for Question {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {}",
-            self.name.to_ascii(),
-            class_name(self.qclass),
-            type_name(self.qtype)
-        )
+        write!(f, "{} {} {}", self.name.to_ascii(), class_name(self.qclass), type_name(self.qtype))
     }
 }
 
@@ -259,11 +246,7 @@ impl fmt::Display for Rr {
 /// RDATA in presentation format via hickory-proto, or RFC 3597 `\# len hex`.
 pub fn rdata_text(rtype: u16, rdata: &[u8]) -> String {
     let generic = || {
-        if rdata.is_empty() {
-            "\\# 0".to_owned()
-        } else {
-            format!("\\# {} {}", rdata.len(), hex(rdata))
-        }
+        if rdata.is_empty() { "\\# 0".to_owned() } else { format!("\\# {} {}", rdata.len(), hex(rdata)) }
     };
     let Ok(len) = u16::try_from(rdata.len()) else {
         return generic();
@@ -349,17 +332,12 @@ fn read_record(decoder: &mut BinDecoder<'_>, message: &[u8]) -> Result<Rr> {
         Some(expanded) => expanded,
         None => raw.to_vec(),
     };
-    Ok(Rr {
-        owner,
-        rtype,
-        class,
-        ttl,
-        rdata,
-    })
+    Ok(Rr { owner, rtype, class, ttl, rdata })
 }
 
-/// RDATA with names expanded, for the RFC 1035 types whose RDATA may carry
-/// compression pointers (RFC 3597 §4); `None` for every other type.
+/// RDATA with names expanded and lower-cased, for the RFC 1035 types whose
+/// RDATA may carry compression pointers (RFC 3597 §4); `None` for every
+/// other type.
 fn decompress_rdata(message: &[u8], start: usize, len: usize, rtype: u16) -> Result<Option<Vec<u8>>> {
     // (names, then fixed bytes) per type: NS MD MF CNAME MB MG MR PTR = 1 name;
     // MX = 2 bytes + name; SOA = 2 names + 20 bytes; MINFO = 2 names.
@@ -373,25 +351,16 @@ fn decompress_rdata(message: &[u8], start: usize, len: usize, rtype: u16) -> Res
     let index = u16::try_from(start).context("RDATA beyond 64 KiB")?;
     let mut decoder = BinDecoder::new(message).clone(index);
     let mut out = Vec::with_capacity(len + 32);
-    let fixed = decoder
-        .read_slice(prefix)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .unverified();
+    let fixed = decoder.read_slice(prefix).map_err(|e| anyhow::anyhow!("{e}"))?.unverified();
     out.extend_from_slice(fixed);
     for _ in 0..names {
-        out.extend_from_slice(&name_wire(&read_name(&mut decoder)?));
+        out.extend_from_slice(&name_wire_lower(&read_name(&mut decoder)?));
     }
-    let fixed = decoder
-        .read_slice(suffix)
-        .map_err(|e| anyhow::anyhow!("{e}"))?
-        .unverified();
+    let fixed = decoder.read_slice(suffix).map_err(|e| anyhow::anyhow!("{e}"))?.unverified();
     out.extend_from_slice(fixed);
     let used = decoder.index() - start;
     if used != len {
-        bail!(
-            "{} RDATA: RDLENGTH {len} but its fields take {used} bytes",
-            type_name(rtype)
-        );
+        bail!("{} RDATA: RDLENGTH {len} but its fields take {used} bytes", type_name(rtype));
     }
     Ok(Some(out))
 }
@@ -402,10 +371,7 @@ fn read_name(decoder: &mut BinDecoder<'_>) -> Result<Name> {
 }
 
 fn read_u16(decoder: &mut BinDecoder<'_>) -> Result<u16> {
-    Ok(decoder
-        .read_u16()
-        .map_err(|e| anyhow::anyhow!("at offset {}: {e}", decoder.index()))?
-        .unverified())
+    Ok(decoder.read_u16().map_err(|e| anyhow::anyhow!("at offset {}: {e}", decoder.index()))?.unverified())
 }
 
 #[cfg(test)]
@@ -419,7 +385,7 @@ mod tests {
         m.extend_from_slice(b"\x03www\x07example\x00\x00\x01\x00\x01");
         // answer 1: www.example. CNAME -> mail.<ptr to example at 16>
         m.extend_from_slice(&[0xc0, 12, 0, 5, 0, 1, 0, 0, 0, 60, 0, 7]);
-        m.extend_from_slice(b"\x04mail\xc0\x10");
+        m.extend_from_slice(b"\x04MAIL\xc0\x10");
         // answer 2: www.example. TYPE65280 with empty RDATA
         m.extend_from_slice(&[0xc0, 12, 0xff, 0x00, 0, 1, 0, 0, 0, 60, 0, 0]);
         // OPT: payload 1232, DO, one option 10 (cookie) of 2 bytes
@@ -434,6 +400,7 @@ mod tests {
         assert!(response.qr() && response.aa());
         assert_eq!(response.answer.len(), 2);
         let cname = response.answer.first().unwrap();
+        // Decompressed and lower-cased.
         assert_eq!(cname.rdata, b"\x04mail\x07example\x00");
         assert_eq!(cname.to_string(), "www.example. 60 IN CNAME mail.example.");
         let unknown = response.answer.get(1).unwrap();

@@ -42,15 +42,8 @@ pub struct ZoneFile {
 impl ZoneFile {
     /// A zone file with an explicit origin (a trailing dot is added if absent).
     pub fn new(origin: &str, path: impl Into<PathBuf>) -> Self {
-        let origin = if origin.ends_with('.') {
-            origin.to_owned()
-        } else {
-            format!("{origin}.")
-        };
-        Self {
-            origin,
-            path: path.into(),
-        }
+        let origin = if origin.ends_with('.') { origin.to_owned() } else { format!("{origin}.") };
+        Self { origin, path: path.into() }
     }
 
     /// The origin without its trailing dot, as typed on a command line.
@@ -85,15 +78,13 @@ impl ZoneFile {
 pub fn target_profile_dir() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("locating the test executable")?;
     for dir in exe.ancestors().skip(1) {
-        if dir.file_name().is_some_and(|name| name == "deps") {
-            if let Some(profile) = dir.parent() {
-                return Ok(profile.to_path_buf());
-            }
+        if dir.file_name().is_some_and(|name| name == "deps")
+            && let Some(profile) = dir.parent()
+        {
+            return Ok(profile.to_path_buf());
         }
     }
-    exe.parent()
-        .map(Path::to_path_buf)
-        .context("test executable has no parent directory")
+    exe.parent().map(Path::to_path_buf).context("test executable has no parent directory")
 }
 
 /// The `sixgate` binary: `$SIXGATE_BIN` if set, else `target/<profile>/sixgate`
@@ -105,12 +96,65 @@ pub fn sixgate_binary() -> Result<PathBuf> {
     let path = target_profile_dir()?.join("sixgate");
     if !path.is_file() {
         bail!(
-            "sixgate binary not found at {}: run `cargo nextest run --workspace` \
-             (which builds it), or `cargo build -p sixgate` first, or set {SIXGATE_BIN_ENV}",
+            "sixgate binary not found at {}: run scripts/test, or `cargo build -p sixgate` \
+             first, or set {SIXGATE_BIN_ENV}",
             path.display()
         );
     }
+    warn_if_stale(&path);
     Ok(path)
+}
+
+/// Warns once per process if `binary` is older than a source file of the
+/// server, the usual sign of `cargo nextest run -p sixgate-e2e` without a
+/// `cargo build -p sixgate` first.
+fn warn_if_stale(binary: &Path) {
+    static WARNED: std::sync::Once = std::sync::Once::new();
+    WARNED.call_once(|| {
+        let Ok(built) = fs::metadata(binary).and_then(|m| m.modified()) else {
+            return;
+        };
+        let root = workspace_root();
+        let newer = ["bin", "crates"]
+            .iter()
+            .filter_map(|dir| newest_source(&root.join(dir)))
+            .max()
+            .filter(|(modified, _)| *modified > built);
+        if let Some((_, source)) = newer {
+            eprintln!(
+                "warning: {} is older than {}; run `cargo build -p sixgate` to test current code",
+                binary.display(),
+                source.display()
+            );
+        }
+    });
+}
+
+/// The most recently modified `*.rs` or `Cargo.toml` under `dir`.
+fn newest_source(dir: &Path) -> Option<(std::time::SystemTime, PathBuf)> {
+    let mut newest: Option<(std::time::SystemTime, PathBuf)> = None;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(meta) = entry.metadata() else { continue };
+            if meta.is_dir() {
+                if path.file_name().is_some_and(|n| n != "target") {
+                    stack.push(path);
+                }
+                continue;
+            }
+            let source = path.extension().is_some_and(|e| e == "rs")
+                || path.file_name().is_some_and(|n| n == "Cargo.toml");
+            if let (true, Ok(modified)) = (source, meta.modified())
+                && newest.as_ref().is_none_or(|(t, _)| modified > *t)
+            {
+                newest = Some((modified, path));
+            }
+        }
+    }
+    newest
 }
 
 /// `target/e2e-logs/`, created on demand: server logs that outlive the test.
@@ -144,18 +188,14 @@ impl ChildGuard {
     /// as configured on `command`.
     pub fn spawn(name: &str, command: &mut Command) -> Result<Self> {
         let stderr_path = new_log_path(name)?;
-        let stderr = File::create(&stderr_path)
-            .with_context(|| format!("creating {}", stderr_path.display()))?;
+        let stderr =
+            File::create(&stderr_path).with_context(|| format!("creating {}", stderr_path.display()))?;
         let child = command
             .stdin(Stdio::null())
             .stderr(Stdio::from(stderr))
             .spawn()
             .with_context(|| format!("starting {name}: {command:?}"))?;
-        Ok(Self {
-            name: name.to_owned(),
-            child,
-            stderr_path,
-        })
+        Ok(Self { name: name.to_owned(), child, stderr_path })
     }
 
     /// The process id.
@@ -197,11 +237,7 @@ impl ChildGuard {
         nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM)
             .with_context(|| format!("sending SIGTERM to {}", self.name))?;
         let name = self.name.clone();
-        wait_until(
-            &format!("{name} to exit after SIGTERM"),
-            deadline,
-            || Ok(self.child.try_wait()?),
-        )
+        wait_until(&format!("{name} to exit after SIGTERM"), deadline, || Ok(self.child.try_wait()?))
     }
 }
 

@@ -27,11 +27,7 @@ pub struct EdnsSpec {
 impl EdnsSpec {
     /// EDNS version 0 with `payload` and the DO bit as given.
     pub fn new(payload: u16, dnssec_ok: bool) -> Self {
-        Self {
-            payload,
-            dnssec_ok,
-            version: 0,
-        }
+        Self { payload, dnssec_ok, version: 0 }
     }
 }
 
@@ -61,17 +57,7 @@ pub struct QuerySpec {
 impl QuerySpec {
     /// A plain query: IN class, OPCODE QUERY, no flags, no EDNS, ID 0.
     pub fn new(name: Name, qtype: u16) -> Self {
-        Self {
-            id: 0,
-            name,
-            qtype,
-            qclass: 1,
-            opcode: 0,
-            rd: false,
-            cd: false,
-            ad: false,
-            edns: None,
-        }
+        Self { id: 0, name, qtype, qclass: 1, opcode: 0, rd: false, cd: false, ad: false, edns: None }
     }
 
     /// Like [`QuerySpec::new`] with the name in presentation format
@@ -114,21 +100,13 @@ impl QuerySpec {
             edns.set_version(spec.version);
             message.set_edns(edns);
         }
-        message
-            .to_vec()
-            .with_context(|| format!("encoding query {self}"))
+        message.to_vec().with_context(|| format!("encoding query {self}"))
     }
 }
 
 impl fmt::Display for QuerySpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} {} {}",
-            self.name.to_ascii(),
-            class_name(self.qclass),
-            type_name(self.qtype)
-        )?;
+        write!(f, "{} {} {}", self.name.to_ascii(), class_name(self.qclass), type_name(self.qtype))?;
         if self.opcode != 0 {
             write!(f, " opcode={}", self.opcode)?;
         }
@@ -226,10 +204,7 @@ mod tests {
         assert_eq!(question.qtype, 65280);
         let opt = parsed.opt.first().unwrap();
         assert_eq!((opt.payload, opt.dnssec_ok), (1232, true));
-        assert_eq!(
-            spec.to_string(),
-            "A\\.b.Abc.Example.test. IN TYPE65280 +rd edns=1232 +do id=48879"
-        );
+        assert_eq!(spec.to_string(), "A\\.b.Abc.Example.test. IN TYPE65280 +rd edns=1232 +do id=48879");
     }
 
     #[test]

@@ -25,15 +25,12 @@ impl Rng {
     /// The seed from `SIXGATE_E2E_SEED` (decimal or `0x` hex) if set, else one
     /// taken from the clock. Returns the seed too, so the caller can print it.
     pub fn from_env_or_clock() -> (Self, u64) {
-        let seed = std::env::var(SEED_ENV)
-            .ok()
-            .and_then(|text| parse_seed(&text))
-            .unwrap_or_else(|| {
-                SystemTime::now()
-                    .duration_since(UNIX_EPOCH)
-                    .map(|d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
-                    .unwrap_or(0x5158_a7e5)
-            });
+        let seed = std::env::var(SEED_ENV).ok().and_then(|text| parse_seed(&text)).unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64 ^ u64::from(std::process::id()))
+                .unwrap_or(0x5158_a7e5)
+        });
         (Self::new(seed), seed)
     }
 
@@ -91,13 +88,7 @@ impl Rng {
     pub fn randomize_case(&mut self, label: &[u8]) -> Vec<u8> {
         label
             .iter()
-            .map(|&byte| {
-                if byte.is_ascii_alphabetic() && self.chance(50) {
-                    byte ^ 0x20
-                } else {
-                    byte
-                }
-            })
+            .map(|&byte| if byte.is_ascii_alphabetic() && self.chance(50) { byte ^ 0x20 } else { byte })
             .collect()
     }
 }

@@ -79,10 +79,7 @@ pub struct Cli {
 impl Cli {
     /// A CLI for `data` using the built binary (see [`sixgate_binary`]).
     pub fn new(data: impl Into<PathBuf>) -> Result<Self> {
-        Ok(Self {
-            binary: sixgate_binary()?,
-            data: data.into(),
-        })
+        Ok(Self { binary: sixgate_binary()?, data: data.into() })
     }
 
     /// The data directory.
@@ -155,11 +152,7 @@ impl Sixgate {
             .args(["serve", "--data", &data, "--dns", "127.0.0.1:0", "--workers", "2"])
             .stdout(Stdio::piped());
         let mut child = ChildGuard::spawn("sixgate", &mut command)?;
-        let stdout = child
-            .child_mut()
-            .stdout
-            .take()
-            .context("sixgate stdout was not captured")?;
+        let stdout = child.child_mut().stdout.take().context("sixgate stdout was not captured")?;
         let lines = Arc::new(Mutex::new(Vec::new()));
         let (sender, receiver) = mpsc::channel();
         let kept = Arc::clone(&lines);
@@ -186,14 +179,7 @@ impl Sixgate {
                 )));
             }
         };
-        Ok(Self {
-            child,
-            cli,
-            udp,
-            tcp,
-            stdout: lines,
-            _temp: None,
-        })
+        Ok(Self { child, cli, udp, tcp, stdout: lines, _temp: None })
     }
 
     /// The UDP listener.
@@ -251,9 +237,7 @@ fn wait_ready(lines: &mpsc::Receiver<String>) -> Result<(SocketAddr, SocketAddr)
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
             ["listening", kind, addr] => {
-                let addr: SocketAddr = addr
-                    .parse()
-                    .with_context(|| format!("bad address in {line:?}"))?;
+                let addr: SocketAddr = addr.parse().with_context(|| format!("bad address in {line:?}"))?;
                 if addr.port() == 0 {
                     bail!("sixgate printed port 0 in {line:?}; it must print the bound port");
                 }
