@@ -118,6 +118,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     for t in threads {
         let _ = t.join();
     }
+    // Every task has finished above; do not wait on idle runtime threads.
+    rt.shutdown_background();
     tracing::info!(
         received = stats.received.load(Ordering::Relaxed),
         answered = stats.answered.load(Ordering::Relaxed),
