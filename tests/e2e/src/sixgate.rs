@@ -146,10 +146,17 @@ impl Sixgate {
 
     /// Serves an existing data directory (which the caller keeps alive).
     pub fn serve(cli: Cli) -> Result<Self> {
+        Self::serve_with(cli, &[])
+    }
+
+    /// Like [`Sixgate::serve`], with extra `serve` arguments (e.g.
+    /// `--config FILE`).
+    pub fn serve_with(cli: Cli, extra: &[&str]) -> Result<Self> {
         let data = cli.data().display().to_string();
         let mut command = Command::new(cli.binary());
         command
             .args(["serve", "--data", &data, "--dns", "127.0.0.1:0", "--workers", "2"])
+            .args(extra)
             .stdout(Stdio::piped());
         let mut child = ChildGuard::spawn("sixgate", &mut command)?;
         let stdout = child.child_mut().stdout.take().context("sixgate stdout was not captured")?;
