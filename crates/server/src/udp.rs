@@ -114,11 +114,14 @@ fn worker(
         let mut sent = 0;
         while sent < m {
             let pending = replies.get(sent..m).unwrap_or(&[]);
-            let slices: Vec<[IoSlice<'_>; 1]> =
-                pending.iter().map(|&i| [IoSlice::new(tx.get(i).map_or(&[][..], |v| &v[..]))]).collect();
-            let addrs: Vec<Option<SockaddrStorage>> =
-                pending.iter().map(|&i| got.get(i).and_then(|g| g.1)).collect();
-            match sendmmsg(fd, &mut shdr, slices.iter(), &addrs, [], MsgFlags::empty()) {
+            // Fixed-size arrays on the stack: no allocation per batch.
+            let slices: [[IoSlice<'_>; 1]; BATCH] = std::array::from_fn(|j| {
+                [IoSlice::new(pending.get(j).and_then(|&i| tx.get(i)).map_or(&[][..], |v| &v[..]))]
+            });
+            let addrs: [Option<SockaddrStorage>; BATCH] =
+                std::array::from_fn(|j| pending.get(j).and_then(|&i| got.get(i)).and_then(|g| g.1));
+            let addrs = addrs.get(..pending.len()).unwrap_or(&[]);
+            match sendmmsg(fd, &mut shdr, slices.iter().take(pending.len()), addrs, [], MsgFlags::empty()) {
                 Ok(res) => {
                     let k = res.count();
                     if k == 0 {
