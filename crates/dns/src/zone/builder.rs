@@ -1,0 +1,101 @@
+//! Building a zone from a stream of records.
+
+use crate::name;
+use crate::rtype::code;
+
+use super::map::NodeMap;
+use super::node::NodeData;
+use super::{Record, Zone, ZoneError};
+
+/// Builds a [`Zone`] from a stream of records with little memory beyond
+/// the result: each node is packed as soon as its owner's records have
+/// passed (records usually come grouped by owner; an owner seen again later
+/// is merged), and empty non-terminals are derived at the end from a count
+/// per distinct parent name.
+pub struct ZoneBuilder {
+    apex: Box<[u8]>,
+    nodes: NodeMap,
+    current: Option<(NodeData, bool)>,
+    /// Children counted per parent (lowercased), for nodes created so far.
+    parents: hashbrown::HashMap<Box<[u8]>, u32>,
+}
+
+impl ZoneBuilder {
+    /// Starts a zone; `capacity` is a hint of the number of names.
+    pub fn new(apex: &[u8], seed: u64, capacity: usize) -> Self {
+        ZoneBuilder {
+            apex: name::to_lowercase(apex),
+            nodes: NodeMap::with_capacity(capacity.max(1), seed),
+            current: Some((NodeData::empty(apex), true)),
+            parents: hashbrown::HashMap::new(),
+        }
+    }
+
+    /// Adds one record.
+    pub fn push(&mut self, r: Record) -> Result<(), ZoneError> {
+        let same = self.current.as_ref().is_some_and(|(n, _)| n.key.eq_ignore_ascii_case(&r.owner));
+        if !same {
+            self.flush()?;
+            let key = name::to_lowercase(&r.owner);
+            if !name::is_at_or_below(&key, &self.apex) {
+                return Err(ZoneError::OutOfZone(name::to_text(&r.owner)));
+            }
+            self.current = Some(match self.nodes.get(&key) {
+                Some(n) => (NodeData::from_ref(n), false),
+                None => (NodeData::empty(&r.owner), true),
+            });
+        }
+        if let Some((n, _)) = self.current.as_mut() {
+            n.add(r.rtype, r.ttl, r.rdata);
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), ZoneError> {
+        let Some((node, created)) = self.current.take() else {
+            return Ok(());
+        };
+        if created && node.key != self.apex {
+            self.count_child(&node.key);
+        }
+        self.nodes.insert(node.pack()?);
+        Ok(())
+    }
+
+    fn count_child(&mut self, key: &[u8]) {
+        if let Some(p) = name::parent(key) {
+            match self.parents.get_mut(p) {
+                Some(c) => *c += 1,
+                None => {
+                    self.parents.insert(p.into(), 1);
+                }
+            }
+        }
+    }
+
+    /// Derives child counts and empty non-terminals, and returns the zone.
+    pub fn finish(mut self) -> Result<Zone, ZoneError> {
+        self.flush()?;
+        let mut work: Vec<(Box<[u8]>, u32)> = self.parents.drain().collect();
+        while let Some((parent, count)) = work.pop() {
+            if parent.len() < self.apex.len() {
+                continue;
+            }
+            let existing = self.nodes.get(&parent).map(NodeData::from_ref);
+            let created = existing.is_none();
+            let mut n = existing.unwrap_or_else(|| NodeData::empty(&parent));
+            n.children += count;
+            self.nodes.insert(n.pack()?);
+            if created && parent != self.apex {
+                // A new empty non-terminal is itself a child of its parent.
+                if let Some(pp) = name::parent(&parent) {
+                    work.push((pp.into(), 1));
+                }
+            }
+        }
+        let cuts =
+            self.nodes.iter().filter(|n| n.key() != &self.apex[..] && n.rrset(code::NS).is_some()).count();
+        self.nodes.shrink();
+        Ok(Zone { apex: self.apex, nodes: self.nodes, cuts })
+    }
+}

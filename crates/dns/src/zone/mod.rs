@@ -1,0 +1,334 @@
+//! Immutable zone snapshots with cheap copy-on-write updates.
+//!
+//! A [`Zone`] holds every node of one zone in a sharded hash table. Each
+//! node is one packed allocation: its lowercased name (the key), its child
+//! count (to tell empty non-terminals from nothing), its name in original
+//! case if that differs, and its RRsets with rdata in uncompressed wire form.
+//!
+//! Why sharded: the snapshot is shared by all query threads and replaced by
+//! pointer swap on every change. A change clones the list of shard pointers
+//! (a few thousand `Arc`s) and deep-copies only the shards it touches
+//! (a few hundred nodes each), so one changed RRset in a million-name zone
+//! costs microseconds, while lookups stay a plain SwissTable probe — faster
+//! than a HAMT's pointer chase.
+
+mod builder;
+mod map;
+mod node;
+
+use std::cmp::Ordering;
+
+use crate::name;
+use crate::octets::be32;
+use crate::rtype::code;
+
+pub use builder::ZoneBuilder;
+use map::NodeMap;
+use node::NodeData;
+pub use node::{NodeRef, RdataIter, RrSetIter, RrSetRef};
+
+/// One resource record in wire form (owner and rdata uncompressed).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Record {
+    /// Owner name, original case.
+    pub owner: Box<[u8]>,
+    /// Type code.
+    pub rtype: u16,
+    /// TTL in seconds.
+    pub ttl: u32,
+    /// Rdata, uncompressed wire form.
+    pub rdata: Box<[u8]>,
+}
+
+/// One edit of a zone's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Add this RR (its TTL becomes the RRset's TTL).
+    Add(Record),
+    /// Remove the RR with this owner, type and rdata.
+    Remove(Record),
+}
+
+/// Why an RRset could not be packed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ZoneError {
+    /// An RRset larger than a DNS message can carry.
+    #[error("RRset {0} of type {1} is larger than 65535 octets")]
+    RrSetTooLarge(String, u16),
+    /// A record whose owner is outside the zone.
+    #[error("{0} is outside the zone")]
+    OutOfZone(String),
+}
+
+/// An immutable zone snapshot.
+#[derive(Clone)]
+pub struct Zone {
+    apex: Box<[u8]>,
+    nodes: NodeMap,
+    cuts: usize,
+}
+
+impl Zone {
+    /// Builds a zone from records. Records outside the zone are refused.
+    /// `seed` keys the hash function (pick it at random per process, so
+    /// names cannot be chosen to collide).
+    pub fn build(
+        apex: &[u8],
+        records: impl IntoIterator<Item = Record>,
+        seed: u64,
+    ) -> Result<Zone, ZoneError> {
+        let records = records.into_iter();
+        let mut b = ZoneBuilder::new(apex, seed, records.size_hint().0);
+        for r in records {
+            b.push(r)?;
+        }
+        b.finish()
+    }
+
+    /// Applies changes, returning the new snapshot. `self` is untouched.
+    pub fn apply(&self, changes: &[Change]) -> Result<Zone, ZoneError> {
+        let mut z = self.clone();
+        for c in changes {
+            let r = match c {
+                Change::Add(r) | Change::Remove(r) => r,
+            };
+            let key = name::to_lowercase(&r.owner);
+            if !name::is_at_or_below(&key, &z.apex) {
+                return Err(ZoneError::OutOfZone(name::to_text(&r.owner)));
+            }
+            let existing = z.nodes.get(&key).map(NodeData::from_ref);
+            let created = existing.is_none();
+            let mut node = existing.unwrap_or_else(|| NodeData::empty(&r.owner));
+            let was_cut = key != z.apex && node.has(code::NS);
+            match c {
+                Change::Add(r) => node.add(r.rtype, r.ttl, r.rdata.clone()),
+                Change::Remove(r) => node.remove(r.rtype, &r.rdata),
+            }
+            let is_cut = key != z.apex && node.has(code::NS);
+            z.cuts = z.cuts + usize::from(is_cut) - usize::from(was_cut);
+            if node.rrsets.is_empty() && node.children == 0 && key != z.apex {
+                if !created {
+                    z.nodes.remove(&key);
+                    z.unlink_parent(&r.owner)?;
+                }
+            } else {
+                if node.rrsets.is_empty() && created {
+                    continue;
+                }
+                z.nodes.insert(node.pack()?);
+                if created {
+                    z.link_parent(&r.owner)?;
+                }
+            }
+        }
+        if z.nodes.needs_reshard() {
+            z.nodes = z.nodes.resharded();
+        }
+        Ok(z)
+    }
+
+    /// Counts a new child at the parent, creating empty non-terminals.
+    fn link_parent(&mut self, child: &[u8]) -> Result<(), ZoneError> {
+        let Some(p) = name::parent(child) else {
+            return Ok(());
+        };
+        if p.len() < self.apex.len() {
+            return Ok(());
+        }
+        let pk = name::to_lowercase(p);
+        let existing = self.nodes.get(&pk).map(NodeData::from_ref);
+        let created = existing.is_none();
+        let mut n = existing.unwrap_or_else(|| NodeData::empty(p));
+        n.children += 1;
+        self.nodes.insert(n.pack()?);
+        if created {
+            self.link_parent(p)?;
+        }
+        Ok(())
+    }
+
+    /// Uncounts a removed child, removing empty non-terminals left bare.
+    fn unlink_parent(&mut self, child: &[u8]) -> Result<(), ZoneError> {
+        let Some(p) = name::parent(child) else {
+            return Ok(());
+        };
+        if p.len() < self.apex.len() {
+            return Ok(());
+        }
+        let pk = name::to_lowercase(p);
+        let Some(mut n) = self.nodes.get(&pk).map(NodeData::from_ref) else {
+            return Ok(());
+        };
+        n.children = n.children.saturating_sub(1);
+        if n.children == 0 && n.rrsets.is_empty() && pk != self.apex {
+            self.nodes.remove(&pk);
+            self.unlink_parent(p)?;
+        } else {
+            self.nodes.insert(n.pack()?);
+        }
+        Ok(())
+    }
+
+    /// The apex, lowercased.
+    pub fn apex(&self) -> &[u8] {
+        &self.apex
+    }
+
+    /// The node at `key` (a lowercased name).
+    pub fn node(&self, key: &[u8]) -> Option<NodeRef<'_>> {
+        self.nodes.get(key)
+    }
+
+    /// The apex node.
+    pub fn apex_node(&self) -> Option<NodeRef<'_>> {
+        self.nodes.get(&self.apex)
+    }
+
+    /// True if the zone has delegations below its apex.
+    pub fn has_cuts(&self) -> bool {
+        self.cuts > 0
+    }
+
+    /// Number of nodes, including empty non-terminals.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len
+    }
+
+    /// The SOA serial, if the zone has an SOA.
+    pub fn serial(&self) -> Option<u32> {
+        let soa = self.apex_node()?.rrset(code::SOA)?;
+        let rd = soa.rdatas().next()?;
+        soa_serial(rd)
+    }
+
+    /// The negative-caching TTL: the minimum of the SOA's TTL and its
+    /// MINIMUM field (RFC 2308 §5).
+    pub fn negative_ttl(&self) -> u32 {
+        let Some(soa) = self.apex_node().and_then(|n| n.rrset(code::SOA)) else {
+            return 0;
+        };
+        let min = soa.rdatas().next().and_then(|rd| be32(rd, rd.len().checked_sub(4)?)).unwrap_or(0);
+        soa.ttl.min(min)
+    }
+
+    /// All records in canonical order (RFC 4034 §6), SOA first.
+    pub fn records(&self) -> Vec<Record> {
+        let mut nodes: Vec<NodeRef<'_>> = self.nodes.iter().collect();
+        nodes.sort_by(|a, b| canonical_cmp(a.key(), b.key()));
+        let mut out = Vec::new();
+        for n in nodes {
+            let mut sets: Vec<RrSetRef<'_>> = n.rrsets().collect();
+            // SOA first at the apex so the export starts with it.
+            sets.sort_by_key(|s| (s.rtype != code::SOA, s.rtype));
+            for s in sets {
+                for rd in s.rdatas() {
+                    out.push(Record { owner: n.name().into(), rtype: s.rtype, ttl: s.ttl, rdata: rd.into() });
+                }
+            }
+        }
+        out
+    }
+}
+
+/// The serial of SOA rdata.
+pub fn soa_serial(rdata: &[u8]) -> Option<u32> {
+    let m = name::wire_len(rdata)?;
+    let r = name::wire_len(rdata.get(m..)?)?;
+    be32(rdata, m + r)
+}
+
+/// Compares lowercased wire names in DNSSEC canonical order (RFC 4034 §6.1):
+/// by labels from the root down.
+pub fn canonical_cmp(a: &[u8], b: &[u8]) -> Ordering {
+    fn labels(n: &[u8]) -> Vec<&[u8]> {
+        let mut v = Vec::new();
+        let mut p = 0;
+        while let Some(&l) = n.get(p) {
+            if l == 0 {
+                break;
+            }
+            v.push(n.get(p + 1..p + 1 + l as usize).unwrap_or(&[]));
+            p += 1 + l as usize;
+        }
+        v
+    }
+    let la = labels(a);
+    let lb = labels(b);
+    la.iter().rev().cmp(lb.iter().rev())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn n(s: &str) -> Box<[u8]> {
+        name::from_text(s, None).unwrap()
+    }
+
+    fn rec(owner: &str, rtype: u16, rdata: &[u8]) -> Record {
+        Record { owner: n(owner), rtype, ttl: 300, rdata: rdata.into() }
+    }
+
+    #[test]
+    fn build_creates_empty_non_terminals() {
+        let z =
+            Zone::build(&n("example.com."), vec![rec("a.b.c.example.com.", 1, &[192, 0, 2, 1])], 7).unwrap();
+        let ent = z.node(&n("b.c.example.com.")).unwrap();
+        assert!(ent.is_empty());
+        assert_eq!(ent.child_count(), 1);
+        assert_eq!(z.node(&n("example.com.")).unwrap().child_count(), 1);
+        assert!(z.node(&n("x.example.com.")).is_none());
+    }
+
+    #[test]
+    fn apply_adds_and_removes_with_ent_cleanup() {
+        let z = Zone::build(&n("example.com."), vec![rec("example.com.", 1, &[1, 2, 3, 4])], 1).unwrap();
+        let r = rec("Deep.Er.example.com.", 16, b"\x02hi");
+        let z2 = z.apply(&[Change::Add(r.clone())]).unwrap();
+        assert!(z.node(&n("deep.er.example.com.")).is_none(), "old snapshot unchanged");
+        let node = z2.node(&n("deep.er.example.com.")).unwrap();
+        assert_eq!(node.name(), &n("Deep.Er.example.com.")[..]);
+        assert_eq!(node.rrset(16).unwrap().count, 1);
+        assert!(z2.node(&n("er.example.com.")).unwrap().is_empty());
+        let z3 = z2.apply(&[Change::Remove(r)]).unwrap();
+        assert!(z3.node(&n("deep.er.example.com.")).is_none());
+        assert!(z3.node(&n("er.example.com.")).is_none());
+        assert_eq!(z3.node(&n("example.com.")).unwrap().child_count(), 0);
+    }
+
+    #[test]
+    fn duplicates_collapse_and_cuts_are_counted() {
+        let recs = vec![
+            rec("sub.example.com.", 2, b"\x02ns\x00"),
+            rec("sub.example.com.", 2, b"\x02ns\x00"),
+            rec("example.com.", 2, b"\x02ns\x00"),
+        ];
+        let z = Zone::build(&n("example.com."), recs, 3).unwrap();
+        assert!(z.has_cuts());
+        assert_eq!(z.node(&n("sub.example.com.")).unwrap().rrset(2).unwrap().count, 1);
+        let z2 = z.apply(&[Change::Remove(rec("sub.example.com.", 2, b"\x02ns\x00"))]).unwrap();
+        assert!(!z2.has_cuts());
+    }
+
+    #[test]
+    fn many_nodes_reshard_and_stay_reachable() {
+        let mut z = Zone::build(&n("example.com."), Vec::new(), 9).unwrap();
+        let mut changes = Vec::new();
+        for i in 0..5000u32 {
+            changes.push(Change::Add(rec(&format!("h{i}.example.com."), 1, &i.to_be_bytes())));
+        }
+        z = z.apply(&changes).unwrap();
+        for i in (0..5000u32).step_by(97) {
+            assert!(z.node(&n(&format!("h{i}.example.com."))).is_some());
+        }
+        assert_eq!(z.node_count(), 5001);
+    }
+
+    #[test]
+    fn canonical_order_is_by_reversed_labels() {
+        let mut v = vec![n("z.example."), n("a.example."), n("example."), n("yljkjljk.a.example.")];
+        v.sort_by(|a, b| canonical_cmp(a, b));
+        assert_eq!(v, vec![n("example."), n("a.example."), n("yljkjljk.a.example."), n("z.example.")]);
+    }
+}
