@@ -107,6 +107,8 @@ struct Ctx<'a, 'b> {
     truncated: bool,
     added: [&'a [u8]; MAX_ADDITIONAL_TARGETS],
     added_len: usize,
+    dnames: [&'a [u8]; MAX_CNAME_CHAIN],
+    dnames_len: usize,
 }
 
 fn answer(
@@ -172,6 +174,8 @@ fn answer(
         truncated: false,
         added: [&[]; MAX_ADDITIONAL_TARGETS],
         added_len: 0,
+        dnames: [&[]; MAX_CNAME_CHAIN],
+        dnames_len: 0,
     };
     ctx.resolve();
     let Ctx { w, mut flags, rcode, truncated, .. } = ctx;
@@ -195,8 +199,21 @@ impl<'a> Ctx<'a, '_> {
         let mut visited: [&'a [u8]; MAX_CNAME_CHAIN] = [&[]; MAX_CNAME_CHAIN];
         let mut cnames = 0;
         loop {
-            let Step::Follow(target) = self.step(key.as_slice(), owner, cnames) else {
-                return;
+            let target = match self.step(key.as_slice(), owner, cnames) {
+                Step::Done => return,
+                Step::Follow(target) => target,
+                Step::FollowSynthesized => {
+                    // The name lives in the writer; it is written without
+                    // joining the compression table.
+                    cnames += 1;
+                    key.set(self.w.synthesized());
+                    key.make_lowercase();
+                    if cnames >= MAX_CNAME_CHAIN || !name::is_at_or_below(key.as_slice(), self.zone.apex()) {
+                        return;
+                    }
+                    owner = Owner::Synthesized;
+                    continue;
+                }
             };
             if let Some(slot) = visited.get_mut(cnames) {
                 *slot = target;
@@ -231,6 +248,7 @@ impl<'a> Ctx<'a, '_> {
         match find_node(zone, key) {
             Found::Node(node) => self.at_node(node, owner),
             Found::Wildcard(node) => self.at_node(node, owner),
+            Found::Dname(node) => self.dname(node, key, owner),
             Found::None => {
                 self.negative(true);
                 Step::Done
@@ -274,6 +292,48 @@ impl<'a> Ctx<'a, '_> {
             None => self.negative(false),
         }
         Step::Done
+    }
+
+    /// RFC 6672 §3.2: answer with the DNAME and a CNAME synthesized from
+    /// it, then follow the new name.
+    fn dname(&mut self, node: NodeRef<'a>, key: &[u8], owner: Owner<'a>) -> Step<'a> {
+        let Some(dname) = node.rrset(code::DNAME) else {
+            return Step::Done;
+        };
+        let Some(target) = dname.rdatas().next() else {
+            return Step::Done;
+        };
+        // A DNAME RRset goes into the answer once, however often a loop
+        // passes it (the synthesized CNAMEs are repeated, as Knot does).
+        let seen = self.dnames.iter().take(self.dnames_len).any(|d| *d == node.key());
+        if !seen {
+            if self.put(Section::Answer, Owner::Name(node.name()), &dname).is_err() {
+                return Step::Done;
+            }
+            if let Some(slot) = self.dnames.get_mut(self.dnames_len) {
+                *slot = node.key();
+                self.dnames_len += 1;
+            }
+        }
+        // The labels of the name below the DNAME owner, then the target.
+        let prefix = key.get(..key.len().saturating_sub(node.key().len())).unwrap_or(&[]);
+        let mut synth = [0u8; name::MAX_NAME_LEN];
+        let len = prefix.len() + target.len();
+        let Some(buf) = synth.get_mut(..len).filter(|_| len <= name::MAX_NAME_LEN) else {
+            // §2.2: the substituted name would be too long.
+            self.rcode = rcode::YXDOMAIN;
+            return Step::Done;
+        };
+        if let Some((head, tail)) = buf.split_at_mut_checked(prefix.len()) {
+            head.copy_from_slice(prefix);
+            tail.copy_from_slice(target);
+        }
+        if self.truncated || self.w.synthesized_cname(owner, dname.ttl, buf).is_err() {
+            self.truncated = true;
+            return Step::Done;
+        }
+        // A CNAME query is answered by the synthesized CNAME itself.
+        if self.q.qtype == code::CNAME { Step::Done } else { Step::FollowSynthesized }
     }
 
     /// Puts a required RRset; when it does not fit, sets TC and fails.
@@ -340,7 +400,7 @@ impl<'a> Ctx<'a, '_> {
         let (node, owner) = match find_node(self.zone, key.as_slice()) {
             Found::Node(n) => (n, Owner::Name(n.name())),
             Found::Wildcard(n) => (n, Owner::Name(target)),
-            Found::None => return Ok(()),
+            Found::Dname(_) | Found::None => return Ok(()),
         };
         for t in [Some(code::A), Some(code::AAAA), extra].into_iter().flatten() {
             if let Some(set) = node.rrset(t)
@@ -407,11 +467,15 @@ impl<'a> Ctx<'a, '_> {
 enum Step<'a> {
     Done,
     Follow(&'a [u8]),
+    /// Follow the CNAME target the writer synthesized last.
+    FollowSynthesized,
 }
 
 enum Found<'z> {
     Node(NodeRef<'z>),
     Wildcard(NodeRef<'z>),
+    /// A DNAME at a proper ancestor (RFC 6672 §2.3): the name is redirected.
+    Dname(NodeRef<'z>),
     None,
 }
 
@@ -434,6 +498,11 @@ fn find_node<'z>(zone: &'z Zone, key: &[u8]) -> Found<'z> {
             _ => return Found::None,
         }
     };
+    // RFC 6672 §3.2: a DNAME at the closest encloser redirects everything
+    // below it, before any wildcard is considered.
+    if ce_node.rrset(code::DNAME).is_some() {
+        return Found::Dname(ce_node);
+    }
     if ce_node.child_count() == 0 {
         return Found::None;
     }

@@ -272,3 +272,30 @@ fn responses_and_bad_versions() {
     assert_eq!(r.rcode, rcode::BADVERS);
     assert!(r.sections.iter().all(Vec::is_empty));
 }
+
+#[test]
+fn dname_redirects_names_below_it() {
+    let apex = wire("example.com.");
+    let text = format!("{ZONE}dn DNAME target.example.com.\nwww.target A 192.0.2.7\nout DNAME x.example.\n");
+    let zone = Zone::build(&apex, zonefile::parse(&text, &apex).unwrap(), 1).unwrap();
+    let cat = Catalog::new().with_zone(Arc::new(zone));
+    let mut buf = Vec::new();
+    respond(&cat, &query("www.dn.example.com.", code::A, None), &mut buf, Transport::Udp, &Limits::default());
+    let r = parse(&buf);
+    assert_eq!(r.rcode, rcode::NOERROR);
+    assert_eq!(types(&r.sections[0]), vec![code::DNAME, code::CNAME, code::A]);
+    assert_eq!(r.sections[0][1].0, "www.dn.example.com.");
+    assert_eq!(r.sections[0][2].0, "www.target.example.com.");
+    // The DNAME owner itself is not redirected.
+    respond(&cat, &query("dn.example.com.", code::A, None), &mut buf, Transport::Udp, &Limits::default());
+    assert!(parse(&buf).sections[0].is_empty());
+    // A target outside the zone ends the answer after the CNAME.
+    respond(
+        &cat,
+        &query("a.b.out.example.com.", code::A, None),
+        &mut buf,
+        Transport::Udp,
+        &Limits::default(),
+    );
+    assert_eq!(types(&parse(&buf).sections[0]), vec![code::DNAME, code::CNAME]);
+}

@@ -6,7 +6,7 @@
 //! compressed against a small table of names already written.
 
 use crate::message::HEADER_LEN;
-use crate::name;
+use crate::name::{self, NameBuf};
 use crate::rtype;
 use crate::zone::RrSetRef;
 
@@ -49,6 +49,8 @@ pub enum Owner<'a> {
     Qname,
     /// A name in wire form.
     Name(&'a [u8]),
+    /// The CNAME target last synthesized (from a DNAME).
+    Synthesized,
 }
 
 /// A response under construction.
@@ -59,6 +61,7 @@ pub struct Writer<'a, 'b> {
     comp: [(u16, &'a [u8]); COMP_ENTRIES],
     comp_len: usize,
     qd: u16,
+    synthesized: NameBuf,
 }
 
 impl<'a, 'b> Writer<'a, 'b> {
@@ -75,6 +78,7 @@ impl<'a, 'b> Writer<'a, 'b> {
             comp: [(0, &[][..]); COMP_ENTRIES],
             comp_len: 0,
             qd: u16::from(head.len() > HEADER_LEN),
+            synthesized: NameBuf::new(),
         };
         if w.qd == 1 {
             w.remember(HEADER_LEN, qname, usize::MAX);
@@ -148,7 +152,61 @@ impl<'a, 'b> Writer<'a, 'b> {
         match owner {
             Owner::Qname => self.buf.extend_from_slice(&[0xC0, HEADER_LEN as u8]),
             Owner::Name(n) => self.name(n),
+            Owner::Synthesized => {
+                let n = self.synthesized.clone();
+                self.name_unremembered(n.as_slice());
+            }
         }
+    }
+
+    /// Writes a name compressed against the table without adding to it
+    /// (for names that do not live as long as the table's references).
+    fn name_unremembered(&mut self, name: &[u8]) {
+        let mut rest = name;
+        loop {
+            let len = rest.first().copied().unwrap_or(0) as usize;
+            if len == 0 {
+                self.buf.push(0);
+                return;
+            }
+            if let Some(p) = self.lookup(rest) {
+                self.buf.extend_from_slice(&(0xC000 | p).to_be_bytes());
+                return;
+            }
+            self.buf.extend_from_slice(rest.get(..1 + len).unwrap_or(&[]));
+            rest = rest.get(1 + len..).unwrap_or(&[]);
+        }
+    }
+
+    /// The CNAME target last synthesized.
+    pub fn synthesized(&self) -> &[u8] {
+        self.synthesized.as_slice()
+    }
+
+    /// Appends a CNAME synthesized from a DNAME (RFC 6672 §3.2) to the
+    /// answer section, or nothing if it does not fit.
+    pub fn synthesized_cname(&mut self, owner: Owner<'a>, ttl: u32, target: &[u8]) -> Result<(), NoSpace> {
+        let mark = self.buf.len();
+        let comp_mark = self.comp_len;
+        self.owner(owner);
+        self.buf.extend_from_slice(&rtype::code::CNAME.to_be_bytes());
+        self.buf.extend_from_slice(&rtype::CLASS_IN.to_be_bytes());
+        self.buf.extend_from_slice(&ttl.to_be_bytes());
+        let len_pos = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0]);
+        self.name_unremembered(target);
+        let rdlen = self.buf.len() - len_pos - 2;
+        if let Some(b) = self.buf.get_mut(len_pos..len_pos + 2) {
+            b.copy_from_slice(&(rdlen as u16).to_be_bytes());
+        }
+        if self.buf.len() > self.limit {
+            self.buf.truncate(mark);
+            self.comp_len = comp_mark;
+            return Err(NoSpace);
+        }
+        self.synthesized.set(target);
+        self.counts[0] += 1;
+        Ok(())
     }
 
     /// Appends a whole RRset to `section`, or nothing if it does not fit.
