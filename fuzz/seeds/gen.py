@@ -1,0 +1,155 @@
+#!/usr/bin/env python3
+"""Writes the committed seed inputs for the fuzz targets.
+
+Run from anywhere: `python3 fuzz/seeds/gen.py`. Seeds are real queries
+(built octet by octet as RFC 1035 §4.1 lays them out) for the names in
+fuzz_targets/zones/, plus malformed variants each aimed at one branch of
+decode_query. Names are derived from content so re-running is idempotent.
+"""
+import hashlib
+import os
+import struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+TYPES = {"A": 1, "NS": 2, "CNAME": 5, "SOA": 6, "PTR": 12, "MX": 15, "TXT": 16,
+         "AAAA": 28, "SRV": 33, "DNAME": 39, "DS": 43, "DNSKEY": 48, "SVCB": 64, "HTTPS": 65,
+         "IXFR": 251, "AXFR": 252, "ANY": 255, "CAA": 257, "TYPE65280": 65280, "NONE": 0}
+
+
+def wire(name):
+    out = b""
+    for label in name.rstrip(".").split("."):
+        if label:
+            out += bytes([len(label)]) + label.encode()
+    return out + b"\x00"
+
+
+def query(name, qtype="A", qclass=1, qid=0x1234, flags=0x0100, edns=None, extra=b"", qd=1, ar=None):
+    """edns: (payload, version, do) or None."""
+    q = wire(name) + struct.pack(">HH", TYPES[qtype] if isinstance(qtype, str) else qtype, qclass)
+    opt = b""
+    if edns is not None:
+        payload, version, do = edns
+        opt = b"\x00" + struct.pack(">HHBBHH", 41, payload, 0, version, 0x8000 if do else 0, 0)
+    if ar is None:
+        ar = 1 if edns is not None else 0
+    return struct.pack(">HHHHHH", qid, flags, qd, 0, 0, ar) + q + opt + extra
+
+
+def write(target, data):
+    d = os.path.join(HERE, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, hashlib.sha1(data).hexdigest()[:16]), "wb") as f:
+        f.write(data)
+
+
+Z = "example.test."
+queries = []
+for owner, t in [("", "SOA"), ("", "NS"), ("", "MX"), ("", "ANY"), ("", "HTTPS"), ("", "DNSKEY"),
+                 ("www", "A"), ("www", "AAAA"), ("WwW", "A"), ("mixed", "A"), ("c1", "A"), ("l1", "AAAA"),
+                 ("loop1", "A"), ("self", "TXT"), ("ext", "A"), ("tochild", "A"), ("towild", "TXT"),
+                 ("todeleg", "A"), ("dangling", "A"), ("foo.wild", "A"), ("foo.wild", "MX"), ("host.wild", "TXT"),
+                 ("x.wcname", "A"), ("y.wcloop", "A"), ("q.b.ent", "A"), ("ent", "A"), ("b.ent", "AAAA"),
+                 ("deep.ent2", "A"), ("x.leaf.deep.ent2", "A"), ("host.deleg", "A"), ("deleg", "DS"), ("deleg", "NS"),
+                 ("insecure", "A"), ("child", "DS"), ("child", "SOA"), ("www.child", "A"), ("x.grandchild.child", "A"),
+                 ("x.big", "A"), ("medtxt", "TXT"), ("bigtxt", "TXT"), ("a\\.b", "A"), ("unk", "TYPE65280"),
+                 ("unk", "ANY"), ("_sip._tcp", "SRV"), ("svc", "SVCB"), ("https", "HTTPS"), ("ptr", "PTR"),
+                 ("caa", "CAA"), ("multi", "MX"), ("nothere", "A"), ("ns1", "CNAME"),
+                 ("www.dname", "A"), ("www.dname", "MX"), ("www.dname", "CNAME"), ("dname", "DNAME"),
+                 ("x.dnameout", "A"), ("foo.dnamewild", "TXT"), ("a.dnest", "A"), ("a.dloop1", "A"),
+                 ("aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.dlong", "A"), ("x.dlong", "A"),
+                 ("host.doccl", "A"), ("tod", "A"), ("www.back.child", "A")]:
+    name = (owner.replace("\\.", "\x00") + "." if owner else "") + Z
+    # "a\.b" is one label holding a dot.
+    w = b""
+    for label in name.rstrip(".").split("."):
+        label = label.replace("\x00", ".")
+        w += bytes([len(label)]) + label.encode()
+    w += b"\x00"
+    base = struct.pack(">HHHHHH", 0xbeef, 0x0100, 1, 0, 0, 0) + w + struct.pack(">HH", TYPES[t], 1)
+    queries.append(base)
+    # The same with EDNS (1232, DO) and with a small EDNS payload.
+    queries.append(base[:11] + b"\x01" + base[12:] + b"\x00" + struct.pack(">HHBBHH", 41, 1232, 0, 0, 0x8000, 0))
+    if t in ("TXT", "ANY", "A"):
+        queries.append(base[:11] + b"\x01" + base[12:] + b"\x00" + struct.pack(">HHBBHH", 41, 600, 0, 0, 0, 0))
+
+# The 255-octet name and its MX (additional-section target at the limit).
+long_owner = ("a" + "2345678901234567890123456789012345678901234567890123456789012" + "3" + "." +
+              "b" + "2345678901234567890123456789012345678901234567890123456789012" + "3" + "." +
+              "c" + "2345678901234567890123456789012345678901234567890123456789012" + "3" + "." +
+              "d2345678901234567890123456789012345678901234567." + Z)
+queries.append(query(long_owner, "MX", edns=(4096, 0, False)))
+
+# Edge cases for decode_query and the error paths.
+queries += [
+    query("www.example.org.", "A"),                               # not ours: REFUSED + EDE
+    query("www.example.org.", "A", edns=(1232, 0, False)),
+    query(Z, "AXFR"), query(Z, "IXFR"), query(Z, "NONE"),         # NOTIMP / NOTAUTH
+    query(Z, "A", qclass=3), query(Z, "A", qclass=255),            # CH refused, ANY as IN
+    query(Z, "SOA", flags=0x2000),                                 # NOTIFY: NOTAUTH
+    query(Z, "SOA", flags=0x1000),                                 # STATUS: NOTIMP
+    query(Z, "SOA", edns=(1232, 1, False)),                        # BADVERS
+    query(Z, "SOA", flags=0x8100),                                 # a response: dropped
+    query(Z, "SOA", qd=2),                                         # FORMERR
+    query(Z, "SOA", qd=0),
+    query(Z, "SOA", extra=b"\xff"),                                # trailing garbage
+    query(Z, "SOA", edns=(512, 0, True), extra=b"\x00\x00\x29\x02\x00\x00\x00\x00\x00\x00\x00", ar=2),  # two OPTs
+    query(Z, "SOA", flags=0x0110),                                 # CD set
+    struct.pack(">HHHHHH", 1, 0, 1, 0, 0, 0) + b"\xc0\x0c\x00\x01\x00\x01",  # compressed qname
+    b"\x12\x34\x01\x00\x00\x01",                                   # short header
+    b"",
+]
+# An OPT with options (cookie + padding).
+opts = struct.pack(">HH", 10, 8) + b"\x01\x02\x03\x04\x05\x06\x07\x08" + struct.pack(">HH", 12, 4) + b"\0\0\0\0"
+queries.append(query("www." + Z, "A", ar=1) + b"\x00" + struct.pack(">HHBBHH", 41, 4096, 0, 0, 0, len(opts)) + opts)
+# A record in the answer section of a query (ignored), then the OPT.
+rr = b"\xc0\x0c" + struct.pack(">HHIH", 1, 1, 60, 4) + b"\xc0\x00\x02\x01"
+queries.append(struct.pack(">HHHHHH", 7, 0x0100, 1, 1, 0, 1) + wire("www." + Z) + struct.pack(">HH", 1, 1) + rr
+               + b"\x00" + struct.pack(">HHBBHH", 41, 1232, 0, 0, 0, 0))
+
+for m in queries:
+    write("message", m)
+    write("respond", m)
+
+# name: one offset byte, then a message.
+msg = b"\x00" * 12 + wire("www.example.test.") + b"\x04mail\xc0\x10" + b"\x02ns\xc0\x21" + b"\xc0\x1d"
+for off in (12, 29, 35, 40, 0):
+    write("name", bytes([off]) + msg)
+write("name", b"\x00" + wire("a.b.c.d.e.f.g.h."))
+write("name", b"\x00" + b"\x3f" + b"x" * 63 + b"\x3f" + b"y" * 63 + b"\x3f" + b"z" * 63 + b"\x3d" + b"w" * 61 + b"\x00")
+for text in ["www.example.test.", "a\\.b.\\065x", "@", "\\000\\032.", ".", "rel.name", "\\@.\\$.\\;.\\(\\).", "x y."]:
+    write("name", text.encode())
+
+# zonefile: the fuzz zones and a zone with one of many types.
+zones = os.path.join(HERE, "..", "fuzz_targets", "zones")
+for z in ("example.test.zone", "child.example.test.zone"):
+    with open(os.path.join(zones, z), "rb") as f:
+        write("zonefile", f.read())
+write("zonefile", rb'''$TTL 300
+@ IN SOA ns1 hostmaster ( 1 7200 3600 1209600 300 ) ; comment
+  IN NS ns1
+  IN MX 10 mail
+ns1 A 192.0.2.1
+ AAAA 2001:db8::1
+txt TXT "hello world" "a\"b" \065bc
+a\.b 60 TXT x
+caa CAA 0 issue "letsencrypt.org"
+srv._tcp SRV 0 5 443 www
+nap NAPTR 100 10 "S" "SIP+D2U" "" _sip._udp
+ds DS 12345 13 2 3E2A9A8C2E6F0C6F8A5A9C1B3F0E6D4C2B1A0F9E8D7C6B5A4F3E2D1C0B9A8F7E
+tlsa._443._tcp TLSA 3 1 1 0C72AC70B745AC19998811B131D662C9AC69DBDBE7CB23E5B514B56664C5D3D6
+ssh SSHFP 4 2 123456789abcdef67890123456789abcdef67890123456789abcdef123456789
+svc SVCB 1 . alpn=h2,h3 port=8443 ipv4hint=192.0.2.1 ipv6hint=2001:db8::1 ech=AEX+DQA= mandatory=alpn
+https HTTPS 1 svc alpn=h3 no-default-alpn
+unk TYPE65280 \# 4 0A000001
+empty TYPE999 \# 0
+ptr PTR www
+*.wild A 192.0.2.9
+hinfo HINFO "PC" "Linux"
+key DNSKEY 257 3 13 nHYanBztul+wEfS5mYpvNci5t0tSKZaataXvyPpRB7GxClNl2bpCUxePDjWHw296sRt/P3GHsURBEYk4c3bjhg==
+$ORIGIN sub.example.test.
+dn DNAME example.net.
+cds CDS 0 0 0 00
+rp RP mbox.example.test. txt.example.test.
+'''.replace(b"\r", b""))
