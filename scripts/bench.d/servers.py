@@ -1,0 +1,390 @@
+"""Private instances of sixgate, Knot and NSD for scripts/bench.
+
+Each server runs in the foreground in its own process group, with its
+config, run directory and data under the benchmark's temp directory, on a
+loopback port chosen by the OS. `Procs.stop_all()` (called from the
+script's exit path and signal handlers) kills every group we started, and
+nothing else. System services on :53 are never touched.
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+
+import dnsq
+
+
+class StartError(RuntimeError):
+    pass
+
+
+def set_priority(pid, nice):
+    """Gives process `pid` the nice level `nice`, also against processes of
+    other sessions: with the kernel's autogroup scheduling (on by default),
+    CPU time is shared between sessions first, so a session's autogroup
+    nice matters more than a process's own. Best effort."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, pid, nice)
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as f:
+            f.write(str(nice))
+    except OSError:
+        pass
+
+
+class Procs:
+    """Every process group this run started."""
+
+    nice = 0
+
+    def __init__(self):
+        self.live = []
+        # Short-lived children (CLI commands, dnsperf) to kill if we are
+        # interrupted while they run; removed as soon as they are reaped.
+        self.transient = []
+
+    def spawn(self, argv, log_path, cpus=None, **kw):
+        if cpus:
+            argv = ["taskset", "-c", cpus] + list(argv)
+        log = open(log_path, "ab")
+        p = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                             start_new_session=True, **kw)
+        log.close()
+        if self.nice:
+            set_priority(p.pid, self.nice)
+        self.live.append(p)
+        return p
+
+    def stop(self, p, timeout=10):
+        if p.poll() is None:
+            try:
+                os.killpg(p.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Children (NSD's server processes) may outlive the leader briefly.
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        if p.poll() is None:
+            p.wait(5)
+        if p in self.live:
+            self.live.remove(p)
+
+    def stop_all(self):
+        for p in list(self.transient):
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        for p in list(self.live):
+            try:
+                self.stop(p, timeout=5)
+            except Exception:  # best effort on the way out
+                pass
+
+
+def free_port(host="127.0.0.1"):
+    """A port free for both UDP and TCP right now (the OS picks it)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+            u.bind((host, 0))
+            port = u.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                try:
+                    t.bind((host, port))
+                except OSError:
+                    continue
+        return port
+    raise StartError("no free port")
+
+
+def mem(pid):
+    """(VmRSS, VmHWM) of one process, in KiB."""
+    out = {}
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS:", "VmHWM:")):
+                out[line.split(":")[0]] = int(line.split()[1])
+    return out.get("VmRSS", 0), out.get("VmHWM", 0)
+
+
+def tree_pids(pid):
+    """`pid` and all its descendants."""
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                kids.setdefault(ppid, []).append(int(d))
+            except (OSError, ValueError, IndexError):
+                pass
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def tree_pss(pid):
+    """Proportional set size of a process tree in KiB: shared pages
+    (NSD's forked servers share the zone with their parent) counted once."""
+    total = 0
+    for p in tree_pids(pid):
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total
+
+
+def cpu_ticks(pids):
+    """utime+stime clock ticks summed over the processes and their threads."""
+    total = 0
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+def system_ticks():
+    """(busy, irq) clock ticks of all CPUs: busy is everything but idle and
+    I/O wait; irq is the interrupt and softirq part of it, which with IRQ
+    time accounting is not charged to any process (on loopback that is
+    mostly packet delivery, so partly the benchmark's own work)."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    # user nice system idle iowait irq softirq steal ...
+    return sum(v[:8]) - v[3] - v[4], v[5] + v[6]
+
+
+def system_busy_ticks():
+    return system_ticks()[0]
+
+
+def busy_cores(seconds=1.0):
+    """How many cores' worth of CPU the whole machine uses right now."""
+    b0, t0 = system_busy_ticks(), time.monotonic()
+    time.sleep(seconds)
+    return (system_busy_ticks() - b0) / os.sysconf("SC_CLK_TCK") / (time.monotonic() - t0)
+
+
+class Server:
+    """A started server: name, process, UDP port, the PID that holds the zone."""
+
+    def __init__(self, name, proc, port, started):
+        self.name, self.proc, self.port, self.started = name, proc, port, started
+
+    @property
+    def pid(self):
+        # The process taskset exec'd into keeps taskset's PID.
+        return self.proc.pid
+
+    def alive(self):
+        return self.proc.poll() is None
+
+
+def wait_ready(server, probes, timeout, log_path):
+    """Waits until each (name, type, rdata) probe answers; returns the
+    monotonic time the last one did."""
+    deadline = time.monotonic() + timeout
+    t = None
+    for name, rtype, rdata in probes:
+        t = dnsq.wait_for(server.port, name, rtype, rdata, deadline, interval=0.005, alive=server.alive)
+        if t is None:
+            tail = ""
+            try:
+                with open(log_path, errors="replace") as f:
+                    tail = "".join(f.readlines()[-15:])
+            except OSError:
+                pass
+            state = "exited" if not server.alive() else "timed out"
+            raise StartError(f"{server.name} {state} before answering {name} {rtype}; log {log_path}:\n{tail}")
+    return t
+
+
+# --- sixgate -----------------------------------------------------------------
+
+def sixgate_import(binary, data, zone, path, timeout=None, procs=None):
+    """Runs `sixgate zone import`; returns its wall time and peak RSS, or
+    with `timed_out` set if it had to be killed after `timeout` seconds."""
+    t0 = time.monotonic()
+    p = subprocess.Popen([binary, "zone", "import", zone, path, "--data", data],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if procs:
+        procs.transient.append(p)
+    timed_out = False
+    while True:
+        # wait4 gives this child's own rusage (ru_maxrss in KiB on Linux).
+        pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+        if pid:
+            break
+        if timeout and time.monotonic() - t0 > timeout:
+            timed_out = True
+            os.kill(p.pid, signal.SIGKILL)
+            _, status, ru = os.wait4(p.pid, 0)
+            break
+        time.sleep(0.01)
+    if procs:
+        procs.transient.remove(p)
+    seconds = time.monotonic() - t0
+    err = p.stderr.read().decode(errors="replace").strip()
+    p.stderr.close()
+    p.returncode = os.waitstatus_to_exitcode(status)
+    if p.returncode != 0 and not timed_out:
+        raise StartError(f"sixgate zone import {zone} failed: {err}")
+    return {"seconds": seconds, "maxrss_kib": ru.ru_maxrss, "timed_out": timed_out}
+
+
+def start_sixgate(procs, binary, data, workers, tmp, cpus, tag):
+    log_path = os.path.join(tmp, f"sixgate-{tag}.log")
+    t0 = time.monotonic()
+    p = procs.spawn([binary, "serve", "--data", data, "--dns", "127.0.0.1:0", "--workers", str(workers)],
+                    log_path, cpus=cpus, env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info")))
+    port = None
+    deadline = time.monotonic() + 600
+    while port is None:
+        if p.poll() is not None or time.monotonic() > deadline:
+            raise StartError(f"sixgate serve did not get ready; see {log_path}")
+        with open(log_path, errors="replace") as f:
+            m = re.search(r"^listening dns-udp 127\.0\.0\.1:(\d+)$", f.read(), re.M)
+        if m:
+            port = int(m.group(1))
+        else:
+            time.sleep(0.002)
+    return Server("sixgate", p, port, t0), log_path
+
+
+# --- Knot --------------------------------------------------------------------
+
+KNOT_CONF = """\
+server:
+    rundir: "{run}"
+    pidfile: "{run}/knot.pid"
+    listen: 127.0.0.1@{port}
+    udp-workers: {workers}
+    tcp-workers: 1
+    background-workers: 1
+control:
+    listen: "{run}/knot.sock"
+database:
+    storage: "{run}/db"
+log:
+  - target: stderr
+    any: info
+template:
+  - id: default
+    storage: "{zdir}"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    semantic-checks: off
+zone:
+  - domain: {zone}
+    file: "{zfile}"
+"""
+
+
+def start_knot(procs, tmp, zone, zfile, workers, cpus, tag):
+    run = os.path.join(tmp, f"knot-{tag}")
+    os.makedirs(os.path.join(run, "db"), exist_ok=True)
+    port = free_port()
+    conf = os.path.join(run, "knot.conf")
+    with open(conf, "w") as f:
+        f.write(KNOT_CONF.format(run=run, port=port, workers=workers, zdir=os.path.dirname(zfile),
+                                 zone=zone, zfile=zfile))
+    log_path = os.path.join(run, "knot.log")
+    t0 = time.monotonic()
+    p = procs.spawn(["knotd", "-c", conf], log_path, cpus=cpus)
+    return Server("knot", p, port, t0), log_path
+
+
+# --- NSD ---------------------------------------------------------------------
+
+NSD_CONF = """\
+server:
+    server-count: {workers}
+    reuseport: yes
+    ip-address: 127.0.0.1
+    port: {port}
+    do-ip6: no
+    username: ""
+    chroot: ""
+    zonesdir: "{run}"
+    database: ""
+    zonelistfile: "{run}/zone.list"
+    xfrdfile: "{run}/xfrd.state"
+    xfrdir: "{run}"
+    pidfile: "{run}/nsd.pid"
+    logfile: "{run}/nsd.log"
+    verbosity: 1
+    # Debian builds NSD with response rate limiting on (200 qps per
+    # source by default); every benchmark query comes from 127.0.0.1.
+    rrl-ratelimit: 0
+    rrl-whitelist-ratelimit: 0
+    # Like Knot and sixgate, no NS RRset in the authority section and no
+    # addresses in the additional section of positive answers.
+    minimal-responses: yes
+remote-control:
+    control-enable: no
+zone:
+    name: {zone}
+    zonefile: "{zfile}"
+"""
+
+
+def start_nsd(procs, tmp, zone, zfile, workers, cpus, tag):
+    run = os.path.join(tmp, f"nsd-{tag}")
+    os.makedirs(run, exist_ok=True)
+    port = free_port()
+    conf = os.path.join(run, "nsd.conf")
+    with open(conf, "w") as f:
+        f.write(NSD_CONF.format(run=run, port=port, workers=workers, zone=zone, zfile=zfile))
+    r = subprocess.run(["nsd-checkconf", conf], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise StartError(f"nsd-checkconf: {r.stdout}{r.stderr}")
+    log_path = os.path.join(run, "nsd.out")
+    t0 = time.monotonic()
+    p = procs.spawn(["nsd", "-d", "-c", conf], log_path, cpus=cpus)
+    return Server("nsd", p, port, t0), os.path.join(run, "nsd.log")
+
+
+def start(procs, name, tmp, zone, zfile, workers, cpus, tag, probes, sixgate_bin=None,
+          sixgate_data=None, timeout=600):
+    """Starts one server and waits for `probes`; retries on a port
+    collision. Returns (server, seconds from process start to ready)."""
+    last = None
+    for _ in range(3):
+        if name == "sixgate":
+            srv, log_path = start_sixgate(procs, sixgate_bin, sixgate_data, workers, tmp, cpus, tag)
+        elif name == "knot":
+            srv, log_path = start_knot(procs, tmp, zone, zfile, workers, cpus, tag)
+        else:
+            srv, log_path = start_nsd(procs, tmp, zone, zfile, workers, cpus, tag)
+        try:
+            t = wait_ready(srv, probes, timeout, log_path)
+            return srv, t - srv.started
+        except StartError as e:
+            last = e
+            procs.stop(srv.proc)
+            if name == "sixgate":
+                break
+    raise last
