@@ -5,7 +5,8 @@
 //! (RFC 1034 §3.6.2, RFC 2181 §10.1) and never at the apex; one TTL per
 //! RRset (RFC 2181 §5.2); TTLs within RFC 2181 §8; no meta types.
 
-use std::collections::HashMap;
+/// A fast hasher: these maps hold every name of a zone being imported.
+type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
 
 use crate::name;
 use crate::rtype::{self, code};
@@ -40,7 +41,7 @@ pub fn check_zone(apex: &[u8], records: &mut [Record]) -> Result<(), CheckError>
     let apex_l = name::to_lowercase(apex);
     // (owner, type) -> (first index, ttl, count)
     type SetKey = (Box<[u8]>, u16);
-    let mut sets: HashMap<SetKey, (usize, u32, usize)> = HashMap::new();
+    let mut sets: HashMap<SetKey, (usize, u32, usize)> = HashMap::default();
     let mut soa = None;
     let mut apex_ns = false;
     for (i, r) in records.iter_mut().enumerate() {
@@ -77,7 +78,7 @@ pub fn check_zone(apex: &[u8], records: &mut [Record]) -> Result<(), CheckError>
         return Err(err(None, "the zone has no NS records at its apex".into()));
     }
     // CNAME exclusivity.
-    let mut by_owner: HashMap<&[u8], Vec<(u16, usize, usize)>> = HashMap::new();
+    let mut by_owner: HashMap<&[u8], Vec<(u16, usize, usize)>> = HashMap::default();
     for ((owner, t), (i, _, n)) in &sets {
         by_owner.entry(owner).or_default().push((*t, *i, *n));
     }

@@ -331,7 +331,7 @@ impl Store {
             let mut ins = tx.prepare_cached(
                 "INSERT INTO records (zone_id, owner, owner_key, rtype, ttl, rdata) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
             )?;
-            let mut seen = std::collections::HashSet::new();
+            let mut seen: hashbrown::HashSet<_, foldhash::fast::RandomState> = Default::default();
             for r in &records {
                 let owner_key = name::to_lowercase(&r.owner);
                 // RFC 2181 §5: duplicate RRs collapse into one.
