@@ -28,11 +28,11 @@ def _soa(zone):
             f"ns2.{zone} {TTL} IN AAAA 2001:db8::2\n")
 
 
-def _v4(i):
+def host_v4(i):
     return f"10.{(i >> 16) & 255}.{(i >> 8) & 255}.{i & 255}"
 
 
-def _v6(i):
+def host_v6(i):
     return f"2001:db8:{(i >> 16) & 0xffff:x}:{i & 0xffff:x}::1"
 
 
@@ -67,9 +67,9 @@ class MixZone:
             f.write(f'*.wild.{z} {TTL} IN TXT "wildcard"\n')
             for i in range(self.n_host):
                 h = f"host{i}.{z}"
-                f.write(f"{h} {TTL} IN A {_v4(i)}\n")
+                f.write(f"{h} {TTL} IN A {host_v4(i)}\n")
                 if self.aaaa[i]:
-                    f.write(f"{h} {TTL} IN AAAA {_v6(i)}\n")
+                    f.write(f"{h} {TTL} IN AAAA {host_v6(i)}\n")
                 if self.mx[i]:
                     f.write(f"{h} {TTL} IN MX 10 mail.{z}\n")
                 if self.txt[i]:
@@ -159,14 +159,14 @@ def write_big_zone(path, names, zone="bench1m.test."):
         f.write(_soa(z))
         chunk = []
         for i in range(n_host):
-            chunk.append(f"h{i}.{z} {TTL} IN A {_v4(i)}\n")
+            chunk.append(f"h{i}.{z} {TTL} IN A {host_v4(i)}\n")
             if i % 10 == 0:
-                chunk.append(f"h{i}.{z} {TTL} IN AAAA {_v6(i)}\n")
+                chunk.append(f"h{i}.{z} {TTL} IN AAAA {host_v6(i)}\n")
             if len(chunk) >= 50_000:
                 f.write("".join(chunk))
                 chunk.clear()
         f.write("".join(chunk))
-    return f"h{n_host - 1}.{z.rstrip('.')}", _v4(n_host - 1)
+    return f"h{n_host - 1}.{z.rstrip('.')}", host_v4(n_host - 1)
 
 
 def write_apex_zone(path, zone):
@@ -182,4 +182,4 @@ def write_small_zone(path, zone, marker_addr, names=100):
         f.write(_soa(zone))
         f.write(f"marker.{zone} {TTL} IN A {marker_addr}\n")
         for i in range(names):
-            f.write(f"n{i}.{zone} {TTL} IN A {_v4(i)}\n")
+            f.write(f"n{i}.{zone} {TTL} IN A {host_v4(i)}\n")

@@ -87,8 +87,9 @@ def run(port, qfile, duration, clients, outstanding, cpus=None, rate=None, verbo
         raise RuntimeError(f"dnsperf failed ({p.returncode}): {stderr.strip()}")
     res = parse_report(text)
     res["client_cpu"] = client_cpu / max(wall, 1e-9)
-    # Everything else the machine did meanwhile (other users, the kernel's
-    # softirq work not charged to either process): a noise indicator.
+    # Everything else the machine did meanwhile (other processes, kernel
+    # threads): a noise indicator. Softirq work done in the server's or
+    # dnsperf's context is already charged to them.
     res["other_cpu"] = max(0.0, (sys_cpu - srv_cpu - client_cpu) / max(wall, 1e-9))
     res["irq_cpu"] = irq_cpu / max(wall, 1e-9)
     res["server_cpu"] = srv_cpu / max(wall, 1e-9)
