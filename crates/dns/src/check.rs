@@ -77,26 +77,32 @@ pub fn check_zone(apex: &[u8], records: &mut [Record]) -> Result<(), CheckError>
     if !apex_ns {
         return Err(err(None, "the zone has no NS records at its apex".into()));
     }
-    // CNAME exclusivity.
-    let mut by_owner: HashMap<&[u8], Vec<(u16, usize, usize)>> = HashMap::default();
-    for ((owner, t), (i, _, n)) in &sets {
-        by_owner.entry(owner).or_default().push((*t, *i, *n));
+    // CNAME exclusivity: only owners with a CNAME need a second look, so
+    // no per-owner lists are built for the (usually many) others.
+    let cname_owners: HashMap<&[u8], (usize, usize)> = sets
+        .iter()
+        .filter(|((_, t), _)| *t == code::CNAME)
+        .map(|((owner, _), (i, _, n))| (&owner[..], (*i, *n)))
+        .collect();
+    for (&owner, &(i, n)) in &cname_owners {
+        if owner == &apex_l[..] {
+            return Err(err(Some(i), "CNAME is not allowed at the zone apex".into()));
+        }
+        if n > 1 {
+            return Err(err(Some(i), format!("{} has more than one CNAME", name::to_text(owner))));
+        }
     }
-    for (owner, types) in by_owner {
-        if let Some(&(_, i, n)) = types.iter().find(|t| t.0 == code::CNAME) {
-            if owner == &apex_l[..] {
-                return Err(err(Some(i), "CNAME is not allowed at the zone apex".into()));
-            }
-            if n > 1 {
-                return Err(err(Some(i), format!("{} has more than one CNAME", name::to_text(owner))));
-            }
-            if let Some(&(t, j, _)) = types.iter().find(|t| !may_accompany_cname(t.0)) {
+    if !cname_owners.is_empty() {
+        for ((owner, t), (j, _, _)) in &sets {
+            if let Some(&(i, _)) = cname_owners.get(&owner[..])
+                && !may_accompany_cname(*t)
+            {
                 return Err(err(
-                    Some(i.max(j)),
+                    Some(i.max(*j)),
                     format!(
                         "{} has a CNAME and other data ({}); a CNAME must be alone",
                         name::to_text(owner),
-                        crate::zonefile::type_text(t)
+                        crate::zonefile::type_text(*t)
                     ),
                 ));
             }
