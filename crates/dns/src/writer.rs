@@ -126,25 +126,10 @@ impl<'a, 'b> Writer<'a, 'b> {
             .map(|(p, _)| *p)
     }
 
-    /// Writes `name` compressed.
+    /// Writes `name` compressed and remembers its new suffixes.
     pub fn name(&mut self, name: &'a [u8]) {
         let start = self.buf.len();
-        let mut rest = name;
-        let mut literal = 0;
-        loop {
-            let len = rest.first().copied().unwrap_or(0) as usize;
-            if len == 0 {
-                self.buf.push(0);
-                break;
-            }
-            if let Some(p) = self.lookup(rest) {
-                self.buf.extend_from_slice(&(0xC000 | p).to_be_bytes());
-                break;
-            }
-            self.buf.extend_from_slice(rest.get(..1 + len).unwrap_or(&[]));
-            literal += 1;
-            rest = rest.get(1 + len..).unwrap_or(&[]);
-        }
+        let literal = self.name_unremembered(name);
         self.remember(start, name, literal);
     }
 
@@ -154,26 +139,29 @@ impl<'a, 'b> Writer<'a, 'b> {
             Owner::Name(n) => self.name(n),
             Owner::Synthesized => {
                 let n = self.synthesized.clone();
-                self.name_unremembered(n.as_slice());
+                let _ = self.name_unremembered(n.as_slice());
             }
         }
     }
 
     /// Writes a name compressed against the table without adding to it
     /// (for names that do not live as long as the table's references).
-    fn name_unremembered(&mut self, name: &[u8]) {
+    /// Returns how many labels were written out literally.
+    fn name_unremembered(&mut self, name: &[u8]) -> usize {
         let mut rest = name;
+        let mut literal = 0;
         loop {
             let len = rest.first().copied().unwrap_or(0) as usize;
             if len == 0 {
                 self.buf.push(0);
-                return;
+                return literal;
             }
             if let Some(p) = self.lookup(rest) {
                 self.buf.extend_from_slice(&(0xC000 | p).to_be_bytes());
-                return;
+                return literal;
             }
             self.buf.extend_from_slice(rest.get(..1 + len).unwrap_or(&[]));
+            literal += 1;
             rest = rest.get(1 + len..).unwrap_or(&[]);
         }
     }
@@ -194,7 +182,17 @@ impl<'a, 'b> Writer<'a, 'b> {
         self.buf.extend_from_slice(&ttl.to_be_bytes());
         let len_pos = self.buf.len();
         self.buf.extend_from_slice(&[0, 0]);
-        self.name_unremembered(target);
+        let _ = self.name_unremembered(target);
+        self.end_rr(len_pos, mark, comp_mark)?;
+        self.synthesized.set(target);
+        self.counts[0] += 1;
+        Ok(())
+    }
+
+    /// Completes an RR whose rdata length field is at `len_pos`; if the
+    /// message is now over the limit, rolls back to `mark` (the start of
+    /// the RRset) and fails.
+    fn end_rr(&mut self, len_pos: usize, mark: usize, comp_mark: usize) -> Result<(), NoSpace> {
         let rdlen = self.buf.len() - len_pos - 2;
         if let Some(b) = self.buf.get_mut(len_pos..len_pos + 2) {
             b.copy_from_slice(&(rdlen as u16).to_be_bytes());
@@ -204,8 +202,6 @@ impl<'a, 'b> Writer<'a, 'b> {
             self.comp_len = comp_mark;
             return Err(NoSpace);
         }
-        self.synthesized.set(target);
-        self.counts[0] += 1;
         Ok(())
     }
 
@@ -231,15 +227,7 @@ impl<'a, 'b> Writer<'a, 'b> {
                 Some(off) => self.compressed_rdata(set.rtype, rd, off),
                 None => self.buf.extend_from_slice(rd),
             }
-            let rdlen = self.buf.len() - len_pos - 2;
-            if let Some(b) = self.buf.get_mut(len_pos..len_pos + 2) {
-                b.copy_from_slice(&(rdlen as u16).to_be_bytes());
-            }
-            if self.buf.len() > self.limit {
-                self.buf.truncate(mark);
-                self.comp_len = comp_mark;
-                return Err(NoSpace);
-            }
+            self.end_rr(len_pos, mark, comp_mark)?;
         }
         if let Some(c) = self.counts.get_mut(section as usize) {
             *c += set.count;

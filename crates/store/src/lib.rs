@@ -199,13 +199,7 @@ impl Store {
     }
 
     fn zone_id(&self, apex: &[u8]) -> Result<Option<(i64, u32)>, StoreError> {
-        let key = name::to_lowercase(apex);
-        Ok(self
-            .conn
-            .query_row("SELECT id, serial FROM zones WHERE name = ?1", params![&key[..]], |r| {
-                Ok((r.get(0)?, r.get::<_, i64>(1)? as u32))
-            })
-            .optional()?)
+        Ok(zone_row(&self.conn, &name::to_lowercase(apex))?.map(|(id, serial)| (id, serial as u32)))
     }
 
     /// True if the zone exists.
@@ -302,11 +296,7 @@ impl Store {
         check::check_zone(apex, &mut records)?;
         let key = name::to_lowercase(apex);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let existing: Option<(i64, i64)> = tx
-            .query_row("SELECT id, serial FROM zones WHERE name = ?1", params![&key[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?;
+        let existing = zone_row(&tx, &key)?;
         let file_serial = records.iter().find(|r| r.rtype == code::SOA).and_then(|r| soa_serial(&r.rdata));
         let (id, serial) = match existing {
             Some((id, old)) => {
@@ -357,12 +347,7 @@ impl Store {
     pub fn apply(&mut self, apex: &[u8], changes: &[Change]) -> Result<Commit, StoreError> {
         let key = name::to_lowercase(apex);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (id, old_serial): (i64, i64) = tx
-            .query_row("SELECT id, serial FROM zones WHERE name = ?1", params![&key[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?
-            .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let (id, old_serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         let mut effective = Vec::with_capacity(changes.len() + 2);
         let mut owners: Vec<Box<[u8]>> = Vec::new();
         for c in changes {
@@ -448,12 +433,7 @@ impl Store {
     pub fn delete_zone(&mut self, apex: &[u8]) -> Result<(), StoreError> {
         let key = name::to_lowercase(apex);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (id, serial): (i64, i64) = tx
-            .query_row("SELECT id, serial FROM zones WHERE name = ?1", params![&key[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()?
-            .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let (id, serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         tx.execute("DELETE FROM records WHERE zone_id = ?1", params![id])?;
         tx.execute("DELETE FROM zones WHERE id = ?1", params![id])?;
         journal(&tx, id, &key, serial as u32, "delete", None)?;
@@ -500,6 +480,15 @@ impl Store {
     }
 }
 
+/// The id and serial of the zone with this (lowercased) apex.
+fn zone_row(conn: &Connection, key: &[u8]) -> Result<Option<(i64, i64)>, StoreError> {
+    Ok(conn
+        .query_row("SELECT id, serial FROM zones WHERE name = ?1", params![key], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?)
+}
+
 fn journal_position(conn: &Connection) -> Result<i64, StoreError> {
     Ok(conn.query_row("SELECT coalesce(max(id), 0) FROM journal", [], |r| r.get(0))?)
 }
@@ -517,29 +506,25 @@ fn stream_records<E: From<StoreError>>(
         .prepare_cached("SELECT owner, rtype, ttl, rdata FROM records WHERE zone_id = ?1")
         .map_err(StoreError::from)?;
     let mut rows = st
-        .query_map(params![zone_id], |r| {
-            Ok(Record {
-                owner: r.get_ref(0)?.as_blob()?.into(),
-                rtype: r.get(1)?,
-                ttl: r.get(2)?,
-                rdata: r.get_ref(3)?.as_blob()?.into(),
-            })
-        })
+        .query_map(params![zone_id], record_of)
         .map_err(StoreError::from)?
         .map(|r| r.map_err(StoreError::from));
     visit(apex, count as u64, &mut rows)
 }
 
+/// A record from a row of `SELECT owner, rtype, ttl, rdata`.
+fn record_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+    Ok(Record {
+        owner: r.get_ref(0)?.as_blob()?.into(),
+        rtype: r.get(1)?,
+        ttl: r.get(2)?,
+        rdata: r.get_ref(3)?.as_blob()?.into(),
+    })
+}
+
 fn read_records(conn: &Connection, zone_id: i64) -> Result<Vec<Record>, StoreError> {
     let mut st = conn.prepare_cached("SELECT owner, rtype, ttl, rdata FROM records WHERE zone_id = ?1")?;
-    let rows = st.query_map(params![zone_id], |r| {
-        Ok(Record {
-            owner: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
-            rtype: r.get(1)?,
-            ttl: r.get(2)?,
-            rdata: r.get::<_, Vec<u8>>(3)?.into_boxed_slice(),
-        })
-    })?;
+    let rows = st.query_map(params![zone_id], record_of)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -547,14 +532,7 @@ fn owner_records(conn: &Connection, zone_id: i64, owner_key: &[u8]) -> Result<Ve
     let mut st = conn.prepare_cached(
         "SELECT owner, rtype, ttl, rdata FROM records WHERE zone_id = ?1 AND owner_key = ?2",
     )?;
-    let rows = st.query_map(params![zone_id, owner_key], |r| {
-        Ok(Record {
-            owner: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
-            rtype: r.get(1)?,
-            ttl: r.get(2)?,
-            rdata: r.get::<_, Vec<u8>>(3)?.into_boxed_slice(),
-        })
-    })?;
+    let rows = st.query_map(params![zone_id, owner_key], record_of)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

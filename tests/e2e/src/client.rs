@@ -156,26 +156,21 @@ pub fn write_framed(stream: &mut TcpStream, message: &[u8]) -> Result<()> {
 /// Reads one length-prefixed message; `Ok(None)` on a clean close before the
 /// prefix.
 pub fn read_framed(stream: &mut TcpStream) -> Result<Option<Vec<u8>>> {
-    let mut prefix = [0u8; 2];
-    match stream.read_exact(&mut prefix) {
-        Ok(()) => {}
-        Err(error) if error.kind() == ErrorKind::UnexpectedEof => return Ok(None),
-        Err(error) if error.kind() == ErrorKind::ConnectionReset => return Ok(None),
-        Err(error) => return Err(error).context("reading a TCP length prefix"),
-    }
-    let mut message = vec![0u8; usize::from(u16::from_be_bytes(prefix))];
-    stream.read_exact(&mut message).context("reading a TCP message body")?;
-    Ok(Some(message))
+    read_prefixed(stream, false)
 }
 
 /// Like [`read_framed`], but waits at most `timeout` and returns `Ok(None)`
 /// when nothing arrived in time, or the server closed or reset.
 pub fn read_framed_within(stream: &mut TcpStream, timeout: Duration) -> Result<Option<Vec<u8>>> {
     stream.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+    read_prefixed(stream, true)
+}
+
+fn read_prefixed(stream: &mut TcpStream, timeout_is_none: bool) -> Result<Option<Vec<u8>>> {
     let mut prefix = [0u8; 2];
     match stream.read_exact(&mut prefix) {
         Ok(()) => {}
-        Err(error) if is_timeout(&error) => return Ok(None),
+        Err(error) if timeout_is_none && is_timeout(&error) => return Ok(None),
         Err(error) if error.kind() == ErrorKind::UnexpectedEof => return Ok(None),
         Err(error) if error.kind() == ErrorKind::ConnectionReset => return Ok(None),
         Err(error) => return Err(error).context("reading a TCP length prefix"),
