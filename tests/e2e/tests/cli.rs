@@ -334,3 +334,55 @@ fn serve_exits_cleanly_on_sigterm() -> Result<()> {
     ensure!(status.success(), "sixgate serve exited with {status} after SIGTERM");
     Ok(())
 }
+
+#[test]
+fn acknowledged_changes_survive_kill_9_of_the_server() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let cli = Cli::new(data.path())?;
+    let files = tempfile::tempdir()?;
+    cli.import(&write_zone(files.path(), "z.zone", &cli_zone_text(10, "192.0.2.10", ""))?)?;
+    let server = Sixgate::serve(cli)?;
+    server.cli().run(&["record", "add"], &[CLI_ZONE, "durable 300 A 192.0.2.99"])?.ok()?;
+    // The command has returned, so the write is acknowledged. Dropping the
+    // server kills it with SIGKILL at once; a new one on the same data
+    // must serve the change.
+    drop(server);
+    let server = Sixgate::serve(Cli::new(data.path())?)?;
+    let addr = server.udp_addr();
+    wait_until("durable.cli.test after the restart", PROPAGATION, || {
+        Ok((served_a(addr, "durable.cli.test")? == Some(vec![[192, 0, 2, 99]])).then_some(()))
+    })?;
+    Ok(())
+}
+
+#[test]
+fn an_import_killed_midway_leaves_the_old_zone_whole() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let cli = Cli::new(data.path())?;
+    let files = tempfile::tempdir()?;
+    cli.import(&write_zone(files.path(), "old.zone", &cli_zone_text(10, "192.0.2.10", ""))?)?;
+    let old = list_entry(&cli.run(&["zone", "list"], &[])?.ok()?, CLI_ZONE).context("zone not listed")?;
+    // A zone big enough that the import is still running when it is killed.
+    let mut extra = String::new();
+    for i in 0..200_000 {
+        extra.push_str(&format!("h{i}\tA\t10.{}.{}.{}\n", (i >> 16) & 255, (i >> 8) & 255, i & 255));
+    }
+    let big = write_zone(files.path(), "big.zone", &cli_zone_text(20, "192.0.2.20", &extra))?;
+    let mut child = Command::new(cli.binary())
+        .args(["zone", "import", "--data", &data.path().display().to_string(), CLI_ZONE])
+        .arg(&big.path)
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    // Not a readiness wait: any moment of the import will do.
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = child.kill();
+    child.wait()?;
+    let now = list_entry(&cli.run(&["zone", "list"], &[])?.ok()?, CLI_ZONE).context("zone lost")?;
+    // Either the import finished before the kill or nothing of it landed.
+    let records = |e: &[String]| e.get(2).cloned().unwrap_or_default();
+    ensure!(
+        now == old || records(&now) == (200_000 + 3).to_string(),
+        "half-applied import: before {old:?}, after {now:?}"
+    );
+    Ok(())
+}
