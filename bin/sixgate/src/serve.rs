@@ -12,6 +12,7 @@ use sixgate_server::tcp::TcpSettings;
 use sixgate_server::udp::UdpStats;
 use sixgate_server::{bind, tcp, udp};
 use sixgate_store::Store;
+use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Settings;
 use crate::demo;
@@ -88,6 +89,12 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     threads
         .push(std::thread::Builder::new().name("publisher".into()).spawn(move || follower.run(&dir, fsd))?);
 
+    // Catch SIGTERM and SIGINT before announcing readiness: a supervisor
+    // may stop us the moment it reads "ready".
+    let (mut term, mut int) = {
+        let _guard = rt.enter();
+        (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
+    };
     {
         let mut out = std::io::stdout().lock();
         for a in &addrs {
@@ -100,13 +107,11 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     tracing::info!(addresses = ?addrs, workers = s.workers, data = %s.data.display(), "serving DNS");
 
     rt.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}
+            _ = int.recv() => {}
         }
-        Ok::<_, std::io::Error>(())
-    })?;
+    });
     tracing::info!("shutting down");
     shutdown.store(true, Ordering::Relaxed);
     let _ = sd_tx.send(true);

@@ -327,7 +327,9 @@ fn record_add_and_delete_change_what_is_served() -> Result<()> {
 }
 
 #[test]
-fn serve_exits_cleanly_on_sigterm() -> Result<()> {
+/// Regression: SIGTERM sent the moment `ready` was printed used to kill the
+/// process with the default action, before its handler was installed.
+fn sigterm_right_after_ready_exits_cleanly() -> Result<()> {
     let data = tempfile::tempdir()?;
     let mut server = Sixgate::serve(Cli::new(data.path())?)?;
     let status = server.process().terminate(Duration::from_secs(15))?;
