@@ -24,21 +24,28 @@ impl Catalog {
     /// A catalog with `zone` added or replaced.
     pub fn with_zone(&self, zone: Arc<Zone>) -> Self {
         let mut c = self.clone();
-        c.zones.insert(zone.apex().into(), zone);
-        c.recount();
+        c.insert(zone);
         c
     }
 
     /// A catalog without the zone at `apex` (lowercased).
     pub fn without_zone(&self, apex: &[u8]) -> Self {
         let mut c = self.clone();
-        c.zones.remove(apex);
-        c.recount();
+        c.remove(apex);
         c
     }
 
-    fn recount(&mut self) {
-        self.max_labels = self.zones.keys().map(|k| name::label_count(k)).max().unwrap_or(0);
+    /// Adds or replaces `zone` in this (not yet published) catalog.
+    pub fn insert(&mut self, zone: Arc<Zone>) {
+        self.max_labels = self.max_labels.max(name::label_count(zone.apex()));
+        self.zones.insert(zone.apex().into(), zone);
+    }
+
+    /// Removes the zone at `apex` (lowercased) from this catalog.
+    pub fn remove(&mut self, apex: &[u8]) {
+        if self.zones.remove(apex).is_some() && name::label_count(apex) == self.max_labels {
+            self.max_labels = self.zones.keys().map(|k| name::label_count(k)).max().unwrap_or(0);
+        }
     }
 
     /// The zone with this apex (lowercased).
@@ -76,5 +83,27 @@ impl Catalog {
             }
             n = name::parent(n)?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone(apex: &str) -> Arc<Zone> {
+        Arc::new(Zone::build(&name::from_text(apex, None).unwrap(), Vec::new(), 1).unwrap())
+    }
+
+    #[test]
+    fn longest_match_follows_inserts_and_removals() {
+        let mut c = Catalog::new();
+        c.insert(zone("example.com."));
+        c.insert(zone("deep.sub.example.com."));
+        let q = name::from_text("www.deep.sub.example.com.", None).unwrap();
+        assert_eq!(c.find(&q).unwrap().apex(), &name::from_text("deep.sub.example.com.", None).unwrap()[..]);
+        c.remove(&name::from_text("deep.sub.example.com.", None).unwrap());
+        assert_eq!(c.max_labels, 2);
+        assert_eq!(c.find(&q).unwrap().apex(), &name::from_text("example.com.", None).unwrap()[..]);
+        assert_eq!(c.len(), 1);
     }
 }

@@ -79,7 +79,7 @@ impl Follower {
         let mut records = 0;
         let position = store.visit_zones(|apex, count, recs| {
             records += count;
-            catalog = catalog.with_zone(Arc::new(build(apex, count, recs, seed)?));
+            catalog.insert(Arc::new(build(apex, count, recs, seed)?));
             Ok::<_, PublishError>(())
         })?;
         tracing::info!(
@@ -128,19 +128,17 @@ impl Follower {
                     continue;
                 }
                 match e.kind {
-                    JournalKind::Diff(changes) => match catalog.zone(&e.apex) {
-                        Some(z) => match z.apply(&changes) {
-                            Ok(nz) => catalog = catalog.with_zone(Arc::new(nz)),
-                            Err(err) => {
-                                tracing::error!(zone = %name::to_text(&e.apex), error = %err, "diff failed; reloading zone");
-                                catalog = self.reload_zone(catalog, &e.apex)?;
-                            }
-                        },
-                        None => catalog = self.reload_zone(catalog, &e.apex)?,
+                    JournalKind::Diff(changes) => match catalog.zone(&e.apex).map(|z| z.apply(&changes)) {
+                        Some(Ok(nz)) => catalog.insert(Arc::new(nz)),
+                        Some(Err(err)) => {
+                            tracing::error!(zone = %name::to_text(&e.apex), error = %err, "diff failed; reloading zone");
+                            self.reload_zone(&mut catalog, &e.apex)?;
+                        }
+                        None => self.reload_zone(&mut catalog, &e.apex)?,
                     },
-                    JournalKind::Replace => catalog = self.reload_zone(catalog, &e.apex)?,
+                    JournalKind::Replace => self.reload_zone(&mut catalog, &e.apex)?,
                     JournalKind::Delete => {
-                        catalog = catalog.without_zone(&e.apex);
+                        catalog.remove(&e.apex);
                         self.loaded_at.remove(&e.apex);
                     }
                 }
@@ -150,7 +148,7 @@ impl Follower {
         }
     }
 
-    fn reload_zone(&mut self, catalog: Catalog, apex: &[u8]) -> Result<Catalog, PublishError> {
+    fn reload_zone(&mut self, catalog: &mut Catalog, apex: &[u8]) -> Result<(), PublishError> {
         let seed = self.seed;
         let mut zone = None;
         let pos = self.store.visit_zone(apex, |apex, count, recs| {
@@ -160,17 +158,18 @@ impl Follower {
         match (pos, zone) {
             (Some(pos), Some(zone)) => {
                 self.loaded_at.insert(apex.into(), pos);
-                Ok(catalog.with_zone(Arc::new(zone)))
+                catalog.insert(Arc::new(zone));
             }
-            _ => Ok(catalog.without_zone(apex)),
+            _ => catalog.remove(apex),
         }
+        Ok(())
     }
 
     fn reload_all(&mut self) -> Result<(), PublishError> {
         let seed = self.seed;
         let mut catalog = Catalog::new();
         let position = self.store.visit_zones(|apex, count, recs| {
-            catalog = catalog.with_zone(Arc::new(build(apex, count, recs, seed)?));
+            catalog.insert(Arc::new(build(apex, count, recs, seed)?));
             Ok::<_, PublishError>(())
         })?;
         self.position = position;
