@@ -54,15 +54,7 @@ pub(crate) fn export(dir: &Path, zone: &str, as_served: bool) -> anyhow::Result<
         zonefile::render(&apex_case, &z.records())
     } else {
         let mut records = records;
-        records.sort_by(|a, b| {
-            sixgate_dns::zone::canonical_cmp(&name::to_lowercase(&a.owner), &name::to_lowercase(&b.owner))
-                .then(
-                    (a.rtype != sixgate_dns::rtype::code::SOA)
-                        .cmp(&(b.rtype != sixgate_dns::rtype::code::SOA)),
-                )
-                .then(a.rtype.cmp(&b.rtype))
-                .then(a.rdata.cmp(&b.rdata))
-        });
+        sixgate_dns::zone::sort_canonical(&mut records);
         zonefile::render(&apex_case, &records)
     };
     print!("{text}");

@@ -212,23 +212,31 @@ impl Zone {
         soa.ttl.min(min)
     }
 
-    /// All records in canonical order (RFC 4034 §6), SOA first.
+    /// All records in canonical order (see [`sort_canonical`]).
     pub fn records(&self) -> Vec<Record> {
-        let mut nodes: Vec<NodeRef<'_>> = self.nodes.iter().collect();
-        nodes.sort_by(|a, b| canonical_cmp(a.key(), b.key()));
         let mut out = Vec::new();
-        for n in nodes {
-            let mut sets: Vec<RrSetRef<'_>> = n.rrsets().collect();
-            // SOA first at the apex so the export starts with it.
-            sets.sort_by_key(|s| (s.rtype != code::SOA, s.rtype));
-            for s in sets {
+        for n in self.nodes.iter() {
+            for s in n.rrsets() {
                 for rd in s.rdatas() {
                     out.push(Record { owner: n.name().into(), rtype: s.rtype, ttl: s.ttl, rdata: rd.into() });
                 }
             }
         }
+        sort_canonical(&mut out);
         out
     }
+}
+
+/// Sorts records for export: owners in DNSSEC canonical order (RFC 4034
+/// §6.1), the SOA first at its owner so a zone file starts with it, then
+/// by type and rdata.
+pub fn sort_canonical(records: &mut [Record]) {
+    records.sort_by(|a, b| {
+        canonical_cmp(&a.owner, &b.owner)
+            .then((a.rtype != code::SOA).cmp(&(b.rtype != code::SOA)))
+            .then(a.rtype.cmp(&b.rtype))
+            .then(a.rdata.cmp(&b.rdata))
+    });
 }
 
 /// The serial of SOA rdata.
@@ -238,24 +246,43 @@ pub fn soa_serial(rdata: &[u8]) -> Option<u32> {
     be32(rdata, m + r)
 }
 
-/// Compares lowercased wire names in DNSSEC canonical order (RFC 4034 §6.1):
-/// by labels from the root down.
+/// Compares wire names in DNSSEC canonical order (RFC 4034 §6.1): by
+/// labels from the root down, each compared as lowercased octets. Needs
+/// no allocation, so sorting a large zone does not allocate per step.
 pub fn canonical_cmp(a: &[u8], b: &[u8]) -> Ordering {
-    fn labels(n: &[u8]) -> Vec<&[u8]> {
-        let mut v = Vec::new();
-        let mut p = 0;
+    /// Start offsets of the labels (a name has at most 127).
+    fn starts(n: &[u8]) -> ([u8; 128], usize) {
+        let mut at = [0u8; 128];
+        let (mut p, mut count) = (0usize, 0usize);
         while let Some(&l) = n.get(p) {
-            if l == 0 {
+            if l == 0 || count == at.len() {
                 break;
             }
-            v.push(n.get(p + 1..p + 1 + l as usize).unwrap_or(&[]));
+            if let Some(slot) = at.get_mut(count) {
+                *slot = p as u8;
+            }
+            count += 1;
             p += 1 + l as usize;
         }
-        v
+        (at, count)
     }
-    let la = labels(a);
-    let lb = labels(b);
-    la.iter().rev().cmp(lb.iter().rev())
+    fn label(n: &[u8], start: u8) -> &[u8] {
+        let s = start as usize;
+        let len = n.get(s).copied().unwrap_or(0) as usize;
+        n.get(s + 1..s + 1 + len).unwrap_or(&[])
+    }
+    let (sa, na) = starts(a);
+    let (sb, nb) = starts(b);
+    for (&x, &y) in sa.get(..na).unwrap_or(&[]).iter().rev().zip(sb.get(..nb).unwrap_or(&[]).iter().rev()) {
+        let ord = label(a, x)
+            .iter()
+            .map(u8::to_ascii_lowercase)
+            .cmp(label(b, y).iter().map(u8::to_ascii_lowercase));
+        if ord != Ordering::Equal {
+            return ord;
+        }
+    }
+    na.cmp(&nb)
 }
 
 #[cfg(test)]
@@ -330,5 +357,20 @@ mod tests {
         let mut v = vec![n("z.example."), n("a.example."), n("example."), n("yljkjljk.a.example.")];
         v.sort_by(|a, b| canonical_cmp(a, b));
         assert_eq!(v, vec![n("example."), n("a.example."), n("yljkjljk.a.example."), n("z.example.")]);
+        // The example of RFC 4034 §6.1, case-insensitively, shuffled.
+        let rfc = [
+            "example.",
+            "a.example.",
+            "yljkjljk.a.example.",
+            "Z.a.example.",
+            "zABC.a.EXAMPLE.",
+            "z.example.",
+            "\\001.z.example.",
+            "*.z.example.",
+            "\\200.z.example.",
+        ];
+        let mut v: Vec<Box<[u8]>> = rfc.iter().rev().map(|s| n(s)).collect();
+        v.sort_by(|a, b| canonical_cmp(a, b));
+        assert_eq!(v, rfc.iter().map(|s| n(s)).collect::<Vec<_>>());
     }
 }
