@@ -192,43 +192,39 @@ impl<'a> Ctx<'a, '_> {
     fn resolve(&mut self) {
         let q = self.q;
         let mut owner = Owner::Qname;
-        let mut key = NameBuf::new();
-        key.set(q.qname.as_slice());
+        let mut key = NameBuf::lowercased(q.qname.as_slice());
         // Names already answered for, to stop CNAME loops (each CNAME is
         // put in once, as Knot does).
         let mut visited: [&'a [u8]; MAX_CNAME_CHAIN] = [&[]; MAX_CNAME_CHAIN];
         let mut cnames = 0;
         loop {
-            let target = match self.step(key.as_slice(), owner, cnames) {
+            owner = match self.step(key.as_slice(), owner, cnames) {
                 Step::Done => return,
-                Step::Follow(target) => target,
-                Step::FollowSynthesized => {
-                    // The name lives in the writer; it is written without
-                    // joining the compression table.
-                    cnames += 1;
-                    key.set(self.w.synthesized());
-                    key.make_lowercase();
-                    if cnames >= MAX_CNAME_CHAIN || !name::is_at_or_below(key.as_slice(), self.zone.apex()) {
+                Step::Follow(target) => {
+                    let seen = target.eq_ignore_ascii_case(q.qname.as_slice())
+                        || visited.iter().take(cnames).any(|v| v.eq_ignore_ascii_case(target));
+                    if seen {
                         return;
                     }
-                    owner = Owner::Synthesized;
-                    continue;
+                    if let Some(slot) = visited.get_mut(cnames) {
+                        *slot = target;
+                    }
+                    key = NameBuf::lowercased(target);
+                    Owner::Name(target)
+                }
+                // The name lives in the writer; it is written without
+                // joining the compression table.
+                Step::FollowSynthesized => {
+                    key = NameBuf::lowercased(self.w.synthesized());
+                    Owner::Synthesized
                 }
             };
-            if let Some(slot) = visited.get_mut(cnames) {
-                *slot = target;
-            }
             cnames += 1;
-            key.set(target);
-            key.make_lowercase();
-            let seen = key.as_slice() == q.qname.as_slice()
-                || visited.iter().take(cnames - 1).any(|v| v.eq_ignore_ascii_case(target));
             // Out of zone: the resolver continues from here (RFC 1034
             // §4.3.2 step 3a); chains never cross into another zone.
-            if seen || cnames >= MAX_CNAME_CHAIN || !name::is_at_or_below(key.as_slice(), self.zone.apex()) {
+            if cnames >= MAX_CNAME_CHAIN || !name::is_at_or_below(key.as_slice(), self.zone.apex()) {
                 return;
             }
-            owner = Owner::Name(target);
         }
     }
 
@@ -391,9 +387,7 @@ impl<'a> Ctx<'a, '_> {
         extra: Option<u16>,
         mandatory: bool,
     ) -> Result<(), NoSpace> {
-        let mut key = NameBuf::new();
-        key.set(target);
-        key.make_lowercase();
+        let key = NameBuf::lowercased(target);
         if !name::is_at_or_below(key.as_slice(), self.zone.apex()) {
             return Ok(());
         }
@@ -438,10 +432,8 @@ impl<'a> Ctx<'a, '_> {
                 let Some(target) = rd.get(..name::wire_len(rd).unwrap_or(0)) else {
                     continue;
                 };
-                let mut k = NameBuf::new();
-                k.set(target);
-                k.make_lowercase();
-                if name::is_at_or_below(k.as_slice(), cut.key()) == mandatory && self.first_time(target) {
+                let in_domain = name::is_at_or_below(NameBuf::lowercased(target).as_slice(), cut.key());
+                if in_domain == mandatory && self.first_time(target) {
                     let _ = self.target_addresses(target, None, mandatory);
                 }
             }

@@ -64,6 +64,14 @@ impl NameBuf {
         self.len = n;
     }
 
+    /// A lowercased copy of the wire name `wire`.
+    pub fn lowercased(wire: &[u8]) -> Self {
+        let mut n = NameBuf::new();
+        n.set(wire);
+        n.make_lowercase();
+        n
+    }
+
     /// Lowercases ASCII letters in place (labels' length octets are < 64 and
     /// therefore never letters).
     pub fn make_lowercase(&mut self) {
