@@ -204,11 +204,6 @@ pub fn is_at_or_below(name: &[u8], zone: &[u8]) -> bool {
     }
 }
 
-/// True if the first label of `wire` is `*`.
-pub fn is_wildcard(wire: &[u8]) -> bool {
-    wire.get(..2) == Some(&[1, b'*'])
-}
-
 /// Lowercased copy.
 pub fn to_lowercase(wire: &[u8]) -> Box<[u8]> {
     wire.to_ascii_lowercase().into_boxed_slice()
@@ -391,6 +386,5 @@ mod tests {
         assert!(is_at_or_below(&zone, &zone));
         assert!(!is_at_or_below(&b, &zone));
         assert_eq!(label_count(&a), 3);
-        assert!(is_wildcard(b"\x01*\x00"));
     }
 }

@@ -202,11 +202,6 @@ impl Store {
         Ok(zone_row(&self.conn, &name::to_lowercase(apex))?.map(|(id, serial)| (id, serial as u32)))
     }
 
-    /// True if the zone exists.
-    pub fn has_zone(&self, apex: &[u8]) -> Result<bool, StoreError> {
-        Ok(self.zone_id(apex)?.is_some())
-    }
-
     /// The records of a zone.
     pub fn records(&self, apex: &[u8]) -> Result<Vec<Record>, StoreError> {
         let (id, _) = self.zone_id(apex)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
@@ -266,16 +261,6 @@ impl Store {
         stream_records(&tx, id, &apex, &mut visit)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(Some(pos))
-    }
-
-    /// Every zone's records and the journal position they are consistent with.
-    pub fn snapshot(&mut self) -> Result<(i64, Vec<ZoneData>), StoreError> {
-        let mut out = Vec::new();
-        let pos = self.visit_zones(|apex, _, recs| {
-            out.push(ZoneData { apex: apex.into(), records: recs.collect::<Result<_, _>>()? });
-            Ok::<_, StoreError>(())
-        })?;
-        Ok((pos, out))
     }
 
     /// One zone's records and the journal position they are consistent with.
