@@ -29,6 +29,34 @@ fn err(index: Option<usize>, reason: String) -> CheckError {
     CheckError { index, reason }
 }
 
+/// The rules' wording, shared by the whole-zone and per-owner checks.
+mod reason {
+    use crate::name;
+
+    pub(super) const SOA_OFF_APEX: &str = "SOA is only allowed at the zone apex";
+    pub(super) const CNAME_AT_APEX: &str = "CNAME is not allowed at the zone apex";
+
+    pub(super) fn meta_type(rtype: u16) -> String {
+        format!("type {rtype} cannot be stored in a zone")
+    }
+
+    pub(super) fn ttl_too_large(ttl: u32) -> String {
+        format!("TTL {ttl} is above the maximum {}", super::MAX_TTL)
+    }
+
+    pub(super) fn two_cnames(owner: &[u8]) -> String {
+        format!("{} has more than one CNAME", name::to_text(owner))
+    }
+
+    pub(super) fn cname_and_other(owner: &[u8], rtype: u16) -> String {
+        format!(
+            "{} has a CNAME and other data ({}); a CNAME must be alone",
+            name::to_text(owner),
+            crate::zonefile::type_text(rtype)
+        )
+    }
+}
+
 /// Types that may share an owner with a CNAME (RFC 4035 §2.5, RFC 2181
 /// §10.1): the DNSSEC records of the CNAME itself.
 fn may_accompany_cname(t: u16) -> bool {
@@ -50,14 +78,14 @@ pub fn check_zone(apex: &[u8], records: &mut [Record]) -> Result<(), CheckError>
             return Err(err(Some(i), format!("{} is outside the zone", name::to_text(&r.owner))));
         }
         if rtype::is_meta(r.rtype) {
-            return Err(err(Some(i), format!("type {} cannot be stored in a zone", r.rtype)));
+            return Err(err(Some(i), reason::meta_type(r.rtype)));
         }
         if r.ttl > MAX_TTL {
-            return Err(err(Some(i), format!("TTL {} is above the maximum {MAX_TTL}", r.ttl)));
+            return Err(err(Some(i), reason::ttl_too_large(r.ttl)));
         }
         if r.rtype == code::SOA {
             if owner != apex_l {
-                return Err(err(Some(i), "SOA is only allowed at the zone apex".into()));
+                return Err(err(Some(i), reason::SOA_OFF_APEX.into()));
             }
             if soa.is_some() {
                 return Err(err(Some(i), "a zone has exactly one SOA record".into()));
@@ -86,10 +114,10 @@ pub fn check_zone(apex: &[u8], records: &mut [Record]) -> Result<(), CheckError>
         .collect();
     for (&owner, &(i, n)) in &cname_owners {
         if owner == &apex_l[..] {
-            return Err(err(Some(i), "CNAME is not allowed at the zone apex".into()));
+            return Err(err(Some(i), reason::CNAME_AT_APEX.into()));
         }
         if n > 1 {
-            return Err(err(Some(i), format!("{} has more than one CNAME", name::to_text(owner))));
+            return Err(err(Some(i), reason::two_cnames(owner)));
         }
     }
     if !cname_owners.is_empty() {
@@ -97,14 +125,7 @@ pub fn check_zone(apex: &[u8], records: &mut [Record]) -> Result<(), CheckError>
             if let Some(&(i, _)) = cname_owners.get(&owner[..])
                 && !may_accompany_cname(*t)
             {
-                return Err(err(
-                    Some(i.max(*j)),
-                    format!(
-                        "{} has a CNAME and other data ({}); a CNAME must be alone",
-                        name::to_text(owner),
-                        crate::zonefile::type_text(*t)
-                    ),
-                ));
+                return Err(err(Some(i.max(*j)), reason::cname_and_other(owner, *t)));
             }
         }
     }
@@ -123,20 +144,13 @@ pub fn check_owner(apex: &[u8], owner: &[u8], records: &[Record]) -> Result<(), 
     let cnames = count(code::CNAME);
     if cnames > 0 {
         if owner_l == apex_l {
-            return Err(err(None, "CNAME is not allowed at the zone apex".into()));
+            return Err(err(None, reason::CNAME_AT_APEX.into()));
         }
         if cnames > 1 {
-            return Err(err(None, format!("{} has more than one CNAME", name::to_text(owner))));
+            return Err(err(None, reason::two_cnames(owner)));
         }
         if let Some(r) = records.iter().find(|r| !may_accompany_cname(r.rtype)) {
-            return Err(err(
-                None,
-                format!(
-                    "{} has a CNAME and other data ({}); a CNAME must be alone",
-                    name::to_text(owner),
-                    crate::zonefile::type_text(r.rtype)
-                ),
-            ));
+            return Err(err(None, reason::cname_and_other(owner, r.rtype)));
         }
     }
     let soas = count(code::SOA);
@@ -148,14 +162,14 @@ pub fn check_owner(apex: &[u8], owner: &[u8], records: &[Record]) -> Result<(), 
             return Err(err(None, "the apex must keep at least one NS record".into()));
         }
     } else if soas > 0 {
-        return Err(err(None, "SOA is only allowed at the zone apex".into()));
+        return Err(err(None, reason::SOA_OFF_APEX.into()));
     }
     for r in records {
         if r.ttl > MAX_TTL {
-            return Err(err(None, format!("TTL {} is above the maximum {MAX_TTL}", r.ttl)));
+            return Err(err(None, reason::ttl_too_large(r.ttl)));
         }
         if rtype::is_meta(r.rtype) {
-            return Err(err(None, format!("type {} cannot be stored in a zone", r.rtype)));
+            return Err(err(None, reason::meta_type(r.rtype)));
         }
     }
     Ok(())
