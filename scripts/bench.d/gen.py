@@ -183,3 +183,12 @@ def write_small_zone(path, zone, marker_addr, names=100):
         f.write(f"marker.{zone} {TTL} IN A {marker_addr}\n")
         for i in range(names):
             f.write(f"n{i}.{zone} {TTL} IN A {host_v4(i)}\n")
+
+
+def write_api_zone(path, zone, records=1000):
+    """The zone both servers hold in `scripts/bench api`: the apex records
+    and `records` A records `hostN` (0 <= N < records)."""
+    with open(path, "w") as f:
+        f.write(_soa(zone))
+        for i in range(records):
+            f.write(f"host{i}.{zone} {TTL} IN A {host_v4(i)}\n")

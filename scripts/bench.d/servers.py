@@ -1,4 +1,4 @@
-"""Private instances of sixgate, Knot and NSD for scripts/bench.
+"""Private instances of sixgate, Knot, NSD and PowerDNS for scripts/bench.
 
 Each server runs in the foreground in its own process group, with its
 config, run directory and data under the benchmark's temp directory, on a
@@ -7,10 +7,12 @@ script's exit path and signal handlers) kills every group we started, and
 nothing else. System services on :53 are never touched.
 """
 
+import http.client
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import time
 
@@ -254,23 +256,46 @@ def sixgate_import(binary, data, zone, path, timeout=None, procs=None):
     return {"seconds": seconds, "maxrss_kib": ru.ru_maxrss, "timed_out": timed_out}
 
 
-def start_sixgate(procs, binary, data, workers, tmp, cpus, tag):
+def start_sixgate(procs, binary, data, workers, tmp, cpus, tag, api=False):
+    """Starts `sixgate serve` on OS-chosen loopback ports. With `api`, also
+    the HTTP API (`--api`), and waits for `ready`, which follows the
+    `listening ...` lines; the server's `api` is then "127.0.0.1:PORT"."""
     log_path = os.path.join(tmp, f"sixgate-{tag}.log")
+    argv = [binary, "serve", "--data", data, "--dns", "127.0.0.1:0", "--workers", str(workers)]
+    if api:
+        argv += ["--api", "127.0.0.1:0"]
     t0 = time.monotonic()
-    p = procs.spawn([binary, "serve", "--data", data, "--dns", "127.0.0.1:0", "--workers", str(workers)],
-                    log_path, cpus=cpus, env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info")))
-    port = None
+    p = procs.spawn(argv, log_path, cpus=cpus, env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info")))
+    found = {}
     deadline = time.monotonic() + 600
-    while port is None:
+    while not found.get("done"):
         if p.poll() is not None or time.monotonic() > deadline:
             raise StartError(f"sixgate serve did not get ready; see {log_path}")
         with open(log_path, errors="replace") as f:
-            m = re.search(r"^listening dns-udp 127\.0\.0\.1:(\d+)$", f.read(), re.M)
-        if m:
-            port = int(m.group(1))
-        else:
+            found = parse_sixgate_listening(f.read(), api)
+        if not found.get("done"):
             time.sleep(0.002)
-    return Server("sixgate", p, port, t0), log_path
+    srv = Server("sixgate", p, found["dns"], t0)
+    srv.api = found.get("api")
+    return srv, log_path
+
+
+def parse_sixgate_listening(text, api=False):
+    """Reads what `sixgate serve` printed so far: {"dns": UDP port, "api":
+    "127.0.0.1:PORT", "done": bool}. Without `api` it is done at the UDP
+    port (the one line every version prints); with `api` at `ready`."""
+    out = {}
+    m = re.search(r"^listening dns-udp 127\.0\.0\.1:(\d+)$", text, re.M)
+    if m:
+        out["dns"] = int(m.group(1))
+    m = re.search(r"^listening api http://(127\.0\.0\.1:\d+)/?$", text, re.M)
+    if m:
+        out["api"] = m.group(1)
+    if api:
+        out["done"] = "dns" in out and "api" in out and re.search(r"^ready$", text, re.M) is not None
+    else:
+        out["done"] = "dns" in out
+    return out
 
 
 # --- Knot --------------------------------------------------------------------
@@ -367,20 +392,118 @@ def start_nsd(procs, tmp, zone, zfile, workers, cpus, tag):
     return Server("nsd", p, port, t0), os.path.join(run, "nsd.log")
 
 
+# --- PowerDNS ----------------------------------------------------------------
+
+# PowerDNS Authoritative with its SQLite backend and HTTP API. Everything
+# not set here (packet cache, query cache, thread counts) keeps its
+# default: that is what users run.
+PDNS_CONF = """\
+launch=gsqlite3
+gsqlite3-database={run}/pdns.sqlite3
+# WAL (the backend's default journal mode) with synchronous=FULL: a commit
+# is fsynced before the API answers, as sixgate's store does (WAL with
+# NORMAL may lose the last commits on power loss).
+gsqlite3-pragma-journal-mode=WAL
+gsqlite3-pragma-synchronous=FULL
+api=yes
+api-key={api_key}
+webserver-address=127.0.0.1
+webserver-port={web_port}
+webserver-allow-from=127.0.0.1
+local-address=127.0.0.1
+local-port={port}
+socket-dir={run}
+guardian=no
+daemon=no
+disable-syslog=yes
+# No security-status lookup through the system resolver: loopback only.
+security-poll-suffix=
+# Lines added with `scripts/bench api --pdns-conf`, if any.
+include-dir={run}/conf.d
+"""
+
+PDNS_SCHEMA = "/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql"
+
+
+def _pdns_conf(run, port, web_port, api_key):
+    with open(os.path.join(run, "pdns.conf"), "w") as f:
+        f.write(PDNS_CONF.format(run=run, port=port, web_port=web_port, api_key=api_key))
+
+
+def pdns_prepare(run, zone, zfile, api_key, extra=()):
+    """Creates PowerDNS's SQLite database from the packaged schema and loads
+    `zone` from `zfile` with pdnsutil. The zone then gets SOA-EDIT-API
+    DEFAULT, the metadata a zone created through the API gets, so that API
+    writes raise the SOA serial as sixgate's do. `extra` configuration
+    lines go into an included file."""
+    os.makedirs(os.path.join(run, "conf.d"), exist_ok=True)
+    with open(os.path.join(run, "conf.d", "extra.conf"), "w") as f:
+        f.write("".join(line + "\n" for line in extra))
+    with open(PDNS_SCHEMA) as f:
+        schema = f.read()
+    db = sqlite3.connect(os.path.join(run, "pdns.sqlite3"))
+    db.executescript(schema)
+    db.close()
+    _pdns_conf(run, 0, 0, api_key)
+    bare = zone.rstrip(".")
+    for argv in (["load-zone", bare, zfile], ["set-meta", bare, "SOA-EDIT-API", "DEFAULT"]):
+        r = subprocess.run(["pdnsutil", "--config-dir", run] + argv, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise StartError(f"pdnsutil {' '.join(argv)}: {r.stdout}{r.stderr}")
+
+
+def start_pdns(procs, run, api_key, cpus):
+    port, web_port = free_port(), free_port()
+    _pdns_conf(run, port, web_port, api_key)
+    log_path = os.path.join(run, "pdns.log")
+    t0 = time.monotonic()
+    p = procs.spawn(["pdns_server", f"--config-dir={run}"], log_path, cpus=cpus)
+    srv = Server("pdns", p, port, t0)
+    srv.api = f"127.0.0.1:{web_port}"
+    return srv, log_path
+
+
+def wait_http(server, path, headers, timeout, log_path):
+    """Waits until GET `path` on the server's API answers 200."""
+    deadline = time.monotonic() + timeout
+    host, port = server.api.rsplit(":", 1)
+    last = None
+    while time.monotonic() < deadline and server.alive():
+        try:
+            c = http.client.HTTPConnection(host, int(port), timeout=2)
+            c.request("GET", path, headers=headers)
+            r = c.getresponse()
+            r.read()
+            c.close()
+            if r.status == 200:
+                return
+            last = f"HTTP {r.status}"
+        except OSError as e:
+            last = str(e)
+        time.sleep(0.01)
+    raise StartError(f"{server.name} API {path} not ready ({last}); log {log_path}")
+
+
 def start(procs, name, tmp, zone, zfile, workers, cpus, tag, probes, sixgate_bin=None,
-          sixgate_data=None, timeout=600):
+          sixgate_data=None, timeout=600, api=False, pdns_run=None, api_key=None):
     """Starts one server and waits for `probes`; retries on a port
-    collision. Returns (server, seconds from process start to ready)."""
+    collision. Returns (server, seconds from process start to ready).
+    PowerDNS needs `pdns_prepare(pdns_run, ...)` first."""
     last = None
     for _ in range(3):
         if name == "sixgate":
-            srv, log_path = start_sixgate(procs, sixgate_bin, sixgate_data, workers, tmp, cpus, tag)
+            srv, log_path = start_sixgate(procs, sixgate_bin, sixgate_data, workers, tmp, cpus, tag, api=api)
         elif name == "knot":
             srv, log_path = start_knot(procs, tmp, zone, zfile, workers, cpus, tag)
+        elif name == "pdns":
+            srv, log_path = start_pdns(procs, pdns_run, api_key, cpus)
         else:
             srv, log_path = start_nsd(procs, tmp, zone, zfile, workers, cpus, tag)
         try:
             t = wait_ready(srv, probes, timeout, log_path)
+            if name == "pdns":
+                wait_http(srv, "/api/v1/servers/localhost", {"X-API-Key": api_key}, timeout, log_path)
+                t = time.monotonic()
             return srv, t - srv.started
         except StartError as e:
             last = e
