@@ -115,7 +115,8 @@ struct Signer {
     acme_only: bool,
 }
 
-impl std::borrow::Borrow<Key> for Signer {
+// Boxed: the key travels inside TSIG results, which stay small that way.
+impl std::borrow::Borrow<Key> for Box<Signer> {
     fn borrow(&self) -> &Key {
         &self.key
     }
@@ -138,13 +139,13 @@ impl UpdateHandler {
         })
     }
 
-    fn signer(&self, store: &Store, key_name: &[u8]) -> Option<Signer> {
+    fn signer(&self, store: &Store, key_name: &[u8]) -> Option<Box<Signer>> {
         let TsigKey { name, algorithm, secret, zone, acme_only } = store.tsig_key(key_name).ok()??;
         let algorithm = Algorithm::from_text(&algorithm)?;
         if algorithm == Algorithm::HmacMd5 && !self.allow_md5 {
             return None;
         }
-        Some(Signer { key: Key::new(&name, algorithm, secret), zone, acme_only })
+        Some(Box::new(Signer { key: Key::new(&name, algorithm, secret), zone, acme_only }))
     }
 
     /// The answer to `msg`, or `None` for messages that get none. Blocks
@@ -197,7 +198,13 @@ impl UpdateHandler {
         Some((sign(update::response(msg, rcode.code()), &v, now), journal_id))
     }
 
-    fn tsig_error(&self, msg: &[u8], tsig: &Tsig<'_>, failure: TsigFailure<Signer>, now: u64) -> Vec<u8> {
+    fn tsig_error(
+        &self,
+        msg: &[u8],
+        tsig: &Tsig<'_>,
+        failure: TsigFailure<Box<Signer>>,
+        now: u64,
+    ) -> Vec<u8> {
         tracing::info!(key = %name::to_text(tsig.key_name.as_slice()), error = %failure, "UPDATE TSIG check failed");
         let mut resp = update::response(msg, (failure.rcode() & 0x0f) as u8);
         if let Err(e) = failure.append_tsig(&mut resp, tsig, now) {
@@ -266,7 +273,7 @@ fn sixgate_store_poke(dir: &std::path::Path) {
 }
 
 /// Signs an answer with the request's key (RFC 8945 §5.3).
-fn sign(mut resp: Vec<u8>, v: &Verified<Signer>, now: u64) -> Vec<u8> {
+fn sign(mut resp: Vec<u8>, v: &Verified<Box<Signer>>, now: u64) -> Vec<u8> {
     if let Err(e) = tsig::sign_response(&mut resp, &v.key.key, &v.mac, now, v.fudge, 0, &[]) {
         tracing::debug!(error = %e, "could not sign the UPDATE answer");
     }

@@ -34,7 +34,8 @@ use sixgate_dns::zone::{Change, Record, soa_serial};
 pub use codec::{decode_changes, encode_changes};
 pub use serial::SerialScheme;
 pub use tenancy::{
-    Account, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey, ZoneOwner, ip6_arpa, is_acme_challenge,
+    Account, CustomerZone, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey, ZoneOwner, ip6_arpa,
+    is_acme_challenge,
 };
 
 /// File name of the database inside the data directory.
