@@ -53,6 +53,7 @@ pub mod compare;
 pub mod corpus;
 pub mod craft;
 pub mod differential;
+pub mod http;
 pub mod knot;
 pub mod normalize;
 pub mod process;

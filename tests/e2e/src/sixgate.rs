@@ -155,7 +155,17 @@ impl Sixgate {
         let data = cli.data().display().to_string();
         let mut command = Command::new(cli.binary());
         command
-            .args(["serve", "--data", &data, "--dns", "127.0.0.1:0", "--workers", "2"])
+            .args([
+                "serve",
+                "--data",
+                &data,
+                "--dns",
+                "127.0.0.1:0",
+                "--api",
+                "127.0.0.1:0",
+                "--workers",
+                "2",
+            ])
             .args(extra)
             .stdout(Stdio::piped());
         let mut child = ChildGuard::spawn("sixgate", &mut command)?;
@@ -197,6 +207,18 @@ impl Sixgate {
     /// The TCP listener.
     pub fn tcp_addr(&self) -> SocketAddr {
         self.tcp
+    }
+
+    /// The HTTP API's base URL (`http://127.0.0.1:PORT`, no trailing slash)
+    /// from the `listening api URL` line that `serve --api` prints before
+    /// `ready`.
+    pub fn api_url(&self) -> Option<String> {
+        self.stdout_lines().iter().find_map(|line| {
+            match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["listening", "api", url] => Some(url.trim_end_matches('/').to_owned()),
+                _ => None,
+            }
+        })
     }
 
     /// The CLI on this server's data directory.
@@ -243,7 +265,7 @@ fn wait_ready(lines: &mpsc::Receiver<String>) -> Result<(SocketAddr, SocketAddr)
         };
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["listening", kind, addr] => {
+            ["listening", kind @ ("dns-udp" | "dns-tcp"), addr] => {
                 let addr: SocketAddr = addr.parse().with_context(|| format!("bad address in {line:?}"))?;
                 if addr.port() == 0 {
                     bail!("sixgate printed port 0 in {line:?}; it must print the bound port");
@@ -285,6 +307,7 @@ mod tests {
             "listening dns-udp 127.0.0.1:40001",
             "listening dns-tcp 127.0.0.1:40001",
             "listening http 127.0.0.1:8080",
+            "listening api http://127.0.0.1:8053",
             "ready",
         ])
         .unwrap();
