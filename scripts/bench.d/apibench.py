@@ -118,7 +118,7 @@ def write_to_served(args, running, res):
                 break
     out = {s: {"new": [], "changed": []} for s in running}
     for case in ("new", "changed"):
-        stale = {s: 0 for s in running}
+        unprimed = {s: 0 for s in running}
         for i in range(args.writes):
             for s, srv in running.items():
                 name, addr = _trial(case, i, args.records)
@@ -127,7 +127,7 @@ def write_to_served(args, running, res):
                     # holds the old address.
                     before = dnsq.query(srv.port, name, "A")
                     if before is None or not before["answer"] or dnsq.has_answer(before, "A", addr):
-                        stale[s] += 1
+                        unprimed[s] += 1
                 try:
                     x = httpapi.write_to_served(writers[s], srv.port, name, addr, timeout=args.served_timeout)
                 except (httpapi.WriteError, OSError) as e:
@@ -143,7 +143,7 @@ def write_to_served(args, running, res):
                 + (f"; still old data 1 s after the 2xx {st['late']}" if st["late"] else "")
                 + (f"; never served {st['never']}" if st["never"] else "")
                 + (f"; errors {st['errors']}" if st["errors"] else "")
-                + (f"; pre-query without the old answer {stale[s]}" if stale[s] else ""))
+                + (f"; pre-query without the old answer {unprimed[s]}" if unprimed[s] else ""))
             if st["first_error"]:
                 say(f"#   first error: {st['first_error']}")
     res["connects"] = {s: w.connects for s, w in writers.items()}
@@ -153,7 +153,9 @@ def write_to_served(args, running, res):
 
 
 def stats(trials):
-    served = sorted(x["served_ms"] for x in trials if x["served_ms"] is not None)
+    """Percentiles of the trials without an HTTP error; one never served
+    within --served-timeout counts as infinitely late."""
+    served = sorted(float("inf") if x["served_ms"] is None else x["served_ms"] for x in trials if "error" not in x)
     acks = sorted(x["ack_ms"] for x in trials if x.get("ack_ms") is not None)
     errs = [x["error"] for x in trials if "error" in x]
     return {
@@ -322,9 +324,9 @@ def perf_med(xs):
 
 
 def tables(args, res):
-    out = [f"{'':28s} {'sixgate':>9s} {'PowerDNS':>9s} {'ratio':>6s}  ratio is (>1: sixgate better)"]
+    out = [f"{'':32s} {'sixgate':>9s} {'PowerDNS':>9s} {'ratio':>8s}  ratio is (>1: sixgate better)"]
     for label, sg, pd, nd, ratio, way in rows(res):
-        out.append(f"{label:28s} {fmt(sg, nd):>9s} {fmt(pd, nd):>9s} {fmt(ratio, 2):>6s}  {way}")
+        out.append(f"{label:32s} {fmt(sg, nd):>9s} {fmt(pd, nd):>9s} {fmt(ratio, 2):>8s}  {way}")
     return out
 
 
