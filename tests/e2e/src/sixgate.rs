@@ -199,6 +199,18 @@ impl Sixgate {
         self.tcp
     }
 
+    /// The HTTP API's base URL (`http://127.0.0.1:PORT`, no trailing slash)
+    /// from the `listening api URL` line that `serve --api` prints before
+    /// `ready`.
+    pub fn api_url(&self) -> Option<String> {
+        self.stdout_lines().iter().find_map(|line| {
+            match line.split_whitespace().collect::<Vec<_>>().as_slice() {
+                ["listening", "api", url] => Some(url.trim_end_matches('/').to_owned()),
+                _ => None,
+            }
+        })
+    }
+
     /// The CLI on this server's data directory.
     pub fn cli(&self) -> &Cli {
         &self.cli
@@ -243,7 +255,7 @@ fn wait_ready(lines: &mpsc::Receiver<String>) -> Result<(SocketAddr, SocketAddr)
         };
         let words: Vec<&str> = line.split_whitespace().collect();
         match words.as_slice() {
-            ["listening", kind, addr] => {
+            ["listening", kind @ ("dns-udp" | "dns-tcp"), addr] => {
                 let addr: SocketAddr = addr.parse().with_context(|| format!("bad address in {line:?}"))?;
                 if addr.port() == 0 {
                     bail!("sixgate printed port 0 in {line:?}; it must print the bound port");
@@ -285,6 +297,7 @@ mod tests {
             "listening dns-udp 127.0.0.1:40001",
             "listening dns-tcp 127.0.0.1:40001",
             "listening http 127.0.0.1:8080",
+            "listening api http://127.0.0.1:8053",
             "ready",
         ])
         .unwrap();
