@@ -248,3 +248,42 @@ fn powerdns_reference_certbot_rfc2136() -> Result<()> {
     let issued = acme::certbot_rfc2136(&pebble, powerdns.dns_addr(), powerdns.tsig_key(), &DOMAINS)?;
     check_outcome(&issued, &pebble, powerdns.dns_addr())
 }
+
+/// A key with the right name and algorithm but another secret.
+fn forged(key: &TsigKey) -> TsigKey {
+    // 32 zero bytes, base64: a well-formed secret that is not the key's.
+    let secret = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=".to_owned();
+    assert_ne!(secret, key.secret);
+    TsigKey { secret, ..key.clone() }
+}
+
+/// lego with a forged TSIG secret must get nothing, and must leave nothing.
+fn check_forged_update_is_refused(result: Result<Issued>, dns: SocketAddr) -> Result<()> {
+    let error = match result {
+        Ok(issued) => anyhow::bail!("a forged TSIG key got a certificate: {}", issued.certificate.display()),
+        Err(error) => format!("{error:#}"),
+    };
+    ensure!(error.contains("rfc2136: failed to insert"), "lego failed, but not at the UPDATE:\n{error}");
+    let left = acme::served_txt(dns, "_acme-challenge.example.test.")?.context("no answer")?;
+    ensure!(left.is_empty(), "the forged UPDATE left TXT records: {left:?}");
+    check_zone_intact(dns)
+}
+
+#[test]
+fn lego_rfc2136_with_a_forged_tsig_secret_gets_nothing_from_sixgate() -> Result<()> {
+    let (hosted, key) = HostedBySixgate::start(acme_tsig_key)?;
+    let pebble = Pebble::start(hosted.dns())?;
+    let dns = LegoDns::Rfc2136 { nameserver: hosted.dns(), key: forged(&key) };
+    check_forged_update_is_refused(acme::lego(&pebble, hosted.dns(), &dns, &DOMAINS), hosted.dns())
+}
+
+#[test]
+fn powerdns_reference_lego_rfc2136_with_a_forged_tsig_secret_gets_nothing() -> Result<()> {
+    let (powerdns, _files) = hosted_by_powerdns()?;
+    let pebble = Pebble::start(powerdns.dns_addr())?;
+    let dns = LegoDns::Rfc2136 { nameserver: powerdns.dns_addr(), key: forged(powerdns.tsig_key()) };
+    check_forged_update_is_refused(
+        acme::lego(&pebble, powerdns.dns_addr(), &dns, &DOMAINS),
+        powerdns.dns_addr(),
+    )
+}
