@@ -10,6 +10,8 @@ use serde::Deserialize;
 
 /// Default DNS listen addresses: loopback, an unprivileged port.
 pub(crate) const DEFAULT_DNS: [&str; 2] = ["127.0.0.1:5300", "[::1]:5300"];
+/// Default API listen address: loopback only.
+pub(crate) const DEFAULT_API: &str = "127.0.0.1:8053";
 /// Default data directory.
 pub(crate) const DEFAULT_DATA: &str = "./sixgate-data";
 
@@ -25,6 +27,51 @@ pub(crate) struct RawConfig {
     /// Logging.
     #[serde(default)]
     pub(crate) log: RawLog,
+    /// The HTTP API.
+    #[serde(default)]
+    pub(crate) api: RawApi,
+    /// RFC 2136 UPDATE.
+    #[serde(default)]
+    pub(crate) update: RawUpdate,
+    /// Delegation checks of customer zones.
+    #[serde(default)]
+    pub(crate) verify: RawVerify,
+}
+
+/// `[api]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawApi {
+    /// Listen addresses; an empty list turns the API off.
+    pub(crate) listen: Option<Vec<String>>,
+    /// PEM certificate chain; with `tls_key`, the API speaks HTTPS.
+    pub(crate) tls_cert: Option<PathBuf>,
+    /// PEM private key.
+    pub(crate) tls_key: Option<PathBuf>,
+    /// Requests per second per customer token.
+    pub(crate) rate_limit: Option<u32>,
+    /// Burst per customer token.
+    pub(crate) rate_burst: Option<u32>,
+    /// Largest request body in bytes.
+    pub(crate) max_body: Option<usize>,
+}
+
+/// `[update]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawUpdate {
+    /// Accept hmac-md5 TSIG keys (certbot-dns-rfc2136's default).
+    pub(crate) hmac_md5: Option<bool>,
+}
+
+/// `[verify]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVerify {
+    /// Recursive resolvers (ADDR:PORT) asked for a zone's delegation.
+    pub(crate) resolvers: Option<Vec<String>>,
+    /// Seconds between checks of unverified zones.
+    pub(crate) interval: Option<u64>,
 }
 
 /// `[dns]`.
@@ -43,6 +90,11 @@ pub(crate) struct RawDns {
     pub(crate) tcp_max_connections: Option<usize>,
     /// Create a demo zone when the store is empty.
     pub(crate) demo_zone: Option<bool>,
+    /// sixgate's nameserver names: the NS records of new zones, and what a
+    /// customer zone's parent must delegate to.
+    pub(crate) nameservers: Option<Vec<String>>,
+    /// How serials advance: "unixtime" (default), "date" or "increment".
+    pub(crate) serial: Option<String>,
 }
 
 /// `[log]`.
@@ -67,6 +119,16 @@ pub(crate) struct Settings {
     pub(crate) tcp_max_connections: usize,
     pub(crate) demo_zone: bool,
     pub(crate) log_level: String,
+    pub(crate) nameservers: Vec<Box<[u8]>>,
+    pub(crate) serial: sixgate_store::SerialScheme,
+    pub(crate) api: Vec<SocketAddr>,
+    pub(crate) api_tls: Option<(PathBuf, PathBuf)>,
+    pub(crate) rate_limit: u32,
+    pub(crate) rate_burst: u32,
+    pub(crate) max_body: usize,
+    pub(crate) hmac_md5: bool,
+    pub(crate) verify_resolvers: Vec<SocketAddr>,
+    pub(crate) verify_interval: Duration,
 }
 
 /// Reads and parses a configuration file.
@@ -86,6 +148,7 @@ pub(crate) fn settings(
     data: Option<PathBuf>,
     dns: &[String],
     workers: Option<usize>,
+    api: &[String],
 ) -> anyhow::Result<Settings> {
     let (listen, dns_is_default) = if !dns.is_empty() {
         (dns.to_vec(), false)
@@ -116,7 +179,57 @@ pub(crate) fn settings(
     if max_conn == 0 {
         bail!("dns.tcp_max_connections must be at least 1");
     }
+    let nameservers = raw
+        .dns
+        .nameservers
+        .unwrap_or_default()
+        .iter()
+        .map(|n| {
+            let abs = if n.ends_with('.') { n.clone() } else { format!("{n}.") };
+            sixgate_dns::name::from_text(&abs, None)
+                .map_err(|e| anyhow::anyhow!("dns.nameservers: bad name {n:?}: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let serial_name = raw.dns.serial.unwrap_or_else(|| "unixtime".into());
+    let serial = sixgate_store::SerialScheme::from_name(&serial_name)
+        .with_context(|| format!("dns.serial must be unixtime, date or increment, not {serial_name:?}"))?;
+    let api_listen = if !api.is_empty() {
+        api.to_vec()
+    } else {
+        raw.api.listen.unwrap_or_else(|| vec![DEFAULT_API.to_string()])
+    };
+    let api = api_listen.iter().map(|s| parse_addr(s)).collect::<anyhow::Result<Vec<_>>>()?;
+    let api_tls = match (raw.api.tls_cert, raw.api.tls_key) {
+        (Some(c), Some(k)) => Some((c, k)),
+        (None, None) => None,
+        _ => bail!("api.tls_cert and api.tls_key go together: give both or neither"),
+    };
+    let max_body = raw.api.max_body.unwrap_or(16 << 20);
+    if !(1024..=1 << 30).contains(&max_body) {
+        bail!("api.max_body must be between 1024 and 1073741824 bytes, not {max_body}");
+    }
+    let verify_resolvers = raw
+        .verify
+        .resolvers
+        .unwrap_or_default()
+        .iter()
+        .map(|s| parse_addr(s))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let interval = raw.verify.interval.unwrap_or(300);
+    if !(1..=86_400 * 7).contains(&interval) {
+        bail!("verify.interval must be 1 second to 7 days, not {interval}");
+    }
     Ok(Settings {
+        nameservers,
+        serial,
+        api,
+        api_tls,
+        rate_limit: raw.api.rate_limit.unwrap_or(20).max(1),
+        rate_burst: raw.api.rate_burst.unwrap_or(100).max(1),
+        max_body,
+        hmac_md5: raw.update.hmac_md5.unwrap_or(false),
+        verify_resolvers,
+        verify_interval: Duration::from_secs(interval),
         data: data.or(raw.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA)),
         dns,
         dns_is_default,
@@ -142,11 +255,15 @@ mod tests {
     #[test]
     fn flags_override_the_file_and_values_are_checked() {
         let raw: RawConfig = toml::from_str("[dns]\nlisten = [\"127.0.0.1:53\"]\nworkers = 3\n").unwrap();
-        let s = settings(raw, None, &["127.0.0.1:0".into()], None).unwrap();
+        let s = settings(raw, None, &["127.0.0.1:0".into()], None, &[]).unwrap();
         assert_eq!(s.dns, vec!["127.0.0.1:0".parse().unwrap()]);
         assert_eq!(s.workers, 3);
         let raw: RawConfig = toml::from_str("[dns]\nudp_payload = 100\n").unwrap();
-        assert!(settings(raw, None, &[], None).is_err());
-        assert!(settings(RawConfig::default(), None, &["nonsense".into()], None).is_err());
+        assert!(settings(raw, None, &[], None, &[]).is_err());
+        assert!(settings(RawConfig::default(), None, &["nonsense".into()], None, &[]).is_err());
+        let raw: RawConfig = toml::from_str("[dns]\nserial = \"weekly\"\n").unwrap();
+        assert!(settings(raw, None, &[], None, &[]).unwrap_err().to_string().contains("dns.serial"));
+        let raw: RawConfig = toml::from_str("[api]\ntls_cert = \"c.pem\"\n").unwrap();
+        assert!(settings(raw, None, &[], None, &[]).is_err());
     }
 }

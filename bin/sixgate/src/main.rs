@@ -1,6 +1,8 @@
 //! The `sixgate` binary: command line, configuration, logging and wiring.
 //! All behaviour lives in the library crates.
 
+mod authcmd;
+mod client;
 mod config;
 mod demo;
 mod serve;
@@ -40,6 +42,9 @@ enum Command {
         /// Threads answering UDP queries.
         #[arg(long, value_name = "N")]
         workers: Option<usize>,
+        /// HTTP API listen address; repeatable. Port 0 picks a free port.
+        #[arg(long = "api", value_name = "ADDR:PORT")]
+        api: Vec<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -50,12 +55,107 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// Change single records.
+    /// Change records: through the API with --api URL or $SIXGATE_API (token
+    /// in $SIXGATE_TOKEN), else on the data directory.
     Record {
         #[command(subcommand)]
         command: RecordCommand,
         #[command(flatten)]
         common: Common,
+        #[command(flatten)]
+        api: ApiArg,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+        #[command(flatten)]
+        common: Common,
+        #[command(flatten)]
+        api: ApiArg,
+    },
+    /// Accounts (through the API, with an admin token).
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+        #[command(flatten)]
+        api: ApiArg,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// TSIG keys for RFC 2136 UPDATE.
+    Tsig {
+        #[command(subcommand)]
+        command: TsigCommand,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+/// The API to talk to.
+#[derive(clap::Args, Clone)]
+struct ApiArg {
+    /// API base URL, e.g. http://127.0.0.1:8053 (default: $SIXGATE_API).
+    #[arg(long = "api", value_name = "URL", global = true)]
+    api: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token on the data directory and print it (only it) on stdout.
+    /// Neither --account nor --zone: an admin token.
+    Create {
+        /// The account the token acts for (an account-wide token, or with --ptr).
+        #[arg(long, value_name = "NAME")]
+        account: Option<String>,
+        /// Limit the token to one zone (of that zone's account).
+        #[arg(long, value_name = "ZONE")]
+        zone: Option<String>,
+        /// With --zone: only _acme-challenge TXT records.
+        #[arg(long)]
+        acme_only: bool,
+        /// Only PTR records inside this IPv6 prefix (with --account).
+        #[arg(long, value_name = "PREFIX")]
+        ptr: Option<String>,
+    },
+    /// Revoke a token by id (through the API).
+    Revoke {
+        /// Token id.
+        id: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Create an account.
+    Create {
+        /// Account name.
+        name: String,
+    },
+    /// List accounts: NAME, ID and ZONES, tab-separated.
+    List,
+}
+
+#[derive(Subcommand)]
+enum TsigCommand {
+    /// Make a key for a zone and print `ALGORITHM:NAME:SECRET` (base64).
+    Create {
+        /// Key name, e.g. acme-key.
+        name: String,
+        /// The zone the key may update.
+        #[arg(long, value_name = "ZONE")]
+        zone: String,
+        /// Only _acme-challenge TXT records.
+        #[arg(long)]
+        acme_only: bool,
+        /// hmac-sha256, hmac-sha512 or hmac-md5.
+        #[arg(long, default_value = "hmac-sha256")]
+        algorithm: String,
+    },
+    /// Delete a key.
+    Delete {
+        /// Key name.
+        name: String,
     },
 }
 
@@ -94,6 +194,26 @@ enum RecordCommand {
         /// The record in presentation format.
         record: Vec<String>,
     },
+    /// Replace the RRset OWNER TYPE with the given records.
+    Set {
+        /// Zone name.
+        zone: String,
+        /// Owner name (relative to the zone, or absolute with a trailing dot).
+        owner: String,
+        /// Record type.
+        rtype: String,
+        /// TTL of the RRset.
+        #[arg(long, default_value_t = 3600)]
+        ttl: u32,
+        /// Record data, one argument per record, e.g. '10 mail.example.com.'.
+        #[arg(required = true)]
+        data: Vec<String>,
+    },
+    /// List a zone's records.
+    List {
+        /// Zone name.
+        zone: String,
+    },
     /// Delete the RRset OWNER TYPE.
     Delete {
         /// Zone name.
@@ -111,12 +231,12 @@ fn data_dir(c: &Common) -> PathBuf {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config: file, dns, workers, common } => {
+        Command::Serve { config: file, dns, workers, api, common } => {
             let raw = match &file {
                 Some(f) => config::read(f)?,
                 None => config::RawConfig::default(),
             };
-            let settings = config::settings(raw, common.data, &dns, workers)?;
+            let settings = config::settings(raw, common.data, &dns, workers, &api)?;
             serve::run(settings)
         }
         Command::Zone { command, common } => {
@@ -128,13 +248,58 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ZoneCommand::Delete { zone } => zonecmd::delete(&dir, &zone),
             }
         }
-        Command::Record { command, common } => {
+        Command::Record { command, common, api } => {
             let dir = data_dir(&common);
-            match command {
-                RecordCommand::Add { zone, record } => zonecmd::record_add(&dir, &zone, &record.join(" ")),
-                RecordCommand::Delete { zone, owner, rtype } => {
+            let remote = client::Api::from_env(api.api.as_deref())?;
+            match (command, remote) {
+                (RecordCommand::Add { zone, record }, None) => {
+                    zonecmd::record_add(&dir, &zone, &record.join(" "))
+                }
+                (RecordCommand::Add { .. }, Some(_)) => {
+                    anyhow::bail!("record add works on the data directory; use record set with --api")
+                }
+                (RecordCommand::Set { zone, owner, rtype, ttl, data }, None) => {
+                    zonecmd::record_set(&dir, &zone, &owner, &rtype, ttl, &data)
+                }
+                (RecordCommand::Set { zone, owner, rtype, ttl, data }, Some(a)) => {
+                    client::record_set(&a, &zone, &zonecmd::absolute(&zone, &owner)?, &rtype, ttl, &data)
+                }
+                (RecordCommand::List { zone }, None) => zonecmd::record_list(&dir, &zone),
+                (RecordCommand::List { zone }, Some(a)) => client::record_list(&a, &zone),
+                (RecordCommand::Delete { zone, owner, rtype }, None) => {
                     zonecmd::record_delete(&dir, &zone, &owner, &rtype)
                 }
+                (RecordCommand::Delete { zone, owner, rtype }, Some(a)) => {
+                    client::record_delete(&a, &zone, &zonecmd::absolute(&zone, &owner)?, &rtype)
+                }
+            }
+        }
+        Command::Token { command, common, api } => match command {
+            TokenCommand::Create { account, zone, acme_only, ptr } => authcmd::token_create(
+                &data_dir(&common),
+                account.as_deref(),
+                zone.as_deref(),
+                acme_only,
+                ptr.as_deref(),
+            ),
+            TokenCommand::Revoke { id } => {
+                client::token_revoke(&client::Api::required(api.api.as_deref())?, id)
+            }
+        },
+        Command::Account { command, api, common: _ } => {
+            let a = client::Api::required(api.api.as_deref())?;
+            match command {
+                AccountCommand::Create { name } => client::account_create(&a, &name),
+                AccountCommand::List => client::account_list(&a),
+            }
+        }
+        Command::Tsig { command, common } => {
+            let dir = data_dir(&common);
+            match command {
+                TsigCommand::Create { name, zone, acme_only, algorithm } => {
+                    authcmd::tsig_create(&dir, &name, &zone, acme_only, &algorithm)
+                }
+                TsigCommand::Delete { name } => authcmd::tsig_delete(&dir, &name),
             }
         }
     }

@@ -40,15 +40,29 @@ fn ensure_demo_zone(store: &mut Store) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// On a store without any token, makes an admin token so the API can be
+/// used at all; it is printed once and never again.
+fn first_admin_token(store: &mut Store) -> anyhow::Result<Option<String>> {
+    if !store.tokens(None)?.is_empty() {
+        return Ok(None);
+    }
+    let (_, secret) = store.create_token(sixgate_store::OPERATOR_ACCOUNT, sixgate_store::Scope::Admin)?;
+    tracing::info!("created the first admin token (printed on stdout, stored only as a hash)");
+    Ok(Some(secret))
+}
+
 /// Runs the server until a termination signal.
 pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     init_logging(&s.log_level)?;
     let mut store = Store::open(&s.data).with_context(|| format!("opening store in {}", s.data.display()))?;
+    store.set_serial_scheme(s.serial)?;
     if s.demo_zone {
         ensure_demo_zone(&mut store)?;
     }
+    let first_admin = first_admin_token(&mut store)?;
     let seed: u64 = rand::random();
     let (follower, catalog) = Follower::load(store, seed)?;
+    let published = follower.published();
 
     let mut bound = Vec::new();
     for addr in &s.dns {
@@ -84,6 +98,56 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         tcp_tasks.push(rt.spawn(tcp::serve(b.tcp, catalog.clone(), limits, tcp_settings, sd_rx.clone())));
     }
 
+    let mut api_addrs = Vec::new();
+    let mut api_tasks = Vec::new();
+    if !s.api.is_empty() {
+        let tls = match &s.api_tls {
+            Some((cert, key)) => {
+                Some(sixgate_api::listen::tls_config(cert, key).map_err(|e| anyhow!("api TLS: {e}"))?)
+            }
+            None => None,
+        };
+        let settings = sixgate_api::ApiSettings {
+            nameservers: s.nameservers.clone(),
+            rate_limit: s.rate_limit,
+            rate_burst: s.rate_burst,
+            max_body: s.max_body,
+        };
+        let api_store = Store::open(&s.data)?;
+        let dir = s.data.clone();
+        let app = sixgate_api::app(sixgate_api::AppState::new(
+            api_store,
+            settings,
+            Some(published.clone()),
+            move || sixgate_server::publish::poke(&dir),
+        ));
+        for addr in &s.api {
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind(addr))
+                .map_err(|e| anyhow!("cannot listen on {addr} for the API: {e}"))?;
+            let local = listener.local_addr()?;
+            api_addrs.push(format!("{}://{local}", if tls.is_some() { "https" } else { "http" }));
+            api_tasks.push(rt.spawn(sixgate_api::listen::serve(
+                listener,
+                app.clone(),
+                tls.clone(),
+                sd_rx.clone(),
+            )));
+        }
+    }
+
+    let resolvers = match (&s.verify_resolvers, s.nameservers.is_empty()) {
+        (r, _) if !r.is_empty() => r.clone(),
+        (_, false) => sixgate_server::verify::system_resolvers(),
+        (_, true) => Vec::new(),
+    };
+    let verify = sixgate_server::verify::VerifySettings {
+        resolvers,
+        nameservers: s.nameservers.clone(),
+        interval: s.verify_interval,
+    };
+    api_tasks.push(rt.spawn(sixgate_server::verify::run(s.data.clone(), verify, sd_rx.clone())));
+
     let dir = s.data.clone();
     let fsd = shutdown.clone();
     threads
@@ -101,6 +165,12 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             writeln!(out, "listening dns-udp {a}")?;
             writeln!(out, "listening dns-tcp {a}")?;
         }
+        for a in &api_addrs {
+            writeln!(out, "listening api {a}")?;
+        }
+        if let Some(token) = &first_admin {
+            writeln!(out, "admin token {token}")?;
+        }
         writeln!(out, "ready")?;
         out.flush()?;
     }
@@ -117,6 +187,9 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let _ = sd_tx.send(true);
     rt.block_on(async {
         for t in tcp_tasks {
+            let _ = t.await;
+        }
+        for t in api_tasks {
             let _ = t.await;
         }
     });

@@ -108,3 +108,59 @@ pub(crate) fn record_delete(dir: &Path, zone: &str, owner: &str, rtype: &str) ->
     eprintln!("serial {}", commit.serial);
     Ok(())
 }
+
+/// An owner given relative to the zone (or absolute) as absolute text.
+pub(crate) fn absolute(zone: &str, owner: &str) -> anyhow::Result<String> {
+    let apex = zone_name(zone)?;
+    let o = name::from_text(owner, Some(&apex)).map_err(|e| anyhow!("bad owner {owner:?}: {e}"))?;
+    Ok(name::to_text(&o))
+}
+
+pub(crate) fn record_set(
+    dir: &Path,
+    zone: &str,
+    owner: &str,
+    rtype: &str,
+    ttl: u32,
+    data: &[String],
+) -> anyhow::Result<()> {
+    let apex = zone_name(zone)?;
+    let owner_w = name::from_text(owner, Some(&apex)).map_err(|e| anyhow!("bad owner {owner:?}: {e}"))?;
+    let rtype_code = zonefile::type_from_text(&rtype.to_ascii_uppercase())
+        .ok_or_else(|| anyhow!("unknown type {rtype:?}"))?;
+    let mut records = Vec::new();
+    for d in data {
+        if d.contains(['\n', '\r']) {
+            bail!("record data {d:?} contains a line break");
+        }
+        let line = format!("{} {ttl} IN {} {d}\n", name::to_text(&owner_w), zonefile::type_text(rtype_code));
+        let mut r =
+            zonefile::parse(&line, &apex).map_err(|e| anyhow!("bad record data {d:?}: {}", e.reason))?;
+        match (r.pop(), r.is_empty()) {
+            (Some(rec), true) => records.push(rec),
+            _ => bail!("bad record data {d:?}: not exactly one record"),
+        }
+    }
+    let mut store = open(dir)?;
+    let commit = store.replace_rrsets(&apex, &[(owner_w, rtype_code, records)])?;
+    poke(dir);
+    eprintln!("serial {}", commit.serial);
+    Ok(())
+}
+
+pub(crate) fn record_list(dir: &Path, zone: &str) -> anyhow::Result<()> {
+    let apex = zone_name(zone)?;
+    let store = open(dir)?;
+    let mut records = store.records(&apex)?;
+    sixgate_dns::zone::sort_canonical(&mut records);
+    for r in records {
+        println!(
+            "{}\t{}\tIN\t{}\t{}",
+            name::to_text(&r.owner),
+            r.ttl,
+            zonefile::type_text(r.rtype),
+            zonefile::rdata_text(r.rtype, &r.rdata)
+        );
+    }
+    Ok(())
+}

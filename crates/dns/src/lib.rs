@@ -25,6 +25,7 @@
 pub mod answer;
 pub mod catalog;
 pub mod check;
+pub mod delegation;
 pub mod message;
 pub mod name;
 mod octets;

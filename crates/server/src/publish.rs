@@ -53,6 +53,9 @@ pub struct Follower {
     loaded_at: HashMap<Box<[u8]>, i64>,
     seed: u64,
     data_version: i64,
+    /// The journal position of the catalog being served, for writers
+    /// that answer only once their change is served.
+    published: tokio::sync::watch::Sender<i64>,
 }
 
 /// Builds a zone from streamed records.
@@ -97,6 +100,7 @@ impl Follower {
                 loaded_at: HashMap::new(),
                 seed,
                 data_version,
+                published: tokio::sync::watch::Sender::new(position),
             },
             shared,
         ))
@@ -145,7 +149,13 @@ impl Follower {
                 tracing::debug!(zone = %name::to_text(&e.apex), serial = e.serial, id = e.id, "change published");
             }
             self.catalog.store(Arc::new(catalog));
+            self.published.send_replace(self.position);
         }
+    }
+
+    /// Follows the journal position of the catalog being served.
+    pub fn published(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.published.subscribe()
     }
 
     fn reload_zone(&mut self, catalog: &mut Catalog, apex: &[u8]) -> Result<(), PublishError> {
@@ -175,6 +185,7 @@ impl Follower {
         self.position = position;
         self.loaded_at.clear();
         self.catalog.store(Arc::new(catalog));
+        self.published.send_replace(position);
         Ok(())
     }
 

@@ -19,6 +19,8 @@
 
 mod codec;
 mod schema;
+mod serial;
+mod tenancy;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -30,6 +32,10 @@ use sixgate_dns::rtype::code;
 use sixgate_dns::zone::{Change, Record, soa_serial};
 
 pub use codec::{decode_changes, encode_changes};
+pub use serial::SerialScheme;
+pub use tenancy::{
+    Account, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey, ZoneOwner, ip6_arpa, is_acme_challenge,
+};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "sixgate.db";
@@ -67,6 +73,15 @@ pub enum StoreError {
     /// A stored value could not be decoded.
     #[error("corrupt journal entry {0}")]
     Corrupt(i64),
+    /// A value given by the caller is not acceptable.
+    #[error("{0}")]
+    BadInput(String),
+    /// The thing to create exists already.
+    #[error("{0}")]
+    Conflict(String),
+    /// The thing asked for does not exist.
+    #[error("{0}")]
+    NotFound(String),
 }
 
 /// A zone as listed.
@@ -78,6 +93,10 @@ pub struct ZoneInfo {
     pub serial: u32,
     /// Number of records.
     pub records: u64,
+    /// The owning account.
+    pub account_id: i64,
+    /// Whether the zone's delegation is verified.
+    pub verified: bool,
 }
 
 /// A zone's records as read in one transaction.
@@ -122,13 +141,18 @@ pub struct Commit {
     pub serial: u32,
 }
 
+/// A whole RRset to put in place: owner, type and the records (none
+/// deletes the RRset).
+pub type RrSetReplacement = (Box<[u8]>, u16, Vec<Record>);
+
 /// The store.
 pub struct Store {
     conn: Connection,
     dir: PathBuf,
+    serials: SerialScheme,
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
@@ -137,12 +161,17 @@ fn serial_gt(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 0x8000_0000
 }
 
-/// The next serial after `old`, preferring `proposed` if it is newer.
-fn next_serial(old: u32, proposed: Option<u32>) -> u32 {
-    match proposed {
-        Some(p) if serial_gt(p, old) => p,
-        _ => old.wrapping_add(1),
+/// The next serial after `old`: what the scheme proposes for `now`, or
+/// `proposed` (a zone file's own serial) if that is newer still. Never
+/// `old` or anything before it (RFC 1982).
+fn next_serial(old: u32, proposed: Option<u32>, scheme: SerialScheme, now: i64) -> u32 {
+    let mut next = old.wrapping_add(1);
+    for candidate in [scheme.at(now), proposed].into_iter().flatten() {
+        if serial_gt(candidate, next) {
+            next = candidate;
+        }
     }
+    next
 }
 
 /// Replaces the serial in SOA rdata.
@@ -154,7 +183,7 @@ fn with_serial(rdata: &[u8], serial: u32) -> Option<Box<[u8]>> {
     Some(v.into_boxed_slice())
 }
 
-fn display(apex: &[u8]) -> String {
+pub(crate) fn display(apex: &[u8]) -> String {
     name::to_text(apex)
 }
 
@@ -167,9 +196,23 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut s = Store { conn, dir: dir.to_path_buf() };
+        let mut s = Store { conn, dir: dir.to_path_buf(), serials: SerialScheme::default() };
         schema::migrate(&mut s.conn)?;
+        s.serials = serial::load(&s.conn)?;
         Ok(s)
+    }
+
+    /// Sets how serials advance, for every process using this data
+    /// directory (the setting is stored).
+    pub fn set_serial_scheme(&mut self, scheme: SerialScheme) -> Result<(), StoreError> {
+        serial::save(&self.conn, scheme)?;
+        self.serials = scheme;
+        Ok(())
+    }
+
+    /// How serials advance.
+    pub fn serial_scheme(&self) -> SerialScheme {
+        self.serials
     }
 
     /// The data directory.
@@ -185,7 +228,8 @@ impl Store {
     /// All zones.
     pub fn zones(&self) -> Result<Vec<ZoneInfo>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT z.apex, z.serial, (SELECT count(*) FROM records r WHERE r.zone_id = z.id)
+            "SELECT z.apex, z.serial, (SELECT count(*) FROM records r WHERE r.zone_id = z.id),
+                    z.account_id, z.verified
              FROM zones z ORDER BY z.name",
         )?;
         let rows = st.query_map([], |r| {
@@ -193,6 +237,8 @@ impl Store {
                 apex: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
                 serial: r.get::<_, i64>(1)? as u32,
                 records: r.get::<_, i64>(2)? as u64,
+                account_id: r.get(3)?,
+                verified: r.get(4)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -200,6 +246,11 @@ impl Store {
 
     fn zone_id(&self, apex: &[u8]) -> Result<Option<(i64, u32)>, StoreError> {
         Ok(zone_row(&self.conn, &name::to_lowercase(apex))?.map(|(id, serial)| (id, serial as u32)))
+    }
+
+    /// A zone's current serial.
+    pub fn serial(&self, apex: &[u8]) -> Result<u32, StoreError> {
+        Ok(self.zone_id(apex)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?.1)
     }
 
     /// The records of a zone.
@@ -277,22 +328,55 @@ impl Store {
     /// records are checked as a whole first; on any error nothing changes.
     /// The serial becomes the file's serial if that is newer than the
     /// stored one, else the stored serial plus one.
-    pub fn replace_zone(&mut self, apex: &[u8], mut records: Vec<Record>) -> Result<Commit, StoreError> {
+    pub fn replace_zone(&mut self, apex: &[u8], records: Vec<Record>) -> Result<Commit, StoreError> {
+        self.write_zone(apex, records, None)
+    }
+
+    /// Creates a new zone for an account; fails if the zone exists. The
+    /// operator's zones are verified from the start, a customer's are not.
+    pub fn create_zone(
+        &mut self,
+        apex: &[u8],
+        records: Vec<Record>,
+        account_id: i64,
+        verified: bool,
+    ) -> Result<Commit, StoreError> {
+        self.write_zone(apex, records, Some((account_id, verified)))
+    }
+
+    fn write_zone(
+        &mut self,
+        apex: &[u8],
+        mut records: Vec<Record>,
+        create: Option<(i64, bool)>,
+    ) -> Result<Commit, StoreError> {
         check::check_zone(apex, &mut records)?;
         let key = name::to_lowercase(apex);
+        let (scheme, at) = (self.serials, now());
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let existing = zone_row(&tx, &key)?;
+        if existing.is_some() && create.is_some() {
+            return Err(StoreError::ZoneExists(display(apex)));
+        }
+        let (account_id, verified) = create.unwrap_or((tenancy::OPERATOR_ACCOUNT, true));
         let file_serial = records.iter().find(|r| r.rtype == code::SOA).and_then(|r| soa_serial(&r.rdata));
         let (id, serial) = match existing {
             Some((id, old)) => {
                 tx.execute("DELETE FROM records WHERE zone_id = ?1", params![id])?;
-                (id, next_serial(old as u32, file_serial))
+                (id, next_serial(old as u32, file_serial, scheme, at))
             }
             None => {
-                let serial = file_serial.unwrap_or(1);
+                // A new zone starts at the file's serial, or where the
+                // scheme says if that is later.
+                let serial = match (file_serial, scheme.at(at)) {
+                    (Some(f), Some(s)) if serial_gt(s, f) => s,
+                    (Some(f), _) => f,
+                    (None, s) => s.unwrap_or(1),
+                };
                 tx.execute(
-                    "INSERT INTO zones (name, apex, serial, created_at, updated_at) VALUES (?1, ?2, ?3, ?4, ?4)",
-                    params![&key[..], apex, serial as i64, now()],
+                    "INSERT INTO zones (name, apex, serial, created_at, updated_at, account_id, verified)
+                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
+                    params![&key[..], apex, serial as i64, at, account_id, verified],
                 )?;
                 (tx.last_insert_rowid(), serial)
             }
@@ -330,16 +414,77 @@ impl Store {
     /// (including the SOA change) is journaled. Adding an RR that exists
     /// or removing one that does not is a no-op, not an error.
     pub fn apply(&mut self, apex: &[u8], changes: &[Change]) -> Result<Commit, StoreError> {
+        self.apply_with(apex, |_| Ok::<_, StoreError>(changes.to_vec()))
+    }
+
+    /// Replaces whole RRsets (an empty list deletes one), computing the
+    /// difference inside the write transaction, so concurrent writers
+    /// cannot interleave between read and write. Nothing to change: no
+    /// new serial, and the commit's journal id is 0.
+    pub fn replace_rrsets(&mut self, apex: &[u8], sets: &[RrSetReplacement]) -> Result<Commit, StoreError> {
+        self.apply_with(apex, |zone| {
+            let mut changes = Vec::new();
+            for (owner, rtype, new) in sets {
+                let old = zone.rrset(owner, *rtype)?;
+                changes.extend(
+                    old.iter()
+                        .filter(|o| !new.iter().any(|n| n.rdata == o.rdata))
+                        .map(|o| Change::Remove(o.clone())),
+                );
+                // An Add carries the RRset's TTL, so a kept record is
+                // re-added when the TTL changes.
+                changes.extend(
+                    new.iter()
+                        .filter(|n| !old.iter().any(|o| o.rdata == n.rdata && o.ttl == n.ttl))
+                        .cloned()
+                        .map(Change::Add),
+                );
+            }
+            Ok::<_, StoreError>(changes)
+        })
+    }
+
+    /// The general write: `plan` reads the zone inside the write
+    /// transaction and returns the changes to make (RFC 2136 checks its
+    /// prerequisites this way). An empty plan commits nothing and returns
+    /// the current serial with journal id 0.
+    pub fn apply_with<E: From<StoreError>>(
+        &mut self,
+        apex: &[u8],
+        plan: impl FnOnce(&ZoneReader<'_>) -> Result<Vec<Change>, E>,
+    ) -> Result<Commit, E> {
         let key = name::to_lowercase(apex);
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (scheme, at) = (self.serials, now());
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
         let (id, old_serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let changes = plan(&ZoneReader { conn: &tx, zone_id: id })?;
+        if changes.is_empty() {
+            return Ok(Commit { journal_id: 0, serial: old_serial as u32 });
+        }
+        Ok(Self::apply_in(tx, apex, &key, id, old_serial, &changes, scheme, at)?)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn apply_in(
+        tx: rusqlite::Transaction<'_>,
+        apex: &[u8],
+        key: &[u8],
+        id: i64,
+        old_serial: i64,
+        changes: &[Change],
+        scheme: SerialScheme,
+        at: i64,
+    ) -> Result<Commit, StoreError> {
         let mut effective = Vec::with_capacity(changes.len() + 2);
         let mut owners: Vec<Box<[u8]>> = Vec::new();
         for c in changes {
             match c {
                 Change::Add(r) => {
                     let owner_key = name::to_lowercase(&r.owner);
-                    if !name::is_at_or_below(&owner_key, &key) {
+                    if !name::is_at_or_below(&owner_key, key) {
                         return Err(CheckError {
                             index: None,
                             reason: format!(
@@ -394,13 +539,13 @@ impl Store {
             check::check_owner(apex, o, &recs)?;
         }
         // Bump the serial: the SOA change is part of the same diff.
-        let serial = next_serial(old_serial as u32, None);
-        if let Some(soa) = owner_records(&tx, id, &key)?.into_iter().find(|r| r.rtype == code::SOA)
+        let serial = next_serial(old_serial as u32, None, scheme, at);
+        if let Some(soa) = owner_records(&tx, id, key)?.into_iter().find(|r| r.rtype == code::SOA)
             && let Some(rd) = with_serial(&soa.rdata, serial)
         {
             tx.execute(
                 "UPDATE records SET rdata = ?1 WHERE zone_id = ?2 AND owner_key = ?3 AND rtype = ?4",
-                params![&rd[..], id, &key[..], code::SOA],
+                params![&rd[..], id, key, code::SOA],
             )?;
             effective.push(Change::Remove(soa.clone()));
             effective.push(Change::Add(Record { rdata: rd, ..soa }));
@@ -409,21 +554,21 @@ impl Store {
             "UPDATE zones SET serial = ?1, updated_at = ?2 WHERE id = ?3",
             params![serial as i64, now(), id],
         )?;
-        let journal_id = journal(&tx, id, &key, serial, "diff", Some(&encode_changes(&effective)))?;
+        let journal_id = journal(&tx, id, key, serial, "diff", Some(&encode_changes(&effective)))?;
         tx.commit()?;
         Ok(Commit { journal_id, serial })
     }
 
     /// Deletes a zone and all its records.
-    pub fn delete_zone(&mut self, apex: &[u8]) -> Result<(), StoreError> {
+    pub fn delete_zone(&mut self, apex: &[u8]) -> Result<Commit, StoreError> {
         let key = name::to_lowercase(apex);
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (id, serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         tx.execute("DELETE FROM records WHERE zone_id = ?1", params![id])?;
         tx.execute("DELETE FROM zones WHERE id = ?1", params![id])?;
-        journal(&tx, id, &key, serial as u32, "delete", None)?;
+        let journal_id = journal(&tx, id, &key, serial as u32, "delete", None)?;
         tx.commit()?;
-        Ok(())
+        Ok(Commit { journal_id, serial: serial as u32 })
     }
 
     /// Journal entries after `after`, oldest first, at most `limit`.
@@ -462,6 +607,24 @@ impl Store {
             out.push(JournalEntry { id, apex: apex.into_boxed_slice(), serial: serial as u32, kind });
         }
         Ok(Some(out))
+    }
+}
+
+/// Read access to one zone inside a write transaction.
+pub struct ZoneReader<'a> {
+    conn: &'a Connection,
+    zone_id: i64,
+}
+
+impl ZoneReader<'_> {
+    /// All records at an owner (any case).
+    pub fn owner_records(&self, owner: &[u8]) -> Result<Vec<Record>, StoreError> {
+        owner_records(self.conn, self.zone_id, &name::to_lowercase(owner))
+    }
+
+    /// One RRset.
+    pub fn rrset(&self, owner: &[u8], rtype: u16) -> Result<Vec<Record>, StoreError> {
+        Ok(self.owner_records(owner)?.into_iter().filter(|r| r.rtype == rtype).collect())
     }
 }
 
@@ -557,6 +720,7 @@ mod tests {
     fn import_then_diff_bumps_serial_and_journals() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
+        s.set_serial_scheme(SerialScheme::Increment).unwrap();
         let c1 = s.replace_zone(&apex(), zone("")).unwrap();
         assert_eq!(c1.serial, 7);
         let www = zonefile::parse("www 60 A 192.0.2.9\n", &apex()).unwrap();
@@ -570,6 +734,7 @@ mod tests {
         // Reopening sees the same data.
         drop(s);
         let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.serial_scheme(), SerialScheme::Increment);
         assert_eq!(s.records(&apex()).unwrap().len(), 4);
         assert_eq!(s.zones().unwrap()[0].serial, 8);
     }
@@ -578,6 +743,7 @@ mod tests {
     fn a_bad_change_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
+        s.set_serial_scheme(SerialScheme::Increment).unwrap();
         s.replace_zone(&apex(), zone("www 300 A 192.0.2.2\n")).unwrap();
         let cname = zonefile::parse("www 300 CNAME ns\n", &apex()).unwrap();
         let e = s.apply(&apex(), &[Change::Add(cname[0].clone())]).unwrap_err();
@@ -595,6 +761,7 @@ mod tests {
     fn reimport_with_old_serial_still_increases() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
+        s.set_serial_scheme(SerialScheme::Increment).unwrap();
         s.replace_zone(&apex(), zone("")).unwrap();
         let c = s.replace_zone(&apex(), zone("")).unwrap();
         assert_eq!(c.serial, 8);
@@ -609,8 +776,39 @@ mod tests {
         assert!(serial_gt(1, 0));
         assert!(serial_gt(0, u32::MAX));
         assert!(!serial_gt(5, 5));
-        assert_eq!(next_serial(u32::MAX, None), 0);
-        assert_eq!(next_serial(10, Some(5)), 11);
-        assert_eq!(next_serial(10, Some(2026112501)), 2026112501);
+        let inc = SerialScheme::Increment;
+        assert_eq!(next_serial(u32::MAX, None, inc, 0), 0);
+        assert_eq!(next_serial(10, Some(5), inc, 0), 11);
+        assert_eq!(next_serial(10, Some(2026112501), inc, 0), 2026112501);
+    }
+
+    #[test]
+    fn serials_follow_the_scheme_and_never_go_back() {
+        let t = 1_795_600_000; // 2026-11-25T...Z
+        let unix = SerialScheme::Unixtime;
+        assert_eq!(next_serial(7, None, unix, t), t as u32);
+        // Faster than one change a second: keep counting up.
+        assert_eq!(next_serial(t as u32, None, unix, t), t as u32 + 1);
+        // A clock that went back changes nothing.
+        assert_eq!(next_serial(t as u32 + 5, None, unix, t), t as u32 + 6);
+        let date = SerialScheme::Date;
+        assert_eq!(next_serial(7, None, date, t), 2026112500);
+        assert_eq!(next_serial(2026112500, None, date, t), 2026112501);
+        // A date serial is far ahead of unixtime: switching keeps counting.
+        assert_eq!(next_serial(2026112599, None, unix, t), 2026112600);
+    }
+
+    #[test]
+    fn serials_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let c1 = s.replace_zone(&apex(), zone("")).unwrap();
+        assert!(c1.serial > 1_700_000_000, "unixtime is the default: {}", c1.serial);
+        let www = zonefile::parse("www 60 A 192.0.2.9\n", &apex()).unwrap();
+        let c2 = s.apply(&apex(), &[Change::Add(www[0].clone())]).unwrap();
+        drop(s);
+        let mut s = Store::open(dir.path()).unwrap();
+        let c3 = s.apply(&apex(), &[Change::Remove(www[0].clone())]).unwrap();
+        assert!(serial_gt(c2.serial, c1.serial) && serial_gt(c3.serial, c2.serial));
     }
 }

@@ -36,6 +36,37 @@ const MIGRATIONS: &[&str] = &[
         at INTEGER NOT NULL
     );
     CREATE INDEX journal_zone ON journal (zone_name, id);",
+    // 2: accounts, zone ownership and verification, API tokens, TSIG keys.
+    // Account 1 is the operator's own; zones that existed before belong to
+    // it and count as verified.
+    "CREATE TABLE accounts (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    INSERT INTO accounts (id, name, created_at) VALUES (1, 'operator', CAST(strftime('%s', 'now') AS INTEGER));
+    ALTER TABLE zones ADD COLUMN account_id INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE zones ADD COLUMN verified INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE zones ADD COLUMN verify_checked_at INTEGER;
+    ALTER TABLE zones ADD COLUMN verify_error TEXT;
+    CREATE TABLE tokens (
+        id INTEGER PRIMARY KEY,
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        hash BLOB NOT NULL UNIQUE,      -- SHA-256 of the secret
+        scope TEXT NOT NULL CHECK (scope IN ('admin', 'account', 'zone', 'acme', 'ptr')),
+        zone BLOB,                      -- wire form, lowercased (zone, acme)
+        prefix TEXT,                    -- IPv6 prefix (ptr)
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE tsig_keys (
+        id INTEGER PRIMARY KEY,
+        name BLOB NOT NULL UNIQUE,      -- wire form, lowercased
+        algorithm TEXT NOT NULL,
+        secret BLOB NOT NULL,
+        zone_id INTEGER NOT NULL REFERENCES zones(id) ON DELETE CASCADE,
+        acme_only INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );",
 ];
 
 /// Brings the database to the latest schema.

@@ -1,0 +1,97 @@
+//! `sixgate token create` and `sixgate tsig ...`: credentials made on the
+//! data directory directly, so the first one exists before any API call.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow, bail};
+use base64::Engine as _;
+use sixgate_dns::name;
+use sixgate_store::{OPERATOR_ACCOUNT, Scope, Store, ip6_arpa};
+
+use crate::zonecmd::zone_name;
+
+fn open(dir: &Path) -> anyhow::Result<Store> {
+    Store::open(dir).with_context(|| format!("opening store in {}", dir.display()))
+}
+
+/// Makes a token and prints it, and only it, on stdout.
+pub(crate) fn token_create(
+    dir: &Path,
+    account: Option<&str>,
+    zone: Option<&str>,
+    acme_only: bool,
+    ptr: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut store = open(dir)?;
+    let named = account.map(|a| store.account(a)).transpose()?;
+    let (account_id, scope) = match (zone, ptr) {
+        (Some(_), Some(_)) => bail!("give --zone or --ptr, not both"),
+        (Some(z), None) => {
+            let apex = zone_name(z)?;
+            let owner = store
+                .zone_owner(&apex)?
+                .ok_or_else(|| anyhow!("zone {} does not exist", name::to_text(&apex)))?;
+            if let Some(a) = &named
+                && a.id != owner.account_id
+            {
+                bail!("zone {} does not belong to account {}", name::to_text(&apex), a.name);
+            }
+            let key = name::to_lowercase(&apex);
+            (owner.account_id, if acme_only { Scope::Acme(key) } else { Scope::Zone(key) })
+        }
+        (None, Some(prefix)) => {
+            let reverse = ip6_arpa(prefix).map_err(|e| anyhow!("--ptr: {e}"))?;
+            let a = named.as_ref().ok_or_else(|| anyhow!("--ptr needs --account"))?;
+            (a.id, Scope::Ptr { reverse, prefix: prefix.to_string() })
+        }
+        (None, None) if acme_only => bail!("--acme-only needs --zone"),
+        (None, None) => match &named {
+            Some(a) => (a.id, Scope::Account),
+            None => (OPERATOR_ACCOUNT, Scope::Admin),
+        },
+    };
+    let (token, secret) = store.create_token(account_id, scope)?;
+    tracing::info!(id = token.id, "token created");
+    println!("{secret}");
+    Ok(())
+}
+
+/// TSIG algorithms offered, by their names in `-y` strings.
+const ALGORITHMS: &[&str] = &["hmac-sha256", "hmac-sha512", "hmac-md5"];
+
+/// Makes a TSIG key for a zone and prints `ALGORITHM:NAME:SECRET`.
+pub(crate) fn tsig_create(
+    dir: &Path,
+    key: &str,
+    zone: &str,
+    acme_only: bool,
+    algorithm: &str,
+) -> anyhow::Result<()> {
+    let algorithm = algorithm.to_ascii_lowercase();
+    if !ALGORITHMS.contains(&algorithm.as_str()) {
+        bail!("--algorithm must be one of {}, not {algorithm:?}", ALGORITHMS.join(", "));
+    }
+    let key_name = zone_name(key).map_err(|e| anyhow!("bad key name: {e}"))?;
+    let apex = zone_name(zone)?;
+    let mut store = open(dir)?;
+    let secret = store.create_tsig_key(&key_name, &algorithm, &apex, acme_only)?;
+    let shown = name::to_text(&key_name);
+    println!(
+        "{algorithm}:{}:{}",
+        shown.trim_end_matches('.'),
+        base64::engine::general_purpose::STANDARD.encode(secret)
+    );
+    if algorithm == "hmac-md5" {
+        eprintln!("note: hmac-md5 keys work only with [update] hmac_md5 = true in the configuration");
+    }
+    Ok(())
+}
+
+/// Deletes a TSIG key.
+pub(crate) fn tsig_delete(dir: &Path, key: &str) -> anyhow::Result<()> {
+    let key_name = zone_name(key).map_err(|e| anyhow!("bad key name: {e}"))?;
+    if !open(dir)?.delete_tsig_key(&key_name)? {
+        bail!("no TSIG key {}", name::to_text(&key_name));
+    }
+    Ok(())
+}

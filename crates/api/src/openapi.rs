@@ -1,0 +1,119 @@
+//! The OpenAPI 3.1 document of the native API, at `/v1/openapi.json`.
+//! Written by hand next to the handlers; a test checks that every route
+//! the router serves under `/v1` is described here.
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::AppState;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new().route("/v1/openapi.json", get(|| async { Json(document()) }))
+}
+
+fn op(summary: &str, ok: &str, body: Option<&str>) -> Value {
+    let mut o = json!({
+        "summary": summary,
+        "responses": {
+            ok: { "description": "success" },
+            "default": { "description": "error", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } }
+        }
+    });
+    if let (Some(schema), Some(obj)) = (body, o.as_object_mut()) {
+        obj.insert(
+            "requestBody".into(),
+            json!({ "required": true, "content": { "application/json": { "schema": { "$ref": format!("#/components/schemas/{schema}") } } } }),
+        );
+    }
+    o
+}
+
+/// Paths described by the document, for the coverage test.
+#[cfg(test)]
+pub(crate) const PATHS: &[&str] = &[
+    "/v1/zones",
+    "/v1/zones/{zone}",
+    "/v1/zones/{zone}/zonefile",
+    "/v1/zones/{zone}/rrsets",
+    "/v1/zones/{zone}/rrsets/{name}/{type}",
+    "/v1/accounts",
+    "/v1/tokens",
+    "/v1/tokens/{id}",
+    "/v1/acme/httpreq/present",
+    "/v1/acme/httpreq/cleanup",
+];
+
+pub(crate) fn document() -> Value {
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "sixgate API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Zones, RRsets, accounts and scoped tokens. Every write is durable and served by DNS when it is acknowledged. See docs/api.md."
+        },
+        "security": [ { "bearer": [] } ],
+        "paths": {
+            "/v1/zones": {
+                "get": op("List the zones this token may see", "200", None),
+                "post": op("Create a zone (default SOA and NS, or a zone file)", "201", Some("CreateZone")),
+            },
+            "/v1/zones/{zone}": {
+                "get": op("Show a zone", "200", None),
+                "delete": op("Delete a zone", "204", None),
+            },
+            "/v1/zones/{zone}/zonefile": {
+                "get": op("Export the zone file (text/dns)", "200", None),
+                "put": { "summary": "Replace the zone's content with a zone file (text/dns body)", "responses": { "200": { "description": "success" } } },
+            },
+            "/v1/zones/{zone}/rrsets": {
+                "get": op("List RRsets", "200", None),
+                "post": op("Apply a batch of RRset changes atomically", "200", Some("Batch")),
+            },
+            "/v1/zones/{zone}/rrsets/{name}/{type}": {
+                "get": op("Get one RRset", "200", None),
+                "put": op("Replace one RRset", "200", Some("PutRrSet")),
+                "delete": op("Delete one RRset", "204", None),
+            },
+            "/v1/accounts": {
+                "get": op("List accounts (admin)", "200", None),
+                "post": op("Create an account (admin)", "201", Some("CreateAccount")),
+            },
+            "/v1/tokens": {
+                "get": op("List tokens (without secrets)", "200", None),
+                "post": op("Create a token; the secret is shown only in this response", "201", Some("CreateToken")),
+            },
+            "/v1/tokens/{id}": { "delete": op("Revoke a token", "204", None) },
+            "/v1/acme/httpreq/present": { "post": op("lego httpreq: add a challenge TXT value", "200", Some("Challenge")) },
+            "/v1/acme/httpreq/cleanup": { "post": op("lego httpreq: remove that TXT value", "200", Some("Challenge")) },
+        },
+        "components": {
+            "securitySchemes": {
+                "bearer": { "type": "http", "scheme": "bearer" },
+                "basic": { "type": "http", "scheme": "basic", "description": "The token as password (lego httpreq)" },
+                "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key" }
+            },
+            "schemas": {
+                "Problem": { "type": "object", "description": "RFC 9457", "properties": {
+                    "type": { "type": "string" }, "title": { "type": "string" }, "status": { "type": "integer" }, "detail": { "type": "string" } } },
+                "RrSet": { "type": "object", "required": ["name", "type", "ttl", "records"], "properties": {
+                    "name": { "type": "string" }, "type": { "type": "string" }, "ttl": { "type": "integer", "minimum": 0, "maximum": 2147483647 },
+                    "records": { "type": "array", "items": { "type": "string", "description": "record data in presentation format" } } } },
+                "PutRrSet": { "type": "object", "required": ["ttl", "records"], "additionalProperties": false, "properties": {
+                    "ttl": { "type": "integer" }, "records": { "type": "array", "items": { "type": "string" } } } },
+                "Batch": { "type": "array", "items": { "type": "object", "required": ["name", "type"], "properties": {
+                    "changetype": { "enum": ["replace", "delete"] }, "name": { "type": "string" }, "type": { "type": "string" },
+                    "ttl": { "type": "integer" }, "records": { "type": "array", "items": { "type": "string" } } } } },
+                "CreateZone": { "type": "object", "required": ["name"], "additionalProperties": false, "properties": {
+                    "name": { "type": "string" }, "account": { "type": "string" },
+                    "nameservers": { "type": "array", "items": { "type": "string" } }, "zonefile": { "type": "string" } } },
+                "CreateAccount": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" } } },
+                "CreateToken": { "type": "object", "required": ["scope"], "properties": {
+                    "scope": { "enum": ["admin", "account", "zone", "acme", "ptr"] }, "account": { "type": "string" },
+                    "zone": { "type": "string" }, "prefix": { "type": "string", "description": "IPv6 prefix for ptr tokens" } } },
+                "Challenge": { "type": "object", "required": ["fqdn", "value"], "properties": {
+                    "fqdn": { "type": "string" }, "value": { "type": "string" } } }
+            }
+        }
+    })
+}

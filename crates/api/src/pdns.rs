@@ -1,0 +1,358 @@
+//! The subset of PowerDNS Authoritative's HTTP API that ACME clients and
+//! DNS tooling use (lego's and cert-manager's `pdns` providers,
+//! external-dns, octoDNS), so operators moving from PowerDNS keep their
+//! tools. The token goes in `X-API-Key`; the server id is `localhost`.
+//!
+//! Supported: `GET /api`, `GET /api/v1/servers[/localhost]`, zones
+//! list/create/show/delete, rrsets PATCH with REPLACE and DELETE, and
+//! `PUT .../notify`. Errors use PowerDNS's `{"error": "..."}` shape.
+//! Anything else under `/api/` answers 501 with a pointer to docs/api.md.
+//! Zone kinds are reported as `Master`; `disabled` records and comments
+//! are refused rather than silently dropped.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, put};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sixgate_dns::name;
+use sixgate_dns::zone::Record;
+use sixgate_store::Store;
+
+use crate::auth::{Access, Caller};
+use crate::records::{MAX_RECORDS, check_ttl, group, parse_name, parse_owner, parse_rrset, parse_type};
+use crate::zones::{default_records, new_zone_owner, visible};
+use crate::{ApiError, AppState, Body};
+
+const SERVER: &str = "localhost";
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api", get(api_versions))
+        .route("/api/v1", get(api_versions))
+        .route("/api/v1/servers", get(servers))
+        .route("/api/v1/servers/{server}", get(server))
+        .route("/api/v1/servers/{server}/zones", get(zones).post(create))
+        .route("/api/v1/servers/{server}/zones/{zone}", get(zone).patch(patch).delete(delete))
+        .route("/api/v1/servers/{server}/zones/{zone}/notify", put(notify))
+        .route("/api/{*rest}", axum::routing::any(unsupported))
+}
+
+/// Errors in PowerDNS's shape.
+struct PdnsError(ApiError);
+
+impl From<ApiError> for PdnsError {
+    fn from(e: ApiError) -> Self {
+        PdnsError(e)
+    }
+}
+
+impl IntoResponse for PdnsError {
+    fn into_response(self) -> Response {
+        self.0.into_pdns()
+    }
+}
+
+type Result<T> = std::result::Result<T, PdnsError>;
+
+fn check_server(server: &str) -> std::result::Result<(), ApiError> {
+    if server == SERVER {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound(format!("server {server:?} not found; sixgate's server id is \"{SERVER}\"")))
+    }
+}
+
+/// PowerDNS zone ids are the name with a trailing dot, `/` escaped as `=2F`.
+fn zone_id(zone: &str) -> String {
+    zone.replace('/', "=2F")
+}
+
+fn zone_name(id: &str) -> std::result::Result<Box<[u8]>, ApiError> {
+    parse_name(&id.replace("=2F", "/"))
+}
+
+fn zone_url(id: &str) -> String {
+    format!("/api/v1/servers/{SERVER}/zones/{id}")
+}
+
+async fn api_versions() -> Json<Value> {
+    Json(json!([{ "url": "/api/v1", "version": 1 }]))
+}
+
+fn server_json() -> Value {
+    json!({
+        "type": "Server",
+        "id": SERVER,
+        "daemon_type": "authoritative",
+        "version": concat!("sixgate ", env!("CARGO_PKG_VERSION")),
+        "url": format!("/api/v1/servers/{SERVER}"),
+        "config_url": format!("/api/v1/servers/{SERVER}/config{{/config_setting}}"),
+        "zones_url": format!("/api/v1/servers/{SERVER}/zones{{/zone}}"),
+    })
+}
+
+async fn servers(_caller: Caller) -> Json<Value> {
+    Json(json!([server_json()]))
+}
+
+async fn server(_caller: Caller, Path(server): Path<String>) -> Result<Json<Value>> {
+    check_server(&server)?;
+    Ok(Json(server_json()))
+}
+
+fn zone_json(name: &str, serial: u32, rrsets: Option<Vec<Value>>) -> Value {
+    let id = zone_id(name);
+    let mut z = json!({
+        "id": id, "name": name, "type": "Zone", "url": zone_url(&id), "kind": "Master",
+        "serial": serial, "notified_serial": serial, "edited_serial": serial,
+        "masters": [], "dnssec": false, "nsec3param": "", "nsec3narrow": false, "presigned": false,
+        "soa_edit": "", "soa_edit_api": "", "api_rectify": false, "account": "",
+    });
+    if let (Some(rrsets), Some(obj)) = (rrsets, z.as_object_mut()) {
+        obj.insert("rrsets".into(), Value::Array(rrsets));
+    }
+    z
+}
+
+async fn zones(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(server): Path<String>,
+) -> Result<Json<Vec<Value>>> {
+    check_server(&server)?;
+    let list = st.store(move |s| visible(s, &caller)).await?;
+    Ok(Json(list.iter().map(|z| zone_json(&z.name, z.serial, None)).collect()))
+}
+
+/// The zone with its RRsets; an acme-only or ptr token sees only the
+/// RRsets it may change.
+fn full_zone(store: &Store, caller: &Caller, apex: &[u8]) -> std::result::Result<Value, ApiError> {
+    let (_, access) = caller.zone(store, apex)?;
+    let serial = store.serial(apex)?;
+    let records: Vec<Record> = store
+        .records(apex)?
+        .into_iter()
+        .filter(|r| access == Access::Full || caller.may_write(access, &r.owner, r.rtype).is_ok())
+        .collect();
+    let rrsets = group(records)
+        .into_iter()
+        .map(|set| {
+            json!({
+                "name": set.name, "type": set.rtype, "ttl": set.ttl, "comments": [],
+                "records": set.records.iter().map(|c| json!({"content": c, "disabled": false})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let apex_case =
+        store.zones()?.into_iter().find(|z| name::to_lowercase(&z.apex) == name::to_lowercase(apex));
+    let shown = apex_case.map_or_else(|| name::to_text(apex), |z| name::to_text(&z.apex));
+    Ok(zone_json(&shown, serial, Some(rrsets)))
+}
+
+async fn zone(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((server, id)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    check_server(&server)?;
+    let apex = zone_name(&id)?;
+    Ok(Json(st.store(move |s| full_zone(s, &caller, &apex)).await?))
+}
+
+#[derive(Debug, Deserialize)]
+struct PdnsRecord {
+    content: String,
+    #[serde(default)]
+    disabled: bool,
+}
+
+#[derive(Debug, Deserialize)]
+struct PdnsRrSet {
+    name: String,
+    #[serde(rename = "type")]
+    rtype: String,
+    #[serde(default)]
+    ttl: Option<u64>,
+    #[serde(default)]
+    changetype: Option<String>,
+    #[serde(default)]
+    records: Vec<PdnsRecord>,
+    #[serde(default)]
+    comments: Vec<Value>,
+}
+
+/// Turns PowerDNS RRsets into (owner, type, records); an empty record
+/// list means delete.
+fn parse_sets(
+    apex: &[u8],
+    sets: &[PdnsRrSet],
+    patch: bool,
+) -> std::result::Result<Vec<sixgate_store::RrSetReplacement>, ApiError> {
+    if sets.len() > MAX_RECORDS {
+        return Err(ApiError::Unprocessable(format!("more than {MAX_RECORDS} RRsets")));
+    }
+    let mut out = Vec::with_capacity(sets.len());
+    for set in sets {
+        let owner = parse_owner(apex, &set.name)?;
+        let rtype = parse_type(&set.rtype)?;
+        if !set.comments.is_empty() {
+            return Err(ApiError::Unprocessable("comments are not supported by sixgate".into()));
+        }
+        if set.records.iter().any(|r| r.disabled) {
+            return Err(ApiError::Unprocessable("disabled records are not supported by sixgate".into()));
+        }
+        let change = if patch {
+            set.changetype.as_deref().map(str::to_ascii_uppercase)
+        } else {
+            Some("REPLACE".into())
+        };
+        let records = match change.as_deref() {
+            Some("REPLACE") => {
+                let ttl = check_ttl(set.ttl.ok_or_else(|| {
+                    ApiError::Unprocessable(format!("RRset {} {} has no ttl", set.name, set.rtype))
+                })?)?;
+                let texts: Vec<String> = set.records.iter().map(|r| r.content.clone()).collect();
+                parse_rrset(apex, &owner, rtype, ttl, &texts)?
+            }
+            Some("DELETE") => Vec::new(),
+            _ => {
+                return Err(ApiError::Unprocessable(format!(
+                    "changetype must be REPLACE or DELETE for {} {}",
+                    set.name, set.rtype
+                )));
+            }
+        };
+        out.push((owner, rtype, records));
+    }
+    Ok(out)
+}
+
+#[derive(Debug, Deserialize)]
+struct Patch {
+    rrsets: Vec<PdnsRrSet>,
+}
+
+async fn patch(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((server, id)): Path<(String, String)>,
+    body: Body,
+) -> Result<StatusCode> {
+    check_server(&server)?;
+    let apex = zone_name(&id)?;
+    let req: Patch = body.json()?;
+    let sets = parse_sets(&apex, &req.rrsets, true)?;
+    crate::rrsets::write_rrsets(&st, caller, apex, sets).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateZone {
+    name: String,
+    #[serde(default)]
+    kind: Option<String>,
+    #[serde(default)]
+    nameservers: Vec<String>,
+    #[serde(default)]
+    rrsets: Vec<PdnsRrSet>,
+    #[serde(default)]
+    masters: Vec<String>,
+}
+
+async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(server): Path<String>,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>)> {
+    check_server(&server)?;
+    let req: CreateZone = body.json()?;
+    if matches!(req.kind.as_deref(), Some(k) if k.eq_ignore_ascii_case("slave") || k.eq_ignore_ascii_case("secondary"))
+        || !req.masters.is_empty()
+    {
+        return Err(ApiError::Unprocessable(
+            "sixgate does not act as a secondary; create Native or Master zones".into(),
+        )
+        .into());
+    }
+    let apex = zone_name(&req.name)?;
+    let sets = parse_sets(&apex, &req.rrsets, false)?;
+    let nameservers = if req.nameservers.is_empty() {
+        st.settings().nameservers.clone()
+    } else {
+        req.nameservers.iter().map(|n| parse_name(n)).collect::<std::result::Result<Vec<_>, _>>()?
+    };
+    let mut records: Vec<Record> = Vec::new();
+    let given =
+        |t: u16| sets.iter().any(|(o, rt, _)| *rt == t && name::to_lowercase(o) == name::to_lowercase(&apex));
+    let (need_soa, need_ns) = (!given(sixgate_dns::rtype::code::SOA), !given(sixgate_dns::rtype::code::NS));
+    if need_soa || need_ns {
+        let defaults = if nameservers.is_empty() && !need_ns {
+            // NS given in rrsets: a SOA still needs a primary name.
+            let ns = sets
+                .iter()
+                .find(|(_, t, _)| *t == sixgate_dns::rtype::code::NS)
+                .and_then(|(_, _, r)| r.first());
+            let primary = ns.and_then(|r| r.rdata.get(..name::wire_len(&r.rdata)?)).map(Box::<[u8]>::from);
+            default_records(&apex, &primary.into_iter().collect::<Vec<_>>())?
+        } else {
+            default_records(&apex, &nameservers)?
+        };
+        records.extend(defaults.into_iter().filter(|r| {
+            (r.rtype == sixgate_dns::rtype::code::SOA && need_soa)
+                || (r.rtype == sixgate_dns::rtype::code::NS && need_ns)
+        }));
+    }
+    records.extend(sets.into_iter().flat_map(|(_, _, r)| r));
+    let st2 = st.clone();
+    let (commit, zone) = st
+        .store(move |s| {
+            let (account, verified) = new_zone_owner(s, &caller, &apex, None)?;
+            let commit = s.create_zone(&apex, records, account, verified)?;
+            Ok((commit, full_zone(s, &caller, &apex)?))
+        })
+        .await?;
+    st2.served(commit).await;
+    Ok((StatusCode::CREATED, Json(zone)))
+}
+
+async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((server, id)): Path<(String, String)>,
+) -> Result<StatusCode> {
+    check_server(&server)?;
+    let apex = zone_name(&id)?;
+    let commit = st
+        .store(move |s| {
+            caller.zone_full(s, &apex)?;
+            Ok(s.delete_zone(&apex)?)
+        })
+        .await?;
+    st.served(commit).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// sixgate sends NOTIFY to secondaries on every change by itself; the
+/// call is accepted so tools that make it keep working.
+async fn notify(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((server, id)): Path<(String, String)>,
+) -> Result<Json<Value>> {
+    check_server(&server)?;
+    let apex = zone_name(&id)?;
+    st.store(move |s| caller.zone(s, &apex).map(|_| ())).await?;
+    Ok(Json(json!({ "result": "Notification queued" })))
+}
+
+async fn unsupported(uri: axum::http::Uri) -> Response {
+    let msg = format!(
+        "{} is not part of sixgate's PowerDNS-compatible API; see docs/api.md for what is supported",
+        uri.path()
+    );
+    (StatusCode::NOT_IMPLEMENTED, Json(json!({ "error": msg }))).into_response()
+}

@@ -1,0 +1,175 @@
+//! Names, types and record data between JSON text and wire form.
+//!
+//! Record data in presentation format is parsed by the same zone-file
+//! parser as imports, one record at a time, so the API accepts exactly what
+//! a zone file does. Text that could smuggle a second record or a directive
+//! into that line (line breaks, NUL) is refused before parsing.
+
+use serde::{Deserialize, Serialize};
+use sixgate_dns::rtype::{self, code};
+use sixgate_dns::zone::Record;
+use sixgate_dns::{name, zonefile};
+
+use crate::ApiError;
+
+/// Largest TTL (RFC 2181 §8).
+pub(crate) const MAX_TTL: u32 = 0x7fff_ffff;
+/// Most records in one RRset or batch.
+pub(crate) const MAX_RECORDS: usize = 10_000;
+
+/// An RRset as the native API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub(crate) struct RrSetJson {
+    /// Owner, absolute, with trailing dot.
+    pub(crate) name: String,
+    /// Type mnemonic.
+    #[serde(rename = "type")]
+    pub(crate) rtype: String,
+    /// TTL in seconds.
+    pub(crate) ttl: u32,
+    /// Record data in presentation format.
+    pub(crate) records: Vec<String>,
+}
+
+/// Parses an absolute domain name given with or without its trailing dot.
+pub(crate) fn parse_name(text: &str) -> Result<Box<[u8]>, ApiError> {
+    let t = text.trim();
+    if t.is_empty() || t.chars().any(|c| c.is_control() || c == ' ') {
+        return Err(ApiError::BadRequest(format!("invalid domain name {text:?}")));
+    }
+    let abs = if t.ends_with('.') { t.to_string() } else { format!("{t}.") };
+    name::from_text(&abs, None)
+        .map_err(|e| ApiError::BadRequest(format!("invalid domain name {text:?}: {e}")))
+}
+
+/// A name inside the zone `apex`.
+pub(crate) fn parse_owner(apex: &[u8], text: &str) -> Result<Box<[u8]>, ApiError> {
+    let owner = parse_name(text)?;
+    if !name::is_at_or_below(&name::to_lowercase(&owner), &name::to_lowercase(apex)) {
+        return Err(ApiError::Unprocessable(format!(
+            "{} is outside the zone {}",
+            name::to_text(&owner),
+            name::to_text(apex)
+        )));
+    }
+    Ok(owner)
+}
+
+/// Parses a type mnemonic (`A`, `txt`, `TYPE65280`); meta types are refused.
+pub(crate) fn parse_type(text: &str) -> Result<u16, ApiError> {
+    let t = zonefile::type_from_text(&text.trim().to_ascii_uppercase())
+        .ok_or_else(|| ApiError::BadRequest(format!("unknown record type {text:?}")))?;
+    if rtype::is_meta(t) || t == code::OPT {
+        return Err(ApiError::Unprocessable(format!("{text} records cannot be stored in a zone")));
+    }
+    Ok(t)
+}
+
+/// Checks a TTL's bounds.
+pub(crate) fn check_ttl(ttl: u64) -> Result<u32, ApiError> {
+    u32::try_from(ttl)
+        .ok()
+        .filter(|&t| t <= MAX_TTL)
+        .ok_or_else(|| ApiError::Unprocessable(format!("TTL {ttl} is out of range (0 to {MAX_TTL})")))
+}
+
+/// Parses one record's data for `owner`/`rtype`. Relative names inside the
+/// data are relative to the zone apex, as in a zone file.
+pub(crate) fn parse_rdata(
+    apex: &[u8],
+    owner: &[u8],
+    rtype: u16,
+    ttl: u32,
+    text: &str,
+) -> Result<Record, ApiError> {
+    if text.chars().any(|c| c == '\n' || c == '\r' || c == '\0') {
+        return Err(ApiError::Unprocessable(format!("record data {text:?} contains a line break")));
+    }
+    if text.trim().is_empty() {
+        return Err(ApiError::Unprocessable("empty record data".into()));
+    }
+    let line = format!("{} {} IN {} {}\n", name::to_text(owner), ttl, zonefile::type_text(rtype), text);
+    let bad = |reason: String| {
+        ApiError::Unprocessable(format!(
+            "invalid {} record data {text:?}: {reason}",
+            zonefile::type_text(rtype)
+        ))
+    };
+    let mut recs = zonefile::parse(&line, apex).map_err(|e| bad(e.reason))?;
+    match (recs.pop(), recs.is_empty()) {
+        (Some(r), true) if r.rtype == rtype => Ok(Record { owner: owner.into(), ..r }),
+        _ => Err(bad("not exactly one record".into())),
+    }
+}
+
+/// Parses a whole RRset; duplicates are refused, since a client that sends
+/// them probably meant something else.
+pub(crate) fn parse_rrset(
+    apex: &[u8],
+    owner: &[u8],
+    rtype: u16,
+    ttl: u32,
+    texts: &[String],
+) -> Result<Vec<Record>, ApiError> {
+    if texts.len() > MAX_RECORDS {
+        return Err(ApiError::Unprocessable(format!("more than {MAX_RECORDS} records in one RRset")));
+    }
+    let mut out: Vec<Record> = Vec::with_capacity(texts.len());
+    for t in texts {
+        let r = parse_rdata(apex, owner, rtype, ttl, t)?;
+        if out.iter().any(|o| o.rdata == r.rdata) {
+            return Err(ApiError::Unprocessable(format!(
+                "duplicate record {t:?} in {} {}",
+                name::to_text(owner),
+                zonefile::type_text(rtype)
+            )));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+/// Groups records into RRsets, in canonical order.
+pub(crate) fn group(mut records: Vec<Record>) -> Vec<RrSetJson> {
+    sixgate_dns::zone::sort_canonical(&mut records);
+    let mut out: Vec<RrSetJson> = Vec::new();
+    let mut last: Option<(Box<[u8]>, u16)> = None;
+    for r in records {
+        let key = (name::to_lowercase(&r.owner), r.rtype);
+        let text = zonefile::rdata_text(r.rtype, &r.rdata);
+        match (out.last_mut(), &last) {
+            (Some(set), Some(k)) if *k == key => set.records.push(text),
+            _ => {
+                out.push(RrSetJson {
+                    name: name::to_text(&r.owner),
+                    rtype: zonefile::type_text(r.rtype),
+                    ttl: r.ttl,
+                    records: vec![text],
+                });
+                last = Some(key);
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rdata_is_parsed_like_a_zone_file_line_and_cannot_smuggle_lines() {
+        let apex = parse_name("example.com").unwrap();
+        let owner = parse_owner(&apex, "www.example.com.").unwrap();
+        let r = parse_rdata(&apex, &owner, code::MX, 60, "10 mail").unwrap();
+        assert_eq!(zonefile::rdata_text(code::MX, &r.rdata), "10 mail.example.com.");
+        assert!(parse_rdata(&apex, &owner, code::A, 60, "192.0.2.1\nevil 60 A 192.0.2.2").is_err());
+        assert!(parse_rdata(&apex, &owner, code::A, 60, "192.0.2.1 192.0.2.2").is_err());
+        assert!(parse_rdata(&apex, &owner, code::A, 60, "not-an-address").is_err());
+        assert!(parse_owner(&apex, "www.example.org").is_err());
+        assert!(parse_type("ANY").is_err());
+        assert!(check_ttl(1 << 31).is_err());
+        let dup = parse_rrset(&apex, &owner, code::A, 60, &["192.0.2.1".into(), "192.0.2.1".into()]);
+        assert!(dup.unwrap_err().to_string().contains("duplicate"));
+    }
+}

@@ -1,0 +1,182 @@
+//! `/v1/zones/{zone}/rrsets`: list, get, replace and delete RRsets, and a
+//! batch of changes applied atomically.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sixgate_dns::name;
+
+use crate::auth::Caller;
+use crate::records::{
+    MAX_RECORDS, RrSetJson, check_ttl, group, parse_name, parse_owner, parse_rrset, parse_type,
+};
+use crate::{ApiError, AppState, Body};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/zones/{zone}/rrsets", get(list).post(batch))
+        .route("/v1/zones/{zone}/rrsets/{name}/{rtype}", get(one).put(put).delete(remove))
+}
+
+async fn list(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+) -> Result<Json<Vec<RrSetJson>>, ApiError> {
+    let apex = parse_name(&zone)?;
+    let records = st
+        .store(move |s| {
+            caller.zone(s, &apex)?;
+            Ok(s.records(&apex)?)
+        })
+        .await?;
+    Ok(Json(group(records)))
+}
+
+async fn one(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((zone, owner, rtype)): Path<(String, String, String)>,
+) -> Result<Json<RrSetJson>, ApiError> {
+    let apex = parse_name(&zone)?;
+    let owner = parse_owner(&apex, &owner)?;
+    let rtype = parse_type(&rtype)?;
+    let records = st
+        .store(move |s| {
+            caller.zone(s, &apex)?;
+            Ok(s.rrset(&apex, &owner, rtype)?)
+        })
+        .await?;
+    group(records).pop().map(Json).ok_or_else(|| ApiError::NotFound("no such RRset".into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PutRrSet {
+    ttl: u64,
+    records: Vec<String>,
+}
+
+/// Result of a write.
+#[derive(Debug, Serialize)]
+struct Written {
+    serial: u32,
+}
+
+async fn put(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((zone, owner, rtype)): Path<(String, String, String)>,
+    body: Body,
+) -> Result<Json<Written>, ApiError> {
+    let req: PutRrSet = body.json()?;
+    let apex = parse_name(&zone)?;
+    let owner = parse_owner(&apex, &owner)?;
+    let rtype = parse_type(&rtype)?;
+    let ttl = check_ttl(req.ttl)?;
+    let new = parse_rrset(&apex, &owner, rtype, ttl, &req.records)?;
+    if new.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "an RRset needs at least one record; use DELETE to remove it".into(),
+        ));
+    }
+    let commit = write_rrsets(&st, caller, apex, vec![(owner, rtype, new)]).await?;
+    Ok(Json(Written { serial: commit.serial }))
+}
+
+async fn remove(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path((zone, owner, rtype)): Path<(String, String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let apex = parse_name(&zone)?;
+    let owner = parse_owner(&apex, &owner)?;
+    let rtype = parse_type(&rtype)?;
+    write_rrsets(&st, caller, apex, vec![(owner, rtype, Vec::new())]).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces RRsets (an empty set deletes) in one transaction, after
+/// checking the caller may touch every one of them.
+pub(crate) async fn write_rrsets(
+    st: &AppState,
+    caller: Caller,
+    apex: Box<[u8]>,
+    sets: Vec<sixgate_store::RrSetReplacement>,
+) -> Result<sixgate_store::Commit, ApiError> {
+    let commit = st
+        .store(move |s| {
+            let (_, access) = caller.zone(s, &apex)?;
+            for (owner, rtype, _) in &sets {
+                caller.may_write(access, owner, *rtype)?;
+            }
+            Ok(s.replace_rrsets(&apex, &sets)?)
+        })
+        .await?;
+    st.served(commit).await;
+    Ok(commit)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchItem {
+    /// `replace` (the default) or `delete`.
+    #[serde(default)]
+    changetype: Option<String>,
+    name: String,
+    #[serde(rename = "type")]
+    rtype: String,
+    #[serde(default)]
+    ttl: Option<u64>,
+    #[serde(default)]
+    records: Vec<String>,
+}
+
+async fn batch(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+    body: Body,
+) -> Result<Json<Written>, ApiError> {
+    let items: Vec<BatchItem> = body.json()?;
+    if items.len() > MAX_RECORDS {
+        return Err(ApiError::Unprocessable(format!("more than {MAX_RECORDS} changes in one batch")));
+    }
+    let apex = parse_name(&zone)?;
+    let mut sets = Vec::with_capacity(items.len());
+    for (i, it) in items.iter().enumerate() {
+        let at = |e: ApiError| match e {
+            ApiError::BadRequest(m) => ApiError::BadRequest(format!("change {i}: {m}")),
+            ApiError::Unprocessable(m) => ApiError::Unprocessable(format!("change {i}: {m}")),
+            e => e,
+        };
+        let owner = parse_owner(&apex, &it.name).map_err(at)?;
+        let rtype = parse_type(&it.rtype).map_err(at)?;
+        let new = match it.changetype.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None | Some("replace") => {
+                let ttl = check_ttl(it.ttl.unwrap_or(3600)).map_err(at)?;
+                let new = parse_rrset(&apex, &owner, rtype, ttl, &it.records).map_err(at)?;
+                if new.is_empty() {
+                    return Err(at(ApiError::Unprocessable("replace needs records; use delete".into())));
+                }
+                new
+            }
+            Some("delete") => Vec::new(),
+            Some(other) => {
+                return Err(at(ApiError::BadRequest(format!(
+                    "changetype must be replace or delete, not {other:?}"
+                ))));
+            }
+        };
+        if sets.iter().any(|(o, t, _): &(Box<[u8]>, u16, _)| {
+            *t == rtype && name::to_lowercase(o) == name::to_lowercase(&owner)
+        }) {
+            return Err(at(ApiError::Unprocessable(format!("{} {} appears twice", it.name, it.rtype))));
+        }
+        sets.push((owner, rtype, new));
+    }
+    let commit = write_rrsets(&st, caller, apex, sets).await?;
+    Ok(Json(Written { serial: commit.serial }))
+}

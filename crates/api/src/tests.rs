@@ -1,0 +1,430 @@
+//! Router tests: requests go through the whole app with `oneshot`, no
+//! sockets, against a real store in a temporary directory.
+
+use axum::body::Body as HttpBody;
+use axum::http::{Request, StatusCode, header};
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use sixgate_dns::{name, zonefile};
+use sixgate_store::{OPERATOR_ACCOUNT, Scope, Store};
+use tower::ServiceExt as _;
+
+use super::*;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    app: Router,
+    admin: String,
+    alice: String,
+    bob: String,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let apex = name::from_text("example.test.", None).unwrap();
+    let text = "@ 300 SOA ns1.sixgate.test. hostmaster 1 2 3 4 300\n@ 300 NS ns1.sixgate.test.\nwww 300 A 192.0.2.1\nmail 300 MX 10 www\n";
+    let alice_acct = store.create_account("alice").unwrap().id;
+    let bob_acct = store.create_account("bob").unwrap().id;
+    store.create_zone(&apex, zonefile::parse(text, &apex).unwrap(), alice_acct, true).unwrap();
+    let (_, admin) = store.create_token(OPERATOR_ACCOUNT, Scope::Admin).unwrap();
+    let (_, alice) = store.create_token(alice_acct, Scope::Account).unwrap();
+    let (_, bob) = store.create_token(bob_acct, Scope::Account).unwrap();
+    let settings = ApiSettings {
+        nameservers: vec![name::from_text("ns1.sixgate.test.", None).unwrap()],
+        rate_limit: 1000,
+        rate_burst: 1000,
+        max_body: 64 * 1024,
+    };
+    let app = app(AppState::new(store, settings, None, || {}));
+    Fixture { _dir: dir, app, admin, alice, bob }
+}
+
+impl Fixture {
+    async fn call(
+        &self,
+        method: &str,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let raw = body.map(|b| b.to_string());
+        self.call_raw(method, uri, token.map(|t| ("authorization", format!("Bearer {t}"))), raw).await
+    }
+
+    async fn call_raw(
+        &self,
+        method: &str,
+        uri: &str,
+        auth: Option<(&str, String)>,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some((h, v)) = auth {
+            req = req.header(h, v);
+        }
+        let req = req
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(HttpBody::from(body.unwrap_or_default()))
+            .unwrap();
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let ctype = resp.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string());
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        if status.is_client_error() && !uri.starts_with("/api") {
+            assert_eq!(ctype.as_deref(), Some("application/problem+json"), "{method} {uri}: {status}");
+        }
+        let v = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into()));
+        (status, v)
+    }
+}
+
+#[tokio::test]
+async fn rrsets_are_replaced_read_and_deleted() {
+    let f = fixture();
+    let uri = "/v1/zones/example.test/rrsets/api.example.test./A";
+    let (s, v) = f
+        .call("PUT", uri, Some(&f.alice), Some(json!({"ttl": 60, "records": ["192.0.2.7", "192.0.2.8"]})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = f.call("GET", uri, Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        v,
+        json!({"name": "api.example.test.", "type": "A", "ttl": 60, "records": ["192.0.2.7", "192.0.2.8"]})
+    );
+    let (s, v) =
+        f.call("PUT", uri, Some(&f.alice), Some(json!({"ttl": 120, "records": ["192.0.2.8"]}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = f.call("GET", uri, Some(&f.alice), None).await;
+    assert_eq!(v["records"], json!(["192.0.2.8"]));
+    assert_eq!(v["ttl"], 120);
+    let (s, _) = f.call("DELETE", uri, Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = f.call("GET", uri, Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_batch_is_all_or_nothing() {
+    let f = fixture();
+    let batch = json!([
+        {"name": "a.example.test", "type": "A", "ttl": 60, "records": ["192.0.2.1"]},
+        {"name": "a.example.test", "type": "CNAME", "ttl": 60, "records": ["www"]},
+    ]);
+    let (s, v) = f.call("POST", "/v1/zones/example.test/rrsets", Some(&f.alice), Some(batch)).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("CNAME"), "{v}");
+    let (s, _) = f.call("GET", "/v1/zones/example.test/rrsets/a.example.test/A", Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "nothing of a refused batch is written");
+    let batch = json!([
+        {"name": "a.example.test", "type": "A", "ttl": 60, "records": ["192.0.2.1"]},
+        {"changetype": "delete", "name": "www.example.test", "type": "A"},
+    ]);
+    let (s, v) = f.call("POST", "/v1/zones/example.test/rrsets", Some(&f.alice), Some(batch)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, v) = f.call("GET", "/v1/zones/example.test/rrsets", Some(&f.alice), None).await;
+    let names: Vec<&str> = v.as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert!(names.contains(&"a.example.test.") && !names.contains(&"www.example.test."), "{names:?}");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_specific_problem_and_changes_nothing() {
+    let f = fixture();
+    let uri = |n: &str, t: &str| format!("/v1/zones/example.test/rrsets/{n}/{t}");
+    let cases: Vec<(String, Option<String>, StatusCode, &str)> = vec![
+        (
+            uri("www.example.org", "A"),
+            Some(r#"{"ttl":60,"records":["192.0.2.1"]}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "outside the zone",
+        ),
+        (
+            uri("www.example.test", "CNAME"),
+            Some(r#"{"ttl":60,"records":["mail"]}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "CNAME",
+        ),
+        (
+            uri("x.example.test", "A"),
+            Some(r#"{"ttl":60,"records":["300.1.1.1"]}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid A record data",
+        ),
+        (
+            uri("x.example.test", "A"),
+            Some(r#"{"ttl":4294967296,"records":["192.0.2.1"]}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "TTL",
+        ),
+        (
+            uri("x.example.test", "A"),
+            Some(r#"{"ttl":2147483648,"records":["192.0.2.1"]}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "TTL",
+        ),
+        (
+            uri("x.example.test", "A"),
+            Some(r#"{"ttl":60,"records":["192.0.2.1","192.0.2.1"]}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "duplicate",
+        ),
+        (
+            uri("x.example.test", "A"),
+            Some(r#"{"ttl":60,"records":["192.0.2.1\nevil 60 A 192.0.2.2"]}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "line break",
+        ),
+        (
+            uri("x.example.test", "A"),
+            Some(r#"{"ttl":60,"records":[}"#.into()),
+            StatusCode::BAD_REQUEST,
+            "invalid JSON",
+        ),
+        (
+            uri("x.example.test", "A"),
+            Some(r#"{"ttl":60,"records":["192.0.2.1"],"extra":1}"#.into()),
+            StatusCode::BAD_REQUEST,
+            "unknown field",
+        ),
+        (
+            uri("x..example.test", "A"),
+            Some(r#"{"ttl":60,"records":["192.0.2.1"]}"#.into()),
+            StatusCode::BAD_REQUEST,
+            "invalid domain name",
+        ),
+        (
+            uri("x.example.test", "BOGUS"),
+            Some(r#"{"ttl":60,"records":["192.0.2.1"]}"#.into()),
+            StatusCode::BAD_REQUEST,
+            "unknown record type",
+        ),
+        (
+            uri("x.example.test", "ANY"),
+            Some(r#"{"ttl":60,"records":["192.0.2.1"]}"#.into()),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "cannot be stored",
+        ),
+        (
+            uri("x.example.test", "A"),
+            Some(format!(r#"{{"ttl":60,"records":["{}"]}}"#, "1".repeat(70_000))),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "larger than",
+        ),
+    ];
+    let (_, before) = f.call("GET", "/v1/zones/example.test", Some(&f.alice), None).await;
+    for (u, body, status, needle) in cases {
+        let (s, v) =
+            f.call_raw("PUT", &u, Some(("authorization", format!("Bearer {}", f.alice))), body).await;
+        assert_eq!(s, status, "{u}: {v}");
+        assert!(v["detail"].as_str().unwrap_or_default().contains(needle), "{u}: {v}");
+        assert_eq!(v["status"], status.as_u16());
+    }
+    let (_, after) = f.call("GET", "/v1/zones/example.test", Some(&f.alice), None).await;
+    assert_eq!(before["serial"], after["serial"], "no refused request changed the zone");
+}
+
+#[tokio::test]
+async fn tokens_are_required_and_scoped() {
+    let f = fixture();
+    let (s, _) = f.call("GET", "/v1/zones", None, None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) = f.call("GET", "/v1/zones", Some("sgt_0000"), None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Bob cannot see, read or change Alice's zone: it does not exist for him.
+    let (_, v) = f.call("GET", "/v1/zones", Some(&f.bob), None).await;
+    assert_eq!(v, json!([]));
+    for (m, u) in [
+        ("GET", "/v1/zones/example.test"),
+        ("GET", "/v1/zones/example.test/rrsets"),
+        ("DELETE", "/v1/zones/example.test"),
+    ] {
+        let (s, _) = f.call(m, u, Some(&f.bob), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{m} {u}");
+    }
+    let (s, _) = f
+        .call(
+            "PUT",
+            "/v1/zones/example.test/rrsets/www.example.test/A",
+            Some(&f.bob),
+            Some(json!({"ttl": 1, "records": ["192.0.2.66"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Nor make a zone inside hers.
+    let (s, v) = f.call("POST", "/v1/zones", Some(&f.bob), Some(json!({"name": "shop.example.test"}))).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    // Customers cannot manage accounts.
+    let (s, _) = f.call("POST", "/v1/accounts", Some(&f.alice), Some(json!({"name": "mallory"}))).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    // An acme token changes only _acme-challenge TXT records of its zone.
+    let (s, v) = f
+        .call("POST", "/v1/tokens", Some(&f.alice), Some(json!({"scope": "acme", "zone": "example.test"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let acme = v["token"].as_str().unwrap().to_string();
+    let put = |n: &str, t: &str| format!("/v1/zones/example.test/rrsets/{n}/{t}");
+    let (s, v) = f
+        .call(
+            "PUT",
+            &put("_acme-challenge.example.test", "TXT"),
+            Some(&acme),
+            Some(json!({"ttl": 60, "records": ["\"abc\""]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    for (n, t, rd) in [
+        ("example.test", "MX", "10 www"),
+        ("www.example.test", "A", "192.0.2.9"),
+        ("_acme-challenge.example.test", "A", "192.0.2.9"),
+    ] {
+        let (s, v) = f.call("PUT", &put(n, t), Some(&acme), Some(json!({"ttl": 60, "records": [rd]}))).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{n} {t}: {v}");
+    }
+    let (s, _) = f.call("DELETE", "/v1/zones/example.test", Some(&acme), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = f
+        .call("POST", "/v1/tokens", Some(&acme), Some(json!({"scope": "zone", "zone": "example.test"})))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a narrow token cannot mint a wider one");
+    // Bob cannot mint a token for Alice's zone.
+    let (s, _) = f
+        .call("POST", "/v1/tokens", Some(&f.bob), Some(json!({"scope": "acme", "zone": "example.test"})))
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn customer_zones_start_unverified_and_operator_zones_verified() {
+    let f = fixture();
+    let (s, v) = f.call("POST", "/v1/zones", Some(&f.bob), Some(json!({"name": "bob.test"}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!(v["verified"], false);
+    assert_eq!(v["account"], "bob");
+    let (_, v) = f.call("GET", "/v1/zones/bob.test/rrsets/bob.test/NS", Some(&f.bob), None).await;
+    assert_eq!(v["records"], json!(["ns1.sixgate.test."]));
+    let (s, v) = f.call("POST", "/v1/zones", Some(&f.admin), Some(json!({"name": "op.test"}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    assert_eq!((v["verified"].clone(), v["account"].clone()), (json!(true), json!("operator")));
+    let (s, _) = f.call("POST", "/v1/zones", Some(&f.bob), Some(json!({"name": "bob.test"}))).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn zone_files_round_trip_and_bad_ones_name_the_line() {
+    let f = fixture();
+    let (s, text) = f
+        .call_raw("GET", "/v1/zones/example.test/zonefile", Some(("x-api-key", f.alice.clone())), None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let text = text.as_str().unwrap().to_string();
+    assert!(text.contains("192.0.2.1"), "{text}");
+    let bad = format!("{text}bad 300 A 300.0.0.1\n");
+    let (s, v) = f
+        .call_raw("PUT", "/v1/zones/example.test/zonefile", Some(("x-api-key", f.alice.clone())), Some(bad))
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(v["detail"].as_str().unwrap().starts_with("line "), "{v}");
+    let (s, v) = f
+        .call_raw("PUT", "/v1/zones/example.test/zonefile", Some(("x-api-key", f.alice.clone())), Some(text))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+#[tokio::test]
+async fn httpreq_adds_and_removes_single_values_with_basic_auth() {
+    let f = fixture();
+    let basic = |t: &str| {
+        use base64::Engine as _;
+        (
+            "authorization",
+            format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("lego:{t}"))),
+        )
+    };
+    for v in ["one", "two"] {
+        let body = json!({"fqdn": "_acme-challenge.example.test.", "value": v}).to_string();
+        let (s, r) = f.call_raw("POST", "/v1/acme/httpreq/present", Some(basic(&f.alice)), Some(body)).await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+    }
+    let body = json!({"fqdn": "_acme-challenge.example.test.", "value": "one"}).to_string();
+    let (s, _) = f.call_raw("POST", "/v1/acme/httpreq/cleanup", Some(basic(&f.alice)), Some(body)).await;
+    assert_eq!(s, StatusCode::OK);
+    let (_, v) = f
+        .call("GET", "/v1/zones/example.test/rrsets/_acme-challenge.example.test/TXT", Some(&f.alice), None)
+        .await;
+    assert_eq!(v["records"], json!(["\"two\""]));
+    let body = json!({"fqdn": "_acme-challenge.example.test.", "value": "x"}).to_string();
+    let (s, _) = f.call_raw("POST", "/v1/acme/httpreq/present", Some(basic(&f.bob)), Some(body)).await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "bob has no zone containing the name");
+}
+
+#[tokio::test]
+async fn powerdns_subset_works_for_lego() {
+    let f = fixture();
+    let key = |t: &str| Some(("x-api-key", t.to_string()));
+    let (s, v) = f.call_raw("GET", "/api", key(&f.alice), None).await;
+    assert_eq!((s, v[0]["version"].clone()), (StatusCode::OK, json!(1)));
+    let (_, v) = f.call_raw("GET", "/api/v1/servers/localhost/zones", key(&f.alice), None).await;
+    assert_eq!(v[0]["id"], "example.test.");
+    assert_eq!(v[0]["url"], "/api/v1/servers/localhost/zones/example.test.");
+    let patch = json!({"rrsets": [{"name": "_acme-challenge.example.test.", "type": "TXT", "ttl": 120, "changetype": "REPLACE",
+        "records": [{"content": "\"tok\"", "disabled": false}]}]});
+    let (s, v) = f
+        .call_raw(
+            "PATCH",
+            "/api/v1/servers/localhost/zones/example.test.",
+            key(&f.alice),
+            Some(patch.to_string()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let (_, v) =
+        f.call_raw("GET", "/api/v1/servers/localhost/zones/example.test.", key(&f.alice), None).await;
+    let txt = v["rrsets"].as_array().unwrap().iter().find(|r| r["type"] == "TXT").unwrap();
+    assert_eq!(txt["records"][0]["content"], "\"tok\"");
+    let (s, _) =
+        f.call_raw("PUT", "/api/v1/servers/localhost/zones/example.test./notify", key(&f.alice), None).await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, v) = f
+        .call_raw("GET", "/api/v1/servers/localhost/zones/example.test./cryptokeys", key(&f.alice), None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_IMPLEMENTED);
+    assert!(v["error"].as_str().unwrap().contains("docs/api.md"));
+    let (s, v) = f.call_raw("GET", "/api/v1/servers/localhost/zones/example.test.", key(&f.bob), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(v["error"].is_string(), "PowerDNS error shape: {v}");
+    let bad = json!({"rrsets": [{"name": "www.example.test.", "type": "A", "ttl": 60, "changetype": "REPLACE",
+        "records": [{"content": "192.0.2.1", "disabled": true}]}]});
+    let (s, _) = f
+        .call_raw(
+            "PATCH",
+            "/api/v1/servers/localhost/zones/example.test.",
+            key(&f.alice),
+            Some(bad.to_string()),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn the_openapi_document_describes_every_native_route() {
+    let f = fixture();
+    let (s, v) = f.call("GET", "/v1/openapi.json", None, None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["openapi"], "3.1.0");
+    for p in openapi::PATHS {
+        assert!(v["paths"].get(*p).is_some(), "{p} is not described");
+    }
+    // And every described path is routed (not 404 for lack of a route).
+    for p in openapi::PATHS {
+        let uri = p
+            .replace("{zone}", "example.test")
+            .replace("{name}", "www.example.test")
+            .replace("{type}", "A")
+            .replace("{id}", "1");
+        let (s, _) = f.call("GET", &uri, Some(&f.admin), None).await;
+        assert_ne!(s, StatusCode::NOT_FOUND, "{uri}");
+    }
+}

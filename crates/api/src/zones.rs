@@ -1,0 +1,233 @@
+//! `/v1/zones`: create, list, show and delete zones; import and export
+//! zone files.
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use sixgate_dns::zone::Record;
+use sixgate_dns::{name, zonefile};
+use sixgate_store::{OPERATOR_ACCOUNT, Store};
+
+use crate::auth::Caller;
+use crate::records::parse_name;
+use crate::{ApiError, AppState, Body};
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/zones", get(list).post(create))
+        .route("/v1/zones/{zone}", get(show).delete(delete))
+        .route("/v1/zones/{zone}/zonefile", get(export).put(import))
+}
+
+/// A zone as the native API shows it.
+#[derive(Debug, Serialize)]
+pub(crate) struct ZoneJson {
+    pub(crate) name: String,
+    pub(crate) serial: u32,
+    pub(crate) records: u64,
+    pub(crate) account: String,
+    pub(crate) verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) verify_error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) verify_checked_at: Option<i64>,
+}
+
+/// The zones the caller may see.
+pub(crate) fn visible(store: &Store, caller: &Caller) -> Result<Vec<ZoneJson>, ApiError> {
+    let accounts = store.accounts()?;
+    let account_name =
+        |id: i64| accounts.iter().find(|a| a.id == id).map_or_else(|| id.to_string(), |a| a.name.clone());
+    let mut out = Vec::new();
+    for z in store.zones()? {
+        let apex_l = name::to_lowercase(&z.apex);
+        let Some(owner) = store.zone_owner(&apex_l)? else { continue };
+        if caller.access(&apex_l, &owner).is_none() {
+            continue;
+        }
+        out.push(ZoneJson {
+            name: name::to_text(&z.apex),
+            serial: z.serial,
+            records: z.records,
+            account: account_name(z.account_id),
+            verified: z.verified,
+            verify_error: owner.error,
+            verify_checked_at: owner.checked_at,
+        });
+    }
+    Ok(out)
+}
+
+async fn list(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<ZoneJson>>, ApiError> {
+    Ok(Json(st.store(move |s| visible(s, &caller)).await?))
+}
+
+fn one(store: &Store, caller: &Caller, apex: &[u8]) -> Result<ZoneJson, ApiError> {
+    caller.zone(store, apex)?;
+    let key = name::to_lowercase(apex);
+    visible(store, caller)?
+        .into_iter()
+        .find(|z| parse_name(&z.name).map(|n| name::to_lowercase(&n) == key).unwrap_or(false))
+        .ok_or_else(|| ApiError::NotFound(format!("zone {} does not exist", name::to_text(apex))))
+}
+
+async fn show(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+) -> Result<Json<ZoneJson>, ApiError> {
+    let apex = parse_name(&zone)?;
+    Ok(Json(st.store(move |s| one(s, &caller, &apex)).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateZone {
+    name: String,
+    /// Admins only: the account to create the zone for.
+    account: Option<String>,
+    /// NS names; default: the configured nameservers.
+    nameservers: Option<Vec<String>>,
+    /// A whole zone file instead of the default SOA and NS.
+    zonefile: Option<String>,
+}
+
+/// The SOA and NS records of a new, empty zone.
+pub(crate) fn default_records(apex: &[u8], nameservers: &[Box<[u8]>]) -> Result<Vec<Record>, ApiError> {
+    let Some(primary) = nameservers.first() else {
+        return Err(ApiError::Unprocessable(
+            "no nameservers: give \"nameservers\" or configure dns.nameservers".into(),
+        ));
+    };
+    let zone = name::to_text(apex);
+    let mut text =
+        format!("@ 3600 IN SOA {} hostmaster.{zone} 1 3600 900 1209600 300\n", name::to_text(primary));
+    for ns in nameservers {
+        text.push_str(&format!("@ 3600 IN NS {}\n", name::to_text(ns)));
+    }
+    zonefile::parse(&text, apex).map_err(|e| ApiError::Unprocessable(e.reason))
+}
+
+/// Which account a new zone belongs to and whether it counts as verified:
+/// the operator's zones (admin tokens) are, a customer's are not until the
+/// parent delegates them.
+pub(crate) fn new_zone_owner(
+    store: &Store,
+    caller: &Caller,
+    apex: &[u8],
+    account: Option<&str>,
+) -> Result<(i64, bool), ApiError> {
+    let (account_id, verified) = match (caller.is_admin(), account) {
+        (true, Some(a)) => (store.account(a)?.id, true),
+        (true, None) => (OPERATOR_ACCOUNT, true),
+        (false, Some(_)) => return Err(ApiError::Forbidden("only admin tokens may pick the account".into())),
+        (false, None) if caller.token.scope == sixgate_store::Scope::Account => (caller.account(), false),
+        (false, None) => return Err(ApiError::Forbidden("this token may not create zones".into())),
+    };
+    if !caller.is_admin()
+        && let Some(other) = store.enclosing_foreign_zone(apex, account_id)?
+    {
+        return Err(ApiError::Conflict(format!(
+            "{} lies inside the zone {other}, which belongs to another account",
+            name::to_text(apex)
+        )));
+    }
+    Ok((account_id, verified))
+}
+
+async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    body: Body,
+) -> Result<impl IntoResponse, ApiError> {
+    let req: CreateZone = body.json()?;
+    let apex = parse_name(&req.name)?;
+    let records = match (&req.zonefile, &req.nameservers) {
+        (Some(text), _) => zonefile::parse(text, &apex)
+            .map_err(|e| ApiError::Unprocessable(format!("zone file line {}: {}", e.line, e.reason)))?,
+        (None, Some(ns)) => {
+            default_records(&apex, &ns.iter().map(|n| parse_name(n)).collect::<Result<Vec<_>, _>>()?)?
+        }
+        (None, None) => default_records(&apex, &st.settings().nameservers)?,
+    };
+    let st2 = st.clone();
+    let (commit, zone) = st
+        .store(move |s| {
+            let (account, verified) = new_zone_owner(s, &caller, &apex, req.account.as_deref())?;
+            let commit = s.create_zone(&apex, records, account, verified)?;
+            tracing::info!(zone = %name::to_text(&apex), account, verified, "zone created");
+            Ok((commit, one(s, &caller, &apex)?))
+        })
+        .await?;
+    st2.served(commit).await;
+    Ok((StatusCode::CREATED, Json(zone)))
+}
+
+async fn delete(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let apex = parse_name(&zone)?;
+    let commit = st
+        .store(move |s| {
+            caller.zone_full(s, &apex)?;
+            let c = s.delete_zone(&apex)?;
+            tracing::info!(zone = %name::to_text(&apex), "zone deleted");
+            Ok(c)
+        })
+        .await?;
+    st.served(commit).await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn export(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+) -> Result<impl IntoResponse, ApiError> {
+    let apex = parse_name(&zone)?;
+    let text = st
+        .store(move |s| {
+            caller.zone_full(s, &apex)?;
+            let (_, data) =
+                s.zone_snapshot(&apex)?.ok_or_else(|| ApiError::NotFound("zone vanished".into()))?;
+            let mut records = data.records;
+            sixgate_dns::zone::sort_canonical(&mut records);
+            Ok(zonefile::render(&data.apex, &records))
+        })
+        .await?;
+    Ok(([(header::CONTENT_TYPE, "text/dns; charset=utf-8")], text))
+}
+
+async fn import(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+    body: Body,
+) -> Result<Json<ZoneJson>, ApiError> {
+    let apex = parse_name(&zone)?;
+    let text =
+        std::str::from_utf8(&body.0).map_err(|_| ApiError::BadRequest("zone file is not UTF-8".into()))?;
+    let (mut records, lines) = zonefile::parse_with_lines(text, &apex)
+        .map_err(|e| ApiError::Unprocessable(format!("line {}: {}", e.line, e.reason)))?;
+    if let Err(e) = sixgate_dns::check::check_zone(&apex, &mut records) {
+        return Err(ApiError::Unprocessable(match e.index.and_then(|i| lines.get(i)) {
+            Some(line) => format!("line {line}: {}", e.reason),
+            None => e.reason,
+        }));
+    }
+    let st2 = st.clone();
+    let (commit, zone) = st
+        .store(move |s| {
+            caller.zone_full(s, &apex)?;
+            let commit = s.replace_zone(&apex, records)?;
+            Ok((commit, one(s, &caller, &apex)?))
+        })
+        .await?;
+    st2.served(commit).await;
+    Ok(Json(zone))
+}

@@ -1,0 +1,140 @@
+//! Checking that customers' zones are delegated to sixgate.
+//!
+//! A zone a customer creates is unverified until its parent delegates it
+//! to one of sixgate's nameservers. Every interval this task asks the
+//! configured resolvers for each customer zone's NS RRset (a recursive
+//! resolver answers with it, the parent's own server with a referral) and
+//! records the verdict in the store. A resolver that does not answer
+//! changes nothing: only a definite answer verifies a zone or takes the
+//! verification away.
+
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sixgate_dns::delegation::{DelegationError, ns_query, parse_ns_response};
+use sixgate_dns::name;
+use sixgate_store::Store;
+use tokio::net::UdpSocket;
+use tokio::sync::watch;
+
+/// How long one resolver gets to answer.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What the checker needs.
+#[derive(Debug, Clone)]
+pub struct VerifySettings {
+    /// Resolvers to ask, in order.
+    pub resolvers: Vec<SocketAddr>,
+    /// sixgate's nameserver names (wire form, any case).
+    pub nameservers: Vec<Box<[u8]>>,
+    /// Time between rounds.
+    pub interval: Duration,
+}
+
+/// The nameservers from `/etc/resolv.conf`, port 53.
+pub fn system_resolvers() -> Vec<SocketAddr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().split('%').next()?.parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+async fn ask(resolver: SocketAddr, apex: &[u8]) -> Result<Vec<Box<[u8]>>, String> {
+    let local: SocketAddr = if resolver.is_ipv4() {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let sock = UdpSocket::bind(local).await.map_err(|e| e.to_string())?;
+    sock.connect(resolver).await.map_err(|e| e.to_string())?;
+    let id: u16 = rand::random();
+    sock.send(&ns_query(id, apex)).await.map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + QUERY_TIMEOUT;
+    loop {
+        let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
+            .await
+            .map_err(|_| format!("{resolver} did not answer"))?
+            .map_err(|e| e.to_string())?;
+        match parse_ns_response(buf.get(..n).unwrap_or(&[]), id, apex) {
+            // Stray datagrams do not end the wait.
+            Err(DelegationError::Mismatch) => continue,
+            r => return r.map_err(|e| format!("{resolver}: {e}")),
+        }
+    }
+}
+
+/// The verdict for one zone: `Some((verified, note))`, or `None` with a
+/// note when no resolver gave a definite answer.
+async fn check(settings: &VerifySettings, apex: &[u8]) -> (Option<bool>, Option<String>) {
+    let ours: Vec<Box<[u8]>> = settings.nameservers.iter().map(|n| name::to_lowercase(n)).collect();
+    let mut errors = Vec::new();
+    for r in &settings.resolvers {
+        match ask(*r, apex).await {
+            Ok(ns) if ns.is_empty() => {
+                return (
+                    Some(false),
+                    Some(format!("{} is not delegated (no NS records)", name::to_text(apex))),
+                );
+            }
+            Ok(ns) if ns.iter().any(|n| ours.contains(n)) => return (Some(true), None),
+            Ok(ns) => {
+                let list: Vec<String> = ns.iter().map(|n| name::to_text(n)).collect();
+                let mine: Vec<String> = ours.iter().map(|n| name::to_text(n)).collect();
+                return (
+                    Some(false),
+                    Some(format!("delegated to {}, not to {}", list.join(", "), mine.join(", "))),
+                );
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    (None, Some(format!("could not check: {}", errors.join("; "))))
+}
+
+/// Checks every customer zone once.
+pub async fn round(dir: PathBuf, settings: &VerifySettings) -> Result<(), String> {
+    let d = dir.clone();
+    let zones = tokio::task::spawn_blocking(move || Store::open(&d).and_then(|s| s.customer_zones()))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    for (apex, was) in zones {
+        let (verdict, note) = check(settings, &apex).await;
+        let verified = verdict.unwrap_or(was);
+        if verdict.is_some_and(|v| v != was) {
+            tracing::info!(zone = %name::to_text(&apex), verified, note = note.as_deref().unwrap_or(""), "delegation check changed");
+        }
+        let d = dir.clone();
+        tokio::task::spawn_blocking(move || {
+            Store::open(&d).and_then(|mut s| s.set_verified(&apex, verified, note.as_deref()))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// Runs rounds until `shutdown`.
+pub async fn run(dir: PathBuf, settings: VerifySettings, mut shutdown: watch::Receiver<bool>) {
+    if settings.nameservers.is_empty() || settings.resolvers.is_empty() {
+        tracing::info!(
+            "delegation checks off: configure dns.nameservers (and verify.resolvers) to verify customer zones"
+        );
+        return;
+    }
+    loop {
+        if let Err(e) = round(dir.clone(), &settings).await {
+            tracing::warn!(error = %e, "delegation check round failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(settings.interval) => {}
+            _ = async { let _ = shutdown.wait_for(|&s| s).await; } => return,
+        }
+    }
+}

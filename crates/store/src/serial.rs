@@ -1,0 +1,107 @@
+//! How SOA serials advance. Whatever the scheme, a serial only moves
+//! forward in RFC 1982 terms: the scheme proposes a value for the current
+//! time and the store takes it only if it is newer than the old serial
+//! plus one, so a clock that steps back or a burst of changes within one
+//! second never produces a serial that secondaries would ignore.
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::StoreError;
+
+/// A serial scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SerialScheme {
+    /// Seconds since 1970 (the default): readable as a time, and the same
+    /// on every node that writes.
+    #[default]
+    Unixtime,
+    /// `YYYYMMDDnn`, the date-counter convention of RFC 1912 §2.2.
+    Date,
+    /// Plus one per change.
+    Increment,
+}
+
+impl SerialScheme {
+    /// The serial this scheme proposes at `now` (unix seconds); `None` for
+    /// [`SerialScheme::Increment`].
+    pub fn at(self, now: i64) -> Option<u32> {
+        match self {
+            SerialScheme::Unixtime => u32::try_from(now).ok(),
+            SerialScheme::Date => {
+                let (y, m, d) = civil_from_days(now.div_euclid(86_400));
+                u32::try_from(y * 1_000_000 + m * 10_000 + d * 100).ok()
+            }
+            SerialScheme::Increment => None,
+        }
+    }
+
+    /// The name used in configuration.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SerialScheme::Unixtime => "unixtime",
+            SerialScheme::Date => "date",
+            SerialScheme::Increment => "increment",
+        }
+    }
+
+    /// Parses a configuration name.
+    pub fn from_name(text: &str) -> Option<SerialScheme> {
+        [SerialScheme::Unixtime, SerialScheme::Date, SerialScheme::Increment]
+            .into_iter()
+            .find(|s| s.as_str() == text)
+    }
+
+    fn code(self) -> i64 {
+        match self {
+            SerialScheme::Unixtime => 0,
+            SerialScheme::Date => 1,
+            SerialScheme::Increment => 2,
+        }
+    }
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+pub(crate) fn load(conn: &Connection) -> Result<SerialScheme, StoreError> {
+    let code: Option<i64> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'serial_scheme'", [], |r| r.get(0)).optional()?;
+    Ok(match code {
+        Some(1) => SerialScheme::Date,
+        Some(2) => SerialScheme::Increment,
+        _ => SerialScheme::Unixtime,
+    })
+}
+
+pub(crate) fn save(conn: &Connection, scheme: SerialScheme) -> Result<(), StoreError> {
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES ('serial_scheme', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![scheme.code()],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_are_civil() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_782), (2026, 11, 25));
+        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert_eq!(SerialScheme::Date.at(1_795_600_000), Some(2026_11_25_00));
+    }
+}
