@@ -77,7 +77,7 @@ impl HostedBySixgate {
         let cli = Cli::new(data.path())?;
         cli.import(&write_zone(data.path())?)?;
         let made = credentials(&cli)?;
-        let server = Sixgate::serve_with(cli, &["--api", "127.0.0.1:0"])?;
+        let server = Sixgate::serve(cli)?;
         let api = server.api_url().with_context(|| {
             format!("`serve --api` printed no `listening api URL` line: {:?}", server.stdout_lines())
         })?;
