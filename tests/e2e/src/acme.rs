@@ -284,6 +284,12 @@ pub fn certbot_rfc2136(
     }
     command.env("REQUESTS_CA_BUNDLE", pebble.tls_ca());
     let log = run_client("certbot", &mut command).map_err(|error| {
+        if format!("{error:#}").contains("unrecognized arguments: --dns-rfc2136") {
+            return error.context(
+                "certbot has no dns-rfc2136 plugin; scripts/test installs it \
+                 (apt-get install python3-certbot-dns-rfc2136)",
+            );
+        }
         let debug = fs::read_to_string(logs.join("letsencrypt.log")).unwrap_or_default();
         let tail: Vec<&str> = debug.lines().rev().take(40).collect();
         let tail: Vec<&str> = tail.into_iter().rev().collect();

@@ -12,7 +12,8 @@
 //! the HTTP-01/TLS-ALPN-01 validation ports (unused by DNS-01, but pebble
 //! wants them). If pebble exits because a port was taken in the meantime, the
 //! start is retried on new ports. Readiness is the ACME directory answering
-//! over verified HTTPS (`curl --cacert`).
+//! over verified HTTPS (`curl --cacert`); as the CA is new for every start,
+//! another test's pebble that took the port cannot pass for this one.
 //!
 //! Validation is real: pebble sends its DNS-01 TXT queries to `-dnsserver`,
 //! the server under test, and nowhere else.

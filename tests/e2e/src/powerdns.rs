@@ -22,7 +22,8 @@ use std::fs;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, bail, ensure};
 
@@ -43,8 +44,13 @@ const START_ATTEMPTS: usize = 5;
 /// The schema the Debian package installs.
 const SCHEMA: &str = "/usr/share/doc/pdns-backend-sqlite3/schema.sqlite3.sql";
 
-/// The API key of every instance (loopback only, throwaway).
-const API_KEY: &str = "sixgate-e2e-powerdns-key";
+/// A new API key. Unique per instance so that the readiness probe cannot be
+/// answered by another test's PowerDNS that took the same port first.
+fn new_api_key() -> String {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or_default();
+    format!("sixgate-e2e-{}-{}-{nanos}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+}
 
 /// A running private PowerDNS; killed on drop.
 #[derive(Debug)]
@@ -54,6 +60,7 @@ pub struct PowerDns {
     dir: tempfile::TempDir,
     dns: SocketAddr,
     api_url: String,
+    api_key: String,
     tsig: TsigKey,
 }
 
@@ -88,7 +95,8 @@ impl PowerDns {
             .with_context(|| format!("creating {}", database.display()))?;
         let dns_port = free_port_pair()?;
         let api_port = free_tcp_port()?;
-        write_config(dir.path(), &database, dns_port, api_port)?;
+        let api_key = new_api_key();
+        write_config(dir.path(), &database, dns_port, api_port, &api_key)?;
         let util = Pdnsutil { program: pdnsutil, config_dir: dir.path() };
         let zone_path = zone.path.display().to_string();
         util.run(&["load-zone", zone.name(), &zone_path])?;
@@ -117,7 +125,7 @@ impl PowerDns {
             let response = http::request(
                 "GET",
                 &format!("{api_url}/api/v1/servers/localhost"),
-                &[("X-API-Key", API_KEY)],
+                &[("X-API-Key", &api_key)],
                 None,
                 Duration::from_secs(5),
             )?;
@@ -126,7 +134,7 @@ impl PowerDns {
         if let Err(error) = ready {
             return Err(error.context(format!("PowerDNS in {}", dir.path().display())));
         }
-        Ok(Self { child, dir, dns, api_url, tsig })
+        Ok(Self { child, dir, dns, api_url, api_key, tsig })
     }
 
     /// The DNS address (UDP and TCP).
@@ -141,7 +149,7 @@ impl PowerDns {
 
     /// The API key (`X-API-Key`).
     pub fn api_key(&self) -> &str {
-        API_KEY
+        &self.api_key
     }
 
     /// The TSIG key allowed to UPDATE the zone.
@@ -214,7 +222,7 @@ fn soa_answers(client: &UdpClient, origin: &str) -> Result<bool> {
     Ok(response.aa() && response.rcode() == 0 && response.answers_of(6).next().is_some())
 }
 
-fn write_config(dir: &Path, database: &Path, dns_port: u16, api_port: u16) -> Result<PathBuf> {
+fn write_config(dir: &Path, database: &Path, dns_port: u16, api_port: u16, api_key: &str) -> Result<PathBuf> {
     let text = format!(
         "# A private PowerDNS for sixgate's end-to-end tests; see tests/e2e/src/powerdns.rs.\n\
          launch=gsqlite3\n\
@@ -229,7 +237,7 @@ fn write_config(dir: &Path, database: &Path, dns_port: u16, api_port: u16) -> Re
          distributor-threads=1\n\
          receiver-threads=1\n\
          api=yes\n\
-         api-key={API_KEY}\n\
+         api-key={api_key}\n\
          webserver=yes\n\
          webserver-address=127.0.0.1\n\
          webserver-port={api_port}\n\
