@@ -206,8 +206,8 @@ enum RecordCommand {
         #[arg(long, default_value_t = 3600)]
         ttl: u32,
         /// Record data, one argument per record, e.g. '10 mail.example.com.'.
-        #[arg(required = true)]
-        data: Vec<String>,
+        #[arg(required = true, value_name = "DATA")]
+        rdata: Vec<String>,
     },
     /// List a zone's records.
     List {
@@ -258,11 +258,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 (RecordCommand::Add { .. }, Some(_)) => {
                     anyhow::bail!("record add works on the data directory; use record set with --api")
                 }
-                (RecordCommand::Set { zone, owner, rtype, ttl, data }, None) => {
-                    zonecmd::record_set(&dir, &zone, &owner, &rtype, ttl, &data)
+                (RecordCommand::Set { zone, owner, rtype, ttl, rdata }, None) => {
+                    zonecmd::record_set(&dir, &zone, &owner, &rtype, ttl, &rdata)
                 }
-                (RecordCommand::Set { zone, owner, rtype, ttl, data }, Some(a)) => {
-                    client::record_set(&a, &zone, &zonecmd::absolute(&zone, &owner)?, &rtype, ttl, &data)
+                (RecordCommand::Set { zone, owner, rtype, ttl, rdata }, Some(a)) => {
+                    client::record_set(&a, &zone, &zonecmd::absolute(&zone, &owner)?, &rtype, ttl, &rdata)
                 }
                 (RecordCommand::List { zone }, None) => zonecmd::record_list(&dir, &zone),
                 (RecordCommand::List { zone }, Some(a)) => client::record_list(&a, &zone),
@@ -326,5 +326,41 @@ fn main() -> ExitCode {
             eprintln!("error: {msg}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    /// Regression: `record set`'s record data was a field called `data`,
+    /// which collided with the global `--data DIR` and panicked at runtime.
+    #[test]
+    fn record_set_parses_next_to_the_global_data_flag() {
+        let cli = Cli::try_parse_from([
+            "sixgate",
+            "record",
+            "set",
+            "--data",
+            "d",
+            "example.test",
+            "mail",
+            "MX",
+            "10 www",
+        ]);
+        let Ok(Cli { command: Command::Record { command: RecordCommand::Set { rdata, .. }, common, .. } }) =
+            cli
+        else {
+            panic!("did not parse");
+        };
+        assert_eq!(rdata, vec!["10 www".to_string()]);
+        assert_eq!(common.data, Some(PathBuf::from("d")));
     }
 }

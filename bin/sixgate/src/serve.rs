@@ -86,6 +86,15 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
 
+    // RFC 2136 UPDATE: listeners queue them for one handler.
+    let (update_tx, update_rx) = tokio::sync::mpsc::channel(sixgate_server::update::QUEUE);
+    let handler = Arc::new(sixgate_server::update::UpdateHandler::new(
+        s.data.clone(),
+        s.hmac_md5,
+        Some(published.clone()),
+    )?);
+    let update_task = rt.spawn(sixgate_server::update::run(handler, update_rx));
+
     let mut threads = Vec::new();
     let mut addrs = Vec::new();
     let tcp_settings =
@@ -93,9 +102,23 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let mut tcp_tasks = Vec::new();
     for b in bound {
         addrs.push(b.addr);
-        threads.extend(udp::spawn(b.udp, catalog.clone(), limits, shutdown.clone(), stats.clone())?);
+        threads.extend(udp::spawn(
+            b.udp,
+            catalog.clone(),
+            limits,
+            shutdown.clone(),
+            stats.clone(),
+            Some(update_tx.clone()),
+        )?);
         let _guard = rt.enter();
-        tcp_tasks.push(rt.spawn(tcp::serve(b.tcp, catalog.clone(), limits, tcp_settings, sd_rx.clone())));
+        tcp_tasks.push(rt.spawn(tcp::serve(
+            b.tcp,
+            catalog.clone(),
+            limits,
+            tcp_settings,
+            Some(update_tx.clone()),
+            sd_rx.clone(),
+        )));
     }
 
     let mut api_addrs = Vec::new();
@@ -196,6 +219,9 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     for t in threads {
         let _ = t.join();
     }
+    // Every sender is gone with the listeners: the handler drains and ends.
+    drop(update_tx);
+    let _ = rt.block_on(update_task);
     // Every task has finished above; do not wait on idle runtime threads.
     rt.shutdown_background();
     tracing::info!(

@@ -59,7 +59,7 @@ mod reason {
 
 /// Types that may share an owner with a CNAME (RFC 4035 §2.5, RFC 2181
 /// §10.1): the DNSSEC records of the CNAME itself.
-fn may_accompany_cname(t: u16) -> bool {
+pub(crate) fn may_accompany_cname(t: u16) -> bool {
     matches!(t, code::CNAME | code::RRSIG | code::NSEC)
 }
 

@@ -14,6 +14,10 @@
 //! - [`writer`]: response building with compression and whole-RRset
 //!   truncation.
 //! - [`zonefile`]: RFC 1035 zone files in and out.
+//! - [`tsig`]: RFC 8945 transaction signatures: verifying requests,
+//!   signing responses, refusing replays.
+//! - [`update`]: RFC 2136 dynamic updates: decoding, prerequisites, and
+//!   the zone changes an update makes.
 //!
 //! The server crate owns the sockets and publishes new [`catalog::Catalog`]
 //! values by atomic pointer swap; the store crate owns durability.
@@ -30,6 +34,8 @@ pub mod message;
 pub mod name;
 mod octets;
 pub mod rtype;
+pub mod tsig;
+pub mod update;
 pub mod writer;
 pub mod zone;
 pub mod zonefile;

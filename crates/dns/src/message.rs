@@ -36,9 +36,18 @@ pub mod rcode {
     pub const NOTIMP: u16 = 4;
     pub const REFUSED: u16 = 5;
     pub const YXDOMAIN: u16 = 6;
+    pub const YXRRSET: u16 = 7;
+    pub const NXRRSET: u16 = 8;
     pub const NOTAUTH: u16 = 9;
+    pub const NOTZONE: u16 = 10;
     /// Extended rcode 16 (upper 8 bits go in the OPT TTL).
     pub const BADVERS: u16 = 16;
+    /// TSIG error codes (RFC 8945 §3), carried in the TSIG record's Error
+    /// field with RCODE NOTAUTH. BADSIG shares 16 with BADVERS.
+    pub const BADSIG: u16 = 16;
+    pub const BADKEY: u16 = 17;
+    pub const BADTIME: u16 = 18;
+    pub const BADTRUNC: u16 = 22;
 }
 
 /// The EDNS(0) parameters of a query (RFC 6891 §6.1).

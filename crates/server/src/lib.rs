@@ -18,6 +18,7 @@ pub mod bind;
 pub mod publish;
 pub mod tcp;
 pub mod udp;
+pub mod update;
 pub mod verify;
 
 use std::sync::Arc;

@@ -13,9 +13,13 @@ use std::time::Duration;
 use sixgate_dns::{Limits, Outcome, Transport, respond};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::SharedCatalog;
+use crate::update::{Job, Reply, UpdateQueue, is_update};
+
+/// How long a connection waits for an UPDATE to be processed.
+const UPDATE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// TCP settings.
 #[derive(Debug, Clone, Copy)]
@@ -38,6 +42,7 @@ pub async fn serve(
     catalog: SharedCatalog,
     limits: Limits,
     settings: TcpSettings,
+    updates: Option<UpdateQueue>,
     mut shutdown: watch::Receiver<bool>,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
@@ -62,10 +67,11 @@ pub async fn serve(
             _ = shutdown.changed() => return Ok(()),
         };
         let catalog = catalog.clone();
+        let updates = updates.clone();
         let mut sd = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
-                r = connection(stream, catalog, limits, settings) => {
+                r = connection(stream, catalog, limits, settings, updates) => {
                     if let Err(e) = r {
                         tracing::trace!(error = %e, %peer, "tcp connection ended");
                     }
@@ -82,6 +88,7 @@ async fn connection(
     catalog: SharedCatalog,
     limits: Limits,
     settings: TcpSettings,
+    updates: Option<UpdateQueue>,
 ) -> std::io::Result<()> {
     let _ = stream.set_nodelay(true);
     let (r, w) = stream.into_split();
@@ -109,6 +116,26 @@ async fn connection(
         match tokio::time::timeout(settings.idle_timeout, r.read_exact(buf)).await {
             Ok(Ok(_)) => {}
             Ok(Err(_)) | Err(_) => return Ok(()),
+        }
+        if let Some(queue) = &updates
+            && is_update(buf)
+        {
+            let (tx, rx) = oneshot::channel();
+            let answer = match queue.try_send(Job { msg: buf.to_vec(), reply: Reply::Tcp(tx) }) {
+                Ok(()) => tokio::time::timeout(UPDATE_TIMEOUT, rx).await.ok().and_then(Result::ok),
+                Err(_) => None,
+            };
+            match answer {
+                Some(out) => {
+                    w.write_all(&(out.len() as u16).to_be_bytes()).await?;
+                    w.write_all(&out).await?;
+                    continue;
+                }
+                None => {
+                    w.flush().await?;
+                    return Ok(());
+                }
+            }
         }
         let cat = catalog.load();
         match respond(&cat, buf, &mut out, Transport::Tcp, &limits) {

@@ -19,6 +19,14 @@ use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmm
 use sixgate_dns::{Limits, Outcome, Transport, respond};
 
 use crate::SharedCatalog;
+use crate::update::{Job, Reply, UpdateQueue, is_update};
+
+fn socket_addr(s: &SockaddrStorage) -> Option<std::net::SocketAddr> {
+    if let Some(v4) = s.as_sockaddr_in() {
+        return Some(std::net::SocketAddr::V4((*v4).into()));
+    }
+    s.as_sockaddr_in6().map(|v6| std::net::SocketAddr::V6((*v6).into()))
+}
 
 /// How often a worker blocked in `recv` checks for shutdown.
 const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
@@ -46,6 +54,7 @@ pub fn spawn(
     limits: Limits,
     shutdown: Arc<AtomicBool>,
     stats: Arc<UdpStats>,
+    updates: Option<UpdateQueue>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     let mut handles = Vec::with_capacity(sockets.len());
     for (i, sock) in sockets.into_iter().enumerate() {
@@ -53,9 +62,15 @@ pub fn spawn(
         let catalog = catalog.clone();
         let shutdown = shutdown.clone();
         let stats = stats.clone();
+        // UPDATE answers are sent later, from another thread, through a
+        // second handle on the same socket (so from the same address).
+        let updates = match &updates {
+            Some(q) => Some((q.clone(), Arc::new(sock.try_clone()?))),
+            None => None,
+        };
         let h = std::thread::Builder::new()
             .name(format!("dns-udp-{i}"))
-            .spawn(move || worker(sock, catalog, limits, shutdown, stats))?;
+            .spawn(move || worker(sock, catalog, limits, shutdown, stats, updates))?;
         handles.push(h);
     }
     Ok(handles)
@@ -67,6 +82,7 @@ fn worker(
     limits: Limits,
     shutdown: Arc<AtomicBool>,
     stats: Arc<UdpStats>,
+    updates: Option<(UpdateQueue, Arc<UdpSocket>)>,
 ) {
     let fd = sock.as_raw_fd();
     let mut rx: Box<[[u8; RX_SIZE]; BATCH]> = Box::new([[0u8; RX_SIZE]; BATCH]);
@@ -99,8 +115,20 @@ fn worker(
         stats.received.fetch_add(n as u64, Ordering::Relaxed);
         let cat = catalog.load();
         let mut m = 0;
-        for (i, ((len, _), (buf, out))) in got.iter().zip(rx.iter().zip(tx.iter_mut())).take(n).enumerate() {
+        for (i, ((len, peer), (buf, out))) in got.iter().zip(rx.iter().zip(tx.iter_mut())).take(n).enumerate()
+        {
             let msg = buf.get(..*len).unwrap_or(&[]);
+            if let Some((queue, handle)) = &updates
+                && is_update(msg)
+            {
+                if let Some(peer) = peer.as_ref().and_then(socket_addr) {
+                    let job = Job { msg: msg.to_vec(), reply: Reply::Udp(handle.clone(), peer) };
+                    if queue.try_send(job).is_err() {
+                        tracing::warn!(%peer, "UPDATE queue full; dropped");
+                    }
+                }
+                continue;
+            }
             if respond(&cat, msg, out, Transport::Udp, &limits) == Outcome::Reply
                 && let Some(r) = replies.get_mut(m)
             {

@@ -103,7 +103,7 @@ pub async fn round(dir: PathBuf, settings: &VerifySettings) -> Result<(), String
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    for (apex, was) in zones {
+    for sixgate_store::CustomerZone { apex, verified: was } in zones {
         let (verdict, note) = check(settings, &apex).await;
         let verified = verdict.unwrap_or(was);
         if verdict.is_some_and(|v| v != was) {

@@ -34,7 +34,8 @@ use sixgate_dns::zone::{Change, Record, soa_serial};
 pub use codec::{decode_changes, encode_changes};
 pub use serial::SerialScheme;
 pub use tenancy::{
-    Account, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey, ZoneOwner, ip6_arpa, is_acme_challenge,
+    Account, CustomerZone, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey, ZoneOwner, ip6_arpa,
+    is_acme_challenge,
 };
 
 /// File name of the database inside the data directory.
@@ -161,17 +162,21 @@ fn serial_gt(a: u32, b: u32) -> bool {
     a != b && a.wrapping_sub(b) < 0x8000_0000
 }
 
-/// The next serial after `old`: what the scheme proposes for `now`, or
-/// `proposed` (a zone file's own serial) if that is newer still. Never
-/// `old` or anything before it (RFC 1982).
+/// The next serial after `old`. An imported zone file's own serial
+/// (`proposed`) wins if it is newer: the operator chose it. Otherwise the
+/// scheme proposes a value for `now`, taken only if it is newer than
+/// `old` plus one. Never `old` or anything before it (RFC 1982).
 fn next_serial(old: u32, proposed: Option<u32>, scheme: SerialScheme, now: i64) -> u32 {
-    let mut next = old.wrapping_add(1);
-    for candidate in [scheme.at(now), proposed].into_iter().flatten() {
-        if serial_gt(candidate, next) {
-            next = candidate;
-        }
+    if let Some(p) = proposed
+        && serial_gt(p, old)
+    {
+        return p;
     }
-    next
+    let next = old.wrapping_add(1);
+    match scheme.at(now) {
+        Some(s) if serial_gt(s, next) => s,
+        _ => next,
+    }
 }
 
 /// Replaces the serial in SOA rdata.
@@ -366,13 +371,8 @@ impl Store {
                 (id, next_serial(old as u32, file_serial, scheme, at))
             }
             None => {
-                // A new zone starts at the file's serial, or where the
-                // scheme says if that is later.
-                let serial = match (file_serial, scheme.at(at)) {
-                    (Some(f), Some(s)) if serial_gt(s, f) => s,
-                    (Some(f), _) => f,
-                    (None, s) => s.unwrap_or(1),
-                };
+                // A new zone starts at its file's serial, as written.
+                let serial = file_serial.unwrap_or(1);
                 tx.execute(
                     "INSERT INTO zones (name, apex, serial, created_at, updated_at, account_id, verified)
                      VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
@@ -803,9 +803,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         let c1 = s.replace_zone(&apex(), zone("")).unwrap();
-        assert!(c1.serial > 1_700_000_000, "unixtime is the default: {}", c1.serial);
+        assert_eq!(c1.serial, 7, "a new zone keeps its file's serial");
         let www = zonefile::parse("www 60 A 192.0.2.9\n", &apex()).unwrap();
         let c2 = s.apply(&apex(), &[Change::Add(www[0].clone())]).unwrap();
+        assert!(c2.serial > 1_700_000_000, "unixtime is the default scheme: {}", c2.serial);
         drop(s);
         let mut s = Store::open(dir.path()).unwrap();
         let c3 = s.apply(&apex(), &[Change::Remove(www[0].clone())]).unwrap();

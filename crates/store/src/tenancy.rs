@@ -56,6 +56,15 @@ impl ZoneOwner {
     }
 }
 
+/// A customer's zone and whether its delegation is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomerZone {
+    /// Apex, wire form, original case.
+    pub apex: Box<[u8]>,
+    /// Verified now.
+    pub verified: bool,
+}
+
 /// What a token may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
@@ -250,11 +259,11 @@ impl Store {
 
     /// Customers' zones (not the operator's), whose delegation is checked
     /// periodically: apex in original case and whether it is verified now.
-    pub fn customer_zones(&self) -> Result<Vec<(Box<[u8]>, bool)>, StoreError> {
+    pub fn customer_zones(&self) -> Result<Vec<CustomerZone>, StoreError> {
         let mut st =
             self.conn.prepare("SELECT apex, verified FROM zones WHERE account_id != ?1 ORDER BY name")?;
         let rows = st.query_map(params![OPERATOR_ACCOUNT], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?.into_boxed_slice(), r.get(1)?))
+            Ok(CustomerZone { apex: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(), verified: r.get(1)? })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }

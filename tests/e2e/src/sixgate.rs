@@ -2,10 +2,9 @@
 //!
 //! [`Sixgate`] owns a data directory (temporary unless the test brings its
 //! own), imports zones into it with `sixgate zone import`, starts
-//! `sixgate serve --data DIR --dns 127.0.0.1:0 --workers 2 --api 127.0.0.1:0`,
-//! and reads the addresses from the `listening dns-udp ADDR` /
-//! `listening dns-tcp ADDR` / `listening api URL` lines that come before
-//! `ready` on stdout (docs/cli.md). stdout keeps being
+//! `sixgate serve --data DIR --dns 127.0.0.1:0 --workers 2`, and reads the
+//! addresses from the `listening dns-udp ADDR` / `listening dns-tcp ADDR`
+//! lines that come before `ready` on stdout (docs/cli.md). stdout keeps being
 //! drained by a thread so the server never blocks on a full pipe; stderr goes
 //! to a log file under `target/e2e-logs/`.
 //!
@@ -156,14 +155,19 @@ impl Sixgate {
         let data = cli.data().display().to_string();
         let mut command = Command::new(cli.binary());
         command
-            .args(["serve", "--data", &data, "--dns", "127.0.0.1:0", "--workers", "2"])
+            .args([
+                "serve",
+                "--data",
+                &data,
+                "--dns",
+                "127.0.0.1:0",
+                "--api",
+                "127.0.0.1:0",
+                "--workers",
+                "2",
+            ])
             .args(extra)
             .stdout(Stdio::piped());
-        // Without --api, serve listens on the fixed default API port, and
-        // tests running side by side would collide there.
-        if !extra.contains(&"--api") {
-            command.args(["--api", "127.0.0.1:0"]);
-        }
         let mut child = ChildGuard::spawn("sixgate", &mut command)?;
         let stdout = child.child_mut().stdout.take().context("sixgate stdout was not captured")?;
         let lines = Arc::new(Mutex::new(Vec::new()));
