@@ -428,3 +428,87 @@ async fn the_openapi_document_describes_every_native_route() {
         assert_ne!(s, StatusCode::NOT_FOUND, "{uri}");
     }
 }
+
+#[tokio::test]
+async fn customer_tokens_are_rate_limited_and_admins_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let acct = store.create_account("alice").unwrap().id;
+    let (_, alice) = store.create_token(acct, Scope::Account).unwrap();
+    let (_, admin) = store.create_token(OPERATOR_ACCOUNT, Scope::Admin).unwrap();
+    let settings = ApiSettings { rate_limit: 1, rate_burst: 3, ..ApiSettings::default() };
+    let f = Fixture {
+        _dir: dir,
+        app: app(AppState::new(store, settings, None, || {})),
+        admin,
+        alice,
+        bob: String::new(),
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(f.call("GET", "/v1/zones", Some(&f.alice), None).await.0);
+    }
+    assert_eq!(&statuses[..3], &[StatusCode::OK; 3], "{statuses:?}");
+    assert_eq!(statuses[4], StatusCode::TOO_MANY_REQUESTS, "{statuses:?}");
+    for _ in 0..10 {
+        assert_eq!(f.call("GET", "/v1/zones", Some(&f.admin), None).await.0, StatusCode::OK);
+    }
+}
+
+#[tokio::test]
+async fn ptr_tokens_change_only_ptr_records_inside_their_prefix() {
+    let f = fixture();
+    let rev = "@ 300 SOA ns1.sixgate.test. hostmaster 1 2 3 4 300\n@ 300 NS ns1.sixgate.test.\n";
+    let (s, v) = f
+        .call(
+            "POST",
+            "/v1/zones",
+            Some(&f.alice),
+            Some(json!({"name": "8.b.d.0.1.0.0.2.ip6.arpa", "zonefile": rev})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = f
+        .call(
+            "POST",
+            "/v1/tokens",
+            Some(&f.alice),
+            Some(json!({"scope": "ptr", "prefix": "2001:db8:42::/48"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let ptr = v["token"].as_str().unwrap().to_string();
+    let base = "/v1/zones/8.b.d.0.1.0.0.2.ip6.arpa/rrsets";
+    let inside = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.2.4.0.0.8.b.d.0.1.0.0.2.ip6.arpa";
+    let outside = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.3.4.0.0.8.b.d.0.1.0.0.2.ip6.arpa";
+    let (s, v) = f
+        .call(
+            "PUT",
+            &format!("{base}/{inside}/PTR"),
+            Some(&ptr),
+            Some(json!({"ttl": 300, "records": ["host.example.test."]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = f
+        .call(
+            "PUT",
+            &format!("{base}/{outside}/PTR"),
+            Some(&ptr),
+            Some(json!({"ttl": 300, "records": ["host.example.test."]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = f
+        .call(
+            "PUT",
+            &format!("{base}/{inside}/TXT"),
+            Some(&ptr),
+            Some(json!({"ttl": 300, "records": ["\"x\""]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    // It sees no forward zone at all.
+    let (s, _) = f.call("GET", "/v1/zones/example.test", Some(&ptr), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+}

@@ -286,3 +286,65 @@ fn customer_zones_are_verified_by_their_parents_delegation() -> Result<()> {
     }
     Ok(())
 }
+
+/// With `[api] tls_cert`/`tls_key`, the API speaks HTTPS (rustls); curl
+/// checks the certificate against the one we made.
+#[test]
+fn the_api_speaks_https_when_configured() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (cert, key) = (dir.path().join("api.crt"), dir.path().join("api.key"));
+    let status = std::process::Command::new(sixgate_e2e::knot::which("openssl")?)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args(["-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()?;
+    ensure!(status.success(), "openssl req failed");
+    let config = dir.path().join("sixgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api]\ntls_cert = {:?}\ntls_key = {:?}\n",
+            cert.display().to_string(),
+            key.display().to_string()
+        ),
+    )?;
+    let data = tempfile::tempdir()?;
+    let cli = Cli::new(data.path())?;
+    let token = admin_token(&cli)?;
+    let server = Sixgate::serve_with(cli, &["--config", &config.display().to_string()])?;
+    let base = api(&server)?;
+    ensure!(base.starts_with("https://"), "{base}");
+    let out = std::process::Command::new(sixgate_e2e::knot::which("curl")?)
+        .args(["-sS", "--max-time", "20", "--cacert"])
+        .arg(&cert)
+        .args(["-H", &format!("Authorization: Bearer {token}"), &format!("{base}/v1/zones")])
+        .output()?;
+    let body = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(body.contains("demo.sixgate.test."), "{body}");
+    // Plain HTTP to the TLS port gets no API answer.
+    let plain = request(
+        "GET",
+        &format!("http://{}/v1/zones", base.trim_start_matches("https://")),
+        &[],
+        None,
+        Duration::from_secs(10),
+    );
+    ensure!(plain.map(|r| r.status != 200).unwrap_or(true), "plain HTTP answered on the TLS port");
+    Ok(())
+}
