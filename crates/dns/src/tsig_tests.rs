@@ -2,6 +2,8 @@
 //! testdata/capture.py), known answers computed apart with Python's `hmac`
 //! module, and each RFC 8945 §5.2 outcome.
 
+use super::mac::Variables;
+use super::sign::append;
 use super::*;
 
 const SHA256_SECRET: &[u8] = b"sixgate tsig test key, sha256!!";
