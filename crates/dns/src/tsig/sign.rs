@@ -93,7 +93,7 @@ fn sign(
 /// Signs a response to a verified request and appends the TSIG record
 /// (RFC 8945 §5.3): the request MAC, the response and the TSIG variables
 /// are digested. Normally `time_signed` is the current time, `fudge` the
-/// request's and `error` 0; [`TsigFailure::append_tsig`] covers the error
+/// request's and `error` 0; [`TsigFailure::append_tsig`](super::TsigFailure::append_tsig) covers the error
 /// cases.
 pub fn sign_response(
     response: &mut Vec<u8>,
