@@ -153,3 +153,119 @@ dn DNAME example.net.
 cds CDS 0 0 0 00
 rp RP mbox.example.test. txt.example.test.
 '''.replace(b"\r", b""))
+
+# --- update: RFC 2136 messages for example.test. (the `update` target's
+# fixed zone) and for another zone, with every prerequisite and update form.
+CLASS = {"IN": 1, "NONE": 254, "ANY": 255}
+
+
+def rr(owner, rtype, rclass="IN", ttl=0, rdata=b""):
+    t = TYPES[rtype] if isinstance(rtype, str) else rtype
+    return wire(owner) + struct.pack(">HHIH", t, CLASS[rclass], ttl, len(rdata)) + rdata
+
+
+def update(zone, prereqs=(), updates=(), additional=(), uid=0x5150, zclass=1, ztype=6):
+    m = struct.pack(">HHHHHH", uid, 0x2800, 1, len(prereqs), len(updates), len(additional))
+    m += wire(zone) + struct.pack(">HH", ztype, zclass)
+    return m + b"".join(prereqs) + b"".join(updates) + b"".join(additional)
+
+
+A = lambda ip: bytes(int(x) for x in ip.split("."))
+Z = "example.test."
+opt = b"\x00" + struct.pack(">HHBBHH", 41, 1232, 0, 0, 0x8000, 0)
+update_seeds = [
+    update(Z, [rr("www." + Z, "A", "ANY"), rr("nothere." + Z, "ANY", "NONE"), rr(Z, "ANY", "ANY"),
+               rr("www." + Z, "MX", "NONE"), rr("www." + Z, "A", "IN", 0, A("192.0.2.80"))],
+           [rr("new." + Z, "A", "IN", 300, A("192.0.2.7"))]),
+    update(Z, [rr("ns1." + Z, "A", "IN", 0, A("192.0.2.1")), rr(Z, "NS", "IN", 0, wire("ns1." + Z)),
+               rr(Z, "NS", "IN", 0, wire("ns2." + Z)), rr(Z, "NS", "IN", 0, wire("ns.outside.invalid."))],
+           [rr("www." + Z, "A", "ANY"), rr("www." + Z, "A", "IN", 60, A("192.0.2.99"))]),
+    update(Z, [], [rr(Z, "NS", "NONE", 0, wire("ns1." + Z)), rr(Z, "NS", "NONE", 0, wire("ns2." + Z)),
+                   rr(Z, "NS", "NONE", 0, wire("ns.outside.invalid.")), rr(Z, "ANY", "ANY"),
+                   rr(Z, "SOA", "ANY"), rr(Z, "NS", "ANY")]),
+    update(Z, [], [rr("c1." + Z, "A", "IN", 300, A("192.0.2.1")), rr("www." + Z, "CNAME", "IN", 300, wire("c1." + Z)),
+                   rr("c1." + Z, "CNAME", "IN", 300, wire("www." + Z)), rr("c1." + Z, "ANY", "ANY"),
+                   rr("c1." + Z, "A", "IN", 300, A("192.0.2.1"))]),
+    update(Z, [], [rr(Z, "SOA", "IN", 300, wire("ns1." + Z) + wire("h." + Z) + struct.pack(">IIIII", 9, 1, 1, 1, 1)),
+                   rr(Z, "SOA", "NONE", 0, wire("ns1." + Z) + wire("h." + Z) + struct.pack(">IIIII", 1, 1, 1, 1, 1)),
+                   rr(Z, "MX", "NONE", 0, struct.pack(">H", 10) + wire("MAIL." + Z)),
+                   rr("mixed." + Z, "A", "NONE", 0, A("192.0.2.81")), rr("x.y." + Z, "TXT", "IN", 5, b"\x02hi")],
+           [opt]),
+    update(Z, [], [rr("out.example.net.", "A", "IN", 300, A("192.0.2.1"))]),
+    update(Z, [], [rr("x." + Z, "AXFR", "ANY"), rr("x." + Z, "A", "NONE", 5, A("192.0.2.1"))]),
+    update(Z, [], [rr("x." + Z, "A", "IN", 300, b"\x01\x02\x03")]),
+    update(Z, [rr("www." + Z, "A", "ANY", 1)], []),
+    update(Z, [], [], [opt, opt]),
+    update(Z, [], [], ztype=2),
+    update(Z, [], [], zclass=255),
+    update("example.com.", [rr("a.example.com.", "ANY", "NONE")], [rr("a.example.com.", "TXT", "IN", 60, b"\x01x")]),
+    update(Z, [], [rr("unk." + Z, 65280, "IN", 60, b"\x0a\x00\x00\x01"), rr("unk." + Z, 65280, "ANY")]),
+]
+# Compressed: owners and an MX exchange pointing at the zone name (offset 12).
+m = struct.pack(">HHHHHH", 7, 0x2800, 1, 0, 2, 0) + wire(Z) + struct.pack(">HH", 6, 1)
+m += b"\x03www\xc0\x0c" + struct.pack(">HHIH", 15, 1, 300, 9) + struct.pack(">H", 10) + b"\x04mail\xc0\x0c"
+m += b"\xc0\x0c" + struct.pack(">HHIH", 2, 1, 300, 6) + b"\x03ns3\xc0\x0c"
+update_seeds.append(m)
+for s in update_seeds:
+    write("update", s)
+testdata = os.path.join(HERE, "..", "..", "testdata")
+for f in ["update/knsupdate.bin", "tsig/knsupdate-hmac-sha256.bin", "tsig/knsupdate-hmac-md5.bin",
+          "tsig/knsupdate-hmac-sha512.bin"]:
+    with open(os.path.join(testdata, f), "rb") as fh:
+        data = fh.read()
+    write("update", data)
+    write("tsig", data)
+
+# --- tsig: messages signed with the `tsig` target's keys (RFC 8945 §4.3),
+# whole and truncated, plus broken variants.
+import hmac as _hmac
+
+FUZZ_SECRET = b"sixgate fuzz key"
+ALGS = {"hmac-sha256": (wire("hmac-sha256."), hashlib.sha256),
+        "hmac-md5": (wire("hmac-md5.sig-alg.reg.int."), hashlib.md5)}
+
+
+def tsig_sign(msg, key, alg, t=1_700_000_000, fudge=300, trunc=None, error=0, other=b"", secret=FUZZ_SECRET):
+    alg_wire, h = ALGS[alg]
+    kw = wire(key)
+    variables = kw + struct.pack(">HI", 255, 0) + alg_wire + struct.pack(">Q", t)[2:] + \
+        struct.pack(">HHH", fudge, error, len(other)) + other
+    mac = _hmac.new(secret, msg + variables, h).digest()
+    if trunc:
+        mac = mac[:trunc]
+    orig_id = msg[:2]
+    rdata = alg_wire + struct.pack(">Q", t)[2:] + struct.pack(">HH", fudge, len(mac)) + mac + orig_id + \
+        struct.pack(">HH", error, len(other)) + other
+    ar = struct.unpack(">H", msg[10:12])[0] + 1
+    return msg[:10] + struct.pack(">H", ar) + msg[12:] + kw + struct.pack(">HHIH", 250, 255, 0, len(rdata)) + rdata
+
+
+base = update_seeds[0]
+signed = tsig_sign(base, "test-key.", "hmac-sha256")
+tsig_seeds = [
+    signed,
+    tsig_sign(base, "md5-key.", "hmac-md5"),
+    tsig_sign(base, "test-key.", "hmac-sha256", trunc=16),
+    tsig_sign(base, "test-key.", "hmac-sha256", trunc=15),
+    tsig_sign(base, "md5-key.", "hmac-md5", trunc=10),
+    tsig_sign(base, "test-key.", "hmac-sha256", t=1_600_000_000),
+    tsig_sign(base, "test-key.", "hmac-md5"),
+    tsig_sign(base, "unknown-key.", "hmac-sha256"),
+    tsig_sign(base, "test-key.", "hmac-sha256", secret=b"wrong"),
+    tsig_sign(base, "test-key.", "hmac-sha256", error=18, other=b"\x00\x00\x65\x53\xf1\x00"),
+    tsig_sign(query("www.example.test.", "SOA", flags=0), "test-key.", "hmac-sha256"),
+    signed + b"\x00",
+    signed[:-1],
+    base,
+    query("www.example.test."),
+]
+# Two TSIG records, and one followed by another record.
+tail = signed[len(base):]
+two = bytearray(signed + tail)
+two[11] += 1
+tsig_seeds.append(bytes(two))
+after = bytearray(signed + rr("x.", "A", "IN", 0, A("192.0.2.1")))
+after[11] += 1
+tsig_seeds.append(bytes(after))
+for s in tsig_seeds:
+    write("tsig", s)

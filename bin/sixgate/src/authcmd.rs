@@ -95,3 +95,18 @@ pub(crate) fn tsig_delete(dir: &Path, key: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Creates an account on the data directory.
+pub(crate) fn account_create(dir: &Path, account: &str) -> anyhow::Result<()> {
+    let a = open(dir)?.create_account(account)?;
+    println!("{}", a.name);
+    Ok(())
+}
+
+/// Lists accounts: NAME, ID and ZONES, tab-separated.
+pub(crate) fn account_list(dir: &Path) -> anyhow::Result<()> {
+    for a in open(dir)?.accounts()? {
+        println!("{}\t{}\t{}", a.name, a.id, a.zones);
+    }
+    Ok(())
+}

@@ -74,7 +74,8 @@ enum Command {
         #[command(flatten)]
         api: ApiArg,
     },
-    /// Accounts (through the API, with an admin token).
+    /// Accounts: through the API with --api URL or $SIXGATE_API (admin
+    /// token), else on the data directory.
     Account {
         #[command(subcommand)]
         command: AccountCommand,
@@ -286,13 +287,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 client::token_revoke(&client::Api::required(api.api.as_deref())?, id)
             }
         },
-        Command::Account { command, api, common: _ } => {
-            let a = client::Api::required(api.api.as_deref())?;
-            match command {
+        Command::Account { command, api, common } => match client::Api::from_env(api.api.as_deref())? {
+            Some(a) => match command {
                 AccountCommand::Create { name } => client::account_create(&a, &name),
                 AccountCommand::List => client::account_list(&a),
-            }
-        }
+            },
+            None => match command {
+                AccountCommand::Create { name } => authcmd::account_create(&data_dir(&common), &name),
+                AccountCommand::List => authcmd::account_list(&data_dir(&common)),
+            },
+        },
         Command::Tsig { command, common } => {
             let dir = data_dir(&common);
             match command {

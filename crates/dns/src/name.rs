@@ -4,9 +4,12 @@
 //! ending in the root label). Lookups use the lowercased form as the key;
 //! the original case is kept for answers and export. Decoding compressed
 //! names from messages is bounded: at most [`MAX_NAME_LEN`] octets and
-//! pointers that only point backwards, so a pointer loop cannot spin.
+//! pointers that only point backwards, and never into the header, so a
+//! pointer loop cannot spin.
 
 use std::fmt;
+
+use crate::message::HEADER_LEN;
 
 /// RFC 1035 §2.3.4: a name is at most 255 octets in wire form.
 pub const MAX_NAME_LEN: usize = 255;
@@ -113,7 +116,11 @@ impl NameBuf {
                     if end.is_none() {
                         end = Some(pos + 2);
                     }
-                    if target >= limit {
+                    // Nor into the header, which holds no names: a name
+                    // made of header octets would change meaning when
+                    // the ID or a count changes, and TSIG signs neither
+                    // the ID nor the count as sent (RFC 8945 §4.3.1).
+                    if target >= limit || target < HEADER_LEN {
                         return Err(NameError::BadPointer);
                     }
                     limit = target;
@@ -344,6 +351,22 @@ mod tests {
         let mut fw = vec![0u8; 12];
         fw.extend_from_slice(b"\xC0\x0E\x00");
         assert_eq!(n.decode(&fw, 12), Err(NameError::BadPointer));
+    }
+
+    #[test]
+    fn tsig_signing_changed_a_name_pointing_into_the_header() {
+        // Found by the `tsig` fuzz target: a name that pointed at ARCOUNT's
+        // low octet (0, the root) read as another name once signing had
+        // bumped ARCOUNT. Pointers into the header are refused.
+        let mut msg = vec![0u8; 12];
+        msg.extend_from_slice(b"\x01a\xC0\x0B");
+        let mut n = NameBuf::new();
+        assert_eq!(n.decode(&msg, 12), Err(NameError::BadPointer));
+        for target in 0..12u8 {
+            let mut m = vec![0u8; 12];
+            m.extend_from_slice(&[0xC0, target]);
+            assert_eq!(n.decode(&m, 12), Err(NameError::BadPointer), "pointer to {target}");
+        }
     }
 
     #[test]

@@ -2,6 +2,8 @@
 //! testdata/capture.py), known answers computed apart with Python's `hmac`
 //! module, and each RFC 8945 §5.2 outcome.
 
+use super::mac::Variables;
+use super::sign::append;
 use super::*;
 
 const SHA256_SECRET: &[u8] = b"sixgate tsig test key, sha256!!";
@@ -432,4 +434,18 @@ fn replay_cache_is_bounded() {
     c.check(verified(2), T + 5).unwrap();
     assert!(c.check(verified(2), T + 6).is_err());
     assert_eq!(ReplayCache::new(0).capacity(), 1);
+}
+
+#[test]
+fn signing_changed_a_name_pointing_into_the_header() {
+    // Found by the `tsig` fuzz target (fuzz/regressions/tsig/): an owner
+    // pointing at ARCOUNT's low octet read as the root before signing and
+    // as something else after, since signing bumps ARCOUNT. Such pointers
+    // are now malformed, so there is nothing to sign or verify.
+    let crash = include_bytes!("../../../fuzz/regressions/tsig/name-pointer-into-header");
+    assert_eq!(find(crash).unwrap_err(), TsigError::Name(NameError::BadPointer));
+    let mut m = request();
+    m[9] = 1;
+    m.extend_from_slice(b"\x01a\xC0\x0B\x00\x01\x00\xFF\x00\x00\x00\x00\x00\x00");
+    assert_eq!(find(&m).unwrap_err(), TsigError::Name(NameError::BadPointer));
 }

@@ -430,6 +430,26 @@ mod tests {
     }
 
     #[test]
+    fn unverified_zones_are_trusted_only_by_their_own_account() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let alice = s.create_account("alice").unwrap().id;
+        let bob = s.create_account("bob").unwrap().id;
+        let apex = name::from_text("alice.test.", None).unwrap();
+        let recs = sixgate_dns::zonefile::parse("@ 60 SOA ns h 1 2 3 4 5\n@ 60 NS ns.x.\n", &apex).unwrap();
+        s.create_zone(&apex, recs, alice, false).unwrap();
+        let owner = s.zone_owner(&apex).unwrap().unwrap();
+        assert!(owner.trusted_by(alice) && !owner.trusted_by(bob));
+        // Bob cannot put a zone inside Alice's; Alice can.
+        let inner = name::from_text("shop.alice.test.", None).unwrap();
+        assert_eq!(s.enclosing_foreign_zone(&inner, bob).unwrap().as_deref(), Some("alice.test."));
+        assert_eq!(s.enclosing_foreign_zone(&inner, alice).unwrap(), None);
+        s.set_verified(&apex, true, None).unwrap();
+        assert!(s.zone_owner(&apex).unwrap().unwrap().trusted_by(bob));
+        assert_eq!(s.customer_zones().unwrap(), vec![CustomerZone { apex, verified: true }]);
+    }
+
+    #[test]
     fn acme_challenge_is_the_first_label_and_txt_only() {
         let n = |t| name::from_text(t, None).unwrap();
         let txt = sixgate_dns::rtype::code::TXT;

@@ -25,6 +25,14 @@
 //!   (header, question, RRsets as multisets, OPT), and a readable diff.
 //! - [`corpus`] and [`differential`]: queries generated from zone content and
 //!   the concurrent runner that sends each to two servers and compares.
+//! - [`pebble`]: [`Pebble`], a private pebble (Let's Encrypt's test CA) with
+//!   a throwaway HTTPS certificate, validating DNS-01 through the server under
+//!   test.
+//! - [`acme`]: lego (`httpreq`, `rfc2136`, `pdns` providers) and certbot
+//!   (`dns-rfc2136`) runs against it, and checks of what they obtained.
+//! - [`powerdns`]: [`PowerDns`], a private PowerDNS Authoritative, the
+//!   reference peer for the ACME flows it supports.
+//! - [`http`]: a minimal HTTP/1.1 client for loopback JSON APIs.
 //! - [`rng`]: a small seeded generator, so a failing run can be replayed with
 //!   `SIXGATE_E2E_SEED`.
 //!
@@ -48,6 +56,7 @@
 //! - Every wait is [`process::wait_until`] polling with a generous deadline.
 //! - Every started process is killed when its guard drops, also on panic.
 
+pub mod acme;
 pub mod client;
 pub mod compare;
 pub mod corpus;
@@ -56,6 +65,8 @@ pub mod differential;
 pub mod http;
 pub mod knot;
 pub mod normalize;
+pub mod pebble;
+pub mod powerdns;
 pub mod process;
 pub mod query;
 pub mod rng;
@@ -65,6 +76,8 @@ pub use client::{UdpClient, tcp_exchange, udp_exchange};
 pub use compare::{Difference, Section, compare};
 pub use knot::Knot;
 pub use normalize::Response;
+pub use pebble::Pebble;
+pub use powerdns::PowerDns;
 pub use process::{ZoneFile, wait_until};
 pub use query::{EdnsSpec, QuerySpec};
 pub use rng::Rng;

@@ -174,6 +174,28 @@ pub fn new_log_path(stem: &str) -> Result<PathBuf> {
     Ok(log_dir()?.join(format!("{stem}-{}-{n}.log", std::process::id())))
 }
 
+/// `program` from PATH (or `/usr/sbin`, `/sbin`), or an error naming the
+/// Debian `package` that `scripts/test` installs for it. Tests fail on a
+/// missing tool rather than skip: a skipped peer test proves nothing.
+pub fn require_program(program: &str, package: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    for dir in std::env::split_paths(&path).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]) {
+        let candidate = dir.join(program);
+        if candidate.is_file() {
+            return Ok(candidate);
+        }
+    }
+    bail!("{program} is not installed; scripts/test installs it (apt-get install {package})")
+}
+
+/// A TCP port that is free on 127.0.0.1 right now, for servers that cannot
+/// bind port 0 and report what they got. Another process may take it before
+/// the server binds it, so starts that use it are retried.
+pub fn free_tcp_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("binding 127.0.0.1:0")?;
+    Ok(listener.local_addr()?.port())
+}
+
 /// A running child process that is killed and reaped on drop.
 #[derive(Debug)]
 pub struct ChildGuard {
@@ -196,6 +218,36 @@ impl ChildGuard {
             .spawn()
             .with_context(|| format!("starting {name}: {command:?}"))?;
         Ok(Self { name: name.to_owned(), child, stderr_path })
+    }
+
+    /// Like [`ChildGuard::spawn`], with stdout going to the same log file as
+    /// stderr: for programs that log on stdout (pebble) or whose output only
+    /// matters when they fail (lego, certbot).
+    pub fn spawn_logged(name: &str, command: &mut Command) -> Result<Self> {
+        let log_path = new_log_path(name)?;
+        let log = File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        // Both descriptors share one open file, so the writes interleave in
+        // order instead of overwriting each other.
+        let stdout = log.try_clone().with_context(|| format!("duplicating {}", log_path.display()))?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(stdout))
+            .stderr(Stdio::from(log))
+            .spawn()
+            .with_context(|| format!("starting {name}: {command:?}"))?;
+        Ok(Self { name: name.to_owned(), child, stderr_path: log_path })
+    }
+
+    /// Waits up to `deadline` for the process to exit on its own and returns
+    /// its status. On timeout the process keeps running until the guard drops.
+    pub fn wait_for_exit(&mut self, deadline: Duration) -> Result<ExitStatus> {
+        let name = self.name.clone();
+        wait_until(&format!("{name} to finish"), deadline, || Ok(self.child.try_wait()?))
+    }
+
+    /// The whole log (stderr, and stdout for [`ChildGuard::spawn_logged`]).
+    pub fn log_text(&self) -> String {
+        fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
     /// The process id.

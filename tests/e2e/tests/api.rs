@@ -124,8 +124,11 @@ fn cli_makes_tokens_and_keys_and_talks_to_the_api() -> Result<()> {
         })
     };
     run_api(&["account", "create", "alice"], &admin)?.ok()?;
+    // Without an API, account commands work on the data directory.
+    cli.run(&["account", "create"], &["bob"])?.ok()?;
     let list = run_api(&["account", "list"], &admin)?.ok()?;
     ensure!(list.stdout.lines().any(|l| l.starts_with("alice\t")), "{list}");
+    ensure!(list.stdout.lines().any(|l| l.starts_with("bob\t")), "{list}");
     run_api(&["record", "set", "example.test", "mail", "MX", "--ttl", "120", "10 www"], &admin)?.ok()?;
     let recs = run_api(&["record", "list", "example.test"], &admin)?.ok()?;
     ensure!(recs.stdout.contains("mail.example.test.\t120\tIN\tMX\t10 www.example.test."), "{recs}");
