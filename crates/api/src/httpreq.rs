@@ -82,15 +82,13 @@ async fn change(st: AppState, caller: Caller, body: Body, add: bool) -> Result<S
     let owner = parse_name(&req.fqdn)?;
     let record =
         Record { owner: owner.clone(), rtype: code::TXT, ttl: CHALLENGE_TTL, rdata: txt_rdata(&req.value) };
-    let commit = st
-        .store(move |s| {
-            let (apex, access) = zone_of(s, &caller, &owner)?;
-            caller.may_write(access, &owner, code::TXT)?;
-            let c = if add { Change::Add(record) } else { Change::Remove(record) };
-            Ok(s.apply(&apex, &[c])?)
-        })
-        .await?;
-    st.served(commit).await;
+    st.commit(move |s| {
+        let (apex, access) = zone_of(s, &caller, &owner)?;
+        caller.may_write(access, &owner, code::TXT)?;
+        let c = if add { Change::Add(record) } else { Change::Remove(record) };
+        Ok((s.apply(&apex, &[c])?, ()))
+    })
+    .await?;
     Ok(StatusCode::OK)
 }
 

@@ -119,6 +119,17 @@ impl AppState {
         .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
     }
 
+    /// Runs a write on the store (`f` returns the commit and what to
+    /// answer), then waits until DNS serves it.
+    async fn commit<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<(Commit, T), ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let (commit, out) = self.store(f).await?;
+        self.served(commit).await;
+        Ok(out)
+    }
+
     /// Waits until DNS serves the change committed as `commit`.
     async fn served(&self, commit: Commit) {
         (self.inner.poke)();

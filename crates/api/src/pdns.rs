@@ -23,7 +23,7 @@ use sixgate_store::Store;
 
 use crate::auth::{Access, Caller};
 use crate::records::{MAX_RECORDS, check_ttl, group, parse_name, parse_owner, parse_rrset, parse_type};
-use crate::zones::{default_records, new_zone_owner, visible};
+use crate::zones::{create_zone, default_records, delete_zone, visible};
 use crate::{ApiError, AppState, Body};
 
 const SERVER: &str = "localhost";
@@ -307,15 +307,7 @@ async fn create(
         }));
     }
     records.extend(sets.into_iter().flat_map(|(_, _, r)| r));
-    let st2 = st.clone();
-    let (commit, zone) = st
-        .store(move |s| {
-            let (account, verified) = new_zone_owner(s, &caller, &apex, None)?;
-            let commit = s.create_zone(&apex, records, account, verified)?;
-            Ok((commit, full_zone(s, &caller, &apex)?))
-        })
-        .await?;
-    st2.served(commit).await;
+    let zone = create_zone(&st, caller, apex, records, None, full_zone).await?;
     Ok((StatusCode::CREATED, Json(zone)))
 }
 
@@ -325,14 +317,7 @@ async fn delete(
     Path((server, id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     check_server(&server)?;
-    let apex = zone_name(&id)?;
-    let commit = st
-        .store(move |s| {
-            caller.zone_full(s, &apex)?;
-            Ok(s.delete_zone(&apex)?)
-        })
-        .await?;
-    st.served(commit).await;
+    delete_zone(&st, caller, zone_name(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

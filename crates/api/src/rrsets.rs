@@ -106,17 +106,15 @@ pub(crate) async fn write_rrsets(
     apex: Box<[u8]>,
     sets: Vec<sixgate_store::RrSetReplacement>,
 ) -> Result<sixgate_store::Commit, ApiError> {
-    let commit = st
-        .store(move |s| {
-            let (_, access) = caller.zone(s, &apex)?;
-            for (owner, rtype, _) in &sets {
-                caller.may_write(access, owner, *rtype)?;
-            }
-            Ok(s.replace_rrsets(&apex, &sets)?)
-        })
-        .await?;
-    st.served(commit).await;
-    Ok(commit)
+    st.commit(move |s| {
+        let (_, access) = caller.zone(s, &apex)?;
+        for (owner, rtype, _) in &sets {
+            caller.may_write(access, owner, *rtype)?;
+        }
+        let c = s.replace_rrsets(&apex, &sets)?;
+        Ok((c, c))
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]

@@ -153,17 +153,38 @@ async fn create(
         }
         (None, None) => default_records(&apex, &st.settings().nameservers)?,
     };
-    let st2 = st.clone();
-    let (commit, zone) = st
-        .store(move |s| {
-            let (account, verified) = new_zone_owner(s, &caller, &apex, req.account.as_deref())?;
-            let commit = s.create_zone(&apex, records, account, verified)?;
-            tracing::info!(zone = %name::to_text(&apex), account, verified, "zone created");
-            Ok((commit, one(s, &caller, &apex)?))
-        })
-        .await?;
-    st2.served(commit).await;
+    let zone = create_zone(&st, caller, apex, records, req.account, one).await?;
     Ok((StatusCode::CREATED, Json(zone)))
+}
+
+/// Creates a zone for the caller (or, for admins, the named account) and
+/// answers with `show` once DNS serves it.
+pub(crate) async fn create_zone<T: Send + 'static>(
+    st: &AppState,
+    caller: Caller,
+    apex: Box<[u8]>,
+    records: Vec<Record>,
+    account: Option<String>,
+    show: fn(&Store, &Caller, &[u8]) -> Result<T, ApiError>,
+) -> Result<T, ApiError> {
+    st.commit(move |s| {
+        let (account, verified) = new_zone_owner(s, &caller, &apex, account.as_deref())?;
+        let commit = s.create_zone(&apex, records, account, verified)?;
+        tracing::info!(zone = %name::to_text(&apex), account, verified, "zone created");
+        Ok((commit, show(s, &caller, &apex)?))
+    })
+    .await
+}
+
+/// Deletes a zone the caller fully controls, once DNS stops serving it.
+pub(crate) async fn delete_zone(st: &AppState, caller: Caller, apex: Box<[u8]>) -> Result<(), ApiError> {
+    st.commit(move |s| {
+        caller.zone_full(s, &apex)?;
+        let c = s.delete_zone(&apex)?;
+        tracing::info!(zone = %name::to_text(&apex), "zone deleted");
+        Ok((c, ()))
+    })
+    .await
 }
 
 async fn delete(
@@ -171,16 +192,7 @@ async fn delete(
     caller: Caller,
     Path(zone): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let apex = parse_name(&zone)?;
-    let commit = st
-        .store(move |s| {
-            caller.zone_full(s, &apex)?;
-            let c = s.delete_zone(&apex)?;
-            tracing::info!(zone = %name::to_text(&apex), "zone deleted");
-            Ok(c)
-        })
-        .await?;
-    st.served(commit).await;
+    delete_zone(&st, caller, parse_name(&zone)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -220,14 +232,12 @@ async fn import(
             None => e.reason,
         }));
     }
-    let st2 = st.clone();
-    let (commit, zone) = st
-        .store(move |s| {
+    let zone = st
+        .commit(move |s| {
             caller.zone_full(s, &apex)?;
             let commit = s.replace_zone(&apex, records)?;
             Ok((commit, one(s, &caller, &apex)?))
         })
         .await?;
-    st2.served(commit).await;
     Ok(Json(zone))
 }
