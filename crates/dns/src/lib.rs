@@ -33,6 +33,7 @@ pub mod delegation;
 pub mod message;
 pub mod name;
 mod octets;
+mod privtype;
 pub mod rtype;
 pub mod tsig;
 pub mod update;
