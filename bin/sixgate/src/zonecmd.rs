@@ -46,14 +46,17 @@ pub(crate) fn import(dir: &Path, zone: &str, file: &Path) -> anyhow::Result<()> 
 pub(crate) fn export(dir: &Path, zone: &str, as_served: bool) -> anyhow::Result<()> {
     let apex = zone_name(zone)?;
     let mut store = open(dir)?;
-    let (_, sixgate_store::ZoneData { apex: apex_case, records }) =
-        store.zone_snapshot(&apex)?.ok_or_else(|| anyhow!("zone {} does not exist", name::to_text(&apex)))?;
+    let missing = || anyhow!("zone {} does not exist", name::to_text(&apex));
     let text = if as_served {
-        // Build the snapshot DNS serves and print its content.
+        // Build the snapshot DNS serves (derived records included) and
+        // print its content, private types in the generic form.
+        let (_, sixgate_store::ZoneData { apex: apex_case, records }) =
+            store.zone_snapshot(&apex)?.ok_or_else(missing)?;
         let z = Zone::build(&apex_case, records, 0)?;
-        zonefile::render(&apex_case, &z.records())
+        zonefile::render_as_served(&apex_case, &z.records())
     } else {
-        let mut records = records;
+        let sixgate_store::ZoneData { apex: apex_case, mut records } =
+            store.source_zone(&apex)?.ok_or_else(missing)?;
         sixgate_dns::zone::sort_canonical(&mut records);
         zonefile::render(&apex_case, &records)
     };

@@ -205,8 +205,7 @@ async fn export(
     let text = st
         .store(move |s| {
             caller.zone_full(s, &apex)?;
-            let (_, data) =
-                s.zone_snapshot(&apex)?.ok_or_else(|| ApiError::NotFound("zone vanished".into()))?;
+            let data = s.source_zone(&apex)?.ok_or_else(|| ApiError::NotFound("zone vanished".into()))?;
             let mut records = data.records;
             sixgate_dns::zone::sort_canonical(&mut records);
             Ok(zonefile::render(&data.apex, &records))
