@@ -167,3 +167,27 @@ pub(crate) fn record_list(dir: &Path, zone: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+pub(crate) fn aname_status(dir: &Path, zone: Option<&str>) -> anyhow::Result<()> {
+    let apex = zone.map(zone_name).transpose()?;
+    let store = open(dir)?;
+    if let Some(a) = &apex
+        && store.zone_owner(a)?.is_none()
+    {
+        bail!("zone {} does not exist", name::to_text(a));
+    }
+    let time = |t: Option<i64>| t.map_or_else(|| "-".to_string(), sixgate_store::rfc3339);
+    for (a, st) in store.aname_status(apex.as_deref())? {
+        let addrs = if st.addresses.is_empty() { "-".to_string() } else { st.addresses.join(",") };
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            name::to_text(&a.owner),
+            name::to_text(&a.target),
+            addrs,
+            time(st.last_success),
+            st.last_error.as_deref().unwrap_or("-").replace(['\t', '\n'], " "),
+            time(st.next_refresh)
+        );
+    }
+    Ok(())
+}

@@ -56,6 +56,8 @@ struct Tracked {
 }
 
 type Key = (Box<[u8]>, Box<[u8]>);
+/// Per zone: the owners whose derived records to put in place.
+type Writes = HashMap<Box<[u8]>, Vec<(Box<[u8]>, Vec<Record>)>>;
 
 /// The A/AAAA records to serve at `owner` for `addresses`.
 fn records(owner: &[u8], addresses: &[IpAddr], ttl: u32) -> Vec<Record> {
@@ -79,7 +81,7 @@ fn to_state(apex: &[u8], owner: &[u8], t: &Tracked) -> AnameState {
         addresses: t.entry.addresses.iter().map(IpAddr::to_string).collect(),
         last_success: t.entry.last_success.map(|s| s as i64),
         last_error: t.entry.last_error.clone(),
-        next_refresh: Some(t.entry.next_refresh as i64),
+        next_refresh: (t.entry.next_refresh != u64::MAX).then_some(t.entry.next_refresh as i64),
     }
 }
 
@@ -109,7 +111,8 @@ pub async fn run(
         if zone_changed {
             published.borrow_and_update();
         }
-        if let Err(e) = round(&dir, &store, &catalog, &resolver, &settings, &mut table, &saved, first, zone_changed).await
+        if let Err(e) =
+            round(&dir, &store, &catalog, &resolver, &settings, &mut table, &saved, first, zone_changed).await
         {
             tracing::warn!(error = %e, "ANAME round failed");
         }
@@ -157,13 +160,22 @@ async fn round(
         let over = *n > settings.max_per_zone;
         let t = table.entry(key).or_insert_with(|| {
             let mut entry = Entry::default();
-            if first && let Some(s) = saved.iter().find(|s| s.apex == a.apex && s.owner == a.owner && s.target == a.target) {
+            if first
+                && let Some(s) =
+                    saved.iter().find(|s| s.apex == a.apex && s.owner == a.owner && s.target == a.target)
+            {
                 entry.addresses = s.addresses.iter().filter_map(|x| x.parse().ok()).collect();
                 entry.last_success = s.last_success.map(|x| x as u64);
                 entry.last_error = s.last_error.clone();
                 entry.next_refresh = s.next_refresh.map_or(0, |x| x as u64);
             }
-            Tracked { account_id: a.account_id, target: a.target.clone(), aname_ttl: a.ttl, entry, internal: false }
+            Tracked {
+                account_id: a.account_id,
+                target: a.target.clone(),
+                aname_ttl: a.ttl,
+                entry,
+                internal: false,
+            }
         });
         if t.target != a.target {
             // A new target: resolve now, and forget the old answer's schedule.
@@ -173,7 +185,8 @@ async fn round(
         t.account_id = a.account_id;
         t.aname_ttl = a.ttl;
         if over {
-            t.entry.last_error = Some(format!("more than {} ANAMEs in this zone; not resolved", settings.max_per_zone));
+            t.entry.last_error =
+                Some(format!("more than {} ANAMEs in this zone; not resolved", settings.max_per_zone));
             t.entry.next_refresh = u64::MAX;
         } else if t.entry.next_refresh == u64::MAX {
             t.entry.next_refresh = 0;
@@ -188,14 +201,15 @@ async fn round(
 
     // Resolve what is due.
     let snapshot = catalog.load_full();
-    let mut writes: HashMap<Box<[u8]>, Vec<(Box<[u8]>, Vec<Record>)>> = HashMap::new();
+    let mut writes: Writes = HashMap::new();
     let mut states = Vec::new();
     for ((apex, owner), t) in table.iter_mut() {
         if !t.entry.due(now) {
             continue;
         }
         let account = t.account_id;
-        let trusted = |zone: &[u8]| trust.get(zone).is_some_and(|&(acct, verified)| verified || acct == account);
+        let trusted =
+            |zone: &[u8]| trust.get(zone).is_some_and(|&(acct, verified)| verified || acct == account);
         let (resolution, upstream) = resolver.resolve(&snapshot, &t.target, &trusted).await;
         t.internal = !upstream;
         let jitter: f64 = rand::random();
@@ -205,7 +219,10 @@ async fn round(
         let changed = t.entry.apply(resolution, unix_now(), &settings.policy, jitter);
         if changed || first {
             let ttl = t.aname_ttl.min(t.entry.ttl.max(1));
-            writes.entry(apex.clone()).or_default().push((owner.clone(), records(owner, &t.entry.addresses, ttl)));
+            writes
+                .entry(apex.clone())
+                .or_default()
+                .push((owner.clone(), records(owner, &t.entry.addresses, ttl)));
         }
         states.push(to_state(apex, owner, t));
     }
@@ -218,7 +235,9 @@ async fn round(
                 tracing::info!(zone = %name::to_text(&apex), serial = c.serial, "ANAME addresses changed");
             }
             Ok(None) => {}
-            Err(e) => tracing::warn!(zone = %name::to_text(&apex), error = %e, "writing ANAME addresses failed"),
+            Err(e) => {
+                tracing::warn!(zone = %name::to_text(&apex), error = %e, "writing ANAME addresses failed")
+            }
         }
     }
     if wrote {

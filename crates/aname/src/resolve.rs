@@ -62,7 +62,12 @@ impl Resolver {
     /// Resolves `target`'s A and AAAA. `trusted(apex)` says whether a
     /// served zone may answer internally. Also returns whether any
     /// upstream query was made.
-    pub async fn resolve(&self, catalog: &Catalog, target: &[u8], trusted: &dyn Fn(&[u8]) -> bool) -> (Resolution, bool) {
+    pub async fn resolve(
+        &self,
+        catalog: &Catalog,
+        target: &[u8],
+        trusted: &(dyn Fn(&[u8]) -> bool + Sync),
+    ) -> (Resolution, bool) {
         let mut upstream_used = false;
         let mut found = Vec::new();
         for qtype in [code::A, code::AAAA] {
@@ -95,7 +100,7 @@ impl Resolver {
         catalog: &Catalog,
         target: &[u8],
         qtype: u16,
-        trusted: &dyn Fn(&[u8]) -> bool,
+        trusted: &(dyn Fn(&[u8]) -> bool + Sync),
         upstream_used: &mut bool,
     ) -> Result<Found, String> {
         let mut current: Box<[u8]> = name::to_lowercase(target);

@@ -154,10 +154,20 @@ mod tests {
     #[test]
     fn only_a_different_set_is_a_change() {
         let mut e = Entry::default();
-        assert!(e.apply(Resolution::Addresses { addresses: ips(&["192.0.2.2", "2001:db8::1", "192.0.2.1"]), ttl: 60 }, 0, &P, 0.0));
+        assert!(e.apply(
+            Resolution::Addresses { addresses: ips(&["192.0.2.2", "2001:db8::1", "192.0.2.1"]), ttl: 60 },
+            0,
+            &P,
+            0.0
+        ));
         assert_eq!(e.addresses, ips(&["192.0.2.1", "192.0.2.2", "2001:db8::1"]));
         // Same set, rotated, other TTL: no change.
-        assert!(!e.apply(Resolution::Addresses { addresses: ips(&["2001:db8::1", "192.0.2.1", "192.0.2.2"]), ttl: 20 }, 60, &P, 0.0));
+        assert!(!e.apply(
+            Resolution::Addresses { addresses: ips(&["2001:db8::1", "192.0.2.1", "192.0.2.2"]), ttl: 20 },
+            60,
+            &P,
+            0.0
+        ));
         assert!(e.apply(Resolution::Addresses { addresses: ips(&["192.0.2.1"]), ttl: 20 }, 120, &P, 0.0));
     }
 

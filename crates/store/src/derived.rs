@@ -183,6 +183,31 @@ impl Store {
         finish_diff(tx, id, &key, old_serial, scheme, at, effective).map(Some)
     }
 
+    /// Every ANAME (of one zone, or all) with its resolution state; a state
+    /// not saved yet is empty.
+    pub fn aname_status(&self, apex: Option<&[u8]>) -> Result<Vec<(Aname, AnameState)>, StoreError> {
+        let key = apex.map(name::to_lowercase);
+        let states = self.aname_states(key.as_deref())?;
+        Ok(self
+            .anames()?
+            .into_iter()
+            .filter(|a| key.as_deref().is_none_or(|k| a.apex[..] == *k))
+            .map(|a| {
+                let st = states
+                    .iter()
+                    .find(|s| s.apex == a.apex && s.owner == a.owner && s.target == a.target)
+                    .cloned()
+                    .unwrap_or_else(|| AnameState {
+                        apex: a.apex.clone(),
+                        owner: a.owner.clone(),
+                        target: a.target.clone(),
+                        ..Default::default()
+                    });
+                (a, st)
+            })
+            .collect())
+    }
+
     /// Saved resolution states, of one zone or all.
     pub fn aname_states(&self, apex: Option<&[u8]>) -> Result<Vec<AnameState>, StoreError> {
         let key = apex.map(name::to_lowercase);

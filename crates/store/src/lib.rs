@@ -34,7 +34,7 @@ use sixgate_dns::zone::{Change, Record, soa_serial};
 
 pub use codec::{decode_changes, encode_changes};
 pub use derived::{Aname, AnameState};
-pub use serial::SerialScheme;
+pub use serial::{SerialScheme, rfc3339};
 pub use tenancy::{
     Account, CustomerZone, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey, ZoneOwner, ip6_arpa,
     is_acme_challenge,
