@@ -108,10 +108,20 @@ impl Resolver {
         let mut ttl = u32::MAX;
         for _ in 0..MAX_HOPS {
             if seen.contains(&current) {
-                return Err(format!("CNAME loop at {}", name::to_text(&current)));
+                return Err(format!("CNAME/ANAME loop at {}", name::to_text(&current)));
             }
             seen.push(current.clone());
             let internal = catalog.find(&current).filter(|z| trusted(z.apex()));
+            // A target that is itself an ANAME's owner: follow that ANAME
+            // like a CNAME, so chains resolve at once and loops are found.
+            if let Some(next) = internal
+                .and_then(|z| z.node(&current))
+                .and_then(|n| n.rrset(code::ANAME))
+                .and_then(|r| r.rdatas().next().map(|t| name::to_lowercase(t)))
+            {
+                current = next;
+                continue;
+            }
             let outcome = match internal {
                 Some(_) => ask_catalog(catalog, &current, qtype),
                 None => {
@@ -212,7 +222,8 @@ mod tests {
             (
                 "provider.test.",
                 "@ 60 SOA ns h 1 2 3 4 30\n@ 60 NS ns\nns 60 A 192.0.2.53\nhost 40 A 192.0.2.10\nhost 50 AAAA 2001:db8::10\n\
-                 alias 20 CNAME host\nout 60 CNAME host.other.test.\nloop1 60 CNAME loop2.other.test.\nv4only 60 A 192.0.2.11\n",
+                 alias 20 CNAME host\nout 60 CNAME host.other.test.\nloop1 60 CNAME loop2.other.test.\nv4only 60 A 192.0.2.11\n\
+                 chained 60 ANAME alias.provider.test.\na1 60 ANAME a2.provider.test.\na2 60 ANAME a1.provider.test.\n",
             ),
             (
                 "other.test.",
@@ -250,6 +261,14 @@ mod tests {
         let (res, _) = r.resolve(&catalog(), &n("nothere.provider.test."), &all).await;
         assert!(matches!(res, Resolution::Empty { ref why, .. } if why == "NXDOMAIN"), "{res:?}");
         let (res, _) = r.resolve(&catalog(), &n("loop1.provider.test."), &all).await;
+        assert!(matches!(res, Resolution::Failed(ref e) if e.contains("loop")), "{res:?}");
+        // ANAME to ANAME resolves through; ANAMEs pointing at each other loop.
+        let (res, _) = r.resolve(&catalog(), &n("chained.provider.test."), &all).await;
+        assert!(
+            matches!(res, Resolution::Addresses { ref addresses, .. } if *addresses == ips(&["192.0.2.10", "2001:db8::10"])),
+            "{res:?}"
+        );
+        let (res, _) = r.resolve(&catalog(), &n("a1.provider.test."), &all).await;
         assert!(matches!(res, Resolution::Failed(ref e) if e.contains("loop")), "{res:?}");
     }
 

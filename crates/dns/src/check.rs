@@ -52,6 +52,10 @@ mod reason {
         format!("{} has more than one ANAME; an owner has at most one", name::to_text(owner))
     }
 
+    pub(super) fn aname_to_itself(owner: &[u8]) -> String {
+        format!("the ANAME at {} points at its own owner (a loop)", name::to_text(owner))
+    }
+
     pub(super) fn aname_and_address(owner: &[u8], rtype: u16) -> String {
         format!(
             "{} has an ANAME, so its A and AAAA records come from the ANAME's target and cannot be set ({} given)",
@@ -132,7 +136,13 @@ pub fn check_zone(apex: &[u8], records: &mut [Record]) -> Result<(), CheckError>
             return Err(err(Some(i), reason::two_cnames(owner)));
         }
     }
-    // ANAME: at most one per owner, and no A/AAAA of one's own beside it.
+    // ANAME: at most one per owner, not pointing at itself, and no A/AAAA
+    // of one's own beside it.
+    for (i, r) in records.iter().enumerate() {
+        if r.rtype == code::ANAME && name::to_lowercase(&r.rdata) == name::to_lowercase(&r.owner) {
+            return Err(err(Some(i), reason::aname_to_itself(&r.owner)));
+        }
+    }
     for ((owner, t), (i, _, n)) in &sets {
         if *t != code::ANAME {
             continue;
@@ -182,6 +192,9 @@ pub fn check_owner(apex: &[u8], owner: &[u8], records: &[Record]) -> Result<(), 
     match count(code::ANAME) {
         0 => {}
         1 => {
+            if records.iter().any(|r| r.rtype == code::ANAME && name::to_lowercase(&r.rdata) == owner_l) {
+                return Err(err(None, reason::aname_to_itself(owner)));
+            }
             if let Some(r) = records.iter().find(|r| r.rtype == code::A || r.rtype == code::AAAA) {
                 return Err(err(None, reason::aname_and_address(owner, r.rtype)));
             }
@@ -259,6 +272,8 @@ mod tests {
         assert!(e.reason.contains("more than one ANAME"), "{e}");
         let e = check(&format!("{HEAD}@ 300 ANAME a.example.net.\n@ 300 AAAA 2001:db8::1\n")).unwrap_err();
         assert!(e.reason.contains("has an ANAME"), "{e}");
+        let e = check(&format!("{HEAD}www 300 ANAME WWW.example.com.\n")).unwrap_err();
+        assert!(e.reason.contains("its own owner"), "{e}");
         let apex = name::from_text("example.com.", None).unwrap();
         let recs = parse(&format!("{HEAD}@ 300 ANAME a.example.net.\n@ 300 A 192.0.2.1\n"), &apex).unwrap();
         assert!(check_owner(&apex, &apex, &recs).unwrap_err().reason.contains("has an ANAME"));
