@@ -36,6 +36,25 @@ pub(crate) struct RawConfig {
     /// Delegation checks of customer zones.
     #[serde(default)]
     pub(crate) verify: RawVerify,
+    /// ANAME resolution.
+    #[serde(default)]
+    pub(crate) aname: RawAname,
+}
+
+/// `[aname]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAname {
+    /// Upstream resolvers (ADDR:PORT) for targets outside sixgate's zones.
+    pub(crate) resolvers: Option<Vec<String>>,
+    /// Refresh floor in seconds.
+    pub(crate) min_refresh: Option<u64>,
+    /// Refresh ceiling in seconds.
+    pub(crate) max_refresh: Option<u64>,
+    /// Most ANAMEs resolved per zone.
+    pub(crate) max_per_zone: Option<usize>,
+    /// Most upstream queries per second.
+    pub(crate) queries_per_second: Option<u32>,
 }
 
 /// `[api]`.
@@ -129,6 +148,10 @@ pub(crate) struct Settings {
     pub(crate) hmac_md5: bool,
     pub(crate) verify_resolvers: Vec<SocketAddr>,
     pub(crate) verify_interval: Duration,
+    pub(crate) aname_resolvers: Option<Vec<SocketAddr>>,
+    pub(crate) aname_policy: (u64, u64),
+    pub(crate) aname_max_per_zone: usize,
+    pub(crate) aname_qps: u32,
 }
 
 /// Reads and parses a configuration file.
@@ -219,7 +242,21 @@ pub(crate) fn settings(
     if !(1..=86_400 * 7).contains(&interval) {
         bail!("verify.interval must be 1 second to 7 days, not {interval}");
     }
+    let aname_resolvers = raw
+        .aname
+        .resolvers
+        .map(|l| l.iter().map(|s| parse_addr(s)).collect::<anyhow::Result<Vec<_>>>())
+        .transpose()?;
+    let floor = raw.aname.min_refresh.unwrap_or(60);
+    let ceiling = raw.aname.max_refresh.unwrap_or(86_400);
+    if floor == 0 || ceiling < floor {
+        bail!("aname.min_refresh must be at least 1 and at most aname.max_refresh ({floor} > {ceiling})");
+    }
     Ok(Settings {
+        aname_resolvers,
+        aname_policy: (floor, ceiling),
+        aname_max_per_zone: raw.aname.max_per_zone.unwrap_or(100),
+        aname_qps: raw.aname.queries_per_second.unwrap_or(50).max(1),
         nameservers,
         serial,
         api,

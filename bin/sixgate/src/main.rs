@@ -84,6 +84,13 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// ANAME records.
+    Aname {
+        #[command(subcommand)]
+        command: AnameCommand,
+        #[command(flatten)]
+        common: Common,
+    },
     /// TSIG keys for RFC 2136 UPDATE.
     Tsig {
         #[command(subcommand)]
@@ -135,6 +142,17 @@ enum AccountCommand {
     },
     /// List accounts: NAME, ID and ZONES, tab-separated.
     List,
+}
+
+#[derive(Subcommand)]
+enum AnameCommand {
+    /// Each ANAME with its addresses, last success, last error and next
+    /// refresh: OWNER, TARGET, ADDRESSES, LAST_SUCCESS, LAST_ERROR,
+    /// NEXT_REFRESH, tab-separated (`-` for none; times in RFC 3339 UTC).
+    Status {
+        /// Only this zone.
+        zone: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -297,6 +315,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 AccountCommand::List => authcmd::account_list(&data_dir(&common)),
             },
         },
+        Command::Aname { command: AnameCommand::Status { zone }, common } => {
+            zonecmd::aname_status(&data_dir(&common), zone.as_deref())
+        }
         Command::Tsig { command, common } => {
             let dir = data_dir(&common);
             match command {

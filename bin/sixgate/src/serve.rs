@@ -170,6 +170,19 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         interval: s.verify_interval,
     };
     api_tasks.push(rt.spawn(sixgate_server::verify::run(s.data.clone(), verify, sd_rx.clone())));
+    let aname = sixgate_aname::refresher::Settings {
+        policy: sixgate_aname::schedule::Policy { floor: s.aname_policy.0, ceiling: s.aname_policy.1 },
+        upstream: s.aname_resolvers.clone().unwrap_or_else(sixgate_server::verify::system_resolvers),
+        queries_per_second: s.aname_qps,
+        max_per_zone: s.aname_max_per_zone,
+    };
+    api_tasks.push(rt.spawn(sixgate_aname::refresher::run(
+        s.data.clone(),
+        catalog.clone(),
+        published.clone(),
+        aname,
+        sd_rx.clone(),
+    )));
 
     let dir = s.data.clone();
     let fsd = shutdown.clone();

@@ -46,14 +46,17 @@ pub(crate) fn import(dir: &Path, zone: &str, file: &Path) -> anyhow::Result<()> 
 pub(crate) fn export(dir: &Path, zone: &str, as_served: bool) -> anyhow::Result<()> {
     let apex = zone_name(zone)?;
     let mut store = open(dir)?;
-    let (_, sixgate_store::ZoneData { apex: apex_case, records }) =
-        store.zone_snapshot(&apex)?.ok_or_else(|| anyhow!("zone {} does not exist", name::to_text(&apex)))?;
+    let missing = || anyhow!("zone {} does not exist", name::to_text(&apex));
     let text = if as_served {
-        // Build the snapshot DNS serves and print its content.
+        // Build the snapshot DNS serves (derived records included) and
+        // print its content, private types in the generic form.
+        let (_, sixgate_store::ZoneData { apex: apex_case, records }) =
+            store.zone_snapshot(&apex)?.ok_or_else(missing)?;
         let z = Zone::build(&apex_case, records, 0)?;
-        zonefile::render(&apex_case, &z.records())
+        zonefile::render_as_served(&apex_case, &z.records())
     } else {
-        let mut records = records;
+        let sixgate_store::ZoneData { apex: apex_case, mut records } =
+            store.source_zone(&apex)?.ok_or_else(missing)?;
         sixgate_dns::zone::sort_canonical(&mut records);
         zonefile::render(&apex_case, &records)
     };
@@ -160,6 +163,30 @@ pub(crate) fn record_list(dir: &Path, zone: &str) -> anyhow::Result<()> {
             r.ttl,
             zonefile::type_text(r.rtype),
             zonefile::rdata_text(r.rtype, &r.rdata)
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn aname_status(dir: &Path, zone: Option<&str>) -> anyhow::Result<()> {
+    let apex = zone.map(zone_name).transpose()?;
+    let store = open(dir)?;
+    if let Some(a) = &apex
+        && store.zone_owner(a)?.is_none()
+    {
+        bail!("zone {} does not exist", name::to_text(a));
+    }
+    let time = |t: Option<i64>| t.map_or_else(|| "-".to_string(), sixgate_store::rfc3339);
+    for (a, st) in store.aname_status(apex.as_deref())? {
+        let addrs = if st.addresses.is_empty() { "-".to_string() } else { st.addresses.join(",") };
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            name::to_text(&a.owner),
+            name::to_text(&a.target),
+            addrs,
+            time(st.last_success),
+            st.last_error.as_deref().unwrap_or("-").replace(['\t', '\n'], " "),
+            time(st.next_refresh)
         );
     }
     Ok(())

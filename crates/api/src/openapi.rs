@@ -35,6 +35,7 @@ pub(crate) const PATHS: &[&str] = &[
     "/v1/zones",
     "/v1/zones/{zone}",
     "/v1/zones/{zone}/zonefile",
+    "/v1/zones/{zone}/anames",
     "/v1/zones/{zone}/rrsets",
     "/v1/zones/{zone}/rrsets/{name}/{type}",
     "/v1/accounts",
@@ -65,6 +66,9 @@ pub(crate) fn document() -> Value {
             "/v1/zones/{zone}/zonefile": {
                 "get": op("Export the zone file (text/dns)", "200", None),
                 "put": { "summary": "Replace the zone's content with a zone file (text/dns body)", "responses": { "200": { "description": "success" } } },
+            },
+            "/v1/zones/{zone}/anames": {
+                "get": op("Each ANAME's addresses, last success, last error and next refresh", "200", None),
             },
             "/v1/zones/{zone}/rrsets": {
                 "get": op("List RRsets", "200", None),

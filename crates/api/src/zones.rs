@@ -20,6 +20,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/zones", get(list).post(create))
         .route("/v1/zones/{zone}", get(show).delete(delete))
         .route("/v1/zones/{zone}/zonefile", get(export).put(import))
+        .route("/v1/zones/{zone}/anames", get(anames))
 }
 
 /// A zone as the native API shows it.
@@ -205,8 +206,7 @@ async fn export(
     let text = st
         .store(move |s| {
             caller.zone_full(s, &apex)?;
-            let (_, data) =
-                s.zone_snapshot(&apex)?.ok_or_else(|| ApiError::NotFound("zone vanished".into()))?;
+            let data = s.source_zone(&apex)?.ok_or_else(|| ApiError::NotFound("zone vanished".into()))?;
             let mut records = data.records;
             sixgate_dns::zone::sort_canonical(&mut records);
             Ok(zonefile::render(&data.apex, &records))
@@ -240,4 +240,41 @@ async fn import(
         })
         .await?;
     Ok(Json(zone))
+}
+
+/// An ANAME's resolution state.
+#[derive(Debug, Serialize)]
+struct AnameJson {
+    name: String,
+    target: String,
+    addresses: Vec<String>,
+    last_success: Option<String>,
+    last_error: Option<String>,
+    next_refresh: Option<String>,
+}
+
+async fn anames(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+) -> Result<Json<Vec<AnameJson>>, ApiError> {
+    let apex = parse_name(&zone)?;
+    let list = st
+        .store(move |s| {
+            caller.zone(s, &apex)?;
+            Ok(s.aname_status(Some(&apex))?)
+        })
+        .await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|(a, s)| AnameJson {
+                name: name::to_text(&a.owner),
+                target: name::to_text(&a.target),
+                addresses: s.addresses,
+                last_success: s.last_success.map(sixgate_store::rfc3339),
+                last_error: s.last_error,
+                next_refresh: s.next_refresh.map(sixgate_store::rfc3339),
+            })
+            .collect(),
+    ))
 }

@@ -48,6 +48,18 @@ mod reason {
         format!("{} has more than one CNAME", name::to_text(owner))
     }
 
+    pub(super) fn two_anames(owner: &[u8]) -> String {
+        format!("{} has more than one ANAME; an owner has at most one", name::to_text(owner))
+    }
+
+    pub(super) fn aname_and_address(owner: &[u8], rtype: u16) -> String {
+        format!(
+            "{} has an ANAME, so its A and AAAA records come from the ANAME's target and cannot be set ({} given)",
+            name::to_text(owner),
+            crate::zonefile::type_text(rtype)
+        )
+    }
+
     pub(super) fn cname_and_other(owner: &[u8], rtype: u16) -> String {
         format!(
             "{} has a CNAME and other data ({}); a CNAME must be alone",
@@ -120,6 +132,20 @@ pub fn check_zone(apex: &[u8], records: &mut [Record]) -> Result<(), CheckError>
             return Err(err(Some(i), reason::two_cnames(owner)));
         }
     }
+    // ANAME: at most one per owner, and no A/AAAA of one's own beside it.
+    for ((owner, t), (i, _, n)) in &sets {
+        if *t != code::ANAME {
+            continue;
+        }
+        if *n > 1 {
+            return Err(err(Some(*i), reason::two_anames(owner)));
+        }
+        for addr in [code::A, code::AAAA] {
+            if let Some((j, _, _)) = sets.get(&(owner.clone(), addr)) {
+                return Err(err(Some((*i).max(*j)), reason::aname_and_address(owner, addr)));
+            }
+        }
+    }
     if !cname_owners.is_empty() {
         for ((owner, t), (j, _, _)) in &sets {
             if let Some(&(i, _)) = cname_owners.get(&owner[..])
@@ -152,6 +178,15 @@ pub fn check_owner(apex: &[u8], owner: &[u8], records: &[Record]) -> Result<(), 
         if let Some(r) = records.iter().find(|r| !may_accompany_cname(r.rtype)) {
             return Err(err(None, reason::cname_and_other(owner, r.rtype)));
         }
+    }
+    match count(code::ANAME) {
+        0 => {}
+        1 => {
+            if let Some(r) = records.iter().find(|r| r.rtype == code::A || r.rtype == code::AAAA) {
+                return Err(err(None, reason::aname_and_address(owner, r.rtype)));
+            }
+        }
+        _ => return Err(err(None, reason::two_anames(owner))),
     }
     let soas = count(code::SOA);
     if owner_l == apex_l {
@@ -208,6 +243,25 @@ mod tests {
         assert!(check("@ 300 SOA ns hm 1 2 3 4 5\n").unwrap_err().reason.contains("no NS"));
         let e = check(&format!("{HEAD}www 300 SOA ns hm 1 2 3 4 5\n")).unwrap_err();
         assert!(e.reason.contains("only allowed at the zone apex"), "{e}");
+    }
+
+    #[test]
+    fn aname_rules() {
+        check(&format!(
+            "{HEAD}@ 300 ANAME host.example.net.\n@ 300 MX 10 mail\nwww 300 ANAME @.example.com.\n"
+        ))
+        .unwrap();
+        let e = check(&format!("{HEAD}www 300 ANAME a.example.net.\nwww 300 CNAME b.example.net.\n"))
+            .unwrap_err();
+        assert!(e.reason.contains("CNAME and other data"), "{e}");
+        let e = check(&format!("{HEAD}www 300 ANAME a.example.net.\nwww 300 ANAME b.example.net.\n"))
+            .unwrap_err();
+        assert!(e.reason.contains("more than one ANAME"), "{e}");
+        let e = check(&format!("{HEAD}@ 300 ANAME a.example.net.\n@ 300 AAAA 2001:db8::1\n")).unwrap_err();
+        assert!(e.reason.contains("has an ANAME"), "{e}");
+        let apex = name::from_text("example.com.", None).unwrap();
+        let recs = parse(&format!("{HEAD}@ 300 ANAME a.example.net.\n@ 300 A 192.0.2.1\n"), &apex).unwrap();
+        assert!(check_owner(&apex, &apex, &recs).unwrap_err().reason.contains("has an ANAME"));
     }
 
     #[test]

@@ -16,6 +16,9 @@
 //! - [`zonefile`]: RFC 1035 zone files in and out.
 //! - [`tsig`]: RFC 8945 transaction signatures: verifying requests,
 //!   signing responses, refusing replays.
+//! - [`delegation`], [`lookup`]: queries sixgate sends (NS to check a
+//!   delegation, A/AAAA for ANAME targets) and the reading of their
+//!   answers.
 //! - [`update`]: RFC 2136 dynamic updates: decoding, prerequisites, and
 //!   the zone changes an update makes.
 //!
@@ -30,9 +33,11 @@ pub mod answer;
 pub mod catalog;
 pub mod check;
 pub mod delegation;
+pub mod lookup;
 pub mod message;
 pub mod name;
 mod octets;
+mod privtype;
 pub mod rtype;
 pub mod tsig;
 pub mod update;

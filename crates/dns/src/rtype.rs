@@ -16,6 +16,8 @@ pub mod code {
     pub const NAPTR: u16 = 35;
     pub const DNAME: u16 = 39;
     pub const OPT: u16 = 41;
+    /// ANAME (private use; see `privtype`).
+    pub const ANAME: u16 = 65401;
     pub const DS: u16 = 43;
     pub const SSHFP: u16 = 44;
     pub const RRSIG: u16 = 46;

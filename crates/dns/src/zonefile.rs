@@ -94,6 +94,8 @@ fn scan(text: &str, origin: &[u8]) -> Result<(Vec<Record>, Vec<usize>), ParseErr
         return Err(ParseError::at(0, "zone file too large"));
     }
     precheck(text)?;
+    let (text, aname_lines) = crate::privtype::rewrite(text);
+    let text: &str = &text;
     // The scanner of domain 0.12.3 indexes past its buffer when a character
     // string is the very last thing in the input; a final newline (which
     // changes no record) keeps it inside.
@@ -134,7 +136,10 @@ fn scan(text: &str, origin: &[u8]) -> Result<(Vec<Record>, Vec<usize>), ParseErr
         };
         // The record's first line: skip leading blank lines and comments
         // that the scanner consumed with it.
-        let line = lines_seen.line_at(text.as_bytes(), first_content(text.as_bytes(), before));
+        let line = lines_seen.line_at(
+            text.as_bytes(),
+            first_content(text.as_bytes(), line_start_from(text.as_bytes(), before)),
+        );
         let rec = match entry {
             Entry::Include { .. } => return Err(ParseError::at(line, "$INCLUDE is not allowed")),
             Entry::Record(r) => r,
@@ -163,6 +168,12 @@ fn scan(text: &str, origin: &[u8]) -> Result<(Vec<Record>, Vec<usize>), ParseErr
             rdata: rdata.into_boxed_slice(),
         });
         lines.push(line);
+    }
+    crate::privtype::restore(&mut out, &lines, &aname_lines);
+    for (r, line) in out.iter().zip(&lines) {
+        if r.rtype == code::ANAME {
+            check_rdata(r.rtype, &r.rdata).map_err(|e| ParseError::at(*line, e))?;
+        }
     }
     Ok((out, lines))
 }
@@ -234,6 +245,18 @@ fn content_line_at_or_before(text: &str, line: usize, col: usize) -> usize {
     l.max(1)
 }
 
+/// A record always begins at the start of a line. The scanner's offset
+/// before an entry may still lie inside the previous record's last line
+/// (it reports where it last looked), so move to the next line start
+/// unless `off` is already at one.
+fn line_start_from(text: &[u8], off: usize) -> usize {
+    if off == 0 || text.get(off.wrapping_sub(1)) == Some(&b'\n') {
+        return off;
+    }
+    let rest = text.get(off..).unwrap_or(&[]);
+    rest.iter().position(|&b| b == b'\n').map_or(text.len(), |e| off + e + 1)
+}
+
 /// The offset of the first line at or after `off` with content other than
 /// blanks and comments.
 fn first_content(text: &[u8], mut off: usize) -> usize {
@@ -262,6 +285,9 @@ pub fn check_rdata(rtype_code: u16, rdata: &[u8]) -> Result<(), String> {
         Ok(_) => return Err(format!("malformed {} rdata", Rtype::from_int(rtype_code))),
         Err(e) => return Err(format!("malformed {} rdata: {e}", Rtype::from_int(rtype_code))),
     }
+    if rtype_code == code::ANAME {
+        return name::validate(rdata).map_err(|e| format!("bad ANAME target: {e}"));
+    }
     // Names in rdata must be uncompressed and valid.
     if let Some(off) =
         rtype::compressible_name_offset(rtype_code).or(rtype::additional_name_offset(rtype_code))
@@ -276,11 +302,17 @@ pub fn check_rdata(rtype_code: u16, rdata: &[u8]) -> Result<(), String> {
 
 /// Text of a type: its mnemonic, or `TYPEnnn` (RFC 3597 §5).
 pub fn type_text(rtype_code: u16) -> String {
-    Rtype::from_int(rtype_code).to_string()
+    match rtype_code {
+        code::ANAME => "ANAME".into(),
+        _ => Rtype::from_int(rtype_code).to_string(),
+    }
 }
 
 /// A type from its mnemonic or `TYPEnnn` form.
 pub fn type_from_text(text: &str) -> Option<u16> {
+    if text.eq_ignore_ascii_case("ANAME") || text.eq_ignore_ascii_case("ALIAS") {
+        return Some(code::ANAME);
+    }
     text.parse::<Rtype>().ok().map(|t| t.to_int())
 }
 
@@ -311,7 +343,7 @@ fn pretty_rdata(rtype_code: u16, rdata: &[u8]) -> Option<String> {
     // Names are rendered by us (always absolute, with escapes); the rest by
     // domain's presentation code.
     match rtype_code {
-        code::NS | code::CNAME | code::PTR | code::DNAME => {
+        code::NS | code::CNAME | code::PTR | code::DNAME | code::ANAME => {
             name::validate(rdata).ok()?;
             Some(name::to_text(rdata))
         }
@@ -367,17 +399,25 @@ fn reparses_to(rtype_code: u16, text: &str, rdata: &[u8]) -> bool {
 
 /// Renders records as a zone file with absolute names.
 pub fn render(origin: &[u8], records: &[Record]) -> String {
+    render_with(origin, records, false)
+}
+
+/// Renders records as DNS serves them, for other software: our private
+/// types (ANAME) in the RFC 3597 generic form any server can load.
+pub fn render_as_served(origin: &[u8], records: &[Record]) -> String {
+    render_with(origin, records, true)
+}
+
+fn render_with(origin: &[u8], records: &[Record], generic_private: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "$ORIGIN {}", name::to_text(origin));
     for r in records {
-        let _ = writeln!(
-            out,
-            "{} {} IN {} {}",
-            name::to_text(&r.owner),
-            r.ttl,
-            type_text(r.rtype),
-            rdata_text(r.rtype, &r.rdata)
-        );
+        let (t, d) = if generic_private && r.rtype == code::ANAME {
+            (format!("TYPE{}", r.rtype), generic_rdata(&r.rdata))
+        } else {
+            (type_text(r.rtype), rdata_text(r.rtype, &r.rdata))
+        };
+        let _ = writeln!(out, "{} {} IN {} {}", name::to_text(&r.owner), r.ttl, t, d);
     }
     out
 }
@@ -419,6 +459,35 @@ ptr PTR www
         let text = render(&origin(), &recs);
         let again = parse(&text, &origin()).unwrap();
         assert_eq!(recs, again, "export:\n{text}");
+    }
+
+    #[test]
+    fn aname_and_alias_parse_render_and_round_trip() {
+        let text = "@ 300 SOA ns hm 1 2 3 4 5\n@ 300 ANAME host.provider.test.\nwww ALIAS example.com.\nalias A 192.0.2.1\n";
+        let recs = parse(text, &origin()).unwrap();
+        let types: Vec<u16> = recs.iter().map(|r| r.rtype).collect();
+        assert_eq!(types, vec![code::SOA, code::ANAME, code::ANAME, code::A]);
+        assert_eq!(&recs[2].rdata[..], &origin()[..]);
+        let out = render(&origin(), &recs);
+        assert!(out.contains("example.com. 300 IN ANAME host.provider.test."), "{out}");
+        assert_eq!(parse(&out, &origin()).unwrap(), recs);
+        let served = render_as_served(&origin(), &recs);
+        assert!(served.contains("IN TYPE65401 \\# "), "{served}");
+        assert_eq!(parse(&served, &origin()).unwrap(), recs);
+        // Generic form of a bad name is refused like any bad ANAME.
+        let e = parse("@ 300 TYPE65401 \\# 2 0501\n", &origin()).unwrap_err();
+        assert!(e.reason.contains("ANAME"), "{e}");
+        assert!(parse("@ 300 ANAME bad..name.\n", &origin()).is_err());
+        assert_eq!(type_from_text("alias"), Some(code::ANAME));
+    }
+
+    /// Regression: the scanner's offset before an entry can lie inside the
+    /// previous record's last line, which gave the second record line 1.
+    #[test]
+    fn record_lines_are_the_lines_records_start_on() {
+        let text = "@ 300 SOA ns hm 1 2 3 4 5\nwww A 192.0.2.1\n\n; c\nmail A 192.0.2.2\nx TXT ( a\n b )\ny A 192.0.2.3\n";
+        let (_, lines) = parse_with_lines(text, &origin()).unwrap();
+        assert_eq!(lines, vec![1, 2, 5, 6, 8]);
     }
 
     #[test]

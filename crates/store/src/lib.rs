@@ -18,6 +18,7 @@
 #![warn(missing_docs)]
 
 mod codec;
+mod derived;
 mod schema;
 mod serial;
 mod tenancy;
@@ -32,7 +33,8 @@ use sixgate_dns::rtype::code;
 use sixgate_dns::zone::{Change, Record, soa_serial};
 
 pub use codec::{decode_changes, encode_changes};
-pub use serial::SerialScheme;
+pub use derived::{Aname, AnameState};
+pub use serial::{SerialScheme, rfc3339};
 pub use tenancy::{
     Account, CustomerZone, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey, ZoneOwner, ip6_arpa,
     is_acme_challenge,
@@ -329,6 +331,23 @@ impl Store {
         Ok(pos.zip(out))
     }
 
+    /// A zone's own records (without derived ones), as a plain export and
+    /// backups show them; `None` if the zone does not exist.
+    pub fn source_zone(&mut self, apex: &[u8]) -> Result<Option<ZoneData>, StoreError> {
+        let tx = self.conn.transaction()?;
+        let z: Option<(i64, Vec<u8>)> = tx
+            .query_row(
+                "SELECT id, apex FROM zones WHERE name = ?1",
+                params![&name::to_lowercase(apex)[..]],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        let Some((id, apex_case)) = z else { return Ok(None) };
+        let records = read_records(&tx, id)?;
+        tx.commit()?;
+        Ok(Some(ZoneData { apex: apex_case.into_boxed_slice(), records }))
+    }
+
     /// Creates the zone or replaces all its records (zone import). The
     /// records are checked as a whole first; on any error nothing changes.
     /// The serial becomes the file's serial if that is newer than the
@@ -367,7 +386,10 @@ impl Store {
         let file_serial = records.iter().find(|r| r.rtype == code::SOA).and_then(|r| soa_serial(&r.rdata));
         let (id, serial) = match existing {
             Some((id, old)) => {
-                tx.execute("DELETE FROM records WHERE zone_id = ?1", params![id])?;
+                // Derived records stay while their ANAME does (below), so a
+                // re-import does not blank the addresses until the next
+                // resolution.
+                tx.execute("DELETE FROM records WHERE zone_id = ?1 AND derived = 0", params![id])?;
                 (id, next_serial(old as u32, file_serial, scheme, at))
             }
             None => {
@@ -400,6 +422,7 @@ impl Store {
                 ins.execute(params![id, &r.owner[..], &owner_key[..], r.rtype, r.ttl, &r.rdata[..]])?;
             }
         }
+        derived::drop_orphans(&tx, id, None)?;
         tx.execute(
             "UPDATE zones SET serial = ?1, updated_at = ?2 WHERE id = ?3",
             params![serial as i64, now(), id],
@@ -537,26 +560,10 @@ impl Store {
         for o in &owners {
             let recs = owner_records(&tx, id, o)?;
             check::check_owner(apex, o, &recs)?;
+            // An ANAME gone takes its derived addresses with it.
+            effective.extend(derived::drop_orphans(&tx, id, Some(o))?.into_iter().map(Change::Remove));
         }
-        // Bump the serial: the SOA change is part of the same diff.
-        let serial = next_serial(old_serial as u32, None, scheme, at);
-        if let Some(soa) = owner_records(&tx, id, key)?.into_iter().find(|r| r.rtype == code::SOA)
-            && let Some(rd) = with_serial(&soa.rdata, serial)
-        {
-            tx.execute(
-                "UPDATE records SET rdata = ?1 WHERE zone_id = ?2 AND owner_key = ?3 AND rtype = ?4",
-                params![&rd[..], id, key, code::SOA],
-            )?;
-            effective.push(Change::Remove(soa.clone()));
-            effective.push(Change::Add(Record { rdata: rd, ..soa }));
-        }
-        tx.execute(
-            "UPDATE zones SET serial = ?1, updated_at = ?2 WHERE id = ?3",
-            params![serial as i64, now(), id],
-        )?;
-        let journal_id = journal(&tx, id, key, serial, "diff", Some(&encode_changes(&effective)))?;
-        tx.commit()?;
-        Ok(Commit { journal_id, serial })
+        finish_diff(tx, id, key, old_serial, scheme, at, effective)
     }
 
     /// Deletes a zone and all its records.
@@ -610,6 +617,38 @@ impl Store {
     }
 }
 
+/// Ends a diff write: bumps the serial (the SOA change is part of the same
+/// diff), journals the diff and commits.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn finish_diff(
+    tx: rusqlite::Transaction<'_>,
+    id: i64,
+    key: &[u8],
+    old_serial: i64,
+    scheme: SerialScheme,
+    at: i64,
+    mut effective: Vec<Change>,
+) -> Result<Commit, StoreError> {
+    let serial = next_serial(old_serial as u32, None, scheme, at);
+    if let Some(soa) = owner_records(&tx, id, key)?.into_iter().find(|r| r.rtype == code::SOA)
+        && let Some(rd) = with_serial(&soa.rdata, serial)
+    {
+        tx.execute(
+            "UPDATE records SET rdata = ?1 WHERE zone_id = ?2 AND owner_key = ?3 AND rtype = ?4",
+            params![&rd[..], id, key, code::SOA],
+        )?;
+        effective.push(Change::Remove(soa.clone()));
+        effective.push(Change::Add(Record { rdata: rd, ..soa }));
+    }
+    tx.execute(
+        "UPDATE zones SET serial = ?1, updated_at = ?2 WHERE id = ?3",
+        params![serial as i64, now(), id],
+    )?;
+    let journal_id = journal(&tx, id, key, serial, "diff", Some(&encode_changes(&effective)))?;
+    tx.commit()?;
+    Ok(Commit { journal_id, serial })
+}
+
 /// Read access to one zone inside a write transaction.
 pub struct ZoneReader<'a> {
     conn: &'a Connection,
@@ -629,7 +668,7 @@ impl ZoneReader<'_> {
 }
 
 /// The id and serial of the zone with this (lowercased) apex.
-fn zone_row(conn: &Connection, key: &[u8]) -> Result<Option<(i64, i64)>, StoreError> {
+pub(crate) fn zone_row(conn: &Connection, key: &[u8]) -> Result<Option<(i64, i64)>, StoreError> {
     Ok(conn
         .query_row("SELECT id, serial FROM zones WHERE name = ?1", params![key], |r| {
             Ok((r.get(0)?, r.get(1)?))
@@ -661,7 +700,7 @@ fn stream_records<E: From<StoreError>>(
 }
 
 /// A record from a row of `SELECT owner, rtype, ttl, rdata`.
-fn record_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
+pub(crate) fn record_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
     Ok(Record {
         owner: r.get_ref(0)?.as_blob()?.into(),
         rtype: r.get(1)?,
@@ -671,14 +710,15 @@ fn record_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Record> {
 }
 
 fn read_records(conn: &Connection, zone_id: i64) -> Result<Vec<Record>, StoreError> {
-    let mut st = conn.prepare_cached("SELECT owner, rtype, ttl, rdata FROM records WHERE zone_id = ?1")?;
+    let mut st = conn
+        .prepare_cached("SELECT owner, rtype, ttl, rdata FROM records WHERE zone_id = ?1 AND derived = 0")?;
     let rows = st.query_map(params![zone_id], record_of)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
 fn owner_records(conn: &Connection, zone_id: i64, owner_key: &[u8]) -> Result<Vec<Record>, StoreError> {
     let mut st = conn.prepare_cached(
-        "SELECT owner, rtype, ttl, rdata FROM records WHERE zone_id = ?1 AND owner_key = ?2",
+        "SELECT owner, rtype, ttl, rdata FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND derived = 0",
     )?;
     let rows = st.query_map(params![zone_id, owner_key], record_of)?;
     Ok(rows.collect::<Result<_, _>>()?)

@@ -67,6 +67,19 @@ const MIGRATIONS: &[&str] = &[
         acme_only INTEGER NOT NULL,
         created_at INTEGER NOT NULL
     );",
+    // 3: derived records (ANAME addresses) beside the source records, and
+    // the state of each ANAME's resolution.
+    "ALTER TABLE records ADD COLUMN derived INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE aname_state (
+        zone_name BLOB NOT NULL,        -- apex, wire form, lowercased
+        owner BLOB NOT NULL,            -- wire form, lowercased
+        target BLOB NOT NULL,           -- wire form, as resolved
+        addresses TEXT NOT NULL,        -- comma-separated, sorted
+        last_success INTEGER,
+        last_error TEXT,
+        next_refresh INTEGER,
+        PRIMARY KEY (zone_name, owner)
+    );",
 ];
 
 /// Brings the database to the latest schema.

@@ -74,6 +74,14 @@ fn civil_from_days(z: i64) -> (i64, i64, i64) {
     (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
+/// A stored time (unix seconds) in RFC 3339 form, UTC:
+/// `2026-11-25T18:00:00Z`.
+pub fn rfc3339(secs: i64) -> String {
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let t = secs.rem_euclid(86_400);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", t / 3600, t / 60 % 60, t % 60)
+}
+
 pub(crate) fn load(conn: &Connection) -> Result<SerialScheme, StoreError> {
     let code: Option<i64> =
         conn.query_row("SELECT value FROM meta WHERE key = 'serial_scheme'", [], |r| r.get(0)).optional()?;
@@ -103,5 +111,7 @@ mod tests {
         assert_eq!(civil_from_days(20_782), (2026, 11, 25));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(SerialScheme::Date.at(1_795_600_000), Some(2_026_112_500));
+        assert_eq!(rfc3339(1_795_600_000), "2026-11-25T07:06:40Z");
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
     }
 }

@@ -1,0 +1,21 @@
+//! ANAME (ALIAS) records: a CNAME-like record that may sit at a zone's
+//! apex. sixgate resolves the target and serves its A and AAAA records at
+//! the ANAME's owner, as records of the zone.
+//!
+//! # Architecture
+//!
+//! - [`schedule`] (sans-IO): what to serve and when to look again, from
+//!   TTLs with a floor, a ceiling and jitter; last good answers on
+//!   failure, with backoff; empty sets on NXDOMAIN/NODATA.
+//! - [`resolve`]: internal targets through sixgate's own answer engine
+//!   (no network), others through upstream resolvers, with a query rate
+//!   limit; CNAME chains followed, loops refused.
+//! - [`refresher`]: the task that ties them to the store. Resolved sets
+//!   are written as *derived* records through the store's write path
+//!   (serial, journal), so transfers, exports and DNSSEC see them like
+//!   any record; nothing is resolved per query.
+#![warn(missing_docs)]
+
+pub mod refresher;
+pub mod resolve;
+pub mod schedule;

@@ -1,0 +1,250 @@
+//! The task that keeps every ANAME's derived addresses current.
+//!
+//! Each round (every second, and at once when the published catalog
+//! changes) it syncs its table with the ANAMEs in the store, resolves
+//! those that are due, and writes the address sets that really changed
+//! through the store's write path: one transaction per zone per round,
+//! so many ANAMEs changing together cost one serial. States (addresses,
+//! last success, last error, next refresh) are saved for `aname status`
+//! and the API. When a served zone changes, targets resolved internally
+//! are due at once, so they follow without waiting for their TTL.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sixgate_dns::name;
+use sixgate_dns::rtype::code;
+use sixgate_dns::zone::Record;
+use sixgate_server::SharedCatalog;
+use sixgate_store::{AnameState, Store, StoreError};
+use tokio::sync::watch;
+
+use crate::resolve::Resolver;
+use crate::schedule::{Entry, Policy};
+
+/// Refresher settings.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Refresh floor and ceiling.
+    pub policy: Policy,
+    /// Upstream resolvers.
+    pub upstream: Vec<SocketAddr>,
+    /// Most upstream queries per second.
+    pub queries_per_second: u32,
+    /// Most ANAMEs resolved per zone; more get an error status.
+    pub max_per_zone: usize,
+}
+
+/// How often due ANAMEs are looked for.
+const TICK: Duration = Duration::from_secs(1);
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// What the refresher knows about one ANAME.
+struct Tracked {
+    account_id: i64,
+    target: Box<[u8]>,
+    aname_ttl: u32,
+    entry: Entry,
+    /// The last resolution needed no upstream query.
+    internal: bool,
+}
+
+type Key = (Box<[u8]>, Box<[u8]>);
+/// Per zone: the owners whose derived records to put in place.
+type Writes = HashMap<Box<[u8]>, Vec<(Box<[u8]>, Vec<Record>)>>;
+
+/// The A/AAAA records to serve at `owner` for `addresses`.
+fn records(owner: &[u8], addresses: &[IpAddr], ttl: u32) -> Vec<Record> {
+    addresses
+        .iter()
+        .map(|a| {
+            let (rtype, rdata): (u16, Box<[u8]>) = match a {
+                IpAddr::V4(v4) => (code::A, v4.octets().into()),
+                IpAddr::V6(v6) => (code::AAAA, v6.octets().into()),
+            };
+            Record { owner: owner.into(), rtype, ttl, rdata }
+        })
+        .collect()
+}
+
+fn to_state(apex: &[u8], owner: &[u8], t: &Tracked) -> AnameState {
+    AnameState {
+        apex: apex.into(),
+        owner: owner.into(),
+        target: t.target.clone(),
+        addresses: t.entry.addresses.iter().map(IpAddr::to_string).collect(),
+        last_success: t.entry.last_success.map(|s| s as i64),
+        last_error: t.entry.last_error.clone(),
+        next_refresh: (t.entry.next_refresh != u64::MAX).then_some(t.entry.next_refresh as i64),
+    }
+}
+
+/// Runs rounds until `shutdown`.
+pub async fn run(
+    dir: PathBuf,
+    catalog: SharedCatalog,
+    mut published: watch::Receiver<i64>,
+    settings: Settings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let store = match Store::open(&dir) {
+        Ok(s) => Arc::new(Mutex::new(s)),
+        Err(e) => {
+            tracing::error!(error = %e, "ANAME refresher cannot open the store; ANAMEs are not resolved");
+            return;
+        }
+    };
+    let resolver = Resolver::new(settings.upstream.clone(), settings.queries_per_second);
+    let mut table: HashMap<Key, Tracked> = HashMap::new();
+    // Resume from saved states, so a restart does not resolve everything
+    // at once and keeps serving (and reporting) the last good sets.
+    let saved = blocking(&store, |s| s.aname_states(None)).await.unwrap_or_default();
+    let mut first = true;
+    loop {
+        let zone_changed = published.has_changed().unwrap_or(false);
+        if zone_changed {
+            published.borrow_and_update();
+        }
+        if let Err(e) =
+            round(&dir, &store, &catalog, &resolver, &settings, &mut table, &saved, first, zone_changed).await
+        {
+            tracing::warn!(error = %e, "ANAME round failed");
+        }
+        first = false;
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = published.changed() => {}
+            _ = async { let _ = shutdown.wait_for(|&s| s).await; } => return,
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    store: &Arc<Mutex<Store>>,
+    f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || f(&mut store.lock().unwrap_or_else(|p| p.into_inner())))
+        .await
+        .unwrap_or_else(|e| Err(StoreError::BadInput(format!("store task failed: {e}"))))
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn round(
+    dir: &std::path::Path,
+    store: &Arc<Mutex<Store>>,
+    catalog: &SharedCatalog,
+    resolver: &Resolver,
+    settings: &Settings,
+    table: &mut HashMap<Key, Tracked>,
+    saved: &[AnameState],
+    first: bool,
+    zone_changed: bool,
+) -> Result<(), StoreError> {
+    let (anames, zones) = blocking(store, |s| Ok((s.anames()?, s.zones()?))).await?;
+    let now = unix_now();
+    // Sync the table with the store.
+    let mut present: HashMap<Key, ()> = HashMap::new();
+    let mut per_zone: HashMap<Box<[u8]>, usize> = HashMap::new();
+    for a in &anames {
+        let key = (a.apex.clone(), a.owner.clone());
+        present.insert(key.clone(), ());
+        let n = per_zone.entry(a.apex.clone()).or_default();
+        *n += 1;
+        let over = *n > settings.max_per_zone;
+        let t = table.entry(key).or_insert_with(|| {
+            let mut entry = Entry::default();
+            if first
+                && let Some(s) =
+                    saved.iter().find(|s| s.apex == a.apex && s.owner == a.owner && s.target == a.target)
+            {
+                entry.addresses = s.addresses.iter().filter_map(|x| x.parse().ok()).collect();
+                entry.last_success = s.last_success.map(|x| x as u64);
+                entry.last_error = s.last_error.clone();
+                entry.next_refresh = s.next_refresh.map_or(0, |x| x as u64);
+            }
+            Tracked {
+                account_id: a.account_id,
+                target: a.target.clone(),
+                aname_ttl: a.ttl,
+                entry,
+                internal: false,
+            }
+        });
+        if t.target != a.target {
+            // A new target: resolve now, and forget the old answer's schedule.
+            t.target = a.target.clone();
+            t.entry.next_refresh = 0;
+        }
+        t.account_id = a.account_id;
+        t.aname_ttl = a.ttl;
+        if over {
+            t.entry.last_error =
+                Some(format!("more than {} ANAMEs in this zone; not resolved", settings.max_per_zone));
+            t.entry.next_refresh = u64::MAX;
+        } else if t.entry.next_refresh == u64::MAX {
+            t.entry.next_refresh = 0;
+        }
+        if zone_changed && t.internal {
+            t.entry.next_refresh = 0;
+        }
+    }
+    table.retain(|k, _| present.contains_key(k));
+    let trust: HashMap<Box<[u8]>, (i64, bool)> =
+        zones.iter().map(|z| (name::to_lowercase(&z.apex), (z.account_id, z.verified))).collect();
+
+    // Resolve what is due.
+    let snapshot = catalog.load_full();
+    let mut writes: Writes = HashMap::new();
+    let mut states = Vec::new();
+    for ((apex, owner), t) in table.iter_mut() {
+        if !t.entry.due(now) {
+            continue;
+        }
+        let account = t.account_id;
+        let trusted =
+            |zone: &[u8]| trust.get(zone).is_some_and(|&(acct, verified)| verified || acct == account);
+        let (resolution, upstream) = resolver.resolve(&snapshot, &t.target, &trusted).await;
+        t.internal = !upstream;
+        let jitter: f64 = rand::random();
+        if let crate::schedule::Resolution::Failed(e) = &resolution {
+            tracing::info!(owner = %name::to_text(owner), target = %name::to_text(&t.target), error = %e, "ANAME resolution failed; keeping the last good addresses");
+        }
+        let changed = t.entry.apply(resolution, unix_now(), &settings.policy, jitter);
+        if changed || first {
+            let ttl = t.aname_ttl.min(t.entry.ttl.max(1));
+            writes
+                .entry(apex.clone())
+                .or_default()
+                .push((owner.clone(), records(owner, &t.entry.addresses, ttl)));
+        }
+        states.push(to_state(apex, owner, t));
+    }
+    let mut wrote = false;
+    for (apex, sets) in writes {
+        let a = apex.clone();
+        match blocking(store, move |s| s.set_derived(&a, &sets)).await {
+            Ok(Some(c)) => {
+                wrote = true;
+                tracing::info!(zone = %name::to_text(&apex), serial = c.serial, "ANAME addresses changed");
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(zone = %name::to_text(&apex), error = %e, "writing ANAME addresses failed")
+            }
+        }
+    }
+    if wrote {
+        sixgate_server::publish::poke(dir);
+    }
+    if !states.is_empty() || first {
+        blocking(store, move |s| s.save_aname_states(&states)).await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,199 @@
+//! Resolving an ANAME target to its A and AAAA addresses.
+//!
+//! A target inside a zone sixgate serves, whose data the ANAME's owner may
+//! trust (same account, or a verified zone), is answered by sixgate's own
+//! answer engine from the current snapshot: no network query, and a
+//! change to that zone shows up at the next look. Any other target, and a
+//! CNAME chain leaving sixgate's zones, goes to the upstream resolvers.
+//! Both answers are read by the same parser (`sixgate_dns::lookup`).
+//! Chains are followed across answers up to [`MAX_HOPS`] names, and a name
+//! seen twice is a loop.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use sixgate_dns::lookup::{self, LookupError, Outcome};
+use sixgate_dns::rtype::code;
+use sixgate_dns::{Catalog, Limits, Transport, name, respond};
+use tokio::net::UdpSocket;
+
+use crate::schedule::Resolution;
+
+/// Names followed for one target, across answers.
+pub const MAX_HOPS: usize = 8;
+/// How long one upstream resolver gets to answer.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What one address type resolved to.
+enum Found {
+    Addresses(Vec<IpAddr>, u32),
+    Empty(&'static str),
+}
+
+/// Resolves targets, internally or through upstream resolvers, with a
+/// bound on upstream queries per second.
+pub struct Resolver {
+    upstream: Vec<SocketAddr>,
+    rate: f64,
+    bucket: Mutex<(f64, Instant)>,
+}
+
+impl Resolver {
+    /// Upstream resolvers and the most upstream queries per second.
+    pub fn new(upstream: Vec<SocketAddr>, queries_per_second: u32) -> Resolver {
+        let rate = f64::from(queries_per_second.max(1));
+        Resolver { upstream, rate, bucket: Mutex::new((rate, Instant::now())) }
+    }
+
+    fn take_query(&self) -> bool {
+        let mut b = self.bucket.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        b.0 = (b.0 + now.duration_since(b.1).as_secs_f64() * self.rate).min(self.rate);
+        b.1 = now;
+        if b.0 >= 1.0 {
+            b.0 -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Resolves `target`'s A and AAAA. `trusted(apex)` says whether a
+    /// served zone may answer internally. Also returns whether any
+    /// upstream query was made.
+    pub async fn resolve(
+        &self,
+        catalog: &Catalog,
+        target: &[u8],
+        trusted: &(dyn Fn(&[u8]) -> bool + Sync),
+    ) -> (Resolution, bool) {
+        let mut upstream_used = false;
+        let mut found = Vec::new();
+        for qtype in [code::A, code::AAAA] {
+            match self.lookup(catalog, target, qtype, trusted, &mut upstream_used).await {
+                Ok(f) => found.push(f),
+                Err(e) => return (Resolution::Failed(e), upstream_used),
+            }
+        }
+        let mut addresses = Vec::new();
+        let mut ttl: Option<u32> = None;
+        let mut nx = false;
+        for f in found {
+            match f {
+                Found::Addresses(a, t) => {
+                    addresses.extend(a);
+                    ttl = Some(ttl.map_or(t, |x| x.min(t)));
+                }
+                Found::Empty(why) => nx |= why == "NXDOMAIN",
+            }
+        }
+        let r = match ttl {
+            Some(ttl) => Resolution::Addresses { addresses, ttl },
+            None => Resolution::Empty { ttl: 0, why: if nx { "NXDOMAIN" } else { "NODATA" }.into() },
+        };
+        (r, upstream_used)
+    }
+
+    async fn lookup(
+        &self,
+        catalog: &Catalog,
+        target: &[u8],
+        qtype: u16,
+        trusted: &(dyn Fn(&[u8]) -> bool + Sync),
+        upstream_used: &mut bool,
+    ) -> Result<Found, String> {
+        let mut current: Box<[u8]> = name::to_lowercase(target);
+        let mut seen: Vec<Box<[u8]>> = Vec::new();
+        let mut ttl = u32::MAX;
+        for _ in 0..MAX_HOPS {
+            if seen.contains(&current) {
+                return Err(format!("CNAME loop at {}", name::to_text(&current)));
+            }
+            seen.push(current.clone());
+            let internal = catalog.find(&current).filter(|z| trusted(z.apex()));
+            let outcome = match internal {
+                Some(_) => ask_catalog(catalog, &current, qtype),
+                None => {
+                    *upstream_used = true;
+                    self.ask_upstream(&current, qtype).await
+                }
+            };
+            let outcome = outcome.map_err(|e| match e {
+                LookupError::CnameLoop => format!("CNAME loop at {}", name::to_text(&current)),
+                LookupError::Rcode(r) => format!("{} answered rcode {r}", name::to_text(&current)),
+                e => format!("{}: {e}", name::to_text(&current)),
+            })?;
+            match outcome {
+                Outcome::Addresses { ttl: t, addresses } => {
+                    let ips = addresses
+                        .iter()
+                        .filter_map(|a| match a.len() {
+                            4 => <[u8; 4]>::try_from(&a[..]).ok().map(|b| IpAddr::V4(Ipv4Addr::from(b))),
+                            16 => <[u8; 16]>::try_from(&a[..]).ok().map(|b| IpAddr::V6(Ipv6Addr::from(b))),
+                            _ => None,
+                        })
+                        .collect();
+                    return Ok(Found::Addresses(ips, ttl.min(t)));
+                }
+                Outcome::NxDomain => return Ok(Found::Empty("NXDOMAIN")),
+                Outcome::NoData => return Ok(Found::Empty("NODATA")),
+                Outcome::Cname { target, ttl: t } => {
+                    ttl = ttl.min(t);
+                    current = target;
+                }
+            }
+        }
+        Err(format!("CNAME chain from {} longer than {MAX_HOPS} names", name::to_text(target)))
+    }
+
+    async fn ask_upstream(&self, qname: &[u8], qtype: u16) -> Result<Outcome, LookupError> {
+        if self.upstream.is_empty() {
+            return Err(LookupError::Malformed("no upstream resolver configured"));
+        }
+        if !self.take_query() {
+            return Err(LookupError::Malformed("upstream query rate limit reached"));
+        }
+        let mut last = LookupError::Malformed("no upstream resolver answered");
+        for server in &self.upstream {
+            match ask_one(*server, qname, qtype).await {
+                Ok(o) => return Ok(o),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    }
+}
+
+/// Asks sixgate's own answer engine.
+fn ask_catalog(catalog: &Catalog, qname: &[u8], qtype: u16) -> Result<Outcome, LookupError> {
+    let id: u16 = rand::random();
+    let q = lookup::query(id, qname, qtype);
+    let mut out = Vec::with_capacity(512);
+    // As over TCP: the whole answer, never truncated.
+    respond(catalog, &q, &mut out, Transport::Tcp, &Limits::default());
+    lookup::parse_response(&out, id, qname, qtype)
+}
+
+async fn ask_one(server: SocketAddr, qname: &[u8], qtype: u16) -> Result<Outcome, LookupError> {
+    let io = |_| LookupError::Malformed("network error");
+    let local: SocketAddr =
+        if server.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
+    let sock = UdpSocket::bind(local).await.map_err(io)?;
+    sock.connect(server).await.map_err(io)?;
+    let id: u16 = rand::random();
+    sock.send(&lookup::query(id, qname, qtype)).await.map_err(io)?;
+    let mut buf = vec![0u8; 4096];
+    let deadline = tokio::time::Instant::now() + UPSTREAM_TIMEOUT;
+    loop {
+        let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
+            Ok(Ok(n)) => n,
+            Ok(Err(_)) => return Err(LookupError::Malformed("no answer (connection refused)")),
+            Err(_) => return Err(LookupError::Malformed("no answer (timeout)")),
+        };
+        match lookup::parse_response(buf.get(..n).unwrap_or(&[]), id, qname, qtype) {
+            Err(LookupError::Mismatch) => continue,
+            r => return r,
+        }
+    }
+}
