@@ -197,3 +197,70 @@ async fn ask_one(server: SocketAddr, qname: &[u8], qtype: u16) -> Result<Outcome
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use sixgate_dns::{Zone, zonefile};
+
+    use super::*;
+
+    fn catalog() -> Catalog {
+        let mut c = Catalog::new();
+        for (apex, text) in [
+            (
+                "provider.test.",
+                "@ 60 SOA ns h 1 2 3 4 30\n@ 60 NS ns\nns 60 A 192.0.2.53\nhost 40 A 192.0.2.10\nhost 50 AAAA 2001:db8::10\n\
+                 alias 20 CNAME host\nout 60 CNAME host.other.test.\nloop1 60 CNAME loop2.other.test.\nv4only 60 A 192.0.2.11\n",
+            ),
+            (
+                "other.test.",
+                "@ 60 SOA ns h 1 2 3 4 30\n@ 60 NS ns\nns 60 A 192.0.2.53\nhost 60 A 192.0.2.99\nloop2 60 CNAME loop1.provider.test.\n",
+            ),
+        ] {
+            let a = name::from_text(apex, None).unwrap();
+            c.insert(Arc::new(Zone::build(&a, zonefile::parse(text, &a).unwrap(), 1).unwrap()));
+        }
+        c
+    }
+
+    fn n(t: &str) -> Box<[u8]> {
+        name::from_text(t, None).unwrap()
+    }
+
+    fn ips(list: &[&str]) -> Vec<IpAddr> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[tokio::test]
+    async fn internal_targets_resolve_without_the_network_and_follow_cnames_across_zones() {
+        let r = Resolver::new(Vec::new(), 10);
+        let all = |_: &[u8]| true;
+        let (res, up) = r.resolve(&catalog(), &n("alias.provider.test."), &all).await;
+        assert!(!up);
+        assert_eq!(res, Resolution::Addresses { addresses: ips(&["192.0.2.10", "2001:db8::10"]), ttl: 20 });
+        let (res, _) = r.resolve(&catalog(), &n("out.provider.test."), &all).await;
+        assert!(
+            matches!(res, Resolution::Addresses { ref addresses, .. } if *addresses == ips(&["192.0.2.99"])),
+            "{res:?}"
+        );
+        let (res, _) = r.resolve(&catalog(), &n("v4only.provider.test."), &all).await;
+        assert_eq!(res, Resolution::Addresses { addresses: ips(&["192.0.2.11"]), ttl: 60 });
+        let (res, _) = r.resolve(&catalog(), &n("nothere.provider.test."), &all).await;
+        assert!(matches!(res, Resolution::Empty { ref why, .. } if why == "NXDOMAIN"), "{res:?}");
+        let (res, _) = r.resolve(&catalog(), &n("loop1.provider.test."), &all).await;
+        assert!(matches!(res, Resolution::Failed(ref e) if e.contains("loop")), "{res:?}");
+    }
+
+    /// A zone the ANAME's account may not trust is not asked: the query
+    /// goes upstream (none configured here, so it fails) instead.
+    #[tokio::test]
+    async fn untrusted_zones_are_not_used_internally() {
+        let r = Resolver::new(Vec::new(), 10);
+        let only_provider = |z: &[u8]| z == &n("provider.test.")[..];
+        let (res, up) = r.resolve(&catalog(), &n("host.other.test."), &only_provider).await;
+        assert!(up, "an untrusted zone must not answer internally");
+        assert!(matches!(res, Resolution::Failed(ref e) if e.contains("no upstream")), "{res:?}");
+    }
+}

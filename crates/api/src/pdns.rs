@@ -140,8 +140,10 @@ fn full_zone(store: &Store, caller: &Caller, apex: &[u8]) -> std::result::Result
     let rrsets = group(records)
         .into_iter()
         .map(|set| {
+            // PowerDNS calls ANAME "ALIAS"; tools written for it expect that.
+            let rtype = if set.rtype == "ANAME" { "ALIAS".to_string() } else { set.rtype };
             json!({
-                "name": set.name, "type": set.rtype, "ttl": set.ttl, "comments": [],
+                "name": set.name, "type": rtype, "ttl": set.ttl, "comments": [],
                 "records": set.records.iter().map(|c| json!({"content": c, "disabled": false})).collect::<Vec<_>>(),
             })
         })
