@@ -70,9 +70,10 @@ impl AnameStatus {
     }
 }
 
+/// The line quoted, tabs shown as `\t`, so that messages show its fields.
 impl fmt::Display for AnameStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.line)
+        write!(f, "{:?}", self.line)
     }
 }
 
@@ -96,7 +97,7 @@ pub fn status_of(cli: &Cli, zone: &str, owner: &str) -> Result<AnameStatus> {
         (Some(one), None) => Ok(one.clone()),
         _ => bail!(
             "expected exactly one `aname status {zone}` line for {owner}, got:\n{}",
-            all.iter().map(|s| s.line.as_str()).collect::<Vec<_>>().join("\n")
+            all.iter().map(|s| s.to_string()).collect::<Vec<_>>().join("\n")
         ),
     }
 }
