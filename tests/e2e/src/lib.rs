@@ -33,6 +33,9 @@
 //! - [`powerdns`]: [`PowerDns`], a private PowerDNS Authoritative, the
 //!   reference peer for the ACME flows it supports.
 //! - [`http`]: a minimal HTTP/1.1 client for loopback JSON APIs.
+//! - [`kdig`]: Knot's `kdig` run as an operator would, its output parsed
+//!   into status, flags and records.
+//! - [`aname`]: `sixgate aname status` lines as checked data.
 //! - [`rng`]: a small seeded generator, so a failing run can be replayed with
 //!   `SIXGATE_E2E_SEED`.
 //!
@@ -57,12 +60,14 @@
 //! - Every started process is killed when its guard drops, also on panic.
 
 pub mod acme;
+pub mod aname;
 pub mod client;
 pub mod compare;
 pub mod corpus;
 pub mod craft;
 pub mod differential;
 pub mod http;
+pub mod kdig;
 pub mod knot;
 pub mod normalize;
 pub mod pebble;

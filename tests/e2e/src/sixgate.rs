@@ -6,7 +6,9 @@
 //! addresses from the `listening dns-udp ADDR` / `listening dns-tcp ADDR`
 //! lines that come before `ready` on stdout (docs/cli.md). stdout keeps being
 //! drained by a thread so the server never blocks on a full pipe; stderr goes
-//! to a log file under `target/e2e-logs/`.
+//! to a log file under `target/e2e-logs/`. [`Sixgate::serve_at`] takes a
+//! fixed DNS address instead, for a server that is stopped and started again
+//! where its clients expect it.
 //!
 //! [`Cli`] runs any other subcommand on a data directory and returns exit
 //! status, stdout and stderr. `--data DIR` is passed right after the
@@ -152,20 +154,27 @@ impl Sixgate {
     /// Like [`Sixgate::serve`], with extra `serve` arguments (e.g.
     /// `--config FILE`).
     pub fn serve_with(cli: Cli, extra: &[&str]) -> Result<Self> {
+        Self::spawn(cli, "127.0.0.1:0", extra)
+    }
+
+    /// Like [`Sixgate::serve_with`], with DNS on the fixed address `dns`
+    /// instead of an OS-chosen port: for a server that must come back on the
+    /// same address after a restart (pick the port with
+    /// [`crate::knot::free_port_pair`]). The start fails, like any other,
+    /// if the port has been taken in the meantime.
+    pub fn serve_at(cli: Cli, dns: SocketAddr, extra: &[&str]) -> Result<Self> {
+        let server = Self::spawn(cli, &dns.to_string(), extra)?;
+        if server.udp != dns || server.tcp != dns {
+            bail!("sixgate serve --dns {dns} listens on {} (UDP) and {} (TCP)", server.udp, server.tcp);
+        }
+        Ok(server)
+    }
+
+    fn spawn(cli: Cli, dns: &str, extra: &[&str]) -> Result<Self> {
         let data = cli.data().display().to_string();
         let mut command = Command::new(cli.binary());
         command
-            .args([
-                "serve",
-                "--data",
-                &data,
-                "--dns",
-                "127.0.0.1:0",
-                "--api",
-                "127.0.0.1:0",
-                "--workers",
-                "2",
-            ])
+            .args(["serve", "--data", &data, "--dns", dns, "--api", "127.0.0.1:0", "--workers", "2"])
             .args(extra)
             .stdout(Stdio::piped());
         let mut child = ChildGuard::spawn("sixgate", &mut command)?;
