@@ -117,7 +117,7 @@ impl Resolver {
             if let Some(next) = internal
                 .and_then(|z| z.node(&current))
                 .and_then(|n| n.rrset(code::ANAME))
-                .and_then(|r| r.rdatas().next().map(|t| name::to_lowercase(t)))
+                .and_then(|r| r.rdatas().next().map(name::to_lowercase))
             {
                 current = next;
                 continue;
