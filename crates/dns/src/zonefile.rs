@@ -278,7 +278,10 @@ fn first_content(text: &[u8], mut off: usize) -> usize {
         let rest = text.get(off..).unwrap_or(&[]);
         let eol = rest.iter().position(|&b| b == b'\n');
         let line = rest.get(..eol.unwrap_or(rest.len())).unwrap_or(&[]);
-        let content = line.iter().take_while(|&&b| b != b';').any(|b| !b.is_ascii_whitespace());
+        // A directive ($ORIGIN, $TTL) is consumed with the record after it;
+        // it is not where the record starts.
+        let directive = line.first() == Some(&b'$');
+        let content = !directive && line.iter().take_while(|&&b| b != b';').any(|b| !b.is_ascii_whitespace());
         match eol {
             Some(e) if !content => off += e + 1,
             _ => return off,
@@ -499,9 +502,14 @@ ptr PTR www
     /// previous record's last line, which gave the second record line 1.
     #[test]
     fn record_lines_are_the_lines_records_start_on() {
-        let text = "@ 300 SOA ns hm 1 2 3 4 5\nwww A 192.0.2.1\n\n; c\nmail A 192.0.2.2\nx TXT ( a\n b )\ny A 192.0.2.3\n";
+        let text = "@ 300 SOA ns hm 1 2 3 4 5\nwww A 192.0.2.1\n\n; c\nmail A 192.0.2.2\nx TXT ( a\n b )\n$TTL 60\ny A 192.0.2.3\n";
         let (_, lines) = parse_with_lines(text, &origin()).unwrap();
-        assert_eq!(lines, vec![1, 2, 5, 6, 8]);
+        assert_eq!(lines, vec![1, 2, 5, 6, 9]);
+        // Found by fuzzing: after a leading $ORIGIN, an ANAME came back as
+        // the CNAME it is scanned as, because its line was taken as 1.
+        let text = "$ORIGIN example.com.\n0 3600 IN ANAME x.example.com.\n";
+        let (recs, lines) = parse_with_lines(text, &origin()).unwrap();
+        assert_eq!((lines, recs[0].rtype), (vec![2], code::ANAME));
     }
 
     #[test]
