@@ -111,7 +111,7 @@ mod tests {
         assert_eq!(civil_from_days(20_782), (2026, 11, 25));
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
         assert_eq!(SerialScheme::Date.at(1_795_600_000), Some(2_026_112_500));
-        assert_eq!(rfc3339(1_795_600_000), "2026-11-25T07:06:40Z");
+        assert_eq!(rfc3339(1_795_600_000), "2026-11-25T09:46:40Z");
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
     }
 }
