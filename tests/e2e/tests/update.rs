@@ -216,3 +216,37 @@ fn a_replayed_update_is_refused_with_badtime() -> Result<()> {
     ensure!(u16::from_be_bytes([tail[4], tail[5]]) == 6, "BADTIME carries the server's time");
     Ok(())
 }
+
+/// ANAMEs arrive through RFC 2136 too (type 65401, generic rdata); an A
+/// beside one is refused, and the refusal changes nothing.
+#[test]
+fn anames_can_be_added_by_update_and_guard_their_owner() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = start(dir.path(), None)?;
+    let dns = server.udp_addr();
+    let k = key(&server, "k1", &[])?;
+    // www.example.test. in wire form: 3 www 7 example 4 test 0 (18 octets).
+    let target = "03777777076578616d706c650474657374 00".replace(' ', "");
+    let out = knsupdate(
+        dns,
+        Some(&k),
+        false,
+        &format!(
+            "update delete app.example.test. A\nupdate add app.example.test. 60 TYPE65401 \\# 18 {target}"
+        ),
+    )?;
+    ensure!(out.contains("status: NOERROR"), "{out}");
+    let aname = rdatas(dns, "app.example.test.", 65401)?;
+    ensure!(aname.len() == 1 && aname[0].len() == 18, "TYPE65401 at app: {aname:?}");
+    // The refresher resolves www.example.test. internally (an operator zone).
+    sixgate_e2e::wait_until("app.example.test. A to be derived from www", Duration::from_secs(30), || {
+        Ok((rdatas(dns, "app.example.test.", 1)? == vec![vec![192, 0, 2, 1]]).then_some(()))
+    })?;
+    let out = knsupdate(dns, Some(&k), false, "update add app.example.test. 60 A 192.0.2.66")?;
+    ensure!(out.contains("REFUSED"), "A beside an ANAME: {out}");
+    ensure!(
+        rdatas(dns, "app.example.test.", 1)? == vec![vec![192, 0, 2, 1]],
+        "refused UPDATE changed the addresses"
+    );
+    Ok(())
+}
