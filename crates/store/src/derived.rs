@@ -95,10 +95,11 @@ impl Store {
     /// Every ANAME in every zone.
     pub fn anames(&self) -> Result<Vec<Aname>, StoreError> {
         let mut st = self.conn.prepare(
+            // The type is a literal so that SQLite uses the partial index.
             "SELECT z.name, z.account_id, r.owner_key, r.rdata, r.ttl FROM records r JOIN zones z ON z.id = r.zone_id
-             WHERE r.rtype = ?1 AND r.derived = 0 ORDER BY z.name, r.owner_key",
+             WHERE r.rtype = 65401 AND r.derived = 0 ORDER BY z.name, r.owner_key",
         )?;
-        let rows = st.query_map(params![code::ANAME], |r| {
+        let rows = st.query_map([], |r| {
             Ok(Aname {
                 apex: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
                 account_id: r.get(1)?,
@@ -315,6 +316,23 @@ mod tests {
         );
         // Without an ANAME, derived records are not written at all.
         assert_eq!(s.set_derived(&apex(), &[(apex(), addrs)]).unwrap(), None);
+    }
+
+    #[test]
+    fn listing_anames_uses_the_partial_index() {
+        assert_eq!(code::ANAME, 65401, "the index and the query name the type literally");
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path()).unwrap();
+        let plan: String = s
+            .conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT r.owner_key FROM records r JOIN zones z ON z.id = r.zone_id
+                 WHERE r.rtype = 65401 AND r.derived = 0",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("records_aname") || plan.contains("SCAN z"), "{plan}");
     }
 
     #[test]
