@@ -4,7 +4,8 @@
 Run from anywhere: `python3 fuzz/seeds/gen.py`. Seeds are real queries
 (built octet by octet as RFC 1035 §4.1 lays them out) for the names in
 fuzz_targets/zones/, plus malformed variants each aimed at one branch of
-decode_query. Names are derived from content so re-running is idempotent.
+decode_query, and responses to the A/AAAA query the `lookup` target reads.
+Names are derived from content so re-running is idempotent.
 """
 import hashlib
 import os
@@ -269,3 +270,50 @@ after[11] += 1
 tsig_seeds.append(bytes(after))
 for s in tsig_seeds:
     write("tsig", s)
+
+# --- lookup: responses to the A and AAAA queries for target.test. (ID
+# 0x1234) that the `lookup` target reads: compressed CNAME chains to
+# addresses, NXDOMAIN and NODATA at the end of a chain, a chain leaving the
+# answer, a loop, TC, SERVFAIL and BADVERS.
+
+
+def response(qtype, answers=(), authority=(), additional=(), rcode=0, flags=0x8180, qid=0x1234):
+    m = struct.pack(">HHHHHH", qid, flags | rcode, 1, len(answers), len(authority), len(additional))
+    m += wire("target.test.") + struct.pack(">HH", TYPES[qtype], 1)
+    return m + b"".join(answers) + b"".join(authority) + b"".join(additional)
+
+
+def crr(owner, rtype, ttl, rdata):
+    """A record whose owner is already in wire form (possibly compressed)."""
+    return owner + struct.pack(">HHIH", TYPES[rtype], 1, ttl, len(rdata)) + rdata
+
+
+OPT = b"\x00" + struct.pack(">HHIH", 41, 1232, 0, 0)
+SOA = rr("test.", "SOA", "IN", 300, wire("ns.test.") + wire("hostmaster.test.") + struct.pack(">5I", 1, 2, 3, 4, 300))
+# Question name at 12, "test" at 19; the first CNAME's rdata starts at 41
+# (12 + 13 + 4 + 2 + 10: after the header, the question, the pointer owner
+# and the fixed fields), so "example" is at 43.
+chain = [
+    crr(b"\xc0\x0c", "CNAME", 300, b"\x01a\x07Example\xc0\x13"),
+    crr(b"\x01A\xc0\x2b", "CNAME", 200, b"\x01b\xc0\x2b"),
+    crr(b"\x01b\xc0\x2b", "A", 100, bytes([192, 0, 2, 2])),
+    crr(b"\x01B\x07EXAMPLE\x04TEST\x00", "A", 60, bytes([192, 0, 2, 1])),
+]
+v6 = bytes.fromhex("20010db8000000000000000000000001")
+lookup_seeds = [
+    response("A", chain, [SOA], [OPT]),
+    response("A", [rr("target.test.", "A", "IN", 300, bytes([192, 0, 2, 1]))]),
+    response("AAAA", [rr("target.test.", "CNAME", "IN", 50, wire("x.test.")),
+                      rr("x.test.", "AAAA", "IN", 100, v6)], [], [OPT]),
+    response("A", [rr("target.test.", "CNAME", "IN", 300, wire("gone.test."))], [SOA], [OPT], rcode=3),
+    response("A", [], [SOA], [OPT]),
+    response("A", [rr("target.test.", "CNAME", "IN", 300, wire("a.test.")),
+                   rr("a.test.", "CNAME", "IN", 100, wire("elsewhere.example."))]),
+    response("A", [rr("target.test.", "CNAME", "IN", 300, wire("a.test.")),
+                   rr("a.test.", "CNAME", "IN", 300, wire("target.test."))]),
+    response("A", chain, flags=0x8380),
+    response("A", rcode=2),
+    response("A", [], [], [b"\x00" + struct.pack(">HHIH", 41, 1232, 1 << 24, 0)]),
+]
+for s in lookup_seeds:
+    write("lookup", s)
