@@ -1,0 +1,15 @@
+//! sixgate's IPv4-to-IPv6 reverse proxy.
+//!
+//! # Architecture
+//!
+//! The protocol pieces are sans-IO, pure functions over bytes, each with a
+//! fuzz target: reading the SNI from a TLS ClientHello without consuming
+//! it ([`sni`]), reading and rewriting HTTP/1.1 request heads ([`http`]),
+//! encoding PROXY protocol v1 and v2 headers ([`proxyproto`]), and the
+//! rule that decides which backend addresses may ever be connected to
+//! ([`policy`]). The async shells that accept, route and splice
+//! connections build on them.
+#![warn(missing_docs)]
+#![warn(clippy::unwrap_used, clippy::indexing_slicing)]
+
+pub mod policy;

@@ -1,0 +1,202 @@
+//! Which backend addresses the proxy may connect to: deny by default.
+//!
+//! A backend must lie inside one of the operator's backend prefixes (the
+//! customer networks). On top of that, some ranges are never connected to
+//! unless the operator names a prefix that covers them explicitly (a lab,
+//! or tests with the backend on ::1): loopback, unspecified, link-local,
+//! unique-local, multicast, IPv4-mapped and IPv4-compatible, documentation,
+//! the NAT64 prefix, and sixgate's own listen addresses.
+
+use std::net::Ipv6Addr;
+
+/// An IPv6 prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prefix {
+    /// The network address.
+    pub addr: Ipv6Addr,
+    /// The prefix length, 0..=128.
+    pub len: u8,
+}
+
+/// Why a prefix could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PrefixError {
+    /// Not `ADDR/LEN`.
+    #[error("{0:?} is not an IPv6 prefix (ADDR/LEN)")]
+    Syntax(String),
+    /// Bits set after the length.
+    #[error("{0} has bits set after its length")]
+    HostBits(String),
+}
+
+impl Prefix {
+    /// Parses `2001:db8::/32`.
+    pub fn parse(text: &str) -> Result<Prefix, PrefixError> {
+        let bad = || PrefixError::Syntax(text.to_string());
+        let (a, l) = text.trim().split_once('/').ok_or_else(bad)?;
+        let addr: Ipv6Addr = a.parse().map_err(|_| bad())?;
+        let len: u8 = l.parse().map_err(|_| bad())?;
+        if len > 128 {
+            return Err(bad());
+        }
+        let p = Prefix { addr, len };
+        if p.network() != u128::from(addr) {
+            return Err(PrefixError::HostBits(text.to_string()));
+        }
+        Ok(p)
+    }
+
+    fn mask(&self) -> u128 {
+        if self.len == 0 { 0 } else { u128::MAX << (128 - u32::from(self.len)) }
+    }
+
+    fn network(&self) -> u128 {
+        u128::from(self.addr) & self.mask()
+    }
+
+    /// Does the prefix contain `a`?
+    pub fn contains(&self, a: Ipv6Addr) -> bool {
+        u128::from(a) & self.mask() == self.network()
+    }
+
+    /// Does this prefix cover all of `other`?
+    pub fn covers(&self, other: &Prefix) -> bool {
+        self.len <= other.len && self.contains(other.addr)
+    }
+}
+
+/// Ranges never connected to without an explicit exception.
+const DENIED: &[(&str, &str)] = &[
+    ("::/128", "the unspecified address"),
+    ("::1/128", "loopback"),
+    ("::ffff:0:0/96", "IPv4-mapped"),
+    ("::/96", "IPv4-compatible"),
+    ("64:ff9b::/96", "the well-known NAT64 prefix"),
+    ("64:ff9b:1::/48", "the local-use NAT64 prefix"),
+    ("100::/64", "discard-only"),
+    ("2001:db8::/32", "documentation"),
+    ("3fff::/20", "documentation"),
+    ("fc00::/7", "unique-local"),
+    ("fe80::/10", "link-local"),
+    ("fec0::/10", "site-local"),
+    ("ff00::/8", "multicast"),
+];
+
+/// The backend rule.
+#[derive(Debug, Clone, Default)]
+pub struct BackendPolicy {
+    /// Prefixes backends may be in (the operator's customer networks).
+    pub allowed: Vec<Prefix>,
+    /// The NAT64 prefix in use, if any.
+    pub nat64: Option<Prefix>,
+    /// sixgate's own addresses.
+    pub own: Vec<Ipv6Addr>,
+}
+
+/// Why a backend address is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Refusal {
+    /// No backend prefixes are configured: nothing is proxied.
+    #[error("no backend prefixes are configured")]
+    NothingAllowed,
+    /// Outside every backend prefix.
+    #[error("{0} is outside the backend prefixes")]
+    OutsidePrefixes(Ipv6Addr),
+    /// In a range that is never used without an explicit exception.
+    #[error("{0} is {1}, and no backend prefix names it explicitly")]
+    Denied(Ipv6Addr, &'static str),
+}
+
+impl BackendPolicy {
+    /// May the proxy connect to `a`?
+    pub fn check(&self, a: Ipv6Addr) -> Result<(), Refusal> {
+        if self.allowed.is_empty() {
+            return Err(Refusal::NothingAllowed);
+        }
+        let Some(home) = self.allowed.iter().filter(|p| p.contains(a)).max_by_key(|p| p.len) else {
+            return Err(Refusal::OutsidePrefixes(a));
+        };
+        // A denied range is allowed only when the operator's prefix lies
+        // inside it, i.e. the operator named that range explicitly (e.g.
+        // ::1/128 for tests), not merely a wider prefix around it.
+        let explicit = |d: &Prefix| d.covers(home);
+        if self.own.contains(&a) {
+            return Err(Refusal::Denied(a, "one of sixgate's own addresses"));
+        }
+        if let Some(n) = &self.nat64
+            && n.contains(a)
+            && !explicit(n)
+        {
+            return Err(Refusal::Denied(a, "inside the NAT64 prefix"));
+        }
+        for (p, what) in DENIED {
+            if let Ok(d) = Prefix::parse(p)
+                && d.contains(a)
+                && !explicit(&d)
+            {
+                return Err(Refusal::Denied(a, what));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(allowed: &[&str]) -> BackendPolicy {
+        BackendPolicy {
+            allowed: allowed.iter().map(|p| Prefix::parse(p).unwrap()).collect(),
+            nat64: Some(Prefix::parse("64:ff9b::/96").unwrap()),
+            own: vec!["2a01:4f8::53".parse().unwrap()],
+        }
+    }
+
+    fn ip(s: &str) -> Ipv6Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn deny_by_default_and_inside_prefixes_only() {
+        assert_eq!(BackendPolicy::default().check(ip("2a01:4f8::1")), Err(Refusal::NothingAllowed));
+        let p = policy(&["2a01:4f8::/32"]);
+        assert_eq!(p.check(ip("2a01:4f8::80")), Ok(()));
+        assert!(matches!(p.check(ip("2a02::1")), Err(Refusal::OutsidePrefixes(_))));
+        assert!(matches!(p.check(ip("2a01:4f8::53")), Err(Refusal::Denied(_, _))), "own address");
+    }
+
+    #[test]
+    fn special_ranges_need_an_explicit_prefix() {
+        // A wide allowed prefix does not open the special ranges inside it.
+        let p = policy(&["::/0"]);
+        for a in [
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "::ffff:192.0.2.1",
+            "64:ff9b::c000:201",
+            "2001:db8::1",
+        ] {
+            assert!(matches!(p.check(ip(a)), Err(Refusal::Denied(_, _))), "{a}");
+        }
+        // Naming the range itself (tests on ::1) is the exception.
+        let p = policy(&["::1/128", "2001:db8:1::/48"]);
+        assert_eq!(p.check(ip("::1")), Ok(()));
+        assert_eq!(p.check(ip("2001:db8:1::5")), Ok(()));
+        assert!(p.check(ip("fe80::1")).is_err());
+    }
+
+    #[test]
+    fn prefixes_parse_strictly() {
+        assert!(Prefix::parse("2001:db8::/32").is_ok());
+        assert!(matches!(Prefix::parse("2001:db8::1/32"), Err(PrefixError::HostBits(_))));
+        assert!(Prefix::parse("2001:db8::").is_err());
+        assert!(Prefix::parse("192.0.2.0/24").is_err());
+        assert!(Prefix::parse("::/129").is_err());
+    }
+}
