@@ -5,6 +5,7 @@ mod authcmd;
 mod client;
 mod config;
 mod demo;
+mod proxycmd;
 mod serve;
 mod zonecmd;
 
@@ -91,6 +92,13 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// The IPv4-to-IPv6 proxy: its addresses and the hostnames it serves.
+    Proxy {
+        #[command(subcommand)]
+        command: ProxyCommand,
+        #[command(flatten)]
+        common: Common,
+    },
     /// TSIG keys for RFC 2136 UPDATE.
     Tsig {
         #[command(subcommand)]
@@ -141,6 +149,49 @@ enum AccountCommand {
         name: String,
     },
     /// List accounts: NAME, ID and ZONES, tab-separated.
+    List,
+}
+
+#[derive(Subcommand)]
+enum ProxyCommand {
+    /// The proxy's public IPv4 addresses, published as A records of every
+    /// enabled hostname.
+    Addresses {
+        #[command(subcommand)]
+        command: ProxyAddressesCommand,
+    },
+    /// Enable a hostname: publish the proxy's addresses as its A records.
+    Enable {
+        /// The hostname.
+        host: String,
+        /// PROXY protocol towards the backend.
+        #[arg(long, default_value = "off", value_name = "off|v1|v2")]
+        proxy_protocol: String,
+        /// Backend port for plain HTTP.
+        #[arg(long, default_value_t = 80)]
+        backend_http_port: u16,
+        /// Backend port for TLS.
+        #[arg(long, default_value_t = 443)]
+        backend_tls_port: u16,
+    },
+    /// Disable a hostname and withdraw its A records.
+    Disable {
+        /// The hostname.
+        host: String,
+    },
+    /// Enabled hostnames: HOST, PROXY_PROTOCOL, HTTP_PORT, TLS_PORT, tab-separated.
+    List,
+}
+
+#[derive(Subcommand)]
+enum ProxyAddressesCommand {
+    /// Replace the list of addresses.
+    Set {
+        /// IPv4 addresses.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+    },
+    /// Print the addresses, one per line.
     List,
 }
 
@@ -315,6 +366,22 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 AccountCommand::List => authcmd::account_list(&data_dir(&common)),
             },
         },
+        Command::Proxy { command, common } => {
+            let dir = data_dir(&common);
+            match command {
+                ProxyCommand::Addresses { command: ProxyAddressesCommand::Set { addresses } } => {
+                    proxycmd::addresses_set(&dir, &addresses)
+                }
+                ProxyCommand::Addresses { command: ProxyAddressesCommand::List } => {
+                    proxycmd::addresses_list(&dir)
+                }
+                ProxyCommand::Enable { host, proxy_protocol, backend_http_port, backend_tls_port } => {
+                    proxycmd::enable(&dir, &host, &proxy_protocol, backend_http_port, backend_tls_port)
+                }
+                ProxyCommand::Disable { host } => proxycmd::disable(&dir, &host),
+                ProxyCommand::List => proxycmd::list(&dir),
+            }
+        }
         Command::Aname { command: AnameCommand::Status { zone }, common } => {
             zonecmd::aname_status(&data_dir(&common), zone.as_deref())
         }

@@ -19,6 +19,7 @@
 
 mod codec;
 mod derived;
+mod proxy;
 mod schema;
 mod serial;
 mod tenancy;
@@ -34,6 +35,7 @@ use sixgate_dns::zone::{Change, Record, soa_serial};
 
 pub use codec::{decode_changes, encode_changes};
 pub use derived::{Aname, AnameState};
+pub use proxy::{ProxyHost, ProxyProtocol};
 pub use serial::{SerialScheme, rfc3339};
 pub use tenancy::{
     Account, CustomerZone, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey, ZoneOwner, ip6_arpa,
@@ -68,7 +70,7 @@ pub enum StoreError {
     #[error("zone {0} already exists")]
     ZoneExists(String),
     /// The change breaks a zone rule.
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] CheckError),
     /// The database was written by a newer sixgate.
     #[error("database schema version {0} is newer than this sixgate supports ({1})")]
@@ -383,6 +385,11 @@ impl Store {
             return Err(StoreError::ZoneExists(display(apex)));
         }
         let (account_id, verified) = create.unwrap_or((tenancy::OPERATOR_ACCOUNT, true));
+        for host in proxy::hosts_in(&tx, &key)? {
+            let at_host: Vec<Record> =
+                records.iter().filter(|r| name::to_lowercase(&r.owner) == host).cloned().collect();
+            proxy::check_owner(&host, &at_host)?;
+        }
         let file_serial = records.iter().find(|r| r.rtype == code::SOA).and_then(|r| soa_serial(&r.rdata));
         let (id, serial) = match existing {
             Some((id, old)) => {
@@ -560,6 +567,9 @@ impl Store {
         for o in &owners {
             let recs = owner_records(&tx, id, o)?;
             check::check_owner(apex, o, &recs)?;
+            if proxy::is_proxied(&tx, o)? {
+                proxy::check_owner(o, &recs)?;
+            }
             // An ANAME gone takes its derived addresses with it.
             effective.extend(derived::drop_orphans(&tx, id, Some(o))?.into_iter().map(Change::Remove));
         }
@@ -573,6 +583,7 @@ impl Store {
         let (id, serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         tx.execute("DELETE FROM records WHERE zone_id = ?1", params![id])?;
         tx.execute("DELETE FROM zones WHERE id = ?1", params![id])?;
+        tx.execute("DELETE FROM proxy_hosts WHERE zone_name = ?1", params![&key[..]])?;
         let journal_id = journal(&tx, id, &key, serial as u32, "delete", None)?;
         tx.commit()?;
         Ok(Commit { journal_id, serial: serial as u32 })
@@ -716,7 +727,11 @@ fn read_records(conn: &Connection, zone_id: i64) -> Result<Vec<Record>, StoreErr
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn owner_records(conn: &Connection, zone_id: i64, owner_key: &[u8]) -> Result<Vec<Record>, StoreError> {
+pub(crate) fn owner_records(
+    conn: &Connection,
+    zone_id: i64,
+    owner_key: &[u8],
+) -> Result<Vec<Record>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT owner, rtype, ttl, rdata FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND derived = 0",
     )?;
@@ -795,6 +810,15 @@ mod tests {
         bad.extend(zonefile::parse("x 300 TXT hi\n", &apex()).unwrap());
         assert!(s.replace_zone(&apex(), bad).is_err());
         assert_eq!(s.records(&apex()).unwrap().len(), 4);
+    }
+
+    /// Regression: zone rule errors printed twice on the CLI ("reason:
+    /// reason"), once as the error and once as its source.
+    #[test]
+    fn a_rule_error_is_reported_once() {
+        let e = StoreError::from(CheckError { index: None, reason: "www has a CNAME".into() });
+        assert_eq!(e.to_string(), "www has a CNAME");
+        assert!(std::error::Error::source(&e).is_none());
     }
 
     #[test]

@@ -82,6 +82,17 @@ const MIGRATIONS: &[&str] = &[
     );
     -- The refresher lists ANAMEs every second: keep that off a table scan.
     CREATE INDEX records_aname ON records (zone_id, owner_key) WHERE rtype = 65401 AND derived = 0;",
+    // 4: the proxy: its public IPv4 addresses and the hostnames enabled
+    // for proxying. Their A records are derived records of kind 2.
+    "CREATE TABLE proxy_addresses (addr TEXT PRIMARY KEY);
+    CREATE TABLE proxy_hosts (
+        name BLOB PRIMARY KEY,          -- wire form, lowercased
+        zone_name BLOB NOT NULL,        -- apex, wire form, lowercased
+        proxy_protocol TEXT NOT NULL CHECK (proxy_protocol IN ('off', 'v1', 'v2')),
+        http_port INTEGER NOT NULL,
+        tls_port INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );",
 ];
 
 /// Brings the database to the latest schema.
