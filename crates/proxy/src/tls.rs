@@ -1,0 +1,169 @@
+//! The TLS side of the proxy (port 443): route by SNI without terminating
+//! TLS.
+//!
+//! The ClientHello is read into a buffer, never consumed: once [`peek`]
+//! finds the server name, the connection is routed, the PROXY header (if
+//! the hostname wants one) goes to the backend first, then the buffered
+//! bytes unchanged, and from then on the two sockets are spliced. The
+//! customer's certificate and keys never touch the proxy. The ClientHello
+//! must arrive within [`HELLO_DEADLINE`] and [`sni::MAX_CLIENT_HELLO`]
+//! octets (plus record headers); a connection without a usable name is
+//! closed and counted.
+
+use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use sixgate_dns::Catalog;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use crate::policy::BackendPolicy;
+use crate::route::Routes;
+use crate::sni::{self, Peek};
+
+/// How long a client has to send its whole ClientHello.
+pub const HELLO_DEADLINE: Duration = Duration::from_secs(5);
+/// How long a backend has to accept a connection.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// Room for the record headers around a ClientHello of the largest size.
+const READ_CAP: usize = sni::MAX_CLIENT_HELLO + 4 * 5 + 4;
+
+/// Counters, split by which side failed.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Connections accepted.
+    pub accepted: AtomicU64,
+    /// Connections spliced to a backend.
+    pub forwarded: AtomicU64,
+    /// Client side: no or bad ClientHello, too slow, too large.
+    pub client_errors: AtomicU64,
+    /// Hostname not routable (not enabled, unverified, refused backends).
+    pub unroutable: AtomicU64,
+    /// Backend side: no backend accepted the connection.
+    pub backend_errors: AtomicU64,
+}
+
+/// What the proxy shares between connections.
+pub struct Shared {
+    /// The catalog DNS serves.
+    pub catalog: Arc<ArcSwap<Catalog>>,
+    /// The enabled hostnames.
+    pub routes: ArcSwap<Routes>,
+    /// Which backends may be used.
+    pub policy: BackendPolicy,
+    /// Counters.
+    pub stats: Stats,
+}
+
+/// Connects to the first backend that accepts, in order (failover on
+/// connect errors).
+pub async fn connect_any(backends: &[Ipv6Addr], port: u16) -> Result<TcpStream, String> {
+    let mut last = String::from("no backend");
+    for b in backends {
+        let addr = SocketAddr::V6(SocketAddrV6::new(*b, port, 0, 0));
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => return Ok(s),
+            Ok(Err(e)) => last = format!("{addr}: {e}"),
+            Err(_) => last = format!("{addr}: connect timeout"),
+        }
+    }
+    Err(last)
+}
+
+/// Serves one TLS listener until `shutdown`.
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (stream, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "proxy accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = async { let _ = shutdown.wait_for(|&s| s).await; } => return,
+        };
+        shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+        let shared = shared.clone();
+        let mut sd = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = connection(stream, peer, &shared) => {}
+                _ = async { let _ = sd.wait_for(|&s| s).await; } => {}
+            }
+        });
+    }
+}
+
+async fn connection(mut client: TcpStream, peer: SocketAddr, shared: &Shared) {
+    let started = std::time::Instant::now();
+    let mut buf = Vec::with_capacity(2048);
+    let deadline = tokio::time::Instant::now() + HELLO_DEADLINE;
+    let host = loop {
+        match sni::peek(&buf) {
+            Peek::Sni(h) => break h,
+            Peek::NeedMore if buf.len() < READ_CAP => {
+                let mut chunk = [0u8; 4096];
+                let want = chunk.len().min(READ_CAP - buf.len());
+                match tokio::time::timeout_at(deadline, client.read(chunk.get_mut(..want).unwrap_or(&mut []))).await {
+                    Ok(Ok(0)) | Ok(Err(_)) => return client_error(shared, peer, "closed before the ClientHello"),
+                    Ok(Ok(n)) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
+                    Err(_) => return client_error(shared, peer, "ClientHello not complete in time"),
+                }
+            }
+            Peek::NeedMore | Peek::TooLarge => return client_error(shared, peer, "ClientHello too large"),
+            Peek::NoSni => return client_error(shared, peer, "no SNI"),
+            Peek::NotTls(why) | Peek::Malformed(why) => return client_error(shared, peer, why),
+        }
+    };
+    let catalog = shared.catalog.load();
+    let route = match shared.routes.load().route(&catalog, &host, &shared.policy) {
+        Ok(r) => r,
+        Err(e) => {
+            shared.stats.unroutable.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(client = %peer, sni = %host, error = %e, "proxy: not routed");
+            return;
+        }
+    };
+    drop(catalog);
+    let mut backend = match connect_any(&route.backends, route.config.tls_port).await {
+        Ok(b) => b,
+        Err(e) => {
+            shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(client = %peer, sni = %host, error = %e, "proxy: no backend accepted");
+            return;
+        }
+    };
+    let local = client.local_addr().unwrap_or(peer);
+    let header = match route.config.proxy_protocol {
+        1 => crate::proxyproto::v1(peer, local),
+        2 => crate::proxyproto::v2(peer, local),
+        _ => Vec::new(),
+    };
+    let backend_addr = backend.peer_addr().ok();
+    if backend.write_all(&header).await.is_err() || backend.write_all(&buf).await.is_err() {
+        shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+    let (up, down) = tokio::io::copy_bidirectional(&mut client, &mut backend).await.unwrap_or((0, 0));
+    tracing::info!(
+        client = %peer,
+        sni = %host,
+        backend = ?backend_addr,
+        bytes_up = up + buf.len() as u64,
+        bytes_down = down,
+        ms = started.elapsed().as_millis() as u64,
+        "proxy tls"
+    );
+}
+
+fn client_error(shared: &Shared, peer: SocketAddr, why: &str) {
+    shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
+    tracing::info!(client = %peer, reason = why, "proxy: connection refused");
+}
