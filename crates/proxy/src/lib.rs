@@ -16,3 +16,5 @@
 
 pub mod policy;
 pub mod route;
+pub mod sni;
+pub mod tls;
