@@ -15,3 +15,4 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
 pub mod policy;
+pub mod proxyproto;
