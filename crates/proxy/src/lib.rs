@@ -14,5 +14,6 @@
 // Tests may index and unwrap: a panic there is a failed test.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
+pub mod http;
 pub mod policy;
 pub mod proxyproto;
