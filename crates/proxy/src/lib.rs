@@ -14,7 +14,9 @@
 // Tests may index and unwrap: a panic there is a failed test.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
+pub mod http;
 pub mod policy;
+pub mod proxyproto;
 pub mod route;
 pub mod sni;
 pub mod tls;
