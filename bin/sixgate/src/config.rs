@@ -39,6 +39,23 @@ pub(crate) struct RawConfig {
     /// ANAME resolution.
     #[serde(default)]
     pub(crate) aname: RawAname,
+    /// The IPv4-to-IPv6 proxy.
+    #[serde(default)]
+    pub(crate) proxy: RawProxy,
+}
+
+/// `[proxy]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawProxy {
+    /// Plain HTTP listen addresses (port 80 in production).
+    pub(crate) http: Option<Vec<String>>,
+    /// TLS listen addresses (port 443 in production).
+    pub(crate) tls: Option<Vec<String>>,
+    /// Backend prefixes (the customer networks); nothing is proxied without.
+    pub(crate) allow_backend: Option<Vec<String>>,
+    /// The NAT64 prefix in use, never a backend unless named explicitly.
+    pub(crate) nat64_prefix: Option<String>,
 }
 
 /// `[aname]`.
@@ -152,6 +169,16 @@ pub(crate) struct Settings {
     pub(crate) aname_policy: (u64, u64),
     pub(crate) aname_max_per_zone: usize,
     pub(crate) aname_qps: u32,
+    pub(crate) proxy_tls: Vec<SocketAddr>,
+    pub(crate) proxy_policy: sixgate_proxy::policy::BackendPolicy,
+}
+
+/// Command-line flags of `serve` that override the file.
+#[derive(Debug, Default)]
+pub(crate) struct Flags {
+    pub(crate) proxy_http: Vec<String>,
+    pub(crate) proxy_tls: Vec<String>,
+    pub(crate) proxy_allow_backend: Vec<String>,
 }
 
 /// Reads and parses a configuration file.
@@ -172,6 +199,7 @@ pub(crate) fn settings(
     dns: &[String],
     workers: Option<usize>,
     api: &[String],
+    flags: Flags,
 ) -> anyhow::Result<Settings> {
     let (listen, dns_is_default) = if !dns.is_empty() {
         (dns.to_vec(), false)
@@ -252,7 +280,38 @@ pub(crate) fn settings(
     if floor == 0 || ceiling < floor {
         bail!("aname.min_refresh must be at least 1 and at most aname.max_refresh ({floor} > {ceiling})");
     }
+    let pick = |flag: Vec<String>, file: Option<Vec<String>>| {
+        if flag.is_empty() { file.unwrap_or_default() } else { flag }
+    };
+    let addrs = |l: Vec<String>| l.iter().map(|s| parse_addr(s)).collect::<anyhow::Result<Vec<_>>>();
+    let proxy_http = addrs(pick(flags.proxy_http, raw.proxy.http))?;
+    let proxy_tls = addrs(pick(flags.proxy_tls, raw.proxy.tls))?;
+    if !proxy_http.is_empty() {
+        bail!(
+            "the plain-HTTP proxy (--proxy-http, proxy.http) is not available in this version; use --proxy-tls"
+        );
+    }
+    let prefix = |p: &String| {
+        sixgate_proxy::policy::Prefix::parse(p).map_err(|e| anyhow::anyhow!("proxy backend prefix: {e}"))
+    };
+    let allowed = pick(flags.proxy_allow_backend, raw.proxy.allow_backend)
+        .iter()
+        .map(prefix)
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let nat64 = raw.proxy.nat64_prefix.as_ref().map(prefix).transpose()?;
+    let own = dns
+        .iter()
+        .chain(&proxy_http)
+        .chain(&proxy_tls)
+        .filter_map(|a| match a.ip() {
+            std::net::IpAddr::V6(v6) if !v6.is_unspecified() => Some(v6),
+            _ => None,
+        })
+        .collect();
+    let proxy_policy = sixgate_proxy::policy::BackendPolicy { allowed, nat64, own };
     Ok(Settings {
+        proxy_tls,
+        proxy_policy,
         aname_resolvers,
         aname_policy: (floor, ceiling),
         aname_max_per_zone: raw.aname.max_per_zone.unwrap_or(100),
@@ -292,15 +351,22 @@ mod tests {
     #[test]
     fn flags_override_the_file_and_values_are_checked() {
         let raw: RawConfig = toml::from_str("[dns]\nlisten = [\"127.0.0.1:53\"]\nworkers = 3\n").unwrap();
-        let s = settings(raw, None, &["127.0.0.1:0".into()], None, &[]).unwrap();
+        let s = settings(raw, None, &["127.0.0.1:0".into()], None, &[], Flags::default()).unwrap();
         assert_eq!(s.dns, vec!["127.0.0.1:0".parse().unwrap()]);
         assert_eq!(s.workers, 3);
         let raw: RawConfig = toml::from_str("[dns]\nudp_payload = 100\n").unwrap();
-        assert!(settings(raw, None, &[], None, &[]).is_err());
-        assert!(settings(RawConfig::default(), None, &["nonsense".into()], None, &[]).is_err());
+        assert!(settings(raw, None, &[], None, &[], Flags::default()).is_err());
+        assert!(
+            settings(RawConfig::default(), None, &["nonsense".into()], None, &[], Flags::default()).is_err()
+        );
         let raw: RawConfig = toml::from_str("[dns]\nserial = \"weekly\"\n").unwrap();
-        assert!(settings(raw, None, &[], None, &[]).unwrap_err().to_string().contains("dns.serial"));
+        assert!(
+            settings(raw, None, &[], None, &[], Flags::default())
+                .unwrap_err()
+                .to_string()
+                .contains("dns.serial")
+        );
         let raw: RawConfig = toml::from_str("[api]\ntls_cert = \"c.pem\"\n").unwrap();
-        assert!(settings(raw, None, &[], None, &[]).is_err());
+        assert!(settings(raw, None, &[], None, &[], Flags::default()).is_err());
     }
 }

@@ -46,6 +46,16 @@ enum Command {
         /// HTTP API listen address; repeatable. Port 0 picks a free port.
         #[arg(long = "api", value_name = "ADDR:PORT")]
         api: Vec<String>,
+        /// Proxy listen address for plain HTTP; repeatable.
+        #[arg(long = "proxy-http", value_name = "ADDR:PORT")]
+        proxy_http: Vec<String>,
+        /// Proxy listen address for TLS (routed by SNI); repeatable.
+        #[arg(long = "proxy-tls", value_name = "ADDR:PORT")]
+        proxy_tls: Vec<String>,
+        /// An IPv6 prefix backends may be in; repeatable. A prefix named
+        /// here is allowed even inside the ranges never used otherwise.
+        #[arg(long = "proxy-allow-backend", value_name = "PREFIX")]
+        proxy_allow_backend: Vec<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -301,12 +311,22 @@ fn data_dir(c: &Common) -> PathBuf {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Serve { config: file, dns, workers, api, common } => {
+        Command::Serve {
+            config: file,
+            dns,
+            workers,
+            api,
+            proxy_http,
+            proxy_tls,
+            proxy_allow_backend,
+            common,
+        } => {
             let raw = match &file {
                 Some(f) => config::read(f)?,
                 None => config::RawConfig::default(),
             };
-            let settings = config::settings(raw, common.data, &dns, workers, &api)?;
+            let flags = config::Flags { proxy_http, proxy_tls, proxy_allow_backend };
+            let settings = config::settings(raw, common.data, &dns, workers, &api, flags)?;
             serve::run(settings)
         }
         Command::Zone { command, common } => {

@@ -51,6 +51,50 @@ fn first_admin_token(store: &mut Store) -> anyhow::Result<Option<String>> {
     Ok(Some(secret))
 }
 
+/// Keeps the proxy's route table in step with the store: rebuilt at start
+/// and after every published change (a hostname enabled or disabled, a
+/// zone verified).
+async fn follow_routes(
+    dir: std::path::PathBuf,
+    shared: Arc<sixgate_proxy::tls::Shared>,
+    mut published: tokio::sync::watch::Receiver<i64>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let d = dir.clone();
+        let built = tokio::task::spawn_blocking(move || -> anyhow::Result<sixgate_proxy::route::Routes> {
+            let store = Store::open(&d)?;
+            let verified: std::collections::HashMap<Box<[u8]>, bool> =
+                store.zones()?.into_iter().map(|z| (name::to_lowercase(&z.apex), z.verified)).collect();
+            let mut routes = sixgate_proxy::route::Routes::default();
+            for h in store.proxy_hosts()? {
+                let config = sixgate_proxy::route::HostConfig {
+                    proxy_protocol: match h.proxy_protocol {
+                        sixgate_store::ProxyProtocol::Off => 0,
+                        sixgate_store::ProxyProtocol::V1 => 1,
+                        sixgate_store::ProxyProtocol::V2 => 2,
+                    },
+                    http_port: h.http_port,
+                    tls_port: h.tls_port,
+                    verified: verified.get(&h.zone).copied().unwrap_or(false),
+                };
+                routes.hosts.insert(h.name, config);
+            }
+            Ok(routes)
+        })
+        .await;
+        match built {
+            Ok(Ok(r)) => shared.routes.store(Arc::new(r)),
+            Ok(Err(e)) => tracing::warn!(error = %e, "proxy routes not refreshed"),
+            Err(e) => tracing::warn!(error = %e, "proxy routes task failed"),
+        }
+        tokio::select! {
+            r = published.changed() => if r.is_err() { return },
+            _ = async { let _ = shutdown.wait_for(|&s| s).await; } => return,
+        }
+    }
+}
+
 /// Runs the server until a termination signal.
 pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     init_logging(&s.log_level)?;
@@ -184,6 +228,33 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         sd_rx.clone(),
     )));
 
+    // The IPv4-to-IPv6 proxy.
+    let mut proxy_addrs = Vec::new();
+    if !s.proxy_tls.is_empty() {
+        if s.proxy_policy.allowed.is_empty() {
+            tracing::warn!("no proxy backend prefixes are configured: nothing will be proxied");
+        }
+        let shared = Arc::new(sixgate_proxy::tls::Shared {
+            catalog: catalog.clone(),
+            routes: arc_swap::ArcSwap::from_pointee(sixgate_proxy::route::Routes::default()),
+            policy: s.proxy_policy.clone(),
+            stats: Default::default(),
+        });
+        api_tasks.push(rt.spawn(follow_routes(
+            s.data.clone(),
+            shared.clone(),
+            published.clone(),
+            sd_rx.clone(),
+        )));
+        for addr in &s.proxy_tls {
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind(addr))
+                .map_err(|e| anyhow!("cannot listen on {addr} for the TLS proxy: {e}"))?;
+            proxy_addrs.push(listener.local_addr()?);
+            api_tasks.push(rt.spawn(sixgate_proxy::tls::serve(listener, shared.clone(), sd_rx.clone())));
+        }
+    }
+
     let dir = s.data.clone();
     let fsd = shutdown.clone();
     threads
@@ -203,6 +274,9 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         }
         for a in &api_addrs {
             writeln!(out, "listening api {a}")?;
+        }
+        for a in &proxy_addrs {
+            writeln!(out, "listening proxy-tls {a}")?;
         }
         if let Some(token) = &first_admin {
             writeln!(out, "admin token {token}")?;

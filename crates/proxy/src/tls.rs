@@ -110,8 +110,12 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, shared: &Shared) {
             Peek::NeedMore if buf.len() < READ_CAP => {
                 let mut chunk = [0u8; 4096];
                 let want = chunk.len().min(READ_CAP - buf.len());
-                match tokio::time::timeout_at(deadline, client.read(chunk.get_mut(..want).unwrap_or(&mut []))).await {
-                    Ok(Ok(0)) | Ok(Err(_)) => return client_error(shared, peer, "closed before the ClientHello"),
+                match tokio::time::timeout_at(deadline, client.read(chunk.get_mut(..want).unwrap_or(&mut [])))
+                    .await
+                {
+                    Ok(Ok(0)) | Ok(Err(_)) => {
+                        return client_error(shared, peer, "closed before the ClientHello");
+                    }
                     Ok(Ok(n)) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
                     Err(_) => return client_error(shared, peer, "ClientHello not complete in time"),
                 }
