@@ -1,0 +1,253 @@
+//! The TLS side of the IPv4-to-IPv6 proxy, end to end: a client on
+//! 127.0.0.1 reaches a TLS backend on ::1 through `sixgate serve
+//! --proxy-tls`, routed by SNI, without sixgate terminating TLS; PROXY
+//! headers reach the backend first; everything not routable is closed.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use sixgate_e2e::knot::which;
+use sixgate_e2e::process::ChildGuard;
+use sixgate_e2e::{Cli, Sixgate, ZoneFile, wait_until};
+
+const HOST: &str = "app.example.test";
+
+/// A self-signed certificate for HOST.
+fn certificate(dir: &Path) -> Result<()> {
+    let status = Command::new(which("openssl")?)
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "2",
+        ])
+        .args(["-subj", &format!("/CN={HOST}"), "-addext", &format!("subjectAltName=DNS:{HOST}")])
+        .arg("-keyout")
+        .arg(dir.join("k.pem"))
+        .arg("-out")
+        .arg(dir.join("c.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    ensure!(status.success(), "openssl req failed");
+    Ok(())
+}
+
+/// `openssl s_server` on [::1]:port, answering with a small page.
+fn tls_backend(dir: &Path) -> Result<(ChildGuard, u16)> {
+    let port = TcpListener::bind("[::1]:0")?.local_addr()?.port();
+    let mut cmd = Command::new(which("openssl")?);
+    cmd.current_dir(dir)
+        .args([
+            "s_server",
+            "-accept",
+            &format!("[::1]:{port}"),
+            "-6",
+            "-cert",
+            "c.pem",
+            "-key",
+            "k.pem",
+            "-www",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    let child = ChildGuard::spawn("openssl-s_server", &mut cmd)?;
+    wait_until("s_server to listen", Duration::from_secs(20), || {
+        Ok(TcpStream::connect(("::1", port)).is_ok().then_some(()))
+    })?;
+    Ok((child, port))
+}
+
+/// A sixgate serving example.test with `app` AAAA ::1, enabled for the
+/// proxy with `extra` enable flags, ::1/128 allowed as a backend.
+fn proxy(dir: &Path, enable: &[&str]) -> Result<(Sixgate, SocketAddr)> {
+    let zone = dir.join("example.test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN example.test.\n@ 300 SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\napp AAAA ::1\noff AAAA ::1\n",
+    )?;
+    let cli = Cli::new(dir.join("data"))?;
+    cli.import(&ZoneFile::new("example.test.", zone))?;
+    cli.run(&["proxy", "addresses", "set"], &["198.51.100.7"])?.ok()?;
+    let mut args = vec![HOST];
+    args.extend_from_slice(enable);
+    cli.run(&["proxy", "enable"], &args)?.ok()?;
+    let server =
+        Sixgate::serve_with(cli, &["--proxy-tls", "127.0.0.1:0", "--proxy-allow-backend", "::1/128"])?;
+    let addr = server
+        .stdout_lines()
+        .iter()
+        .find_map(|l| l.strip_prefix("listening proxy-tls ").and_then(|a| a.parse().ok()))
+        .context("no `listening proxy-tls` line")?;
+    Ok((server, addr))
+}
+
+/// The certificate chain `openssl s_client` sees, as PEM.
+fn seen_certificate(proxy: SocketAddr, sni: Option<&str>) -> Result<String> {
+    let mut cmd = Command::new(which("openssl")?);
+    cmd.args(["s_client", "-connect", &proxy.to_string(), "-showcerts"]);
+    match sni {
+        Some(s) => cmd.args(["-servername", s]),
+        None => cmd.arg("-noservername"),
+    };
+    let out = cmd.stdin(Stdio::null()).stderr(Stdio::null()).output()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let start = text.find("-----BEGIN CERTIFICATE-----");
+    let end = text.find("-----END CERTIFICATE-----");
+    Ok(match (start, end) {
+        (Some(s), Some(e)) => text[s..e + "-----END CERTIFICATE-----".len()].to_string(),
+        _ => String::new(),
+    })
+}
+
+#[test]
+fn tls_is_routed_by_sni_to_the_backends_own_certificate() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    certificate(dir.path())?;
+    let (_backend, port) = tls_backend(dir.path())?;
+    let (_server, proxy) = proxy(dir.path(), &["--backend-tls-port", &port.to_string()])?;
+    // The certificate through the proxy is the backend's, byte for byte.
+    let own = std::fs::read_to_string(dir.path().join("c.pem"))?;
+    let seen = seen_certificate(proxy, Some(HOST))?;
+    ensure!(!seen.is_empty() && own.trim() == seen.trim(), "certificate through the proxy differs:\n{seen}");
+    // curl verifies it against that certificate and gets the page.
+    let out = Command::new(which("curl")?)
+        .args(["-sS", "--max-time", "20", "--cacert"])
+        .arg(dir.path().join("c.pem"))
+        .args([
+            "--resolve",
+            &format!("{HOST}:{}:127.0.0.1", proxy.port()),
+            &format!("https://{HOST}:{}/", proxy.port()),
+        ])
+        .output()?;
+    ensure!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(String::from_utf8_lossy(&out.stdout).contains("<HTML>"), "no page from the backend");
+    // No SNI, or a name that is not enabled: closed, no certificate.
+    ensure!(seen_certificate(proxy, None)?.is_empty(), "a connection without SNI was forwarded");
+    ensure!(seen_certificate(proxy, Some("off.example.test"))?.is_empty(), "a disabled host was forwarded");
+    ensure!(seen_certificate(proxy, Some("127.0.0.1"))?.is_empty(), "an IP literal was routed");
+    Ok(())
+}
+
+/// A backend that records what arrives first, for checking the PROXY
+/// header; it closes after reading.
+fn recording_backend() -> Result<(TcpListener, u16)> {
+    let l = TcpListener::bind("[::1]:0")?;
+    let port = l.local_addr()?.port();
+    Ok((l, port))
+}
+
+fn first_bytes(l: &TcpListener) -> Result<Vec<u8>> {
+    l.set_nonblocking(false)?;
+    let (mut s, _) = l.accept()?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // Read until the ClientHello's record header has come after the PROXY header.
+    while Instant::now() < deadline && !got.windows(2).any(|w| w == [0x16, 0x03]) {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got.extend_from_slice(&buf[..n]);
+    }
+    Ok(got)
+}
+
+/// Starts a TLS handshake towards the proxy (the answer is not awaited).
+fn hello(proxy: SocketAddr) -> Result<ChildGuard> {
+    let mut cmd = Command::new(which("openssl")?);
+    cmd.args(["s_client", "-connect", &proxy.to_string(), "-servername", HOST])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null());
+    ChildGuard::spawn("openssl-s_client", &mut cmd)
+}
+
+#[test]
+fn proxy_protocol_v1_and_v2_carry_the_ipv4_client_address() -> Result<()> {
+    for mode in ["v1", "v2"] {
+        let dir = tempfile::tempdir()?;
+        let (backend, port) = recording_backend()?;
+        let (_server, proxy) =
+            proxy(dir.path(), &["--proxy-protocol", mode, "--backend-tls-port", &port.to_string()])?;
+        let _client = hello(proxy)?;
+        let got = first_bytes(&backend)?;
+        match mode {
+            "v1" => {
+                let line_end = got.windows(2).position(|w| w == b"\r\n").context("no CRLF")?;
+                let line = std::str::from_utf8(&got[..line_end])?;
+                let words: Vec<&str> = line.split(' ').collect();
+                // The client is IPv4 (127.0.0.1); both addresses of one family.
+                ensure!(words.len() == 6 && words[0] == "PROXY" && words[1] == "TCP4", "v1 line: {line:?}");
+                ensure!(words[2] == "127.0.0.1" && words[3] == "127.0.0.1", "v1 addresses: {line:?}");
+                ensure!(words[5] == proxy.port().to_string(), "v1 destination port: {line:?}");
+                ensure!(got.get(line_end + 2) == Some(&0x16), "the ClientHello must follow the PROXY line");
+            }
+            _ => {
+                const SIG: &[u8] = b"\r\n\r\n\0\r\nQUIT\n";
+                ensure!(got.starts_with(SIG), "no v2 signature: {:?}", &got[..got.len().min(16)]);
+                ensure!(
+                    got[12] == 0x21 && got[13] == 0x11,
+                    "v2 command/family: {:02x} {:02x}",
+                    got[12],
+                    got[13]
+                );
+                let len = u16::from_be_bytes([got[14], got[15]]) as usize;
+                ensure!(len >= 12 && got[16..20] == [127, 0, 0, 1], "v2 source address");
+                ensure!(got.get(16 + len) == Some(&0x16), "the ClientHello must follow the v2 header");
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn slow_and_oversized_client_hellos_are_closed() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (backend, port) = recording_backend()?;
+    backend.set_nonblocking(true)?;
+    let (_server, proxy) = proxy(dir.path(), &["--backend-tls-port", &port.to_string()])?;
+    // A handshake announcing 20 KiB: closed at once.
+    let mut s = TcpStream::connect(proxy)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(&[0x16, 0x03, 0x01, 0x40, 0x00, 0x01, 0x00, 0x50, 0x00])?;
+    let mut b = [0u8; 16];
+    ensure!(matches!(s.read(&mut b), Ok(0)), "a 20 KiB ClientHello was not closed");
+    // One byte at a time: closed by the deadline, before the hello is whole.
+    let mut s = TcpStream::connect(proxy)?;
+    s.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let started = Instant::now();
+    let dribble = [0x16u8, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc, 0x03, 0x03];
+    let mut closed = false;
+    for byte in dribble.iter().cycle().take(600) {
+        if s.write_all(&[*byte]).is_err() {
+            closed = true;
+            break;
+        }
+        match s.read(&mut b) {
+            Ok(0) => {
+                closed = true;
+                break;
+            }
+            Ok(_) => bail!("the proxy answered a dribbled ClientHello"),
+            Err(_) => {}
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+    }
+    ensure!(closed, "a dribbled ClientHello was never closed");
+    ensure!(started.elapsed() < Duration::from_secs(30), "closed too late: {:?}", started.elapsed());
+    ensure!(backend.accept().is_err(), "the backend was contacted");
+    Ok(())
+}
