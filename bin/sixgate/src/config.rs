@@ -169,6 +169,7 @@ pub(crate) struct Settings {
     pub(crate) aname_policy: (u64, u64),
     pub(crate) aname_max_per_zone: usize,
     pub(crate) aname_qps: u32,
+    pub(crate) proxy_http: Vec<SocketAddr>,
     pub(crate) proxy_tls: Vec<SocketAddr>,
     pub(crate) proxy_policy: sixgate_proxy::policy::BackendPolicy,
 }
@@ -286,11 +287,6 @@ pub(crate) fn settings(
     let addrs = |l: Vec<String>| l.iter().map(|s| parse_addr(s)).collect::<anyhow::Result<Vec<_>>>();
     let proxy_http = addrs(pick(flags.proxy_http, raw.proxy.http))?;
     let proxy_tls = addrs(pick(flags.proxy_tls, raw.proxy.tls))?;
-    if !proxy_http.is_empty() {
-        bail!(
-            "the plain-HTTP proxy (--proxy-http, proxy.http) is not available in this version; use --proxy-tls"
-        );
-    }
     let prefix = |p: &String| {
         sixgate_proxy::policy::Prefix::parse(p).map_err(|e| anyhow::anyhow!("proxy backend prefix: {e}"))
     };
@@ -310,6 +306,7 @@ pub(crate) fn settings(
         .collect();
     let proxy_policy = sixgate_proxy::policy::BackendPolicy { allowed, nat64, own };
     Ok(Settings {
+        proxy_http,
         proxy_tls,
         proxy_policy,
         aname_resolvers,

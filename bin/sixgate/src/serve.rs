@@ -230,7 +230,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
 
     // The IPv4-to-IPv6 proxy.
     let mut proxy_addrs = Vec::new();
-    if !s.proxy_tls.is_empty() {
+    if !s.proxy_tls.is_empty() || !s.proxy_http.is_empty() {
         if s.proxy_policy.allowed.is_empty() {
             tracing::warn!("no proxy backend prefixes are configured: nothing will be proxied");
         }
@@ -250,8 +250,15 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             let listener = rt
                 .block_on(tokio::net::TcpListener::bind(addr))
                 .map_err(|e| anyhow!("cannot listen on {addr} for the TLS proxy: {e}"))?;
-            proxy_addrs.push(listener.local_addr()?);
+            proxy_addrs.push(("proxy-tls", listener.local_addr()?));
             api_tasks.push(rt.spawn(sixgate_proxy::tls::serve(listener, shared.clone(), sd_rx.clone())));
+        }
+        for addr in &s.proxy_http {
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind(addr))
+                .map_err(|e| anyhow!("cannot listen on {addr} for the HTTP proxy: {e}"))?;
+            proxy_addrs.push(("proxy-http", listener.local_addr()?));
+            api_tasks.push(rt.spawn(sixgate_proxy::plain::serve(listener, shared.clone(), sd_rx.clone())));
         }
     }
 
@@ -275,8 +282,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         for a in &api_addrs {
             writeln!(out, "listening api {a}")?;
         }
-        for a in &proxy_addrs {
-            writeln!(out, "listening proxy-tls {a}")?;
+        for (kind, a) in &proxy_addrs {
+            writeln!(out, "listening {kind} {a}")?;
         }
         if let Some(token) = &first_admin {
             writeln!(out, "admin token {token}")?;

@@ -1,0 +1,165 @@
+//! The plain-HTTP side of the proxy, end to end with nginx as the
+//! customer's IPv6 backend on ::1: curl from 127.0.0.1 through `sixgate
+//! serve --proxy-http`, routed by Host; nginx logs the PROXY protocol
+//! address and X-Forwarded-For of every request.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, Result, ensure};
+use sixgate_e2e::process::{ChildGuard, require_program};
+use sixgate_e2e::{Cli, Sixgate, ZoneFile, wait_until};
+
+const HOST: &str = "app.example.test";
+
+/// nginx on [::1]:port, `proxy_protocol` on the listener when `pp`, logging
+/// `PP|XFF|REQUEST` per request to DIR/access.log.
+fn nginx(dir: &Path, pp: bool) -> Result<(ChildGuard, u16)> {
+    let nginx = require_program("nginx", "nginx")?;
+    let port = TcpListener::bind("[::1]:0")?.local_addr()?.port();
+    std::fs::create_dir_all(dir.join("logs"))?;
+    let listen = if pp { format!("[::1]:{port} proxy_protocol") } else { format!("[::1]:{port}") };
+    let conf = format!(
+        "master_process off;\ndaemon off;\nerror_log {d}/logs/error.log;\npid {d}/nginx.pid;\nevents {{}}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n\
+         uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         log_format pp '$proxy_protocol_addr|$http_x_forwarded_for|$request';\n\
+         server {{\n    listen {listen};\n    access_log {d}/access.log pp;\n    location / {{ return 200 \"hello\\n\"; }}\n  }}\n}}\n",
+        d = dir.display()
+    );
+    std::fs::write(dir.join("nginx.conf"), conf)?;
+    let mut cmd = Command::new(nginx);
+    cmd.arg("-p").arg(dir).arg("-c").arg(dir.join("nginx.conf")).stdin(Stdio::null()).stdout(Stdio::null());
+    let mut child = ChildGuard::spawn("nginx", &mut cmd)?;
+    wait_until("nginx to listen", Duration::from_secs(20), || {
+        if let Some(status) = child.exit_status() {
+            anyhow::bail!("nginx exited with {status}: {}", child.stderr_tail(10));
+        }
+        Ok(TcpStream::connect(("::1", port)).is_ok().then_some(()))
+    })?;
+    Ok((child, port))
+}
+
+fn proxy(dir: &Path, enable: &[&str]) -> Result<(Sixgate, SocketAddr)> {
+    let zone = dir.join("example.test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN example.test.\n@ 300 SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\napp AAAA ::1\noff AAAA ::1\n",
+    )?;
+    let cli = Cli::new(dir.join("data"))?;
+    cli.import(&ZoneFile::new("example.test.", zone))?;
+    cli.run(&["proxy", "addresses", "set"], &["198.51.100.7"])?.ok()?;
+    let mut args = vec![HOST];
+    args.extend_from_slice(enable);
+    cli.run(&["proxy", "enable"], &args)?.ok()?;
+    let server =
+        Sixgate::serve_with(cli, &["--proxy-http", "127.0.0.1:0", "--proxy-allow-backend", "::1/128"])?;
+    let addr = server
+        .stdout_lines()
+        .iter()
+        .find_map(|l| l.strip_prefix("listening proxy-http ").and_then(|a| a.parse().ok()))
+        .context("no `listening proxy-http` line")?;
+    Ok((server, addr))
+}
+
+/// Three requests on one keep-alive connection, with a spoofed
+/// X-Forwarded-For, through curl.
+fn three_requests(proxy: SocketAddr) -> Result<String> {
+    let url = format!("http://{HOST}:{}/n", proxy.port());
+    let out = Command::new(require_program("curl", "curl")?)
+        .args(["-sS", "--max-time", "20", "-H", "X-Forwarded-For: 6.6.6.6"])
+        .args(["--resolve", &format!("{HOST}:{}:127.0.0.1", proxy.port())])
+        .args([format!("{url}1"), format!("{url}2"), format!("{url}3")])
+        .output()?;
+    ensure!(out.status.success(), "curl: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn log_lines(dir: &Path, n: usize) -> Result<Vec<String>> {
+    wait_until("nginx to log the requests", Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(dir.join("access.log")).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_string).collect();
+        Ok((lines.len() >= n).then_some(lines))
+    })
+}
+
+#[test]
+fn every_keep_alive_request_carries_the_client_address_with_proxy_v1_and_v2() -> Result<()> {
+    for (mode, pp) in [("v1", true), ("v2", true), ("off", false)] {
+        let dir = tempfile::tempdir()?;
+        let (_nginx, port) = nginx(dir.path(), pp)?;
+        let (_server, proxy) =
+            proxy(dir.path(), &["--proxy-protocol", mode, "--backend-http-port", &port.to_string()])?;
+        let body = three_requests(proxy)?;
+        ensure!(body.matches("hello").count() == 3, "{mode}: responses: {body:?}");
+        let lines = log_lines(dir.path(), 3)?;
+        for (i, line) in lines.iter().enumerate() {
+            let parts: Vec<&str> = line.splitn(3, '|').collect();
+            ensure!(parts.len() == 3, "{mode}: log line {line:?}");
+            if pp {
+                ensure!(parts[0] == "127.0.0.1", "{mode}: request {i}: PROXY address {line:?}");
+            }
+            // The spoofed value is gone; the real client is the only one.
+            ensure!(parts[1] == "127.0.0.1", "{mode}: request {i}: X-Forwarded-For {line:?}");
+            ensure!(parts[2] == format!("GET /n{} HTTP/1.1", i + 1), "{mode}: request {i}: {line:?}");
+        }
+    }
+    Ok(())
+}
+
+/// Sends raw bytes and returns the status line of the answer.
+fn raw(proxy: SocketAddr, request: &str) -> Result<String> {
+    let mut s = TcpStream::connect(proxy)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(request.as_bytes())?;
+    let mut out = Vec::new();
+    let _ = s.read_to_end(&mut out);
+    let text = String::from_utf8_lossy(&out).into_owned();
+    Ok(text.lines().next().unwrap_or("").to_string())
+}
+
+#[test]
+fn smuggling_literals_and_disabled_hosts_are_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_nginx, port) = nginx(dir.path(), false)?;
+    let (_server, proxy) = proxy(dir.path(), &["--backend-http-port", &port.to_string()])?;
+    let cases = [
+        (
+            "CL+TE",
+            format!(
+                "POST / HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            ),
+            "400",
+        ),
+        (
+            "duplicate CL",
+            format!("POST / HTTP/1.1\r\nHost: {HOST}\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcde"),
+            "400",
+        ),
+        ("obs-fold", format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nX: a\r\n b\r\n\r\n"), "400"),
+        ("bare LF", format!("GET / HTTP/1.1\nHost: {HOST}\n\n"), "400"),
+        ("IP literal Host", "GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".to_string(), "400"),
+        ("IPv6 literal Host", "GET / HTTP/1.1\r\nHost: [::1]\r\n\r\n".to_string(), "400"),
+        ("disabled host", "GET / HTTP/1.1\r\nHost: off.example.test\r\n\r\n".to_string(), "421"),
+    ];
+    for (what, req, want) in cases {
+        let status = raw(proxy, &req)?;
+        ensure!(status.split(' ').nth(1) == Some(want), "{what}: got {status:?}, want {want}");
+    }
+    // None of them reached nginx (each was answered by the proxy itself).
+    let logged = std::fs::read_to_string(dir.path().join("access.log")).unwrap_or_default();
+    ensure!(logged.is_empty(), "refused requests reached the backend:\n{logged}");
+    // A Host change mid-connection is not sent to the first backend.
+    let both =
+        format!("GET /a HTTP/1.1\r\nHost: {HOST}\r\n\r\nGET /b HTTP/1.1\r\nHost: off.example.test\r\n\r\n");
+    let _ = raw(proxy, &both)?;
+    let lines = log_lines(dir.path(), 1)?;
+    ensure!(
+        lines.iter().all(|l| !l.contains("/b")),
+        "the second Host's request reached the first backend: {lines:?}"
+    );
+    Ok(())
+}
