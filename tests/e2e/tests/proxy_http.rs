@@ -16,11 +16,26 @@ use sixgate_e2e::{Cli, Sixgate, ZoneFile, wait_until};
 const HOST: &str = "app.example.test";
 
 /// nginx on [::1]:port, `proxy_protocol` on the listener when `pp`, logging
-/// `PP|XFF|REQUEST` per request to DIR/access.log.
+/// `PP|XFF|REQUEST` per request to DIR/access.log. The port is picked free
+/// and may be taken by another test before nginx binds it, so a start
+/// whose bind fails is retried on another port.
 fn nginx(dir: &Path, pp: bool) -> Result<(ChildGuard, u16)> {
+    let mut last = None;
+    for _ in 0..5 {
+        match nginx_once(dir, pp) {
+            Ok(n) => return Ok(n),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("nginx never started")))
+}
+
+fn nginx_once(dir: &Path, pp: bool) -> Result<(ChildGuard, u16)> {
     let nginx = require_program("nginx", "nginx")?;
     let port = TcpListener::bind("[::1]:0")?.local_addr()?.port();
     std::fs::create_dir_all(dir.join("logs"))?;
+    let pid = dir.join("nginx.pid");
+    let _ = std::fs::remove_file(&pid);
     let listen = if pp { format!("[::1]:{port} proxy_protocol") } else { format!("[::1]:{port}") };
     let conf = format!(
         "master_process off;\ndaemon off;\nerror_log {d}/logs/error.log;\npid {d}/nginx.pid;\nevents {{}}\n\
@@ -34,11 +49,13 @@ fn nginx(dir: &Path, pp: bool) -> Result<(ChildGuard, u16)> {
     let mut cmd = Command::new(nginx);
     cmd.arg("-p").arg(dir).arg("-c").arg(dir.join("nginx.conf")).stdin(Stdio::null()).stdout(Stdio::null());
     let mut child = ChildGuard::spawn("nginx", &mut cmd)?;
+    // nginx writes its pid file only after binding its listeners: a port
+    // answering before that may belong to someone else.
     wait_until("nginx to listen", Duration::from_secs(20), || {
         if let Some(status) = child.exit_status() {
             anyhow::bail!("nginx exited with {status}: {}", child.stderr_tail(10));
         }
-        Ok(TcpStream::connect(("::1", port)).is_ok().then_some(()))
+        Ok((pid.exists() && TcpStream::connect(("::1", port)).is_ok()).then_some(()))
     })?;
     Ok((child, port))
 }

@@ -42,29 +42,42 @@ fn certificate(dir: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `openssl s_server` on [::1]:port, answering with a small page.
+/// `openssl s_server` on [::1]:port, answering with a small page. The port
+/// is picked free and may be taken before s_server binds it: s_server says
+/// `ACCEPT` once it listens, and a start that fails is retried.
 fn tls_backend(dir: &Path) -> Result<(ChildGuard, u16)> {
-    let port = TcpListener::bind("[::1]:0")?.local_addr()?.port();
-    let mut cmd = Command::new(which("openssl")?);
-    cmd.current_dir(dir)
-        .args([
-            "s_server",
-            "-accept",
-            &format!("[::1]:{port}"),
-            "-6",
-            "-cert",
-            "c.pem",
-            "-key",
-            "k.pem",
-            "-www",
-        ])
-        .stdin(Stdio::null())
-        .stdout(Stdio::null());
-    let child = ChildGuard::spawn("openssl-s_server", &mut cmd)?;
-    wait_until("s_server to listen", Duration::from_secs(20), || {
-        Ok(TcpStream::connect(("::1", port)).is_ok().then_some(()))
-    })?;
-    Ok((child, port))
+    let mut last = None;
+    for _ in 0..5 {
+        let port = TcpListener::bind("[::1]:0")?.local_addr()?.port();
+        let out = dir.join(format!("s_server-{port}.out"));
+        let mut cmd = Command::new(which("openssl")?);
+        cmd.current_dir(dir)
+            .args([
+                "s_server",
+                "-accept",
+                &format!("[::1]:{port}"),
+                "-6",
+                "-cert",
+                "c.pem",
+                "-key",
+                "k.pem",
+                "-www",
+            ])
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&out)?);
+        let mut child = ChildGuard::spawn("openssl-s_server", &mut cmd)?;
+        let ready = wait_until("s_server to listen", Duration::from_secs(20), || {
+            if let Some(status) = child.exit_status() {
+                bail!("s_server exited with {status}");
+            }
+            Ok(std::fs::read_to_string(&out).unwrap_or_default().contains("ACCEPT").then_some(()))
+        });
+        match ready {
+            Ok(()) => return Ok((child, port)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("s_server never started")))
 }
 
 /// A sixgate serving example.test with `app` AAAA ::1, enabled for the
