@@ -4,7 +4,8 @@
 Run from anywhere: `python3 fuzz/seeds/gen.py`. Seeds are real queries
 (built octet by octet as RFC 1035 §4.1 lays them out) for the names in
 fuzz_targets/zones/, plus malformed variants each aimed at one branch of
-decode_query, and responses to the A/AAAA query the `lookup` target reads.
+decode_query, responses to the A/AAAA query the `lookup` target reads, and
+the TLS ClientHellos in testdata/tls/ for `sni`.
 Names are derived from content so re-running is idempotent.
 """
 import hashlib
@@ -317,3 +318,32 @@ lookup_seeds = [
 ]
 for s in lookup_seeds:
     write("lookup", s)
+
+# --- sni: the ClientHellos captured by testdata/tls/capture.py, each also
+# split across two and three handshake records, and a few refusals.
+TLS = os.path.join(HERE, "..", "..", "testdata", "tls")
+
+
+def records(hello, sizes):
+    """The one-record `hello`'s handshake message in records of `sizes`
+    octets and one more for the rest."""
+    msg, out = hello[5:], b""
+    for n in list(sizes) + [len(hello)]:
+        frag, msg = msg[:n], msg[n:]
+        out += hello[:3] + struct.pack(">H", len(frag)) + frag
+    return out
+
+
+for f in sorted(os.listdir(TLS)):
+    if f.endswith(".bin"):
+        with open(os.path.join(TLS, f), "rb") as h:
+            hello = h.read()
+        for sizes in ([], [3], [len(hello) // 3, len(hello) // 3]):
+            write("sni", records(hello, sizes))
+for s in [
+    b"\x16\x03\x01\x40\x00\x01\x00\x50\x00",  # announces 20 KiB
+    b"GET / HTTP/1.1\r\nHost: www.capture.test\r\n\r\n",
+    b"\x80\x2e\x01\x03\x01\x00\x15\x00\x00\x00\x10",  # SSLv2 CLIENT-HELLO
+    b"\x15\x03\x03\x00\x02\x02\x28",  # an alert first
+]:
+    write("sni", s)
