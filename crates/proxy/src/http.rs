@@ -540,15 +540,19 @@ fn framing(version: Version, headers: &[Header]) -> Result<Framing, HeadError> {
     Ok(Framing::ContentLength(n))
 }
 
-/// Is this one of the headers clients use to claim an address?
+/// Is this one of the headers proxies use to tell a backend about the
+/// client (address, scheme, host, port)? A client may not set them: the
+/// backend would take them as ours.
 fn is_forwarding(h: &Header) -> bool {
-    h.is("x-forwarded-for") || h.is("x-real-ip") || h.is("forwarded")
+    ["x-forwarded-for", "x-real-ip", "forwarded", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port"]
+        .iter()
+        .any(|n| h.is(n))
 }
 
 /// The head as sent to the backend: the request-line and every field line
 /// byte for byte and in order, except that every X-Forwarded-For,
-/// X-Real-IP and Forwarded field the client sent is removed, not appended
-/// to: we are the edge, and nothing the client says about addresses is
+/// X-Real-IP, Forwarded and X-Forwarded-Proto/-Host/-Port field the client
+/// sent is removed, not appended to: we are the edge, and nothing the client says about addresses is
 /// trusted. Then `X-Forwarded-For: <client>` is added, and with
 /// `forwarded`, `Forwarded: for=<client>` (RFC 7239 §6: IPv6 quoted and
 /// bracketed). An IPv4-mapped client address is written as IPv4. Empty
