@@ -191,6 +191,13 @@ enum ProxyCommand {
     },
     /// Enabled hostnames: HOST, PROXY_PROTOCOL, HTTP_PORT, TLS_PORT, tab-separated.
     List,
+    /// Connect to HOST's backends over plain HTTP with its PROXY mode and
+    /// report whether they answer sensibly (and, if not, whether another
+    /// mode would have worked): one line per backend.
+    Check {
+        /// The hostname.
+        host: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -400,6 +407,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 ProxyCommand::Disable { host } => proxycmd::disable(&dir, &host),
                 ProxyCommand::List => proxycmd::list(&dir),
+                ProxyCommand::Check { host } => proxycmd::check(&dir, &host),
             }
         }
         Command::Aname { command: AnameCommand::Status { zone }, common } => {

@@ -180,3 +180,27 @@ fn smuggling_literals_and_disabled_hosts_are_refused() -> Result<()> {
     );
     Ok(())
 }
+
+/// `proxy check` tells a PROXY-mode mismatch from a working backend: nginx
+/// set up for PROXY protocol answers 400 to requests without it.
+#[test]
+fn proxy_check_catches_a_proxy_mode_mismatch() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_nginx, port) = nginx(dir.path(), true)?;
+    let zone = dir.path().join("example.test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN example.test.\n@ 300 SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\napp AAAA ::1\n",
+    )?;
+    let cli = Cli::new(dir.path().join("data"))?;
+    cli.import(&ZoneFile::new("example.test.", zone))?;
+    let p = port.to_string();
+    cli.run(&["proxy", "enable"], &[HOST, "--proxy-protocol", "off", "--backend-http-port", &p])?.ok()?;
+    let out = cli.run(&["proxy", "check"], &[HOST])?;
+    ensure!(!out.success(), "a mismatch passed the check:\n{out}");
+    ensure!(out.stdout.contains("mismatch") && out.stdout.contains("PROXY v1"), "{out}");
+    cli.run(&["proxy", "enable"], &[HOST, "--proxy-protocol", "v1", "--backend-http-port", &p])?.ok()?;
+    let out = cli.run(&["proxy", "check"], &[HOST])?.ok()?;
+    ensure!(out.stdout.contains("\tok\tHTTP 200"), "{out}");
+    Ok(())
+}
