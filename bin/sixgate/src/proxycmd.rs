@@ -179,12 +179,10 @@ pub(crate) fn check(dir: &Path, host: &str) -> anyhow::Result<()> {
             configured => {
                 failed = true;
                 // Would another mode have worked? That tells a mismatch.
-                let other = [0u8, 1, 2].into_iter().filter(|m| *m != mode).find_map(|m| {
-                    match probe(addr, host_text, &header(m)) {
-                        Ok(code) if sensible(code) => Some(m),
-                        _ => None,
-                    }
-                });
+                let other = [0u8, 1, 2]
+                    .into_iter()
+                    .filter(|m| *m != mode)
+                    .find(|m| matches!(probe(addr, host_text, &header(*m)), Ok(code) if sensible(code)));
                 let got = match configured {
                     Ok(code) => format!("HTTP {code}"),
                     Err(e) => e,
