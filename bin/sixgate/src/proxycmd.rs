@@ -19,8 +19,13 @@ pub(crate) fn addresses_set(dir: &Path, addresses: &[String]) -> anyhow::Result<
     let mut addrs = Vec::new();
     for a in addresses {
         let ip: Ipv4Addr = a.parse().map_err(|_| anyhow!("{a:?} is not an IPv4 address"))?;
-        if ip.is_unspecified() || ip.is_loopback() || ip.is_multicast() || ip.is_broadcast() {
+        if ip.is_unspecified() || ip.is_multicast() || ip.is_broadcast() {
             bail!("{ip} cannot be a public proxy address");
+        }
+        if ip.is_loopback() || ip.is_private() {
+            eprintln!(
+                "note: {ip} is not a public address; only clients that can reach it will use the proxy"
+            );
         }
         addrs.push(ip);
     }

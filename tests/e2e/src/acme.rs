@@ -236,6 +236,34 @@ pub fn lego(pebble: &Pebble, resolver: SocketAddr, dns: &LegoDns, domains: &[&st
     Ok(Issued { certificate, chain, log, _state: state })
 }
 
+/// Runs `lego run --http --http.webroot webroot` against `pebble` for
+/// `domains`: HTTP-01, the token served from `webroot` by whatever web
+/// server pebble reaches at the domains' A addresses.
+pub fn lego_http(pebble: &Pebble, webroot: &Path, domains: &[&str]) -> Result<Issued> {
+    let lego = require_program("lego", "lego")?;
+    let first = *domains.first().context("no domains")?;
+    let state = tempfile::Builder::new().prefix("sixgate-e2e-lego-").tempdir()?;
+    let mut command = Command::new(lego);
+    command
+        .args(["--accept-tos", "--email", EMAIL, "--server", pebble.directory_url()])
+        .arg("--path")
+        .arg(state.path())
+        .args(["--http", "--http.webroot"])
+        .arg(webroot);
+    for domain in domains {
+        command.args(["--domains", domain]);
+    }
+    command.arg("run").env("LEGO_CA_CERTIFICATES", pebble.tls_ca());
+    let log = run_client("lego-http", &mut command)?;
+    let certificates = state.path().join("certificates");
+    let certificate = certificates.join(format!("{first}.crt"));
+    let chain = certificates.join(format!("{first}.issuer.crt"));
+    for path in [&certificate, &chain] {
+        ensure!(path.is_file(), "lego succeeded but wrote no {} (log {})", path.display(), log.display());
+    }
+    Ok(Issued { certificate, chain, log, _state: state })
+}
+
 /// Runs `certbot certonly --dns-rfc2136` against `pebble` for `domains`,
 /// sending its UPDATEs (and SOA queries) to `server` signed with `key`.
 pub fn certbot_rfc2136(

@@ -66,6 +66,12 @@ impl Pebble {
     /// Starts pebble on 127.0.0.1, validating DNS-01 challenges by querying
     /// `dns_server` (UDP).
     pub fn start(dns_server: SocketAddr) -> Result<Self> {
+        Self::start_with_http_port(dns_server, None)
+    }
+
+    /// Like [`Pebble::start`], validating HTTP-01 challenges on
+    /// `http_port` (pebble's `httpPort`) of the domain's A address.
+    pub fn start_with_http_port(dns_server: SocketAddr, http_port: Option<u16>) -> Result<Self> {
         let pebble = require_program("pebble", "pebble")?;
         let openssl = require_program("openssl", "openssl")?;
         require_program("curl", "curl")?;
@@ -73,7 +79,7 @@ impl Pebble {
         for _ in 0..START_ATTEMPTS {
             let dir = tempfile::Builder::new().prefix("sixgate-e2e-pebble-").tempdir()?;
             let tls = write_tls_files(&openssl, dir.path())?;
-            match Self::try_start(&pebble, dir, tls, dns_server) {
+            match Self::try_start(&pebble, dir, tls, dns_server, http_port) {
                 Ok(started) => return Ok(started),
                 Err(error) => last_error = Some(error),
             }
@@ -88,9 +94,11 @@ impl Pebble {
         dir: tempfile::TempDir,
         tls: TlsFiles,
         dns_server: SocketAddr,
+        http_port: Option<u16>,
     ) -> Result<Self> {
         let [acme, management, http, tls_alpn] =
             [free_tcp_port()?, free_tcp_port()?, free_tcp_port()?, free_tcp_port()?];
+        let http = http_port.unwrap_or(http);
         let config = dir.path().join("pebble.json");
         fs::write(
             &config,

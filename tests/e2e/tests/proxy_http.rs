@@ -20,9 +20,14 @@ const HOST: &str = "app.example.test";
 /// and may be taken by another test before nginx binds it, so a start
 /// whose bind fails is retried on another port.
 fn nginx(dir: &Path, pp: bool) -> Result<(ChildGuard, u16)> {
+    nginx_on(dir, pp, "::1")
+}
+
+/// [`nginx`] on another loopback address.
+fn nginx_on(dir: &Path, pp: bool, ip: &str) -> Result<(ChildGuard, u16)> {
     let mut last = None;
     for _ in 0..5 {
-        match nginx_once(dir, pp) {
+        match nginx_once(dir, pp, ip) {
             Ok(n) => return Ok(n),
             Err(e) => last = Some(e),
         }
@@ -30,19 +35,21 @@ fn nginx(dir: &Path, pp: bool) -> Result<(ChildGuard, u16)> {
     Err(last.unwrap_or_else(|| anyhow::anyhow!("nginx never started")))
 }
 
-fn nginx_once(dir: &Path, pp: bool) -> Result<(ChildGuard, u16)> {
+fn nginx_once(dir: &Path, pp: bool, ip: &str) -> Result<(ChildGuard, u16)> {
     let nginx = require_program("nginx", "nginx")?;
-    let port = TcpListener::bind("[::1]:0")?.local_addr()?.port();
+    let ipaddr: std::net::IpAddr = ip.parse()?;
+    let port = TcpListener::bind((ipaddr, 0))?.local_addr()?.port();
+    let host = if ipaddr.is_ipv6() { format!("[{ip}]") } else { ip.to_string() };
     std::fs::create_dir_all(dir.join("logs"))?;
     let pid = dir.join("nginx.pid");
     let _ = std::fs::remove_file(&pid);
-    let listen = if pp { format!("[::1]:{port} proxy_protocol") } else { format!("[::1]:{port}") };
+    let listen = if pp { format!("{host}:{port} proxy_protocol") } else { format!("{host}:{port}") };
     let conf = format!(
         "master_process off;\ndaemon off;\nerror_log {d}/logs/error.log;\npid {d}/nginx.pid;\nevents {{}}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n\
          uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
          log_format pp '$proxy_protocol_addr|$http_x_forwarded_for|$request';\n\
-         server {{\n    listen {listen};\n    access_log {d}/access.log pp;\n    location / {{ return 200 \"hello\\n\"; }}\n  }}\n}}\n",
+         server {{\n    listen {listen};\n    access_log {d}/access.log pp;\n    location /.well-known/acme-challenge/ {{ root {d}/www; }}\n    location / {{ return 200 \"hello\\n\"; }}\n  }}\n}}\n",
         d = dir.display()
     );
     std::fs::write(dir.join("nginx.conf"), conf)?;
@@ -55,7 +62,7 @@ fn nginx_once(dir: &Path, pp: bool) -> Result<(ChildGuard, u16)> {
         if let Some(status) = child.exit_status() {
             anyhow::bail!("nginx exited with {status}: {}", child.stderr_tail(10));
         }
-        Ok((pid.exists() && TcpStream::connect(("::1", port)).is_ok()).then_some(()))
+        Ok((pid.exists() && TcpStream::connect((ipaddr, port)).is_ok()).then_some(()))
     })?;
     Ok((child, port))
 }
@@ -202,5 +209,54 @@ fn proxy_check_catches_a_proxy_mode_mismatch() -> Result<()> {
     cli.run(&["proxy", "enable"], &[HOST, "--proxy-protocol", "v1", "--backend-http-port", &p])?.ok()?;
     let out = cli.run(&["proxy", "check"], &[HOST])?.ok()?;
     ensure!(out.stdout.contains("\tok\tHTTP 200"), "{out}");
+    Ok(())
+}
+
+/// HTTP-01 through the proxy: pebble looks up the hostname in sixgate's
+/// DNS, connects to the proxy's HTTP port over IPv4, and the proxy routes
+/// by Host to the backend, where lego left the token.
+///
+/// Lab detail: pebble 2.4 dials the AAAA address when there is one, never
+/// falling back to the A record. So the backend's AAAA here is
+/// ::ffff:127.0.0.1 (allowed explicitly), which pebble dials as IPv4
+/// 127.0.0.1, the proxy's address; the proxy dials the same AAAA to reach
+/// nginx on 127.0.0.1. In production the AAAA is the customer's global
+/// address and IPv4 clients use the A record.
+#[test]
+fn http_01_is_validated_through_the_proxy() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(dir.path().join("www"))?;
+    let (_nginx, port) = nginx_on(dir.path(), false, "127.0.0.1")?;
+    let zone = dir.path().join("example.test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN example.test.\n@ 300 SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\napp AAAA ::ffff:127.0.0.1\n",
+    )?;
+    let cli = Cli::new(dir.path().join("data"))?;
+    cli.import(&ZoneFile::new("example.test.", zone))?;
+    cli.run(&["proxy", "addresses", "set"], &["127.0.0.1"])?.ok()?;
+    cli.run(&["proxy", "enable"], &[HOST, "--backend-http-port", &port.to_string()])?.ok()?;
+    let server = Sixgate::serve_with(
+        cli,
+        &["--proxy-http", "127.0.0.1:0", "--proxy-allow-backend", "::ffff:127.0.0.1/128"],
+    )?;
+    let proxy: SocketAddr = server
+        .stdout_lines()
+        .iter()
+        .find_map(|l| l.strip_prefix("listening proxy-http ").and_then(|a| a.parse().ok()))
+        .context("no `listening proxy-http` line")?;
+    let pebble = sixgate_e2e::pebble::Pebble::start_with_http_port(server.udp_addr(), Some(proxy.port()))?;
+    let issued = sixgate_e2e::acme::lego_http(&pebble, &dir.path().join("www"), &[HOST])?;
+    let names = sixgate_e2e::acme::certificate_names(&issued.certificate)?;
+    ensure!(names == vec![HOST.to_string()], "certificate names: {names:?}");
+    // pebble's validation went through the proxy to nginx, which got the
+    // client's IPv4 address in X-Forwarded-For.
+    let lines = log_lines(dir.path(), 1)?;
+    ensure!(
+        lines
+            .iter()
+            .any(|l| l.contains("/.well-known/acme-challenge/") && l.split('|').nth(1) == Some("127.0.0.1")),
+        "no challenge request reached nginx through the proxy: {lines:?}"
+    );
     Ok(())
 }
