@@ -51,6 +51,42 @@ fn first_admin_token(store: &mut Store) -> anyhow::Result<Option<String>> {
     Ok(Some(secret))
 }
 
+/// Counters in Prometheus text format.
+fn metrics_text(udp: &UdpStats, proxy: Option<&Arc<sixgate_proxy::tls::Shared>>) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let mut counter = |name: &str, help: &str, labels: &[(&str, u64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (l, v) in labels {
+            let _ =
+                if l.is_empty() { writeln!(out, "{name} {v}") } else { writeln!(out, "{name}{{{l}}} {v}") };
+        }
+    };
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    counter("sixgate_dns_udp_received_total", "UDP queries received.", &[("", get(&udp.received))]);
+    counter("sixgate_dns_udp_answered_total", "UDP responses sent.", &[("", get(&udp.answered))]);
+    counter("sixgate_dns_udp_dropped_total", "UDP messages not answered.", &[("", get(&udp.dropped))]);
+    if let Some(p) = proxy {
+        let st = &p.stats;
+        counter("sixgate_proxy_connections_total", "Proxy connections accepted.", &[("", get(&st.accepted))]);
+        counter(
+            "sixgate_proxy_forwarded_total",
+            "Proxy connections forwarded to a backend.",
+            &[("", get(&st.forwarded))],
+        );
+        counter(
+            "sixgate_proxy_errors_total",
+            "Proxy connections refused or failed, by side.",
+            &[
+                ("side=\"client\"", get(&st.client_errors)),
+                ("side=\"route\"", get(&st.unroutable)),
+                ("side=\"backend\"", get(&st.backend_errors)),
+            ],
+        );
+    }
+    out
+}
+
 /// Keeps the proxy's route table in step with the store: rebuilt at start
 /// and after every published change (a hostname enabled or disabled, a
 /// zone verified).
@@ -165,6 +201,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         )));
     }
 
+    // Set once the proxy runs; read by the metrics endpoint.
+    let proxy_shared: Arc<std::sync::OnceLock<Arc<sixgate_proxy::tls::Shared>>> = Arc::default();
     let mut api_addrs = Vec::new();
     let mut api_tasks = Vec::new();
     if !s.api.is_empty() {
@@ -182,12 +220,12 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         };
         let api_store = Store::open(&s.data)?;
         let dir = s.data.clone();
-        let app = sixgate_api::app(sixgate_api::AppState::new(
-            api_store,
-            settings,
-            Some(published.clone()),
-            move || sixgate_server::publish::poke(&dir),
-        ));
+        let (udp_stats, proxy) = (stats.clone(), proxy_shared.clone());
+        let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
+            sixgate_server::publish::poke(&dir)
+        })
+        .with_metrics(move || metrics_text(&udp_stats, proxy.get()));
+        let app = sixgate_api::app(state);
         for addr in &s.api {
             let listener = rt
                 .block_on(tokio::net::TcpListener::bind(addr))
@@ -240,6 +278,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             policy: s.proxy_policy.clone(),
             stats: Default::default(),
         });
+        let _ = proxy_shared.set(shared.clone());
         api_tasks.push(rt.spawn(follow_routes(
             s.data.clone(),
             shared.clone(),

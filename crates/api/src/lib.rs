@@ -78,6 +78,7 @@ struct Inner {
     published: Option<watch::Receiver<i64>>,
     poke: Box<dyn Fn() + Send + Sync>,
     limiter: limit::Limiter,
+    metrics: Option<Box<dyn Fn() -> String + Send + Sync>>,
 }
 
 impl AppState {
@@ -97,8 +98,18 @@ impl AppState {
                 published,
                 poke: Box::new(poke),
                 limiter,
+                metrics: None,
             }),
         }
+    }
+
+    /// Serves `render()` (Prometheus text format) at `GET /metrics`, for
+    /// admin tokens. Call before the state is shared.
+    pub fn with_metrics(mut self, render: impl Fn() -> String + Send + Sync + 'static) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.metrics = Some(Box::new(render));
+        }
+        self
     }
 
     fn settings(&self) -> &ApiSettings {
@@ -167,6 +178,16 @@ impl Body {
     }
 }
 
+/// `GET /metrics`: counters in Prometheus text format (admin tokens only).
+async fn metrics(
+    axum::extract::State(st): axum::extract::State<AppState>,
+    caller: auth::Caller,
+) -> Result<impl axum::response::IntoResponse, ApiError> {
+    caller.require_admin()?;
+    let text = st.inner.metrics.as_ref().map(|f| f()).unwrap_or_default();
+    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
+}
+
 /// The router for the whole API.
 pub fn app(state: AppState) -> Router {
     let max_body = state.settings().max_body;
@@ -177,6 +198,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(httpreq::routes())
         .merge(pdns::routes())
+        .route("/metrics", axum::routing::get(metrics))
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
         })

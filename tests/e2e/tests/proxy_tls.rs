@@ -148,6 +148,36 @@ fn tls_is_routed_by_sni_to_the_backends_own_certificate() -> Result<()> {
     ensure!(seen_certificate(proxy, None)?.is_empty(), "a connection without SNI was forwarded");
     ensure!(seen_certificate(proxy, Some("off.example.test"))?.is_empty(), "a disabled host was forwarded");
     ensure!(seen_certificate(proxy, Some("127.0.0.1"))?.is_empty(), "an IP literal was routed");
+    // The metrics count what happened, by side.
+    let (server, _) = (_server, ());
+    let token = server
+        .stdout_lines()
+        .iter()
+        .find_map(|l| l.strip_prefix("admin token ").map(str::to_string))
+        .context("no admin token printed")?;
+    let base = server.api_url().context("no api url")?;
+    let auth = format!("Bearer {token}");
+    let m = sixgate_e2e::http::request(
+        "GET",
+        &format!("{base}/metrics"),
+        &[("Authorization", &auth)],
+        None,
+        Duration::from_secs(10),
+    )?;
+    ensure!(m.status == 200, "metrics: {} {}", m.status, m.body);
+    let value = |line: &str| -> u64 {
+        m.body
+            .lines()
+            .find(|l| l.starts_with(line))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0)
+    };
+    ensure!(value("sixgate_proxy_forwarded_total") >= 2, "{}", m.body);
+    ensure!(value("sixgate_proxy_errors_total{side=\"client\"}") >= 2, "no SNI and IP literal: {}", m.body);
+    ensure!(value("sixgate_proxy_errors_total{side=\"route\"}") >= 1, "disabled host: {}", m.body);
+    let anon =
+        sixgate_e2e::http::request("GET", &format!("{base}/metrics"), &[], None, Duration::from_secs(10))?;
+    ensure!(anon.status == 401, "metrics without a token: {}", anon.status);
     Ok(())
 }
 
