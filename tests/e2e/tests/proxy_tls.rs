@@ -294,3 +294,79 @@ fn slow_and_oversized_client_hellos_are_closed() -> Result<()> {
     ensure!(backend.accept().is_err(), "the backend was contacted");
     Ok(())
 }
+
+/// Backends outside the allowed prefixes, and special ranges without an
+/// explicit exception, are never connected to.
+#[test]
+fn backends_outside_the_prefixes_or_in_special_ranges_are_refused() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    certificate(dir.path())?;
+    let (_backend, port) = tls_backend(dir.path())?;
+    let zone = dir.path().join("example.test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN example.test.\n@ 300 SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n\
+         outside AAAA 2a02:db8::1\nlocal AAAA ::1\nlink AAAA fe80::1\n",
+    )?;
+    let cli = Cli::new(dir.path().join("data"))?;
+    cli.import(&ZoneFile::new("example.test.", zone))?;
+    cli.run(&["proxy", "addresses", "set"], &["198.51.100.7"])?.ok()?;
+    for h in ["outside", "local", "link"] {
+        cli.run(
+            &["proxy", "enable"],
+            &[&format!("{h}.example.test"), "--backend-tls-port", &port.to_string()],
+        )?
+        .ok()?;
+    }
+    // A wide customer prefix: ::1 and fe80::/10 stay closed without being named.
+    let server = Sixgate::serve_with(cli, &["--proxy-tls", "127.0.0.1:0", "--proxy-allow-backend", "::/0"])?;
+    let proxy: SocketAddr = server
+        .stdout_lines()
+        .iter()
+        .find_map(|l| l.strip_prefix("listening proxy-tls ").and_then(|a| a.parse().ok()))
+        .context("no `listening proxy-tls` line")?;
+    for h in ["local", "link"] {
+        ensure!(seen_certificate(proxy, Some(&format!("{h}.example.test")))?.is_empty(), "{h}: forwarded");
+    }
+    // Refused by the route policy, not by a failed connect.
+    ensure!(errors(&server, "route")? >= 2 && errors(&server, "backend")? == 0, "not refused by policy");
+    drop(server);
+    // Only 2a01:4f8::/32 allowed: 2a02:db8::1 is outside it.
+    let cli = Cli::new(dir.path().join("data"))?;
+    let server =
+        Sixgate::serve_with(cli, &["--proxy-tls", "127.0.0.1:0", "--proxy-allow-backend", "2a01:4f8::/32"])?;
+    let proxy: SocketAddr = server
+        .stdout_lines()
+        .iter()
+        .find_map(|l| l.strip_prefix("listening proxy-tls ").and_then(|a| a.parse().ok()))
+        .context("no `listening proxy-tls` line")?;
+    ensure!(
+        seen_certificate(proxy, Some("outside.example.test"))?.is_empty(),
+        "outside the prefixes: forwarded"
+    );
+    ensure!(
+        seen_certificate(proxy, Some("local.example.test"))?.is_empty(),
+        "::1 forwarded without the exception"
+    );
+    ensure!(errors(&server, "route")? >= 2 && errors(&server, "backend")? == 0, "not refused by policy");
+    Ok(())
+}
+
+/// A proxy error counter from the server's metrics.
+fn errors(server: &Sixgate, side: &str) -> Result<u64> {
+    let token = server.cli().run(&["token", "create"], &[])?.ok()?.stdout.trim().to_string();
+    let base = server.api_url().context("no api url")?;
+    let auth = format!("Bearer {token}");
+    let m = sixgate_e2e::http::request(
+        "GET",
+        &format!("{base}/metrics"),
+        &[("Authorization", &auth)],
+        None,
+        Duration::from_secs(10),
+    )?;
+    let key = format!("sixgate_proxy_errors_total{{side=\"{side}\"}} ");
+    m.body
+        .lines()
+        .find_map(|l| l.strip_prefix(&key)?.parse().ok())
+        .with_context(|| format!("no {key} in metrics:\n{}", m.body))
+}
