@@ -30,33 +30,11 @@ use crate::tls::{Shared, connect_any};
 pub const IDLE: Duration = Duration::from_secs(30);
 
 /// Serves one plain-HTTP listener until `shutdown`.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "proxy accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = async { let _ = shutdown.wait_for(|&s| s).await; } => return,
-        };
-        shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let shared = shared.clone();
-        let mut sd = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = connection(stream, peer, &shared) => {}
-                _ = async { let _ = sd.wait_for(|&s| s).await; } => {}
-            }
-        });
-    }
+pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    crate::tls::accept_loop(listener, shared, shutdown, |stream, peer, shared| async move {
+        connection(stream, peer, &shared).await
+    })
+    .await
 }
 
 /// Reads more into `buf`; false on EOF, error or timeout.

@@ -75,7 +75,24 @@ pub async fn connect_any(backends: &[Ipv6Addr], port: u16) -> Result<TcpStream, 
 }
 
 /// Serves one TLS listener until `shutdown`.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
+    accept_loop(listener, shared, shutdown, |stream, peer, shared| async move {
+        connection(stream, peer, &shared).await
+    })
+    .await
+}
+
+/// Accepts connections until `shutdown` and runs `handle` on each in its
+/// own task, which ends at shutdown too.
+pub(crate) async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    mut shutdown: watch::Receiver<bool>,
+    handle: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Arc<Shared>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     loop {
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -89,11 +106,11 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>, mut shutdown: wat
             _ = async { let _ = shutdown.wait_for(|&s| s).await; } => return,
         };
         shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let shared = shared.clone();
+        let work = handle(stream, peer, shared.clone());
         let mut sd = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
-                _ = connection(stream, peer, &shared) => {}
+                _ = work => {}
                 _ = async { let _ = sd.wait_for(|&s| s).await; } => {}
             }
         });
