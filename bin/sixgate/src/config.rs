@@ -56,6 +56,8 @@ pub(crate) struct RawProxy {
     pub(crate) allow_backend: Option<Vec<String>>,
     /// The NAT64 prefix in use, never a backend unless named explicitly.
     pub(crate) nat64_prefix: Option<String>,
+    /// Also send `Forwarded: for=CLIENT` (RFC 7239) on plain HTTP.
+    pub(crate) forwarded: Option<bool>,
 }
 
 /// `[aname]`.
@@ -172,6 +174,7 @@ pub(crate) struct Settings {
     pub(crate) proxy_http: Vec<SocketAddr>,
     pub(crate) proxy_tls: Vec<SocketAddr>,
     pub(crate) proxy_policy: sixgate_proxy::policy::BackendPolicy,
+    pub(crate) proxy_forwarded: bool,
 }
 
 /// Command-line flags of `serve` that override the file.
@@ -309,6 +312,7 @@ pub(crate) fn settings(
         proxy_http,
         proxy_tls,
         proxy_policy,
+        proxy_forwarded: raw.proxy.forwarded.unwrap_or(false),
         aname_resolvers,
         aname_policy: (floor, ceiling),
         aname_max_per_zone: raw.aname.max_per_zone.unwrap_or(100),

@@ -87,9 +87,31 @@ fn metrics_text(udp: &UdpStats, proxy: Option<&Arc<sixgate_proxy::tls::Shared>>)
     out
 }
 
-/// Keeps the proxy's route table in step with the store: rebuilt at start
-/// and after every published change (a hostname enabled or disabled, a
-/// zone verified).
+/// The proxy's route table as the store has it now.
+fn build_routes(dir: &std::path::Path) -> anyhow::Result<sixgate_proxy::route::Routes> {
+    let store = Store::open(dir)?;
+    let verified: std::collections::HashMap<Box<[u8]>, bool> =
+        store.zones()?.into_iter().map(|z| (name::to_lowercase(&z.apex), z.verified)).collect();
+    let mut routes = sixgate_proxy::route::Routes::default();
+    for h in store.proxy_hosts()? {
+        let config = sixgate_proxy::route::HostConfig {
+            proxy_protocol: match h.proxy_protocol {
+                sixgate_store::ProxyProtocol::Off => 0,
+                sixgate_store::ProxyProtocol::V1 => 1,
+                sixgate_store::ProxyProtocol::V2 => 2,
+            },
+            http_port: h.http_port,
+            tls_port: h.tls_port,
+            verified: verified.get(&h.zone).copied().unwrap_or(false),
+        };
+        routes.hosts.insert(h.name, config);
+    }
+    Ok(routes)
+}
+
+/// Keeps the route table built at start in step with the store: rebuilt
+/// after every published change (a hostname enabled or disabled, a zone
+/// verified).
 async fn follow_routes(
     dir: std::path::PathBuf,
     shared: Arc<sixgate_proxy::tls::Shared>,
@@ -97,36 +119,15 @@ async fn follow_routes(
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
-        let d = dir.clone();
-        let built = tokio::task::spawn_blocking(move || -> anyhow::Result<sixgate_proxy::route::Routes> {
-            let store = Store::open(&d)?;
-            let verified: std::collections::HashMap<Box<[u8]>, bool> =
-                store.zones()?.into_iter().map(|z| (name::to_lowercase(&z.apex), z.verified)).collect();
-            let mut routes = sixgate_proxy::route::Routes::default();
-            for h in store.proxy_hosts()? {
-                let config = sixgate_proxy::route::HostConfig {
-                    proxy_protocol: match h.proxy_protocol {
-                        sixgate_store::ProxyProtocol::Off => 0,
-                        sixgate_store::ProxyProtocol::V1 => 1,
-                        sixgate_store::ProxyProtocol::V2 => 2,
-                    },
-                    http_port: h.http_port,
-                    tls_port: h.tls_port,
-                    verified: verified.get(&h.zone).copied().unwrap_or(false),
-                };
-                routes.hosts.insert(h.name, config);
-            }
-            Ok(routes)
-        })
-        .await;
-        match built {
-            Ok(Ok(r)) => shared.routes.store(Arc::new(r)),
-            Ok(Err(e)) => tracing::warn!(error = %e, "proxy routes not refreshed"),
-            Err(e) => tracing::warn!(error = %e, "proxy routes task failed"),
-        }
         tokio::select! {
             r = published.changed() => if r.is_err() { return },
             _ = async { let _ = shutdown.wait_for(|&s| s).await; } => return,
+        }
+        let d = dir.clone();
+        match tokio::task::spawn_blocking(move || build_routes(&d)).await {
+            Ok(Ok(r)) => shared.routes.store(Arc::new(r)),
+            Ok(Err(e)) => tracing::warn!(error = %e, "proxy routes not refreshed"),
+            Err(e) => tracing::warn!(error = %e, "proxy routes task failed"),
         }
     }
 }
@@ -274,9 +275,12 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         }
         let shared = Arc::new(sixgate_proxy::tls::Shared {
             catalog: catalog.clone(),
-            routes: arc_swap::ArcSwap::from_pointee(sixgate_proxy::route::Routes::default()),
+            // Built before the listeners open, so the first connection is
+            // routed like every later one.
+            routes: arc_swap::ArcSwap::from_pointee(build_routes(&s.data)?),
             policy: s.proxy_policy.clone(),
             stats: Default::default(),
+            forwarded: s.proxy_forwarded,
         });
         let _ = proxy_shared.set(shared.clone());
         api_tasks.push(rt.spawn(follow_routes(

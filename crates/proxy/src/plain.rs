@@ -65,6 +65,9 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     let mut cw = Some(cw);
     let mut buf: Vec<u8> = Vec::with_capacity(4096);
     let mut bound: Option<(String, tokio::net::tcp::OwnedWriteHalf, tokio::task::JoinHandle<()>)> = None;
+    let mut backend_addr = None;
+    let started = std::time::Instant::now();
+    let mut requests = 0u64;
     loop {
         // One request head.
         let head = loop {
@@ -119,6 +122,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
                         return;
                     }
                 };
+                backend_addr = backend.peer_addr().ok();
                 let (br, mut bw) = backend.into_split();
                 let header = match route.config.proxy_protocol {
                     1 => crate::proxyproto::v1(peer, local),
@@ -137,12 +141,22 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
             }
         }
         let Some((_, bw, _)) = bound.as_mut() else { return };
-        let rewritten = rewrite_forwarded(&head, &buf, peer.ip(), false);
+        let rewritten = rewrite_forwarded(&head, &buf, peer.ip(), shared.forwarded);
         buf.drain(..head.head_len.min(buf.len()));
         if bw.write_all(&rewritten).await.is_err() {
             return;
         }
-        tracing::info!(client = %peer, host = %host, method = %head.method, target = %head.target, "proxy http");
+        requests += 1;
+        tracing::info!(
+            client = %peer,
+            host = %host,
+            backend = ?backend_addr,
+            method = %head.method,
+            target = %head.target,
+            request = requests,
+            ms = started.elapsed().as_millis() as u64,
+            "proxy http"
+        );
         if head.upgrade {
             // Everything after the head is the tunnel's.
             let _ = bw.write_all(&buf).await;

@@ -57,6 +57,8 @@ pub struct Shared {
     pub policy: BackendPolicy,
     /// Counters.
     pub stats: Stats,
+    /// Also send `Forwarded: for=CLIENT` (RFC 7239) on plain HTTP.
+    pub forwarded: bool,
 }
 
 /// Connects to the first backend that accepts, in order (failover on

@@ -16,7 +16,7 @@ use sixgate_e2e::{Cli, Sixgate, ZoneFile, wait_until};
 const HOST: &str = "app.example.test";
 
 /// nginx on [::1]:port, `proxy_protocol` on the listener when `pp`, logging
-/// `PP|XFF|REQUEST` per request to DIR/access.log. The port is picked free
+/// `PP|XFF|FORWARDED|REQUEST` per request to DIR/access.log. The port is picked free
 /// and may be taken by another test before nginx binds it, so a start
 /// whose bind fails is retried on another port.
 fn nginx(dir: &Path, pp: bool) -> Result<(ChildGuard, u16)> {
@@ -48,7 +48,7 @@ fn nginx_once(dir: &Path, pp: bool, ip: &str) -> Result<(ChildGuard, u16)> {
         "master_process off;\ndaemon off;\nerror_log {d}/logs/error.log;\npid {d}/nginx.pid;\nevents {{}}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n\
          uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-         log_format pp '$proxy_protocol_addr|$http_x_forwarded_for|$request';\n\
+         log_format pp '$proxy_protocol_addr|$http_x_forwarded_for|$http_forwarded|$request';\n\
          server {{\n    listen {listen};\n    access_log {d}/access.log pp;\n    location /.well-known/acme-challenge/ {{ root {d}/www; }}\n    location / {{ return 200 \"hello\\n\"; }}\n  }}\n}}\n",
         d = dir.display()
     );
@@ -121,14 +121,15 @@ fn every_keep_alive_request_carries_the_client_address_with_proxy_v1_and_v2() ->
         ensure!(body.matches("hello").count() == 3, "{mode}: responses: {body:?}");
         let lines = log_lines(dir.path(), 3)?;
         for (i, line) in lines.iter().enumerate() {
-            let parts: Vec<&str> = line.splitn(3, '|').collect();
-            ensure!(parts.len() == 3, "{mode}: log line {line:?}");
+            let parts: Vec<&str> = line.splitn(4, '|').collect();
+            ensure!(parts.len() == 4, "{mode}: log line {line:?}");
             if pp {
                 ensure!(parts[0] == "127.0.0.1", "{mode}: request {i}: PROXY address {line:?}");
             }
             // The spoofed value is gone; the real client is the only one.
             ensure!(parts[1] == "127.0.0.1", "{mode}: request {i}: X-Forwarded-For {line:?}");
-            ensure!(parts[2] == format!("GET /n{} HTTP/1.1", i + 1), "{mode}: request {i}: {line:?}");
+            ensure!(parts[2] == "-", "{mode}: request {i}: Forwarded is off by default: {line:?}");
+            ensure!(parts[3] == format!("GET /n{} HTTP/1.1", i + 1), "{mode}: request {i}: {line:?}");
         }
     }
     Ok(())
@@ -258,5 +259,41 @@ fn http_01_is_validated_through_the_proxy() -> Result<()> {
             .any(|l| l.contains("/.well-known/acme-challenge/") && l.split('|').nth(1) == Some("127.0.0.1")),
         "no challenge request reached nginx through the proxy: {lines:?}"
     );
+    Ok(())
+}
+
+/// With `[proxy] forwarded = true`, RFC 7239 `Forwarded: for=CLIENT` goes
+/// with X-Forwarded-For, and the client's own is replaced.
+#[test]
+fn the_forwarded_header_is_sent_when_configured() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_nginx, port) = nginx(dir.path(), false)?;
+    let zone = dir.path().join("example.test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN example.test.\n@ 300 SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\napp AAAA ::1\n",
+    )?;
+    let cli = Cli::new(dir.path().join("data"))?;
+    cli.import(&ZoneFile::new("example.test.", zone))?;
+    cli.run(&["proxy", "enable"], &[HOST, "--backend-http-port", &port.to_string()])?.ok()?;
+    let config = dir.path().join("sixgate.toml");
+    std::fs::write(
+        &config,
+        "[proxy]\nforwarded = true\nhttp = [\"127.0.0.1:0\"]\nallow_backend = [\"::1/128\"]\n",
+    )?;
+    let server = Sixgate::serve_with(cli, &["--config", &config.display().to_string()])?;
+    let proxy: SocketAddr = server
+        .stdout_lines()
+        .iter()
+        .find_map(|l| l.strip_prefix("listening proxy-http ").and_then(|a| a.parse().ok()))
+        .context("no `listening proxy-http` line")?;
+    let status = raw(
+        proxy,
+        &format!("GET /f HTTP/1.1\r\nHost: {HOST}\r\nForwarded: for=6.6.6.6\r\nConnection: close\r\n\r\n"),
+    )?;
+    ensure!(status.contains(" 200 "), "{status}");
+    let lines = log_lines(dir.path(), 1)?;
+    let parts: Vec<&str> = lines[0].splitn(4, '|').collect();
+    ensure!(parts.get(2) == Some(&"for=127.0.0.1"), "Forwarded: {:?}", lines[0]);
     Ok(())
 }
