@@ -26,6 +26,9 @@ use tokio::sync::watch;
 use crate::http::{ChunkedDecoder, Framing, HeadError, parse_head, rewrite_forwarded};
 use crate::tls::{Shared, connect_any};
 
+/// Bytes read from a client at a time.
+const READ_CHUNK: usize = 4096;
+
 /// How long a connection may wait for the next request head.
 pub const IDLE: Duration = Duration::from_secs(30);
 
@@ -38,12 +41,11 @@ pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, shutd
 }
 
 /// Reads more into `buf`; false on EOF, error or timeout.
+/// Reads straight into the buffer's spare room: an idle connection holds
+/// no read buffer of its own beyond it.
 async fn fill(r: &mut (impl AsyncRead + Unpin), buf: &mut Vec<u8>, timeout: Duration) -> bool {
-    let mut chunk = [0u8; 8192];
-    matches!(tokio::time::timeout(timeout, r.read(&mut chunk)).await, Ok(Ok(n)) if n > 0 && {
-        buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
-        true
-    })
+    buf.reserve(READ_CHUNK);
+    matches!(tokio::time::timeout(timeout, r.read_buf(buf)).await, Ok(Ok(n)) if n > 0)
 }
 
 /// Answers an error before the connection is bound to a backend (after
@@ -63,7 +65,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
     let local = stream.local_addr().unwrap_or(peer);
     let (mut cr, cw) = stream.into_split();
     let mut cw = Some(cw);
-    let mut buf: Vec<u8> = Vec::with_capacity(4096);
+    let mut buf: Vec<u8> = Vec::new();
     let mut bound: Option<(String, tokio::net::tcp::OwnedWriteHalf, tokio::task::JoinHandle<()>)> = None;
     let mut backend_addr = None;
     let started = std::time::Instant::now();
@@ -203,10 +205,12 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
             _ => {}
         }
         if !head.keep_alive {
-            // Let the response finish, then close.
-            if let Some((_, mut bw, pump)) = bound.take() {
-                let _ = bw.shutdown().await;
+            // Let the response finish, then close. The backend side is not
+            // half-closed first: a server that sees the client go away
+            // (nginx does) stops sending the rest of a large response.
+            if let Some((_, bw, pump)) = bound.take() {
                 let _ = pump.await;
+                drop(bw);
             }
             return;
         }

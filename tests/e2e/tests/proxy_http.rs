@@ -49,7 +49,7 @@ fn nginx_once(dir: &Path, pp: bool, ip: &str) -> Result<(ChildGuard, u16)> {
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n\
          uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
          log_format pp '$proxy_protocol_addr|$http_x_forwarded_for|$http_forwarded|$request';\n\
-         server {{\n    listen {listen};\n    access_log {d}/access.log pp;\n    location /.well-known/acme-challenge/ {{ root {d}/www; }}\n    location / {{ return 200 \"hello\\n\"; }}\n  }}\n}}\n",
+         server {{\n    listen {listen};\n    access_log {d}/access.log pp;\n    location /.well-known/acme-challenge/ {{ root {d}/www; }}\n    location = /bulk {{ alias {d}/bulk.bin; }}\n    location / {{ return 200 \"hello\\n\"; }}\n  }}\n}}\n",
         d = dir.display()
     );
     std::fs::write(dir.join("nginx.conf"), conf)?;
@@ -295,5 +295,27 @@ fn the_forwarded_header_is_sent_when_configured() -> Result<()> {
     let lines = log_lines(dir.path(), 1)?;
     let parts: Vec<&str> = lines[0].splitn(4, '|').collect();
     ensure!(parts.get(2) == Some(&"for=127.0.0.1"), "Forwarded: {:?}", lines[0]);
+    Ok(())
+}
+
+/// Regression: a large response to a `Connection: close` request stopped
+/// after about 4 MB, because the proxy half-closed the backend connection
+/// and nginx took that as the client going away.
+#[test]
+fn a_large_response_to_a_closing_request_arrives_whole() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let size = 24 * 1024 * 1024;
+    let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.path().join("bulk.bin"), &data)?;
+    let (_nginx, port) = nginx(dir.path(), false)?;
+    let (_server, proxy) = proxy(dir.path(), &["--backend-http-port", &port.to_string()])?;
+    let mut s = TcpStream::connect(proxy)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.write_all(format!("GET /bulk HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n").as_bytes())?;
+    let mut out = Vec::new();
+    s.read_to_end(&mut out)?;
+    let body_at = out.windows(4).position(|w| w == b"\r\n\r\n").context("no response head")? + 4;
+    ensure!(out.len() - body_at == size, "got {} of {size} body bytes", out.len() - body_at);
+    ensure!(out[body_at..] == data[..], "the body differs");
     Ok(())
 }
