@@ -178,7 +178,8 @@ def get(port, path="/", timeout=10):
 
 def bulk(port, size):
     """Downloads /bulk once; returns MB/s (10^6 bytes) from sending the
-    request to the last byte, or None if the body was short."""
+    request to the last byte, or None if the body was short (the bytes
+    received are then recorded in `short`)."""
     buf = bytearray(1 << 20)
     view = memoryview(buf)
     t0 = time.perf_counter()
@@ -202,8 +203,13 @@ def bulk(port, size):
                 break
             got += n
     dt = time.perf_counter() - t0
-    return size / dt / 1e6 if got == size else None
+    if got != size:
+        short.append(got)
+        return None
+    return size / dt / 1e6
 
+
+short = []  # body bytes of the short bulk downloads, in order
 
 _UNITS = {"us": 1e-3, "ms": 1.0, "s": 1000.0}
 
@@ -327,10 +333,15 @@ def run(args, procs, tmp, sixgate_bin, srv_cpus, cli_cpus, res):
     mbs = {k: [] for k in PATHS}
     for _ in range(3):
         for k, port in ports.items():
+            n = len(short)
             mbs[k].append(bulk(port, size))
+            if len(short) > n:
+                res.setdefault("bulk_short", []).append(f"{k} {short[-1]}/{size}")
     res["bulk_runs"] = mbs
     say("# bulk MB/s (3 downloads each): " + "  ".join(
-        f"{k} " + "/".join("fail" if v is None else f"{v:.0f}" for v in vs) for k, vs in mbs.items()))
+        f"{k} " + "/".join("short" if v is None else f"{v:.0f}" for v in vs) for k, vs in mbs.items()))
+    for line in res.get("bulk_short", []):
+        say(f"# bulk download short: {line} bytes of body before the connection closed")
 
     res["rss_mib"] = {k: servers.mem(p)[0] / 1024 for k, p in pids.items()}
     say("# VmRSS after the runs MiB: " + "  ".join(f"{k} {v:.1f}" for k, v in res["rss_mib"].items()))
@@ -390,6 +401,8 @@ def tables(args, res):
     for label, v, nd, _ in rows(res):
         out.append(f"{label:26s} {fmt(v.get('direct'), nd):>9s} {fmt(v.get('sixgate'), nd):>9s}"
                    f" {fmt(v.get('haproxy'), nd):>9s} {fmt(_ratio(v), 2):>7s}")
+    if res.get("bulk_short"):
+        out.append("(short bulk downloads, body bytes received: " + ", ".join(res["bulk_short"]) + ")")
     if "idle" in res:
         closed = {k: x["closed"] for k, x in res["idle"].items() if x["closed"]}
         if closed:
