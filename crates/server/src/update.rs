@@ -250,7 +250,7 @@ impl UpdateHandler {
         let done = tokio::task::spawn_blocking(move || this.process(&msg, unix_now())).await;
         let Ok(Some((resp, journal_id))) = done else { return };
         if journal_id > 0 {
-            sixgate_store_poke(&self.dir);
+            crate::publish::poke(&self.dir);
             if let Some(mut rx) = self.published.clone() {
                 let _ = tokio::time::timeout(PUBLISH_WAIT, rx.wait_for(|&p| p >= journal_id)).await;
             }
@@ -266,10 +266,6 @@ impl UpdateHandler {
             }
         }
     }
-}
-
-fn sixgate_store_poke(dir: &std::path::Path) {
-    crate::publish::poke(dir);
 }
 
 /// Signs an answer with the request's key (RFC 8945 §5.3).
