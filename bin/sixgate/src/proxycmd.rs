@@ -121,11 +121,7 @@ pub(crate) fn check(dir: &Path, host: &str) -> anyhow::Result<()> {
     let mut catalog = sixgate_dns::Catalog::new();
     catalog.insert(std::sync::Arc::new(zone));
     let mut routes = sixgate_proxy::route::Routes::default();
-    let mode = match h.proxy_protocol {
-        ProxyProtocol::Off => 0,
-        ProxyProtocol::V1 => 1,
-        ProxyProtocol::V2 => 2,
-    };
+    let mode = h.proxy_protocol.version();
     routes.hosts.insert(
         h.name.clone(),
         sixgate_proxy::route::HostConfig {
@@ -170,11 +166,7 @@ pub(crate) fn check(dir: &Path, host: &str) -> anyhow::Result<()> {
     // The proxy's view: an IPv4 client and the proxy's own IPv4 address.
     let client: std::net::SocketAddr = "192.0.2.1:40000".parse()?;
     let local: std::net::SocketAddr = "192.0.2.2:80".parse()?;
-    let header = |m: u8| match m {
-        1 => sixgate_proxy::proxyproto::v1(client, local),
-        2 => sixgate_proxy::proxyproto::v2(client, local),
-        _ => Vec::new(),
-    };
+    let header = |m: u8| sixgate_proxy::proxyproto::header(m, client, local);
     let sensible = |code: u16| (100..400).contains(&code) || code == 401 || code == 403 || code == 404;
     let mut failed = false;
     for b in backends {
@@ -196,8 +188,8 @@ pub(crate) fn check(dir: &Path, host: &str) -> anyhow::Result<()> {
                     Some(m) => format!(
                         "mismatch\twith PROXY {} the backend gives {got}, but it answers with PROXY {}: set --proxy-protocol {} or fix the backend",
                         h.proxy_protocol.as_str(),
-                        ["off", "v1", "v2"][m as usize],
-                        ["off", "v1", "v2"][m as usize]
+                        ProxyProtocol::from_version(m).as_str(),
+                        ProxyProtocol::from_version(m).as_str()
                     ),
                     None => format!("failed\t{got}"),
                 }

@@ -95,11 +95,7 @@ fn build_routes(dir: &std::path::Path) -> anyhow::Result<sixgate_proxy::route::R
     let mut routes = sixgate_proxy::route::Routes::default();
     for h in store.proxy_hosts()? {
         let config = sixgate_proxy::route::HostConfig {
-            proxy_protocol: match h.proxy_protocol {
-                sixgate_store::ProxyProtocol::Off => 0,
-                sixgate_store::ProxyProtocol::V1 => 1,
-                sixgate_store::ProxyProtocol::V2 => 2,
-            },
+            proxy_protocol: h.proxy_protocol.version(),
             http_port: h.http_port,
             tls_port: h.tls_port,
             verified: verified.get(&h.zone).copied().unwrap_or(false),

@@ -126,11 +126,7 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
                 };
                 backend_addr = backend.peer_addr().ok();
                 let (br, mut bw) = backend.into_split();
-                let header = match route.config.proxy_protocol {
-                    1 => crate::proxyproto::v1(peer, local),
-                    2 => crate::proxyproto::v2(peer, local),
-                    _ => Vec::new(),
-                };
+                let header = crate::proxyproto::header(route.config.proxy_protocol, peer, local);
                 if bw.write_all(&header).await.is_err() {
                     shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
                     return;

@@ -73,6 +73,16 @@ pub fn same_family(src: SocketAddr, dst: SocketAddr) -> (SocketAddr, SocketAddr)
     if src.is_ipv4() == dst.is_ipv4() { (plain(src), plain(dst)) } else { (mapped(src), mapped(dst)) }
 }
 
+/// The header for PROXY protocol `version` (1 or 2); empty for 0 (off)
+/// and anything else.
+pub fn header(version: u8, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    match version {
+        1 => v1(src, dst),
+        2 => v2(src, dst),
+        _ => Vec::new(),
+    }
+}
+
 /// The version 1 (text) header: `PROXY TCP4 src dst sport dport\r\n`, or
 /// TCP6. Single spaces, RFC 5952 IPv6 text, ports without leading zeros:
 /// the form nginx's strict reader expects. At most [`V1_MAX`] octets.

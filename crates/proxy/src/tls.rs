@@ -163,11 +163,7 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, shared: &Shared) {
         }
     };
     let local = client.local_addr().unwrap_or(peer);
-    let header = match route.config.proxy_protocol {
-        1 => crate::proxyproto::v1(peer, local),
-        2 => crate::proxyproto::v2(peer, local),
-        _ => Vec::new(),
-    };
+    let header = crate::proxyproto::header(route.config.proxy_protocol, peer, local);
     let backend_addr = backend.peer_addr().ok();
     if backend.write_all(&header).await.is_err() || backend.write_all(&buf).await.is_err() {
         shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);

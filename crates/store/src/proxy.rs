@@ -44,6 +44,24 @@ impl ProxyProtocol {
         }
     }
 
+    /// The protocol version, 0 for off.
+    pub fn version(self) -> u8 {
+        match self {
+            ProxyProtocol::Off => 0,
+            ProxyProtocol::V1 => 1,
+            ProxyProtocol::V2 => 2,
+        }
+    }
+
+    /// From a protocol version; anything but 1 and 2 is off.
+    pub fn from_version(version: u8) -> ProxyProtocol {
+        match version {
+            1 => ProxyProtocol::V1,
+            2 => ProxyProtocol::V2,
+            _ => ProxyProtocol::Off,
+        }
+    }
+
     /// Parses `off`, `v1` or `v2`.
     pub fn from_name(text: &str) -> Option<ProxyProtocol> {
         [ProxyProtocol::Off, ProxyProtocol::V1, ProxyProtocol::V2].into_iter().find(|p| p.as_str() == text)
