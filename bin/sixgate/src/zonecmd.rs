@@ -133,16 +133,11 @@ pub(crate) fn record_set(
         .ok_or_else(|| anyhow!("unknown type {rtype:?}"))?;
     let mut records = Vec::new();
     for d in data {
-        if d.contains(['\n', '\r']) {
-            bail!("record data {d:?} contains a line break");
-        }
-        let line = format!("{} {ttl} IN {} {d}\n", name::to_text(&owner_w), zonefile::type_text(rtype_code));
-        let mut r =
-            zonefile::parse(&line, &apex).map_err(|e| anyhow!("bad record data {d:?}: {}", e.reason))?;
-        match (r.pop(), r.is_empty()) {
-            (Some(rec), true) => records.push(rec),
-            _ => bail!("bad record data {d:?}: not exactly one record"),
-        }
+        let r = zonefile::parse_rdata(&apex, &owner_w, rtype_code, ttl, d).map_err(|e| match e {
+            zonefile::RdataError::LineBreak => anyhow!("record data {d:?} contains a line break"),
+            e => anyhow!("bad record data {d:?}: {e}"),
+        })?;
+        records.push(r);
     }
     let mut store = open(dir)?;
     let commit = store.replace_rrsets(&apex, &[(owner_w, rtype_code, records)])?;

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 use sixgate_dns::rtype::{self, code};
 use sixgate_dns::zone::Record;
+use sixgate_dns::zonefile::RdataError;
 use sixgate_dns::{name, zonefile};
 
 use crate::ApiError;
@@ -82,24 +83,13 @@ pub(crate) fn parse_rdata(
     ttl: u32,
     text: &str,
 ) -> Result<Record, ApiError> {
-    if text.chars().any(|c| c == '\n' || c == '\r' || c == '\0') {
-        return Err(ApiError::Unprocessable(format!("record data {text:?} contains a line break")));
-    }
-    if text.trim().is_empty() {
-        return Err(ApiError::Unprocessable("empty record data".into()));
-    }
-    let line = format!("{} {} IN {} {}\n", name::to_text(owner), ttl, zonefile::type_text(rtype), text);
-    let bad = |reason: String| {
-        ApiError::Unprocessable(format!(
-            "invalid {} record data {text:?}: {reason}",
-            zonefile::type_text(rtype)
-        ))
-    };
-    let mut recs = zonefile::parse(&line, apex).map_err(|e| bad(e.reason))?;
-    match (recs.pop(), recs.is_empty()) {
-        (Some(r), true) if r.rtype == rtype => Ok(Record { owner: owner.into(), ..r }),
-        _ => Err(bad("not exactly one record".into())),
-    }
+    zonefile::parse_rdata(apex, owner, rtype, ttl, text).map_err(|e| {
+        ApiError::Unprocessable(match e {
+            RdataError::LineBreak => format!("record data {text:?} contains a line break"),
+            RdataError::Empty => e.to_string(),
+            e => format!("invalid {} record data {text:?}: {e}", zonefile::type_text(rtype)),
+        })
+    })
 }
 
 /// Parses a whole RRset; duplicates are refused, since a client that sends

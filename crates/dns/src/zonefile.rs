@@ -289,6 +289,46 @@ fn first_content(text: &[u8], mut off: usize) -> usize {
     }
 }
 
+/// Why one record's data in presentation form was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RdataError {
+    /// A line break or NUL, which could smuggle a second record or a
+    /// directive into the line.
+    #[error("contains a line break")]
+    LineBreak,
+    /// Nothing but blanks.
+    #[error("empty record data")]
+    Empty,
+    /// Not valid data for the type.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Parses one record's data for `owner`/`rtype` as a zone file line would
+/// be read (relative names are relative to `origin`), so the API and the
+/// CLI accept exactly what a zone file does.
+pub fn parse_rdata(
+    origin: &[u8],
+    owner: &[u8],
+    rtype_code: u16,
+    ttl: u32,
+    text: &str,
+) -> Result<Record, RdataError> {
+    if text.chars().any(|c| c == '\n' || c == '\r' || c == '\0') {
+        return Err(RdataError::LineBreak);
+    }
+    if text.trim().is_empty() {
+        return Err(RdataError::Empty);
+    }
+    let line = format!("{} {} IN {} {}\n", name::to_text(owner), ttl, type_text(rtype_code), text);
+    let mut recs = parse(&line, origin).map_err(|e| RdataError::Invalid(e.reason))?;
+    match (recs.pop(), recs.is_empty()) {
+        (Some(r), true) if r.rtype == rtype_code => Ok(Record { owner: owner.into(), ..r }),
+        _ => Err(RdataError::Invalid("not exactly one record".into())),
+    }
+}
+
 /// Checks that wire rdata is well formed for its type: it must parse as
 /// that type and use all its octets.
 pub fn check_rdata(rtype_code: u16, rdata: &[u8]) -> Result<(), String> {
