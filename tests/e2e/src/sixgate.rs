@@ -230,6 +230,13 @@ impl Sixgate {
         })
     }
 
+    /// The address of the first `listening KIND ADDR` line (e.g.
+    /// `proxy-http`), if `serve` printed one.
+    pub fn listening(&self, kind: &str) -> Option<SocketAddr> {
+        let prefix = format!("listening {kind} ");
+        self.stdout_lines().iter().find_map(|l| l.strip_prefix(&prefix).and_then(|a| a.parse().ok()))
+    }
+
     /// The CLI on this server's data directory.
     pub fn cli(&self) -> &Cli {
         &self.cli

@@ -81,11 +81,7 @@ fn proxy(dir: &Path, enable: &[&str]) -> Result<(Sixgate, SocketAddr)> {
     cli.run(&["proxy", "enable"], &args)?.ok()?;
     let server =
         Sixgate::serve_with(cli, &["--proxy-http", "127.0.0.1:0", "--proxy-allow-backend", "::1/128"])?;
-    let addr = server
-        .stdout_lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("listening proxy-http ").and_then(|a| a.parse().ok()))
-        .context("no `listening proxy-http` line")?;
+    let addr = server.listening("proxy-http").context("no `listening proxy-http` line")?;
     Ok((server, addr))
 }
 
@@ -241,11 +237,7 @@ fn http_01_is_validated_through_the_proxy() -> Result<()> {
         cli,
         &["--proxy-http", "127.0.0.1:0", "--proxy-allow-backend", "::ffff:127.0.0.1/128"],
     )?;
-    let proxy: SocketAddr = server
-        .stdout_lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("listening proxy-http ").and_then(|a| a.parse().ok()))
-        .context("no `listening proxy-http` line")?;
+    let proxy: SocketAddr = server.listening("proxy-http").context("no `listening proxy-http` line")?;
     let pebble = sixgate_e2e::pebble::Pebble::start_with_http_port(server.udp_addr(), Some(proxy.port()))?;
     let issued = sixgate_e2e::acme::lego_http(&pebble, &dir.path().join("www"), &[HOST])?;
     let names = sixgate_e2e::acme::certificate_names(&issued.certificate)?;
@@ -282,11 +274,7 @@ fn the_forwarded_header_is_sent_when_configured() -> Result<()> {
         "[proxy]\nforwarded = true\nhttp = [\"127.0.0.1:0\"]\nallow_backend = [\"::1/128\"]\n",
     )?;
     let server = Sixgate::serve_with(cli, &["--config", &config.display().to_string()])?;
-    let proxy: SocketAddr = server
-        .stdout_lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("listening proxy-http ").and_then(|a| a.parse().ok()))
-        .context("no `listening proxy-http` line")?;
+    let proxy: SocketAddr = server.listening("proxy-http").context("no `listening proxy-http` line")?;
     let status = raw(
         proxy,
         &format!("GET /f HTTP/1.1\r\nHost: {HOST}\r\nForwarded: for=6.6.6.6\r\nConnection: close\r\n\r\n"),

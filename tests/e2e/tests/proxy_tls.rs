@@ -96,11 +96,7 @@ fn proxy(dir: &Path, enable: &[&str]) -> Result<(Sixgate, SocketAddr)> {
     cli.run(&["proxy", "enable"], &args)?.ok()?;
     let server =
         Sixgate::serve_with(cli, &["--proxy-tls", "127.0.0.1:0", "--proxy-allow-backend", "::1/128"])?;
-    let addr = server
-        .stdout_lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("listening proxy-tls ").and_then(|a| a.parse().ok()))
-        .context("no `listening proxy-tls` line")?;
+    let addr = server.listening("proxy-tls").context("no `listening proxy-tls` line")?;
     Ok((server, addr))
 }
 
@@ -320,11 +316,7 @@ fn backends_outside_the_prefixes_or_in_special_ranges_are_refused() -> Result<()
     }
     // A wide customer prefix: ::1 and fe80::/10 stay closed without being named.
     let server = Sixgate::serve_with(cli, &["--proxy-tls", "127.0.0.1:0", "--proxy-allow-backend", "::/0"])?;
-    let proxy: SocketAddr = server
-        .stdout_lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("listening proxy-tls ").and_then(|a| a.parse().ok()))
-        .context("no `listening proxy-tls` line")?;
+    let proxy: SocketAddr = server.listening("proxy-tls").context("no `listening proxy-tls` line")?;
     for h in ["local", "link"] {
         ensure!(seen_certificate(proxy, Some(&format!("{h}.example.test")))?.is_empty(), "{h}: forwarded");
     }
@@ -335,11 +327,7 @@ fn backends_outside_the_prefixes_or_in_special_ranges_are_refused() -> Result<()
     let cli = Cli::new(dir.path().join("data"))?;
     let server =
         Sixgate::serve_with(cli, &["--proxy-tls", "127.0.0.1:0", "--proxy-allow-backend", "2a01:4f8::/32"])?;
-    let proxy: SocketAddr = server
-        .stdout_lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("listening proxy-tls ").and_then(|a| a.parse().ok()))
-        .context("no `listening proxy-tls` line")?;
+    let proxy: SocketAddr = server.listening("proxy-tls").context("no `listening proxy-tls` line")?;
     ensure!(
         seen_certificate(proxy, Some("outside.example.test"))?.is_empty(),
         "outside the prefixes: forwarded"
