@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use sixgate_dns::lookup::{self, LookupError, Outcome};
 use sixgate_dns::rtype::code;
 use sixgate_dns::{Catalog, Limits, Transport, name, respond};
-use tokio::net::UdpSocket;
+use sixgate_server::exchange::{NoAnswer, udp_ask};
 
 use crate::schedule::Resolution;
 
@@ -186,25 +186,21 @@ fn ask_catalog(catalog: &Catalog, qname: &[u8], qtype: u16) -> Result<Outcome, L
 }
 
 async fn ask_one(server: SocketAddr, qname: &[u8], qtype: u16) -> Result<Outcome, LookupError> {
-    let io = |_| LookupError::Malformed("network error");
-    let local: SocketAddr =
-        if server.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
-    let sock = UdpSocket::bind(local).await.map_err(io)?;
-    sock.connect(server).await.map_err(io)?;
-    let id: u16 = rand::random();
-    sock.send(&lookup::query(id, qname, qtype)).await.map_err(io)?;
-    let mut buf = vec![0u8; 4096];
-    let deadline = tokio::time::Instant::now() + UPSTREAM_TIMEOUT;
-    loop {
-        let n = match tokio::time::timeout_at(deadline, sock.recv(&mut buf)).await {
-            Ok(Ok(n)) => n,
-            Ok(Err(_)) => return Err(LookupError::Malformed("no answer (connection refused)")),
-            Err(_) => return Err(LookupError::Malformed("no answer (timeout)")),
-        };
-        match lookup::parse_response(buf.get(..n).unwrap_or(&[]), id, qname, qtype) {
-            Err(LookupError::Mismatch) => continue,
-            r => return r,
-        }
+    let answer = udp_ask(
+        server,
+        UPSTREAM_TIMEOUT,
+        |id| lookup::query(id, qname, qtype),
+        |msg, id| match lookup::parse_response(msg, id, qname, qtype) {
+            Err(LookupError::Mismatch) => None,
+            r => Some(r),
+        },
+    )
+    .await;
+    match answer {
+        Ok(r) => r,
+        Err(NoAnswer::Send(_)) => Err(LookupError::Malformed("network error")),
+        Err(NoAnswer::Receive(_)) => Err(LookupError::Malformed("no answer (connection refused)")),
+        Err(NoAnswer::Timeout) => Err(LookupError::Malformed("no answer (timeout)")),
     }
 }
 

@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod bind;
+pub mod exchange;
 pub mod publish;
 pub mod tcp;
 pub mod udp;

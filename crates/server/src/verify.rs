@@ -8,15 +8,16 @@
 //! changes nothing: only a definite answer verifies a zone or takes the
 //! verification away.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use sixgate_dns::delegation::{DelegationError, ns_query, parse_ns_response};
 use sixgate_dns::name;
 use sixgate_store::Store;
-use tokio::net::UdpSocket;
 use tokio::sync::watch;
+
+use crate::exchange::{NoAnswer, udp_ask};
 
 /// How long one resolver gets to answer.
 const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
@@ -44,27 +45,21 @@ pub fn system_resolvers() -> Vec<SocketAddr> {
 }
 
 async fn ask(resolver: SocketAddr, apex: &[u8]) -> Result<Vec<Box<[u8]>>, String> {
-    let local: SocketAddr = if resolver.is_ipv4() {
-        (Ipv4Addr::UNSPECIFIED, 0).into()
-    } else {
-        (Ipv6Addr::UNSPECIFIED, 0).into()
-    };
-    let sock = UdpSocket::bind(local).await.map_err(|e| e.to_string())?;
-    sock.connect(resolver).await.map_err(|e| e.to_string())?;
-    let id: u16 = rand::random();
-    sock.send(&ns_query(id, apex)).await.map_err(|e| e.to_string())?;
-    let mut buf = vec![0u8; 4096];
-    let deadline = tokio::time::Instant::now() + QUERY_TIMEOUT;
-    loop {
-        let n = tokio::time::timeout_at(deadline, sock.recv(&mut buf))
-            .await
-            .map_err(|_| format!("{resolver} did not answer"))?
-            .map_err(|e| e.to_string())?;
-        match parse_ns_response(buf.get(..n).unwrap_or(&[]), id, apex) {
-            // Stray datagrams do not end the wait.
-            Err(DelegationError::Mismatch) => continue,
-            r => return r.map_err(|e| format!("{resolver}: {e}")),
-        }
+    let answer = udp_ask(
+        resolver,
+        QUERY_TIMEOUT,
+        |id| ns_query(id, apex),
+        // Stray datagrams do not end the wait.
+        |msg, id| match parse_ns_response(msg, id, apex) {
+            Err(DelegationError::Mismatch) => None,
+            r => Some(r),
+        },
+    )
+    .await;
+    match answer {
+        Ok(r) => r.map_err(|e| format!("{resolver}: {e}")),
+        Err(NoAnswer::Timeout) => Err(format!("{resolver} did not answer")),
+        Err(NoAnswer::Send(e) | NoAnswer::Receive(e)) => Err(e.to_string()),
     }
 }
 
