@@ -36,6 +36,7 @@ pub mod delegation;
 pub mod lookup;
 pub mod message;
 pub mod name;
+pub mod nsec3;
 mod octets;
 mod privtype;
 pub mod rtype;

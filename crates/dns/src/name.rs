@@ -211,6 +211,56 @@ pub fn is_at_or_below(name: &[u8], zone: &[u8]) -> bool {
     }
 }
 
+/// A byte string whose plain byte order is the DNSSEC canonical order of
+/// names (RFC 4034 §6.1), so that an ordered index (SQLite, a B-tree) can
+/// find a name's neighbours and, as one contiguous range, its
+/// descendants.
+///
+/// Labels are taken from the root down, lowercased, each followed by a
+/// 0x00 separator; the octets 0x00 and 0x01 inside a label are escaped as
+/// 0x01 0x01 and 0x01 0x02, so a separator sorts before any label octet
+/// and a shorter label before a longer one it prefixes. The descendants of
+/// a name with key `k` are exactly the keys that start with `k` and are
+/// longer.
+pub fn canonical_key(wire: &[u8]) -> Vec<u8> {
+    let mut starts = [0u8; 128];
+    let (mut pos, mut count) = (0usize, 0usize);
+    while let Some(&len) = wire.get(pos) {
+        if len == 0 || count == starts.len() {
+            break;
+        }
+        if let Some(slot) = starts.get_mut(count) {
+            *slot = pos as u8;
+        }
+        count += 1;
+        pos += 1 + len as usize;
+    }
+    let mut out = Vec::with_capacity(wire.len() + 2);
+    for &s in starts.get(..count).unwrap_or(&[]).iter().rev() {
+        let s = s as usize;
+        let len = wire.get(s).copied().unwrap_or(0) as usize;
+        for &b in wire.get(s + 1..s + 1 + len).unwrap_or(&[]) {
+            match b {
+                0 => out.extend_from_slice(&[1, 1]),
+                1 => out.extend_from_slice(&[1, 2]),
+                b => out.push(b.to_ascii_lowercase()),
+            }
+        }
+        out.push(0);
+    }
+    out
+}
+
+/// The exclusive upper bound of the keys of `key`'s descendants (see
+/// [`canonical_key`]): the key with its final separator raised to 0x01.
+/// The root's key is empty, and every key is its descendant: `None`.
+pub fn canonical_key_end(key: &[u8]) -> Option<Vec<u8>> {
+    let (_, head) = key.split_last()?;
+    let mut end = head.to_vec();
+    end.push(1);
+    Some(end)
+}
+
 /// Lowercased copy.
 pub fn to_lowercase(wire: &[u8]) -> Box<[u8]> {
     wire.to_ascii_lowercase().into_boxed_slice()
@@ -409,5 +459,35 @@ mod tests {
         assert!(is_at_or_below(&zone, &zone));
         assert!(!is_at_or_below(&b, &zone));
         assert_eq!(label_count(&a), 3);
+    }
+
+    #[test]
+    fn canonical_key_orders_like_canonical_cmp() {
+        // RFC 4034 §6.1's example, with octets 0 and 1 added.
+        let rfc = [
+            "example.",
+            "a.example.",
+            "yljkjljk.a.example.",
+            "Z.a.example.",
+            "zABC.a.EXAMPLE.",
+            "z.example.",
+            "\\000.z.example.",
+            "\\000\\000.z.example.",
+            "\\001.z.example.",
+            "*.z.example.",
+            "\\200.z.example.",
+        ];
+        let keys: Vec<Vec<u8>> = rfc.iter().map(|t| canonical_key(&from_text(t, None).unwrap())).collect();
+        for w in keys.windows(2) {
+            assert!(w[0] < w[1], "{:?} < {:?}", w[0], w[1]);
+        }
+        let z = canonical_key(&from_text("z.example.", None).unwrap());
+        let end = canonical_key_end(&z).unwrap();
+        for (t, k) in rfc.iter().zip(&keys) {
+            let below = t.ends_with(".z.example.");
+            assert_eq!(*k > z && *k < end, below, "{t}");
+        }
+        assert_eq!(canonical_key(&[0]), Vec::<u8>::new());
+        assert_eq!(canonical_key_end(&[]), None);
     }
 }
