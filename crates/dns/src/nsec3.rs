@@ -42,13 +42,18 @@ pub fn base32hex(data: &[u8]) -> String {
         bits += 8;
         while bits >= 5 {
             bits -= 5;
-            out.push(char::from(ALPHABET[((acc >> bits) & 31) as usize]));
+            out.push(digit(acc >> bits));
         }
     }
     if bits > 0 {
-        out.push(char::from(ALPHABET[((acc << (5 - bits)) & 31) as usize]));
+        out.push(digit(acc << (5 - bits)));
     }
     out
+}
+
+/// The base32hex digit of the low five bits of `v`.
+fn digit(v: u32) -> char {
+    char::from(ALPHABET.get((v & 31) as usize).copied().unwrap_or(b'0'))
 }
 
 /// Decodes unpadded base32hex (either case); `None` on a bad character or
