@@ -64,6 +64,24 @@ mod reason {
         )
     }
 
+    /// The DNSSEC records sixgate makes itself (`dnssec enable`).
+    pub(super) fn managed(owner: &[u8], rtype: u16, rdata: &[u8]) -> String {
+        let what = crate::zonefile::type_text(rtype);
+        // A DNSKEY names its algorithm in its fourth octet (RFC 4034 §2.1).
+        let alg = rdata.get(3).copied().filter(|_| rtype == crate::rtype::code::DNSKEY);
+        let known = matches!(alg, Some(8 | 13 | 14 | 15 | 16));
+        match alg {
+            Some(a) if !known => format!(
+                "{} has a DNSKEY of unknown or unsupported algorithm {a}; DNSKEY records are made by sixgate (dnssec enable), remove it",
+                name::to_text(owner)
+            ),
+            _ => format!(
+                "{} has a {what} record, but {what} records are made by sixgate's signer: remove them (and any RRSIG, NSEC, NSEC3) and use `sixgate dnssec enable` instead of importing a signed zone",
+                name::to_text(owner)
+            ),
+        }
+    }
+
     pub(super) fn cname_and_other(owner: &[u8], rtype: u16) -> String {
         format!(
             "{} has a CNAME and other data ({}); a CNAME must be alone",
@@ -77,6 +95,23 @@ mod reason {
 /// §10.1): the DNSSEC records of the CNAME itself.
 pub(crate) fn may_accompany_cname(t: u16) -> bool {
     matches!(t, code::CNAME | code::RRSIG | code::NSEC)
+}
+
+/// Types that only sixgate's signer writes: a zone is imported unsigned
+/// and signed by `dnssec enable`, so these never come from a user.
+pub fn is_signer_managed(rtype: u16) -> bool {
+    matches!(
+        rtype,
+        code::RRSIG | code::NSEC | code::NSEC3 | code::NSEC3PARAM | code::DNSKEY | code::CDS | code::CDNSKEY
+    )
+}
+
+/// Refuses a record of a type only the signer writes.
+pub fn check_not_managed(r: &Record) -> Result<(), CheckError> {
+    if is_signer_managed(r.rtype) {
+        return Err(err(None, reason::managed(&r.owner, r.rtype, &r.rdata)));
+    }
+    Ok(())
 }
 
 /// Checks a whole zone and makes TTLs of each RRset equal to the first
@@ -98,6 +133,9 @@ pub fn check_zone(apex: &[u8], records: &mut [Record]) -> Result<(), CheckError>
         }
         if r.ttl > MAX_TTL {
             return Err(err(Some(i), reason::ttl_too_large(r.ttl)));
+        }
+        if is_signer_managed(r.rtype) {
+            return Err(err(Some(i), reason::managed(&r.owner, r.rtype, &r.rdata)));
         }
         if r.rtype == code::SOA {
             if owner != apex_l {
@@ -277,6 +315,21 @@ mod tests {
         let apex = name::from_text("example.com.", None).unwrap();
         let recs = parse(&format!("{HEAD}@ 300 ANAME a.example.net.\n@ 300 A 192.0.2.1\n"), &apex).unwrap();
         assert!(check_owner(&apex, &apex, &recs).unwrap_err().reason.contains("has an ANAME"));
+    }
+
+    #[test]
+    fn signed_zones_and_dnskeys_are_refused_on_import() {
+        let check = |t: &str| check(&format!("{HEAD}ns 300 A 192.0.2.1\n{t}"));
+        let e = check("@ 3600 IN RRSIG SOA 13 1 3600 20270101000000 20260101000000 1 example.com. AAAA\n").unwrap_err();
+        assert!(e.reason.contains("RRSIG records are made by sixgate's signer"), "{}", e.reason);
+        assert!(e.reason.contains("dnssec enable"), "{}", e.reason);
+        assert_eq!(e.index, Some(3));
+        let e = check("@ 3600 IN DNSKEY 257 3 99 AAAA\n").unwrap_err();
+        assert!(e.reason.contains("unknown or unsupported algorithm 99"), "{}", e.reason);
+        let e = check("@ 3600 IN NSEC3PARAM 1 0 0 -\n").unwrap_err();
+        assert!(e.reason.contains("NSEC3PARAM"), "{}", e.reason);
+        // DS at a delegation is the child's, and stays the user's.
+        check("sub 3600 IN NS ns.sub\nns.sub 3600 IN A 192.0.2.1\nsub 3600 IN DS 1 13 2 0000000000000000000000000000000000000000000000000000000000000000\n").unwrap();
     }
 
     #[test]

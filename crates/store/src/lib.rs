@@ -527,6 +527,7 @@ impl Store {
                     }
                     sixgate_dns::zonefile::check_rdata(r.rtype, &r.rdata)
                         .map_err(|reason| CheckError { index: None, reason })?;
+                    check::check_not_managed(r)?;
                     // One TTL per RRset: an added RR sets the RRset's TTL.
                     let changed_ttl = tx.execute(
                         "UPDATE records SET ttl = ?1 WHERE zone_id = ?2 AND owner_key = ?3 AND rtype = ?4 AND ttl != ?1",
