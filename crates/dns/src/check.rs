@@ -320,7 +320,8 @@ mod tests {
     #[test]
     fn signed_zones_and_dnskeys_are_refused_on_import() {
         let check = |t: &str| check(&format!("{HEAD}ns 300 A 192.0.2.1\n{t}"));
-        let e = check("@ 3600 IN RRSIG SOA 13 1 3600 20270101000000 20260101000000 1 example.com. AAAA\n").unwrap_err();
+        let e = check("@ 3600 IN RRSIG SOA 13 1 3600 20270101000000 20260101000000 1 example.com. AAAA\n")
+            .unwrap_err();
         assert!(e.reason.contains("RRSIG records are made by sixgate's signer"), "{}", e.reason);
         assert!(e.reason.contains("dnssec enable"), "{}", e.reason);
         assert_eq!(e.index, Some(3));

@@ -12,6 +12,7 @@
 //! - [`rrsig`]: making, reading and checking RRSIGs.
 //! - [`denial`]: NSEC and NSEC3 rdata and type bitmaps.
 //! - [`ds`]: DS digests and the CDS/CDNSKEY delete records.
+//! - [`sign`]: what is signed and chained, and the whole-zone signer.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::indexing_slicing)]
 // Tests fail by panicking; the lints guard the code that faces input.
@@ -23,6 +24,7 @@ pub mod denial;
 pub mod ds;
 pub mod key;
 pub mod rrsig;
+pub mod sign;
 
 pub use algorithm::Algorithm;
 pub use key::KeyPair;
