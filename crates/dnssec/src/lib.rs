@@ -24,6 +24,7 @@ pub mod denial;
 pub mod ds;
 pub mod key;
 pub mod rrsig;
+pub mod policy;
 pub mod sign;
 
 pub use algorithm::Algorithm;

@@ -156,7 +156,7 @@ impl Signer<'_> {
     /// signer's own apex records (DNSKEY, CDS, CDNSKEY, NSEC3PARAM);
     /// returns the NSEC or NSEC3 chain and every RRSIG. Signing is spread
     /// over `threads` threads.
-    pub fn sign_zone(&self, records: &[Record], threads: usize) -> Result<Vec<Record>, SignError> {
+    pub fn sign_zone(&self, records: &[Record], threads: usize) -> Result<SignedZone, SignError> {
         let apex_key = name::to_lowercase(&self.apex);
         let denial_ttl = denial_ttl(records, &apex_key).ok_or(SignError::NoSoa)?;
         // Group into RRsets, in canonical order of owners.
@@ -208,6 +208,7 @@ impl Signer<'_> {
         }
         // The chain.
         let mut out = Vec::new();
+        let mut chain3: Vec<([u8; HASH_LEN], Box<[u8]>)> = Vec::new();
         match &self.nsec3 {
             None => {
                 let chain: Vec<&NameData<'_>> = names.iter().filter(|n| in_chain(n.status, false)).collect();
@@ -254,6 +255,7 @@ impl Signer<'_> {
                         return Err(SignError::Collision(name::to_text(&a.3), name::to_text(&b.3)));
                     }
                 }
+                chain3 = hashed.iter().map(|h| (h.0, h.3.clone())).collect();
                 for (i, (h, types, _, _)) in hashed.iter().enumerate() {
                     let next = hashed.get(i + 1).or(hashed.first()).map_or(h, |m| &m.0);
                     let rd = params.nsec3_rdata(next, types);
@@ -271,7 +273,19 @@ impl Signer<'_> {
             });
         }
         out.extend(self.run(&jobs, threads)?);
-        Ok(out)
+        let chain = match &self.nsec3 {
+            None => names
+                .iter()
+                .filter(|n| in_chain(n.status, false))
+                .map(|n| (name::canonical_key(n.owner), Box::<[u8]>::from(n.owner)))
+                .collect(),
+            Some(_) => chain3.into_iter().map(|(h, owner)| (h.to_vec(), owner)).collect(),
+        };
+        Ok(SignedZone {
+            records: out,
+            names: names.iter().map(|n| (Box::<[u8]>::from(n.owner), n.status)).collect(),
+            chain,
+        })
     }
 
     /// Signs every job, split over `threads` scoped threads.
@@ -309,6 +323,18 @@ impl Signer<'_> {
         }
         Ok(out)
     }
+}
+
+/// A signed zone: the signer's records, and the facts the incremental
+/// signer keeps to continue from it.
+#[derive(Debug, Clone)]
+pub struct SignedZone {
+    /// The NSEC or NSEC3 chain and every RRSIG.
+    pub records: Vec<Record>,
+    /// Every name with data, with its status.
+    pub names: Vec<(Box<[u8]>, Status)>,
+    /// The chain: order key (canonical key or NSEC3 hash) and the name.
+    pub chain: Vec<(Vec<u8>, Box<[u8]>)>,
 }
 
 /// The TTL of NSEC and NSEC3 records: the minimum of the SOA's TTL and

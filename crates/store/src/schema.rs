@@ -93,6 +93,46 @@ const MIGRATIONS: &[&str] = &[
         tls_port INTEGER NOT NULL,
         created_at INTEGER NOT NULL
     );",
+    // 5: managed DNSSEC. The signer's records (RRSIG, NSEC, NSEC3 and the
+    // apex's DNSKEY, CDS, CDNSKEY, NSEC3PARAM) are derived records of kind
+    // 3. `dnssec_names` holds every name with data of a signed zone in
+    // canonical order (sixgate_dns::name::canonical_key), so the signer
+    // finds descendants as one range; `dnssec_chain` holds the names of
+    // the NSEC or NSEC3 chain by their order key (canonical key or hash),
+    // so it finds a name's neighbours with one index probe.
+    "CREATE TABLE dnssec_zones (
+        zone_id INTEGER PRIMARY KEY,
+        policy TEXT NOT NULL,           -- JSON
+        state TEXT NOT NULL,            -- JSON: rollover intentions, parent view, alerts
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE dnssec_keys (
+        id INTEGER PRIMARY KEY,
+        zone_id INTEGER NOT NULL,
+        algorithm INTEGER NOT NULL,
+        flags INTEGER NOT NULL,
+        key_tag INTEGER NOT NULL,
+        private BLOB NOT NULL,          -- PKCS#8; never logged, exported only on request
+        dnskey BLOB NOT NULL,           -- DNSKEY rdata
+        state TEXT NOT NULL,            -- JSON: role, timeline
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX dnssec_keys_zone ON dnssec_keys (zone_id);
+    CREATE TABLE dnssec_names (
+        zone_id INTEGER NOT NULL,
+        canon BLOB NOT NULL,
+        owner BLOB NOT NULL,            -- wire form, original case
+        status INTEGER NOT NULL,        -- 0 authoritative, 1 delegation, 3 occluded
+        PRIMARY KEY (zone_id, canon)
+    ) WITHOUT ROWID;
+    CREATE TABLE dnssec_chain (
+        zone_id INTEGER NOT NULL,
+        key BLOB NOT NULL,              -- canonical key (NSEC) or hash (NSEC3)
+        owner BLOB NOT NULL,            -- the name it stands for, original case
+        PRIMARY KEY (zone_id, key)
+    ) WITHOUT ROWID;
+    -- Refreshing finds signatures by expiration (rdata octets 9..12).
+    CREATE INDEX records_rrsig_expiry ON records (zone_id, substr(rdata, 9, 4)) WHERE rtype = 46;",
 ];
 
 /// Brings the database to the latest schema.
