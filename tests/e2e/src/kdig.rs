@@ -50,7 +50,19 @@ pub struct Dig {
 impl Dig {
     /// The AA flag.
     pub fn aa(&self) -> bool {
-        self.flags.iter().any(|f| f == "aa")
+        self.flag("aa")
+    }
+
+    /// The AD flag: a validating resolver found the answer secure
+    /// (RFC 4035 §3.2.3).
+    pub fn ad(&self) -> bool {
+        self.flag("ad")
+    }
+
+    /// True if the header has `flag` (`qr`, `aa`, `tc`, `rd`, `ra`, `ad`,
+    /// `cd`).
+    pub fn flag(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
     }
 
     /// The answer records of type `rtype` (mnemonic, case-insensitive).
@@ -122,9 +134,15 @@ fn section(text: &str, name: &str) -> Result<Vec<DigRecord>> {
 }
 
 fn record(line: &str) -> Result<DigRecord> {
-    let fields: Vec<&str> = line.splitn(5, '\t').map(str::trim).collect();
-    let [owner, ttl, class, rtype, data] = fields.as_slice() else {
-        bail!("a record line without five tab-separated fields: {line:?}");
+    // kdig pads the owner with spaces to a column and then writes a tab, but
+    // an owner longer than the column is followed by a single space instead,
+    // so the owner ends at the first whitespace of any kind (a presentation
+    // name has none unescaped); the other fields are tab-separated.
+    let line = line.trim_start();
+    let (owner, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let fields: Vec<&str> = rest.trim_start().splitn(4, '\t').map(str::trim).collect();
+    let [ttl, class, rtype, data] = fields.as_slice() else {
+        bail!("a record line without an owner and four tab-separated fields: {line:?}");
     };
     Ok(DigRecord {
         owner: (*owner).to_owned(),
@@ -167,6 +185,7 @@ example.test.       \t300\tIN\tSOA\tns1.example.test. h. 1 3600 900 604800 300\n
         let dig = parse("kdig", NOERROR.to_owned()).unwrap();
         assert_eq!(dig.status, "NOERROR");
         assert!(dig.aa());
+        assert!(!dig.ad());
         assert_eq!(dig.answer.len(), 2);
         assert_eq!(dig.data("type65401"), vec!["\\# 20 04686F73740870726F7669646572047465737400"]);
         assert_eq!(dig.answers("A").first().map(|r| r.ttl), Some(1));
@@ -175,6 +194,16 @@ example.test.       \t300\tIN\tSOA\tns1.example.test. h. 1 3600 900 604800 300\n
         let dig = parse("kdig", NODATA.to_owned()).unwrap();
         assert!(dig.answer.is_empty());
         assert_eq!(dig.authority.first().map(|r| r.rtype.as_str()), Some("SOA"));
+    }
+
+    #[test]
+    fn a_long_owner_followed_by_a_space_instead_of_a_tab_parses() {
+        let text =
+            NOERROR.replace("example.test.       \t1\tIN\tA", "anything.wild.child.parent.test. 1\tIN\tA");
+        let dig = parse("kdig", text).unwrap();
+        let record = dig.answers("A").first().copied().cloned().unwrap();
+        assert_eq!(record.owner, "anything.wild.child.parent.test.");
+        assert_eq!((record.ttl, record.data.as_str()), (1, "192.0.2.10"));
     }
 
     #[test]

@@ -35,6 +35,11 @@
 //! - [`http`]: a minimal HTTP/1.1 client for loopback JSON APIs.
 //! - [`kdig`]: Knot's `kdig` run as an operator would, its output parsed
 //!   into status, flags and records.
+//! - [`unbound`]: [`Unbound`], a private validating unbound whose stub
+//!   zones point at the servers under test and which never queries anything
+//!   off loopback: the judge of DNSSEC answers (AD bit, bogus reasons).
+//! - [`ldns`]: keys, DS records and presigned zones made with ldnsutils, for
+//!   the signed parents around a zone under test.
 //! - [`aname`]: `sixgate aname status` lines as checked data.
 //! - [`rng`]: a small seeded generator, so a failing run can be replayed with
 //!   `SIXGATE_E2E_SEED`.
@@ -69,6 +74,7 @@ pub mod differential;
 pub mod http;
 pub mod kdig;
 pub mod knot;
+pub mod ldns;
 pub mod normalize;
 pub mod pebble;
 pub mod powerdns;
@@ -76,6 +82,7 @@ pub mod process;
 pub mod query;
 pub mod rng;
 pub mod sixgate;
+pub mod unbound;
 
 pub use client::{UdpClient, tcp_exchange, udp_exchange};
 pub use compare::{Difference, Section, compare};
@@ -87,3 +94,4 @@ pub use process::{ZoneFile, wait_until};
 pub use query::{EdnsSpec, QuerySpec};
 pub use rng::Rng;
 pub use sixgate::{Cli, CliOutput, Sixgate};
+pub use unbound::{Unbound, UnboundConfig};
