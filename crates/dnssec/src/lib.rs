@@ -23,8 +23,8 @@ pub mod canonical;
 pub mod denial;
 pub mod ds;
 pub mod key;
-pub mod rrsig;
 pub mod policy;
+pub mod rrsig;
 pub mod sign;
 
 pub use algorithm::Algorithm;

@@ -181,9 +181,7 @@ pub enum PolicyError {
     )]
     DsCheckInterval(u32),
     /// A key lifetime is shorter than one rollover of that key takes.
-    #[error(
-        "{what} ({value} s) must be 0 (never roll) or longer than one rollover takes ({minimum} s)"
-    )]
+    #[error("{what} ({value} s) must be 0 (never roll) or longer than one rollover takes ({minimum} s)")]
     LifetimeTooShort {
         /// Which lifetime.
         what: &'static str,
@@ -229,10 +227,7 @@ impl Policy {
                 margin,
             });
         }
-        for (what, value) in [
-            ("dnskey ttl", self.dnskey_ttl),
-            ("parent ds ttl", self.parent_ds_ttl),
-        ] {
+        for (what, value) in [("dnskey ttl", self.dnskey_ttl), ("parent ds ttl", self.parent_ds_ttl)] {
             if !(1..=MAX_TTL).contains(&value) {
                 return Err(PolicyError::TtlOutOfRange { what, value });
             }
@@ -253,11 +248,7 @@ impl Policy {
             ("ksk lifetime", self.ksk_lifetime, self.min_ksk_lifetime()),
         ] {
             if value != 0 && u64::from(value) <= minimum {
-                return Err(PolicyError::LifetimeTooShort {
-                    what,
-                    value,
-                    minimum,
-                });
+                return Err(PolicyError::LifetimeTooShort { what, value, minimum });
             }
         }
         Ok(())
@@ -270,17 +261,11 @@ impl Policy {
     /// (RFC 4035 §5.3.1).
     pub fn check_zone_max_ttl(&self, zone_max_ttl: u32) -> Result<(), PolicyError> {
         if !(1..=MAX_TTL).contains(&zone_max_ttl) {
-            return Err(PolicyError::TtlOutOfRange {
-                what: "zone max ttl",
-                value: zone_max_ttl,
-            });
+            return Err(PolicyError::TtlOutOfRange { what: "zone max ttl", value: zone_max_ttl });
         }
         let needed = u64::from(zone_max_ttl.max(self.dnskey_ttl)) + u64::from(self.propagation_delay);
         if u64::from(self.signature_refresh) <= needed {
-            return Err(PolicyError::RefreshBelowMaxTtl {
-                refresh: self.signature_refresh,
-                needed,
-            });
+            return Err(PolicyError::RefreshBelowMaxTtl { refresh: self.signature_refresh, needed });
         }
         Ok(())
     }
@@ -305,8 +290,7 @@ impl Policy {
     /// plus the DS TTL (RFC 7583 §3.3.1). `observed_ttl` is the TTL seen
     /// at the parent, if any.
     pub fn ds_delay(&self, observed_ttl: Option<u32>) -> u64 {
-        u64::from(observed_ttl.unwrap_or(self.parent_ds_ttl))
-            + u64::from(self.parent_propagation_delay)
+        u64::from(observed_ttl.unwrap_or(self.parent_ds_ttl)) + u64::from(self.parent_propagation_delay)
     }
 
     /// The shortest ZSK lifetime: a pre-publication rollover publishes
@@ -357,10 +341,7 @@ mod tests {
     #[test]
     fn json_refuses_unknown_fields() {
         assert!(serde_json::from_str::<Policy>(r#"{"rrsig_lifetime":5}"#).is_err());
-        assert!(
-            serde_json::from_str::<Policy>(r#"{"denial":{"type":"nsec3","iterations":10}}"#)
-                .is_err()
-        );
+        assert!(serde_json::from_str::<Policy>(r#"{"denial":{"type":"nsec3","iterations":10}}"#).is_err());
         assert!(serde_json::from_str::<Policy>(r#"{"algorithm":"RSASHA1"}"#).is_err());
     }
 
@@ -376,86 +357,40 @@ mod tests {
     fn refuses_nonsense() {
         let ok = Policy::default();
         let cases: Vec<(Policy, fn(&PolicyError) -> bool)> = vec![
-            (
-                Policy {
-                    signature_refresh: 0,
-                    ..ok.clone()
-                },
-                |e| matches!(e, PolicyError::RefreshZero),
-            ),
-            (
-                Policy {
-                    signature_refresh: 14 * DAY,
-                    ..ok.clone()
-                },
-                |e| matches!(e, PolicyError::RefreshNotBelowValidity { .. }),
-            ),
-            (
-                Policy {
-                    signature_validity: 400 * DAY,
-                    ..ok.clone()
-                },
-                |e| matches!(e, PolicyError::ValidityTooLong(_)),
-            ),
-            (
-                Policy {
-                    signature_jitter: 7 * DAY,
-                    ..ok.clone()
-                },
-                |e| matches!(e, PolicyError::JitterTooLarge { .. }),
-            ),
+            (Policy { signature_refresh: 0, ..ok.clone() }, |e| matches!(e, PolicyError::RefreshZero)),
+            (Policy { signature_refresh: 14 * DAY, ..ok.clone() }, |e| {
+                matches!(e, PolicyError::RefreshNotBelowValidity { .. })
+            }),
+            (Policy { signature_validity: 400 * DAY, ..ok.clone() }, |e| {
+                matches!(e, PolicyError::ValidityTooLong(_))
+            }),
+            (Policy { signature_jitter: 7 * DAY, ..ok.clone() }, |e| {
+                matches!(e, PolicyError::JitterTooLarge { .. })
+            }),
             (
                 // Refresh 12 days leaves 2 days of margin; a 3-day jitter
                 // would make fresh signatures due at once.
-                Policy {
-                    signature_refresh: 12 * DAY,
-                    signature_jitter: 3 * DAY,
-                    ..ok.clone()
-                },
+                Policy { signature_refresh: 12 * DAY, signature_jitter: 3 * DAY, ..ok.clone() },
                 |e| matches!(e, PolicyError::JitterTooLarge { .. }),
             ),
-            (
-                Policy {
-                    dnskey_ttl: 0,
-                    ..ok.clone()
-                },
-                |e| matches!(e, PolicyError::TtlOutOfRange { what: "dnskey ttl", .. }),
-            ),
-            (
-                Policy {
-                    parent_ds_ttl: MAX_TTL + 1,
-                    ..ok.clone()
-                },
-                |e| matches!(e, PolicyError::TtlOutOfRange { what: "parent ds ttl", .. }),
-            ),
-            (
-                Policy {
-                    propagation_delay: 3 * DAY,
-                    ..ok.clone()
-                },
-                |e| matches!(e, PolicyError::DelayTooLong { .. }),
-            ),
-            (
-                Policy {
-                    ds_check_interval: 10,
-                    ..ok.clone()
-                },
-                |e| matches!(e, PolicyError::DsCheckInterval(10)),
-            ),
-            (
-                Policy {
-                    zsk_lifetime: 3600,
-                    ..ok.clone()
-                },
-                |e| matches!(e, PolicyError::LifetimeTooShort { what: "zsk lifetime", .. }),
-            ),
-            (
-                Policy {
-                    ksk_lifetime: DAY,
-                    ..ok.clone()
-                },
-                |e| matches!(e, PolicyError::LifetimeTooShort { what: "ksk lifetime", .. }),
-            ),
+            (Policy { dnskey_ttl: 0, ..ok.clone() }, |e| {
+                matches!(e, PolicyError::TtlOutOfRange { what: "dnskey ttl", .. })
+            }),
+            (Policy { parent_ds_ttl: MAX_TTL + 1, ..ok.clone() }, |e| {
+                matches!(e, PolicyError::TtlOutOfRange { what: "parent ds ttl", .. })
+            }),
+            (Policy { propagation_delay: 3 * DAY, ..ok.clone() }, |e| {
+                matches!(e, PolicyError::DelayTooLong { .. })
+            }),
+            (Policy { ds_check_interval: 10, ..ok.clone() }, |e| {
+                matches!(e, PolicyError::DsCheckInterval(10))
+            }),
+            (Policy { zsk_lifetime: 3600, ..ok.clone() }, |e| {
+                matches!(e, PolicyError::LifetimeTooShort { what: "zsk lifetime", .. })
+            }),
+            (Policy { ksk_lifetime: DAY, ..ok.clone() }, |e| {
+                matches!(e, PolicyError::LifetimeTooShort { what: "ksk lifetime", .. })
+            }),
         ];
         for (policy, expected) in cases {
             let err = policy.validate().unwrap_err();
@@ -468,14 +403,8 @@ mod tests {
     #[test]
     fn zone_max_ttl_must_fit_below_refresh() {
         let p = Policy::default();
-        assert!(matches!(
-            p.check_zone_max_ttl(0),
-            Err(PolicyError::TtlOutOfRange { .. })
-        ));
-        assert!(matches!(
-            p.check_zone_max_ttl(MAX_TTL),
-            Err(PolicyError::RefreshBelowMaxTtl { .. })
-        ));
+        assert!(matches!(p.check_zone_max_ttl(0), Err(PolicyError::TtlOutOfRange { .. })));
+        assert!(matches!(p.check_zone_max_ttl(MAX_TTL), Err(PolicyError::RefreshBelowMaxTtl { .. })));
         assert_eq!(p.check_zone_max_ttl(2 * DAY), Ok(()));
     }
 }

@@ -17,7 +17,7 @@ use sixgate_dns::name;
 use sixgate_dns::rtype::code;
 use sixgate_dns::zone::{Change, Record};
 
-use crate::{Commit, Store, StoreError, display, finish_diff, now, record_of, zone_row};
+use crate::{Commit, Store, StoreError, display, finish_diff, record_of, zone_row};
 
 /// An ANAME record as stored, with its zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +133,7 @@ impl Store {
         sets: &[(Box<[u8]>, Vec<Record>)],
     ) -> Result<Option<Commit>, StoreError> {
         let key = name::to_lowercase(apex);
-        let (scheme, at) = (self.serials, now());
+        let (scheme, at) = (self.serials, self.now());
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (id, old_serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         let mut effective = Vec::new();

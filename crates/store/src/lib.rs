@@ -19,9 +19,11 @@
 
 mod codec;
 mod derived;
+mod dnssec;
 mod proxy;
 mod schema;
 mod serial;
+mod signer;
 mod tenancy;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +37,7 @@ use sixgate_dns::zone::{Change, Record, soa_serial};
 
 pub use codec::{decode_changes, encode_changes};
 pub use derived::{Aname, AnameState};
+pub use dnssec::{DnssecInfo, KeyInfo, KeyRole, KeyState, ZoneState, denial_name};
 pub use proxy::{ProxyHost, ProxyProtocol};
 pub use serial::{SerialScheme, rfc3339};
 pub use tenancy::{
@@ -87,6 +90,10 @@ pub enum StoreError {
     /// The thing asked for does not exist.
     #[error("{0}")]
     NotFound(String),
+    /// Signing failed (a key could not be used, or a signed zone is
+    /// inconsistent).
+    #[error("signing: {0}")]
+    Signing(String),
 }
 
 /// A zone as listed.
@@ -155,6 +162,9 @@ pub struct Store {
     conn: Connection,
     dir: PathBuf,
     serials: SerialScheme,
+    /// Added to the system clock: simulated time for tests of what
+    /// happens days or months from now (signature refresh, rollovers).
+    clock_offset: i64,
 }
 
 pub(crate) fn now() -> i64 {
@@ -205,10 +215,22 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut s = Store { conn, dir: dir.to_path_buf(), serials: SerialScheme::default() };
+        let mut s = Store { conn, dir: dir.to_path_buf(), serials: SerialScheme::default(), clock_offset: 0 };
         schema::migrate(&mut s.conn)?;
         s.serials = serial::load(&s.conn)?;
         Ok(s)
+    }
+
+    /// Moves this store's clock by `offset` seconds from the system
+    /// clock. Everything time-driven (serials, signature inception and
+    /// expiration, key timelines) follows it.
+    pub fn set_clock_offset(&mut self, offset: i64) {
+        self.clock_offset = offset;
+    }
+
+    /// The store's time: seconds since the epoch.
+    pub fn now(&self) -> i64 {
+        now() + self.clock_offset
     }
 
     /// Sets how serials advance, for every process using this data
@@ -378,7 +400,7 @@ impl Store {
     ) -> Result<Commit, StoreError> {
         check::check_zone(apex, &mut records)?;
         let key = name::to_lowercase(apex);
-        let (scheme, at) = (self.serials, now());
+        let (scheme, at) = (self.serials, self.now());
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let existing = zone_row(&tx, &key)?;
         if existing.is_some() && create.is_some() {
@@ -434,6 +456,9 @@ impl Store {
             "UPDATE zones SET serial = ?1, updated_at = ?2 WHERE id = ?3",
             params![serial as i64, now(), id],
         )?;
+        if let Some(zs) = dnssec::load_signing(&tx, id)? {
+            signer::sign_all(&tx, id, &zs, at.max(0) as u64)?;
+        }
         let journal_id = journal(&tx, id, &key, serial, "replace", None)?;
         tx.commit()?;
         Ok(Commit { journal_id, serial })
@@ -484,7 +509,7 @@ impl Store {
         plan: impl FnOnce(&ZoneReader<'_>) -> Result<Vec<Change>, E>,
     ) -> Result<Commit, E> {
         let key = name::to_lowercase(apex);
-        let (scheme, at) = (self.serials, now());
+        let (scheme, at) = (self.serials, self.now());
         let tx = self
             .conn
             .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
@@ -584,6 +609,9 @@ impl Store {
         let (id, serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         tx.execute("DELETE FROM records WHERE zone_id = ?1", params![id])?;
         tx.execute("DELETE FROM zones WHERE id = ?1", params![id])?;
+        for table in ["dnssec_zones", "dnssec_keys", "dnssec_names", "dnssec_chain"] {
+            tx.execute(&format!("DELETE FROM {table} WHERE zone_id = ?1"), params![id])?;
+        }
         tx.execute("DELETE FROM proxy_hosts WHERE zone_name = ?1", params![&key[..]])?;
         let journal_id = journal(&tx, id, &key, serial as u32, "delete", None)?;
         tx.commit()?;
@@ -629,10 +657,54 @@ impl Store {
     }
 }
 
+/// Bumps the serial to the next one after `old_serial` (or the file's
+/// `proposed` one when newer) in the zone row and the SOA record; returns
+/// it and the SOA's change.
+pub(crate) fn bump_serial(
+    tx: &Connection,
+    id: i64,
+    key: &[u8],
+    old_serial: i64,
+    proposed: Option<u32>,
+    scheme: SerialScheme,
+    at: i64,
+) -> Result<(u32, Vec<Change>), StoreError> {
+    let serial = next_serial(old_serial as u32, proposed, scheme, at);
+    let mut changes = Vec::new();
+    if let Some(soa) = owner_records(tx, id, key)?.into_iter().find(|r| r.rtype == code::SOA)
+        && let Some(rd) = with_serial(&soa.rdata, serial)
+    {
+        tx.execute(
+            "UPDATE records SET rdata = ?1 WHERE zone_id = ?2 AND owner_key = ?3 AND rtype = ?4",
+            params![&rd[..], id, key, code::SOA],
+        )?;
+        changes.push(Change::Remove(soa.clone()));
+        changes.push(Change::Add(Record { rdata: rd, ..soa }));
+    }
+    tx.execute(
+        "UPDATE zones SET serial = ?1, updated_at = ?2 WHERE id = ?3",
+        params![serial as i64, now(), id],
+    )?;
+    Ok((serial, changes))
+}
+
 /// Ends a diff write: bumps the serial (the SOA change is part of the same
-/// diff), journals the diff and commits.
-#[allow(clippy::too_many_arguments)]
+/// diff), signs what changed if the zone is signed, journals the diff and
+/// commits.
 pub(crate) fn finish_diff(
+    tx: rusqlite::Transaction<'_>,
+    id: i64,
+    key: &[u8],
+    old_serial: i64,
+    scheme: SerialScheme,
+    at: i64,
+    effective: Vec<Change>,
+) -> Result<Commit, StoreError> {
+    finish_diff_signed(tx, id, key, old_serial, scheme, at, effective)
+}
+
+/// [`finish_diff`] by its other name, for the DNSSEC code.
+pub(crate) fn finish_diff_signed(
     tx: rusqlite::Transaction<'_>,
     id: i64,
     key: &[u8],
@@ -641,21 +713,21 @@ pub(crate) fn finish_diff(
     at: i64,
     mut effective: Vec<Change>,
 ) -> Result<Commit, StoreError> {
-    let serial = next_serial(old_serial as u32, None, scheme, at);
-    if let Some(soa) = owner_records(&tx, id, key)?.into_iter().find(|r| r.rtype == code::SOA)
-        && let Some(rd) = with_serial(&soa.rdata, serial)
-    {
-        tx.execute(
-            "UPDATE records SET rdata = ?1 WHERE zone_id = ?2 AND owner_key = ?3 AND rtype = ?4",
-            params![&rd[..], id, key, code::SOA],
-        )?;
-        effective.push(Change::Remove(soa.clone()));
-        effective.push(Change::Add(Record { rdata: rd, ..soa }));
+    let (serial, soa) = bump_serial(&tx, id, key, old_serial, None, scheme, at)?;
+    effective.extend(soa);
+    if let Some(zs) = dnssec::load_signing(&tx, id)? {
+        let mut changed: Vec<(Box<[u8]>, u16)> = effective
+            .iter()
+            .map(|c| match c {
+                Change::Add(r) | Change::Remove(r) => r,
+            })
+            .filter(|r| !matches!(r.rtype, code::RRSIG | code::NSEC | code::NSEC3))
+            .map(|r| (r.owner.clone(), r.rtype))
+            .collect();
+        changed.sort();
+        changed.dedup();
+        effective.extend(signer::resign(&tx, id, &zs, &changed, at.max(0) as u64)?);
     }
-    tx.execute(
-        "UPDATE zones SET serial = ?1, updated_at = ?2 WHERE id = ?3",
-        params![serial as i64, now(), id],
-    )?;
     let journal_id = journal(&tx, id, key, serial, "diff", Some(&encode_changes(&effective)))?;
     tx.commit()?;
     Ok(Commit { journal_id, serial })
@@ -740,7 +812,7 @@ pub(crate) fn owner_records(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-fn journal(
+pub(crate) fn journal(
     conn: &Connection,
     zone_id: i64,
     key: &[u8],

@@ -289,7 +289,7 @@ impl Store {
         apex: &[u8],
         f: impl FnOnce(&Connection, i64) -> Result<Vec<Change>, StoreError>,
     ) -> Result<Option<Commit>, StoreError> {
-        let (scheme, at) = (self.serials, now());
+        let (scheme, at) = (self.serials, self.now());
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (id, old_serial) = zone_row(&tx, apex)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         let changes = f(&tx, id)?;

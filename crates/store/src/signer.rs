@@ -1,7 +1,7 @@
 //! Signing inside the write transaction.
 //!
 //! A signed zone's RRSIG, NSEC and NSEC3 records are derived records of
-//! kind [`DERIVED_DNSSEC`], written in the same transaction as the change
+//! kind 3, written in the same transaction as the change
 //! they follow and journaled with it, so a reader (the DNS server, a
 //! transfer) never sees a changed RRset without its signature.
 //!
@@ -21,15 +21,12 @@ use sixgate_dns::name;
 use sixgate_dns::nsec3;
 use sixgate_dns::rtype::code;
 use sixgate_dns::zone::{Change, Record};
+use sixgate_dnssec::KeyPair;
 use sixgate_dnssec::denial::{Nsec3Params, nsec_rdata};
 use sixgate_dnssec::rrsig::{RrSet, Rrsig};
 use sixgate_dnssec::sign::{self, ActiveKey, Signer, Status};
-use sixgate_dnssec::KeyPair;
 
 use crate::{StoreError, record_of};
-
-/// `records.derived` of the signer's records.
-pub(crate) const DERIVED_DNSSEC: i64 = 3;
 
 /// A key loaded for signing, and what it signs now.
 pub(crate) struct LoadedKey {
@@ -58,7 +55,12 @@ impl ZoneSigning {
             keys: self
                 .keys
                 .iter()
-                .map(|k| ActiveKey { key: &k.pair, tag: k.tag, signs_keys: k.signs_keys, signs_zone: k.signs_zone })
+                .map(|k| ActiveKey {
+                    key: &k.pair,
+                    tag: k.tag,
+                    signs_keys: k.signs_keys,
+                    signs_zone: k.signs_zone,
+                })
                 .collect(),
             nsec3: self.nsec3.clone(),
             now,
@@ -73,7 +75,9 @@ impl ZoneSigning {
     fn signs(&self, rtype: u16, tag: u16, alg: u8) -> bool {
         let keyset = matches!(rtype, code::DNSKEY | code::CDS | code::CDNSKEY);
         self.keys.iter().any(|k| {
-            k.tag == tag && k.pair.algorithm().code() == alg && if keyset { k.signs_keys } else { k.signs_zone }
+            k.tag == tag
+                && k.pair.algorithm().code() == alg
+                && if keyset { k.signs_keys } else { k.signs_zone }
         })
     }
 
@@ -93,16 +97,12 @@ fn status_code(s: Status) -> i64 {
     }
 }
 
-/// The signer's own record types: never input to signing.
-fn is_chain_type(t: u16) -> bool {
-    matches!(t, code::RRSIG | code::NSEC | code::NSEC3)
-}
-
 const DATA_COLUMNS: &str = "SELECT owner, rtype, ttl, rdata FROM records";
 
 /// Every record of the zone that is signed: all but RRSIG, NSEC, NSEC3.
 fn data_records(conn: &Connection, zone_id: i64) -> Result<Vec<Record>, StoreError> {
-    let mut st = conn.prepare_cached(&format!("{DATA_COLUMNS} WHERE zone_id = ?1 AND rtype NOT IN (46, 47, 50)"))?;
+    let mut st =
+        conn.prepare_cached(&format!("{DATA_COLUMNS} WHERE zone_id = ?1 AND rtype NOT IN (46, 47, 50)"))?;
     let rows = st.query_map(params![zone_id], record_of)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
@@ -117,7 +117,12 @@ fn data_at(conn: &Connection, zone_id: i64, key: &[u8]) -> Result<Vec<Record>, S
 }
 
 /// The signer's records of one type at one owner (lowercased).
-fn signer_records(conn: &Connection, zone_id: i64, key: &[u8], rtype: u16) -> Result<Vec<Record>, StoreError> {
+fn signer_records(
+    conn: &Connection,
+    zone_id: i64,
+    key: &[u8],
+    rtype: u16,
+) -> Result<Vec<Record>, StoreError> {
     let mut st = conn.prepare_cached(&format!(
         "{DATA_COLUMNS} WHERE zone_id = ?1 AND owner_key = ?2 AND rtype = ?3 AND derived = 3"
     ))?;
@@ -154,8 +159,16 @@ pub(crate) fn unsign(conn: &Connection, zone_id: i64) -> Result<Vec<Record>, Sto
 /// Signs the zone from scratch: drops the old signatures and chain and
 /// writes new ones. The apex's key records (DNSKEY, CDS, CDNSKEY,
 /// NSEC3PARAM) must already be in place.
-pub(crate) fn sign_all(conn: &Connection, zone_id: i64, zs: &ZoneSigning, now: u64) -> Result<usize, StoreError> {
-    conn.execute("DELETE FROM records WHERE zone_id = ?1 AND derived = 3 AND rtype IN (46, 47, 50)", params![zone_id])?;
+pub(crate) fn sign_all(
+    conn: &Connection,
+    zone_id: i64,
+    zs: &ZoneSigning,
+    now: u64,
+) -> Result<usize, StoreError> {
+    conn.execute(
+        "DELETE FROM records WHERE zone_id = ?1 AND derived = 3 AND rtype IN (46, 47, 50)",
+        params![zone_id],
+    )?;
     conn.execute("DELETE FROM dnssec_names WHERE zone_id = ?1", params![zone_id])?;
     conn.execute("DELETE FROM dnssec_chain WHERE zone_id = ?1", params![zone_id])?;
     let data = data_records(conn, zone_id)?;
@@ -163,11 +176,13 @@ pub(crate) fn sign_all(conn: &Connection, zone_id: i64, zs: &ZoneSigning, now: u
     for r in &signed.records {
         insert(conn, zone_id, r)?;
     }
-    let mut ins = conn.prepare_cached("INSERT INTO dnssec_names (zone_id, canon, owner, status) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut ins = conn
+        .prepare_cached("INSERT INTO dnssec_names (zone_id, canon, owner, status) VALUES (?1, ?2, ?3, ?4)")?;
     for (owner, status) in &signed.names {
         ins.execute(params![zone_id, name::canonical_key(owner), &owner[..], status_code(*status)])?;
     }
-    let mut ins = conn.prepare_cached("INSERT INTO dnssec_chain (zone_id, key, owner) VALUES (?1, ?2, ?3)")?;
+    let mut ins =
+        conn.prepare_cached("INSERT INTO dnssec_chain (zone_id, key, owner) VALUES (?1, ?2, ?3)")?;
     for (key, owner) in &signed.chain {
         ins.execute(params![zone_id, key, &owner[..]])?;
     }
@@ -204,7 +219,8 @@ pub(crate) fn resign(
 ) -> Result<Vec<Change>, StoreError> {
     let apex_key = name::to_lowercase(&zs.apex);
     let soa = data_at(conn, zone_id, &apex_key)?;
-    let denial_ttl = sign::denial_ttl(&soa, &apex_key).ok_or(StoreError::Signing("the zone has no SOA".into()))?;
+    let denial_ttl =
+        sign::denial_ttl(&soa, &apex_key).ok_or(StoreError::Signing("the zone has no SOA".into()))?;
     let mut inc = Incremental {
         conn,
         zone_id,
@@ -271,9 +287,11 @@ impl Incremental<'_> {
         let Some(end) = name::canonical_key_end(&canon) else {
             return Ok(Vec::new());
         };
-        let mut st =
-            self.conn.prepare_cached("SELECT owner FROM dnssec_names WHERE zone_id = ?1 AND canon > ?2 AND canon < ?3")?;
-        let rows = st.query_map(params![self.zone_id, canon, end], |r| Ok(r.get_ref(0)?.as_blob()?.into()))?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT owner FROM dnssec_names WHERE zone_id = ?1 AND canon > ?2 AND canon < ?3",
+        )?;
+        let rows =
+            st.query_map(params![self.zone_id, canon, end], |r| Ok(r.get_ref(0)?.as_blob()?.into()))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -450,7 +468,9 @@ impl Incremental<'_> {
                 "SELECT key FROM dnssec_chain WHERE zone_id = ?1 ORDER BY key DESC LIMIT 1",
             )
         };
-        if let Some(k) = self.conn.prepare_cached(near)?.query_row(params![self.zone_id, ck], |r| r.get(0)).optional()? {
+        if let Some(k) =
+            self.conn.prepare_cached(near)?.query_row(params![self.zone_id, ck], |r| r.get(0)).optional()?
+        {
             return Ok(Some(k));
         }
         Ok(self.conn.prepare_cached(wrap)?.query_row(params![self.zone_id], |r| r.get(0)).optional()?)
@@ -507,7 +527,8 @@ impl Incremental<'_> {
         let (downer, dtype) = self.denial_owner(&owner, ck);
         let dkey = name::to_lowercase(&downer);
         let existing = signer_records(self.conn, self.zone_id, &dkey, dtype)?;
-        let same = existing.len() == 1 && existing.iter().all(|r| r.rdata == rdata && r.ttl == self.denial_ttl);
+        let same =
+            existing.len() == 1 && existing.iter().all(|r| r.rdata == rdata && r.ttl == self.denial_ttl);
         if same && !force {
             return Ok(());
         }
@@ -538,7 +559,11 @@ impl Incremental<'_> {
 /// The (owner, type) pairs whose signatures expire before `before`
 /// (seconds since the epoch): what a refresh re-signs. The covered type
 /// is reported, or NSEC/NSEC3 for chain records.
-pub(crate) fn expiring(conn: &Connection, zone_id: i64, before: u64) -> Result<Vec<(Box<[u8]>, u16)>, StoreError> {
+pub(crate) fn expiring(
+    conn: &Connection,
+    zone_id: i64,
+    before: u64,
+) -> Result<Vec<(Box<[u8]>, u16)>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT owner, rdata FROM records WHERE zone_id = ?1 AND rtype = 46 AND substr(rdata, 9, 4) < ?2",
     )?;
@@ -557,3 +582,7 @@ pub(crate) fn expiring(conn: &Connection, zone_id: i64, before: u64) -> Result<V
     out.dedup();
     Ok(out)
 }
+
+#[cfg(test)]
+#[path = "signer_tests.rs"]
+mod tests;
