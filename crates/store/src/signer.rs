@@ -214,7 +214,7 @@ pub(crate) fn resign(
     conn: &Connection,
     zone_id: i64,
     zs: &ZoneSigning,
-    changed: &[(Box<[u8]>, u16)],
+    changed: &[OwnerType],
     now: u64,
 ) -> Result<Vec<Change>, StoreError> {
     let apex_key = name::to_lowercase(&zs.apex);
@@ -236,7 +236,7 @@ pub(crate) fn resign(
 }
 
 impl Incremental<'_> {
-    fn run(&mut self, changed: &[(Box<[u8]>, u16)]) -> Result<(), StoreError> {
+    fn run(&mut self, changed: &[OwnerType]) -> Result<(), StoreError> {
         let nsec3 = self.zs.nsec3.is_some();
         let mut types_changed: HashSet<(Box<[u8]>, u16)> = HashSet::new();
         let mut touched: BTreeMap<Vec<u8>, Box<[u8]>> = BTreeMap::new();
@@ -556,6 +556,9 @@ impl Incremental<'_> {
     }
 }
 
+/// An owner name and a type.
+pub(crate) type OwnerType = (Box<[u8]>, u16);
+
 /// The (owner, type) pairs whose signatures expire before `before`
 /// (seconds since the epoch): what a refresh re-signs. The covered type
 /// is reported, or NSEC/NSEC3 for chain records.
@@ -563,7 +566,7 @@ pub(crate) fn expiring(
     conn: &Connection,
     zone_id: i64,
     before: u64,
-) -> Result<Vec<(Box<[u8]>, u16)>, StoreError> {
+) -> Result<Vec<OwnerType>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT owner, rdata FROM records WHERE zone_id = ?1 AND rtype = 46 AND substr(rdata, 9, 4) < ?2",
     )?;
