@@ -5,6 +5,7 @@ mod authcmd;
 mod client;
 mod config;
 mod demo;
+mod dnssecmd;
 mod proxycmd;
 mod serve;
 mod zonecmd;
@@ -99,6 +100,13 @@ enum Command {
     Aname {
         #[command(subcommand)]
         command: AnameCommand,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Managed DNSSEC: signing, keys, the DS for the registry.
+    Dnssec {
+        #[command(subcommand)]
+        command: DnssecCommand,
         #[command(flatten)]
         common: Common,
     },
@@ -210,6 +218,47 @@ enum ProxyAddressesCommand {
     },
     /// Print the addresses, one per line.
     List,
+}
+
+#[derive(Subcommand)]
+enum DnssecCommand {
+    /// Sign a zone: generate its keys, sign every record, keep it signed
+    /// and publish CDS/CDNSKEY. Prints the DS records for the registry.
+    Enable {
+        /// The zone.
+        zone: String,
+        /// Signing algorithm.
+        #[arg(long, value_name = "ALG", default_value = "ecdsap256sha256",
+              value_parser = ["ecdsap256sha256", "ed25519"])]
+        algorithm: String,
+        /// Deny existence with NSEC3 (RFC 9276: no extra iterations, no
+        /// salt) instead of NSEC.
+        #[arg(long)]
+        nsec3: bool,
+        /// A KSK and a ZSK instead of one combined key.
+        #[arg(long)]
+        ksk_zsk: bool,
+    },
+    /// Make a zone insecure the safe way: publish CDS/CDNSKEY "delete"
+    /// (RFC 8078) and stay signed until the parent has removed its DS.
+    Disable {
+        /// The zone.
+        zone: String,
+        /// Remove keys and signatures now. Validators treat the zone as
+        /// bogus while the parent still has a DS for it.
+        #[arg(long)]
+        now: bool,
+    },
+    /// Keys, their states, the DS records, and the verdict.
+    Status {
+        /// The zone.
+        zone: String,
+    },
+    /// The DS records to give the registry, one per line.
+    Ds {
+        /// The zone.
+        zone: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -408,6 +457,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ProxyCommand::Disable { host } => proxycmd::disable(&dir, &host),
                 ProxyCommand::List => proxycmd::list(&dir),
                 ProxyCommand::Check { host } => proxycmd::check(&dir, &host),
+            }
+        }
+        Command::Dnssec { command, common } => {
+            let dir = data_dir(&common);
+            match command {
+                DnssecCommand::Enable { zone, algorithm, nsec3, ksk_zsk } => {
+                    dnssecmd::enable(&dir, &zone, &algorithm, nsec3, ksk_zsk)
+                }
+                DnssecCommand::Disable { zone, now } => dnssecmd::disable(&dir, &zone, now),
+                DnssecCommand::Status { zone } => dnssecmd::status(&dir, &zone),
+                DnssecCommand::Ds { zone } => dnssecmd::ds(&dir, &zone),
             }
         }
         Command::Aname { command: AnameCommand::Status { zone }, common } => {

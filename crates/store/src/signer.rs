@@ -562,11 +562,7 @@ pub(crate) type OwnerType = (Box<[u8]>, u16);
 /// The (owner, type) pairs whose signatures expire before `before`
 /// (seconds since the epoch): what a refresh re-signs. The covered type
 /// is reported, or NSEC/NSEC3 for chain records.
-pub(crate) fn expiring(
-    conn: &Connection,
-    zone_id: i64,
-    before: u64,
-) -> Result<Vec<OwnerType>, StoreError> {
+pub(crate) fn expiring(conn: &Connection, zone_id: i64, before: u64) -> Result<Vec<OwnerType>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT owner, rdata FROM records WHERE zone_id = ?1 AND rtype = 46 AND substr(rdata, 9, 4) < ?2",
     )?;

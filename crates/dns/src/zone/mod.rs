@@ -218,7 +218,10 @@ impl Zone {
         for n in self.nodes.iter() {
             for s in n.rrsets() {
                 for rd in s.rdatas() {
-                    out.push(Record { owner: n.name().into(), rtype: s.rtype, ttl: s.ttl, rdata: rd.into() });
+                    // An RRSIG is served with the TTL of the RRset it covers,
+                    // its Original TTL field (RFC 4034 §3.1.4, §3).
+                    let ttl = if s.rtype == code::RRSIG { be32(rd, 4).unwrap_or(s.ttl) } else { s.ttl };
+                    out.push(Record { owner: n.name().into(), rtype: s.rtype, ttl, rdata: rd.into() });
                 }
             }
         }

@@ -1,0 +1,147 @@
+//! `sixgate dnssec ...`: managed DNSSEC on the store directly, then a poke
+//! so a server running on the same data directory serves the change.
+
+use std::path::Path;
+
+use anyhow::{Context, anyhow};
+use sixgate_dns::rtype::code;
+use sixgate_dns::{name, zonefile};
+use sixgate_dnssec::Algorithm;
+use sixgate_dnssec::policy::{Denial, KeyLayout, Policy};
+use sixgate_server::publish::poke;
+use sixgate_store::{Store, denial_name, rfc3339};
+
+use crate::zonecmd::zone_name;
+
+fn open(dir: &Path) -> anyhow::Result<Store> {
+    Store::open(dir).with_context(|| format!("opening store in {}", dir.display()))
+}
+
+/// DS records in presentation format, one per line.
+fn ds_lines(store: &Store, apex: &[u8]) -> anyhow::Result<Vec<String>> {
+    Ok(store
+        .dnssec_ds(apex)?
+        .iter()
+        .map(|r| {
+            format!(
+                "{} {} IN DS {}",
+                name::to_text(&r.owner),
+                r.ttl,
+                zonefile::rdata_text(code::DS, &r.rdata)
+            )
+        })
+        .collect())
+}
+
+pub(crate) fn enable(
+    dir: &Path,
+    zone: &str,
+    algorithm: &str,
+    nsec3: bool,
+    ksk_zsk: bool,
+) -> anyhow::Result<()> {
+    let apex = zone_name(zone)?;
+    let algorithm: Algorithm = algorithm.parse()?;
+    let policy = Policy {
+        algorithm,
+        denial: if nsec3 { Denial::Nsec3 { opt_out: false } } else { Denial::Nsec },
+        layout: if ksk_zsk { KeyLayout::KskZsk } else { KeyLayout::Csk },
+        ..Policy::default()
+    };
+    let mut store = open(dir)?;
+    let commit = store.dnssec_enable(&apex, &policy)?;
+    poke(dir);
+    if commit.journal_id == 0 {
+        eprintln!("{} is already signed with {algorithm}", name::to_text(&apex));
+    } else {
+        eprintln!(
+            "signed {} with {algorithm} and {} (serial {}); give the registry this DS:",
+            name::to_text(&apex),
+            denial_name(&policy.denial),
+            commit.serial
+        );
+    }
+    for line in ds_lines(&store, &apex)? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+pub(crate) fn disable(dir: &Path, zone: &str, now: bool) -> anyhow::Result<()> {
+    let apex = zone_name(zone)?;
+    let mut store = open(dir)?;
+    if now {
+        let commit = store.dnssec_unsign(&apex)?;
+        poke(dir);
+        eprintln!(
+            "{} is unsigned (serial {}); if the parent still has a DS for it, remove it there now",
+            name::to_text(&apex),
+            commit.serial
+        );
+    } else {
+        let commit = store.dnssec_start_unsigning(&apex)?;
+        poke(dir);
+        eprintln!(
+            "{} publishes CDS/CDNSKEY delete (serial {}); it stays signed until the parent has removed its DS",
+            name::to_text(&apex),
+            commit.serial
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn status(dir: &Path, zone: &str) -> anyhow::Result<()> {
+    let apex = zone_name(zone)?;
+    let store = open(dir)?;
+    let Some(info) = store.dnssec_info(&apex)? else {
+        println!("zone\t{}\nsigned\tno\nverdict\tinsecure", name::to_text(&apex));
+        return Ok(());
+    };
+    println!("zone\t{}", name::to_text(&apex));
+    println!("signed\tyes");
+    println!("algorithm\t{}", info.policy.algorithm);
+    println!("denial\t{}", denial_name(&info.policy.denial));
+    let verdict = if info.state.unsigning { "going insecure" } else { "waiting for DS" };
+    println!("verdict\t{verdict}");
+    for k in &info.keys {
+        let alg =
+            Algorithm::from_code(k.algorithm).map_or_else(|| k.algorithm.to_string(), |a| a.to_string());
+        let mut states = Vec::new();
+        if k.state.published {
+            states.push("published");
+        }
+        if k.state.signing {
+            states.push("signing");
+        }
+        if k.state.submitted {
+            states.push("ds-submitted");
+        }
+        println!(
+            "key\t{}\t{}\t{}\t{}\tsince {}",
+            k.state.role.as_str(),
+            k.key_tag,
+            alg,
+            states.join(","),
+            rfc3339(k.state.since)
+        );
+    }
+    for line in ds_lines(&store, &apex)? {
+        println!("ds\t{line}");
+    }
+    if let Some(alert) = &info.state.alert {
+        println!("alert\t{alert}");
+    }
+    Ok(())
+}
+
+pub(crate) fn ds(dir: &Path, zone: &str) -> anyhow::Result<()> {
+    let apex = zone_name(zone)?;
+    let store = open(dir)?;
+    if store.dnssec_info(&apex)?.is_none() {
+        return Err(anyhow!("{} is not signed (sixgate dnssec enable {})", name::to_text(&apex), zone));
+    }
+    for line in ds_lines(&store, &apex)? {
+        println!("{line}");
+    }
+    Ok(())
+}
