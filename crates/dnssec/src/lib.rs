@@ -1,10 +1,14 @@
-//! sixgate's DNSSEC: keys, signatures, denial of existence, DS.
+//! sixgate's managed DNSSEC: keys, signatures, denial of existence, DS,
+//! the signing policy and key rollovers.
 //!
 //! # Architecture
 //!
-//! Sans-IO like the DNS core: no sockets, no clocks; times are passed in.
-//! Keys are ring key pairs stored as PKCS#8 by the store crate, which owns
-//! when and what to sign; this crate owns how.
+//! Everything here is sans-IO like the DNS core: no sockets, no clock
+//! reads, no sleeps. The time is passed in as Unix seconds, and what was
+//! observed at the parent zone is passed in as data, so every rollover can
+//! be replayed in a test by stepping a simulated clock. Keys are ring key
+//! pairs stored as PKCS#8 by the store crate, which owns when and what to
+//! sign; this crate owns how.
 //!
 //! - [`algorithm`]: the signing algorithms (13 and 15, RFC 8624).
 //! - [`key`]: key generation and loading, DNSKEY rdata, key tags.
@@ -13,6 +17,15 @@
 //! - [`denial`]: NSEC and NSEC3 rdata and type bitmaps.
 //! - [`ds`]: DS digests and the CDS/CDNSKEY delete records.
 //! - [`sign`]: what is signed and chained, and the whole-zone signer.
+//! - [`policy`]: the signing policy (algorithm, key layout, NSEC/NSEC3,
+//!   signature validity, TTLs and delays) and its validation.
+//! - [`rollover`]: the keys of a zone, their RFC 7583 states, the planner
+//!   that moves them through ZSK, KSK/CSK and algorithm rollovers, into
+//!   and out of DNSSEC, and the view of which keys the zone publishes and
+//!   signs with at a given moment. Keys appear there only as an opaque id
+//!   with a role, an algorithm number and a key tag. The store keeps the
+//!   [`rollover::Keyring`] (it is serde-serializable) and calls
+//!   [`rollover::plan`] when [`rollover::Plan::next_event`] comes due.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::indexing_slicing)]
 // Tests fail by panicking; the lints guard the code that faces input.
@@ -24,11 +37,13 @@ pub mod denial;
 pub mod ds;
 pub mod key;
 pub mod policy;
+pub mod rollover;
 pub mod rrsig;
 pub mod sign;
 
 pub use algorithm::Algorithm;
 pub use key::KeyPair;
+pub use policy::{Denial, KeyLayout, Policy, PolicyError};
 
 #[cfg(test)]
 mod tests;

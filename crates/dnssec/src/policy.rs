@@ -356,7 +356,8 @@ mod tests {
     #[test]
     fn refuses_nonsense() {
         let ok = Policy::default();
-        let cases: Vec<(Policy, fn(&PolicyError) -> bool)> = vec![
+        type Expect = fn(&PolicyError) -> bool;
+        let cases: Vec<(Policy, Expect)> = vec![
             (Policy { signature_refresh: 0, ..ok.clone() }, |e| matches!(e, PolicyError::RefreshZero)),
             (Policy { signature_refresh: 14 * DAY, ..ok.clone() }, |e| {
                 matches!(e, PolicyError::RefreshNotBelowValidity { .. })

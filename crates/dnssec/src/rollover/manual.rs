@@ -1,0 +1,135 @@
+//! Operations an operator asks for: rolling a key now, changing the
+//! algorithm, going insecure and back, removing a key by hand. They only
+//! record the intention (or refuse it); [`plan`](super::plan) carries it
+//! out step by step.
+
+use super::{Action, DsState, Goal, KeyId, KeyState, Keyring, ParentDs, Role, RolloverError};
+use crate::policy::Algorithm;
+
+impl Keyring {
+    /// Marks the one live key of a role for replacement.
+    fn start_roll(
+        &mut self,
+        matches_role: impl Fn(Role) -> bool,
+        role: Role,
+    ) -> Result<KeyId, RolloverError> {
+        if matches!(self.goal, Goal::Insecure { .. }) {
+            return Err(RolloverError::GoingInsecure);
+        }
+        // Two algorithms mean an algorithm rollover is under way.
+        if has_two(self.live().map(|k| k.algorithm)) {
+            return Err(RolloverError::RollInProgress);
+        }
+        let id = {
+            let mut keys = self.live().filter(|k| matches_role(k.role));
+            match (keys.next(), keys.next()) {
+                (Some(k), None) if k.state == KeyState::Active => k.id,
+                (Some(_), Some(_)) => return Err(RolloverError::RollInProgress),
+                _ => return Err(RolloverError::NoActiveKey(role)),
+            }
+        };
+        self.key_mut(id)?.roll_requested = true;
+        Ok(id)
+    }
+
+    /// Asks for the KSK (or, in a CSK layout, the CSK) to be replaced now,
+    /// whatever its lifetime. Returns the id of the key to be replaced.
+    pub fn start_ksk_roll(&mut self) -> Result<KeyId, RolloverError> {
+        let role = if self.live().any(|k| k.role == Role::Csk) { Role::Csk } else { Role::Ksk };
+        self.start_roll(Role::is_secure_entry, role)
+    }
+
+    /// Asks for the ZSK to be replaced now, whatever its lifetime.
+    /// Returns the id of the key to be replaced.
+    pub fn start_zsk_roll(&mut self) -> Result<KeyId, RolloverError> {
+        self.start_roll(|r| r == Role::Zsk, Role::Zsk)
+    }
+
+    /// Asks for all keys to be replaced by keys of `algorithm`, whatever
+    /// the policy says, by the conservative algorithm rollover of
+    /// RFC 6781 §4.1.4.
+    pub fn start_algorithm_roll(&mut self, algorithm: Algorithm) -> Result<(), RolloverError> {
+        if matches!(self.goal, Goal::Insecure { .. }) {
+            return Err(RolloverError::GoingInsecure);
+        }
+        if has_two(self.live().map(|k| k.algorithm)) {
+            return Err(RolloverError::RollInProgress);
+        }
+        if self.live().next().is_some() && self.live().all(|k| k.algorithm == algorithm.code()) {
+            return Err(RolloverError::SameAlgorithm(algorithm.code()));
+        }
+        self.algorithm = Some(algorithm);
+        Ok(())
+    }
+
+    /// Asks for the zone to become unsigned: CDS/CDNSKEY "delete" until
+    /// the parent's DS is gone, then no signatures and no DNSKEY
+    /// (RFC 8078 §4).
+    pub fn go_insecure(&mut self, now: u64) -> Result<(), RolloverError> {
+        if matches!(self.goal, Goal::Insecure { .. }) {
+            return Err(RolloverError::GoingInsecure);
+        }
+        self.goal = Goal::Insecure { since: now, no_ds_since: None };
+        Ok(())
+    }
+
+    /// Asks for the zone to be signed again after [`Keyring::go_insecure`].
+    /// Active keys that are still in the zone have their DS submitted
+    /// again.
+    pub fn go_secure(&mut self) -> Result<(), RolloverError> {
+        if self.goal == Goal::Secure {
+            return Err(RolloverError::AlreadySecure);
+        }
+        self.goal = Goal::Secure;
+        for key in self.keys.iter_mut() {
+            if key.role.is_secure_entry()
+                && key.state == KeyState::Active
+                && matches!(key.ds, DsState::Withdrawn | DsState::Gone)
+            {
+                key.ds = DsState::Unsubmitted;
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes a key at the operator's request, at time `now`. Refused
+    /// while the parent serves (or may serve) its DS, and while it signs
+    /// the zone or is the only key signing the DNSKEY RRset.
+    pub fn remove(&mut self, id: KeyId, parent: Option<&ParentDs>, now: u64) -> Result<(), RolloverError> {
+        let key = self.key(id).ok_or(RolloverError::UnknownKey(id))?;
+        if !key.is_live() {
+            return Ok(());
+        }
+        if key.role.is_secure_entry() {
+            match parent {
+                Some(p) if p.lists(key) => return Err(RolloverError::DsAtParent(id)),
+                None if key.ds != DsState::Unsubmitted && key.ds != DsState::Gone => {
+                    return Err(RolloverError::ParentUnknown(id));
+                }
+                _ => {}
+            }
+            if key.ds_listed() {
+                return Err(RolloverError::KeyInUse(id));
+            }
+        }
+        let only_dnskey_signer = key.signs_dnskey() && !self.live().any(|k| k.id != id && k.signs_dnskey());
+        if key.signs_zone() || only_dnskey_signer {
+            return Err(RolloverError::KeyInUse(id));
+        }
+        let from = key.state;
+        self.apply(&Action::Key { id, from, to: KeyState::Removed }, now)
+    }
+
+    /// Forgets keys removed before `before`.
+    pub fn prune(&mut self, before: u64) {
+        self.keys.retain(|k| k.is_live() || k.times.removed.is_none_or(|t| t >= before));
+    }
+}
+
+/// Whether the iterator yields two different values.
+fn has_two(mut values: impl Iterator<Item = u8>) -> bool {
+    match values.next() {
+        Some(first) => values.any(|v| v != first),
+        None => false,
+    }
+}
