@@ -11,6 +11,8 @@ script exits.
 
     python3 testdata/dnssec/capture.py
 """
+import base64
+import hashlib
 import os
 import shutil
 import socket
@@ -62,6 +64,10 @@ QUERIES = [
     ("referral-no-ds-at-cut", "insecure", 2, True),
     ("ds-at-cut", "secure", 43, True),
     ("ds-at-cut-nodata", "insecure", 43, True),
+    ("www-rrsig", "www", 46, True),
+    ("nsec3-owner-a", "NSEC3:www", 1, True),
+    ("nsec3-owner-nsec3", "NSEC3:www", 50, True),
+    ("below-nsec3-owner-a", "x.NSEC3:www", 1, True),
     ("no-do-www-a", "www", 1, False),
     ("no-do-nxdomain", "nope", 1, False),
     ("no-do-referral", "host.secure", 1, False),
@@ -76,7 +82,15 @@ def wire(name):
 
 
 def fqdn(rel):
-    return APEX if rel == "@" else f"{rel}.{APEX}"
+    """`@` is the apex; `NSEC3:x` is the NSEC3 owner name of x (SHA-1, no
+    salt, no extra iterations: the parameters sign.sh uses)."""
+    if rel == "@":
+        return APEX
+    head, _, tail = rel.rpartition("NSEC3:")
+    if _:
+        digest = hashlib.sha1(wire(f"{tail}.{APEX}")).digest()
+        rel = head + base64.b32hexencode(digest).decode().lower()
+    return f"{rel}.{APEX}"
 
 
 def query(ident, name, qtype, do):
