@@ -19,8 +19,10 @@ use crate::writer::{NoSpace, Opt, Owner, Section, Writer};
 use crate::zone::{NodeRef, RrSetRef, Zone};
 
 mod dnssec;
+mod find;
 
 use dnssec::{Chain, Proof, Proofs};
+use find::{Found, find_cut, find_node};
 
 /// Size limits applied to responses.
 #[derive(Debug, Clone, Copy)]
@@ -376,20 +378,10 @@ impl<'a> Ctx<'a, '_> {
 
     /// Puts a required RRset; when it does not fit, sets TC and fails.
     fn put(&mut self, section: Section, owner: Owner<'a>, set: &RrSetRef<'a>) -> Result<(), NoSpace> {
-        self.put_with_ttl(section, owner, set, set.ttl)
-    }
-
-    fn put_with_ttl(
-        &mut self,
-        section: Section,
-        owner: Owner<'a>,
-        set: &RrSetRef<'a>,
-        ttl: u32,
-    ) -> Result<(), NoSpace> {
         if self.truncated {
             return Err(NoSpace);
         }
-        let r = self.w.rrset(section, owner, set, ttl);
+        let r = self.w.rrset(section, owner, set, set.ttl);
         if r.is_err() {
             self.truncated = true;
         }
@@ -549,96 +541,6 @@ enum Step<'a> {
     Follow(&'a [u8]),
     /// Follow the CNAME target the writer synthesized last.
     FollowSynthesized,
-}
-
-enum Found<'z> {
-    Node(NodeRef<'z>),
-    Wildcard(NodeRef<'z>),
-    /// A DNAME at a proper ancestor (RFC 6672 §2.3): the name is redirected.
-    Dname(NodeRef<'z>),
-    /// No such name; `encloser` is the length of the closest encloser, a
-    /// suffix of the name (RFC 4592 §3.3.1).
-    None {
-        encloser: usize,
-    },
-}
-
-/// The node at `key`, unless it is an NSEC3 owner and those are hidden:
-/// RFC 5155 §7.2.8 answers for them as if they did not exist.
-fn visible_node<'z>(zone: &'z Zone, key: &[u8], hide_nsec3: bool) -> Option<NodeRef<'z>> {
-    let node = zone.node(key)?;
-    if hide_nsec3
-        && node.rrset(code::NSEC3).is_some()
-        && node.rrsets().all(|s| matches!(s.rtype, code::NSEC3 | code::RRSIG))
-    {
-        return None;
-    }
-    Some(node)
-}
-
-/// The node for `key`, or the wildcard at its closest encloser
-/// (RFC 4592 §3.3.1), or nothing.
-fn find_node<'z>(zone: &'z Zone, key: &[u8], hide_nsec3: bool) -> Found<'z> {
-    if let Some(n) = visible_node(zone, key, hide_nsec3) {
-        return Found::Node(n);
-    }
-    // The closest encloser: the deepest existing ancestor.
-    let mut ce = key;
-    let ce_node = loop {
-        match name::parent(ce) {
-            Some(p) if p.len() >= zone.apex().len() => {
-                ce = p;
-                if let Some(n) = visible_node(zone, p, hide_nsec3) {
-                    break n;
-                }
-            }
-            _ => return Found::None { encloser: ce.len() },
-        }
-    };
-    // RFC 6672 §3.2: a DNAME at the closest encloser redirects everything
-    // below it, before any wildcard is considered.
-    if ce_node.rrset(code::DNAME).is_some() {
-        return Found::Dname(ce_node);
-    }
-    let none = Found::None { encloser: ce.len() };
-    if ce_node.child_count() == 0 {
-        return none;
-    }
-    let mut wild = [0u8; name::MAX_NAME_LEN + 2];
-    let wlen = ce.len() + 2;
-    let Some(w) = wild.get_mut(..wlen) else {
-        return none;
-    };
-    if let Some((head, tail)) = w.split_at_mut_checked(2) {
-        head.copy_from_slice(&[1, b'*']);
-        tail.copy_from_slice(ce);
-    }
-    match zone.node(&w[..]) {
-        Some(n) => Found::Wildcard(n),
-        None => none,
-    }
-}
-
-/// The topmost delegation point at or above `key`, below the apex.
-fn find_cut<'z>(zone: &'z Zone, key: &[u8]) -> Option<NodeRef<'z>> {
-    let apex_labels = name::label_count(zone.apex());
-    let labels = name::label_count(key);
-    // Walk from just below the apex down to the name itself.
-    for depth in (0..labels.saturating_sub(apex_labels)).rev() {
-        let mut n = key;
-        for _ in 0..depth {
-            n = name::parent(n)?;
-        }
-        if let Some(node) = zone.node(n) {
-            if node.rrset(code::NS).is_some() {
-                return Some(node);
-            }
-        } else {
-            // Nothing here, so nothing below either.
-            return None;
-        }
-    }
-    None
 }
 
 #[cfg(test)]
