@@ -5,6 +5,10 @@
 # The signed files hold the public keys; the private keys are thrown away.
 # After signing again, run capture.py to capture Knot's answers anew.
 #
+# The same content is also signed with NSEC3 as nsec3.test. for the
+# `respond` fuzz target (fuzz/fuzz_targets/zones/nsec3.test.signed), which
+# serves it beside dnssec.test.
+#
 #     sh testdata/dnssec/sign.sh
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,3 +23,8 @@ ldns-signzone $dates -o dnssec.test. -f "$here/dnssec.test.nsec.signed" \
     "$here/dnssec.test.zone" "$zsk" "$ksk"
 ldns-signzone $dates -n -t 0 -o dnssec.test. -f "$here/dnssec.test.nsec3.signed" \
     "$here/dnssec.test.zone" "$zsk" "$ksk"
+sed 's/dnssec\.test\./nsec3.test./' "$here/dnssec.test.zone" >nsec3.test.zone
+ksk3=$(ldns-keygen -a ECDSAP256SHA256 -k nsec3.test.)
+zsk3=$(ldns-keygen -a ECDSAP256SHA256 nsec3.test.)
+ldns-signzone $dates -n -t 0 -o nsec3.test. -f "$here/../../fuzz/fuzz_targets/zones/nsec3.test.signed" \
+    nsec3.test.zone "$zsk3" "$ksk3"
