@@ -3,7 +3,7 @@
 //! RFC 6604 (rcode after CNAME), RFC 8482 (ANY) and RFC 9471 (glue).
 //!
 //! With the DO bit set and a signed zone, answers carry the DNSSEC
-//! records RFC 4035 §3.1 and RFC 5155 §7.2 ask for ([`dnssec`]).
+//! records RFC 4035 §3.1 and RFC 5155 §7.2 ask for (`answer/dnssec.rs`).
 //!
 //! [`respond`] is a pure function: query bytes in, response bytes out (or
 //! nothing for messages that must not be answered). It reads the catalog
