@@ -18,7 +18,13 @@
 //! - over TCP, TC is never set (no RRset in the fuzz zones comes near 64 KB);
 //! - a UDP reply without TC has the TCP reply's rcode, AA bit and answer
 //!   count: only optional additional data may be left out silently (AXFR
-//!   aside, which is NOTIMP over UDP by design).
+//!   aside, which is NOTIMP over UDP by design);
+//! - DNSSEC records (RRSIG, NSEC, NSEC3) appear in the authority section
+//!   only when the query has the DO bit set (RFC 4035 §3.1, RFC 3225 §3);
+//! - with DO set, every RRSIG in the answer and authority sections (the
+//!   answer to an RRSIG query aside) comes with an RRset of the type it
+//!   covers, same owner, same section, same TTL (RFC 4035 §3.1.1), and in
+//!   the additional section with such an RRset.
 #![no_main]
 
 use std::sync::{Arc, OnceLock};
@@ -32,10 +38,14 @@ use sixgate_dns::{Catalog, Limits, Outcome, Transport, Zone, name, respond, zone
 
 /// The zones served: wildcards, CNAME chains and loops, delegations with
 /// and without glue, empty non-terminals, big TXT RRsets, a 255-octet name,
-/// and a child zone served beside its parent.
+/// and a child zone served beside its parent; and two signed zones (the
+/// DNSSEC comparison zone of testdata/dnssec with NSEC, and the same
+/// content as nsec3.test. with NSEC3), for queries with DO set.
 const ZONES: &[(&str, &str)] = &[
     ("example.test.", include_str!("zones/example.test.zone")),
     ("child.example.test.", include_str!("zones/child.example.test.zone")),
+    ("dnssec.test.", include_str!("../../testdata/dnssec/dnssec.test.nsec.signed")),
+    ("nsec3.test.", include_str!("zones/nsec3.test.signed")),
 ];
 
 fn catalog() -> &'static Catalog {
@@ -115,16 +125,38 @@ fn check_reply(e: &Expect<'_>, reply: &[u8], transport: Transport, limits: &Limi
     let mut seen = [0u16; 3];
     let mut opts = 0;
     let mut opt_last = false;
+    let dnssec_ok = e.edns.is_some_and(|edns| edns.dnssec_ok);
+    let qtype = e.question_end.and_then(|end| q.get(end.checked_sub(4)?..end.checked_sub(2)?)).map(|t| u16::from_be_bytes([t[0], t[1]]));
     for (i, count) in seen.iter_mut().enumerate() {
+        // (owner, type, TTL, covered type for RRSIGs) of this section.
+        let mut rrs = Vec::new();
         for rr in section.by_ref() {
             let rr = rr.unwrap_or_else(|err| panic!("reply section {i} does not parse: {err}"));
-            rr.to_any_record::<AllRecordData<_, ParsedName<_>>>()
+            let rec = rr
+                .to_any_record::<AllRecordData<_, ParsedName<_>>>()
                 .unwrap_or_else(|err| panic!("reply rdata of type {} does not parse: {err}", rr.rtype()));
+            let covered = match rec.data() {
+                AllRecordData::Rrsig(sig) => Some(sig.type_covered()),
+                _ => None,
+            };
+            rrs.push((rec.owner().to_string().to_ascii_lowercase(), rr.rtype(), rr.ttl(), covered));
             *count += 1;
             opt_last = rr.rtype() == Rtype::OPT;
             if opt_last {
                 assert_eq!(i, 2, "OPT outside the additional section");
                 opts += 1;
+            }
+        }
+        let dnssec_type = |t: Rtype| matches!(t, Rtype::RRSIG | Rtype::NSEC | Rtype::NSEC3);
+        if i == 1 && !dnssec_ok {
+            assert!(!rrs.iter().any(|r| dnssec_type(r.1)), "DNSSEC records in the authority section without DO");
+        }
+        if dnssec_ok && !(i == 0 && qtype == Some(Rtype::RRSIG.to_int())) {
+            for (owner, _, ttl, covered) in rrs.iter().filter(|r| r.1 == Rtype::RRSIG) {
+                let signed = rrs.iter().any(|r| {
+                    Some(r.1) == *covered && r.0 == *owner && (i == 2 || r.2 == *ttl) && r.1 != Rtype::RRSIG
+                });
+                assert!(signed, "RRSIG over {covered:?} at {owner} in section {i} without its RRset");
             }
         }
         if i < 2 {

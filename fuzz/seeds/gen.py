@@ -76,6 +76,20 @@ for owner, t in [("", "SOA"), ("", "NS"), ("", "MX"), ("", "ANY"), ("", "HTTPS")
     if t in ("TXT", "ANY", "A"):
         queries.append(base[:11] + b"\x01" + base[12:] + b"\x00" + struct.pack(">HHBBHH", 41, 600, 0, 0, 0, 0))
 
+# The signed zones, with DO set (and once without, and once with a small
+# payload so that proofs truncate): every kind of DNSSEC answer.
+for zone in ("dnssec.test.", "nsec3.test."):
+    for owner, t in [("", "SOA"), ("", "DNSKEY"), ("", "NS"), ("", "MX"), ("", "DS"), ("", "ANY"),
+                     ("www", "A"), ("www", "MX"), ("www", 46), ("www", 47), ("nope", "A"), ("x.a.b.ent", "A"),
+                     ("ent", "A"), ("b.ent", "AAAA"), ("host.w", "A"), ("a.b.w", "TXT"), ("host.w", "MX"),
+                     ("w", "A"), ("alias", "A"), ("wc", "A"), ("dangling", "A"), ("www.dn", "A"),
+                     ("host.secure", "A"), ("secure", "DS"), ("ns1.secure", "A"), ("www.insecure", "AAAA"),
+                     ("insecure", "DS"), ("", 51), ("i0b49tbuv0c08q1toammlnbpcqmj4u7r", 50)]:
+        name = (owner + "." if owner else "") + zone
+        queries.append(query(name, t, qid=0x0400, flags=0, edns=(1232, 0, True)))
+    queries.append(query("nope." + zone, "A", edns=(512, 0, True)))
+    queries.append(query("www." + zone, "A", edns=(1232, 0, False)))
+
 # The 255-octet name and its MX (additional-section target at the limit).
 long_owner = ("a" + "2345678901234567890123456789012345678901234567890123456789012" + "3" + "." +
               "b" + "2345678901234567890123456789012345678901234567890123456789012" + "3" + "." +

@@ -2,6 +2,9 @@
 //! clarifications of RFC 2308 (negative answers), RFC 4592 (wildcards),
 //! RFC 6604 (rcode after CNAME), RFC 8482 (ANY) and RFC 9471 (glue).
 //!
+//! With the DO bit set and a signed zone, answers carry the DNSSEC
+//! records RFC 4035 §3.1 and RFC 5155 §7.2 ask for (`answer/dnssec.rs`).
+//!
 //! [`respond`] is a pure function: query bytes in, response bytes out (or
 //! nothing for messages that must not be answered). It reads the catalog
 //! without locks and, apart from growing the caller's buffer once, does
@@ -14,6 +17,12 @@ use crate::rtype::CLASS_ANY;
 use crate::rtype::{self, CLASS_IN, code};
 use crate::writer::{NoSpace, Opt, Owner, Section, Writer};
 use crate::zone::{NodeRef, RrSetRef, Zone};
+
+mod dnssec;
+mod find;
+
+use dnssec::{Chain, Proof, Proofs};
+use find::{Found, find_cut, find_node};
 
 /// Size limits applied to responses.
 #[derive(Debug, Clone, Copy)]
@@ -109,6 +118,12 @@ struct Ctx<'a, 'b> {
     added_len: usize,
     dnames: [&'a [u8]; MAX_CNAME_CHAIN],
     dnames_len: usize,
+    /// The zone's denial chain when the query has DO set and the zone is
+    /// signed; `None` answers without DNSSEC records.
+    chain: Option<Chain<'a>>,
+    /// NSEC3 owner names are hidden (RFC 5155 §7.2.8).
+    hide_nsec3: bool,
+    proofs: Proofs<'a>,
 }
 
 fn answer(
@@ -165,6 +180,10 @@ fn answer(
         zone = parent;
     }
 
+    let dnssec_ok = q.edns.is_some_and(|e| e.dnssec_ok);
+    // Only a signed zone has a chain, and only a signed zone with NSEC3
+    // records hides their owner names.
+    let chain = if dnssec_ok || zone.has_nsec3() { dnssec::chain(zone) } else { None };
     let mut ctx = Ctx {
         w: Writer::new(buf, head, qname_case, limit),
         zone,
@@ -176,8 +195,12 @@ fn answer(
         added_len: 0,
         dnames: [&[]; MAX_CNAME_CHAIN],
         dnames_len: 0,
+        chain: chain.filter(|_| dnssec_ok),
+        hide_nsec3: chain.is_some() && zone.has_nsec3(),
+        proofs: Proofs::default(),
     };
     ctx.resolve();
+    ctx.write_proofs();
     let Ctx { w, mut flags, rcode, truncated, .. } = ctx;
     if truncated {
         flags |= flags::TC;
@@ -241,51 +264,72 @@ impl<'a> Ctx<'a, '_> {
             self.referral(cut, cnames);
             return Step::Done;
         }
-        match find_node(zone, key) {
-            Found::Node(node) => self.at_node(node, owner),
-            Found::Wildcard(node) => self.at_node(node, owner),
+        if qtype == code::NSEC3
+            && self.chain.is_some()
+            && let Some(node) = zone.node(key).filter(|n| n.rrset(code::NSEC3).is_some())
+        {
+            // RFC 5155 §7.2.8: an NSEC3 owner name asked for its NSEC3 with
+            // DO set gets it; otherwise the name does not exist.
+            return self.at_node(node, owner, key, false);
+        }
+        match find_node(zone, key, self.hide_nsec3) {
+            Found::Node(node) => self.at_node(node, owner, key, false),
+            Found::Wildcard(node) => self.at_node(node, owner, key, true),
             Found::Dname(node) => self.dname(node, key, owner),
-            Found::None => {
-                self.negative(true);
+            Found::None { encloser } => {
+                let encloser = key.get(key.len().saturating_sub(encloser)..).unwrap_or(&[]);
+                self.negative(Proof::NxDomain { name: key, encloser });
                 Step::Done
             }
         }
     }
 
-    /// Step 3a (or a wildcard match, RFC 4592 §3.3.1): the node exists.
-    fn at_node(&mut self, node: NodeRef<'a>, owner: Owner<'a>) -> Step<'a> {
+    /// Step 3a (or a `wildcard` match, RFC 4592 §3.3.1): the node exists.
+    /// `key` is the name asked for, lowercased.
+    fn at_node(&mut self, node: NodeRef<'a>, owner: Owner<'a>, key: &[u8], wildcard: bool) -> Step<'a> {
         let qtype = self.q.qtype;
-        if qtype == code::ANY {
+        // What a negative answer here must prove (RFC 4035 §3.1.3.1,
+        // §3.1.3.4).
+        let nodata = if wildcard {
+            Proof::WildcardNoData { name: key, wildcard: node.key() }
+        } else {
+            Proof::NoData { name: key }
+        };
+        let set = match qtype {
             // RFC 8482 §4.2: one RRset rather than all; the lowest type is
-            // a stable choice and the one Knot makes.
-            match node.rrsets().next() {
-                Some(set) => {
-                    if self.put(Section::Answer, owner, &set).is_ok() {
-                        self.additional(&set);
+            // a stable choice and the one Knot makes. Signatures are not
+            // an RRset of their own (RFC 4035 §2.2).
+            code::ANY => node.rrsets().find(|s| s.rtype != code::RRSIG),
+            code::RRSIG if dnssec::chain(self.zone).is_some() => {
+                return self.rrsig_query(node, owner, nodata);
+            }
+            code::CNAME => node.rrset(qtype),
+            _ => match node.rrset(code::CNAME) {
+                Some(cname) => {
+                    if self.put_signed(Section::Answer, owner, node, &cname).is_err() {
+                        return Step::Done;
                     }
+                    if wildcard {
+                        self.prove(Proof::WildcardAnswer { name: key, wildcard: node.key() });
+                    }
+                    return match cname.rdatas().next() {
+                        Some(target) => Step::Follow(target),
+                        None => Step::Done,
+                    };
                 }
-                None => self.negative(false),
-            }
-            return Step::Done;
-        }
-        if qtype != code::CNAME
-            && let Some(cname) = node.rrset(code::CNAME)
-        {
-            if self.put(Section::Answer, owner, &cname).is_err() {
-                return Step::Done;
-            }
-            return match cname.rdatas().next() {
-                Some(target) => Step::Follow(target),
-                None => Step::Done,
-            };
-        }
-        match node.rrset(qtype) {
+                None => node.rrset(qtype),
+            },
+        };
+        match set {
             Some(set) => {
-                if self.put(Section::Answer, owner, &set).is_ok() {
+                if self.put_signed(Section::Answer, owner, node, &set).is_ok() {
+                    if wildcard {
+                        self.prove(Proof::WildcardAnswer { name: key, wildcard: node.key() });
+                    }
                     self.additional(&set);
                 }
             }
-            None => self.negative(false),
+            None => self.negative(nodata),
         }
         Step::Done
     }
@@ -303,7 +347,7 @@ impl<'a> Ctx<'a, '_> {
         // passes it (the synthesized CNAMEs are repeated, as Knot does).
         let seen = self.dnames.iter().take(self.dnames_len).any(|d| *d == node.key());
         if !seen {
-            if self.put(Section::Answer, Owner::Name(node.name()), &dname).is_err() {
+            if self.put_signed(Section::Answer, Owner::Name(node.name()), node, &dname).is_err() {
                 return Step::Done;
             }
             if let Some(slot) = self.dnames.get_mut(self.dnames_len) {
@@ -344,10 +388,25 @@ impl<'a> Ctx<'a, '_> {
         r
     }
 
+    /// Puts a required RRset of `node` followed, in a DNSSEC answer, by
+    /// its signatures (RFC 4035 §3.1.1), which are required too.
+    fn put_signed(
+        &mut self,
+        section: Section,
+        owner: Owner<'a>,
+        node: NodeRef<'a>,
+        set: &RrSetRef<'a>,
+    ) -> Result<(), NoSpace> {
+        self.put(section, owner, set)?;
+        self.signatures(section, owner, node, set.rtype, set.ttl, true)
+    }
+
     /// Addresses of in-zone targets of NS, MX, SRV, SVCB and HTTPS
     /// (RFC 1034 §4.3.2 step 6, RFC 2782, RFC 9460 §4). Optional: what does
     /// not fit is left out without TC.
     fn additional(&mut self, set: &RrSetRef<'a>) {
+        // The answer section is complete: pending proofs go before.
+        self.write_proofs();
         let Some(off) = rtype::additional_name_offset(set.rtype) else {
             return;
         };
@@ -391,19 +450,28 @@ impl<'a> Ctx<'a, '_> {
         if !name::is_at_or_below(key.as_slice(), self.zone.apex()) {
             return Ok(());
         }
-        let (node, owner) = match find_node(self.zone, key.as_slice()) {
-            Found::Node(n) => (n, Owner::Name(n.name())),
-            Found::Wildcard(n) => (n, Owner::Name(target)),
-            Found::Dname(_) | Found::None => return Ok(()),
+        let (node, owner, signed) = match find_node(self.zone, key.as_slice(), self.hide_nsec3) {
+            Found::Node(n) => (n, Owner::Name(n.name()), self.chain.is_some()),
+            // Signatures of a wildcard expansion would need a proof that
+            // this optional data does not carry.
+            Found::Wildcard(n) => (n, Owner::Name(target), false),
+            Found::Dname(_) | Found::None { .. } => return Ok(()),
         };
+        // RFC 4035 §3.1.1: signatures of authoritative addresses, when they
+        // fit; glue (below a cut) is not signed and gets none.
+        let signed = signed && !(self.zone.has_cuts() && find_cut(self.zone, key.as_slice()).is_some());
         for t in [Some(code::A), Some(code::AAAA), extra].into_iter().flatten() {
-            if let Some(set) = node.rrset(t)
-                && self.w.rrset(Section::Additional, owner, &set, set.ttl).is_err()
-            {
-                if mandatory {
-                    self.truncated = true;
+            if let Some(set) = node.rrset(t) {
+                let mut r = self.w.rrset(Section::Additional, owner, &set, set.ttl);
+                if r.is_ok() && signed {
+                    r = self.signatures(Section::Additional, owner, node, t, set.ttl, false);
                 }
-                return Err(NoSpace);
+                if r.is_err() {
+                    if mandatory {
+                        self.truncated = true;
+                    }
+                    return Err(NoSpace);
+                }
             }
         }
         Ok(())
@@ -418,10 +486,14 @@ impl<'a> Ctx<'a, '_> {
         let Some(ns) = cut.rrset(code::NS) else {
             return;
         };
+        self.write_proofs();
+        // The NS RRset at a cut is the child's, and unsigned here.
         if self.put(Section::Authority, Owner::Name(cut.name()), &ns).is_err() {
             return;
         }
-        // DS (or its denial) joins referrals once the zone is signed.
+        if self.chain.is_some() && self.secure_delegation(cut).is_err() {
+            return;
+        }
         //
         // RFC 9471: glue for name servers inside the delegated zone must
         // fit, or the response is truncated; other addresses are optional.
@@ -440,10 +512,11 @@ impl<'a> Ctx<'a, '_> {
         }
     }
 
-    /// NXDOMAIN or NODATA with the SOA (RFC 2308 §2.1, §2.2). An SOA that
-    /// does not fit is left out without TC, as Knot does.
-    fn negative(&mut self, nxdomain: bool) {
-        if nxdomain {
+    /// NXDOMAIN or NODATA with the SOA (RFC 2308 §2.1, §2.2), and in a
+    /// DNSSEC answer the records that prove it (RFC 4035 §3.1.3). An SOA
+    /// that does not fit is left out without TC, as Knot does.
+    fn negative(&mut self, proof: Proof<'_>) {
+        if matches!(proof, Proof::NxDomain { .. }) {
             self.rcode = rcode::NXDOMAIN;
         }
         let zone = self.zone;
@@ -451,8 +524,15 @@ impl<'a> Ctx<'a, '_> {
         if let Some(soa) = apex.rrset(code::SOA)
             && !self.truncated
         {
-            let _ = self.w.rrset(Section::Authority, Owner::Name(apex.name()), &soa, zone.negative_ttl());
+            let owner = Owner::Name(apex.name());
+            let ttl = zone.negative_ttl();
+            // The SOA's signatures take the TTL the SOA is sent with, as
+            // Knot does (RFC 4035 §3.1.3 asks for them with the SOA).
+            if self.w.rrset(Section::Authority, owner, &soa, ttl).is_ok() {
+                let _ = self.signatures(Section::Authority, owner, apex, code::SOA, ttl, true);
+            }
         }
+        self.prove(proof);
     }
 }
 
@@ -461,78 +541,6 @@ enum Step<'a> {
     Follow(&'a [u8]),
     /// Follow the CNAME target the writer synthesized last.
     FollowSynthesized,
-}
-
-enum Found<'z> {
-    Node(NodeRef<'z>),
-    Wildcard(NodeRef<'z>),
-    /// A DNAME at a proper ancestor (RFC 6672 §2.3): the name is redirected.
-    Dname(NodeRef<'z>),
-    None,
-}
-
-/// The node for `key`, or the wildcard at its closest encloser
-/// (RFC 4592 §3.3.1), or nothing.
-fn find_node<'z>(zone: &'z Zone, key: &[u8]) -> Found<'z> {
-    if let Some(n) = zone.node(key) {
-        return Found::Node(n);
-    }
-    // The closest encloser: the deepest existing ancestor.
-    let mut ce = key;
-    let ce_node = loop {
-        match name::parent(ce) {
-            Some(p) if p.len() >= zone.apex().len() => {
-                ce = p;
-                if let Some(n) = zone.node(p) {
-                    break n;
-                }
-            }
-            _ => return Found::None,
-        }
-    };
-    // RFC 6672 §3.2: a DNAME at the closest encloser redirects everything
-    // below it, before any wildcard is considered.
-    if ce_node.rrset(code::DNAME).is_some() {
-        return Found::Dname(ce_node);
-    }
-    if ce_node.child_count() == 0 {
-        return Found::None;
-    }
-    let mut wild = [0u8; name::MAX_NAME_LEN + 2];
-    let wlen = ce.len() + 2;
-    let Some(w) = wild.get_mut(..wlen) else {
-        return Found::None;
-    };
-    if let Some((head, tail)) = w.split_at_mut_checked(2) {
-        head.copy_from_slice(&[1, b'*']);
-        tail.copy_from_slice(ce);
-    }
-    match zone.node(&w[..]) {
-        Some(n) => Found::Wildcard(n),
-        None => Found::None,
-    }
-}
-
-/// The topmost delegation point at or above `key`, below the apex.
-fn find_cut<'z>(zone: &'z Zone, key: &[u8]) -> Option<NodeRef<'z>> {
-    let apex_labels = name::label_count(zone.apex());
-    let labels = name::label_count(key);
-    // Walk from just below the apex down to the name itself.
-    for depth in (0..labels.saturating_sub(apex_labels)).rev() {
-        let mut n = key;
-        for _ in 0..depth {
-            n = name::parent(n)?;
-        }
-        if let Some(node) = zone.node(n) {
-            if node.rrset(code::NS).is_some() {
-                return Some(node);
-            }
-        } else {
-            // Nothing here, so nothing below either.
-            return None;
-        }
-    }
-    None
 }
 
 #[cfg(test)]

@@ -8,9 +8,12 @@
 //!
 //! - [`name`]: wire-form names, bounded decompression, presentation text.
 //! - [`message`]: decoding a query (header, question, OPT).
-//! - [`zone`]: an immutable zone snapshot with copy-on-write updates.
+//! - [`zone`]: an immutable zone snapshot with copy-on-write updates, and
+//!   an ordered index of its NSEC and NSEC3 owners.
 //! - [`catalog`]: the set of zones, found by longest match.
-//! - [`answer`]: RFC 1034 §4.3.2 lookup producing the response bytes.
+//! - [`answer`]: RFC 1034 §4.3.2 lookup producing the response bytes,
+//!   with signatures and NSEC/NSEC3 denial for DO queries to signed zones
+//!   (RFC 4035 §3.1, RFC 5155 §7.2).
 //! - [`writer`]: response building with compression and whole-RRset
 //!   truncation.
 //! - [`zonefile`]: RFC 1035 zone files in and out.

@@ -223,6 +223,16 @@ pub fn is_at_or_below(name: &[u8], zone: &[u8]) -> bool {
 /// a name with key `k` are exactly the keys that start with `k` and are
 /// longer.
 pub fn canonical_key(wire: &[u8]) -> Vec<u8> {
+    let mut buf = [0u8; MAX_CANONICAL_KEY_LEN];
+    canonical_key_into(wire, &mut buf).to_vec()
+}
+
+/// Longest [`canonical_key`]: every octet of a 255-octet name escaped.
+pub const MAX_CANONICAL_KEY_LEN: usize = 2 * MAX_NAME_LEN;
+
+/// [`canonical_key`] written into a caller's buffer (no allocation, for
+/// the query path); returns the key.
+pub fn canonical_key_into<'b>(wire: &[u8], buf: &'b mut [u8; MAX_CANONICAL_KEY_LEN]) -> &'b [u8] {
     let mut starts = [0u8; 128];
     let (mut pos, mut count) = (0usize, 0usize);
     while let Some(&len) = wire.get(pos) {
@@ -235,20 +245,83 @@ pub fn canonical_key(wire: &[u8]) -> Vec<u8> {
         count += 1;
         pos += 1 + len as usize;
     }
-    let mut out = Vec::with_capacity(wire.len() + 2);
+    let mut out = 0usize;
+    let mut push = |b: u8| {
+        if let Some(slot) = buf.get_mut(out) {
+            *slot = b;
+            out += 1;
+        }
+    };
     for &s in starts.get(..count).unwrap_or(&[]).iter().rev() {
         let s = s as usize;
         let len = wire.get(s).copied().unwrap_or(0) as usize;
         for &b in wire.get(s + 1..s + 1 + len).unwrap_or(&[]) {
             match b {
-                0 => out.extend_from_slice(&[1, 1]),
-                1 => out.extend_from_slice(&[1, 2]),
-                b => out.push(b.to_ascii_lowercase()),
+                0 => {
+                    push(1);
+                    push(1);
+                }
+                1 => {
+                    push(1);
+                    push(2);
+                }
+                b => push(b.to_ascii_lowercase()),
             }
         }
-        out.push(0);
+        push(0);
     }
-    out
+    buf.get(..out).unwrap_or(&[])
+}
+
+/// The (lowercased) wire name of a [`canonical_key`]; `None` if `key` is
+/// not one.
+pub fn from_canonical_key(key: &[u8]) -> Option<NameBuf> {
+    // Label spans of the key, root side first.
+    let mut spans = [(0usize, 0usize); 128];
+    let (mut count, mut start, mut pos) = (0usize, 0usize, 0usize);
+    while let Some(&b) = key.get(pos) {
+        match b {
+            0 => {
+                *spans.get_mut(count)? = (start, pos);
+                count += 1;
+                pos += 1;
+                start = pos;
+            }
+            1 => pos += 2,
+            _ => pos += 1,
+        }
+    }
+    if start != key.len() {
+        return None;
+    }
+    let mut wire = [0u8; MAX_NAME_LEN];
+    let mut w = 0usize;
+    for &(s, e) in spans.get(..count)?.iter().rev() {
+        let len_at = w;
+        w += 1;
+        let mut p = s;
+        while p < e {
+            let b = match *key.get(p)? {
+                1 => {
+                    p += 1;
+                    key.get(p)?.checked_sub(1)?
+                }
+                b => b,
+            };
+            *wire.get_mut(w)? = b;
+            w += 1;
+            p += 1;
+        }
+        let len = w - len_at - 1;
+        if len == 0 || len > MAX_LABEL_LEN {
+            return None;
+        }
+        *wire.get_mut(len_at)? = len as u8;
+    }
+    *wire.get_mut(w)? = 0;
+    let mut n = NameBuf::new();
+    n.set(wire.get(..w + 1)?);
+    Some(n)
 }
 
 /// The exclusive upper bound of the keys of `key`'s descendants (see
@@ -489,5 +562,20 @@ mod tests {
         }
         assert_eq!(canonical_key(&[0]), Vec::<u8>::new());
         assert_eq!(canonical_key_end(&[]), None);
+    }
+
+    #[test]
+    fn canonical_keys_decode_to_the_lowercased_name() {
+        for t in ["example.", "Z.a.Example.", "\\000\\001x.\\002.z.example.", "*.w.example.", "."] {
+            let wire = from_text(t, None).unwrap();
+            let key = canonical_key(&wire);
+            assert_eq!(from_canonical_key(&key).unwrap().as_slice(), &to_lowercase(&wire)[..], "{t}");
+        }
+        let long = from_text(&format!("{}.", ["\\000"; 120].join(".")), None).unwrap();
+        let mut buf = [0u8; MAX_CANONICAL_KEY_LEN];
+        let key = canonical_key_into(&long, &mut buf);
+        assert_eq!(from_canonical_key(key).unwrap().as_slice(), &long[..]);
+        assert!(from_canonical_key(b"com").is_none(), "no final separator");
+        assert!(from_canonical_key(b"com\0\0").is_none(), "empty label");
     }
 }

@@ -20,7 +20,15 @@ const ALPHABET: &[u8; 32] = b"0123456789abcdefghijklmnopqrstuv";
 /// RFC 5155 §5. Iterations above [`MAX_ITERATIONS`] are clamped.
 pub fn hash(name: &[u8], salt: &[u8], iterations: u16) -> [u8; HASH_LEN] {
     let mut h = Sha1::new();
-    h.update(name.to_ascii_lowercase());
+    // Lowercased on the stack: this runs per query (RFC 5155 §7.2).
+    let mut lower = [0u8; crate::name::MAX_NAME_LEN];
+    for chunk in name.chunks(lower.len()) {
+        if let Some(part) = lower.get_mut(..chunk.len()) {
+            part.copy_from_slice(chunk);
+            part.make_ascii_lowercase();
+            h.update(&*part);
+        }
+    }
     h.update(salt);
     let mut out: [u8; HASH_LEN] = h.finalize().into();
     for _ in 0..iterations.min(MAX_ITERATIONS) {
@@ -85,6 +93,30 @@ pub fn owner_hash(owner: &[u8]) -> Option<[u8; HASH_LEN]> {
     decode_base32hex(label)?.try_into().ok()
 }
 
+/// The NSEC3 owner name for `hash` in the zone `apex`, written into a
+/// caller's buffer (no allocation); `None` if it would pass 255 octets.
+pub fn owner_name_into<'b>(
+    hash: &[u8; HASH_LEN],
+    apex: &[u8],
+    buf: &'b mut [u8; crate::name::MAX_NAME_LEN],
+) -> Option<&'b [u8]> {
+    let (len, rest) = buf.split_first_mut()?;
+    *len = LABEL_LEN as u8;
+    let (label, tail) = rest.split_at_mut_checked(LABEL_LEN)?;
+    let (mut acc, mut bits, mut i) = (0u32, 0u32, 0usize);
+    for &b in hash {
+        acc = (acc << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            *label.get_mut(i)? = digit(acc >> bits) as u8;
+            i += 1;
+        }
+    }
+    tail.get_mut(..apex.len())?.copy_from_slice(apex);
+    buf.get(..1 + LABEL_LEN + apex.len())
+}
+
 /// The NSEC3 owner name for `hash` in the zone `apex` (wire form).
 pub fn owner_name(hash: &[u8; HASH_LEN], apex: &[u8]) -> Box<[u8]> {
     let label = base32hex(hash);
@@ -134,6 +166,8 @@ mod tests {
         let h = hash(&apex, &[], 0);
         let owner = owner_name(&h, &apex);
         assert_eq!(owner_hash(&owner), Some(h));
+        let mut buf = [0u8; crate::name::MAX_NAME_LEN];
+        assert_eq!(owner_name_into(&h, &apex, &mut buf), Some(&owner[..]));
         assert_eq!(owner_hash(&apex), None);
     }
 }

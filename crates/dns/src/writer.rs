@@ -7,6 +7,7 @@
 
 use crate::message::HEADER_LEN;
 use crate::name::{self, NameBuf};
+use crate::octets::be32;
 use crate::rtype;
 use crate::zone::RrSetRef;
 
@@ -213,26 +214,57 @@ impl<'a, 'b> Writer<'a, 'b> {
         set: &RrSetRef<'a>,
         ttl: u32,
     ) -> Result<(), NoSpace> {
+        self.rrs(section, owner, set.rtype, set.rdatas(), |_| ttl).map(|_| ())
+    }
+
+    /// Appends the RRSIGs of the RRSIG RRset `sigs` that cover `covered`
+    /// (all of them for `None`) to `section`, each with `ttl` or, for
+    /// `None`, its Original TTL field (RFC 4034 §3.1.4), or nothing if
+    /// they do not fit. Returns how many were written.
+    pub fn rrsigs(
+        &mut self,
+        section: Section,
+        owner: Owner<'a>,
+        sigs: &RrSetRef<'a>,
+        covered: Option<u16>,
+        ttl: Option<u32>,
+    ) -> Result<u16, NoSpace> {
+        let rdatas =
+            sigs.rdatas().filter(|rd| covered.is_none_or(|c| rd.get(..2) == Some(&c.to_be_bytes()[..])));
+        self.rrs(section, owner, rtype::code::RRSIG, rdatas, |rd| ttl.or_else(|| be32(rd, 4)).unwrap_or(0))
+    }
+
+    /// Appends RRs of one owner and type, all or nothing.
+    fn rrs(
+        &mut self,
+        section: Section,
+        owner: Owner<'a>,
+        rtype: u16,
+        rdatas: impl Iterator<Item = &'a [u8]>,
+        ttl: impl Fn(&[u8]) -> u32,
+    ) -> Result<u16, NoSpace> {
         let mark = self.buf.len();
         let comp_mark = self.comp_len;
-        let compress_at = rtype::compressible_name_offset(set.rtype);
-        for rd in set.rdatas() {
+        let compress_at = rtype::compressible_name_offset(rtype);
+        let mut count = 0u16;
+        for rd in rdatas {
             self.owner(owner);
-            self.buf.extend_from_slice(&set.rtype.to_be_bytes());
+            self.buf.extend_from_slice(&rtype.to_be_bytes());
             self.buf.extend_from_slice(&rtype::CLASS_IN.to_be_bytes());
-            self.buf.extend_from_slice(&ttl.to_be_bytes());
+            self.buf.extend_from_slice(&ttl(rd).to_be_bytes());
             let len_pos = self.buf.len();
             self.buf.extend_from_slice(&[0, 0]);
             match compress_at {
-                Some(off) => self.compressed_rdata(set.rtype, rd, off),
+                Some(off) => self.compressed_rdata(rtype, rd, off),
                 None => self.buf.extend_from_slice(rd),
             }
             self.end_rr(len_pos, mark, comp_mark)?;
+            count = count.saturating_add(1);
         }
         if let Some(c) = self.counts.get_mut(section as usize) {
-            *c += set.count;
+            *c = c.saturating_add(count);
         }
-        Ok(())
+        Ok(count)
     }
 
     /// Rdata with its RFC 1035 names compressed (RFC 3597 §4).

@@ -3,6 +3,7 @@
 use crate::name;
 use crate::rtype::code;
 
+use super::denial::DenialIndex;
 use super::map::NodeMap;
 use super::node::NodeData;
 use super::{Record, Zone, ZoneError};
@@ -18,6 +19,7 @@ pub struct ZoneBuilder {
     current: Option<(NodeData, bool)>,
     /// Children counted per parent (lowercased), for nodes created so far.
     parents: hashbrown::HashMap<Box<[u8]>, u32>,
+    denial: DenialIndex,
 }
 
 impl ZoneBuilder {
@@ -28,6 +30,7 @@ impl ZoneBuilder {
             nodes: NodeMap::with_capacity(capacity.max(1), seed),
             current: Some((NodeData::empty(apex), true)),
             parents: hashbrown::HashMap::new(),
+            denial: DenialIndex::default(),
         }
     }
 
@@ -57,6 +60,10 @@ impl ZoneBuilder {
         };
         if created && node.key != self.apex {
             self.count_child(&node.key);
+        }
+        let (nsec, nsec3) = (node.has(code::NSEC), node.has(code::NSEC3));
+        if nsec || nsec3 {
+            self.denial.note(&node.key, &self.apex, nsec, nsec3);
         }
         self.nodes.insert(node.pack()?);
         Ok(())
@@ -96,6 +103,6 @@ impl ZoneBuilder {
         let cuts =
             self.nodes.iter().filter(|n| n.key() != &self.apex[..] && n.rrset(code::NS).is_some()).count();
         self.nodes.shrink();
-        Ok(Zone { apex: self.apex, nodes: self.nodes, cuts })
+        Ok(Zone { apex: self.apex, nodes: self.nodes, cuts, denial: self.denial })
     }
 }

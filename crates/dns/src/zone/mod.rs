@@ -13,16 +13,19 @@
 //! than a HAMT's pointer chase.
 
 mod builder;
+mod denial;
 mod map;
 mod node;
 
 use std::cmp::Ordering;
 
-use crate::name;
+use crate::name::{self, NameBuf};
+use crate::nsec3::{self, HASH_LEN};
 use crate::octets::be32;
 use crate::rtype::code;
 
 pub use builder::ZoneBuilder;
+use denial::DenialIndex;
 use map::NodeMap;
 use node::NodeData;
 pub use node::{NodeRef, RdataIter, RrSetIter, RrSetRef};
@@ -67,6 +70,7 @@ pub struct Zone {
     apex: Box<[u8]>,
     nodes: NodeMap,
     cuts: usize,
+    denial: DenialIndex,
 }
 
 impl Zone {
@@ -107,6 +111,9 @@ impl Zone {
             }
             let is_cut = key != z.apex && node.has(code::NS);
             z.cuts = z.cuts + usize::from(is_cut) - usize::from(was_cut);
+            if matches!(r.rtype, code::NSEC | code::NSEC3) {
+                z.denial.note(&key, &z.apex, node.has(code::NSEC), node.has(code::NSEC3));
+            }
             if node.rrsets.is_empty() && node.children == 0 && key != z.apex {
                 if !created {
                     z.nodes.remove(&key);
@@ -193,6 +200,40 @@ impl Zone {
     /// Number of nodes, including empty non-terminals.
     pub fn node_count(&self) -> usize {
         self.nodes.len
+    }
+
+    /// True if the zone holds NSEC3 records (directly below the apex).
+    pub fn has_nsec3(&self) -> bool {
+        self.denial.has_nsec3()
+    }
+
+    /// The name (lowercased) of the NSEC owner matching or covering `name`
+    /// (any case): the greatest NSEC owner at or before it in canonical
+    /// order (RFC 4034 §6.1), wrapping around to the last one.
+    pub fn nsec_owner(&self, name: &[u8]) -> Option<NameBuf> {
+        self.denial.nsec_owner(name)
+    }
+
+    /// The node of the NSEC owner matching or covering `name` (see
+    /// [`Zone::nsec_owner`]).
+    pub fn nsec_node(&self, name: &[u8]) -> Option<NodeRef<'_>> {
+        self.node(self.nsec_owner(name)?.as_slice())
+    }
+
+    /// The NSEC3 hash matching or covering `hash`: the greatest hash of an
+    /// NSEC3 owner at or before it, wrapping around to the last one
+    /// (RFC 5155 §7.2).
+    pub fn nsec3_owner(&self, hash: &[u8; HASH_LEN]) -> Option<[u8; HASH_LEN]> {
+        self.denial.nsec3_hash(hash)
+    }
+
+    /// The node of the NSEC3 owner matching or covering `hash` (see
+    /// [`Zone::nsec3_owner`]), and whether it matches.
+    pub fn nsec3_node(&self, hash: &[u8; HASH_LEN]) -> Option<(NodeRef<'_>, bool)> {
+        let found = self.nsec3_owner(hash)?;
+        let mut buf = [0u8; name::MAX_NAME_LEN];
+        let owner = nsec3::owner_name_into(&found, &self.apex, &mut buf)?;
+        Some((self.node(owner)?, found == *hash))
     }
 
     /// The SOA serial, if the zone has an SOA.
@@ -339,6 +380,40 @@ mod tests {
         assert_eq!(z.node(&n("sub.example.com.")).unwrap().rrset(2).unwrap().count, 1);
         let z2 = z.apply(&[Change::Remove(rec("sub.example.com.", 2, b"\x02ns\x00"))]).unwrap();
         assert!(!z2.has_cuts());
+    }
+
+    #[test]
+    fn the_denial_index_follows_build_and_apply() {
+        let nsec = |owner: &str, next: &str| {
+            let mut rd = n(next).to_vec();
+            rd.extend_from_slice(&[0, 1, 0x40]);
+            rec(owner, code::NSEC, &rd)
+        };
+        let recs = vec![nsec("example.com.", "b.example.com."), nsec("b.example.com.", "example.com.")];
+        let z = Zone::build(&n("example.com."), recs, 5).unwrap();
+        let owner = |z: &Zone, q: &str| name::to_text(z.nsec_owner(&n(q)).unwrap().as_slice());
+        assert_eq!(owner(&z, "c.example.com."), "b.example.com.");
+        assert_eq!(owner(&z, "a.example.com."), "example.com.");
+        assert!(z.nsec_node(&n("a.example.com.")).unwrap().rrset(code::NSEC).is_some());
+        let z2 = z
+            .apply(&[
+                Change::Add(nsec("a.Example.com.", "b.example.com.")),
+                Change::Remove(nsec("b.example.com.", "example.com.")),
+            ])
+            .unwrap();
+        assert_eq!(owner(&z2, "c.example.com."), "a.example.com.");
+        assert_eq!(owner(&z, "c.example.com."), "b.example.com.", "old snapshot unchanged");
+
+        let apex = n("example.com.");
+        let h = nsec3::hash(&apex, &[], 0);
+        let owner3 = nsec3::owner_name(&h, &apex);
+        let r3 = Record { owner: owner3, rtype: code::NSEC3, ttl: 300, rdata: vec![1, 0, 0, 0, 20].into() };
+        let z3 = z2.apply(&[Change::Add(r3.clone())]).unwrap();
+        assert!(!z2.has_nsec3());
+        let (node, exact) = z3.nsec3_node(&h).unwrap();
+        assert!(exact && node.rrset(code::NSEC3).is_some());
+        assert!(!z3.nsec3_node(&[0xff; HASH_LEN]).unwrap().1);
+        assert!(!z3.apply(&[Change::Remove(r3)]).unwrap().has_nsec3());
     }
 
     #[test]
