@@ -145,3 +145,77 @@ pub(crate) fn ds(dir: &Path, zone: &str) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+pub(crate) fn sign_file(
+    file: &Path,
+    origin: &str,
+    algorithm: &str,
+    nsec3: bool,
+    threads: Option<usize>,
+    out: Option<&Path>,
+) -> anyhow::Result<()> {
+    use sixgate_dns::check::check_zone;
+    use sixgate_dns::zone::{Record, sort_canonical};
+    use sixgate_dnssec::denial::Nsec3Params;
+    use sixgate_dnssec::key::flags;
+    use sixgate_dnssec::sign::{ActiveKey, Signer};
+    use sixgate_dnssec::{KeyPair, ds};
+
+    let apex = zone_name(origin)?;
+    let algorithm: Algorithm = algorithm.parse()?;
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let (mut records, lines) = zonefile::parse_with_lines(&text, &apex)
+        .map_err(|e| anyhow!("{}:{}: {}", file.display(), e.line, e.reason))?;
+    if let Err(e) = check_zone(&apex, &mut records) {
+        return Err(match e.index.and_then(|i| lines.get(i)) {
+            Some(line) => anyhow!("{}:{}: {}", file.display(), line, e.reason),
+            None => anyhow!("{}: {}", file.display(), e.reason),
+        });
+    }
+    let policy = Policy::default();
+    let key = KeyPair::generate(algorithm, flags::ZONE | flags::SEP)?;
+    let dnskey = key.dnskey_rdata();
+    records.push(Record {
+        owner: apex.clone(),
+        rtype: code::DNSKEY,
+        ttl: policy.dnskey_ttl,
+        rdata: dnskey.clone().into(),
+    });
+    let params = nsec3.then(Nsec3Params::default);
+    if let Some(p) = &params {
+        records.push(Record {
+            owner: apex.clone(),
+            rtype: code::NSEC3PARAM,
+            ttl: 0,
+            rdata: p.nsec3param_rdata().into(),
+        });
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let signer = Signer {
+        apex: apex.clone(),
+        keys: vec![ActiveKey { key: &key, tag: key.key_tag(), signs_keys: true, signs_zone: true }],
+        nsec3: params,
+        now,
+        inception_offset: 3600,
+        validity: policy.signature_validity,
+        jitter: policy.signature_jitter,
+    };
+    let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let signed = signer.sign_zone(&records, threads)?;
+    records.extend(signed.records);
+    sort_canonical(&mut records);
+    let text = zonefile::render(&apex, &records);
+    match out {
+        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    if let Some(d) = ds::ds_rdata(&apex, &dnskey, ds::SHA256) {
+        eprintln!(
+            "{} {} IN DS {}",
+            name::to_text(&apex),
+            policy.dnskey_ttl,
+            zonefile::rdata_text(code::DS, &d)
+        );
+    }
+    Ok(())
+}

@@ -259,6 +259,29 @@ enum DnssecCommand {
         /// The zone.
         zone: String,
     },
+    /// Sign a zone file offline with a new key: zone file in, signed zone
+    /// file out (like kzonesign or ldns-signzone); the store is not used.
+    /// Prints the DS record on stderr.
+    SignFile {
+        /// The zone file.
+        file: PathBuf,
+        /// The zone's name.
+        #[arg(long, value_name = "ZONE")]
+        origin: String,
+        /// Signing algorithm.
+        #[arg(long, value_name = "ALG", default_value = "ecdsap256sha256",
+              value_parser = ["ecdsap256sha256", "ed25519"])]
+        algorithm: String,
+        /// NSEC3 (no extra iterations, no salt) instead of NSEC.
+        #[arg(long)]
+        nsec3: bool,
+        /// Signing threads (default: all cores).
+        #[arg(long, value_name = "N")]
+        threads: Option<usize>,
+        /// Output file (default: standard output).
+        #[arg(long, short = 'o', value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -468,6 +491,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 DnssecCommand::Disable { zone, now } => dnssecmd::disable(&dir, &zone, now),
                 DnssecCommand::Status { zone } => dnssecmd::status(&dir, &zone),
                 DnssecCommand::Ds { zone } => dnssecmd::ds(&dir, &zone),
+                DnssecCommand::SignFile { file, origin, algorithm, nsec3, threads, out } => {
+                    dnssecmd::sign_file(&file, &origin, &algorithm, nsec3, threads, out.as_deref())
+                }
             }
         }
         Command::Aname { command: AnameCommand::Status { zone }, common } => {

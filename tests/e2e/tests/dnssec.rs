@@ -137,9 +137,8 @@ fn signed_input_and_bad_policies_get_clear_errors() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let cli = Cli::new(dir.path().join("data"))?;
     // A zone that already carries signatures.
-    let signed = format!(
-        "{ZONE}@ 3600 RRSIG SOA 13 2 3600 20270101000000 20260101000000 1 example.test. AAAA\n"
-    );
+    let signed =
+        format!("{ZONE}@ 3600 RRSIG SOA 13 2 3600 20270101000000 20260101000000 1 example.test. AAAA\n");
     let file = write(dir.path(), "signed.zone", &signed)?;
     let out = cli.run(&["zone", "import"], &["example.test.", &file.display().to_string()])?;
     ensure!(!out.success() && out.stderr.contains("RRSIG records are made by sixgate's signer"), "{out}");
