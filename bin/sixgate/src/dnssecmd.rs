@@ -79,15 +79,18 @@ pub(crate) fn disable(dir: &Path, zone: &str, now: bool) -> anyhow::Result<()> {
             commit.serial
         );
     } else {
-        let commit = store.dnssec_start_unsigning(&apex)?;
+        store.dnssec_start_unsigning(&apex)?;
         poke(dir);
         eprintln!(
-            "{} publishes CDS/CDNSKEY delete (serial {}); it stays signed until the parent has removed its DS",
-            name::to_text(&apex),
-            commit.serial
+            "{} publishes CDS/CDNSKEY delete; it stays signed until the parent has removed its DS",
+            name::to_text(&apex)
         );
     }
     Ok(())
+}
+
+fn time(t: Option<u64>) -> String {
+    t.map_or_else(|| "-".into(), |t| rfc3339(t as i64))
 }
 
 pub(crate) fn status(dir: &Path, zone: &str) -> anyhow::Result<()> {
@@ -101,32 +104,37 @@ pub(crate) fn status(dir: &Path, zone: &str) -> anyhow::Result<()> {
     println!("signed\tyes");
     println!("algorithm\t{}", info.policy.algorithm);
     println!("denial\t{}", denial_name(&info.policy.denial));
-    let verdict = if info.state.unsigning { "going insecure" } else { "waiting for DS" };
-    println!("verdict\t{verdict}");
+    println!("verdict\t{}", info.verdict().as_str());
+    println!("next_event\t{}", time(info.state.next_event));
+    let parent = match (&info.state.parent, &info.state.parent_error) {
+        (_, Some(e)) => format!("error at {}: {e}", time(info.state.parent_checked_at)),
+        (Some(p), None) if p.ds.is_empty() => format!("no DS (seen {})", time(Some(p.observed_at))),
+        (Some(p), None) => {
+            let tags: Vec<String> = p.ds.iter().map(|(t, a)| format!("{t}/{a}")).collect();
+            format!("DS {} TTL {} (seen {})", tags.join(" "), p.ttl, time(Some(p.observed_at)))
+        }
+        (None, None) => "not checked yet".into(),
+    };
+    println!("parent\t{parent}");
     for k in &info.keys {
+        let r = &k.record;
         let alg =
-            Algorithm::from_code(k.algorithm).map_or_else(|| k.algorithm.to_string(), |a| a.to_string());
-        let mut states = Vec::new();
-        if k.state.published {
-            states.push("published");
-        }
-        if k.state.signing {
-            states.push("signing");
-        }
-        if k.state.submitted {
-            states.push("ds-submitted");
-        }
+            Algorithm::from_code(r.algorithm).map_or_else(|| r.algorithm.to_string(), |a| a.to_string());
         println!(
-            "key\t{}\t{}\t{}\t{}\tsince {}",
-            k.state.role.as_str(),
-            k.key_tag,
-            alg,
-            states.join(","),
-            rfc3339(k.state.since)
+            "key\t{:?}\t{}\t{alg}\t{:?}\tds={:?}\tpublished {}\tactive {}",
+            r.role,
+            r.key_tag,
+            r.state,
+            r.ds,
+            time(r.times.published),
+            time(r.times.active)
         );
     }
     for line in ds_lines(&store, &apex)? {
         println!("ds\t{line}");
+    }
+    for w in &info.state.waiting {
+        println!("waiting\t{w:?}");
     }
     if let Some(alert) = &info.state.alert {
         println!("alert\t{alert}");

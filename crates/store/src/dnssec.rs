@@ -15,97 +15,104 @@ use sixgate_dns::zone::{Change, Record};
 use sixgate_dnssec::denial::Nsec3Params;
 use sixgate_dnssec::ds;
 use sixgate_dnssec::key::flags;
-use sixgate_dnssec::policy::{Denial, KeyLayout, Policy};
+use sixgate_dnssec::policy::{Denial, Policy};
+use sixgate_dnssec::rollover::{
+    self, Action, Cds, KeyId, KeyRecord, Keyring, ParentDs, Role, Wait, ZoneKeys,
+};
 use sixgate_dnssec::{Algorithm, KeyPair};
 
 use crate::signer::{self, LoadedKey, ZoneSigning};
 use crate::{Commit, Store, StoreError, display, finish_diff_signed, record_of, zone_row};
 
+/// How often a key is generated again when its tag collides with a live
+/// key's (RFC 4034 Appendix B: tags are not unique).
+const KEY_TAG_ATTEMPTS: usize = 8;
+
 /// Signatures start this long before they are made, for validators whose
 /// clocks are behind (Knot uses 90 minutes, BIND one hour).
 const INCEPTION_OFFSET: u32 = 3600;
 
-/// The role of a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum KeyRole {
-    /// Combined signing key: signs everything, named by the parent's DS.
-    Csk,
-    /// Key-signing key: signs the DNSKEY RRset, named by the parent's DS.
-    Ksk,
-    /// Zone-signing key: signs the rest.
-    Zsk,
-}
-
-impl KeyRole {
-    /// The name shown in status output.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyRole::Csk => "csk",
-            KeyRole::Ksk => "ksk",
-            KeyRole::Zsk => "zsk",
-        }
-    }
-}
-
-/// Where a key is in its life, as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct KeyState {
-    /// Its role.
-    pub role: KeyRole,
-    /// Its DNSKEY is in the zone.
-    pub published: bool,
-    /// It signs what its role signs.
-    pub signing: bool,
-    /// CDS and CDNSKEY name it (KSK and CSK).
-    pub submitted: bool,
-    /// When each of these last changed (seconds since the epoch).
-    pub since: i64,
+/// A zone's DNSSEC state, as stored: its keys' timelines and intentions,
+/// what was last seen at the parent, and what the planner said.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ZoneState {
+    /// The keys and what is intended for them.
+    pub keyring: Keyring,
+    /// The last successful look at the parent's DS RRset.
+    pub parent: Option<ParentDs>,
+    /// The DS records the parent served then, rdata.
+    pub parent_ds: Vec<Vec<u8>>,
+    /// When the parent was last asked, and the error if that failed.
+    pub parent_checked_at: Option<u64>,
+    /// Why the last look at the parent failed.
+    pub parent_error: Option<String>,
+    /// When the keys are next due to move.
+    pub next_event: Option<u64>,
+    /// When the parent is next to be asked.
+    pub query_parent_at: Option<u64>,
+    /// What the zone waits for.
+    pub waiting: Vec<Wait>,
+    /// The last alert (signing failed, signatures about to expire).
+    pub alert: Option<String>,
 }
 
 /// A zone's key, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
-    /// Row id.
-    pub id: i64,
-    /// Algorithm.
-    pub algorithm: u8,
-    /// Key tag.
-    pub key_tag: u16,
+    /// Its timeline and states.
+    pub record: KeyRecord,
     /// DNSKEY flags.
     pub flags: u16,
     /// DNSKEY rdata.
     pub dnskey: Vec<u8>,
-    /// Its state.
-    pub state: KeyState,
-    /// When it was made.
-    pub created_at: i64,
-}
-
-/// A zone's DNSSEC state, as stored.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct ZoneState {
-    /// `dnssec disable` asked for: CDS/CDNSKEY say "delete", and the zone
-    /// goes unsigned once the parent has no DS.
-    pub unsigning: bool,
-    /// The last alert (signing failed, signatures about to expire).
-    pub alert: Option<String>,
 }
 
 /// A signed zone's settings, keys and state.
 #[derive(Debug, Clone)]
 pub struct DnssecInfo {
+    /// The apex, original case.
+    pub apex: Box<[u8]>,
     /// The policy.
     pub policy: Policy,
     /// The state.
     pub state: ZoneState,
-    /// Its keys, oldest first.
+    /// Its live keys, oldest first.
     pub keys: Vec<KeyInfo>,
+}
+
+/// A signed zone's apex (original case) and when it is next due.
+pub type SignedZoneDue = (Box<[u8]>, Option<u64>);
+
+/// What [`Store::dnssec_maintain`] did and when to call it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Maintained {
+    /// The commit, if the zone changed.
+    pub commit: Option<Commit>,
+    /// When keys are next due to move.
+    pub next_event: Option<u64>,
+    /// When the parent is next to be asked for the DS RRset.
+    pub query_parent_at: Option<u64>,
+}
+
+/// A manual key operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Roll {
+    /// Roll the KSK (or the CSK) by double signature.
+    Ksk,
+    /// Roll the ZSK by pre-publication.
+    Zsk,
+    /// Move every key to another algorithm.
+    Algorithm(Algorithm),
 }
 
 fn policy_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::BadInput(format!("DNSSEC policy: {e}"))
+}
+
+fn json_error(e: serde_json::Error) -> StoreError {
+    StoreError::Signing(e.to_string())
 }
 
 /// The zone's policy and state, if it is signed.
@@ -123,59 +130,56 @@ pub(crate) fn zone_row_dnssec(
     Ok(Some((policy, state)))
 }
 
-/// The keys of a zone.
-pub(crate) fn keys(conn: &Connection, zone_id: i64) -> Result<Vec<KeyInfo>, StoreError> {
-    let mut st = conn.prepare_cached(
-        "SELECT id, algorithm, key_tag, flags, dnskey, state, created_at FROM dnssec_keys WHERE zone_id = ?1 ORDER BY id",
-    )?;
-    let rows = st.query_map(params![zone_id], |r| {
-        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get::<_, String>(5)?, r.get(6)?))
-    })?;
+fn save_state(conn: &Connection, zone_id: i64, state: &ZoneState) -> Result<(), StoreError> {
+    let json = serde_json::to_string(state).map_err(json_error)?;
+    conn.execute("UPDATE dnssec_zones SET state = ?1 WHERE zone_id = ?2", params![json, zone_id])?;
+    Ok(())
+}
+
+/// Flags and DNSKEY rdata of a stored key.
+fn key_row(conn: &Connection, id: KeyId) -> Result<Option<(u16, Vec<u8>)>, StoreError> {
+    Ok(conn
+        .prepare_cached("SELECT flags, dnskey FROM dnssec_keys WHERE id = ?1")?
+        .query_row(params![id as i64], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// The live keys of a zone with their public halves.
+fn keys(conn: &Connection, state: &ZoneState) -> Result<Vec<KeyInfo>, StoreError> {
     let mut out = Vec::new();
-    for row in rows {
-        let (id, algorithm, key_tag, flags, dnskey, state, created_at) = row?;
-        let state: KeyState = serde_json::from_str(&state).map_err(|_| StoreError::Corrupt(id))?;
-        out.push(KeyInfo { id, algorithm, key_tag, flags, dnskey, state, created_at });
+    for k in state.keyring.live() {
+        let (flags, dnskey) = key_row(conn, k.id)?.ok_or(StoreError::Corrupt(k.id as i64))?;
+        out.push(KeyInfo { record: k.clone(), flags, dnskey });
     }
     Ok(out)
 }
 
-/// Loads what signing the zone takes now, or `None` for an unsigned zone.
-pub(crate) fn load_signing(conn: &Connection, zone_id: i64) -> Result<Option<ZoneSigning>, StoreError> {
-    let Some((policy, _)) = zone_row_dnssec(conn, zone_id)? else { return Ok(None) };
-    let apex: Vec<u8> =
-        conn.query_row("SELECT apex FROM zones WHERE id = ?1", params![zone_id], |r| r.get(0))?;
-    let mut st = conn.prepare_cached(
-        "SELECT id, algorithm, flags, key_tag, private, state FROM dnssec_keys WHERE zone_id = ?1 ORDER BY id",
-    )?;
-    let rows = st.query_map(params![zone_id], |r| {
-        Ok((
-            r.get::<_, i64>(0)?,
-            r.get::<_, u8>(1)?,
-            r.get::<_, u16>(2)?,
-            r.get::<_, u16>(3)?,
-            r.get::<_, Vec<u8>>(4)?,
-            r.get::<_, String>(5)?,
-        ))
-    })?;
+/// The signing inputs of a zone in `view`.
+fn signing_for(
+    conn: &Connection,
+    apex: &[u8],
+    policy: &Policy,
+    view: &ZoneKeys,
+) -> Result<ZoneSigning, StoreError> {
+    let mut ids: Vec<KeyId> = view.dnskey_signers.iter().chain(&view.zone_signers).map(|k| k.id).collect();
+    ids.sort_unstable();
+    ids.dedup();
     let mut loaded = Vec::new();
-    for row in rows {
-        let (id, alg, fl, tag, private, state) = row?;
-        let state: KeyState = serde_json::from_str(&state).map_err(|_| StoreError::Corrupt(id))?;
-        if !state.signing {
-            continue;
-        }
-        let algorithm = Algorithm::from_code(alg).ok_or(StoreError::Corrupt(id))?;
+    for id in ids {
+        let (alg, fl, tag, private): (u8, u16, u16, Vec<u8>) = conn
+            .prepare_cached("SELECT algorithm, flags, key_tag, private FROM dnssec_keys WHERE id = ?1")?
+            .query_row(params![id as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let algorithm = Algorithm::from_code(alg).ok_or(StoreError::Corrupt(id as i64))?;
         let pair =
             KeyPair::from_pkcs8(algorithm, fl, &private).map_err(|e| StoreError::Signing(e.to_string()))?;
-        let (signs_keys, signs_zone) = match state.role {
-            KeyRole::Csk => (true, true),
-            KeyRole::Ksk => (true, false),
-            KeyRole::Zsk => (false, true),
-        };
-        loaded.push(LoadedKey { pair, tag, signs_keys, signs_zone });
+        loaded.push(LoadedKey {
+            pair,
+            tag,
+            signs_keys: view.dnskey_signers.iter().any(|k| k.id == id),
+            signs_zone: view.zone_signers.iter().any(|k| k.id == id),
+        });
     }
-    Ok(Some(ZoneSigning {
+    Ok(ZoneSigning {
         apex: apex.into(),
         keys: loaded,
         nsec3: match policy.denial {
@@ -187,48 +191,57 @@ pub(crate) fn load_signing(conn: &Connection, zone_id: i64) -> Result<Option<Zon
         jitter: policy.signature_jitter,
         inception_offset: INCEPTION_OFFSET,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
-    }))
+    })
 }
 
-/// The apex records the keys imply: DNSKEY of every published key, CDS
-/// and CDNSKEY of the submitted ones (or the delete form while going
-/// insecure), NSEC3PARAM for NSEC3.
-fn key_records(apex: &[u8], policy: &Policy, state: &ZoneState, keys: &[KeyInfo]) -> Vec<Record> {
+/// Loads what signing the zone takes now, or `None` for an unsigned zone.
+pub(crate) fn load_signing(conn: &Connection, zone_id: i64) -> Result<Option<ZoneSigning>, StoreError> {
+    let Some((policy, state)) = zone_row_dnssec(conn, zone_id)? else { return Ok(None) };
+    let apex: Vec<u8> =
+        conn.query_row("SELECT apex FROM zones WHERE id = ?1", params![zone_id], |r| r.get(0))?;
+    let view = rollover::zone_view(&state.keyring);
+    Ok(Some(signing_for(conn, &apex, &policy, &view)?))
+}
+
+/// The apex records the keys imply: DNSKEY of every published key,
+/// CDS/CDNSKEY as the view says, NSEC3PARAM for NSEC3.
+fn key_records(
+    conn: &Connection,
+    apex: &[u8],
+    policy: &Policy,
+    view: &ZoneKeys,
+) -> Result<Vec<Record>, StoreError> {
     let ttl = policy.dnskey_ttl;
     let rec = |rtype, rdata: Vec<u8>| Record { owner: apex.into(), rtype, ttl, rdata: rdata.into() };
     let mut out = Vec::new();
-    for k in keys.iter().filter(|k| k.state.published) {
-        out.push(rec(code::DNSKEY, k.dnskey.clone()));
+    for k in &view.dnskey {
+        let (_, dnskey) = key_row(conn, k.id)?.ok_or(StoreError::Corrupt(k.id as i64))?;
+        out.push(rec(code::DNSKEY, dnskey));
     }
-    if state.unsigning {
-        out.push(rec(code::CDS, ds::CDS_DELETE.to_vec()));
-        out.push(rec(code::CDNSKEY, ds::CDNSKEY_DELETE.to_vec()));
-    } else {
-        for k in keys.iter().filter(|k| k.state.submitted) {
-            if let Some(d) = ds::ds_rdata(apex, &k.dnskey, ds::SHA256) {
-                out.push(rec(code::CDS, d));
-            }
-            out.push(rec(code::CDNSKEY, k.dnskey.clone()));
+    match &view.cds {
+        Cds::Delete => {
+            out.push(rec(code::CDS, ds::CDS_DELETE.to_vec()));
+            out.push(rec(code::CDNSKEY, ds::CDNSKEY_DELETE.to_vec()));
         }
+        Cds::Keys(keys) => {
+            for k in keys {
+                let (_, dnskey) = key_row(conn, k.id)?.ok_or(StoreError::Corrupt(k.id as i64))?;
+                if let Some(d) = ds::ds_rdata(apex, &dnskey, ds::SHA256) {
+                    out.push(rec(code::CDS, d));
+                }
+                out.push(rec(code::CDNSKEY, dnskey));
+            }
+        }
+        _ => {}
     }
-    if !matches!(policy.denial, Denial::Nsec) {
-        // RFC 5155 §4: the NSEC3PARAM's TTL is of no consequence; use the
-        // DNSKEY TTL.
+    if !matches!(policy.denial, Denial::Nsec) && !view.dnskey.is_empty() {
         out.push(rec(code::NSEC3PARAM, Nsec3Params::default().nsec3param_rdata()));
     }
-    out
+    Ok(out)
 }
 
-/// Replaces the apex key records by what the keys imply now; returns the
-/// changes (empty if nothing differs).
-fn sync_key_records(
-    conn: &Connection,
-    zone_id: i64,
-    apex: &[u8],
-    policy: &Policy,
-    state: &ZoneState,
-) -> Result<Vec<Change>, StoreError> {
-    let want = key_records(apex, policy, state, &keys(conn, zone_id)?);
+/// Replaces the apex key records by `want`; returns the changes.
+fn sync_key_records(conn: &Connection, zone_id: i64, want: &[Record]) -> Result<Vec<Change>, StoreError> {
     let mut st = conn.prepare_cached(
         "SELECT owner, rtype, ttl, rdata FROM records WHERE zone_id = ?1 AND derived = 3 AND rtype IN (48, 51, 59, 60)",
     )?;
@@ -243,7 +256,7 @@ fn sync_key_records(
             changes.push(Change::Remove(h.clone()));
         }
     }
-    for w in &want {
+    for w in want {
         if !have.contains(w) {
             conn.execute(
                 "INSERT INTO records (zone_id, owner, owner_key, rtype, ttl, rdata, derived) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 3)",
@@ -255,69 +268,109 @@ fn sync_key_records(
     Ok(changes)
 }
 
-fn insert_key(
+/// Generates a key for `role`, stores it and adds it to the keyring.
+fn generate_key(
     conn: &Connection,
     zone_id: i64,
-    pair: &KeyPair,
-    state: &KeyState,
-    at: i64,
+    state: &mut ZoneState,
+    role: Role,
+    algorithm: Algorithm,
+    now: u64,
 ) -> Result<(), StoreError> {
-    let state = serde_json::to_string(state).map_err(|e| StoreError::Signing(e.to_string()))?;
-    conn.execute(
-        "INSERT INTO dnssec_keys (zone_id, algorithm, flags, key_tag, private, dnskey, state, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-        params![
-            zone_id,
-            pair.algorithm().code(),
-            pair.flags(),
-            pair.key_tag(),
-            pair.pkcs8(),
-            pair.dnskey_rdata(),
-            state,
-            at
-        ],
-    )?;
-    Ok(())
+    let fl = if role.is_secure_entry() { flags::ZONE | flags::SEP } else { flags::ZONE };
+    for _ in 0..KEY_TAG_ATTEMPTS {
+        let pair = KeyPair::generate(algorithm, fl).map_err(|e| StoreError::Signing(e.to_string()))?;
+        let tag = pair.key_tag();
+        if state.keyring.live().any(|k| k.key_tag == tag && k.algorithm == algorithm.code()) {
+            continue;
+        }
+        conn.execute(
+            "INSERT INTO dnssec_keys (zone_id, algorithm, flags, key_tag, private, dnskey, state, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            params![zone_id, algorithm.code(), fl, tag, pair.pkcs8(), pair.dnskey_rdata(), "{}", now as i64],
+        )?;
+        let id = conn.last_insert_rowid() as KeyId;
+        state
+            .keyring
+            .add(KeyRecord::generated(id, role, algorithm.code(), tag, now))
+            .map_err(|e| StoreError::Signing(e.to_string()))?;
+        return Ok(());
+    }
+    Err(StoreError::Signing("could not generate a key with an unused key tag".into()))
 }
 
-/// A new key of `role`, generated and published at once.
-fn new_key(
+/// Runs the rollover planner at `now` and applies what it says; keys it
+/// asks for are generated on the way.
+fn run_planner(
     conn: &Connection,
     zone_id: i64,
     policy: &Policy,
-    role: KeyRole,
-    at: i64,
+    state: &mut ZoneState,
+    max_ttl: u32,
+    now: u64,
 ) -> Result<(), StoreError> {
-    let fl = match role {
-        KeyRole::Zsk => flags::ZONE,
-        KeyRole::Csk | KeyRole::Ksk => flags::ZONE | flags::SEP,
+    // Each round applies actions up to a key generation, which changes
+    // what the planner sees; a handful of rounds is plenty.
+    for _ in 0..16 {
+        let plan = rollover::plan(policy, &state.keyring, state.parent.as_ref(), max_ttl, now);
+        state.next_event = plan.next_event;
+        state.query_parent_at = plan.query_parent_at;
+        state.waiting = plan.waiting;
+        let mut generated = false;
+        for action in &plan.actions {
+            match action {
+                Action::Generate { role, algorithm } => {
+                    generate_key(conn, zone_id, state, *role, *algorithm, now)?;
+                    generated = true;
+                    break;
+                }
+                other => state.keyring.apply(other, now).map_err(|e| StoreError::Signing(e.to_string()))?,
+            }
+        }
+        if !generated {
+            return Ok(());
+        }
+    }
+    Ok(())
+}
+
+/// The largest TTL of the zone's data (the planner waits for it).
+fn max_ttl(conn: &Connection, zone_id: i64) -> Result<u32, StoreError> {
+    Ok(conn.query_row(
+        "SELECT coalesce(max(ttl), 0) FROM records WHERE zone_id = ?1 AND rtype NOT IN (46, 47, 50)",
+        params![zone_id],
+        |r| r.get(0),
+    )?)
+}
+
+/// Signing keys (what signs the key RRsets, what signs the rest) of a view.
+fn signers(view: &ZoneKeys) -> (Vec<KeyId>, Vec<KeyId>) {
+    let ids = |v: &[rollover::KeyRef]| {
+        let mut ids: Vec<KeyId> = v.iter().map(|k| k.id).collect();
+        ids.sort_unstable();
+        ids
     };
-    let pair = KeyPair::generate(policy.algorithm, fl).map_err(|e| StoreError::Signing(e.to_string()))?;
-    let state = KeyState { role, published: true, signing: true, submitted: role != KeyRole::Zsk, since: at };
-    insert_key(conn, zone_id, &pair, &state, at)
+    (ids(&view.dnskey_signers), ids(&view.zone_signers))
 }
 
 impl Store {
     /// Turns signing on for a zone: generates its keys per `policy`,
     /// publishes them, signs the whole zone and publishes CDS/CDNSKEY for
     /// the parent. Enabling an already signed zone with the same
-    /// algorithm and denial is a no-op (journal id 0); a different one is
-    /// refused (that is a rollover).
+    /// algorithm, layout and denial is a no-op (journal id 0); another
+    /// one is refused (that is a rollover).
     pub fn dnssec_enable(&mut self, apex: &[u8], policy: &Policy) -> Result<Commit, StoreError> {
         policy.validate().map_err(policy_error)?;
         let key = name::to_lowercase(apex);
         let at = self.now();
+        let now = at.max(0) as u64;
         let scheme = self.serial_scheme();
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (id, old_serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
-        let max_ttl: u32 = tx.query_row(
-            "SELECT coalesce(max(ttl), 0) FROM records WHERE zone_id = ?1 AND derived != 3",
-            params![id],
-            |r| r.get(0),
-        )?;
+        let max_ttl = max_ttl(&tx, id)?;
         policy.check_zone_max_ttl(max_ttl).map_err(policy_error)?;
         if let Some((old, state)) = zone_row_dnssec(&tx, id)? {
-            if state.unsigning {
+            if matches!(state.keyring.goal, rollover::Goal::Insecure { .. }) {
                 return Err(StoreError::Conflict(format!(
                     "{} is being made insecure; wait until it is, then enable it again",
                     display(apex)
@@ -334,22 +387,18 @@ impl Store {
                 denial_name(&old.denial)
             )));
         }
-        let policy_json = serde_json::to_string(policy).map_err(|e| StoreError::Signing(e.to_string()))?;
-        let state_json =
-            serde_json::to_string(&ZoneState::default()).map_err(|e| StoreError::Signing(e.to_string()))?;
+        let mut state = ZoneState::default();
+        let policy_json = serde_json::to_string(policy).map_err(json_error)?;
         tx.execute(
-            "INSERT INTO dnssec_zones (zone_id, policy, state, created_at) VALUES (?1, ?2, ?3, ?4)",
-            params![id, policy_json, state_json, at],
+            "INSERT INTO dnssec_zones (zone_id, policy, state, created_at) VALUES (?1, ?2, '{}', ?3)",
+            params![id, policy_json, at],
         )?;
-        match policy.layout {
-            KeyLayout::Csk => new_key(&tx, id, policy, KeyRole::Csk, at)?,
-            _ => {
-                new_key(&tx, id, policy, KeyRole::Ksk, at)?;
-                new_key(&tx, id, policy, KeyRole::Zsk, at)?;
-            }
-        }
-        sync_key_records(&tx, id, apex, policy, &ZoneState::default())?;
-        let zs = load_signing(&tx, id)?.ok_or(StoreError::Corrupt(id))?;
+        run_planner(&tx, id, policy, &mut state, max_ttl, now)?;
+        save_state(&tx, id, &state)?;
+        let apex_case = zone_apex(&tx, apex)?;
+        let view = rollover::zone_view(&state.keyring);
+        sync_key_records(&tx, id, &key_records(&tx, &apex_case, policy, &view)?)?;
+        let zs = signing_for(&tx, &apex_case, policy, &view)?;
         finish_replace_signed(tx, id, &key, old_serial, scheme, at, &zs)
     }
 
@@ -366,32 +415,119 @@ impl Store {
         if zone_row_dnssec(&tx, id)?.is_none() {
             return Ok(Commit { journal_id: 0, serial: old_serial as u32 });
         }
-        let gone = signer::unsign(&tx, id)?;
-        tx.execute("DELETE FROM dnssec_keys WHERE zone_id = ?1", params![id])?;
-        tx.execute("DELETE FROM dnssec_zones WHERE zone_id = ?1", params![id])?;
-        let changes: Vec<Change> = gone.into_iter().map(Change::Remove).collect();
+        let changes = unsign_rows(&tx, id)?;
         finish_diff_signed(tx, id, &key, old_serial, scheme, at, changes)
     }
 
     /// Starts going insecure (RFC 8078 §4): CDS and CDNSKEY become the
     /// "delete" records and the zone stays signed until the parent has
-    /// removed its DS.
-    pub fn dnssec_start_unsigning(&mut self, apex: &[u8]) -> Result<Commit, StoreError> {
+    /// removed its DS; [`Store::dnssec_maintain`] finishes the job.
+    pub fn dnssec_start_unsigning(&mut self, apex: &[u8]) -> Result<Maintained, StoreError> {
+        self.dnssec_change(apex, None, |state, now| {
+            state.keyring.go_insecure(now).map_err(|e| StoreError::Conflict(e.to_string()))
+        })
+    }
+
+    /// Starts a rollover by hand.
+    pub fn dnssec_roll(&mut self, apex: &[u8], roll: Roll) -> Result<Maintained, StoreError> {
+        self.dnssec_change(apex, None, |state, _| {
+            let r = match roll {
+                Roll::Ksk => state.keyring.start_ksk_roll().map(|_| ()),
+                Roll::Zsk => state.keyring.start_zsk_roll().map(|_| ()),
+                Roll::Algorithm(a) => state.keyring.start_algorithm_roll(a),
+            };
+            r.map_err(|e| StoreError::Conflict(e.to_string()))
+        })
+    }
+
+    /// Moves the zone's keys along their timelines at the store's time:
+    /// records what was seen at the parent (`parent`: the DS RRset's key
+    /// tags and algorithms, its TTL, and the DS rdata), generates,
+    /// publishes, activates, retires and removes keys as the planner
+    /// says, updates DNSKEY/CDS/CDNSKEY, re-signs what that needs, and
+    /// refreshes signatures that expire within the refresh window.
+    pub fn dnssec_maintain(
+        &mut self,
+        apex: &[u8],
+        parent: Option<(ParentDs, Vec<Vec<u8>>)>,
+    ) -> Result<Maintained, StoreError> {
+        self.dnssec_change(apex, parent, |_, _| Ok(()))
+    }
+
+    /// Records that asking the parent for the DS RRset failed.
+    pub fn dnssec_parent_error(&mut self, apex: &[u8], error: &str) -> Result<(), StoreError> {
+        let now = self.now().max(0) as u64;
+        let (id, _) = zone_row(&self.conn, &name::to_lowercase(apex))?
+            .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        if let Some((_, mut state)) = zone_row_dnssec(&self.conn, id)? {
+            state.parent_checked_at = Some(now);
+            state.parent_error = Some(error.to_owned());
+            save_state(&self.conn, id, &state)?;
+        }
+        Ok(())
+    }
+
+    /// The common path of maintenance and manual operations.
+    fn dnssec_change(
+        &mut self,
+        apex: &[u8],
+        parent: Option<(ParentDs, Vec<Vec<u8>>)>,
+        change: impl FnOnce(&mut ZoneState, u64) -> Result<(), StoreError>,
+    ) -> Result<Maintained, StoreError> {
         let key = name::to_lowercase(apex);
         let at = self.now();
+        let now = at.max(0) as u64;
         let scheme = self.serial_scheme();
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let (id, old_serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         let Some((policy, mut state)) = zone_row_dnssec(&tx, id)? else {
             return Err(StoreError::Conflict(format!("{} is not signed", display(apex))));
         };
-        if state.unsigning {
-            return Ok(Commit { journal_id: 0, serial: old_serial as u32 });
+        if let Some((observed, ds)) = parent {
+            state.parent_checked_at = Some(observed.observed_at);
+            state.parent_error = None;
+            state.parent = Some(observed);
+            state.parent_ds = ds;
         }
-        state.unsigning = true;
+        let before = rollover::zone_view(&state.keyring);
+        change(&mut state, now)?;
+        run_planner(&tx, id, &policy, &mut state, max_ttl(&tx, id)?, now)?;
+        let after = rollover::zone_view(&state.keyring);
         save_state(&tx, id, &state)?;
-        let changes = sync_key_records(&tx, id, apex, &policy, &state)?;
-        finish_diff_signed(tx, id, &key, old_serial, scheme, at, changes)
+        let apex_case = zone_apex(&tx, apex)?;
+        let done =
+            Maintained { commit: None, next_event: state.next_event, query_parent_at: state.query_parent_at };
+        if matches!(state.keyring.goal, rollover::Goal::Insecure { .. })
+            && after.dnskey.is_empty()
+            && after.dnskey_signers.is_empty()
+            && after.zone_signers.is_empty()
+        {
+            // Going insecure is complete: the parent has no DS, the keys
+            // are gone.
+            let changes = unsign_rows(&tx, id)?;
+            let commit = finish_diff_signed(tx, id, &key, old_serial, scheme, at, changes)?;
+            return Ok(Maintained { commit: Some(commit), next_event: None, query_parent_at: None });
+        }
+        let records = key_records(&tx, &apex_case, &policy, &after)?;
+        if signers(&before) != signers(&after) {
+            // Other keys sign now: every signature is made again.
+            sync_key_records(&tx, id, &records)?;
+            let zs = signing_for(&tx, &apex_case, &policy, &after)?;
+            let commit = finish_replace_signed(tx, id, &key, old_serial, scheme, at, &zs)?;
+            return Ok(Maintained { commit: Some(commit), ..done });
+        }
+        let mut changes = sync_key_records(&tx, id, &records)?;
+        let zs = signing_for(&tx, &apex_case, &policy, &after)?;
+        let due = signer::expiring(&tx, id, now + u64::from(zs.refresh))?;
+        if !due.is_empty() {
+            changes.extend(signer::resign(&tx, id, &zs, &due, now)?);
+        }
+        if changes.is_empty() {
+            tx.commit()?;
+            return Ok(done);
+        }
+        let commit = finish_diff_signed(tx, id, &key, old_serial, scheme, at, changes)?;
+        Ok(Maintained { commit: Some(commit), ..done })
     }
 
     /// The zone's DNSSEC settings, keys and state; `None` if unsigned.
@@ -399,7 +535,25 @@ impl Store {
         let (id, _) = zone_row(&self.conn, &name::to_lowercase(apex))?
             .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         let Some((policy, state)) = zone_row_dnssec(&self.conn, id)? else { return Ok(None) };
-        Ok(Some(DnssecInfo { policy, state, keys: keys(&self.conn, id)? }))
+        let keys = keys(&self.conn, &state)?;
+        Ok(Some(DnssecInfo { apex: zone_apex(&self.conn, apex)?, policy, state, keys }))
+    }
+
+    /// Every signed zone (apex, original case) with when it is next due:
+    /// the earlier of its next key event and its next parent query.
+    pub fn dnssec_zones(&self) -> Result<Vec<SignedZoneDue>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT z.apex, d.state FROM dnssec_zones d JOIN zones z ON z.id = d.zone_id ORDER BY z.name",
+        )?;
+        let rows = st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (apex, state) = row?;
+            let state: ZoneState = serde_json::from_str(&state).unwrap_or_default();
+            let due = [state.next_event, state.query_parent_at].into_iter().flatten().min();
+            out.push((apex.into_boxed_slice(), due));
+        }
+        Ok(out)
     }
 
     /// The DS records the registry should hold for the zone (SHA-256):
@@ -408,15 +562,27 @@ impl Store {
         let Some(info) = self.dnssec_info(apex)? else {
             return Err(StoreError::Conflict(format!("{} is not signed", display(apex))));
         };
-        let owner = zone_apex(&self.conn, apex)?;
+        let view = rollover::zone_view(&info.state.keyring);
+        // Before the first CDS goes out (the DNSKEY is still reaching
+        // caches), the DS to give the registry is that of the published
+        // secure-entry keys that sign the key set.
+        let ids: Vec<KeyId> =
+            if !view.ds.is_empty() || matches!(info.state.keyring.goal, rollover::Goal::Insecure { .. }) {
+                view.ds.iter().map(|k| k.id).collect()
+            } else {
+                view.dnskey
+                    .iter()
+                    .filter(|k| k.role.is_secure_entry() && view.dnskey_signers.iter().any(|s| s.id == k.id))
+                    .map(|k| k.id)
+                    .collect()
+            };
         let mut out = Vec::new();
-        if info.state.unsigning {
-            return Ok(out);
-        }
-        for k in info.keys.iter().filter(|k| k.state.submitted) {
-            if let Some(rd) = ds::ds_rdata(&owner, &k.dnskey, ds::SHA256) {
+        for id in ids {
+            if let Some(ki) = info.keys.iter().find(|i| i.record.id == id)
+                && let Some(rd) = ds::ds_rdata(&info.apex, &ki.dnskey, ds::SHA256)
+            {
                 out.push(Record {
-                    owner: owner.clone(),
+                    owner: info.apex.clone(),
                     rtype: code::DS,
                     ttl: info.policy.dnskey_ttl,
                     rdata: rd.into(),
@@ -426,8 +592,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Re-signs what expires within the refresh window at `now` (store
-    /// time if `None`). Returns `None` when nothing was due.
+    /// Re-signs what expires within the refresh window. Returns `None`
+    /// when nothing was due.
     pub fn dnssec_refresh(&mut self, apex: &[u8]) -> Result<Option<Commit>, StoreError> {
         let key = name::to_lowercase(apex);
         let at = self.now();
@@ -444,6 +610,15 @@ impl Store {
     }
 }
 
+/// Removes a zone's keys, signatures, chain and DNSSEC rows; returns the
+/// removals.
+fn unsign_rows(conn: &Connection, zone_id: i64) -> Result<Vec<Change>, StoreError> {
+    let gone = signer::unsign(conn, zone_id)?;
+    conn.execute("DELETE FROM dnssec_keys WHERE zone_id = ?1", params![zone_id])?;
+    conn.execute("DELETE FROM dnssec_zones WHERE zone_id = ?1", params![zone_id])?;
+    Ok(gone.into_iter().map(Change::Remove).collect())
+}
+
 /// The apex in its original case.
 fn zone_apex(conn: &Connection, apex: &[u8]) -> Result<Box<[u8]>, StoreError> {
     let a: Vec<u8> = conn
@@ -453,12 +628,6 @@ fn zone_apex(conn: &Connection, apex: &[u8]) -> Result<Box<[u8]>, StoreError> {
         .optional()?
         .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
     Ok(a.into())
-}
-
-fn save_state(conn: &Connection, zone_id: i64, state: &ZoneState) -> Result<(), StoreError> {
-    let json = serde_json::to_string(state).map_err(|e| StoreError::Signing(e.to_string()))?;
-    conn.execute("UPDATE dnssec_zones SET state = ?1 WHERE zone_id = ?2", params![json, zone_id])?;
-    Ok(())
 }
 
 /// The name of a denial method.
@@ -484,4 +653,59 @@ fn finish_replace_signed(
     let journal_id = crate::journal(&tx, id, key, serial, "replace", None)?;
     tx.commit()?;
     Ok(Commit { journal_id, serial })
+}
+
+/// Where a signed zone's chain of trust stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// The parent's DS names a key the zone publishes and signs with.
+    Secure,
+    /// The parent has no DS yet (or has not been asked).
+    WaitingForDs,
+    /// The parent has DS records, none for this zone's keys: validators
+    /// see the zone as bogus.
+    DsMismatch,
+    /// Going insecure: CDS/CDNSKEY delete are published.
+    GoingInsecure,
+}
+
+impl Verdict {
+    /// The words shown in status output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Secure => "secure",
+            Verdict::WaitingForDs => "waiting for DS",
+            Verdict::DsMismatch => "DS mismatch",
+            Verdict::GoingInsecure => "going insecure",
+        }
+    }
+}
+
+impl DnssecInfo {
+    /// The verdict on the chain of trust, from the last look at the
+    /// parent: its DS rdata must match (digest and all) a published
+    /// key that signs the DNSKEY RRset.
+    pub fn verdict(&self) -> Verdict {
+        if matches!(self.state.keyring.goal, rollover::Goal::Insecure { .. }) {
+            return Verdict::GoingInsecure;
+        }
+        if self.state.parent.is_none() || self.state.parent_ds.is_empty() {
+            return Verdict::WaitingForDs;
+        }
+        let view = rollover::zone_view(&self.state.keyring);
+        let signing: Vec<&KeyInfo> = self
+            .keys
+            .iter()
+            .filter(|k| view.dnskey.iter().any(|v| v.id == k.record.id))
+            .filter(|k| view.dnskey_signers.iter().any(|v| v.id == k.record.id))
+            .collect();
+        let matched = self
+            .state
+            .parent_ds
+            .iter()
+            .filter_map(|rd| ds::Ds::decode(rd))
+            .any(|d| signing.iter().any(|k| d.matches(&self.apex, &k.dnskey)));
+        if matched { Verdict::Secure } else { Verdict::DsMismatch }
+    }
 }

@@ -80,7 +80,8 @@ fn sign_change_verify(algorithm: &str, nsec3: bool) -> Result<()> {
     let text = fs::read_to_string(&first)?;
     let chain = if nsec3 { " IN NSEC3 " } else { " IN NSEC " };
     ensure!(text.contains(chain) && text.contains(" IN RRSIG ") && text.contains(" IN DNSKEY "), "{text}");
-    ensure!(text.contains(" IN CDS ") && text.contains(" IN CDNSKEY "), "no CDS/CDNSKEY:\n{text}");
+    // CDS/CDNSKEY follow once the DNSKEY has had time to reach caches
+    // (the store's rollover tests step the clock through that).
     ensure!(text.contains(" IN NSEC3PARAM ") == nsec3, "NSEC3PARAM presence:\n{text}");
     // Changes: a new deep name (new empty non-terminals), a removed name,
     // a new delegation with glue, a delegation removed, a TTL change.
