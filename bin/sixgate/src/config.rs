@@ -42,6 +42,24 @@ pub(crate) struct RawConfig {
     /// The IPv4-to-IPv6 proxy.
     #[serde(default)]
     pub(crate) proxy: RawProxy,
+    /// Managed DNSSEC.
+    #[serde(default)]
+    pub(crate) dnssec: RawDnssec,
+}
+
+/// `[dnssec]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawDnssec {
+    /// Keep signed zones signed and roll their keys (default true). Off,
+    /// nothing moves until `sixgate dnssec maintain` is run.
+    pub(crate) maintain: Option<bool>,
+    /// Seconds between looks at every signed zone for signatures to
+    /// refresh (default 3600).
+    pub(crate) check_interval: Option<u64>,
+    /// Parent servers to ask for a zone's DS, by zone ("." for all
+    /// zones): ADDR:PORT lists that replace discovery through NS records.
+    pub(crate) parents: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 /// `[proxy]`.
@@ -166,6 +184,12 @@ pub(crate) struct Settings {
     pub(crate) max_body: usize,
     pub(crate) hmac_md5: bool,
     pub(crate) verify_resolvers: Vec<SocketAddr>,
+    /// `[dnssec] maintain`.
+    pub(crate) dnssec_maintain: bool,
+    /// `[dnssec] check_interval`.
+    pub(crate) dnssec_check_interval: Duration,
+    /// `[dnssec] parents`, lowercased apex → servers.
+    pub(crate) dnssec_parents: Vec<(Box<[u8]>, Vec<SocketAddr>)>,
     pub(crate) verify_interval: Duration,
     pub(crate) aname_resolvers: Option<Vec<SocketAddr>>,
     pub(crate) aname_policy: (u64, u64),
@@ -308,7 +332,23 @@ pub(crate) fn settings(
         })
         .collect();
     let proxy_policy = sixgate_proxy::policy::BackendPolicy { allowed, nat64, own };
+    let check = raw.dnssec.check_interval.unwrap_or(3600);
+    if !(1..=86_400).contains(&check) {
+        bail!("dnssec.check_interval must be 1 second to 1 day, not {check}");
+    }
+    let mut dnssec_parents = Vec::new();
+    for (zone, servers) in raw.dnssec.parents.unwrap_or_default() {
+        let apex = crate::zonecmd::zone_name(&zone).map_err(|e| anyhow::anyhow!("dnssec.parents: {e}"))?;
+        let servers = addrs(servers)?;
+        if servers.is_empty() {
+            bail!("dnssec.parents.\"{zone}\" lists no servers");
+        }
+        dnssec_parents.push((sixgate_dns::name::to_lowercase(&apex), servers));
+    }
     Ok(Settings {
+        dnssec_maintain: raw.dnssec.maintain.unwrap_or(true),
+        dnssec_check_interval: Duration::from_secs(check),
+        dnssec_parents,
         proxy_http,
         proxy_tls,
         proxy_policy,

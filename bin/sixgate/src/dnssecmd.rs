@@ -13,8 +13,81 @@ use sixgate_store::{Store, denial_name, rfc3339};
 
 use crate::zonecmd::zone_name;
 
-fn open(dir: &Path) -> anyhow::Result<Store> {
-    Store::open(dir).with_context(|| format!("opening store in {}", dir.display()))
+/// Simulated time for the CLI: `SIXGATE_CLOCK` (Unix seconds) makes every
+/// time-driven step (signature inception and expiration, key timelines)
+/// happen as if it were that time. For tests and rehearsals of rollovers.
+pub(crate) const CLOCK_ENV: &str = "SIXGATE_CLOCK";
+
+/// Opens the store, on the simulated clock if `SIXGATE_CLOCK` is set.
+pub(crate) fn open(dir: &Path) -> anyhow::Result<Store> {
+    let mut store = Store::open(dir).with_context(|| format!("opening store in {}", dir.display()))?;
+    if let Ok(t) = std::env::var(CLOCK_ENV) {
+        let t: i64 =
+            t.trim().parse().with_context(|| format!("{CLOCK_ENV} must be Unix seconds, not {t:?}"))?;
+        let real = store.now();
+        store.set_clock_offset(t - real);
+    }
+    Ok(store)
+}
+
+pub(crate) fn maintain(dir: &Path, zone: &str, parents: &[String]) -> anyhow::Result<()> {
+    use sixgate_server::dnssec::{DnssecSettings, observe_parent};
+    let apex = zone_name(zone)?;
+    let mut store = open(dir)?;
+    let info = store.dnssec_info(&apex)?.ok_or_else(|| anyhow!("{} is not signed", name::to_text(&apex)))?;
+    let now = store.now().max(0) as u64;
+    let mut observation = None;
+    if info.state.query_parent_at.is_some_and(|t| t <= now) {
+        let servers = parents
+            .iter()
+            .map(|p| p.parse::<std::net::SocketAddr>().with_context(|| format!("bad parent server {p:?}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let settings = DnssecSettings {
+            parents: if servers.is_empty() { Vec::new() } else { vec![(Box::from(&[0u8][..]), servers)] },
+            resolvers: sixgate_server::verify::system_resolvers(),
+            check_interval: std::time::Duration::from_secs(3600),
+        };
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        match rt.block_on(observe_parent(&settings, &apex, now)) {
+            Ok(o) => observation = Some(o),
+            Err(e) => {
+                eprintln!("could not ask the parent for DS: {e}");
+                store.dnssec_parent_error(&apex, &e)?;
+            }
+        }
+    }
+    let done = store.dnssec_maintain(&apex, observation)?;
+    if let Some(c) = done.commit {
+        poke(dir);
+        eprintln!("{} changed (serial {})", name::to_text(&apex), c.serial);
+    }
+    let info =
+        store.dnssec_info(&apex)?.ok_or_else(|| anyhow!("{} is no longer signed", name::to_text(&apex)));
+    match info {
+        Ok(i) => println!("verdict\t{}\nnext_event\t{}", i.verdict().as_str(), time(done.next_event)),
+        Err(_) => println!("verdict\tinsecure"),
+    }
+    Ok(())
+}
+
+pub(crate) fn roll(dir: &Path, zone: &str, what: &str, algorithm: Option<&str>) -> anyhow::Result<()> {
+    use sixgate_store::Roll;
+    let apex = zone_name(zone)?;
+    let roll = match (what, algorithm) {
+        ("ksk", None) => Roll::Ksk,
+        ("zsk", None) => Roll::Zsk,
+        ("algorithm", Some(a)) => Roll::Algorithm(a.parse()?),
+        ("algorithm", None) => return Err(anyhow!("an algorithm rollover needs --algorithm")),
+        (_, Some(_)) => return Err(anyhow!("--algorithm goes with `roll ZONE algorithm`")),
+        _ => return Err(anyhow!("roll ksk, zsk or algorithm")),
+    };
+    let mut store = open(dir)?;
+    let done = store.dnssec_roll(&apex, roll)?;
+    if done.commit.is_some() {
+        poke(dir);
+    }
+    eprintln!("{} rollover started; next step at {}", what, time(done.next_event));
+    Ok(())
 }
 
 /// DS records in presentation format, one per line.

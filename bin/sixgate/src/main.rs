@@ -259,6 +259,29 @@ enum DnssecCommand {
         /// The zone.
         zone: String,
     },
+    /// One maintenance step now: ask the parent's servers for the DS
+    /// RRset if the keys wait for it, move keys along their timelines,
+    /// refresh signatures. The server does this by itself; this is for
+    /// setups that run it from cron, and for tests.
+    Maintain {
+        /// The zone.
+        zone: String,
+        /// A parent server to ask (ADDR:PORT); repeatable. Default: found
+        /// through NS records with the system's resolvers.
+        #[arg(long = "parent", value_name = "ADDR:PORT")]
+        parents: Vec<String>,
+    },
+    /// Start a key rollover by hand.
+    Roll {
+        /// The zone.
+        zone: String,
+        /// What to roll: ksk (the KSK, or the CSK), zsk, or algorithm.
+        #[arg(value_parser = ["ksk", "zsk", "algorithm"])]
+        what: String,
+        /// The new algorithm (for an algorithm rollover).
+        #[arg(long, value_name = "ALG", value_parser = ["ecdsap256sha256", "ed25519"])]
+        algorithm: Option<String>,
+    },
     /// Sign a zone file offline with a new key: zone file in, signed zone
     /// file out (like kzonesign or ldns-signzone); the store is not used.
     /// Prints the DS record on stderr.
@@ -491,6 +514,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 DnssecCommand::Disable { zone, now } => dnssecmd::disable(&dir, &zone, now),
                 DnssecCommand::Status { zone } => dnssecmd::status(&dir, &zone),
                 DnssecCommand::Ds { zone } => dnssecmd::ds(&dir, &zone),
+                DnssecCommand::Maintain { zone, parents } => dnssecmd::maintain(&dir, &zone, &parents),
+                DnssecCommand::Roll { zone, what, algorithm } => {
+                    dnssecmd::roll(&dir, &zone, &what, algorithm.as_deref())
+                }
                 DnssecCommand::SignFile { file, origin, algorithm, nsec3, threads, out } => {
                     dnssecmd::sign_file(&file, &origin, &algorithm, nsec3, threads, out.as_deref())
                 }

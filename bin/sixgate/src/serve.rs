@@ -248,7 +248,21 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         nameservers: s.nameservers.clone(),
         interval: s.verify_interval,
     };
+    let dnssec = sixgate_server::dnssec::DnssecSettings {
+        parents: s.dnssec_parents.clone(),
+        resolvers: if s.verify_resolvers.is_empty() {
+            sixgate_server::verify::system_resolvers()
+        } else {
+            s.verify_resolvers.clone()
+        },
+        check_interval: s.dnssec_check_interval,
+    };
     api_tasks.push(rt.spawn(sixgate_server::verify::run(s.data.clone(), verify, sd_rx.clone())));
+    if s.dnssec_maintain {
+        api_tasks.push(rt.spawn(sixgate_server::dnssec::run(s.data.clone(), dnssec, sd_rx.clone())));
+    } else {
+        tracing::info!("DNSSEC maintenance off: signed zones change only through `sixgate dnssec maintain`");
+    }
     let aname = sixgate_aname::refresher::Settings {
         policy: sixgate_aname::schedule::Policy { floor: s.aname_policy.0, ceiling: s.aname_policy.1 },
         upstream: s.aname_resolvers.clone().unwrap_or_else(sixgate_server::verify::system_resolvers),

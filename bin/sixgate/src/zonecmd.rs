@@ -21,7 +21,7 @@ pub(crate) fn zone_name(text: &str) -> anyhow::Result<Box<[u8]>> {
 }
 
 fn open(dir: &Path) -> anyhow::Result<Store> {
-    Store::open(dir).with_context(|| format!("opening store in {}", dir.display()))
+    crate::dnssecmd::open(dir)
 }
 
 pub(crate) fn import(dir: &Path, zone: &str, file: &Path) -> anyhow::Result<()> {

@@ -36,6 +36,7 @@ pub mod answer;
 pub mod catalog;
 pub mod check;
 pub mod delegation;
+pub mod dsquery;
 pub mod lookup;
 pub mod message;
 pub mod name;

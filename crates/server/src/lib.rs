@@ -15,6 +15,7 @@
 #![warn(missing_docs)]
 
 pub mod bind;
+pub mod dnssec;
 pub mod exchange;
 pub mod publish;
 pub mod tcp;

@@ -1,0 +1,259 @@
+//! Keeping signed zones signed: the maintenance task.
+//!
+//! Every tick this task looks at each signed zone that is due (a key
+//! event, a parent check, or the periodic check for signatures to
+//! refresh) and calls [`Store::dnssec_maintain`], which moves keys along
+//! the rollover planner's timeline and re-signs what needs it. When the
+//! planner waits for the parent, the parent's servers are asked for the
+//! zone's DS RRset first ([`observe_parent`]).
+//!
+//! The parent's servers are found through NS records: the nearest
+//! ancestor with an NS RRset (asked of the configured resolvers), then
+//! the addresses of those names. `[dnssec] parents` overrides this per
+//! zone with explicit ADDR:PORT lists, for tests and for parents that are
+//! not reachable that way. Only what every answering server serves
+//! counts as published, so a DS is not taken as seen while some of the
+//! parent's servers lack it.
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use sixgate_dns::delegation::{DelegationError, ns_query, parse_ns_response};
+use sixgate_dns::dsquery::{DsError, ds_query, parse_ds_response};
+use sixgate_dns::lookup::{self, Outcome};
+use sixgate_dns::name;
+use sixgate_dns::rtype::code;
+use sixgate_dnssec::ds::Ds;
+use sixgate_dnssec::rollover::ParentDs;
+use sixgate_store::Store;
+use tokio::sync::watch;
+
+use crate::exchange::{NoAnswer, udp_ask};
+use crate::publish::poke;
+
+/// How long one server gets to answer.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often due zones are looked for.
+const TICK: Duration = Duration::from_secs(1);
+
+/// What the task needs.
+#[derive(Debug, Clone)]
+pub struct DnssecSettings {
+    /// Explicit parent servers per zone (lowercased apex); `.` applies to
+    /// every zone without its own entry.
+    pub parents: Vec<(Box<[u8]>, Vec<SocketAddr>)>,
+    /// Resolvers that find the parent's servers through NS records.
+    pub resolvers: Vec<SocketAddr>,
+    /// Every signed zone is looked at this often even when nothing is due,
+    /// so signatures are refreshed before they expire.
+    pub check_interval: Duration,
+}
+
+fn no_answer(server: SocketAddr, e: NoAnswer) -> String {
+    match e {
+        NoAnswer::Timeout => format!("{server} did not answer"),
+        NoAnswer::Send(e) | NoAnswer::Receive(e) => format!("{server}: {e}"),
+    }
+}
+
+/// The nearest zone cut above `apex`: the first ancestor with an NS
+/// RRset, and those NS names.
+async fn parent_ns(resolvers: &[SocketAddr], apex: &[u8]) -> Result<Vec<Box<[u8]>>, String> {
+    let mut candidate = name::parent(apex);
+    let mut errors = Vec::new();
+    while let Some(p) = candidate.filter(|p| p.len() > 1) {
+        for r in resolvers {
+            let got = udp_ask(
+                *r,
+                QUERY_TIMEOUT,
+                |id| ns_query(id, p),
+                |msg, id| match parse_ns_response(msg, id, p) {
+                    Err(DelegationError::Mismatch) => None,
+                    other => Some(other),
+                },
+            )
+            .await;
+            match got {
+                Ok(Ok(ns)) if !ns.is_empty() => return Ok(ns),
+                Ok(Ok(_)) => break,
+                Ok(Err(e)) => errors.push(format!("{r}: {e}")),
+                Err(e) => errors.push(no_answer(*r, e)),
+            }
+        }
+        candidate = name::parent(p);
+    }
+    Err(if errors.is_empty() { "no parent zone found".into() } else { errors.join("; ") })
+}
+
+/// Addresses of `host` from the resolvers, port 53.
+async fn addresses(resolvers: &[SocketAddr], host: &[u8]) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for qtype in [code::AAAA, code::A] {
+        for r in resolvers {
+            let got = udp_ask(
+                *r,
+                QUERY_TIMEOUT,
+                |id| lookup::query(id, host, qtype),
+                |msg, id| match lookup::parse_response(msg, id, host, qtype) {
+                    Err(lookup::LookupError::Mismatch) => None,
+                    other => Some(other),
+                },
+            )
+            .await;
+            if let Ok(Ok(Outcome::Addresses { addresses, .. })) = got {
+                for a in addresses {
+                    let ip = match a.len() {
+                        4 => <[u8; 4]>::try_from(&a[..]).ok().map(std::net::IpAddr::from),
+                        _ => <[u8; 16]>::try_from(&a[..]).ok().map(std::net::IpAddr::from),
+                    };
+                    out.extend(ip.map(|ip| SocketAddr::new(ip, 53)));
+                }
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The servers to ask about `apex`'s DS.
+async fn parent_servers(settings: &DnssecSettings, apex: &[u8]) -> Result<Vec<SocketAddr>, String> {
+    let key = name::to_lowercase(apex);
+    let exact = settings.parents.iter().find(|(z, _)| *z == key);
+    let any = settings.parents.iter().find(|(z, _)| z[..] == [0]);
+    if let Some((_, servers)) = exact.or(any) {
+        return Ok(servers.clone());
+    }
+    if settings.resolvers.is_empty() {
+        return Err(
+            "no resolvers to find the parent's servers (set dnssec.parents or verify.resolvers)".into()
+        );
+    }
+    let mut servers = Vec::new();
+    for ns in parent_ns(&settings.resolvers, apex).await? {
+        servers.extend(addresses(&settings.resolvers, &ns).await);
+    }
+    if servers.is_empty() {
+        return Err("the parent's name servers have no addresses".into());
+    }
+    Ok(servers)
+}
+
+/// Asks the parent's servers for `apex`'s DS RRset at `now`. The DS seen
+/// is what every answering server serves; the TTL the largest seen.
+pub async fn observe_parent(
+    settings: &DnssecSettings,
+    apex: &[u8],
+    now: u64,
+) -> Result<(ParentDs, Vec<Vec<u8>>), String> {
+    let servers = parent_servers(settings, apex).await?;
+    let mut seen: Option<BTreeSet<Box<[u8]>>> = None;
+    let mut ttl = 0u32;
+    let mut errors = Vec::new();
+    for s in &servers {
+        let got = udp_ask(
+            *s,
+            QUERY_TIMEOUT,
+            |id| ds_query(id, apex),
+            |msg, id| match parse_ds_response(msg, id, apex) {
+                Err(DsError::Mismatch) => None,
+                other => Some(other),
+            },
+        )
+        .await;
+        match got {
+            Ok(Ok(a)) => {
+                ttl = ttl.max(a.ttl);
+                let set: BTreeSet<Box<[u8]>> = a.rdatas.into_iter().collect();
+                seen = Some(match seen {
+                    None => set,
+                    Some(prev) => prev.intersection(&set).cloned().collect(),
+                });
+            }
+            Ok(Err(e)) => errors.push(format!("{s}: {e}")),
+            Err(e) => errors.push(no_answer(*s, e)),
+        }
+    }
+    let Some(ds) = seen else {
+        return Err(format!("no parent server answered: {}", errors.join("; ")));
+    };
+    if !errors.is_empty() {
+        tracing::debug!(zone = %name::to_text(apex), errors = %errors.join("; "), "some parent servers did not answer");
+    }
+    let tags = ds.iter().filter_map(|rd| Ds::decode(rd)).map(|d| (d.key_tag, d.algorithm)).collect();
+    Ok((ParentDs { observed_at: now, ttl, ds: tags }, ds.into_iter().map(|b| b.into_vec()).collect()))
+}
+
+/// One look at every signed zone that is due at `now`; `full` looks at
+/// all of them.
+async fn round(dir: &std::path::Path, settings: &DnssecSettings, full: bool) -> Result<(), String> {
+    let d = dir.to_path_buf();
+    let (zones, now) = tokio::task::spawn_blocking(move || {
+        let s = Store::open(&d)?;
+        Ok::<_, sixgate_store::StoreError>((s.dnssec_zones()?, s.now().max(0) as u64))
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
+    for (apex, due) in zones {
+        if !full && due.is_none_or(|t| t > now) {
+            continue;
+        }
+        let d = dir.to_path_buf();
+        let a = apex.clone();
+        let parent_due = tokio::task::spawn_blocking(move || {
+            let s = Store::open(&d)?;
+            Ok::<_, sixgate_store::StoreError>(s.dnssec_info(&a)?.and_then(|i| i.state.query_parent_at))
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
+        let mut observation = None;
+        if parent_due.is_some_and(|t| t <= now) {
+            match observe_parent(settings, &apex, now).await {
+                Ok(o) => observation = Some(o),
+                Err(e) => {
+                    tracing::warn!(zone = %name::to_text(&apex), error = %e, "could not ask the parent for DS");
+                    let (d, a) = (dir.to_path_buf(), apex.clone());
+                    let _ = tokio::task::spawn_blocking(move || Store::open(&d)?.dnssec_parent_error(&a, &e))
+                        .await;
+                }
+            }
+        }
+        let (d, a) = (dir.to_path_buf(), apex.clone());
+        let done = tokio::task::spawn_blocking(move || Store::open(&d)?.dnssec_maintain(&a, observation))
+            .await
+            .map_err(|e| e.to_string())?;
+        match done {
+            Ok(m) => {
+                if let Some(c) = m.commit {
+                    tracing::info!(zone = %name::to_text(&apex), serial = c.serial, "DNSSEC maintenance changed the zone");
+                    poke(dir);
+                }
+            }
+            Err(e) => tracing::error!(zone = %name::to_text(&apex), error = %e, "DNSSEC maintenance failed"),
+        }
+    }
+    Ok(())
+}
+
+/// Runs until `shutdown`.
+pub async fn run(dir: PathBuf, settings: DnssecSettings, mut shutdown: watch::Receiver<bool>) {
+    let mut last_full = tokio::time::Instant::now();
+    let mut first = true;
+    loop {
+        let full = first || last_full.elapsed() >= settings.check_interval;
+        if full {
+            last_full = tokio::time::Instant::now();
+            first = false;
+        }
+        if let Err(e) = round(&dir, &settings, full).await {
+            tracing::warn!(error = %e, "DNSSEC maintenance round failed");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(TICK) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
