@@ -167,3 +167,104 @@ fn signed_input_and_bad_policies_get_clear_errors() -> Result<()> {
     ensure!(!out.success() && out.stderr.contains("rollover"), "{out}");
     Ok(())
 }
+
+const PARENT: &str = "$ORIGIN parent.test.
+$TTL 3600
+@         SOA  ns1 hostmaster 1 7200 3600 1209600 300
+@         NS   ns1
+ns1       A    127.0.0.1
+target    A    192.0.2.44
+target    AAAA 2001:db8::44
+child     NS   ns1.parent.test.
+insecure  NS   ns1.parent.test.
+";
+
+const CHILD: &str = "$ORIGIN child.parent.test.
+$TTL 600
+@         SOA  ns1.parent.test. hostmaster 1 7200 3600 1209600 300
+@         NS   ns1.parent.test.
+@         ANAME target.parent.test.
+www       A    192.0.2.80
+www       AAAA 2001:db8::80
+*.w       TXT  \"wild\"
+deep.a.b  TXT  \"ent above\"
+";
+
+const INSECURE: &str = "$ORIGIN insecure.parent.test.
+$TTL 600
+@         SOA  ns1.parent.test. hostmaster 1 7200 3600 1209600 300
+@         NS   ns1.parent.test.
+www       A    192.0.2.90
+";
+
+/// A parent and a child signed by sixgate, the child's DS in the parent,
+/// an unsigned zone delegated without DS, all served by one sixgate; unbound
+/// trusts the parent's DS and must validate everything in the child.
+fn validated_by_unbound(nsec3: bool) -> Result<()> {
+    require_program("unbound", "unbound")?;
+    let dir = tempfile::tempdir()?;
+    let cli = Cli::new(dir.path().join("data"))?;
+    for (origin, text) in
+        [("parent.test.", PARENT), ("child.parent.test.", CHILD), ("insecure.parent.test.", INSECURE)]
+    {
+        cli.import(&ZoneFile::new(origin, write(dir.path(), &format!("{origin}zone"), text)?))?;
+    }
+    let mut enable = |zone: &str| -> Result<String> {
+        let mut args = vec![zone];
+        if nsec3 {
+            args.push("--nsec3");
+        }
+        Ok(cli.run(&["dnssec", "enable"], &args)?.ok()?.stdout.trim().to_owned())
+    };
+    let child_ds = enable("child.parent.test.")?;
+    let parent_ds = enable("parent.test.")?;
+    // The registry step: the child's DS goes into the parent.
+    let ds_rdata = child_ds.split(" IN DS ").nth(1).context("DS line")?.to_owned();
+    cli.run(&["record", "set"], &["parent.test.", "child", "DS", &ds_rdata])?.ok()?;
+    let config = write(dir.path(), "sixgate.toml", "[dnssec]\nmaintain = false\n[aname]\nmin_refresh = 1\n")?;
+    let server = sixgate_e2e::Sixgate::serve_with(cli.clone(), &["--config", &config.display().to_string()])?;
+    let addr = server.udp_addr();
+    // The ANAME's addresses are resolved internally, then signed.
+    sixgate_e2e::wait_until("the ANAME's addresses", std::time::Duration::from_secs(30), || {
+        let dig = sixgate_e2e::kdig::kdig(addr, &["+dnssec", "child.parent.test.", "AAAA"])?;
+        Ok((!dig.answers("RRSIG").is_empty() && !dig.answers("AAAA").is_empty()).then_some(()))
+    })?;
+    let config = ["parent.test.", "child.parent.test.", "insecure.parent.test."]
+        .into_iter()
+        .fold(sixgate_e2e::UnboundConfig::new(), |c, z| c.stub(z, addr))
+        .trust_anchor(&parent_ds);
+    let unbound = sixgate_e2e::Unbound::start(config)?;
+    // Positive, in the parent and the child.
+    unbound.expect_secure("ns1.parent.test.", "A", "NOERROR")?;
+    let www = unbound.expect_secure("www.child.parent.test.", "AAAA", "NOERROR")?;
+    ensure!(www.data("AAAA") == vec!["2001:db8::80".to_string()], "{www}");
+    // NXDOMAIN, NODATA, an empty non-terminal, a wildcard, wildcard NODATA.
+    unbound.expect_secure("nope.child.parent.test.", "A", "NXDOMAIN")?;
+    unbound.expect_secure("www.child.parent.test.", "TXT", "NOERROR")?;
+    unbound.expect_secure("a.b.child.parent.test.", "TXT", "NOERROR")?;
+    let wild = unbound.expect_secure("anything.w.child.parent.test.", "TXT", "NOERROR")?;
+    ensure!(wild.data("TXT").iter().any(|t| t.contains("wild")), "{wild}");
+    unbound.expect_secure("anything.w.child.parent.test.", "A", "NOERROR")?;
+    // ANAME-derived answers at the apex, both families.
+    let a = unbound.expect_secure("child.parent.test.", "A", "NOERROR")?;
+    ensure!(a.data("A") == vec!["192.0.2.44".to_string()], "{a}");
+    let aaaa = unbound.expect_secure("child.parent.test.", "AAAA", "NOERROR")?;
+    ensure!(aaaa.data("AAAA") == vec!["2001:db8::44".to_string()], "{aaaa}");
+    // An insecure delegation: the absence of its DS is proven, and what is
+    // below it is answered without AD.
+    unbound.expect_secure("insecure.parent.test.", "DS", "NOERROR")?;
+    unbound.expect_insecure("www.insecure.parent.test.", "A", "NOERROR")?;
+    let failures = unbound.validation_failures();
+    ensure!(failures.is_empty(), "validation failures: {failures:?}");
+    Ok(())
+}
+
+#[test]
+fn unbound_validates_nsec_answers() -> Result<()> {
+    validated_by_unbound(false)
+}
+
+#[test]
+fn unbound_validates_nsec3_answers() -> Result<()> {
+    validated_by_unbound(true)
+}
