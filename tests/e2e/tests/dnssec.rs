@@ -209,7 +209,7 @@ fn validated_by_unbound(nsec3: bool) -> Result<()> {
     {
         cli.import(&ZoneFile::new(origin, write(dir.path(), &format!("{origin}zone"), text)?))?;
     }
-    let mut enable = |zone: &str| -> Result<String> {
+    let enable = |zone: &str| -> Result<String> {
         let mut args = vec![zone];
         if nsec3 {
             args.push("--nsec3");
