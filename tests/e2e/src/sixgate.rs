@@ -97,11 +97,18 @@ impl Cli {
     /// Runs `sixgate <command...> --data DIR <args...>`, e.g.
     /// `run(&["zone", "import"], &["example.test", "file.zone"])`.
     pub fn run(&self, command: &[&str], args: &[&str]) -> Result<CliOutput> {
+        self.run_env(&[], command, args)
+    }
+
+    /// [`Cli::run`] with extra environment variables, e.g.
+    /// `SIXGATE_CLOCK` for a step in simulated time.
+    pub fn run_env(&self, env: &[(&str, &str)], command: &[&str], args: &[&str]) -> Result<CliOutput> {
         let mut all: Vec<String> = command.iter().map(|s| (*s).to_owned()).collect();
         all.push("--data".into());
         all.push(self.data.display().to_string());
         all.extend(args.iter().map(|s| (*s).to_owned()));
         let output = Command::new(&self.binary)
+            .envs(env.iter().copied())
             .args(&all)
             .stdin(Stdio::null())
             .output()

@@ -1,0 +1,379 @@
+//! Key rollovers in simulated time, checked by a real validator at every
+//! step.
+//!
+//! A parent zone and a child zone, both signed by sixgate, are served by
+//! one `sixgate serve` whose own maintenance is off. The test drives time:
+//! every step runs `sixgate dnssec maintain` with `SIXGATE_CLOCK` set to
+//! the simulated time (the child's keys move, the parent's DS RRset is
+//! asked of the running server like any parent), plays the registry (it
+//! copies the child's CDS into the parent's DS RRset, on time or days
+//! late), and then asks unbound, with `val-override-date` at the simulated
+//! time and a flushed cache, for answers in the child: each must be
+//! secure. A zone that is bogus at any step fails the test with unbound's
+//! reason.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use anyhow::{Context, Result, bail, ensure};
+use sixgate_e2e::process::require_program;
+use sixgate_e2e::{Cli, CliOutput, Sixgate, Unbound, UnboundConfig, ZoneFile};
+
+const PARENT: &str = "$ORIGIN parent.test.
+$TTL 3600
+@         SOA  ns1 hostmaster 1 7200 3600 1209600 300
+@         NS   ns1
+ns1       A    127.0.0.1
+child     NS   ns1.parent.test.
+";
+
+const CHILD: &str = "$ORIGIN child.parent.test.
+$TTL 600
+@         SOA  ns1.parent.test. hostmaster 1 7200 3600 1209600 300
+@         NS   ns1.parent.test.
+www       AAAA 2001:db8::80
+";
+
+/// Most steps one phase may take before the test gives up.
+const MAX_STEPS: usize = 300;
+const DAY: u64 = 86_400;
+
+/// A key as `dnssec status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Key {
+    role: String,
+    tag: u16,
+    algorithm: String,
+    state: String,
+}
+
+struct Lab {
+    _dir: tempfile::TempDir,
+    cli: Cli,
+    _server: Sixgate,
+    addr: SocketAddr,
+    unbound: Unbound,
+    /// Simulated time, Unix seconds.
+    now: u64,
+    /// How long the registry takes to act on a CDS change.
+    registry_delay: u64,
+    /// A DS set the registry will install at a time.
+    pending: Option<(u64, Vec<String>)>,
+    /// The DS set the parent has.
+    installed: Vec<String>,
+    steps: usize,
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> Result<std::path::PathBuf> {
+    let path = dir.join(name);
+    fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SSZ`.
+fn parse_time(t: &str) -> Option<u64> {
+    let n = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
+    let days = days_from_civil(n(0..4)?, n(5..7)?, n(8..10)?);
+    let secs = days * DAY as i64 + n(11..13)? * 3600 + n(14..16)? * 60 + n(17..19)?;
+    u64::try_from(secs).ok()
+}
+
+impl Lab {
+    fn start(enable_args: &[&str], registry_delay: u64) -> Result<Lab> {
+        require_program("unbound", "unbound")?;
+        let dir = tempfile::tempdir()?;
+        let cli = Cli::new(dir.path().join("data"))?;
+        for (origin, text) in [("parent.test.", PARENT), ("child.parent.test.", CHILD)] {
+            cli.import(&ZoneFile::new(origin, write(dir.path(), &format!("{origin}zone"), text)?))?;
+        }
+        let parent_ds = cli.run(&["dnssec", "enable"], &["parent.test."])?.ok()?.stdout.trim().to_owned();
+        let mut args = vec!["child.parent.test."];
+        args.extend_from_slice(enable_args);
+        cli.run(&["dnssec", "enable"], &args)?.ok()?;
+        let config = write(dir.path(), "sixgate.toml", "[dnssec]\nmaintain = false\n")?;
+        let server = Sixgate::serve_with(cli.clone(), &["--config", &config.display().to_string()])?;
+        let addr = server.udp_addr();
+        let now = cli.run(&["dnssec", "status"], &["child.parent.test."])?.ok()?;
+        let now = now
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("key\t"))
+            .and_then(|l| l.split('\t').find_map(|f| f.strip_prefix("published ")))
+            .and_then(parse_time)
+            .context("the key's publication time")?;
+        let config = UnboundConfig::new()
+            .stub("parent.test.", addr)
+            .stub("child.parent.test.", addr)
+            .trust_anchor(&parent_ds)
+            .override_date(now);
+        let unbound = Unbound::start(config)?;
+        Ok(Lab {
+            _dir: dir,
+            cli,
+            _server: server,
+            addr,
+            unbound,
+            now,
+            registry_delay,
+            pending: None,
+            installed: Vec::new(),
+            steps: 0,
+        })
+    }
+
+    fn run(&self, command: &[&str], args: &[&str]) -> Result<CliOutput> {
+        let clock = self.now.to_string();
+        self.cli.run_env(&[("SIXGATE_CLOCK", &clock)], command, args)?.ok()
+    }
+
+    /// The child's CDS records (presentation rdata), as served: `None`
+    /// without CDS, an empty list for the "delete" CDS.
+    fn cds(&self) -> Result<Option<Vec<String>>> {
+        let out = self.run(&["zone", "export"], &["child.parent.test.", "--as-served"])?;
+        let cds: Vec<String> = out
+            .stdout
+            .lines()
+            .filter_map(|l| l.split_once(" IN CDS ").map(|(_, rd)| rd.to_owned()))
+            .collect();
+        if cds.is_empty() {
+            return Ok(None);
+        }
+        if cds.iter().any(|c| c.starts_with("0 0 0 ")) {
+            return Ok(Some(Vec::new()));
+        }
+        Ok(Some(cds))
+    }
+
+    /// The registry: takes a CDS change `registry_delay` after it appears
+    /// into the parent's DS RRset (RFC 7344 automation).
+    fn registry(&mut self) -> Result<()> {
+        if let Some(mut wanted) = self.cds()? {
+            wanted.sort();
+            let scheduled = self.pending.as_ref().map(|(_, s)| s);
+            if wanted != self.installed && scheduled != Some(&wanted) {
+                self.pending = Some((self.now + self.registry_delay, wanted));
+            }
+        }
+        if let Some((at, set)) = self.pending.clone()
+            && at <= self.now
+        {
+            if set.is_empty() {
+                self.run(&["record", "delete"], &["parent.test.", "child", "DS"])?;
+            } else {
+                let mut args = vec!["parent.test.", "child", "DS", "--ttl", "3600"];
+                args.extend(set.iter().map(String::as_str));
+                self.run(&["record", "set"], &args)?;
+            }
+            self.installed = set;
+            self.pending = None;
+        }
+        Ok(())
+    }
+
+    /// One maintenance run of both zones; the child's next event.
+    fn maintain(&self) -> Result<Option<u64>> {
+        let parent = self.addr.to_string();
+        self.run(&["dnssec", "maintain"], &["parent.test.", "--parent", &parent])?;
+        let out = self.run(&["dnssec", "maintain"], &["child.parent.test.", "--parent", &parent])?;
+        Ok(out.stdout.lines().find_map(|l| l.strip_prefix("next_event\t")).and_then(parse_time))
+    }
+
+    fn status(&self) -> Result<String> {
+        Ok(self.run(&["dnssec", "status"], &["child.parent.test."])?.stdout)
+    }
+
+    fn verdict(&self) -> Result<String> {
+        let s = self.status()?;
+        Ok(s.lines().find_map(|l| l.strip_prefix("verdict\t")).unwrap_or("").to_owned())
+    }
+
+    fn keys(&self) -> Result<Vec<Key>> {
+        Ok(self
+            .status()?
+            .lines()
+            .filter_map(|l| l.strip_prefix("key\t"))
+            .filter_map(|l| {
+                let f: Vec<&str> = l.split('\t').collect();
+                Some(Key {
+                    role: (*f.first()?).to_owned(),
+                    tag: f.get(1)?.parse().ok()?,
+                    algorithm: (*f.get(2)?).to_owned(),
+                    state: (*f.get(3)?).to_owned(),
+                })
+            })
+            .collect())
+    }
+
+    /// The zone must validate at the simulated time, from a flushed cache:
+    /// secure once the parent has a DS for it, insecure (never bogus)
+    /// before.
+    fn check(&mut self) -> Result<()> {
+        self.unbound.set_override_date(Some(self.now))?;
+        let at = format!("at step {} (t = {}, parent DS {:?})", self.steps, self.now, self.installed);
+        let queries = [
+            ("child.parent.test.", "DNSKEY", "NOERROR"),
+            ("www.child.parent.test.", "AAAA", "NOERROR"),
+            ("nope.child.parent.test.", "A", "NXDOMAIN"),
+            ("www.child.parent.test.", "TXT", "NOERROR"),
+        ];
+        for (name, rtype, rcode) in queries {
+            if self.installed.is_empty() {
+                self.unbound.expect_insecure(name, rtype, rcode).context(at.clone())?;
+            } else {
+                self.unbound.expect_secure(name, rtype, rcode).context(at.clone())?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves the clock to the next thing that happens (a key event or the
+    /// registry acting), at most `max` ahead, runs maintenance and the
+    /// registry there, and checks.
+    fn step(&mut self, max: u64) -> Result<()> {
+        let next_key = self.maintain()?;
+        self.registry()?;
+        let next = [next_key, self.pending.as_ref().map(|(t, _)| *t), Some(self.now + max)]
+            .into_iter()
+            .flatten()
+            .filter(|t| *t > self.now)
+            .min()
+            .unwrap_or(self.now + max);
+        self.now = next;
+        self.steps += 1;
+        self.maintain()?;
+        self.registry()?;
+        self.check()
+    }
+
+    /// Steps until `done` holds.
+    fn until(&mut self, what: &str, max: u64, mut done: impl FnMut(&Lab) -> Result<bool>) -> Result<()> {
+        for _ in 0..MAX_STEPS {
+            if done(self)? {
+                return Ok(());
+            }
+            self.step(max)?;
+        }
+        bail!("{what}: not reached in {MAX_STEPS} steps; status:\n{}", self.status()?)
+    }
+
+    fn secure(&mut self) -> Result<()> {
+        self.check()?;
+        self.until("secure", DAY, |lab| Ok(lab.verdict()? == "secure" && lab.pending.is_none()))
+    }
+}
+
+fn live(keys: &[Key]) -> Vec<&Key> {
+    keys.iter().filter(|k| k.state != "Removed").collect()
+}
+
+/// A CSK or KSK rollover by double signature: starts secure with one key,
+/// rolls, and ends secure with one new key.
+fn ksk_roll(enable: &[&str], registry_delay: u64) -> Result<Lab> {
+    // The first DS goes in promptly; the delay is for the roll's.
+    let mut lab = Lab::start(enable, 3600)?;
+    lab.secure()?;
+    lab.registry_delay = registry_delay;
+    let before = lab.keys()?;
+    let old = before.iter().find(|k| k.role == "Csk" || k.role == "Ksk").context("a KSK or CSK")?.clone();
+    lab.run(&["dnssec", "roll"], &["child.parent.test.", "ksk"])?;
+    let started = lab.now;
+    // While the parent has only the old DS, the old key must stay published
+    // and sign the DNSKEY RRset.
+    let mut waited_for_parent = false;
+    lab.until("the new key alone", DAY, |lab| {
+        let keys = lab.keys()?;
+        let old_now = keys.iter().find(|k| k.tag == old.tag);
+        if lab.installed.iter().all(|ds| ds.starts_with(&format!("{} ", old.tag)))
+            && !lab.installed.is_empty()
+        {
+            let state = old_now.map(|k| k.state.as_str()).unwrap_or("gone");
+            if !matches!(state, "Active" | "Ready" | "Published") {
+                bail!("key {} is {state} while the parent's DS still names only it", old.tag);
+            }
+            waited_for_parent = waited_for_parent || lab.pending.is_some();
+        }
+        let secure = live(&keys).iter().filter(|k| k.role == old.role).count() == 1
+            && old_now.is_none_or(|k| k.state == "Removed")
+            && lab.verdict()? == "secure";
+        Ok(secure)
+    })?;
+    let after = lab.keys()?;
+    let new = live(&after).into_iter().find(|k| k.role == old.role).context("the new key")?.clone();
+    ensure!(new.tag != old.tag, "the key did not change: {after:?}");
+    if registry_delay > 0 {
+        ensure!(waited_for_parent, "the roll never waited for the parent");
+        ensure!(lab.now - started >= registry_delay, "the roll ended before the parent acted");
+    }
+    Ok(lab)
+}
+
+#[test]
+fn csk_rollover_with_the_parent_on_time() -> Result<()> {
+    ksk_roll(&[], 3600).map(|_| ())
+}
+
+#[test]
+fn ksk_rollover_waits_for_a_parent_days_late() -> Result<()> {
+    ksk_roll(&["--ksk-zsk"], 6 * DAY).map(|_| ())
+}
+
+#[test]
+fn zsk_rollover_by_pre_publication() -> Result<()> {
+    let mut lab = Lab::start(&["--ksk-zsk"], 3600)?;
+    lab.secure()?;
+    let zsk = lab.keys()?.into_iter().find(|k| k.role == "Zsk").context("a ZSK")?;
+    lab.run(&["dnssec", "roll"], &["child.parent.test.", "zsk"])?;
+    lab.until("the new ZSK alone", DAY, |lab| {
+        let keys = lab.keys()?;
+        let zsks: Vec<&Key> = live(&keys).into_iter().filter(|k| k.role == "Zsk").collect();
+        Ok(zsks.len() == 1 && zsks.first().is_some_and(|k| k.tag != zsk.tag && k.state == "Active"))
+    })?;
+    ensure!(lab.verdict()? == "secure");
+    Ok(())
+}
+
+#[test]
+fn algorithm_rollover_from_p256_to_ed25519() -> Result<()> {
+    let mut lab = Lab::start(&[], 3600)?;
+    lab.secure()?;
+    lab.run(&["dnssec", "roll"], &["child.parent.test.", "algorithm", "--algorithm", "ed25519"])?;
+    lab.until("only Ed25519 keys", DAY, |lab| {
+        let keys = lab.keys()?;
+        let live = live(&keys);
+        Ok(!live.is_empty() && live.iter().all(|k| k.algorithm == "ed25519") && lab.verdict()? == "secure")
+    })?;
+    Ok(())
+}
+
+#[test]
+fn going_insecure_waits_for_the_parent_to_drop_the_ds() -> Result<()> {
+    let mut lab = Lab::start(&[], 3600)?;
+    lab.secure()?;
+    lab.registry_delay = 2 * DAY;
+    lab.run(&["dnssec", "disable"], &["child.parent.test."])?;
+    ensure!(lab.verdict()? == "going insecure");
+    let asked = lab.now;
+    lab.until("unsigned", DAY, |lab| {
+        let signed = lab.status()?.lines().any(|l| l == "signed\tyes");
+        if !signed {
+            ensure!(lab.installed.is_empty(), "unsigned while the parent still has DS {:?}", lab.installed);
+        }
+        Ok(!signed)
+    })?;
+    ensure!(lab.now - asked >= 2 * DAY, "unsigned before the parent removed the DS");
+    let export = lab.run(&["zone", "export"], &["child.parent.test.", "--as-served"])?.stdout;
+    ensure!(!export.contains("RRSIG") && !export.contains("DNSKEY"), "{export}");
+    Ok(())
+}
