@@ -131,7 +131,10 @@ async fn follow_routes(
 /// Runs the server until a termination signal.
 pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     init_logging(&s.log_level)?;
-    let mut store = Store::open(&s.data).with_context(|| format!("opening store in {}", s.data.display()))?;
+    let mut store = crate::dnssecmd::open(&s.data)?;
+    if std::env::var_os(crate::dnssecmd::CLOCK_ENV).is_some() {
+        tracing::warn!(now = store.now(), "running on a simulated clock ({})", crate::dnssecmd::CLOCK_ENV);
+    }
     store.set_serial_scheme(s.serial)?;
     if s.demo_zone {
         ensure_demo_zone(&mut store)?;

@@ -13,6 +13,7 @@
 //! - [`algorithm`]: the signing algorithms (13 and 15, RFC 8624).
 //! - [`key`]: key generation and loading, DNSKEY rdata, key tags.
 //! - [`canonical`]: the canonical RR form signatures cover.
+//! - [`check`]: the check a signed snapshot passes before it is served.
 //! - [`rrsig`]: making, reading and checking RRSIGs.
 //! - [`denial`]: NSEC and NSEC3 rdata and type bitmaps.
 //! - [`ds`]: DS digests and the CDS/CDNSKEY delete records.
@@ -33,6 +34,7 @@
 
 pub mod algorithm;
 pub mod canonical;
+pub mod check;
 pub mod denial;
 pub mod ds;
 pub mod key;

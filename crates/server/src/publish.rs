@@ -49,6 +49,9 @@ pub struct Follower {
     catalog: SharedCatalog,
     /// Journal position everything published is consistent with.
     position: i64,
+    /// Signed zones whose latest version failed its check: the catalog
+    /// keeps the last good one.
+    held: std::collections::HashSet<Box<[u8]>>,
     /// Per zone: journal position its last full load was consistent with.
     loaded_at: HashMap<Box<[u8]>, i64>,
     seed: u64,
@@ -56,6 +59,26 @@ pub struct Follower {
     /// The journal position of the catalog being served, for writers
     /// that answer only once their change is served.
     published: tokio::sync::watch::Sender<i64>,
+}
+
+/// How long past now a served signature must stay valid: the refresh
+/// runs well before that, so a signature this close to expiry means the
+/// refresh has stopped.
+const SIGNATURE_MARGIN: u32 = 3600;
+
+/// The owners (lowercased) a diff touches.
+fn changed_owners(changes: &[sixgate_dns::zone::Change]) -> Vec<Box<[u8]>> {
+    let mut owners: Vec<Box<[u8]>> = changes
+        .iter()
+        .map(|c| match c {
+            sixgate_dns::zone::Change::Add(r) | sixgate_dns::zone::Change::Remove(r) => {
+                name::to_lowercase(&r.owner)
+            }
+        })
+        .collect();
+    owners.sort();
+    owners.dedup();
+    owners
 }
 
 /// Builds a zone from streamed records.
@@ -97,6 +120,7 @@ impl Follower {
                 store,
                 catalog: shared.clone(),
                 position,
+                held: Default::default(),
                 loaded_at: HashMap::new(),
                 seed,
                 data_version,
@@ -131,16 +155,22 @@ impl Follower {
                 if self.loaded_at.get(&e.apex).is_some_and(|&p| e.id <= p) {
                     continue;
                 }
+                let held = self.held.contains(&e.apex);
                 match e.kind {
-                    JournalKind::Diff(changes) => match catalog.zone(&e.apex).map(|z| z.apply(&changes)) {
-                        Some(Ok(nz)) => catalog.insert(Arc::new(nz)),
-                        Some(Err(err)) => {
-                            tracing::error!(zone = %name::to_text(&e.apex), error = %err, "diff failed; reloading zone");
-                            self.reload_zone(&mut catalog, &e.apex)?;
+                    JournalKind::Diff(changes) if !held => {
+                        match catalog.zone(&e.apex).map(|z| z.apply(&changes)) {
+                            Some(Ok(nz)) => {
+                                let owners = changed_owners(&changes);
+                                self.publish_checked(&mut catalog, &e.apex, nz, Some(&owners));
+                            }
+                            Some(Err(err)) => {
+                                tracing::error!(zone = %name::to_text(&e.apex), error = %err, "diff failed; reloading zone");
+                                self.reload_zone(&mut catalog, &e.apex)?;
+                            }
+                            None => self.reload_zone(&mut catalog, &e.apex)?,
                         }
-                        None => self.reload_zone(&mut catalog, &e.apex)?,
-                    },
-                    JournalKind::Replace => self.reload_zone(&mut catalog, &e.apex)?,
+                    }
+                    JournalKind::Diff(_) | JournalKind::Replace => self.reload_zone(&mut catalog, &e.apex)?,
                     JournalKind::Delete => {
                         catalog.remove(&e.apex);
                         self.loaded_at.remove(&e.apex);
@@ -168,11 +198,44 @@ impl Follower {
         match (pos, zone) {
             (Some(pos), Some(zone)) => {
                 self.loaded_at.insert(apex.into(), pos);
-                catalog.insert(Arc::new(zone));
+                self.publish_checked(catalog, apex, zone, None);
             }
-            _ => catalog.remove(apex),
+            _ => {
+                catalog.remove(apex);
+                self.held.remove(apex);
+            }
         }
         Ok(())
+    }
+
+    /// Puts `zone` in the catalog if it is signed correctly (see
+    /// `sixgate_dnssec::check`); otherwise keeps serving what was served,
+    /// raises the alert, and holds the zone: later changes reload it whole
+    /// until a version passes.
+    fn publish_checked(
+        &mut self,
+        catalog: &mut Catalog,
+        apex: &[u8],
+        zone: Zone,
+        owners: Option<&[Box<[u8]>]>,
+    ) {
+        let now = self.store.now().max(0) as u64;
+        let problems = sixgate_dnssec::check::check_zone(&zone, owners, now, SIGNATURE_MARGIN);
+        if problems.is_empty() {
+            if self.held.remove(apex) {
+                tracing::info!(zone = %name::to_text(apex), "signed zone passes its check again; serving it");
+                let _ = self.store.dnssec_alert(apex, None);
+            }
+            catalog.insert(Arc::new(zone));
+            return;
+        }
+        let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        let alert = format!("not served, the signed zone fails its check: {}", list.join("; "));
+        tracing::error!(zone = %name::to_text(apex), problems = %list.join("; "), "signed zone not served: it fails its check");
+        self.held.insert(apex.into());
+        if let Err(e) = self.store.dnssec_alert(apex, Some(&alert)) {
+            tracing::warn!(error = %e, "could not record the alert");
+        }
     }
 
     fn reload_all(&mut self) -> Result<(), PublishError> {

@@ -454,6 +454,19 @@ impl Store {
         self.dnssec_change(apex, parent, |_, _| Ok(()))
     }
 
+    /// Sets (or clears) the zone's alert, shown by `dnssec status` and the
+    /// API. A no-op for an unsigned zone.
+    pub fn dnssec_alert(&mut self, apex: &[u8], alert: Option<&str>) -> Result<(), StoreError> {
+        let Some((id, _)) = zone_row(&self.conn, &name::to_lowercase(apex))? else { return Ok(()) };
+        if let Some((_, mut state)) = zone_row_dnssec(&self.conn, id)?
+            && state.alert.as_deref() != alert
+        {
+            state.alert = alert.map(str::to_owned);
+            save_state(&self.conn, id, &state)?;
+        }
+        Ok(())
+    }
+
     /// Records that asking the parent for the DS RRset failed.
     pub fn dnssec_parent_error(&mut self, apex: &[u8], error: &str) -> Result<(), StoreError> {
         let now = self.now().max(0) as u64;

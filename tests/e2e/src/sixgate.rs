@@ -177,10 +177,25 @@ impl Sixgate {
         Ok(server)
     }
 
+    /// [`Sixgate::serve_at`] with extra environment variables (e.g.
+    /// `SIXGATE_CLOCK`, for a server in simulated time).
+    pub fn serve_at_env(cli: Cli, dns: SocketAddr, extra: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        let server = Self::spawn_env(cli, &dns.to_string(), extra, env)?;
+        if server.udp != dns || server.tcp != dns {
+            bail!("sixgate serve --dns {dns} listens on {} (UDP) and {} (TCP)", server.udp, server.tcp);
+        }
+        Ok(server)
+    }
+
     fn spawn(cli: Cli, dns: &str, extra: &[&str]) -> Result<Self> {
+        Self::spawn_env(cli, dns, extra, &[])
+    }
+
+    fn spawn_env(cli: Cli, dns: &str, extra: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let data = cli.data().display().to_string();
         let mut command = Command::new(cli.binary());
         command
+            .envs(env.iter().copied())
             .args(["serve", "--data", &data, "--dns", dns, "--api", "127.0.0.1:0", "--workers", "2"])
             .args(extra)
             .stdout(Stdio::piped());

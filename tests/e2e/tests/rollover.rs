@@ -3,8 +3,9 @@
 //!
 //! A parent zone and a child zone, both signed by sixgate, are served by
 //! one `sixgate serve` whose own maintenance is off. The test drives time:
-//! every step runs `sixgate dnssec maintain` with `SIXGATE_CLOCK` set to
-//! the simulated time (the child's keys move, the parent's DS RRset is
+//! every step restarts the server on the simulated clock (it checks every
+//! signed version against that clock before serving it), runs
+//! `sixgate dnssec maintain` with `SIXGATE_CLOCK` set to the simulated time (the child's keys move, the parent's DS RRset is
 //! asked of the running server like any parent), plays the registry (it
 //! copies the child's CDS into the parent's DS RRset, on time or days
 //! late), and then asks unbound, with `val-override-date` at the simulated
@@ -51,8 +52,11 @@ struct Key {
 struct Lab {
     _dir: tempfile::TempDir,
     cli: Cli,
-    _server: Sixgate,
+    server: Option<Sixgate>,
+    config: std::path::PathBuf,
     addr: SocketAddr,
+    /// The child's next key event, from the last maintenance.
+    next_key: Option<u64>,
     unbound: Unbound,
     /// Simulated time, Unix seconds.
     now: u64,
@@ -103,8 +107,8 @@ impl Lab {
         args.extend_from_slice(enable_args);
         cli.run(&["dnssec", "enable"], &args)?.ok()?;
         let config = write(dir.path(), "sixgate.toml", "[dnssec]\nmaintain = false\n")?;
-        let server = Sixgate::serve_with(cli.clone(), &["--config", &config.display().to_string()])?;
-        let addr = server.udp_addr();
+        let port = sixgate_e2e::knot::free_port_pair()?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let now = cli.run(&["dnssec", "status"], &["child.parent.test."])?.ok()?;
         let now = now
             .stdout
@@ -119,18 +123,39 @@ impl Lab {
             .trust_anchor(&parent_ds)
             .override_date(now);
         let unbound = Unbound::start(config)?;
-        Ok(Lab {
+        let config = write(dir.path(), "sixgate.toml", "[dnssec]\nmaintain = false\n")?;
+        let mut lab = Lab {
             _dir: dir,
             cli,
-            _server: server,
+            server: None,
+            config,
             addr,
+            next_key: None,
             unbound,
             now,
             registry_delay,
             pending: None,
             installed: Vec::new(),
             steps: 0,
-        })
+        };
+        lab.restart()?;
+        lab.next_key = lab.maintain()?;
+        Ok(lab)
+    }
+
+    /// (Re)starts the server on the simulated clock.
+    fn restart(&mut self) -> Result<()> {
+        self.server = None;
+        let clock = self.now.to_string();
+        let config = self.config.display().to_string();
+        let server = Sixgate::serve_at_env(
+            self.cli.clone(),
+            self.addr,
+            &["--config", &config],
+            &[("SIXGATE_CLOCK", &clock)],
+        )?;
+        self.server = Some(server);
+        Ok(())
     }
 
     fn run(&self, command: &[&str], args: &[&str]) -> Result<CliOutput> {
@@ -239,12 +264,10 @@ impl Lab {
     }
 
     /// Moves the clock to the next thing that happens (a key event or the
-    /// registry acting), at most `max` ahead, runs maintenance and the
-    /// registry there, and checks.
+    /// registry acting), at most `max` ahead, restarts the server there,
+    /// runs maintenance and the registry, and checks.
     fn step(&mut self, max: u64) -> Result<()> {
-        let next_key = self.maintain()?;
-        self.registry()?;
-        let next = [next_key, self.pending.as_ref().map(|(t, _)| *t), Some(self.now + max)]
+        let next = [self.next_key, self.pending.as_ref().map(|(t, _)| *t), Some(self.now + max)]
             .into_iter()
             .flatten()
             .filter(|t| *t > self.now)
@@ -252,7 +275,8 @@ impl Lab {
             .unwrap_or(self.now + max);
         self.now = next;
         self.steps += 1;
-        self.maintain()?;
+        self.restart()?;
+        self.next_key = self.maintain()?;
         self.registry()?;
         self.check()
     }

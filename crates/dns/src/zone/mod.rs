@@ -177,6 +177,11 @@ impl Zone {
         Ok(())
     }
 
+    /// Every node, in no particular order.
+    pub fn nodes(&self) -> impl Iterator<Item = NodeRef<'_>> {
+        self.nodes.iter()
+    }
+
     /// The apex, lowercased.
     pub fn apex(&self) -> &[u8] {
         &self.apex
