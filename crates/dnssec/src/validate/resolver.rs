@@ -219,7 +219,7 @@ impl<Z: Authority, P: Authority> Resolver<Z, P> {
                 .filter(|a| a.rtype == code::DS)
                 .map(|a| a.ttl)
                 .min()
-                .unwrap_or_else(|| negative_ttl(&r));
+                .unwrap_or_else(|| negative_ttl(&r).unwrap_or(0));
             self.ds = Some(Cached::new(ds, now, ttl));
         }
         Ok(self.ds.as_ref().map_or(&[], |c| &c.value))
@@ -231,7 +231,7 @@ impl<Z: Authority, P: Authority> Resolver<Z, P> {
             let set = SignedRrSet::group(&r.answer)
                 .into_iter()
                 .find(|s| s.rtype == code::DNSKEY && s.owner.eq_ignore_ascii_case(&self.apex));
-            let ttl = set.as_ref().map_or_else(|| negative_ttl(&r), |s| s.cache_ttl(now));
+            let ttl = set.as_ref().map_or_else(|| negative_ttl(&r).unwrap_or(0), |s| s.cache_ttl(now));
             self.dnskey = Some(Cached::new(set, now, ttl));
         }
         Ok(self.dnskey.as_ref().and_then(|c| c.value.as_ref()))
@@ -321,12 +321,15 @@ pub fn sweep<Z: Authority + Clone, P: Authority + Clone>(
 fn response_ttl(r: &Response, now: u64) -> u32 {
     let sets = SignedRrSet::group(&r.answer).into_iter().chain(SignedRrSet::group(&r.authority));
     let ttl = sets.map(|s| s.cache_ttl(now)).min().unwrap_or(0);
-    if r.answer.is_empty() { ttl.min(negative_ttl(r)) } else { ttl }
+    match negative_ttl(r) {
+        Some(negative) if r.answer.is_empty() => ttl.min(negative),
+        _ => ttl,
+    }
 }
 
 /// RFC 2308 §5: a negative answer is cached for the smaller of the SOA's
-/// TTL and its MINIMUM field; without an SOA, not at all.
-fn negative_ttl(r: &Response) -> u32 {
+/// TTL and its MINIMUM field; `None` without an SOA.
+fn negative_ttl(r: &Response) -> Option<u32> {
     r.authority
         .iter()
         .filter(|a| a.rtype == code::SOA)
@@ -335,7 +338,6 @@ fn negative_ttl(r: &Response) -> u32 {
             Some(soa.ttl.min(u32::from_be_bytes(min.try_into().ok()?)))
         })
         .min()
-        .unwrap_or(0)
 }
 
 /// Validates a response to `qname` (lowercased) and `qtype` under the

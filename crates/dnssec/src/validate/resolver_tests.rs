@@ -25,6 +25,7 @@ fn zone<'k>(ksk: &'k KeyPair, published: &[&'k KeyPair], zone_signers: &[&'k Key
         now,
         dnskey_ttl: DNSKEY_TTL,
         ttl: TTL,
+        extra: String::new(),
     }
     .serve()
 }
@@ -145,6 +146,7 @@ fn ksk_rollover(t3_after_ds: u64) -> Vec<Failure> {
             now,
             dnskey_ttl: DNSKEY_TTL,
             ttl: TTL,
+            extra: String::new(),
         }
         .serve()
     };
@@ -167,6 +169,39 @@ fn removing_the_old_ksk_while_its_ds_is_cached_is_caught() {
     assert!(!failures.is_empty());
     assert!(
         failures.iter().all(|f| matches!(f.verdict, Verdict::Bogus(Bogus::NoDsMatch { .. }))),
+        "{failures:#?}"
+    );
+}
+
+/// Signing a zone and adding its DS (RFC 7583 §3.1, RFC 6781 §4.1.1):
+/// the zone is signed at `t1`, and the parent adds the DS at `t2`.
+fn going_secure(ds_after_signing: u64) -> Vec<Failure> {
+    let k = csk(Algorithm::Ed25519);
+    let t0 = NOW;
+    let t1 = t0 + 1000;
+    let t2 = t1 + ds_after_signing;
+    let signed = Spec { dnskey_ttl: DNSKEY_TTL, ttl: TTL, now: t1, ..Spec::single(&k, false) };
+    let zones = timeline(vec![(t0, Spec::unsigned().serve()), (t1, signed.serve())]);
+    let parents = timeline(vec![(t0, Parent(Vec::new())), (t2, Parent::of(&[&k], TTL))]);
+    let times = check_times(&[t1, t2, t2 + u64::from(TTL)]);
+    let mut failures = sweep(&Resolver::new(&n(APEX), &zones, &parents), &sweep_queries(), &times);
+    // Before the DS reaches a resolver, its answers are rightly insecure.
+    failures.retain(|f| f.verdict != Verdict::Insecure);
+    failures
+}
+
+#[test]
+fn a_ds_added_once_the_unsigned_answers_expired_is_secure() {
+    let failures = going_secure(u64::from(TTL) + 1);
+    assert!(failures.is_empty(), "{failures:#?}");
+}
+
+#[test]
+fn a_ds_added_while_unsigned_answers_are_cached_is_caught() {
+    let failures = going_secure(100);
+    assert!(!failures.is_empty());
+    assert!(
+        failures.iter().all(|f| matches!(f.verdict, Verdict::Bogus(Bogus::Unsigned { .. }))),
         "{failures:#?}"
     );
 }

@@ -52,6 +52,8 @@ pub(super) struct Spec<'k> {
     pub(super) dnskey_ttl: u32,
     /// TTL of every other RRset (and the SOA MINIMUM).
     pub(super) ttl: u32,
+    /// More records, zone file lines.
+    pub(super) extra: String,
 }
 
 impl<'k> Spec<'k> {
@@ -65,11 +67,27 @@ impl<'k> Spec<'k> {
             now: NOW,
             dnskey_ttl: 3600,
             ttl: 3600,
+            extra: String::new(),
         }
     }
 
-    /// The zone: SOA, NS, an address, a wildcard and a TXT below an empty
-    /// non-terminal, signed and served by the answer engine.
+    /// The zone without keys or signatures.
+    pub(super) fn unsigned() -> Spec<'k> {
+        Spec {
+            published: Vec::new(),
+            key_signers: Vec::new(),
+            zone_signers: Vec::new(),
+            nsec3: false,
+            now: NOW,
+            dnskey_ttl: 3600,
+            ttl: 3600,
+            extra: String::new(),
+        }
+    }
+
+    /// The zone: SOA, NS, an address, a wildcard, a TXT below an empty
+    /// non-terminal and two CNAMEs, signed (unless no key signs) and
+    /// served by the answer engine.
     pub(super) fn serve(&self) -> Catalog {
         let apex = n(APEX);
         let ttl = self.ttl;
@@ -79,7 +97,11 @@ impl<'k> Spec<'k> {
              ns {ttl} IN A 192.0.2.53\n\
              www {ttl} IN A 192.0.2.1\n\
              *.wild {ttl} IN A 192.0.2.2\n\
-             deep.ent {ttl} IN TXT \"below an empty non-terminal\"\n"
+             deep.ent {ttl} IN TXT \"below an empty non-terminal\"\n\
+             alias {ttl} IN CNAME www\n\
+             dangling {ttl} IN CNAME gone\n\
+             {}\n",
+            self.extra
         );
         let mut records = zonefile::parse(&text, &apex).unwrap();
         for k in &self.published {
@@ -98,6 +120,9 @@ impl<'k> Spec<'k> {
                 ttl: 0,
                 rdata: p.nsec3param_rdata().into(),
             });
+        }
+        if self.key_signers.is_empty() && self.zone_signers.is_empty() {
+            return Catalog::new().with_zone(Arc::new(Zone::build(&apex, records, 7).unwrap()));
         }
         let mut keys: Vec<ActiveKey<'_>> = Vec::new();
         for k in self.key_signers.iter().chain(&self.zone_signers) {
@@ -150,7 +175,15 @@ impl Parent {
 
 impl Authority for Parent {
     fn query(&self, _: &[u8], _: u16, _: u64) -> Result<Response, ResponseError> {
-        Ok(Response { rcode: 0, answer: self.0.clone(), authority: Vec::new() })
+        // Without DS, a NODATA answer with the parent's SOA (TTL and
+        // MINIMUM 3600), so that the absence is cached as well.
+        let authority = if self.0.is_empty() {
+            let soa = "test. 3600 IN SOA ns.test. hostmaster.test. 1 7200 3600 1209600 3600";
+            zonefile::parse(soa, &name::from_text("test.", None).unwrap()).unwrap()
+        } else {
+            Vec::new()
+        };
+        Ok(Response { rcode: 0, answer: self.0.clone(), authority })
     }
 }
 
@@ -177,6 +210,8 @@ pub(super) fn queries() -> Vec<(Box<[u8]>, u16, Outcome)> {
         (n("deep.ent"), code::TXT, Outcome::Answer),
         (n("@"), code::DNSKEY, Outcome::Answer),
         (n("@"), code::SOA, Outcome::Answer),
+        (n("alias"), code::A, Outcome::Answer),
+        (n("dangling"), code::A, Outcome::NxDomain),
     ]
 }
 
@@ -422,4 +457,30 @@ fn cache_ttl_is_capped_by_the_signature() {
         s.ttl = 86400;
     }
     assert_eq!(raised.cache_ttl(NOW), 600);
+}
+
+#[test]
+fn referrals_are_secure_or_insecure_by_their_ds() {
+    for nsec3 in [false, true] {
+        let (k, child) = (csk(Algorithm::EcdsaP256Sha256), csk(Algorithm::Ed25519));
+        let child_ds = ds::ds_rdata(&n("signed"), &child.dnskey_rdata(), ds::SHA256).unwrap();
+        let hex: String = child_ds.iter().map(|b| format!("{b:02X}")).collect();
+        let extra = format!(
+            "signed 3600 IN NS ns.elsewhere.\n\
+             signed 3600 IN DS {} {} 2 {}\n\
+             unsigned 3600 IN NS ns.elsewhere.\n",
+            child.key_tag(),
+            child.algorithm().code(),
+            &hex[8..]
+        );
+        let spec = Spec { extra, ..Spec::single(&k, nsec3) };
+        let zone = spec.serve();
+        let mut r = Resolver::new(&n(APEX), &zone, Parent::of(&[&k], 3600));
+        assert_eq!(r.resolve(&n("host.signed"), code::A, NOW), Verdict::Secure(Outcome::SecureDelegation));
+        assert_eq!(r.resolve(&n("host.unsigned"), code::A, NOW), Verdict::Insecure);
+        // Without its DS RRset, the signed delegation lacks the proof
+        // that it has none.
+        let mut r = Resolver::new(&n(APEX), Altered(&zone, strip(code::DS)), Parent::of(&[&k], 3600));
+        assert!(matches!(r.resolve(&n("host.signed"), code::A, NOW), Verdict::Bogus(Bogus::Denial { .. })));
+    }
 }
