@@ -27,6 +27,10 @@
 //!   with a role, an algorithm number and a key tag. The store keeps the
 //!   [`rollover::Keyring`] (it is serde-serializable) and calls
 //!   [`rollover::plan`] when [`rollover::Plan::next_event`] comes due.
+//! - [`validate`]: the other side: a validator (RFC 4035 §5, RFC 5155 §8)
+//!   and a validating resolver with a TTL-aware cache on a simulated
+//!   clock, which asks sixgate's answer engine, so that rollovers can be
+//!   shown never to leave a cached resolver with a bogus answer.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::indexing_slicing)]
 // Tests fail by panicking; the lints guard the code that faces input.
@@ -42,6 +46,7 @@ pub mod policy;
 pub mod rollover;
 pub mod rrsig;
 pub mod sign;
+pub mod validate;
 
 pub use algorithm::Algorithm;
 pub use key::KeyPair;
