@@ -8,16 +8,28 @@
 //! `sixgate dnssec maintain` with `SIXGATE_CLOCK` set to the simulated time (the child's keys move, the parent's DS RRset is
 //! asked of the running server like any parent), plays the registry (it
 //! copies the child's CDS into the parent's DS RRset, on time or days
-//! late), and then asks unbound, with `val-override-date` at the simulated
-//! time and a flushed cache, for answers in the child: each must be
-//! secure. A zone that is bogus at any step fails the test with unbound's
-//! reason.
+//! late), and then checks the child in two independent ways:
+//!
+//! - unbound, with `val-override-date` at the simulated time and a flushed
+//!   cache, asks for answers in the child: each must be secure (insecure
+//!   before the parent has a DS), with unbound's reason on failure;
+//! - sixgate's sans-IO validator (`sixgate_dnssec::validate`) with a
+//!   TTL-aware resolver cache: resolvers that cached the DS and DNSKEY
+//!   RRsets and the answers at any earlier moment within the caches' reach
+//!   (every time the served zones changed) resolve at the step's time.
+//!   Real rollover failures come from cached old keys and signatures; no
+//!   such combination may be bogus.
+//!
+//! `ROLLOVER_DEBUG=1` prints the keys at every step.
 
 use std::fs;
 use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail, ensure};
+use sixgate_dns::catalog::Catalog;
+use sixgate_dns::zone::Zone;
+use sixgate_dnssec::validate::{Resolver, Timeline, Verdict};
 use sixgate_e2e::process::require_program;
 use sixgate_e2e::{Cli, CliOutput, Sixgate, Unbound, UnboundConfig, ZoneFile};
 
@@ -35,6 +47,14 @@ $TTL 600
 @         NS   ns1.parent.test.
 www       AAAA 2001:db8::80
 ";
+
+/// What is asked at every step, and the status each must have.
+const QUERIES: [(&str, &str, &str); 4] = [
+    ("child.parent.test.", "DNSKEY", "NOERROR"),
+    ("www.child.parent.test.", "AAAA", "NOERROR"),
+    ("nope.child.parent.test.", "A", "NXDOMAIN"),
+    ("www.child.parent.test.", "TXT", "NOERROR"),
+];
 
 /// Most steps one phase may take before the test gives up.
 const MAX_STEPS: usize = 300;
@@ -67,7 +87,18 @@ struct Lab {
     /// The DS set the parent has.
     installed: Vec<String>,
     steps: usize,
+    /// The served child and parent zones, each from the time it appeared.
+    history: Timeline<Catalog>,
+    /// The times the served zones changed, and the text they were.
+    changes: Vec<u64>,
+    last_served: String,
+    /// The cache model has checked every moment up to here.
+    model_checked: u64,
 }
+
+/// How far back a resolver's cache can reach: longer than every TTL in
+/// these zones (3600 at most) and the validator's caps.
+const CACHE_REACH: u64 = 2 * DAY;
 
 fn write(dir: &Path, name: &str, text: &str) -> Result<std::path::PathBuf> {
     let path = dir.join(name);
@@ -106,7 +137,6 @@ impl Lab {
         let mut args = vec!["child.parent.test."];
         args.extend_from_slice(enable_args);
         cli.run(&["dnssec", "enable"], &args)?.ok()?;
-        let config = write(dir.path(), "sixgate.toml", "[dnssec]\nmaintain = false\n")?;
         let port = sixgate_e2e::knot::free_port_pair()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let now = cli.run(&["dnssec", "status"], &["child.parent.test."])?.ok()?;
@@ -137,6 +167,10 @@ impl Lab {
             pending: None,
             installed: Vec::new(),
             steps: 0,
+            history: Timeline::new(),
+            changes: Vec::new(),
+            last_served: String::new(),
+            model_checked: 0,
         };
         lab.restart()?;
         lab.next_key = lab.maintain()?;
@@ -241,25 +275,117 @@ impl Lab {
             .collect())
     }
 
-    /// The zone must validate at the simulated time, from a flushed cache:
-    /// secure once the parent has a DS for it, insecure (never bogus)
-    /// before.
+    /// The zone must validate at the simulated time, for unbound from a
+    /// flushed cache and for the cache model from every earlier cache
+    /// state within reach: secure once the parent has a DS for it,
+    /// insecure (never bogus) before.
     fn check(&mut self) -> Result<()> {
         self.unbound.set_override_date(Some(self.now))?;
         let at = format!("at step {} (t = {}, parent DS {:?})", self.steps, self.now, self.installed);
-        let queries = [
-            ("child.parent.test.", "DNSKEY", "NOERROR"),
-            ("www.child.parent.test.", "AAAA", "NOERROR"),
-            ("nope.child.parent.test.", "A", "NXDOMAIN"),
-            ("www.child.parent.test.", "TXT", "NOERROR"),
-        ];
-        for (name, rtype, rcode) in queries {
+        for (name, rtype, rcode) in QUERIES {
             if self.installed.is_empty() {
                 self.unbound.expect_insecure(name, rtype, rcode).context(at.clone())?;
             } else {
                 self.unbound.expect_secure(name, rtype, rcode).context(at.clone())?;
             }
         }
+        self.model_check().context(at)
+    }
+
+    /// Records the served zones if they changed, then resolves every query
+    /// at now with resolvers whose caches were filled at each earlier
+    /// change within reach (keys and answers at different moments too).
+    fn model_check(&mut self) -> Result<()> {
+        self.record()?;
+        self.model_resolve()
+    }
+
+    /// A manual operation (`dnssec roll`, `dnssec disable`), a second
+    /// after the last check, recorded in the history when it happens.
+    fn operate(&mut self, command: &[&str], args: &[&str]) -> Result<()> {
+        self.now += 1;
+        self.restart()?;
+        self.run(command, args)?;
+        self.record()
+    }
+
+    /// Adds the served zones to the history if they changed.
+    fn record(&mut self) -> Result<()> {
+        let mut served = String::new();
+        let mut catalog = Catalog::new();
+        for zone in ["parent.test.", "child.parent.test."] {
+            let text = self.run(&["zone", "export"], &[zone, "--as-served"])?.stdout;
+            let apex = sixgate_dns::name::from_text(zone, None)?;
+            let records = sixgate_dns::zonefile::parse(&text, &apex).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            catalog.insert(std::sync::Arc::new(Zone::build(&apex, records, 7)?));
+            served.push_str(&text);
+        }
+        if served != self.last_served {
+            self.history.push(self.now, catalog);
+            self.changes.push(self.now);
+            self.last_served = served;
+        }
+        Ok(())
+    }
+
+    /// Resolves every query at every moment since the last check with
+    /// resolvers whose caches were filled at each earlier moment within
+    /// reach.
+    fn model_resolve(&mut self) -> Result<()> {
+        let apex = sixgate_dns::name::from_text("child.parent.test.", None)?;
+        let queries: Vec<(Box<[u8]>, u16)> = QUERIES
+            .iter()
+            .map(|(n, t, _)| {
+                Ok((
+                    sixgate_dns::name::from_text(n, None)?,
+                    sixgate_dns::zonefile::type_from_text(t).context("type")?,
+                ))
+            })
+            .collect::<Result<_>>()?;
+        // The moments that matter: just before, at and just after each
+        // change within reach (a resolver that cached the old zone a
+        // second before a change asks a second after it), and now.
+        let mut times: Vec<u64> = self
+            .changes
+            .iter()
+            .filter(|c| **c + CACHE_REACH >= self.now)
+            .flat_map(|c| [c.saturating_sub(1), *c, c + 1])
+            .chain([self.now])
+            .filter(|t| *t <= self.now && self.changes.first().is_some_and(|first| t >= first))
+            .collect();
+        times.sort_unstable();
+        times.dedup();
+        let fresh = Resolver::new(&apex, &self.history, &self.history);
+        for &at in times.iter().filter(|t| **t > self.model_checked || **t == self.now) {
+            for &keys_at in times.iter().filter(|t| **t <= at) {
+                for &answers_at in times.iter().filter(|t| **t <= at) {
+                    let mut r = fresh.clone();
+                    if answers_at < keys_at {
+                        queries.iter().for_each(|(n, t)| r.warm_answer(n, *t, answers_at));
+                        r.warm_keys(keys_at);
+                    } else {
+                        r.warm_keys(keys_at);
+                        queries.iter().for_each(|(n, t)| r.warm_answer(n, *t, answers_at));
+                    }
+                    for (n, t) in &queries {
+                        let verdict = r.resolve(n, *t, at);
+                        let fresh_now = keys_at == at && answers_at == at && at == self.now;
+                        match verdict {
+                            Verdict::Bogus(b) => bail!(
+                                "the cache model finds {} {t} bogus at {at} (keys cached at {keys_at}, answers at {answers_at}): {b}",
+                                sixgate_dns::name::to_text(n)
+                            ),
+                            Verdict::Insecure if fresh_now && !self.installed.is_empty() => bail!(
+                                "the cache model finds {} insecure with the DS in place",
+                                sixgate_dns::name::to_text(n)
+                            ),
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+        self.model_checked = self.now;
         Ok(())
     }
 
@@ -278,6 +404,9 @@ impl Lab {
         self.restart()?;
         self.next_key = self.maintain()?;
         self.registry()?;
+        if std::env::var_os("ROLLOVER_DEBUG").is_some() {
+            eprintln!("--- t={} next={:?}\n{}", self.now, self.next_key, self.status()?);
+        }
         self.check()
     }
 
@@ -311,7 +440,7 @@ fn ksk_roll(enable: &[&str], registry_delay: u64) -> Result<Lab> {
     lab.registry_delay = registry_delay;
     let before = lab.keys()?;
     let old = before.iter().find(|k| k.role == "Csk" || k.role == "Ksk").context("a KSK or CSK")?.clone();
-    lab.run(&["dnssec", "roll"], &["child.parent.test.", "ksk"])?;
+    lab.operate(&["dnssec", "roll"], &["child.parent.test.", "ksk"])?;
     let started = lab.now;
     // While the parent has only the old DS, the old key must stay published
     // and sign the DNSKEY RRset.
@@ -358,7 +487,7 @@ fn zsk_rollover_by_pre_publication() -> Result<()> {
     let mut lab = Lab::start(&["--ksk-zsk"], 3600)?;
     lab.secure()?;
     let zsk = lab.keys()?.into_iter().find(|k| k.role == "Zsk").context("a ZSK")?;
-    lab.run(&["dnssec", "roll"], &["child.parent.test.", "zsk"])?;
+    lab.operate(&["dnssec", "roll"], &["child.parent.test.", "zsk"])?;
     lab.until("the new ZSK alone", DAY, |lab| {
         let keys = lab.keys()?;
         let zsks: Vec<&Key> = live(&keys).into_iter().filter(|k| k.role == "Zsk").collect();
@@ -372,7 +501,7 @@ fn zsk_rollover_by_pre_publication() -> Result<()> {
 fn algorithm_rollover_from_p256_to_ed25519() -> Result<()> {
     let mut lab = Lab::start(&[], 3600)?;
     lab.secure()?;
-    lab.run(&["dnssec", "roll"], &["child.parent.test.", "algorithm", "--algorithm", "ed25519"])?;
+    lab.operate(&["dnssec", "roll"], &["child.parent.test.", "algorithm", "--algorithm", "ed25519"])?;
     lab.until("only Ed25519 keys", DAY, |lab| {
         let keys = lab.keys()?;
         let live = live(&keys);
@@ -386,7 +515,7 @@ fn going_insecure_waits_for_the_parent_to_drop_the_ds() -> Result<()> {
     let mut lab = Lab::start(&[], 3600)?;
     lab.secure()?;
     lab.registry_delay = 2 * DAY;
-    lab.run(&["dnssec", "disable"], &["child.parent.test."])?;
+    lab.operate(&["dnssec", "disable"], &["child.parent.test."])?;
     ensure!(lab.verdict()? == "going insecure");
     let asked = lab.now;
     lab.until("unsigned", DAY, |lab| {
