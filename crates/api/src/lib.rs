@@ -21,6 +21,7 @@
 
 mod admin;
 mod auth;
+mod dnssec;
 pub mod error;
 mod httpreq;
 mod limit;
@@ -194,6 +195,7 @@ pub fn app(state: AppState) -> Router {
     Router::new()
         .merge(openapi::routes())
         .merge(zones::routes())
+        .merge(dnssec::routes())
         .merge(rrsets::routes())
         .merge(admin::routes())
         .merge(httpreq::routes())

@@ -36,6 +36,8 @@ pub(crate) const PATHS: &[&str] = &[
     "/v1/zones/{zone}",
     "/v1/zones/{zone}/zonefile",
     "/v1/zones/{zone}/anames",
+    "/v1/zones/{zone}/dnssec",
+    "/v1/zones/{zone}/dnssec/rollover",
     "/v1/zones/{zone}/rrsets",
     "/v1/zones/{zone}/rrsets/{name}/{type}",
     "/v1/accounts",
@@ -69,6 +71,14 @@ pub(crate) fn document() -> Value {
             },
             "/v1/zones/{zone}/anames": {
                 "get": op("Each ANAME's addresses, last success, last error and next refresh", "200", None),
+            },
+            "/v1/zones/{zone}/dnssec": {
+                "get": op("DNSSEC status: keys and states, next event, the DS for the registry, the parent's DS, the verdict and the chain of trust", "200", None),
+                "post": op("Sign the zone (the one switch); body optional: algorithm, nsec3, layout, policy", "200", Some("EnableDnssec")),
+                "delete": op("Go insecure: CDS/CDNSKEY delete, unsigned once the parent's DS is gone (?now=true: at once)", "200", None),
+            },
+            "/v1/zones/{zone}/dnssec/rollover": {
+                "post": op("Start a rollover: kind ksk, zsk or algorithm (with algorithm)", "200", Some("Rollover")),
             },
             "/v1/zones/{zone}/rrsets": {
                 "get": op("List RRsets", "200", None),
@@ -116,7 +126,13 @@ pub(crate) fn document() -> Value {
                     "scope": { "enum": ["admin", "account", "zone", "acme", "ptr"] }, "account": { "type": "string" },
                     "zone": { "type": "string" }, "prefix": { "type": "string", "description": "IPv6 prefix for ptr tokens" } } },
                 "Challenge": { "type": "object", "required": ["fqdn", "value"], "properties": {
-                    "fqdn": { "type": "string" }, "value": { "type": "string" } } }
+                    "fqdn": { "type": "string" }, "value": { "type": "string" } } },
+                "EnableDnssec": { "type": "object", "additionalProperties": false, "properties": {
+                    "algorithm": { "enum": ["ecdsap256sha256", "ed25519"] }, "nsec3": { "type": "boolean" },
+                    "layout": { "enum": ["csk", "ksk_zsk"] },
+                    "policy": { "type": "object", "description": "signature_validity, signature_refresh, signature_jitter, dnskey_ttl, propagation_delay, zsk_lifetime, ksk_lifetime, parent_ds_ttl, parent_propagation_delay, ds_check_interval (seconds); see docs/dnssec.md" } } },
+                "Rollover": { "type": "object", "required": ["kind"], "additionalProperties": false, "properties": {
+                    "kind": { "enum": ["ksk", "zsk", "algorithm"] }, "algorithm": { "enum": ["ecdsap256sha256", "ed25519"] } } }
             }
         }
     })

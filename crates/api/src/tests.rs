@@ -512,3 +512,78 @@ async fn ptr_tokens_change_only_ptr_records_inside_their_prefix() {
     let (s, _) = f.call("GET", "/v1/zones/example.test", Some(&ptr), None).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn dnssec_is_one_switch_with_status_ds_and_chain() {
+    let f = fixture();
+    // Unsigned at first.
+    let (s, v) = f.call("GET", "/v1/zones/example.test/dnssec", Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["signed"], false);
+    assert_eq!(v["verdict"], "insecure");
+    // Another account's token does not see the zone.
+    let (s, _) = f.call("POST", "/v1/zones/example.test/dnssec", Some(&f.bob), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Nonsense policies are refused with a reason, and nothing changes.
+    for (body, words) in [
+        (json!({"policy": {"signature_validity": 3600, "signature_refresh": 7200}}), "refresh"),
+        (json!({"policy": {"signature_validity": 0}}), "validity"),
+        (json!({"policy": {"dnskey_ttl": 0}}), "ttl"),
+        (json!({"algorithm": "rsasha1"}), "rsasha1"),
+        (json!({"policy": {"no_such_field": 1}}), "no_such_field"),
+    ] {
+        let (s, v) =
+            f.call("POST", "/v1/zones/example.test/dnssec", Some(&f.alice), Some(body.clone())).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {v}");
+        assert!(v["detail"].as_str().unwrap().to_ascii_lowercase().contains(words), "{body}: {v}");
+    }
+    let (_, v) = f.call("GET", "/v1/zones/example.test/dnssec", Some(&f.alice), None).await;
+    assert_eq!(v["signed"], false);
+    // The switch.
+    let (s, v) = f
+        .call(
+            "POST",
+            "/v1/zones/example.test/dnssec",
+            Some(&f.alice),
+            Some(json!({"algorithm": "ed25519", "nsec3": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["signed"], true);
+    assert_eq!(v["algorithm"], "ed25519");
+    assert_eq!(v["denial"], "NSEC3");
+    assert_eq!(v["verdict"], "waiting for DS");
+    let keys = v["keys"].as_array().unwrap();
+    assert_eq!(keys.len(), 1);
+    assert_eq!(keys[0]["role"], "csk");
+    assert_eq!(keys[0]["state"], "active");
+    let ds = v["ds"][0].as_str().unwrap();
+    assert!(ds.starts_with(&format!("example.test. 3600 IN DS {} 15 2 ", keys[0]["key_tag"])), "{ds}");
+    // The chain: the DNSKEY, and signatures over each type with windows.
+    let chain = &v["chain"];
+    assert_eq!(chain["dnskey"][0]["secure_entry_point"], true);
+    assert_eq!(chain["dnskey"][0]["named_by_parent_ds"], false);
+    let types: Vec<&str> =
+        chain["signatures"].as_array().unwrap().iter().map(|s| s["type"].as_str().unwrap()).collect();
+    for t in ["SOA", "NS", "A", "MX", "DNSKEY", "NSEC3", "NSEC3PARAM"] {
+        assert!(types.contains(&t), "{t} not in {types:?}");
+    }
+    let soa = chain["signatures"].as_array().unwrap().iter().find(|s| s["type"] == "SOA").unwrap();
+    assert!(soa["earliest_inception"].as_str().unwrap() < soa["earliest_expiration"].as_str().unwrap());
+    // The zone file export stays unsigned.
+    let (s, v) = f.call("GET", "/v1/zones/example.test/rrsets", Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(!v.to_string().contains("RRSIG"), "{v}");
+    // A rollover request, then going insecure the safe way.
+    let (s, v) = f
+        .call("POST", "/v1/zones/example.test/dnssec/rollover", Some(&f.alice), Some(json!({"kind": "ksk"})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = f.call("DELETE", "/v1/zones/example.test/dnssec", Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["verdict"], "going insecure");
+    assert!(v["ds"].as_array().unwrap().is_empty());
+    let (s, v) = f.call("DELETE", "/v1/zones/example.test/dnssec?now=true", Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["signed"], false);
+}

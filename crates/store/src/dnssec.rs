@@ -722,3 +722,63 @@ impl DnssecInfo {
         if matched { Verdict::Secure } else { Verdict::DsMismatch }
     }
 }
+
+/// The signatures over one type by one key, summarized: the chain of
+/// trust's last link, with its validity windows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureSummary {
+    /// The type signed.
+    pub type_covered: u16,
+    /// The signing key's tag.
+    pub key_tag: u16,
+    /// Its algorithm.
+    pub algorithm: u8,
+    /// How many RRsets of the type it signs.
+    pub count: u64,
+    /// The earliest inception and expiration among them.
+    pub earliest: (u32, u32),
+    /// The latest inception and expiration among them.
+    pub latest: (u32, u32),
+}
+
+impl Store {
+    /// The zone's signatures by type and key, read in one pass over the
+    /// RRSIG rows (the fields are fixed-offset octets of the rdata).
+    pub fn dnssec_signatures(&self, apex: &[u8]) -> Result<Vec<SignatureSummary>, StoreError> {
+        let (id, _) = zone_row(&self.conn, &name::to_lowercase(apex))?
+            .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT substr(rdata, 1, 2), substr(rdata, 17, 2), substr(rdata, 3, 1), count(*),
+                    min(substr(rdata, 13, 4)), min(substr(rdata, 9, 4)),
+                    max(substr(rdata, 13, 4)), max(substr(rdata, 9, 4))
+             FROM records WHERE zone_id = ?1 AND rtype = 46
+             GROUP BY 1, 2, 3 ORDER BY 1, 2",
+        )?;
+        let be = |b: Vec<u8>| b.iter().fold(0u32, |acc, &x| acc << 8 | u32::from(x));
+        let rows = st.query_map(params![id], |r| {
+            Ok((
+                r.get::<_, Vec<u8>>(0)?,
+                r.get::<_, Vec<u8>>(1)?,
+                r.get::<_, Vec<u8>>(2)?,
+                r.get::<_, i64>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+                r.get::<_, Vec<u8>>(5)?,
+                r.get::<_, Vec<u8>>(6)?,
+                r.get::<_, Vec<u8>>(7)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (t, tag, alg, count, i0, e0, i1, e1) = row?;
+            out.push(SignatureSummary {
+                type_covered: be(t) as u16,
+                key_tag: be(tag) as u16,
+                algorithm: be(alg) as u8,
+                count: count.max(0) as u64,
+                earliest: (be(i0), be(e0)),
+                latest: (be(i1), be(e1)),
+            });
+        }
+        Ok(out)
+    }
+}

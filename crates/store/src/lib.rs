@@ -37,7 +37,9 @@ use sixgate_dns::zone::{Change, Record, soa_serial};
 
 pub use codec::{decode_changes, encode_changes};
 pub use derived::{Aname, AnameState};
-pub use dnssec::{DnssecInfo, KeyInfo, Maintained, Roll, SignedZoneDue, Verdict, ZoneState, denial_name};
+pub use dnssec::{
+    DnssecInfo, KeyInfo, Maintained, Roll, SignatureSummary, SignedZoneDue, Verdict, ZoneState, denial_name,
+};
 pub use proxy::{ProxyHost, ProxyProtocol};
 pub use serial::{SerialScheme, rfc3339};
 pub use tenancy::{
