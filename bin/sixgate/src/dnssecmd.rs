@@ -112,14 +112,19 @@ pub(crate) fn enable(
     algorithm: &str,
     nsec3: bool,
     ksk_zsk: bool,
+    policy: Option<&str>,
 ) -> anyhow::Result<()> {
     let apex = zone_name(zone)?;
     let algorithm: Algorithm = algorithm.parse()?;
+    let base: Policy = match policy {
+        Some(json) => serde_json::from_str(json).map_err(|e| anyhow!("--policy: {e}"))?,
+        None => Policy::default(),
+    };
     let policy = Policy {
         algorithm,
-        denial: if nsec3 { Denial::Nsec3 { opt_out: false } } else { Denial::Nsec },
-        layout: if ksk_zsk { KeyLayout::KskZsk } else { KeyLayout::Csk },
-        ..Policy::default()
+        denial: if nsec3 { Denial::Nsec3 { opt_out: false } } else { base.denial },
+        layout: if ksk_zsk { KeyLayout::KskZsk } else { base.layout },
+        ..base
     };
     let mut store = open(dir)?;
     let commit = store.dnssec_enable(&apex, &policy)?;

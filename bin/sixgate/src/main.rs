@@ -238,6 +238,11 @@ enum DnssecCommand {
         /// A KSK and a ZSK instead of one combined key.
         #[arg(long)]
         ksk_zsk: bool,
+        /// The rest of the policy as JSON, e.g.
+        /// '{"signature_validity":1209600,"zsk_lifetime":0}' (see
+        /// docs/dnssec.md); --algorithm, --nsec3 and --ksk-zsk win.
+        #[arg(long, value_name = "JSON")]
+        policy: Option<String>,
     },
     /// Make a zone insecure the safe way: publish CDS/CDNSKEY "delete"
     /// (RFC 8078) and stay signed until the parent has removed its DS.
@@ -508,8 +513,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dnssec { command, common } => {
             let dir = data_dir(&common);
             match command {
-                DnssecCommand::Enable { zone, algorithm, nsec3, ksk_zsk } => {
-                    dnssecmd::enable(&dir, &zone, &algorithm, nsec3, ksk_zsk)
+                DnssecCommand::Enable { zone, algorithm, nsec3, ksk_zsk, policy } => {
+                    dnssecmd::enable(&dir, &zone, &algorithm, nsec3, ksk_zsk, policy.as_deref())
                 }
                 DnssecCommand::Disable { zone, now } => dnssecmd::disable(&dir, &zone, now),
                 DnssecCommand::Status { zone } => dnssecmd::status(&dir, &zone),

@@ -155,6 +155,15 @@ fn signed_input_and_bad_policies_get_clear_errors() -> Result<()> {
     cli.import(&ZoneFile::new("example.test.", write(dir.path(), "z.zone", ZONE)?))?;
     let out = cli.run(&["dnssec", "enable"], &["example.test.", "--algorithm", "rsasha1"])?;
     ensure!(!out.success() && out.stderr.contains("rsasha1"), "{out}");
+    let out = cli.run(
+        &["dnssec", "enable"],
+        &["example.test.", "--policy", r#"{"signature_validity":100,"signature_refresh":200}"#],
+    )?;
+    ensure!(!out.success() && out.stderr.contains("must be less than the signature validity"), "{out}");
+    let out = cli.run(&["dnssec", "enable"], &["example.test.", "--policy", r#"{"dnskey_ttl":0}"#])?;
+    ensure!(!out.success() && out.stderr.contains("DNSSEC policy"), "{out}");
+    let status = cli.run(&["dnssec", "status"], &["example.test."])?.ok()?;
+    ensure!(status.stdout.contains("signed\tno"), "a refused policy left the zone signed: {status}");
     let out = cli.run(&["dnssec", "enable"], &["nothere.test."])?;
     ensure!(!out.success() && out.stderr.contains("does not exist"), "{out}");
     // A signed zone refuses DNSSEC records from the user, too.
