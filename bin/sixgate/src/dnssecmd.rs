@@ -305,3 +305,28 @@ pub(crate) fn sign_file(
     }
     Ok(())
 }
+
+pub(crate) fn export_keys(dir: &Path, zone: &str) -> anyhow::Result<()> {
+    use base64::Engine as _;
+    let apex = zone_name(zone)?;
+    let store = open(dir)?;
+    let keys = store.dnssec_private_keys(&apex)?;
+    if keys.is_empty() {
+        return Err(anyhow!("{} has no keys (is it signed?)", name::to_text(&apex)));
+    }
+    for (info, pkcs8) in keys {
+        let r = &info.record;
+        let alg =
+            Algorithm::from_code(r.algorithm).map_or_else(|| r.algorithm.to_string(), |a| a.to_string());
+        println!("# {} key {} {alg} {:?} flags {}", name::to_text(&apex), r.key_tag, r.role, info.flags);
+        println!("-----BEGIN PRIVATE KEY-----");
+        let b64 = base64::engine::general_purpose::STANDARD.encode(&pkcs8);
+        for chunk in b64.as_bytes().chunks(64) {
+            println!("{}", String::from_utf8_lossy(chunk));
+        }
+        println!("-----END PRIVATE KEY-----");
+    }
+    tracing::warn!(zone = %name::to_text(&apex), "private keys exported");
+    eprintln!("exported the private keys of {}; keep the output secret", name::to_text(&apex));
+    Ok(())
+}

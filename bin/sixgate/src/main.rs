@@ -276,6 +276,13 @@ enum DnssecCommand {
         #[arg(long = "parent", value_name = "ADDR:PORT")]
         parents: Vec<String>,
     },
+    /// Print the zone's private keys (PKCS#8, PEM) with their tags and
+    /// roles: an explicit operator action, for escrow or a move to another
+    /// signer. Anyone who reads the output can sign for the zone.
+    ExportKeys {
+        /// The zone.
+        zone: String,
+    },
     /// Start a key rollover by hand.
     Roll {
         /// The zone.
@@ -520,6 +527,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 DnssecCommand::Status { zone } => dnssecmd::status(&dir, &zone),
                 DnssecCommand::Ds { zone } => dnssecmd::ds(&dir, &zone),
                 DnssecCommand::Maintain { zone, parents } => dnssecmd::maintain(&dir, &zone, &parents),
+                DnssecCommand::ExportKeys { zone } => dnssecmd::export_keys(&dir, &zone),
                 DnssecCommand::Roll { zone, what, algorithm } => {
                     dnssecmd::roll(&dir, &zone, &what, algorithm.as_deref())
                 }

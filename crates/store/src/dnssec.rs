@@ -552,6 +552,22 @@ impl Store {
         Ok(Some(DnssecInfo { apex: zone_apex(&self.conn, apex)?, policy, state, keys }))
     }
 
+    /// The zone's live keys with their private halves (PKCS#8): only for
+    /// an explicit export by the operator.
+    pub fn dnssec_private_keys(&self, apex: &[u8]) -> Result<Vec<(KeyInfo, Vec<u8>)>, StoreError> {
+        let Some(info) = self.dnssec_info(apex)? else { return Ok(Vec::new()) };
+        let mut out = Vec::new();
+        for k in info.keys {
+            let private: Vec<u8> = self.conn.query_row(
+                "SELECT private FROM dnssec_keys WHERE id = ?1",
+                params![k.record.id as i64],
+                |r| r.get(0),
+            )?;
+            out.push((k, private));
+        }
+        Ok(out)
+    }
+
     /// Every signed zone (apex, original case) with when it is next due:
     /// the earlier of its next key event and its next parent query.
     pub fn dnssec_zones(&self) -> Result<Vec<SignedZoneDue>, StoreError> {
