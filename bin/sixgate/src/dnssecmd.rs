@@ -330,3 +330,14 @@ pub(crate) fn export_keys(dir: &Path, zone: &str) -> anyhow::Result<()> {
     eprintln!("exported the private keys of {}; keep the output secret", name::to_text(&apex));
     Ok(())
 }
+
+pub(crate) fn remove_key(dir: &Path, zone: &str, key_tag: u16) -> anyhow::Result<()> {
+    let apex = zone_name(zone)?;
+    let mut store = open(dir)?;
+    let done = store.dnssec_remove_key(&apex, key_tag)?;
+    if done.commit.is_some() {
+        poke(dir);
+    }
+    eprintln!("key {key_tag} of {} removed", name::to_text(&apex));
+    Ok(())
+}

@@ -283,6 +283,14 @@ enum DnssecCommand {
         /// The zone.
         zone: String,
     },
+    /// Remove a key by hand (by key tag). Refused while the parent's DS
+    /// names it or it still signs; keys are removed automatically when safe.
+    RemoveKey {
+        /// The zone.
+        zone: String,
+        /// The key's tag.
+        key_tag: u16,
+    },
     /// Start a key rollover by hand.
     Roll {
         /// The zone.
@@ -528,6 +536,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 DnssecCommand::Ds { zone } => dnssecmd::ds(&dir, &zone),
                 DnssecCommand::Maintain { zone, parents } => dnssecmd::maintain(&dir, &zone, &parents),
                 DnssecCommand::ExportKeys { zone } => dnssecmd::export_keys(&dir, &zone),
+                DnssecCommand::RemoveKey { zone, key_tag } => dnssecmd::remove_key(&dir, &zone, key_tag),
                 DnssecCommand::Roll { zone, what, algorithm } => {
                     dnssecmd::roll(&dir, &zone, &what, algorithm.as_deref())
                 }

@@ -232,7 +232,13 @@ async fn round(dir: &std::path::Path, settings: &DnssecSettings, full: bool) -> 
                     poke(dir);
                 }
             }
-            Err(e) => tracing::error!(zone = %name::to_text(&apex), error = %e, "DNSSEC maintenance failed"),
+            Err(e) => {
+                tracing::error!(zone = %name::to_text(&apex), error = %e, "DNSSEC maintenance failed");
+                let (d, a) = (dir.to_path_buf(), apex.clone());
+                let alert = format!("maintenance failed: {e}");
+                let _ = tokio::task::spawn_blocking(move || Store::open(&d)?.dnssec_alert(&a, Some(&alert)))
+                    .await;
+            }
         }
     }
     Ok(())

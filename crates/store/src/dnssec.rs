@@ -440,6 +440,23 @@ impl Store {
         })
     }
 
+    /// Removes a key by hand (by key tag). Refused while the parent's DS
+    /// names it, while the parent has not been asked, or while it signs or
+    /// is listed in CDS: the planner removes keys itself when they are
+    /// safe to remove.
+    pub fn dnssec_remove_key(&mut self, apex: &[u8], key_tag: u16) -> Result<Maintained, StoreError> {
+        self.dnssec_change(apex, None, |state, now| {
+            let id = state
+                .keyring
+                .live()
+                .find(|k| k.key_tag == key_tag)
+                .map(|k| k.id)
+                .ok_or_else(|| StoreError::NotFound(format!("no live key with tag {key_tag}")))?;
+            let parent = state.parent.clone();
+            state.keyring.remove(id, parent.as_ref(), now).map_err(|e| StoreError::Conflict(e.to_string()))
+        })
+    }
+
     /// Moves the zone's keys along their timelines at the store's time:
     /// records what was seen at the parent (`parent`: the DS RRset's key
     /// tags and algorithms, its TTL, and the DS rdata), generates,
@@ -534,6 +551,20 @@ impl Store {
         let due = signer::expiring(&tx, id, now + u64::from(zs.refresh))?;
         if !due.is_empty() {
             changes.extend(signer::resign(&tx, id, &zs, &due, now)?);
+            // What is still due now has no key to sign it: say so.
+            let left = signer::expiring(&tx, id, now + u64::from(zs.refresh))?;
+            let alert = (!left.is_empty()).then(|| {
+                format!(
+                    "{} signatures expire within the refresh window and could not be renewed (first: {} type {})",
+                    left.len(),
+                    name::to_text(&left[0].0),
+                    left[0].1
+                )
+            });
+            if alert != state.alert {
+                state.alert = alert;
+                save_state(&tx, id, &state)?;
+            }
         }
         if changes.is_empty() {
             tx.commit()?;

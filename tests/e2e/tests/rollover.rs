@@ -442,6 +442,14 @@ fn ksk_roll(enable: &[&str], registry_delay: u64) -> Result<Lab> {
     let old = before.iter().find(|k| k.role == "Csk" || k.role == "Ksk").context("a KSK or CSK")?.clone();
     lab.operate(&["dnssec", "roll"], &["child.parent.test.", "ksk"])?;
     let started = lab.now;
+    // The key the parent's DS names cannot be removed by hand.
+    let clock = lab.now.to_string();
+    let out = lab.cli.run_env(
+        &[("SIXGATE_CLOCK", &clock)],
+        &["dnssec", "remove-key"],
+        &["child.parent.test.", &old.tag.to_string()],
+    )?;
+    ensure!(!out.success() && out.stderr.contains("parent"), "removing the key the parent's DS names: {out}");
     // While the parent has only the old DS, the old key must stay published
     // and sign the DNSKEY RRset.
     let mut waited_for_parent = false;
