@@ -265,6 +265,12 @@ fn validated_by_unbound(nsec3: bool) -> Result<()> {
     unbound.expect_insecure("www.insecure.parent.test.", "A", "NOERROR")?;
     let failures = unbound.validation_failures();
     ensure!(failures.is_empty(), "validation failures: {failures:?}");
+    // A restart keeps the keys: the same DS afterwards.
+    drop(server);
+    let again = sixgate_e2e::Sixgate::serve_with(cli.clone(), &["--config", &config.display().to_string()])?;
+    let ds_after = cli.run(&["dnssec", "ds"], &["child.parent.test."])?.ok()?.stdout.trim().to_owned();
+    ensure!(ds_after == child_ds, "the DS changed across a restart: {child_ds} then {ds_after}");
+    drop(again);
     Ok(())
 }
 
