@@ -230,8 +230,10 @@ fn validated_by_unbound(nsec3: bool) -> Result<()> {
     // The registry step: the child's DS goes into the parent.
     let ds_rdata = child_ds.split(" IN DS ").nth(1).context("DS line")?.to_owned();
     cli.run(&["record", "set"], &["parent.test.", "child", "DS", &ds_rdata])?.ok()?;
-    let config = write(dir.path(), "sixgate.toml", "[dnssec]\nmaintain = false\n[aname]\nmin_refresh = 1\n")?;
-    let server = sixgate_e2e::Sixgate::serve_with(cli.clone(), &["--config", &config.display().to_string()])?;
+    let server_config =
+        write(dir.path(), "sixgate.toml", "[dnssec]\nmaintain = false\n[aname]\nmin_refresh = 1\n")?;
+    let server =
+        sixgate_e2e::Sixgate::serve_with(cli.clone(), &["--config", &server_config.display().to_string()])?;
     let addr = server.udp_addr();
     // The ANAME's addresses are resolved internally, then signed.
     sixgate_e2e::wait_until("the ANAME's addresses", std::time::Duration::from_secs(30), || {
@@ -267,7 +269,8 @@ fn validated_by_unbound(nsec3: bool) -> Result<()> {
     ensure!(failures.is_empty(), "validation failures: {failures:?}");
     // A restart keeps the keys: the same DS afterwards.
     drop(server);
-    let again = sixgate_e2e::Sixgate::serve_with(cli.clone(), &["--config", &config.display().to_string()])?;
+    let again =
+        sixgate_e2e::Sixgate::serve_with(cli.clone(), &["--config", &server_config.display().to_string()])?;
     let ds_after = cli.run(&["dnssec", "ds"], &["child.parent.test."])?.ok()?.stdout.trim().to_owned();
     ensure!(ds_after == child_ds, "the DS changed across a restart: {child_ds} then {ds_after}");
     drop(again);
