@@ -240,7 +240,6 @@ pub(crate) fn sign_file(
     threads: Option<usize>,
     out: Option<&Path>,
 ) -> anyhow::Result<()> {
-    use sixgate_dns::check::check_zone;
     use sixgate_dns::zone::{Record, sort_canonical};
     use sixgate_dnssec::denial::Nsec3Params;
     use sixgate_dnssec::key::flags;
@@ -249,15 +248,7 @@ pub(crate) fn sign_file(
 
     let apex = zone_name(origin)?;
     let algorithm: Algorithm = algorithm.parse()?;
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let (mut records, lines) = zonefile::parse_with_lines(&text, &apex)
-        .map_err(|e| anyhow!("{}:{}: {}", file.display(), e.line, e.reason))?;
-    if let Err(e) = check_zone(&apex, &mut records) {
-        return Err(match e.index.and_then(|i| lines.get(i)) {
-            Some(line) => anyhow!("{}:{}: {}", file.display(), line, e.reason),
-            None => anyhow!("{}: {}", file.display(), e.reason),
-        });
-    }
+    let mut records = crate::zonecmd::read_zone_file(file, &apex)?;
     let policy = Policy::default();
     let key = KeyPair::generate(algorithm, flags::ZONE | flags::SEP)?;
     let dnskey = key.dnskey_rdata();

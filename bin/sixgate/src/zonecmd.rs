@@ -24,17 +24,23 @@ fn open(dir: &Path) -> anyhow::Result<Store> {
     crate::dnssecmd::open(dir)
 }
 
-pub(crate) fn import(dir: &Path, zone: &str, file: &Path) -> anyhow::Result<()> {
-    let apex = zone_name(zone)?;
+/// Reads and checks a zone file; errors name the file and line.
+pub(crate) fn read_zone_file(file: &Path, apex: &[u8]) -> anyhow::Result<Vec<sixgate_dns::zone::Record>> {
     let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let (mut records, lines) = zonefile::parse_with_lines(&text, &apex)
+    let (mut records, lines) = zonefile::parse_with_lines(&text, apex)
         .map_err(|e| anyhow!("{}:{}: {}", file.display(), e.line, e.reason))?;
-    if let Err(e) = check_zone(&apex, &mut records) {
+    if let Err(e) = check_zone(apex, &mut records) {
         return Err(match e.index.and_then(|i| lines.get(i)) {
             Some(line) => anyhow!("{}:{}: {}", file.display(), line, e.reason),
             None => anyhow!("{}: {}", file.display(), e.reason),
         });
     }
+    Ok(records)
+}
+
+pub(crate) fn import(dir: &Path, zone: &str, file: &Path) -> anyhow::Result<()> {
+    let apex = zone_name(zone)?;
+    let records = read_zone_file(file, &apex)?;
     let n = records.len();
     let mut store = open(dir)?;
     let commit = store.replace_zone(&apex, records)?;

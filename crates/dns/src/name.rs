@@ -211,6 +211,24 @@ pub fn is_at_or_below(name: &[u8], zone: &[u8]) -> bool {
     }
 }
 
+/// The start offsets of a wire name's labels, root excluded, and their
+/// number (a name has at most 127), without allocating.
+pub(crate) fn label_starts(wire: &[u8]) -> ([u8; 128], usize) {
+    let mut at = [0u8; 128];
+    let (mut pos, mut count) = (0usize, 0usize);
+    while let Some(&len) = wire.get(pos) {
+        if len == 0 || count == at.len() {
+            break;
+        }
+        if let Some(slot) = at.get_mut(count) {
+            *slot = pos as u8;
+        }
+        count += 1;
+        pos += 1 + len as usize;
+    }
+    (at, count)
+}
+
 /// A byte string whose plain byte order is the DNSSEC canonical order of
 /// names (RFC 4034 §6.1), so that an ordered index (SQLite, a B-tree) can
 /// find a name's neighbours and, as one contiguous range, its
@@ -233,18 +251,7 @@ pub const MAX_CANONICAL_KEY_LEN: usize = 2 * MAX_NAME_LEN;
 /// [`canonical_key`] written into a caller's buffer (no allocation, for
 /// the query path); returns the key.
 pub fn canonical_key_into<'b>(wire: &[u8], buf: &'b mut [u8; MAX_CANONICAL_KEY_LEN]) -> &'b [u8] {
-    let mut starts = [0u8; 128];
-    let (mut pos, mut count) = (0usize, 0usize);
-    while let Some(&len) = wire.get(pos) {
-        if len == 0 || count == starts.len() {
-            break;
-        }
-        if let Some(slot) = starts.get_mut(count) {
-            *slot = pos as u8;
-        }
-        count += 1;
-        pos += 1 + len as usize;
-    }
+    let (starts, count) = label_starts(wire);
     let mut out = 0usize;
     let mut push = |b: u8| {
         if let Some(slot) = buf.get_mut(out) {

@@ -22,7 +22,7 @@ use sixgate_dnssec::rollover::{
 use sixgate_dnssec::{Algorithm, KeyPair};
 
 use crate::signer::{self, LoadedKey, ZoneSigning};
-use crate::{Commit, Store, StoreError, display, finish_diff_signed, record_of, zone_row};
+use crate::{Commit, Store, StoreError, display, finish_diff, record_of, zone_row};
 
 /// How often a key is generated again when its tag collides with a live
 /// key's (RFC 4034 Appendix B: tags are not unique).
@@ -353,6 +353,30 @@ fn signers(view: &ZoneKeys) -> (Vec<KeyId>, Vec<KeyId>) {
     (ids(&view.dnskey_signers), ids(&view.zone_signers))
 }
 
+/// The start of a DNSSEC write: the zone's key, the store's time (also
+/// as unsigned seconds), the serial scheme, an immediate transaction and
+/// the zone's row.
+struct Begun<'a> {
+    key: Box<[u8]>,
+    at: i64,
+    now: u64,
+    scheme: crate::SerialScheme,
+    tx: rusqlite::Transaction<'a>,
+    id: i64,
+    old_serial: i64,
+}
+
+impl Store {
+    fn begin(&mut self, apex: &[u8]) -> Result<Begun<'_>, StoreError> {
+        let key = name::to_lowercase(apex);
+        let at = self.now();
+        let scheme = self.serial_scheme();
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let (id, old_serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        Ok(Begun { key, at, now: at.max(0) as u64, scheme, tx, id, old_serial })
+    }
+}
+
 impl Store {
     /// Turns signing on for a zone: generates its keys per `policy`,
     /// publishes them, signs the whole zone and publishes CDS/CDNSKEY for
@@ -361,12 +385,7 @@ impl Store {
     /// one is refused (that is a rollover).
     pub fn dnssec_enable(&mut self, apex: &[u8], policy: &Policy) -> Result<Commit, StoreError> {
         policy.validate().map_err(policy_error)?;
-        let key = name::to_lowercase(apex);
-        let at = self.now();
-        let now = at.max(0) as u64;
-        let scheme = self.serial_scheme();
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (id, old_serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let Begun { key, at, now, scheme, tx, id, old_serial } = self.begin(apex)?;
         let max_ttl = max_ttl(&tx, id)?;
         policy.check_zone_max_ttl(max_ttl).map_err(policy_error)?;
         if let Some((old, state)) = zone_row_dnssec(&tx, id)? {
@@ -407,16 +426,12 @@ impl Store {
     /// validators see it as bogus); `dnssec disable` without `--now` goes
     /// the safe way through [`Store::dnssec_start_unsigning`].
     pub fn dnssec_unsign(&mut self, apex: &[u8]) -> Result<Commit, StoreError> {
-        let key = name::to_lowercase(apex);
-        let at = self.now();
-        let scheme = self.serial_scheme();
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (id, old_serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let Begun { key, at, scheme, tx, id, old_serial, .. } = self.begin(apex)?;
         if zone_row_dnssec(&tx, id)?.is_none() {
             return Ok(Commit { journal_id: 0, serial: old_serial as u32 });
         }
         let changes = unsign_rows(&tx, id)?;
-        finish_diff_signed(tx, id, &key, old_serial, scheme, at, changes)
+        finish_diff(tx, id, &key, old_serial, scheme, at, changes)
     }
 
     /// Starts going insecure (RFC 8078 §4): CDS and CDNSKEY become the
@@ -504,12 +519,7 @@ impl Store {
         parent: Option<(ParentDs, Vec<Vec<u8>>)>,
         change: impl FnOnce(&mut ZoneState, u64) -> Result<(), StoreError>,
     ) -> Result<Maintained, StoreError> {
-        let key = name::to_lowercase(apex);
-        let at = self.now();
-        let now = at.max(0) as u64;
-        let scheme = self.serial_scheme();
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (id, old_serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let Begun { key, at, now, scheme, tx, id, old_serial } = self.begin(apex)?;
         let Some((policy, mut state)) = zone_row_dnssec(&tx, id)? else {
             return Err(StoreError::Conflict(format!("{} is not signed", display(apex))));
         };
@@ -535,7 +545,7 @@ impl Store {
             // Going insecure is complete: the parent has no DS, the keys
             // are gone.
             let changes = unsign_rows(&tx, id)?;
-            let commit = finish_diff_signed(tx, id, &key, old_serial, scheme, at, changes)?;
+            let commit = finish_diff(tx, id, &key, old_serial, scheme, at, changes)?;
             return Ok(Maintained { commit: Some(commit), next_event: None, query_parent_at: None });
         }
         let records = key_records(&tx, &apex_case, &policy, &after)?;
@@ -570,7 +580,7 @@ impl Store {
             tx.commit()?;
             return Ok(done);
         }
-        let commit = finish_diff_signed(tx, id, &key, old_serial, scheme, at, changes)?;
+        let commit = finish_diff(tx, id, &key, old_serial, scheme, at, changes)?;
         Ok(Maintained { commit: Some(commit), ..done })
     }
 
@@ -655,18 +665,14 @@ impl Store {
     /// Re-signs what expires within the refresh window. Returns `None`
     /// when nothing was due.
     pub fn dnssec_refresh(&mut self, apex: &[u8]) -> Result<Option<Commit>, StoreError> {
-        let key = name::to_lowercase(apex);
-        let at = self.now();
-        let scheme = self.serial_scheme();
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (id, old_serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let Begun { key, at, scheme, tx, id, old_serial, .. } = self.begin(apex)?;
         let Some(zs) = load_signing(&tx, id)? else { return Ok(None) };
         let due = signer::expiring(&tx, id, at.max(0) as u64 + u64::from(zs.refresh))?;
         if due.is_empty() {
             return Ok(None);
         }
         let changes = signer::resign(&tx, id, &zs, &due, at.max(0) as u64)?;
-        finish_diff_signed(tx, id, &key, old_serial, scheme, at, changes).map(Some)
+        finish_diff(tx, id, &key, old_serial, scheme, at, changes).map(Some)
     }
 }
 

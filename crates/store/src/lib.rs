@@ -700,19 +700,6 @@ pub(crate) fn finish_diff(
     old_serial: i64,
     scheme: SerialScheme,
     at: i64,
-    effective: Vec<Change>,
-) -> Result<Commit, StoreError> {
-    finish_diff_signed(tx, id, key, old_serial, scheme, at, effective)
-}
-
-/// [`finish_diff`] by its other name, for the DNSSEC code.
-pub(crate) fn finish_diff_signed(
-    tx: rusqlite::Transaction<'_>,
-    id: i64,
-    key: &[u8],
-    old_serial: i64,
-    scheme: SerialScheme,
-    at: i64,
     mut effective: Vec<Change>,
 ) -> Result<Commit, StoreError> {
     let (serial, soa) = bump_serial(&tx, id, key, old_serial, None, scheme, at)?;

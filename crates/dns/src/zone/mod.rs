@@ -299,29 +299,13 @@ pub fn soa_serial(rdata: &[u8]) -> Option<u32> {
 /// labels from the root down, each compared as lowercased octets. Needs
 /// no allocation, so sorting a large zone does not allocate per step.
 pub fn canonical_cmp(a: &[u8], b: &[u8]) -> Ordering {
-    /// Start offsets of the labels (a name has at most 127).
-    fn starts(n: &[u8]) -> ([u8; 128], usize) {
-        let mut at = [0u8; 128];
-        let (mut p, mut count) = (0usize, 0usize);
-        while let Some(&l) = n.get(p) {
-            if l == 0 || count == at.len() {
-                break;
-            }
-            if let Some(slot) = at.get_mut(count) {
-                *slot = p as u8;
-            }
-            count += 1;
-            p += 1 + l as usize;
-        }
-        (at, count)
-    }
     fn label(n: &[u8], start: u8) -> &[u8] {
         let s = start as usize;
         let len = n.get(s).copied().unwrap_or(0) as usize;
         n.get(s + 1..s + 1 + len).unwrap_or(&[])
     }
-    let (sa, na) = starts(a);
-    let (sb, nb) = starts(b);
+    let (sa, na) = name::label_starts(a);
+    let (sb, nb) = name::label_starts(b);
     for (&x, &y) in sa.get(..na).unwrap_or(&[]).iter().rev().zip(sb.get(..nb).unwrap_or(&[]).iter().rev()) {
         let ord = label(a, x)
             .iter()
