@@ -303,7 +303,10 @@ impl<'a> Ctx<'a, '_> {
             code::RRSIG if dnssec::chain(self.zone).is_some() => {
                 return self.rrsig_query(node, owner, nodata);
             }
-            code::CNAME => node.rrset(qtype),
+            // RFC 2181 §10.1: besides a CNAME a name holds only DNSSEC
+            // records; its NSEC is answered from the name itself, as Knot
+            // does, rather than after the alias.
+            code::CNAME | code::NSEC => node.rrset(qtype),
             _ => match node.rrset(code::CNAME) {
                 Some(cname) => {
                     if self.put_signed(Section::Answer, owner, node, &cname).is_err() {

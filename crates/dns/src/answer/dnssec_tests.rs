@@ -276,3 +276,19 @@ fn denial_proofs_follow_zone_changes() {
     assert_eq!(covering(&after), ["n.dnssec.test 300 NSEC ns1.dnssec.test. A"]);
     assert_eq!(after.flags & 0xF, rcode::NXDOMAIN);
 }
+
+#[test]
+fn nsec_query_at_an_alias_answers_its_nsec_not_the_target() {
+    let catalog = signed("nsec");
+    let r = sections(&ask(&catalog, &query("alias.dnssec.test.", code::NSEC, 1232, true), Transport::Udp));
+    // RFC 2181 §10.1: the NSEC lives beside the CNAME; Knot answers it
+    // from the alias too.
+    assert_eq!(types(&r.records[0]), ["NSEC", "RRSIG"], "{r:?}");
+    assert!(r.records[0].iter().all(|rr| rr.starts_with("alias.dnssec.test ")), "{r:?}");
+    assert_eq!(r.flags & 0xF, rcode::NOERROR);
+    // In an NSEC3 zone the alias has no NSEC: NODATA, not the target.
+    let catalog = signed("nsec3");
+    let r = sections(&ask(&catalog, &query("alias.dnssec.test.", code::NSEC, 1232, true), Transport::Udp));
+    assert!(r.records[0].is_empty(), "{r:?}");
+    assert_eq!(types(&r.records[1]), ["NSEC3", "RRSIG", "RRSIG", "SOA"], "{r:?}");
+}
