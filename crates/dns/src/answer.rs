@@ -301,7 +301,8 @@ impl<'a> Ctx<'a, '_> {
             // an RRset of their own (RFC 4035 §2.2).
             code::ANY => node.rrsets().find(|s| s.rtype != code::RRSIG),
             code::RRSIG if dnssec::chain(self.zone).is_some() => {
-                return self.rrsig_query(node, owner, nodata);
+                let proof = wildcard.then_some(Proof::WildcardAnswer { name: key, wildcard: node.key() });
+                return self.rrsig_query(node, owner, nodata, proof);
             }
             // RFC 2181 §10.1: besides a CNAME a name holds only DNSSEC
             // records; its NSEC is answered from the name itself, as Knot

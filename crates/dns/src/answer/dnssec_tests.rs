@@ -292,3 +292,15 @@ fn nsec_query_at_an_alias_answers_its_nsec_not_the_target() {
     assert!(r.records[0].is_empty(), "{r:?}");
     assert_eq!(types(&r.records[1]), ["NSEC3", "RRSIG", "RRSIG", "SOA"], "{r:?}");
 }
+
+#[test]
+fn rrsig_query_from_a_wildcard_carries_the_wildcard_proof() {
+    for (mode, denial) in [("nsec", "NSEC"), ("nsec3", "NSEC3")] {
+        let catalog = signed(mode);
+        let q = query("host.w.dnssec.test.", code::RRSIG, 1232, true);
+        let r = sections(&ask(&catalog, &q, Transport::Udp));
+        assert_eq!(types(&r.records[0]), ["RRSIG"], "{mode}: {r:?}");
+        // RFC 4035 §3.1.3.3, RFC 5155 §7.2.6: the name itself does not exist.
+        assert_eq!(types(&r.records[1]), [denial, "RRSIG"], "{mode}: {r:?}");
+    }
+}
