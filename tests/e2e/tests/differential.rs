@@ -314,9 +314,10 @@ fn sixgate_answers_like_knot() -> Result<()> {
 /// The zones of `testdata/zones/` signed by sixgate: imported into a fresh
 /// data directory, `dnssec enable`d (with `--nsec3` when asked) and served;
 /// then exported `--as-served` for knotd, which serves a signed zone file
-/// as it is. Returns the server, the exported zones and the directory
-/// holding both.
-fn signed_by_sixgate(nsec3: bool) -> Result<(Sixgate, Vec<ZoneFile>, tempfile::TempDir)> {
+/// as it is. Returns the directory holding both, the server and the
+/// exported zones (in that order, so that the directory outlives the
+/// server when the bindings drop).
+fn signed_by_sixgate(nsec3: bool) -> Result<(tempfile::TempDir, Sixgate, Vec<ZoneFile>)> {
     let dir = tempfile::Builder::new().prefix("sixgate-e2e-signed-").tempdir()?;
     let cli = Cli::new(dir.path().join("data"))?;
     let zones = ZoneFile::all_testdata()?;
@@ -336,12 +337,12 @@ fn signed_by_sixgate(nsec3: bool) -> Result<(Sixgate, Vec<ZoneFile>, tempfile::T
         fs::write(&path, &out.stdout).with_context(|| format!("writing {}", path.display()))?;
         exported.push(ZoneFile::new(&zone.origin, path));
     }
-    Ok((sixgate, exported, dir))
+    Ok((dir, sixgate, exported))
 }
 
 /// The differential test on zones signed by sixgate, every query with DO.
 fn signed_zones_answer_like_knot(nsec3: bool) -> Result<()> {
-    let (mut sixgate, exported, _dir) = signed_by_sixgate(nsec3)?;
+    let (_dir, mut sixgate, exported) = signed_by_sixgate(nsec3)?;
     let knot = Knot::start(&exported).context("starting the reference knotd on the signed zones")?;
     let (mut rng, seed) = Rng::from_env_or_clock();
     println!("differential seed {seed} (replay: SIXGATE_E2E_SEED={seed})");
