@@ -14,13 +14,15 @@ use crate::catalog::Catalog;
 use crate::message::{self, Query, QueryError, decode_query, flags, rcode};
 use crate::name::{self, NameBuf};
 use crate::rtype::CLASS_ANY;
-use crate::rtype::{self, CLASS_IN, code};
+use crate::rtype::{CLASS_IN, code};
 use crate::writer::{NoSpace, Opt, Owner, Section, Writer};
 use crate::zone::{NodeRef, RrSetRef, Zone};
 
+mod additional;
 mod dnssec;
 mod find;
 
+use additional::Extras;
 use dnssec::{Chain, Proof, Proofs};
 use find::{Found, find_cut, find_node};
 
@@ -114,8 +116,7 @@ struct Ctx<'a, 'b> {
     flags: u16,
     rcode: u16,
     truncated: bool,
-    added: [&'a [u8]; MAX_ADDITIONAL_TARGETS],
-    added_len: usize,
+    extras: Extras<'a>,
     dnames: [&'a [u8]; MAX_CNAME_CHAIN],
     dnames_len: usize,
     /// The zone's denial chain when the query has DO set and the zone is
@@ -191,8 +192,7 @@ fn answer(
         flags: base_flags | flags::AA,
         rcode: rcode::NOERROR,
         truncated: false,
-        added: [&[]; MAX_ADDITIONAL_TARGETS],
-        added_len: 0,
+        extras: Extras::default(),
         dnames: [&[]; MAX_CNAME_CHAIN],
         dnames_len: 0,
         chain: chain.filter(|_| dnssec_ok),
@@ -201,15 +201,13 @@ fn answer(
     };
     ctx.resolve();
     ctx.write_proofs();
+    ctx.additional_signatures();
     let Ctx { w, mut flags, rcode, truncated, .. } = ctx;
     if truncated {
         flags |= flags::TC;
     }
     w.finish(flags, rcode, opt);
 }
-
-/// Most distinct additional-section targets remembered for de-duplication.
-const MAX_ADDITIONAL_TARGETS: usize = 32;
 
 impl<'a> Ctx<'a, '_> {
     fn resolve(&mut self) {
@@ -301,9 +299,13 @@ impl<'a> Ctx<'a, '_> {
             // an RRset of their own (RFC 4035 §2.2).
             code::ANY => node.rrsets().find(|s| s.rtype != code::RRSIG),
             code::RRSIG if dnssec::chain(self.zone).is_some() => {
-                return self.rrsig_query(node, owner, nodata);
+                let proof = wildcard.then_some(Proof::WildcardAnswer { name: key, wildcard: node.key() });
+                return self.rrsig_query(node, owner, nodata, proof);
             }
-            code::CNAME => node.rrset(qtype),
+            // RFC 2181 §10.1: besides a CNAME a name holds only DNSSEC
+            // records; its NSEC is answered from the name itself, as Knot
+            // does, rather than after the alias.
+            code::CNAME | code::NSEC => node.rrset(qtype),
             _ => match node.rrset(code::CNAME) {
                 Some(cname) => {
                     if self.put_signed(Section::Answer, owner, node, &cname).is_err() {
@@ -401,82 +403,6 @@ impl<'a> Ctx<'a, '_> {
         self.signatures(section, owner, node, set.rtype, set.ttl, true)
     }
 
-    /// Addresses of in-zone targets of NS, MX, SRV, SVCB and HTTPS
-    /// (RFC 1034 §4.3.2 step 6, RFC 2782, RFC 9460 §4). Optional: what does
-    /// not fit is left out without TC.
-    fn additional(&mut self, set: &RrSetRef<'a>) {
-        // The answer section is complete: pending proofs go before.
-        self.write_proofs();
-        let Some(off) = rtype::additional_name_offset(set.rtype) else {
-            return;
-        };
-        for rd in set.rdatas() {
-            let Some(target) = rd.get(off..).and_then(|r| r.get(..name::wire_len(r)?)) else {
-                continue;
-            };
-            // SVCB "." means the owner itself (RFC 9460 §2.5); Knot adds
-            // nothing for it and neither do we.
-            if target == [0] || !self.first_time(target) {
-                continue;
-            }
-            let extra = matches!(set.rtype, code::SVCB | code::HTTPS).then_some(set.rtype);
-            let _ = self.target_addresses(target, extra, false);
-        }
-    }
-
-    /// Remembers `target`; false if it was already added. Knot adds the
-    /// same target once per referring RR; we add it once per response.
-    fn first_time(&mut self, target: &'a [u8]) -> bool {
-        if self.added.iter().take(self.added_len).any(|t| t.eq_ignore_ascii_case(target)) {
-            return false;
-        }
-        if let Some(slot) = self.added.get_mut(self.added_len) {
-            *slot = target;
-            self.added_len += 1;
-        }
-        true
-    }
-
-    /// Puts the A, AAAA (and `extra`) RRsets of an in-zone `target` in the
-    /// additional section. When one does not fit the rest of this target
-    /// is skipped; for `mandatory` glue TC is set (RFC 9471 §3).
-    fn target_addresses(
-        &mut self,
-        target: &'a [u8],
-        extra: Option<u16>,
-        mandatory: bool,
-    ) -> Result<(), NoSpace> {
-        let key = NameBuf::lowercased(target);
-        if !name::is_at_or_below(key.as_slice(), self.zone.apex()) {
-            return Ok(());
-        }
-        let (node, owner, signed) = match find_node(self.zone, key.as_slice(), self.hide_nsec3) {
-            Found::Node(n) => (n, Owner::Name(n.name()), self.chain.is_some()),
-            // Signatures of a wildcard expansion would need a proof that
-            // this optional data does not carry.
-            Found::Wildcard(n) => (n, Owner::Name(target), false),
-            Found::Dname(_) | Found::None { .. } => return Ok(()),
-        };
-        // RFC 4035 §3.1.1: signatures of authoritative addresses, when they
-        // fit; glue (below a cut) is not signed and gets none.
-        let signed = signed && !(self.zone.has_cuts() && find_cut(self.zone, key.as_slice()).is_some());
-        for t in [Some(code::A), Some(code::AAAA), extra].into_iter().flatten() {
-            if let Some(set) = node.rrset(t) {
-                let mut r = self.w.rrset(Section::Additional, owner, &set, set.ttl);
-                if r.is_ok() && signed {
-                    r = self.signatures(Section::Additional, owner, node, t, set.ttl, false);
-                }
-                if r.is_err() {
-                    if mandatory {
-                        self.truncated = true;
-                    }
-                    return Err(NoSpace);
-                }
-            }
-        }
-        Ok(())
-    }
-
     /// A referral to the child zone at `cut` (RFC 1034 §4.3.2 step 3b).
     /// After a CNAME the answer stays authoritative for the CNAMEs.
     fn referral(&mut self, cut: NodeRef<'a>, cnames: usize) {
@@ -505,7 +431,7 @@ impl<'a> Ctx<'a, '_> {
                     continue;
                 };
                 let in_domain = name::is_at_or_below(NameBuf::lowercased(target).as_slice(), cut.key());
-                if in_domain == mandatory && self.first_time(target) {
+                if in_domain == mandatory && self.extras.first_time(target) {
                     let _ = self.target_addresses(target, None, mandatory);
                 }
             }

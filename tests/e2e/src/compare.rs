@@ -141,10 +141,22 @@ pub fn compare_parsed(a: &Response, b: &Response, names: [&str; 2]) -> Vec<Diffe
     if a.id != b.id {
         push(Section::Id, "id".into(), format!("{na}={} {nb}={}", a.id, b.id));
     }
-    if a.flags & !0xf != b.flags & !0xf {
+    // One difference per differing bit (the OPCODE counts as one), so that
+    // each can be judged on its own.
+    let differing = (a.flags ^ b.flags) & !0xf;
+    let mut bits = Vec::new();
+    if differing & 0x7800 != 0 {
+        bits.push("opcode".to_owned());
+    }
+    for bit in [0x8000, 0x0400, 0x0200, 0x0100, 0x0080, 0x0040, 0x0020, 0x0010] {
+        if differing & bit != 0 {
+            bits.push(flags_text(bit));
+        }
+    }
+    for bit in bits {
         push(
             Section::Flags,
-            format!("flags differ in {}", flags_text((a.flags ^ b.flags) & !0xf)),
+            format!("flags differ in {bit}"),
             format!("{na}=[{}] {nb}=[{}]", flags_text(a.flags), flags_text(b.flags)),
         );
     }

@@ -14,6 +14,10 @@
 //!   and truncation matter most where there is data;
 //! - plus a TCP subset: every existing RRset without EDNS and with EDNS 4096
 //!   and DO, and a random tenth of the rest.
+//!
+//! That is the [`Profile::PLAIN`] corpus. [`Profile::DNSSEC`], for signed
+//! zones, sets the DO bit in every query (EDNS payloads still vary) and
+//! adds the DNSSEC types to the types asked.
 
 use std::collections::BTreeSet;
 
@@ -41,6 +45,53 @@ pub const EDNS_VARIANTS: [Option<EdnsSpec>; 7] = [
     Some(EdnsSpec { payload: 4096, dnssec_ok: false, version: 0 }),
     Some(EdnsSpec { payload: 4096, dnssec_ok: true, version: 0 }),
 ];
+
+/// The DNSSEC types a signed zone holds or answers for: RRSIG, NSEC,
+/// NSEC3, NSEC3PARAM, CDS and CDNSKEY (DS and DNSKEY are in [`QTYPES`]).
+pub const DNSSEC_QTYPES: &[u16] = &[46, 47, 50, 51, 59, 60];
+
+/// EDNS with the DO bit, payload 512, 1232 and 4096.
+pub const DO_VARIANTS: [Option<EdnsSpec>; 3] = [
+    Some(EdnsSpec { payload: 512, dnssec_ok: true, version: 0 }),
+    Some(EdnsSpec { payload: 1232, dnssec_ok: true, version: 0 }),
+    Some(EdnsSpec { payload: 4096, dnssec_ok: true, version: 0 }),
+];
+
+/// What a corpus asks: the query types and the EDNS variants.
+#[derive(Clone, Copy, Debug)]
+pub struct Profile {
+    /// Types asked at every name.
+    pub qtypes: &'static [u16],
+    /// More types asked at every name.
+    pub extra_qtypes: &'static [u16],
+    /// EDNS variants over UDP: one drawn at random per (name, type), every
+    /// one for existing RRsets.
+    pub edns: &'static [Option<EdnsSpec>],
+    /// EDNS variants for existing RRsets over TCP.
+    pub tcp_edns: &'static [Option<EdnsSpec>],
+}
+
+impl Profile {
+    /// The plain corpus: [`QTYPES`] with [`EDNS_VARIANTS`].
+    pub const PLAIN: Profile = Profile {
+        qtypes: QTYPES,
+        extra_qtypes: &[],
+        edns: &EDNS_VARIANTS,
+        tcp_edns: &[None, Some(EdnsSpec { payload: 4096, dnssec_ok: true, version: 0 })],
+    };
+
+    /// The corpus for signed zones: DO in every query, [`QTYPES`] and
+    /// [`DNSSEC_QTYPES`].
+    pub const DNSSEC: Profile = Profile {
+        qtypes: QTYPES,
+        extra_qtypes: DNSSEC_QTYPES,
+        edns: &DO_VARIANTS,
+        tcp_edns: &[
+            Some(EdnsSpec { payload: 512, dnssec_ok: true, version: 0 }),
+            Some(EdnsSpec { payload: 4096, dnssec_ok: true, version: 0 }),
+        ],
+    };
+}
 
 /// One zone's content, as loaded by the reference server.
 #[derive(Clone, Debug)]
@@ -103,8 +154,13 @@ pub fn random_case(name: &Name, rng: &mut Rng) -> Name {
     Name::from_labels(labels.iter().map(Vec::as_slice)).unwrap_or_else(|_| name.clone())
 }
 
-/// Builds the corpus for `zones` (see the module docs).
+/// Builds the plain corpus for `zones` (see the module docs).
 pub fn build(zones: &[ZoneContent], rng: &mut Rng) -> Vec<Case> {
+    build_with(zones, rng, &Profile::PLAIN)
+}
+
+/// Builds the corpus of `profile` for `zones` (see the module docs).
+pub fn build_with(zones: &[ZoneContent], rng: &mut Rng, profile: &Profile) -> Vec<Case> {
     let mut cases = Vec::new();
     let make = |name: &Name, qtype: u16, edns: Option<EdnsSpec>, rng: &mut Rng| {
         let mut spec = QuerySpec::new(random_case(name, rng), qtype)
@@ -116,8 +172,8 @@ pub fn build(zones: &[ZoneContent], rng: &mut Rng) -> Vec<Case> {
     };
     for zone in zones {
         for name in query_names(zone, rng) {
-            for &qtype in QTYPES {
-                let edns = EDNS_VARIANTS.get(rng.below(EDNS_VARIANTS.len())).copied().flatten();
+            for &qtype in profile.qtypes.iter().chain(profile.extra_qtypes) {
+                let edns = profile.edns.get(rng.below(profile.edns.len())).copied().flatten();
                 let spec = make(&name, qtype, edns, rng);
                 let transport = if rng.chance(10) { Transport::Tcp } else { Transport::Udp };
                 cases.push(Case::query(spec, transport));
@@ -128,11 +184,11 @@ pub fn build(zones: &[ZoneContent], rng: &mut Rng) -> Vec<Case> {
             if !rrsets.insert((name_wire_lower(&rr.owner), rr.rtype)) {
                 continue;
             }
-            for edns in EDNS_VARIANTS {
+            for &edns in profile.edns {
                 let spec = make(&rr.owner, rr.rtype, edns, rng);
                 cases.push(Case::query(spec, Transport::Udp));
             }
-            for edns in [None, EDNS_VARIANTS.get(6).copied().flatten()] {
+            for &edns in profile.tcp_edns {
                 let spec = make(&rr.owner, rr.rtype, edns, rng);
                 cases.push(Case::query(spec, Transport::Tcp));
             }
@@ -285,6 +341,30 @@ pub fn handwritten(zone: &str) -> Vec<Case> {
     for crafted in craft::malformed_cases(&www) {
         if crafted.expect.knot_agrees() {
             add(format!("malformed: {}", crafted.label), crafted.bytes, Transport::UdpQuick);
+        }
+    }
+    cases
+}
+
+/// Hand-written cases for a signed `zone` (dotted, no escapes), all with
+/// the DO bit: EDNS payloads below, at and above the limits for ANY at the
+/// apex and a large TXT RRset, where signatures decide what fits.
+pub fn handwritten_dnssec(zone: &str) -> Vec<Case> {
+    let mut cases = Vec::new();
+    let mut id = 0x2000u16;
+    for payload in [0u16, 100, 511, 512, 513, 1232, 1400, 65535] {
+        let edns = craft::opt(payload, 0, 0, 0x8000, &[]);
+        for (name, qtype, what) in [
+            (zone.to_owned(), 255, "ANY"),
+            (format!("bigtxt.{zone}"), 16, "TXT"),
+            (zone.to_owned(), 48, "DNSKEY"),
+        ] {
+            id = id.wrapping_add(1);
+            cases.push(Case::crafted(
+                format!("{name} {what} with DO and EDNS payload {payload}"),
+                craft::query(id, 0, &name, qtype, Some(&edns)),
+                Transport::Udp,
+            ));
         }
     }
     cases

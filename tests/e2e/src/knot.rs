@@ -13,6 +13,9 @@
 //! the NSID option disabled (so CH queries are REFUSED and NSID requests
 //! ignored, rather than answered with the host's name and Knot's version),
 //! and AXFR allowed from 127.0.0.1 so tests can read back what Knot loaded.
+//! Without `dnssec-signing` Knot signs nothing: a signed zone file (one
+//! exported by sixgate, say) is served as it is, its RRSIG, NSEC, NSEC3 and
+//! NSEC3PARAM records included, and DNSSEC answers are built from them.
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, UdpSocket};

@@ -155,16 +155,28 @@ impl<'a> Ctx<'a, '_> {
 
     /// A query for type RRSIG: like ANY (RFC 8482 §4.2), one RRset's worth,
     /// the signatures over the lowest type signed here, with that RRset's
-    /// TTL, as Knot answers.
-    pub(super) fn rrsig_query(&mut self, node: NodeRef<'a>, owner: Owner<'a>, nodata: Proof<'_>) -> Step<'a> {
+    /// TTL, as Knot answers. Signatures from a wildcard come with the
+    /// proof that the name itself does not exist (`wildcard`, RFC 4035
+    /// §3.1.3.3).
+    pub(super) fn rrsig_query(
+        &mut self,
+        node: NodeRef<'a>,
+        owner: Owner<'a>,
+        nodata: Proof<'_>,
+        wildcard: Option<Proof<'_>>,
+    ) -> Step<'a> {
         let sigs = node.rrset(code::RRSIG);
         let Some((sigs, covered)) = sigs.and_then(|s| Some((s, be16(s.rdatas().next()?, 0)?))) else {
             self.negative(nodata);
             return Step::Done;
         };
         let ttl = node.rrset(covered).map(|s| s.ttl);
-        if !self.truncated && self.w.rrsigs(Section::Answer, owner, &sigs, Some(covered), ttl).is_err() {
+        if self.truncated || self.w.rrsigs(Section::Answer, owner, &sigs, Some(covered), ttl).is_err() {
             self.truncated = true;
+            return Step::Done;
+        }
+        if let Some(proof) = wildcard {
+            self.prove(proof);
         }
         Step::Done
     }

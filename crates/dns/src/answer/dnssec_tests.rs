@@ -276,3 +276,79 @@ fn denial_proofs_follow_zone_changes() {
     assert_eq!(covering(&after), ["n.dnssec.test 300 NSEC ns1.dnssec.test. A"]);
     assert_eq!(after.flags & 0xF, rcode::NXDOMAIN);
 }
+
+#[test]
+fn nsec_query_at_an_alias_answers_its_nsec_not_the_target() {
+    let catalog = signed("nsec");
+    let r = sections(&ask(&catalog, &query("alias.dnssec.test.", code::NSEC, 1232, true), Transport::Udp));
+    // RFC 2181 §10.1: the NSEC lives beside the CNAME; Knot answers it
+    // from the alias too.
+    assert_eq!(types(&r.records[0]), ["NSEC", "RRSIG"], "{r:?}");
+    assert!(r.records[0].iter().all(|rr| rr.starts_with("alias.dnssec.test ")), "{r:?}");
+    assert_eq!(r.flags & 0xF, rcode::NOERROR);
+    // In an NSEC3 zone the alias has no NSEC: NODATA, not the target.
+    let catalog = signed("nsec3");
+    let r = sections(&ask(&catalog, &query("alias.dnssec.test.", code::NSEC, 1232, true), Transport::Udp));
+    assert!(r.records[0].is_empty(), "{r:?}");
+    assert_eq!(types(&r.records[1]), ["NSEC3", "RRSIG", "RRSIG", "SOA"], "{r:?}");
+}
+
+#[test]
+fn rrsig_query_from_a_wildcard_carries_the_wildcard_proof() {
+    for (mode, denial) in [("nsec", "NSEC"), ("nsec3", "NSEC3")] {
+        let catalog = signed(mode);
+        let q = query("host.w.dnssec.test.", code::RRSIG, 1232, true);
+        let r = sections(&ask(&catalog, &q, Transport::Udp));
+        assert_eq!(types(&r.records[0]), ["RRSIG"], "{mode}: {r:?}");
+        // RFC 4035 §3.1.3.3, RFC 5155 §7.2.6: the name itself does not exist.
+        assert_eq!(types(&r.records[1]), [denial, "RRSIG"], "{mode}: {r:?}");
+    }
+}
+
+/// The additional section's record types in the order they were sent.
+fn additional_in_order(msg: &[u8]) -> Vec<String> {
+    let m = Message::from_octets(msg).unwrap();
+    let additional = m.additional().unwrap();
+    additional.map(|rr| rr.unwrap().rtype().to_string()).filter(|t| t != "OPT").collect()
+}
+
+#[test]
+fn additional_signatures_follow_all_additional_rrsets() {
+    let catalog = signed("nsec");
+    let q = query("dnssec.test.", code::NS, 1232, true);
+    let full = additional_in_order(&ask(&catalog, &q, Transport::Udp));
+    assert_eq!(full, ["A", "AAAA", "A", "RRSIG", "RRSIG", "RRSIG"]);
+    // Where not everything fits, addresses win over signatures (optional,
+    // never TC: RFC 4035 §3.1.1), as with Knot.
+    let mut seen_partial = false;
+    for payload in (512..1232).step_by(4) {
+        let msg = ask(&catalog, &query("dnssec.test.", code::NS, payload, true), Transport::Udp);
+        assert_eq!(sections(&msg).flags & flags::TC, 0, "at {payload}");
+        let got = additional_in_order(&msg);
+        assert_eq!(got[..], full[..got.len()], "at {payload}");
+        seen_partial |= got.len() < full.len() && got.len() >= 3;
+    }
+    assert!(seen_partial);
+}
+
+#[test]
+fn svcb_targets_lacking_types_are_proven_in_additional() {
+    for (mode, denial) in [("nsec", "NSEC"), ("nsec3", "NSEC3")] {
+        let zone = signed_zone(mode);
+        let svcb = [&[0, 1][..], &wire("www.dnssec.test.")].concat();
+        let add = crate::zone::Record {
+            owner: wire("svc.dnssec.test."),
+            rtype: code::SVCB,
+            ttl: 300,
+            rdata: svcb.into(),
+        };
+        let catalog = Catalog::new().with_zone(Arc::new(zone.apply(&[Change::Add(add)]).unwrap()));
+        let r = ask(&catalog, &query("svc.dnssec.test.", code::SVCB, 1232, true), Transport::Udp);
+        // RFC 9460 §4.2: www has A and AAAA but no SVCB; its NSEC (or the
+        // NSEC3 matching it) shows which, signed like the addresses.
+        assert_eq!(additional_in_order(&r), ["A", "AAAA", denial, "RRSIG", "RRSIG", "RRSIG"], "{mode}");
+        // Without DO, the addresses only.
+        let r = ask(&catalog, &query("svc.dnssec.test.", code::SVCB, 1232, false), Transport::Udp);
+        assert_eq!(additional_in_order(&r), ["A", "AAAA"], "{mode}");
+    }
+}
