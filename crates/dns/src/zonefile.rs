@@ -5,10 +5,12 @@
 //! RFC 3597 `\#` rdata. `$INCLUDE` is refused: a zone file comes from a
 //! customer and must not read the server's files.
 //!
-//! Export renders each record with `domain`'s presentation code and checks
-//! that the text parses back to the same wire rdata; if it does not, the
-//! record is written in the RFC 3597 generic form, which always does. So an
-//! export always re-imports to the same data.
+//! Export writes the common and DNSSEC types with [`crate::present`],
+//! whose text reads back to the same rdata by construction. Every other
+//! type is rendered with `domain`'s presentation code and checked to parse
+//! back to the same wire rdata; if it does not, the record is written in
+//! the RFC 3597 generic form, which always does. So an export always
+//! re-imports to the same data.
 
 use std::fmt::Write as _;
 
@@ -467,7 +469,13 @@ pub fn render_as_served(origin: &[u8], records: &[Record]) -> String {
 fn render_with(origin: &[u8], records: &[Record], generic_private: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "$ORIGIN {}", name::to_text(origin));
+    out.reserve(records.len() * 64);
     for r in records {
+        // The common and DNSSEC types need no parse-back check (see
+        // `present`); the rest take the checked path.
+        if crate::present::write_record(&mut out, r) {
+            continue;
+        }
         let (t, d) = if generic_private && r.rtype == code::ANAME {
             (format!("TYPE{}", r.rtype), generic_rdata(&r.rdata))
         } else {
