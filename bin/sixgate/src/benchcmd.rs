@@ -5,10 +5,10 @@
 //! [`Store::apply`], the write path every change takes: the records are
 //! written, the serial bumped, the changed RRsets and chain links signed
 //! again inside the transaction, the diff journaled and the transaction
-//! committed with `synchronous=FULL`. With `--unsigned DIR` (a copy of
-//! the same zone, not signed) every change is also made there, in
-//! alternating order, and the difference of the medians is what signing
-//! adds to a change: the signatures, the chain updates and writing them.
+//! committed with `synchronous=FULL`. The signing part is the store's own
+//! measurement ([`sixgate_store::last_signing_time`]). With `--unsigned
+//! DIR` (a copy of the same zone, not signed) every change is also made
+//! there, in alternating order, for the same write without signing.
 
 use std::path::Path;
 use std::time::Instant;
@@ -48,14 +48,16 @@ fn change(apex: &[u8], k: usize, tag: u32) -> anyhow::Result<(Change, String)> {
     })
 }
 
-fn timed_apply(store: &mut Store, apex: &[u8], c: &Change) -> anyhow::Result<f64> {
+/// One change through the write path: the milliseconds of the whole
+/// apply, and of the signing inside it (signed zones).
+fn timed_apply(store: &mut Store, apex: &[u8], c: &Change) -> anyhow::Result<(f64, Option<f64>)> {
     let t = Instant::now();
     let commit = store.apply(apex, std::slice::from_ref(c))?;
     let ms = t.elapsed().as_secs_f64() * 1000.0;
     if commit.journal_id == 0 {
         bail!("a change made nothing: the store already held it");
     }
-    Ok(ms)
+    Ok((ms, sixgate_store::last_signing_time().map(|d| d.as_secs_f64() * 1000.0)))
 }
 
 /// Nearest-rank percentile of ascending values.
@@ -64,7 +66,7 @@ fn percentile(sorted: &[f64], p: usize) -> f64 {
     sorted.get(k).copied().unwrap_or(f64::NAN)
 }
 
-fn summary(label: &str, values: &[f64]) -> f64 {
+fn summary(label: &str, values: &[f64]) {
     let mut v = values.to_vec();
     v.sort_by(f64::total_cmp);
     let median = percentile(&v, 50);
@@ -74,7 +76,6 @@ fn summary(label: &str, values: &[f64]) -> f64 {
         v.last().copied().unwrap_or(f64::NAN),
         v.len()
     );
-    median
 }
 
 pub(crate) fn resign(dir: &Path, zone: &str, changes: usize, unsigned: Option<&Path>) -> anyhow::Result<()> {
@@ -111,33 +112,38 @@ pub(crate) fn resign(dir: &Path, zone: &str, changes: usize, unsigned: Option<&P
             timed_apply(b, &apex, &c)?;
         }
     }
-    let (mut signed, mut plain) = (Vec::with_capacity(changes), Vec::with_capacity(changes));
+    let (mut signed, mut signing, mut plain) = (Vec::new(), Vec::new(), Vec::new());
     for k in 2..changes + 2 {
         let (c, what) = change(&apex, k, tag)?;
-        let (s, u) = match base.as_mut() {
+        let ((s, sign), u) = match base.as_mut() {
             // Alternate which store goes first, so neither always
             // follows the other's fsync.
             Some(b) if k.is_multiple_of(2) => {
                 let s = timed_apply(&mut store, &apex, &c)?;
-                (s, Some(timed_apply(b, &apex, &c)?))
+                (s, Some(timed_apply(b, &apex, &c)?.0))
             }
             Some(b) => {
-                let u = timed_apply(b, &apex, &c)?;
+                let u = timed_apply(b, &apex, &c)?.0;
                 (timed_apply(&mut store, &apex, &c)?, Some(u))
             }
             None => (timed_apply(&mut store, &apex, &c)?, None),
         };
-        match u {
-            Some(u) => println!("change\t{}\t{what}\tsigned_ms\t{s:.3}\tunsigned_ms\t{u:.3}", k - 1),
-            None => println!("change\t{}\t{what}\tsigned_ms\t{s:.3}", k - 1),
+        let Some(sign) = sign else {
+            bail!("the write path did not sign the change");
+        };
+        let mut line = format!("change\t{}\t{what}\tsigned_ms\t{s:.3}\tsigning_ms\t{sign:.3}", k - 1);
+        if let Some(u) = u {
+            line += &format!("\tunsigned_ms\t{u:.3}");
         }
+        println!("{line}");
         signed.push(s);
+        signing.push(sign);
         plain.extend(u);
     }
-    let s = summary("signed", &signed);
+    summary("signed", &signed);
+    summary("signing", &signing);
     if !plain.is_empty() {
-        let u = summary("unsigned", &plain);
-        println!("summary\tsigning\tmedian_ms\t{:.3}", s - u);
+        summary("unsigned", &plain);
     }
     Ok(())
 }
