@@ -469,11 +469,25 @@ pub fn render_as_served(origin: &[u8], records: &[Record]) -> String {
 fn render_with(origin: &[u8], records: &[Record], generic_private: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "$ORIGIN {}", name::to_text(origin));
+    render_records_into(&mut out, records, generic_private);
+    out
+}
+
+/// Renders records as zone file lines with absolute names, without the
+/// `$ORIGIN` line [`render`] starts with: a large zone can be rendered in
+/// pieces (on several threads) and written piece by piece.
+pub fn render_records(records: &[Record]) -> String {
+    let mut out = String::new();
+    render_records_into(&mut out, records, false);
+    out
+}
+
+fn render_records_into(out: &mut String, records: &[Record], generic_private: bool) {
     out.reserve(records.len() * 64);
     for r in records {
         // The common and DNSSEC types need no parse-back check (see
         // `present`); the rest take the checked path.
-        if crate::present::write_record(&mut out, r) {
+        if !(generic_private && r.rtype == code::ANAME) && crate::present::write_record(out, r) {
             continue;
         }
         let (t, d) = if generic_private && r.rtype == code::ANAME {
@@ -483,7 +497,6 @@ fn render_with(origin: &[u8], records: &[Record], generic_private: bool) -> Stri
         };
         let _ = writeln!(out, "{} {} IN {} {}", name::to_text(&r.owner), r.ttl, t, d);
     }
-    out
 }
 
 #[cfg(test)]
