@@ -30,7 +30,6 @@ and the same change on the unsigned copy.
 """
 
 import os
-import re
 import shutil
 import sqlite3
 import statistics
@@ -53,20 +52,6 @@ def say(msg):
 
 def med(xs):
     return statistics.median(xs) if xs else float("nan")
-
-
-def write_zone(path, names, zone=ZONE):
-    """`names` owner names: the apex (SOA, NS), ns1 and ns2 (A and AAAA),
-    and hosts hN with one AAAA each."""
-    with open(path, "w") as f:
-        f.write(gen._soa(zone))
-        chunk = []
-        for i in range(names - 3):
-            chunk.append(f"h{i}.{zone} {gen.TTL} IN AAAA {gen.host_v6(i)}\n")
-            if len(chunk) >= 50_000:
-                f.write("".join(chunk))
-                chunk.clear()
-        f.write("".join(chunk))
 
 
 def pinned(threads, args=None):
@@ -163,7 +148,7 @@ def verify(path):
 def phase_sign(args, procs, tmp, sixgate_bin, res):
     zfile = os.path.join(tmp, "zones", ZONE + "zone")
     t0 = time.monotonic()
-    write_zone(zfile, args.names)
+    gen.write_sign_zone(zfile, args.names, ZONE)
     say(f"# zone {ZONE}: {args.names} names, {os.path.getsize(zfile) / 2**20:.0f} MiB, "
         f"written in {time.monotonic() - t0:.1f} s")
     keydir = os.path.join(tmp, "ldns-key")
@@ -206,7 +191,7 @@ def phase_resign(args, procs, tmp, sixgate_bin, res):
     zone = "resign.test."
     zfile = os.path.join(tmp, "zones", zone + "zone")
     t0 = time.monotonic()
-    write_zone(zfile, args.resign_names, zone)
+    gen.write_sign_zone(zfile, args.resign_names, zone)
     say(f"# zone {zone}: {args.resign_names} names, written in {time.monotonic() - t0:.1f} s")
     data = os.path.join(tmp, "resign-signed")
     base = os.path.join(tmp, "resign-unsigned")
