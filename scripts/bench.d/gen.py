@@ -169,6 +169,20 @@ def write_big_zone(path, names, zone="bench1m.test."):
     return f"h{n_host - 1}.{z.rstrip('.')}", host_v4(n_host - 1)
 
 
+def write_sign_zone(path, names, zone):
+    """The zone `scripts/bench sign` signs: `names` owner names, the apex
+    (SOA, NS), ns1 and ns2 (A and AAAA), and hosts hN with one AAAA each."""
+    with open(path, "w") as f:
+        f.write(_soa(zone))
+        chunk = []
+        for i in range(names - 3):
+            chunk.append(f"h{i}.{zone} {TTL} IN AAAA {host_v6(i)}\n")
+            if len(chunk) >= 50_000:
+                f.write("".join(chunk))
+                chunk.clear()
+        f.write("".join(chunk))
+
+
 def write_apex_zone(path, zone):
     """Only the apex records (SOA, NS and the name servers' addresses)."""
     with open(path, "w") as f:

@@ -278,13 +278,17 @@ pub(crate) fn sign_file(
         jitter: policy.signature_jitter,
     };
     let threads = threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let signed = signer.sign_zone(&records, threads)?;
-    records.extend(signed.records);
+    let signed = signer.sign_zone(&records, threads)?.records;
+    records.extend(signed);
     sort_canonical(&mut records);
-    let text = zonefile::render(&apex, &records);
     match out {
-        Some(path) => std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))?,
-        None => print!("{text}"),
+        Some(path) => {
+            let mut f =
+                std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+            write_zone(&mut f, &apex, &records, threads, RENDER_PIECE)
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
+        None => write_zone(&mut std::io::stdout().lock(), &apex, &records, threads, RENDER_PIECE)?,
     }
     if let Some(d) = ds::ds_rdata(&apex, &dnskey, ds::SHA256) {
         eprintln!(
@@ -331,4 +335,55 @@ pub(crate) fn remove_key(dir: &Path, zone: &str, key_tag: u16) -> anyhow::Result
     }
     eprintln!("key {key_tag} of {} removed", name::to_text(&apex));
     Ok(())
+}
+
+/// Records per piece when a signed zone is written: small enough that the
+/// pieces in memory at a time cost little next to the zone itself.
+const RENDER_PIECE: usize = 32 * 1024;
+
+/// Writes `records` as a zone file, the same text as
+/// [`zonefile::render`]: rendered in pieces of `piece` records on
+/// `threads` threads, and written in order as they are done, so the whole
+/// text is never in memory.
+fn write_zone(
+    out: &mut impl std::io::Write,
+    apex: &[u8],
+    records: &[sixgate_dns::zone::Record],
+    threads: usize,
+    piece: usize,
+) -> std::io::Result<()> {
+    writeln!(out, "$ORIGIN {}", name::to_text(apex))?;
+    let piece = piece.max(1);
+    for batch in records.chunks(piece.saturating_mul(threads.max(1))) {
+        let texts: Vec<String> = std::thread::scope(|s| {
+            let handles: Vec<_> =
+                batch.chunks(piece).map(|p| s.spawn(move || zonefile::render_records(p))).collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| std::io::Error::other("rendering the zone failed")))
+                .collect::<std::io::Result<_>>()
+        })?;
+        for t in &texts {
+            out.write_all(t.as_bytes())?;
+        }
+    }
+    out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_zone_written_in_pieces_is_the_rendered_zone() {
+        let apex = name::from_text("example.test.", None).unwrap();
+        let text = (0..50).map(|i| format!("h{i} 300 IN AAAA 2001:db8::{i:x}\nh{i} 300 IN TXT \"t{i}\"\n"));
+        let records = zonefile::parse(&text.collect::<String>(), &apex).unwrap();
+        let whole = zonefile::render(&apex, &records);
+        for (threads, piece) in [(1, 1000), (1, 7), (3, 7), (4, 1)] {
+            let mut out = Vec::new();
+            write_zone(&mut out, &apex, &records, threads, piece).unwrap();
+            assert_eq!(String::from_utf8(out).unwrap(), whole, "{threads} threads, pieces of {piece}");
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! All behaviour lives in the library crates.
 
 mod authcmd;
+mod benchcmd;
 mod client;
 mod config;
 mod demo;
@@ -123,6 +124,36 @@ enum Command {
         command: TsigCommand,
         #[command(flatten)]
         common: Common,
+    },
+    /// Measurements of sixgate's own paths (used by scripts/bench).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum BenchCommand {
+    /// Time one-record changes to a signed zone through the write path
+    /// (write, serial, incremental signing, journal, durable commit):
+    /// alternately add and remove an A record at a new name and a TXT
+    /// record at the apex. Prints each change and the median, p90 and
+    /// maximum in milliseconds. The changes stay in the journal; the
+    /// zone ends as it began, apart from its serial.
+    Resign {
+        /// The signed zone.
+        #[arg(long, value_name = "ZONE")]
+        zone: String,
+        /// Changes timed (after one add and remove that are not).
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        changes: usize,
+        /// A data directory with the same zone unsigned: each change is
+        /// made there too, and the difference of the medians is reported
+        /// as what signing adds.
+        #[arg(long, value_name = "DIR")]
+        unsigned: Option<PathBuf>,
     },
 }
 
@@ -556,6 +587,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 TsigCommand::Delete { name } => authcmd::tsig_delete(&dir, &name),
             }
+        }
+        Command::Bench { command: BenchCommand::Resign { zone, changes, unsigned }, common } => {
+            benchcmd::resign(&data_dir(&common), &zone, changes, unsigned.as_deref())
         }
     }
 }

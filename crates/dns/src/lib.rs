@@ -16,7 +16,8 @@
 //!   (RFC 4035 §3.1, RFC 5155 §7.2).
 //! - [`writer`]: response building with compression and whole-RRset
 //!   truncation.
-//! - [`zonefile`]: RFC 1035 zone files in and out.
+//! - [`zonefile`]: RFC 1035 zone files in and out; [`present`]: the fast
+//!   writer of the common and DNSSEC types it renders with.
 //! - [`tsig`]: RFC 8945 transaction signatures: verifying requests,
 //!   signing responses, refusing replays.
 //! - [`delegation`], [`lookup`]: queries sixgate sends (NS to check a
@@ -42,6 +43,7 @@ pub mod message;
 pub mod name;
 pub mod nsec3;
 mod octets;
+pub mod present;
 mod privtype;
 pub mod rtype;
 pub mod tsig;

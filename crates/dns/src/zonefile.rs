@@ -5,10 +5,12 @@
 //! RFC 3597 `\#` rdata. `$INCLUDE` is refused: a zone file comes from a
 //! customer and must not read the server's files.
 //!
-//! Export renders each record with `domain`'s presentation code and checks
-//! that the text parses back to the same wire rdata; if it does not, the
-//! record is written in the RFC 3597 generic form, which always does. So an
-//! export always re-imports to the same data.
+//! Export writes the common and DNSSEC types with [`crate::present`],
+//! whose text reads back to the same rdata by construction. Every other
+//! type is rendered with `domain`'s presentation code and checked to parse
+//! back to the same wire rdata; if it does not, the record is written in
+//! the RFC 3597 generic form, which always does. So an export always
+//! re-imports to the same data.
 
 use std::fmt::Write as _;
 
@@ -467,7 +469,27 @@ pub fn render_as_served(origin: &[u8], records: &[Record]) -> String {
 fn render_with(origin: &[u8], records: &[Record], generic_private: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "$ORIGIN {}", name::to_text(origin));
+    render_records_into(&mut out, records, generic_private);
+    out
+}
+
+/// Renders records as zone file lines with absolute names, without the
+/// `$ORIGIN` line [`render`] starts with: a large zone can be rendered in
+/// pieces (on several threads) and written piece by piece.
+pub fn render_records(records: &[Record]) -> String {
+    let mut out = String::new();
+    render_records_into(&mut out, records, false);
+    out
+}
+
+fn render_records_into(out: &mut String, records: &[Record], generic_private: bool) {
+    out.reserve(records.len() * 64);
     for r in records {
+        // The common and DNSSEC types need no parse-back check (see
+        // `present`); the rest take the checked path.
+        if !(generic_private && r.rtype == code::ANAME) && crate::present::write_record(out, r) {
+            continue;
+        }
         let (t, d) = if generic_private && r.rtype == code::ANAME {
             (format!("TYPE{}", r.rtype), generic_rdata(&r.rdata))
         } else {
@@ -475,7 +497,6 @@ fn render_with(origin: &[u8], records: &[Record], generic_private: bool) -> Stri
         };
         let _ = writeln!(out, "{} {} IN {} {}", name::to_text(&r.owner), r.ttl, t, d);
     }
-    out
 }
 
 #[cfg(test)]

@@ -132,10 +132,20 @@ impl KeyPair {
 
     /// Signs `data`.
     pub fn sign(&self, data: &[u8]) -> Result<Vec<u8>, KeyError> {
+        let mut out = Vec::with_capacity(self.algorithm.signature_len());
+        self.sign_into(data, &mut out)?;
+        Ok(out)
+    }
+
+    /// Signs `data`, appending the signature to `out`.
+    pub fn sign_into(&self, data: &[u8], out: &mut Vec<u8>) -> Result<(), KeyError> {
         match &self.inner {
-            Inner::Ecdsa(k) => Ok(k.sign(&self.rng, data).map_err(|_| KeyError::Sign)?.as_ref().to_vec()),
-            Inner::Ed25519(k) => Ok(k.sign(data).as_ref().to_vec()),
+            Inner::Ecdsa(k) => {
+                out.extend_from_slice(k.sign(&self.rng, data).map_err(|_| KeyError::Sign)?.as_ref())
+            }
+            Inner::Ed25519(k) => out.extend_from_slice(k.sign(data).as_ref()),
         }
+        Ok(())
     }
 }
 

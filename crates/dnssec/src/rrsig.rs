@@ -145,20 +145,40 @@ pub struct RrSet<'a> {
 /// rdata without its signature, then each RR in canonical form and order.
 fn signed_data(rrsig: &Rrsig, set: &RrSet<'_>, out: &mut Vec<u8>) {
     rrsig.encode_unsigned(out);
-    let mut owner = Vec::with_capacity(set.owner.len() + 2);
-    canonical::owner(set.owner, rrsig.labels, &mut owner);
+    canonical_rrs(set, rrsig.labels, rrsig.original_ttl, out);
+}
+
+/// Appends the RRs of `set` in canonical form and order (RFC 4034 §6.2,
+/// §6.3), as the signed data ends.
+fn canonical_rrs(set: &RrSet<'_>, labels: u8, original_ttl: u32, out: &mut Vec<u8>) {
+    if set.rdatas.is_empty() {
+        return;
+    }
+    let owner_start = out.len();
+    canonical::owner(set.owner, labels, out);
+    let owner = owner_start..out.len();
+    let rr_tail = |out: &mut Vec<u8>, rd: &[u8]| {
+        out.extend_from_slice(&set.rtype.to_be_bytes());
+        out.extend_from_slice(&CLASS_IN.to_be_bytes());
+        out.extend_from_slice(&original_ttl.to_be_bytes());
+        out.extend_from_slice(&(rd.len() as u16).to_be_bytes());
+        out.extend_from_slice(rd);
+    };
+    // Most RRsets hold one RR: no sorting, no list.
+    if let [one] = set.rdatas {
+        rr_tail(out, &canonical::rdata(set.rtype, one));
+        return;
+    }
     let mut rdatas: Vec<_> = set.rdatas.iter().map(|rd| canonical::rdata(set.rtype, rd)).collect();
     // RFC 4034 §6.3: ordered by canonical rdata as left-justified octet
     // strings; duplicates removed.
     rdatas.sort_unstable();
     rdatas.dedup();
-    for rd in &rdatas {
-        out.extend_from_slice(&owner);
-        out.extend_from_slice(&set.rtype.to_be_bytes());
-        out.extend_from_slice(&CLASS_IN.to_be_bytes());
-        out.extend_from_slice(&rrsig.original_ttl.to_be_bytes());
-        out.extend_from_slice(&(rd.len() as u16).to_be_bytes());
-        out.extend_from_slice(rd);
+    for (i, rd) in rdatas.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_within(owner.clone());
+        }
+        rr_tail(out, rd);
     }
 }
 
@@ -174,21 +194,28 @@ pub fn sign(
     expiration: u32,
     scratch: &mut Vec<u8>,
 ) -> Result<Vec<u8>, KeyError> {
-    let mut rrsig = Rrsig {
-        type_covered: set.rtype,
-        algorithm: key.algorithm().code(),
-        labels: canonical::labels(set.owner),
-        original_ttl: set.ttl,
-        expiration,
-        inception,
-        key_tag,
-        signer: signer.into(),
-        signature: Box::default(),
-    };
+    // The RRSIG rdata up to the signature is also where the signed data
+    // starts, so it is written once, into `scratch`, and copied.
+    let labels = canonical::labels(set.owner);
     scratch.clear();
-    signed_data(&rrsig, set, scratch);
-    rrsig.signature = key.sign(scratch)?.into_boxed_slice();
-    Ok(rrsig.encode())
+    scratch.extend_from_slice(&set.rtype.to_be_bytes());
+    scratch.push(key.algorithm().code());
+    scratch.push(labels);
+    scratch.extend_from_slice(&set.ttl.to_be_bytes());
+    scratch.extend_from_slice(&expiration.to_be_bytes());
+    scratch.extend_from_slice(&inception.to_be_bytes());
+    scratch.extend_from_slice(&key_tag.to_be_bytes());
+    let signer_start = scratch.len();
+    scratch.extend_from_slice(signer);
+    if let Some(s) = scratch.get_mut(signer_start..) {
+        s.make_ascii_lowercase();
+    }
+    let head = scratch.len();
+    canonical_rrs(set, labels, set.ttl, scratch);
+    let mut rdata = Vec::with_capacity(head + key.algorithm().signature_len());
+    rdata.extend_from_slice(scratch.get(..head).unwrap_or(&[]));
+    key.sign_into(scratch, &mut rdata)?;
+    Ok(rdata)
 }
 
 /// Checks `rrsig` over `set` with the key in `dnskey` (rdata). The time is

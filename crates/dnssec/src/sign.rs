@@ -141,15 +141,27 @@ impl Signer<'_> {
 
     /// The RRSIG records over one RRset, one per signing key.
     pub fn sign_rrset(&self, set: &RrSet<'_>, scratch: &mut Vec<u8>) -> Result<Vec<Record>, SignError> {
+        let mut out = Vec::with_capacity(self.keys.len());
+        self.sign_rrset_into(&name::to_lowercase(&self.apex), set, scratch, &mut out)?;
+        Ok(out)
+    }
+
+    /// [`Signer::sign_rrset`] with the signer's name already lowercased,
+    /// appending to `out`: the whole-zone signer's inner loop.
+    fn sign_rrset_into(
+        &self,
+        signer: &[u8],
+        set: &RrSet<'_>,
+        scratch: &mut Vec<u8>,
+        out: &mut Vec<Record>,
+    ) -> Result<(), SignError> {
         let inception = (self.now as u32).wrapping_sub(self.inception_offset);
         let expiration = self.expiration(set.owner, set.rtype);
-        let signer = name::to_lowercase(&self.apex);
-        let mut out = Vec::with_capacity(self.keys.len());
         for k in self.keys_for(set.rtype) {
-            let rd = rrsig::sign(k.key, k.tag, &signer, set, inception, expiration, scratch)?;
+            let rd = rrsig::sign(k.key, k.tag, signer, set, inception, expiration, scratch)?;
             out.push(Record { owner: set.owner.into(), rtype: code::RRSIG, ttl: set.ttl, rdata: rd.into() });
         }
-        Ok(out)
+        Ok(())
     }
 
     /// Signs a whole zone: `records` is the unsigned zone including the
@@ -190,20 +202,6 @@ impl Signer<'_> {
             if key != apex_key && (has(code::NS) || has(code::DNAME)) {
                 n.status = if has(code::NS) { Status::Delegation } else { Status::Authoritative };
                 cut = Some(key);
-            }
-        }
-        let mut jobs: Vec<Job<'_>> = Vec::new();
-        for n in &names {
-            let types: Vec<u16> = n.sets.iter().map(|s| s.0).collect();
-            for t in signed_types(n.status, &types) {
-                if let Some((rtype, ttl, rdatas)) = n.sets.iter().find(|s| s.0 == t) {
-                    jobs.push(Job {
-                        owner: n.owner.into(),
-                        rtype: *rtype,
-                        ttl: *ttl,
-                        rdatas: Rdatas::Borrowed(rdatas.clone()),
-                    });
-                }
             }
         }
         // The chain.
@@ -264,15 +262,29 @@ impl Signer<'_> {
                 }
             }
         }
-        for r in &out {
-            jobs.push(Job {
-                owner: r.owner.clone(),
+        // What to sign: the signed RRsets, then the chain's records, all
+        // borrowed (a zone's worth of copies costs as much as rendering it).
+        let chain_rdatas: Vec<&[u8]> = out.iter().map(|r| &r.rdata[..]).collect();
+        let mut jobs: Vec<RrSet<'_>> = Vec::with_capacity(records.len() + out.len());
+        for n in &names {
+            let types: Vec<u16> = n.sets.iter().map(|s| s.0).collect();
+            for t in signed_types(n.status, &types) {
+                if let Some((rtype, ttl, rdatas)) = n.sets.iter().find(|s| s.0 == t) {
+                    jobs.push(RrSet { owner: n.owner, rtype: *rtype, ttl: *ttl, rdatas });
+                }
+            }
+        }
+        for (r, rd) in out.iter().zip(&chain_rdatas) {
+            jobs.push(RrSet {
+                owner: &r.owner,
                 rtype: r.rtype,
                 ttl: r.ttl,
-                rdatas: Rdatas::Owned(r.rdata.clone()),
+                rdatas: std::slice::from_ref(rd),
             });
         }
-        out.extend(self.run(&jobs, threads)?);
+        let sigs = self.run(&jobs, threads)?;
+        drop(jobs);
+        out.extend(sigs);
         let chain = match &self.nsec3 {
             None => names
                 .iter()
@@ -288,10 +300,12 @@ impl Signer<'_> {
         })
     }
 
-    /// Signs every job, split over `threads` scoped threads.
-    fn run(&self, jobs: &[Job<'_>], threads: usize) -> Result<Vec<Record>, SignError> {
+    /// Signs every RRset, split over `threads` scoped threads.
+    fn run(&self, jobs: &[RrSet<'_>], threads: usize) -> Result<Vec<Record>, SignError> {
         let threads = threads.clamp(1, 64);
         let chunk = jobs.len().div_ceil(threads).max(1);
+        let signer = name::to_lowercase(&self.apex);
+        let signer = &signer[..];
         let results: Vec<Result<Vec<Record>, SignError>> = std::thread::scope(|s| {
             let handles: Vec<_> = jobs
                 .chunks(chunk)
@@ -299,17 +313,8 @@ impl Signer<'_> {
                     s.spawn(move || {
                         let mut scratch = Vec::with_capacity(1024);
                         let mut out = Vec::with_capacity(part.len() * self.keys.len());
-                        for j in part {
-                            let one;
-                            let rdatas: &[&[u8]] = match &j.rdatas {
-                                Rdatas::Borrowed(v) => v,
-                                Rdatas::Owned(rd) => {
-                                    one = [&rd[..]];
-                                    &one
-                                }
-                            };
-                            let set = RrSet { owner: &j.owner, rtype: j.rtype, ttl: j.ttl, rdatas };
-                            out.extend(self.sign_rrset(&set, &mut scratch)?);
+                        for set in part {
+                            self.sign_rrset_into(signer, set, &mut scratch, &mut out)?;
                         }
                         Ok(out)
                     })
@@ -317,7 +322,7 @@ impl Signer<'_> {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap_or(Err(SignError::Key(KeyError::Sign)))).collect()
         });
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(jobs.len() * self.keys.len());
         for r in results {
             out.extend(r?);
         }
@@ -358,16 +363,4 @@ struct NameData<'a> {
     owner: &'a [u8],
     sets: Vec<(u16, u32, Vec<&'a [u8]>)>,
     status: Status,
-}
-
-enum Rdatas<'a> {
-    Borrowed(Vec<&'a [u8]>),
-    Owned(Box<[u8]>),
-}
-
-struct Job<'a> {
-    owner: Box<[u8]>,
-    rtype: u16,
-    ttl: u32,
-    rdatas: Rdatas<'a>,
 }

@@ -178,3 +178,15 @@ fn incremental_nsec3_signing_equals_whole_zone_signing() {
     run(Denial::Nsec3 { opt_out: false }, 3);
     run(Denial::Nsec3 { opt_out: false }, 4);
 }
+
+#[test]
+fn the_signing_time_of_a_write_is_reported_for_signed_zones_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    store.replace_zone(&apex(), zonefile::parse(ZONE, &apex()).unwrap()).unwrap();
+    store.apply(&apex(), &[Change::Add(rec("t1 300 A 192.0.2.1"))]).unwrap();
+    assert_eq!(crate::last_signing_time(), None);
+    store.dnssec_enable(&apex(), &Policy::default()).unwrap();
+    store.apply(&apex(), &[Change::Add(rec("t2 300 A 192.0.2.2"))]).unwrap();
+    assert!(crate::last_signing_time().is_some_and(|d| d > std::time::Duration::ZERO));
+}
