@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the seeds of the DNSSEC targets: `ds_answer`, `dnssec_rdata`
-and `validator_response`.
+"""Writes the seeds of the DNSSEC targets: `ds_answer`, `dnssec_rdata`,
+`validator_response` and `zone_check`.
 
 Run from anywhere: `python3 fuzz/seeds/gen_dnssec.py`. Everything comes
 from real data in testdata/: Knot DNS's answers to DNSSEC queries for
@@ -169,3 +169,27 @@ for path in (os.path.join(TESTDATA, "dnssec", "dnssec.test.nsec.signed"),
         rd += wire(f[7]) + base64.b64decode("".join(f[8:]))
         set_i = sets.index((owner, f[0]), first)
         write("dnssec_rdata", bytes([7, set_i, tags.index(int(f[6]))]) + rd)
+
+
+# --- zone_check: zone file text added to the signed dnssec.test.: real
+# lines of it (a signed RRset, its RRSIG alone, an NSEC), each changed
+# (a new record in a signed RRset, an RRSIG by a key the zone lacks, one
+# expiring soon, a new delegation, a record under a delegation and under
+# the DNAME, a second DNSKEY).
+with open(os.path.join(TESTDATA, "dnssec", "dnssec.test.nsec.signed")) as f:
+    signed = [line.split(";")[0].rstrip() for line in f]
+www_a = [line for line in signed if line.startswith("www.dnssec.test.") and "\tA\t" in line.replace(" ", "\t")]
+www_sig = [line for line in signed if line.startswith("www.dnssec.test.") and "RRSIG\tA " in line]
+zone_seeds = [
+    "\n".join(www_a + www_sig),
+    "www 3600 A 192.0.2.99",
+    "new 300 TXT hello",
+    "\n".join(www_sig).replace("17407", "17408"),
+    "\n".join(www_sig).replace("20350101000000", "20270115000000"),
+    "sub 3600 NS ns.sub\nns.sub 3600 A 192.0.2.50",
+    "x.insecure 300 A 192.0.2.51\nx.dn 300 A 192.0.2.52",
+    "@ 7200 DNSKEY 256 3 15 l02Woi0iS8Aa25FQkUd9RMzZHJpBoRQwAQEX1SxZJA4=",
+    "$ORIGIN secure.dnssec.test.\n@ 3600 DS 1 13 2 " + "00" * 32,
+]
+for s in zone_seeds:
+    write("zone_check", (s + "\n").encode())
