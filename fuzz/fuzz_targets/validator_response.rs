@@ -9,7 +9,9 @@
 //!   CNAME, PTR, MX and SOA holds valid uncompressed names;
 //! - `domain` reads the same message: the same owners, types and TTLs in
 //!   the answer and authority sections, and the same rdata (names
-//!   decompressed for the types above, the octets as sent for others);
+//!   decompressed for the types above, the octets as sent for others),
+//!   except that `domain` refuses a name in rdata whose compression
+//!   pointer leads to labels that run past the end of the rdata;
 //! - the decoded response, encoded again uncompressed (with an OPT record
 //!   for an extended rcode), decodes to the same value;
 //! - `validate_dnskey` on a DNSKEY RRset of the response, against the
@@ -95,17 +97,15 @@ fn wire_of<O: AsRef<[u8]>>(n: &ParsedName<O>) -> Vec<u8> {
 }
 
 /// The rdata of `rr` as `domain` reads it, names decompressed for the
-/// types whose names may be compressed.
-fn domain_rdata(rr: &ParsedRecord<'_, &[u8]>) -> Vec<u8> {
+/// types whose names may be compressed; `None` if it refuses them.
+fn domain_rdata(rr: &ParsedRecord<'_, &[u8]>) -> Option<Vec<u8>> {
     let compressible = [Rtype::NS, Rtype::CNAME, Rtype::PTR, Rtype::MX, Rtype::SOA];
     if !compressible.contains(&rr.rtype()) {
         let rec = rr.to_record::<UnknownRecordData<&[u8]>>().ok().flatten().expect("domain reads raw rdata");
-        return rec.data().data().to_vec();
+        return Some(rec.data().data().to_vec());
     }
-    let rec = rr
-        .to_any_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>()
-        .unwrap_or_else(|err| panic!("domain refuses {} rdata we read: {err}", rr.rtype()));
-    match rec.data() {
+    let rec = rr.to_any_record::<AllRecordData<&[u8], ParsedName<&[u8]>>>().ok()?;
+    Some(match rec.data() {
         AllRecordData::Ns(n) => wire_of(n.nsdname()),
         AllRecordData::Cname(n) => wire_of(n.cname()),
         AllRecordData::Ptr(n) => wire_of(n.ptrdname()),
@@ -126,6 +126,44 @@ fn domain_rdata(rr: &ParsedRecord<'_, &[u8]>) -> Vec<u8> {
             w
         }
         other => panic!("domain read {} as {other:?}", rr.rtype()),
+    })
+}
+
+/// Where the rdata of each answer and authority record lies (the whole
+/// message already read by `decode_response`).
+fn rdata_spans(data: &[u8]) -> Vec<(usize, usize)> {
+    let count = |at: usize| usize::from(u16::from_be_bytes([data[at], data[at + 1]]));
+    let mut n = NameBuf::new();
+    let mut pos = 12;
+    for _ in 0..count(4) {
+        pos = n.decode(data, pos).expect("question name") + 4;
+    }
+    let mut spans = Vec::new();
+    for _ in 0..count(6) + count(8) {
+        pos = n.decode(data, pos).expect("owner name");
+        let start = pos + 10;
+        let end = start + count(pos + 8);
+        spans.push((start, end));
+        pos = end;
+    }
+    spans
+}
+
+/// True if a name in the rdata at `start..end` runs, through a
+/// compression pointer, past `end`: `domain` reads rdata with a parser
+/// that ends there and refuses such a name, which RFC 1035 §4.1.4 allows
+/// (the pointer points back; the labels it leads to need not end before
+/// the record does).
+fn runs_past_rdata(data: &[u8], rtype: u16, start: usize, end: usize) -> bool {
+    let offset = match rtype {
+        code::MX => 2,
+        _ => 0,
+    };
+    let within = &data[..end];
+    let mut n = NameBuf::new();
+    match n.decode(within, start + offset) {
+        Err(_) => true,
+        Ok(next) => rtype == code::SOA && n.decode(within, next).is_err(),
     }
 }
 
@@ -137,9 +175,11 @@ fn compare_with_domain(data: &[u8], r: &Response) {
     }
     let mut section =
         question.answer().unwrap_or_else(|err| panic!("domain refuses the question section: {err}"));
+    let mut spans = rdata_spans(data).into_iter();
     for (i, ours) in [&r.answer, &r.authority].into_iter().enumerate() {
         let mut theirs = Vec::new();
         for rr in section.by_ref() {
+            let (start, end) = spans.next().expect("as many records as we read");
             let rr = rr.unwrap_or_else(|err| panic!("domain refuses a record of section {i}: {err}"));
             let ttl = rr.ttl().as_secs();
             let ttl = if ttl > i32::MAX as u32 { 0 } else { ttl };
@@ -147,7 +187,18 @@ fn compare_with_domain(data: &[u8], r: &Response) {
                 owner: wire_of(&rr.owner()).into(),
                 rtype: rr.rtype().to_int(),
                 ttl,
-                rdata: domain_rdata(&rr).into(),
+                rdata: match domain_rdata(&rr) {
+                    Some(rd) => rd.into(),
+                    None => {
+                        let rtype = rr.rtype().to_int();
+                        assert!(
+                            runs_past_rdata(data, rtype, start, end),
+                            "domain refuses {rtype} rdata we read"
+                        );
+                        // Nothing to compare with: ours is checked by check_records.
+                        ours.get(theirs.len()).map(|r| r.rdata.clone()).unwrap_or_default()
+                    }
+                },
             });
         }
         assert_eq!(&theirs, ours, "domain reads section {i} differently");
