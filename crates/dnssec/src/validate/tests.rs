@@ -433,6 +433,33 @@ fn nxdomain_for_an_empty_non_terminal_was_secure() {
     }
 }
 
+#[test]
+fn an_nsec_expanded_from_a_wildcard_proved_nxdomain() {
+    // The wildcard NODATA answer for x.wild. TXT with its NSEC (and the
+    // NSEC's RRSIG) moved from *.wild. to %.wild., which sorts just
+    // before it, and relabelled NXDOMAIN. The signature still verifies,
+    // as an expansion of *.wild., and the moved NSEC covers both x.wild.
+    // and *.wild.
+    let k = csk(Algorithm::EcdsaP256Sha256);
+    let zone = Spec::single(&k, false).serve();
+    let wildcard_owner = n("*.wild");
+    let forge = |r: &mut Response| {
+        let mut moved = false;
+        for rec in r.authority.iter_mut().filter(|a| a.owner == wildcard_owner) {
+            if let Some(star) = rec.owner.get_mut(1) {
+                *star = b'%';
+                moved = true;
+            }
+        }
+        if moved {
+            r.rcode = rcode::NXDOMAIN;
+        }
+    };
+    let mut r = Resolver::new(&n(APEX), Altered(&zone, forge), Parent::of(&[&k], 3600));
+    let verdict = r.resolve(&n("x.wild"), code::TXT, NOW);
+    assert!(matches!(verdict, Verdict::Bogus(Bogus::Denial { .. })), "{verdict:?}");
+}
+
 /// A zone with a CSK of each algorithm, both in the DS set, where only
 /// `signing` signs the zone's data (both sign the DNSKEY RRset).
 fn two_algorithms(ds_both: bool, rule: AlgorithmRule) -> Verdict {
