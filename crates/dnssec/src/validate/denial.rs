@@ -95,6 +95,12 @@ impl<'a> Denial<'a> {
         // RFC 4035 §5.4: an NSEC proves the name absent, and one proves
         // the wildcard at its closest encloser absent.
         let ce = self.nsec_closest_encloser(qname)?;
+        // RFC 4035 §3.1.3.2, RFC 4592 §2.2.2: an NSEC whose next name
+        // lies below the name makes it an empty non-terminal, which
+        // exists. Its closest encloser is then the name itself.
+        if *ce == *qname {
+            return Err("the name is an empty non-terminal: an NSEC's next name lies below it");
+        }
         let wildcard = wildcard_of(&ce);
         if self.nsec.iter().any(|n| *n.owner == *wildcard) {
             return Err("the wildcard that would answer exists");

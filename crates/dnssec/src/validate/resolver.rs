@@ -372,11 +372,18 @@ fn check(
             expansions.push((name::to_lowercase(&s.owner), labels));
         }
     }
+    let denial_failed = |at: &[u8], why| Bogus::Denial { name: name::to_text(at), rtype: qtype, why };
     for s in &authority {
-        validate_rrset(s, keys, now)?;
+        let v = validate_rrset(s, keys, now)?;
+        // No NSEC or NSEC3 is ever synthesized from a wildcard: the
+        // wildcard's own record is owned by the `*` name. One whose
+        // signature shows an expansion has an owner chosen by whoever
+        // sent it, and would move the span it denies.
+        if v.wildcard.is_some() && matches!(s.rtype, code::NSEC | code::NSEC3) {
+            return Err(denial_failed(&s.owner, "an NSEC or NSEC3 record is a wildcard expansion"));
+        }
     }
     let refs: Vec<&SignedRrSet> = authority.iter().collect();
-    let denial_failed = |at: &[u8], why| Bogus::Denial { name: name::to_text(at), rtype: qtype, why };
     let denial = Denial::new(&keys.zone, &refs).map_err(|why| denial_failed(qname, why))?;
     let mut strength = Strength::Secure;
     // RFC 4035 §5.3.4: a wildcard expansion needs its proof.

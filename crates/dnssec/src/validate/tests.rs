@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use sixgate_dns::catalog::Catalog;
+use sixgate_dns::message::rcode;
 use sixgate_dns::name;
 use sixgate_dns::rtype::code;
 use sixgate_dns::zone::{Record, Zone};
@@ -410,6 +411,53 @@ fn a_denial_for_another_name_is_bogus() {
     };
     let mut r = Resolver::new(&n(APEX), Altered(&zone, replay), Parent::of(&[&k], 3600));
     assert!(matches!(r.resolve(&n("www"), code::A, NOW), Verdict::Bogus(Bogus::Denial { .. })));
+}
+
+#[test]
+fn nxdomain_for_an_empty_non_terminal_was_secure() {
+    // The NODATA answer for the empty non-terminal ent. relabelled
+    // NXDOMAIN: its NSEC (dangling. to deep.ent.) covers ent. and *.ent.,
+    // but its next name lies below ent., so ent. exists. Accepting it
+    // would let a resolver deny deep.ent. too (RFC 8020).
+    for nsec3 in [false, true] {
+        let k = csk(Algorithm::EcdsaP256Sha256);
+        let zone = Spec::single(&k, nsec3).serve();
+        let relabel = |r: &mut Response| {
+            if r.answer.is_empty() && r.rcode == rcode::NOERROR {
+                r.rcode = rcode::NXDOMAIN;
+            }
+        };
+        let mut r = Resolver::new(&n(APEX), Altered(&zone, relabel), Parent::of(&[&k], 3600));
+        let verdict = r.resolve(&n("ent"), code::A, NOW);
+        assert!(matches!(verdict, Verdict::Bogus(Bogus::Denial { .. })), "nsec3 {nsec3}: {verdict:?}");
+    }
+}
+
+#[test]
+fn an_nsec_expanded_from_a_wildcard_proved_nxdomain() {
+    // The wildcard NODATA answer for x.wild. TXT with its NSEC (and the
+    // NSEC's RRSIG) moved from *.wild. to %.wild., which sorts just
+    // before it, and relabelled NXDOMAIN. The signature still verifies,
+    // as an expansion of *.wild., and the moved NSEC covers both x.wild.
+    // and *.wild.
+    let k = csk(Algorithm::EcdsaP256Sha256);
+    let zone = Spec::single(&k, false).serve();
+    let wildcard_owner = n("*.wild");
+    let forge = |r: &mut Response| {
+        let mut moved = false;
+        for rec in r.authority.iter_mut().filter(|a| a.owner == wildcard_owner) {
+            if let Some(star) = rec.owner.get_mut(1) {
+                *star = b'%';
+                moved = true;
+            }
+        }
+        if moved {
+            r.rcode = rcode::NXDOMAIN;
+        }
+    };
+    let mut r = Resolver::new(&n(APEX), Altered(&zone, forge), Parent::of(&[&k], 3600));
+    let verdict = r.resolve(&n("x.wild"), code::TXT, NOW);
+    assert!(matches!(verdict, Verdict::Bogus(Bogus::Denial { .. })), "{verdict:?}");
 }
 
 /// A zone with a CSK of each algorithm, both in the DS set, where only
