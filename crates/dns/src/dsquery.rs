@@ -101,7 +101,8 @@ pub fn parse_ds_response(msg: &[u8], id: u16, apex: &[u8]) -> Result<DsAnswer, D
             let rdata = msg.get(start..end).ok_or(SHORT)?;
             match (section, rtype) {
                 (0, code::DS) if class == CLASS_IN && owner.as_slice() == want.as_slice() => {
-                    if ds.len() < MAX_DS {
+                    // Duplicates do not count against the cap.
+                    if !ds.iter().any(|d| d[..] == *rdata) && ds.len() < MAX_DS {
                         ds.push(rdata.into());
                     }
                     ds_ttl = ds_ttl.min(ttl);
@@ -135,7 +136,6 @@ pub fn parse_ds_response(msg: &[u8], id: u16, apex: &[u8]) -> Result<DsAnswer, D
         return Err(DsError::NotAuthoritative);
     }
     ds.sort();
-    ds.dedup();
     let ttl = if ds.is_empty() { negative_ttl } else { ds_ttl };
     Ok(DsAnswer { ttl, rdatas: ds })
 }
@@ -201,5 +201,33 @@ mod tests {
         let mut long = buf.clone();
         long.push(0);
         assert!(parse_ds_response(&long, 7, &apex).is_err());
+    }
+
+    #[test]
+    fn duplicate_ds_records_do_not_push_out_distinct_ones() {
+        let apex = from_text("child.parent.test.", None).unwrap();
+        let rr = |rdata: &[u8]| {
+            let mut r = vec![0xC0, 0x0C];
+            r.extend_from_slice(&code::DS.to_be_bytes());
+            r.extend_from_slice(&CLASS_IN.to_be_bytes());
+            r.extend_from_slice(&3600u32.to_be_bytes());
+            r.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+            r.extend_from_slice(rdata);
+            r
+        };
+        let copies = MAX_DS + 8;
+        let mut msg = vec![0, 7, 0x84, 0, 0, 1];
+        msg.extend_from_slice(&((copies + 1) as u16).to_be_bytes());
+        msg.extend_from_slice(&[0, 0, 0, 0]);
+        msg.extend_from_slice(&apex);
+        msg.extend_from_slice(&code::DS.to_be_bytes());
+        msg.extend_from_slice(&CLASS_IN.to_be_bytes());
+        for _ in 0..copies {
+            msg.extend_from_slice(&rr(&[0, 1, 13, 2, 0xAA]));
+        }
+        msg.extend_from_slice(&rr(&[0, 2, 13, 2, 0xBB]));
+        let a = parse_ds_response(&msg, 7, &apex).unwrap();
+        assert_eq!(a.rdatas.len(), 2, "{:?}", a.rdatas);
+        assert_eq!(a.ttl, 3600);
     }
 }
