@@ -106,23 +106,10 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<std::path::PathBuf> {
     Ok(path)
 }
 
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// Parses `YYYY-MM-DDTHH:MM:SSZ`.
+/// Parses `YYYY-MM-DDTHH:MM:SSZ` as printed by `dnssec status` and
+/// `dnssec maintain`.
 fn parse_time(t: &str) -> Option<u64> {
-    let n = |r: std::ops::Range<usize>| t.get(r)?.parse::<i64>().ok();
-    let days = days_from_civil(n(0..4)?, n(5..7)?, n(8..10)?);
-    let secs = days * DAY as i64 + n(11..13)? * 3600 + n(14..16)? * 60 + n(17..19)?;
-    u64::try_from(secs).ok()
+    sixgate_e2e::aname::rfc3339_utc(t).ok().and_then(|s| u64::try_from(s).ok())
 }
 
 impl Lab {
