@@ -31,41 +31,32 @@ pub(crate) fn open(dir: &Path) -> anyhow::Result<Store> {
 }
 
 pub(crate) fn maintain(dir: &Path, zone: &str, parents: &[String]) -> anyhow::Result<()> {
-    use sixgate_server::dnssec::{DnssecSettings, observe_parent};
+    use sixgate_server::dnssec::{DnssecSettings, maintain_zone};
     let apex = zone_name(zone)?;
-    let mut store = open(dir)?;
-    let info = store.dnssec_info(&apex)?.ok_or_else(|| anyhow!("{} is not signed", name::to_text(&apex)))?;
-    let now = store.now().max(0) as u64;
-    let mut observation = None;
-    if info.state.query_parent_at.is_some_and(|t| t <= now) {
-        let servers = parents
-            .iter()
-            .map(|p| p.parse::<std::net::SocketAddr>().with_context(|| format!("bad parent server {p:?}")))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        let settings = DnssecSettings {
-            parents: if servers.is_empty() { Vec::new() } else { vec![(Box::from(&[0u8][..]), servers)] },
-            resolvers: sixgate_server::verify::system_resolvers(),
-            check_interval: std::time::Duration::from_secs(3600),
-        };
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-        match rt.block_on(observe_parent(&settings, &apex, now)) {
-            Ok(o) => observation = Some(o),
-            Err(e) => {
-                eprintln!("could not ask the parent for DS: {e}");
-                store.dnssec_parent_error(&apex, &e)?;
-            }
-        }
+    let servers = parents
+        .iter()
+        .map(|p| p.parse::<std::net::SocketAddr>().with_context(|| format!("bad parent server {p:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let settings = DnssecSettings {
+        parents: if servers.is_empty() { Vec::new() } else { vec![(Box::from(&[0u8][..]), servers)] },
+        resolvers: sixgate_server::verify::system_resolvers(),
+        check_interval: std::time::Duration::from_secs(3600),
+    };
+    let store = std::sync::Arc::new(std::sync::Mutex::new(open(dir)?));
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let step = rt.block_on(maintain_zone(&store, &settings, &apex)).map_err(|e| anyhow!(e))?;
+    if let Some(e) = &step.parent_error {
+        eprintln!("could not ask the parent for DS: {e}");
     }
-    let done = store.dnssec_maintain(&apex, observation)?;
+    let done = step.maintained;
     if let Some(c) = done.commit {
         poke(dir);
         eprintln!("{} changed (serial {})", name::to_text(&apex), c.serial);
     }
-    let info =
-        store.dnssec_info(&apex)?.ok_or_else(|| anyhow!("{} is no longer signed", name::to_text(&apex)));
-    match info {
-        Ok(i) => println!("verdict\t{}\nnext_event\t{}", i.verdict().as_str(), time(done.next_event)),
-        Err(_) => println!("verdict\tinsecure"),
+    let store = store.lock().unwrap_or_else(|p| p.into_inner());
+    match store.dnssec_info(&apex)? {
+        Some(i) => println!("verdict\t{}\nnext_event\t{}", i.verdict().as_str(), time(done.next_event)),
+        None => println!("verdict\tinsecure"),
     }
     Ok(())
 }

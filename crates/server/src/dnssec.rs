@@ -27,7 +27,9 @@ use sixgate_dns::name;
 use sixgate_dns::rtype::code;
 use sixgate_dnssec::ds::Ds;
 use sixgate_dnssec::rollover::ParentDs;
-use sixgate_store::Store;
+use std::sync::{Arc, Mutex};
+
+use sixgate_store::{Maintained, Store, StoreError};
 use tokio::sync::watch;
 
 use crate::exchange::{NoAnswer, udp_ask};
@@ -185,77 +187,119 @@ pub async fn observe_parent(
     Ok((ParentDs { observed_at: now, ttl, ds: tags }, ds.into_iter().map(|b| b.into_vec()).collect()))
 }
 
-/// One look at every signed zone that is due at `now`; `full` looks at
-/// all of them.
-async fn round(dir: &std::path::Path, settings: &DnssecSettings, full: bool) -> Result<(), String> {
-    let d = dir.to_path_buf();
-    let (zones, now) = tokio::task::spawn_blocking(move || {
-        let s = Store::open(&d)?;
-        Ok::<_, sixgate_store::StoreError>((s.dnssec_zones()?, s.now().max(0) as u64))
+/// The store, shared between the blocking calls of this task.
+pub type SharedStore = Arc<Mutex<Store>>;
+
+/// Runs `f` on the store on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    store: &SharedStore,
+    f: impl FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, String> {
+    let store = store.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut s = store.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut s)
     })
     .await
     .map_err(|e| e.to_string())?
-    .map_err(|e| e.to_string())?;
+    .map_err(|e| e.to_string())
+}
+
+/// What one maintenance step of a zone did.
+#[derive(Debug)]
+pub struct Step {
+    /// What the store did.
+    pub maintained: Maintained,
+    /// Why asking the parent failed, if it was asked and did.
+    pub parent_error: Option<String>,
+}
+
+/// One maintenance step of `apex` at the store's time: asks the parent's
+/// servers for the DS RRset if the keys wait for it (recording a failure
+/// in the store), then moves the keys and refreshes signatures. The
+/// server's task and `sixgate dnssec maintain` both take this step.
+pub async fn maintain_zone(
+    store: &SharedStore,
+    settings: &DnssecSettings,
+    apex: &[u8],
+) -> Result<Step, String> {
+    let a: Box<[u8]> = apex.into();
+    let (info, now) = blocking(store, move |s| Ok((s.dnssec_info(&a)?, s.now().max(0) as u64))).await?;
+    let Some(info) = info else {
+        return Err(format!("{} is not signed", name::to_text(apex)));
+    };
+    let mut observation = None;
+    let mut parent_error = None;
+    if info.state.parent_due(info.policy.ds_check_interval).is_some_and(|t| t <= now) {
+        match observe_parent(settings, apex, now).await {
+            Ok(o) => observation = Some(o),
+            Err(e) => {
+                let (a, err) = (Box::<[u8]>::from(apex), e.clone());
+                blocking(store, move |s| s.dnssec_parent_error(&a, &err)).await?;
+                parent_error = Some(e);
+            }
+        }
+    }
+    let a: Box<[u8]> = apex.into();
+    let maintained = blocking(store, move |s| s.dnssec_maintain(&a, observation)).await?;
+    Ok(Step { maintained, parent_error })
+}
+
+/// One look at every signed zone that is due; `full` looks at all of them.
+async fn round(
+    dir: &std::path::Path,
+    store: &SharedStore,
+    settings: &DnssecSettings,
+    full: bool,
+) -> Result<(), String> {
+    let (zones, now) = blocking(store, |s| Ok((s.dnssec_zones()?, s.now().max(0) as u64))).await?;
     for (apex, due) in zones {
         if !full && due.is_none_or(|t| t > now) {
             continue;
         }
-        let d = dir.to_path_buf();
-        let a = apex.clone();
-        let parent_due = tokio::task::spawn_blocking(move || {
-            let s = Store::open(&d)?;
-            Ok::<_, sixgate_store::StoreError>(s.dnssec_info(&a)?.and_then(|i| i.state.query_parent_at))
-        })
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
-        let mut observation = None;
-        if parent_due.is_some_and(|t| t <= now) {
-            match observe_parent(settings, &apex, now).await {
-                Ok(o) => observation = Some(o),
-                Err(e) => {
+        match maintain_zone(store, settings, &apex).await {
+            Ok(step) => {
+                if let Some(e) = step.parent_error {
                     tracing::warn!(zone = %name::to_text(&apex), error = %e, "could not ask the parent for DS");
-                    let (d, a) = (dir.to_path_buf(), apex.clone());
-                    let _ = tokio::task::spawn_blocking(move || Store::open(&d)?.dnssec_parent_error(&a, &e))
-                        .await;
                 }
-            }
-        }
-        let (d, a) = (dir.to_path_buf(), apex.clone());
-        let done = tokio::task::spawn_blocking(move || Store::open(&d)?.dnssec_maintain(&a, observation))
-            .await
-            .map_err(|e| e.to_string())?;
-        match done {
-            Ok(m) => {
-                if let Some(c) = m.commit {
+                if let Some(c) = step.maintained.commit {
                     tracing::info!(zone = %name::to_text(&apex), serial = c.serial, "DNSSEC maintenance changed the zone");
                     poke(dir);
                 }
             }
             Err(e) => {
                 tracing::error!(zone = %name::to_text(&apex), error = %e, "DNSSEC maintenance failed");
-                let (d, a) = (dir.to_path_buf(), apex.clone());
-                let alert = format!("maintenance failed: {e}");
-                let _ = tokio::task::spawn_blocking(move || Store::open(&d)?.dnssec_alert(&a, Some(&alert)))
-                    .await;
+                let (a, alert) = (apex.clone(), format!("maintenance failed: {e}"));
+                let _ = blocking(store, move |s| s.dnssec_alert(&a, Some(&alert))).await;
             }
         }
     }
     Ok(())
 }
 
-/// Runs until `shutdown`.
+/// Runs until `shutdown`. The store is opened once and kept.
 pub async fn run(dir: PathBuf, settings: DnssecSettings, mut shutdown: watch::Receiver<bool>) {
     let mut last_full = tokio::time::Instant::now();
     let mut first = true;
+    let mut store: Option<SharedStore> = None;
     loop {
-        let full = first || last_full.elapsed() >= settings.check_interval;
-        if full {
-            last_full = tokio::time::Instant::now();
-            first = false;
+        if store.is_none() {
+            let d = dir.clone();
+            match tokio::task::spawn_blocking(move || Store::open(&d)).await {
+                Ok(Ok(s)) => store = Some(Arc::new(Mutex::new(s))),
+                Ok(Err(e)) => tracing::warn!(error = %e, "DNSSEC maintenance could not open the store"),
+                Err(e) => tracing::warn!(error = %e, "DNSSEC maintenance could not open the store"),
+            }
         }
-        if let Err(e) = round(&dir, &settings, full).await {
-            tracing::warn!(error = %e, "DNSSEC maintenance round failed");
+        if let Some(s) = &store {
+            let full = first || last_full.elapsed() >= settings.check_interval;
+            if full {
+                last_full = tokio::time::Instant::now();
+                first = false;
+            }
+            if let Err(e) = round(&dir, s, &settings, full).await {
+                tracing::warn!(error = %e, "DNSSEC maintenance round failed");
+            }
         }
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}

@@ -57,6 +57,19 @@ pub struct ZoneState {
     pub alert: Option<String>,
 }
 
+impl ZoneState {
+    /// When the parent is next to be asked for the DS RRset: when the
+    /// planner wants it, but after a failed look no sooner than one check
+    /// interval later, so an unreachable parent is not asked every tick.
+    pub fn parent_due(&self, check_interval: u32) -> Option<u64> {
+        let planned = self.query_parent_at?;
+        match (&self.parent_error, self.parent_checked_at) {
+            (Some(_), Some(at)) => Some(planned.max(at.saturating_add(u64::from(check_interval)))),
+            _ => Some(planned),
+        }
+    }
+}
+
 /// A zone's key, as listed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeyInfo {
@@ -613,14 +626,18 @@ impl Store {
     /// the earlier of its next key event and its next parent query.
     pub fn dnssec_zones(&self) -> Result<Vec<SignedZoneDue>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT z.apex, d.state FROM dnssec_zones d JOIN zones z ON z.id = d.zone_id ORDER BY z.name",
+            "SELECT z.apex, d.policy, d.state FROM dnssec_zones d JOIN zones z ON z.id = d.zone_id ORDER BY z.name",
         )?;
-        let rows = st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))?;
+        let rows = st.query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?))
+        })?;
         let mut out = Vec::new();
         for row in rows {
-            let (apex, state) = row?;
+            let (apex, policy, state) = row?;
+            let policy: Policy = serde_json::from_str(&policy).unwrap_or_default();
             let state: ZoneState = serde_json::from_str(&state).unwrap_or_default();
-            let due = [state.next_event, state.query_parent_at].into_iter().flatten().min();
+            let due =
+                [state.next_event, state.parent_due(policy.ds_check_interval)].into_iter().flatten().min();
             out.push((apex.into_boxed_slice(), due));
         }
         Ok(out)
@@ -833,5 +850,23 @@ impl Store {
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ZoneState;
+
+    #[test]
+    fn an_unreachable_parent_is_asked_again_only_after_the_check_interval() {
+        let planned = ZoneState { query_parent_at: Some(1000), ..ZoneState::default() };
+        assert_eq!(planned.parent_due(3600), Some(1000));
+        let failed = ZoneState {
+            parent_checked_at: Some(1000),
+            parent_error: Some("no parent server answered".into()),
+            ..planned.clone()
+        };
+        assert_eq!(failed.parent_due(3600), Some(4600));
+        assert_eq!(ZoneState::default().parent_due(3600), None);
     }
 }
