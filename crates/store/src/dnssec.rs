@@ -571,9 +571,9 @@ impl Store {
         }
         let mut changes = sync_key_records(&tx, id, &records)?;
         let zs = signing_for(&tx, &apex_case, &policy, &after)?;
-        let due = signer::expiring(&tx, id, now + u64::from(zs.refresh))?;
-        if !due.is_empty() {
-            changes.extend(signer::resign(&tx, id, &zs, &due, now)?);
+        let refreshed = signer::refresh(&tx, id, &zs, now)?;
+        if !refreshed.is_empty() {
+            changes.extend(refreshed);
             // What is still due now has no key to sign it: say so.
             let left = signer::expiring(&tx, id, now + u64::from(zs.refresh))?;
             let alert = (!left.is_empty()).then(|| {
@@ -684,11 +684,10 @@ impl Store {
     pub fn dnssec_refresh(&mut self, apex: &[u8]) -> Result<Option<Commit>, StoreError> {
         let Begun { key, at, scheme, tx, id, old_serial, .. } = self.begin(apex)?;
         let Some(zs) = load_signing(&tx, id)? else { return Ok(None) };
-        let due = signer::expiring(&tx, id, at.max(0) as u64 + u64::from(zs.refresh))?;
-        if due.is_empty() {
+        let changes = signer::refresh(&tx, id, &zs, at.max(0) as u64)?;
+        if changes.is_empty() {
             return Ok(None);
         }
-        let changes = signer::resign(&tx, id, &zs, &due, at.max(0) as u64)?;
         finish_diff(tx, id, &key, old_serial, scheme, at, changes).map(Some)
     }
 }

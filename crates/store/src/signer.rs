@@ -556,6 +556,21 @@ impl Incremental<'_> {
     }
 }
 
+/// Re-signs what expires within the refresh window at `now`; returns the
+/// changes (empty when nothing was due).
+pub(crate) fn refresh(
+    conn: &Connection,
+    zone_id: i64,
+    zs: &ZoneSigning,
+    now: u64,
+) -> Result<Vec<Change>, StoreError> {
+    let due = expiring(conn, zone_id, now + u64::from(zs.refresh))?;
+    if due.is_empty() {
+        return Ok(Vec::new());
+    }
+    resign(conn, zone_id, zs, &due, now)
+}
+
 /// An owner name and a type.
 pub(crate) type OwnerType = (Box<[u8]>, u16);
 
