@@ -73,7 +73,7 @@ pub(crate) fn roll(dir: &Path, zone: &str, what: &str, algorithm: Option<&str>) 
         _ => return Err(anyhow!("roll ksk, zsk or algorithm")),
     };
     let mut store = open(dir)?;
-    let done = store.dnssec_roll(&apex, roll)?;
+    let done = store.by(sixgate_store::Actor::cli()).dnssec_roll(&apex, roll)?;
     if done.commit.is_some() {
         poke(dir);
     }
@@ -118,7 +118,7 @@ pub(crate) fn enable(
         ..base
     };
     let mut store = open(dir)?;
-    let commit = store.dnssec_enable(&apex, &policy)?;
+    let commit = store.by(sixgate_store::Actor::cli()).dnssec_enable(&apex, &policy)?;
     poke(dir);
     if commit.journal_id == 0 {
         eprintln!("{} is already signed with {algorithm}", name::to_text(&apex));
@@ -140,7 +140,7 @@ pub(crate) fn disable(dir: &Path, zone: &str, now: bool) -> anyhow::Result<()> {
     let apex = zone_name(zone)?;
     let mut store = open(dir)?;
     if now {
-        let commit = store.dnssec_unsign(&apex)?;
+        let commit = store.by(sixgate_store::Actor::cli()).dnssec_unsign(&apex)?;
         poke(dir);
         eprintln!(
             "{} is unsigned (serial {}); if the parent still has a DS for it, remove it there now",
@@ -148,7 +148,7 @@ pub(crate) fn disable(dir: &Path, zone: &str, now: bool) -> anyhow::Result<()> {
             commit.serial
         );
     } else {
-        store.dnssec_start_unsigning(&apex)?;
+        store.by(sixgate_store::Actor::cli()).dnssec_start_unsigning(&apex)?;
         poke(dir);
         eprintln!(
             "{} publishes CDS/CDNSKEY delete; it stays signed until the parent has removed its DS",
@@ -320,7 +320,7 @@ pub(crate) fn export_keys(dir: &Path, zone: &str) -> anyhow::Result<()> {
 pub(crate) fn remove_key(dir: &Path, zone: &str, key_tag: u16) -> anyhow::Result<()> {
     let apex = zone_name(zone)?;
     let mut store = open(dir)?;
-    let done = store.dnssec_remove_key(&apex, key_tag)?;
+    let done = store.by(sixgate_store::Actor::cli()).dnssec_remove_key(&apex, key_tag)?;
     if done.commit.is_some() {
         poke(dir);
     }

@@ -29,7 +29,7 @@ pub(crate) fn addresses_set(dir: &Path, addresses: &[String]) -> anyhow::Result<
         }
         addrs.push(ip);
     }
-    open(dir)?.set_proxy_addresses(&addrs)?;
+    open(dir)?.by(sixgate_store::Actor::cli()).set_proxy_addresses(&addrs)?;
     poke(dir);
     Ok(())
 }
@@ -54,14 +54,14 @@ pub(crate) fn enable(dir: &Path, host: &str, mode: &str, http: u16, tls: u16) ->
             "note: no proxy addresses are set yet (sixgate proxy addresses set ADDR...); nothing is published"
         );
     }
-    store.proxy_enable(&host, mode, http, tls)?;
+    store.by(sixgate_store::Actor::cli()).proxy_enable(&host, mode, http, tls)?;
     poke(dir);
     Ok(())
 }
 
 pub(crate) fn disable(dir: &Path, host: &str) -> anyhow::Result<()> {
     let host = zone_name(host)?;
-    open(dir)?.proxy_disable(&host)?;
+    open(dir)?.by(sixgate_store::Actor::cli()).proxy_disable(&host)?;
     poke(dir);
     Ok(())
 }

@@ -35,7 +35,7 @@ fn ensure_demo_zone(store: &mut Store) -> anyhow::Result<()> {
     }
     let apex = name::from_text(demo::DEMO_ZONE, None).map_err(|e| anyhow!("demo zone name: {e}"))?;
     let records = zonefile::parse(demo::DEMO_ZONE_TEXT, &apex).map_err(|e| anyhow!("demo zone: {e}"))?;
-    store.replace_zone(&apex, records)?;
+    store.by(sixgate_store::Actor::Task("demo")).replace_zone(&apex, records)?;
     tracing::info!(zone = demo::DEMO_ZONE, "created the demo zone");
     Ok(())
 }
@@ -52,7 +52,11 @@ fn first_admin_token(store: &mut Store) -> anyhow::Result<Option<String>> {
 }
 
 /// Counters in Prometheus text format.
-fn metrics_text(udp: &UdpStats, proxy: Option<&Arc<sixgate_proxy::tls::Shared>>) -> String {
+fn metrics_text(
+    udp: &UdpStats,
+    held: &std::sync::atomic::AtomicUsize,
+    proxy: Option<&Arc<sixgate_proxy::tls::Shared>>,
+) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
     let mut counter = |name: &str, help: &str, labels: &[(&str, u64)]| {
@@ -84,6 +88,11 @@ fn metrics_text(udp: &UdpStats, proxy: Option<&Arc<sixgate_proxy::tls::Shared>>)
             ],
         );
     }
+    let _ = writeln!(
+        out,
+        "# HELP sixgate_zones_held Zones not served as stored (their last good version stays served).\n# TYPE sixgate_zones_held gauge\nsixgate_zones_held {}",
+        held.load(Ordering::Relaxed)
+    );
     out
 }
 
@@ -143,6 +152,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let seed: u64 = rand::random();
     let (follower, catalog) = Follower::load(store, seed)?;
     let published = follower.published();
+    let held_zones = follower.held_count();
 
     let mut bound = Vec::new();
     for addr in &s.dns {
@@ -224,7 +234,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
             sixgate_server::publish::poke(&dir)
         })
-        .with_metrics(move || metrics_text(&udp_stats, proxy.get()));
+        .with_metrics(move || metrics_text(&udp_stats, &held_zones, proxy.get()));
         let app = sixgate_api::app(state);
         for addr in &s.api {
             let listener = rt

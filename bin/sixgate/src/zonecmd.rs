@@ -43,7 +43,7 @@ pub(crate) fn import(dir: &Path, zone: &str, file: &Path) -> anyhow::Result<()> 
     let records = read_zone_file(file, &apex)?;
     let n = records.len();
     let mut store = open(dir)?;
-    let commit = store.replace_zone(&apex, records)?;
+    let commit = store.by(sixgate_store::Actor::cli()).replace_zone(&apex, records)?;
     poke(dir);
     eprintln!("imported {} records into {} (serial {})", n, name::to_text(&apex), commit.serial);
     Ok(())
@@ -73,7 +73,15 @@ pub(crate) fn export(dir: &Path, zone: &str, as_served: bool) -> anyhow::Result<
 pub(crate) fn list(dir: &Path) -> anyhow::Result<()> {
     let store = open(dir)?;
     for z in store.zones()? {
-        println!("{}\t{}\t{}", name::to_text(&z.apex), z.serial, z.records);
+        // The last column says whether DNS serves the zone: `served`,
+        // `unverified` (a customer's zone whose delegation is not proven),
+        // or `held (REASON)` (the last good version stays served).
+        let state = match &z.held {
+            Some(reason) => format!("held ({reason})"),
+            None if z.account_id != sixgate_store::OPERATOR_ACCOUNT && !z.verified => "unverified".into(),
+            None => "served".into(),
+        };
+        println!("{}\t{}\t{}\t{state}", name::to_text(&z.apex), z.serial, z.records);
     }
     Ok(())
 }
@@ -81,7 +89,7 @@ pub(crate) fn list(dir: &Path) -> anyhow::Result<()> {
 pub(crate) fn delete(dir: &Path, zone: &str) -> anyhow::Result<()> {
     let apex = zone_name(zone)?;
     let mut store = open(dir)?;
-    store.delete_zone(&apex)?;
+    store.by(sixgate_store::Actor::cli()).delete_zone(&apex)?;
     poke(dir);
     eprintln!("deleted {}", name::to_text(&apex));
     Ok(())
@@ -96,7 +104,7 @@ pub(crate) fn record_add(dir: &Path, zone: &str, line: &str) -> anyhow::Result<(
     }
     let changes: Vec<Change> = records.into_iter().map(Change::Add).collect();
     let mut store = open(dir)?;
-    let commit = store.apply(&apex, &changes)?;
+    let commit = store.by(sixgate_store::Actor::cli()).apply(&apex, &changes)?;
     poke(dir);
     eprintln!("serial {}", commit.serial);
     Ok(())
@@ -112,7 +120,7 @@ pub(crate) fn record_delete(dir: &Path, zone: &str, owner: &str, rtype: &str) ->
     if changes.is_empty() {
         bail!("no {} records at {}", rtype.to_uppercase(), name::to_text(&owner_w));
     }
-    let commit = store.apply(&apex, &changes)?;
+    let commit = store.by(sixgate_store::Actor::cli()).apply(&apex, &changes)?;
     poke(dir);
     eprintln!("serial {}", commit.serial);
     Ok(())
@@ -146,7 +154,8 @@ pub(crate) fn record_set(
         records.push(r);
     }
     let mut store = open(dir)?;
-    let commit = store.replace_rrsets(&apex, &[(owner_w, rtype_code, records)])?;
+    let commit =
+        store.by(sixgate_store::Actor::cli()).replace_rrsets(&apex, &[(owner_w, rtype_code, records)])?;
     poke(dir);
     eprintln!("serial {}", commit.serial);
     Ok(())

@@ -229,7 +229,8 @@ async fn round(
     let mut wrote = false;
     for (apex, sets) in writes {
         let a = apex.clone();
-        match blocking(store, move |s| s.set_derived(&a, &sets)).await {
+        match blocking(store, move |s| s.by(sixgate_store::Actor::Task("aname")).set_derived(&a, &sets)).await
+        {
             Ok(Some(c)) => {
                 wrote = true;
                 tracing::info!(zone = %name::to_text(&apex), serial = c.serial, "ANAME addresses changed");

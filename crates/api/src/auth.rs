@@ -27,6 +27,13 @@ pub(crate) struct Caller {
     pub(crate) token: Token,
 }
 
+impl Caller {
+    /// The caller as the journal records it.
+    pub(crate) fn actor(&self) -> sixgate_store::Actor {
+        sixgate_store::Actor::Token(self.token.id)
+    }
+}
+
 /// Longest token accepted before looking anything up.
 const MAX_TOKEN: usize = 256;
 

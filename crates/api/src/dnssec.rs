@@ -82,7 +82,7 @@ async fn enable(
     let a = apex.clone();
     st.commit(move |s| {
         caller.zone_full(s, &a)?;
-        let commit = s.dnssec_enable(&a, &policy)?;
+        let commit = s.by(caller.actor()).dnssec_enable(&a, &policy)?;
         Ok((commit, ()))
     })
     .await?;
@@ -108,9 +108,9 @@ async fn disable(
     st.commit(move |s| {
         caller.zone_full(s, &a)?;
         let commit = if q.now {
-            s.dnssec_unsign(&a)?
+            s.by(caller.actor()).dnssec_unsign(&a)?
         } else {
-            let m = s.dnssec_start_unsigning(&a)?;
+            let m = s.by(caller.actor()).dnssec_start_unsigning(&a)?;
             m.commit.unwrap_or(Commit { journal_id: 0, serial: 0 })
         };
         Ok((commit, ()))
@@ -155,7 +155,7 @@ async fn roll(
     let a = apex.clone();
     st.commit(move |s| {
         caller.zone_full(s, &a)?;
-        let m = s.dnssec_roll(&a, roll)?;
+        let m = s.by(caller.actor()).dnssec_roll(&a, roll)?;
         Ok((m.commit.unwrap_or(Commit { journal_id: 0, serial: 0 }), ()))
     })
     .await?;

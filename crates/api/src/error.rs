@@ -140,7 +140,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NoSuchZone(_) | StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
             StoreError::ZoneExists(_) | StoreError::Conflict(_) => ApiError::Conflict(e.to_string()),
-            StoreError::Invalid(_) => ApiError::Unprocessable(e.to_string()),
+            StoreError::Invalid(_) | StoreError::Limit(_) => ApiError::Unprocessable(e.to_string()),
             StoreError::BadInput(_) => ApiError::BadRequest(e.to_string()),
             e => ApiError::Internal(e.to_string()),
         }

@@ -86,7 +86,7 @@ async fn change(st: AppState, caller: Caller, body: Body, add: bool) -> Result<S
         let (apex, access) = zone_of(s, &caller, &owner)?;
         caller.may_write(access, &owner, code::TXT)?;
         let c = if add { Change::Add(record) } else { Change::Remove(record) };
-        Ok((s.apply(&apex, &[c])?, ()))
+        Ok((s.by(caller.actor()).apply(&apex, &[c])?, ()))
     })
     .await?;
     Ok(StatusCode::OK)

@@ -111,7 +111,7 @@ pub(crate) async fn write_rrsets(
         for (owner, rtype, _) in &sets {
             caller.may_write(access, owner, *rtype)?;
         }
-        let c = s.replace_rrsets(&apex, &sets)?;
+        let c = s.by(caller.actor()).replace_rrsets(&apex, &sets)?;
         Ok((c, c))
     })
     .await

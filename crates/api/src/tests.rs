@@ -26,7 +26,10 @@ fn fixture() -> Fixture {
     let text = "@ 300 SOA ns1.sixgate.test. hostmaster 1 2 3 4 300\n@ 300 NS ns1.sixgate.test.\nwww 300 A 192.0.2.1\nmail 300 MX 10 www\n";
     let alice_acct = store.create_account("alice").unwrap().id;
     let bob_acct = store.create_account("bob").unwrap().id;
-    store.create_zone(&apex, zonefile::parse(text, &apex).unwrap(), alice_acct, true).unwrap();
+    store
+        .by(sixgate_store::Actor::Task("test"))
+        .create_zone(&apex, zonefile::parse(text, &apex).unwrap(), alice_acct, true)
+        .unwrap();
     let (_, admin) = store.create_token(OPERATOR_ACCOUNT, Scope::Admin).unwrap();
     let (_, alice) = store.create_token(alice_acct, Scope::Account).unwrap();
     let (_, bob) = store.create_token(bob_acct, Scope::Account).unwrap();

@@ -35,6 +35,9 @@ pub(crate) struct ZoneJson {
     pub(crate) verify_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) verify_checked_at: Option<i64>,
+    /// Why DNS does not serve the zone as stored (its last good version
+    /// stays served), or null.
+    pub(crate) held: Option<String>,
 }
 
 /// The zones the caller may see.
@@ -57,6 +60,7 @@ pub(crate) fn visible(store: &Store, caller: &Caller) -> Result<Vec<ZoneJson>, A
             verified: z.verified,
             verify_error: owner.error,
             verify_checked_at: owner.checked_at,
+            held: z.held,
         });
     }
     Ok(out)
@@ -170,7 +174,7 @@ pub(crate) async fn create_zone<T: Send + 'static>(
 ) -> Result<T, ApiError> {
     st.commit(move |s| {
         let (account, verified) = new_zone_owner(s, &caller, &apex, account.as_deref())?;
-        let commit = s.create_zone(&apex, records, account, verified)?;
+        let commit = s.by(caller.actor()).create_zone(&apex, records, account, verified)?;
         tracing::info!(zone = %name::to_text(&apex), account, verified, "zone created");
         Ok((commit, show(s, &caller, &apex)?))
     })
@@ -181,7 +185,7 @@ pub(crate) async fn create_zone<T: Send + 'static>(
 pub(crate) async fn delete_zone(st: &AppState, caller: Caller, apex: Box<[u8]>) -> Result<(), ApiError> {
     st.commit(move |s| {
         caller.zone_full(s, &apex)?;
-        let c = s.delete_zone(&apex)?;
+        let c = s.by(caller.actor()).delete_zone(&apex)?;
         tracing::info!(zone = %name::to_text(&apex), "zone deleted");
         Ok((c, ()))
     })
@@ -235,7 +239,7 @@ async fn import(
     let zone = st
         .commit(move |s| {
             caller.zone_full(s, &apex)?;
-            let commit = s.replace_zone(&apex, records)?;
+            let commit = s.by(caller.actor()).replace_zone(&apex, records)?;
             Ok((commit, one(s, &caller, &apex)?))
         })
         .await?;

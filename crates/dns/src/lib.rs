@@ -23,6 +23,8 @@
 //! - [`delegation`], [`lookup`]: queries sixgate sends (NS to check a
 //!   delegation, A/AAAA for ANAME targets) and the reading of their
 //!   answers.
+//! - [`limits`]: the size limits every write is held to (RRset wire
+//!   size, and per-account counts).
 //! - [`update`]: RFC 2136 dynamic updates: decoding, prerequisites, and
 //!   the zone changes an update makes.
 //!
@@ -38,6 +40,7 @@ pub mod catalog;
 pub mod check;
 pub mod delegation;
 pub mod dsquery;
+pub mod limits;
 pub mod lookup;
 pub mod message;
 pub mod name;

@@ -241,7 +241,9 @@ pub async fn maintain_zone(
         }
     }
     let a: Box<[u8]> = apex.into();
-    let maintained = blocking(store, move |s| s.dnssec_maintain(&a, observation)).await?;
+    let maintained =
+        blocking(store, move |s| s.by(sixgate_store::Actor::Task("dnssec")).dnssec_maintain(&a, observation))
+            .await?;
     Ok(Step { maintained, parent_error })
 }
 

@@ -6,6 +6,19 @@
 //! drops it. The new catalog is swapped in atomically; queries in flight
 //! keep the snapshot they started with.
 //!
+//! The follower never stops and never loses a committed change:
+//! - its journal position moves only after a batch is applied and
+//!   published; a store error (a full disk, a busy database) leaves it
+//!   where it was, and the same entries are read again on the next try;
+//! - a zone whose stored data cannot be built, or whose signed version
+//!   fails its check, is *held*: it keeps its last good snapshot (or none,
+//!   when it never had one), the reason is recorded in the store for
+//!   `zone list`, the API and the metrics, and every other zone goes on
+//!   publishing. At start, such a zone is held, never fatal;
+//! - gaps are found per zone: each journal entry names its zone's previous
+//!   one, so a zone whose entries were pruned before this reader saw them
+//!   is reloaded whole (that zone only).
+//!
 //! Other processes (the CLI) commit to the same database. The follower
 //! notices through SQLite's `data_version` on a short poll, and sooner
 //! when poked through the data directory's notification socket, which
@@ -15,12 +28,12 @@ use std::collections::HashMap;
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use sixgate_dns::zone::ZoneBuilder;
-use sixgate_dns::{Catalog, Zone, name};
-use sixgate_store::{JournalKind, Store, StoreError};
+use sixgate_dns::zone::{Change, ZoneBuilder};
+use sixgate_dns::{Catalog, Record, Zone, name};
+use sixgate_store::{JournalEntry, JournalKind, Store, StoreError};
 
 use crate::SharedCatalog;
 
@@ -31,27 +44,81 @@ const POLL: Duration = Duration::from_millis(100);
 /// Journal entries read per batch.
 const BATCH: usize = 256;
 
-/// Errors while publishing.
+/// Errors while publishing: only the store's; a zone that cannot be built
+/// is held, not an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum PublishError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Stored data did not form a zone.
-    #[error("zone {0}: {1}")]
-    Zone(String, sixgate_dns::zone::ZoneError),
+}
+
+/// Records streamed from the store.
+pub type Records<'a> = dyn Iterator<Item = Result<Record, StoreError>> + 'a;
+/// A visitor of zones: apex, record count, records.
+pub type Visit<'v> = dyn FnMut(&[u8], u64, &mut Records<'_>) -> Result<(), StoreError> + 'v;
+
+/// What the follower reads and records: the store, or in tests a store
+/// that fails on purpose.
+pub trait Source {
+    /// SQLite's `data_version`: changes when another connection commits.
+    fn data_version(&self) -> Result<i64, StoreError>;
+    /// See [`Store::journal_since`].
+    fn journal_since(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>, StoreError>;
+    /// See [`Store::visit_zones`].
+    fn visit_zones(&mut self, visit: &mut Visit<'_>) -> Result<i64, StoreError>;
+    /// See [`Store::visit_zone`].
+    fn visit_zone(&mut self, apex: &[u8], visit: &mut Visit<'_>) -> Result<Option<i64>, StoreError>;
+    /// The store's clock (unix seconds).
+    fn now(&self) -> i64;
+    /// Records or clears a zone's hold.
+    fn set_hold(&mut self, apex: &[u8], reason: Option<&str>) -> Result<(), StoreError>;
+    /// Clears every hold.
+    fn clear_holds(&mut self) -> Result<(), StoreError>;
+    /// Sets or clears a signed zone's alert.
+    fn dnssec_alert(&mut self, apex: &[u8], alert: Option<&str>) -> Result<(), StoreError>;
+}
+
+impl Source for Store {
+    fn data_version(&self) -> Result<i64, StoreError> {
+        Store::data_version(self)
+    }
+    fn journal_since(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        Store::journal_since(self, after, limit)
+    }
+    fn visit_zones(&mut self, visit: &mut Visit<'_>) -> Result<i64, StoreError> {
+        Store::visit_zones(self, |a, n, r| visit(a, n, r))
+    }
+    fn visit_zone(&mut self, apex: &[u8], visit: &mut Visit<'_>) -> Result<Option<i64>, StoreError> {
+        Store::visit_zone(self, apex, |a, n, r| visit(a, n, r))
+    }
+    fn now(&self) -> i64 {
+        Store::now(self)
+    }
+    fn set_hold(&mut self, apex: &[u8], reason: Option<&str>) -> Result<(), StoreError> {
+        Store::set_hold(self, apex, reason)
+    }
+    fn clear_holds(&mut self) -> Result<(), StoreError> {
+        Store::clear_holds(self)
+    }
+    fn dnssec_alert(&mut self, apex: &[u8], alert: Option<&str>) -> Result<(), StoreError> {
+        Store::dnssec_alert(self, apex, alert)
+    }
 }
 
 /// Follows the store and keeps the shared catalog current.
-pub struct Follower {
-    store: Store,
+pub struct Follower<S: Source = Store> {
+    store: S,
     catalog: SharedCatalog,
     /// Journal position everything published is consistent with.
     position: i64,
-    /// Signed zones whose latest version failed its check: the catalog
-    /// keeps the last good one.
-    held: std::collections::HashSet<Box<[u8]>>,
+    /// Zones not served as stored, with the reason: the catalog keeps the
+    /// last good version (or none). Later changes reload them whole until
+    /// a version passes.
+    held: HashMap<Box<[u8]>, String>,
+    /// The number of held zones, for the metrics.
+    held_count: Arc<AtomicUsize>,
     /// Per zone: journal position its last full load was consistent with.
     loaded_at: HashMap<Box<[u8]>, i64>,
     seed: u64,
@@ -67,13 +134,11 @@ pub struct Follower {
 const SIGNATURE_MARGIN: u32 = 3600;
 
 /// The owners (lowercased) a diff touches.
-fn changed_owners(changes: &[sixgate_dns::zone::Change]) -> Vec<Box<[u8]>> {
+fn changed_owners(changes: &[Change]) -> Vec<Box<[u8]>> {
     let mut owners: Vec<Box<[u8]>> = changes
         .iter()
         .map(|c| match c {
-            sixgate_dns::zone::Change::Add(r) | sixgate_dns::zone::Change::Remove(r) => {
-                name::to_lowercase(&r.owner)
-            }
+            Change::Add(r) | Change::Remove(r) => name::to_lowercase(&r.owner),
         })
         .collect();
     owners.sort();
@@ -81,106 +146,156 @@ fn changed_owners(changes: &[sixgate_dns::zone::Change]) -> Vec<Box<[u8]>> {
     owners
 }
 
-/// Builds a zone from streamed records.
+/// Builds a zone from streamed records; `Ok(Err(reason))` when the
+/// records do not form a zone (the zone is then held), `Err` when the
+/// store failed.
 fn build(
     apex: &[u8],
     count: u64,
-    records: &mut dyn Iterator<Item = Result<sixgate_dns::Record, StoreError>>,
+    records: &mut Records<'_>,
     seed: u64,
-) -> Result<Zone, PublishError> {
-    let zone_err = |e| PublishError::Zone(name::to_text(apex), e);
+) -> Result<Result<Zone, String>, StoreError> {
     let mut b = ZoneBuilder::new(apex, seed, count as usize);
+    let mut bad = None;
     for r in records {
-        b.push(r?).map_err(zone_err)?;
+        let r = r?;
+        // Read on to the end even after a fault, so the store's read
+        // transaction ends normally.
+        if bad.is_none()
+            && let Err(e) = b.push(r)
+        {
+            bad = Some(e.to_string());
+        }
     }
-    b.finish().map_err(zone_err)
+    if let Some(reason) = bad {
+        return Ok(Err(reason));
+    }
+    Ok(b.finish().map_err(|e| e.to_string()))
 }
 
-impl Follower {
-    /// Loads every zone from `store` and publishes the catalog.
-    pub fn load(mut store: Store, seed: u64) -> Result<(Follower, SharedCatalog), PublishError> {
+/// A zone built at load or reload: the zone, or why it could not be.
+type Built = (Box<[u8]>, Result<Zone, String>);
+
+impl<S: Source> Follower<S> {
+    /// Loads every zone from `store` and publishes the catalog. A zone that
+    /// cannot be built is held (and logged); only a store failure is an
+    /// error.
+    pub fn load(mut store: S, seed: u64) -> Result<(Follower<S>, SharedCatalog), PublishError> {
         let started = Instant::now();
         let data_version = store.data_version()?;
-        let mut catalog = Catalog::new();
+        let mut built: Vec<Built> = Vec::new();
         let mut records = 0;
-        let position = store.visit_zones(|apex, count, recs| {
+        let position = store.visit_zones(&mut |apex, count, recs| {
             records += count;
-            catalog.insert(Arc::new(build(apex, count, recs, seed)?));
-            Ok::<_, PublishError>(())
+            built.push((apex.into(), build(apex, count, recs, seed)?));
+            Ok(())
         })?;
+        store.clear_holds()?;
+        let shared: SharedCatalog = Arc::new(arc_swap::ArcSwap::from_pointee(Catalog::new()));
+        let mut f = Follower {
+            store,
+            catalog: shared.clone(),
+            position,
+            held: HashMap::new(),
+            held_count: Arc::new(AtomicUsize::new(0)),
+            loaded_at: HashMap::new(),
+            seed,
+            data_version,
+            published: tokio::sync::watch::Sender::new(position),
+        };
+        let mut catalog = Catalog::new();
+        for (apex, zone) in built {
+            f.publish_built(&mut catalog, &apex, zone, None);
+        }
         tracing::info!(
             zones = catalog.len(),
+            held = f.held.len(),
             records,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "zones loaded"
         );
-        let shared: SharedCatalog = Arc::new(arc_swap::ArcSwap::from_pointee(catalog));
-        Ok((
-            Follower {
-                store,
-                catalog: shared.clone(),
-                position,
-                held: Default::default(),
-                loaded_at: HashMap::new(),
-                seed,
-                data_version,
-                published: tokio::sync::watch::Sender::new(position),
-            },
-            shared,
-        ))
+        f.catalog.store(Arc::new(catalog));
+        Ok((f, shared))
+    }
+
+    /// The number of zones held now (shared with the metrics).
+    pub fn held_count(&self) -> Arc<AtomicUsize> {
+        self.held_count.clone()
     }
 
     /// Applies journal entries committed since the last call. Returns the
-    /// number of entries applied.
+    /// number of entries applied. On a store error nothing is published
+    /// and the position stays, so the next call reads the same entries.
     pub fn catch_up(&mut self) -> Result<usize, PublishError> {
         let dv = self.store.data_version()?;
         if dv == self.data_version {
             return Ok(0);
         }
-        self.data_version = dv;
         let mut applied = 0;
         loop {
-            let Some(entries) = self.store.journal_since(self.position, BATCH)? else {
-                tracing::warn!("journal was pruned past our position; reloading all zones");
-                self.reload_all()?;
-                return Ok(applied + 1);
-            };
-            if entries.is_empty() {
-                return Ok(applied);
-            }
+            let entries = self.store.journal_since(self.position, BATCH)?;
+            let Some(last) = entries.last().map(|e| e.id) else { break };
             let mut catalog = Catalog::clone(&self.catalog.load());
-            for e in entries {
-                self.position = e.id;
-                applied += 1;
-                if self.loaded_at.get(&e.apex).is_some_and(|&p| e.id <= p) {
-                    continue;
-                }
-                let held = self.held.contains(&e.apex);
-                match e.kind {
-                    JournalKind::Diff(changes) if !held => {
-                        match catalog.zone(&e.apex).map(|z| z.apply(&changes)) {
-                            Some(Ok(nz)) => {
-                                let owners = changed_owners(&changes);
-                                self.publish_checked(&mut catalog, &e.apex, nz, Some(&owners));
-                            }
-                            Some(Err(err)) => {
-                                tracing::error!(zone = %name::to_text(&e.apex), error = %err, "diff failed; reloading zone");
-                                self.reload_zone(&mut catalog, &e.apex)?;
-                            }
-                            None => self.reload_zone(&mut catalog, &e.apex)?,
-                        }
-                    }
-                    JournalKind::Diff(_) | JournalKind::Replace => self.reload_zone(&mut catalog, &e.apex)?,
-                    JournalKind::Delete => {
-                        catalog.remove(&e.apex);
-                        self.loaded_at.remove(&e.apex);
-                    }
-                }
-                tracing::debug!(zone = %name::to_text(&e.apex), serial = e.serial, id = e.id, "change published");
+            // Loads happen inside the batch; on failure they are undone
+            // with the batch.
+            let loaded_before = self.loaded_at.clone();
+            let held_before = self.held.clone();
+            if let Err(e) = self.apply_batch(&mut catalog, entries) {
+                self.loaded_at = loaded_before;
+                self.held = held_before;
+                return Err(e);
             }
+            applied += (last - self.position).max(0) as usize;
+            self.position = last;
             self.catalog.store(Arc::new(catalog));
+            self.held_count.store(self.held.len(), Ordering::Relaxed);
             self.published.send_replace(self.position);
         }
+        self.data_version = dv;
+        Ok(applied)
+    }
+
+    fn apply_batch(&mut self, catalog: &mut Catalog, entries: Vec<JournalEntry>) -> Result<(), PublishError> {
+        let start = self.position;
+        // Per zone: the last entry seen in this read, to find gaps.
+        let mut seen: HashMap<Box<[u8]>, i64> = HashMap::new();
+        for e in entries {
+            let prev_seen = seen.insert(e.apex.clone(), e.id);
+            if self.loaded_at.get(&e.apex).is_some_and(|&p| e.id <= p) {
+                continue;
+            }
+            // The zone's previous entry lies after our position but was not
+            // read: it was pruned, and this zone's history has a gap.
+            let gap = e.prev > start && prev_seen != Some(e.prev);
+            if gap {
+                tracing::warn!(zone = %name::to_text(&e.apex), id = e.id, "journal entries of this zone were pruned before they were published; reloading it");
+            }
+            match e.kind {
+                JournalKind::Delete => {
+                    catalog.remove(&e.apex);
+                    self.loaded_at.remove(&e.apex);
+                    if self.held.remove(&e.apex).is_some() {
+                        self.store.set_hold(&e.apex, None)?;
+                    }
+                }
+                JournalKind::Diff(changes) if !gap && !self.held.contains_key(&e.apex) => {
+                    match catalog.zone(&e.apex).map(|z| z.apply(&changes)) {
+                        Some(Ok(nz)) => {
+                            let owners = changed_owners(&changes);
+                            self.publish_built(catalog, &e.apex, Ok(nz), Some(&owners));
+                        }
+                        Some(Err(err)) => {
+                            tracing::warn!(zone = %name::to_text(&e.apex), error = %err, "diff failed; reloading zone");
+                            self.reload_zone(catalog, &e.apex)?;
+                        }
+                        None => self.reload_zone(catalog, &e.apex)?,
+                    }
+                }
+                JournalKind::Diff(_) | JournalKind::Replace => self.reload_zone(catalog, &e.apex)?,
+            }
+            tracing::debug!(zone = %name::to_text(&e.apex), serial = e.serial, id = e.id, "change published");
+        }
+        Ok(())
     }
 
     /// Follows the journal position of the catalog being served.
@@ -191,65 +306,72 @@ impl Follower {
     fn reload_zone(&mut self, catalog: &mut Catalog, apex: &[u8]) -> Result<(), PublishError> {
         let seed = self.seed;
         let mut zone = None;
-        let pos = self.store.visit_zone(apex, |apex, count, recs| {
+        let pos = self.store.visit_zone(apex, &mut |apex, count, recs| {
             zone = Some(build(apex, count, recs, seed)?);
-            Ok::<_, PublishError>(())
+            Ok(())
         })?;
         match (pos, zone) {
             (Some(pos), Some(zone)) => {
                 self.loaded_at.insert(apex.into(), pos);
-                self.publish_checked(catalog, apex, zone, None);
+                self.publish_built(catalog, apex, zone, None);
             }
             _ => {
                 catalog.remove(apex);
-                self.held.remove(apex);
+                if self.held.remove(apex).is_some() {
+                    self.store.set_hold(apex, None)?;
+                }
             }
         }
         Ok(())
     }
 
-    /// Puts `zone` in the catalog if it is signed correctly (see
-    /// `sixgate_dnssec::check`); otherwise keeps serving what was served,
-    /// raises the alert, and holds the zone: later changes reload it whole
-    /// until a version passes.
-    fn publish_checked(
+    /// Puts a built zone in the catalog if it is signed correctly (see
+    /// `sixgate_dnssec::check`); otherwise, or when it could not be built,
+    /// keeps serving what was served and holds the zone.
+    fn publish_built(
         &mut self,
         catalog: &mut Catalog,
         apex: &[u8],
-        zone: Zone,
+        zone: Result<Zone, String>,
         owners: Option<&[Box<[u8]>]>,
     ) {
+        let zone = match zone {
+            Ok(z) => z,
+            Err(reason) => {
+                let reason = format!("the stored zone cannot be served: {reason}");
+                tracing::error!(zone = %name::to_text(apex), %reason, "zone held: its last good version stays served");
+                self.hold(apex, reason, false);
+                return;
+            }
+        };
         let now = self.store.now().max(0) as u64;
         let problems = sixgate_dnssec::check::check_zone(&zone, owners, now, SIGNATURE_MARGIN);
         if problems.is_empty() {
-            if self.held.remove(apex) {
-                tracing::info!(zone = %name::to_text(apex), "signed zone passes its check again; serving it");
+            if self.held.remove(apex).is_some() {
+                tracing::info!(zone = %name::to_text(apex), "zone passes its checks again; serving it");
                 let _ = self.store.dnssec_alert(apex, None);
+                if let Err(e) = self.store.set_hold(apex, None) {
+                    tracing::warn!(error = %e, "could not clear the hold");
+                }
             }
             catalog.insert(Arc::new(zone));
             return;
         }
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
-        let alert = format!("not served, the signed zone fails its check: {}", list.join("; "));
+        let reason = format!("not served, the signed zone fails its check: {}", list.join("; "));
         tracing::error!(zone = %name::to_text(apex), problems = %list.join("; "), "signed zone not served: it fails its check");
-        self.held.insert(apex.into());
-        if let Err(e) = self.store.dnssec_alert(apex, Some(&alert)) {
-            tracing::warn!(error = %e, "could not record the alert");
-        }
+        self.hold(apex, reason, true);
     }
 
-    fn reload_all(&mut self) -> Result<(), PublishError> {
-        let seed = self.seed;
-        let mut catalog = Catalog::new();
-        let position = self.store.visit_zones(|apex, count, recs| {
-            catalog.insert(Arc::new(build(apex, count, recs, seed)?));
-            Ok::<_, PublishError>(())
-        })?;
-        self.position = position;
-        self.loaded_at.clear();
-        self.catalog.store(Arc::new(catalog));
-        self.published.send_replace(position);
-        Ok(())
+    fn hold(&mut self, apex: &[u8], reason: String, dnssec: bool) {
+        if dnssec && let Err(e) = self.store.dnssec_alert(apex, Some(&reason)) {
+            tracing::warn!(error = %e, "could not record the alert");
+        }
+        if let Err(e) = self.store.set_hold(apex, Some(&reason)) {
+            tracing::warn!(error = %e, "could not record the hold");
+        }
+        self.held.insert(name::to_lowercase(apex), reason);
+        self.held_count.store(self.held.len(), Ordering::Relaxed);
     }
 
     /// Runs until `shutdown`, waking on pokes to `dir/notify.sock` or every
@@ -301,3 +423,7 @@ pub fn poke(dir: &Path) {
         let _ = s.send_to(b"changed", dir.join(NOTIFY_SOCKET));
     }
 }
+
+#[cfg(test)]
+#[path = "publish_tests.rs"]
+mod tests;

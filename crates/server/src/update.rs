@@ -180,7 +180,7 @@ impl UpdateHandler {
         let (rcode, journal_id) = match self.apply(&mut store, &upd, &v.key) {
             Ok(c) => (Rcode::NoError, c),
             Err(Failure::Rcode(r)) => (r, 0),
-            Err(Failure::Store(StoreError::Invalid(e))) => {
+            Err(Failure::Store(e @ (StoreError::Invalid(_) | StoreError::Limit(_)))) => {
                 tracing::info!(zone = %name::to_text(&upd.zone), error = %e, "UPDATE refused");
                 (Rcode::Refused, 0)
             }
@@ -227,7 +227,8 @@ impl UpdateHandler {
             return Err(Failure::Rcode(Rcode::NotAuth));
         }
         let acme_only = signer.acme_only;
-        let commit = store.apply_with(&apex, |reader| {
+        let actor = sixgate_store::Actor::Tsig(name::to_text(&signer.key.name));
+        let commit = store.by(actor).apply_with(&apex, |reader| {
             let view = View { reader, error: Default::default() };
             let result = update::check_prerequisites(&apex, upd, &view).and_then(|()| {
                 update::changes(&apex, upd, &view, &|owner, rtype| {

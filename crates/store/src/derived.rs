@@ -17,7 +17,8 @@ use sixgate_dns::name;
 use sixgate_dns::rtype::code;
 use sixgate_dns::zone::{Change, Record};
 
-use crate::{Commit, Store, StoreError, display, finish_diff, record_of, zone_row};
+use crate::write::{Kind, rows};
+use crate::{Commit, Store, StoreError, Writer, record_of};
 
 /// An ANAME record as stored, with its zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,39 +52,6 @@ pub struct AnameState {
     pub last_error: Option<String>,
     /// When the next resolution is due (unix seconds).
     pub next_refresh: Option<i64>,
-}
-
-/// Derived records at owner ?2 whose ANAME (type ?3) is gone.
-const ORPHAN_AT: &str = "zone_id = ?1 AND owner_key = ?2 AND derived = 1 AND NOT EXISTS \
-    (SELECT 1 FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND rtype = ?3 AND derived = 0)";
-/// Derived records anywhere in the zone whose ANAME is gone (?2 is NULL).
-const ORPHAN_ANYWHERE: &str = "zone_id = ?1 AND derived = 1 AND ?2 IS NULL AND owner_key NOT IN \
-    (SELECT owner_key FROM records WHERE zone_id = ?1 AND derived = 0 AND rtype = ?3)";
-
-/// Deletes derived records whose owner has no ANAME any more (at `owner`
-/// only, or in the whole zone) and returns them.
-pub(crate) fn drop_orphans(
-    conn: &Connection,
-    zone_id: i64,
-    owner: Option<&[u8]>,
-) -> Result<Vec<Record>, StoreError> {
-    // Two queries, not one with `?2 IS NULL OR owner_key = ?2`: SQLite
-    // plans that one for the whole zone (an index range on zone_id only),
-    // which made every write to a large zone read all its records.
-    let orphan = match owner {
-        Some(_) => ORPHAN_AT,
-        None => ORPHAN_ANYWHERE,
-    };
-    let gone: Vec<Record> = {
-        let mut st =
-            conn.prepare_cached(&format!("SELECT owner, rtype, ttl, rdata FROM records WHERE {orphan}"))?;
-        let rows = st.query_map(params![zone_id, owner, code::ANAME], record_of)?;
-        rows.collect::<Result<_, _>>()?
-    };
-    if !gone.is_empty() {
-        conn.execute(&format!("DELETE FROM records WHERE {orphan}"), params![zone_id, owner, code::ANAME])?;
-    }
-    Ok(gone)
 }
 
 fn derived_at(conn: &Connection, zone_id: i64, owner_key: &[u8]) -> Result<Vec<Record>, StoreError> {
@@ -133,7 +101,9 @@ impl Store {
         )?;
         Ok(n as usize)
     }
+}
 
+impl Writer<'_> {
     /// Puts the derived address records of several owners of one zone in
     /// place, in one transaction (one serial, one journal entry), but only
     /// where the address set really changed: a TTL alone does not count, so
@@ -144,16 +114,13 @@ impl Store {
         apex: &[u8],
         sets: &[(Box<[u8]>, Vec<Record>)],
     ) -> Result<Option<Commit>, StoreError> {
-        let key = name::to_lowercase(apex);
-        let (scheme, at) = (self.serials, self.now());
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (id, old_serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let w = self.begin(apex)?;
         let mut effective = Vec::new();
         for (owner, new) in sets {
             let owner_key = name::to_lowercase(owner);
-            let has_aname: bool = tx.query_row(
+            let has_aname: bool = w.tx.query_row(
                 "SELECT EXISTS(SELECT 1 FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND rtype = ?3 AND derived = 0)",
-                params![id, &owner_key[..], code::ANAME],
+                params![w.id, &owner_key[..], code::ANAME],
                 |r| r.get(0),
             )?;
             if !has_aname {
@@ -166,26 +133,18 @@ impl Store {
                     "derived records must be A or AAAA at the ANAME's owner".into(),
                 ));
             }
-            let old = derived_at(&tx, id, &owner_key)?;
+            let old = derived_at(&w.tx, w.id, &owner_key)?;
             if address_set(&old) == address_set(new) {
                 continue;
             }
-            tx.execute(
-                "DELETE FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND derived = 1",
-                params![id, &owner_key[..]],
-            )?;
-            {
-                let mut ins = tx.prepare_cached(
-                    "INSERT INTO records (zone_id, owner, owner_key, rtype, ttl, rdata, derived) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 1)",
-                )?;
-                let mut seen = Vec::new();
-                for r in new {
-                    if seen.contains(&(r.rtype, &r.rdata)) {
-                        continue;
-                    }
-                    seen.push((r.rtype, &r.rdata));
-                    ins.execute(params![id, &r.owner[..], &owner_key[..], r.rtype, r.ttl, &r.rdata[..]])?;
+            rows::delete_at(&w.tx, w.id, &owner_key, Kind::Aname)?;
+            let mut seen = Vec::new();
+            for r in new {
+                if seen.contains(&(r.rtype, &r.rdata)) {
+                    continue;
                 }
+                seen.push((r.rtype, &r.rdata));
+                rows::insert(&w.tx, w.id, r, Kind::Aname)?;
             }
             effective.extend(old.into_iter().map(Change::Remove));
             effective.extend(new.iter().cloned().map(Change::Add));
@@ -193,9 +152,11 @@ impl Store {
         if effective.is_empty() {
             return Ok(None);
         }
-        finish_diff(tx, id, &key, old_serial, scheme, at, effective).map(Some)
+        w.commit_diff(effective).map(Some)
     }
+}
 
+impl Store {
     /// Every ANAME (of one zone, or all) with its resolution state; a state
     /// not saved yet is empty.
     pub fn aname_status(&self, apex: Option<&[u8]>) -> Result<Vec<(Aname, AnameState)>, StoreError> {
@@ -276,6 +237,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use crate::Actor;
     use sixgate_dns::zonefile;
 
     use super::*;
@@ -289,7 +251,7 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         let plan: Vec<String> = store
             .conn
-            .prepare(&format!("EXPLAIN QUERY PLAN SELECT owner FROM records WHERE {ORPHAN_AT}"))
+            .prepare(&format!("EXPLAIN QUERY PLAN SELECT owner FROM records WHERE {}", rows::orphan_at_sql()))
             .unwrap()
             .query_map(params![1, &b"\x01x\x00"[..], code::ANAME], |r| r.get::<_, String>(3))
             .unwrap()
@@ -316,17 +278,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         s.set_serial_scheme(SerialScheme::Increment).unwrap();
-        s.replace_zone(
-            &apex(),
-            recs("@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns.x.\n@ 300 ANAME host.example.net.\n"),
-        )
-        .unwrap();
+        s.by(Actor::Task("test"))
+            .replace_zone(
+                &apex(),
+                recs("@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns.x.\n@ 300 ANAME host.example.net.\n"),
+            )
+            .unwrap();
         let addrs = recs("@ 60 A 192.0.2.1\n@ 60 AAAA 2001:db8::1\n");
-        let c = s.set_derived(&apex(), &[(apex(), addrs.clone())]).unwrap().unwrap();
+        let c = s.by(Actor::Task("test")).set_derived(&apex(), &[(apex(), addrs.clone())]).unwrap().unwrap();
         assert_eq!(c.serial, 2);
         // The same set again (another TTL): nothing is written.
         let ttl_only: Vec<Record> = addrs.iter().map(|r| Record { ttl: 30, ..r.clone() }).collect();
-        assert_eq!(s.set_derived(&apex(), &[(apex(), ttl_only)]).unwrap(), None);
+        assert_eq!(s.by(Actor::Task("test")).set_derived(&apex(), &[(apex(), ttl_only)]).unwrap(), None);
         // Served (snapshot) has them; the source view does not.
         let (_, all) = s.zone_snapshot(&apex()).unwrap().unwrap();
         assert_eq!(all.records.len(), 5);
@@ -334,13 +297,19 @@ mod tests {
         assert!(s.rrset(&apex(), &apex(), code::A).unwrap().is_empty());
         // An explicit A beside the ANAME is refused.
         let a = recs("@ 60 A 192.0.2.9\n");
-        assert!(s.apply(&apex(), &[Change::Add(a[0].clone())]).unwrap_err().to_string().contains("ANAME"));
+        assert!(
+            s.by(Actor::Task("test"))
+                .apply(&apex(), &[Change::Add(a[0].clone())])
+                .unwrap_err()
+                .to_string()
+                .contains("ANAME")
+        );
         // Removing the ANAME removes the derived records in the same diff.
         let aname = s.rrset(&apex(), &apex(), code::ANAME).unwrap();
-        let c = s.apply(&apex(), &[Change::Remove(aname[0].clone())]).unwrap();
+        let c = s.by(Actor::Task("test")).apply(&apex(), &[Change::Remove(aname[0].clone())]).unwrap();
         let (_, all) = s.zone_snapshot(&apex()).unwrap().unwrap();
         assert_eq!(all.records.len(), 2);
-        let j = s.journal_since(c.journal_id - 1, 10).unwrap().unwrap();
+        let j = s.journal_since(c.journal_id - 1, 10).unwrap();
         let JournalKind::Diff(ch) = &j[0].kind else { panic!("diff expected") };
         assert_eq!(
             ch.iter()
@@ -349,7 +318,7 @@ mod tests {
             2
         );
         // Without an ANAME, derived records are not written at all.
-        assert_eq!(s.set_derived(&apex(), &[(apex(), addrs)]).unwrap(), None);
+        assert_eq!(s.by(Actor::Task("test")).set_derived(&apex(), &[(apex(), addrs)]).unwrap(), None);
     }
 
     #[test]
@@ -374,15 +343,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         let zone = "@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns.x.\n@ 300 ANAME host.example.net.\nw 300 ANAME h.example.net.\n";
-        s.replace_zone(&apex(), recs(zone)).unwrap();
+        s.by(Actor::Task("test")).replace_zone(&apex(), recs(zone)).unwrap();
         let w = name::from_text("w.example.com.", None).unwrap();
-        s.set_derived(&apex(), &[(apex(), recs("@ 60 A 192.0.2.1\n")), (w, recs("w 60 A 192.0.2.2\n"))])
+        s.by(Actor::Task("test"))
+            .set_derived(&apex(), &[(apex(), recs("@ 60 A 192.0.2.1\n")), (w, recs("w 60 A 192.0.2.2\n"))])
             .unwrap();
-        s.replace_zone(
-            &apex(),
-            recs("@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns.x.\n@ 300 ANAME host.example.net.\n"),
-        )
-        .unwrap();
+        s.by(Actor::Task("test"))
+            .replace_zone(
+                &apex(),
+                recs("@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns.x.\n@ 300 ANAME host.example.net.\n"),
+            )
+            .unwrap();
         let (_, all) = s.zone_snapshot(&apex()).unwrap().unwrap();
         let a: Vec<_> = all.records.iter().filter(|r| r.rtype == code::A).collect();
         assert_eq!(a.len(), 1, "the apex keeps its address, w's goes with its ANAME");

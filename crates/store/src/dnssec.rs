@@ -22,7 +22,8 @@ use sixgate_dnssec::rollover::{
 use sixgate_dnssec::{Algorithm, KeyPair};
 
 use crate::signer::{self, LoadedKey, ZoneSigning};
-use crate::{Commit, Store, StoreError, display, finish_diff, record_of, zone_row};
+use crate::write::{Kind, rows};
+use crate::{Commit, Store, StoreError, Writer, display, record_of, zone_row};
 
 /// How often a key is generated again when its tag collides with a live
 /// key's (RFC 4034 Appendix B: tags are not unique).
@@ -262,19 +263,13 @@ fn sync_key_records(conn: &Connection, zone_id: i64, want: &[Record]) -> Result<
     let mut changes = Vec::new();
     for h in &have {
         if !want.contains(h) {
-            conn.execute(
-                "DELETE FROM records WHERE zone_id = ?1 AND derived = 3 AND rtype = ?2 AND rdata = ?3",
-                params![zone_id, h.rtype, &h.rdata[..]],
-            )?;
+            rows::delete(conn, zone_id, h, Kind::Signer)?;
             changes.push(Change::Remove(h.clone()));
         }
     }
     for w in want {
         if !have.contains(w) {
-            conn.execute(
-                "INSERT INTO records (zone_id, owner, owner_key, rtype, ttl, rdata, derived) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 3)",
-                params![zone_id, &w.owner[..], &name::to_lowercase(&w.owner)[..], w.rtype, w.ttl, &w.rdata[..]],
-            )?;
+            rows::insert(conn, zone_id, w, Kind::Signer)?;
             changes.push(Change::Add(w.clone()));
         }
     }
@@ -366,31 +361,7 @@ fn signers(view: &ZoneKeys) -> (Vec<KeyId>, Vec<KeyId>) {
     (ids(&view.dnskey_signers), ids(&view.zone_signers))
 }
 
-/// The start of a DNSSEC write: the zone's key, the store's time (also
-/// as unsigned seconds), the serial scheme, an immediate transaction and
-/// the zone's row.
-struct Begun<'a> {
-    key: Box<[u8]>,
-    at: i64,
-    now: u64,
-    scheme: crate::SerialScheme,
-    tx: rusqlite::Transaction<'a>,
-    id: i64,
-    old_serial: i64,
-}
-
-impl Store {
-    fn begin(&mut self, apex: &[u8]) -> Result<Begun<'_>, StoreError> {
-        let key = name::to_lowercase(apex);
-        let at = self.now();
-        let scheme = self.serial_scheme();
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (id, old_serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
-        Ok(Begun { key, at, now: at.max(0) as u64, scheme, tx, id, old_serial })
-    }
-}
-
-impl Store {
+impl Writer<'_> {
     /// Turns signing on for a zone: generates its keys per `policy`,
     /// publishes them, signs the whole zone and publishes CDS/CDNSKEY for
     /// the parent. Enabling an already signed zone with the same
@@ -398,10 +369,11 @@ impl Store {
     /// one is refused (that is a rollover).
     pub fn dnssec_enable(&mut self, apex: &[u8], policy: &Policy) -> Result<Commit, StoreError> {
         policy.validate().map_err(policy_error)?;
-        let Begun { key, at, now, scheme, tx, id, old_serial } = self.begin(apex)?;
-        let max_ttl = max_ttl(&tx, id)?;
+        let w = self.begin(apex)?;
+        let (id, old_serial, now) = (w.id, w.old_serial, w.now());
+        let max_ttl = max_ttl(&w.tx, id)?;
         policy.check_zone_max_ttl(max_ttl).map_err(policy_error)?;
-        if let Some((old, state)) = zone_row_dnssec(&tx, id)? {
+        if let Some((old, state)) = zone_row_dnssec(&w.tx, id)? {
             if matches!(state.keyring.goal, rollover::Goal::Insecure { .. }) {
                 return Err(StoreError::Conflict(format!(
                     "{} is being made insecure; wait until it is, then enable it again",
@@ -410,7 +382,7 @@ impl Store {
             }
             if old.algorithm == policy.algorithm && old.denial == policy.denial && old.layout == policy.layout
             {
-                return Ok(Commit { journal_id: 0, serial: old_serial as u32 });
+                return Ok(Commit { journal_id: 0, serial: old_serial });
             }
             return Err(StoreError::Conflict(format!(
                 "{} is already signed with {} and {}; changing the algorithm, key layout or denial is a rollover, not an enable",
@@ -421,17 +393,17 @@ impl Store {
         }
         let mut state = ZoneState::default();
         let policy_json = serde_json::to_string(policy).map_err(json_error)?;
-        tx.execute(
+        w.tx.execute(
             "INSERT INTO dnssec_zones (zone_id, policy, state, created_at) VALUES (?1, ?2, '{}', ?3)",
-            params![id, policy_json, at],
+            params![id, policy_json, w.at],
         )?;
-        run_planner(&tx, id, policy, &mut state, max_ttl, now)?;
-        save_state(&tx, id, &state)?;
-        let apex_case = zone_apex(&tx, apex)?;
+        run_planner(&w.tx, id, policy, &mut state, max_ttl, now)?;
+        save_state(&w.tx, id, &state)?;
+        let apex_case = zone_apex(&w.tx, apex)?;
         let view = rollover::zone_view(&state.keyring);
-        sync_key_records(&tx, id, &key_records(&tx, &apex_case, policy, &view)?)?;
-        let zs = signing_for(&tx, &apex_case, policy, &view)?;
-        finish_replace_signed(tx, id, &key, old_serial, scheme, at, &zs)
+        sync_key_records(&w.tx, id, &key_records(&w.tx, &apex_case, policy, &view)?)?;
+        let zs = signing_for(&w.tx, &apex_case, policy, &view)?;
+        w.commit_replace(None, Some(&zs))
     }
 
     /// Makes a zone unsigned at once: removes keys, signatures and the
@@ -439,12 +411,13 @@ impl Store {
     /// validators see it as bogus); `dnssec disable` without `--now` goes
     /// the safe way through [`Store::dnssec_start_unsigning`].
     pub fn dnssec_unsign(&mut self, apex: &[u8]) -> Result<Commit, StoreError> {
-        let Begun { key, at, scheme, tx, id, old_serial, .. } = self.begin(apex)?;
-        if zone_row_dnssec(&tx, id)?.is_none() {
-            return Ok(Commit { journal_id: 0, serial: old_serial as u32 });
+        let w = self.begin(apex)?;
+        let (id, old_serial) = (w.id, w.old_serial);
+        if zone_row_dnssec(&w.tx, id)?.is_none() {
+            return Ok(Commit { journal_id: 0, serial: old_serial });
         }
-        let changes = unsign_rows(&tx, id)?;
-        finish_diff(tx, id, &key, old_serial, scheme, at, changes)
+        let changes = unsign_rows(&w.tx, id)?;
+        w.commit_diff(changes)
     }
 
     /// Starts going insecure (RFC 8078 §4): CDS and CDNSKEY become the
@@ -498,7 +471,9 @@ impl Store {
     ) -> Result<Maintained, StoreError> {
         self.dnssec_change(apex, parent, |_, _| Ok(()))
     }
+}
 
+impl Store {
     /// Sets (or clears) the zone's alert, shown by `dnssec status` and the
     /// API. A no-op for an unsigned zone.
     pub fn dnssec_alert(&mut self, apex: &[u8], alert: Option<&str>) -> Result<(), StoreError> {
@@ -524,7 +499,9 @@ impl Store {
         }
         Ok(())
     }
+}
 
+impl Writer<'_> {
     /// The common path of maintenance and manual operations.
     fn dnssec_change(
         &mut self,
@@ -532,8 +509,9 @@ impl Store {
         parent: Option<(ParentDs, Vec<Vec<u8>>)>,
         change: impl FnOnce(&mut ZoneState, u64) -> Result<(), StoreError>,
     ) -> Result<Maintained, StoreError> {
-        let Begun { key, at, now, scheme, tx, id, old_serial } = self.begin(apex)?;
-        let Some((policy, mut state)) = zone_row_dnssec(&tx, id)? else {
+        let w = self.begin(apex)?;
+        let (id, now) = (w.id, w.now());
+        let Some((policy, mut state)) = zone_row_dnssec(&w.tx, id)? else {
             return Err(StoreError::Conflict(format!("{} is not signed", display(apex))));
         };
         if let Some((observed, ds)) = parent {
@@ -544,10 +522,10 @@ impl Store {
         }
         let before = rollover::zone_view(&state.keyring);
         change(&mut state, now)?;
-        run_planner(&tx, id, &policy, &mut state, max_ttl(&tx, id)?, now)?;
+        run_planner(&w.tx, id, &policy, &mut state, max_ttl(&w.tx, id)?, now)?;
         let after = rollover::zone_view(&state.keyring);
-        save_state(&tx, id, &state)?;
-        let apex_case = zone_apex(&tx, apex)?;
+        save_state(&w.tx, id, &state)?;
+        let apex_case = zone_apex(&w.tx, apex)?;
         let done =
             Maintained { commit: None, next_event: state.next_event, query_parent_at: state.query_parent_at };
         if matches!(state.keyring.goal, rollover::Goal::Insecure { .. })
@@ -557,25 +535,25 @@ impl Store {
         {
             // Going insecure is complete: the parent has no DS, the keys
             // are gone.
-            let changes = unsign_rows(&tx, id)?;
-            let commit = finish_diff(tx, id, &key, old_serial, scheme, at, changes)?;
+            let changes = unsign_rows(&w.tx, id)?;
+            let commit = w.commit_diff(changes)?;
             return Ok(Maintained { commit: Some(commit), next_event: None, query_parent_at: None });
         }
-        let records = key_records(&tx, &apex_case, &policy, &after)?;
+        let records = key_records(&w.tx, &apex_case, &policy, &after)?;
         if signers(&before) != signers(&after) {
             // Other keys sign now: every signature is made again.
-            sync_key_records(&tx, id, &records)?;
-            let zs = signing_for(&tx, &apex_case, &policy, &after)?;
-            let commit = finish_replace_signed(tx, id, &key, old_serial, scheme, at, &zs)?;
+            sync_key_records(&w.tx, id, &records)?;
+            let zs = signing_for(&w.tx, &apex_case, &policy, &after)?;
+            let commit = w.commit_replace(None, Some(&zs))?;
             return Ok(Maintained { commit: Some(commit), ..done });
         }
-        let mut changes = sync_key_records(&tx, id, &records)?;
-        let zs = signing_for(&tx, &apex_case, &policy, &after)?;
-        let refreshed = signer::refresh(&tx, id, &zs, now)?;
+        let mut changes = sync_key_records(&w.tx, id, &records)?;
+        let zs = signing_for(&w.tx, &apex_case, &policy, &after)?;
+        let refreshed = signer::refresh(&w.tx, id, &zs, now)?;
         if !refreshed.is_empty() {
             changes.extend(refreshed);
             // What is still due now has no key to sign it: say so.
-            let left = signer::expiring(&tx, id, now + u64::from(zs.refresh))?;
+            let left = signer::expiring(&w.tx, id, now + u64::from(zs.refresh))?;
             let alert = (!left.is_empty()).then(|| {
                 format!(
                     "{} signatures expire within the refresh window and could not be renewed (first: {} type {})",
@@ -586,17 +564,19 @@ impl Store {
             });
             if alert != state.alert {
                 state.alert = alert;
-                save_state(&tx, id, &state)?;
+                save_state(&w.tx, id, &state)?;
             }
         }
         if changes.is_empty() {
-            tx.commit()?;
+            w.commit_nothing()?;
             return Ok(done);
         }
-        let commit = finish_diff(tx, id, &key, old_serial, scheme, at, changes)?;
+        let commit = w.commit_diff(changes)?;
         Ok(Maintained { commit: Some(commit), ..done })
     }
+}
 
+impl Store {
     /// The zone's DNSSEC settings, keys and state; `None` if unsigned.
     pub fn dnssec_info(&self, apex: &[u8]) -> Result<Option<DnssecInfo>, StoreError> {
         let (id, _) = zone_row(&self.conn, &name::to_lowercase(apex))?
@@ -678,17 +658,20 @@ impl Store {
         }
         Ok(out)
     }
+}
 
+impl Writer<'_> {
     /// Re-signs what expires within the refresh window. Returns `None`
     /// when nothing was due.
     pub fn dnssec_refresh(&mut self, apex: &[u8]) -> Result<Option<Commit>, StoreError> {
-        let Begun { key, at, scheme, tx, id, old_serial, .. } = self.begin(apex)?;
-        let Some(zs) = load_signing(&tx, id)? else { return Ok(None) };
-        let changes = signer::refresh(&tx, id, &zs, at.max(0) as u64)?;
+        let w = self.begin(apex)?;
+        let (id, now) = (w.id, w.now());
+        let Some(zs) = load_signing(&w.tx, id)? else { return Ok(None) };
+        let changes = signer::refresh(&w.tx, id, &zs, now)?;
         if changes.is_empty() {
             return Ok(None);
         }
-        finish_diff(tx, id, &key, old_serial, scheme, at, changes).map(Some)
+        w.commit_diff(changes).map(Some)
     }
 }
 
@@ -718,23 +701,6 @@ pub fn denial_name(d: &Denial) -> &'static str {
         Denial::Nsec => "NSEC",
         _ => "NSEC3",
     }
-}
-
-/// Bumps the serial, signs the whole zone and journals a replacement.
-fn finish_replace_signed(
-    tx: rusqlite::Transaction<'_>,
-    id: i64,
-    key: &[u8],
-    old_serial: i64,
-    scheme: crate::SerialScheme,
-    at: i64,
-    zs: &ZoneSigning,
-) -> Result<Commit, StoreError> {
-    let (serial, _) = crate::bump_serial(&tx, id, key, old_serial, None, scheme, at)?;
-    signer::sign_all(&tx, id, zs, at.max(0) as u64)?;
-    let journal_id = crate::journal(&tx, id, key, serial, "replace", None)?;
-    tx.commit()?;
-    Ok(Commit { journal_id, serial })
 }
 
 /// Where a signed zone's chain of trust stands.

@@ -6,11 +6,14 @@
 //! `synchronous=FULL`, so a write is on disk before it is acknowledged and a
 //! crash or `kill -9` loses nothing that was acknowledged.
 //!
-//! Every change to DNS data goes through one write path, [`Store::replace_zone`]
-//! and [`Store::apply`]: validate, write the records, bump the SOA serial
-//! and append the change to the journal, all in one transaction. The
-//! journal is how running servers learn about changes made by other
-//! processes (the CLI, a second API node) and, later, the IXFR source.
+//! Every change to DNS data goes through one write path (the `write`
+//! module): [`Store::by`] names the actor and returns the only handle with
+//! write methods ([`Writer`]); each validates, applies the size limits and
+//! quotas, writes the records, bumps the SOA serial and appends the change
+//! with its actor to the journal, all in one transaction. The journal is
+//! how running servers learn about changes made by other processes (the
+//! CLI, a second API node), the audit log ([`Store::audit`]) and, later,
+//! the IXFR source.
 //!
 //! Readers follow the journal with [`Store::journal_since`]; an entry is a
 //! diff (apply it to the snapshot), a full replacement (reload the zone) or
@@ -20,20 +23,21 @@
 mod codec;
 mod derived;
 mod dnssec;
+mod holds;
 mod proxy;
 mod schema;
 mod serial;
 mod signer;
 mod tenancy;
+mod write;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
-use sixgate_dns::check::{self, CheckError};
+use sixgate_dns::check::CheckError;
 use sixgate_dns::name;
-use sixgate_dns::rtype::code;
-use sixgate_dns::zone::{Change, Record, soa_serial};
+use sixgate_dns::zone::{Change, Record};
 
 pub use codec::{decode_changes, encode_changes};
 pub use derived::{Aname, AnameState};
@@ -42,16 +46,15 @@ pub use dnssec::{
 };
 pub use proxy::{ProxyHost, ProxyProtocol};
 pub use serial::{SerialScheme, rfc3339};
+pub use sixgate_dns::limits::{LimitError, SizeLimits};
 pub use tenancy::{
     Account, CustomerZone, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey, ZoneOwner, ip6_arpa,
     is_acme_challenge,
 };
+pub use write::{AccountLimits, Actor, AuditEntry, JOURNAL_KEEP, Quotas, Writer};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "sixgate.db";
-/// Journal entries kept per zone; older ones are pruned. A reader that
-/// falls further behind reloads the zone.
-pub const JOURNAL_KEEP: i64 = 1000;
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +99,9 @@ pub enum StoreError {
     /// inconsistent).
     #[error("signing: {0}")]
     Signing(String),
+    /// The write would go over a size limit or an account's quota.
+    #[error(transparent)]
+    Limit(#[from] LimitError),
 }
 
 /// A zone as listed.
@@ -111,6 +117,9 @@ pub struct ZoneInfo {
     pub account_id: i64,
     /// Whether the zone's delegation is verified.
     pub verified: bool,
+    /// Why the server does not serve the zone as stored, if it does not
+    /// (see `zone_holds`).
+    pub held: Option<String>,
 }
 
 /// A zone's records as read in one transaction.
@@ -138,6 +147,8 @@ pub enum JournalKind {
 pub struct JournalEntry {
     /// Monotonic id.
     pub id: i64,
+    /// The id of the zone's previous entry (0 for its first).
+    pub prev: i64,
     /// The zone's apex (wire, lowercased).
     pub apex: Box<[u8]>,
     /// Serial after the change.
@@ -262,8 +273,8 @@ impl Store {
     pub fn zones(&self) -> Result<Vec<ZoneInfo>, StoreError> {
         let mut st = self.conn.prepare(
             "SELECT z.apex, z.serial, (SELECT count(*) FROM records r WHERE r.zone_id = z.id),
-                    z.account_id, z.verified
-             FROM zones z ORDER BY z.name",
+                    z.account_id, z.verified, h.reason
+             FROM zones z LEFT JOIN zone_holds h ON h.name = z.name ORDER BY z.name",
         )?;
         let rows = st.query_map([], |r| {
             Ok(ZoneInfo {
@@ -272,6 +283,7 @@ impl Store {
                 records: r.get::<_, i64>(2)? as u64,
                 account_id: r.get(3)?,
                 verified: r.get(4)?,
+                held: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -374,264 +386,19 @@ impl Store {
         Ok(Some(ZoneData { apex: apex_case.into_boxed_slice(), records }))
     }
 
-    /// Creates the zone or replaces all its records (zone import). The
-    /// records are checked as a whole first; on any error nothing changes.
-    /// The serial becomes the file's serial if that is newer than the
-    /// stored one, else the stored serial plus one.
-    pub fn replace_zone(&mut self, apex: &[u8], records: Vec<Record>) -> Result<Commit, StoreError> {
-        self.write_zone(apex, records, None)
-    }
-
-    /// Creates a new zone for an account; fails if the zone exists. The
-    /// operator's zones are verified from the start, a customer's are not.
-    pub fn create_zone(
-        &mut self,
-        apex: &[u8],
-        records: Vec<Record>,
-        account_id: i64,
-        verified: bool,
-    ) -> Result<Commit, StoreError> {
-        self.write_zone(apex, records, Some((account_id, verified)))
-    }
-
-    fn write_zone(
-        &mut self,
-        apex: &[u8],
-        mut records: Vec<Record>,
-        create: Option<(i64, bool)>,
-    ) -> Result<Commit, StoreError> {
-        check::check_zone(apex, &mut records)?;
-        let key = name::to_lowercase(apex);
-        let (scheme, at) = (self.serials, self.now());
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let existing = zone_row(&tx, &key)?;
-        if existing.is_some() && create.is_some() {
-            return Err(StoreError::ZoneExists(display(apex)));
-        }
-        let (account_id, verified) = create.unwrap_or((tenancy::OPERATOR_ACCOUNT, true));
-        for host in proxy::hosts_in(&tx, &key)? {
-            let at_host: Vec<Record> =
-                records.iter().filter(|r| name::to_lowercase(&r.owner) == host).cloned().collect();
-            proxy::check_owner(&host, &at_host)?;
-        }
-        let file_serial = records.iter().find(|r| r.rtype == code::SOA).and_then(|r| soa_serial(&r.rdata));
-        let (id, serial) = match existing {
-            Some((id, old)) => {
-                // Derived records stay while their ANAME does (below), so a
-                // re-import does not blank the addresses until the next
-                // resolution.
-                tx.execute("DELETE FROM records WHERE zone_id = ?1 AND derived = 0", params![id])?;
-                (id, next_serial(old as u32, file_serial, scheme, at))
-            }
-            None => {
-                // A new zone starts at its file's serial, as written.
-                let serial = file_serial.unwrap_or(1);
-                tx.execute(
-                    "INSERT INTO zones (name, apex, serial, created_at, updated_at, account_id, verified)
-                     VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?6)",
-                    params![&key[..], apex, serial as i64, at, account_id, verified],
-                )?;
-                (tx.last_insert_rowid(), serial)
-            }
-        };
-        for r in records.iter_mut().filter(|r| r.rtype == code::SOA) {
-            if let Some(rd) = with_serial(&r.rdata, serial) {
-                r.rdata = rd;
-            }
-        }
-        {
-            let mut ins = tx.prepare_cached(
-                "INSERT INTO records (zone_id, owner, owner_key, rtype, ttl, rdata) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-            )?;
-            let mut seen: hashbrown::HashSet<_, foldhash::fast::RandomState> = Default::default();
-            for r in &records {
-                let owner_key = name::to_lowercase(&r.owner);
-                // RFC 2181 §5: duplicate RRs collapse into one.
-                if !seen.insert((owner_key.clone(), r.rtype, r.rdata.clone())) {
-                    continue;
-                }
-                ins.execute(params![id, &r.owner[..], &owner_key[..], r.rtype, r.ttl, &r.rdata[..]])?;
-            }
-        }
-        derived::drop_orphans(&tx, id, None)?;
-        tx.execute(
-            "UPDATE zones SET serial = ?1, updated_at = ?2 WHERE id = ?3",
-            params![serial as i64, now(), id],
-        )?;
-        if let Some(zs) = dnssec::load_signing(&tx, id)? {
-            signer::sign_all(&tx, id, &zs, at.max(0) as u64)?;
-        }
-        let journal_id = journal(&tx, id, &key, serial, "replace", None)?;
-        tx.commit()?;
-        Ok(Commit { journal_id, serial })
-    }
-
-    /// Applies changes to an existing zone through the write path: the
-    /// changed owners are re-checked, the serial is bumped, and the diff
-    /// (including the SOA change) is journaled. Adding an RR that exists
-    /// or removing one that does not is a no-op, not an error.
-    pub fn apply(&mut self, apex: &[u8], changes: &[Change]) -> Result<Commit, StoreError> {
-        self.apply_with(apex, |_| Ok::<_, StoreError>(changes.to_vec()))
-    }
-
-    /// Replaces whole RRsets (an empty list deletes one), computing the
-    /// difference inside the write transaction, so concurrent writers
-    /// cannot interleave between read and write. Nothing to change: no
-    /// new serial, and the commit's journal id is 0.
-    pub fn replace_rrsets(&mut self, apex: &[u8], sets: &[RrSetReplacement]) -> Result<Commit, StoreError> {
-        self.apply_with(apex, |zone| {
-            let mut changes = Vec::new();
-            for (owner, rtype, new) in sets {
-                let old = zone.rrset(owner, *rtype)?;
-                changes.extend(
-                    old.iter()
-                        .filter(|o| !new.iter().any(|n| n.rdata == o.rdata))
-                        .map(|o| Change::Remove(o.clone())),
-                );
-                // An Add carries the RRset's TTL, so a kept record is
-                // re-added when the TTL changes.
-                changes.extend(
-                    new.iter()
-                        .filter(|n| !old.iter().any(|o| o.rdata == n.rdata && o.ttl == n.ttl))
-                        .cloned()
-                        .map(Change::Add),
-                );
-            }
-            Ok::<_, StoreError>(changes)
-        })
-    }
-
-    /// The general write: `plan` reads the zone inside the write
-    /// transaction and returns the changes to make (RFC 2136 checks its
-    /// prerequisites this way). An empty plan commits nothing and returns
-    /// the current serial with journal id 0.
-    pub fn apply_with<E: From<StoreError>>(
-        &mut self,
-        apex: &[u8],
-        plan: impl FnOnce(&ZoneReader<'_>) -> Result<Vec<Change>, E>,
-    ) -> Result<Commit, E> {
-        let key = name::to_lowercase(apex);
-        let (scheme, at) = (self.serials, self.now());
-        let tx = self
-            .conn
-            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-            .map_err(StoreError::from)?;
-        let (id, old_serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
-        let changes = plan(&ZoneReader { conn: &tx, zone_id: id })?;
-        if changes.is_empty() {
-            return Ok(Commit { journal_id: 0, serial: old_serial as u32 });
-        }
-        Ok(Self::apply_in(tx, apex, &key, id, old_serial, &changes, scheme, at)?)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn apply_in(
-        tx: rusqlite::Transaction<'_>,
-        apex: &[u8],
-        key: &[u8],
-        id: i64,
-        old_serial: i64,
-        changes: &[Change],
-        scheme: SerialScheme,
-        at: i64,
-    ) -> Result<Commit, StoreError> {
-        let mut effective = Vec::with_capacity(changes.len() + 2);
-        let mut owners: Vec<Box<[u8]>> = Vec::new();
-        for c in changes {
-            match c {
-                Change::Add(r) => {
-                    let owner_key = name::to_lowercase(&r.owner);
-                    if !name::is_at_or_below(&owner_key, key) {
-                        return Err(CheckError {
-                            index: None,
-                            reason: format!(
-                                "{} is outside the zone {}",
-                                name::to_text(&r.owner),
-                                display(apex)
-                            ),
-                        }
-                        .into());
-                    }
-                    sixgate_dns::zonefile::check_rdata(r.rtype, &r.rdata)
-                        .map_err(|reason| CheckError { index: None, reason })?;
-                    check::check_not_managed(r)?;
-                    // One TTL per RRset: an added RR sets the RRset's TTL.
-                    let changed_ttl = tx.execute(
-                        "UPDATE records SET ttl = ?1 WHERE zone_id = ?2 AND owner_key = ?3 AND rtype = ?4 AND ttl != ?1",
-                        params![r.ttl, id, &owner_key[..], r.rtype],
-                    )?;
-                    let exists: bool = tx.query_row(
-                        "SELECT EXISTS(SELECT 1 FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND rtype = ?3 AND rdata = ?4)",
-                        params![id, &owner_key[..], r.rtype, &r.rdata[..]],
-                        |row| row.get(0),
-                    )?;
-                    if !exists {
-                        tx.execute(
-                            "INSERT INTO records (zone_id, owner, owner_key, rtype, ttl, rdata) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                            params![id, &r.owner[..], &owner_key[..], r.rtype, r.ttl, &r.rdata[..]],
-                        )?;
-                    }
-                    // An Add of an existing RR still carries a TTL change.
-                    if !exists || changed_ttl > 0 {
-                        effective.push(c.clone());
-                    }
-                    owners.push(owner_key);
-                }
-                Change::Remove(r) => {
-                    let owner_key = name::to_lowercase(&r.owner);
-                    let n = tx.execute(
-                        "DELETE FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND rtype = ?3 AND rdata = ?4",
-                        params![id, &owner_key[..], r.rtype, &r.rdata[..]],
-                    )?;
-                    if n > 0 {
-                        effective.push(c.clone());
-                    }
-                    owners.push(owner_key);
-                }
-            }
-        }
-        owners.sort();
-        owners.dedup();
-        for o in &owners {
-            let recs = owner_records(&tx, id, o)?;
-            check::check_owner(apex, o, &recs)?;
-            if proxy::is_proxied(&tx, o)? {
-                proxy::check_owner(o, &recs)?;
-            }
-            // An ANAME gone takes its derived addresses with it.
-            effective.extend(derived::drop_orphans(&tx, id, Some(o))?.into_iter().map(Change::Remove));
-        }
-        finish_diff(tx, id, key, old_serial, scheme, at, effective)
-    }
-
-    /// Deletes a zone and all its records.
-    pub fn delete_zone(&mut self, apex: &[u8]) -> Result<Commit, StoreError> {
-        let key = name::to_lowercase(apex);
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (id, serial) = zone_row(&tx, &key)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
-        tx.execute("DELETE FROM records WHERE zone_id = ?1", params![id])?;
-        tx.execute("DELETE FROM zones WHERE id = ?1", params![id])?;
-        for table in ["dnssec_zones", "dnssec_keys", "dnssec_names", "dnssec_chain"] {
-            tx.execute(&format!("DELETE FROM {table} WHERE zone_id = ?1"), params![id])?;
-        }
-        tx.execute("DELETE FROM proxy_hosts WHERE zone_name = ?1", params![&key[..]])?;
-        let journal_id = journal(&tx, id, &key, serial as u32, "delete", None)?;
-        tx.commit()?;
-        Ok(Commit { journal_id, serial: serial as u32 })
-    }
-
     /// Journal entries after `after`, oldest first, at most `limit`.
-    /// Returns `None` if entries after `after` were already pruned (the
-    /// reader must reload everything).
-    pub fn journal_since(&self, after: i64, limit: usize) -> Result<Option<Vec<JournalEntry>>, StoreError> {
-        let min: Option<i64> = self.conn.query_row("SELECT min(id) FROM journal", [], |r| r.get(0))?;
-        if let Some(min) = min
-            && after + 1 < min
-        {
-            return Ok(None);
-        }
+    ///
+    /// Each entry names the zone's previous entry ([`JournalEntry::prev`]).
+    /// Entries are pruned per zone ([`JOURNAL_KEEP`]), so a reader that
+    /// fell behind can find that an entry's `prev` lies after its position
+    /// but was never returned: that zone's history has a gap, and the
+    /// reader must reload that zone (only that one). An entry that cannot
+    /// be decoded comes back as [`JournalKind::Replace`], so the reader
+    /// reloads the zone from its records instead of stopping.
+    pub fn journal_since(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT id, zone_name, serial, kind, changes FROM journal WHERE id > ?1 ORDER BY id LIMIT ?2",
+            "SELECT id, zone_name, serial, kind, changes, coalesce(prev_id, 0) FROM journal
+             WHERE id > ?1 ORDER BY id LIMIT ?2",
         )?;
         let rows = st.query_map(params![after, limit as i64], |r| {
             Ok((
@@ -640,54 +407,22 @@ impl Store {
                 r.get::<_, i64>(2)?,
                 r.get::<_, String>(3)?,
                 r.get::<_, Option<Vec<u8>>>(4)?,
+                r.get::<_, i64>(5)?,
             ))
         })?;
         let mut out = Vec::new();
         for row in rows {
-            let (id, apex, serial, kind, changes) = row?;
+            let (id, apex, serial, kind, changes, prev) = row?;
             let kind = match kind.as_str() {
-                "diff" => JournalKind::Diff(
-                    decode_changes(changes.as_deref().unwrap_or(&[])).ok_or(StoreError::Corrupt(id))?,
-                ),
-                "replace" => JournalKind::Replace,
+                "diff" => decode_changes(changes.as_deref().unwrap_or(&[]))
+                    .map_or(JournalKind::Replace, JournalKind::Diff),
                 "delete" => JournalKind::Delete,
-                _ => return Err(StoreError::Corrupt(id)),
+                _ => JournalKind::Replace,
             };
-            out.push(JournalEntry { id, apex: apex.into_boxed_slice(), serial: serial as u32, kind });
+            out.push(JournalEntry { id, prev, apex: apex.into_boxed_slice(), serial: serial as u32, kind });
         }
-        Ok(Some(out))
+        Ok(out)
     }
-}
-
-/// Bumps the serial to the next one after `old_serial` (or the file's
-/// `proposed` one when newer) in the zone row and the SOA record; returns
-/// it and the SOA's change.
-pub(crate) fn bump_serial(
-    tx: &Connection,
-    id: i64,
-    key: &[u8],
-    old_serial: i64,
-    proposed: Option<u32>,
-    scheme: SerialScheme,
-    at: i64,
-) -> Result<(u32, Vec<Change>), StoreError> {
-    let serial = next_serial(old_serial as u32, proposed, scheme, at);
-    let mut changes = Vec::new();
-    if let Some(soa) = owner_records(tx, id, key)?.into_iter().find(|r| r.rtype == code::SOA)
-        && let Some(rd) = with_serial(&soa.rdata, serial)
-    {
-        tx.execute(
-            "UPDATE records SET rdata = ?1 WHERE zone_id = ?2 AND owner_key = ?3 AND rtype = ?4",
-            params![&rd[..], id, key, code::SOA],
-        )?;
-        changes.push(Change::Remove(soa.clone()));
-        changes.push(Change::Add(Record { rdata: rd, ..soa }));
-    }
-    tx.execute(
-        "UPDATE zones SET serial = ?1, updated_at = ?2 WHERE id = ?3",
-        params![serial as i64, now(), id],
-    )?;
-    Ok((serial, changes))
 }
 
 thread_local! {
@@ -704,46 +439,10 @@ pub fn last_signing_time() -> Option<std::time::Duration> {
     LAST_SIGNING.with(std::cell::Cell::get)
 }
 
-/// Ends a diff write: bumps the serial (the SOA change is part of the same
-/// diff), signs what changed if the zone is signed, journals the diff and
-/// commits.
-pub(crate) fn finish_diff(
-    tx: rusqlite::Transaction<'_>,
-    id: i64,
-    key: &[u8],
-    old_serial: i64,
-    scheme: SerialScheme,
-    at: i64,
-    mut effective: Vec<Change>,
-) -> Result<Commit, StoreError> {
-    let (serial, soa) = bump_serial(&tx, id, key, old_serial, None, scheme, at)?;
-    effective.extend(soa);
-    LAST_SIGNING.with(|t| t.set(None));
-    // Loading the keys counts as signing: every signed write does it.
-    let started = std::time::Instant::now();
-    if let Some(zs) = dnssec::load_signing(&tx, id)? {
-        let mut changed: Vec<(Box<[u8]>, u16)> = effective
-            .iter()
-            .map(|c| match c {
-                Change::Add(r) | Change::Remove(r) => r,
-            })
-            .filter(|r| !matches!(r.rtype, code::RRSIG | code::NSEC | code::NSEC3))
-            .map(|r| (r.owner.clone(), r.rtype))
-            .collect();
-        changed.sort();
-        changed.dedup();
-        effective.extend(signer::resign(&tx, id, &zs, &changed, at.max(0) as u64)?);
-        LAST_SIGNING.with(|t| t.set(Some(started.elapsed())));
-    }
-    let journal_id = journal(&tx, id, key, serial, "diff", Some(&encode_changes(&effective)))?;
-    tx.commit()?;
-    Ok(Commit { journal_id, serial })
-}
-
 /// Read access to one zone inside a write transaction.
 pub struct ZoneReader<'a> {
-    conn: &'a Connection,
-    zone_id: i64,
+    pub(crate) conn: &'a Connection,
+    pub(crate) zone_id: i64,
 }
 
 impl ZoneReader<'_> {
@@ -819,27 +518,11 @@ pub(crate) fn owner_records(
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
-pub(crate) fn journal(
-    conn: &Connection,
-    zone_id: i64,
-    key: &[u8],
-    serial: u32,
-    kind: &str,
-    changes: Option<&[u8]>,
-) -> Result<i64, StoreError> {
-    conn.execute(
-        "INSERT INTO journal (zone_id, zone_name, serial, kind, changes, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![zone_id, key, serial as i64, kind, changes, now()],
-    )?;
-    let id = conn.last_insert_rowid();
-    // Keep the journal bounded per zone.
-    conn.execute("DELETE FROM journal WHERE zone_name = ?1 AND id <= ?2", params![key, id - JOURNAL_KEEP])?;
-    Ok(id)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Actor;
+    use sixgate_dns::rtype::code;
     use sixgate_dns::zonefile;
 
     fn apex() -> Box<[u8]> {
@@ -856,12 +539,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         s.set_serial_scheme(SerialScheme::Increment).unwrap();
-        let c1 = s.replace_zone(&apex(), zone("")).unwrap();
+        let c1 = s.by(Actor::Task("test")).replace_zone(&apex(), zone("")).unwrap();
         assert_eq!(c1.serial, 7);
         let www = zonefile::parse("www 60 A 192.0.2.9\n", &apex()).unwrap();
-        let c2 = s.apply(&apex(), &[Change::Add(www[0].clone())]).unwrap();
+        let c2 = s.by(Actor::Task("test")).apply(&apex(), &[Change::Add(www[0].clone())]).unwrap();
         assert_eq!(c2.serial, 8);
-        let entries = s.journal_since(c1.journal_id, 10).unwrap().unwrap();
+        let entries = s.journal_since(c1.journal_id, 10).unwrap();
         assert_eq!(entries.len(), 1);
         let JournalKind::Diff(ch) = &entries[0].kind else { panic!("not a diff") };
         assert!(ch.contains(&Change::Add(www[0].clone())));
@@ -879,16 +562,16 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         s.set_serial_scheme(SerialScheme::Increment).unwrap();
-        s.replace_zone(&apex(), zone("www 300 A 192.0.2.2\n")).unwrap();
+        s.by(Actor::Task("test")).replace_zone(&apex(), zone("www 300 A 192.0.2.2\n")).unwrap();
         let cname = zonefile::parse("www 300 CNAME ns\n", &apex()).unwrap();
-        let e = s.apply(&apex(), &[Change::Add(cname[0].clone())]).unwrap_err();
+        let e = s.by(Actor::Task("test")).apply(&apex(), &[Change::Add(cname[0].clone())]).unwrap_err();
         assert!(e.to_string().contains("CNAME"), "{e}");
         assert_eq!(s.records(&apex()).unwrap().len(), 4);
         assert_eq!(s.zones().unwrap()[0].serial, 7);
         // A whole bad zone leaves the old one in place.
         let mut bad = zone("x 300 CNAME ns\n");
         bad.extend(zonefile::parse("x 300 TXT hi\n", &apex()).unwrap());
-        assert!(s.replace_zone(&apex(), bad).is_err());
+        assert!(s.by(Actor::Task("test")).replace_zone(&apex(), bad).is_err());
         assert_eq!(s.records(&apex()).unwrap().len(), 4);
     }
 
@@ -906,12 +589,12 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
         s.set_serial_scheme(SerialScheme::Increment).unwrap();
-        s.replace_zone(&apex(), zone("")).unwrap();
-        let c = s.replace_zone(&apex(), zone("")).unwrap();
+        s.by(Actor::Task("test")).replace_zone(&apex(), zone("")).unwrap();
+        let c = s.by(Actor::Task("test")).replace_zone(&apex(), zone("")).unwrap();
         assert_eq!(c.serial, 8);
-        s.delete_zone(&apex()).unwrap();
+        s.by(Actor::Task("test")).delete_zone(&apex()).unwrap();
         assert!(s.zones().unwrap().is_empty());
-        let j = s.journal_since(0, 100).unwrap().unwrap();
+        let j = s.journal_since(0, 100).unwrap();
         assert_eq!(j.last().unwrap().kind, JournalKind::Delete);
     }
 
@@ -946,14 +629,14 @@ mod tests {
     fn serials_survive_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Store::open(dir.path()).unwrap();
-        let c1 = s.replace_zone(&apex(), zone("")).unwrap();
+        let c1 = s.by(Actor::Task("test")).replace_zone(&apex(), zone("")).unwrap();
         assert_eq!(c1.serial, 7, "a new zone keeps its file's serial");
         let www = zonefile::parse("www 60 A 192.0.2.9\n", &apex()).unwrap();
-        let c2 = s.apply(&apex(), &[Change::Add(www[0].clone())]).unwrap();
+        let c2 = s.by(Actor::Task("test")).apply(&apex(), &[Change::Add(www[0].clone())]).unwrap();
         assert!(c2.serial > 1_700_000_000, "unixtime is the default scheme: {}", c2.serial);
         drop(s);
         let mut s = Store::open(dir.path()).unwrap();
-        let c3 = s.apply(&apex(), &[Change::Remove(www[0].clone())]).unwrap();
+        let c3 = s.by(Actor::Task("test")).apply(&apex(), &[Change::Remove(www[0].clone())]).unwrap();
         assert!(serial_gt(c2.serial, c1.serial) && serial_gt(c3.serial, c2.serial));
     }
 }

@@ -15,10 +15,9 @@ use sixgate_dns::name;
 use sixgate_dns::rtype::code;
 use sixgate_dns::zone::{Change, Record};
 
-use crate::{Commit, Store, StoreError, display, finish_diff, now, record_of, zone_row};
+use crate::write::{Kind, rows};
+use crate::{Commit, Store, StoreError, Writer, display, now, record_of, zone_row};
 
-/// The derived-record kind of the proxy's A records.
-const KIND: i64 = 2;
 /// TTL of the published A records.
 const TTL: u32 = 300;
 
@@ -94,7 +93,7 @@ fn published(conn: &Connection, zone_id: i64, owner_key: &[u8]) -> Result<Vec<Re
     let mut st = conn.prepare_cached(
         "SELECT owner, rtype, ttl, rdata FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND derived = ?3",
     )?;
-    let rows = st.query_map(params![zone_id, owner_key, KIND], record_of)?;
+    let rows = st.query_map(params![zone_id, owner_key, Kind::Proxy as u8], record_of)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
@@ -112,19 +111,13 @@ fn publish(
     let mut changes = Vec::new();
     for o in &old {
         if !new.iter().any(|n| n.rdata == o.rdata) {
-            conn.execute(
-                "DELETE FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND derived = ?3 AND rdata = ?4",
-                params![zone_id, &key[..], KIND, &o.rdata[..]],
-            )?;
+            rows::delete(conn, zone_id, o, Kind::Proxy)?;
             changes.push(Change::Remove(o.clone()));
         }
     }
     for n in new {
         if !old.iter().any(|o| o.rdata == n.rdata) {
-            conn.execute(
-                "INSERT INTO records (zone_id, owner, owner_key, rtype, ttl, rdata, derived) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![zone_id, &n.owner[..], &key[..], n.rtype, n.ttl, &n.rdata[..], KIND],
-            )?;
+            rows::insert(conn, zone_id, &n, Kind::Proxy)?;
             changes.push(Change::Add(n));
         }
     }
@@ -174,6 +167,39 @@ impl Store {
         addresses(&self.conn)
     }
 
+    /// Hostnames enabled for proxying.
+    pub fn proxy_hosts(&self) -> Result<Vec<ProxyHost>, StoreError> {
+        let mut st = self.conn.prepare(
+            "SELECT name, zone_name, proxy_protocol, http_port, tls_port FROM proxy_hosts ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(ProxyHost {
+                name: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
+                zone: r.get::<_, Vec<u8>>(1)?.into_boxed_slice(),
+                proxy_protocol: ProxyProtocol::from_name(&r.get::<_, String>(2)?).unwrap_or_default(),
+                http_port: r.get(3)?,
+                tls_port: r.get(4)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The deepest zone at or above `key`.
+    fn zone_of(&self, key: &[u8]) -> Result<Option<Box<[u8]>>, StoreError> {
+        let mut cur: &[u8] = key;
+        loop {
+            if zone_row(&self.conn, cur)?.is_some() {
+                return Ok(Some(cur.into()));
+            }
+            match name::parent(cur) {
+                Some(p) => cur = p,
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+impl Writer<'_> {
     /// Sets the proxy's public IPv4 addresses and republishes them at every
     /// enabled hostname (one diff per zone).
     pub fn set_proxy_addresses(&mut self, addrs: &[Ipv4Addr]) -> Result<(), StoreError> {
@@ -206,23 +232,6 @@ impl Store {
             })?;
         }
         Ok(())
-    }
-
-    /// Hostnames enabled for proxying.
-    pub fn proxy_hosts(&self) -> Result<Vec<ProxyHost>, StoreError> {
-        let mut st = self.conn.prepare(
-            "SELECT name, zone_name, proxy_protocol, http_port, tls_port FROM proxy_hosts ORDER BY name",
-        )?;
-        let rows = st.query_map([], |r| {
-            Ok(ProxyHost {
-                name: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
-                zone: r.get::<_, Vec<u8>>(1)?.into_boxed_slice(),
-                proxy_protocol: ProxyProtocol::from_name(&r.get::<_, String>(2)?).unwrap_or_default(),
-                http_port: r.get(3)?,
-                tls_port: r.get(4)?,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Enables (or re-configures) proxying for `host`, publishing the
@@ -268,20 +277,6 @@ impl Store {
         })
     }
 
-    /// The deepest zone at or above `key`.
-    fn zone_of(&self, key: &[u8]) -> Result<Option<Box<[u8]>>, StoreError> {
-        let mut cur: &[u8] = key;
-        loop {
-            if zone_row(&self.conn, cur)?.is_some() {
-                return Ok(Some(cur.into()));
-            }
-            match name::parent(cur) {
-                Some(p) => cur = p,
-                None => return Ok(None),
-            }
-        }
-    }
-
     /// Runs `f` in a write transaction on the zone; commits its changes as
     /// a journaled diff with a new serial, or nothing if it changed nothing.
     fn proxy_diff(
@@ -289,15 +284,13 @@ impl Store {
         apex: &[u8],
         f: impl FnOnce(&Connection, i64) -> Result<Vec<Change>, StoreError>,
     ) -> Result<Option<Commit>, StoreError> {
-        let (scheme, at) = (self.serials, self.now());
-        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        let (id, old_serial) = zone_row(&tx, apex)?.ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
-        let changes = f(&tx, id)?;
+        let w = self.begin(apex)?;
+        let changes = f(&w.tx, w.id)?;
         if changes.is_empty() {
-            tx.commit()?;
+            w.commit_nothing()?;
             return Ok(None);
         }
-        finish_diff(tx, id, apex, old_serial, scheme, at, changes).map(Some)
+        w.commit_diff(changes).map(Some)
     }
 }
 
@@ -315,6 +308,7 @@ fn case_of(conn: &Connection, zone_id: i64, key: &[u8]) -> Result<Box<[u8]>, Sto
 
 #[cfg(test)]
 mod tests {
+    use crate::Actor;
     use sixgate_dns::zonefile;
 
     use super::*;
@@ -330,10 +324,10 @@ mod tests {
         let apex = n("example.com.");
         let text =
             "@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns.x.\nwww 300 AAAA 2001:db8::80\nold 300 A 192.0.2.9\n";
-        s.replace_zone(&apex, zonefile::parse(text, &apex).unwrap()).unwrap();
-        s.set_proxy_addresses(&["198.51.100.1".parse().unwrap()]).unwrap();
+        s.by(Actor::Task("test")).replace_zone(&apex, zonefile::parse(text, &apex).unwrap()).unwrap();
+        s.by(Actor::Task("test")).set_proxy_addresses(&["198.51.100.1".parse().unwrap()]).unwrap();
         let www = n("www.example.com.");
-        let c = s.proxy_enable(&www, ProxyProtocol::V1, 80, 443).unwrap();
+        let c = s.by(Actor::Task("test")).proxy_enable(&www, ProxyProtocol::V1, 80, 443).unwrap();
         assert!(c.is_some());
         let served = |s: &mut Store| {
             let (_, z) = s.zone_snapshot(&apex).unwrap().unwrap();
@@ -346,20 +340,34 @@ mod tests {
         assert!(s.rrset(&apex, &www, code::A).unwrap().is_empty(), "not in the source view");
         // An A of its own is refused while proxied; so is enabling a name with one.
         let a = zonefile::parse("www 60 A 192.0.2.1\n", &apex).unwrap();
-        assert!(s.apply(&apex, &[Change::Add(a[0].clone())]).unwrap_err().to_string().contains("proxy"));
-        assert!(s.proxy_enable(&n("old.example.com."), ProxyProtocol::Off, 80, 443).is_err());
+        assert!(
+            s.by(Actor::Task("test"))
+                .apply(&apex, &[Change::Add(a[0].clone())])
+                .unwrap_err()
+                .to_string()
+                .contains("proxy")
+        );
+        assert!(
+            s.by(Actor::Task("test"))
+                .proxy_enable(&n("old.example.com."), ProxyProtocol::Off, 80, 443)
+                .is_err()
+        );
         // New addresses are republished; disabling withdraws them.
-        s.set_proxy_addresses(&["198.51.100.1".parse().unwrap(), "198.51.100.2".parse().unwrap()]).unwrap();
+        s.by(Actor::Task("test"))
+            .set_proxy_addresses(&["198.51.100.1".parse().unwrap(), "198.51.100.2".parse().unwrap()])
+            .unwrap();
         assert_eq!(served(&mut s), 2);
         assert_eq!(s.proxy_hosts().unwrap()[0].proxy_protocol, ProxyProtocol::V1);
         // A re-import may not sneak an A in either, and keeps the published ones.
         let with_a = format!("{text}www 60 A 192.0.2.1\n");
-        assert!(s.replace_zone(&apex, zonefile::parse(&with_a, &apex).unwrap()).is_err());
-        s.replace_zone(&apex, zonefile::parse(text, &apex).unwrap()).unwrap();
+        assert!(
+            s.by(Actor::Task("test")).replace_zone(&apex, zonefile::parse(&with_a, &apex).unwrap()).is_err()
+        );
+        s.by(Actor::Task("test")).replace_zone(&apex, zonefile::parse(text, &apex).unwrap()).unwrap();
         assert_eq!(served(&mut s), 2);
-        s.proxy_disable(&www).unwrap();
+        s.by(Actor::Task("test")).proxy_disable(&www).unwrap();
         assert_eq!(served(&mut s), 0);
         assert!(s.proxy_hosts().unwrap().is_empty());
-        assert!(s.proxy_disable(&www).is_err());
+        assert!(s.by(Actor::Task("test")).proxy_disable(&www).is_err());
     }
 }

@@ -133,6 +133,38 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     -- Refreshing finds signatures by expiration (rdata octets 9..12).
     CREATE INDEX records_rrsig_expiry ON records (zone_id, substr(rdata, 9, 4)) WHERE rtype = 46;",
+    // 6: the one write path. The journal records who made each change
+    // (the audit log) and links each entry to its zone's previous one, so
+    // a reader finds a zone's gap after pruning. Zones count their own
+    // records and names for the limits and quotas. A deleted zone's last
+    // serial is kept, so a zone made again under that name never goes
+    // back (RFC 1982). Per-account limits, where the operator set them.
+    // Zones the publisher could not build, with the reason (held).
+    "ALTER TABLE journal ADD COLUMN actor TEXT;
+    ALTER TABLE journal ADD COLUMN prev_id INTEGER;
+    ALTER TABLE zones ADD COLUMN records INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE zones ADD COLUMN names INTEGER NOT NULL DEFAULT 0;
+    UPDATE zones SET
+        records = (SELECT count(*) FROM records r WHERE r.zone_id = zones.id AND r.derived = 0),
+        names = (SELECT count(DISTINCT owner_key) FROM records r WHERE r.zone_id = zones.id AND r.derived = 0);
+    CREATE TABLE zone_serials (
+        name BLOB PRIMARY KEY,          -- apex, wire form, lowercased
+        serial INTEGER NOT NULL         -- the serial when the zone was deleted
+    ) WITHOUT ROWID;
+    CREATE TABLE account_limits (
+        account_id INTEGER PRIMARY KEY REFERENCES accounts(id) ON DELETE CASCADE,
+        records_per_rrset INTEGER,
+        rrsets_per_name INTEGER,
+        names_per_zone INTEGER,
+        zones INTEGER,
+        records INTEGER,
+        tokens INTEGER
+    );
+    CREATE TABLE zone_holds (
+        name BLOB PRIMARY KEY,          -- apex, wire form, lowercased
+        reason TEXT NOT NULL,
+        since INTEGER NOT NULL
+    ) WITHOUT ROWID;",
 ];
 
 /// Brings the database to the latest schema.

@@ -26,6 +26,7 @@ use sixgate_dnssec::denial::{Nsec3Params, nsec_rdata};
 use sixgate_dnssec::rrsig::{RrSet, Rrsig};
 use sixgate_dnssec::sign::{self, ActiveKey, Signer, Status};
 
+use crate::write::{Kind, rows};
 use crate::{StoreError, record_of};
 
 /// A key loaded for signing, and what it signs now.
@@ -131,26 +132,18 @@ fn signer_records(
 }
 
 fn insert(conn: &Connection, zone_id: i64, r: &Record) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "INSERT INTO records (zone_id, owner, owner_key, rtype, ttl, rdata, derived) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 3)",
-    )?
-    .execute(params![zone_id, &r.owner[..], &name::to_lowercase(&r.owner)[..], r.rtype, r.ttl, &r.rdata[..]])?;
-    Ok(())
+    rows::insert(conn, zone_id, r, Kind::Signer)
 }
 
 fn delete(conn: &Connection, zone_id: i64, r: &Record) -> Result<(), StoreError> {
-    conn.prepare_cached(
-        "DELETE FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND rtype = ?3 AND rdata = ?4 AND derived = 3",
-    )?
-    .execute(params![zone_id, &name::to_lowercase(&r.owner)[..], r.rtype, &r.rdata[..]])?;
-    Ok(())
+    rows::delete(conn, zone_id, r, Kind::Signer).map(|_| ())
 }
 
 /// Removes every signer record of a zone and its signing index.
 pub(crate) fn unsign(conn: &Connection, zone_id: i64) -> Result<Vec<Record>, StoreError> {
     let mut st = conn.prepare_cached(&format!("{DATA_COLUMNS} WHERE zone_id = ?1 AND derived = 3"))?;
     let gone: Vec<Record> = st.query_map(params![zone_id], record_of)?.collect::<Result<_, _>>()?;
-    conn.execute("DELETE FROM records WHERE zone_id = ?1 AND derived = 3", params![zone_id])?;
+    rows::delete_kind(conn, zone_id, Kind::Signer)?;
     conn.execute("DELETE FROM dnssec_names WHERE zone_id = ?1", params![zone_id])?;
     conn.execute("DELETE FROM dnssec_chain WHERE zone_id = ?1", params![zone_id])?;
     Ok(gone)
@@ -165,10 +158,7 @@ pub(crate) fn sign_all(
     zs: &ZoneSigning,
     now: u64,
 ) -> Result<usize, StoreError> {
-    conn.execute(
-        "DELETE FROM records WHERE zone_id = ?1 AND derived = 3 AND rtype IN (46, 47, 50)",
-        params![zone_id],
-    )?;
+    rows::delete_signatures_and_chain(conn, zone_id)?;
     conn.execute("DELETE FROM dnssec_names WHERE zone_id = ?1", params![zone_id])?;
     conn.execute("DELETE FROM dnssec_chain WHERE zone_id = ?1", params![zone_id])?;
     let data = data_records(conn, zone_id)?;

@@ -3,6 +3,7 @@
 //! has the same chain and the same signed RRsets as the zone signed from
 //! scratch, and every signature verifies.
 
+use crate::Actor;
 use std::collections::BTreeSet;
 
 use rand::rngs::StdRng;
@@ -129,9 +130,9 @@ fn random_change(rng: &mut StdRng, live: &mut BTreeSet<String>) -> Vec<Change> {
 fn run(denial: Denial, seed: u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
-    store.replace_zone(&apex(), zonefile::parse(ZONE, &apex()).unwrap()).unwrap();
+    store.by(Actor::Task("test")).replace_zone(&apex(), zonefile::parse(ZONE, &apex()).unwrap()).unwrap();
     let policy = Policy { denial, ..Policy::default() };
-    store.dnssec_enable(&apex(), &policy).unwrap();
+    store.by(Actor::Task("test")).dnssec_enable(&apex(), &policy).unwrap();
     check_against_full(&mut store, "enable");
     let mut rng = StdRng::seed_from_u64(seed);
     let mut live = BTreeSet::new();
@@ -139,7 +140,7 @@ fn run(denial: Denial, seed: u64) {
     for i in 0..120 {
         let changes = random_change(&mut rng, &mut live);
         let what = format!("step {i} {changes:?}");
-        match store.apply(&apex(), &changes) {
+        match store.by(Actor::Task("test")).apply(&apex(), &changes) {
             Ok(_) => {}
             // A random change may break a zone rule; then nothing changed.
             Err(crate::StoreError::Invalid(_)) => continue,
@@ -156,7 +157,7 @@ fn run(denial: Denial, seed: u64) {
     // Refreshing months later re-signs everything that would expire and
     // keeps the chain.
     store.set_clock_offset(i64::from(policy.signature_validity) - i64::from(policy.signature_refresh) + 3600);
-    assert!(store.dnssec_refresh(&apex()).unwrap().is_some());
+    assert!(store.by(Actor::Task("test")).dnssec_refresh(&apex()).unwrap().is_some());
     check_against_full(&mut store, "refresh");
     let due = crate::signer::expiring(
         &store.conn,
@@ -183,10 +184,10 @@ fn incremental_nsec3_signing_equals_whole_zone_signing() {
 fn the_signing_time_of_a_write_is_reported_for_signed_zones_only() {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
-    store.replace_zone(&apex(), zonefile::parse(ZONE, &apex()).unwrap()).unwrap();
-    store.apply(&apex(), &[Change::Add(rec("t1 300 A 192.0.2.1"))]).unwrap();
+    store.by(Actor::Task("test")).replace_zone(&apex(), zonefile::parse(ZONE, &apex()).unwrap()).unwrap();
+    store.by(Actor::Task("test")).apply(&apex(), &[Change::Add(rec("t1 300 A 192.0.2.1"))]).unwrap();
     assert_eq!(crate::last_signing_time(), None);
-    store.dnssec_enable(&apex(), &Policy::default()).unwrap();
-    store.apply(&apex(), &[Change::Add(rec("t2 300 A 192.0.2.2"))]).unwrap();
+    store.by(Actor::Task("test")).dnssec_enable(&apex(), &Policy::default()).unwrap();
+    store.by(Actor::Task("test")).apply(&apex(), &[Change::Add(rec("t2 300 A 192.0.2.2"))]).unwrap();
     assert!(crate::last_signing_time().is_some_and(|d| d > std::time::Duration::ZERO));
 }

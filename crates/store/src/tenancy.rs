@@ -135,6 +135,14 @@ pub fn is_acme_challenge(owner: &[u8], rtype: u16) -> bool {
 }
 
 /// Hashes a token secret for lookup.
+/// An account's name, for messages.
+pub(crate) fn account_name(conn: &rusqlite::Connection, id: i64) -> Result<String, StoreError> {
+    Ok(conn
+        .query_row("SELECT name FROM accounts WHERE id = ?1", params![id], |r| r.get(0))
+        .optional()?
+        .unwrap_or_else(|| format!("#{id}")))
+}
+
 fn token_hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
@@ -291,6 +299,23 @@ impl Store {
     /// Creates a token and returns it with its secret, which is not
     /// stored and cannot be shown again.
     pub fn create_token(&mut self, account_id: i64, scope: Scope) -> Result<(Token, String), StoreError> {
+        if let Some(max) = crate::write::account_limits(&self.conn, account_id)?.quotas.tokens {
+            let n: i64 = self.conn.query_row(
+                "SELECT count(*) FROM tokens WHERE account_id = ?1",
+                params![account_id],
+                |r| r.get(0),
+            )?;
+            if n as u64 >= max {
+                return Err(crate::LimitError::new(
+                    format!("account {}", account_name(&self.conn, account_id)?),
+                    n as u64 + 1,
+                    "tokens",
+                    "tokens",
+                    max,
+                )
+                .into());
+            }
+        }
         let secret = format!("{TOKEN_PREFIX}{}", random_hex(32));
         let (zone, prefix): (Option<&[u8]>, Option<&str>) = match &scope {
             Scope::Zone(z) | Scope::Acme(z) => (Some(z), None),
@@ -409,6 +434,7 @@ fn token_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::Actor;
 
     #[test]
     fn tokens_are_found_by_secret_only_and_revocable() {
@@ -437,7 +463,7 @@ mod tests {
         let bob = s.create_account("bob").unwrap().id;
         let apex = name::from_text("alice.test.", None).unwrap();
         let recs = sixgate_dns::zonefile::parse("@ 60 SOA ns h 1 2 3 4 5\n@ 60 NS ns.x.\n", &apex).unwrap();
-        s.create_zone(&apex, recs, alice, false).unwrap();
+        s.by(Actor::Task("test")).create_zone(&apex, recs, alice, false).unwrap();
         let owner = s.zone_owner(&apex).unwrap().unwrap();
         assert!(owner.trusted_by(alice) && !owner.trusted_by(bob));
         // Bob cannot put a zone inside Alice's; Alice can.

@@ -1,0 +1,258 @@
+//! The publisher against a store that fails on purpose: a failing entry
+//! in the middle of a batch, a gap in one zone's journal, a zone whose
+//! data cannot be built. After each, what is served equals what is
+//! stored: nothing committed is lost.
+
+use std::collections::HashSet;
+
+use sixgate_dns::zone::{Change, Record};
+use sixgate_dns::{name, zonefile};
+use sixgate_store::{Actor, JournalEntry, Store, StoreError};
+
+use super::{Follower, Source, Visit};
+
+/// A real store whose reads fail where a test says.
+struct Faulty {
+    store: Store,
+    /// `visit_zone` of this apex fails while the count is above zero.
+    fail_reload: Option<(Box<[u8]>, usize)>,
+    /// Journal ids `journal_since` does not return (pruned under the
+    /// reader).
+    hidden: HashSet<i64>,
+    /// Zones whose streamed records get an RRset too large to serve.
+    oversized: HashSet<Box<[u8]>>,
+}
+
+fn injected() -> StoreError {
+    StoreError::BadInput("injected fault".into())
+}
+
+/// 300 TXT records of 250 octets at the apex: over 65535 octets, as an
+/// older version could have stored.
+fn oversized(apex: &[u8]) -> Vec<Record> {
+    (0..300u16)
+        .map(|i| {
+            let mut rdata = vec![249u8];
+            rdata.extend(i.to_be_bytes());
+            rdata.extend([b'x'; 247]);
+            Record { owner: apex.into(), rtype: 16, ttl: 60, rdata: rdata.into() }
+        })
+        .collect()
+}
+
+impl Faulty {
+    fn wrap<'a>(
+        oversized_zones: &'a HashSet<Box<[u8]>>,
+        visit: &'a mut Visit<'_>,
+    ) -> impl FnMut(&[u8], u64, &mut super::Records<'_>) -> Result<(), StoreError> + 'a {
+        move |apex, n, recs| {
+            if oversized_zones.contains(&name::to_lowercase(apex)) {
+                let extra = oversized(apex);
+                let mut all = recs.chain(extra.into_iter().map(Ok));
+                visit(apex, n + 300, &mut all)
+            } else {
+                visit(apex, n, recs)
+            }
+        }
+    }
+}
+
+impl Source for Faulty {
+    fn data_version(&self) -> Result<i64, StoreError> {
+        self.store.data_version()
+    }
+    fn journal_since(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
+        let mut v = self.store.journal_since(after, limit)?;
+        v.retain(|e| !self.hidden.contains(&e.id));
+        Ok(v)
+    }
+    fn visit_zones(&mut self, visit: &mut Visit<'_>) -> Result<i64, StoreError> {
+        let over = self.oversized.clone();
+        let mut w = Faulty::wrap(&over, visit);
+        self.store.visit_zones(|a, n, r| w(a, n, r))
+    }
+    fn visit_zone(&mut self, apex: &[u8], visit: &mut Visit<'_>) -> Result<Option<i64>, StoreError> {
+        if let Some((a, n)) = &mut self.fail_reload
+            && *a == name::to_lowercase(apex)
+            && *n > 0
+        {
+            *n -= 1;
+            return Err(injected());
+        }
+        let over = self.oversized.clone();
+        let mut w = Faulty::wrap(&over, visit);
+        self.store.visit_zone(apex, |a, n, r| w(a, n, r))
+    }
+    fn now(&self) -> i64 {
+        self.store.now()
+    }
+    fn set_hold(&mut self, apex: &[u8], reason: Option<&str>) -> Result<(), StoreError> {
+        self.store.set_hold(apex, reason)
+    }
+    fn clear_holds(&mut self) -> Result<(), StoreError> {
+        self.store.clear_holds()
+    }
+    fn dnssec_alert(&mut self, apex: &[u8], alert: Option<&str>) -> Result<(), StoreError> {
+        self.store.dnssec_alert(apex, alert)
+    }
+}
+
+fn n(text: &str) -> Box<[u8]> {
+    name::from_text(text, None).unwrap()
+}
+
+fn zone_text(apex: &str, extra: &str) -> Vec<Record> {
+    let text = format!("@ 300 SOA ns hm 1 2 3 4 5\n@ 300 NS ns\nns 300 AAAA 2001:db8::53\n{extra}");
+    zonefile::parse(&text, &n(apex)).unwrap()
+}
+
+fn rec(apex: &str, line: &str) -> Record {
+    zonefile::parse(line, &n(apex)).unwrap().remove(0)
+}
+
+fn sorted(mut v: Vec<Record>) -> Vec<Record> {
+    v.sort_by(|a, b| {
+        (name::to_lowercase(&a.owner), a.rtype, &a.rdata).cmp(&(
+            name::to_lowercase(&b.owner),
+            b.rtype,
+            &b.rdata,
+        ))
+    });
+    v
+}
+
+/// What the catalog serves for a zone.
+fn served(f: &Follower<Faulty>, apex: &str) -> Option<Vec<Record>> {
+    f.catalog.load().zone(&n(apex)).map(|z| sorted(z.records()))
+}
+
+/// What the store holds for a zone (derived records included).
+fn stored(f: &mut Follower<Faulty>, apex: &str) -> Vec<Record> {
+    let (_, data) = f.store.store.zone_snapshot(&n(apex)).unwrap().unwrap();
+    sorted(data.records)
+}
+
+fn setup() -> (tempfile::TempDir, Follower<Faulty>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    for z in ["a.test.", "b.test."] {
+        store
+            .by(Actor::Task("test"))
+            .replace_zone(&n(z), zone_text(z, "www 300 AAAA 2001:db8::1\n"))
+            .unwrap();
+    }
+    let faulty = Faulty { store, fail_reload: None, hidden: HashSet::new(), oversized: HashSet::new() };
+    let (f, _) = Follower::load(faulty, 7).unwrap();
+    (dir, f)
+}
+
+/// A second connection, as the API or the CLI writes: the follower's own
+/// connection sees its `data_version` change only for other connections'
+/// commits.
+fn writer(f: &Follower<Faulty>) -> Store {
+    Store::open(f.store.store.dir()).unwrap()
+}
+
+fn write(f: &mut Follower<Faulty>, apex: &str, line: &str) -> i64 {
+    let c = writer(f).by(Actor::Task("test")).apply(&n(apex), &[Change::Add(rec(apex, line))]).unwrap();
+    c.journal_id
+}
+
+/// Regression: the publisher moved its position past a batch before
+/// applying it, so one failing entry lost every change of that batch,
+/// for every zone, until a restart.
+#[test]
+fn a_failing_entry_in_the_middle_of_a_batch_loses_nothing() {
+    let (_dir, mut f) = setup();
+    let before = f.position;
+    write(&mut f, "a.test.", "one 300 AAAA 2001:db8::11\n");
+    // A whole replacement of b: the follower reloads it, and the reload
+    // fails twice.
+    writer(&f)
+        .by(Actor::Task("test"))
+        .replace_zone(&n("b.test."), zone_text("b.test.", "new 300 AAAA 2001:db8::22\n"))
+        .unwrap();
+    let last = write(&mut f, "a.test.", "two 300 AAAA 2001:db8::12\n");
+    f.store.fail_reload = Some((n("b.test."), 2));
+    let served_a = served(&f, "a.test.");
+    for _ in 0..2 {
+        assert!(f.catch_up().is_err());
+        assert_eq!(f.position, before, "the position must not move past unpublished entries");
+        assert_eq!(served(&f, "a.test."), served_a, "nothing of a failed batch is published");
+    }
+    f.catch_up().unwrap();
+    assert_eq!(f.position, last);
+    for z in ["a.test.", "b.test."] {
+        assert_eq!(served(&f, z).unwrap(), stored(&mut f, z), "{z}");
+    }
+    assert_eq!(*f.published.borrow(), last);
+}
+
+/// Regression: pruning is per zone but gaps were found by the global
+/// minimum id, so a reader that fell behind on a busy zone skipped its
+/// pruned diffs and served a drifting zone for good.
+#[test]
+fn a_gap_in_one_zones_journal_reloads_that_zone() {
+    let (_dir, mut f) = setup();
+    let pruned = write(&mut f, "a.test.", "one 300 AAAA 2001:db8::11\n");
+    write(&mut f, "b.test.", "bee 300 AAAA 2001:db8::21\n");
+    write(&mut f, "a.test.", "two 300 AAAA 2001:db8::12\n");
+    f.store.hidden.insert(pruned);
+    f.catch_up().unwrap();
+    for z in ["a.test.", "b.test."] {
+        assert_eq!(served(&f, z).unwrap(), stored(&mut f, z), "{z}");
+    }
+    // The pruned diff's record is served: the zone was reloaded.
+    assert!(served(&f, "a.test.").unwrap().iter().any(|r| name::to_text(&r.owner) == "one.a.test."));
+}
+
+/// Regression: one zone that could not be built (an RRset over 65535
+/// octets stored by an older version) made `serve` exit at start and the
+/// publisher stop for every zone.
+#[test]
+fn a_zone_that_cannot_be_built_is_held_and_the_others_publish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    for z in ["a.test.", "b.test."] {
+        store
+            .by(Actor::Task("test"))
+            .replace_zone(&n(z), zone_text(z, "www 300 AAAA 2001:db8::1\n"))
+            .unwrap();
+    }
+    let mut faulty = Faulty { store, fail_reload: None, hidden: HashSet::new(), oversized: HashSet::new() };
+    faulty.oversized.insert(n("b.test."));
+    let (mut f, _) = Follower::load(faulty, 7).unwrap();
+    assert!(served(&f, "b.test.").is_none(), "no good version of b to serve");
+    assert_eq!(served(&f, "a.test.").unwrap(), stored(&mut f, "a.test."));
+    let holds = f.store.store.holds().unwrap();
+    assert_eq!(holds.len(), 1);
+    assert_eq!(holds[0].0, n("b.test."));
+    assert!(holds[0].1.contains("larger than 65535"), "{}", holds[0].1);
+    assert_eq!(f.held_count().load(std::sync::atomic::Ordering::Relaxed), 1);
+
+    // Changes to b stay held; a goes on.
+    write(&mut f, "b.test.", "bee 300 AAAA 2001:db8::21\n");
+    write(&mut f, "a.test.", "one 300 AAAA 2001:db8::11\n");
+    f.catch_up().unwrap();
+    assert!(served(&f, "b.test.").is_none());
+    assert_eq!(served(&f, "a.test.").unwrap(), stored(&mut f, "a.test."));
+
+    // Once b's data is good again, the next change serves it and the
+    // hold goes.
+    f.store.oversized.clear();
+    write(&mut f, "b.test.", "bee2 300 AAAA 2001:db8::22\n");
+    f.catch_up().unwrap();
+    assert_eq!(served(&f, "b.test.").unwrap(), stored(&mut f, "b.test."));
+    assert!(f.store.store.holds().unwrap().is_empty());
+
+    // A held zone that had a good version keeps it.
+    f.store.oversized.insert(n("a.test."));
+    let good = served(&f, "a.test.");
+    writer(&f)
+        .by(Actor::Task("test"))
+        .replace_zone(&n("a.test."), zone_text("a.test.", "x 300 AAAA 2001:db8::99\n"))
+        .unwrap();
+    f.catch_up().unwrap();
+    assert_eq!(served(&f, "a.test."), good);
+    assert_eq!(f.store.store.holds().unwrap().len(), 1);
+}
