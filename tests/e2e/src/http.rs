@@ -61,6 +61,31 @@ pub fn request(
     parse_response(&raw).with_context(|| format!("parsing the response to {method} {url}"))
 }
 
+/// The `Authorization` value of HTTP Basic authentication (RFC 7617):
+/// `Basic ` and base64 of `user:password`, as lego's httpreq provider
+/// sends it.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let raw = format!("{user}:{password}");
+    let mut out = String::from("Basic ");
+    for chunk in raw.as_bytes().chunks(3) {
+        let b = [
+            chunk.first().copied().unwrap_or(0),
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
 /// `http://127.0.0.1:8080/a/b` → (`127.0.0.1:8080`, `/a/b`).
 fn split_url(url: &str) -> Result<(SocketAddr, String)> {
     let Some(rest) = url.strip_prefix("http://") else {
@@ -143,5 +168,13 @@ mod tests {
         assert_eq!(path, "/api/v1/servers");
         assert_eq!(split_url("http://127.0.0.1:1").unwrap().1, "/");
         assert!(split_url("https://127.0.0.1:1/").is_err());
+    }
+
+    #[test]
+    fn basic_auth_is_base64_of_user_and_password() {
+        // RFC 7617 §2's example.
+        assert_eq!(basic_auth("Aladdin", "open sesame"), "Basic QWxhZGRpbjpvcGVuIHNlc2FtZQ==");
+        assert_eq!(basic_auth("a", ""), "Basic YTo=");
+        assert_eq!(basic_auth("ab", "c"), "Basic YWI6Yw==");
     }
 }

@@ -41,6 +41,8 @@
 //! - [`ldns`]: keys, DS records and presigned zones made with ldnsutils, for
 //!   the signed parents around a zone under test.
 //! - [`aname`]: `sixgate aname status` lines as checked data.
+//! - [`plant`]: rows written into a stopped server's `sixgate.db` with
+//!   SQLite, for data that only an older version could have written.
 //! - [`rng`]: a small seeded generator, so a failing run can be replayed with
 //!   `SIXGATE_E2E_SEED`.
 //!
@@ -77,6 +79,7 @@ pub mod knot;
 pub mod ldns;
 pub mod normalize;
 pub mod pebble;
+pub mod plant;
 pub mod powerdns;
 pub mod process;
 pub mod query;

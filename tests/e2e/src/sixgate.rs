@@ -8,7 +8,8 @@
 //! drained by a thread so the server never blocks on a full pipe; stderr goes
 //! to a log file under `target/e2e-logs/`. [`Sixgate::serve_at`] takes a
 //! fixed DNS address instead, for a server that is stopped and started again
-//! where its clients expect it.
+//! where its clients expect it, and [`Sixgate::restart`] stops a server
+//! with SIGTERM and starts `serve` again on the same data directory.
 //!
 //! [`Cli`] runs any other subcommand on a data directory and returns exit
 //! status, stdout and stderr. `--data DIR` is passed right after the
@@ -29,6 +30,9 @@ use crate::process::{ChildGuard, ZoneFile, sixgate_binary};
 
 /// How long `serve` may take to print `ready`.
 pub const READY_DEADLINE: Duration = Duration::from_secs(30);
+
+/// How long `serve` may take to exit after SIGTERM.
+pub const STOP_DEADLINE: Duration = Duration::from_secs(30);
 
 /// The output of one CLI run.
 #[derive(Clone, Debug)]
@@ -137,6 +141,10 @@ pub struct Sixgate {
     udp: SocketAddr,
     tcp: SocketAddr,
     stdout: Arc<Mutex<Vec<String>>>,
+    // How it was started, for `restart`.
+    dns: String,
+    extra: Vec<String>,
+    env: Vec<(String, String)>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -227,7 +235,41 @@ impl Sixgate {
                 )));
             }
         };
-        Ok(Self { child, cli, udp, tcp, stdout: lines, _temp: None })
+        Ok(Self {
+            child,
+            cli,
+            udp,
+            tcp,
+            stdout: lines,
+            dns: dns.to_owned(),
+            extra: extra.iter().map(|s| (*s).to_owned()).collect(),
+            env: env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+            _temp: None,
+        })
+    }
+
+    /// Stops the server with SIGTERM, which it must obey with exit status 0
+    /// within [`STOP_DEADLINE`], and starts `serve` again on the same data
+    /// directory with the same arguments and environment. DNS comes back on
+    /// the same address if it was fixed ([`Sixgate::serve_at`]), else on
+    /// new OS-chosen ports; the API always gets a new port. A temporary data
+    /// directory moves to the new server.
+    pub fn restart(self) -> Result<Self> {
+        let Self { mut child, cli, dns, extra, env, _temp: temp, .. } = self;
+        let status = child.terminate(STOP_DEADLINE)?;
+        if !status.success() {
+            bail!(
+                "sixgate serve exited with {status} after SIGTERM; stderr ({}):\n{}",
+                child.stderr_path().display(),
+                child.stderr_tail(30)
+            );
+        }
+        drop(child);
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut server = Self::spawn_env(cli, &dns, &extra, &env).context("starting sixgate serve again")?;
+        server._temp = temp;
+        Ok(server)
     }
 
     /// The UDP listener.
