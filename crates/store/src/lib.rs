@@ -22,6 +22,7 @@ mod derived;
 mod dnssec;
 pub mod files;
 mod proxy;
+mod purge;
 mod schema;
 mod serial;
 mod signer;
@@ -50,6 +51,8 @@ pub use tenancy::{
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "sixgate.db";
+/// How long a writer waits for another connection's write to finish.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// Journal entries kept per zone; older ones are pruned. A reader that
 /// falls further behind reloads the zone.
 pub const JOURNAL_KEEP: i64 = 1000;
@@ -215,7 +218,7 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let db = files::prepare(dir)?;
         let conn = Connection::open(db)?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
