@@ -2,6 +2,7 @@
 //! answer until SIGINT/SIGTERM, then shut down cleanly.
 
 use std::io::Write as _;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -11,7 +12,7 @@ use sixgate_server::publish::Follower;
 use sixgate_server::tcp::TcpSettings;
 use sixgate_server::udp::UdpStats;
 use sixgate_server::{bind, tcp, udp};
-use sixgate_store::Store;
+use sixgate_store::{Store, files};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Settings;
@@ -41,14 +42,25 @@ fn ensure_demo_zone(store: &mut Store) -> anyhow::Result<()> {
 }
 
 /// On a store without any token, makes an admin token so the API can be
-/// used at all; it is printed once and never again.
-fn first_admin_token(store: &mut Store) -> anyhow::Result<Option<String>> {
+/// used at all, and returns the file that holds it. The secret goes only
+/// into that 0600 file in the data directory, never to stdout or the log:
+/// under systemd both end up in the journal, which more users may read
+/// than the service's own.
+fn first_admin_token(store: &mut Store) -> anyhow::Result<Option<PathBuf>> {
     if !store.tokens(None)?.is_empty() {
         return Ok(None);
     }
-    let (_, secret) = store.create_token(sixgate_store::OPERATOR_ACCOUNT, sixgate_store::Scope::Admin)?;
-    tracing::info!("created the first admin token (printed on stdout, stored only as a hash)");
-    Ok(Some(secret))
+    let (token, secret) = store.create_token(sixgate_store::OPERATOR_ACCOUNT, sixgate_store::Scope::Admin)?;
+    let path = store.dir().join(files::ADMIN_TOKEN_FILE);
+    if let Err(e) = files::write_private(&path, format!("{secret}\n").as_bytes()) {
+        // The store keeps only a hash: a token whose one copy was not
+        // written is of no use, and without it the next start tries again.
+        let _ = store.revoke_token(token.id, None);
+        return Err(e).context("writing the first admin token");
+    }
+    let path = std::fs::canonicalize(&path).unwrap_or(path);
+    tracing::info!(path = %path.display(), "created the first admin token; the store keeps only its hash");
+    Ok(Some(path))
 }
 
 /// Counters in Prometheus text format.
@@ -351,8 +363,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         for (kind, a) in &proxy_addrs {
             writeln!(out, "listening {kind} {a}")?;
         }
-        if let Some(token) = &first_admin {
-            writeln!(out, "admin token {token}")?;
+        if let Some(path) = &first_admin {
+            writeln!(out, "admin token written to {}", path.display())?;
         }
         writeln!(out, "ready")?;
         out.flush()?;

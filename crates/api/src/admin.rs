@@ -53,7 +53,7 @@ async fn create_account(
 }
 
 /// A token as listed (without its secret).
-#[derive(Debug, Serialize)]
+#[derive(Serialize)]
 pub(crate) struct TokenJson {
     id: i64,
     account: String,
@@ -65,6 +65,20 @@ pub(crate) struct TokenJson {
     /// Only in the response that created it.
     #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<String>,
+}
+
+impl std::fmt::Debug for TokenJson {
+    // The secret of a new token stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenJson")
+            .field("id", &self.id)
+            .field("account", &self.account)
+            .field("scope", &self.scope)
+            .field("zone", &self.zone)
+            .field("prefix", &self.prefix)
+            .field("token", &self.token.as_ref().map(|_| "<secret>"))
+            .finish()
+    }
 }
 
 fn token_json(store: &Store, t: Token, secret: Option<String>) -> Result<TokenJson, ApiError> {

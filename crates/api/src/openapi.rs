@@ -130,7 +130,7 @@ pub(crate) fn document() -> Value {
                 "EnableDnssec": { "type": "object", "additionalProperties": false, "properties": {
                     "algorithm": { "enum": ["ecdsap256sha256", "ed25519"] }, "nsec3": { "type": "boolean" },
                     "layout": { "enum": ["csk", "ksk_zsk"] },
-                    "policy": { "type": "object", "description": "signature_validity, signature_refresh, signature_jitter, dnskey_ttl, propagation_delay, zsk_lifetime, ksk_lifetime, parent_ds_ttl, parent_propagation_delay, ds_check_interval (seconds); see docs/dnssec.md" } } },
+                    "policy": { "type": "object", "description": "signature_validity, signature_refresh, signature_jitter, dnskey_ttl, propagation_delay, zsk_lifetime, ksk_lifetime, parent_ds_ttl, parent_propagation_delay, ds_check_interval, key_retention (seconds); see docs/dnssec.md" } } },
                 "Rollover": { "type": "object", "required": ["kind"], "additionalProperties": false, "properties": {
                     "kind": { "enum": ["ksk", "zsk", "algorithm"] }, "algorithm": { "enum": ["ecdsap256sha256", "ed25519"] } } }
             }

@@ -26,6 +26,9 @@ pub const MAX_PROPAGATION_DELAY: u32 = 2 * DAY;
 pub const MIN_DS_CHECK_INTERVAL: u32 = 60;
 /// Longest interval between two queries for the parent's DS RRset.
 pub const MAX_DS_CHECK_INTERVAL: u32 = DAY;
+/// Longest time the private half of a removed key may be kept: a year.
+/// Keeping it longer only keeps a secret around that nothing uses.
+pub const MAX_KEY_RETENTION: u32 = 365 * DAY;
 
 pub use crate::algorithm::Algorithm;
 
@@ -105,6 +108,10 @@ pub struct Policy {
     /// How often to query the parent's DS RRset while waiting for it to
     /// change.
     pub ds_check_interval: u32,
+    /// How long a key's private half is kept after the key has left the
+    /// zone (state `Removed`) before it is deleted; 0 deletes it at the
+    /// next maintenance.
+    pub key_retention: u32,
 }
 
 impl Default for Policy {
@@ -124,6 +131,12 @@ impl Default for Policy {
             parent_ds_ttl: DAY,
             parent_propagation_delay: 3600,
             ds_check_interval: 3600,
+            // BIND keeps removed keys 90 days (purge-keys). A removed key
+            // has no DNSKEY and no DS left and sixgate never brings one
+            // back, so its private half only serves an operator looking
+            // into a rollover that went wrong; a month is time enough for
+            // that, and a database copied later no longer holds it.
+            key_retention: 30 * DAY,
         }
     }
 }
@@ -180,6 +193,9 @@ pub enum PolicyError {
         "ds check interval ({0} s) must be between {MIN_DS_CHECK_INTERVAL} and {MAX_DS_CHECK_INTERVAL} seconds"
     )]
     DsCheckInterval(u32),
+    /// The key retention is longer than [`MAX_KEY_RETENTION`].
+    #[error("key retention ({0} s) is longer than the limit of {MAX_KEY_RETENTION} s")]
+    RetentionTooLong(u32),
     /// A key lifetime is shorter than one rollover of that key takes.
     #[error("{what} ({value} s) must be 0 (never roll) or longer than one rollover takes ({minimum} s)")]
     LifetimeTooShort {
@@ -242,6 +258,9 @@ impl Policy {
         }
         if !(MIN_DS_CHECK_INTERVAL..=MAX_DS_CHECK_INTERVAL).contains(&self.ds_check_interval) {
             return Err(PolicyError::DsCheckInterval(self.ds_check_interval));
+        }
+        if self.key_retention > MAX_KEY_RETENTION {
+            return Err(PolicyError::RetentionTooLong(self.key_retention));
         }
         for (what, value, minimum) in [
             ("zsk lifetime", self.zsk_lifetime, self.min_zsk_lifetime()),
@@ -320,6 +339,8 @@ mod tests {
         assert_eq!(p.algorithm.code(), 13);
         assert_eq!(p.signature_validity, 14 * DAY);
         assert_eq!(p.signature_refresh, 7 * DAY);
+        assert_eq!(p.key_retention, 30 * DAY);
+        assert_eq!(Policy { key_retention: 0, ..p }.validate(), Ok(()));
     }
 
     #[test]
@@ -385,6 +406,9 @@ mod tests {
             }),
             (Policy { ds_check_interval: 10, ..ok.clone() }, |e| {
                 matches!(e, PolicyError::DsCheckInterval(10))
+            }),
+            (Policy { key_retention: 400 * DAY, ..ok.clone() }, |e| {
+                matches!(e, PolicyError::RetentionTooLong(_))
             }),
             (Policy { zsk_lifetime: 3600, ..ok.clone() }, |e| {
                 matches!(e, PolicyError::LifetimeTooShort { what: "zsk lifetime", .. })

@@ -38,7 +38,7 @@ use sixgate_store::{JournalEntry, JournalKind, Store, StoreError};
 use crate::SharedCatalog;
 
 /// Name of the notification socket inside the data directory.
-pub const NOTIFY_SOCKET: &str = "notify.sock";
+pub const NOTIFY_SOCKET: &str = sixgate_store::files::NOTIFY_SOCKET;
 /// How often the journal is checked when nobody pokes us.
 const POLL: Duration = Duration::from_millis(100);
 /// Journal entries read per batch.
@@ -408,6 +408,11 @@ fn bind_notify(path: &PathBuf) -> Option<UnixDatagram> {
     match UnixDatagram::bind(path) {
         Ok(s) => {
             let _ = s.set_read_timeout(Some(POLL));
+            // bind() gives the socket the umask's mode; like every file in
+            // the data directory it is the service user's alone.
+            if let Err(e) = sixgate_store::files::restrict(path) {
+                tracing::warn!(error = %e, "could not make the notification socket private");
+            }
             Some(s)
         }
         Err(e) => {

@@ -144,7 +144,7 @@ pub(crate) fn zone_row_dnssec(
     Ok(Some((policy, state)))
 }
 
-fn save_state(conn: &Connection, zone_id: i64, state: &ZoneState) -> Result<(), StoreError> {
+pub(crate) fn save_state(conn: &Connection, zone_id: i64, state: &ZoneState) -> Result<(), StoreError> {
     let json = serde_json::to_string(state).map_err(json_error)?;
     conn.execute("UPDATE dnssec_zones SET state = ?1 WHERE zone_id = ?2", params![json, zone_id])?;
     Ok(())
@@ -463,12 +463,15 @@ impl Writer<'_> {
     /// tags and algorithms, its TTL, and the DS rdata), generates,
     /// publishes, activates, retires and removes keys as the planner
     /// says, updates DNSKEY/CDS/CDNSKEY, re-signs what that needs, and
-    /// refreshes signatures that expire within the refresh window.
+    /// refreshes signatures that expire within the refresh window. First
+    /// it deletes the private halves of keys removed longer than the
+    /// policy's key retention ago ([`Store::dnssec_purge_keys`]).
     pub fn dnssec_maintain(
         &mut self,
         apex: &[u8],
         parent: Option<(ParentDs, Vec<Vec<u8>>)>,
     ) -> Result<Maintained, StoreError> {
+        self.dnssec_purge_keys(apex)?;
         self.dnssec_change(apex, parent, |_, _| Ok(()))
     }
 }

@@ -23,8 +23,10 @@
 mod codec;
 mod derived;
 mod dnssec;
+pub mod files;
 mod holds;
 mod proxy;
+mod purge;
 mod schema;
 mod serial;
 mod signer;
@@ -55,6 +57,8 @@ pub use write::{AccountLimits, Actor, AuditEntry, JOURNAL_KEEP, Quotas, Writer};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "sixgate.db";
+/// How long a writer waits for another connection's write to finish.
+pub(crate) const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Store errors.
 #[derive(Debug, thiserror::Error)]
@@ -220,14 +224,19 @@ pub(crate) fn display(apex: &[u8]) -> String {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store in `dir`.
+    /// Opens (creating if needed) the store in `dir`, and makes the
+    /// directory and its files private to this user ([`files`]).
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io { path: dir.to_path_buf(), source })?;
-        let conn = Connection::open(dir.join(DB_FILE))?;
-        conn.busy_timeout(std::time::Duration::from_secs(30))?;
+        let db = files::prepare(dir)?;
+        let conn = Connection::open(db)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
+        // Deleted rows (TSIG secrets, purged DNSSEC keys) are overwritten
+        // with zeros instead of lingering in free pages, where a copy of
+        // the file would still carry them.
+        conn.pragma_update(None, "secure_delete", "ON")?;
         let mut s = Store { conn, dir: dir.to_path_buf(), serials: SerialScheme::default(), clock_offset: 0 };
         schema::migrate(&mut s.conn)?;
         s.serials = serial::load(&s.conn)?;

@@ -110,7 +110,7 @@ pub struct Token {
 }
 
 /// A TSIG key as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct TsigKey {
     /// Key name, wire form, lowercased.
     pub name: Box<[u8]>,
@@ -122,6 +122,20 @@ pub struct TsigKey {
     pub zone: Box<[u8]>,
     /// Only `_acme-challenge` TXT records.
     pub acme_only: bool,
+}
+
+impl std::fmt::Debug for TsigKey {
+    // The secret stays out of logs and panic messages, as it does for
+    // sixgate_dns::tsig::Key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TsigKey")
+            .field("name", &name::to_text(&self.name))
+            .field("algorithm", &self.algorithm)
+            .field("secret", &format_args!("<{} octets>", self.secret.len()))
+            .field("zone", &name::to_text(&self.zone))
+            .field("acme_only", &self.acme_only)
+            .finish()
+    }
 }
 
 /// Is this an ACME DNS-01 challenge record (RFC 8555 §8.4): a TXT RRset
@@ -453,6 +467,23 @@ mod tests {
         assert!(!s.revoke_token(t.id, Some(OPERATOR_ACCOUNT)).unwrap());
         assert!(s.revoke_token(t.id, Some(acct.id)).unwrap());
         assert_eq!(s.token_by_secret(&secret).unwrap(), None);
+    }
+
+    /// Regression: `TsigKey` derived Debug, so logging one (or a panic
+    /// message holding one) printed the shared secret.
+    #[test]
+    fn a_tsig_key_debugs_without_its_secret() {
+        let key = TsigKey {
+            name: name::from_text("k.example.com.", None).unwrap(),
+            algorithm: "hmac-sha256".into(),
+            secret: b"0123456789abcdef".to_vec(),
+            zone: name::from_text("example.com.", None).unwrap(),
+            acme_only: false,
+        };
+        let shown = format!("{key:?} {key:#?}");
+        assert!(shown.contains("k.example.com.") && shown.contains("<16 octets>"), "{shown}");
+        assert!(!shown.contains("0123456789abcdef"), "{shown}");
+        assert!(!shown.contains(&format!("{:?}", key.secret)), "{shown}");
     }
 
     #[test]

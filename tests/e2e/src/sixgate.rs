@@ -4,7 +4,9 @@
 //! own), imports zones into it with `sixgate zone import`, starts
 //! `sixgate serve --data DIR --dns 127.0.0.1:0 --workers 2`, and reads the
 //! addresses from the `listening dns-udp ADDR` / `listening dns-tcp ADDR`
-//! lines that come before `ready` on stdout (docs/cli.md). stdout keeps being
+//! lines that come before `ready` on stdout (docs/cli.md), and the first
+//! admin token from the file named by `admin token written to PATH`
+//! ([`Sixgate::admin_token`]). stdout keeps being
 //! drained by a thread so the server never blocks on a full pipe; stderr goes
 //! to a log file under `target/e2e-logs/`. [`Sixgate::serve_at`] takes a
 //! fixed DNS address instead, for a server that is stopped and started again
@@ -14,6 +16,8 @@
 //! [`Cli`] runs any other subcommand on a data directory and returns exit
 //! status, stdout and stderr. `--data DIR` is passed right after the
 //! subcommand path (`sixgate zone import --data DIR ZONE FILE`).
+//! [`Cli::with_umask`] runs every command, `serve` included, under a given
+//! umask.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -80,12 +84,35 @@ impl std::fmt::Display for CliOutput {
 pub struct Cli {
     binary: PathBuf,
     data: PathBuf,
+    umask: Option<u32>,
 }
 
 impl Cli {
     /// A CLI for `data` using the built binary (see [`sixgate_binary`]).
     pub fn new(data: impl Into<PathBuf>) -> Result<Self> {
-        Ok(Self { binary: sixgate_binary()?, data: data.into() })
+        Ok(Self { binary: sixgate_binary()?, data: data.into(), umask: None })
+    }
+
+    /// The same CLI, every command of it (`serve` too) run under the
+    /// process umask `mask` instead of the test's own.
+    pub fn with_umask(mut self, mask: u32) -> Self {
+        self.umask = Some(mask);
+        self
+    }
+
+    /// A command that runs the binary, under [`Cli::with_umask`]'s umask if
+    /// one is set.
+    fn command(&self) -> Command {
+        match self.umask {
+            None => Command::new(&self.binary),
+            Some(mask) => {
+                // std's Command cannot set the umask: a shell sets it and
+                // execs the binary, which keeps the shell's process id.
+                let mut command = Command::new("/bin/sh");
+                command.arg("-c").arg(format!("umask {mask:03o} && exec \"$0\" \"$@\"")).arg(&self.binary);
+                command
+            }
+        }
     }
 
     /// The data directory.
@@ -111,7 +138,8 @@ impl Cli {
         all.push("--data".into());
         all.push(self.data.display().to_string());
         all.extend(args.iter().map(|s| (*s).to_owned()));
-        let output = Command::new(&self.binary)
+        let output = self
+            .command()
             .envs(env.iter().copied())
             .args(&all)
             .stdin(Stdio::null())
@@ -185,6 +213,12 @@ impl Sixgate {
         Ok(server)
     }
 
+    /// [`Sixgate::serve_with`] with extra environment variables (e.g.
+    /// `SIXGATE_LOG=debug`).
+    pub fn serve_with_env(cli: Cli, extra: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        Self::spawn_env(cli, "127.0.0.1:0", extra, env)
+    }
+
     /// [`Sixgate::serve_at`] with extra environment variables (e.g.
     /// `SIXGATE_CLOCK`, for a server in simulated time).
     pub fn serve_at_env(cli: Cli, dns: SocketAddr, extra: &[&str], env: &[(&str, &str)]) -> Result<Self> {
@@ -201,7 +235,7 @@ impl Sixgate {
 
     fn spawn_env(cli: Cli, dns: &str, extra: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let data = cli.data().display().to_string();
-        let mut command = Command::new(cli.binary());
+        let mut command = cli.command();
         command
             .envs(env.iter().copied())
             .args(["serve", "--data", &data, "--dns", dns, "--api", "127.0.0.1:0", "--workers", "2"])
@@ -299,6 +333,19 @@ impl Sixgate {
     pub fn listening(&self, kind: &str) -> Option<SocketAddr> {
         let prefix = format!("listening {kind} ");
         self.stdout_lines().iter().find_map(|l| l.strip_prefix(&prefix).and_then(|a| a.parse().ok()))
+    }
+
+    /// The first admin token: on a store without tokens `serve` writes it
+    /// to a file in the data directory and prints `admin token written to
+    /// PATH` before `ready` (docs/cli.md).
+    pub fn admin_token(&self) -> Result<String> {
+        let path = self
+            .stdout_lines()
+            .iter()
+            .find_map(|l| l.strip_prefix("admin token written to ").map(PathBuf::from))
+            .context("serve printed no `admin token written to PATH` line")?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+        Ok(text.trim().to_owned())
     }
 
     /// The CLI on this server's data directory.

@@ -146,11 +146,7 @@ fn tls_is_routed_by_sni_to_the_backends_own_certificate() -> Result<()> {
     ensure!(seen_certificate(proxy, Some("127.0.0.1"))?.is_empty(), "an IP literal was routed");
     // The metrics count what happened, by side.
     let (server, _) = (_server, ());
-    let token = server
-        .stdout_lines()
-        .iter()
-        .find_map(|l| l.strip_prefix("admin token ").map(str::to_string))
-        .context("no admin token printed")?;
+    let token = server.admin_token()?;
     let base = server.api_url().context("no api url")?;
     let auth = format!("Bearer {token}");
     let m = sixgate_e2e::http::request(

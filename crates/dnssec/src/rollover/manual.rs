@@ -124,6 +124,20 @@ impl Keyring {
     pub fn prune(&mut self, before: u64) {
         self.keys.retain(|k| k.is_live() || k.times.removed.is_none_or(|t| t >= before));
     }
+
+    /// Forgets keys that were removed at least `retention` seconds before
+    /// `now` and returns their ids: the caller deletes their key material.
+    /// Nothing in the zone refers to a removed key (no DNSKEY, no
+    /// signature, no DS the parent was last seen serving), so nothing
+    /// needs it any more.
+    pub fn purge(&mut self, retention: u32, now: u64) -> Vec<KeyId> {
+        let due = |k: &super::KeyRecord| {
+            !k.is_live() && k.times.removed.is_some_and(|t| t.saturating_add(u64::from(retention)) <= now)
+        };
+        let ids = self.keys.iter().filter(|k| due(k)).map(|k| k.id).collect();
+        self.keys.retain(|k| !due(k));
+        ids
+    }
 }
 
 /// Whether the iterator yields two different values.

@@ -652,3 +652,25 @@ fn prune_forgets_old_removed_keys() {
     assert_eq!(sim.ring.keys.len(), sim.live().len());
     assert!(before > sim.ring.keys.len());
 }
+
+#[test]
+fn purge_returns_keys_removed_for_the_retention_time() {
+    let mut sim = Sim::new(ksk_zsk());
+    sim.run(T0 + 70 * DAY);
+    let removed: Vec<(KeyId, u64)> =
+        sim.ring.keys.iter().filter(|k| !k.is_live()).map(|k| (k.id, k.times.removed.unwrap())).collect();
+    assert_eq!(removed.len(), 2, "{:#?}", sim.ring.keys);
+    let (first, at) = removed[0];
+    let retention = 10 * DAY as u32;
+    // A second before its retention ends, the first removed key stays.
+    let mut ring = sim.ring.clone();
+    assert!(ring.purge(retention, at + u64::from(retention) - 1).is_empty());
+    assert_eq!(ring, sim.ring);
+    assert_eq!(ring.purge(retention, at + u64::from(retention)), vec![first]);
+    assert!(ring.key(first).is_none());
+    // Live keys are never purged, however old.
+    let mut ring = sim.ring.clone();
+    let purged = ring.purge(0, u64::MAX);
+    assert_eq!(purged, removed.iter().map(|(id, _)| *id).collect::<Vec<_>>());
+    assert_eq!(ring.keys.len(), sim.live().len());
+}
