@@ -17,6 +17,7 @@
 //! a deletion.
 #![warn(missing_docs)]
 
+mod claims;
 mod codec;
 mod derived;
 mod dnssec;
@@ -35,6 +36,7 @@ use sixgate_dns::name;
 use sixgate_dns::rtype::code;
 use sixgate_dns::zone::{Change, Record, soa_serial};
 
+pub use claims::{ClaimError, TenancyPolicy};
 pub use codec::{decode_changes, encode_changes};
 pub use derived::{Aname, AnameState};
 pub use dnssec::{
@@ -43,8 +45,8 @@ pub use dnssec::{
 pub use proxy::{ProxyHost, ProxyProtocol};
 pub use serial::{SerialScheme, rfc3339};
 pub use tenancy::{
-    Account, CustomerZone, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey, ZoneOwner, ip6_arpa,
-    is_acme_challenge,
+    Account, AccountNameservers, CustomerZone, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey,
+    ZoneOwner, ip6_arpa, is_acme_challenge,
 };
 
 /// File name of the database inside the data directory.
@@ -96,6 +98,9 @@ pub enum StoreError {
     /// inconsistent).
     #[error("signing: {0}")]
     Signing(String),
+    /// The account may not create this zone (claims.rs).
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
 }
 
 /// A zone as listed.
@@ -167,6 +172,9 @@ pub struct Store {
     /// Added to the system clock: simulated time for tests of what
     /// happens days or months from now (signature refresh, rollovers).
     clock_offset: i64,
+    /// Which names customers may claim, and whether their unverified
+    /// zones are served (tenancy.rs).
+    tenancy: TenancyPolicy,
 }
 
 pub(crate) fn now() -> i64 {
@@ -217,7 +225,13 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
-        let mut s = Store { conn, dir: dir.to_path_buf(), serials: SerialScheme::default(), clock_offset: 0 };
+        let mut s = Store {
+            conn,
+            dir: dir.to_path_buf(),
+            serials: SerialScheme::default(),
+            clock_offset: 0,
+            tenancy: TenancyPolicy::default(),
+        };
         schema::migrate(&mut s.conn)?;
         s.serials = serial::load(&s.conn)?;
         Ok(s)
@@ -311,12 +325,8 @@ impl Store {
     ) -> Result<i64, E> {
         let tx = self.conn.transaction().map_err(StoreError::from)?;
         let pos = journal_position(&tx)?;
-        let zones: Vec<(i64, Vec<u8>)> = {
-            let mut st = tx.prepare("SELECT id, apex FROM zones").map_err(StoreError::from)?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .and_then(|rows| rows.collect::<Result<_, _>>())
-                .map_err(StoreError::from)?
-        };
+        // Customers' zones only once verified (tenancy.rs: sitting ducks).
+        let zones = tenancy::served_zones(&tx, None, self.tenancy.serve_unverified)?;
         for (id, apex) in zones {
             stream_records(&tx, id, &apex, &mut visit)?;
         }
@@ -324,21 +334,27 @@ impl Store {
         Ok(pos)
     }
 
-    /// Like [`Store::visit_zones`] for one zone; `None` if it does not exist.
+    /// Like [`Store::visit_zones`] for one zone; `None` if it does not
+    /// exist or is not served (a customer's zone not yet verified).
     pub fn visit_zone<E: From<StoreError>>(
         &mut self,
         apex: &[u8],
+        visit: impl FnMut(&[u8], u64, &mut dyn Iterator<Item = Result<Record, StoreError>>) -> Result<(), E>,
+    ) -> Result<Option<i64>, E> {
+        let all = self.tenancy.serve_unverified;
+        self.stream_zone(apex, all, visit)
+    }
+
+    fn stream_zone<E: From<StoreError>>(
+        &mut self,
+        apex: &[u8],
+        unverified_too: bool,
         mut visit: impl FnMut(&[u8], u64, &mut dyn Iterator<Item = Result<Record, StoreError>>) -> Result<(), E>,
     ) -> Result<Option<i64>, E> {
         let tx = self.conn.transaction().map_err(StoreError::from)?;
         let pos = journal_position(&tx)?;
         let key = name::to_lowercase(apex);
-        let z: Option<(i64, Vec<u8>)> = tx
-            .query_row("SELECT id, apex FROM zones WHERE name = ?1", params![&key[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()
-            .map_err(StoreError::from)?;
+        let z = tenancy::served_zones(&tx, Some(&key), unverified_too)?.pop();
         let Some((id, apex)) = z else {
             return Ok(None);
         };
@@ -347,10 +363,11 @@ impl Store {
         Ok(Some(pos))
     }
 
-    /// One zone's records and the journal position they are consistent with.
+    /// One zone's records and the journal position they are consistent
+    /// with, whether the zone is served or not.
     pub fn zone_snapshot(&mut self, apex: &[u8]) -> Result<Option<(i64, ZoneData)>, StoreError> {
         let mut out = None;
-        let pos = self.visit_zone(apex, |apex, _, recs| {
+        let pos = self.stream_zone(apex, true, |apex, _, recs| {
             out = Some(ZoneData { apex: apex.into(), records: recs.collect::<Result<_, _>>()? });
             Ok::<_, StoreError>(())
         })?;
@@ -384,6 +401,9 @@ impl Store {
 
     /// Creates a new zone for an account; fails if the zone exists. The
     /// operator's zones are verified from the start, a customer's are not.
+    /// An unverified zone of a customer account is a claim the store
+    /// checks (claims.rs): no root, TLD or public suffix, nothing at,
+    /// above or below another account's zone.
     pub fn create_zone(
         &mut self,
         apex: &[u8],
@@ -405,6 +425,8 @@ impl Store {
         let (scheme, at) = (self.serials, self.now());
         let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let existing = zone_row(&tx, &key)?;
+        // Zone claims (claims.rs), decided in this transaction.
+        claims::claim(&tx, &key, create, &self.tenancy)?;
         if existing.is_some() && create.is_some() {
             return Err(StoreError::ZoneExists(display(apex)));
         }
