@@ -138,6 +138,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     store.set_serial_scheme(s.serial)?;
     // Stored, so the CLI shows accounts the names this server verifies.
     store.set_account_nameserver_scheme(s.account_nameservers.as_ref())?;
+    store.save_serve_unverified(s.tenancy.serve_unverified)?;
     // The publisher builds zones through this store: customer zones not
     // yet verified are left out unless serve_unverified.
     store.set_tenancy(s.tenancy.clone());

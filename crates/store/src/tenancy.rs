@@ -382,6 +382,32 @@ impl Store {
         Ok(())
     }
 
+    /// Records whether `serve` answers unverified customer zones
+    /// (`[tenancy] serve_unverified`), so that the CLI, which does not
+    /// read `serve`'s configuration, can tell which zones are served. It
+    /// does not change this store's own behaviour: see
+    /// [`Store::set_tenancy`].
+    pub fn save_serve_unverified(&mut self, serve: bool) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES ('serve_unverified', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![if serve { "true" } else { "false" }],
+        )?;
+        Ok(())
+    }
+
+    /// Whether the last `serve` on this data directory answers unverified
+    /// customer zones (false if it never said). A zone of a customer
+    /// account ([`ZoneInfo::account_id`](crate::ZoneInfo) not
+    /// [`OPERATOR_ACCOUNT`]) that is not verified is served only then.
+    pub fn serves_unverified(&self) -> Result<bool, StoreError> {
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = 'serve_unverified'", [], |r| r.get(0))
+            .optional()?;
+        Ok(v.as_deref() == Some("true"))
+    }
+
     /// The scheme of per-account nameserver names, if one is configured.
     pub fn account_nameserver_scheme(&self) -> Result<Option<AccountNameservers>, StoreError> {
         let mut st = self.conn.prepare_cached("SELECT value FROM settings WHERE key = ?1")?;
@@ -772,6 +798,9 @@ mod tests {
         assert_eq!(cz[0].nameservers.as_ref().map(|n| n.len()), Some(2));
         s.set_account_nameserver_scheme(None).unwrap();
         assert_eq!(s.customer_zones().unwrap()[0].nameservers, None);
+        assert!(!s.serves_unverified().unwrap());
+        s.save_serve_unverified(true).unwrap();
+        assert!(s.serves_unverified().unwrap());
     }
 
     /// Data from before the claims migration: zones without a canonical

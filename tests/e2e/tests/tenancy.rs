@@ -108,6 +108,21 @@ fn a_lame_delegation_to_one_accounts_names_is_not_taken_over_by_another() -> Res
     }
     let [(alice, alice_ns), (bob, bob_ns)] = <[_; 2]>::try_from(own).ok().context("two accounts")?;
     ensure!(alice_ns != bob_ns, "accounts share names: {alice_ns:?}");
+    // The CLI shows the same names, on the data directory and, with the
+    // customer's own token, through the API.
+    let shown: Vec<String> = bob_ns.iter().map(|n| format!("nameserver\t{n}")).collect();
+    let on_disk = cli.run(&["account", "show"], &["bob"])?.ok()?;
+    let api_out = std::process::Command::new(cli.binary())
+        .args(["account", "show"])
+        .env("SIXGATE_API", &base)
+        .env("SIXGATE_TOKEN", &bob)
+        .output()?;
+    for out in [on_disk.stdout.clone(), String::from_utf8_lossy(&api_out.stdout).into_owned()] {
+        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("nameserver\t")).collect();
+        ensure!(lines == shown, "account show: {out:?}");
+    }
+    let list = cli.run(&["account", "list"], &[])?.ok()?;
+    ensure!(list.stdout.lines().any(|l| l.starts_with("bob\t") && l.ends_with(&bob_ns.join(","))), "{list}");
     let zone_of = |token: &str| -> Result<Value> {
         json_of(&call(&base, "GET", "/v1/zones/victim.test", token, None)?)
     };
