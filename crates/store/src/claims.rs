@@ -208,7 +208,7 @@ pub(crate) fn backfill(tx: &Connection) -> Result<(), StoreError> {
         st.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?
     };
     for id in accounts {
-        crate::tenancy::assign_label(tx, id)?;
+        crate::verification::assign_label(tx, id)?;
     }
     tx.execute("DELETE FROM meta WHERE key = 'claims_backfill'", [])?;
     Ok(())
@@ -246,6 +246,53 @@ mod tests {
         let recs =
             sixgate_dns::zonefile::parse("@ 60 SOA ns.x. h 1 2 3 4 5\n@ 60 NS ns.x.\n", &apex).unwrap();
         (apex, recs)
+    }
+
+    fn create(
+        s: &mut crate::Store,
+        zone: &str,
+        account: i64,
+        verified: bool,
+    ) -> Result<crate::Commit, StoreError> {
+        let (apex, recs) = self::zone(zone);
+        s.create_zone(&apex, recs, account, verified)
+    }
+
+    /// Regression (issue 11, fault 3): an account token created `com.` and
+    /// `example.` while another account held `shop.example.`; both were
+    /// served, the first answering NXDOMAIN for all of .com, the second
+    /// the DS of the other account's zone. The check looked only at
+    /// ancestors, stopped before the root, and ran outside the write
+    /// transaction.
+    #[test]
+    fn a_customer_cannot_claim_com_or_a_parent_of_another_accounts_zone() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = crate::Store::open(dir.path()).unwrap();
+        let alice = s.create_account("alice").unwrap().id;
+        let mallory = s.create_account("mallory").unwrap().id;
+        create(&mut s, "shop.corp.example.", alice, false).unwrap();
+        let before = s.zones().unwrap();
+        let mut shapes = Vec::new();
+        for zone in [".", "com.", "co.uk.", "corp.example.", "deep.shop.corp.example.", "shop.corp.example."]
+        {
+            let e = create(&mut s, zone, mallory, false).expect_err(zone).to_string();
+            // The requested name may appear; no other zone's name may.
+            let rest = if zone == "." { e.clone() } else { e.replace(zone, "ZONE") };
+            assert!(!rest.contains("shop.corp.example"), "{zone}: {e}");
+            if zone.ends_with("corp.example.") {
+                shapes.push(rest);
+            }
+        }
+        // Parent, child and the very name: one neutral refusal, so the
+        // answer does not tell which of them another account holds.
+        assert!(shapes.windows(2).all(|w| w[0] == w[1]), "{shapes:?}");
+        assert_eq!(s.zones().unwrap(), before, "a refused claim writes nothing");
+        // Mallory may nest her own zones; the operator may claim anything.
+        create(&mut s, "mallory.example.", mallory, false).unwrap();
+        create(&mut s, "www.mallory.example.", mallory, false).unwrap();
+        for zone in [".", "com.", "co.uk.", "corp.example.", "deep.shop.corp.example."] {
+            create(&mut s, zone, OPERATOR_ACCOUNT, true).unwrap_or_else(|e| panic!("{zone}: {e}"));
+        }
     }
 
     #[test]

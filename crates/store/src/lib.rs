@@ -26,6 +26,7 @@ mod schema;
 mod serial;
 mod signer;
 mod tenancy;
+mod verification;
 
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -45,9 +46,9 @@ pub use dnssec::{
 pub use proxy::{ProxyHost, ProxyProtocol};
 pub use serial::{SerialScheme, rfc3339};
 pub use tenancy::{
-    Account, AccountNameservers, CustomerZone, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey,
-    ZoneOwner, ip6_arpa, is_acme_challenge,
+    Account, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey, ZoneOwner, ip6_arpa, is_acme_challenge,
 };
+pub use verification::{AccountNameservers, CustomerZone};
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "sixgate.db";
@@ -326,7 +327,7 @@ impl Store {
         let tx = self.conn.transaction().map_err(StoreError::from)?;
         let pos = journal_position(&tx)?;
         // Customers' zones only once verified (tenancy.rs: sitting ducks).
-        let zones = tenancy::served_zones(&tx, None, self.tenancy.serve_unverified)?;
+        let zones = verification::served_zones(&tx, None, self.tenancy.serve_unverified)?;
         for (id, apex) in zones {
             stream_records(&tx, id, &apex, &mut visit)?;
         }
@@ -354,7 +355,7 @@ impl Store {
         let tx = self.conn.transaction().map_err(StoreError::from)?;
         let pos = journal_position(&tx)?;
         let key = name::to_lowercase(apex);
-        let z = tenancy::served_zones(&tx, Some(&key), unverified_too)?.pop();
+        let z = verification::served_zones(&tx, Some(&key), unverified_too)?.pop();
         let Some((id, apex)) = z else {
             return Ok(None);
         };
