@@ -107,7 +107,7 @@ pub(crate) fn account_create(dir: &Path, account: &str) -> anyhow::Result<()> {
 /// names are not configured (the shared `dns.nameservers` apply, which
 /// only `serve`'s configuration knows).
 fn own_nameservers(store: &Store, a: &sixgate_store::Account) -> anyhow::Result<Vec<String>> {
-    Ok(store.account_nameservers(a)?.unwrap_or_default().iter().map(|n| name::to_text(n)).collect())
+    Ok(store.account_nameservers(a.id)?.unwrap_or_default().iter().map(|n| name::to_text(n)).collect())
 }
 
 /// Lists accounts: NAME, ID, ZONES and NAMESERVERS, tab-separated.

@@ -33,7 +33,7 @@ struct AccountJson {
 }
 
 fn account_json(store: &Store, shared: &[Box<[u8]>], a: Account) -> Result<AccountJson, ApiError> {
-    let ns = store.account_nameservers(&a)?.unwrap_or_else(|| shared.to_vec());
+    let ns = crate::zones::account_nameservers(store, shared, a.id)?;
     let nameservers = ns.iter().map(|n| name::to_text(n)).collect();
     Ok(AccountJson { id: a.id, name: a.name, zones: a.zones, nameservers })
 }
@@ -54,9 +54,7 @@ async fn own_account(State(st): State<AppState>, caller: Caller) -> Result<Json<
     let a = st
         .store(move |s| {
             let a = s
-                .accounts()?
-                .into_iter()
-                .find(|a| a.id == id)
+                .account_by_id(id)?
                 .ok_or_else(|| ApiError::NotFound("the token's account is gone".into()))?;
             account_json(s, &shared, a)
         })

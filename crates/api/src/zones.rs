@@ -139,11 +139,7 @@ pub(crate) fn account_nameservers(
     shared: &[Box<[u8]>],
     account_id: i64,
 ) -> Result<Vec<Box<[u8]>>, ApiError> {
-    let own = match store.accounts()?.into_iter().find(|a| a.id == account_id) {
-        Some(a) => store.account_nameservers(&a)?,
-        None => None,
-    };
-    Ok(own.unwrap_or_else(|| shared.to_vec()))
+    Ok(store.account_nameservers(account_id)?.unwrap_or_else(|| shared.to_vec()))
 }
 
 async fn create(

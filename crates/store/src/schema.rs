@@ -134,13 +134,14 @@ const MIGRATIONS: &[&str] = &[
     -- Refreshing finds signatures by expiration (rdata octets 9..12).
     CREATE INDEX records_rrsig_expiry ON records (zone_id, substr(rdata, 9, 4)) WHERE rtype = 46;",
     // 7 (the number reserved for it; 6 is the write path's): zone claims
-    // and per-account nameserver names (claims.rs, tenancy.rs).
+    // and per-account nameserver names (claims.rs, verification.rs).
     // `zone_keys` holds each zone's canonical key, so the zones below a
     // name are one index range; a trigger drops a deleted zone's key.
     // `accounts.ns_label` is the account's label in its nameserver names
     // (ns1.LABEL.DOMAIN). `settings` keeps values `serve` configures that
-    // the CLI also needs (the nameserver domain). The flag in `meta` has
-    // claims::backfill fill both for existing rows, in this transaction.
+    // the CLI also needs (the nameserver scheme, serve_unverified). The
+    // flag in `meta` has claims::backfill fill the keys and labels of
+    // existing rows, in this transaction.
     "CREATE TABLE zone_keys (
         name BLOB PRIMARY KEY,          -- apex, wire form, lowercased (zones.name)
         canon BLOB NOT NULL             -- sixgate_dns::name::canonical_key of it
@@ -151,6 +152,8 @@ const MIGRATIONS: &[&str] = &[
     END;
     ALTER TABLE accounts ADD COLUMN ns_label TEXT;
     CREATE UNIQUE INDEX accounts_ns_label ON accounts (ns_label);
+    -- An account's zones (its zone count, its customer zones) without a scan.
+    CREATE INDEX zones_account ON zones (account_id);
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO meta (key, value) VALUES ('claims_backfill', 1);",
 ];

@@ -201,15 +201,20 @@ impl Store {
             "SELECT a.id, a.name, (SELECT count(*) FROM zones z WHERE z.account_id = a.id), a.ns_label
              FROM accounts a ORDER BY a.id",
         )?;
-        let rows = st.query_map([], |r| {
-            Ok(Account {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                zones: r.get::<_, i64>(2)? as u64,
-                ns_label: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
-            })
-        })?;
+        let rows = st.query_map([], account_of)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One account by id; `None` if there is none.
+    pub fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT a.id, a.name, (SELECT count(*) FROM zones z WHERE z.account_id = a.id), a.ns_label
+                 FROM accounts a WHERE a.id = ?1",
+            )?
+            .query_row(params![id], account_of)
+            .optional()?)
     }
 
     /// One account by name.
@@ -341,6 +346,16 @@ impl Store {
             .execute("DELETE FROM tsig_keys WHERE name = ?1", params![&name::to_lowercase(key_name)[..]])?;
         Ok(n > 0)
     }
+}
+
+/// An account from a row of `SELECT id, name, zone count, ns_label`.
+fn account_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        zones: r.get::<_, i64>(2)? as u64,
+        ns_label: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+    })
 }
 
 fn token_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {

@@ -22,7 +22,7 @@
 use rusqlite::{OptionalExtension, params};
 use sixgate_dns::name;
 
-use crate::tenancy::{Account, OPERATOR_ACCOUNT};
+use crate::tenancy::OPERATOR_ACCOUNT;
 use crate::{Store, StoreError, TenancyPolicy, display, journal, now};
 
 /// How accounts' own nameserver names are formed: `ns1.LABEL.DOMAIN` up
@@ -206,13 +206,20 @@ impl Store {
     }
 
     /// The account's own nameserver names; `None` when per-account names
-    /// are not configured, or for the operator's account, whose zones
-    /// use the shared nameservers.
-    pub fn account_nameservers(&self, account: &Account) -> Result<Option<Vec<Box<[u8]>>>, StoreError> {
-        if account.id == OPERATOR_ACCOUNT || account.ns_label.is_empty() {
+    /// are not configured, for the operator's account, whose zones use
+    /// the shared nameservers, and for an account that does not exist.
+    pub fn account_nameservers(&self, account_id: i64) -> Result<Option<Vec<Box<[u8]>>>, StoreError> {
+        if account_id == OPERATOR_ACCOUNT {
             return Ok(None);
         }
-        self.account_nameserver_scheme()?.map(|s| s.names(&account.ns_label)).transpose()
+        let Some(scheme) = self.account_nameserver_scheme()? else { return Ok(None) };
+        let label: Option<String> = self
+            .conn
+            .prepare_cached("SELECT ns_label FROM accounts WHERE id = ?1")?
+            .query_row(params![account_id], |r| r.get(0))
+            .optional()?
+            .flatten();
+        label.map(|l| scheme.names(&l)).transpose()
     }
 }
 
@@ -367,7 +374,7 @@ mod tests {
         assert_ne!(a.ns_label, b.ns_label);
         assert_eq!(s.account("alice").unwrap().ns_label, a.ns_label);
         // No scheme: shared nameservers for everyone.
-        assert_eq!(s.account_nameservers(&a).unwrap(), None);
+        assert_eq!(s.account_nameservers(a.id).unwrap(), None);
         let scheme =
             AccountNameservers { domain: name::from_text("ns.sixgate.example.", None).unwrap(), count: 2 };
         s.set_account_nameserver_scheme(Some(&scheme)).unwrap();
@@ -375,11 +382,15 @@ mod tests {
         let mut s = Store::open(dir.path()).unwrap();
         assert_eq!(s.account_nameserver_scheme().unwrap(), Some(scheme));
         let names: Vec<String> =
-            s.account_nameservers(&a).unwrap().unwrap().iter().map(|n| name::to_text(n)).collect();
+            s.account_nameservers(a.id).unwrap().unwrap().iter().map(|n| name::to_text(n)).collect();
         let l = &a.ns_label;
         assert_eq!(names, [format!("ns1.{l}.ns.sixgate.example."), format!("ns2.{l}.ns.sixgate.example.")]);
-        let operator = s.accounts().unwrap().into_iter().find(|x| x.id == OPERATOR_ACCOUNT).unwrap();
-        assert_eq!(s.account_nameservers(&operator).unwrap(), None, "the operator uses the shared names");
+        assert_eq!(
+            s.account_nameservers(OPERATOR_ACCOUNT).unwrap(),
+            None,
+            "the operator uses the shared names"
+        );
+        assert_eq!(s.account_nameservers(999).unwrap(), None);
         let (apex, recs) = new_zone("alice.test.");
         s.create_zone(&apex, recs, a.id, false).unwrap();
         let cz = s.customer_zones().unwrap();
