@@ -174,7 +174,7 @@ pub struct Store {
     /// happens days or months from now (signature refresh, rollovers).
     clock_offset: i64,
     /// Which names customers may claim, and whether their unverified
-    /// zones are served (tenancy.rs).
+    /// zones are served (claims.rs, verification.rs).
     tenancy: TenancyPolicy,
 }
 
@@ -326,7 +326,7 @@ impl Store {
     ) -> Result<i64, E> {
         let tx = self.conn.transaction().map_err(StoreError::from)?;
         let pos = journal_position(&tx)?;
-        // Customers' zones only once verified (tenancy.rs: sitting ducks).
+        // Customers' zones only once verified (verification.rs: sitting ducks).
         let zones = verification::served_zones(&tx, None, self.tenancy.serve_unverified)?;
         for (id, apex) in zones {
             stream_records(&tx, id, &apex, &mut visit)?;
