@@ -103,10 +103,38 @@ pub(crate) fn account_create(dir: &Path, account: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Lists accounts: NAME, ID and ZONES, tab-separated.
+/// An account's own nameserver names as text; empty when per-account
+/// names are not configured (the shared `dns.nameservers` apply, which
+/// only `serve`'s configuration knows).
+fn own_nameservers(store: &Store, a: &sixgate_store::Account) -> anyhow::Result<Vec<String>> {
+    Ok(store.account_nameservers(a.id)?.unwrap_or_default().iter().map(|n| name::to_text(n)).collect())
+}
+
+/// Lists accounts: NAME, ID, ZONES and NAMESERVERS, tab-separated.
 pub(crate) fn account_list(dir: &Path) -> anyhow::Result<()> {
-    for a in open(dir)?.accounts()? {
-        println!("{}\t{}\t{}", a.name, a.id, a.zones);
+    let store = open(dir)?;
+    for a in store.accounts()? {
+        let ns = own_nameservers(&store, &a)?;
+        let ns = if ns.is_empty() { "-".to_string() } else { ns.join(",") };
+        println!("{}\t{}\t{}\t{ns}", a.name, a.id, a.zones);
     }
     Ok(())
+}
+
+/// Shows one account of the data directory.
+pub(crate) fn account_show(dir: &Path, account: Option<&str>) -> anyhow::Result<()> {
+    let account = account.ok_or_else(|| anyhow!("give the account's name (or use --api with its token)"))?;
+    let store = open(dir)?;
+    let a = store.account(account)?;
+    print_account(&a.name, &a.id.to_string(), &a.zones.to_string(), &own_nameservers(&store, &a)?);
+    Ok(())
+}
+
+/// `account show`'s output: `KEY<TAB>VALUE` lines, one `nameserver` line
+/// per name, in order.
+pub(crate) fn print_account(name: &str, id: &str, zones: &str, nameservers: &[String]) {
+    println!("name\t{name}\nid\t{id}\nzones\t{zones}");
+    for n in nameservers {
+        println!("nameserver\t{n}");
+    }
 }

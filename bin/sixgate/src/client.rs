@@ -110,10 +110,39 @@ pub(crate) fn account_create(api: &Api, account: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// An account's nameservers as the API lists them.
+fn nameservers_of(a: &Value) -> Vec<String> {
+    a["nameservers"].as_array().into_iter().flatten().filter_map(|n| n.as_str().map(str::to_string)).collect()
+}
+
 pub(crate) fn account_list(api: &Api) -> anyhow::Result<()> {
     let v = api.call("GET", "/v1/accounts", None)?;
     for a in v.as_array().into_iter().flatten() {
-        println!("{}\t{}\t{}", a["name"].as_str().unwrap_or_default(), a["id"], a["zones"]);
+        let ns = nameservers_of(a);
+        let ns = if ns.is_empty() { "-".to_string() } else { ns.join(",") };
+        println!("{}\t{}\t{}\t{ns}", a["name"].as_str().unwrap_or_default(), a["id"], a["zones"]);
     }
+    Ok(())
+}
+
+/// `account show`: the token's own account, or (admins) the named one.
+pub(crate) fn account_show(api: &Api, name: Option<&str>) -> anyhow::Result<()> {
+    let a = match name {
+        None => api.call("GET", "/v1/account", None)?,
+        Some(n) => api
+            .call("GET", "/v1/accounts", None)?
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|a| a["name"] == n)
+            .cloned()
+            .ok_or_else(|| anyhow!("account {n} does not exist"))?,
+    };
+    crate::authcmd::print_account(
+        a["name"].as_str().unwrap_or_default(),
+        &a["id"].to_string(),
+        &a["zones"].to_string(),
+        &nameservers_of(&a),
+    );
     Ok(())
 }

@@ -45,6 +45,26 @@ pub(crate) struct RawConfig {
     /// Managed DNSSEC.
     #[serde(default)]
     pub(crate) dnssec: RawDnssec,
+    /// Customer accounts: zone claims, nameserver names, serving.
+    #[serde(default)]
+    pub(crate) tenancy: RawTenancy,
+}
+
+/// `[tenancy]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTenancy {
+    /// The domain under which each account gets its own nameserver names,
+    /// `ns1.LABEL.DOMAIN` and on; its customer zones verify only when
+    /// delegated to them.
+    pub(crate) nameserver_domain: Option<String>,
+    /// How many names each account gets (default 2).
+    pub(crate) nameserver_count: Option<u8>,
+    /// Names customers may create although they are a TLD or on the
+    /// Public Suffix List.
+    pub(crate) allow_suffixes: Option<Vec<String>>,
+    /// Serve customer zones before their delegation is verified (labs).
+    pub(crate) serve_unverified: Option<bool>,
 }
 
 /// `[dnssec]`.
@@ -199,6 +219,10 @@ pub(crate) struct Settings {
     pub(crate) proxy_tls: Vec<SocketAddr>,
     pub(crate) proxy_policy: sixgate_proxy::policy::BackendPolicy,
     pub(crate) proxy_forwarded: bool,
+    /// `[tenancy] nameserver_domain` and `nameserver_count`.
+    pub(crate) account_nameservers: Option<sixgate_store::AccountNameservers>,
+    /// `[tenancy] allow_suffixes` and `serve_unverified`.
+    pub(crate) tenancy: sixgate_store::TenancyPolicy,
 }
 
 /// Command-line flags of `serve` that override the file.
@@ -345,7 +369,10 @@ pub(crate) fn settings(
         }
         dnssec_parents.push((sixgate_dns::name::to_lowercase(&apex), servers));
     }
+    let (account_nameservers, tenancy) = tenancy(raw.tenancy)?;
     Ok(Settings {
+        account_nameservers,
+        tenancy,
         dnssec_maintain: raw.dnssec.maintain.unwrap_or(true),
         dnssec_check_interval: Duration::from_secs(check),
         dnssec_parents,
@@ -379,9 +406,80 @@ pub(crate) fn settings(
     })
 }
 
+/// Validates `[tenancy]`.
+fn tenancy(
+    raw: RawTenancy,
+) -> anyhow::Result<(Option<sixgate_store::AccountNameservers>, sixgate_store::TenancyPolicy)> {
+    use sixgate_dns::name;
+    let count = raw.nameserver_count.unwrap_or(2);
+    if !(1..=sixgate_store::AccountNameservers::MAX).contains(&count) {
+        bail!(
+            "tenancy.nameserver_count must be 1 to {}, not {count}",
+            sixgate_store::AccountNameservers::MAX
+        );
+    }
+    let scheme = match raw.nameserver_domain {
+        Some(d) => {
+            let domain = crate::zonecmd::zone_name(&d)
+                .map_err(|e| anyhow::anyhow!("tenancy.nameserver_domain: {e}"))?;
+            if name::label_count(&domain) < 2 {
+                bail!("tenancy.nameserver_domain must be a domain of the operator's, not {d:?}");
+            }
+            let scheme = sixgate_store::AccountNameservers { domain: name::to_lowercase(&domain), count };
+            // The longest names must still be names: label and domain fit.
+            scheme
+                .names("abcdefgh")
+                .map_err(|e| anyhow::anyhow!("tenancy.nameserver_domain {d:?} is too long: {e}"))?;
+            Some(scheme)
+        }
+        None if raw.nameserver_count.is_some() => {
+            bail!("tenancy.nameserver_count needs tenancy.nameserver_domain")
+        }
+        None => None,
+    };
+    let mut allow = Vec::new();
+    for s in raw.allow_suffixes.unwrap_or_default() {
+        let n = crate::zonecmd::zone_name(&s).map_err(|e| anyhow::anyhow!("tenancy.allow_suffixes: {e}"))?;
+        if name::label_count(&n) == 0 {
+            bail!("tenancy.allow_suffixes: the root is never a customer's zone");
+        }
+        allow.push(name::to_lowercase(&n));
+    }
+    let policy = sixgate_store::TenancyPolicy {
+        allow_suffixes: allow,
+        serve_unverified: raw.serve_unverified.unwrap_or(false),
+    };
+    Ok((scheme, policy))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tenancy_is_checked() {
+        let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
+        let s =
+            ok("[tenancy]\nnameserver_domain = \"ns.sixgate.example\"\nallow_suffixes = [\"github.io\"]\n")
+                .unwrap();
+        let scheme = s.account_nameservers.unwrap();
+        assert_eq!(
+            (sixgate_dns::name::to_text(&scheme.domain), scheme.count),
+            ("ns.sixgate.example.".into(), 2)
+        );
+        assert_eq!(s.tenancy.allow_suffixes.len(), 1);
+        assert!(!s.tenancy.serve_unverified, "unverified zones are not served by default");
+        for bad in [
+            "[tenancy]\nnameserver_domain = \"example\"\n",
+            "[tenancy]\nnameserver_domain = \"ns.example\"\nnameserver_count = 0\n",
+            "[tenancy]\nnameserver_count = 3\n",
+            "[tenancy]\nallow_suffixes = [\".\"]\n",
+            "[tenancy]\nserve_unverifed = true\n",
+        ] {
+            assert!(toml::from_str::<RawConfig>(bad).is_err() || ok(bad).is_err(), "{bad}");
+        }
+        assert!(ok("[tenancy]\nserve_unverified = true\n").unwrap().tenancy.serve_unverified);
+    }
 
     #[test]
     fn unknown_keys_are_refused_with_their_name() {

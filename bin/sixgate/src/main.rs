@@ -197,8 +197,16 @@ enum AccountCommand {
         /// Account name.
         name: String,
     },
-    /// List accounts: NAME, ID and ZONES, tab-separated.
+    /// List accounts: NAME, ID, ZONES and NAMESERVERS (comma-separated,
+    /// `-` if none are known), tab-separated.
     List,
+    /// Show one account: name, id, zones and the nameservers its zones
+    /// must be delegated to, one `KEY<TAB>VALUE` line each. Through the
+    /// API without NAME: the token's own account.
+    Show {
+        /// Account name.
+        name: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -533,10 +541,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Some(a) => match command {
                 AccountCommand::Create { name } => client::account_create(&a, &name),
                 AccountCommand::List => client::account_list(&a),
+                AccountCommand::Show { name } => client::account_show(&a, name.as_deref()),
             },
             None => match command {
                 AccountCommand::Create { name } => authcmd::account_create(&data_dir(&common), &name),
                 AccountCommand::List => authcmd::account_list(&data_dir(&common)),
+                AccountCommand::Show { name } => authcmd::account_show(&data_dir(&common), name.as_deref()),
             },
         },
         Command::Proxy { command, common } => {

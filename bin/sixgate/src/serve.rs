@@ -157,6 +157,18 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         tracing::warn!(now = store.now(), "running on a simulated clock ({})", crate::dnssecmd::CLOCK_ENV);
     }
     store.set_serial_scheme(s.serial)?;
+    // Stored, so the CLI shows accounts the names this server verifies.
+    store.set_account_nameserver_scheme(s.account_nameservers.as_ref())?;
+    store.save_serve_unverified(s.tenancy.serve_unverified)?;
+    // The publisher builds zones through this store: customer zones not
+    // yet verified are left out unless serve_unverified.
+    store.set_tenancy(s.tenancy.clone());
+    if s.tenancy.serve_unverified {
+        tracing::warn!(
+            "tenancy.serve_unverified: customer zones are served before their delegation is verified \
+             (lame delegations can be taken over; labs only)"
+        );
+    }
     if s.demo_zone {
         ensure_demo_zone(&mut store)?;
     }
@@ -240,7 +252,9 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             rate_burst: s.rate_burst,
             max_body: s.max_body,
         };
-        let api_store = Store::open(&s.data)?;
+        let mut api_store = Store::open(&s.data)?;
+        // Zone claims are decided in this store's write transactions.
+        api_store.set_tenancy(s.tenancy.clone());
         let dir = s.data.clone();
         let (udp_stats, proxy) = (stats.clone(), proxy_shared.clone());
         let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
@@ -263,14 +277,16 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         }
     }
 
-    let resolvers = match (&s.verify_resolvers, s.nameservers.is_empty()) {
+    let checkable = !s.nameservers.is_empty() || s.account_nameservers.is_some();
+    let resolvers = match (&s.verify_resolvers, checkable) {
         (r, _) if !r.is_empty() => r.clone(),
-        (_, false) => sixgate_server::verify::system_resolvers(),
-        (_, true) => Vec::new(),
+        (_, true) => sixgate_server::verify::system_resolvers(),
+        (_, false) => Vec::new(),
     };
     let verify = sixgate_server::verify::VerifySettings {
         resolvers,
         nameservers: s.nameservers.clone(),
+        account_nameservers: s.account_nameservers.is_some(),
         interval: s.verify_interval,
     };
     let dnssec = sixgate_server::dnssec::DnssecSettings {

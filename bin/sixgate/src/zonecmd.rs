@@ -72,13 +72,16 @@ pub(crate) fn export(dir: &Path, zone: &str, as_served: bool) -> anyhow::Result<
 
 pub(crate) fn list(dir: &Path) -> anyhow::Result<()> {
     let store = open(dir)?;
+    let all = store.serves_unverified()?;
     for z in store.zones()? {
         // The last column says whether DNS serves the zone: `served`,
         // `unverified` (a customer's zone whose delegation is not proven),
         // or `held (REASON)` (the last good version stays served).
         let state = match &z.held {
             Some(reason) => format!("held ({reason})"),
-            None if z.account_id != sixgate_store::OPERATOR_ACCOUNT && !z.verified => "unverified".into(),
+            None if z.account_id != sixgate_store::OPERATOR_ACCOUNT && !z.verified && !all => {
+                "unverified".into()
+            }
             None => "served".into(),
         };
         println!("{}\t{}\t{}\t{state}", name::to_text(&z.apex), z.serial, z.records);

@@ -8,7 +8,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sixgate_dns::name;
-use sixgate_store::{OPERATOR_ACCOUNT, Scope, Store, Token, ip6_arpa};
+use sixgate_store::{Account, OPERATOR_ACCOUNT, Scope, Store, Token, ip6_arpa};
 
 use crate::auth::Caller;
 use crate::records::parse_name;
@@ -17,6 +17,7 @@ use crate::{ApiError, AppState, Body};
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/accounts", get(accounts).post(create_account))
+        .route("/v1/account", get(own_account))
         .route("/v1/tokens", get(tokens).post(create_token))
         .route("/v1/tokens/{id}", delete(revoke))
 }
@@ -26,12 +27,39 @@ struct AccountJson {
     id: i64,
     name: String,
     zones: u64,
+    /// What the account's zones must be delegated to at the registry:
+    /// its own names when per-account names are configured.
+    nameservers: Vec<String>,
+}
+
+fn account_json(store: &Store, shared: &[Box<[u8]>], a: Account) -> Result<AccountJson, ApiError> {
+    let ns = crate::zones::account_nameservers(store, shared, a.id)?;
+    let nameservers = ns.iter().map(|n| name::to_text(n)).collect();
+    Ok(AccountJson { id: a.id, name: a.name, zones: a.zones, nameservers })
 }
 
 async fn accounts(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<AccountJson>>, ApiError> {
     caller.require_admin()?;
-    let list = st.store(|s| Ok(s.accounts()?)).await?;
-    Ok(Json(list.into_iter().map(|a| AccountJson { id: a.id, name: a.name, zones: a.zones }).collect()))
+    let shared = st.settings().nameservers.clone();
+    let list =
+        st.store(move |s| s.accounts()?.into_iter().map(|a| account_json(s, &shared, a)).collect()).await?;
+    Ok(Json(list))
+}
+
+/// `GET /v1/account`: the caller's own account, so a customer learns the
+/// nameservers to give the registry. Any token may ask.
+async fn own_account(State(st): State<AppState>, caller: Caller) -> Result<Json<AccountJson>, ApiError> {
+    let shared = st.settings().nameservers.clone();
+    let id = caller.home_account();
+    let a = st
+        .store(move |s| {
+            let a = s
+                .account_by_id(id)?
+                .ok_or_else(|| ApiError::NotFound("the token's account is gone".into()))?;
+            account_json(s, &shared, a)
+        })
+        .await?;
+    Ok(Json(a))
 }
 
 #[derive(Debug, Deserialize)]
@@ -47,9 +75,15 @@ async fn create_account(
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_admin()?;
     let req: CreateAccount = body.json()?;
-    let a = st.store(move |s| Ok(s.create_account(&req.name)?)).await?;
-    tracing::info!(account = %a.name, "account created");
-    Ok((StatusCode::CREATED, Json(AccountJson { id: a.id, name: a.name, zones: 0 })))
+    let shared = st.settings().nameservers.clone();
+    let a = st
+        .store(move |s| {
+            let a = s.create_account(&req.name)?;
+            tracing::info!(account = %a.name, ns_label = %a.ns_label, "account created");
+            account_json(s, &shared, a)
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(a)))
 }
 
 /// A token as listed (without its secret).

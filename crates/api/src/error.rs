@@ -141,6 +141,11 @@ impl From<StoreError> for ApiError {
             StoreError::NoSuchZone(_) | StoreError::NotFound(_) => ApiError::NotFound(e.to_string()),
             StoreError::ZoneExists(_) | StoreError::Conflict(_) => ApiError::Conflict(e.to_string()),
             StoreError::Invalid(_) | StoreError::Limit(_) => ApiError::Unprocessable(e.to_string()),
+            // Overlap with another account's zone: the neutral 409, as for
+            // any name that is taken. Reserved names (root, TLD, public
+            // suffix) break a rule that names no one: 422.
+            StoreError::Claim(sixgate_store::ClaimError::Unavailable(_)) => ApiError::Conflict(e.to_string()),
+            StoreError::Claim(_) => ApiError::Unprocessable(e.to_string()),
             StoreError::BadInput(_) => ApiError::BadRequest(e.to_string()),
             e => ApiError::Internal(e.to_string()),
         }

@@ -41,6 +41,7 @@ pub(crate) const PATHS: &[&str] = &[
     "/v1/zones/{zone}/rrsets",
     "/v1/zones/{zone}/rrsets/{name}/{type}",
     "/v1/accounts",
+    "/v1/account",
     "/v1/tokens",
     "/v1/tokens/{id}",
     "/v1/acme/httpreq/present",
@@ -90,8 +91,11 @@ pub(crate) fn document() -> Value {
                 "delete": op("Delete one RRset", "204", None),
             },
             "/v1/accounts": {
-                "get": op("List accounts (admin)", "200", None),
+                "get": op("List accounts (admin), each with the nameservers its zones are delegated to", "200", None),
                 "post": op("Create an account (admin)", "201", Some("CreateAccount")),
+            },
+            "/v1/account": {
+                "get": op("The token's own account: name, zones and the nameservers to give the registry", "200", None),
             },
             "/v1/tokens": {
                 "get": op("List tokens (without secrets)", "200", None),

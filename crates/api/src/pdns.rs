@@ -282,33 +282,40 @@ async fn create(
     }
     let apex = zone_name(&req.name)?;
     let sets = parse_sets(&apex, &req.rrsets, false)?;
-    let nameservers = if req.nameservers.is_empty() {
-        st.settings().nameservers.clone()
-    } else {
-        req.nameservers.iter().map(|n| parse_name(n)).collect::<std::result::Result<Vec<_>, _>>()?
-    };
-    let mut records: Vec<Record> = Vec::new();
-    let given =
-        |t: u16| sets.iter().any(|(o, rt, _)| *rt == t && name::to_lowercase(o) == name::to_lowercase(&apex));
-    let (need_soa, need_ns) = (!given(sixgate_dns::rtype::code::SOA), !given(sixgate_dns::rtype::code::NS));
-    if need_soa || need_ns {
-        let defaults = if nameservers.is_empty() && !need_ns {
-            // NS given in rrsets: a SOA still needs a primary name.
-            let ns = sets
-                .iter()
-                .find(|(_, t, _)| *t == sixgate_dns::rtype::code::NS)
-                .and_then(|(_, _, r)| r.first());
-            let primary = ns.and_then(|r| r.rdata.get(..name::wire_len(&r.rdata)?)).map(Box::<[u8]>::from);
-            default_records(&apex, &primary.into_iter().collect::<Vec<_>>())?
-        } else {
-            default_records(&apex, &nameservers)?
+    // No nameservers given: the account's own (or the shared ones), which
+    // are known only once the zone's account is.
+    let given_ns =
+        req.nameservers.iter().map(|n| parse_name(n)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let a = apex.clone();
+    let records = move |account_ns: &[Box<[u8]>]| {
+        let nameservers = if given_ns.is_empty() { account_ns.to_vec() } else { given_ns };
+        let mut records: Vec<Record> = Vec::new();
+        let given = |t: u16| {
+            sets.iter().any(|(o, rt, _)| *rt == t && name::to_lowercase(o) == name::to_lowercase(&a))
         };
-        records.extend(defaults.into_iter().filter(|r| {
-            (r.rtype == sixgate_dns::rtype::code::SOA && need_soa)
-                || (r.rtype == sixgate_dns::rtype::code::NS && need_ns)
-        }));
-    }
-    records.extend(sets.into_iter().flat_map(|(_, _, r)| r));
+        let (need_soa, need_ns) =
+            (!given(sixgate_dns::rtype::code::SOA), !given(sixgate_dns::rtype::code::NS));
+        if need_soa || need_ns {
+            let defaults = if nameservers.is_empty() && !need_ns {
+                // NS given in rrsets: a SOA still needs a primary name.
+                let ns = sets
+                    .iter()
+                    .find(|(_, t, _)| *t == sixgate_dns::rtype::code::NS)
+                    .and_then(|(_, _, r)| r.first());
+                let primary =
+                    ns.and_then(|r| r.rdata.get(..name::wire_len(&r.rdata)?)).map(Box::<[u8]>::from);
+                default_records(&a, &primary.into_iter().collect::<Vec<_>>())?
+            } else {
+                default_records(&a, &nameservers)?
+            };
+            records.extend(defaults.into_iter().filter(|r| {
+                (r.rtype == sixgate_dns::rtype::code::SOA && need_soa)
+                    || (r.rtype == sixgate_dns::rtype::code::NS && need_ns)
+            }));
+        }
+        records.extend(sets.into_iter().flat_map(|(_, _, r)| r));
+        Ok(records)
+    };
     let zone = create_zone(&st, caller, apex, records, None, full_zone).await?;
     Ok((StatusCode::CREATED, Json(zone)))
 }

@@ -20,8 +20,14 @@ struct Fixture {
 }
 
 fn fixture() -> Fixture {
+    fixture_with(|_| {})
+}
+
+/// The fixture, with `setup` run on the store before the app gets it.
+fn fixture_with(setup: impl FnOnce(&mut Store)) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
+    setup(&mut store);
     let apex = name::from_text("example.test.", None).unwrap();
     let text = "@ 300 SOA ns1.sixgate.test. hostmaster 1 2 3 4 300\n@ 300 NS ns1.sixgate.test.\nwww 300 A 192.0.2.1\nmail 300 MX 10 www\n";
     let alice_acct = store.create_account("alice").unwrap().id;
@@ -589,4 +595,106 @@ async fn dnssec_is_one_switch_with_status_ds_and_chain() {
     let (s, v) = f.call("DELETE", "/v1/zones/example.test/dnssec?now=true", Some(&f.alice), None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["signed"], false);
+}
+
+/// Regression (issue 11, fault 3), through every dialect that creates
+/// zones: a customer may not claim the root, a TLD, a public suffix, or a
+/// parent or child of another account's zone, and the refusal names no
+/// other account's zone. Admin tokens may.
+#[tokio::test]
+async fn a_customer_cannot_claim_com_or_a_parent_of_another_accounts_zone() {
+    let f = fixture();
+    let (s, v) =
+        f.call("POST", "/v1/zones", Some(&f.alice), Some(json!({"name": "shop.corp.example"}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let pdns = |t: &str| Some(("x-api-key", t.to_string()));
+    let mut shapes = Vec::new();
+    for zone in [".", "com.", "co.uk.", "corp.example.", "deep.shop.corp.example.", "shop.corp.example."] {
+        let native = f.call("POST", "/v1/zones", Some(&f.bob), Some(json!({"name": zone}))).await;
+        let body = json!({"name": zone, "kind": "Native", "nameservers": ["ns1.sixgate.test."]}).to_string();
+        let (s, v) = f.call_raw("POST", "/api/v1/servers/localhost/zones", pdns(&f.bob), Some(body)).await;
+        let pdns_detail = v["error"].as_str().unwrap_or_default().to_string();
+        for (dialect, status, detail) in [
+            ("native", native.0, native.1["detail"].as_str().unwrap_or_default().to_string()),
+            ("pdns", s, pdns_detail),
+        ] {
+            assert!(
+                status == StatusCode::CONFLICT || status == StatusCode::UNPROCESSABLE_ENTITY,
+                "{dialect} {zone}: {status} {detail}"
+            );
+            let rest = if zone == "." { detail.clone() } else { detail.replace(zone, "ZONE") };
+            assert!(
+                !rest.contains("shop.corp.example") && !rest.contains("example.test"),
+                "{dialect} {zone}: {detail}"
+            );
+            if zone.ends_with("corp.example.") {
+                shapes.push(rest);
+            }
+        }
+        // Importing a zone file never creates a zone.
+        let file =
+            format!("$ORIGIN {zone}\n@ 60 SOA ns1.sixgate.test. h 1 2 3 4 5\n@ 60 NS ns1.sixgate.test.\n");
+        let uri = format!("/v1/zones/{}/zonefile", zone.trim_end_matches('.'));
+        let uri = if zone == "." { "/v1/zones/./zonefile".to_string() } else { uri };
+        let (s, v) = f.call_raw("PUT", &uri, Some(("x-api-key", f.bob.clone())), Some(file)).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "import {zone}: {v}");
+    }
+    assert!(shapes.windows(2).all(|w| w[0] == w[1]), "one neutral refusal: {shapes:?}");
+    let (_, v) = f.call("GET", "/v1/zones", Some(&f.bob), None).await;
+    assert_eq!(v, json!([]), "bob got nothing");
+    // Another account's zone "exists" just as any unavailable name does.
+    let (s, v) = f.call("POST", "/v1/zones", Some(&f.bob), Some(json!({"name": "example.test"}))).await;
+    assert_eq!(s, StatusCode::CONFLICT);
+    assert!(!v["detail"].as_str().unwrap().contains("exists"), "{v}");
+    for zone in [".", "com.", "co.uk.", "corp.example.", "deep.shop.corp.example."] {
+        let (s, v) = f.call("POST", "/v1/zones", Some(&f.admin), Some(json!({"name": zone}))).await;
+        assert_eq!(s, StatusCode::CREATED, "admin {zone}: {v}");
+    }
+}
+
+/// Sitting ducks, design (a): with per-account nameserver names
+/// configured, each account is told its own names and its new zones are
+/// delegated to them by default.
+#[tokio::test]
+async fn accounts_show_their_own_nameservers_and_new_zones_use_them() {
+    let f = fixture_with(|s| {
+        let domain = name::from_text("ns.sixgate.test.", None).unwrap();
+        let scheme = sixgate_store::AccountNameservers { domain, count: 2 };
+        s.set_account_nameserver_scheme(Some(&scheme)).unwrap();
+    });
+    let (s, me) = f.call("GET", "/v1/account", Some(&f.bob), None).await;
+    assert_eq!(s, StatusCode::OK, "{me}");
+    assert_eq!(me["name"], "bob");
+    let ns = me["nameservers"].as_array().unwrap().clone();
+    assert_eq!(ns.len(), 2, "{me}");
+    let label =
+        ns[0].as_str().unwrap().strip_prefix("ns1.").unwrap().strip_suffix(".ns.sixgate.test.").unwrap();
+    assert_eq!(ns[1], format!("ns2.{label}.ns.sixgate.test."));
+    let (_, alice) = f.call("GET", "/v1/account", Some(&f.alice), None).await;
+    assert_ne!(alice["nameservers"], me["nameservers"], "every account has names of its own");
+    // The admin's list shows the same; the operator keeps the shared names.
+    let (_, all) = f.call("GET", "/v1/accounts", Some(&f.admin), None).await;
+    let of =
+        |n: &str| all.as_array().unwrap().iter().find(|a| a["name"] == n).unwrap()["nameservers"].clone();
+    assert_eq!(of("bob"), me["nameservers"]);
+    assert_eq!(of("operator"), json!(["ns1.sixgate.test."]));
+    let (s, created) = f.call("POST", "/v1/accounts", Some(&f.admin), Some(json!({"name": "carol"}))).await;
+    assert_eq!(s, StatusCode::CREATED);
+    assert_eq!(created["nameservers"].as_array().map(Vec::len), Some(2), "{created}");
+    // New zones, native and PowerDNS, are delegated to the account's names.
+    let (s, v) = f.call("POST", "/v1/zones", Some(&f.bob), Some(json!({"name": "bob.test"}))).await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, v) = f.call("GET", "/v1/zones/bob.test/rrsets/bob.test/NS", Some(&f.bob), None).await;
+    assert_eq!(v["records"], me["nameservers"]);
+    let body = json!({"name": "bob2.test.", "kind": "Native", "nameservers": []}).to_string();
+    let (s, v) = f
+        .call_raw("POST", "/api/v1/servers/localhost/zones", Some(("x-api-key", f.bob.clone())), Some(body))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (_, v) = f.call("GET", "/v1/zones/bob2.test/rrsets/bob2.test/NS", Some(&f.bob), None).await;
+    assert_eq!(v["records"], me["nameservers"]);
+    // The operator's zones keep the shared names.
+    let (_, _) = f.call("POST", "/v1/zones", Some(&f.admin), Some(json!({"name": "op.test"}))).await;
+    let (_, v) = f.call("GET", "/v1/zones/op.test/rrsets/op.test/NS", Some(&f.admin), None).await;
+    assert_eq!(v["records"], json!(["ns1.sixgate.test."]));
 }

@@ -108,8 +108,9 @@ pub(crate) fn default_records(apex: &[u8], nameservers: &[Box<[u8]>]) -> Result<
         ));
     };
     let zone = name::to_text(apex);
-    let mut text =
-        format!("@ 3600 IN SOA {} hostmaster.{zone} 1 3600 900 1209600 300\n", name::to_text(primary));
+    // The root's text is "." already: no second dot.
+    let rname = if zone == "." { "hostmaster.".to_string() } else { format!("hostmaster.{zone}") };
+    let mut text = format!("@ 3600 IN SOA {} {rname} 1 3600 900 1209600 300\n", name::to_text(primary));
     for ns in nameservers {
         text.push_str(&format!("@ 3600 IN NS {}\n", name::to_text(ns)));
     }
@@ -118,29 +119,31 @@ pub(crate) fn default_records(apex: &[u8], nameservers: &[Box<[u8]>]) -> Result<
 
 /// Which account a new zone belongs to and whether it counts as verified:
 /// the operator's zones (admin tokens) are, a customer's are not until the
-/// parent delegates them.
+/// parent delegates them. Whether the account may claim the name at all
+/// is the store's decision, inside the transaction that creates the zone
+/// (sixgate_store's claims).
 pub(crate) fn new_zone_owner(
     store: &Store,
     caller: &Caller,
-    apex: &[u8],
     account: Option<&str>,
 ) -> Result<(i64, bool), ApiError> {
-    let (account_id, verified) = match (caller.is_admin(), account) {
+    Ok(match (caller.is_admin(), account) {
         (true, Some(a)) => (store.account(a)?.id, true),
         (true, None) => (OPERATOR_ACCOUNT, true),
         (false, Some(_)) => return Err(ApiError::Forbidden("only admin tokens may pick the account".into())),
         (false, None) if caller.token.scope == sixgate_store::Scope::Account => (caller.account(), false),
         (false, None) => return Err(ApiError::Forbidden("this token may not create zones".into())),
-    };
-    if !caller.is_admin()
-        && let Some(other) = store.enclosing_foreign_zone(apex, account_id)?
-    {
-        return Err(ApiError::Conflict(format!(
-            "{} lies inside the zone {other}, which belongs to another account",
-            name::to_text(apex)
-        )));
-    }
-    Ok((account_id, verified))
+    })
+}
+
+/// The nameservers an account's zones are delegated to: its own names
+/// when per-account names are configured, else the shared ones.
+pub(crate) fn account_nameservers(
+    store: &Store,
+    shared: &[Box<[u8]>],
+    account_id: i64,
+) -> Result<Vec<Box<[u8]>>, ApiError> {
+    Ok(store.account_nameservers(account_id)?.unwrap_or_else(|| shared.to_vec()))
 }
 
 async fn create(
@@ -150,30 +153,40 @@ async fn create(
 ) -> Result<impl IntoResponse, ApiError> {
     let req: CreateZone = body.json()?;
     let apex = parse_name(&req.name)?;
-    let records = match (&req.zonefile, &req.nameservers) {
-        (Some(text), _) => zonefile::parse(text, &apex)
-            .map_err(|e| ApiError::Unprocessable(format!("zone file line {}: {}", e.line, e.reason)))?,
+    let given = match (&req.zonefile, &req.nameservers) {
+        (Some(text), _) => Some(
+            zonefile::parse(text, &apex)
+                .map_err(|e| ApiError::Unprocessable(format!("zone file line {}: {}", e.line, e.reason)))?,
+        ),
         (None, Some(ns)) => {
-            default_records(&apex, &ns.iter().map(|n| parse_name(n)).collect::<Result<Vec<_>, _>>()?)?
+            Some(default_records(&apex, &ns.iter().map(|n| parse_name(n)).collect::<Result<Vec<_>, _>>()?)?)
         }
-        (None, None) => default_records(&apex, &st.settings().nameservers)?,
+        (None, None) => None,
+    };
+    let a = apex.clone();
+    let records = move |ns: &[Box<[u8]>]| match given {
+        Some(r) => Ok(r),
+        None => default_records(&a, ns),
     };
     let zone = create_zone(&st, caller, apex, records, req.account, one).await?;
     Ok((StatusCode::CREATED, Json(zone)))
 }
 
 /// Creates a zone for the caller (or, for admins, the named account) and
-/// answers with `show` once DNS serves it.
+/// answers with `show` once DNS serves it. `records` makes the zone's
+/// records given the nameservers of the account it will belong to.
 pub(crate) async fn create_zone<T: Send + 'static>(
     st: &AppState,
     caller: Caller,
     apex: Box<[u8]>,
-    records: Vec<Record>,
+    records: impl FnOnce(&[Box<[u8]>]) -> Result<Vec<Record>, ApiError> + Send + 'static,
     account: Option<String>,
     show: fn(&Store, &Caller, &[u8]) -> Result<T, ApiError>,
 ) -> Result<T, ApiError> {
+    let shared = st.settings().nameservers.clone();
     st.commit(move |s| {
-        let (account, verified) = new_zone_owner(s, &caller, &apex, account.as_deref())?;
+        let (account, verified) = new_zone_owner(s, &caller, account.as_deref())?;
+        let records = records(&account_nameservers(s, &shared, account)?)?;
         let commit = s.by(caller.actor()).create_zone(&apex, records, account, verified)?;
         tracing::info!(zone = %name::to_text(&apex), account, verified, "zone created");
         Ok((commit, show(s, &caller, &apex)?))

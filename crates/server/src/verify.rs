@@ -1,12 +1,17 @@
 //! Checking that customers' zones are delegated to sixgate.
 //!
-//! A zone a customer creates is unverified until its parent delegates it
-//! to one of sixgate's nameservers. Every interval this task asks the
-//! configured resolvers for each customer zone's NS RRset (a recursive
-//! resolver answers with it, the parent's own server with a referral) and
-//! records the verdict in the store. A resolver that does not answer
-//! changes nothing: only a definite answer verifies a zone or takes the
-//! verification away.
+//! A zone a customer creates is unverified, and not served, until its
+//! parent delegates it to the nameservers of the zone's own account
+//! (`ns1.LABEL.DOMAIN`, ..., when `[tenancy] nameserver_domain` is set;
+//! else to one of the shared `dns.nameservers`). With per-account names,
+//! a delegation left behind for one account (a "sitting duck") never
+//! verifies a zone that another account creates under the same name.
+//! Every interval this task asks the configured resolvers for each
+//! customer zone's NS RRset (a recursive resolver answers with it, the
+//! parent's own server with a referral) and records the verdict in the
+//! store, which journals a change so the publisher starts or stops
+//! serving the zone. A resolver that does not answer changes nothing:
+//! only a definite answer verifies a zone or takes the verification away.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,8 +32,13 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct VerifySettings {
     /// Resolvers to ask, in order.
     pub resolvers: Vec<SocketAddr>,
-    /// sixgate's nameserver names (wire form, any case).
+    /// sixgate's shared nameserver names (wire form, any case): what
+    /// customer zones are delegated to without per-account names.
     pub nameservers: Vec<Box<[u8]>>,
+    /// Per-account nameserver names are configured: a customer zone's
+    /// parent must delegate to its own account's names (the store lists
+    /// them with each zone), and the shared names do not count.
+    pub account_nameservers: bool,
     /// Time between rounds.
     pub interval: Duration,
 }
@@ -64,9 +74,15 @@ async fn ask(resolver: SocketAddr, apex: &[u8]) -> Result<Vec<Box<[u8]>>, String
 }
 
 /// The verdict for one zone: `Some((verified, note))`, or `None` with a
-/// note when no resolver gave a definite answer.
-async fn check(settings: &VerifySettings, apex: &[u8]) -> (Option<bool>, Option<String>) {
-    let ours: Vec<Box<[u8]>> = settings.nameservers.iter().map(|n| name::to_lowercase(n)).collect();
+/// note when no resolver gave a definite answer. `expected` are the names
+/// the parent must delegate to (one of them suffices: a zone may also be
+/// served by another provider).
+async fn check(
+    settings: &VerifySettings,
+    apex: &[u8],
+    expected: &[Box<[u8]>],
+) -> (Option<bool>, Option<String>) {
+    let ours: Vec<Box<[u8]>> = expected.iter().map(|n| name::to_lowercase(n)).collect();
     let mut errors = Vec::new();
     for r in &settings.resolvers {
         match ask(*r, apex).await {
@@ -98,8 +114,14 @@ pub async fn round(dir: PathBuf, settings: &VerifySettings) -> Result<(), String
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
-    for sixgate_store::CustomerZone { apex, verified: was } in zones {
-        let (verdict, note) = check(settings, &apex).await;
+    let mut changed = false;
+    for sixgate_store::CustomerZone { apex, verified: was, nameservers } in zones {
+        let expected = match nameservers {
+            Some(own) if settings.account_nameservers => own,
+            _ => settings.nameservers.clone(),
+        };
+        let (verdict, note) = check(settings, &apex, &expected).await;
+        changed |= verdict.is_some_and(|v| v != was);
         let verified = verdict.unwrap_or(was);
         if verdict.is_some_and(|v| v != was) {
             tracing::info!(zone = %name::to_text(&apex), verified, note = note.as_deref().unwrap_or(""), "delegation check changed");
@@ -112,14 +134,20 @@ pub async fn round(dir: PathBuf, settings: &VerifySettings) -> Result<(), String
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     }
+    if changed {
+        // The store journaled the change; wake the publisher now rather
+        // than at its next poll.
+        crate::publish::poke(&dir);
+    }
     Ok(())
 }
 
 /// Runs rounds until `shutdown`.
 pub async fn run(dir: PathBuf, settings: VerifySettings, mut shutdown: watch::Receiver<bool>) {
-    if settings.nameservers.is_empty() || settings.resolvers.is_empty() {
+    if (settings.nameservers.is_empty() && !settings.account_nameservers) || settings.resolvers.is_empty() {
         tracing::info!(
-            "delegation checks off: configure dns.nameservers (and verify.resolvers) to verify customer zones"
+            "delegation checks off: configure tenancy.nameserver_domain or dns.nameservers (and \
+             verify.resolvers) to verify customer zones"
         );
         return;
     }

@@ -20,6 +20,7 @@
 //! a deletion.
 #![warn(missing_docs)]
 
+mod claims;
 mod codec;
 mod derived;
 mod dnssec;
@@ -31,6 +32,7 @@ mod schema;
 mod serial;
 mod signer;
 mod tenancy;
+mod verification;
 mod write;
 
 use std::path::{Path, PathBuf};
@@ -41,6 +43,7 @@ use sixgate_dns::check::CheckError;
 use sixgate_dns::name;
 use sixgate_dns::zone::{Change, Record};
 
+pub use claims::{ClaimError, TenancyPolicy};
 pub use codec::{decode_changes, encode_changes};
 pub use derived::{Aname, AnameState};
 pub use dnssec::{
@@ -50,9 +53,9 @@ pub use proxy::{ProxyHost, ProxyProtocol};
 pub use serial::{SerialScheme, rfc3339};
 pub use sixgate_dns::limits::{LimitError, SizeLimits};
 pub use tenancy::{
-    Account, CustomerZone, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey, ZoneOwner, ip6_arpa,
-    is_acme_challenge,
+    Account, OPERATOR_ACCOUNT, Scope, TOKEN_PREFIX, Token, TsigKey, ZoneOwner, ip6_arpa, is_acme_challenge,
 };
+pub use verification::{AccountNameservers, CustomerZone};
 pub use write::{AccountLimits, Actor, AuditEntry, JOURNAL_KEEP, Quotas, Writer};
 
 /// File name of the database inside the data directory.
@@ -106,6 +109,9 @@ pub enum StoreError {
     /// The write would go over a size limit or an account's quota.
     #[error(transparent)]
     Limit(#[from] LimitError),
+    /// The account may not create this zone (claims.rs).
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
 }
 
 /// A zone as listed.
@@ -182,6 +188,9 @@ pub struct Store {
     /// Added to the system clock: simulated time for tests of what
     /// happens days or months from now (signature refresh, rollovers).
     clock_offset: i64,
+    /// Which names customers may claim, and whether their unverified
+    /// zones are served (claims.rs, verification.rs).
+    tenancy: TenancyPolicy,
 }
 
 pub(crate) fn now() -> i64 {
@@ -237,7 +246,13 @@ impl Store {
         // with zeros instead of lingering in free pages, where a copy of
         // the file would still carry them.
         conn.pragma_update(None, "secure_delete", "ON")?;
-        let mut s = Store { conn, dir: dir.to_path_buf(), serials: SerialScheme::default(), clock_offset: 0 };
+        let mut s = Store {
+            conn,
+            dir: dir.to_path_buf(),
+            serials: SerialScheme::default(),
+            clock_offset: 0,
+            tenancy: TenancyPolicy::default(),
+        };
         schema::migrate(&mut s.conn)?;
         s.serials = serial::load(&s.conn)?;
         Ok(s)
@@ -332,12 +347,8 @@ impl Store {
     ) -> Result<i64, E> {
         let tx = self.conn.transaction().map_err(StoreError::from)?;
         let pos = journal_position(&tx)?;
-        let zones: Vec<(i64, Vec<u8>)> = {
-            let mut st = tx.prepare("SELECT id, apex FROM zones").map_err(StoreError::from)?;
-            st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-                .and_then(|rows| rows.collect::<Result<_, _>>())
-                .map_err(StoreError::from)?
-        };
+        // Customers' zones only once verified (verification.rs: sitting ducks).
+        let zones = verification::served_zones(&tx, None, self.tenancy.serve_unverified)?;
         for (id, apex) in zones {
             stream_records(&tx, id, &apex, &mut visit)?;
         }
@@ -345,21 +356,27 @@ impl Store {
         Ok(pos)
     }
 
-    /// Like [`Store::visit_zones`] for one zone; `None` if it does not exist.
+    /// Like [`Store::visit_zones`] for one zone; `None` if it does not
+    /// exist or is not served (a customer's zone not yet verified).
     pub fn visit_zone<E: From<StoreError>>(
         &mut self,
         apex: &[u8],
+        visit: impl FnMut(&[u8], u64, &mut dyn Iterator<Item = Result<Record, StoreError>>) -> Result<(), E>,
+    ) -> Result<Option<i64>, E> {
+        let all = self.tenancy.serve_unverified;
+        self.stream_zone(apex, all, visit)
+    }
+
+    fn stream_zone<E: From<StoreError>>(
+        &mut self,
+        apex: &[u8],
+        unverified_too: bool,
         mut visit: impl FnMut(&[u8], u64, &mut dyn Iterator<Item = Result<Record, StoreError>>) -> Result<(), E>,
     ) -> Result<Option<i64>, E> {
         let tx = self.conn.transaction().map_err(StoreError::from)?;
         let pos = journal_position(&tx)?;
         let key = name::to_lowercase(apex);
-        let z: Option<(i64, Vec<u8>)> = tx
-            .query_row("SELECT id, apex FROM zones WHERE name = ?1", params![&key[..]], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })
-            .optional()
-            .map_err(StoreError::from)?;
+        let z = verification::served_zones(&tx, Some(&key), unverified_too)?.pop();
         let Some((id, apex)) = z else {
             return Ok(None);
         };
@@ -368,10 +385,11 @@ impl Store {
         Ok(Some(pos))
     }
 
-    /// One zone's records and the journal position they are consistent with.
+    /// One zone's records and the journal position they are consistent
+    /// with, whether the zone is served or not.
     pub fn zone_snapshot(&mut self, apex: &[u8]) -> Result<Option<(i64, ZoneData)>, StoreError> {
         let mut out = None;
-        let pos = self.visit_zone(apex, |apex, _, recs| {
+        let pos = self.stream_zone(apex, true, |apex, _, recs| {
             out = Some(ZoneData { apex: apex.into(), records: recs.collect::<Result<_, _>>()? });
             Ok::<_, StoreError>(())
         })?;

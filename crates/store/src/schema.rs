@@ -165,6 +165,29 @@ const MIGRATIONS: &[&str] = &[
         reason TEXT NOT NULL,
         since INTEGER NOT NULL
     ) WITHOUT ROWID;",
+    // 7 (the number reserved for it; 6 is the write path's): zone claims
+    // and per-account nameserver names (claims.rs, verification.rs).
+    // `zone_keys` holds each zone's canonical key, so the zones below a
+    // name are one index range; a trigger drops a deleted zone's key.
+    // `accounts.ns_label` is the account's label in its nameserver names
+    // (ns1.LABEL.DOMAIN). `settings` keeps values `serve` configures that
+    // the CLI also needs (the nameserver scheme, serve_unverified). The
+    // flag in `meta` has claims::backfill fill the keys and labels of
+    // existing rows, in this transaction.
+    "CREATE TABLE zone_keys (
+        name BLOB PRIMARY KEY,          -- apex, wire form, lowercased (zones.name)
+        canon BLOB NOT NULL             -- sixgate_dns::name::canonical_key of it
+    );
+    CREATE UNIQUE INDEX zone_keys_canon ON zone_keys (canon);
+    CREATE TRIGGER zone_keys_gone AFTER DELETE ON zones BEGIN
+        DELETE FROM zone_keys WHERE name = old.name;
+    END;
+    ALTER TABLE accounts ADD COLUMN ns_label TEXT;
+    CREATE UNIQUE INDEX accounts_ns_label ON accounts (ns_label);
+    -- An account's zones (its zone count, its customer zones) without a scan.
+    CREATE INDEX zones_account ON zones (account_id);
+    CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    INSERT INTO meta (key, value) VALUES ('claims_backfill', 1);",
 ];
 
 /// Brings the database to the latest schema.
@@ -185,6 +208,7 @@ pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
             params![i as i64 + 1],
         )?;
     }
+    crate::claims::backfill(&tx)?;
     tx.commit()?;
     Ok(())
 }

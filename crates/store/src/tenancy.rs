@@ -6,6 +6,9 @@
 //! unverified until its parent delegates it to sixgate; features that trust
 //! zone contents across accounts check [`ZoneOwner::trusted_by`].
 //!
+//! Which zones are served and which delegations verify them is
+//! verification.rs; which names an account may claim, claims.rs.
+//!
 //! Token secrets are random 256-bit values; only their SHA-256 is stored,
 //! so a copy of the database does not hand out API access. (A plain hash is
 //! enough here: the secret is random, not a password, so there is nothing to
@@ -16,6 +19,7 @@ use rusqlite::{OptionalExtension, params};
 use sha2::{Digest, Sha256};
 use sixgate_dns::name;
 
+use crate::verification::assign_label;
 use crate::{Store, StoreError, display, now};
 
 /// The operator's own account.
@@ -33,6 +37,10 @@ pub struct Account {
     pub name: String,
     /// Number of zones.
     pub zones: u64,
+    /// The account's label in its nameserver names (`ns1.LABEL.DOMAIN`):
+    /// random, so that public NS records do not publish who the customer
+    /// is, and stable.
+    pub ns_label: String,
 }
 
 /// Who owns a zone and whether its delegation is proven.
@@ -54,15 +62,6 @@ impl ZoneOwner {
     pub fn trusted_by(&self, account: i64) -> bool {
         self.verified || self.account_id == account
     }
-}
-
-/// A customer's zone and whether its delegation is verified.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CustomerZone {
-    /// Apex, wire form, original case.
-    pub apex: Box<[u8]>,
-    /// Verified now.
-    pub verified: bool,
 }
 
 /// What a token may do.
@@ -204,26 +203,40 @@ impl Store {
                 "bad account name {account:?}: use 1 to 64 letters, digits, '-', '_' or '.'"
             )));
         }
-        let n = self.conn.execute(
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let n = tx.execute(
             "INSERT INTO accounts (name, created_at) VALUES (?1, ?2) ON CONFLICT(name) DO NOTHING",
             params![account, now()],
         )?;
         if n == 0 {
             return Err(StoreError::Conflict(format!("account {account} already exists")));
         }
-        Ok(Account { id: self.conn.last_insert_rowid(), name: account.into(), zones: 0 })
+        let id = tx.last_insert_rowid();
+        let ns_label = assign_label(&tx, id)?;
+        tx.commit()?;
+        Ok(Account { id, name: account.into(), zones: 0, ns_label })
     }
 
     /// All accounts.
     pub fn accounts(&self) -> Result<Vec<Account>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT a.id, a.name, (SELECT count(*) FROM zones z WHERE z.account_id = a.id)
+            "SELECT a.id, a.name, (SELECT count(*) FROM zones z WHERE z.account_id = a.id), a.ns_label
              FROM accounts a ORDER BY a.id",
         )?;
-        let rows = st.query_map([], |r| {
-            Ok(Account { id: r.get(0)?, name: r.get(1)?, zones: r.get::<_, i64>(2)? as u64 })
-        })?;
+        let rows = st.query_map([], account_of)?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One account by id; `None` if there is none.
+    pub fn account_by_id(&self, id: i64) -> Result<Option<Account>, StoreError> {
+        Ok(self
+            .conn
+            .prepare_cached(
+                "SELECT a.id, a.name, (SELECT count(*) FROM zones z WHERE z.account_id = a.id), a.ns_label
+                 FROM accounts a WHERE a.id = ?1",
+            )?
+            .query_row(params![id], account_of)
+            .optional()?)
     }
 
     /// One account by name.
@@ -251,63 +264,6 @@ impl Store {
                 },
             )
             .optional()?)
-    }
-
-    /// Gives an existing zone to an account, verified or not.
-    pub fn set_zone_owner(&mut self, apex: &[u8], account_id: i64, verified: bool) -> Result<(), StoreError> {
-        let n = self.conn.execute(
-            "UPDATE zones SET account_id = ?1, verified = ?2 WHERE name = ?3",
-            params![account_id, verified, &name::to_lowercase(apex)[..]],
-        )?;
-        if n == 0 {
-            return Err(StoreError::NoSuchZone(display(apex)));
-        }
-        Ok(())
-    }
-
-    /// Records the result of a delegation check.
-    pub fn set_verified(
-        &mut self,
-        apex: &[u8],
-        verified: bool,
-        error: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.conn.execute(
-            "UPDATE zones SET verified = ?1, verify_checked_at = ?2, verify_error = ?3 WHERE name = ?4",
-            params![verified, now(), error, &name::to_lowercase(apex)[..]],
-        )?;
-        Ok(())
-    }
-
-    /// Customers' zones (not the operator's), whose delegation is checked
-    /// periodically: apex in original case and whether it is verified now.
-    pub fn customer_zones(&self) -> Result<Vec<CustomerZone>, StoreError> {
-        let mut st =
-            self.conn.prepare("SELECT apex, verified FROM zones WHERE account_id != ?1 ORDER BY name")?;
-        let rows = st.query_map(params![OPERATOR_ACCOUNT], |r| {
-            Ok(CustomerZone { apex: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(), verified: r.get(1)? })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// The zone of another account that `apex` lies at or below, if any.
-    /// A customer may not create a zone inside someone else's: longest
-    /// match would hand it the other account's names.
-    pub fn enclosing_foreign_zone(&self, apex: &[u8], account_id: i64) -> Result<Option<String>, StoreError> {
-        let key = name::to_lowercase(apex);
-        let mut st = self.conn.prepare_cached("SELECT account_id FROM zones WHERE name = ?1")?;
-        let mut cur: &[u8] = &key;
-        loop {
-            if let Some(owner) = st.query_row(params![cur], |r| r.get::<_, i64>(0)).optional()?
-                && owner != account_id
-            {
-                return Ok(Some(name::to_text(cur)));
-            }
-            match name::parent(cur) {
-                Some(p) if !p.is_empty() && p != [0] => cur = p,
-                _ => return Ok(None),
-            }
-        }
     }
 
     /// Creates a token and returns it with its secret, which is not
@@ -431,6 +387,16 @@ impl Store {
     }
 }
 
+/// An account from a row of `SELECT id, name, zone count, ns_label`.
+fn account_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Account> {
+    Ok(Account {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        zones: r.get::<_, i64>(2)? as u64,
+        ns_label: r.get::<_, Option<String>>(3)?.unwrap_or_default(),
+    })
+}
+
 fn token_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<Token> {
     let kind: String = r.get(2)?;
     let zone: Option<Vec<u8>> = r.get(3)?;
@@ -497,13 +463,12 @@ mod tests {
         s.by(Actor::Task("test")).create_zone(&apex, recs, alice, false).unwrap();
         let owner = s.zone_owner(&apex).unwrap().unwrap();
         assert!(owner.trusted_by(alice) && !owner.trusted_by(bob));
-        // Bob cannot put a zone inside Alice's; Alice can.
-        let inner = name::from_text("shop.alice.test.", None).unwrap();
-        assert_eq!(s.enclosing_foreign_zone(&inner, bob).unwrap().as_deref(), Some("alice.test."));
-        assert_eq!(s.enclosing_foreign_zone(&inner, alice).unwrap(), None);
         s.set_verified(&apex, true, None).unwrap();
         assert!(s.zone_owner(&apex).unwrap().unwrap().trusted_by(bob));
-        assert_eq!(s.customer_zones().unwrap(), vec![CustomerZone { apex, verified: true }]);
+        assert_eq!(
+            s.customer_zones().unwrap(),
+            vec![crate::CustomerZone { apex, verified: true, nameservers: None }]
+        );
     }
 
     #[test]

@@ -368,7 +368,7 @@ pub const JOURNAL_KEEP: i64 = 1000;
 /// can tell when entries of a zone were pruned under them, and prunes the
 /// zone's entries beyond [`JOURNAL_KEEP`].
 #[allow(clippy::too_many_arguments)] // one row's columns
-fn journal(
+pub(crate) fn journal(
     conn: &Connection,
     zone_id: i64,
     key: &[u8],
@@ -418,13 +418,20 @@ fn check_owner_size(
 impl Writer<'_> {
     /// Opens a write on an existing zone.
     pub(crate) fn begin(&mut self, apex: &[u8]) -> Result<WriteTx<'_>, StoreError> {
-        self.open(apex, None)
+        self.open(apex, None, None)
     }
 
     /// Opens a write on a zone; with `create`, makes the zone's row for
     /// that account (verified or not) when there is none, in the same
-    /// transaction, after the claim and zone quota checks.
-    fn open(&mut self, apex: &[u8], create: Option<(i64, bool)>) -> Result<WriteTx<'_>, StoreError> {
+    /// transaction, after the zone quota check. `claim` is the account
+    /// (and verified state) a zone is being created for: the claim rules
+    /// (claims.rs) are decided here, in the same transaction.
+    fn open(
+        &mut self,
+        apex: &[u8],
+        create: Option<(i64, bool)>,
+        claim: Option<(i64, bool)>,
+    ) -> Result<WriteTx<'_>, StoreError> {
         let key = name::to_lowercase(apex);
         let (scheme, at) = (self.store.serials, self.store.now());
         let actor = self.actor.to_string();
@@ -438,6 +445,9 @@ impl Writer<'_> {
                 )
                 .optional()?)
         };
+        if claim.is_some() {
+            crate::claims::claim(&tx, &key, claim, &self.store.tenancy)?;
+        }
         let (mut created, mut fresh) = (false, false);
         let (id, old_serial, account_id) = match (row(&tx)?, create) {
             (Some(r), _) => r,
@@ -495,7 +505,8 @@ impl Writer<'_> {
         let key = name::to_lowercase(apex);
         // A replace of a zone that does not exist makes an operator zone
         // (zone import on the data directory).
-        let mut w = self.open(apex, Some(create.unwrap_or((tenancy::OPERATOR_ACCOUNT, true))))?;
+        let owner = create.unwrap_or((tenancy::OPERATOR_ACCOUNT, true));
+        let mut w = self.open(apex, Some(owner), Some(create.unwrap_or(owner)))?;
         if create.is_some() && !w.created {
             return Err(StoreError::ZoneExists(display(apex)));
         }
