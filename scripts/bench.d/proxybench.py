@@ -18,9 +18,17 @@ time to download the bulk file once (MB/s, best of 3), then each proxy's
 VmRSS, and its VmRSS growth per idle client connection (N connections
 opened, nothing sent).
 
+Each wrk run also reads the CPU time (utime+stime in /proc) of the server
+process of its path (nginx for direct, the proxy alone otherwise):
+requests per server CPU second, what the proxy costs whether or not wrk
+kept it busy.
+
 The proxies and nginx share the server CPU(s); wrk and the Python client
 get the others. Ratios are sixgate/haproxy: above 1 is better for rates,
-below 1 for times and memory.
+below 1 for times and memory. With `--baseline`, a second sixgate proxy
+(`baseline`, built from another revision, with its own store) is a path of
+its own, ratios sixgate/baseline (current/baseline, read the same way),
+and the direct and HAProxy paths are left out unless `--baseline-peers`.
 """
 
 import os
@@ -30,10 +38,12 @@ import socket
 import subprocess
 import time
 
+import baseline
 import servers
 
 HOST = "app.example.test"
-PATHS = ("direct", "sixgate", "haproxy")
+PATHS = ("direct", "sixgate", baseline.BASELINE, "haproxy")
+PEERS = ("direct", "haproxy")
 
 
 def say(msg):
@@ -106,8 +116,8 @@ http {{
     return p, p6, p4
 
 
-def start_sixgate(procs, binary, tmp, backend_port, cpus):
-    data = os.path.join(tmp, "sixgate")
+def start_sixgate(procs, binary, tmp, backend_port, cpus, label="sixgate"):
+    data = os.path.join(tmp, label)
     zfile = os.path.join(tmp, "zones", "example.test.zone")
     with open(zfile, "w") as f:
         f.write("$ORIGIN example.test.\n@ 300 SOA ns1 hostmaster 1 7200 3600 1209600 300\n@ 300 NS ns1\n"
@@ -118,7 +128,7 @@ def start_sixgate(procs, binary, tmp, backend_port, cpus):
         r = subprocess.run([binary, *argv], capture_output=True, text=True)
         if r.returncode != 0:
             raise servers.StartError(f"sixgate {' '.join(argv)}: {r.stdout}{r.stderr}".strip())
-    log = os.path.join(tmp, "sixgate-proxy.log")
+    log = os.path.join(tmp, f"{label}-proxy.log")
     argv = [binary, "serve", "--data", data, "--dns", "127.0.0.1:0", "--api", "127.0.0.1:0",
             "--proxy-http", "127.0.0.1:0", "--proxy-allow-backend", "::1/128", "--workers", "1"]
     p = procs.spawn(argv, log, cpus=cpus, env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info")))
@@ -219,18 +229,26 @@ def _ms(text):
     return float(m.group(1)) * _UNITS[m.group(2)] if m else None
 
 
-def wrk(port, seconds, cpus, procs, close=False, conns=32):
+def wrk(port, seconds, cpus, procs, close=False, conns=32, server_pid=None):
     argv = ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-H", f"Host: {HOST}"]
     if close:
         argv += ["-H", "Connection: close"]
     argv.append(f"http://127.0.0.1:{port}/")
     if cpus:
         argv = ["taskset", "-c", cpus] + argv
+    pids = servers.tree_pids(server_pid) if server_pid else []
+    c0 = servers.cpu_ticks(pids)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     procs.transient.append(p)
-    out, _ = p.communicate()
+    try:
+        out, _ = p.communicate(timeout=seconds + 60)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        out = p.communicate()[0] + " (killed: wrk hung)"
     procs.transient.remove(p)
-    x = {"rps": None, "p50_ms": None, "p99_ms": None, "non2xx": 0, "socket_errors": 0, "requests": 0}
+    cpu_s = (servers.cpu_ticks(pids) - c0) / os.sysconf("SC_CLK_TCK")
+    x = {"rps": None, "p50_ms": None, "p99_ms": None, "non2xx": 0, "socket_errors": 0, "requests": 0,
+         "server_cpu_s": cpu_s if pids else None}
     m = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
     if m:
         x["rps"] = float(m.group(1))
@@ -247,6 +265,7 @@ def wrk(port, seconds, cpus, procs, close=False, conns=32):
     m = re.search(r"(\d+) requests in", out)
     if m:
         x["requests"] = int(m.group(1))
+    x["per_cpu_s"] = x["requests"] / cpu_s if pids and cpu_s > 0 else None
     if x["rps"] is None:
         x["output"] = out
     return x
@@ -279,7 +298,7 @@ def idle_conns(pid, port, n, settle=1.0):
     return (after - before) / n, closed, before, after
 
 
-def run(args, procs, tmp, sixgate_bin, srv_cpus, cli_cpus, res):
+def run(args, procs, tmp, srv_cpus, cli_cpus, res):
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = min(hard, max(soft, 4 * args.idle + 1000))
     if want > soft:
@@ -290,19 +309,28 @@ def run(args, procs, tmp, sixgate_bin, srv_cpus, cli_cpus, res):
         for _ in range(args.bulk_mb):
             f.write(os.urandom(1_000_000))
     res["bulk_bytes"] = size
+    ports, pids = {}, {}
     try:
         ng, p6, p4 = start_nginx(procs, tmp, bulk_file, srv_cpus)
         say(f"# nginx on [::1]:{p6} and 127.0.0.1:{p4} (CPUs {srv_cpus or 'any'}, with the proxies)")
-        sg, sg_port, _ = start_sixgate(procs, sixgate_bin, tmp, p6, srv_cpus)
-        say(f"# sixgate proxy-http on 127.0.0.1:{sg_port}")
-        hp, hp_port, _ = start_haproxy(procs, tmp, p6, srv_cpus)
-        say(f"# haproxy on 127.0.0.1:{hp_port}")
+        pids["nginx"] = ng.pid
+        for k in args.paths:
+            if k == "direct":
+                ports[k] = p4
+            elif k in args.bins:
+                p, ports[k], _ = start_sixgate(procs, args.bins[k], tmp, p6, srv_cpus, k)
+                pids[k] = p.pid
+                say(f"# {k} proxy-http on 127.0.0.1:{ports[k]}")
+            else:
+                p, ports[k], _ = start_haproxy(procs, tmp, p6, srv_cpus)
+                pids[k] = p.pid
+                say(f"# haproxy on 127.0.0.1:{ports[k]}")
     except servers.StartError as e:
         say(f"# ERROR: {e}")
         res.setdefault("errors", []).append(str(e))
         return
-    ports = {"direct": p4, "sixgate": sg_port, "haproxy": hp_port}
-    pids = {"sixgate": sg.pid, "haproxy": hp.pid, "nginx": ng.pid}
+    # The process whose CPU a path's wrk run costs.
+    server_of = {k: pids["nginx" if k == "direct" else k] for k in ports}
     res["rss_start_mib"] = {k: servers.mem(p)[0] / 1024 for k, p in pids.items()}
     if cli_cpus:
         os.sched_setaffinity(0, [int(c) for c in cli_cpus.split(",")])
@@ -317,22 +345,23 @@ def run(args, procs, tmp, sixgate_bin, srv_cpus, cli_cpus, res):
 
     for k, port in ports.items():  # warm-up
         wrk(port, 1, cli_cpus, procs)
-    runs = {case: {k: [] for k in PATHS} for case in ("keepalive", "close")}
+    runs = {case: {k: [] for k in ports} for case in ("keepalive", "close")}
     for r in range(args.rounds):
         for case in runs:
-            for k, port in ports.items():
-                x = wrk(port, args.duration, cli_cpus, procs, close=(case == "close"))
+            for k, port in baseline.order(ports, r, args.alternate):
+                x = wrk(port, args.duration, cli_cpus, procs, close=(case == "close"), server_pid=server_of[k])
                 runs[case][k].append(x)
                 if x["rps"] is None:
                     say(f"# round {r + 1} {case} {k}: wrk failed: {x.get('output', '')[-300:]}")
                     continue
                 say(f"# round {r + 1} {case:9s} {k:8s} req/s {x['rps']:9.0f}  p50 {x['p50_ms']:.3f} ms"
-                    f"  p99 {x['p99_ms']:.3f} ms  non-2xx {x['non2xx']}  socket errors {x['socket_errors']}")
+                    f"  p99 {x['p99_ms']:.3f} ms  non-2xx {x['non2xx']}  socket errors {x['socket_errors']}"
+                    f"  req per server CPU s {fmt(x['per_cpu_s'])}")
     res["wrk"] = runs
 
-    mbs = {k: [] for k in PATHS}
-    for _ in range(3):
-        for k, port in ports.items():
+    mbs = {k: [] for k in ports}
+    for i in range(3):
+        for k, port in baseline.order(ports, i, args.alternate):
             n = len(short)
             mbs[k].append(bulk(port, size))
             if len(short) > n:
@@ -346,7 +375,7 @@ def run(args, procs, tmp, sixgate_bin, srv_cpus, cli_cpus, res):
     res["rss_mib"] = {k: servers.mem(p)[0] / 1024 for k, p in pids.items()}
     say("# VmRSS after the runs MiB: " + "  ".join(f"{k} {v:.1f}" for k, v in res["rss_mib"].items()))
     res["idle"] = {}
-    for k in ("sixgate", "haproxy"):
+    for k in [k for k in ports if k != "direct"]:
         per, closed, before, after = idle_conns(pids[k], ports[k], args.idle)
         res["idle"][k] = {"kib_per_conn": per, "closed": closed, "rss_before_kib": before, "rss_after_kib": after}
         say(f"# {k}: {args.idle} idle connections: VmRSS {before} -> {after} KiB, {per:.2f} KiB each,"
@@ -376,6 +405,8 @@ def rows(res):
             continue
         out.append((f"{label} req/s", {k: _med([x["rps"] for x in v]) for k, v in w.items()}, 0, True))
         out.append((f"{label} p99 ms", {k: _med([x["p99_ms"] for x in v]) for k, v in w.items()}, 2, False))
+        out.append((f"{label} req/server CPU s",
+                    {k: _med([x.get("per_cpu_s") for x in v]) for k, v in w.items()}, 0, True))
         bad = {k: sum(x["non2xx"] + x["socket_errors"] for x in v) for k, v in w.items()}
         if any(bad.values()):
             out.append((f"{label} errors+non-2xx", bad, 0, False))
@@ -384,23 +415,31 @@ def rows(res):
                     {k: max((x for x in v if x is not None), default=None) for k, v in res["bulk_runs"].items()},
                     0, True))
     if "rss_mib" in res:
-        out.append(("VmRSS after runs MiB", {k: res["rss_mib"].get(k) for k in ("sixgate", "haproxy")}, 1, False))
+        out.append(("VmRSS after runs MiB", {k: v for k, v in res["rss_mib"].items() if k in PATHS}, 1, False))
     if "idle" in res:
         out.append(("KiB per idle conn", {k: v["kib_per_conn"] for k, v in res["idle"].items()}, 2, False))
     return out
 
 
-def _ratio(v):
-    sg, hp = v.get("sixgate"), v.get("haproxy")
-    return sg / hp if sg is not None and hp else None
+def _ratio(v, other="haproxy"):
+    sg, o = v.get("sixgate"), v.get(other)
+    return sg / o if sg is not None and o else None
+
+
+def _paths(res):
+    return [k for k in PATHS if k in res.get("wrk", {}).get("keepalive", {})]
 
 
 def tables(args, res):
-    out = [f"{'':26s} {'direct':>9s} {'sixgate':>9s} {'haproxy':>9s} {'sg/hap':>7s}"
-           f"  (rates: >1 sixgate better; times, memory: <1 sixgate better)"]
+    ks = _paths(res)
+    others = [o for o in (baseline.BASELINE, "haproxy") if o in ks]
+    short = {baseline.BASELINE: "sg/base", "haproxy": "sg/hap"}
+    out = [f"{'':34s}" + "".join(f" {k:>9s}" for k in ks) + "".join(f" {short[o]:>7s}" for o in others)
+           + "  (rates: >1 sixgate better; times, memory: <1 sixgate better"
+           + ("; sg/base is current/baseline)" if baseline.BASELINE in ks else ")")]
     for label, v, nd, _ in rows(res):
-        out.append(f"{label:26s} {fmt(v.get('direct'), nd):>9s} {fmt(v.get('sixgate'), nd):>9s}"
-                   f" {fmt(v.get('haproxy'), nd):>9s} {fmt(_ratio(v), 2):>7s}")
+        out.append(f"{label:34s}" + "".join(f" {fmt(v.get(k), nd):>9s}" for k in ks)
+                   + "".join(f" {fmt(_ratio(v, o), 2):>7s}" for o in others))
     if res.get("bulk_short"):
         out.append("(short bulk downloads, body bytes received: " + ", ".join(res["bulk_short"]) + ")")
     if "idle" in res:
@@ -408,14 +447,19 @@ def tables(args, res):
         if closed:
             out.append("(idle connections closed by the server before the measurement: "
                        + ", ".join(f"{k} {n}" for k, n in closed.items()) + ")")
+    out.append("(req/server CPU s: requests per CPU second of nginx for direct, of the proxy process alone"
+               " otherwise)")
     return out
 
 
 def summary(args, res):
     lines = []
+    ks = _paths(res)
+    others = [o for o in (baseline.BASELINE, "haproxy") if o in ks]
     for label, v, nd, _ in rows(res):
-        lines.append(f"proxy {label}: " + " ".join(f"{k} {fmt(x, nd)}" for k, x in v.items())
-                     + f" ratio sixgate/haproxy {fmt(_ratio(v), 2)}")
+        lines.append(f"proxy {label}: " + " ".join(f"{k} {fmt(v.get(k), nd)}" for k in ks if k in v)
+                     + (" ratio " + " ".join(f"sixgate/{o} {fmt(_ratio(v, o), 2)}" for o in others)
+                        if others else ""))
     if res.get("errors"):
         lines.append(f"errors: {len(res['errors'])} (see the log above)")
     return lines

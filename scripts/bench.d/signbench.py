@@ -27,6 +27,12 @@ enable` (the product's whole-zone path: signing into SQLite, timed), and
 `sixgate bench resign` then times one-record changes through the write
 path: the whole change, the signing inside it (the store's own timing),
 and the same change on the unsigned copy.
+
+With `--baseline`, a second sixgate (`baseline`, built from another
+revision) is a signer of its own in the signing rounds and gets its own
+stores (imported, signed) for the re-signing rounds, which alternate
+between the two; ratios against it are current/baseline (see baseline.py).
+The peers are left out unless `--baseline-peers`.
 """
 
 import os
@@ -36,11 +42,13 @@ import statistics
 import subprocess
 import time
 
+import baseline
 import gen
 import servers
 
 ZONE = "sign.test."
-SIGNERS = ("sixgate", "kzonesign", "ldns-signzone")
+SIGNERS = ("sixgate", baseline.BASELINE, "kzonesign", "ldns-signzone")
+PEERS = ("kzonesign", "ldns-signzone")
 VERIFIED = "Zone is verified and complete"
 # ldns-keygen's names for the algorithms.
 LDNS_ALG = {"ecdsap256sha256": "ECDSAP256SHA256", "ed25519": "ED25519"}
@@ -110,14 +118,14 @@ def ldns_key(workdir, algorithm):
     return os.path.join(workdir, r.stdout.strip())
 
 
-def sign_once(signer, threads, args, sixgate_bin, procs, tmp, zfile, ldns_keybase, tag):
+def sign_once(signer, threads, args, procs, tmp, zfile, ldns_keybase, tag):
     """One cold signing run. Returns the measurement and the output file."""
     work = os.path.join(tmp, f"{signer}-{threads}t-{tag}")
     os.makedirs(work)
     cpus = pinned(threads, args)
-    if signer == "sixgate":
+    if signer in args.bins:
         out = os.path.join(work, "signed.zone")
-        argv = [sixgate_bin, "dnssec", "sign-file", zfile, "--origin", ZONE, "--algorithm", args.algorithm,
+        argv = [args.bins[signer], "dnssec", "sign-file", zfile, "--origin", ZONE, "--algorithm", args.algorithm,
                 "--threads", str(threads), "-o", out] + (["--nsec3"] if args.nsec3 else [])
     elif signer == "kzonesign":
         storage = os.path.join(work, "storage")
@@ -145,22 +153,25 @@ def verify(path):
     return VERIFIED in text, text.splitlines()[-1] if text else f"exit {r.returncode}"
 
 
-def phase_sign(args, procs, tmp, sixgate_bin, res):
+def phase_sign(args, procs, tmp, res):
     zfile = os.path.join(tmp, "zones", ZONE + "zone")
     t0 = time.monotonic()
     gen.write_sign_zone(zfile, args.names, ZONE)
     say(f"# zone {ZONE}: {args.names} names, {os.path.getsize(zfile) / 2**20:.0f} MiB, "
         f"written in {time.monotonic() - t0:.1f} s")
-    keydir = os.path.join(tmp, "ldns-key")
-    os.makedirs(keydir)
-    ldns_keybase = ldns_key(keydir, args.algorithm)
-    say(f"# ldns-signzone's key made with ldns-keygen before timing: {os.path.basename(ldns_keybase)}")
-    cases = [(s, t) for t in args.threads for s in SIGNERS if not (s == "ldns-signzone" and t != 1)]
+    ldns_keybase = None
+    if "ldns-signzone" in args.signers:
+        keydir = os.path.join(tmp, "ldns-key")
+        os.makedirs(keydir)
+        ldns_keybase = ldns_key(keydir, args.algorithm)
+        say(f"# ldns-signzone's key made with ldns-keygen before timing: {os.path.basename(ldns_keybase)}")
+    cases = [(s, t) for t in args.threads for s in SIGNERS
+             if s in args.signers and not (s == "ldns-signzone" and t != 1)]
     runs = {f"{s} {t}": [] for s, t in cases}
     kept = {}
     for r in range(args.rounds):
-        for s, t in cases:
-            m, out, work = sign_once(s, t, args, sixgate_bin, procs, tmp, zfile, ldns_keybase, f"r{r + 1}")
+        for s, t in baseline.order(cases, r, args.alternate):
+            m, out, work = sign_once(s, t, args, procs, tmp, zfile, ldns_keybase, f"r{r + 1}")
             runs[f"{s} {t}"].append(m)
             say(f"# round {r + 1} {s:13s} threads {t} (CPUs {pinned(t, args) or 'any'}): {m['wall_s']:7.2f} s wall,"
                 f" {m['cpu_s']:7.2f} s CPU, peak RSS {m['rss_mib']:5.0f} MiB"
@@ -187,57 +198,96 @@ def _ckpt_copy(src, dst):
     shutil.copytree(src, dst)
 
 
-def phase_resign(args, procs, tmp, sixgate_bin, res):
+def phase_resign(args, procs, tmp, res):
     zone = "resign.test."
     zfile = os.path.join(tmp, "zones", zone + "zone")
     t0 = time.monotonic()
     gen.write_sign_zone(zfile, args.resign_names, zone)
     say(f"# zone {zone}: {args.resign_names} names, written in {time.monotonic() - t0:.1f} s")
-    data = os.path.join(tmp, "resign-signed")
-    base = os.path.join(tmp, "resign-unsigned")
-    out = {"names": args.resign_names}
-    imp = servers.sixgate_import(sixgate_bin, data, zone, zfile, procs=procs)
-    out["import_s"] = imp["seconds"]
-    say(f"# sixgate zone import {zone}: {imp['seconds']:.2f} s")
+    res["resign"] = {}
+    ready = {}
+    for s in [s for s in baseline.FAMILY if s in args.signers]:
+        out = {"names": args.resign_names}
+        res["resign"][s] = out
+        dirs = resign_stores(args, procs, tmp, args.bins[s], s, zone, zfile, out)
+        if dirs:
+            ready[s] = dirs
     os.remove(zfile)
+    one = pinned(1, args)
+    # One run of --changes changes; with a baseline, R rounds that
+    # alternate between the two binaries.
+    for r in range(args.rounds if args.alternate else 1):
+        for s, (data, base) in baseline.order(ready, r, args.alternate):
+            out = res["resign"][s]
+            if "error" in out:
+                continue
+            argv = (["taskset", "-c", one] if one else []) + [
+                args.bins[s], "bench", "resign", "--data", data, "--zone", zone,
+                "--changes", str(args.changes), "--unsigned", base]
+            p = subprocess.run(argv, capture_output=True, text=True)
+            if p.returncode != 0:
+                say(f"# ERROR {s} bench resign: {p.stderr.strip()[-300:]}")
+                out["error"] = p.stderr.strip()
+                continue
+            changes = []
+            for line in p.stdout.splitlines():
+                f = line.split("\t")
+                if f[0] == "change":
+                    changes.append({"what": f[2], "round": r + 1,
+                                    **{f[i]: float(f[i + 1]) for i in range(3, len(f) - 1, 2)}})
+            out.setdefault("changes", []).extend(changes)
+            st = {k: _spread([c[k] for c in changes if k in c]) for k in ("signed_ms", "signing_ms", "unsigned_ms")}
+            say(f"# round {r + 1} {s} bench resign ({len(changes)} changes, one CPU): median"
+                f" {fmt(st['signed_ms']['median_ms'], 2)} ms a change, of which signing"
+                f" {fmt(st['signing_ms']['median_ms'], 2)} ms; the same change unsigned"
+                f" {fmt(st['unsigned_ms']['median_ms'], 2)} ms")
+    # Over every round's changes, nearest rank as `sixgate bench resign` does.
+    for out in res["resign"].values():
+        if out.get("changes"):
+            for key, k in (("signed", "signed_ms"), ("signing", "signing_ms"), ("unsigned", "unsigned_ms")):
+                out[key] = _spread([c[k] for c in out["changes"] if k in c])
+
+
+def resign_stores(args, procs, tmp, binary, label, zone, zfile, out):
+    """A signed store of the zone and an unsigned copy, made with `binary`;
+    (signed, unsigned) data directories, or None after an error."""
+    data = os.path.join(tmp, f"resign-{label}-signed")
+    base = os.path.join(tmp, f"resign-{label}-unsigned")
+    imp = servers.sixgate_import(binary, data, zone, zfile, procs=procs)
+    out["import_s"] = imp["seconds"]
+    say(f"# {label} zone import {zone}: {imp['seconds']:.2f} s")
     _ckpt_copy(data, base)
     allcpus = pinned(os.cpu_count() or 1, args)
-    m = timed([sixgate_bin, "dnssec", "enable", zone, "--data", data, "--algorithm", args.algorithm]
+    m = timed([binary, "dnssec", "enable", zone, "--data", data, "--algorithm", args.algorithm]
               + (["--nsec3"] if args.nsec3 else []), allcpus, procs, tmp)
     out["enable"] = m
     if m["rc"] != 0:
-        say(f"# ERROR sixgate dnssec enable: {m['stderr'][-300:]}")
-        res["resign"] = out
-        return
-    say(f"# sixgate dnssec enable {zone} (whole-zone signing into the store, CPUs {allcpus or 'any'}):"
+        say(f"# ERROR {label} dnssec enable: {m['stderr'][-300:]}")
+        out["error"] = m["stderr"]
+        return None
+    say(f"# {label} dnssec enable {zone} (whole-zone signing into the store, CPUs {allcpus or 'any'}):"
         f" {m['wall_s']:.2f} s wall, {m['cpu_s']:.2f} s CPU, peak RSS {m['rss_mib']:.0f} MiB")
-    one = pinned(1, args)
-    r = subprocess.run((["taskset", "-c", one] if one else []) + [sixgate_bin, "bench", "resign", "--data", data, "--zone", zone,
-                        "--changes", str(args.changes), "--unsigned", base], capture_output=True, text=True)
-    if r.returncode != 0:
-        say(f"# ERROR sixgate bench resign: {r.stderr.strip()[-300:]}")
-        out["error"] = r.stderr.strip()
-        res["resign"] = out
-        return
-    changes = []
-    for line in r.stdout.splitlines():
-        f = line.split("\t")
-        if f[0] == "change":
-            changes.append({"what": f[2], **{f[i]: float(f[i + 1]) for i in range(3, len(f) - 1, 2)}})
-        elif f[0] == "summary":
-            out[f[1]] = {f[i]: float(f[i + 1]) for i in range(2, len(f) - 1, 2)}
-    out["changes"] = changes
-    say(f"# sixgate bench resign ({len(changes)} changes, one CPU): median {out['signed']['median_ms']:.2f} ms"
-        f" a change, of which signing {out['signing']['median_ms']:.2f} ms; the same change unsigned"
-        f" {out['unsigned']['median_ms']:.2f} ms")
-    res["resign"] = out
+    return data, base
 
 
-def run(args, procs, tmp, sixgate_bin, res):
+def _nearest(sorted_values, p):
+    if not sorted_values:
+        return float("nan")
+    k = max(1, min(len(sorted_values), -(-p * len(sorted_values) // 100))) - 1
+    return sorted_values[k]
+
+
+def _spread(values):
+    v = sorted(values)
+    return {"median_ms": _nearest(v, 50), "p90_ms": _nearest(v, 90), "max_ms": v[-1] if v else float("nan"),
+            "changes": len(v)}
+
+
+def run(args, procs, tmp, res):
     if "sign" not in args.skip:
-        phase_sign(args, procs, tmp, sixgate_bin, res)
+        phase_sign(args, procs, tmp, res)
     if "resign" not in args.skip:
-        phase_resign(args, procs, tmp, sixgate_bin, res)
+        phase_resign(args, procs, tmp, res)
 
 
 # --- report -------------------------------------------------------------------
@@ -275,18 +325,29 @@ def tables(args, res):
                 out.append(f"{s:13s} {t:7d} {fmt(w, 2):>7s} {rng:>13s} {fmt(_med(runs, 'cpu_s'), 2):>7s}"
                            f" {fmt(_med(runs, 'rss_mib')):>8s} {('-' if s == 'sixgate' else fmt(w / base, 2) + 'x'):>14s}"
                            f" {('n/a' if v is None else ('yes' if v['ok'] else 'NO')):>8s}")
-    if "resign" in res and "signed" in res["resign"]:
-        rs = res["resign"]
+    rows = [(k, rs) for k, rs in res.get("resign", {}).items() if "signed" in rs]
+    if rows:
         out.append("")
-        out.append(f"re-signing one-record changes, {_label(rs['names'])}-name zone ({len(rs['changes'])} changes)")
-        out.append(f"{'':30s} {'median ms':>9s} {'p90 ms':>7s} {'max ms':>7s}")
+        out.append(f"re-signing one-record changes, {_label(rows[0][1]['names'])}-name zone"
+                   f" ({len(rows[0][1]['changes'])} changes)")
+        out.append(f"{'':30s} {'':8s} {'median ms':>9s} {'p90 ms':>7s} {'max ms':>7s}")
         for k, label in (("signed", "whole change, signed zone"), ("signing", "  of which signing"),
                          ("unsigned", "same change, unsigned copy")):
-            out.append(f"{label:30s} {rs[k]['median_ms']:9.3f} {rs[k]['p90_ms']:7.3f} {rs[k]['max_ms']:7.3f}")
-        out.append(f"(zone import {rs['import_s']:.1f} s;"
-                   f" dnssec enable {rs['enable']['wall_s']:.1f} s wall, {rs['enable']['cpu_s']:.1f} s CPU,"
-                   f" peak RSS {rs['enable']['rss_mib']:.0f} MiB)")
+            for s, rs in rows:
+                out.append(f"{label:30s} {s:8s} {rs[k]['median_ms']:9.3f} {rs[k]['p90_ms']:7.3f}"
+                           f" {rs[k]['max_ms']:7.3f}")
+        for s, rs in rows:
+            out.append(f"({s}: zone import {rs['import_s']:.1f} s;"
+                       f" dnssec enable {rs['enable']['wall_s']:.1f} s wall, {rs['enable']['cpu_s']:.1f} s CPU,"
+                       f" peak RSS {rs['enable']['rss_mib']:.0f} MiB)")
     return out
+
+
+def _base(d):
+    """' ratio sixgate/baseline R' (current/baseline), or '' without a baseline."""
+    if baseline.BASELINE not in d or "sixgate" not in d:
+        return ""
+    return f" ratio sixgate/baseline {fmt(baseline.ratio(d['sixgate'], d[baseline.BASELINE]), 2)}"
 
 
 def summary(args, res):
@@ -299,27 +360,62 @@ def summary(args, res):
             wall = {s: _med(sg["runs"][f"{s} {t}"], "wall_s") for s in ss}
             cpu = {s: _med(sg["runs"][f"{s} {t}"], "cpu_s") for s in ss}
             rss = {s: _med(sg["runs"][f"{s} {t}"], "rss_mib") for s in ss}
-            peers = [s for s in ss if s != "sixgate"]
+            peers = [s for s in ss if s in PEERS and "sixgate" in ss]
+
+            def vs(word, d, peer_over_sixgate):
+                if not peers:
+                    return ""
+                return f" {word} " + " ".join(
+                    f"sixgate/{p} {fmt(baseline.ratio(d[p], d['sixgate']) if peer_over_sixgate else baseline.ratio(d['sixgate'], d[p]), 2)}"
+                    for p in peers)
             lines.append(f"sign {what} threads {t} wall s: " + " ".join(f"{s} {fmt(wall[s], 2)}" for s in ss)
-                         + " faster " + " ".join(f"sixgate/{p} {fmt(wall[p] / wall['sixgate'], 2)}" for p in peers))
+                         + _base(wall) + vs("faster", wall, True))
             lines.append(f"sign {what} threads {t} cpu s: " + " ".join(f"{s} {fmt(cpu[s], 2)}" for s in ss)
-                         + " less " + " ".join(f"sixgate/{p} {fmt(cpu[p] / cpu['sixgate'], 2)}" for p in peers))
+                         + _base(cpu) + vs("less", cpu, True))
+            rss_ratio = _base(rss)
+            if peers:
+                rss_ratio = (rss_ratio or " ratio") + vs("", rss, False)[1:]
             lines.append(f"sign {what} threads {t} rss MiB: " + " ".join(f"{s} {fmt(rss[s])}" for s in ss)
-                         + " ratio " + " ".join(f"sixgate/{p} {fmt(rss['sixgate'] / rss[p], 2)}" for p in peers))
+                         + rss_ratio)
         lines.append("sign verified: " + " ".join(
             f"{k.replace(' ', '@')}t {'ok' if v['ok'] else 'FAILED'}" for k, v in sg["verify"].items()))
     if "resign" in res:
-        rs = res["resign"]
-        if "signed" in rs:
-            lines.append(f"resign {_label(rs['names'])} ms: median {fmt(rs['signed']['median_ms'], 3)}"
-                         f" p90 {fmt(rs['signed']['p90_ms'], 3)} max {fmt(rs['signed']['max_ms'], 3)}"
-                         f" signing-median {fmt(rs['signing']['median_ms'], 3)} signing-p90 {fmt(rs['signing']['p90_ms'], 3)}"
-                         f" signing-max {fmt(rs['signing']['max_ms'], 3)}"
-                         f" unsigned-median {fmt(rs['unsigned']['median_ms'], 3)} changes {len(rs['changes'])}")
-        if "enable" in rs:
-            lines.append(f"resign {_label(rs['names'])} setup s: import {fmt(rs['import_s'], 1)}"
-                         f" dnssec-enable {fmt(rs['enable']['wall_s'], 1)}"
-                         f" dnssec-enable-rss-mib {fmt(rs['enable']['rss_mib'])}")
-        if "error" in rs:
-            lines.append("resign error: see the log above")
+        lines += resign_summary(res["resign"])
+    return lines
+
+
+def resign_summary(rr):
+    lines = []
+    done = {s: rs for s, rs in rr.items() if "signed" in rs}
+    lab = _label(next(iter(rr.values()))["names"]) if rr else ""
+    keys = (("median", "signed", "median_ms"), ("p90", "signed", "p90_ms"), ("max", "signed", "max_ms"),
+            ("signing-median", "signing", "median_ms"), ("signing-p90", "signing", "p90_ms"),
+            ("signing-max", "signing", "max_ms"), ("unsigned-median", "unsigned", "median_ms"))
+    if list(done) == ["sixgate"]:
+        rs = done["sixgate"]
+        lines.append(f"resign {lab} ms: " + " ".join(f"{k} {fmt(rs[a][b], 3)}" for k, a, b in keys)
+                     + f" changes {len(rs['changes'])}")
+    elif done:
+        lines.append(f"resign {lab} ms: " + " ".join(
+            f"{s} " + " ".join(f"{k} {fmt(rs[a][b], 3)}" for k, a, b in keys) + f" changes {len(rs['changes'])}"
+            for s, rs in done.items())
+            + (" ratio sixgate/baseline " + " ".join(
+                f"{k} {fmt(baseline.ratio(done['sixgate'][a][b], done[baseline.BASELINE][a][b]), 2)}"
+                for k, a, b in keys if k.endswith("median")) if len(done) == 2 else ""))
+    setup = {s: rs for s, rs in rr.items() if "enable" in rs}
+    if list(setup) == ["sixgate"]:
+        rs = setup["sixgate"]
+        lines.append(f"resign {lab} setup s: import {fmt(rs['import_s'], 1)}"
+                     f" dnssec-enable {fmt(rs['enable']['wall_s'], 1)}"
+                     f" dnssec-enable-rss-mib {fmt(rs['enable']['rss_mib'])}")
+    elif setup:
+        lines.append(f"resign {lab} setup s: " + " ".join(
+            f"{s} import {fmt(rs['import_s'], 1)} dnssec-enable {fmt(rs['enable']['wall_s'], 1)}"
+            f" dnssec-enable-rss-mib {fmt(rs['enable']['rss_mib'])}" for s, rs in setup.items())
+            + (f" ratio sixgate/baseline import"
+               f" {fmt(baseline.ratio(setup['sixgate']['import_s'], setup[baseline.BASELINE]['import_s']), 2)}"
+               f" dnssec-enable {fmt(baseline.ratio(setup['sixgate']['enable']['wall_s'], setup[baseline.BASELINE]['enable']['wall_s']), 2)}"
+               if len(setup) == 2 else ""))
+    if any("error" in rs for rs in rr.values()):
+        lines.append("resign error: see the log above")
     return lines
