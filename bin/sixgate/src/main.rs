@@ -104,6 +104,17 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// The audit log: who changed which zone, when, and what (newest
+    /// first).
+    Audit {
+        /// Only this zone's changes.
+        zone: Option<String>,
+        /// Entries to show at most.
+        #[arg(long, value_name = "N", default_value_t = 50)]
+        limit: usize,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Managed DNSSEC: signing, keys, the DS for the registry.
     Dnssec {
         #[command(subcommand)]
@@ -566,6 +577,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ProxyCommand::Check { host } => proxycmd::check(&dir, &host),
             }
         }
+        Command::Audit { zone, limit, common } => zonecmd::audit(&data_dir(&common), zone.as_deref(), limit),
         Command::Dnssec { command, common } => {
             let dir = data_dir(&common);
             match command {

@@ -204,3 +204,33 @@ pub(crate) fn aname_status(dir: &Path, zone: Option<&str>) -> anyhow::Result<()>
     }
     Ok(())
 }
+
+/// `sixgate audit [ZONE]`: one line per change (id, time, zone, serial,
+/// kind, actor), then one indented line per record added (`+`) or
+/// removed (`-`).
+pub(crate) fn audit(dir: &Path, zone: Option<&str>, limit: usize) -> anyhow::Result<()> {
+    let store = open(dir)?;
+    let apex = zone.map(zone_name).transpose()?;
+    for e in store.audit(apex.as_deref(), limit)? {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}",
+            e.id,
+            sixgate_store::rfc3339(e.at),
+            name::to_text(&e.apex),
+            e.serial,
+            e.kind,
+            e.actor
+        );
+        for c in &e.changes {
+            let (sign, r) = match c {
+                sixgate_dns::zone::Change::Add(r) => ('+', r),
+                sixgate_dns::zone::Change::Remove(r) => ('-', r),
+            };
+            println!(
+                "\t{sign} {}",
+                sixgate_dns::zonefile::render_records(std::slice::from_ref(r)).trim_end()
+            );
+        }
+    }
+    Ok(())
+}

@@ -36,6 +36,7 @@ pub(crate) const PATHS: &[&str] = &[
     "/v1/zones/{zone}",
     "/v1/zones/{zone}/zonefile",
     "/v1/zones/{zone}/anames",
+    "/v1/zones/{zone}/audit",
     "/v1/zones/{zone}/dnssec",
     "/v1/zones/{zone}/dnssec/rollover",
     "/v1/zones/{zone}/rrsets",
@@ -72,6 +73,9 @@ pub(crate) fn document() -> Value {
             },
             "/v1/zones/{zone}/anames": {
                 "get": op("Each ANAME's addresses, last success, last error and next refresh", "200", None),
+            },
+            "/v1/zones/{zone}/audit": {
+                "get": op("The zone's audit log, newest first (`?limit=N`, at most 1000): id, time, serial, kind, actor (token:ID, tsig:KEY, cli:USER, task:NAME) and the records added and removed", "200", None),
             },
             "/v1/zones/{zone}/dnssec": {
                 "get": op("DNSSEC status: keys and states, next event, the DS for the registry, the parent's DS, the verdict and the chain of trust", "200", None),

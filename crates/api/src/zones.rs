@@ -21,6 +21,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/v1/zones/{zone}", get(show).delete(delete))
         .route("/v1/zones/{zone}/zonefile", get(export).put(import))
         .route("/v1/zones/{zone}/anames", get(anames))
+        .route("/v1/zones/{zone}/audit", get(audit))
 }
 
 /// A zone as the native API shows it.
@@ -257,6 +258,69 @@ async fn import(
         })
         .await?;
     Ok(Json(zone))
+}
+
+/// One change as the audit log shows it.
+#[derive(Debug, Serialize)]
+struct AuditJson {
+    id: i64,
+    at: String,
+    serial: u32,
+    kind: String,
+    actor: String,
+    /// Records added (`+ RECORD`) and removed (`- RECORD`), in zone-file
+    /// form.
+    changes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditQuery {
+    limit: Option<usize>,
+}
+
+/// Entries of the audit log one request returns at most.
+const AUDIT_MAX: usize = 1000;
+
+/// The zone's audit log, newest first: who changed what, when. Only for
+/// callers that control the whole zone.
+async fn audit(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(zone): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<AuditQuery>,
+) -> Result<Json<Vec<AuditJson>>, ApiError> {
+    let apex = parse_name(&zone)?;
+    let limit = q.limit.unwrap_or(100).clamp(1, AUDIT_MAX);
+    let entries = st
+        .store(move |s| {
+            caller.zone_full(s, &apex)?;
+            Ok(s.audit(Some(&apex), limit)?)
+        })
+        .await?;
+    Ok(Json(entries.into_iter().map(audit_json).collect()))
+}
+
+fn audit_json(e: sixgate_store::AuditEntry) -> AuditJson {
+    let changes = e
+        .changes
+        .iter()
+        .map(|c| {
+            let (sign, r) = match c {
+                sixgate_dns::Change::Add(r) => ('+', r),
+                sixgate_dns::Change::Remove(r) => ('-', r),
+            };
+            format!("{sign} {}", sixgate_dns::zonefile::render_records(std::slice::from_ref(r)).trim_end())
+        })
+        .collect();
+    AuditJson {
+        id: e.id,
+        at: sixgate_store::rfc3339(e.at),
+        serial: e.serial,
+        kind: e.kind,
+        actor: e.actor,
+        changes,
+    }
 }
 
 /// An ANAME's resolution state.

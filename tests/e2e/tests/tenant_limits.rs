@@ -404,3 +404,51 @@ fn a_stored_oversized_rrset_holds_only_its_zone() -> Result<()> {
     ensure!(server.is_running(), "sixgate serve exited: {}", server.stderr_tail(20));
     Ok(())
 }
+
+/// The journal is the audit log: every write through the one write path
+/// is recorded with its actor. A zone imported with the CLI, a PUT with an
+/// API token and an UPDATE signed with a TSIG key each show who made them,
+/// in `sixgate audit` and in `GET /v1/zones/{zone}/audit`.
+#[test]
+fn the_audit_log_names_the_actor_of_api_update_and_cli_writes() -> Result<()> {
+    let (_data, cli) = two_zones()?;
+    let token = acme_token(&cli)?;
+    let admin = admin_token(&cli)?;
+    let key = acme_tsig_key(&cli)?;
+    let server = Sixgate::serve(cli.clone())?;
+    let (base, dns) = (api(&server)?, server.udp_addr());
+
+    let path = format!("/v1/zones/example.test/rrsets/{CHALLENGE}/TXT");
+    let r = call(&base, "PUT", &path, &token, Some(&json!({"ttl": 60, "records": ["\"by-api\""]})))?;
+    ensure!(r.status == 200, "PUT: {} {}", r.status, r.body);
+    wait_for_challenges(dns, 1)?;
+    let out = update_adding(dns, &key, 0..1)?;
+    ensure!(out.contains("status: NOERROR"), "UPDATE:\n{out}");
+    wait_for_challenges(dns, 2)?;
+
+    let log = cli.run(&["audit"], &["example.test"])?.ok()?.stdout;
+    let entries: Vec<Vec<&str>> =
+        log.lines().filter(|l| !l.starts_with('\t')).map(|l| l.split('\t').collect()).collect();
+    // Newest first: the UPDATE, the PUT, the import.
+    let actors: Vec<&str> = entries.iter().filter_map(|e| e.get(5).copied()).collect();
+    ensure!(actors.len() == 3, "three changes to {ZONE} expected:\n{log}");
+    ensure!(actors[0] == "tsig:acme-key.", "the UPDATE's actor is {:?}:\n{log}", actors[0]);
+    ensure!(actors[1].starts_with("token:"), "the PUT's actor is {:?}:\n{log}", actors[1]);
+    ensure!(actors[2].starts_with("cli:"), "the import's actor is {:?}:\n{log}", actors[2]);
+    ensure!(entries.iter().all(|e| e.get(2) == Some(&ZONE)), "entries of other zones listed:\n{log}");
+    ensure!(
+        log.contains("\t+ _acme-challenge.example.test. 60 IN TXT \"by-api\""),
+        "the PUT's record:\n{log}"
+    );
+
+    let r = call(&base, "GET", "/v1/zones/example.test/audit", &admin, None)?;
+    ensure!(r.status == 200, "GET audit: {} {}", r.status, r.body);
+    let v: Value = serde_json::from_str(&r.body)?;
+    let api_actors: Vec<&str> =
+        v.as_array().context("a list")?.iter().filter_map(|e| e["actor"].as_str()).collect();
+    ensure!(api_actors == actors, "the API's audit log {api_actors:?} differs from the CLI's {actors:?}");
+    // An acme-only token may not read the zone's history.
+    let r = call(&base, "GET", "/v1/zones/example.test/audit", &token, None)?;
+    ensure!(r.status == 403 || r.status == 404, "an acme token read the audit log: {}", r.status);
+    Ok(())
+}
