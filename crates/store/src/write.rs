@@ -987,3 +987,152 @@ impl Store {
         account_limits(&self.conn, account_id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use sixgate_dns::zonefile;
+
+    use super::*;
+    use crate::JournalKind;
+
+    fn apex() -> Box<[u8]> {
+        name::from_text("shop.example.", None).unwrap()
+    }
+
+    fn zone(serial: u32, extra: &str) -> Vec<Record> {
+        let text =
+            format!("@ 300 SOA ns hm {serial} 2 3 4 5\n@ 300 NS ns\nns 300 AAAA 2001:db8::53\n{extra}");
+        zonefile::parse(&text, &apex()).unwrap()
+    }
+
+    fn cli() -> Actor {
+        Actor::Cli("test".into())
+    }
+
+    /// Regression: a zone deleted and created again started from its
+    /// file's serial (or 1), so secondaries kept the old, "newer" copy.
+    #[test]
+    fn a_zone_made_again_never_goes_back_to_an_old_serial() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.set_serial_scheme(SerialScheme::Increment).unwrap();
+        assert_eq!(s.by(cli()).replace_zone(&apex(), zone(2026120601, "")).unwrap().serial, 2026120601);
+        s.by(cli()).delete_zone(&apex()).unwrap();
+        let again = s.by(cli()).replace_zone(&apex(), zone(1, "")).unwrap();
+        assert_eq!(again.serial, 2026120602);
+        // A brand-new name still starts at its file's serial, as written.
+        let other = name::from_text("other.example.", None).unwrap();
+        let text = "@ 300 SOA ns hm 7 2 3 4 5\n@ 300 NS ns\nns 300 AAAA 2001:db8::53\n";
+        assert_eq!(
+            s.by(cli()).replace_zone(&other, zonefile::parse(text, &other).unwrap()).unwrap().serial,
+            7
+        );
+    }
+
+    #[test]
+    fn every_write_is_journaled_with_its_actor() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.by(cli()).replace_zone(&apex(), zone(1, "")).unwrap();
+        let www = zonefile::parse("www 60 AAAA 2001:db8::1\n", &apex()).unwrap();
+        s.by(Actor::Token(42)).apply(&apex(), &[Change::Add(www[0].clone())]).unwrap();
+        s.by(Actor::Tsig("k.".into())).apply(&apex(), &[Change::Remove(www[0].clone())]).unwrap();
+        s.by(Actor::Task("aname")).delete_zone(&apex()).unwrap();
+        let log = s.audit(Some(&apex()), 10).unwrap();
+        let actors: Vec<&str> = log.iter().map(|e| e.actor.as_str()).collect();
+        assert_eq!(actors, ["task:aname", "tsig:k.", "token:42", "cli:test"]);
+        assert!(log[2].changes.contains(&Change::Add(www[0].clone())));
+        assert_eq!(log[0].kind, "delete");
+        // Readers see each entry linked to its zone's previous one.
+        let j = s.journal_since(0, 10).unwrap();
+        assert_eq!(j[0].prev, 0);
+        assert!(j.windows(2).all(|w| w[1].prev == w[0].id));
+        assert!(matches!(j[1].kind, JournalKind::Diff(_)));
+    }
+
+    #[test]
+    fn the_journal_is_pruned_per_zone_and_keeps_each_zones_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.by(cli()).replace_zone(&apex(), zone(1, "")).unwrap();
+        let quiet = name::from_text("quiet.example.", None).unwrap();
+        let text = "@ 300 SOA ns hm 7 2 3 4 5\n@ 300 NS ns\nns 300 AAAA 2001:db8::53\n";
+        s.by(cli()).replace_zone(&quiet, zonefile::parse(text, &quiet).unwrap()).unwrap();
+        s.conn.pragma_update(None, "synchronous", "OFF").unwrap();
+        let www = zonefile::parse("www 60 AAAA 2001:db8::1\n", &apex()).unwrap();
+        for i in 0..(JOURNAL_KEEP + 5) {
+            let c = if i % 2 == 0 { Change::Add(www[0].clone()) } else { Change::Remove(www[0].clone()) };
+            s.by(cli()).apply(&apex(), &[c]).unwrap();
+        }
+        let count = |z: &[u8]| -> i64 {
+            s.conn
+                .query_row("SELECT count(*) FROM journal WHERE zone_name = ?1", params![z], |r| r.get(0))
+                .unwrap()
+        };
+        assert_eq!(count(&apex()), JOURNAL_KEEP);
+        assert_eq!(count(&quiet), 1, "a quiet zone keeps its entry");
+    }
+
+    #[test]
+    fn customer_quotas_refuse_the_write_that_crosses_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let bob = s.create_account("bob").unwrap().id;
+        let quotas = Quotas { zones: Some(1), records: Some(5), tokens: Some(1) };
+        s.set_account_limits(bob, &SizeLimits::CUSTOMER, &quotas).unwrap();
+        s.by(cli()).create_zone(&apex(), zone(1, ""), bob, true).unwrap();
+        let other = name::from_text("other.example.", None).unwrap();
+        let text = "@ 300 SOA ns hm 7 2 3 4 5\n@ 300 NS ns\n";
+        let e =
+            s.by(cli()).create_zone(&other, zonefile::parse(text, &other).unwrap(), bob, true).unwrap_err();
+        assert_eq!(e.to_string(), "account bob: 2 zones over the zones limit of 1");
+        // 3 records now; two more fit, a third does not.
+        let adds =
+            zonefile::parse("a 60 A 192.0.2.1\nb 60 A 192.0.2.1\nc 60 A 192.0.2.1\n", &apex()).unwrap();
+        s.by(cli()).apply(&apex(), &[Change::Add(adds[0].clone()), Change::Add(adds[1].clone())]).unwrap();
+        let serial = s.serial(&apex()).unwrap();
+        let e = s.by(cli()).apply(&apex(), &[Change::Add(adds[2].clone())]).unwrap_err();
+        assert_eq!(e.to_string(), "account bob: 6 records over the records limit of 5");
+        assert_eq!(s.serial(&apex()).unwrap(), serial, "a refused write changes nothing");
+        // A removal and an add in one write fit.
+        s.by(cli()).apply(&apex(), &[Change::Remove(adds[0].clone()), Change::Add(adds[2].clone())]).unwrap();
+        s.create_token(bob, crate::Scope::Account).unwrap();
+        let e = s.create_token(bob, crate::Scope::Account).unwrap_err();
+        assert_eq!(e.to_string(), "account bob: 2 tokens over the tokens limit of 1");
+        // The operator account has no quotas.
+        for _ in 0..3 {
+            s.create_token(crate::OPERATOR_ACCOUNT, crate::Scope::Admin).unwrap();
+        }
+    }
+
+    #[test]
+    fn an_oversized_rrset_is_refused_on_every_path_and_changes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.by(cli()).replace_zone(&apex(), zone(1, "")).unwrap();
+        let value = "x".repeat(250);
+        let many: String = (0..140).map(|i| format!("_acme-challenge 60 TXT \"{i:03}{value}\"\n")).collect();
+        let recs = zonefile::parse(&many, &apex()).unwrap();
+        let serial = s.serial(&apex()).unwrap();
+        // A diff (API, UPDATE, httpreq): refused whole.
+        let changes: Vec<Change> = recs.iter().cloned().map(Change::Add).collect();
+        let e = s.by(Actor::Token(1)).apply(&apex(), &changes).unwrap_err();
+        assert!(matches!(&e, StoreError::Limit(l) if l.limit == "rrset_octets"), "{e}");
+        assert_eq!(s.serial(&apex()).unwrap(), serial);
+        // Adds that accumulate over several writes: the one that crosses.
+        let (first, rest) = changes.split_at(100);
+        s.by(Actor::Token(1)).apply(&apex(), first).unwrap();
+        assert!(s.by(Actor::Token(1)).apply(&apex(), rest).is_err());
+        // A whole zone (import), the operator's too.
+        let e = s.by(cli()).replace_zone(&apex(), zone(9, &many)).unwrap_err();
+        assert!(e.to_string().contains("over the rrset_octets limit of 32768"), "{e}");
+        // ANAME-derived addresses are held to it as well.
+        let aname = zonefile::parse("@ 300 ANAME target.example.\n", &apex()).unwrap();
+        s.by(cli()).apply(&apex(), &[Change::Add(aname[0].clone())]).unwrap();
+        let addrs: Vec<Record> = (0..3000u32)
+            .map(|i| Record { owner: apex(), rtype: code::A, ttl: 60, rdata: i.to_be_bytes().into() })
+            .collect();
+        let e = s.by(Actor::Task("aname")).set_derived(&apex(), &[(apex(), addrs)]).unwrap_err();
+        assert!(e.to_string().contains("rrset_octets"), "{e}");
+    }
+}
