@@ -138,3 +138,55 @@ pub(crate) fn print_account(name: &str, id: &str, zones: &str, nameservers: &[St
         println!("nameserver\t{n}");
     }
 }
+
+/// `account limits NAME [--LIMIT N|default]...`: sets the limits given (in
+/// the order records_per_rrset, rrsets_per_name, names_per_zone, zones,
+/// records, tokens), then prints every limit in force.
+pub(crate) fn account_limits(dir: &Path, account: &str, set: [Option<String>; 6]) -> anyhow::Result<()> {
+    const NAMES: [&str; 6] =
+        ["records_per_rrset", "rrsets_per_name", "names_per_zone", "zones", "records", "tokens"];
+    let mut store = open(dir)?;
+    let a = store.account(account)?;
+    if a.id == sixgate_store::OPERATOR_ACCOUNT {
+        anyhow::bail!(
+            "the operator account has no limits but the RRset size ({} octets)",
+            sixgate_dns::limits::RRSET_OCTETS
+        );
+    }
+    if set.iter().any(Option::is_some) {
+        // Values as stored: `None` takes the default.
+        let stored = store.stored_account_limits(a.id)?;
+        let mut v = stored;
+        for (i, given) in set.iter().enumerate() {
+            if let Some(text) = given {
+                let slot = v.get_mut(i).ok_or_else(|| anyhow!("no limit {i}"))?;
+                *slot = match text.as_str() {
+                    "default" => None,
+                    n => Some(
+                        n.parse::<u64>()
+                            .map_err(|_| anyhow!("--{}: not a number: {n:?}", NAMES[i].replace('_', "-")))?,
+                    ),
+                };
+            }
+        }
+        let [rr, rn, nz, z, rec, tok] = v;
+        let size =
+            sixgate_store::SizeLimits { records_per_rrset: rr, rrsets_per_name: rn, names_per_zone: nz };
+        let quotas = sixgate_store::Quotas { zones: z, records: rec, tokens: tok };
+        store.set_account_limits(a.id, &size, &quotas)?;
+    }
+    let l = store.account_limits(a.id)?;
+    let shown = [
+        l.size.records_per_rrset,
+        l.size.rrsets_per_name,
+        l.size.names_per_zone,
+        l.quotas.zones,
+        l.quotas.records,
+        l.quotas.tokens,
+    ];
+    println!("rrset_octets\t{}", sixgate_dns::limits::RRSET_OCTETS);
+    for (n, v) in NAMES.iter().zip(shown) {
+        println!("{n}\t{}", v.map_or_else(|| "-".to_owned(), |v| v.to_string()));
+    }
+    Ok(())
+}

@@ -218,6 +218,31 @@ enum AccountCommand {
         /// Account name.
         name: Option<String>,
     },
+    /// Show a customer account's limits and quotas (`KEY<TAB>VALUE`, `-`
+    /// for none), after setting those given; `default` restores a
+    /// default. Only on the data directory.
+    Limits {
+        /// Account name.
+        name: String,
+        /// Records in one RRset.
+        #[arg(long, value_name = "N|default")]
+        records_per_rrset: Option<String>,
+        /// RRsets at one name.
+        #[arg(long, value_name = "N|default")]
+        rrsets_per_name: Option<String>,
+        /// Names in one zone.
+        #[arg(long, value_name = "N|default")]
+        names_per_zone: Option<String>,
+        /// Zones of the account.
+        #[arg(long, value_name = "N|default")]
+        zones: Option<String>,
+        /// Records in all the account's zones.
+        #[arg(long, value_name = "N|default")]
+        records: Option<String>,
+        /// API tokens of the account.
+        #[arg(long, value_name = "N|default")]
+        tokens: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -553,11 +578,27 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 AccountCommand::Create { name } => client::account_create(&a, &name),
                 AccountCommand::List => client::account_list(&a),
                 AccountCommand::Show { name } => client::account_show(&a, name.as_deref()),
+                AccountCommand::Limits { .. } => Err(anyhow::anyhow!(
+                    "account limits are set on the data directory (--data), not through the API"
+                )),
             },
             None => match command {
                 AccountCommand::Create { name } => authcmd::account_create(&data_dir(&common), &name),
                 AccountCommand::List => authcmd::account_list(&data_dir(&common)),
                 AccountCommand::Show { name } => authcmd::account_show(&data_dir(&common), name.as_deref()),
+                AccountCommand::Limits {
+                    name,
+                    records_per_rrset,
+                    rrsets_per_name,
+                    names_per_zone,
+                    zones,
+                    records,
+                    tokens,
+                } => authcmd::account_limits(
+                    &data_dir(&common),
+                    &name,
+                    [records_per_rrset, rrsets_per_name, names_per_zone, zones, records, tokens],
+                ),
             },
         },
         Command::Proxy { command, common } => {

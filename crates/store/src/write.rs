@@ -982,6 +982,22 @@ impl Store {
         Ok(())
     }
 
+    /// An account's limits as the operator set them (`None`: the
+    /// default), in the order records_per_rrset, rrsets_per_name,
+    /// names_per_zone, zones, records, tokens.
+    pub fn stored_account_limits(&self, account_id: i64) -> Result<[Option<u64>; 6], StoreError> {
+        let row: Option<[Option<i64>; 6]> = self
+            .conn
+            .query_row(
+                "SELECT records_per_rrset, rrsets_per_name, names_per_zone, zones, records, tokens
+                 FROM account_limits WHERE account_id = ?1",
+                params![account_id],
+                |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?]),
+            )
+            .optional()?;
+        Ok(row.unwrap_or([None; 6]).map(|v| v.map(|v| v.max(0) as u64)))
+    }
+
     /// An account's limits and quotas in force.
     pub fn account_limits(&self, account_id: i64) -> Result<AccountLimits, StoreError> {
         account_limits(&self.conn, account_id)
