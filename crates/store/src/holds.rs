@@ -9,6 +9,9 @@ use sixgate_dns::name;
 
 use crate::{Store, StoreError};
 
+/// A held zone: its apex (lowercased) and the reason.
+type Held = (Box<[u8]>, String);
+
 impl Store {
     /// Records (`Some(reason)`) or clears (`None`) a hold on a zone.
     pub fn set_hold(&mut self, apex: &[u8], reason: Option<&str>) -> Result<(), StoreError> {
@@ -47,7 +50,7 @@ impl Store {
     }
 
     /// Every held zone (apex lowercased) with the reason.
-    pub fn holds(&self) -> Result<Vec<(Box<[u8]>, String)>, StoreError> {
+    pub fn holds(&self) -> Result<Vec<Held>, StoreError> {
         let mut st = self.conn.prepare_cached("SELECT name, reason FROM zone_holds ORDER BY name")?;
         let rows = st.query_map([], |r| Ok((r.get::<_, Vec<u8>>(0)?.into_boxed_slice(), r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
