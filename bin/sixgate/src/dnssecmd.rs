@@ -4,11 +4,11 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow};
+use sixgate_control::publish::poke;
 use sixgate_dns::rtype::code;
 use sixgate_dns::{name, zonefile};
 use sixgate_dnssec::Algorithm;
 use sixgate_dnssec::policy::{Denial, KeyLayout, Policy};
-use sixgate_server::publish::poke;
 use sixgate_store::{Store, denial_name, rfc3339};
 
 use crate::zonecmd::zone_name;
@@ -31,7 +31,7 @@ pub(crate) fn open(dir: &Path) -> anyhow::Result<Store> {
 }
 
 pub(crate) fn maintain(dir: &Path, zone: &str, parents: &[String]) -> anyhow::Result<()> {
-    use sixgate_server::dnssec::{DnssecSettings, maintain_zone};
+    use sixgate_control::dnssec::{DnssecSettings, maintain_zone};
     let apex = zone_name(zone)?;
     let servers = parents
         .iter()
@@ -39,7 +39,7 @@ pub(crate) fn maintain(dir: &Path, zone: &str, parents: &[String]) -> anyhow::Re
         .collect::<anyhow::Result<Vec<_>>>()?;
     let settings = DnssecSettings {
         parents: if servers.is_empty() { Vec::new() } else { vec![(Box::from(&[0u8][..]), servers)] },
-        resolvers: sixgate_server::verify::system_resolvers(),
+        resolvers: sixgate_control::verify::system_resolvers(),
         check_interval: std::time::Duration::from_secs(3600),
     };
     let store = std::sync::Arc::new(std::sync::Mutex::new(open(dir)?));

@@ -5,8 +5,8 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
+use sixgate_control::publish::poke;
 use sixgate_dns::name;
-use sixgate_server::publish::poke;
 use sixgate_store::{ProxyProtocol, Store};
 
 use crate::zonecmd::zone_name;

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, anyhow};
+use sixgate_control::publish::Follower;
 use sixgate_dns::{Limits, name, zonefile};
-use sixgate_server::publish::Follower;
 use sixgate_server::tcp::TcpSettings;
 use sixgate_server::udp::UdpStats;
 use sixgate_server::{bind, tcp, udp};
@@ -201,13 +201,13 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         .context("starting the async runtime")?;
 
     // RFC 2136 UPDATE: listeners queue them for one handler.
-    let (update_tx, update_rx) = tokio::sync::mpsc::channel(sixgate_server::update::QUEUE);
-    let handler = Arc::new(sixgate_server::update::UpdateHandler::new(
+    let (update_tx, update_rx) = tokio::sync::mpsc::channel(sixgate_server::queue::QUEUE);
+    let handler = Arc::new(sixgate_control::update::UpdateHandler::new(
         s.data.clone(),
         s.hmac_md5,
         Some(published.clone()),
     )?);
-    let update_task = rt.spawn(sixgate_server::update::run(handler, update_rx));
+    let update_task = rt.spawn(sixgate_control::update::run(handler, update_rx));
 
     let mut threads = Vec::new();
     let mut addrs = Vec::new();
@@ -258,7 +258,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         let dir = s.data.clone();
         let (udp_stats, proxy) = (stats.clone(), proxy_shared.clone());
         let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
-            sixgate_server::publish::poke(&dir)
+            sixgate_control::publish::poke(&dir)
         })
         .with_metrics(move || metrics_text(&udp_stats, &held_zones, proxy.get()));
         let app = sixgate_api::app(state);
@@ -280,33 +280,33 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let checkable = !s.nameservers.is_empty() || s.account_nameservers.is_some();
     let resolvers = match (&s.verify_resolvers, checkable) {
         (r, _) if !r.is_empty() => r.clone(),
-        (_, true) => sixgate_server::verify::system_resolvers(),
+        (_, true) => sixgate_control::verify::system_resolvers(),
         (_, false) => Vec::new(),
     };
-    let verify = sixgate_server::verify::VerifySettings {
+    let verify = sixgate_control::verify::VerifySettings {
         resolvers,
         nameservers: s.nameservers.clone(),
         account_nameservers: s.account_nameservers.is_some(),
         interval: s.verify_interval,
     };
-    let dnssec = sixgate_server::dnssec::DnssecSettings {
+    let dnssec = sixgate_control::dnssec::DnssecSettings {
         parents: s.dnssec_parents.clone(),
         resolvers: if s.verify_resolvers.is_empty() {
-            sixgate_server::verify::system_resolvers()
+            sixgate_control::verify::system_resolvers()
         } else {
             s.verify_resolvers.clone()
         },
         check_interval: s.dnssec_check_interval,
     };
-    api_tasks.push(rt.spawn(sixgate_server::verify::run(s.data.clone(), verify, sd_rx.clone())));
+    api_tasks.push(rt.spawn(sixgate_control::verify::run(s.data.clone(), verify, sd_rx.clone())));
     if s.dnssec_maintain {
-        api_tasks.push(rt.spawn(sixgate_server::dnssec::run(s.data.clone(), dnssec, sd_rx.clone())));
+        api_tasks.push(rt.spawn(sixgate_control::dnssec::run(s.data.clone(), dnssec, sd_rx.clone())));
     } else {
         tracing::info!("DNSSEC maintenance off: signed zones change only through `sixgate dnssec maintain`");
     }
     let aname = sixgate_aname::refresher::Settings {
         policy: sixgate_aname::schedule::Policy { floor: s.aname_policy.0, ceiling: s.aname_policy.1 },
-        upstream: s.aname_resolvers.clone().unwrap_or_else(sixgate_server::verify::system_resolvers),
+        upstream: s.aname_resolvers.clone().unwrap_or_else(sixgate_control::verify::system_resolvers),
         queries_per_second: s.aname_qps,
         max_per_zone: s.aname_max_per_zone,
     };

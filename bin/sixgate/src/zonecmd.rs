@@ -4,10 +4,10 @@
 use std::path::Path;
 
 use anyhow::{Context, anyhow, bail};
+use sixgate_control::publish::poke;
 use sixgate_dns::check::check_zone;
 use sixgate_dns::zone::{Change, Zone};
 use sixgate_dns::{name, zonefile};
-use sixgate_server::publish::poke;
 use sixgate_store::Store;
 
 /// Parses a zone name given on the command line ("example.com" or "example.com.").

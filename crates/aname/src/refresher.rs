@@ -242,7 +242,7 @@ async fn round(
         }
     }
     if wrote {
-        sixgate_server::publish::poke(dir);
+        sixgate_control::publish::poke(dir);
     }
     if !states.is_empty() || first {
         blocking(store, move |s| s.save_aname_states(&states)).await?;

@@ -13,10 +13,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use sixgate_control::exchange::{NoAnswer, udp_ask};
 use sixgate_dns::lookup::{self, LookupError, Outcome};
 use sixgate_dns::rtype::code;
 use sixgate_dns::{Catalog, Limits, Transport, name, respond};
-use sixgate_server::exchange::{NoAnswer, udp_ask};
 
 use crate::schedule::Resolution;
 

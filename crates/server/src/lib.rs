@@ -1,27 +1,28 @@
-//! sixgate's DNS server: listeners and snapshot publication.
+//! sixgate's DNS server: the listeners.
 //!
 //! # Architecture
 //!
-//! - [`publish`]: the current [`Catalog`] lives in an `ArcSwap`. A follower
-//!   thread reads the store's journal and swaps in a new catalog after each
-//!   commit, sharing every unchanged zone (and every unchanged shard of a
-//!   changed zone) with the old one.
+//! The listeners are the read path's last step: they answer from the
+//! current [`Catalog`], an immutable snapshot in an `ArcSwap` that the
+//! control plane's publisher (`sixgate_control::publish`) swaps after each
+//! commit. They never open the store; this crate does not depend on it.
+//!
+//! - [`bind`]: the sockets, one `SO_REUSEPORT` UDP socket per worker.
 //! - [`udp`]: one OS thread per worker, each with its own `SO_REUSEPORT`
 //!   socket, answering with no locks and no allocation per query.
 //! - [`tcp`]: RFC 7766 TCP on tokio, with pipelining, idle timeouts and a
 //!   connection limit.
+//! - [`queue`]: an RFC 2136 UPDATE is not answered here but queued as a
+//!   [`queue::Job`] for the control plane's writer, which answers it once
+//!   the change is durable and served.
 //!
 //! Every listener takes a shutdown signal and stops cleanly.
 #![warn(missing_docs)]
 
 pub mod bind;
-pub mod dnssec;
-pub mod exchange;
-pub mod publish;
+pub mod queue;
 pub mod tcp;
 pub mod udp;
-pub mod update;
-pub mod verify;
 
 use std::sync::Arc;
 

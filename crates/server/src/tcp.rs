@@ -16,7 +16,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, oneshot, watch};
 
 use crate::SharedCatalog;
-use crate::update::{Job, Reply, UpdateQueue, is_update};
+use crate::queue::{Job, Reply, UpdateQueue, is_update};
 
 /// How long a connection waits for an UPDATE to be processed.
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(30);

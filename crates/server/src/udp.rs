@@ -19,7 +19,7 @@ use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmm
 use sixgate_dns::{Limits, Outcome, Transport, respond};
 
 use crate::SharedCatalog;
-use crate::update::{Job, Reply, UpdateQueue, is_update};
+use crate::queue::{Job, Reply, UpdateQueue, is_update};
 
 fn socket_addr(s: &SockaddrStorage) -> Option<std::net::SocketAddr> {
     if let Some(v4) = s.as_sockaddr_in() {

@@ -33,9 +33,8 @@ use std::time::{Duration, Instant};
 
 use sixgate_dns::zone::{Change, ZoneBuilder};
 use sixgate_dns::{Catalog, Record, Zone, name};
+use sixgate_server::SharedCatalog;
 use sixgate_store::{JournalEntry, JournalKind, Store, StoreError};
-
-use crate::SharedCatalog;
 
 /// Name of the notification socket inside the data directory.
 pub const NOTIFY_SOCKET: &str = sixgate_store::files::NOTIFY_SOCKET;

@@ -2,7 +2,7 @@
 //!
 //! Every tick this task looks at each signed zone that is due (a key
 //! event, a parent check, or the periodic check for signatures to
-//! refresh) and calls [`Store::dnssec_maintain`], which moves keys along
+//! refresh) and calls [`sixgate_store::Writer::dnssec_maintain`], which moves keys along
 //! the rollover planner's timeline and re-signs what needs it. When the
 //! planner waits for the parent, the parent's servers are asked for the
 //! zone's DS RRset first ([`observe_parent`]).

@@ -1,17 +1,17 @@
 //! RFC 2136 UPDATE over UDP and TCP, signed with TSIG (RFC 8945).
 //!
 //! The listeners hand every UPDATE to [`UpdateHandler`] through a bounded
-//! queue instead of answering it themselves: an update writes to the store
-//! and waits for an fsync, which must not stall the query workers. The
-//! handler verifies the signature, refuses replays, checks that the key may
-//! change this zone (and, for an acme-only key, only `_acme-challenge` TXT
-//! records), then evaluates prerequisites and computes the changes inside
-//! the store's write transaction, so nothing can slip in between. The
-//! answer is sent once the change is durable and served.
+//! queue (`sixgate_server::queue`) instead of answering it themselves: an
+//! update writes to the store and waits for an fsync, which must not stall
+//! the query workers. The handler verifies the signature, refuses
+//! replays, checks that the key may change this zone (and, for an
+//! acme-only key, only `_acme-challenge` TXT records), then evaluates
+//! prerequisites and computes the changes inside the store's write
+//! transaction, so nothing can slip in between. The answer is sent once
+//! the change is durable and served.
 //!
 //! Unsigned updates are refused: there is no address-based trust.
 
-use std::net::{SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,42 +20,14 @@ use sixgate_dns::name;
 use sixgate_dns::tsig::{self, Algorithm, Key, ReplayCache, Tsig, TsigFailure, Verified};
 use sixgate_dns::update::{self, Rcode, Update, UpdateError, ZoneView};
 use sixgate_dns::zone::{Change, Record};
+use sixgate_server::queue::{Job, Reply};
 use sixgate_store::{Store, StoreError, TsigKey, ZoneReader, is_acme_challenge};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, watch};
 
-/// Updates waiting to be processed; more are dropped (UDP) or refused
-/// (TCP) rather than queued without bound.
-pub const QUEUE: usize = 256;
 /// Accepted request MACs remembered against replays.
 const REPLAY_CAPACITY: usize = 100_000;
 /// How long an answer waits for DNS to publish the change.
 const PUBLISH_WAIT: Duration = Duration::from_secs(2);
-
-/// Where the answer to an update goes.
-#[derive(Debug)]
-pub enum Reply {
-    /// Send a datagram from this socket.
-    Udp(Arc<UdpSocket>, SocketAddr),
-    /// Hand the message back to the TCP connection.
-    Tcp(oneshot::Sender<Vec<u8>>),
-}
-
-/// One UPDATE message and where its answer goes.
-#[derive(Debug)]
-pub struct Job {
-    /// The request.
-    pub msg: Vec<u8>,
-    /// Where the answer goes.
-    pub reply: Reply,
-}
-
-/// The sending side the listeners hold.
-pub type UpdateQueue = mpsc::Sender<Job>;
-
-/// Is this message an UPDATE request (opcode 5, QR clear)?
-pub fn is_update(msg: &[u8]) -> bool {
-    msg.get(2).is_some_and(|&b| b & 0x80 == 0 && (b >> 3) & 0x0f == update::OPCODE)
-}
 
 /// Processes UPDATE messages against the store.
 pub struct UpdateHandler {

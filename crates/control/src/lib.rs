@@ -1,0 +1,33 @@
+//! sixgate's control plane: the tasks that write the store or turn it into
+//! what the listeners serve.
+//!
+//! # Architecture
+//!
+//! Every writer here goes through the store's one write path
+//! (`Store::by(actor)`); the listeners in `sixgate_server` only read the
+//! snapshots that [`publish`] swaps in.
+//!
+//! - [`publish`]: the current catalog lives in an `ArcSwap`
+//!   ([`sixgate_server::SharedCatalog`]). A follower thread reads the
+//!   store's journal and swaps in a new catalog after each commit, sharing
+//!   every unchanged zone (and every unchanged shard of a changed zone)
+//!   with the old one.
+//! - [`update`]: the RFC 2136 UPDATE writer. The listeners queue each
+//!   UPDATE as a `sixgate_server::queue::Job`; [`update::run`] consumes
+//!   the queue, checks TSIG and applies the change in a store transaction.
+//! - [`dnssec`]: keeping signed zones signed: key rollovers, re-signing,
+//!   and asking the parent for its DS RRset.
+//! - [`verify`]: delegation checks, marking a zone verified once its
+//!   parent delegates it to this account's nameservers.
+//! - [`exchange`]: one DNS question over UDP to another server, used by
+//!   the delegation and DS checks (and by the ANAME resolver).
+//!
+//! Every task stops cleanly: the follower and the checks on a shutdown
+//! signal, the UPDATE writer when its queue closes.
+#![warn(missing_docs)]
+
+pub mod dnssec;
+pub mod exchange;
+pub mod publish;
+pub mod update;
+pub mod verify;
