@@ -667,6 +667,19 @@ fn apply_source(mut w: WriteTx<'_>, apex: &[u8], changes: &[Change]) -> Result<C
     w.commit_diff(effective)
 }
 
+/// An account's limits as stored; `None`: the default.
+fn stored_limits(conn: &Connection, account_id: i64) -> Result<[Option<u64>; 6], StoreError> {
+    let row: Option<[Option<i64>; 6]> = conn
+        .query_row(
+            "SELECT records_per_rrset, rrsets_per_name, names_per_zone, zones, records, tokens
+             FROM account_limits WHERE account_id = ?1",
+            params![account_id],
+            |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?]),
+        )
+        .optional()?;
+    Ok(row.unwrap_or([None; 6]).map(|v| v.map(|v| v.max(0) as u64)))
+}
+
 /// Inserts a new zone's row, after the zone quota check, with the serial
 /// a deleted zone of the same name last had (or 0); returns that serial.
 fn insert_zone(
@@ -712,16 +725,8 @@ pub(crate) fn account_limits(conn: &Connection, account_id: i64) -> Result<Accou
     if account_id == tenancy::OPERATOR_ACCOUNT {
         return Ok(AccountLimits { size: SizeLimits::OPERATOR, quotas: Quotas::OPERATOR });
     }
-    let row: Option<[Option<i64>; 6]> = conn
-        .query_row(
-            "SELECT records_per_rrset, rrsets_per_name, names_per_zone, zones, records, tokens
-             FROM account_limits WHERE account_id = ?1",
-            params![account_id],
-            |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?]),
-        )
-        .optional()?;
-    let [rr, rn, nz, z, rec, tok] = row.unwrap_or([None; 6]);
-    let or = |v: Option<i64>, d: Option<u64>| v.map(|v| v.max(0) as u64).or(d);
+    let [rr, rn, nz, z, rec, tok] = stored_limits(conn, account_id)?;
+    let or = |v: Option<u64>, d: Option<u64>| v.or(d);
     let (s, q) = (SizeLimits::CUSTOMER, Quotas::CUSTOMER);
     Ok(AccountLimits {
         size: SizeLimits {
@@ -986,16 +991,7 @@ impl Store {
     /// default), in the order records_per_rrset, rrsets_per_name,
     /// names_per_zone, zones, records, tokens.
     pub fn stored_account_limits(&self, account_id: i64) -> Result<[Option<u64>; 6], StoreError> {
-        let row: Option<[Option<i64>; 6]> = self
-            .conn
-            .query_row(
-                "SELECT records_per_rrset, rrsets_per_name, names_per_zone, zones, records, tokens
-                 FROM account_limits WHERE account_id = ?1",
-                params![account_id],
-                |r| Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?]),
-            )
-            .optional()?;
-        Ok(row.unwrap_or([None; 6]).map(|v| v.map(|v| v.max(0) as u64)))
+        stored_limits(&self.conn, account_id)
     }
 
     /// An account's limits and quotas in force.
