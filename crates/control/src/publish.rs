@@ -120,11 +120,21 @@ pub struct Follower<S: Source = Store> {
     held_count: Arc<AtomicUsize>,
     /// Per zone: journal position its last full load was consistent with.
     loaded_at: HashMap<Box<[u8]>, i64>,
+    /// What the batch being applied changed in `loaded_at` and `held`
+    /// (the old values), to put back if the batch fails: a failed batch
+    /// publishes nothing, so the marks must describe the catalog served.
+    undo: Vec<Undo>,
     seed: u64,
     data_version: i64,
     /// The journal position of the catalog being served, for writers
     /// that answer only once their change is served.
     published: tokio::sync::watch::Sender<i64>,
+}
+
+/// An old value of `loaded_at` or `held` for one zone.
+enum Undo {
+    Loaded(Box<[u8]>, Option<i64>),
+    Held(Box<[u8]>, Option<String>),
 }
 
 /// How long past now a served signature must stay valid: the refresh
@@ -198,6 +208,7 @@ impl<S: Source> Follower<S> {
             held: HashMap::new(),
             held_count: Arc::new(AtomicUsize::new(0)),
             loaded_at: HashMap::new(),
+            undo: Vec::new(),
             seed,
             data_version,
             published: tokio::sync::watch::Sender::new(position),
@@ -213,6 +224,7 @@ impl<S: Source> Follower<S> {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "zones loaded"
         );
+        f.undo.clear();
         f.catalog.store(Arc::new(catalog));
         Ok((f, shared))
     }
@@ -235,16 +247,13 @@ impl<S: Source> Follower<S> {
             let entries = self.store.journal_since(self.position, BATCH)?;
             let Some(last) = entries.last().map(|e| e.id) else { break };
             let mut catalog = Catalog::clone(&self.catalog.load());
-            // Loads happen inside the batch; on failure they are undone
-            // with the batch.
-            let loaded_before = self.loaded_at.clone();
-            let held_before = self.held.clone();
+            let count = entries.len();
+            self.undo.clear();
             if let Err(e) = self.apply_batch(&mut catalog, entries) {
-                self.loaded_at = loaded_before;
-                self.held = held_before;
+                self.roll_back();
                 return Err(e);
             }
-            applied += (last - self.position).max(0) as usize;
+            applied += count;
             self.position = last;
             self.catalog.store(Arc::new(catalog));
             self.held_count.store(self.held.len(), Ordering::Relaxed);
@@ -252,6 +261,44 @@ impl<S: Source> Follower<S> {
         }
         self.data_version = dv;
         Ok(applied)
+    }
+
+    /// Puts back what a failed batch changed in `loaded_at` and `held`.
+    fn roll_back(&mut self) {
+        while let Some(u) = self.undo.pop() {
+            match u {
+                Undo::Loaded(apex, Some(p)) => {
+                    self.loaded_at.insert(apex, p);
+                }
+                Undo::Loaded(apex, None) => {
+                    self.loaded_at.remove(&apex);
+                }
+                Undo::Held(apex, Some(reason)) => {
+                    self.held.insert(apex, reason);
+                }
+                Undo::Held(apex, None) => {
+                    self.held.remove(&apex);
+                }
+            }
+        }
+        self.held_count.store(self.held.len(), Ordering::Relaxed);
+    }
+
+    /// Sets (or clears) a zone's load mark, remembering the old one.
+    fn set_loaded(&mut self, apex: &[u8], at: Option<i64>) {
+        let old = match at {
+            Some(p) => self.loaded_at.insert(apex.into(), p),
+            None => self.loaded_at.remove(apex),
+        };
+        self.undo.push(Undo::Loaded(apex.into(), old));
+    }
+
+    /// Ends a zone's hold, remembering it; returns whether it was held.
+    fn unhold(&mut self, apex: &[u8]) -> bool {
+        let old = self.held.remove(apex);
+        let was = old.is_some();
+        self.undo.push(Undo::Held(apex.into(), old));
+        was
     }
 
     fn apply_batch(&mut self, catalog: &mut Catalog, entries: Vec<JournalEntry>) -> Result<(), PublishError> {
@@ -272,8 +319,8 @@ impl<S: Source> Follower<S> {
             match e.kind {
                 JournalKind::Delete => {
                     catalog.remove(&e.apex);
-                    self.loaded_at.remove(&e.apex);
-                    if self.held.remove(&e.apex).is_some() {
+                    self.set_loaded(&e.apex, None);
+                    if self.unhold(&e.apex) {
                         self.store.set_hold(&e.apex, None)?;
                     }
                 }
@@ -311,12 +358,12 @@ impl<S: Source> Follower<S> {
         })?;
         match (pos, zone) {
             (Some(pos), Some(zone)) => {
-                self.loaded_at.insert(apex.into(), pos);
+                self.set_loaded(apex, Some(pos));
                 self.publish_built(catalog, apex, zone, None);
             }
             _ => {
                 catalog.remove(apex);
-                if self.held.remove(apex).is_some() {
+                if self.unhold(apex) {
                     self.store.set_hold(apex, None)?;
                 }
             }
@@ -346,7 +393,7 @@ impl<S: Source> Follower<S> {
         let now = self.store.now().max(0) as u64;
         let problems = sixgate_dnssec::check::check_zone(&zone, owners, now, SIGNATURE_MARGIN);
         if problems.is_empty() {
-            if self.held.remove(apex).is_some() {
+            if self.unhold(apex) {
                 tracing::info!(zone = %name::to_text(apex), "zone passes its checks again; serving it");
                 let _ = self.store.dnssec_alert(apex, None);
                 if let Err(e) = self.store.set_hold(apex, None) {
@@ -369,7 +416,9 @@ impl<S: Source> Follower<S> {
         if let Err(e) = self.store.set_hold(apex, Some(&reason)) {
             tracing::warn!(error = %e, "could not record the hold");
         }
-        self.held.insert(name::to_lowercase(apex), reason);
+        let key = name::to_lowercase(apex);
+        let old = self.held.insert(key.clone(), reason);
+        self.undo.push(Undo::Held(key, old));
         self.held_count.store(self.held.len(), Ordering::Relaxed);
     }
 

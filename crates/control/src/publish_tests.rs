@@ -133,6 +133,12 @@ fn stored(f: &mut Follower<Faulty>, apex: &str) -> Vec<Record> {
 }
 
 fn setup() -> (tempfile::TempDir, Follower<Faulty>) {
+    setup_with_oversized(&[])
+}
+
+/// Zones a.test. and b.test., loaded by a follower whose store streams an
+/// RRset too large to serve into the zones named.
+fn setup_with_oversized(zones: &[&str]) -> (tempfile::TempDir, Follower<Faulty>) {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
     for z in ["a.test.", "b.test."] {
@@ -141,7 +147,8 @@ fn setup() -> (tempfile::TempDir, Follower<Faulty>) {
             .replace_zone(&n(z), zone_text(z, "www 300 AAAA 2001:db8::1\n"))
             .unwrap();
     }
-    let faulty = Faulty { store, fail_reload: None, hidden: HashSet::new(), oversized: HashSet::new() };
+    let oversized = zones.iter().map(|z| n(z)).collect();
+    let faulty = Faulty { store, fail_reload: None, hidden: HashSet::new(), oversized };
     let (f, _) = Follower::load(faulty, 7).unwrap();
     (dir, f)
 }
@@ -211,17 +218,7 @@ fn a_gap_in_one_zones_journal_reloads_that_zone() {
 /// publisher stop for every zone.
 #[test]
 fn a_zone_that_cannot_be_built_is_held_and_the_others_publish() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut store = Store::open(dir.path()).unwrap();
-    for z in ["a.test.", "b.test."] {
-        store
-            .by(Actor::Task("test"))
-            .replace_zone(&n(z), zone_text(z, "www 300 AAAA 2001:db8::1\n"))
-            .unwrap();
-    }
-    let mut faulty = Faulty { store, fail_reload: None, hidden: HashSet::new(), oversized: HashSet::new() };
-    faulty.oversized.insert(n("b.test."));
-    let (mut f, _) = Follower::load(faulty, 7).unwrap();
+    let (_dir, mut f) = setup_with_oversized(&["b.test."]);
     assert!(served(&f, "b.test.").is_none(), "no good version of b to serve");
     assert_eq!(served(&f, "a.test.").unwrap(), stored(&mut f, "a.test."));
     let holds = f.store.store.holds().unwrap();
@@ -255,4 +252,24 @@ fn a_zone_that_cannot_be_built_is_held_and_the_others_publish() {
     f.catch_up().unwrap();
     assert_eq!(served(&f, "a.test."), good);
     assert_eq!(f.store.store.holds().unwrap().len(), 1);
+}
+
+/// A zone reloaded inside a batch that then fails is reloaded again on
+/// the retry: its load mark must not outlive the batch that was never
+/// published, or the retry would skip its changes.
+#[test]
+fn a_zone_reloaded_in_a_failed_batch_is_reloaded_again() {
+    let (_dir, mut f) = setup();
+    for z in ["a.test.", "b.test."] {
+        writer(&f)
+            .by(Actor::Task("test"))
+            .replace_zone(&n(z), zone_text(z, "new 300 AAAA 2001:db8::33\n"))
+            .unwrap();
+    }
+    f.store.fail_reload = Some((n("b.test."), 1));
+    assert!(f.catch_up().is_err());
+    f.catch_up().unwrap();
+    for z in ["a.test.", "b.test."] {
+        assert_eq!(served(&f, z).unwrap(), stored(&mut f, z), "{z}");
+    }
 }
