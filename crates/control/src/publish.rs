@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use sixgate_dns::zone::{Change, ZoneBuilder};
+use sixgate_dns::zone::{ZoneBuilder, changed_owners};
 use sixgate_dns::{Catalog, Record, Zone, name};
 use sixgate_server::SharedCatalog;
 use sixgate_store::{JournalEntry, JournalKind, Store, StoreError};
@@ -141,19 +141,6 @@ enum Undo {
 /// runs well before that, so a signature this close to expiry means the
 /// refresh has stopped.
 const SIGNATURE_MARGIN: u32 = 3600;
-
-/// The owners (lowercased) a diff touches.
-fn changed_owners(changes: &[Change]) -> Vec<Box<[u8]>> {
-    let mut owners: Vec<Box<[u8]>> = changes
-        .iter()
-        .map(|c| match c {
-            Change::Add(r) | Change::Remove(r) => name::to_lowercase(&r.owner),
-        })
-        .collect();
-    owners.sort();
-    owners.dedup();
-    owners
-}
 
 /// Builds a zone from streamed records; `Ok(Err(reason))` when the
 /// records do not form a zone (the zone is then held), `Err` when the

@@ -25,7 +25,7 @@ use sixgate_dns::check::CheckError;
 use sixgate_dns::limits::{self, LimitError, SizeLimits};
 use sixgate_dns::name;
 use sixgate_dns::rtype::code;
-use sixgate_dns::zone::{Change, Record, soa_serial};
+use sixgate_dns::zone::{Change, Record, changed_owners, soa_serial};
 
 use crate::{
     Commit, SerialScheme, Store, StoreError, codec, display, dnssec, next_serial, owner_records, signer,
@@ -52,12 +52,12 @@ impl Actor {
         let user = std::env::var("USER")
             .ok()
             .filter(|u| !u.is_empty() && u.len() <= 64)
-            .unwrap_or_else(|| format!("uid{}", rustix_uid()));
+            .unwrap_or_else(|| format!("uid{}", process_uid()));
         Actor::Cli(user)
     }
 }
 
-fn rustix_uid() -> u32 {
+fn process_uid() -> u32 {
     use std::os::unix::fs::MetadataExt;
     // The owner of /proc/self is the process's real uid; no libc call.
     std::fs::metadata("/proc/self").map_or(u32::MAX, |m| m.uid())
@@ -211,16 +211,9 @@ impl WriteTx<'_> {
     /// bumps the serial (the SOA change is part of the same diff), signs
     /// what changed if the zone is signed, journals the diff and commits.
     pub(crate) fn commit_diff(self, mut effective: Vec<Change>) -> Result<Commit, StoreError> {
-        let mut owners: Vec<Box<[u8]>> = effective
-            .iter()
-            .map(|c| match c {
-                Change::Add(r) | Change::Remove(r) => r,
-            })
-            .filter(|r| !sixgate_dns::check::is_signer_managed(r.rtype))
-            .map(|r| name::to_lowercase(&r.owner))
-            .collect();
-        owners.sort_unstable();
-        owners.dedup();
+        let owners = changed_owners(
+            effective.iter().filter(|c| !sixgate_dns::check::is_signer_managed(c.record().rtype)),
+        );
         for o in &owners {
             check_owner_size(&self.tx, self.id, o, &self.limits.size)?;
         }
@@ -233,9 +226,7 @@ impl WriteTx<'_> {
         if let Some(zs) = dnssec::load_signing(&self.tx, self.id)? {
             let mut changed: Vec<(Box<[u8]>, u16)> = effective
                 .iter()
-                .map(|c| match c {
-                    Change::Add(r) | Change::Remove(r) => r,
-                })
+                .map(Change::record)
                 .filter(|r| !matches!(r.rtype, code::RRSIG | code::NSEC | code::NSEC3))
                 .map(|r| (r.owner.clone(), r.rtype))
                 .collect();
@@ -606,14 +597,7 @@ impl Writer<'_> {
 /// ANAME gone takes its derived addresses with it.
 fn apply_source(mut w: WriteTx<'_>, apex: &[u8], changes: &[Change]) -> Result<Commit, StoreError> {
     let mut effective = Vec::with_capacity(changes.len() + 2);
-    let mut owners: Vec<Box<[u8]>> = changes
-        .iter()
-        .map(|c| match c {
-            Change::Add(r) | Change::Remove(r) => name::to_lowercase(&r.owner),
-        })
-        .collect();
-    owners.sort_unstable();
-    owners.dedup();
+    let owners = changed_owners(changes);
     let mut had = Vec::with_capacity(owners.len());
     for o in &owners {
         had.push(rows::owner_exists(&w.tx, w.id, o, Kind::Source)?);
@@ -726,15 +710,14 @@ pub(crate) fn account_limits(conn: &Connection, account_id: i64) -> Result<Accou
         return Ok(AccountLimits { size: SizeLimits::OPERATOR, quotas: Quotas::OPERATOR });
     }
     let [rr, rn, nz, z, rec, tok] = stored_limits(conn, account_id)?;
-    let or = |v: Option<u64>, d: Option<u64>| v.or(d);
     let (s, q) = (SizeLimits::CUSTOMER, Quotas::CUSTOMER);
     Ok(AccountLimits {
         size: SizeLimits {
-            records_per_rrset: or(rr, s.records_per_rrset),
-            rrsets_per_name: or(rn, s.rrsets_per_name),
-            names_per_zone: or(nz, s.names_per_zone),
+            records_per_rrset: rr.or(s.records_per_rrset),
+            rrsets_per_name: rn.or(s.rrsets_per_name),
+            names_per_zone: nz.or(s.names_per_zone),
         },
-        quotas: Quotas { zones: or(z, q.zones), records: or(rec, q.records), tokens: or(tok, q.tokens) },
+        quotas: Quotas { zones: z.or(q.zones), records: rec.or(q.records), tokens: tok.or(q.tokens) },
     })
 }
 

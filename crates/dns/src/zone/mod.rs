@@ -52,6 +52,24 @@ pub enum Change {
     Remove(Record),
 }
 
+impl Change {
+    /// The record added or removed.
+    pub fn record(&self) -> &Record {
+        match self {
+            Change::Add(r) | Change::Remove(r) => r,
+        }
+    }
+}
+
+/// The owners (lowercased, sorted, each once) of the given changes.
+pub fn changed_owners<'a>(changes: impl IntoIterator<Item = &'a Change>) -> Vec<Box<[u8]>> {
+    let mut owners: Vec<Box<[u8]>> =
+        changes.into_iter().map(|c| crate::name::to_lowercase(&c.record().owner)).collect();
+    owners.sort_unstable();
+    owners.dedup();
+    owners
+}
+
 /// Why an RRset could not be packed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
