@@ -65,25 +65,23 @@ pub fn request(
 /// `Basic ` and base64 of `user:password`, as lego's httpreq provider
 /// sends it.
 pub fn basic_auth(user: &str, password: &str) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let raw = format!("{user}:{password}");
-    let mut out = String::from("Basic ");
-    for chunk in raw.as_bytes().chunks(3) {
-        let b = [
-            chunk.first().copied().unwrap_or(0),
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
-        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
+    use base64::Engine as _;
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// One request with `Authorization: Bearer TOKEN` and an optional JSON
+/// body.
+pub fn bearer(
+    method: &str,
+    base: &str,
+    path: &str,
+    token: &str,
+    body: Option<&serde_json::Value>,
+    timeout: Duration,
+) -> Result<HttpResponse> {
+    let auth = format!("Bearer {token}");
+    let body = body.map(serde_json::Value::to_string);
+    request(method, &format!("{base}{path}"), &[("Authorization", &auth)], body.as_deref(), timeout)
 }
 
 /// `http://127.0.0.1:8080/a/b` → (`127.0.0.1:8080`, `/a/b`).

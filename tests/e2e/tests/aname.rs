@@ -36,7 +36,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail, ensure};
 use serde_json::{Value, json};
 use sixgate_e2e::aname::{AnameStatus, now, rfc3339_utc, same_name, status, status_of};
-use sixgate_e2e::http::{HttpResponse, request};
+use sixgate_e2e::http::HttpResponse;
 use sixgate_e2e::kdig::{Dig, kdig};
 use sixgate_e2e::knot::free_port_pair;
 use sixgate_e2e::{Cli, CliOutput, Knot, Sixgate, ZoneFile, wait_until};
@@ -482,9 +482,7 @@ fn check_refused(output: &CliOutput) -> Result<()> {
 }
 
 fn call(base: &str, method: &str, path: &str, token: &str, body: Option<Value>) -> Result<HttpResponse> {
-    let auth = format!("Bearer {token}");
-    let body = body.map(|b| b.to_string());
-    request(method, &format!("{base}{path}"), &[("Authorization", &auth)], body.as_deref(), HTTP_TIMEOUT)
+    sixgate_e2e::http::bearer(method, base, path, token, body.as_ref(), HTTP_TIMEOUT)
 }
 
 /// The `detail` of a problem document, or the whole body.

@@ -30,9 +30,7 @@ fn api(server: &Sixgate) -> Result<String> {
 }
 
 fn call(base: &str, method: &str, path: &str, token: &str, body: Option<Value>) -> Result<HttpResponse> {
-    let auth = format!("Bearer {token}");
-    let body = body.map(|b| b.to_string());
-    request(method, &format!("{base}{path}"), &[("Authorization", &auth)], body.as_deref(), TIMEOUT)
+    sixgate_e2e::http::bearer(method, base, path, token, body.as_ref(), TIMEOUT)
 }
 
 fn json_of(r: &HttpResponse) -> Result<Value> {

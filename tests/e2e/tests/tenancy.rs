@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use serde_json::{Value, json};
-use sixgate_e2e::http::{HttpResponse, request};
+use sixgate_e2e::http::HttpResponse;
 use sixgate_e2e::{Cli, QuerySpec, Response, Sixgate, ZoneFile, udp_exchange, wait_until};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
@@ -24,9 +24,7 @@ const NOERROR: u16 = 0;
 const REFUSED: u16 = 5;
 
 fn call(base: &str, method: &str, path: &str, token: &str, body: Option<Value>) -> Result<HttpResponse> {
-    let auth = format!("Bearer {token}");
-    let body = body.map(|b| b.to_string());
-    request(method, &format!("{base}{path}"), &[("Authorization", &auth)], body.as_deref(), TIMEOUT)
+    sixgate_e2e::http::bearer(method, base, path, token, body.as_ref(), TIMEOUT)
 }
 
 fn json_of(r: &HttpResponse) -> Result<Value> {
