@@ -22,7 +22,9 @@ use sixgate_dns::zone::Record;
 use sixgate_store::Store;
 
 use crate::auth::{Access, Caller};
-use crate::records::{MAX_RECORDS, check_ttl, group, parse_name, parse_owner, parse_rrset, parse_type};
+use crate::records::{
+    MAX_RECORDS, Names, check_ttl, group, parse_name, parse_owner, parse_rrset, parse_type,
+};
 use crate::zones::{create_zone, default_records, delete_zone, visible};
 use crate::{ApiError, AppState, Body};
 
@@ -217,7 +219,7 @@ fn parse_sets(
                     ApiError::Unprocessable(format!("RRset {} {} has no ttl", set.name, set.rtype))
                 })?)?;
                 let texts: Vec<String> = set.records.iter().map(|r| r.content.clone()).collect();
-                parse_rrset(apex, &owner, rtype, ttl, &texts)?
+                parse_rrset(apex, &owner, rtype, ttl, &texts, Names::Absolute)?
             }
             Some("DELETE") => Vec::new(),
             _ => {

@@ -74,16 +74,33 @@ pub(crate) fn check_ttl(ttl: u64) -> Result<u32, ApiError> {
         .ok_or_else(|| ApiError::Unprocessable(format!("TTL {ttl} is out of range (0 to {MAX_TTL})")))
 }
 
-/// Parses one record's data for `owner`/`rtype`. Relative names inside the
-/// data are relative to the zone apex, as in a zone file.
+/// How names inside record data are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Names {
+    /// As in a zone file: relative names and `@` are relative to the
+    /// zone apex (the native API).
+    RelativeToApex,
+    /// Every name absolute, with its trailing dot; a relative name or `@`
+    /// is refused (the PowerDNS API, whose content PowerDNS itself takes
+    /// only absolute).
+    Absolute,
+}
+
+/// Parses one record's data for `owner`/`rtype`, names read as `names`
+/// says.
 pub(crate) fn parse_rdata(
     apex: &[u8],
     owner: &[u8],
     rtype: u16,
     ttl: u32,
     text: &str,
+    names: Names,
 ) -> Result<Record, ApiError> {
-    zonefile::parse_rdata(apex, owner, rtype, ttl, text).map_err(|e| {
+    let parsed = match names {
+        Names::RelativeToApex => zonefile::parse_rdata(apex, owner, rtype, ttl, text),
+        Names::Absolute => zonefile::parse_rdata_absolute(owner, rtype, ttl, text),
+    };
+    parsed.map_err(|e| {
         ApiError::Unprocessable(match e {
             RdataError::LineBreak => format!("record data {text:?} contains a line break"),
             RdataError::Empty => e.to_string(),
@@ -100,13 +117,14 @@ pub(crate) fn parse_rrset(
     rtype: u16,
     ttl: u32,
     texts: &[String],
+    names: Names,
 ) -> Result<Vec<Record>, ApiError> {
     if texts.len() > MAX_RECORDS {
         return Err(ApiError::Unprocessable(format!("more than {MAX_RECORDS} records in one RRset")));
     }
     let mut out: Vec<Record> = Vec::with_capacity(texts.len());
     for t in texts {
-        let r = parse_rdata(apex, owner, rtype, ttl, t)?;
+        let r = parse_rdata(apex, owner, rtype, ttl, t, names)?;
         if out.iter().any(|o| o.rdata == r.rdata) {
             return Err(ApiError::Unprocessable(format!(
                 "duplicate record {t:?} in {} {}",
@@ -151,15 +169,64 @@ mod tests {
     fn rdata_is_parsed_like_a_zone_file_line_and_cannot_smuggle_lines() {
         let apex = parse_name("example.com").unwrap();
         let owner = parse_owner(&apex, "www.example.com.").unwrap();
-        let r = parse_rdata(&apex, &owner, code::MX, 60, "10 mail").unwrap();
+        let r = parse_rdata(&apex, &owner, code::MX, 60, "10 mail", Names::RelativeToApex).unwrap();
         assert_eq!(zonefile::rdata_text(code::MX, &r.rdata), "10 mail.example.com.");
-        assert!(parse_rdata(&apex, &owner, code::A, 60, "192.0.2.1\nevil 60 A 192.0.2.2").is_err());
-        assert!(parse_rdata(&apex, &owner, code::A, 60, "192.0.2.1 192.0.2.2").is_err());
-        assert!(parse_rdata(&apex, &owner, code::A, 60, "not-an-address").is_err());
+        assert!(
+            parse_rdata(&apex, &owner, code::A, 60, "192.0.2.1\nevil 60 A 192.0.2.2", Names::RelativeToApex)
+                .is_err()
+        );
+        assert!(
+            parse_rdata(&apex, &owner, code::A, 60, "192.0.2.1 192.0.2.2", Names::RelativeToApex).is_err()
+        );
+        assert!(parse_rdata(&apex, &owner, code::A, 60, "not-an-address", Names::RelativeToApex).is_err());
         assert!(parse_owner(&apex, "www.example.org").is_err());
         assert!(parse_type("ANY").is_err());
         assert!(check_ttl(1 << 31).is_err());
-        let dup = parse_rrset(&apex, &owner, code::A, 60, &["192.0.2.1".into(), "192.0.2.1".into()]);
+        let dup = parse_rrset(
+            &apex,
+            &owner,
+            code::A,
+            60,
+            &["192.0.2.1".into(), "192.0.2.1".into()],
+            Names::RelativeToApex,
+        );
         assert!(dup.unwrap_err().to_string().contains("duplicate"));
+    }
+
+    /// The native API reads record data as a zone file line: `@` and
+    /// relative names are relative to the apex. The PowerDNS API takes
+    /// names only absolute, as PowerDNS does, and refuses the rest instead
+    /// of completing them with anything.
+    #[test]
+    fn names_in_record_data_are_relative_to_the_apex_or_refused_when_absolute_is_required() {
+        let apex = parse_name("example.com").unwrap();
+        let owner = parse_owner(&apex, "www.example.com.").unwrap();
+        let text = |r: &Record| zonefile::rdata_text(r.rtype, &r.rdata);
+        let rel =
+            |t: &str| parse_rdata(&apex, &owner, code::CNAME, 60, t, Names::RelativeToApex).map(|r| text(&r));
+        assert_eq!(rel("@").unwrap(), "example.com.");
+        assert_eq!(rel("mail").unwrap(), "mail.example.com.");
+        assert_eq!(rel("mail.example.net.").unwrap(), "mail.example.net.");
+        assert_eq!(rel("\\@").unwrap(), "\\@.example.com.");
+        let abs = |rtype: u16, t: &str| {
+            parse_rdata(&apex, &owner, rtype, 60, t, Names::Absolute).map(|r| (r.owner.clone(), text(&r)))
+        };
+        assert_eq!(
+            abs(code::CNAME, "mail.example.net.").unwrap(),
+            (owner.clone(), "mail.example.net.".to_string())
+        );
+        assert_eq!(abs(code::MX, "10 .").unwrap().1, "10 .");
+        assert_eq!(abs(code::A, "192.0.2.1").unwrap().1, "192.0.2.1");
+        for bad in [
+            (code::CNAME, "@"),
+            (code::CNAME, "mail"),
+            (code::CNAME, "mail.example.com"),
+            (code::MX, "10 @"),
+            (code::SOA, "ns.example.com. hostmaster 1 2 3 4 5"),
+            (code::SRV, "0 0 1 host"),
+        ] {
+            let e = abs(bad.0, bad.1).unwrap_err().to_string();
+            assert!(e.contains("must be absolute"), "{bad:?}: {e}");
+        }
     }
 }

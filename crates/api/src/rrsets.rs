@@ -10,7 +10,7 @@ use sixgate_dns::name;
 
 use crate::auth::Caller;
 use crate::records::{
-    MAX_RECORDS, RrSetJson, check_ttl, group, parse_name, parse_owner, parse_rrset, parse_type,
+    MAX_RECORDS, Names, RrSetJson, check_ttl, group, parse_name, parse_owner, parse_rrset, parse_type,
 };
 use crate::{ApiError, AppState, Body};
 
@@ -76,7 +76,7 @@ async fn put(
     let owner = parse_owner(&apex, &owner)?;
     let rtype = parse_type(&rtype)?;
     let ttl = check_ttl(req.ttl)?;
-    let new = parse_rrset(&apex, &owner, rtype, ttl, &req.records)?;
+    let new = parse_rrset(&apex, &owner, rtype, ttl, &req.records, Names::RelativeToApex)?;
     if new.is_empty() {
         return Err(ApiError::Unprocessable(
             "an RRset needs at least one record; use DELETE to remove it".into(),
@@ -155,7 +155,8 @@ async fn batch(
         let new = match it.changetype.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("replace") => {
                 let ttl = check_ttl(it.ttl.unwrap_or(3600)).map_err(at)?;
-                let new = parse_rrset(&apex, &owner, rtype, ttl, &it.records).map_err(at)?;
+                let new =
+                    parse_rrset(&apex, &owner, rtype, ttl, &it.records, Names::RelativeToApex).map_err(at)?;
                 if new.is_empty() {
                     return Err(at(ApiError::Unprocessable("replace needs records; use delete".into())));
                 }

@@ -62,6 +62,8 @@ pub fn write_rdata(out: &mut String, rtype: u16, rdata: &[u8]) -> bool {
         code::NSEC => nsec(out, rdata),
         code::NSEC3 => nsec3(out, rdata),
         code::NSEC3PARAM => nsec3param(out, rdata),
+        code::IPSECKEY => ipseckey(out, rdata),
+        t if crate::rdatatext::is_encoded_here(t) => crate::rdatatext::write(out, t, rdata),
         _ => false,
     };
     if !ok {
@@ -90,6 +92,8 @@ fn known_mnemonic(rtype: u16) -> Option<&'static str> {
         code::NSEC => "NSEC",
         code::NSEC3 => "NSEC3",
         code::NSEC3PARAM => "NSEC3PARAM",
+        code::IPSECKEY => "IPSECKEY",
+        t if crate::rdatatext::is_encoded_here(t) => return Rtype::from_int(t).to_mnemonic_str(),
         _ => return None,
     })
 }
@@ -310,6 +314,52 @@ fn rrsig(out: &mut String, rd: &[u8]) -> bool {
     true
 }
 
+/// IPSECKEY (RFC 4025 §3.1): precedence, gateway type, algorithm,
+/// gateway (`.` for none, an address, or an absolute name) and the
+/// public key in base64, which may be absent.
+fn ipseckey(out: &mut String, rd: &[u8]) -> bool {
+    let (Some(&precedence), Some(&gw_type), Some(&alg), Some(rest)) =
+        (rd.first(), rd.get(1), rd.get(2), rd.get(3..))
+    else {
+        return false;
+    };
+    for v in [precedence, gw_type, alg] {
+        push_u32(out, v.into());
+        out.push(' ');
+    }
+    let key = match gw_type {
+        0 => {
+            out.push('.');
+            rest
+        }
+        1 => {
+            let Some((a, key)) = rest.split_first_chunk::<4>() else { return false };
+            if !self::a(out, a) {
+                return false;
+            }
+            key
+        }
+        2 => {
+            let Some((a, key)) = rest.split_first_chunk::<16>() else { return false };
+            if !aaaa(out, a) {
+                return false;
+            }
+            key
+        }
+        3 => {
+            let Some((n, key)) = split_name(rest) else { return false };
+            push_name(out, n);
+            key
+        }
+        _ => return false,
+    };
+    if !key.is_empty() {
+        out.push(' ');
+        push_base64(out, key);
+    }
+    true
+}
+
 fn nsec(out: &mut String, rd: &[u8]) -> bool {
     let Some((next, bitmap)) = split_name(rd) else {
         return false;
@@ -361,7 +411,7 @@ fn nsec3_head<'a>(out: &mut String, rd: &'a [u8]) -> Option<&'a [u8]> {
 
 /// The types of a type bitmap (RFC 4034 §4.1.2), each after a space.
 /// Refuses a malformed bitmap.
-fn push_types(out: &mut String, mut bitmap: &[u8]) -> bool {
+pub(crate) fn push_types(out: &mut String, mut bitmap: &[u8]) -> bool {
     let mut last_window: Option<u8> = None;
     while let Some((&window, rest)) = bitmap.split_first() {
         let Some((&len, rest)) = rest.split_first() else {
@@ -399,7 +449,7 @@ fn push_hex(out: &mut String, b: &[u8], upper: bool) {
 }
 
 /// Base64 with padding (RFC 4648 §4), as DNSKEY and RRSIG carry it.
-fn push_base64(out: &mut String, b: &[u8]) {
+pub(crate) fn push_base64(out: &mut String, b: &[u8]) {
     const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let sym = |v: u32| B64.get((v & 63) as usize).map_or('A', |&c| char::from(c));
     let mut chunks = b.chunks_exact(3);

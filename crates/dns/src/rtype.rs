@@ -7,14 +7,40 @@ pub mod code {
     pub const NS: u16 = 2;
     pub const CNAME: u16 = 5;
     pub const SOA: u16 = 6;
+    pub const MD: u16 = 3;
+    pub const MF: u16 = 4;
+    pub const MB: u16 = 7;
+    pub const MG: u16 = 8;
+    pub const MR: u16 = 9;
     pub const PTR: u16 = 12;
     pub const HINFO: u16 = 13;
+    pub const MINFO: u16 = 14;
     pub const MX: u16 = 15;
     pub const TXT: u16 = 16;
+    pub const RP: u16 = 17;
+    pub const AFSDB: u16 = 18;
+    pub const RT: u16 = 21;
+    pub const SIG: u16 = 24;
+    pub const KEY: u16 = 25;
+    pub const PX: u16 = 26;
     pub const AAAA: u16 = 28;
     pub const SRV: u16 = 33;
     pub const NAPTR: u16 = 35;
+    pub const KX: u16 = 36;
+    pub const CERT: u16 = 37;
     pub const DNAME: u16 = 39;
+    pub const IPSECKEY: u16 = 45;
+    pub const DHCID: u16 = 49;
+    pub const SMIMEA: u16 = 53;
+    pub const CSYNC: u16 = 62;
+    pub const SPF: u16 = 99;
+    pub const NID: u16 = 104;
+    pub const L32: u16 = 105;
+    pub const L64: u16 = 106;
+    pub const LP: u16 = 107;
+    pub const EUI48: u16 = 108;
+    pub const EUI64: u16 = 109;
+    pub const URI: u16 = 256;
     pub const OPT: u16 = 41;
     /// ANAME (private use; see `privtype`).
     pub const ANAME: u16 = 65401;
@@ -73,4 +99,33 @@ pub fn additional_name_offset(rtype: u16) -> Option<usize> {
 /// Meta types and QTYPE-only values that may never be stored in a zone.
 pub fn is_meta(rtype: u16) -> bool {
     matches!(rtype, code::OPT | code::TKEY | code::TSIG | 128..=255) || rtype == 0
+}
+
+/// The rdata fields, by index among the presentation tokens `fields`,
+/// that hold a domain name (RFC 1035 §3.3, RFC 1183, RFC 2163, RFC 2230,
+/// RFC 2782, RFC 3403, RFC 4034, RFC 6672, RFC 6742, RFC 9460, and
+/// IPSECKEY's gateway of type 3, RFC 4025 §2.5). Each field before a name
+/// is one token in all of these types, so the index is fixed.
+pub fn name_fields(rtype: u16, fields: &[&str]) -> Vec<usize> {
+    match rtype {
+        code::NS
+        | code::MD
+        | code::MF
+        | code::CNAME
+        | code::MB
+        | code::MG
+        | code::MR
+        | code::PTR
+        | code::DNAME
+        | code::NSEC
+        | code::ANAME => vec![0],
+        code::SOA | code::MINFO | code::RP => vec![0, 1],
+        code::MX | code::AFSDB | code::RT | code::KX | code::LP | code::SVCB | code::HTTPS => vec![1],
+        code::PX => vec![1, 2],
+        code::SRV => vec![3],
+        code::NAPTR => vec![5],
+        code::RRSIG => vec![7],
+        code::IPSECKEY if fields.get(1) == Some(&"3") => vec![3],
+        _ => Vec::new(),
+    }
 }

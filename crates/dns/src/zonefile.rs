@@ -41,7 +41,7 @@ pub struct ParseError {
 }
 
 impl ParseError {
-    fn at(line: usize, reason: impl Into<String>) -> Self {
+    pub(crate) fn at(line: usize, reason: impl Into<String>) -> Self {
         ParseError { line, reason: reason.into() }
     }
 }
@@ -97,6 +97,7 @@ fn scan(text: &str, origin: &[u8]) -> Result<(Vec<Record>, Vec<usize>), ParseErr
     }
     precheck(text)?;
     let (text, aname_lines) = crate::privtype::rewrite(text);
+    let text = crate::prescan::rewrite(&text, origin)?;
     scan_records(&text, origin, &aname_lines).map_err(|mut e| {
         // ANAME lines were scanned as CNAMEs: name the type that was written.
         if aname_lines.contains(&e.line) {
@@ -305,6 +306,9 @@ pub enum RdataError {
     /// Not valid data for the type.
     #[error("{0}")]
     Invalid(String),
+    /// A name that is relative (or `@`) where names must be absolute.
+    #[error("names must be absolute (end in a dot)")]
+    RelativeName,
 }
 
 /// Parses one record's data for `owner`/`rtype` as a zone file line would
@@ -331,6 +335,27 @@ pub fn parse_rdata(
     }
 }
 
+/// Like [`parse_rdata`], for data whose names must all be absolute (the
+/// PowerDNS API's content, where PowerDNS itself takes no relative name):
+/// a relative name or `@` is refused rather than completed with anything.
+pub fn parse_rdata_absolute(
+    owner: &[u8],
+    rtype_code: u16,
+    ttl: u32,
+    text: &str,
+) -> Result<Record, RdataError> {
+    // Read under two origins: a relative name comes out differently under
+    // each, an absolute one the same. Each read takes its origin as the
+    // owner, which is inside it; the real owner is put in afterwards.
+    const SENTINEL: &[u8] = b"\x0frelative-origin\x07invalid\x00";
+    let root = parse_rdata(&[0], &[0], rtype_code, ttl, text)?;
+    let other = parse_rdata(SENTINEL, SENTINEL, rtype_code, ttl, text)?;
+    if root.rdata != other.rdata {
+        return Err(RdataError::RelativeName);
+    }
+    Ok(Record { owner: owner.into(), ..root })
+}
+
 /// Checks that wire rdata is well formed for its type: it must parse as
 /// that type and use all its octets.
 pub fn check_rdata(rtype_code: u16, rdata: &[u8]) -> Result<(), String> {
@@ -345,6 +370,14 @@ pub fn check_rdata(rtype_code: u16, rdata: &[u8]) -> Result<(), String> {
     }
     if rtype_code == code::ANAME {
         return name::validate(rdata).map_err(|e| format!("bad ANAME target: {e}"));
+    }
+    // The types domain does not know are well formed when they can be
+    // written back (a generic `\#` form of them is checked here too, as
+    // Knot does).
+    if crate::rdatatext::is_encoded_here(rtype_code)
+        && !crate::rdatatext::write(&mut String::new(), rtype_code, rdata)
+    {
+        return Err(format!("malformed {} rdata", Rtype::from_int(rtype_code)));
     }
     // Names in rdata must be uncompressed and valid.
     if let Some(off) =
@@ -398,6 +431,10 @@ pub fn generic_rdata(rdata: &[u8]) -> String {
 }
 
 fn pretty_rdata(rtype_code: u16, rdata: &[u8]) -> Option<String> {
+    let mut fast = String::new();
+    if crate::present::write_rdata(&mut fast, rtype_code, rdata) {
+        return Some(fast);
+    }
     // Names are rendered by us (always absolute, with escapes); the rest by
     // domain's presentation code.
     match rtype_code {
@@ -448,8 +485,12 @@ fn pretty_rdata(rtype_code: u16, rdata: &[u8]) -> Option<String> {
 }
 
 fn reparses_to(rtype_code: u16, text: &str, rdata: &[u8]) -> bool {
-    let line = format!(". 0 IN {} {}\n", type_text(rtype_code), text);
-    match parse(&line, &[0]) {
+    // Read back under an origin that no exported name ends in, so that a
+    // name written without its final dot (domain 0.12.3 writes IPSECKEY's
+    // gateway so) shows up as different instead of passing as absolute.
+    const ORIGIN: &[u8] = b"\x0eexport-checked\x07invalid\x00";
+    let line = format!("export-checked.invalid. 0 IN {} {}\n", type_text(rtype_code), text);
+    match parse(&line, ORIGIN) {
         Ok(recs) => recs.len() == 1 && recs.first().is_some_and(|r| &r.rdata[..] == rdata),
         Err(_) => false,
     }
@@ -609,4 +650,44 @@ ptr PTR www
         assert_eq!(e.line, 1);
         assert!(e.reason.contains("outside"), "{e}");
     }
+
+    /// Regression: `@` in rdata was read as the literal label `\@`, so
+    /// `www CNAME @` pointed at `\@.example.com.`. RFC 1035 §5.1: a bare
+    /// `@` is the current origin wherever a name is expected.
+    #[test]
+    fn at_sign_in_rdata_is_the_origin() {
+        let text = "@ 300 SOA @ @ 1 2 3 4 5\nwww CNAME @\n@ MX 10 @\nlit CNAME \\@\n";
+        let recs = parse(text, &origin()).unwrap();
+        let o = origin();
+        assert_eq!(&recs[1].rdata[..], &o[..], "{}", name::to_text(&recs[1].rdata));
+        assert_eq!(&recs[2].rdata[2..], &o[..]);
+        assert_eq!(recs[0].rdata.get(..o.len() * 2), Some([&o[..], &o[..]].concat().as_slice()));
+        // `\@` is a label made of the character @.
+        assert_eq!(name::to_text(&recs[3].rdata), "\\@.example.com.");
+    }
+
+    /// Regression: AFSDB (RFC 1183) and KX (RFC 2230) were refused, so a
+    /// zone with one could not be imported at all.
+    #[test]
+    fn afsdb_and_kx_are_imported() {
+        let text = "@ 300 SOA ns hm 1 2 3 4 5\nafs AFSDB 1 afsdb.example.net.\nkx KX 10 @\n";
+        let recs = parse(text, &origin()).unwrap();
+        assert_eq!(recs[1].rtype, 18);
+        assert_eq!(
+            &recs[1].rdata[..],
+            &[&[0, 1][..], &name::from_text("afsdb.example.net.", None).unwrap()].concat()[..]
+        );
+        assert_eq!(recs[2].rtype, 36);
+        assert_eq!(&recs[2].rdata[..], &[&[0, 10][..], &origin()].concat()[..]);
+        let out = render(&origin(), &recs);
+        assert!(
+            out.contains("IN AFSDB 1 afsdb.example.net.\n") && out.contains("IN KX 10 example.com.\n"),
+            "{out}"
+        );
+        assert_eq!(parse(&out, &origin()).unwrap(), recs);
+    }
 }
+
+#[cfg(test)]
+#[path = "zonefile_tests.rs"]
+mod names_tests;

@@ -1,0 +1,233 @@
+//! A pass over a zone file before `domain`'s scanner reads it, for the two
+//! things that scanner gets wrong or lacks.
+//!
+//! 1. **`@` in rdata.** RFC 1035 §5.1: `@` alone denotes the current
+//!    origin. The scanner knows that only in the owner field; in rdata it
+//!    reads `@` as a label, which made `www CNAME @` a CNAME to
+//!    `\@.example.com.`. Every unquoted `@` token in a field that holds a
+//!    name (see [`crate::rtype::name_fields`]) is replaced with the
+//!    current origin written out absolutely. A quoted `"@"` or an escaped
+//!    `\@` stays a label made of the character `@`, as in Knot and BIND.
+//! 2. **Types the scanner does not know** (AFSDB, RT, KX, PX, LP, SPF,
+//!    KEY, SMIMEA, DHCID, URI, EUI48/64, L32/L64, NID, CSYNC, CERT): their
+//!    presentation form is encoded here (see [`crate::rdatatext`]) and
+//!    handed on as the RFC 3597 §5 generic form `TYPEnnn \# len hex`, which
+//!    the scanner reads for any type.
+//!
+//! The pass follows the scanner's view of entries: parentheses join lines,
+//! `;` starts a comment, quotes group, `\` escapes, an indented line has
+//! no owner, `$ORIGIN` changes the origin (relative to the one before).
+//! Only tokens are replaced, never line breaks, so every record still
+//! starts on the line it was written on and errors keep their line.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+
+use crate::name;
+use crate::rdatatext;
+use crate::rtype;
+use crate::zonefile::ParseError;
+
+/// One token of an entry: byte range in the text, and whether it was
+/// quoted.
+#[derive(Clone, Copy)]
+struct Token {
+    start: usize,
+    end: usize,
+    quoted: bool,
+}
+
+/// One entry (a record or a directive): its tokens, the line it starts on
+/// and whether that line was indented (no owner).
+struct Entry {
+    tokens: Vec<Token>,
+    line: usize,
+    indented: bool,
+}
+
+/// Splits `text` into entries as the zone file scanner does.
+fn entries(text: &str) -> Vec<Entry> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut cur: Option<Entry> = None;
+    let (mut line, mut depth) = (1usize, 0usize);
+    let mut i = 0;
+    let mut at_line_start = true;
+    while let Some(&b) = bytes.get(i) {
+        if at_line_start && depth == 0 {
+            if let Some(e) = cur.take().filter(|e| !e.tokens.is_empty()) {
+                out.push(e);
+            }
+            cur = Some(Entry { tokens: Vec::new(), line, indented: b == b' ' || b == b'\t' });
+        }
+        at_line_start = false;
+        match b {
+            b'\n' => {
+                line += 1;
+                at_line_start = true;
+                i += 1;
+            }
+            b';' => {
+                while bytes.get(i).is_some_and(|&c| c != b'\n') {
+                    i += 1;
+                }
+            }
+            b'(' => {
+                depth += 1;
+                i += 1;
+            }
+            b')' => {
+                depth = depth.saturating_sub(1);
+                i += 1;
+            }
+            b if b.is_ascii_whitespace() => i += 1,
+            b'"' => {
+                let start = i;
+                i += 1;
+                while let Some(&c) = bytes.get(i) {
+                    i += 1;
+                    match c {
+                        b'\\' => i += 1,
+                        b'"' => break,
+                        b'\n' => line += 1,
+                        _ => {}
+                    }
+                }
+                let end = i.min(bytes.len());
+                if let Some(e) = cur.as_mut() {
+                    e.tokens.push(Token { start, end, quoted: true });
+                }
+            }
+            _ => {
+                let start = i;
+                while let Some(&c) = bytes.get(i) {
+                    if c.is_ascii_whitespace() || matches!(c, b';' | b'(' | b')' | b'"') {
+                        break;
+                    }
+                    i += if c == b'\\' { 2 } else { 1 };
+                }
+                let end = i.min(bytes.len());
+                if let Some(e) = cur.as_mut() {
+                    e.tokens.push(Token { start, end, quoted: false });
+                }
+            }
+        }
+    }
+    if let Some(e) = cur.filter(|e| !e.tokens.is_empty()) {
+        out.push(e);
+    }
+    out
+}
+
+fn is_class(t: &str) -> bool {
+    ["IN", "CH", "HS", "CS", "NONE", "ANY"].iter().any(|c| t.eq_ignore_ascii_case(c))
+        || t.get(..5).is_some_and(|p| p.eq_ignore_ascii_case("CLASS"))
+}
+
+/// Rewrites `text` as described in the module documentation. `origin` is
+/// the initial origin (wire form).
+pub(crate) fn rewrite<'a>(text: &'a str, origin: &[u8]) -> Result<Cow<'a, str>, ParseError> {
+    let mut origin: Box<[u8]> = origin.into();
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    for e in entries(text) {
+        let tok = |t: &Token| text.get(t.start..t.end).unwrap_or("");
+        let Some(first) = e.tokens.first() else { continue };
+        if !e.indented && tok(first).starts_with('$') {
+            if tok(first).eq_ignore_ascii_case("$ORIGIN") {
+                // A bad $ORIGIN is left for the scanner to report.
+                if let Some(o) = e.tokens.get(1).and_then(|t| name::from_text(tok(t), Some(&origin)).ok()) {
+                    origin = o;
+                }
+            }
+            continue;
+        }
+        // [owner] [ttl] [class] type rdata..., ttl and class in either order.
+        let mut i = usize::from(!e.indented);
+        for _ in 0..2 {
+            match e.tokens.get(i).map(tok) {
+                Some(t) if t.starts_with(|c: char| c.is_ascii_digit()) || is_class(t) => i += 1,
+                _ => {}
+            }
+        }
+        let Some(type_tok) = e.tokens.get(i) else { continue };
+        let Some(code) = crate::zonefile::type_from_text(tok(type_tok)) else { continue };
+        let rdata = e.tokens.get(i + 1..).unwrap_or(&[]);
+        if rdata.first().is_some_and(|t| !t.quoted && tok(t) == "\\#") {
+            continue;
+        }
+        if rdatatext::is_encoded_here(code) {
+            let fields: Vec<(&str, bool)> = rdata.iter().map(|t| (tok(t), t.quoted)).collect();
+            let wire = rdatatext::encode(code, &fields, &origin)
+                .map_err(|r| ParseError::at(e.line, format!("bad {} record data: {r}", tok(type_tok))))?;
+            edits.push((type_tok.start, type_tok.end, format!("TYPE{code}")));
+            let mut generic = format!("\\# {}", wire.len());
+            if !wire.is_empty() {
+                generic.push(' ');
+                for b in &wire {
+                    let _ = write!(generic, "{b:02x}");
+                }
+            }
+            match rdata.first() {
+                Some(t) => edits.push((t.start, t.end, generic)),
+                None => edits.push((type_tok.end, type_tok.end, format!(" {generic}"))),
+            }
+            for t in rdata.iter().skip(1) {
+                edits.push((t.start, t.end, String::new()));
+            }
+            continue;
+        }
+        let at = name::to_text(&origin);
+        let values: Vec<&str> = rdata.iter().map(tok).collect();
+        for slot in rtype::name_fields(code, &values) {
+            if let Some(t) = rdata.get(slot).filter(|t| !t.quoted && tok(t) == "@") {
+                edits.push((t.start, t.end, at.clone()));
+            }
+        }
+    }
+    if edits.is_empty() {
+        return Ok(Cow::Borrowed(text));
+    }
+    edits.sort_by_key(|&(s, _, _)| s);
+    let mut out = String::with_capacity(text.len() + edits.len() * 16);
+    let mut pos = 0;
+    for (s, e, r) in edits {
+        out.push_str(text.get(pos..s).unwrap_or(""));
+        out.push_str(&r);
+        pos = e;
+    }
+    out.push_str(text.get(pos..).unwrap_or(""));
+    Ok(Cow::Owned(out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_follow_parentheses_comments_quotes_and_indentation() {
+        let text = "a 1 IN TXT ( \"x ; y\" ; c\n z )\n  B\n$ORIGIN x.\n";
+        let es = entries(text);
+        let toks: Vec<Vec<&str>> =
+            es.iter().map(|e| e.tokens.iter().map(|t| &text[t.start..t.end]).collect()).collect();
+        assert_eq!(
+            toks,
+            vec![vec!["a", "1", "IN", "TXT", "\"x ; y\"", "z"], vec!["B"], vec!["$ORIGIN", "x."]]
+        );
+        assert_eq!(
+            es.iter().map(|e| (e.line, e.indented)).collect::<Vec<_>>(),
+            vec![(1, false), (3, true), (4, false)]
+        );
+    }
+
+    #[test]
+    fn at_is_replaced_only_in_name_fields() {
+        let o = name::from_text("example.com.", None).unwrap();
+        let text =
+            "a TXT @\nb 60 IN CNAME @\n MX 10 @ ; @\n$ORIGIN sub\nd NS @\ne CNAME \\@\nf CNAME \"@\"\n";
+        let out = rewrite(text, &o).unwrap();
+        assert_eq!(
+            out,
+            "a TXT @\nb 60 IN CNAME example.com.\n MX 10 example.com. ; @\n$ORIGIN sub\nd NS sub.example.com.\ne CNAME \\@\nf CNAME \"@\"\n"
+        );
+    }
+}
