@@ -170,6 +170,49 @@ cds CDS 0 0 0 00
 rp RP mbox.example.test. txt.example.test.
 '''.replace(b"\r", b""))
 
+# @, relative, absolute and escaped names in every name field, after
+# $ORIGIN changes and on lines without an owner, and the types the scanner
+# lacks (zonefile::prescan, rdatatext).
+write("zonefile", rb'''@ SOA @ @ 1 2 3 4 5
+ NS @
+ MX 10 @
+www CNAME @
+lit CNAME \@
+esc CNAME a\.b
+dec CNAME \097\.b
+q CNAME "@"
+$ORIGIN sub.example.test.
+@ AFSDB 1 @
+ RT 2 host
+ KX 3 host.example.net.
+ LP 4 @
+ PX 5 @ x400
+x SRV 0 0 1 @
+x NAPTR 100 10 "S" "SIP+D2U" "" @
+x SVCB 1 @ alpn=h2
+x HTTPS 1 @
+x MINFO @ errors
+x RP @ txt
+x IPSECKEY 10 3 2 @ AQNRU3mG7TVTO2BkR47usntb102uFJtugbo6BSGvgqt4AQ==
+x NSEC @ A RRSIG
+x RRSIG A 13 2 300 20300101000000 20200101000000 1 @ AQID
+$ORIGIN deeper
+t TXT @ "@"
+t SPF "v=spf1 -all"
+t KEY 256 3 13 AQID
+t SMIMEA 3 1 1 0c72ac70
+t DHCID AAIBY2/AuCccgoJbsaxcQc9TUapptP69lOjxfNuVAA2kjEA=
+t URI 10 1 "ftp://ftp1.example.com/public"
+t EUI48 00-00-5e-00-53-2a
+t EUI64 00-00-5e-ef-10-00-00-2a
+t L32 10 10.1.2.0
+t L64 10 2001:0DB8:1140:1000
+t NID 10 14:4fff:ff20:ee64
+t CSYNC 66 3 A NS AAAA
+t CERT PGP 0 RSASHA256 AQID
+t AFSDB \# 3 000100
+''')
+
 # --- update: RFC 2136 messages for example.test. (the `update` target's
 # fixed zone) and for another zone, with every prerequisite and update form.
 CLASS = {"IN": 1, "NONE": 254, "ANY": 255}

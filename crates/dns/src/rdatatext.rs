@@ -4,7 +4,8 @@
 //! KX (RFC 2230), CERT (RFC 4398 §2.2), DHCID (RFC 4701 §3.4), SMIMEA
 //! (RFC 8162, the TLSA format), CSYNC (RFC 7477 §2.1.1), SPF (RFC 4408
 //! §3.1.1, the TXT format), NID, L32, L64 and LP (RFC 6742 §2.1-2.4),
-//! EUI48 and EUI64 (RFC 7043 §3.2, §4.2) and URI (RFC 7553 §4.4).
+//! EUI48 and EUI64 (RFC 7043 §3.2, §4.2), URI (RFC 7553 §4.4), LOC
+//! (RFC 1876 §3) and APL (RFC 3123 §4).
 //!
 //! [`encode`] turns the rdata tokens of a zone file line into wire rdata
 //! (the zone file pass in [`crate::prescan`] then hands that on as the
@@ -39,6 +40,8 @@ pub(crate) fn is_encoded_here(rtype: u16) -> bool {
             | code::NID
             | code::CSYNC
             | code::CERT
+            | code::LOC
+            | code::APL
     )
 }
 
@@ -317,9 +320,133 @@ pub(crate) fn encode(rtype: u16, toks: &[(&str, bool)], origin: &[u8]) -> Result
             f.out.push(u8::try_from(a).map_err(|_| format!("bad algorithm {a}"))?);
             f.base64_rest("certificate")?;
         }
+        code::LOC => loc(&mut f)?,
+        code::APL => {
+            while !f.toks.is_empty() {
+                apl_item(&mut f)?;
+            }
+        }
         _ => return Err("type not handled".into()),
     }
     f.finish()
+}
+
+/// LOC (RFC 1876 §3): `d [m [s]] N|S d [m [s]] E|W alt[m] [size[m]
+/// [hp[m] [vp[m]]]]`, seconds to the millisecond, metres to the
+/// centimetre; size, hp and vp default to 1 m, 10 km and 10 m.
+fn loc(f: &mut Fields<'_, '_>) -> Result<(), String> {
+    f.out.push(0); // version
+    let sizes_at = f.out.len();
+    f.out.extend_from_slice(&[0x12, 0x16, 0x13]);
+    for (pos, neg, max_deg) in [('N', 'S', 90u64), ('E', 'W', 180)] {
+        let deg: u64 = f.number("degrees")?;
+        let mut fields = [0u64; 2];
+        let mut hemisphere = None;
+        for (i, field) in fields.iter_mut().enumerate() {
+            let t = f.unquoted("hemisphere")?;
+            if t.eq_ignore_ascii_case(&pos.to_string()) || t.eq_ignore_ascii_case(&neg.to_string()) {
+                hemisphere = Some(t);
+                break;
+            }
+            *field = if i == 0 {
+                t.parse::<u64>().ok().filter(|&m| m < 60)
+            } else {
+                decimal(t, 3, false).and_then(|v| u64::try_from(v).ok()).filter(|&s| s < 60_000)
+            }
+            .ok_or_else(|| format!("bad {} {t:?}", if i == 0 { "minutes" } else { "seconds" }))?;
+        }
+        let hemisphere = match hemisphere {
+            Some(h) => h,
+            None => f.unquoted("hemisphere")?,
+        };
+        let [min, sec_ms] = fields;
+        let ms = deg * 3_600_000 + min * 60_000 + sec_ms;
+        if ms > max_deg * 3_600_000 {
+            return Err(format!("bad angle {deg} {min} {sec_ms}"));
+        }
+        let v = if hemisphere.eq_ignore_ascii_case(&pos.to_string()) {
+            (1u64 << 31) + ms
+        } else if hemisphere.eq_ignore_ascii_case(&neg.to_string()) {
+            (1u64 << 31) - ms
+        } else {
+            return Err(format!("bad hemisphere {hemisphere:?}"));
+        };
+        f.out.extend_from_slice(&(v as u32).to_be_bytes());
+    }
+    let t = f.unquoted("altitude")?;
+    let alt = decimal(t.strip_suffix(['m', 'M']).unwrap_or(t), 2, true)
+        .and_then(|cm| u32::try_from(cm + 10_000_000).ok())
+        .ok_or_else(|| format!("bad altitude {t:?}"))?;
+    f.out.extend_from_slice(&alt.to_be_bytes());
+    for i in 0..3 {
+        let Some(&(t, false)) = f.toks.first() else { break };
+        f.toks = f.toks.get(1..).unwrap_or(&[]);
+        let mut cm = decimal(t.strip_suffix(['m', 'M']).unwrap_or(t), 2, false)
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| format!("bad precision {t:?}"))?;
+        let mut exp = 0u8;
+        while cm >= 10 {
+            cm /= 10;
+            exp += 1;
+        }
+        if exp > 9 {
+            return Err(format!("bad precision {t:?}"));
+        }
+        if let Some(b) = f.out.get_mut(sizes_at + i) {
+            *b = (cm as u8) << 4 | exp;
+        }
+    }
+    Ok(())
+}
+
+/// A decimal number with at most `frac` digits after the point, scaled by
+/// 10^`frac`; a leading `-` only when `signed`.
+fn decimal(t: &str, frac: u32, signed: bool) -> Option<i64> {
+    let (neg, t) = match t.strip_prefix('-') {
+        Some(rest) if signed => (true, rest),
+        _ => (false, t),
+    };
+    let (int, fr) = t.split_once('.').unwrap_or((t, ""));
+    if int.is_empty()
+        || fr.len() > frac as usize
+        || !int.bytes().chain(fr.bytes()).all(|b| b.is_ascii_digit())
+    {
+        return None;
+    }
+    let int: i64 = int.parse().ok()?;
+    let fr_val: i64 = if fr.is_empty() { 0 } else { fr.parse().ok()? };
+    let v = int.checked_mul(10i64.pow(frac))?.checked_add(fr_val * 10i64.pow(frac - fr.len() as u32))?;
+    Some(if neg { -v } else { v })
+}
+
+fn apl_item(f: &mut Fields<'_, '_>) -> Result<(), String> {
+    let t = f.unquoted("address prefix")?;
+    let (negated, t) = match t.strip_prefix('!') {
+        Some(rest) => (true, rest),
+        None => (false, t),
+    };
+    let bad = || format!("bad address prefix {t:?}");
+    let (family, rest) = t.split_once(':').ok_or_else(bad)?;
+    let (addr, prefix) = rest.rsplit_once('/').ok_or_else(bad)?;
+    let prefix: u8 = prefix.parse().map_err(|_| bad())?;
+    let (family, mut octets, max): (u16, Vec<u8>, u8) = match family {
+        "1" => (1, addr.parse::<Ipv4Addr>().map_err(|_| bad())?.octets().to_vec(), 32),
+        "2" => (2, addr.parse::<std::net::Ipv6Addr>().map_err(|_| bad())?.octets().to_vec(), 128),
+        _ => return Err(bad()),
+    };
+    if prefix > max {
+        return Err(bad());
+    }
+    // RFC 3123 §4: trailing zero octets are not sent.
+    while octets.last() == Some(&0) {
+        octets.pop();
+    }
+    f.out.extend_from_slice(&family.to_be_bytes());
+    f.out.push(prefix);
+    // At most 16 octets, so the length fits in the 7 low bits.
+    f.out.push(u8::from(negated) << 7 | octets.len() as u8);
+    f.out.extend_from_slice(&octets);
+    Ok(())
 }
 
 /// Decodes RFC 1035 §5.1 escapes (`\X`, `\DDD`).
@@ -512,8 +639,74 @@ fn write_fields<'a>(out: &mut String, rtype: u16, rd: &'a [u8]) -> Option<&'a [u
             crate::present::push_base64(out, cert);
             Some(&[])
         }
+        code::LOC => write_loc(out, rd),
+        code::APL => {
+            let mut rest = rd;
+            let mut first = true;
+            while !rest.is_empty() {
+                let (&[f0, f1, prefix, nlen], tail) = rest.split_first_chunk::<4>()?;
+                let len = usize::from(nlen & 0x7f);
+                let (addr, tail) = tail.split_at_checked(len)?;
+                let family = u16::from_be_bytes([f0, f1]);
+                let text = match family {
+                    1 if len <= 4 && prefix <= 32 => {
+                        let mut a = [0u8; 4];
+                        a.get_mut(..len)?.copy_from_slice(addr);
+                        Ipv4Addr::from(a).to_string()
+                    }
+                    2 if len <= 16 && prefix <= 128 => {
+                        let mut a = [0u8; 16];
+                        a.get_mut(..len)?.copy_from_slice(addr);
+                        std::net::Ipv6Addr::from(a).to_string()
+                    }
+                    _ => return None,
+                };
+                // RFC 3123 §4: trailing zero octets must not be sent, so
+                // data with them is not in the form this writes back.
+                if addr.last() == Some(&0) {
+                    return None;
+                }
+                let neg = if nlen & 0x80 != 0 { "!" } else { "" };
+                let _ = write!(out, "{}{neg}{family}:{text}/{prefix}", if first { "" } else { " " });
+                first = false;
+                rest = tail;
+            }
+            Some(&[])
+        }
         _ => None,
     }
+}
+
+/// LOC (RFC 1876 §3), version 0 only.
+fn write_loc<'a>(out: &mut String, rd: &'a [u8]) -> Option<&'a [u8]> {
+    let (&[version, size, hp, vp], rest) = rd.split_first_chunk::<4>()?;
+    if version != 0 {
+        return None;
+    }
+    let (lat, rest) = rest.split_first_chunk::<4>()?;
+    let (lon, rest) = rest.split_first_chunk::<4>()?;
+    let (alt, rest) = rest.split_first_chunk::<4>()?;
+    for (v, pos, neg, max_deg) in [(lat, 'N', 'S', 90i64), (lon, 'E', 'W', 180)] {
+        let ms = i64::from(u32::from_be_bytes(*v)) - (1i64 << 31);
+        let (h, ms) = if ms >= 0 { (pos, ms) } else { (neg, -ms) };
+        if ms > max_deg * 3_600_000 {
+            return None;
+        }
+        let (deg, min, sec) = (ms / 3_600_000, ms / 60_000 % 60, ms % 60_000);
+        let _ = write!(out, "{deg} {min} {}.{:03} {h} ", sec / 1000, sec % 1000);
+    }
+    let cm = i64::from(u32::from_be_bytes(*alt)) - 10_000_000;
+    let sign = if cm < 0 { "-" } else { "" };
+    let _ = write!(out, "{sign}{}.{:02}m", cm.abs() / 100, cm.abs() % 100);
+    for p in [size, hp, vp] {
+        let (m, e) = (u64::from(p >> 4), u32::from(p & 15));
+        if m > 9 || e > 9 {
+            return None;
+        }
+        let cm = m * 10u64.pow(e);
+        let _ = write!(out, " {}.{:02}m", cm / 100, cm % 100);
+    }
+    Some(rest)
 }
 
 /// A byte inside a quoted string: `"` and `\` escaped, anything outside

@@ -24,11 +24,13 @@ pub mod code {
     pub const KEY: u16 = 25;
     pub const PX: u16 = 26;
     pub const AAAA: u16 = 28;
+    pub const LOC: u16 = 29;
     pub const SRV: u16 = 33;
     pub const NAPTR: u16 = 35;
     pub const KX: u16 = 36;
     pub const CERT: u16 = 37;
     pub const DNAME: u16 = 39;
+    pub const APL: u16 = 42;
     pub const IPSECKEY: u16 = 45;
     pub const DHCID: u16 = 49;
     pub const SMIMEA: u16 = 53;
