@@ -134,7 +134,11 @@ pub(crate) fn rewrite<'a>(text: &'a str, origin: &[u8]) -> Result<Cow<'a, str>, 
         let Some(first) = e.tokens.first() else { continue };
         if !e.indented && tok(first).starts_with('$') {
             if tok(first).eq_ignore_ascii_case("$ORIGIN") {
-                // A bad $ORIGIN is left for the scanner to report.
+                // `$ORIGIN @` keeps the origin; the scanner would take the
+                // label `@`. A bad $ORIGIN is left for the scanner to report.
+                if let Some(t) = e.tokens.get(1).filter(|t| !t.quoted && tok(t) == "@") {
+                    edits.push((t.start, t.end, name::to_text(&origin)));
+                }
                 if let Some(o) = e.tokens.get(1).and_then(|t| name::from_text(tok(t), Some(&origin)).ok()) {
                     origin = o;
                 }
@@ -222,12 +226,11 @@ mod tests {
     #[test]
     fn at_is_replaced_only_in_name_fields() {
         let o = name::from_text("example.com.", None).unwrap();
-        let text =
-            "a TXT @\nb 60 IN CNAME @\n MX 10 @ ; @\n$ORIGIN sub\nd NS @\ne CNAME \\@\nf CNAME \"@\"\n";
+        let text = "a TXT @\nb 60 IN CNAME @\n MX 10 @ ; @\n$ORIGIN sub\nd NS @\ne CNAME \\@\nf CNAME \"@\"\n$ORIGIN @\n";
         let out = rewrite(text, &o).unwrap();
         assert_eq!(
             out,
-            "a TXT @\nb 60 IN CNAME example.com.\n MX 10 example.com. ; @\n$ORIGIN sub\nd NS sub.example.com.\ne CNAME \\@\nf CNAME \"@\"\n"
+            "a TXT @\nb 60 IN CNAME example.com.\n MX 10 example.com. ; @\n$ORIGIN sub\nd NS sub.example.com.\ne CNAME \\@\nf CNAME \"@\"\n$ORIGIN sub.example.com.\n"
         );
     }
 }
