@@ -25,7 +25,7 @@ use std::fmt::Write as _;
 
 use crate::name;
 use crate::rdatatext;
-use crate::rtype;
+use crate::rtype::{self, code};
 use crate::zonefile::ParseError;
 
 /// One token of an entry: byte range in the text, and whether it was
@@ -45,20 +45,23 @@ struct Entry {
     indented: bool,
 }
 
-/// Splits `text` into entries as the zone file scanner does.
-fn entries(text: &str) -> Vec<Entry> {
+/// Splits `text` into entries as the zone file scanner does and hands each
+/// to `f`, in order. One entry's buffer is reused, so memory stays
+/// bounded by the longest entry, not by the file.
+fn for_each_entry(text: &str, mut f: impl FnMut(&Entry) -> Result<(), ParseError>) -> Result<(), ParseError> {
     let bytes = text.as_bytes();
-    let mut out = Vec::new();
-    let mut cur: Option<Entry> = None;
+    let mut cur = Entry { tokens: Vec::new(), line: 1, indented: false };
     let (mut line, mut depth) = (1usize, 0usize);
     let mut i = 0;
     let mut at_line_start = true;
     while let Some(&b) = bytes.get(i) {
         if at_line_start && depth == 0 {
-            if let Some(e) = cur.take().filter(|e| !e.tokens.is_empty()) {
-                out.push(e);
+            if !cur.tokens.is_empty() {
+                f(&cur)?;
             }
-            cur = Some(Entry { tokens: Vec::new(), line, indented: b == b' ' || b == b'\t' });
+            cur.tokens.clear();
+            cur.line = line;
+            cur.indented = b == b' ' || b == b'\t';
         }
         at_line_start = false;
         match b {
@@ -94,9 +97,7 @@ fn entries(text: &str) -> Vec<Entry> {
                     }
                 }
                 let end = i.min(bytes.len());
-                if let Some(e) = cur.as_mut() {
-                    e.tokens.push(Token { start, end, quoted: true });
-                }
+                cur.tokens.push(Token { start, end, quoted: true });
             }
             _ => {
                 let start = i;
@@ -107,16 +108,69 @@ fn entries(text: &str) -> Vec<Entry> {
                     i += if c == b'\\' { 2 } else { 1 };
                 }
                 let end = i.min(bytes.len());
-                if let Some(e) = cur.as_mut() {
-                    e.tokens.push(Token { start, end, quoted: false });
-                }
+                cur.tokens.push(Token { start, end, quoted: false });
             }
         }
     }
-    if let Some(e) = cur.filter(|e| !e.tokens.is_empty()) {
-        out.push(e);
+    if !cur.tokens.is_empty() {
+        f(&cur)?;
     }
-    out
+    Ok(())
+}
+
+/// The code of a type this pass has work for (one with a name field, or
+/// one it encodes), from its mnemonic or `TYPEnnn`; `None` for the rest,
+/// which the scanner reads as they are. A `match` on the uppercased
+/// token, as this runs once per record of the file.
+fn type_code(t: &str) -> Option<u16> {
+    let mut buf = [0u8; 10];
+    let upper = buf.get_mut(..t.len())?;
+    upper.copy_from_slice(t.as_bytes());
+    upper.make_ascii_uppercase();
+    let code = match &*upper {
+        b"NS" => code::NS,
+        b"MD" => code::MD,
+        b"MF" => code::MF,
+        b"CNAME" => code::CNAME,
+        b"SOA" => code::SOA,
+        b"MB" => code::MB,
+        b"MG" => code::MG,
+        b"MR" => code::MR,
+        b"PTR" => code::PTR,
+        b"MINFO" => code::MINFO,
+        b"MX" => code::MX,
+        b"RP" => code::RP,
+        b"AFSDB" => code::AFSDB,
+        b"RT" => code::RT,
+        b"KEY" => code::KEY,
+        b"PX" => code::PX,
+        b"LOC" => code::LOC,
+        b"SRV" => code::SRV,
+        b"NAPTR" => code::NAPTR,
+        b"KX" => code::KX,
+        b"CERT" => code::CERT,
+        b"DNAME" => code::DNAME,
+        b"APL" => code::APL,
+        b"IPSECKEY" => code::IPSECKEY,
+        b"RRSIG" => code::RRSIG,
+        b"NSEC" => code::NSEC,
+        b"DHCID" => code::DHCID,
+        b"SMIMEA" => code::SMIMEA,
+        b"CSYNC" => code::CSYNC,
+        b"SVCB" => code::SVCB,
+        b"HTTPS" => code::HTTPS,
+        b"SPF" => code::SPF,
+        b"NID" => code::NID,
+        b"L32" => code::L32,
+        b"L64" => code::L64,
+        b"LP" => code::LP,
+        b"EUI48" => code::EUI48,
+        b"EUI64" => code::EUI64,
+        b"URI" => code::URI,
+        [b'T', b'Y', b'P', b'E', digits @ ..] => std::str::from_utf8(digits).ok()?.parse().ok()?,
+        _ => return None,
+    };
+    Some(code)
 }
 
 fn is_class(t: &str) -> bool {
@@ -128,10 +182,12 @@ fn is_class(t: &str) -> bool {
 /// the initial origin (wire form).
 pub(crate) fn rewrite<'a>(text: &'a str, origin: &[u8]) -> Result<Cow<'a, str>, ParseError> {
     let mut origin: Box<[u8]> = origin.into();
+    // The origin in presentation form, made when an `@` first needs it.
+    let mut origin_text: Option<String> = None;
     let mut edits: Vec<(usize, usize, String)> = Vec::new();
-    for e in entries(text) {
+    for_each_entry(text, |e| {
         let tok = |t: &Token| text.get(t.start..t.end).unwrap_or("");
-        let Some(first) = e.tokens.first() else { continue };
+        let Some(first) = e.tokens.first() else { return Ok(()) };
         if !e.indented && tok(first).starts_with('$') {
             if tok(first).eq_ignore_ascii_case("$ORIGIN") {
                 // `$ORIGIN @` keeps the origin; the scanner would take the
@@ -141,9 +197,10 @@ pub(crate) fn rewrite<'a>(text: &'a str, origin: &[u8]) -> Result<Cow<'a, str>, 
                 }
                 if let Some(o) = e.tokens.get(1).and_then(|t| name::from_text(tok(t), Some(&origin)).ok()) {
                     origin = o;
+                    origin_text = None;
                 }
             }
-            continue;
+            return Ok(());
         }
         // [owner] [ttl] [class] type rdata..., ttl and class in either order.
         let mut i = usize::from(!e.indented);
@@ -153,11 +210,11 @@ pub(crate) fn rewrite<'a>(text: &'a str, origin: &[u8]) -> Result<Cow<'a, str>, 
                 _ => {}
             }
         }
-        let Some(type_tok) = e.tokens.get(i) else { continue };
-        let Some(code) = crate::zonefile::type_from_text(tok(type_tok)) else { continue };
+        let Some(type_tok) = e.tokens.get(i) else { return Ok(()) };
+        let Some(code) = type_code(tok(type_tok)) else { return Ok(()) };
         let rdata = e.tokens.get(i + 1..).unwrap_or(&[]);
         if rdata.first().is_some_and(|t| !t.quoted && tok(t) == "\\#") {
-            continue;
+            return Ok(());
         }
         if rdatatext::is_encoded_here(code) {
             let fields: Vec<(&str, bool)> = rdata.iter().map(|t| (tok(t), t.quoted)).collect();
@@ -178,16 +235,16 @@ pub(crate) fn rewrite<'a>(text: &'a str, origin: &[u8]) -> Result<Cow<'a, str>, 
             for t in rdata.iter().skip(1) {
                 edits.push((t.start, t.end, String::new()));
             }
-            continue;
+            return Ok(());
         }
-        let at = name::to_text(&origin);
-        let values: Vec<&str> = rdata.iter().map(tok).collect();
-        for slot in rtype::name_fields(code, &values) {
+        for &slot in rtype::name_fields(code, |k| rdata.get(k).map(tok)) {
             if let Some(t) = rdata.get(slot).filter(|t| !t.quoted && tok(t) == "@") {
+                let at = origin_text.get_or_insert_with(|| name::to_text(&origin));
                 edits.push((t.start, t.end, at.clone()));
             }
         }
-    }
+        Ok(())
+    })?;
     if edits.is_empty() {
         return Ok(Cow::Borrowed(text));
     }
@@ -210,17 +267,19 @@ mod tests {
     #[test]
     fn entries_follow_parentheses_comments_quotes_and_indentation() {
         let text = "a 1 IN TXT ( \"x ; y\" ; c\n z )\n  B\n$ORIGIN x.\n";
-        let es = entries(text);
-        let toks: Vec<Vec<&str>> =
-            es.iter().map(|e| e.tokens.iter().map(|t| &text[t.start..t.end]).collect()).collect();
+        let mut toks: Vec<Vec<&str>> = Vec::new();
+        let mut lines = Vec::new();
+        for_each_entry(text, |e| {
+            toks.push(e.tokens.iter().map(|t| &text[t.start..t.end]).collect());
+            lines.push((e.line, e.indented));
+            Ok(())
+        })
+        .unwrap();
         assert_eq!(
             toks,
             vec![vec!["a", "1", "IN", "TXT", "\"x ; y\"", "z"], vec!["B"], vec!["$ORIGIN", "x."]]
         );
-        assert_eq!(
-            es.iter().map(|e| (e.line, e.indented)).collect::<Vec<_>>(),
-            vec![(1, false), (3, true), (4, false)]
-        );
+        assert_eq!(lines, vec![(1, false), (3, true), (4, false)]);
     }
 
     #[test]

@@ -103,12 +103,13 @@ pub fn is_meta(rtype: u16) -> bool {
     matches!(rtype, code::OPT | code::TKEY | code::TSIG | 128..=255) || rtype == 0
 }
 
-/// The rdata fields, by index among the presentation tokens `fields`,
-/// that hold a domain name (RFC 1035 §3.3, RFC 1183, RFC 2163, RFC 2230,
-/// RFC 2782, RFC 3403, RFC 4034, RFC 6672, RFC 6742, RFC 9460, and
-/// IPSECKEY's gateway of type 3, RFC 4025 §2.5). Each field before a name
-/// is one token in all of these types, so the index is fixed.
-pub fn name_fields(rtype: u16, fields: &[&str]) -> Vec<usize> {
+/// The rdata fields, by index among the presentation tokens, that hold a
+/// domain name (RFC 1035 §3.3, RFC 1183, RFC 2163, RFC 2230, RFC 2782,
+/// RFC 3403, RFC 4034, RFC 6672, RFC 6742, RFC 9460, and IPSECKEY's
+/// gateway of type 3, RFC 4025 §2.5). Each field before a name is one
+/// token in all of these types, so the index is fixed; `field(k)` gives
+/// the k-th token where a type needs it to tell.
+pub fn name_fields<'a>(rtype: u16, field: impl Fn(usize) -> Option<&'a str>) -> &'static [usize] {
     match rtype {
         code::NS
         | code::MD
@@ -120,14 +121,14 @@ pub fn name_fields(rtype: u16, fields: &[&str]) -> Vec<usize> {
         | code::PTR
         | code::DNAME
         | code::NSEC
-        | code::ANAME => vec![0],
-        code::SOA | code::MINFO | code::RP => vec![0, 1],
-        code::MX | code::AFSDB | code::RT | code::KX | code::LP | code::SVCB | code::HTTPS => vec![1],
-        code::PX => vec![1, 2],
-        code::SRV => vec![3],
-        code::NAPTR => vec![5],
-        code::RRSIG => vec![7],
-        code::IPSECKEY if fields.get(1) == Some(&"3") => vec![3],
-        _ => Vec::new(),
+        | code::ANAME => &[0],
+        code::SOA | code::MINFO | code::RP => &[0, 1],
+        code::MX | code::AFSDB | code::RT | code::KX | code::LP | code::SVCB | code::HTTPS => &[1],
+        code::PX => &[1, 2],
+        code::SRV => &[3],
+        code::NAPTR => &[5],
+        code::RRSIG => &[7],
+        code::IPSECKEY if field(1) == Some("3") => &[3],
+        _ => &[],
     }
 }
