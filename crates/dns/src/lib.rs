@@ -17,7 +17,9 @@
 //! - [`writer`]: response building with compression and whole-RRset
 //!   truncation.
 //! - [`zonefile`]: RFC 1035 zone files in and out; [`present`]: the fast
-//!   writer of the common and DNSSEC types it renders with.
+//!   writer of the common and DNSSEC types it renders with. Before the
+//!   third-party scanner reads a file, `prescan` makes `@` in rdata the
+//!   origin and encodes the types the scanner lacks (`rdatatext`).
 //! - [`tsig`]: RFC 8945 transaction signatures: verifying requests,
 //!   signing responses, refusing replays.
 //! - [`delegation`], [`lookup`]: queries sixgate sends (NS to check a

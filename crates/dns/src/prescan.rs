@@ -90,7 +90,7 @@ fn for_each_entry(text: &str, mut f: impl FnMut(&Entry) -> Result<(), ParseError
                 while let Some(&c) = bytes.get(i) {
                     i += 1;
                     match c {
-                        b'\\' => i += 1,
+                        b'\\' => i += escaped_len(bytes, i),
                         b'"' => break,
                         b'\n' => line += 1,
                         _ => {}
@@ -105,7 +105,7 @@ fn for_each_entry(text: &str, mut f: impl FnMut(&Entry) -> Result<(), ParseError
                     if c.is_ascii_whitespace() || matches!(c, b';' | b'(' | b')' | b'"') {
                         break;
                     }
-                    i += if c == b'\\' { 2 } else { 1 };
+                    i += if c == b'\\' { 1 + escaped_len(bytes, i + 1) } else { 1 };
                 }
                 let end = i.min(bytes.len());
                 cur.tokens.push(Token { start, end, quoted: false });
@@ -251,13 +251,28 @@ pub(crate) fn rewrite<'a>(text: &'a str, origin: &[u8]) -> Result<Cow<'a, str>, 
     edits.sort_by_key(|&(s, _, _)| s);
     let mut out = String::with_capacity(text.len() + edits.len() * 16);
     let mut pos = 0;
+    // Tokens begin and end on character boundaries, so every slice exists;
+    // should one not, the file is refused rather than cut.
+    let broken = || ParseError::at(0, "the zone file could not be read (please report it)");
     for (s, e, r) in edits {
-        out.push_str(text.get(pos..s).unwrap_or(""));
+        out.push_str(text.get(pos..s).ok_or_else(broken)?);
         out.push_str(&r);
         pos = e;
     }
-    out.push_str(text.get(pos..).unwrap_or(""));
+    out.push_str(text.get(pos..).ok_or_else(broken)?);
     Ok(Cow::Owned(out))
+}
+
+/// The length of the character at `i` (the one after a `\`), so that an
+/// escape never ends inside a multi-byte character.
+fn escaped_len(bytes: &[u8], i: usize) -> usize {
+    match bytes.get(i) {
+        None => 0,
+        Some(&b) if b < 0x80 => 1,
+        Some(&b) if b >= 0xf0 => 4,
+        Some(&b) if b >= 0xe0 => 3,
+        Some(_) => 2,
+    }
 }
 
 #[cfg(test)]
@@ -280,6 +295,21 @@ mod tests {
             vec![vec!["a", "1", "IN", "TXT", "\"x ; y\"", "z"], vec!["B"], vec!["$ORIGIN", "x."]]
         );
         assert_eq!(lines, vec![(1, false), (3, true), (4, false)]);
+    }
+
+    /// An escaped multi-byte character is one token character: the
+    /// rewritten text keeps everything around it.
+    #[test]
+    fn escapes_of_multibyte_characters_stay_whole() {
+        let o = name::from_text("example.com.", None).unwrap();
+        for text in
+            ["x SPF \"a\" b\\é c\nw CNAME @\n", "x SPF \"\\é\" \"z\"\nw CNAME @\n", "x AFSDB 1 h\\é\n"]
+        {
+            let out = rewrite(text, &o).unwrap();
+            assert!(out.ends_with("CNAME example.com.\n") || out.contains("TYPE18"), "{out}");
+            let tail = if text.contains("AFSDB") { "" } else { "w CNAME" };
+            assert!(out.contains(tail), "{out}");
+        }
     }
 
     #[test]

@@ -340,6 +340,9 @@ fn loc(f: &mut Fields<'_, '_>) -> Result<(), String> {
     f.out.extend_from_slice(&[0x12, 0x16, 0x13]);
     for (pos, neg, max_deg) in [('N', 'S', 90u64), ('E', 'W', 180)] {
         let deg: u64 = f.number("degrees")?;
+        if deg > max_deg {
+            return Err(format!("bad degrees {deg}"));
+        }
         let mut fields = [0u64; 2];
         let mut hemisphere = None;
         for (i, field) in fields.iter_mut().enumerate() {
@@ -375,7 +378,7 @@ fn loc(f: &mut Fields<'_, '_>) -> Result<(), String> {
     }
     let t = f.unquoted("altitude")?;
     let alt = decimal(t.strip_suffix(['m', 'M']).unwrap_or(t), 2, true)
-        .and_then(|cm| u32::try_from(cm + 10_000_000).ok())
+        .and_then(|cm| u32::try_from(cm.checked_add(10_000_000)?).ok())
         .ok_or_else(|| format!("bad altitude {t:?}"))?;
     f.out.extend_from_slice(&alt.to_be_bytes());
     for i in 0..3 {

@@ -3,7 +3,11 @@
 //! Parsing is delegated to NLnet Labs' `domain` scanner, which knows the
 //! presentation syntax of every common type, `$ORIGIN`, `$TTL`, escapes and
 //! RFC 3597 `\#` rdata. `$INCLUDE` is refused: a zone file comes from a
-//! customer and must not read the server's files.
+//! customer and must not read the server's files. A pass before it
+//! (`crate::prescan`) corrects what it gets wrong: `@` in an rdata name
+//! field is the origin (RFC 1035 §5.1), and the assigned types it does not
+//! know (AFSDB, KX, LOC and others, see `crate::rdatatext`) are encoded
+//! there and handed on in the generic form.
 //!
 //! Export writes the common and DNSSEC types with [`crate::present`],
 //! whose text reads back to the same rdata by construction. Every other
