@@ -1,4 +1,5 @@
-//! Record types and the few facts about their rdata the answer engine needs.
+//! Record types and the few facts about their rdata that the answer engine
+//! and the zone file reader need.
 
 /// Type codes used by the engine (IANA DNS parameters).
 #[allow(missing_docs)] // The names are the IANA mnemonics.
