@@ -151,11 +151,21 @@ fn ask(qname: &str, qtype: u16) -> Resp {
 }
 
 fn ask_with(qname: &str, qtype: u16, edns: Option<u16>, t: Transport) -> Resp {
+    ask_in(&catalog(), qname, qtype, edns, t)
+}
+
+fn ask_in(cat: &Catalog, qname: &str, qtype: u16, edns: Option<u16>, t: Transport) -> Resp {
     let mut buf = Vec::new();
-    let out = respond(&catalog(), &query(qname, qtype, edns), &mut buf, t, &Limits::default());
-    assert_eq!(out, Outcome::Reply);
+    assert_eq!(respond(cat, &query(qname, qtype, edns), &mut buf, t, &Limits::default()), Outcome::Reply);
     assert_eq!(&buf[..2], &[0xAB, 0xCD], "id echoed");
     parse(&buf)
+}
+
+/// The test zone with `extra` records, alone in a catalog.
+fn catalog_with(extra: &str) -> Catalog {
+    let apex = wire("example.com.");
+    let zone = Zone::build(&apex, zonefile::parse(&format!("{ZONE}{extra}"), &apex).unwrap(), 1).unwrap();
+    Catalog::new().with_zone(Arc::new(zone))
 }
 
 fn types(v: &[(String, u16, u32)]) -> Vec<u16> {
@@ -245,18 +255,8 @@ fn names_below_a_served_child_are_answered_by_the_child() {
 #[test]
 fn delegations_refer_with_glue_and_ds_comes_from_the_parent() {
     // Only the parent is loaded here, so the cut refers.
-    let apex = wire("example.com.");
-    let zone = Zone::build(&apex, zonefile::parse(ZONE, &apex).unwrap(), 1).unwrap();
-    let cat = Catalog::new().with_zone(Arc::new(zone));
-    let mut buf = Vec::new();
-    respond(
-        &cat,
-        &query("host.sub.example.com.", code::A, None),
-        &mut buf,
-        Transport::Udp,
-        &Limits::default(),
-    );
-    let r = parse(&buf);
+    let cat = catalog_with("");
+    let r = ask_in(&cat, "host.sub.example.com.", code::A, None, Transport::Udp);
     assert_eq!(r.flags & flags::AA, 0, "referrals are not authoritative");
     assert!(r.sections[0].is_empty());
     assert_eq!(types(&r.sections[1]), vec![code::NS, code::NS]);
@@ -267,8 +267,7 @@ fn delegations_refer_with_glue_and_ds_comes_from_the_parent() {
     assert_eq!(glue, vec!["ns1.sub.example.com.", "ns1.example.com."], "mandatory glue first");
     // DS at the cut is parent-side data, with the child served or not.
     for c in [&cat, &catalog()] {
-        respond(c, &query("sub.example.com.", code::DS, None), &mut buf, Transport::Udp, &Limits::default());
-        let r = parse(&buf);
+        let r = ask_in(c, "sub.example.com.", code::DS, None, Transport::Udp);
         assert!(r.flags & flags::AA != 0);
         assert_eq!(types(&r.sections[0]), vec![code::DS]);
     }
@@ -312,7 +311,7 @@ fn responses_and_bad_versions() {
     let mut q = query("www.example.com.", code::A, Some(1232));
     let n = q.len();
     q[n - 5] = 1; // EDNS version 1
-    respond(&catalog(), &q, &mut buf, Transport::Udp, &Limits::default());
+    assert_eq!(respond(&catalog(), &q, &mut buf, Transport::Udp, &Limits::default()), Outcome::Reply);
     let r = parse(&buf);
     assert_eq!(r.rcode, rcode::BADVERS);
     assert!(r.sections.iter().all(Vec::is_empty));
@@ -320,41 +319,19 @@ fn responses_and_bad_versions() {
 
 #[test]
 fn dname_redirects_names_below_it() {
-    let apex = wire("example.com.");
-    let text = format!("{ZONE}dn DNAME target.example.com.\nwww.target A 192.0.2.7\nout DNAME x.example.\n");
-    let zone = Zone::build(&apex, zonefile::parse(&text, &apex).unwrap(), 1).unwrap();
-    let cat = Catalog::new().with_zone(Arc::new(zone));
-    let mut buf = Vec::new();
-    respond(&cat, &query("www.dn.example.com.", code::A, None), &mut buf, Transport::Udp, &Limits::default());
-    let r = parse(&buf);
+    let cat = catalog_with("dn DNAME target.example.com.\nwww.target A 192.0.2.7\nout DNAME x.example.\n");
+    let r = ask_in(&cat, "www.dn.example.com.", code::A, None, Transport::Udp);
     assert_eq!(r.rcode, rcode::NOERROR);
     assert_eq!(types(&r.sections[0]), vec![code::DNAME, code::CNAME, code::A]);
     assert_eq!(r.sections[0][1].0, "www.dn.example.com.");
     assert_eq!(r.sections[0][2].0, "www.target.example.com.");
+    assert_eq!(r.rdata[0], ["target.example.com.", "www.target.example.com.", "192.0.2.7"]);
     // The DNAME owner itself is not redirected.
-    respond(&cat, &query("dn.example.com.", code::A, None), &mut buf, Transport::Udp, &Limits::default());
-    assert!(parse(&buf).sections[0].is_empty());
+    assert!(ask_in(&cat, "dn.example.com.", code::A, None, Transport::Udp).sections[0].is_empty());
     // A target outside the zone ends the answer after the CNAME.
-    respond(
-        &cat,
-        &query("a.b.out.example.com.", code::A, None),
-        &mut buf,
-        Transport::Udp,
-        &Limits::default(),
-    );
-    assert_eq!(types(&parse(&buf).sections[0]), vec![code::DNAME, code::CNAME]);
-}
-
-fn ask_in(cat: &Catalog, qname: &str, qtype: u16, edns: Option<u16>, t: Transport) -> Resp {
-    let mut buf = Vec::new();
-    assert_eq!(respond(cat, &query(qname, qtype, edns), &mut buf, t, &Limits::default()), Outcome::Reply);
-    parse(&buf)
-}
-
-fn catalog_with(extra: &str) -> Catalog {
-    let apex = wire("example.com.");
-    let zone = Zone::build(&apex, zonefile::parse(&format!("{ZONE}{extra}"), &apex).unwrap(), 1).unwrap();
-    Catalog::new().with_zone(Arc::new(zone))
+    let r = ask_in(&cat, "a.b.out.example.com.", code::A, None, Transport::Udp);
+    assert_eq!(types(&r.sections[0]), vec![code::DNAME, code::CNAME]);
+    assert_eq!(r.rdata[0], ["x.example.", "a.b.x.example."]);
 }
 
 /// RFC 6672 §2.2: when the substitution would make a name longer than 255
