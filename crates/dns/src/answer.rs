@@ -46,7 +46,8 @@ impl Default for Limits {
 pub enum Transport {
     /// UDP: responses are capped and truncated.
     Udp,
-    /// TCP: responses up to 65535 octets.
+    /// TCP: responses up to 65535 octets, never truncated; an answer
+    /// that does not fit is a SERVFAIL.
     Tcp,
 }
 
@@ -203,6 +204,14 @@ fn answer(
     ctx.write_proofs();
     ctx.additional_signatures();
     let Ctx { w, mut flags, rcode, truncated, .. } = ctx;
+    if truncated && transport == Transport::Tcp {
+        // TC asks the client to retry over a transport that permits larger
+        // replies (RFC 2181 §9). A TCP message holds 65535 octets (RFC 1035
+        // §4.2.2) and there is nothing larger to retry on: the answer
+        // cannot be given, and the query fails as Knot fails it, with
+        // SERVFAIL and no records.
+        return refuse(buf, rcode::SERVFAIL, None);
+    }
     if truncated {
         flags |= flags::TC;
     }

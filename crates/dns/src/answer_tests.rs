@@ -3,6 +3,9 @@
 
 use std::sync::Arc;
 
+use domain::base::{Message, ParsedName};
+use domain::rdata::AllRecordData;
+
 use super::*;
 use crate::zonefile;
 
@@ -71,12 +74,15 @@ fn query(qname: &str, qtype: u16, edns: Option<u16>) -> Vec<u8> {
     m
 }
 
-/// A parsed response: flags, rcode, and (owner, type, ttl) per section.
+/// A parsed response: flags, rcode, and (owner, type, ttl) per section;
+/// `rdata` holds, in the same order, each record's data as `domain`'s full
+/// parser reads it (names decompressed, OPT left out).
 #[derive(Debug)]
 struct Resp {
     flags: u16,
     rcode: u16,
     sections: [Vec<(String, u16, u32)>; 3],
+    rdata: [Vec<String>; 3],
     opt_rdata: Option<Vec<u8>>,
 }
 
@@ -108,7 +114,36 @@ fn parse(msg: &[u8]) -> Resp {
         }
     }
     assert_eq!(pos, msg.len(), "trailing bytes in response");
-    Resp { flags, rcode: (flags & 0xF) | (ext << 4), sections, opt_rdata }
+    let rdata = full_rdata(msg);
+    for (records, data) in sections.iter().zip(&rdata) {
+        assert_eq!(records.len(), data.len(), "domain reads other records");
+    }
+    Resp { flags, rcode: (flags & 0xF) | (ext << 4), sections, rdata, opt_rdata }
+}
+
+/// The rdata of every record but the OPT, per section, as `domain`'s full
+/// parser reads it. A compression pointer inside rdata (the names of NS,
+/// MX, SOA, CNAME...) that points outside the message, forward or into the
+/// middle of a label fails the parse; one that points at another name shows
+/// as that name, which the tests compare. Lowercased: compression points
+/// at the question name in the query's case (names compare without case,
+/// RFC 4343).
+fn full_rdata(msg: &[u8]) -> [Vec<String>; 3] {
+    let m = Message::from_octets(msg).unwrap();
+    let mut out: [Vec<String>; 3] = Default::default();
+    let mut section = m.answer().unwrap();
+    for (i, records) in out.iter_mut().enumerate() {
+        for rr in section.by_ref() {
+            let rr = rr.unwrap().to_any_record::<AllRecordData<_, ParsedName<_>>>().unwrap();
+            if rr.rtype().to_int() != code::OPT {
+                records.push(rr.data().to_string().to_ascii_lowercase());
+            }
+        }
+        if i < 2 {
+            section = section.next_section().unwrap().unwrap();
+        }
+    }
+    out
 }
 
 fn ask(qname: &str, qtype: u16) -> Resp {
@@ -116,11 +151,21 @@ fn ask(qname: &str, qtype: u16) -> Resp {
 }
 
 fn ask_with(qname: &str, qtype: u16, edns: Option<u16>, t: Transport) -> Resp {
+    ask_in(&catalog(), qname, qtype, edns, t)
+}
+
+fn ask_in(cat: &Catalog, qname: &str, qtype: u16, edns: Option<u16>, t: Transport) -> Resp {
     let mut buf = Vec::new();
-    let out = respond(&catalog(), &query(qname, qtype, edns), &mut buf, t, &Limits::default());
-    assert_eq!(out, Outcome::Reply);
+    assert_eq!(respond(cat, &query(qname, qtype, edns), &mut buf, t, &Limits::default()), Outcome::Reply);
     assert_eq!(&buf[..2], &[0xAB, 0xCD], "id echoed");
     parse(&buf)
+}
+
+/// The test zone with `extra` records, alone in a catalog.
+fn catalog_with(extra: &str) -> Catalog {
+    let apex = wire("example.com.");
+    let zone = Zone::build(&apex, zonefile::parse(&format!("{ZONE}{extra}"), &apex).unwrap(), 1).unwrap();
+    Catalog::new().with_zone(Arc::new(zone))
 }
 
 fn types(v: &[(String, u16, u32)]) -> Vec<u16> {
@@ -133,8 +178,10 @@ fn exact_match_is_authoritative_with_additional_addresses() {
     assert!(r.flags & flags::AA != 0);
     assert_eq!(r.rcode, rcode::NOERROR);
     assert_eq!(r.sections[0], vec![("Example.COM.".into(), code::MX, 3600)]);
+    assert_eq!(r.rdata[0], ["10 mail.example.com."]);
     assert!(r.sections[1].is_empty(), "minimal responses: no NS in authority");
     assert_eq!(types(&r.sections[2]), vec![code::A, code::AAAA]);
+    assert!(r.sections[2].iter().all(|a| a.0.eq_ignore_ascii_case("mail.example.com.")), "{r:?}");
 }
 
 #[test]
@@ -143,6 +190,7 @@ fn nxdomain_and_nodata_carry_the_soa_with_the_negative_ttl() {
     assert_eq!(r.rcode, rcode::NXDOMAIN);
     // RFC 2308 §5: min(SOA TTL 7200, MINIMUM 300).
     assert_eq!(r.sections[1], vec![("example.com.".into(), code::SOA, 300)]);
+    assert_eq!(r.rdata[1], ["ns1.example.com. hostmaster.example.com. 1 7200 3600 1209600 300"]);
     let r = ask("www.example.com.", code::AAAA);
     assert_eq!(r.rcode, rcode::NOERROR);
     assert!(r.sections[0].is_empty());
@@ -182,6 +230,7 @@ fn wildcards_synthesize_under_the_query_name() {
 fn cname_chains_are_followed_in_zone_and_loops_stop() {
     let r = ask("c1.example.com.", code::A);
     assert_eq!(types(&r.sections[0]), vec![code::CNAME, code::CNAME, code::CNAME, code::A]);
+    assert_eq!(r.rdata[0], ["c2.example.com.", "alias.example.com.", "www.example.com.", "192.0.2.80"]);
     let r = ask("loop1.example.com.", code::A);
     assert_eq!(types(&r.sections[0]), vec![code::CNAME, code::CNAME]);
     assert_eq!(r.rcode, rcode::NOERROR);
@@ -206,27 +255,19 @@ fn names_below_a_served_child_are_answered_by_the_child() {
 #[test]
 fn delegations_refer_with_glue_and_ds_comes_from_the_parent() {
     // Only the parent is loaded here, so the cut refers.
-    let apex = wire("example.com.");
-    let zone = Zone::build(&apex, zonefile::parse(ZONE, &apex).unwrap(), 1).unwrap();
-    let cat = Catalog::new().with_zone(Arc::new(zone));
-    let mut buf = Vec::new();
-    respond(
-        &cat,
-        &query("host.sub.example.com.", code::A, None),
-        &mut buf,
-        Transport::Udp,
-        &Limits::default(),
-    );
-    let r = parse(&buf);
+    let cat = catalog_with("");
+    let r = ask_in(&cat, "host.sub.example.com.", code::A, None, Transport::Udp);
     assert_eq!(r.flags & flags::AA, 0, "referrals are not authoritative");
     assert!(r.sections[0].is_empty());
     assert_eq!(types(&r.sections[1]), vec![code::NS, code::NS]);
+    let mut targets = r.rdata[1].clone();
+    targets.sort();
+    assert_eq!(targets, ["ns1.example.com.", "ns1.sub.example.com."]);
     let glue: Vec<&str> = r.sections[2].iter().map(|g| g.0.as_str()).collect();
     assert_eq!(glue, vec!["ns1.sub.example.com.", "ns1.example.com."], "mandatory glue first");
     // DS at the cut is parent-side data, with the child served or not.
     for c in [&cat, &catalog()] {
-        respond(c, &query("sub.example.com.", code::DS, None), &mut buf, Transport::Udp, &Limits::default());
-        let r = parse(&buf);
+        let r = ask_in(c, "sub.example.com.", code::DS, None, Transport::Udp);
         assert!(r.flags & flags::AA != 0);
         assert_eq!(types(&r.sections[0]), vec![code::DS]);
     }
@@ -248,6 +289,9 @@ fn truncation_never_splits_an_rrset() {
 fn any_gets_one_rrset() {
     let r = ask("example.com.", code::ANY);
     assert_eq!(types(&r.sections[0]), vec![code::NS, code::NS]);
+    let mut targets = r.rdata[0].clone();
+    targets.sort();
+    assert_eq!(targets, ["ns.outside.example.", "ns1.example.com."]);
 }
 
 #[test]
@@ -267,7 +311,7 @@ fn responses_and_bad_versions() {
     let mut q = query("www.example.com.", code::A, Some(1232));
     let n = q.len();
     q[n - 5] = 1; // EDNS version 1
-    respond(&catalog(), &q, &mut buf, Transport::Udp, &Limits::default());
+    assert_eq!(respond(&catalog(), &q, &mut buf, Transport::Udp, &Limits::default()), Outcome::Reply);
     let r = parse(&buf);
     assert_eq!(r.rcode, rcode::BADVERS);
     assert!(r.sections.iter().all(Vec::is_empty));
@@ -275,27 +319,90 @@ fn responses_and_bad_versions() {
 
 #[test]
 fn dname_redirects_names_below_it() {
-    let apex = wire("example.com.");
-    let text = format!("{ZONE}dn DNAME target.example.com.\nwww.target A 192.0.2.7\nout DNAME x.example.\n");
-    let zone = Zone::build(&apex, zonefile::parse(&text, &apex).unwrap(), 1).unwrap();
-    let cat = Catalog::new().with_zone(Arc::new(zone));
-    let mut buf = Vec::new();
-    respond(&cat, &query("www.dn.example.com.", code::A, None), &mut buf, Transport::Udp, &Limits::default());
-    let r = parse(&buf);
+    let cat = catalog_with("dn DNAME target.example.com.\nwww.target A 192.0.2.7\nout DNAME x.example.\n");
+    let r = ask_in(&cat, "www.dn.example.com.", code::A, None, Transport::Udp);
     assert_eq!(r.rcode, rcode::NOERROR);
     assert_eq!(types(&r.sections[0]), vec![code::DNAME, code::CNAME, code::A]);
     assert_eq!(r.sections[0][1].0, "www.dn.example.com.");
     assert_eq!(r.sections[0][2].0, "www.target.example.com.");
+    assert_eq!(r.rdata[0], ["target.example.com.", "www.target.example.com.", "192.0.2.7"]);
     // The DNAME owner itself is not redirected.
-    respond(&cat, &query("dn.example.com.", code::A, None), &mut buf, Transport::Udp, &Limits::default());
-    assert!(parse(&buf).sections[0].is_empty());
+    assert!(ask_in(&cat, "dn.example.com.", code::A, None, Transport::Udp).sections[0].is_empty());
     // A target outside the zone ends the answer after the CNAME.
-    respond(
-        &cat,
-        &query("a.b.out.example.com.", code::A, None),
-        &mut buf,
-        Transport::Udp,
-        &Limits::default(),
-    );
-    assert_eq!(types(&parse(&buf).sections[0]), vec![code::DNAME, code::CNAME]);
+    let r = ask_in(&cat, "a.b.out.example.com.", code::A, None, Transport::Udp);
+    assert_eq!(types(&r.sections[0]), vec![code::DNAME, code::CNAME]);
+    assert_eq!(r.rdata[0], ["x.example.", "a.b.x.example."]);
+}
+
+/// RFC 6672 §2.2: when the substitution would make a name longer than 255
+/// octets, the answer is YXDOMAIN with the DNAME (and its signatures) as
+/// the proof, and nothing else. Knot 3.2 goes on to resolve the DNAME's
+/// target name itself, as if it were a CNAME target, so it adds that
+/// name's SOA (NODATA) or even its data; sixgate does not (see
+/// docs/differences-from-knot.md).
+#[test]
+fn dname_substitution_over_255_octets_is_yxdomain_with_the_dname_alone() {
+    let labels = ["a".repeat(60), "a".repeat(60), "a".repeat(60)].join(".");
+    let target = format!("t4.{labels}.example.com.");
+    assert_eq!(wire(&target).len(), 199);
+    let cat = catalog_with(&format!("long DNAME {target}\n{target} A 192.0.2.4\n"));
+    // Over TCP: with these names the answer would not fit in 512 octets.
+    for edns in [None, Some(1232)] {
+        // 56 octets of prefix: the new name is 255 octets, which is allowed.
+        let fits = format!("{}.long.example.com.", "b".repeat(55));
+        let r = ask_in(&cat, &fits, code::A, edns, Transport::Tcp);
+        assert_eq!(types(&r.sections[0]), vec![code::DNAME, code::CNAME], "{r:?}");
+        assert_eq!(r.rcode, rcode::NXDOMAIN);
+        // One more octet is too long.
+        let over = format!("{}.long.example.com.", "b".repeat(56));
+        let r = ask_in(&cat, &over, code::A, edns, Transport::Tcp);
+        assert_eq!(r.rcode, rcode::YXDOMAIN);
+        assert!(r.flags & flags::AA != 0);
+        assert_eq!(r.sections[0], vec![("long.example.com.".into(), code::DNAME, 3600)]);
+        assert_eq!(r.rdata[0], [target.as_str()]);
+        assert!(r.sections[1].is_empty() && r.sections[2].is_empty(), "{r:?}");
+    }
+}
+
+/// Regression: a FORMERR for a query whose OPT was read left the OPT out
+/// of the reply (RFC 6891 §6.1.1: a request with an OPT gets one back).
+#[test]
+fn formerr_replies_carry_an_opt_when_the_query_had_one() {
+    let mut q = query("www.example.com.", code::A, Some(1232));
+    q.push(0);
+    let mut buf = Vec::new();
+    assert_eq!(respond(&catalog(), &q, &mut buf, Transport::Udp, &Limits::default()), Outcome::Reply);
+    let r = parse(&buf);
+    assert_eq!(r.rcode, rcode::FORMERR);
+    assert_eq!(r.flags & flags::AA, 0);
+    assert!(r.sections.iter().all(Vec::is_empty));
+    assert_eq!(r.opt_rdata, Some(vec![]), "the reply has an OPT");
+    assert_eq!(&buf[12..q.len() - 12], &q[12..q.len() - 12], "the question is echoed");
+}
+
+/// Regression: an answer too large for a TCP message (65535 octets) was
+/// sent as what fitted with TC set. Over TCP there is no larger transport
+/// to retry on (RFC 7766 §8), so TC means nothing there; the query fails
+/// with SERVFAIL, as Knot answers it. Over UDP the same answer sets TC.
+#[test]
+fn tcp_replies_never_set_tc() {
+    // 250 TXT records of 256 octets: 64,500 octets of rdata in the zone,
+    // 67,000 octets in a message.
+    let huge: String = (0..250).map(|i| format!("huge TXT \"{i:03}{}\"\n", "x".repeat(252))).collect();
+    let cat = catalog_with(&huge);
+    for edns in [None, Some(1232)] {
+        let r = ask_in(&cat, "huge.example.com.", code::TXT, edns, Transport::Tcp);
+        assert_eq!(r.flags & flags::TC, 0, "TC over TCP");
+        assert_eq!(r.rcode, rcode::SERVFAIL);
+        assert_eq!(r.flags & flags::AA, 0);
+        assert!(r.sections.iter().all(Vec::is_empty), "{r:?}");
+        assert_eq!(r.opt_rdata.is_some(), edns.is_some());
+        let r = ask_in(&cat, "huge.example.com.", code::TXT, edns, Transport::Udp);
+        assert!(r.flags & flags::TC != 0);
+        assert_eq!(r.rcode, rcode::NOERROR);
+    }
+    // An answer that fits in a TCP message is sent whole.
+    let mid: String = (0..200).map(|i| format!("mid TXT \"{i:03}{}\"\n", "x".repeat(252))).collect();
+    let r = ask_in(&catalog_with(&mid), "mid.example.com.", code::TXT, None, Transport::Tcp);
+    assert_eq!((r.rcode, r.flags & flags::TC, r.sections[0].len()), (rcode::NOERROR, 0, 200));
 }

@@ -129,6 +129,11 @@ fn skip_rr(msg: &[u8], pos: usize, scratch: &mut NameBuf) -> Result<(u16, usize,
 }
 
 /// Decodes a query (RFC 1035 §4.1, RFC 6891 §6).
+///
+/// A malformed message is a FORMERR. Its reply carries an OPT whenever the
+/// walk over the records read one (RFC 6891 §6.1.1: a request with an OPT
+/// gets one back; §7: so does a FORMERR for a fault in the OPT itself), and
+/// echoes the question when there is exactly one, written plainly.
 pub fn decode_query(msg: &[u8]) -> Result<Query, QueryError> {
     let (Some(id), Some(fl)) = (u16_at(msg, 0), u16_at(msg, 2)) else {
         return Err(QueryError::Drop);
@@ -141,60 +146,70 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, QueryError> {
     let ns = u16_at(msg, 8).unwrap_or(0) as usize;
     let ar = u16_at(msg, 10).unwrap_or(0) as usize;
     let opcode = ((fl & flags::OPCODE_MASK) >> 11) as u8;
-    let formerr = |question_end| QueryError::Reject { rcode: rcode::FORMERR, question_end, edns: None };
+    // Nothing past an unreadable question can be read: no OPT to keep.
+    let unreadable = || QueryError::Reject { rcode: rcode::FORMERR, question_end: None, edns: None };
 
+    // One question per message (RFC 9619); further ones are only walked
+    // over, to reach the OPT record.
     let mut qname = NameBuf::new();
-    let (question_end, qtype, qclass) = match qd {
-        0 => (None, 0, 0),
-        1 => {
-            let p = qname.decode(msg, HEADER_LEN).map_err(|_| formerr(None))?;
-            match (u16_at(msg, p), u16_at(msg, p + 2)) {
-                (Some(t), Some(c)) => (Some(p + 4), t, c),
-                _ => return Err(formerr(None)),
-            }
+    let mut scratch = NameBuf::new();
+    let mut pos = HEADER_LEN;
+    let mut question = None;
+    for i in 0..qd {
+        let name = if i == 0 { &mut qname } else { &mut scratch };
+        let p = name.decode(msg, pos).map_err(|_| unreadable())?;
+        let (Some(qtype), Some(qclass)) = (u16_at(msg, p), u16_at(msg, p + 2)) else {
+            return Err(unreadable());
+        };
+        if i == 0 {
+            question = Some((p + 4, qtype, qclass));
         }
-        // One question per message (RFC 9619).
-        _ => return Err(formerr(None)),
-    };
+        pos = p + 4;
+    }
     // A query's question name is never compressed (there is nothing before
     // it to point to), so its wire length is its span in the message.
     let qname_len = qname.as_slice().len();
-    if let Some(qend) = question_end
-        && qend - 4 - HEADER_LEN != qname_len
-    {
-        return Err(formerr(None));
-    }
+    let plain = question.is_some_and(|(end, _, _)| end - 4 - HEADER_LEN == qname_len);
+    let question_end = question.map(|(end, _, _)| end).filter(|_| qd == 1 && plain);
+    let mut malformed = qd > 1 || (qd == 1 && !plain);
+
     // Walk the other sections looking for exactly one OPT, in the
-    // additional section (RFC 6891 §6.1.1). Records in the answer and
-    // authority sections of a QUERY are ignored, as Knot does.
-    let mut pos = question_end.unwrap_or(HEADER_LEN);
-    let mut scratch = NameBuf::new();
+    // additional section, owned by the root, holding whole options (RFC
+    // 6891 §6.1.1, §6.1.2). Records in the answer and authority sections
+    // of a QUERY are ignored, as Knot does.
     let mut edns = None;
     for i in 0..an + ns + ar {
-        let (rtype, class_pos, end) = skip_rr(msg, pos, &mut scratch).map_err(|_| formerr(question_end))?;
+        let Ok((rtype, class_pos, end)) = skip_rr(msg, pos, &mut scratch) else {
+            malformed = true;
+            break;
+        };
         if rtype == code::OPT {
-            if i < an + ns
+            malformed |= i < an + ns
                 || edns.is_some()
-                || !options_well_formed(msg.get(class_pos + 8..end).unwrap_or(&[]))
-            {
-                return Err(formerr(question_end));
-            }
+                || scratch.as_slice() != [0]
+                || !options_well_formed(msg.get(class_pos + 8..end).unwrap_or(&[]));
             let payload = u16_at(msg, class_pos).unwrap_or(0);
             let ttl_hi = u16_at(msg, class_pos + 2).unwrap_or(0);
             let ttl_lo = u16_at(msg, class_pos + 4).unwrap_or(0);
-            edns = Some(Edns { payload, version: (ttl_hi & 0xFF) as u8, dnssec_ok: ttl_lo & 0x8000 != 0 });
+            // The first OPT read answers for the query.
+            edns.get_or_insert(Edns {
+                payload,
+                version: (ttl_hi & 0xFF) as u8,
+                dnssec_ok: ttl_lo & 0x8000 != 0,
+            });
         }
         pos = end;
     }
-    if pos != msg.len() {
-        // Trailing garbage after the last record.
-        return Err(formerr(question_end));
-    }
+    // Trailing octets after the last record, or records cut short.
+    malformed |= pos != msg.len();
     let reject = |rcode| QueryError::Reject { rcode, question_end, edns };
+    if malformed {
+        return Err(reject(rcode::FORMERR));
+    }
     if edns.is_some_and(|e| e.version > EDNS_VERSION) {
         return Err(reject(rcode::BADVERS));
     }
-    let Some(qend) = question_end else {
+    let (Some(qend), Some((_, qtype, qclass))) = (question_end, question) else {
         return Err(reject(rcode::FORMERR));
     };
     match opcode {
@@ -280,6 +295,74 @@ mod tests {
         let mut lying = query(b"\x00", 1, None);
         lying[11] = 3;
         assert!(matches!(decode_query(&lying), Err(QueryError::Reject { rcode: rcode::FORMERR, .. })));
+    }
+
+    /// Regression: a FORMERR for a fault in, or after, the OPT record of a
+    /// query was sent without an OPT. RFC 6891 §6.1.1: a request with an
+    /// OPT gets one in its response; §7: a fault in the OPT itself is a
+    /// FORMERR that "MUST include an OPT record".
+    #[test]
+    fn formerr_replies_keep_the_opt_of_the_query() {
+        let base = query(b"\x00", 1, Some((1232, 0, true)));
+        let opt_rr = base[base.len() - 11..].to_vec();
+        let mut trailing = base.clone();
+        trailing.push(0xFF);
+        let mut duplicate = base.clone();
+        duplicate.extend_from_slice(&opt_rr);
+        duplicate[11] = 2;
+        let mut cut_option = base.clone();
+        let n = cut_option.len();
+        cut_option[n - 1] = 3;
+        cut_option.extend_from_slice(&[0, 10, 0]);
+        let mut in_answer = base.clone();
+        (in_answer[7], in_answer[11]) = (1, 0);
+        let mut count_too_high = base.clone();
+        count_too_high[11] = 2;
+        let mut two_questions = query(b"\x00", 1, None);
+        two_questions.extend_from_slice(&[0, 0, 1, 0, 1]);
+        two_questions.extend_from_slice(&opt_rr);
+        (two_questions[5], two_questions[11]) = (2, 1);
+        let want = Some(Edns { payload: 1232, version: 0, dnssec_ok: true });
+        for (what, m) in [
+            ("trailing octets", trailing),
+            ("two OPT records", duplicate),
+            ("an option cut short", cut_option),
+            ("OPT in the answer section", in_answer),
+            ("more records announced than sent", count_too_high),
+            ("two questions", two_questions),
+        ] {
+            match decode_query(&m).err() {
+                Some(QueryError::Reject { rcode: rcode::FORMERR, edns, .. }) => {
+                    assert_eq!(edns, want, "{what}")
+                }
+                other => panic!("{what}: {other:?}"),
+            }
+        }
+        // Without an OPT in the query there is none to keep.
+        let mut plain = query(b"\x00", 1, None);
+        plain.push(0xFF);
+        assert_eq!(
+            decode_query(&plain).err(),
+            Some(QueryError::Reject { rcode: rcode::FORMERR, question_end: Some(17), edns: None })
+        );
+    }
+
+    /// Regression: an OPT record owned by a name other than the root was
+    /// accepted. RFC 6891 §6.1.2: its NAME "MUST be 0 (root domain)"; a
+    /// fault in the OPT is a FORMERR that carries an OPT (§7).
+    #[test]
+    fn opt_owned_by_a_name_other_than_the_root_is_formerr() {
+        let mut m = query(b"\x00", 1, Some((1232, 0, false)));
+        let at = m.len() - 11;
+        m.splice(at..at + 1, *b"\x01x\x00");
+        assert_eq!(
+            decode_query(&m).err(),
+            Some(QueryError::Reject {
+                rcode: rcode::FORMERR,
+                question_end: Some(17),
+                edns: Some(Edns { payload: 1232, version: 0, dnssec_ok: false }),
+            })
+        );
     }
 
     #[test]
