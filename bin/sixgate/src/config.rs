@@ -112,6 +112,11 @@ pub(crate) struct RawAname {
     pub(crate) max_per_zone: Option<usize>,
     /// Most upstream queries per second.
     pub(crate) queries_per_second: Option<u32>,
+    /// Where upstream answers are validated from: `"iana"` (the built-in
+    /// root anchors), `"none"`, or a file of root DS/DNSKEY records.
+    pub(crate) trust_anchor: Option<String>,
+    /// Most resolutions of one account in flight at once.
+    pub(crate) per_account: Option<usize>,
 }
 
 /// `[api]`.
@@ -215,6 +220,8 @@ pub(crate) struct Settings {
     pub(crate) aname_policy: (u64, u64),
     pub(crate) aname_max_per_zone: usize,
     pub(crate) aname_qps: u32,
+    pub(crate) aname_trust_anchor: Option<sixgate_aname::chain::TrustAnchor>,
+    pub(crate) aname_per_account: usize,
     pub(crate) proxy_http: Vec<SocketAddr>,
     pub(crate) proxy_tls: Vec<SocketAddr>,
     pub(crate) proxy_policy: sixgate_proxy::policy::BackendPolicy,
@@ -332,6 +339,22 @@ pub(crate) fn settings(
     if floor == 0 || ceiling < floor {
         bail!("aname.min_refresh must be at least 1 and at most aname.max_refresh ({floor} > {ceiling})");
     }
+    let aname_trust_anchor = match raw.aname.trust_anchor.as_deref() {
+        None | Some("iana") => Some(sixgate_aname::chain::TrustAnchor::iana_root()),
+        Some("none") => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("aname.trust_anchor: cannot read {path}: {e}"))?;
+            Some(
+                sixgate_aname::chain::TrustAnchor::from_text(&text)
+                    .map_err(|e| anyhow::anyhow!("aname.trust_anchor {path}: {e}"))?,
+            )
+        }
+    };
+    let aname_per_account = raw.aname.per_account.unwrap_or(sixgate_aname::refresher::DEFAULT_PER_ACCOUNT);
+    if !(1..=256).contains(&aname_per_account) {
+        bail!("aname.per_account must be 1 to 256, not {aname_per_account}");
+    }
     let pick = |flag: Vec<String>, file: Option<Vec<String>>| {
         if flag.is_empty() { file.unwrap_or_default() } else { flag }
     };
@@ -384,6 +407,8 @@ pub(crate) fn settings(
         aname_policy: (floor, ceiling),
         aname_max_per_zone: raw.aname.max_per_zone.unwrap_or(100),
         aname_qps: raw.aname.queries_per_second.unwrap_or(50).max(1),
+        aname_trust_anchor,
+        aname_per_account,
         nameservers,
         serial,
         api,

@@ -16,6 +16,9 @@
 //!   any record; nothing is resolved per query.
 #![warn(missing_docs)]
 
+pub mod chain;
+#[cfg(test)]
+mod lab;
 pub mod refresher;
 pub mod resolve;
 pub mod schedule;

@@ -1,12 +1,38 @@
 //! RRSIG records: decoding, encoding, making and checking signatures
 //! (RFC 4034 §3, RFC 6605, RFC 8080).
 
-use ring::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+    RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY, RsaPublicKeyComponents, UnparsedPublicKey,
+};
 use sixgate_dns::name;
 
 use crate::algorithm::Algorithm;
 use crate::canonical;
 use crate::key::{self, KeyError, KeyPair};
+
+/// RSA/SHA-256 (RFC 5702), verified only.
+pub const RSASHA256: u8 = 8;
+/// RSA/SHA-512 (RFC 5702), verified only.
+pub const RSASHA512: u8 = 10;
+
+/// True for the algorithms [`verify`] checks: those sixgate signs with
+/// (13, 15) and RSA/SHA-256 and RSA/SHA-512, which it only verifies.
+pub fn verifies(algorithm: u8) -> bool {
+    matches!(algorithm, RSASHA256 | RSASHA512) || Algorithm::from_code(algorithm).is_some()
+}
+
+/// The exponent and modulus of an RSA DNSKEY's public key field
+/// (RFC 3110 §2): a one-octet exponent length, or zero and a two-octet
+/// one, then the exponent, then the modulus.
+fn rsa_public_key(public: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = match public.split_first()? {
+        (0, rest) => (usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?])), rest.get(2..)?),
+        (&l, rest) => (usize::from(l), rest),
+    };
+    let (e, n) = (rest.get(..len)?, rest.get(len..)?);
+    (!e.is_empty() && !n.is_empty()).then_some((e, n))
+}
 
 /// Class IN, the only class signed.
 const CLASS_IN: u16 = 1;
@@ -233,6 +259,23 @@ pub fn verify(dnskey: &[u8], rrsig: &Rrsig, set: &RrSet<'_>) -> Result<(), Verif
     }
     let mut data = Vec::with_capacity(512);
     signed_data(rrsig, set, &mut data);
+    // RSA is verified, never made: the root and most TLDs sign with
+    // algorithm 8, so a validator must follow it (RFC 5702), while the
+    // zones sixgate signs use 13 or 15.
+    match alg {
+        RSASHA256 | RSASHA512 => {
+            let (e, n) = rsa_public_key(public).ok_or(VerifyError::BadKey)?;
+            let params = if alg == RSASHA256 {
+                &RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+            } else {
+                &RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY
+            };
+            return RsaPublicKeyComponents { n, e }
+                .verify(params, &data, &rrsig.signature)
+                .map_err(|_| VerifyError::Mismatch);
+        }
+        _ => {}
+    }
     match Algorithm::from_code(alg) {
         Some(Algorithm::EcdsaP256Sha256) => {
             let mut point = Vec::with_capacity(65);
