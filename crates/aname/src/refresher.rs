@@ -371,3 +371,83 @@ impl Round<'_> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use arc_swap::ArcSwap;
+    use sixgate_dns::{Catalog, zonefile};
+
+    use super::*;
+    use crate::lab::{Lab, Upstream, n};
+
+    /// Creates `apex` for `account` with `anames` (owner label, target).
+    fn zone(store: &mut Store, account: i64, apex: &str, anames: &[(String, String)]) {
+        let mut text = String::from("@ 300 SOA ns.test. h.test. 1 7200 3600 1209600 60\n@ 300 NS ns.test.\n");
+        for (owner, target) in anames {
+            text.push_str(&format!("{owner} 300 ANAME {target}\n"));
+        }
+        let a = n(apex);
+        let records = zonefile::parse(&text, &a).unwrap();
+        store.by(sixgate_store::Actor::Task("test")).create_zone(&a, records, account, false).unwrap();
+    }
+
+    /// Fault: targets were resolved one after another in one task, each
+    /// upstream query waiting out its timeout, and states were saved at
+    /// the end of the round; one account's black-holed targets held up
+    /// every other account's refresh.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn one_accounts_black_holed_targets_do_not_stall_another_accounts_refresh() {
+        let dir = tempfile::tempdir().unwrap();
+        let lab = Lab::new();
+        let anchor = lab.anchor.clone();
+        let up = Upstream::start(lab).await;
+        {
+            let mut store = Store::open(dir.path()).unwrap();
+            let slow = store.create_account("slow").unwrap().id;
+            let quick = store.create_account("quick").unwrap().id;
+            // Eight targets that never answer (each attempt waits out the
+            // upstream timeout), and one that does.
+            let holes: Vec<(String, String)> = (1..=8).map(|i| (format!("a{i}"), format!("x{i}.hole.test."))).collect();
+            zone(&mut store, slow, "slow.example.", &holes);
+            zone(&mut store, quick, "quick.example.", &[("@".into(), "host.provider.test.".into())]);
+        }
+        let settings = Settings {
+            policy: Policy { floor: 60, ceiling: 3600 },
+            upstream: vec![up.addr],
+            queries_per_second: 1000,
+            max_per_zone: 100,
+            trust_anchor: Some(anchor),
+            per_account: 1,
+        };
+        let catalog: SharedCatalog = Arc::new(ArcSwap::from_pointee(Catalog::new()));
+        let (_published_tx, published) = watch::channel(0);
+        let (shutdown_tx, shutdown) = watch::channel(false);
+        let task = tokio::spawn(run(dir.path().to_path_buf(), catalog, published, settings, shutdown));
+        let store = Store::open(dir.path()).unwrap();
+        // Polls with a generous deadline; what is checked is the order of
+        // events, not how long they took.
+        let mut quick_done = None;
+        for _ in 0..600 {
+            let states = store.aname_states(None).unwrap();
+            if let Some(q) = states.iter().find(|s| s.apex == n("quick.example.") && !s.addresses.is_empty()) {
+                quick_done = Some((q.clone(), states));
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        shutdown_tx.send(true).unwrap();
+        let _ = task.await;
+        let (quick, states) = quick_done.expect("the quick account's ANAME was never resolved");
+        assert_eq!(quick.addresses, vec!["192.0.2.10".to_string(), "2001:db8::10".to_string()]);
+        // When it was resolved, most of the slow account's targets had
+        // not even been tried: they wait for that account's one slot.
+        let slow_failed = states.iter().filter(|s| s.apex == n("slow.example.") && s.last_error.is_some()).count();
+        assert!(slow_failed < 8, "the quick account waited for all the slow account's timeouts: {states:?}");
+        assert!(
+            up.asked.lock().unwrap().iter().any(|(q, _)| name::is_at_or_below(&name::to_lowercase(q), &n("hole.test."))),
+            "the black-holed targets were asked for"
+        );
+    }
+}
