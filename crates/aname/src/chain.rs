@@ -79,7 +79,7 @@ impl TrustAnchor {
         let mut out = Vec::new();
         for r in records {
             let what = || format!("{} type {}", name::to_text(&r.owner), r.rtype);
-            if &r.owner[..] != [0] {
+            if r.owner[..] != [0] {
                 return Err(AnchorError::NotRoot(what()));
             }
             match r.rtype {
@@ -141,10 +141,13 @@ enum Step {
     NoName,
 }
 
+/// Steps by name, with when they expire.
+type StepCache = HashMap<Box<[u8]>, (Step, u64)>;
+
 /// Walks chains of trust for one anchor, caching the steps.
 pub(crate) struct Chain {
     anchor: TrustAnchor,
-    cache: Mutex<HashMap<Box<[u8]>, (Step, u64)>>,
+    cache: Mutex<StepCache>,
 }
 
 impl Chain {

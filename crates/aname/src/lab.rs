@@ -184,12 +184,15 @@ fn question(q: &[u8]) -> Option<(Box<[u8]>, u16)> {
     Some((owner.as_slice().into(), t))
 }
 
+/// Every question an upstream was asked.
+pub(crate) type Asked = Arc<Mutex<Vec<(Box<[u8]>, u16)>>>;
+
 /// An upstream resolver serving `lab` on a loopback port; `lie` says how
 /// it answers now, and `asked` records every question.
 pub(crate) struct Upstream {
     pub(crate) addr: SocketAddr,
     pub(crate) lie: Arc<Mutex<Lie>>,
-    pub(crate) asked: Arc<Mutex<Vec<(Box<[u8]>, u16)>>>,
+    pub(crate) asked: Asked,
 }
 
 impl Upstream {
@@ -197,7 +200,7 @@ impl Upstream {
         let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         let addr = sock.local_addr().unwrap();
         let lie = Arc::new(Mutex::new(Lie::Honest));
-        let asked = Arc::new(Mutex::new(Vec::new()));
+        let asked: Asked = Arc::new(Mutex::new(Vec::new()));
         let (l, a) = (lie.clone(), asked.clone());
         tokio::spawn(async move {
             let mut buf = vec![0u8; 4096];

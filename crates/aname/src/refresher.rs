@@ -106,6 +106,10 @@ fn to_state(apex: &[u8], owner: &[u8], t: &Tracked) -> AnameState {
     }
 }
 
+/// Per served zone (lowercased apex): its account, and whether it is
+/// verified.
+type Trust = HashMap<Box<[u8]>, (i64, bool)>;
+
 /// A finished resolution: which ANAME, for which target, what it gave,
 /// and whether an upstream query was made.
 type Done = (Key, Box<[u8]>, Resolution, bool);
@@ -338,7 +342,7 @@ impl Round<'_> {
         }
 
         // Start what is due, within each account's share.
-        let trust: Arc<HashMap<Box<[u8]>, (i64, bool)>> = Arc::new(
+        let trust: Arc<Trust> = Arc::new(
             zones.iter().map(|z| (name::to_lowercase(&z.apex), (z.account_id, z.verified))).collect(),
         );
         let snapshot = self.catalog.load_full();
@@ -409,7 +413,8 @@ mod tests {
             let quick = store.create_account("quick").unwrap().id;
             // Eight targets that never answer (each attempt waits out the
             // upstream timeout), and one that does.
-            let holes: Vec<(String, String)> = (1..=8).map(|i| (format!("a{i}"), format!("x{i}.hole.test."))).collect();
+            let holes: Vec<(String, String)> =
+                (1..=8).map(|i| (format!("a{i}"), format!("x{i}.hole.test."))).collect();
             zone(&mut store, slow, "slow.example.", &holes);
             zone(&mut store, quick, "quick.example.", &[("@".into(), "host.provider.test.".into())]);
         }
@@ -431,7 +436,8 @@ mod tests {
         let mut quick_done = None;
         for _ in 0..600 {
             let states = store.aname_states(None).unwrap();
-            if let Some(q) = states.iter().find(|s| s.apex == n("quick.example.") && !s.addresses.is_empty()) {
+            if let Some(q) = states.iter().find(|s| s.apex == n("quick.example.") && !s.addresses.is_empty())
+            {
                 quick_done = Some((q.clone(), states));
                 break;
             }
@@ -443,10 +449,15 @@ mod tests {
         assert_eq!(quick.addresses, vec!["192.0.2.10".to_string(), "2001:db8::10".to_string()]);
         // When it was resolved, most of the slow account's targets had
         // not even been tried: they wait for that account's one slot.
-        let slow_failed = states.iter().filter(|s| s.apex == n("slow.example.") && s.last_error.is_some()).count();
+        let slow_failed =
+            states.iter().filter(|s| s.apex == n("slow.example.") && s.last_error.is_some()).count();
         assert!(slow_failed < 8, "the quick account waited for all the slow account's timeouts: {states:?}");
         assert!(
-            up.asked.lock().unwrap().iter().any(|(q, _)| name::is_at_or_below(&name::to_lowercase(q), &n("hole.test."))),
+            up.asked
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(q, _)| name::is_at_or_below(&name::to_lowercase(q), &n("hole.test."))),
             "the black-holed targets were asked for"
         );
     }
