@@ -288,3 +288,68 @@ pub fn verify(dnskey: &[u8], rrsig: &Rrsig, set: &RrSet<'_>) -> Result<(), Verif
     }
     .map_err(|_| VerifyError::Mismatch)
 }
+
+#[cfg(test)]
+mod rsa_tests {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair};
+
+    use super::*;
+
+    /// The modulus and exponent of a DER RSAPublicKey (RFC 8017 A.1.1):
+    /// SEQUENCE { INTEGER n, INTEGER e }, without leading zero octets.
+    fn der_n_e(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        fn tlv(d: &[u8]) -> (&[u8], &[u8]) {
+            let (len, at) = match d[1] {
+                l if l < 0x80 => (usize::from(l), 2),
+                0x81 => (usize::from(d[2]), 3),
+                0x82 => (usize::from(u16::from_be_bytes([d[2], d[3]])), 4),
+                _ => panic!("long DER length"),
+            };
+            (&d[at..at + len], &d[at + len..])
+        }
+        let (seq, _) = tlv(der);
+        let (n, rest) = tlv(seq);
+        let (e, _) = tlv(rest);
+        let strip = |x: &[u8]| x.iter().skip_while(|&&b| b == 0).copied().collect::<Vec<u8>>();
+        (strip(n), strip(e))
+    }
+
+    /// Algorithm 8, as the root and most TLDs sign: a signature made by
+    /// an RSA key verifies against its DNSKEY, and one over other data
+    /// does not.
+    #[test]
+    fn rsasha256_signatures_verify() {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let (n, e) = der_n_e(pair.public_key().as_ref());
+        let mut public = vec![u8::try_from(e.len()).unwrap()];
+        public.extend_from_slice(&e);
+        public.extend_from_slice(&n);
+        let dnskey = key::dnskey_rdata(key::flags::ZONE | key::flags::SEP, RSASHA256, &public);
+        let owner = sixgate_dns::name::from_text("example.", None).unwrap();
+        let address: &[u8] = &[192, 0, 2, 1];
+        let set = RrSet { owner: &owner, rtype: 1, ttl: 300, rdatas: &[address] };
+        let mut sig = Rrsig {
+            type_covered: 1,
+            algorithm: RSASHA256,
+            labels: 1,
+            original_ttl: 300,
+            expiration: 2_000_000_000,
+            inception: 1_000_000_000,
+            key_tag: key::key_tag(&dnskey),
+            signer: owner.clone(),
+            signature: Box::new([]),
+        };
+        let mut data = Vec::new();
+        signed_data(&sig, &set, &mut data);
+        let mut signature = vec![0; pair.public_modulus_len()];
+        pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), &data, &mut signature).unwrap();
+        sig.signature = signature.into();
+        assert_eq!(verify(&dnskey, &sig, &set), Ok(()));
+        let other: &[u8] = &[192, 0, 2, 2];
+        let forged = RrSet { rdatas: &[other], ..set };
+        assert_eq!(verify(&dnskey, &sig, &forged), Err(VerifyError::Mismatch));
+        assert!(verifies(RSASHA256) && verifies(RSASHA512) && !verifies(5));
+    }
+}

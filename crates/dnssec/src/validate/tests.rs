@@ -266,10 +266,10 @@ fn without_a_usable_ds_the_zone_is_insecure() {
     let zone = Spec::single(&k, false).serve();
     let mut r = Resolver::new(&n(APEX), &zone, Parent(Vec::new()));
     assert_eq!(r.resolve(&n("www"), code::A, NOW), Verdict::Insecure);
-    // A DS of an algorithm this validator lacks (8, RSA/SHA-256).
+    // A DS of an algorithm this validator lacks (5, RSA/SHA-1).
     let mut ds = Parent::of(&[&k], 3600);
     let mut rd = ds.0[0].rdata.to_vec();
-    rd[2] = 8;
+    rd[2] = 5;
     ds.0[0].rdata = rd.into();
     let mut r = Resolver::new(&n(APEX), &zone, ds);
     assert_eq!(r.resolve(&n("www"), code::A, NOW), Verdict::Insecure);
