@@ -121,9 +121,28 @@ struct InFlight {
     keys: HashSet<Key>,
     per_account: HashMap<i64, usize>,
     accounts: HashMap<Key, i64>,
+    /// Which ANAME each task resolves, to free its slot even if it fails.
+    tasks_keys: HashMap<tokio::task::Id, Key>,
 }
 
 impl InFlight {
+    /// Takes a task's end: its resolution, or, for a task that panicked,
+    /// nothing but its freed slot.
+    fn ended(&mut self, r: Result<(tokio::task::Id, Done), tokio::task::JoinError>, done: &mut Vec<Done>) {
+        match r {
+            Ok((id, d)) => {
+                self.tasks_keys.remove(&id);
+                done.push(d);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "an ANAME resolution task failed");
+                if let Some(key) = self.tasks_keys.remove(&e.id()) {
+                    self.finish(&key);
+                }
+            }
+        }
+    }
+
     fn finish(&mut self, key: &Key) {
         self.keys.remove(key);
         if let Some(a) = self.accounts.remove(key)
@@ -166,10 +185,8 @@ pub async fn run(
         if zone_changed {
             published.borrow_and_update();
         }
-        while let Some(r) = flight.tasks.try_join_next() {
-            if let Ok(d) = r {
-                done.push(d);
-            }
+        while let Some(r) = flight.tasks.try_join_next_with_id() {
+            flight.ended(r, &mut done);
         }
         let round = Round {
             dir: &dir,
@@ -188,10 +205,8 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(TICK) => {}
             _ = published.changed() => {}
-            Some(r) = flight.tasks.join_next(), if !flight.tasks.is_empty() => {
-                if let Ok(d) = r {
-                    done.push(d);
-                }
+            Some(r) = flight.tasks.join_next_with_id(), if !flight.tasks.is_empty() => {
+                flight.ended(r, &mut done);
             }
             _ = async { let _ = shutdown.wait_for(|&s| s).await; } => {
                 flight.tasks.abort_all();
@@ -364,13 +379,15 @@ impl Round<'_> {
             }
             let (resolver, snapshot, trust) = (self.resolver.clone(), snapshot.clone(), trust.clone());
             let (key, target) = (key.clone(), t.target.clone());
-            flight.tasks.spawn(async move {
+            let task_key = key.clone();
+            let handle = flight.tasks.spawn(async move {
                 let trusted = |zone: &[u8]| {
                     trust.get(zone).is_some_and(|&(acct, verified)| verified || acct == account)
                 };
                 let (resolution, upstream) = resolver.resolve(&snapshot, &target, &trusted).await;
                 (key, target, resolution, upstream)
             });
+            flight.tasks_keys.insert(handle.id(), task_key);
         }
         Ok(())
     }
