@@ -507,6 +507,35 @@ mod tests {
     }
 
     #[test]
+    fn the_aname_trust_anchor_and_per_account_limit_are_read_and_checked() {
+        let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
+        let iana = sixgate_aname::chain::TrustAnchor::iana_root();
+        let s = ok("").unwrap();
+        assert_eq!((s.aname_trust_anchor.as_ref(), s.aname_per_account), (Some(&iana), 4));
+        assert_eq!(ok("[aname]\ntrust_anchor = \"iana\"\n").unwrap().aname_trust_anchor, Some(iana));
+        assert_eq!(ok("[aname]\ntrust_anchor = \"none\"\n").unwrap().aname_trust_anchor, None);
+        let dir = std::env::temp_dir().join(format!("sixgate-config-anchor-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("root.ds");
+        std::fs::write(
+            &file,
+            ". IN DS 1 13 2 0000000000000000000000000000000000000000000000000000000000000000\n",
+        )
+        .unwrap();
+        let text = format!("[aname]\ntrust_anchor = \"{}\"\nper_account = 2\n", file.display());
+        let s = ok(&text).unwrap();
+        assert!(s.aname_trust_anchor.is_some());
+        assert_eq!(s.aname_per_account, 2);
+        std::fs::write(&file, "example. IN DS 1 13 2 00\n").unwrap();
+        let e = ok(&text).unwrap_err().to_string();
+        assert!(e.contains("aname.trust_anchor") && e.contains("root"), "{e}");
+        let missing = format!("[aname]\ntrust_anchor = \"{}\"\n", dir.join("nope").display());
+        assert!(ok(&missing).unwrap_err().to_string().contains("cannot read"));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(ok("[aname]\nper_account = 0\n").is_err());
+    }
+
+    #[test]
     fn unknown_keys_are_refused_with_their_name() {
         let e = toml::from_str::<RawConfig>("[dns]\nlisten = []\nworkerz = 2\n").unwrap_err();
         assert!(e.to_string().contains("workerz"), "{e}");

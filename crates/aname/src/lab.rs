@@ -22,6 +22,7 @@ use sixgate_dns::name::{self, NameBuf};
 use sixgate_dns::rtype::code;
 use sixgate_dns::zone::{Record, Zone};
 use sixgate_dns::{Catalog, Limits, Transport, respond, zonefile};
+use sixgate_dnssec::denial::Nsec3Params;
 use sixgate_dnssec::key::flags;
 use sixgate_dnssec::sign::{ActiveKey, Signer};
 use sixgate_dnssec::{Algorithm, KeyPair, ds};
@@ -50,15 +51,25 @@ fn records(apex: &str, text: &str) -> Vec<Record> {
     zonefile::parse(text, &n(apex)).unwrap()
 }
 
-/// The zone `apex` from `text`, signed by `key` (NSEC) unless `None`.
-fn zone(apex: &str, mut recs: Vec<Record>, key: Option<&KeyPair>) -> Catalog {
+/// The zone `apex` from `text`, signed by `key` (NSEC, or NSEC3 with
+/// `nsec3`) unless `None`.
+fn zone(apex: &str, mut recs: Vec<Record>, key: Option<&KeyPair>, nsec3: bool) -> Catalog {
     let a = n(apex);
     if let Some(k) = key {
         recs.push(Record { owner: a.clone(), rtype: code::DNSKEY, ttl: 300, rdata: k.dnskey_rdata().into() });
+        let nsec3 = nsec3.then(Nsec3Params::default);
+        if let Some(p) = &nsec3 {
+            recs.push(Record {
+                owner: a.clone(),
+                rtype: code::NSEC3PARAM,
+                ttl: 0,
+                rdata: p.nsec3param_rdata().into(),
+            });
+        }
         let signer = Signer {
             apex: a.clone(),
             keys: vec![ActiveKey { key: k, tag: k.key_tag(), signs_keys: true, signs_zone: true }],
-            nsec3: None,
+            nsec3,
             now: now(),
             inception_offset: 3600,
             validity: 86_400,
@@ -91,7 +102,8 @@ pub(crate) struct Lab {
 }
 
 impl Lab {
-    pub(crate) fn new() -> Lab {
+    /// The lab, its zones signed with NSEC or, with `nsec3`, NSEC3.
+    pub(crate) fn new(nsec3: bool) -> Lab {
         let key = || KeyPair::generate(Algorithm::EcdsaP256Sha256, flags::ZONE | flags::SEP).unwrap();
         let (root_key, test_key, provider_key, forger_key) = (key(), key(), key(), key());
         let mut root = records(
@@ -122,13 +134,16 @@ impl Lab {
         let anchor_text = format!(". 300 IN DNSKEY {}", dnskey_text(&root_key));
         Lab {
             zones: vec![
-                (n("."), zone(".", root, Some(&root_key))),
-                (n("test."), zone("test.", test, Some(&test_key))),
-                (n("provider.test."), zone("provider.test.", provider("192.0.2.10"), Some(&provider_key))),
-                (n("plain.test."), zone("plain.test.", plain, None)),
+                (n("."), zone(".", root, Some(&root_key), nsec3)),
+                (n("test."), zone("test.", test, Some(&test_key), nsec3)),
+                (
+                    n("provider.test."),
+                    zone("provider.test.", provider("192.0.2.10"), Some(&provider_key), nsec3),
+                ),
+                (n("plain.test."), zone("plain.test.", plain, None, false)),
             ],
-            forged: zone("provider.test.", provider("203.0.113.66"), Some(&forger_key)),
-            stripped: zone("provider.test.", provider("203.0.113.66"), None),
+            forged: zone("provider.test.", provider("203.0.113.66"), Some(&forger_key), nsec3),
+            stripped: zone("provider.test.", provider("203.0.113.66"), None, false),
             anchor: TrustAnchor::from_text(&anchor_text).unwrap(),
         }
     }

@@ -421,7 +421,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn one_accounts_black_holed_targets_do_not_stall_another_accounts_refresh() {
         let dir = tempfile::tempdir().unwrap();
-        let lab = Lab::new();
+        let lab = Lab::new(false);
         let anchor = lab.anchor.clone();
         let up = Upstream::start(lab).await;
         {

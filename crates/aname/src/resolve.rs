@@ -529,8 +529,8 @@ mod validation_tests {
 
     const NOTHING_INTERNAL: &(dyn Fn(&[u8]) -> bool + Sync) = &|_: &[u8]| false;
 
-    async fn lab_resolver() -> (Resolver, Upstream) {
-        let lab = Lab::new();
+    async fn lab_resolver(nsec3: bool) -> (Resolver, Upstream) {
+        let lab = Lab::new(nsec3);
         let anchor = lab.anchor.clone();
         let up = Upstream::start(lab).await;
         (Resolver::new(vec![up.addr], 1000).with_trust_anchor(Some(anchor)), up)
@@ -538,7 +538,13 @@ mod validation_tests {
 
     #[tokio::test]
     async fn aname_refuses_a_spoofed_answer_for_a_signed_target() {
-        let (r, up) = lab_resolver().await;
+        for nsec3 in [false, true] {
+            refuses_a_spoofed_answer(nsec3).await;
+        }
+    }
+
+    async fn refuses_a_spoofed_answer(nsec3: bool) {
+        let (r, up) = lab_resolver(nsec3).await;
         let catalog = Catalog::new();
         let target = n("host.provider.test.");
         let (good, _) = r.resolve(&catalog, &target, NOTHING_INTERNAL).await;
@@ -572,14 +578,20 @@ mod validation_tests {
 
     #[tokio::test]
     async fn aname_takes_an_insecure_target_only_when_proven() {
-        let (r, up) = lab_resolver().await;
+        for nsec3 in [false, true] {
+            takes_an_insecure_target_only_when_proven(nsec3).await;
+        }
+    }
+
+    async fn takes_an_insecure_target_only_when_proven(nsec3: bool) {
+        let (r, up) = lab_resolver(nsec3).await;
         let catalog = Catalog::new();
         // plain.test. is delegated without DS, and test.'s NSEC proves it.
         let (res, _) = r.resolve(&catalog, &n("host.plain.test."), NOTHING_INTERNAL).await;
         assert_eq!(res, Resolution::Addresses { addresses: ips(&["192.0.2.20"]), ttl: 300 });
         // A DS absence without its proof is not taken, for the insecure
         // zone nor for a signed one.
-        let (r, up2) = lab_resolver().await;
+        let (r, up2) = lab_resolver(nsec3).await;
         drop(up);
         up2.lie(Lie::Unproven);
         for target in ["host.plain.test.", "host.provider.test."] {
@@ -591,7 +603,7 @@ mod validation_tests {
 
     #[tokio::test]
     async fn the_iana_anchor_does_not_validate_a_lab_root() {
-        let lab = Lab::new();
+        let lab = Lab::new(false);
         let up = Upstream::start(lab).await;
         let r = Resolver::new(vec![up.addr], 1000);
         let (res, _) = r.resolve(&Catalog::new(), &n("host.plain.test."), NOTHING_INTERNAL).await;
@@ -603,7 +615,7 @@ mod validation_tests {
     /// the status's error).
     #[tokio::test]
     async fn a_rate_limit_miss_is_not_a_target_failure() {
-        let lab = Lab::new();
+        let lab = Lab::new(false);
         let up = Upstream::start(lab).await;
         // One query per second: the first resolution takes it.
         let r = Resolver::new(vec![up.addr], 1);

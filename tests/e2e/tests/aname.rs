@@ -1050,7 +1050,7 @@ fn serve_customer(lab: &lab::Lab, files: &Path) -> Result<(Cli, Sixgate)> {
             anchor.display()
         ),
     )?;
-    let cli = Cli::new(&files.join("data"))?;
+    let cli = Cli::new(files.join("data"))?;
     cli.import(&write_zone(files, "example.test.", &example_with_insecure_target())?)?;
     let server = serve_with_config(cli.clone(), &config)?;
     Ok((cli, server))
