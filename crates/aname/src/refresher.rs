@@ -300,6 +300,11 @@ impl Round<'_> {
             }
         }
         table.retain(|k, _| present.contains_key(k));
+        // After a start, every set is written once with its first answer,
+        // changed or not, so the zone holds what the table holds.
+        if self.first {
+            rewrite.extend(table.keys().cloned());
+        }
 
         // Take what has finished.
         let mut writes: Writes = HashMap::new();
@@ -374,9 +379,6 @@ impl Round<'_> {
             *busy += 1;
             flight.keys.insert(key.clone());
             flight.accounts.insert(key.clone(), account);
-            if self.first {
-                rewrite.insert(key.clone());
-            }
             let (resolver, snapshot, trust) = (self.resolver.clone(), snapshot.clone(), trust.clone());
             let (key, target) = (key.clone(), t.target.clone());
             let task_key = key.clone();
