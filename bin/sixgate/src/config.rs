@@ -112,6 +112,11 @@ pub(crate) struct RawAname {
     pub(crate) max_per_zone: Option<usize>,
     /// Most upstream queries per second.
     pub(crate) queries_per_second: Option<u32>,
+    /// Where upstream answers are validated from: `"iana"` (the built-in
+    /// root anchors), `"none"`, or a file of root DS/DNSKEY records.
+    pub(crate) trust_anchor: Option<String>,
+    /// Most resolutions of one account in flight at once.
+    pub(crate) per_account: Option<usize>,
 }
 
 /// `[api]`.
@@ -215,6 +220,8 @@ pub(crate) struct Settings {
     pub(crate) aname_policy: (u64, u64),
     pub(crate) aname_max_per_zone: usize,
     pub(crate) aname_qps: u32,
+    pub(crate) aname_trust_anchor: Option<sixgate_aname::chain::TrustAnchor>,
+    pub(crate) aname_per_account: usize,
     pub(crate) proxy_http: Vec<SocketAddr>,
     pub(crate) proxy_tls: Vec<SocketAddr>,
     pub(crate) proxy_policy: sixgate_proxy::policy::BackendPolicy,
@@ -332,6 +339,22 @@ pub(crate) fn settings(
     if floor == 0 || ceiling < floor {
         bail!("aname.min_refresh must be at least 1 and at most aname.max_refresh ({floor} > {ceiling})");
     }
+    let aname_trust_anchor = match raw.aname.trust_anchor.as_deref() {
+        None | Some("iana") => Some(sixgate_aname::chain::TrustAnchor::iana_root()),
+        Some("none") => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("aname.trust_anchor: cannot read {path}: {e}"))?;
+            Some(
+                sixgate_aname::chain::TrustAnchor::from_text(&text)
+                    .map_err(|e| anyhow::anyhow!("aname.trust_anchor {path}: {e}"))?,
+            )
+        }
+    };
+    let aname_per_account = raw.aname.per_account.unwrap_or(sixgate_aname::refresher::DEFAULT_PER_ACCOUNT);
+    if !(1..=256).contains(&aname_per_account) {
+        bail!("aname.per_account must be 1 to 256, not {aname_per_account}");
+    }
     let pick = |flag: Vec<String>, file: Option<Vec<String>>| {
         if flag.is_empty() { file.unwrap_or_default() } else { flag }
     };
@@ -384,6 +407,8 @@ pub(crate) fn settings(
         aname_policy: (floor, ceiling),
         aname_max_per_zone: raw.aname.max_per_zone.unwrap_or(100),
         aname_qps: raw.aname.queries_per_second.unwrap_or(50).max(1),
+        aname_trust_anchor,
+        aname_per_account,
         nameservers,
         serial,
         api,
@@ -479,6 +504,35 @@ mod tests {
             assert!(toml::from_str::<RawConfig>(bad).is_err() || ok(bad).is_err(), "{bad}");
         }
         assert!(ok("[tenancy]\nserve_unverified = true\n").unwrap().tenancy.serve_unverified);
+    }
+
+    #[test]
+    fn the_aname_trust_anchor_and_per_account_limit_are_read_and_checked() {
+        let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
+        let iana = sixgate_aname::chain::TrustAnchor::iana_root();
+        let s = ok("").unwrap();
+        assert_eq!((s.aname_trust_anchor.as_ref(), s.aname_per_account), (Some(&iana), 4));
+        assert_eq!(ok("[aname]\ntrust_anchor = \"iana\"\n").unwrap().aname_trust_anchor, Some(iana));
+        assert_eq!(ok("[aname]\ntrust_anchor = \"none\"\n").unwrap().aname_trust_anchor, None);
+        let dir = std::env::temp_dir().join(format!("sixgate-config-anchor-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("root.ds");
+        std::fs::write(
+            &file,
+            ". IN DS 1 13 2 0000000000000000000000000000000000000000000000000000000000000000\n",
+        )
+        .unwrap();
+        let text = format!("[aname]\ntrust_anchor = \"{}\"\nper_account = 2\n", file.display());
+        let s = ok(&text).unwrap();
+        assert!(s.aname_trust_anchor.is_some());
+        assert_eq!(s.aname_per_account, 2);
+        std::fs::write(&file, "example. IN DS 1 13 2 00\n").unwrap();
+        let e = ok(&text).unwrap_err().to_string();
+        assert!(e.contains("aname.trust_anchor") && e.contains("root"), "{e}");
+        let missing = format!("[aname]\ntrust_anchor = \"{}\"\n", dir.join("nope").display());
+        assert!(ok(&missing).unwrap_err().to_string().contains("cannot read"));
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(ok("[aname]\nper_account = 0\n").is_err());
     }
 
     #[test]

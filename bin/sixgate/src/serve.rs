@@ -309,6 +309,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         upstream: s.aname_resolvers.clone().unwrap_or_else(sixgate_control::verify::system_resolvers),
         queries_per_second: s.aname_qps,
         max_per_zone: s.aname_max_per_zone,
+        trust_anchor: s.aname_trust_anchor.clone(),
+        per_account: s.aname_per_account,
     };
     api_tasks.push(rt.spawn(sixgate_aname::refresher::run(
         s.data.clone(),

@@ -51,6 +51,10 @@ pub enum Resolution {
     },
     /// No usable answer; keep what is served.
     Failed(String),
+    /// Not tried: no upstream query was allowed now (the query rate
+    /// limit). Nothing is known about the target, so nothing changes but
+    /// the time of the next try.
+    Deferred(String),
 }
 
 /// One ANAME's served addresses and schedule.
@@ -69,6 +73,9 @@ pub struct Entry {
     /// When to resolve next.
     pub next_refresh: u64,
 }
+
+/// How soon a resolution the rate limit deferred is tried again.
+pub const DEFERRED_RETRY: u64 = 1;
 
 /// How far before the TTL runs out a refresh may happen, as a fraction.
 const JITTER: f64 = 0.1;
@@ -111,6 +118,12 @@ impl Entry {
                 self.failures = self.failures.saturating_add(1);
                 let backoff = policy.floor.max(1).saturating_mul(1u64 << (self.failures - 1).min(20));
                 self.next_refresh = now + early(clamp(backoff));
+                false
+            }
+            // The served set, the error and the failure count stay: the
+            // target was not asked, so it has not failed.
+            Resolution::Deferred(_) => {
+                self.next_refresh = now + DEFERRED_RETRY;
                 false
             }
         }

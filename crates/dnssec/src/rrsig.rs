@@ -1,12 +1,38 @@
 //! RRSIG records: decoding, encoding, making and checking signatures
 //! (RFC 4034 §3, RFC 6605, RFC 8080).
 
-use ring::signature::{ECDSA_P256_SHA256_FIXED, ED25519, UnparsedPublicKey};
+use ring::signature::{
+    ECDSA_P256_SHA256_FIXED, ED25519, RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY,
+    RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY, RsaPublicKeyComponents, UnparsedPublicKey,
+};
 use sixgate_dns::name;
 
 use crate::algorithm::Algorithm;
 use crate::canonical;
 use crate::key::{self, KeyError, KeyPair};
+
+/// RSA/SHA-256 (RFC 5702), verified only.
+pub const RSASHA256: u8 = 8;
+/// RSA/SHA-512 (RFC 5702), verified only.
+pub const RSASHA512: u8 = 10;
+
+/// True for the algorithms [`verify`] checks: those sixgate signs with
+/// (13, 15) and RSA/SHA-256 and RSA/SHA-512, which it only verifies.
+pub fn verifies(algorithm: u8) -> bool {
+    matches!(algorithm, RSASHA256 | RSASHA512) || Algorithm::from_code(algorithm).is_some()
+}
+
+/// The exponent and modulus of an RSA DNSKEY's public key field
+/// (RFC 3110 §2): a one-octet exponent length, or zero and a two-octet
+/// one, then the exponent, then the modulus.
+fn rsa_public_key(public: &[u8]) -> Option<(&[u8], &[u8])> {
+    let (len, rest) = match public.split_first()? {
+        (0, rest) => (usize::from(u16::from_be_bytes([*rest.first()?, *rest.get(1)?])), rest.get(2..)?),
+        (&l, rest) => (usize::from(l), rest),
+    };
+    let (e, n) = (rest.get(..len)?, rest.get(len..)?);
+    (!e.is_empty() && !n.is_empty()).then_some((e, n))
+}
 
 /// Class IN, the only class signed.
 const CLASS_IN: u16 = 1;
@@ -233,6 +259,23 @@ pub fn verify(dnskey: &[u8], rrsig: &Rrsig, set: &RrSet<'_>) -> Result<(), Verif
     }
     let mut data = Vec::with_capacity(512);
     signed_data(rrsig, set, &mut data);
+    // RSA is verified, never made: the root and most TLDs sign with
+    // algorithm 8, so a validator must follow it (RFC 5702), while the
+    // zones sixgate signs use 13 or 15.
+    match alg {
+        RSASHA256 | RSASHA512 => {
+            let (e, n) = rsa_public_key(public).ok_or(VerifyError::BadKey)?;
+            let params = if alg == RSASHA256 {
+                &RSA_PKCS1_1024_8192_SHA256_FOR_LEGACY_USE_ONLY
+            } else {
+                &RSA_PKCS1_1024_8192_SHA512_FOR_LEGACY_USE_ONLY
+            };
+            return RsaPublicKeyComponents { n, e }
+                .verify(params, &data, &rrsig.signature)
+                .map_err(|_| VerifyError::Mismatch);
+        }
+        _ => {}
+    }
     match Algorithm::from_code(alg) {
         Some(Algorithm::EcdsaP256Sha256) => {
             let mut point = Vec::with_capacity(65);
@@ -244,4 +287,69 @@ pub fn verify(dnskey: &[u8], rrsig: &Rrsig, set: &RrSet<'_>) -> Result<(), Verif
         None => return Err(VerifyError::Algorithm(alg)),
     }
     .map_err(|_| VerifyError::Mismatch)
+}
+
+#[cfg(test)]
+mod rsa_tests {
+    use aws_lc_rs::rand::SystemRandom;
+    use aws_lc_rs::rsa::KeySize;
+    use aws_lc_rs::signature::{KeyPair as _, RSA_PKCS1_SHA256, RsaKeyPair};
+
+    use super::*;
+
+    /// The modulus and exponent of a DER RSAPublicKey (RFC 8017 A.1.1):
+    /// SEQUENCE { INTEGER n, INTEGER e }, without leading zero octets.
+    fn der_n_e(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        fn tlv(d: &[u8]) -> (&[u8], &[u8]) {
+            let (len, at) = match d[1] {
+                l if l < 0x80 => (usize::from(l), 2),
+                0x81 => (usize::from(d[2]), 3),
+                0x82 => (usize::from(u16::from_be_bytes([d[2], d[3]])), 4),
+                _ => panic!("long DER length"),
+            };
+            (&d[at..at + len], &d[at + len..])
+        }
+        let (seq, _) = tlv(der);
+        let (n, rest) = tlv(seq);
+        let (e, _) = tlv(rest);
+        let strip = |x: &[u8]| x.iter().skip_while(|&&b| b == 0).copied().collect::<Vec<u8>>();
+        (strip(n), strip(e))
+    }
+
+    /// Algorithm 8, as the root and most TLDs sign: a signature made by
+    /// an RSA key verifies against its DNSKEY, and one over other data
+    /// does not.
+    #[test]
+    fn rsasha256_signatures_verify() {
+        let pair = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+        let (n, e) = der_n_e(pair.public_key().as_ref());
+        let mut public = vec![u8::try_from(e.len()).unwrap()];
+        public.extend_from_slice(&e);
+        public.extend_from_slice(&n);
+        let dnskey = key::dnskey_rdata(key::flags::ZONE | key::flags::SEP, RSASHA256, &public);
+        let owner = sixgate_dns::name::from_text("example.", None).unwrap();
+        let address: &[u8] = &[192, 0, 2, 1];
+        let set = RrSet { owner: &owner, rtype: 1, ttl: 300, rdatas: &[address] };
+        let mut sig = Rrsig {
+            type_covered: 1,
+            algorithm: RSASHA256,
+            labels: 1,
+            original_ttl: 300,
+            expiration: 2_000_000_000,
+            inception: 1_000_000_000,
+            key_tag: key::key_tag(&dnskey),
+            signer: owner.clone(),
+            signature: Box::new([]),
+        };
+        let mut data = Vec::new();
+        signed_data(&sig, &set, &mut data);
+        let mut signature = vec![0; pair.public_modulus_len()];
+        pair.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), &data, &mut signature).unwrap();
+        sig.signature = signature.into();
+        assert_eq!(verify(&dnskey, &sig, &set), Ok(()));
+        let other: &[u8] = &[192, 0, 2, 2];
+        let forged = RrSet { rdatas: &[other], ..set };
+        assert_eq!(verify(&dnskey, &sig, &forged), Err(VerifyError::Mismatch));
+        assert!(verifies(RSASHA256) && verifies(RSASHA512) && !verifies(5));
+    }
 }

@@ -36,7 +36,7 @@
 //!   the conservative way. A rollover that keeps this rule keeps the
 //!   zone's side of RFC 4035 §2.2.
 //!
-//! Only the algorithms this crate can verify (13 and 15) count: a DS set
+//! Only the algorithms this crate can verify (8, 10, 13 and 15) count: a DS set
 //! naming none of them leaves the zone insecure (RFC 4035 §5.2).
 
 use std::collections::BTreeSet;
@@ -45,7 +45,6 @@ use sixgate_dns::name;
 use sixgate_dns::rtype::code;
 use sixgate_dns::zone::Record;
 
-use crate::algorithm::Algorithm;
 use crate::canonical;
 use crate::ds::{self, Ds};
 use crate::key::{self, flags};
@@ -55,7 +54,7 @@ mod denial;
 mod resolver;
 mod response;
 
-pub use resolver::{Failure, Outcome, Resolver, Verdict, check_response, sweep};
+pub use resolver::{DsVerdict, Failure, Outcome, Resolver, Verdict, check_ds, check_response, sweep};
 pub use response::{Authority, Response, ResponseError, Timeline, decode_response, query_catalog};
 
 #[cfg(test)]
@@ -302,9 +301,7 @@ pub fn usable_ds(rdatas: &[Box<[u8]>]) -> Vec<Ds> {
     rdatas
         .iter()
         .filter_map(|rd| Ds::decode(rd))
-        .filter(|d| {
-            Algorithm::from_code(d.algorithm).is_some() && matches!(d.digest_type, ds::SHA256 | ds::SHA384)
-        })
+        .filter(|d| rrsig::verifies(d.algorithm) && matches!(d.digest_type, ds::SHA256 | ds::SHA384))
         .collect()
 }
 
@@ -437,7 +434,7 @@ pub fn validate_dnskey(
             dnskey: dnskey.rdatas.iter().map(|k| key::key_tag(k)).collect(),
         }));
     }
-    let supported = |a: &u8| Algorithm::from_code(*a).is_some();
+    let supported = |a: &u8| rrsig::verifies(*a);
     let required: BTreeSet<u8> = match rule {
         AlgorithmRule::AnyAlgorithm => BTreeSet::new(),
         AlgorithmRule::EveryDsAlgorithm => ds.iter().map(|d| d.algorithm).filter(supported).collect(),

@@ -100,7 +100,16 @@ fn write_zone(dir: &Path, origin: &str, text: &str) -> Result<ZoneFile> {
 /// through `resolver`, refreshed at most every second.
 fn aname_config(dir: &Path, resolver: SocketAddr) -> Result<PathBuf> {
     let path = dir.join("sixgate.toml");
-    fs::write(&path, format!("[aname]\nresolvers = [\"{resolver}\"]\nmin_refresh = 1\nmax_refresh = 10\n"))?;
+    // The provider is an authoritative server asked as if it were a
+    // resolver: it cannot answer for the root, so these tests take its
+    // answers unvalidated (validation has its own tests, in the aname
+    // crate, against a signed lab tree).
+    fs::write(
+        &path,
+        format!(
+            "[aname]\nresolvers = [\"{resolver}\"]\nmin_refresh = 1\nmax_refresh = 10\ntrust_anchor = \"none\"\n"
+        ),
+    )?;
     Ok(path)
 }
 
@@ -836,5 +845,272 @@ fn alias_and_generic_spellings_import_as_aname() -> Result<()> {
     );
     let lines = status(&cli, CUSTOMER)?;
     ensure!(lines.len() == 2, "aname status should list both ANAMEs:\n{lines:?}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------
+// Validation of upstream answers, against real servers: knotd serves a
+// lab root, a signed `test.` that delegates a signed `provider.test.`
+// and an unsigned `plain.test.` (signed with ldnsutils), a validating unbound resolves them, and
+// sixgate asks unbound through a small UDP relay that can lie the way an
+// attacker on the path would. sixgate validates from the lab root's DS
+// (`[aname] trust_anchor`).
+// ---------------------------------------------------------------------
+
+mod lab {
+    use std::net::{SocketAddr, UdpSocket};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+    use std::thread::JoinHandle;
+    use std::time::Duration;
+
+    use anyhow::Result;
+    use sixgate_e2e::knot::Knot;
+    use sixgate_e2e::ldns::{Key, sign_zone, unsigned_zone};
+    use sixgate_e2e::{Unbound, UnboundConfig};
+
+    /// The relay passes answers through.
+    pub(super) const HONEST: u8 = 0;
+    /// The relay puts 203.0.113.66 in place of 192.0.2.10 in answers: a
+    /// forged address under the real signature.
+    pub(super) const FORGE: u8 = 1;
+    /// The relay answers DS queries itself with an empty NOERROR (no DS,
+    /// and no proof of it), as one who would pass a signed zone off as
+    /// unsigned.
+    pub(super) const UNPROVEN: u8 = 2;
+
+    /// The lab: knotd, unbound, the relay, and the root's DS.
+    pub(super) struct Lab {
+        pub(super) relay: Relay,
+        pub(super) root_ds: String,
+        _unbound: Unbound,
+        _knot: Knot,
+        _dir: tempfile::TempDir,
+    }
+
+    impl Lab {
+        pub(super) fn start() -> Result<Self> {
+            let dir = tempfile::Builder::new().prefix("sixgate-e2e-aname-lab-").tempdir()?;
+            let d = dir.path();
+            let root_key = Key::generate(d, ".", true)?;
+            let test_key = Key::generate(d, "test.", true)?;
+            let provider_key = Key::generate(d, "provider.test.", true)?;
+            // TTLs of 2 s: what sixgate learnt of the chain expires fast,
+            // so a lie to a DS query meets no cached step.
+            let soa = "$TTL 2\n@ SOA ns.test. hostmaster.test. 1 3600 900 604800 2\n@ NS ns.test.\n";
+            let root =
+                format!("$ORIGIN .\n{soa}test. NS ns.test.\nns.test. A 127.0.0.1\n{}\n", test_key.ds()?);
+            let test = format!(
+                "$ORIGIN test.\n{soa}ns A 127.0.0.1\nprovider NS ns.test.\n{}\nplain NS ns.test.\n",
+                provider_key.ds()?
+            );
+            let provider =
+                format!("$ORIGIN provider.test.\n{soa}host A 192.0.2.10\nhost AAAA 2001:db8::10\n");
+            let plain = format!("$ORIGIN plain.test.\n{soa}host A 192.0.2.20\n");
+            let zones = vec![
+                sign_zone(d, ".", &root, &[&root_key], None)?,
+                sign_zone(d, "test.", &test, &[&test_key], None)?,
+                sign_zone(d, "provider.test.", &provider, &[&provider_key], None)?,
+                unsigned_zone(d, "plain.test.", &plain)?,
+            ];
+            let knot = Knot::start(&zones)?;
+            let root_ds = root_key.ds()?;
+            // A stub for test. also makes unbound forget its built-in empty
+            // test. zone (RFC 6761).
+            let config = [".", "test", "provider.test", "plain.test"]
+                .iter()
+                .fold(UnboundConfig::new(), |c, zone| c.stub(zone, knot.addr()))
+                .trust_anchor(&root_ds);
+            let unbound = Unbound::start(config)?;
+            // unbound itself finds the chain secure: the lab is sound.
+            unbound.expect_secure("host.provider.test", "A", "NOERROR")?;
+            unbound.expect_insecure("host.plain.test", "A", "NOERROR")?;
+            let relay = Relay::start(unbound.addr())?;
+            Ok(Self { relay, root_ds, _unbound: unbound, _knot: knot, _dir: dir })
+        }
+    }
+
+    /// A UDP relay in front of a resolver, lying as told.
+    pub(super) struct Relay {
+        pub(super) addr: SocketAddr,
+        mode: Arc<AtomicU8>,
+        stop: Arc<AtomicBool>,
+        thread: Option<JoinHandle<()>>,
+    }
+
+    impl Relay {
+        fn start(upstream: SocketAddr) -> Result<Self> {
+            let sock = UdpSocket::bind("127.0.0.1:0")?;
+            sock.set_read_timeout(Some(Duration::from_millis(100)))?;
+            let addr = sock.local_addr()?;
+            let mode = Arc::new(AtomicU8::new(HONEST));
+            let stop = Arc::new(AtomicBool::new(false));
+            let (m, s) = (mode.clone(), stop.clone());
+            let thread = std::thread::spawn(move || {
+                let mut buf = [0u8; 65535];
+                while !s.load(Ordering::Relaxed) {
+                    let Ok((len, client)) = sock.recv_from(&mut buf) else { continue };
+                    let query = buf.get(..len).unwrap_or_default().to_vec();
+                    let lie = m.load(Ordering::Relaxed);
+                    let answer = if lie == UNPROVEN && qtype(&query) == Some(43) {
+                        Some(empty_answer(&query))
+                    } else {
+                        forward(upstream, &query).map(|a| if lie == FORGE { forge(a) } else { a })
+                    };
+                    if let Some(a) = answer {
+                        let _ = sock.send_to(&a, client);
+                    }
+                }
+            });
+            Ok(Self { addr, mode, stop, thread: Some(thread) })
+        }
+
+        pub(super) fn lie(&self, mode: u8) {
+            self.mode.store(mode, Ordering::Relaxed);
+        }
+    }
+
+    impl Drop for Relay {
+        fn drop(&mut self) {
+            self.stop.store(true, Ordering::Relaxed);
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+
+    fn forward(upstream: SocketAddr, query: &[u8]) -> Option<Vec<u8>> {
+        let sock = UdpSocket::bind("127.0.0.1:0").ok()?;
+        sock.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        sock.send_to(query, upstream).ok()?;
+        let mut buf = [0u8; 65535];
+        let len = sock.recv(&mut buf).ok()?;
+        Some(buf.get(..len)?.to_vec())
+    }
+
+    /// The end of the question: past the name, type and class.
+    fn question_end(msg: &[u8]) -> Option<usize> {
+        let mut at = 12;
+        loop {
+            let len = usize::from(*msg.get(at)?);
+            at += 1 + len;
+            if len == 0 {
+                return Some(at + 4);
+            }
+        }
+    }
+
+    fn qtype(msg: &[u8]) -> Option<u16> {
+        let end = question_end(msg)?;
+        Some(u16::from_be_bytes([*msg.get(end - 4)?, *msg.get(end - 3)?]))
+    }
+
+    /// NOERROR with the question and nothing else.
+    fn empty_answer(query: &[u8]) -> Vec<u8> {
+        let end = question_end(query).unwrap_or(query.len()).min(query.len());
+        let mut a = query.get(..end).unwrap_or_default().to_vec();
+        if a.len() >= 12 {
+            a[2] |= 0x80;
+            a[3] = 0x80;
+            a[6..12].fill(0);
+        }
+        a
+    }
+
+    /// 192.0.2.10 becomes 203.0.113.66 wherever it is an A record's rdata.
+    fn forge(mut a: Vec<u8>) -> Vec<u8> {
+        let real = [0, 4, 192, 0, 2, 10];
+        let mut i = 0;
+        while i + real.len() <= a.len() {
+            if a[i..i + real.len()] == real {
+                a[i + 2..i + 6].copy_from_slice(&[203, 0, 113, 66]);
+            }
+            i += 1;
+        }
+        a
+    }
+}
+
+/// The customer's zone with a second ANAME, to the unsigned zone.
+fn example_with_insecure_target() -> String {
+    format!("{EXAMPLE}ins 300 ANAME host.plain.test.\n")
+}
+
+/// The customer's sixgate, asking the lab's relay and validating from the
+/// lab root.
+fn serve_customer(lab: &lab::Lab, files: &Path) -> Result<(Cli, Sixgate)> {
+    let anchor = files.join("root.ds");
+    fs::write(&anchor, format!("{}\n", lab.root_ds))?;
+    let config = files.join("sixgate.toml");
+    fs::write(
+        &config,
+        format!(
+            "[aname]\nresolvers = [\"{}\"]\nmin_refresh = 1\nmax_refresh = 4\ntrust_anchor = \"{}\"\n",
+            lab.relay.addr,
+            anchor.display()
+        ),
+    )?;
+    let cli = Cli::new(files.join("data"))?;
+    cli.import(&write_zone(files, "example.test.", &example_with_insecure_target())?)?;
+    let server = serve_with_config(cli.clone(), &config)?;
+    Ok((cli, server))
+}
+
+/// Fault: ANAME upstream queries had no DO bit and the answer was taken
+/// as it came, so a forged address was served (and signed) as the
+/// zone's own. Now a forged answer for a signed target is bogus: the last
+/// good set stays, and the status says why.
+#[test]
+fn aname_refuses_a_spoofed_answer_for_a_signed_target() -> Result<()> {
+    let lab = lab::Lab::start()?;
+    let files = tempfile::tempdir()?;
+    let (cli, customer) = serve_customer(&lab, files.path())?;
+    let dns = customer.udp_addr();
+    wait_for_apex_addresses(dns, &["192.0.2.10"], &["2001:db8::10"], PROPAGATION)
+        .with_context(|| format!("status: {:?}", status_of(&cli, CUSTOMER, APEX)))?;
+
+    lab.relay.lie(lab::FORGE);
+    let line = wait_for_status(&cli, "the forged answer reported as bogus", RECOVERY, |l| {
+        l.last_error.as_deref().is_some_and(|e| e.contains("bogus") && e.contains("provider.test"))
+    })?;
+    ensure!(line.addresses_text == "192.0.2.10,2001:db8::10", "the last good set should stay: {line}");
+    let a = ask(dns, APEX, "A")?;
+    ensure!(a.data("A") == ["192.0.2.10"], "the forged address is served:\n{a}");
+
+    lab.relay.lie(lab::HONEST);
+    wait_for_status(&cli, "recovery once the answers are genuine", RECOVERY, |l| l.last_error.is_none())?;
+    Ok(())
+}
+
+/// Fault: an answer without signatures was taken whatever the target
+/// zone. Now an insecure target is taken when the parent proves it has
+/// no DS, and a claimed absence of DS without its proof is a failure,
+/// for the insecure zone and for the signed one.
+#[test]
+fn aname_takes_an_insecure_target_only_when_proven() -> Result<()> {
+    let lab = lab::Lab::start()?;
+    let files = tempfile::tempdir()?;
+    let (cli, customer) = serve_customer(&lab, files.path())?;
+    let dns = customer.udp_addr();
+    let ins = "ins.example.test.";
+    let status = |owner: &str| status_of(&cli, CUSTOMER, owner);
+    wait_until("the insecure target resolved", PROPAGATION, || {
+        let a = ask(dns, ins, "A")?;
+        Ok((a.data("A") == ["192.0.2.20"]).then_some(()))
+    })
+    .with_context(|| format!("status: {:?}", status(ins)))?;
+    ensure!(status(ins)?.last_error.is_none(), "{}", status(ins)?);
+
+    lab.relay.lie(lab::UNPROVEN);
+    for owner in [ins, APEX] {
+        wait_until(&format!("{owner}: an unproven absence of DS refused"), RECOVERY, || {
+            let line = status(owner)?;
+            Ok(line.last_error.as_deref().is_some_and(|e| e.contains("bogus DS")).then_some(line))
+        })?;
+    }
+    let a = ask(dns, ins, "A")?;
+    ensure!(a.data("A") == ["192.0.2.20"], "the last good set of the insecure target should stay:\n{a}");
+    let a = ask(dns, APEX, "A")?;
+    ensure!(a.data("A") == ["192.0.2.10"], "the last good set of the signed target should stay:\n{a}");
     Ok(())
 }

@@ -87,6 +87,14 @@ impl<'a> Denial<'a> {
         Ok(d)
     }
 
+    /// The types of the NSEC owned by `name`, or of the NSEC3 matching it.
+    pub(super) fn types_at(&self, name: &[u8]) -> Option<&[u16]> {
+        if self.nsec.is_empty() {
+            return self.nsec3_matching(name).map(|n| &n.rr.types[..]);
+        }
+        self.nsec.iter().find(|n| *n.owner == *name).map(|n| &n.types[..])
+    }
+
     /// Proves that `qname` does not exist (NXDOMAIN).
     pub(super) fn nxdomain(&self, qname: &[u8]) -> Result<Strength, Failure> {
         if self.nsec.is_empty() {
@@ -298,7 +306,7 @@ fn lacks(types: &[u16], qtype: u16) -> Result<(), Failure> {
 }
 
 /// A delegation (NS without SOA) or a DNAME.
-fn is_cut(types: &[u16]) -> bool {
+pub(super) fn is_cut(types: &[u16]) -> bool {
     types.contains(&code::DNAME) || (types.contains(&code::NS) && !types.contains(&code::SOA))
 }
 

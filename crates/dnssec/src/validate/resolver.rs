@@ -429,6 +429,70 @@ fn check(
     Err(denial_failed(qname, "the CNAME chain is too long"))
 }
 
+/// What a validated answer to a DS query says about the name asked for,
+/// for a validator that walks down from a trust anchor one label at a
+/// time (RFC 4035 §5.2, RFC 5155 §8.6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DsVerdict {
+    /// The name is a signed child zone: its DS rdata, validated.
+    Secure(Vec<Box<[u8]>>),
+    /// The name is a delegation proven to have no DS, or an NSEC3
+    /// opt-out span covers it: the child zone is insecure.
+    Insecure,
+    /// The name is proven to have no DS and to be no delegation: it
+    /// lies inside the zone of the keys, which go on down.
+    NotACut,
+    /// The name is proven not to exist.
+    NxDomain,
+    /// The answer does not validate.
+    Bogus(Bogus),
+}
+
+/// Validates a response to a DS query for `child` (lowercased) under the
+/// keys of the zone above it, and says what it proves (see
+/// [`DsVerdict`]). An RRset or proof that does not validate is bogus: a
+/// name is never taken as insecure without its proof.
+pub fn check_ds(keys: &TrustedKeys, r: &Response, child: &[u8], now: u64) -> DsVerdict {
+    let child = name::to_lowercase(child);
+    match check(keys, r, &child, code::DS, now) {
+        Err(b) => DsVerdict::Bogus(b),
+        Ok((_, Strength::Insecure)) => DsVerdict::Insecure,
+        Ok((Outcome::Answer, Strength::Secure)) => {
+            let ds: Vec<Box<[u8]>> = r
+                .answer
+                .iter()
+                .filter(|a| a.rtype == code::DS && a.owner.eq_ignore_ascii_case(&child))
+                .map(|a| a.rdata.clone())
+                .collect();
+            // A DS reached through a CNAME is another name's: the name
+            // itself owns a CNAME, so it is no cut.
+            if ds.is_empty() { DsVerdict::NotACut } else { DsVerdict::Secure(ds) }
+        }
+        Ok((Outcome::NxDomain, Strength::Secure)) => DsVerdict::NxDomain,
+        Ok((Outcome::NoData, Strength::Secure)) => {
+            let in_zone = |s: &SignedRrSet| name::is_at_or_below(&name::to_lowercase(&s.owner), &keys.zone);
+            let authority: Vec<SignedRrSet> =
+                SignedRrSet::group(&r.authority).into_iter().filter(in_zone).collect();
+            let refs: Vec<&SignedRrSet> = authority.iter().collect();
+            // check() has read and validated the same records.
+            let cut = Denial::new(&keys.zone, &refs)
+                .ok()
+                .and_then(|d| d.types_at(&child).map(super::denial::is_cut))
+                .unwrap_or(false);
+            if cut { DsVerdict::Insecure } else { DsVerdict::NotACut }
+        }
+        Ok((Outcome::LeavesZone, Strength::Secure)) => DsVerdict::NotACut,
+        Ok((outcome, Strength::Secure)) => DsVerdict::Bogus(Bogus::Denial {
+            name: name::to_text(&child),
+            rtype: code::DS,
+            why: match outcome {
+                Outcome::WildcardAnswer => "a DS RRset synthesized from a wildcard",
+                _ => "a referral in answer to a DS query",
+            },
+        }),
+    }
+}
+
 /// The delegation point of a referral for `name`: an NS RRset in the
 /// authority section, below the apex, at or above the name.
 fn referral(r: &Response, name: &[u8], apex: &[u8]) -> Option<Box<[u8]>> {

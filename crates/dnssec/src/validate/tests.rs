@@ -266,10 +266,10 @@ fn without_a_usable_ds_the_zone_is_insecure() {
     let zone = Spec::single(&k, false).serve();
     let mut r = Resolver::new(&n(APEX), &zone, Parent(Vec::new()));
     assert_eq!(r.resolve(&n("www"), code::A, NOW), Verdict::Insecure);
-    // A DS of an algorithm this validator lacks (8, RSA/SHA-256).
+    // A DS of an algorithm this validator lacks (5, RSA/SHA-1).
     let mut ds = Parent::of(&[&k], 3600);
     let mut rd = ds.0[0].rdata.to_vec();
-    rd[2] = 8;
+    rd[2] = 5;
     ds.0[0].rdata = rd.into();
     let mut r = Resolver::new(&n(APEX), &zone, ds);
     assert_eq!(r.resolve(&n("www"), code::A, NOW), Verdict::Insecure);
@@ -530,5 +530,44 @@ fn referrals_are_secure_or_insecure_by_their_ds() {
         // that it has none.
         let mut r = Resolver::new(&n(APEX), Altered(&zone, strip(code::DS)), Parent::of(&[&k], 3600));
         assert!(matches!(r.resolve(&n("host.signed"), code::A, NOW), Verdict::Bogus(Bogus::Denial { .. })));
+    }
+}
+
+/// What a DS answer proves to a validator walking down from its anchor:
+/// a signed child, an insecure one (only with the proof), a name inside
+/// the zone, a name that does not exist, or nothing (bogus).
+#[test]
+fn ds_answers_prove_a_signed_child_an_insecure_one_or_no_cut() {
+    for nsec3 in [false, true] {
+        let (k, child) = (csk(Algorithm::EcdsaP256Sha256), csk(Algorithm::Ed25519));
+        let child_ds = ds::ds_rdata(&n("signed"), &child.dnskey_rdata(), ds::SHA256).unwrap();
+        let hex: String = child_ds.iter().map(|b| format!("{b:02X}")).collect();
+        let extra = format!(
+            "signed 3600 IN NS ns.elsewhere.\nsigned 3600 IN DS {} {} 2 {}\nunsigned 3600 IN NS ns.elsewhere.\n",
+            child.key_tag(),
+            child.algorithm().code(),
+            &hex[8..]
+        );
+        let zone = Spec { extra, ..Spec::single(&k, nsec3) }.serve();
+        let dnskey =
+            SignedRrSet::group(&query_catalog(&zone, &n(APEX), code::DNSKEY).unwrap().answer).remove(0);
+        let ds = usable_ds(&Parent::of(&[&k], 3600).0.iter().map(|d| d.rdata.clone()).collect::<Vec<_>>());
+        let keys = validate_dnskey(&n(APEX), &dnskey, &ds, AlgorithmRule::AnyAlgorithm, NOW).unwrap();
+        let ask = |name: &str| query_catalog(&zone, &n(name), code::DS).unwrap();
+        let verdict = |name: &str| check_ds(&keys, &ask(name), &n(name), NOW);
+        assert_eq!(verdict("signed"), DsVerdict::Secure(vec![child_ds.clone().into()]), "nsec3 {nsec3}");
+        assert_eq!(verdict("unsigned"), DsVerdict::Insecure, "nsec3 {nsec3}");
+        assert_eq!(verdict("www"), DsVerdict::NotACut, "nsec3 {nsec3}");
+        assert_eq!(verdict("ent"), DsVerdict::NotACut, "nsec3 {nsec3}: an empty non-terminal");
+        assert_eq!(verdict("nope"), DsVerdict::NxDomain, "nsec3 {nsec3}");
+        // The absence of DS without its proof proves nothing.
+        let denial = if nsec3 { code::NSEC3 } else { code::NSEC };
+        let mut r = ask("unsigned");
+        strip(denial)(&mut r);
+        assert!(matches!(check_ds(&keys, &r, &n("unsigned"), NOW), DsVerdict::Bogus(_)), "nsec3 {nsec3}");
+        // Nor does a DS RRset whose signature is gone.
+        let mut r = ask("signed");
+        r.answer.retain(|rec| rec.rtype != code::RRSIG);
+        assert!(matches!(check_ds(&keys, &r, &n("signed"), NOW), DsVerdict::Bogus(_)), "nsec3 {nsec3}");
     }
 }
