@@ -47,8 +47,10 @@ runpy.run_path(script, run_name="__main__")
 "#;
 
 /// The types asked at every name: addresses (ANAME, wildcard, CNAME
-/// targets), TXT (the wildcard), MX, and SOA (NODATA and NXDOMAIN proofs).
-pub const TYPES: &str = "A,AAAA,TXT,MX,SOA";
+/// targets), TXT (the wildcard), MX, SOA, NS and DS (referrals, and DS
+/// at and away from cuts), CNAME itself, and HTTPS; each one that a name
+/// lacks is a NODATA proof to check.
+pub const TYPES: &str = "A,AAAA,TXT,MX,SOA,NS,DS,CNAME,HTTPS";
 
 /// A `dnsviz` command run through [`SHIM`] by the script's own interpreter.
 fn dnsviz() -> Result<Command> {
