@@ -6,9 +6,10 @@
 //! so the analysis starts at the lab root instead of the real one, IPv4
 //! only, `-E` for its EDNS compatibility queries, and `-R` for the types
 //! to ask at each name. `-N` and `-D` (delegation and DS given on the
-//! command line, for a zone not yet delegated) cannot be combined with
-//! `-x .`, and the lab has a real delegation to check, so they are not
-//! used. [`grok`] assesses the probe with `dnsviz grok -P` (loopback
+//! command line, for a zone not yet delegated) are not used: they cannot
+//! be combined with `-x .`, they serve the would-be parent from a private
+//! BIND (`named`, not installed), and the lab has a real delegation, DS
+//! included, to check. [`grok`] assesses the probe with `dnsviz grok -P` (loopback
 //! servers allowed) and the lab root's KSK as the only trusted key, and
 //! returns the assessment as [`Assessment`].
 //!
