@@ -15,8 +15,9 @@
 //! [`LabRoot`] is knotd on `127.0.X.1:53` serving the root zone `.`,
 //! presigned by ldns-signzone with a KSK and a ZSK of its own (NSEC,
 //! signatures valid from an hour ago, so no tool sees an inception within
-//! its clock-skew margin), plus any unsigned zones the test adds (a child
-//! below the zone under test, say), on further addresses of the same /24.
+//! its clock-skew margin, see [`validity`]), plus any other zone files the
+//! test adds (children below the zone under test, presigned or not), also
+//! on further addresses of the same /24.
 //! Its name is `a.root-servers.net.`, an address record in the root zone
 //! itself; [`LabRoot::hints`] writes the root hints file that points the
 //! tools at it and [`LabRoot::trust_anchor`] is the KSK's DNSKEY, the lab's
@@ -51,6 +52,16 @@ const SIGNATURE_VALIDITY: Duration = Duration::from_secs(30 * 86_400);
 /// How far back the root's signatures start: more than any tool's
 /// clock-skew margin (DNSViz warns within 45 s).
 const SIGNATURE_BACKDATE: Duration = Duration::from_secs(3_600);
+
+/// Signature validity for zones presigned for a lab: from an hour ago
+/// (beyond any tool's clock-skew margin) to 30 days from now.
+pub fn validity() -> Result<Validity> {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
+    Ok(Validity {
+        inception: now.saturating_sub(SIGNATURE_BACKDATE).as_secs(),
+        expiration: (now + SIGNATURE_VALIDITY).as_secs(),
+    })
+}
 
 /// One lab's network, 127.0.X.0/24; hosts are numbered from 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -113,8 +124,8 @@ impl LabRoot {
     /// Signs `.` with the records in `root_records` (RFC 1035 lines with
     /// absolute owners: delegations, glue, DS) added to the root's own SOA,
     /// NS and address record, and starts knotd on 127.0.X.1:53 serving it,
-    /// and `extra` (unsigned zone files) on 127.0.X.1:53 and each address
-    /// in `extra_hosts` too.
+    /// and `extra` (zone files served as they are, signed or not), on
+    /// 127.0.X.1:53 and each address in `extra_hosts`.
     pub fn start(net: LabNet, root_records: &str, extra: &[ZoneFile], extra_hosts: &[u8]) -> Result<Self> {
         let knotd = require_program("knotd", "knot")?;
         for host in std::iter::once(1).chain(extra_hosts.iter().copied()) {
@@ -133,12 +144,7 @@ impl LabRoot {
              {root_records}\n",
             root_ip = net.ip(1),
         );
-        let now = SystemTime::now().duration_since(UNIX_EPOCH)?;
-        let validity = Validity {
-            inception: now.saturating_sub(SIGNATURE_BACKDATE).as_secs(),
-            expiration: (now + SIGNATURE_VALIDITY).as_secs(),
-        };
-        let root = ldns::sign_zone(dir.path(), ".", &text, &[&ksk, &zsk], Some(validity))?;
+        let root = ldns::sign_zone(dir.path(), ".", &text, &[&ksk, &zsk], Some(validity()?))?;
         let mut zones = vec![root];
         zones.extend_from_slice(extra);
         let listen: Vec<SocketAddr> =

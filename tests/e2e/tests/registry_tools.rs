@@ -22,11 +22,11 @@
 
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
-use sixgate_e2e::lab::{LabNet, LabRoot, ROOT_SERVER};
-use sixgate_e2e::ldns::{self, Key, Validity};
+use sixgate_e2e::lab::{self, LabNet, LabRoot, ROOT_SERVER};
+use sixgate_e2e::ldns::{self, Key};
 use sixgate_e2e::process::ZoneFile;
 use sixgate_e2e::{Cli, Sixgate, dnsviz, kdig, wait_until, zonemaster};
 
@@ -136,10 +136,9 @@ fn lab(net: u8, nsec3: bool, wrong_ds: bool) -> Result<Verdicts> {
     let children = dir.path().join("children");
     fs::create_dir_all(&children)?;
     let child_ksk = Key::generate(&children, "sub.example.", true)?;
-    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
-    let validity = Validity { inception: now.saturating_sub(3_600), expiration: now + 30 * 86_400 };
     let child = |name: &str| CHILD.replace("CHILD", name).replace("NET", &octet);
-    let sub = ldns::sign_zone(&children, "sub.example.", &child("sub"), &[&child_ksk], Some(validity))?;
+    let sub =
+        ldns::sign_zone(&children, "sub.example.", &child("sub"), &[&child_ksk], Some(lab::validity()?))?;
     let plain = ldns::unsigned_zone(&children, "plain.example.", &child("plain"))?;
     let zone = format!("{}{}\n", ZONE.replace("NET", &octet), child_ksk.ds()?);
     let cli = Cli::new(dir.path().join("data"))?;
@@ -188,6 +187,11 @@ fn lab(net: u8, nsec3: bool, wrong_ds: bool) -> Result<Verdicts> {
     let started = Instant::now();
     let probe = root.dir().join("probe.json");
     dnsviz::probe(&format!("{ROOT_SERVER}={}", root.addr().ip()), NAMES, &probe)?;
+    // Keep the probe after the lab's directory goes: `dnsviz grok -r` on
+    // it replays the assessment.
+    let kept = sixgate_e2e::process::new_log_path("dnsviz-probe-json")?;
+    fs::copy(&probe, &kept)?;
+    eprintln!("dnsviz probe kept in {}", kept.display());
     let dnsviz = dnsviz::grok(&probe, &root.trust_anchor()?, root.dir())?;
     let dnsviz_time = started.elapsed();
     eprintln!("zonemaster-cli took {zonemaster_time:?}, dnsviz probe and grok {dnsviz_time:?}");
