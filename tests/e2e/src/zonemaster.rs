@@ -79,15 +79,6 @@ impl Report {
     pub fn has(&self, tag: &str) -> bool {
         self.messages.iter().any(|m| m.tag == tag)
     }
-
-    /// The test cases that ran (`TEST_CASE_END` is logged at DEBUG, so this
-    /// is the set of test cases that reported something).
-    pub fn testcases(&self) -> Vec<&str> {
-        let mut cases: Vec<&str> = self.messages.iter().map(|m| m.testcase.as_str()).collect();
-        cases.sort_unstable();
-        cases.dedup();
-        cases
-    }
 }
 
 impl fmt::Display for Report {
@@ -100,8 +91,7 @@ impl fmt::Display for Report {
 }
 
 /// Runs every default test case of Zonemaster on `zone`, resolving from
-/// the root `hints` file.
-/// The JSON output goes to `output`.
+/// the root `hints` file; the JSON output is written to `output` and kept.
 pub fn zonemaster(zone: &str, hints: &Path, output: &Path) -> Result<Report> {
     let program = require_program("zonemaster-cli", "zonemaster-cli")?;
     let mut command = Command::new(&program);
