@@ -40,6 +40,9 @@
 //!   off loopback: the judge of DNSSEC answers (AD bit, bogus reasons).
 //! - [`ldns`]: keys, DS records and presigned zones made with ldnsutils, for
 //!   the signed parents around a zone under test.
+//! - [`lab`]: [`lab::LabRoot`], a signed lab root zone on knotd at port 53 of
+//!   its own loopback network (127.0.X.0/24), for tools that start at the
+//!   root; [`zonemaster`] and [`dnsviz`] run those tools against a lab.
 //! - [`aname`]: `sixgate aname status` lines as checked data.
 //! - [`plant`]: rows written into a stopped server's `sixgate.db` with
 //!   SQLite, for data that only an older version could have written.
@@ -62,7 +65,9 @@
 //! # Rules every test here follows
 //!
 //! - Servers listen on 127.0.0.1 only, on ports the OS chose; system services
-//!   (a packaged knotd or nsd) are never used and never collide.
+//!   (a packaged knotd or nsd) are never used and never collide. The one
+//!   exception is a lab ([`lab`]): tools that cannot be given a port need
+//!   port 53, so each lab test has a loopback /24 of its own.
 //! - Every wait is [`process::wait_until`] polling with a generous deadline.
 //! - Every started process is killed when its guard drops, also on panic.
 
@@ -73,9 +78,11 @@ pub mod compare;
 pub mod corpus;
 pub mod craft;
 pub mod differential;
+pub mod dnsviz;
 pub mod http;
 pub mod kdig;
 pub mod knot;
+pub mod lab;
 pub mod ldns;
 pub mod normalize;
 pub mod pebble;
@@ -86,6 +93,7 @@ pub mod query;
 pub mod rng;
 pub mod sixgate;
 pub mod unbound;
+pub mod zonemaster;
 
 pub use client::{UdpClient, tcp_exchange, udp_exchange};
 pub use compare::{Difference, Section, compare};
