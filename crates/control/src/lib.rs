@@ -30,4 +30,5 @@ pub mod dnssec;
 pub mod exchange;
 pub mod publish;
 pub mod update;
+mod verifier;
 pub mod verify;
