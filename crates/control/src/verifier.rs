@@ -5,8 +5,9 @@
 //! for a million. At start and at each whole reload the publisher hands
 //! the zone to these worker threads instead of waiting, so every other
 //! zone is served and published meanwhile; the zone's previous version
-//! (or nothing, at start) is served until the verdict comes back. Diffs
-//! are small and are verified on the publisher's thread.
+//! (or nothing, at start) is served until the verdict comes back. A
+//! large zone's nodes are split between a few threads. Diffs are small
+//! and are verified on the publisher's thread.
 
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
@@ -54,7 +55,7 @@ fn run(job: Job) -> Verdict {
     // A fault in the check must not lose the zone's verdict (it would
     // stay unserved for good): it is reported as a problem instead.
     let problems = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        check::verify_zone(&job.zone, None, job.now, job.margin)
+        verify_whole(&job.zone, job.now, job.margin)
     }))
     .unwrap_or_else(|_| {
         vec![Problem {
@@ -64,6 +65,52 @@ fn run(job: Job) -> Verdict {
         }]
     });
     Verdict { apex: job.apex, generation: job.generation, problems, elapsed: started.elapsed() }
+}
+
+/// Zones with more nodes than this have their signatures verified by
+/// several threads at once.
+const SPLIT_AT: usize = 4096;
+/// At most this many threads per zone.
+const MAX_SPLIT: usize = 4;
+
+/// [`check::verify_zone`] over the whole zone, a large zone's nodes
+/// split between threads (the cost is one public-key operation per RRSIG).
+fn verify_whole(zone: &Zone, now: u64, margin: u32) -> Vec<Problem> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_SPLIT);
+    if threads < 2 || zone.node_count() < SPLIT_AT {
+        return check::verify_zone(zone, None, now, margin);
+    }
+    let mut problems = check::check_zone(zone, None, now, margin);
+    let nodes: Vec<_> = zone.nodes().collect();
+    let chunk = nodes.len().div_ceil(threads).max(1);
+    let found: Vec<Vec<Problem>> = std::thread::scope(|s| {
+        let handles: Vec<_> = nodes
+            .chunks(chunk)
+            .map(|part| {
+                let work = move || check::verify_nodes(zone, part.iter().copied(), check::MAX_PROBLEMS);
+                // A thread that cannot start does its part here.
+                std::thread::Builder::new().spawn_scoped(s, work).map_err(|_| work)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(h) => h.join().unwrap_or_else(|_| {
+                    vec![Problem { owner: String::new(), rtype: 0, reason: "the check itself failed" }]
+                }),
+                Err(work) => work(),
+            })
+            .collect()
+    });
+    for p in found.into_iter().flatten() {
+        if problems.len() >= check::MAX_PROBLEMS {
+            break;
+        }
+        if !problems.iter().any(|q| q.owner == p.owner && q.rtype == p.rtype) {
+            problems.push(p);
+        }
+    }
+    problems
 }
 
 impl Verifier {
@@ -135,5 +182,78 @@ impl Verifier {
             return self.try_recv();
         }
         self.results.recv_timeout(timeout).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sixgate_dns::name;
+    use sixgate_dns::rtype::code;
+    use sixgate_dns::zone::Record;
+    use sixgate_dnssec::key::flags;
+    use sixgate_dnssec::sign::{ActiveKey, Signer};
+    use sixgate_dnssec::{Algorithm, KeyPair};
+
+    const NOW: u64 = 1_800_000_000;
+
+    /// A signed zone of `names` names (above [`SPLIT_AT`]: split).
+    fn big(names: usize) -> (Box<[u8]>, Vec<Record>) {
+        let apex = name::from_text("big.test.", None).unwrap();
+        let mut text = String::from("@ 3600 SOA ns hm 1 2 3 4 300\n@ 3600 NS ns\nns 3600 A 192.0.2.1\n");
+        for i in 0..names {
+            text.push_str(&format!("h{i} 300 A 192.0.2.{}\n", i % 250 + 1));
+        }
+        let mut records = sixgate_dns::zonefile::parse(&text, &apex).unwrap();
+        let key = KeyPair::generate(Algorithm::Ed25519, flags::ZONE | flags::SEP).unwrap();
+        records.push(Record {
+            owner: apex.clone(),
+            rtype: code::DNSKEY,
+            ttl: 3600,
+            rdata: key.dnskey_rdata().into(),
+        });
+        let signer = Signer {
+            apex: apex.clone(),
+            keys: vec![ActiveKey { key: &key, tag: key.key_tag(), signs_keys: true, signs_zone: true }],
+            nsec3: None,
+            now: NOW,
+            inception_offset: 3600,
+            validity: 14 * 86400,
+            jitter: 3600,
+        };
+        let out = signer.sign_zone(&records, 2).unwrap();
+        records.extend(out.records);
+        (apex, records)
+    }
+
+    #[test]
+    fn a_large_zone_is_verified_in_parts_and_a_bad_signature_is_found() {
+        let (apex, mut records) = big(SPLIT_AT + 100);
+        let zone = Zone::build(&apex, records.clone(), 1).unwrap();
+        assert!(zone.node_count() >= SPLIT_AT);
+        assert_eq!(verify_whole(&zone, NOW, 3600), vec![]);
+        // One bad signature, somewhere in one of the parts.
+        let bad = name::from_text("h4000.big.test.", None).unwrap();
+        for r in records.iter_mut().filter(|r| r.rtype == code::RRSIG && name::to_lowercase(&r.owner) == bad)
+        {
+            let mut rd = r.rdata.to_vec();
+            *rd.last_mut().unwrap() ^= 1;
+            r.rdata = rd.into();
+        }
+        let zone = Zone::build(&apex, records, 1).unwrap();
+        let p = verify_whole(&zone, NOW, 3600);
+        assert!(!p.is_empty() && p.iter().all(|p| p.owner == "h4000.big.test."), "{p:?}");
+    }
+
+    #[test]
+    fn verdicts_come_back_from_workers_and_from_the_queue() {
+        let (apex, records) = big(10);
+        let zone = Zone::build(&apex, records, 1).unwrap();
+        for workers in [0, 2] {
+            let mut v = Verifier::new(workers);
+            v.submit(Job { apex: apex.clone(), generation: 7, zone: zone.clone(), now: NOW, margin: 3600 });
+            let got = (0..600).find_map(|_| v.recv_timeout(Duration::from_millis(100))).expect("a verdict");
+            assert_eq!((got.generation, got.problems), (7, vec![]), "workers: {workers}");
+        }
     }
 }

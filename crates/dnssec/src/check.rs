@@ -21,7 +21,7 @@ use crate::rrsig::Rrsig;
 mod expiry;
 mod verify;
 pub use expiry::{Expiry, expiration_time, signature_expiry};
-pub use verify::{verify_signatures, verify_zone};
+pub use verify::{verify_nodes, verify_signatures, verify_zone};
 
 /// Most problems reported from one check (the first ones found).
 pub const MAX_PROBLEMS: usize = 20;

@@ -49,6 +49,19 @@ type ZoneKey<'a> = (u16, u8, &'a [u8]);
 /// RRset. The time is not looked at here (the structural check does).
 /// An unsigned zone (no DNSKEY at the apex) passes.
 pub fn verify_signatures(zone: &Zone, owners: Option<&[Box<[u8]>]>, limit: usize) -> Vec<Problem> {
+    match owners {
+        Some(list) => verify_nodes(zone, list.iter().filter_map(|o| zone.node(o)), limit),
+        None => verify_nodes(zone, zone.nodes(), limit),
+    }
+}
+
+/// [`verify_signatures`] over the nodes `nodes` of `zone`: a caller may
+/// split a large zone's nodes between threads.
+pub fn verify_nodes<'z>(
+    zone: &'z Zone,
+    nodes: impl IntoIterator<Item = NodeRef<'z>>,
+    limit: usize,
+) -> Vec<Problem> {
     let Some(dnskeys) = zone.apex_node().and_then(|n| n.rrset(code::DNSKEY)) else {
         return Vec::new();
     };
@@ -60,14 +73,11 @@ pub fn verify_signatures(zone: &Zone, owners: Option<&[Box<[u8]>]>, limit: usize
         })
         .collect();
     let mut problems = Vec::new();
-    let mut visit = |node: NodeRef<'_>| {
-        if problems.len() < limit {
-            verify_node(zone.apex(), node, &keys, &mut problems);
+    for node in nodes {
+        if problems.len() >= limit {
+            break;
         }
-    };
-    match owners {
-        Some(list) => list.iter().filter_map(|o| zone.node(o)).for_each(&mut visit),
-        None => zone.nodes().for_each(&mut visit),
+        verify_node(zone.apex(), node, &keys, &mut problems);
     }
     problems.truncate(limit);
     problems
