@@ -21,7 +21,9 @@
 //!   RRset changes) on the verification workers (`crate::verifier`),
 //!   while the zone's previous version, and every other zone, are served.
 //!   Diffs that arrive meanwhile are applied to the version being
-//!   verified and checked as usual;
+//!   verified and checked as usual. The published position moves on
+//!   meanwhile (other zones' writers are not kept waiting), so a write
+//!   to that zone is acknowledged before the verdict serves it;
 //! - gaps are found per zone: each journal entry names its zone's previous
 //!   one, so a zone whose entries were pruned before this reader saw them
 //!   is reloaded whole (that zone only).
@@ -288,9 +290,22 @@ impl<S: Source> Follower<S> {
                     idle = 0;
                     self.take_verdict(&mut catalog, v);
                 }
-                // No worker can answer any more (none could start):
-                // the rest run here.
-                None if idle > 50 => self.verifier.run_queued(),
+                // Nothing for a while: jobs without a worker run here.
+                // Jobs lost with their worker (it cannot happen short of
+                // a bug) would wait for ever: after a minute of silence
+                // with no worker left, their zones are held.
+                None if idle > 600 && self.verifier.stopped() => {
+                    let lost: Vec<Box<[u8]>> = self.pending.keys().cloned().collect();
+                    for apex in lost {
+                        let reason = "not served: the verification of its signatures was lost; it is verified again at the next change".to_owned();
+                        tracing::error!(zone = %name::to_text(&apex), "zone held: its verification was lost");
+                        self.hold(&apex, reason, true);
+                    }
+                }
+                None if idle > 50 => {
+                    idle += 1;
+                    self.verifier.run_queued();
+                }
                 None => idle += 1,
             }
         }

@@ -169,6 +169,11 @@ impl Verifier {
         }
     }
 
+    /// True when no worker thread is left and no job waits here.
+    pub(crate) fn stopped(&self) -> bool {
+        self.queued.is_empty() && self.workers.iter().all(JoinHandle::is_finished)
+    }
+
     /// A verdict, if one is ready.
     pub(crate) fn try_recv(&self) -> Option<Verdict> {
         self.results.try_recv().ok()
@@ -179,7 +184,11 @@ impl Verifier {
     pub(crate) fn recv_timeout(&mut self, timeout: Duration) -> Option<Verdict> {
         if self.workers.is_empty() || self.workers.iter().all(JoinHandle::is_finished) {
             self.run_queued();
-            return self.try_recv();
+            let got = self.try_recv();
+            if got.is_none() {
+                std::thread::sleep(timeout);
+            }
+            return got;
         }
         self.results.recv_timeout(timeout).ok()
     }
