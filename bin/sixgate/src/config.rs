@@ -77,6 +77,9 @@ pub(crate) struct RawDnssec {
     /// Seconds between looks at every signed zone for signatures to
     /// refresh (default 3600).
     pub(crate) check_interval: Option<u64>,
+    /// Seconds before a served signature expires at which the expiry
+    /// watchdog alerts (default 3 days).
+    pub(crate) expiry_alert: Option<u64>,
     /// Parent servers to ask for a zone's DS, by zone ("." for all
     /// zones): ADDR:PORT lists that replace discovery through NS records.
     pub(crate) parents: Option<std::collections::BTreeMap<String, Vec<String>>>,
@@ -213,6 +216,8 @@ pub(crate) struct Settings {
     pub(crate) dnssec_maintain: bool,
     /// `[dnssec] check_interval`.
     pub(crate) dnssec_check_interval: Duration,
+    /// `[dnssec] expiry_alert`, seconds.
+    pub(crate) dnssec_expiry_alert: u32,
     /// `[dnssec] parents`, lowercased apex → servers.
     pub(crate) dnssec_parents: Vec<(Box<[u8]>, Vec<SocketAddr>)>,
     pub(crate) verify_interval: Duration,
@@ -383,6 +388,11 @@ pub(crate) fn settings(
     if !(1..=86_400).contains(&check) {
         bail!("dnssec.check_interval must be 1 second to 1 day, not {check}");
     }
+    let expiry_alert =
+        raw.dnssec.expiry_alert.unwrap_or(u64::from(sixgate_control::watchdog::DEFAULT_THRESHOLD));
+    if !(3600..=30 * 86_400).contains(&expiry_alert) {
+        bail!("dnssec.expiry_alert must be 1 hour to 30 days (in seconds), not {expiry_alert}");
+    }
     let mut dnssec_parents = Vec::new();
     for (zone, servers) in raw.dnssec.parents.unwrap_or_default() {
         let apex = crate::zonecmd::zone_name(&zone).map_err(|e| anyhow::anyhow!("dnssec.parents: {e}"))?;
@@ -398,6 +408,7 @@ pub(crate) fn settings(
         tenancy,
         dnssec_maintain: raw.dnssec.maintain.unwrap_or(true),
         dnssec_check_interval: Duration::from_secs(check),
+        dnssec_expiry_alert: expiry_alert as u32,
         dnssec_parents,
         proxy_http,
         proxy_tls,

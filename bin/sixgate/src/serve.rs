@@ -67,6 +67,7 @@ fn first_admin_token(store: &mut Store) -> anyhow::Result<Option<PathBuf>> {
 fn metrics_text(
     udp: &UdpStats,
     held: &std::sync::atomic::AtomicUsize,
+    expiry: &sixgate_control::watchdog::ExpiryReport,
     proxy: Option<&Arc<sixgate_proxy::tls::Shared>>,
 ) -> String {
     use std::fmt::Write as _;
@@ -105,6 +106,7 @@ fn metrics_text(
         "# HELP sixgate_zones_held Zones not served as stored (their last good version stays served).\n# TYPE sixgate_zones_held gauge\nsixgate_zones_held {}",
         held.load(Ordering::Relaxed)
     );
+    out.push_str(&sixgate_control::watchdog::metrics_text(&expiry.load()));
     out
 }
 
@@ -174,7 +176,15 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     }
     let first_admin = first_admin_token(&mut store)?;
     let seed: u64 = rand::random();
-    let (follower, catalog) = Follower::load(store, seed)?;
+    // The simulated clock, if any, for the tasks that open their own store.
+    let clock_offset = store.now()
+        - std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+    // Signed zones are verified whole on worker threads: the listeners
+    // serve the others meanwhile, and `ready` waits for the verdicts.
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    let (mut follower, catalog) = Follower::start(store, seed, workers)?;
     let published = follower.published();
     let held_zones = follower.held_count();
 
@@ -235,6 +245,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         )));
     }
 
+    // The expiry watchdog's last look, read by the metrics endpoint.
+    let expiry = sixgate_control::watchdog::ExpiryReport::default();
     // Set once the proxy runs; read by the metrics endpoint.
     let proxy_shared: Arc<std::sync::OnceLock<Arc<sixgate_proxy::tls::Shared>>> = Arc::default();
     let mut api_addrs = Vec::new();
@@ -256,11 +268,11 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         // Zone claims are decided in this store's write transactions.
         api_store.set_tenancy(s.tenancy.clone());
         let dir = s.data.clone();
-        let (udp_stats, proxy) = (stats.clone(), proxy_shared.clone());
+        let (udp_stats, proxy, expiry) = (stats.clone(), proxy_shared.clone(), expiry.clone());
         let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
             sixgate_control::publish::poke(&dir)
         })
-        .with_metrics(move || metrics_text(&udp_stats, &held_zones, proxy.get()));
+        .with_metrics(move || metrics_text(&udp_stats, &held_zones, &expiry, proxy.get()));
         let app = sixgate_api::app(state);
         for addr in &s.api {
             let listener = rt
@@ -358,6 +370,24 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         }
     }
 
+    // Every signed zone's whole verification ends (served or held)
+    // before `ready`; the listeners serve the other zones meanwhile.
+    if follower.verifying() > 0 {
+        tracing::info!(zones = follower.verifying(), "verifying the signatures of signed zones");
+        follower.settle();
+    }
+    let watchdog = sixgate_control::watchdog::WatchdogSettings {
+        threshold: s.dnssec_expiry_alert,
+        interval: std::time::Duration::from_secs(60),
+        clock_offset,
+    };
+    api_tasks.push(rt.spawn(sixgate_control::watchdog::run(
+        s.data.clone(),
+        catalog.clone(),
+        watchdog,
+        expiry.clone(),
+        sd_rx.clone(),
+    )));
     let dir = s.data.clone();
     let fsd = shutdown.clone();
     threads

@@ -17,6 +17,10 @@
 //!   the queue, checks TSIG and applies the change in a store transaction.
 //! - [`dnssec`]: keeping signed zones signed: key rollovers, re-signing,
 //!   and asking the parent for its DS RRset.
+//! - [`watchdog`]: the signature expiry watchdog over what is served: an
+//!   alert (log, zone status, metrics) days before a signature expires,
+//!   whatever became of the maintenance task. The publisher's whole-zone
+//!   signature checks run on their own worker threads (`verifier`).
 //! - [`verify`]: delegation checks, marking a zone verified once its
 //!   parent delegates it to this account's nameservers.
 //! - [`exchange`]: one DNS question over UDP to another server, used by
@@ -30,4 +34,6 @@ pub mod dnssec;
 pub mod exchange;
 pub mod publish;
 pub mod update;
+mod verifier;
 pub mod verify;
+pub mod watchdog;

@@ -15,6 +15,15 @@
 //!   when it never had one), the reason is recorded in the store for
 //!   `zone list`, the API and the metrics, and every other zone goes on
 //!   publishing. At start, such a zone is held, never fatal;
+//! - a signed version is served only once its signatures verify
+//!   (`sixgate_dnssec::check::verify_zone`): a diff's changed owners
+//!   here, at once; a whole zone (at start, at a reload, when its DNSKEY
+//!   RRset changes) on the verification workers (`crate::verifier`),
+//!   while the zone's previous version, and every other zone, are served.
+//!   Diffs that arrive meanwhile are applied to the version being
+//!   verified and checked as usual. The published position moves on
+//!   meanwhile (other zones' writers are not kept waiting), so a write
+//!   to that zone is acknowledged before the verdict serves it;
 //! - gaps are found per zone: each journal entry names its zone's previous
 //!   one, so a zone whose entries were pruned before this reader saw them
 //!   is reloaded whole (that zone only).
@@ -31,10 +40,13 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use sixgate_dns::rtype::code;
 use sixgate_dns::zone::{ZoneBuilder, changed_owners};
 use sixgate_dns::{Catalog, Record, Zone, name};
 use sixgate_server::SharedCatalog;
 use sixgate_store::{JournalEntry, JournalKind, Store, StoreError};
+
+use crate::verifier::{Job, Verdict, Verifier};
 
 /// Name of the notification socket inside the data directory.
 pub const NOTIFY_SOCKET: &str = sixgate_store::files::NOTIFY_SOCKET;
@@ -129,12 +141,28 @@ pub struct Follower<S: Source = Store> {
     /// The journal position of the catalog being served, for writers
     /// that answer only once their change is served.
     published: tokio::sync::watch::Sender<i64>,
+    /// Zones whose newest version waits for its whole verification: that
+    /// version, with later diffs applied (each checked as it came).
+    pending: HashMap<Box<[u8]>, Pending>,
+    /// The last whole verification asked for.
+    generation: u64,
+    verifier: Verifier,
 }
 
-/// An old value of `loaded_at` or `held` for one zone.
+/// A zone version being verified whole.
+#[derive(Clone)]
+struct Pending {
+    /// The request the verdict must answer.
+    generation: u64,
+    /// The version verified, plus the diffs since.
+    zone: Zone,
+}
+
+/// An old value of `loaded_at`, `held` or `pending` for one zone.
 enum Undo {
     Loaded(Box<[u8]>, Option<i64>),
     Held(Box<[u8]>, Option<String>),
+    Pending(Box<[u8]>, Option<Pending>),
 }
 
 /// How long past now a served signature must stay valid: the refresh
@@ -172,11 +200,32 @@ fn build(
 /// A zone built at load or reload: the zone, or why it could not be.
 type Built = (Box<[u8]>, Result<Zone, String>);
 
+/// Verification workers by default: as many as there are cores, at most
+/// four (the listeners' threads share the machine).
+fn default_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).min(4)
+}
+
 impl<S: Source> Follower<S> {
-    /// Loads every zone from `store` and publishes the catalog. A zone that
-    /// cannot be built is held (and logged); only a store failure is an
-    /// error.
-    pub fn load(mut store: S, seed: u64) -> Result<(Follower<S>, SharedCatalog), PublishError> {
+    /// Loads every zone from `store`, verifies every signed one whole and
+    /// publishes the catalog. A zone that cannot be built or fails its
+    /// check is held (and logged); only a store failure is an error.
+    pub fn load(store: S, seed: u64) -> Result<(Follower<S>, SharedCatalog), PublishError> {
+        let (mut f, shared) = Follower::start(store, seed, default_workers())?;
+        f.settle();
+        Ok((f, shared))
+    }
+
+    /// Like [`Follower::load`], but returns before the signed zones'
+    /// whole verification ends: unsigned zones are served at once, each
+    /// signed zone once its verdict comes back, on `workers` threads (0:
+    /// only in [`Follower::settle`], for tests). [`Follower::catch_up`]
+    /// and [`Follower::run`] publish the verdicts as they come.
+    pub fn start(
+        mut store: S,
+        seed: u64,
+        workers: usize,
+    ) -> Result<(Follower<S>, SharedCatalog), PublishError> {
         let started = Instant::now();
         let data_version = store.data_version()?;
         let mut built: Vec<Built> = Vec::new();
@@ -199,6 +248,9 @@ impl<S: Source> Follower<S> {
             seed,
             data_version,
             published: tokio::sync::watch::Sender::new(position),
+            pending: HashMap::new(),
+            generation: 0,
+            verifier: Verifier::new(workers),
         };
         let mut catalog = Catalog::new();
         for (apex, zone) in built {
@@ -207,6 +259,7 @@ impl<S: Source> Follower<S> {
         tracing::info!(
             zones = catalog.len(),
             held = f.held.len(),
+            verifying = f.pending.len(),
             records,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "zones loaded"
@@ -221,10 +274,84 @@ impl<S: Source> Follower<S> {
         self.held_count.clone()
     }
 
+    /// The number of zones whose whole verification has not ended.
+    pub fn verifying(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Waits until every whole verification asked for has ended, and
+    /// publishes the verdicts.
+    pub fn settle(&mut self) {
+        let mut catalog = Catalog::clone(&self.catalog.load());
+        let mut idle = 0;
+        while !self.pending.is_empty() {
+            match self.verifier.recv_timeout(POLL) {
+                Some(v) => {
+                    idle = 0;
+                    self.take_verdict(&mut catalog, v);
+                }
+                // Nothing for a while: jobs without a worker run here.
+                // Jobs lost with their worker (it cannot happen short of
+                // a bug) would wait for ever: after a minute of silence
+                // with no worker left, their zones are held.
+                None if idle > 600 && self.verifier.stopped() => {
+                    let lost: Vec<Box<[u8]>> = self.pending.keys().cloned().collect();
+                    for apex in lost {
+                        let reason = "not served: the verification of its signatures was lost; it is verified again at the next change".to_owned();
+                        tracing::error!(zone = %name::to_text(&apex), "zone held: its verification was lost");
+                        self.hold(&apex, reason, true);
+                    }
+                }
+                None if idle > 50 => {
+                    idle += 1;
+                    self.verifier.run_queued();
+                }
+                None => idle += 1,
+            }
+        }
+        self.undo.clear();
+        self.catalog.store(Arc::new(catalog));
+        self.held_count.store(self.held.len(), Ordering::Relaxed);
+    }
+
+    /// Publishes the verdicts that have come back. Returns how many.
+    fn publish_verdicts(&mut self) -> usize {
+        let Some(first) = self.verifier.try_recv() else { return 0 };
+        let mut catalog = Catalog::clone(&self.catalog.load());
+        let mut n = 1;
+        self.take_verdict(&mut catalog, first);
+        while let Some(v) = self.verifier.try_recv() {
+            n += 1;
+            self.take_verdict(&mut catalog, v);
+        }
+        self.undo.clear();
+        self.catalog.store(Arc::new(catalog));
+        self.held_count.store(self.held.len(), Ordering::Relaxed);
+        n
+    }
+
+    /// Serves the version a whole verification passed (with the diffs
+    /// applied since), or holds the zone; a superseded verdict is dropped.
+    fn take_verdict(&mut self, catalog: &mut Catalog, v: Verdict) {
+        let current = self.pending.get(&v.apex).is_some_and(|p| p.generation == v.generation);
+        if !current {
+            return;
+        }
+        let Some(p) = self.pending.remove(&v.apex) else { return };
+        let elapsed_ms = v.elapsed.as_millis() as u64;
+        if v.problems.is_empty() {
+            tracing::info!(zone = %name::to_text(&v.apex), elapsed_ms, "every signature of the zone verifies; serving it");
+            self.serve(catalog, &v.apex, p.zone);
+        } else {
+            self.refuse(&v.apex, &v.problems);
+        }
+    }
+
     /// Applies journal entries committed since the last call. Returns the
     /// number of entries applied. On a store error nothing is published
     /// and the position stays, so the next call reads the same entries.
     pub fn catch_up(&mut self) -> Result<usize, PublishError> {
+        self.publish_verdicts();
         let dv = self.store.data_version()?;
         if dv == self.data_version {
             return Ok(0);
@@ -266,6 +393,12 @@ impl<S: Source> Follower<S> {
                 Undo::Held(apex, None) => {
                     self.held.remove(&apex);
                 }
+                Undo::Pending(apex, Some(p)) => {
+                    self.pending.insert(apex, p);
+                }
+                Undo::Pending(apex, None) => {
+                    self.pending.remove(&apex);
+                }
             }
         }
         self.held_count.store(self.held.len(), Ordering::Relaxed);
@@ -278,6 +411,19 @@ impl<S: Source> Follower<S> {
             None => self.loaded_at.remove(apex),
         };
         self.undo.push(Undo::Loaded(apex.into(), old));
+    }
+
+    /// Sets (or clears) the version a zone's whole verification is for,
+    /// remembering the old one.
+    fn set_pending(&mut self, apex: &[u8], p: Option<Pending>) {
+        let key = name::to_lowercase(apex);
+        let old = match p {
+            Some(p) => self.pending.insert(key.clone(), p),
+            None => self.pending.remove(&key),
+        };
+        if old.is_some() || self.pending.contains_key(&key) {
+            self.undo.push(Undo::Pending(key, old));
+        }
     }
 
     /// Ends a zone's hold, remembering it; returns whether it was held.
@@ -306,13 +452,22 @@ impl<S: Source> Follower<S> {
             match e.kind {
                 JournalKind::Delete => {
                     catalog.remove(&e.apex);
+                    self.set_pending(&e.apex, None);
                     self.set_loaded(&e.apex, None);
                     if self.unhold(&e.apex) {
                         self.store.set_hold(&e.apex, None)?;
                     }
                 }
-                JournalKind::Diff(changes) if !gap && !self.held.contains_key(&e.apex) => {
-                    match catalog.zone(&e.apex).map(|z| z.apply(&changes)) {
+                // A zone being verified whole takes its diffs on the
+                // version being verified, even while it is held.
+                JournalKind::Diff(changes)
+                    if !gap && (!self.held.contains_key(&e.apex) || self.pending.contains_key(&e.apex)) =>
+                {
+                    let base = match self.pending.get(&e.apex) {
+                        Some(p) => Some(&p.zone),
+                        None => catalog.zone(&e.apex).map(|z| &**z),
+                    };
+                    match base.map(|z| z.apply(&changes)) {
                         Some(Ok(nz)) => {
                             let owners = changed_owners(&changes);
                             self.publish_built(catalog, &e.apex, Ok(nz), Some(&owners));
@@ -350,6 +505,7 @@ impl<S: Source> Follower<S> {
             }
             _ => {
                 catalog.remove(apex);
+                self.set_pending(apex, None);
                 if self.unhold(apex) {
                     self.store.set_hold(apex, None)?;
                 }
@@ -360,7 +516,10 @@ impl<S: Source> Follower<S> {
 
     /// Puts a built zone in the catalog if it is signed correctly (see
     /// `sixgate_dnssec::check`); otherwise, or when it could not be built,
-    /// keeps serving what was served and holds the zone.
+    /// keeps serving what was served and holds the zone. `owners` are the
+    /// names a diff changed; `None` (a whole load), or a changed DNSKEY
+    /// RRset, has every signature verified on the workers, and the
+    /// version is served once they pass.
     fn publish_built(
         &mut self,
         catalog: &mut Catalog,
@@ -377,19 +536,53 @@ impl<S: Source> Follower<S> {
                 return;
             }
         };
-        let now = self.store.now().max(0) as u64;
-        let problems = sixgate_dnssec::check::check_zone(&zone, owners, now, SIGNATURE_MARGIN);
-        if problems.is_empty() {
-            if self.unhold(apex) {
-                tracing::info!(zone = %name::to_text(apex), "zone passes its checks again; serving it");
-                let _ = self.store.dnssec_alert(apex, None);
-                if let Err(e) = self.store.set_hold(apex, None) {
-                    tracing::warn!(error = %e, "could not clear the hold");
-                }
-            }
-            catalog.insert(Arc::new(zone));
+        if dnskeys(&zone).is_none() {
+            // Unsigned: nothing to verify.
+            self.serve(catalog, apex, zone);
             return;
         }
+        let now = self.store.now().max(0) as u64;
+        let key = name::to_lowercase(apex);
+        let base_keys = match self.pending.get(&key) {
+            Some(p) => dnskeys(&p.zone),
+            None => catalog.zone(apex).and_then(|z| dnskeys(z)),
+        };
+        match owners.filter(|_| base_keys == dnskeys(&zone)) {
+            Some(owners) => {
+                let problems = sixgate_dnssec::check::verify_zone(&zone, Some(owners), now, SIGNATURE_MARGIN);
+                if !problems.is_empty() {
+                    self.refuse(apex, &problems);
+                } else if let Some(p) = self.pending.get(&key) {
+                    let generation = p.generation;
+                    self.set_pending(apex, Some(Pending { generation, zone }));
+                } else {
+                    self.serve(catalog, apex, zone);
+                }
+            }
+            None => {
+                self.generation += 1;
+                let generation = self.generation;
+                self.set_pending(apex, Some(Pending { generation, zone: zone.clone() }));
+                self.verifier.submit(Job { apex: key, generation, zone, now, margin: SIGNATURE_MARGIN });
+            }
+        }
+    }
+
+    /// Serves `zone`, ending a hold or a verification under way.
+    fn serve(&mut self, catalog: &mut Catalog, apex: &[u8], zone: Zone) {
+        self.set_pending(apex, None);
+        if self.unhold(apex) {
+            tracing::info!(zone = %name::to_text(apex), "zone passes its checks again; serving it");
+            let _ = self.store.dnssec_alert(apex, None);
+            if let Err(e) = self.store.set_hold(apex, None) {
+                tracing::warn!(error = %e, "could not clear the hold");
+            }
+        }
+        catalog.insert(Arc::new(zone));
+    }
+
+    /// Holds a signed zone whose check found `problems`.
+    fn refuse(&mut self, apex: &[u8], problems: &[sixgate_dnssec::check::Problem]) {
         let list: Vec<String> = problems.iter().map(ToString::to_string).collect();
         let reason = format!("not served, the signed zone fails its check: {}", list.join("; "));
         tracing::error!(zone = %name::to_text(apex), problems = %list.join("; "), "signed zone not served: it fails its check");
@@ -397,6 +590,8 @@ impl<S: Source> Follower<S> {
     }
 
     fn hold(&mut self, apex: &[u8], reason: String, dnssec: bool) {
+        // The version being verified, if any, is superseded by this one.
+        self.set_pending(apex, None);
         if dnssec && let Err(e) = self.store.dnssec_alert(apex, Some(&reason)) {
             tracing::warn!(error = %e, "could not record the alert");
         }
@@ -427,6 +622,8 @@ impl<S: Source> Follower<S> {
                 }
                 None => std::thread::sleep(POLL),
             }
+            // Verdicts of whole verifications come in between journal
+            // changes too (catch_up publishes them first).
             if let Err(e) = self.catch_up() {
                 tracing::error!(error = %e, "publishing changes failed; retrying");
                 std::thread::sleep(POLL);
@@ -436,6 +633,14 @@ impl<S: Source> Follower<S> {
             let _ = std::fs::remove_file(&sock_path);
         }
     }
+}
+
+/// The zone's DNSKEY rdatas, sorted; `None` when it has none (unsigned).
+fn dnskeys(zone: &Zone) -> Option<Vec<&[u8]>> {
+    let set = zone.apex_node()?.rrset(code::DNSKEY)?;
+    let mut v: Vec<&[u8]> = set.rdatas().collect();
+    v.sort_unstable();
+    Some(v)
 }
 
 fn bind_notify(path: &PathBuf) -> Option<UnixDatagram> {

@@ -5,9 +5,10 @@
 
 use std::collections::HashSet;
 
+use sixgate_dns::rtype::code;
 use sixgate_dns::zone::{Change, Record};
 use sixgate_dns::{name, zonefile};
-use sixgate_store::{Actor, JournalEntry, Store, StoreError};
+use sixgate_store::{Actor, JournalEntry, JournalKind, Store, StoreError};
 
 use super::{Follower, Source, Visit};
 
@@ -21,6 +22,23 @@ struct Faulty {
     hidden: HashSet<i64>,
     /// Zones whose streamed records get an RRset too large to serve.
     oversized: HashSet<Box<[u8]>>,
+    /// Owners (lowercased) whose RRSIGs are read back corrupted, from the
+    /// zone's records and from the journal: storage that went bad, or a
+    /// signer that wrote a wrong signature.
+    corrupt: HashSet<Box<[u8]>>,
+}
+
+/// `r` with its last octet flipped if it is an RRSIG of an owner in
+/// `corrupt`.
+fn corrupted(corrupt: &HashSet<Box<[u8]>>, mut r: Record) -> Record {
+    if r.rtype == code::RRSIG && corrupt.contains(&name::to_lowercase(&r.owner)) {
+        let mut rd = r.rdata.to_vec();
+        if let Some(b) = rd.last_mut() {
+            *b ^= 1;
+        }
+        r.rdata = rd.into();
+    }
+    r
 }
 
 fn injected() -> StoreError {
@@ -43,15 +61,17 @@ fn oversized(apex: &[u8]) -> Vec<Record> {
 impl Faulty {
     fn wrap<'a>(
         oversized_zones: &'a HashSet<Box<[u8]>>,
+        corrupt: &'a HashSet<Box<[u8]>>,
         visit: &'a mut Visit<'_>,
     ) -> impl FnMut(&[u8], u64, &mut super::Records<'_>) -> Result<(), StoreError> + 'a {
         move |apex, n, recs| {
+            let mut recs = recs.map(|r| r.map(|r| corrupted(corrupt, r)));
             if oversized_zones.contains(&name::to_lowercase(apex)) {
                 let extra = oversized(apex);
                 let mut all = recs.chain(extra.into_iter().map(Ok));
                 visit(apex, n + 300, &mut all)
             } else {
-                visit(apex, n, recs)
+                visit(apex, n, &mut recs)
             }
         }
     }
@@ -64,11 +84,21 @@ impl Source for Faulty {
     fn journal_since(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
         let mut v = self.store.journal_since(after, limit)?;
         v.retain(|e| !self.hidden.contains(&e.id));
+        for e in &mut v {
+            if let JournalKind::Diff(changes) = &mut e.kind {
+                for c in changes.iter_mut() {
+                    *c = match c.clone() {
+                        Change::Add(r) => Change::Add(corrupted(&self.corrupt, r)),
+                        Change::Remove(r) => Change::Remove(corrupted(&self.corrupt, r)),
+                    };
+                }
+            }
+        }
         Ok(v)
     }
     fn visit_zones(&mut self, visit: &mut Visit<'_>) -> Result<i64, StoreError> {
-        let over = self.oversized.clone();
-        let mut w = Faulty::wrap(&over, visit);
+        let (over, corrupt) = (self.oversized.clone(), self.corrupt.clone());
+        let mut w = Faulty::wrap(&over, &corrupt, visit);
         self.store.visit_zones(|a, n, r| w(a, n, r))
     }
     fn visit_zone(&mut self, apex: &[u8], visit: &mut Visit<'_>) -> Result<Option<i64>, StoreError> {
@@ -79,8 +109,8 @@ impl Source for Faulty {
             *n -= 1;
             return Err(injected());
         }
-        let over = self.oversized.clone();
-        let mut w = Faulty::wrap(&over, visit);
+        let (over, corrupt) = (self.oversized.clone(), self.corrupt.clone());
+        let mut w = Faulty::wrap(&over, &corrupt, visit);
         self.store.visit_zone(apex, |a, n, r| w(a, n, r))
     }
     fn now(&self) -> i64 {
@@ -148,7 +178,8 @@ fn setup_with_oversized(zones: &[&str]) -> (tempfile::TempDir, Follower<Faulty>)
             .unwrap();
     }
     let oversized = zones.iter().map(|z| n(z)).collect();
-    let faulty = Faulty { store, fail_reload: None, hidden: HashSet::new(), oversized };
+    let faulty =
+        Faulty { store, fail_reload: None, hidden: HashSet::new(), oversized, corrupt: HashSet::new() };
     let (f, _) = Follower::load(faulty, 7).unwrap();
     (dir, f)
 }
@@ -272,4 +303,112 @@ fn a_zone_reloaded_in_a_failed_batch_is_reloaded_again() {
     for z in ["a.test.", "b.test."] {
         assert_eq!(served(&f, z).unwrap(), stored(&mut f, z), "{z}");
     }
+}
+
+/// a.test. signed (default policy) and b.test. unsigned, in a store not
+/// yet loaded; RRSIGs of the owners in `corrupt` read back corrupted.
+fn signed_store(corrupt: &[&str]) -> (tempfile::TempDir, Faulty) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    for z in ["a.test.", "b.test."] {
+        store
+            .by(Actor::Task("test"))
+            .replace_zone(&n(z), zone_text(z, "www 300 AAAA 2001:db8::1\n"))
+            .unwrap();
+    }
+    store.by(Actor::Task("test")).dnssec_enable(&n("a.test."), &Default::default()).unwrap();
+    let corrupt = corrupt.iter().map(|o| n(o)).collect();
+    (dir, Faulty { store, fail_reload: None, hidden: HashSet::new(), oversized: HashSet::new(), corrupt })
+}
+
+fn hold_of(f: &Follower<Faulty>, apex: &str) -> Option<String> {
+    f.store.store.hold(&n(apex)).unwrap()
+}
+
+/// Regression (issue fault 8): the pre-serve check verified no
+/// signature, so a stored RRSIG that does not verify was served at
+/// load, as bogus data.
+#[test]
+fn fault8_a_stored_rrsig_that_does_not_verify_is_held_at_load_not_served() {
+    let (_dir, faulty) = signed_store(&["www.a.test."]);
+    let (mut f, _) = Follower::load(faulty, 7).unwrap();
+    assert!(served(&f, "a.test.").is_none(), "a zone with a bad signature must not be served");
+    let reason = hold_of(&f, "a.test.").expect("a.test. is held");
+    assert!(reason.contains("www.a.test. AAAA: a signature by the zone's key does not verify"), "{reason}");
+    assert_eq!(served(&f, "b.test.").unwrap(), stored(&mut f, "b.test."));
+    assert_eq!(f.held_count().load(std::sync::atomic::Ordering::Relaxed), 1);
+    // The alert is the zone's DNSSEC status too.
+    let info = f.store.store.dnssec_info(&n("a.test.")).unwrap().unwrap();
+    assert!(info.state.alert.is_some_and(|a| a.contains("does not verify")));
+}
+
+/// Regression (issue fault 8): a diff whose new RRSIG does not verify
+/// (a signer fault) was served; it must hold the zone on its last good
+/// version, and a later good version ends the hold.
+#[test]
+fn fault8_a_diff_whose_rrsig_does_not_verify_is_held_on_the_last_good_version() {
+    let (_dir, faulty) = signed_store(&[]);
+    let (mut f, _) = Follower::load(faulty, 7).unwrap();
+    let good = served(&f, "a.test.").expect("a.test. is served");
+    assert_eq!(good, stored(&mut f, "a.test."));
+    f.store.corrupt.insert(n("new.a.test."));
+    write(&mut f, "a.test.", "new 300 AAAA 2001:db8::2\n");
+    f.catch_up().unwrap();
+    assert_eq!(served(&f, "a.test.").unwrap(), good, "the bad version must not be served");
+    let reason = hold_of(&f, "a.test.").expect("a.test. is held");
+    assert!(reason.contains("new.a.test. AAAA: a signature by the zone's key does not verify"), "{reason}");
+
+    // The storage is good again: the next change reloads the zone, which
+    // is verified whole and then served.
+    f.store.corrupt.clear();
+    write(&mut f, "a.test.", "two 300 AAAA 2001:db8::3\n");
+    f.catch_up().unwrap();
+    f.settle();
+    assert_eq!(served(&f, "a.test.").unwrap(), stored(&mut f, "a.test."));
+    assert_eq!(hold_of(&f, "a.test."), None);
+}
+
+/// Regression (issue fault 8): a whole verification at load must not
+/// keep other zones from being served, and changes that arrive while it
+/// runs are neither lost nor served unverified.
+#[test]
+fn fault8_a_whole_load_verifies_off_the_serving_path() {
+    let (_dir, faulty) = signed_store(&[]);
+    // No worker threads: the verdict waits for `settle`, so what is
+    // served before it can be looked at.
+    let (mut f, _) = Follower::start(faulty, 7, 0).unwrap();
+    assert_eq!(f.verifying(), 1);
+    assert_eq!(
+        served(&f, "b.test.").unwrap(),
+        stored(&mut f, "b.test."),
+        "the unsigned zone is served at once"
+    );
+    assert!(served(&f, "a.test.").is_none(), "the signed zone waits for its verdict");
+    // Changes meanwhile: b's are served, a's wait with a.
+    write(&mut f, "b.test.", "bee 300 AAAA 2001:db8::21\n");
+    write(&mut f, "a.test.", "one 300 AAAA 2001:db8::11\n");
+    f.catch_up().unwrap();
+    assert_eq!(served(&f, "b.test.").unwrap(), stored(&mut f, "b.test."));
+    assert!(served(&f, "a.test.").is_none());
+    f.settle();
+    assert_eq!(f.verifying(), 0);
+    assert_eq!(
+        served(&f, "a.test.").unwrap(),
+        stored(&mut f, "a.test."),
+        "the version verified plus the diff"
+    );
+
+    // A whole replacement is verified the same way, the old version
+    // served meanwhile.
+    let before = served(&f, "a.test.");
+    writer(&f)
+        .by(Actor::Task("test"))
+        .replace_zone(&n("a.test."), zone_text("a.test.", "x 300 AAAA 2001:db8::99\n"))
+        .unwrap();
+    f.catch_up().unwrap();
+    assert_eq!(f.verifying(), 1);
+    assert_eq!(served(&f, "a.test."), before);
+    f.settle();
+    assert_eq!(served(&f, "a.test.").unwrap(), stored(&mut f, "a.test."));
+    assert!(f.store.store.holds().unwrap().is_empty());
 }

@@ -18,6 +18,11 @@ use sixgate_dns::zone::{NodeRef, Zone};
 use crate::key;
 use crate::rrsig::Rrsig;
 
+mod expiry;
+mod verify;
+pub use expiry::{Expiry, expiration_time, signature_expiry};
+pub use verify::{verify_nodes, verify_signatures, verify_zone};
+
 /// Most problems reported from one check (the first ones found).
 pub const MAX_PROBLEMS: usize = 20;
 
