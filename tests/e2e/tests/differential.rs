@@ -526,7 +526,7 @@ fn signed_zones_answer_like_knot(nsec3: bool) -> Result<()> {
 /// served zones alone, judged by Knot's answer from the same signed zones:
 /// a referral (the resolver would go to the child's servers, which are
 /// not on loopback), a chain that leaves the served zones or loops, an
-/// RCODE other than NOERROR and NXDOMAIN, a chain that takes one DNAME
+/// RCODE other than NOERROR and NXDOMAIN, DS at a CNAME, a chain that takes one DNAME
 /// twice (unbound finds that bogus from Knot as from sixgate), DS at an
 /// apex whose parent is
 /// not served (the resolver asks the parent), or a name starting with a `*`
@@ -547,6 +547,11 @@ fn left_out(knot: &Knot, spec: &QuerySpec, served: &Served) -> Result<Option<&'s
         if !served.apexes.contains(&parent) {
             return Ok(Some("DS at an apex whose parent is not served"));
         }
+    }
+    // A DS query is the parent side's (RFC 4035 §3.1.4.1); unbound does
+    // not follow a CNAME there and answers SERVFAIL, for Knot as for sixgate.
+    if spec.qtype == 43 && response.answer.iter().any(|rr| rr.rtype == 5) {
+        return Ok(Some("DS at a CNAME"));
     }
     if !response.aa() || response.authority.iter().any(|rr| rr.rtype == 2) {
         return Ok(Some("a referral"));
