@@ -549,7 +549,7 @@ fn left_out(knot: &Knot, spec: &QuerySpec, served: &Served) -> Result<Option<&'s
         }
     }
     // A DS query is the parent side's (RFC 4035 §3.1.4.1); unbound does
-    // not follow a CNAME there and answers SERVFAIL, for Knot as for sixgate.
+    // not follow a CNAME there and answers SERVFAIL.
     if spec.qtype == 43 && response.answer.iter().any(|rr| rr.rtype == 5) {
         return Ok(Some("DS at a CNAME"));
     }
