@@ -3,10 +3,16 @@
 //! The corpus is built from the records a reference server actually loaded
 //! (read back by AXFR), so escaped labels and wildcards arrive as exact wire
 //! labels. For every zone it asks:
-//! - every owner name, a nonexistent name under each owner (so names below
-//!   delegation points and under wildcards' parents are covered), names the
-//!   wildcards must synthesise (one and two labels deep), and a nonexistent
-//!   name at the apex,
+//! - every owner name and every empty non-terminal (the names between an
+//!   owner and the apex that own nothing: below a cut, above a wildcard), a
+//!   nonexistent name under each of them (so names below delegation points,
+//!   below empty non-terminals and under wildcards' parents are covered),
+//!   names the wildcards must synthesise (one and two labels deep), and a
+//!   nonexistent name at the apex,
+//! - for every DNAME: the names below it that the substitution maps onto
+//!   names asked already (so a chain of DNAMEs and CNAMEs is followed to
+//!   data), and the two names whose substitution is exactly 255 octets and
+//!   one octet longer (YXDOMAIN, RFC 6672 §2.2),
 //! - × every type of [`QTYPES`],
 //! - with one EDNS variant of [`EDNS_VARIANTS`] drawn at random, random RD
 //!   and CD bits, and random 0x20 case in the QNAME;
@@ -25,7 +31,7 @@ use hickory_proto::rr::Name;
 
 use crate::craft;
 use crate::differential::{Case, Transport};
-use crate::normalize::{Rr, name_wire_lower};
+use crate::normalize::{Rr, name_wire, name_wire_lower};
 use crate::query::{EdnsSpec, QuerySpec};
 use crate::rng::Rng;
 
@@ -102,13 +108,14 @@ pub struct ZoneContent {
     pub records: Vec<Rr>,
 }
 
-/// The names to ask about in one zone: owners, nonexistent names, and names
-/// wildcards must answer for. Deterministic for a given `rng` state.
+/// The names to ask about in one zone: owners, empty non-terminals,
+/// nonexistent names, names wildcards must answer for and names below
+/// DNAMEs (see the module docs). Deterministic for a given `rng` state.
 pub fn query_names(zone: &ZoneContent, rng: &mut Rng) -> Vec<Name> {
     let mut seen = BTreeSet::new();
     let mut names = Vec::new();
     let mut add = |name: Name, names: &mut Vec<Name>| {
-        if name.len() <= 255 && seen.insert(name_wire_lower(&name)) {
+        if name_wire(&name).len() <= 255 && seen.insert(name_wire_lower(&name)) {
             names.push(name);
         }
     };
@@ -116,10 +123,21 @@ pub fn query_names(zone: &ZoneContent, rng: &mut Rng) -> Vec<Name> {
     for owner in &owners {
         add(owner.clone(), &mut names);
     }
+    // Empty non-terminals: every ancestor of an owner down to the apex.
     for owner in &owners {
-        if let Ok(below) = prepend(owner, &[format!("nx{}", rng.below(1000)).as_bytes()]) {
+        let mut ancestor = owner.base_name();
+        while zone.apex.zone_of(&ancestor) && ancestor.iter().count() > zone.apex.iter().count() {
+            let next = ancestor.base_name();
+            add(ancestor, &mut names);
+            ancestor = next;
+        }
+    }
+    for existing in names.clone() {
+        if let Ok(below) = prepend(&existing, &[format!("nx{}", rng.below(1000)).as_bytes()]) {
             add(below, &mut names);
         }
+    }
+    for owner in &owners {
         let labels: Vec<&[u8]> = owner.iter().collect();
         if labels.first() == Some(&&b"*"[..]) {
             let parent = owner.base_name();
@@ -138,7 +156,100 @@ pub fn query_names(zone: &ZoneContent, rng: &mut Rng) -> Vec<Name> {
     if let Ok(name) = prepend(&zone.apex, &[b"no-such-name"]) {
         add(name, &mut names);
     }
+    for name in below_dnames(zone, &names) {
+        add(name, &mut names);
+    }
     names
+}
+
+/// How many names below one DNAME are mapped from names asked already.
+const NAMES_PER_DNAME: usize = 6;
+
+/// Names below the zone's DNAMEs (RFC 6672 §2.2): for each DNAME, up to
+/// [`NAMES_PER_DNAME`] names that its substitution maps onto `asked` names
+/// (three rounds, so that a DNAME whose target is another DNAME's owner is
+/// followed too), and the names whose substitution is exactly 255 octets
+/// long and one octet longer.
+pub fn below_dnames(zone: &ZoneContent, asked: &[Name]) -> Vec<Name> {
+    let dnames: Vec<(Name, Name)> = zone
+        .records
+        .iter()
+        .filter(|rr| rr.rtype == 39)
+        .filter_map(|rr| Some((rr.owner.clone(), name_from_wire(&rr.rdata)?)))
+        .collect();
+    let mut known: BTreeSet<Vec<u8>> = asked.iter().map(name_wire_lower).collect();
+    let mut pool: Vec<Name> = asked.to_vec();
+    let mut out = Vec::new();
+    for _round in 0..3 {
+        let mut fresh = Vec::new();
+        for (owner, target) in &dnames {
+            let mapped = pool
+                .iter()
+                .filter(|name| target.zone_of(name) && name.iter().count() > target.iter().count())
+                .filter_map(|name| {
+                    let prefix: Vec<&[u8]> =
+                        name.iter().take(name.iter().count() - target.iter().count()).collect();
+                    prepend(owner, &prefix).ok()
+                })
+                .filter(|name| !known.contains(&name_wire_lower(name)))
+                .take(NAMES_PER_DNAME);
+            for name in mapped.collect::<Vec<_>>() {
+                known.insert(name_wire_lower(&name));
+                fresh.push(name);
+            }
+        }
+        if fresh.is_empty() {
+            break;
+        }
+        pool.clone_from(&fresh);
+        out.extend(fresh);
+    }
+    for (owner, target) in &dnames {
+        // The substituted name is as long as the query name, less the
+        // owner, plus the target (wire octets, root included once).
+        let (owner_len, target_len) = (name_wire(owner).len(), name_wire(target).len());
+        for substituted in [255, 256] {
+            let Some(query_len) = (substituted + owner_len).checked_sub(target_len) else { continue };
+            if query_len > 255 {
+                continue;
+            }
+            let Some(labels) = query_len.checked_sub(owner_len).and_then(padding_labels) else { continue };
+            let labels: Vec<&[u8]> = labels.iter().map(Vec::as_slice).collect();
+            if let Ok(name) = prepend(owner, &labels) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// The uncompressed wire name `bytes` (a DNAME's RDATA), if it is one.
+pub fn name_from_wire(bytes: &[u8]) -> Option<Name> {
+    use hickory_proto::serialize::binary::{BinDecodable, BinDecoder};
+    let mut decoder = BinDecoder::new(bytes);
+    let name = Name::read(&mut decoder).ok()?;
+    decoder.is_empty().then_some(name)
+}
+
+/// Labels that add exactly `octets` wire octets to a name (each label
+/// costs its length plus one), or `None` where no labels can (0 or 1).
+fn padding_labels(octets: usize) -> Option<Vec<Vec<u8>>> {
+    if octets < 2 {
+        return None;
+    }
+    let mut labels = Vec::new();
+    let mut left = octets;
+    while left > 0 {
+        // Never leave a single octet, which no label can fill.
+        let take = match left {
+            0..=64 => left,
+            65 => 63,
+            _ => 64,
+        };
+        labels.push(vec![b'l'; take - 1]);
+        left -= take;
+    }
+    Some(labels)
 }
 
 /// `labels` (leftmost first) prepended to `name`.
@@ -195,6 +306,35 @@ pub fn build_with(zones: &[ZoneContent], rng: &mut Rng, profile: &Profile) -> Ve
         }
     }
     cases
+}
+
+/// The types a validating resolver is asked at each name of
+/// [`validation_sample`]: the common ones, one present nowhere (NODATA or
+/// NXDOMAIN proofs) and DS (proofs at and above cuts).
+pub const VALIDATION_QTYPES: &[u16] = &[1, 28, 16, 15, 43, 33, 65, 999];
+
+/// Queries for a validating resolver in front of the server of `zones`:
+/// every query name of [`query_names`] with two of [`VALIDATION_QTYPES`]
+/// drawn at random (RD and DO set; the resolver sets its own flags
+/// upstream). The caller keeps only those the server answers
+/// authoritatively in full (see `tests/differential.rs`).
+pub fn validation_sample(zones: &[ZoneContent], rng: &mut Rng) -> Vec<QuerySpec> {
+    let mut sample = Vec::new();
+    for zone in zones {
+        for name in query_names(zone, rng) {
+            let first = rng.below(VALIDATION_QTYPES.len());
+            let second = (first + 1 + rng.below(VALIDATION_QTYPES.len() - 1)) % VALIDATION_QTYPES.len();
+            for index in [first, second] {
+                let Some(&qtype) = VALIDATION_QTYPES.get(index) else { continue };
+                let spec = QuerySpec::new(name.clone(), qtype)
+                    .with_id(rng.u16())
+                    .with_rd(true)
+                    .with_edns(Some(EdnsSpec { payload: 1232, dnssec_ok: true, version: 0 }));
+                sample.push(spec);
+            }
+        }
+    }
+    sample
 }
 
 /// Hand-written cases around `zone` (an apex served by both servers, dotted,
@@ -407,6 +547,68 @@ mod tests {
         assert!(text.contains(&"no-such-name.example.test.".to_owned()));
         // Owners are not repeated.
         assert_eq!(text.iter().filter(|t| *t == "www.example.test.").count(), 1);
+    }
+
+    fn dname(owner: &str, target: &str) -> Rr {
+        let target = crate::query::parse_name(target).unwrap();
+        Rr { rdata: name_wire(&target), ..rr(owner, 39) }
+    }
+
+    /// The shapes of `testdata/zones/shapes.test.zone` that the corpus must
+    /// reach: empty non-terminals above a wildcard and beside it, names
+    /// below a DNAME chain that lead to data, substitutions at the limit.
+    #[test]
+    fn names_cover_empty_non_terminals_and_names_below_dnames() {
+        let long = format!("{}.{}.{}.shapes.test.", "a".repeat(60), "b".repeat(60), "c".repeat(60));
+        let zone = ZoneContent {
+            apex: crate::query::parse_name("shapes.test.").unwrap(),
+            records: vec![
+                rr("shapes.test.", 6),
+                rr("*.w.ents.shapes.test.", 1),
+                rr("deep.e.w.ents.shapes.test.", 1),
+                dname("d1.shapes.test.", "d2.shapes.test."),
+                dname("d2.shapes.test.", "target.shapes.test."),
+                rr("www.target.shapes.test.", 1),
+                dname("dlong.shapes.test.", &long),
+            ],
+        };
+        let names = query_names(&zone, &mut Rng::new(3));
+        let text: Vec<String> = names.iter().map(|n| n.to_ascii().to_ascii_lowercase()).collect();
+        for wanted in [
+            "ents.shapes.test.",
+            "w.ents.shapes.test.",
+            "e.w.ents.shapes.test.",
+            "www.d2.shapes.test.",
+            "www.d1.shapes.test.",
+        ] {
+            assert!(text.contains(&wanted.to_owned()), "{wanted} missing from {text:?}");
+        }
+        // Nonexistent names below the empty non-terminals, and wildcard
+        // expansions below the empty non-terminal that is the parent.
+        assert!(
+            text.iter().any(|t| t.starts_with("nx") && t.ends_with(".e.w.ents.shapes.test.")),
+            "{text:?}"
+        );
+        assert!(text.iter().any(|t| t.starts_with("deeper.w") && t.ends_with(".w.ents.shapes.test.")));
+        // Below dlong: query names whose substitution is 255 and 256 octets.
+        let target_len = name_wire(&crate::query::parse_name(&long).unwrap()).len();
+        let owner_len = "dlong.shapes.test.".len() + 1;
+        let below: Vec<usize> = names
+            .iter()
+            .filter(|n| n.to_ascii().ends_with(".dlong.shapes.test."))
+            .map(|n| name_wire(n).len() - owner_len + target_len)
+            .collect();
+        assert!(below.contains(&255) && below.contains(&256), "{below:?}");
+    }
+
+    #[test]
+    fn padding_adds_exactly_the_octets_asked() {
+        for octets in 2..=300 {
+            let labels = padding_labels(octets).unwrap();
+            assert_eq!(labels.iter().map(|l| l.len() + 1).sum::<usize>(), octets);
+            assert!(labels.iter().all(|l| (1..=63).contains(&l.len())), "{octets}");
+        }
+        assert!(padding_labels(1).is_none() && padding_labels(0).is_none());
     }
 
     #[test]

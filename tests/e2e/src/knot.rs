@@ -49,11 +49,21 @@ pub struct Knot {
 impl Knot {
     /// Starts knotd serving `zones` on 127.0.0.1 (UDP and TCP, same port).
     pub fn start(zones: &[ZoneFile]) -> Result<Self> {
+        Self::start_awaiting(zones, zones)
+    }
+
+    /// Starts knotd with `zones` configured, ready once the zones of
+    /// `awaited` answer: for a test that some other configured zone is
+    /// refused (its SOA then gets SERVFAIL; the reason is in
+    /// [`Knot::log_text`]).
+    pub fn start_awaiting(zones: &[ZoneFile], awaited: &[ZoneFile]) -> Result<Self> {
         let knotd = which("knotd")?;
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(&knotd, zones) {
+            match Self::try_start(&knotd, zones, awaited) {
                 Ok(knot) => return Ok(knot),
+                // A zone knotd will not load fails the same way on any port.
+                Err(error) if error.is::<ZoneRefused>() => return Err(error),
                 Err(error) => last_error = Some(error),
             }
         }
@@ -62,7 +72,7 @@ impl Knot {
             .context(format!("starting knotd ({START_ATTEMPTS} attempts)")))
     }
 
-    fn try_start(knotd: &Path, zones: &[ZoneFile]) -> Result<Self> {
+    fn try_start(knotd: &Path, zones: &[ZoneFile], awaited: &[ZoneFile]) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix("sixgate-e2e-knot-").tempdir()?;
         let port = free_port_pair()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -79,15 +89,24 @@ impl Knot {
                     child.stderr_tail(20)
                 );
             }
-            for zone in zones {
+            // A refused zone ends the wait at once (an error would not).
+            let log = child.log_text();
+            if let Some(lines) = awaited.iter().find_map(|zone| load_failure(&log, &zone.origin)) {
+                return Ok(Some(Err(ZoneRefused(lines))));
+            }
+            for zone in awaited {
                 if !soa_answers(&client, &zone.origin)? {
                     return Ok(None);
                 }
             }
-            Ok(Some(()))
+            Ok(Some(Ok(())))
         });
-        if let Err(error) = ready {
-            return Err(error.context(format!("knotd on port {port}, config {}", config.display())));
+        match ready {
+            Ok(Ok(())) => {}
+            Ok(Err(refused)) => return Err(anyhow::Error::new(refused)),
+            Err(error) => {
+                return Err(error.context(format!("knotd on port {port}, config {}", config.display())));
+            }
         }
         Ok(Self { child, dir, addr, zones: zones.to_vec() })
     }
@@ -105,6 +124,11 @@ impl Knot {
     /// The temporary directory holding the configuration and storage.
     pub fn dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// knotd's log so far (stderr, `info` and above).
+    pub fn log_text(&self) -> String {
+        self.child.log_text()
     }
 
     /// True while knotd runs.
@@ -128,6 +152,27 @@ impl Knot {
             })
             .collect()
     }
+}
+
+/// knotd refused to load a zone the start waits for; the error lines of its
+/// log about that zone.
+#[derive(Debug)]
+struct ZoneRefused(String);
+
+impl std::fmt::Display for ZoneRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "knotd refused to load a zone:\n{}", self.0)
+    }
+}
+
+impl std::error::Error for ZoneRefused {}
+
+/// knotd's error lines about `origin` if its log says the zone failed to
+/// load.
+fn load_failure(log: &str, origin: &str) -> Option<String> {
+    let tag = format!("[{origin}]");
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("error: ") && l.contains(&tag)).collect();
+    errors.iter().any(|l| l.contains("failed to load zone")).then(|| errors.join("\n"))
 }
 
 /// A port that is free for UDP and TCP on 127.0.0.1 right now.
