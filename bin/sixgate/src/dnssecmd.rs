@@ -113,7 +113,13 @@ pub(crate) fn enable(
     };
     let policy = Policy {
         algorithm,
-        denial: if nsec3 { Denial::Nsec3 { opt_out: false } } else { base.denial },
+        // --nsec3 picks NSEC3 without overriding what --policy says about
+        // it: an opt-out asked for there is refused, not dropped.
+        denial: if nsec3 && base.denial == Denial::Nsec {
+            Denial::Nsec3 { opt_out: false }
+        } else {
+            base.denial
+        },
         layout: if ksk_zsk { KeyLayout::KskZsk } else { base.layout },
         ..base
     };

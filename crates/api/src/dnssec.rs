@@ -56,7 +56,10 @@ fn policy_of(body: &[u8]) -> Result<Policy, ApiError> {
     if let Some(a) = req.algorithm {
         policy.algorithm = a.parse::<Algorithm>().map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     }
-    if req.nsec3 {
+    // `nsec3: true` picks NSEC3 when the policy does not; it never
+    // overrides what the policy says about NSEC3 (an opt-out asked for
+    // there is refused by `validate`, not dropped).
+    if req.nsec3 && policy.denial == Denial::Nsec {
         policy.denial = Denial::Nsec3 { opt_out: false };
     }
     match req.layout.as_deref() {

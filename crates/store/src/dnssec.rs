@@ -23,7 +23,7 @@ use sixgate_dnssec::{Algorithm, KeyPair};
 
 use crate::signer::{self, LoadedKey, ZoneSigning};
 use crate::write::{Kind, rows};
-use crate::{Commit, Store, StoreError, Writer, display, record_of, zone_row};
+use crate::{Commit, LimitError, Store, StoreError, Writer, display, record_of, zone_row};
 
 /// How often a key is generated again when its tag collides with a live
 /// key's (RFC 4034 Appendix B: tags are not unique).
@@ -342,6 +342,35 @@ fn run_planner(
     Ok(())
 }
 
+/// Refuses records of a signed zone whose TTL is above what its policy
+/// allows ([`Policy::max_record_ttl`]), in the words of the size limits.
+/// A no-op for an unsigned zone. The signer's own records (DNSKEY, CDS,
+/// CDNSKEY, NSEC3PARAM, signatures and denial) follow the policy and are
+/// not checked.
+pub(crate) fn check_signed_ttls<'a>(
+    conn: &Connection,
+    zone_id: i64,
+    records: impl IntoIterator<Item = &'a Record>,
+) -> Result<(), StoreError> {
+    let Some((policy, _)) = zone_row_dnssec(conn, zone_id)? else { return Ok(()) };
+    let max = policy.max_record_ttl();
+    match records
+        .into_iter()
+        .filter(|r| !sixgate_dns::check::is_signer_managed(r.rtype))
+        .find(|r| r.ttl > max)
+    {
+        Some(r) => Err(LimitError::new(
+            format!("{} {}", name::to_text(&r.owner), sixgate_dns::zonefile::type_text(r.rtype)),
+            u64::from(r.ttl),
+            "seconds of ttl",
+            "signed zone ttl",
+            u64::from(max),
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
 /// The largest TTL of the zone's data (the planner waits for it).
 fn max_ttl(conn: &Connection, zone_id: i64) -> Result<u32, StoreError> {
     Ok(conn.query_row(
@@ -517,7 +546,12 @@ impl Writer<'_> {
         let Some((policy, mut state)) = zone_row_dnssec(&w.tx, id)? else {
             return Err(StoreError::Conflict(format!("{} is not signed", display(apex))));
         };
-        if let Some((observed, ds)) = parent {
+        if let Some((mut observed, ds)) = parent {
+            // Which keys the DS served by every answering server names is
+            // decided here, where the DNSKEYs are, digest and all: a DS
+            // with a key's tag but a wrong digest is not that key's.
+            let apex_case = zone_apex(&w.tx, apex)?;
+            observed.keys = served_keys(&apex_case, &ds, &keys(&w.tx, &state)?);
             state.parent_checked_at = Some(observed.observed_at);
             state.parent_error = None;
             state.parent = Some(observed);
@@ -745,20 +779,27 @@ impl DnssecInfo {
             return Verdict::WaitingForDs;
         }
         let view = rollover::zone_view(&self.state.keyring);
-        let signing: Vec<&KeyInfo> = self
+        let signing = self
             .keys
             .iter()
             .filter(|k| view.dnskey.iter().any(|v| v.id == k.record.id))
-            .filter(|k| view.dnskey_signers.iter().any(|v| v.id == k.record.id))
-            .collect();
-        let matched = self
-            .state
-            .parent_ds
-            .iter()
-            .filter_map(|rd| ds::Ds::decode(rd))
-            .any(|d| signing.iter().any(|k| d.matches(&self.apex, &k.dnskey)));
+            .filter(|k| view.dnskey_signers.iter().any(|v| v.id == k.record.id));
+        let matched = !served_keys(&self.apex, &self.state.parent_ds, signing).is_empty();
         if matched { Verdict::Secure } else { Verdict::DsMismatch }
     }
+}
+
+/// The keys among `keys` that some DS rdata of `parent_ds` names, digest
+/// and all ([`ds::names_key`]).
+pub(crate) fn served_keys<'a>(
+    apex: &[u8],
+    parent_ds: &[Vec<u8>],
+    keys: impl IntoIterator<Item = &'a KeyInfo>,
+) -> Vec<KeyId> {
+    keys.into_iter()
+        .filter(|k| parent_ds.iter().any(|d| ds::names_key(d, apex, &k.dnskey)))
+        .map(|k| k.record.id)
+        .collect()
 }
 
 /// The signatures over one type by one key, summarized: the chain of
@@ -838,3 +879,7 @@ mod tests {
         assert_eq!(ZoneState::default().parent_due(3600), None);
     }
 }
+
+#[cfg(test)]
+#[path = "dnssec_tests.rs"]
+mod store_tests;

@@ -217,6 +217,11 @@ impl WriteTx<'_> {
         for o in &owners {
             check_owner_size(&self.tx, self.id, o, &self.limits.size)?;
         }
+        let added = effective.iter().filter_map(|c| match c {
+            Change::Add(r) => Some(r),
+            Change::Remove(_) => None,
+        });
+        dnssec::check_signed_ttls(&self.tx, self.id, added)?;
         self.apply_counts()?;
         let (serial, soa) = self.bump_serial(None)?;
         effective.extend(soa);
@@ -502,6 +507,7 @@ impl Writer<'_> {
             return Err(StoreError::ZoneExists(display(apex)));
         }
         limits::check_zone(apex, &records, &w.limits.size)?;
+        dnssec::check_signed_ttls(&w.tx, w.id, &records)?;
         for host in crate::proxy::hosts_in(&w.tx, &key)? {
             let at_host: Vec<Record> =
                 records.iter().filter(|r| name::to_lowercase(&r.owner) == host).cloned().collect();

@@ -101,11 +101,12 @@ impl Keyring {
             return Ok(());
         }
         if key.role.is_secure_entry() {
+            let submitted = key.ds != DsState::Unsubmitted && key.ds != DsState::Gone;
             match parent {
-                Some(p) if p.lists(key) => return Err(RolloverError::DsAtParent(id)),
-                None if key.ds != DsState::Unsubmitted && key.ds != DsState::Gone => {
-                    return Err(RolloverError::ParentUnknown(id));
-                }
+                Some(p) if p.names_tag_of(key) => return Err(RolloverError::DsAtParent(id)),
+                // Some server did not answer: it may still serve the DS.
+                Some(p) if submitted && !p.complete => return Err(RolloverError::ParentUnknown(id)),
+                None if submitted => return Err(RolloverError::ParentUnknown(id)),
                 _ => {}
             }
             if key.ds_listed() {

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Action, DsState, Goal, KeyId, KeyRecord, KeyState, Keyring, ParentDs, Role};
-use crate::policy::{Algorithm, KeyLayout, Policy};
+use crate::policy::{Algorithm, KeyLayout, MAX_TTL, Policy};
 
 /// What to do now, and when to look again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +79,9 @@ struct Ctx<'a> {
     now: u64,
     target: Algorithm,
     roles: &'static [Role],
+    /// The largest DS TTL seen at the parent, the latest observation
+    /// included when it shows a DS.
+    ds_ttl: Option<u32>,
 }
 
 impl Ctx<'_> {
@@ -97,9 +100,13 @@ impl Ctx<'_> {
         self.policy.zone_delay(self.zone_max_ttl)
     }
 
-    /// The DS wait of RFC 7583 §3.3.1, with the TTL seen at the parent.
+    /// The DS wait of RFC 7583 §3.3.1: how long a DS RRset fetched from
+    /// the parent may stay in caches. It uses the largest DS TTL seen,
+    /// never the negative TTL of an answer without DS: a resolver that
+    /// fetched the old DS keeps it for the DS TTL whatever the parent
+    /// says later.
     fn ds_delay(&self) -> u64 {
-        self.policy.ds_delay(self.parent.map(|p| p.ttl))
+        self.policy.ds_delay(self.ds_ttl)
     }
 
     /// How long a retired key's DNSKEY stays: until the signatures it
@@ -119,13 +126,15 @@ impl Ctx<'_> {
         k.ds == DsState::Seen
             && self
                 .parent
-                .is_some_and(|p| p.lists(k) && p.observed_at >= seen.saturating_add(self.ds_delay()))
+                .is_some_and(|p| p.serves(k) && p.observed_at >= seen.saturating_add(self.ds_delay()))
     }
 
     /// Whether the key may leave the zone as far as the parent goes: its
-    /// DS is neither listed nor served.
+    /// DS is neither listed nor served by any server. (`Gone` itself is
+    /// only reached when every server answered without it.)
     fn parent_lets_go(&self, k: &KeyRecord) -> bool {
-        matches!(k.ds, DsState::Unsubmitted | DsState::Gone) && !self.parent.is_some_and(|p| p.lists(k))
+        matches!(k.ds, DsState::Unsubmitted | DsState::Gone)
+            && !self.parent.is_some_and(|p| p.names_tag_of(k))
     }
 
     /// When an active key is due for replacement, if ever.
@@ -162,6 +171,11 @@ pub fn plan(
     zone_max_ttl: u32,
     now: u64,
 ) -> Plan {
+    // A TTL above what resolvers keep anything for would only stall the
+    // rollover (RFC 8767 §4 and common resolvers cap TTLs at a week or
+    // less).
+    let observed = parent.filter(|p| !p.ds.is_empty()).map(|p| p.ttl);
+    let ds_ttl = observed.max(keyring.parent_ds_ttl).map(|t| t.min(MAX_TTL));
     let ctx = Ctx {
         policy,
         parent,
@@ -172,6 +186,7 @@ pub fn plan(
             KeyLayout::Csk => &[Role::Csk],
             KeyLayout::KskZsk => &[Role::Ksk, Role::Zsk],
         },
+        ds_ttl,
     };
     let mut ring = keyring.clone();
     let mut actions = Vec::new();
@@ -239,19 +254,21 @@ fn follow_parent(ctx: &Ctx<'_>, ring: &Keyring) -> Vec<Action> {
         return Vec::new();
     };
     let mut out = Vec::new();
+    if !p.ds.is_empty() && ring.parent_ds_ttl.is_none_or(|t| t < p.ttl) {
+        out.push(Action::ParentDsTtl { ttl: p.ttl });
+    }
     for k in ring.live().filter(|k| k.role.is_secure_entry()) {
         // An observation made before the last change of the key's DS
         // state says nothing about the new state.
         if p.observed_at < k.ds_changed() {
             continue;
         }
-        let listed = p.lists(k);
-        let to = match (k.ds, listed) {
-            (DsState::Submitted, true) => DsState::Seen,
+        let to = match k.ds {
+            DsState::Submitted if p.serves(k) => DsState::Seen,
             // Not seen continuously: the wait starts over.
-            (DsState::Seen, false) => DsState::Submitted,
-            (DsState::Withdrawn, false) => DsState::Gone,
-            (DsState::Gone, true) => DsState::Withdrawn,
+            DsState::Seen if !p.serves(k) => DsState::Submitted,
+            DsState::Withdrawn if !p.may_serve(k) => DsState::Gone,
+            DsState::Gone if p.names_tag_of(k) => DsState::Withdrawn,
             _ => continue,
         };
         out.push(ds_action(k, to, p.observed_at));
@@ -259,9 +276,12 @@ fn follow_parent(ctx: &Ctx<'_>, ring: &Keyring) -> Vec<Action> {
     if let Goal::Insecure { since, no_ds_since } = ring.goal
         && p.observed_at >= since
     {
-        match (p.ds.is_empty(), no_ds_since) {
-            (true, None) => out.push(Action::ParentEmpty { since: Some(p.observed_at) }),
-            (false, Some(_)) => out.push(Action::ParentEmpty { since: None }),
+        // "No DS" starts only when every server answered without one, and
+        // any DS seen anywhere starts it over. An answer from only some
+        // servers that shows none proves nothing either way.
+        match (p.serves_no_ds(), p.ds.is_empty(), no_ds_since) {
+            (true, _, None) => out.push(Action::ParentEmpty { since: Some(p.observed_at) }),
+            (_, false, Some(_)) => out.push(Action::ParentEmpty { since: None }),
             _ => {}
         }
     }
@@ -269,8 +289,11 @@ fn follow_parent(ctx: &Ctx<'_>, ring: &Keyring) -> Vec<Action> {
 }
 
 /// RFC 8078 §4: list "delete" in CDS/CDNSKEY instead of any key, and
-/// take the keys out only once the parent has served no DS for its DS TTL
-/// plus its propagation delay. Until then everything keeps signing.
+/// take the keys out only once no server of the parent has served any DS
+/// for the largest DS TTL seen plus the parent's propagation delay: a
+/// resolver that fetched the DS just before it went keeps it that long,
+/// whatever the negative TTL of the parent's answers now. Until then
+/// everything keeps signing.
 fn go_insecure(ctx: &Ctx<'_>, ring: &Keyring) -> Vec<Action> {
     let Goal::Insecure { no_ds_since, .. } = ring.goal else {
         return Vec::new();
@@ -289,7 +312,7 @@ fn go_insecure(ctx: &Ctx<'_>, ring: &Keyring) -> Vec<Action> {
         return abandon;
     }
     let unsigned_at_parent = match (no_ds_since, ctx.parent) {
-        (Some(since), Some(p)) => p.ds.is_empty() && p.observed_at >= since.saturating_add(ctx.ds_delay()),
+        (Some(since), Some(p)) => p.serves_no_ds() && p.observed_at >= since.saturating_add(ctx.ds_delay()),
         _ => false,
     };
     if unsigned_at_parent {
