@@ -95,9 +95,14 @@ async fn enable(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DisableQuery {
-    /// Unsign at once instead of waiting for the parent's DS to go.
+    /// Unsign at once instead of waiting for the parent's DS to go;
+    /// refused while validators may hold a DS of the parent for the zone.
     #[serde(default)]
     now: bool,
+    /// With `now`: unsign even then (admin tokens only; a customer can
+    /// never make its zone bogus this way).
+    #[serde(default)]
+    force: bool,
 }
 
 async fn disable(
@@ -107,11 +112,17 @@ async fn disable(
     Query(q): Query<DisableQuery>,
 ) -> Result<Json<StatusJson>, ApiError> {
     let apex = parse_name(&zone)?;
+    if q.force {
+        if !q.now {
+            return Err(ApiError::Unprocessable("force goes with now=true".into()));
+        }
+        caller.require_admin()?;
+    }
     let a = apex.clone();
     st.commit(move |s| {
         caller.zone_full(s, &a)?;
         let commit = if q.now {
-            s.by(caller.actor()).dnssec_unsign(&a)?
+            s.by(caller.actor()).dnssec_unsign(&a, q.force)?
         } else {
             let m = s.by(caller.actor()).dnssec_start_unsigning(&a)?;
             m.commit.unwrap_or(Commit { journal_id: 0, serial: 0 })

@@ -53,7 +53,7 @@ mod resolver_model;
 #[cfg(test)]
 mod tests;
 
-pub use planner::{Plan, Wait, plan};
+pub use planner::{Plan, Wait, ds_publish_after, plan, signatures_gone_at};
 pub use view::{Cds, KeyRef, ZoneKeys, zone_view};
 
 /// The opaque identifier of a key, chosen by whoever stores the key
@@ -505,6 +505,30 @@ pub enum RolloverError {
     /// or is listed in CDS/CDNSKEY.
     #[error("key {0} is in use (signing or listed in cds)")]
     KeyInUse(KeyId),
+    /// The key stopped signing recently: resolvers may hold its
+    /// signatures, which would be left without their DNSKEY.
+    #[error("signatures by key {id} may still be cached until {until}")]
+    SignaturesCached {
+        /// The key.
+        id: KeyId,
+        /// When the last of them has left every cache (Unix seconds).
+        until: u64,
+    },
+    /// The parent serves a DS for the zone: without keys the zone is
+    /// bogus to validators.
+    #[error("the parent serves a ds for the zone")]
+    ParentServesDs,
+    /// The parent has not been asked (or not every server answered), so
+    /// it may serve a DS.
+    #[error("the parent has not been seen without a ds")]
+    ParentNotSeen,
+    /// The parent served a DS before; resolvers may still hold it.
+    #[error("the parent's ds may still be cached{}", until.map(|t| format!(" until {t}")).unwrap_or_default())]
+    DsCached {
+        /// When the last copy has left every cache, if known (Unix
+        /// seconds).
+        until: Option<u64>,
+    },
 }
 
 impl Keyring {

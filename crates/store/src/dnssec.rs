@@ -17,7 +17,7 @@ use sixgate_dnssec::ds;
 use sixgate_dnssec::key::flags;
 use sixgate_dnssec::policy::{Denial, Policy};
 use sixgate_dnssec::rollover::{
-    self, Action, Cds, KeyId, KeyRecord, Keyring, ParentDs, Role, Wait, ZoneKeys,
+    self, Action, Cds, KeyId, KeyRecord, Keyring, ParentDs, Role, RolloverError, Wait, ZoneKeys,
 };
 use sixgate_dnssec::{Algorithm, KeyPair};
 
@@ -342,6 +342,46 @@ fn run_planner(
     Ok(())
 }
 
+/// The refusal of a step that would make the zone bogus for validators,
+/// with the reason and, when known, the time it becomes safe.
+fn unsafe_error(apex: &[u8], what: &str, e: RolloverError) -> StoreError {
+    let zone = display(apex);
+    let at = |t: u64| crate::rfc3339(t.min(i64::MAX as u64) as i64);
+    StoreError::Conflict(match e {
+        RolloverError::SignaturesCached { until, .. } => format!(
+            "{zone}: refused {what}: resolvers may still hold signatures it made until {}, and would see the zone as bogus; safe from {} (the key is removed by itself then)",
+            at(until),
+            at(until)
+        ),
+        RolloverError::ParentServesDs => format!(
+            "{zone}: refused {what}: the parent serves a DS for it, so validators would see the zone as bogus; use `dnssec disable` without --now, which unsigns it once the DS is gone from the parent and from caches"
+        ),
+        RolloverError::ParentNotSeen => format!(
+            "{zone}: refused {what}: not every server of the parent has been seen without a DS for it, so it may serve one; safe once `dnssec status` shows the parent without DS (run `dnssec maintain` to ask)"
+        ),
+        RolloverError::DsCached { until: Some(until) } => format!(
+            "{zone}: refused {what}: resolvers may still hold the parent's old DS until {}, and would see the zone as bogus; safe from {}",
+            at(until),
+            at(until)
+        ),
+        RolloverError::DsCached { until: None } => format!(
+            "{zone}: refused {what}: the parent served a DS for it, which resolvers may still hold; use `dnssec disable` without --now, which unsigns it once the DS has left every cache"
+        ),
+        other => format!("{zone}: refused {what}: {other}"),
+    })
+}
+
+/// Refuses to delete a signed zone while unsigning it at once would make
+/// it bogus ([`Keyring::unsign_check`]): its keys go with it. A no-op for
+/// an unsigned zone.
+pub(crate) fn check_delete(conn: &Connection, zone_id: i64, apex: &[u8], now: u64) -> Result<(), StoreError> {
+    let Some((policy, state)) = zone_row_dnssec(conn, zone_id)? else { return Ok(()) };
+    state
+        .keyring
+        .unsign_check(state.parent.as_ref(), &policy, now)
+        .map_err(|e| unsafe_error(apex, "deleting it with its keys", e))
+}
+
 /// Refuses records of a signed zone whose TTL is above what its policy
 /// allows ([`Policy::max_record_ttl`]), in the words of the size limits.
 /// A no-op for an unsigned zone. The signer's own records (DNSKEY, CDS,
@@ -436,14 +476,24 @@ impl Writer<'_> {
     }
 
     /// Makes a zone unsigned at once: removes keys, signatures and the
-    /// chain. Only safe when the parent has no DS for the zone (else
-    /// validators see it as bogus); `dnssec disable` without `--now` goes
-    /// the safe way through [`Store::dnssec_start_unsigning`].
-    pub fn dnssec_unsign(&mut self, apex: &[u8]) -> Result<Commit, StoreError> {
+    /// chain. Refused (with the reason and, when known, the time it becomes
+    /// safe) while validators may hold a DS of the parent for it, since
+    /// they would see the zone as bogus: the parent serves a DS, was never
+    /// seen without one, or served one that may still be cached
+    /// ([`Keyring::unsign_check`]). `force` is the operator's way past
+    /// that; `dnssec disable` without `--now` goes the safe way through
+    /// [`Store::dnssec_start_unsigning`].
+    pub fn dnssec_unsign(&mut self, apex: &[u8], force: bool) -> Result<Commit, StoreError> {
         let w = self.begin(apex)?;
-        let (id, old_serial) = (w.id, w.old_serial);
-        if zone_row_dnssec(&w.tx, id)?.is_none() {
+        let (id, old_serial, now) = (w.id, w.old_serial, w.now());
+        let Some((policy, state)) = zone_row_dnssec(&w.tx, id)? else {
             return Ok(Commit { journal_id: 0, serial: old_serial });
+        };
+        if !force {
+            state
+                .keyring
+                .unsign_check(state.parent.as_ref(), &policy, now)
+                .map_err(|e| unsafe_error(apex, "unsigning it now", e))?;
         }
         let changes = unsign_rows(&w.tx, id)?;
         w.commit_diff(changes)
@@ -453,14 +503,14 @@ impl Writer<'_> {
     /// "delete" records and the zone stays signed until the parent has
     /// removed its DS; [`Store::dnssec_maintain`] finishes the job.
     pub fn dnssec_start_unsigning(&mut self, apex: &[u8]) -> Result<Maintained, StoreError> {
-        self.dnssec_change(apex, None, |state, now| {
+        self.dnssec_change(apex, None, |state, _, now| {
             state.keyring.go_insecure(now).map_err(|e| StoreError::Conflict(e.to_string()))
         })
     }
 
     /// Starts a rollover by hand.
     pub fn dnssec_roll(&mut self, apex: &[u8], roll: Roll) -> Result<Maintained, StoreError> {
-        self.dnssec_change(apex, None, |state, _| {
+        self.dnssec_change(apex, None, |state, _, _| {
             let r = match roll {
                 Roll::Ksk => state.keyring.start_ksk_roll().map(|_| ()),
                 Roll::Zsk => state.keyring.start_zsk_roll().map(|_| ()),
@@ -471,11 +521,18 @@ impl Writer<'_> {
     }
 
     /// Removes a key by hand (by key tag). Refused while the parent's DS
-    /// names it, while the parent has not been asked, or while it signs or
-    /// is listed in CDS: the planner removes keys itself when they are
-    /// safe to remove.
-    pub fn dnssec_remove_key(&mut self, apex: &[u8], key_tag: u16) -> Result<Maintained, StoreError> {
-        self.dnssec_change(apex, None, |state, now| {
+    /// names it or the parent has not been asked, while resolvers may
+    /// still hold signatures it made (with the time that ends), and while
+    /// it signs or is listed in CDS: the planner removes keys itself when
+    /// they are safe to remove. `force` (the operator's) skips the first
+    /// two.
+    pub fn dnssec_remove_key(
+        &mut self,
+        apex: &[u8],
+        key_tag: u16,
+        force: bool,
+    ) -> Result<Maintained, StoreError> {
+        self.dnssec_change(apex, None, |state, policy, now| {
             let id = state
                 .keyring
                 .live()
@@ -483,7 +540,11 @@ impl Writer<'_> {
                 .map(|k| k.id)
                 .ok_or_else(|| StoreError::NotFound(format!("no live key with tag {key_tag}")))?;
             let parent = state.parent.clone();
-            state.keyring.remove(id, parent.as_ref(), now).map_err(|e| StoreError::Conflict(e.to_string()))
+            let (policy, max_ttl) = policy;
+            state
+                .keyring
+                .remove(id, parent.as_ref(), policy, max_ttl, now, force)
+                .map_err(|e| unsafe_error(apex, &format!("removing key {key_tag}"), e))
         })
     }
 
@@ -501,7 +562,7 @@ impl Writer<'_> {
         parent: Option<(ParentDs, Vec<Vec<u8>>)>,
     ) -> Result<Maintained, StoreError> {
         self.dnssec_purge_keys(apex)?;
-        self.dnssec_change(apex, parent, |_, _| Ok(()))
+        self.dnssec_change(apex, parent, |_, _, _| Ok(()))
     }
 }
 
@@ -539,7 +600,7 @@ impl Writer<'_> {
         &mut self,
         apex: &[u8],
         parent: Option<(ParentDs, Vec<Vec<u8>>)>,
-        change: impl FnOnce(&mut ZoneState, u64) -> Result<(), StoreError>,
+        change: impl FnOnce(&mut ZoneState, (&Policy, u32), u64) -> Result<(), StoreError>,
     ) -> Result<Maintained, StoreError> {
         let w = self.begin(apex)?;
         let (id, now) = (w.id, w.now());
@@ -558,8 +619,9 @@ impl Writer<'_> {
             state.parent_ds = ds;
         }
         let before = rollover::zone_view(&state.keyring);
-        change(&mut state, now)?;
-        run_planner(&w.tx, id, &policy, &mut state, max_ttl(&w.tx, id)?, now)?;
+        let zone_max_ttl = max_ttl(&w.tx, id)?;
+        change(&mut state, (&policy, zone_max_ttl), now)?;
+        run_planner(&w.tx, id, &policy, &mut state, zone_max_ttl, now)?;
         let after = rollover::zone_view(&state.keyring);
         save_state(&w.tx, id, &state)?;
         let apex_case = zone_apex(&w.tx, apex)?;
@@ -663,15 +725,27 @@ impl Store {
     /// The DS records the registry should hold for the zone (SHA-256):
     /// one per key the CDS names.
     pub fn dnssec_ds(&self, apex: &[u8]) -> Result<Vec<Record>, StoreError> {
+        Ok(self.dnssec_ds_publish_after(apex)?.into_iter().map(|(r, _)| r).collect())
+    }
+
+    /// [`Store::dnssec_ds`], each DS with the time from which the
+    /// registry may publish it: before then, resolvers may still hold
+    /// unsigned data or DNSKEY RRsets without the key, and a DS would make
+    /// those bogus (the planner's own time for listing it in CDS).
+    pub fn dnssec_ds_publish_after(&self, apex: &[u8]) -> Result<Vec<(Record, Option<u64>)>, StoreError> {
         let Some(info) = self.dnssec_info(apex)? else {
             return Err(StoreError::Conflict(format!("{} is not signed", display(apex))));
         };
-        let view = rollover::zone_view(&info.state.keyring);
+        let (zone_id, _) = zone_row(&self.conn, &name::to_lowercase(apex))?
+            .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let zone_max_ttl = max_ttl(&self.conn, zone_id)?;
+        let keyring = &info.state.keyring;
+        let view = rollover::zone_view(keyring);
         // Before the first CDS goes out (the DNSKEY is still reaching
         // caches), the DS to give the registry is that of the published
         // secure-entry keys that sign the key set.
         let ids: Vec<KeyId> =
-            if !view.ds.is_empty() || matches!(info.state.keyring.goal, rollover::Goal::Insecure { .. }) {
+            if !view.ds.is_empty() || matches!(keyring.goal, rollover::Goal::Insecure { .. }) {
                 view.ds.iter().map(|k| k.id).collect()
             } else {
                 view.dnskey
@@ -685,12 +759,14 @@ impl Store {
             if let Some(ki) = info.keys.iter().find(|i| i.record.id == id)
                 && let Some(rd) = ds::ds_rdata(&info.apex, &ki.dnskey, ds::SHA256)
             {
-                out.push(Record {
+                let after = rollover::ds_publish_after(&info.policy, keyring, zone_max_ttl, &ki.record);
+                let ds = Record {
                     owner: info.apex.clone(),
                     rtype: code::DS,
                     ttl: info.policy.dnskey_ttl,
                     rdata: rd.into(),
-                });
+                };
+                out.push((ds, after));
             }
         }
         Ok(out)

@@ -105,3 +105,94 @@ fn a_signed_zone_refuses_a_ttl_above_its_policy_on_every_write() {
     let text = "@ 300 SOA ns hm 1 7200 3600 1209600 300\n@ 300 NS ns\nns 2147483647 A 192.0.2.1\n";
     s.by(Actor::Task("test")).replace_zone(&other, zonefile::parse(text, &other).unwrap()).unwrap();
 }
+
+/// Regression: `dnssec disable --now` and zone delete dropped the keys of
+/// a signed zone whatever the parent's DS. Each is refused while it would
+/// make the zone bogus, with the reason; only `force` goes past that, and
+/// nothing of a refused write is stored.
+#[test]
+fn destroying_keys_is_refused_while_the_zone_would_turn_bogus() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = Policy { layout: sixgate_dnssec::policy::KeyLayout::KskZsk, ..Policy::default() };
+    let mut s = signed_store(dir.path(), &policy);
+    let serial = s.serial(&apex()).unwrap();
+    // The parent was never asked: it may serve a DS.
+    let err = s.by(Actor::Task("test")).dnssec_unsign(&apex(), false).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert!(err.to_string().contains("refused unsigning it now"), "{err}");
+    let err = s.by(Actor::Task("test")).delete_zone(&apex()).unwrap_err();
+    assert!(err.to_string().contains("refused deleting it with its keys"), "{err}");
+    assert_eq!(s.serial(&apex()).unwrap(), serial);
+    assert!(s.dnssec_info(&apex()).unwrap().is_some());
+    // The operator may force them.
+    s.by(Actor::Task("test")).dnssec_unsign(&apex(), true).unwrap();
+    assert!(s.dnssec_info(&apex()).unwrap().is_none());
+    s.by(Actor::Task("test")).delete_zone(&apex()).unwrap();
+}
+
+/// Regression: `remove-key` took a retired ZSK at once, while resolvers
+/// could still hold the signatures it made (for the zone's largest TTL
+/// plus the propagation delay): answers they hold turned bogus. The
+/// refusal says until when.
+#[test]
+fn remove_key_waits_until_a_retired_zsks_signatures_left_caches() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = Policy { layout: sixgate_dnssec::policy::KeyLayout::KskZsk, ..Policy::default() };
+    let mut s = signed_store(dir.path(), &policy);
+    let start = s.now() as u64;
+    let old = s.dnssec_info(&apex()).unwrap().unwrap();
+    let old = old.keys.iter().find(|k| k.record.role == sixgate_dnssec::rollover::Role::Zsk).unwrap();
+    let (old_id, old_tag) = (old.record.id, old.record.key_tag);
+    s.by(Actor::Task("test")).dnssec_roll(&apex(), crate::Roll::Zsk).unwrap();
+    clock(&mut s, start + 3 * 3600);
+    s.by(Actor::Task("test")).dnssec_maintain(&apex(), None).unwrap();
+    let info = s.dnssec_info(&apex()).unwrap().unwrap();
+    let retired = info.state.keyring.key(old_id).unwrap();
+    assert_eq!(retired.state, sixgate_dnssec::rollover::KeyState::Retired);
+    let until = retired.times.retired.unwrap() + policy.zone_delay(300);
+    let err = s.by(Actor::Task("test")).dnssec_remove_key(&apex(), old_tag, false).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "example.com.: refused removing key {old_tag}: resolvers may still hold signatures it made until {}, and would see the zone as bogus; safe from {} (the key is removed by itself then)",
+            crate::rfc3339(until as i64),
+            crate::rfc3339(until as i64)
+        )
+    );
+    assert!(s.dnssec_info(&apex()).unwrap().unwrap().state.keyring.key(old_id).unwrap().is_live());
+    s.by(Actor::Task("test")).dnssec_remove_key(&apex(), old_tag, true).unwrap();
+    assert!(!s.dnssec_info(&apex()).unwrap().unwrap().state.keyring.key(old_id).unwrap().is_live());
+}
+
+/// A zone whose parent was seen, by every server, without any DS (its DS
+/// never got there) may be unsigned and deleted at once.
+#[test]
+fn a_zone_the_parent_never_vouched_for_may_go_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = signed_store(dir.path(), &Policy::default());
+    let at = s.now() as u64;
+    let mut empty = observation(at, 900, &[]);
+    empty.0.complete = true;
+    s.by(Actor::Task("test")).dnssec_maintain(&apex(), Some(empty)).unwrap();
+    s.by(Actor::Task("test")).delete_zone(&apex()).unwrap();
+}
+
+/// `dnssec enable` hands out the DS with the time the registry may
+/// publish it: the planner's own time for listing it in CDS, after the
+/// unsigned zone has left every cache.
+#[test]
+fn the_ds_comes_with_the_time_it_may_be_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = Policy::default();
+    let mut s = signed_store(dir.path(), &policy);
+    let info = s.dnssec_info(&apex()).unwrap().unwrap();
+    let published = info.keys[0].record.times.published.unwrap();
+    let ds = s.dnssec_ds_publish_after(&apex()).unwrap();
+    assert_eq!(ds.len(), 1);
+    let after = ds[0].1.unwrap();
+    assert_eq!(after, published + policy.zone_delay(300).max(policy.publish_delay()));
+    // Once CDS lists it, that is the time.
+    clock(&mut s, after);
+    s.by(Actor::Task("test")).dnssec_maintain(&apex(), None).unwrap();
+    assert_eq!(s.dnssec_ds_publish_after(&apex()).unwrap()[0].1, Some(after));
+}

@@ -592,8 +592,17 @@ impl Writer<'_> {
         Ok(apply_source(w, apex, &changes)?)
     }
 
-    /// Deletes a zone and all its records.
+    /// Deletes a zone and all its records. A signed zone is refused while
+    /// its keys may still be needed by validators holding the parent's DS
+    /// (see [`Writer::delete_zone_forced`]).
     pub fn delete_zone(&mut self, apex: &[u8]) -> Result<Commit, StoreError> {
+        let w = self.begin(apex)?;
+        dnssec::check_delete(&w.tx, w.id, apex, w.now())?;
+        w.commit_delete()
+    }
+
+    /// Deletes a zone whatever its keys: the operator's `--force`.
+    pub fn delete_zone_forced(&mut self, apex: &[u8]) -> Result<Commit, StoreError> {
         self.begin(apex)?.commit_delete()
     }
 }

@@ -73,8 +73,14 @@ fn sign_change_verify(algorithm: &str, nsec3: bool) -> Result<()> {
         args.push("--nsec3");
     }
     let enabled = cli.run(&["dnssec", "enable"], &args)?.ok()?;
+    // The DS line as before, then when the registry may publish it.
     let ds: Vec<&str> = enabled.stdout.lines().collect();
-    ensure!(ds.len() == 1 && ds[0].starts_with("example.test. 3600 IN DS "), "DS lines: {ds:?}");
+    ensure!(ds.len() == 2 && ds[0].starts_with("example.test. 3600 IN DS "), "DS lines: {ds:?}");
+    let after = ds[1].strip_prefix("; publish-after ").with_context(|| format!("DS lines: {ds:?}"))?;
+    ensure!(
+        after.len() == 20 && after.as_bytes()[10] == b'T' && after.ends_with('Z'),
+        "not an RFC 3339 time: {after:?}"
+    );
     let first = export_as_served(&cli, dir.path(), "signed.zone")?;
     verify(&first)?;
     let text = fs::read_to_string(&first)?;
@@ -223,7 +229,8 @@ fn validated_by_unbound(nsec3: bool) -> Result<()> {
         if nsec3 {
             args.push("--nsec3");
         }
-        Ok(cli.run(&["dnssec", "enable"], &args)?.ok()?.stdout.trim().to_owned())
+        let out = cli.run(&["dnssec", "enable"], &args)?.ok()?.stdout;
+        Ok(out.lines().filter(|l| !l.starts_with(';')).collect::<Vec<_>>().join("\n"))
     };
     let child_ds = enable("child.parent.test.")?;
     let parent_ds = enable("parent.test.")?;

@@ -157,6 +157,43 @@ impl Ctx<'_> {
     }
 }
 
+/// When `key` may leave the zone without a cached signature of it being
+/// left without its DNSKEY: its retirement plus the time its signatures
+/// stay in caches (RFC 7583 §3.2.1). `None` for a key that never stopped
+/// signing.
+pub fn signatures_gone_at(policy: &Policy, key: &KeyRecord, zone_max_ttl: u32) -> Option<u64> {
+    let delay = if key.role.signs_zone() { policy.zone_delay(zone_max_ttl) } else { policy.publish_delay() };
+    key.times.retired.map(|t| t.saturating_add(delay))
+}
+
+/// When the registry may publish the DS of `key`: once the key's DNSKEY
+/// and the zone's signatures have replaced what caches held before
+/// (the time the planner lists it in CDS/CDNSKEY), or when it was listed.
+/// `None` for a key whose DS is not for the parent.
+pub fn ds_publish_after(
+    policy: &Policy,
+    keyring: &Keyring,
+    zone_max_ttl: u32,
+    key: &KeyRecord,
+) -> Option<u64> {
+    if let Some(t) = key.times.ds_submitted {
+        return Some(t);
+    }
+    let ctx = Ctx {
+        policy,
+        parent: None,
+        zone_max_ttl,
+        now: 0,
+        target: keyring.algorithm.unwrap_or(policy.algorithm),
+        roles: match policy.layout {
+            KeyLayout::Csk => &[Role::Csk],
+            KeyLayout::KskZsk => &[Role::Ksk, Role::Zsk],
+        },
+        ds_ttl: keyring.parent_ds_ttl,
+    };
+    ds_submittable_at(&ctx, keyring, key)
+}
+
 /// Plans the next steps of the zone's keys at time `now` (Unix seconds).
 ///
 /// `parent` is the last observation of the parent's DS RRset, `None` if

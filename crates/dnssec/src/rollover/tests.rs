@@ -469,8 +469,14 @@ fn parent_that_keeps_the_old_ds_keeps_the_old_key() {
     assert!(sim.last.waiting.contains(&Wait::DsRemoval { id: old }));
     let observed = sim.observed.clone();
     let now = sim.now;
-    assert_eq!(sim.ring.remove(old, observed.as_ref(), now), Err(RolloverError::DsAtParent(old)));
-    assert_eq!(sim.ring.remove(old, None, now), Err(RolloverError::ParentUnknown(old)));
+    assert_eq!(
+        sim.ring.remove(old, observed.as_ref(), &sim.policy.clone(), 3600, now, false),
+        Err(RolloverError::DsAtParent(old))
+    );
+    assert_eq!(
+        sim.ring.remove(old, None, &sim.policy.clone(), 3600, now, false),
+        Err(RolloverError::ParentUnknown(old))
+    );
     // The registry removes the stale DS; the key goes at the next check.
     let tag = sim.key(old).key_tag;
     let mut ds = sim.parent.ds.clone();
@@ -701,6 +707,82 @@ fn a_ds_with_a_wrong_digest_does_not_count_as_the_keys() {
     assert_ne!(sim.key(old).state, KeyState::Active);
 }
 
+/// Regression: `remove-key` took a retired ZSK (or CSK) at once, while
+/// resolvers could still hold the signatures it made for the zone's
+/// largest TTL plus the propagation delay: those answers turned bogus.
+#[test]
+fn removing_a_retired_key_waits_until_its_signatures_left_caches() {
+    let mut sim = Sim::new(ksk_zsk());
+    sim.secure();
+    let old = sim.only(Role::Zsk).id;
+    sim.ring.start_zsk_roll().unwrap();
+    // Until the old ZSK retires.
+    sim.run_with(sim.now + DAY, |_| {});
+    let retired = sim.key(old).times.retired.expect("the old zsk retired");
+    let policy = sim.policy.clone();
+    // Back to the moment it retired, when its signatures are everywhere.
+    let mut ring = sim.ring.clone();
+    let k = ring.keys.iter_mut().find(|k| k.id == old).unwrap();
+    (k.state, k.times.removed) = (KeyState::Retired, None);
+    let observed = sim.observed.clone();
+    let until = retired + policy.zone_delay(3600);
+    for at in [retired, until - 1] {
+        assert_eq!(
+            ring.clone().remove(old, observed.as_ref(), &policy, 3600, at, false),
+            Err(RolloverError::SignaturesCached { id: old, until })
+        );
+    }
+    assert_eq!(ring.clone().remove(old, observed.as_ref(), &policy, 3600, until, false), Ok(()));
+    // The operator may force it, knowing the cost.
+    assert_eq!(ring.clone().remove(old, observed.as_ref(), &policy, 3600, retired, true), Ok(()));
+    // A key that signs is never removed, forced or not.
+    let active = sim.only(Role::Zsk).id;
+    assert_eq!(
+        ring.remove(active, observed.as_ref(), &policy, 3600, until, true),
+        Err(RolloverError::KeyInUse(active))
+    );
+}
+
+/// Regression: unsigning at once (`dnssec disable --now`) ignored the
+/// parent's DS. It is refused while the parent serves one, has not been
+/// seen without one, or served one that may still be cached.
+#[test]
+fn unsigning_at_once_is_refused_while_a_ds_may_be_cached() {
+    let policy = Policy::default();
+    let mut sim = Sim::new(policy.clone());
+    // Before the parent was asked: it may have a DS.
+    assert_eq!(sim.ring.unsign_check(None, &policy, sim.now), Err(RolloverError::ParentNotSeen));
+    sim.secure();
+    let observed = sim.observed.clone();
+    assert_eq!(
+        sim.ring.unsign_check(observed.as_ref(), &policy, sim.now),
+        Err(RolloverError::ParentServesDs)
+    );
+    sim.ring.go_insecure(sim.now).unwrap();
+    let mut checked = false;
+    sim.run_with(sim.now + 4 * DAY, |sim| {
+        let Goal::Insecure { no_ds_since: Some(since), .. } = sim.ring.goal else { return };
+        if sim.live().is_empty() {
+            return;
+        }
+        let until = since + DAY + HOUR;
+        let verdict = sim.ring.unsign_check(sim.observed.as_ref(), &sim.policy, sim.now);
+        if sim.now < until {
+            assert_eq!(verdict, Err(RolloverError::DsCached { until: Some(until) }));
+            checked = true;
+        }
+    });
+    assert!(checked);
+    // A zone whose DS never reached the parent may go at once.
+    let mut fresh = Sim::new(policy.clone());
+    fresh.parent.delay = 10 * DAY;
+    fresh.run(fresh.now + DAY);
+    assert!(fresh.parent.ds.is_empty());
+    assert_eq!(fresh.ring.unsign_check(fresh.observed.as_ref(), &policy, fresh.now), Ok(()));
+    let silent = ParentDs { complete: false, ..fresh.observed.clone().unwrap() };
+    assert_eq!(fresh.ring.unsign_check(Some(&silent), &policy, fresh.now), Err(RolloverError::ParentNotSeen));
+}
+
 #[test]
 fn parent_ds_must_be_seen_continuously() {
     let policy = Policy::default();
@@ -779,8 +861,14 @@ fn manual_operations_refuse_nonsense() {
     let csk = sim.only(Role::Csk).id;
     let observed = sim.observed.clone();
     let now = sim.now;
-    assert_eq!(sim.ring.remove(csk, observed.as_ref(), now), Err(RolloverError::DsAtParent(csk)));
-    assert_eq!(sim.ring.remove(99, None, now), Err(RolloverError::UnknownKey(99)));
+    assert_eq!(
+        sim.ring.remove(csk, observed.as_ref(), &sim.policy.clone(), 3600, now, false),
+        Err(RolloverError::DsAtParent(csk))
+    );
+    assert_eq!(
+        sim.ring.remove(99, None, &sim.policy.clone(), 3600, now, false),
+        Err(RolloverError::UnknownKey(99))
+    );
     assert_eq!(sim.ring.go_secure(), Err(RolloverError::AlreadySecure));
     assert!(matches!(
         sim.ring.add(KeyRecord::generated(50, Role::Csk, 13, sim.key(csk).key_tag, now)),
