@@ -207,6 +207,9 @@ pub(crate) struct StatusJson {
     keys: Vec<KeyJson>,
     /// The DS records to give the registry, presentation format.
     ds: Vec<String>,
+    /// For each of `ds`, the time (RFC 3339) from which the registry may
+    /// publish it: before then a DS would make cached answers bogus.
+    ds_publish_after: Vec<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_event: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -307,6 +310,7 @@ fn status_of(s: &Store, apex: &[u8]) -> Result<StatusJson, ApiError> {
             policy: None,
             keys: Vec::new(),
             ds: Vec::new(),
+            ds_publish_after: Vec::new(),
             next_event: None,
             parent: None,
             waiting: Vec::new(),
@@ -314,11 +318,14 @@ fn status_of(s: &Store, apex: &[u8]) -> Result<StatusJson, ApiError> {
             chain: None,
         });
     };
-    let ds: Vec<String> = s
-        .dnssec_ds(apex)?
+    let (ds, ds_publish_after): (Vec<String>, Vec<Option<String>>) = s
+        .dnssec_ds_publish_after(apex)?
         .iter()
-        .map(|r| format!("{} {} IN DS {}", name::to_text(&r.owner), r.ttl, ds_text(&r.rdata)))
-        .collect();
+        .map(|(r, after)| {
+            let line = format!("{} {} IN DS {}", name::to_text(&r.owner), r.ttl, ds_text(&r.rdata));
+            (line, after.map(|t| rfc3339(t.min(i64::MAX as u64) as i64)))
+        })
+        .unzip();
     let chain = chain_of(s, apex, &info)?;
     let keys = info
         .keys
@@ -354,6 +361,7 @@ fn status_of(s: &Store, apex: &[u8]) -> Result<StatusJson, ApiError> {
         policy: Some(info.policy.clone()),
         keys,
         ds,
+        ds_publish_after,
         next_event: time(info.state.next_event),
         parent,
         waiting: info.state.waiting.iter().map(|w| format!("{w:?}")).collect(),

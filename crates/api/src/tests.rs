@@ -571,6 +571,8 @@ async fn dnssec_is_one_switch_with_status_ds_and_chain() {
     assert_eq!(keys[0]["state"], "active");
     let ds = v["ds"][0].as_str().unwrap();
     assert!(ds.starts_with(&format!("example.test. 3600 IN DS {} 15 2 ", keys[0]["key_tag"])), "{ds}");
+    let after = v["ds_publish_after"][0].as_str().unwrap();
+    assert!(after.len() == 20 && after.ends_with('Z'), "{after}");
     // The chain: the DNSKEY, and signatures over each type with windows.
     let chain = &v["chain"];
     assert_eq!(chain["dnskey"][0]["secure_entry_point"], true);

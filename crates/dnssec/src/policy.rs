@@ -100,8 +100,8 @@ pub struct Policy {
     /// How long a KSK or CSK is in use before it is replaced; 0 means
     /// never automatically (it still rolls on demand).
     pub ksk_lifetime: u32,
-    /// TTL of the parent's DS RRset, used until a TTL has been observed at
-    /// the parent.
+    /// TTL of the parent's DS RRset, used until the parent has been seen
+    /// serving a DS (then the largest DS TTL seen is used).
     pub parent_ds_ttl: u32,
     /// Longest time until every server of the parent zone serves a change
     /// of the DS RRset that one of them serves.
@@ -330,8 +330,10 @@ impl Policy {
 
     /// How long a DS change must be seen at the parent before no resolver
     /// holds the parent's old DS RRset: the parent's propagation delay
-    /// plus the DS TTL (RFC 7583 §3.3.1). `observed_ttl` is the TTL seen
-    /// at the parent, if any.
+    /// plus the DS TTL (RFC 7583 §3.3.1). `observed_ttl` is the largest TTL
+    /// of a DS RRset seen at the parent, if any; never the negative TTL of
+    /// an answer without DS, which says nothing about how long a DS
+    /// fetched before stays cached.
     pub fn ds_delay(&self, observed_ttl: Option<u32>) -> u64 {
         u64::from(observed_ttl.unwrap_or(self.parent_ds_ttl)) + u64::from(self.parent_propagation_delay)
     }

@@ -66,6 +66,9 @@ pub enum Wait {
     },
     /// The parent still serves DS records while the zone goes insecure.
     ParentStillSecure,
+    /// Not every server of the parent answered the last query: nothing is
+    /// taken as gone from the parent until they all do.
+    ParentIncomplete,
 }
 
 /// Most rounds of rules in one call; far more than any key can take.
@@ -687,6 +690,9 @@ fn waiting(ctx: &Ctx<'_>, ring: &Keyring, parent_needed: bool) -> Vec<Wait> {
     let mut out = Vec::new();
     if parent_needed && ctx.parent.is_none() {
         out.push(Wait::ParentUnknown);
+    }
+    if parent_needed && ctx.parent.is_some_and(|p| !p.complete) {
+        out.push(Wait::ParentIncomplete);
     }
     for k in ring.live().filter(|k| k.role.is_secure_entry()) {
         match k.ds {

@@ -673,6 +673,7 @@ fn no_ds_is_not_decided_while_a_parent_server_is_silent() {
             );
             sim.ring.apply(a, at).unwrap();
         }
+        assert!(plan.waiting.contains(&Wait::ParentIncomplete), "{:?}", plan.waiting);
     }
     assert_eq!(sim.live().len(), 1);
 }
