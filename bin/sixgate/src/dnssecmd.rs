@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, anyhow};
 use sixgate_control::publish::poke;
 use sixgate_dns::rtype::code;
+use sixgate_dns::zone::Record;
 use sixgate_dns::{name, zonefile};
 use sixgate_dnssec::Algorithm;
 use sixgate_dnssec::policy::{Denial, KeyLayout, Policy};
@@ -82,19 +83,17 @@ pub(crate) fn roll(dir: &Path, zone: &str, what: &str, algorithm: Option<&str>) 
 }
 
 /// DS records in presentation format, one per line.
+fn ds_line(r: &Record) -> String {
+    format!("{} {} IN DS {}", name::to_text(&r.owner), r.ttl, zonefile::rdata_text(code::DS, &r.rdata))
+}
+
 fn ds_lines(store: &Store, apex: &[u8]) -> anyhow::Result<Vec<String>> {
-    Ok(store
-        .dnssec_ds(apex)?
-        .iter()
-        .map(|r| {
-            format!(
-                "{} {} IN DS {}",
-                name::to_text(&r.owner),
-                r.ttl,
-                zonefile::rdata_text(code::DS, &r.rdata)
-            )
-        })
-        .collect())
+    Ok(store.dnssec_ds(apex)?.iter().map(ds_line).collect())
+}
+
+/// The DS lines, each with when the registry may publish it.
+fn ds_lines_publish_after(store: &Store, apex: &[u8]) -> anyhow::Result<Vec<(String, Option<u64>)>> {
+    Ok(store.dnssec_ds_publish_after(apex)?.iter().map(|(r, t)| (ds_line(r), *t)).collect())
 }
 
 pub(crate) fn enable(
@@ -113,7 +112,13 @@ pub(crate) fn enable(
     };
     let policy = Policy {
         algorithm,
-        denial: if nsec3 { Denial::Nsec3 { opt_out: false } } else { base.denial },
+        // --nsec3 picks NSEC3 without overriding what --policy says about
+        // it: an opt-out asked for there is refused, not dropped.
+        denial: if nsec3 && base.denial == Denial::Nsec {
+            Denial::Nsec3 { opt_out: false }
+        } else {
+            base.denial
+        },
         layout: if ksk_zsk { KeyLayout::KskZsk } else { base.layout },
         ..base
     };
@@ -130,17 +135,22 @@ pub(crate) fn enable(
             commit.serial
         );
     }
-    for line in ds_lines(&store, &apex)? {
+    // The DS lines stay as they were (outside checks parse them); each is
+    // followed by when the registry may publish it.
+    for (line, after) in ds_lines_publish_after(&store, &apex)? {
         println!("{line}");
+        if let Some(t) = after {
+            println!("; publish-after {}", rfc3339(t.min(i64::MAX as u64) as i64));
+        }
     }
     Ok(())
 }
 
-pub(crate) fn disable(dir: &Path, zone: &str, now: bool) -> anyhow::Result<()> {
+pub(crate) fn disable(dir: &Path, zone: &str, now: bool, force: bool) -> anyhow::Result<()> {
     let apex = zone_name(zone)?;
     let mut store = open(dir)?;
     if now {
-        let commit = store.by(sixgate_store::Actor::cli()).dnssec_unsign(&apex)?;
+        let commit = store.by(sixgate_store::Actor::cli()).dnssec_unsign(&apex, force)?;
         poke(dir);
         eprintln!(
             "{} is unsigned (serial {}); if the parent still has a DS for it, remove it there now",
@@ -177,7 +187,10 @@ pub(crate) fn status(dir: &Path, zone: &str) -> anyhow::Result<()> {
     println!("next_event\t{}", time(info.state.next_event));
     let parent = match (&info.state.parent, &info.state.parent_error) {
         (_, Some(e)) => format!("error at {}: {e}", time(info.state.parent_checked_at)),
-        (Some(p), None) if p.ds.is_empty() => format!("no DS (seen {})", time(Some(p.observed_at))),
+        (Some(p), None) if p.serves_no_ds() => format!("no DS (seen {})", time(Some(p.observed_at))),
+        (Some(p), None) if p.ds.is_empty() => {
+            format!("no DS from the servers that answered (seen {})", time(Some(p.observed_at)))
+        }
         (Some(p), None) => {
             let tags: Vec<String> = p.ds.iter().map(|(t, a)| format!("{t}/{a}")).collect();
             format!("DS {} TTL {} (seen {})", tags.join(" "), p.ttl, time(Some(p.observed_at)))
@@ -231,7 +244,7 @@ pub(crate) fn sign_file(
     threads: Option<usize>,
     out: Option<&Path>,
 ) -> anyhow::Result<()> {
-    use sixgate_dns::zone::{Record, sort_canonical};
+    use sixgate_dns::zone::sort_canonical;
     use sixgate_dnssec::denial::Nsec3Params;
     use sixgate_dnssec::key::flags;
     use sixgate_dnssec::sign::{ActiveKey, Signer};
@@ -317,10 +330,10 @@ pub(crate) fn export_keys(dir: &Path, zone: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn remove_key(dir: &Path, zone: &str, key_tag: u16) -> anyhow::Result<()> {
+pub(crate) fn remove_key(dir: &Path, zone: &str, key_tag: u16, force: bool) -> anyhow::Result<()> {
     let apex = zone_name(zone)?;
     let mut store = open(dir)?;
-    let done = store.by(sixgate_store::Actor::cli()).dnssec_remove_key(&apex, key_tag)?;
+    let done = store.by(sixgate_store::Actor::cli()).dnssec_remove_key(&apex, key_tag, force)?;
     if done.commit.is_some() {
         poke(dir);
     }

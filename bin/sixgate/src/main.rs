@@ -324,10 +324,15 @@ enum DnssecCommand {
     Disable {
         /// The zone.
         zone: String,
-        /// Remove keys and signatures now. Validators treat the zone as
-        /// bogus while the parent still has a DS for it.
+        /// Remove keys and signatures now. Refused, with the time it
+        /// becomes safe, while validators may hold a DS of the parent for
+        /// the zone (they would see it as bogus).
         #[arg(long)]
         now: bool,
+        /// With --now: unsign even then. The zone is bogus to validators
+        /// that hold the parent's DS until it has left their caches.
+        #[arg(long, requires = "now")]
+        force: bool,
     },
     /// Keys, their states, the DS records, and the verdict.
     Status {
@@ -359,12 +364,19 @@ enum DnssecCommand {
         zone: String,
     },
     /// Remove a key by hand (by key tag). Refused while the parent's DS
-    /// names it or it still signs; keys are removed automatically when safe.
+    /// names it, while resolvers may still hold its signatures (with the
+    /// time that ends), or while it still signs; keys are removed
+    /// automatically when safe.
     RemoveKey {
         /// The zone.
         zone: String,
         /// The key's tag.
         key_tag: u16,
+        /// Remove it even while the parent's DS names it or its signatures
+        /// may be cached (never while it signs): validators that hold them
+        /// see the zone as bogus.
+        #[arg(long)]
+        force: bool,
     },
     /// Start a key rollover by hand.
     Roll {
@@ -455,10 +467,14 @@ enum ZoneCommand {
     },
     /// List zones: NAME, SERIAL and RECORDS, tab-separated.
     List,
-    /// Delete a zone.
+    /// Delete a zone. A signed zone is refused while validators may hold
+    /// a DS of the parent for it (its keys would go with it).
     Delete {
         /// Zone name.
         zone: String,
+        /// Delete a signed zone even then.
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -532,7 +548,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 ZoneCommand::Import { zone, file } => zonecmd::import(&dir, &zone, &file),
                 ZoneCommand::Export { zone, as_served } => zonecmd::export(&dir, &zone, as_served),
                 ZoneCommand::List => zonecmd::list(&dir),
-                ZoneCommand::Delete { zone } => zonecmd::delete(&dir, &zone),
+                ZoneCommand::Delete { zone, force } => zonecmd::delete(&dir, &zone, force),
             }
         }
         Command::Record { command, common, api } => {
@@ -625,12 +641,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 DnssecCommand::Enable { zone, algorithm, nsec3, ksk_zsk, policy } => {
                     dnssecmd::enable(&dir, &zone, &algorithm, nsec3, ksk_zsk, policy.as_deref())
                 }
-                DnssecCommand::Disable { zone, now } => dnssecmd::disable(&dir, &zone, now),
+                DnssecCommand::Disable { zone, now, force } => dnssecmd::disable(&dir, &zone, now, force),
                 DnssecCommand::Status { zone } => dnssecmd::status(&dir, &zone),
                 DnssecCommand::Ds { zone } => dnssecmd::ds(&dir, &zone),
                 DnssecCommand::Maintain { zone, parents } => dnssecmd::maintain(&dir, &zone, &parents),
                 DnssecCommand::ExportKeys { zone } => dnssecmd::export_keys(&dir, &zone),
-                DnssecCommand::RemoveKey { zone, key_tag } => dnssecmd::remove_key(&dir, &zone, key_tag),
+                DnssecCommand::RemoveKey { zone, key_tag, force } => {
+                    dnssecmd::remove_key(&dir, &zone, key_tag, force)
+                }
                 DnssecCommand::Roll { zone, what, algorithm } => {
                     dnssecmd::roll(&dir, &zone, &what, algorithm.as_deref())
                 }

@@ -89,10 +89,15 @@ pub(crate) fn list(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub(crate) fn delete(dir: &Path, zone: &str) -> anyhow::Result<()> {
+pub(crate) fn delete(dir: &Path, zone: &str, force: bool) -> anyhow::Result<()> {
     let apex = zone_name(zone)?;
     let mut store = open(dir)?;
-    store.by(sixgate_store::Actor::cli()).delete_zone(&apex)?;
+    let mut w = store.by(sixgate_store::Actor::cli());
+    if force {
+        w.delete_zone_forced(&apex)?
+    } else {
+        w.delete_zone(&apex)?
+    };
     poke(dir);
     eprintln!("deleted {}", name::to_text(&apex));
     Ok(())

@@ -56,7 +56,10 @@ fn policy_of(body: &[u8]) -> Result<Policy, ApiError> {
     if let Some(a) = req.algorithm {
         policy.algorithm = a.parse::<Algorithm>().map_err(|e| ApiError::Unprocessable(e.to_string()))?;
     }
-    if req.nsec3 {
+    // `nsec3: true` picks NSEC3 when the policy does not; it never
+    // overrides what the policy says about NSEC3 (an opt-out asked for
+    // there is refused by `validate`, not dropped).
+    if req.nsec3 && policy.denial == Denial::Nsec {
         policy.denial = Denial::Nsec3 { opt_out: false };
     }
     match req.layout.as_deref() {
@@ -92,9 +95,14 @@ async fn enable(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct DisableQuery {
-    /// Unsign at once instead of waiting for the parent's DS to go.
+    /// Unsign at once instead of waiting for the parent's DS to go;
+    /// refused while validators may hold a DS of the parent for the zone.
     #[serde(default)]
     now: bool,
+    /// With `now`: unsign even then (admin tokens only; a customer can
+    /// never make its zone bogus this way).
+    #[serde(default)]
+    force: bool,
 }
 
 async fn disable(
@@ -104,11 +112,17 @@ async fn disable(
     Query(q): Query<DisableQuery>,
 ) -> Result<Json<StatusJson>, ApiError> {
     let apex = parse_name(&zone)?;
+    if q.force {
+        if !q.now {
+            return Err(ApiError::Unprocessable("force goes with now=true".into()));
+        }
+        caller.require_admin()?;
+    }
     let a = apex.clone();
     st.commit(move |s| {
         caller.zone_full(s, &a)?;
         let commit = if q.now {
-            s.by(caller.actor()).dnssec_unsign(&a)?
+            s.by(caller.actor()).dnssec_unsign(&a, q.force)?
         } else {
             let m = s.by(caller.actor()).dnssec_start_unsigning(&a)?;
             m.commit.unwrap_or(Commit { journal_id: 0, serial: 0 })
@@ -193,6 +207,9 @@ pub(crate) struct StatusJson {
     keys: Vec<KeyJson>,
     /// The DS records to give the registry, presentation format.
     ds: Vec<String>,
+    /// For each of `ds`, the time (RFC 3339) from which the registry may
+    /// publish it: before then a DS would make cached answers bogus.
+    ds_publish_after: Vec<Option<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     next_event: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -293,6 +310,7 @@ fn status_of(s: &Store, apex: &[u8]) -> Result<StatusJson, ApiError> {
             policy: None,
             keys: Vec::new(),
             ds: Vec::new(),
+            ds_publish_after: Vec::new(),
             next_event: None,
             parent: None,
             waiting: Vec::new(),
@@ -300,11 +318,14 @@ fn status_of(s: &Store, apex: &[u8]) -> Result<StatusJson, ApiError> {
             chain: None,
         });
     };
-    let ds: Vec<String> = s
-        .dnssec_ds(apex)?
+    let (ds, ds_publish_after): (Vec<String>, Vec<Option<String>>) = s
+        .dnssec_ds_publish_after(apex)?
         .iter()
-        .map(|r| format!("{} {} IN DS {}", name::to_text(&r.owner), r.ttl, ds_text(&r.rdata)))
-        .collect();
+        .map(|(r, after)| {
+            let line = format!("{} {} IN DS {}", name::to_text(&r.owner), r.ttl, ds_text(&r.rdata));
+            (line, after.map(|t| rfc3339(t.min(i64::MAX as u64) as i64)))
+        })
+        .unzip();
     let chain = chain_of(s, apex, &info)?;
     let keys = info
         .keys
@@ -340,6 +361,7 @@ fn status_of(s: &Store, apex: &[u8]) -> Result<StatusJson, ApiError> {
         policy: Some(info.policy.clone()),
         keys,
         ds,
+        ds_publish_after,
         next_event: time(info.state.next_event),
         parent,
         waiting: info.state.waiting.iter().map(|w| format!("{w:?}")).collect(),

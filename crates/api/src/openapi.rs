@@ -80,7 +80,7 @@ pub(crate) fn document() -> Value {
             "/v1/zones/{zone}/dnssec": {
                 "get": op("DNSSEC status: keys and states, next event, the DS for the registry, the parent's DS, the verdict and the chain of trust", "200", None),
                 "post": op("Sign the zone (the one switch); body optional: algorithm, nsec3, layout, policy", "200", Some("EnableDnssec")),
-                "delete": op("Go insecure: CDS/CDNSKEY delete, unsigned once the parent's DS is gone (?now=true: at once)", "200", None),
+                "delete": op("Go insecure: CDS/CDNSKEY delete, unsigned once the parent's DS is gone (?now=true: at once, refused with 409 while a DS of the parent may be cached; &force=true, admin only, even then)", "200", None),
             },
             "/v1/zones/{zone}/dnssec/rollover": {
                 "post": op("Start a rollover: kind ksk, zsk or algorithm (with algorithm)", "200", Some("Rollover")),

@@ -328,7 +328,7 @@ async fn delete(
     Path((server, id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     check_server(&server)?;
-    delete_zone(&st, caller, zone_name(&id)?).await?;
+    delete_zone(&st, caller, zone_name(&id)?, false).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -540,6 +540,9 @@ async fn dnssec_is_one_switch_with_status_ds_and_chain() {
         (json!({"policy": {"dnskey_ttl": 0}}), "ttl"),
         (json!({"algorithm": "rsasha1"}), "rsasha1"),
         (json!({"policy": {"no_such_field": 1}}), "no_such_field"),
+        // Refused, not accepted and ignored (RFC 9276 advises against it).
+        (json!({"nsec3": true, "policy": {"denial": {"type": "nsec3", "opt_out": true}}}), "opt-out"),
+        (json!({"policy": {"denial": {"type": "nsec3", "opt_out": true}}}), "opt-out"),
     ] {
         let (s, v) =
             f.call("POST", "/v1/zones/example.test/dnssec", Some(&f.alice), Some(body.clone())).await;
@@ -568,6 +571,8 @@ async fn dnssec_is_one_switch_with_status_ds_and_chain() {
     assert_eq!(keys[0]["state"], "active");
     let ds = v["ds"][0].as_str().unwrap();
     assert!(ds.starts_with(&format!("example.test. 3600 IN DS {} 15 2 ", keys[0]["key_tag"])), "{ds}");
+    let after = v["ds_publish_after"][0].as_str().unwrap();
+    assert!(after.len() == 20 && after.ends_with('Z'), "{after}");
     // The chain: the DNSKEY, and signatures over each type with windows.
     let chain = &v["chain"];
     assert_eq!(chain["dnskey"][0]["secure_entry_point"], true);
@@ -592,9 +597,44 @@ async fn dnssec_is_one_switch_with_status_ds_and_chain() {
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["verdict"], "going insecure");
     assert!(v["ds"].as_array().unwrap().is_empty());
+    // The parent was never asked: unsigning at once is refused (it may
+    // serve a DS), and only an admin may force it.
     let (s, v) = f.call("DELETE", "/v1/zones/example.test/dnssec?now=true", Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, v) = f.call("DELETE", "/v1/zones/example.test/dnssec?now=true", Some(&f.admin), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let (s, v) =
+        f.call("DELETE", "/v1/zones/example.test/dnssec?now=true&force=true", Some(&f.admin), None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["signed"], false);
+}
+
+/// Regression: `DELETE …/dnssec?now=true` unsigned at once for any token,
+/// and deleting a zone dropped its keys, whatever the parent's DS. Both are
+/// refused while validators may hold a DS of the parent for the zone, with
+/// the reason; a customer token can never force them, an admin token can.
+#[tokio::test]
+async fn a_customer_cannot_unsign_or_delete_a_zone_the_parent_may_vouch_for() {
+    let f = fixture();
+    let (s, v) = f.call("POST", "/v1/zones/example.test/dnssec", Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = f.call("DELETE", "/v1/zones/example.test/dnssec?now=true", Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    let detail = v["detail"].as_str().unwrap();
+    assert!(detail.contains("refused unsigning it now") && detail.contains("parent"), "{detail}");
+    let (s, v) =
+        f.call("DELETE", "/v1/zones/example.test/dnssec?now=true&force=true", Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = f.call("DELETE", "/v1/zones/example.test", Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["detail"].as_str().unwrap().contains("refused deleting it with its keys"), "{v}");
+    let (s, v) = f.call("DELETE", "/v1/zones/example.test?force=true", Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    // Still signed, still there.
+    let (_, v) = f.call("GET", "/v1/zones/example.test/dnssec", Some(&f.alice), None).await;
+    assert_eq!(v["signed"], true);
+    let (s, _) = f.call("DELETE", "/v1/zones/example.test?force=true", Some(&f.admin), None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
 }
 
 /// Regression (issue 11, fault 3), through every dialect that creates

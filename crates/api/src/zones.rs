@@ -1,7 +1,7 @@
 //! `/v1/zones`: create, list, show and delete zones; import and export
 //! zone files.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
@@ -196,22 +196,43 @@ pub(crate) async fn create_zone<T: Send + 'static>(
 }
 
 /// Deletes a zone the caller fully controls, once DNS stops serving it.
-pub(crate) async fn delete_zone(st: &AppState, caller: Caller, apex: Box<[u8]>) -> Result<(), ApiError> {
+/// A signed zone is refused while validators may hold a DS of the parent
+/// for it; `force` (admin tokens only) deletes it even then.
+pub(crate) async fn delete_zone(
+    st: &AppState,
+    caller: Caller,
+    apex: Box<[u8]>,
+    force: bool,
+) -> Result<(), ApiError> {
+    if force {
+        caller.require_admin()?;
+    }
     st.commit(move |s| {
         caller.zone_full(s, &apex)?;
-        let c = s.by(caller.actor()).delete_zone(&apex)?;
+        let mut w = s.by(caller.actor());
+        let c = if force { w.delete_zone_forced(&apex)? } else { w.delete_zone(&apex)? };
         tracing::info!(zone = %name::to_text(&apex), "zone deleted");
         Ok((c, ()))
     })
     .await
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    /// Delete a signed zone even while the parent's DS may name its keys
+    /// (admin tokens only).
+    #[serde(default)]
+    force: bool,
+}
+
 async fn delete(
     State(st): State<AppState>,
     caller: Caller,
     Path(zone): Path<String>,
+    Query(q): Query<DeleteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    delete_zone(&st, caller, parse_name(&zone)?).await?;
+    delete_zone(&st, caller, parse_name(&zone)?, q.force).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

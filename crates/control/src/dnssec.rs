@@ -13,7 +13,8 @@
 //! zone with explicit ADDR:PORT lists, for tests and for parents that are
 //! not reachable that way. Only what every answering server serves
 //! counts as published, so a DS is not taken as seen while some of the
-//! parent's servers lack it.
+//! parent's servers lack it; a DS counts as gone only when every server
+//! answered and none serves it ([`merge_answers`]).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use sixgate_dns::delegation::{DelegationError, ns_query, parse_ns_response};
-use sixgate_dns::dsquery::{DsError, ds_query, parse_ds_response};
+use sixgate_dns::dsquery::{DsAnswer, DsError, ds_query, parse_ds_response};
 use sixgate_dns::lookup::{self, Outcome};
 use sixgate_dns::name;
 use sixgate_dns::rtype::code;
@@ -142,16 +143,16 @@ async fn parent_servers(settings: &DnssecSettings, apex: &[u8]) -> Result<Vec<So
     Ok(servers)
 }
 
-/// Asks the parent's servers for `apex`'s DS RRset at `now`. The DS seen
-/// is what every answering server serves; the TTL the largest seen.
+/// Asks the parent's servers for `apex`'s DS RRset at `now`: what they
+/// serve, merged by [`merge_answers`], and the DS rdata every answering
+/// server serves.
 pub async fn observe_parent(
     settings: &DnssecSettings,
     apex: &[u8],
     now: u64,
 ) -> Result<(ParentDs, Vec<Vec<u8>>), String> {
     let servers = parent_servers(settings, apex).await?;
-    let mut seen: Option<BTreeSet<Box<[u8]>>> = None;
-    let mut ttl = 0u32;
+    let mut answers = Vec::new();
     let mut errors = Vec::new();
     for s in &servers {
         let got = udp_ask(
@@ -165,26 +166,53 @@ pub async fn observe_parent(
         )
         .await;
         match got {
-            Ok(Ok(a)) => {
-                ttl = ttl.max(a.ttl);
-                let set: BTreeSet<Box<[u8]>> = a.rdatas.into_iter().collect();
-                seen = Some(match seen {
-                    None => set,
-                    Some(prev) => prev.intersection(&set).cloned().collect(),
-                });
-            }
+            Ok(Ok(a)) => answers.push(a),
             Ok(Err(e)) => errors.push(format!("{s}: {e}")),
             Err(e) => errors.push(no_answer(*s, e)),
         }
     }
-    let Some(ds) = seen else {
-        return Err(format!("no parent server answered: {}", errors.join("; ")));
-    };
     if !errors.is_empty() {
         tracing::debug!(zone = %name::to_text(apex), errors = %errors.join("; "), "some parent servers did not answer");
     }
-    let tags = ds.iter().filter_map(|rd| Ds::decode(rd)).map(|d| (d.key_tag, d.algorithm)).collect();
-    Ok((ParentDs { observed_at: now, ttl, ds: tags }, ds.into_iter().map(|b| b.into_vec()).collect()))
+    merge_answers(&answers, errors.is_empty(), now)
+        .ok_or_else(|| format!("no parent server answered: {}", errors.join("; ")))
+}
+
+/// Merges the answers of the parent's servers (`complete` when every
+/// server answered) into one observation at `now`, or `None` without any
+/// answer.
+///
+/// The two directions of a DS change are merged differently. The DS rdata
+/// returned (and later matched against the keys, digest and all) is what
+/// *every* answering server serves: a new DS is not taken as published
+/// while some server lacks it. The DS list of the observation is what *any*
+/// server serves: a DS is not taken as gone while one lagging server still
+/// hands it to resolvers. The TTL is the largest DS TTL served, or when no
+/// server serves a DS, the largest negative TTL.
+pub fn merge_answers(answers: &[DsAnswer], complete: bool, now: u64) -> Option<(ParentDs, Vec<Vec<u8>>)> {
+    let mut every: Option<BTreeSet<&[u8]>> = None;
+    let mut any: BTreeSet<&[u8]> = BTreeSet::new();
+    let (mut ds_ttl, mut negative_ttl) = (0u32, 0u32);
+    for a in answers {
+        let set: BTreeSet<&[u8]> = a.rdatas.iter().map(|rd| &rd[..]).collect();
+        if set.is_empty() {
+            negative_ttl = negative_ttl.max(a.ttl);
+        } else {
+            ds_ttl = ds_ttl.max(a.ttl);
+        }
+        any.extend(set.iter().copied());
+        every = Some(match every {
+            None => set,
+            Some(prev) => prev.intersection(&set).copied().collect(),
+        });
+    }
+    let every = every?;
+    let ttl = if any.is_empty() { negative_ttl } else { ds_ttl };
+    let mut ds: Vec<(u16, u8)> =
+        any.iter().filter_map(|rd| Ds::decode(rd)).map(|d| (d.key_tag, d.algorithm)).collect();
+    ds.dedup();
+    let observed = ParentDs { observed_at: now, ttl, ds, keys: Vec::new(), complete };
+    Some((observed, every.into_iter().map(<[u8]>::to_vec).collect()))
 }
 
 /// The store, shared between the blocking calls of this task.
@@ -307,5 +335,44 @@ pub async fn run(dir: PathBuf, settings: DnssecSettings, mut shutdown: watch::Re
             _ = tokio::time::sleep(TICK) => {}
             _ = shutdown.changed() => return,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(ttl: u32, rdatas: &[&[u8]]) -> DsAnswer {
+        DsAnswer { ttl, rdatas: rdatas.iter().map(|r| Box::<[u8]>::from(*r)).collect() }
+    }
+
+    const OLD: &[u8] = &[0x04, 0xd2, 13, 2, 0xaa];
+    const NEW: &[u8] = &[0x00, 0x63, 13, 2, 0xbb];
+
+    /// Regression: the parent's answers were intersected, so one server
+    /// that had already dropped the DS (or one that alone answered) made
+    /// the DS "gone" while the others still served it.
+    #[test]
+    fn no_ds_only_when_every_parent_server_lacks_it() {
+        let (p, every) = merge_answers(&[answer(86_400, &[OLD]), answer(900, &[])], true, 7).unwrap();
+        assert_eq!(p.ds, vec![(1234, 13)], "a ds that one server serves is not gone");
+        assert!(!p.serves_no_ds());
+        assert!(every.is_empty(), "a ds that one server lacks is not published");
+        assert_eq!(p.ttl, 86_400, "the ds ttl, not the negative ttl of the other answer");
+        let (p, _) = merge_answers(&[answer(900, &[]), answer(600, &[])], true, 7).unwrap();
+        assert!(p.serves_no_ds());
+        assert_eq!(p.ttl, 900);
+        // A server that did not answer may still serve it.
+        let (p, _) = merge_answers(&[answer(900, &[])], false, 7).unwrap();
+        assert!(p.ds.is_empty() && !p.serves_no_ds());
+        assert!(merge_answers(&[], false, 7).is_none());
+    }
+
+    #[test]
+    fn published_is_what_every_server_serves() {
+        let (p, every) = merge_answers(&[answer(3600, &[OLD, NEW]), answer(3600, &[NEW])], true, 7).unwrap();
+        assert_eq!(every, vec![NEW.to_vec()]);
+        assert_eq!(p.ds, vec![(99, 13), (1234, 13)]);
+        assert_eq!((p.observed_at, p.complete, p.keys.is_empty()), (7, true, true));
     }
 }

@@ -63,6 +63,16 @@ impl Ds {
     }
 }
 
+/// Whether the DS (or CDS) rdata `ds` names the DNSKEY rdata `dnskey` at
+/// `owner`: key tag, algorithm, and a digest of a supported type that
+/// matches. A DS with the right key tag but a wrong digest, or a digest
+/// type sixgate cannot compute, names nothing (RFC 4035 §5.2). The
+/// rollover's view of the parent and the status verdict both decide with
+/// this.
+pub fn names_key(ds: &[u8], owner: &[u8], dnskey: &[u8]) -> bool {
+    Ds::decode(ds).is_some_and(|d| d.matches(owner, dnskey))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -82,6 +92,18 @@ mod tests {
         let d = Ds::decode(&ds).unwrap();
         assert!(d.matches(&from_text("DSKEY.example.com.", None).unwrap(), &dnskey));
         assert!(!d.matches(&from_text("other.example.com.", None).unwrap(), &dnskey));
+        let owner = from_text("dskey.example.com.", None).unwrap();
+        assert!(names_key(&ds, &owner, &dnskey));
+        // Same key tag and algorithm, one digest octet off.
+        let mut wrong = ds.clone();
+        *wrong.last_mut().unwrap() ^= 1;
+        assert!(!names_key(&wrong, &owner, &dnskey));
+        // SHA-1 (digest type 1) is not computed, so it names nothing.
+        let mut sha1 = ds[..4].to_vec();
+        sha1[3] = 1;
+        sha1.extend_from_slice(&[0; 20]);
+        assert!(!names_key(&sha1, &owner, &dnskey));
+        assert!(!names_key(&ds[..3], &owner, &dnskey));
     }
 
     fn base64_decode(s: &str) -> Vec<u8> {

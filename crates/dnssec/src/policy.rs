@@ -59,7 +59,8 @@ pub enum Denial {
     Nsec3 {
         /// Opt-out (RFC 5155 §6): unsigned delegations get no NSEC3 of
         /// their own. RFC 9276 §3.1 advises against it unless the zone
-        /// has very many unsigned delegations.
+        /// has very many unsigned delegations; sixgate does not offer it,
+        /// and [`Policy::validate`] refuses `true`.
         #[serde(default)]
         opt_out: bool,
     },
@@ -99,8 +100,8 @@ pub struct Policy {
     /// How long a KSK or CSK is in use before it is replaced; 0 means
     /// never automatically (it still rolls on demand).
     pub ksk_lifetime: u32,
-    /// TTL of the parent's DS RRset, used until a TTL has been observed at
-    /// the parent.
+    /// TTL of the parent's DS RRset, used until the parent has been seen
+    /// serving a DS (then the largest DS TTL seen is used).
     pub parent_ds_ttl: u32,
     /// Longest time until every server of the parent zone serves a change
     /// of the DS RRset that one of them serves.
@@ -206,6 +207,13 @@ pub enum PolicyError {
         /// The shortest accepted lifetime.
         minimum: u64,
     },
+    /// NSEC3 opt-out was asked for. It would leave unsigned delegations
+    /// without a proof of their own, and RFC 9276 §3.1 advises against it;
+    /// sixgate does not offer it rather than accept it and ignore it.
+    #[error(
+        "nsec3 opt-out is not supported (RFC 9276 section 3.1 advises against it): leave out opt_out or set it to false"
+    )]
+    OptOut,
     /// Signatures could expire while resolvers still hold them.
     #[error(
         "signature refresh ({refresh} s) must be more than the zone's largest TTL plus the propagation delay ({needed} s)"
@@ -221,6 +229,9 @@ pub enum PolicyError {
 impl Policy {
     /// Checks that the policy makes sense on its own.
     pub fn validate(&self) -> Result<(), PolicyError> {
+        if self.denial == (Denial::Nsec3 { opt_out: true }) {
+            return Err(PolicyError::OptOut);
+        }
         if self.signature_refresh == 0 {
             return Err(PolicyError::RefreshZero);
         }
@@ -289,6 +300,19 @@ impl Policy {
         Ok(())
     }
 
+    /// The largest TTL a record of a zone signed under this policy may
+    /// have: the largest that [`Policy::check_zone_max_ttl`] accepts (at
+    /// most [`MAX_TTL`], and below the refresh less the propagation
+    /// delay). Every write to a signed zone is held to it, since the
+    /// rollover waits for the zone's largest TTL: one record with a TTL of
+    /// years would keep every retired key published and stall the move to
+    /// secure.
+    pub fn max_record_ttl(&self) -> u32 {
+        let below_refresh =
+            u64::from(self.signature_refresh).saturating_sub(u64::from(self.propagation_delay) + 1);
+        below_refresh.min(u64::from(MAX_TTL)) as u32
+    }
+
     /// How long after its DNSKEY is published a key is known to every
     /// resolver that holds the DNSKEY RRset: the publication interval
     /// Ipub of RFC 7583 §3.2.1.
@@ -306,8 +330,10 @@ impl Policy {
 
     /// How long a DS change must be seen at the parent before no resolver
     /// holds the parent's old DS RRset: the parent's propagation delay
-    /// plus the DS TTL (RFC 7583 §3.3.1). `observed_ttl` is the TTL seen
-    /// at the parent, if any.
+    /// plus the DS TTL (RFC 7583 §3.3.1). `observed_ttl` is the largest TTL
+    /// of a DS RRset seen at the parent, if any; never the negative TTL of
+    /// an answer without DS, which says nothing about how long a DS
+    /// fetched before stays cached.
     pub fn ds_delay(&self, observed_ttl: Option<u32>) -> u64 {
         u64::from(observed_ttl.unwrap_or(self.parent_ds_ttl)) + u64::from(self.parent_propagation_delay)
     }
@@ -357,6 +383,19 @@ mod tests {
         assert_eq!(p.zsk_lifetime, 0);
         let back: Policy = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
         assert_eq!(back, p);
+    }
+
+    /// Regression: `opt_out: true` was accepted and then ignored (the
+    /// signer makes no opt-out chain), so a customer asking for it got
+    /// something else without a word.
+    #[test]
+    fn opt_out_is_refused_not_ignored() {
+        let p: Policy = serde_json::from_str(r#"{"denial":{"type":"nsec3","opt_out":true}}"#).unwrap();
+        let err = p.validate().unwrap_err();
+        assert!(err.to_string().contains("opt-out is not supported"), "{err}");
+        assert!(err.to_string().contains("RFC 9276"), "{err}");
+        let p: Policy = serde_json::from_str(r#"{"denial":{"type":"nsec3","opt_out":false}}"#).unwrap();
+        assert_eq!(p.validate(), Ok(()));
     }
 
     #[test]
@@ -431,5 +470,18 @@ mod tests {
         assert!(matches!(p.check_zone_max_ttl(0), Err(PolicyError::TtlOutOfRange { .. })));
         assert!(matches!(p.check_zone_max_ttl(MAX_TTL), Err(PolicyError::RefreshBelowMaxTtl { .. })));
         assert_eq!(p.check_zone_max_ttl(2 * DAY), Ok(()));
+    }
+
+    #[test]
+    fn max_record_ttl_is_the_largest_the_zone_check_accepts() {
+        for p in [
+            Policy::default(),
+            Policy { signature_refresh: 3 * DAY, signature_validity: 7 * DAY, ..Policy::default() },
+            Policy { signature_refresh: 20 * DAY, signature_validity: 30 * DAY, ..Policy::default() },
+        ] {
+            let max = p.max_record_ttl();
+            assert_eq!(p.check_zone_max_ttl(max), Ok(()), "{p:?}");
+            assert!(p.check_zone_max_ttl(max + 1).is_err(), "{p:?}");
+        }
     }
 }

@@ -33,9 +33,12 @@
 //!   every cache.
 //!
 //! Whatever the parent does, a KSK/CSK rollover never passes the DS step
-//! until the new DS has been seen continuously for the parent's DS TTL
-//! plus its propagation delay, and a key whose DS the parent still serves
-//! is never removed.
+//! until the new DS, with a digest that matches the key, has been seen on
+//! every answering server continuously for the parent's DS TTL plus its
+//! propagation delay, and a key whose DS any server of the parent still
+//! serves is never removed. Waits for a DS to leave caches use the largest
+//! DS TTL ever seen at the parent, never the negative TTL of the answer
+//! that says the DS is gone.
 
 use serde::{Deserialize, Serialize};
 
@@ -50,7 +53,7 @@ mod resolver_model;
 #[cfg(test)]
 mod tests;
 
-pub use planner::{Plan, Wait, plan};
+pub use planner::{Plan, Wait, ds_publish_after, plan, signatures_gone_at};
 pub use view::{Cds, KeyRef, ZoneKeys, zone_view};
 
 /// The opaque identifier of a key, chosen by whoever stores the key
@@ -281,22 +284,61 @@ impl KeyRecord {
 }
 
 /// What was last observed of the zone's DS RRset at the parent.
+///
+/// The two directions of a DS change need different evidence. A DS counts
+/// as *served* only when every answering server serves it with a digest
+/// that matches the key ([`ParentDs::serves`]), so a rollover never goes on
+/// while some server, or a wrong digest, would leave resolvers without a
+/// usable DS. A DS counts as *gone* only when no server serves anything
+/// with its key tag and algorithm and every server answered
+/// ([`ParentDs::serves_no_ds`], [`ParentDs::may_serve`]), so a key is never
+/// removed while one lagging or silent server may still hand out its DS.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ParentDs {
     /// When the parent was queried (Unix seconds).
     pub observed_at: u64,
-    /// TTL of the DS RRset (of the NODATA answer's SOA minimum when there
-    /// is none, RFC 2308 §5).
+    /// TTL of the DS RRset; when no server serves a DS, the NODATA
+    /// answer's negative TTL (RFC 2308 §5), which says nothing about how
+    /// long resolvers keep a DS they fetched before (the planner then
+    /// uses the largest DS TTL it has seen, [`Keyring::parent_ds_ttl`]).
     pub ttl: u32,
-    /// The DS records, as (key tag, algorithm) pairs.
+    /// Every DS record that at least one answering server serves, as
+    /// (key tag, algorithm) pairs, whatever its digest.
     pub ds: Vec<(u16, u8)>,
+    /// The keys whose DS every answering server serves with a digest that
+    /// matches the key's DNSKEY ([`crate::ds::Ds::matches`]); the caller,
+    /// which holds the DNSKEYs, fills it in.
+    #[serde(default)]
+    pub keys: Vec<KeyId>,
+    /// Whether every server of the parent answered. Without that, nothing
+    /// is known to be gone.
+    #[serde(default)]
+    pub complete: bool,
 }
 
 impl ParentDs {
-    /// Whether the parent serves a DS for `key`.
-    pub fn lists(&self, key: &KeyRecord) -> bool {
+    /// Whether every answering server serves a DS that matches `key`,
+    /// digest and all.
+    pub fn serves(&self, key: &KeyRecord) -> bool {
+        self.keys.contains(&key.id)
+    }
+
+    /// Whether some server may serve a DS for `key`: one serves a DS with
+    /// its key tag and algorithm, or not every server answered.
+    pub fn may_serve(&self, key: &KeyRecord) -> bool {
+        !self.complete || self.names_tag_of(key)
+    }
+
+    /// Whether a server was seen serving a DS with `key`'s key tag and
+    /// algorithm.
+    pub fn names_tag_of(&self, key: &KeyRecord) -> bool {
         self.ds.contains(&(key.key_tag, key.algorithm))
+    }
+
+    /// Whether every server answered and none serves any DS.
+    pub fn serves_no_ds(&self) -> bool {
+        self.complete && self.ds.is_empty()
     }
 }
 
@@ -329,6 +371,12 @@ pub struct Keyring {
     /// which takes precedence over the policy's.
     #[serde(default)]
     pub algorithm: Option<Algorithm>,
+    /// The largest TTL of a DS RRset seen at the parent. While going
+    /// insecure the parent answers NODATA, whose negative TTL is often far
+    /// shorter (900 s under .com against a DS TTL of 86400 s); resolvers
+    /// keep the DS they fetched before for this long.
+    #[serde(default)]
+    pub parent_ds_ttl: Option<u32>,
 }
 
 impl Default for Keyring {
@@ -378,6 +426,12 @@ pub enum Action {
     ParentEmpty {
         /// Since when.
         since: Option<u64>,
+    },
+    /// Record the largest TTL of a DS RRset seen at the parent
+    /// ([`Keyring::parent_ds_ttl`]).
+    ParentDsTtl {
+        /// The TTL.
+        ttl: u32,
     },
 }
 
@@ -451,12 +505,36 @@ pub enum RolloverError {
     /// or is listed in CDS/CDNSKEY.
     #[error("key {0} is in use (signing or listed in cds)")]
     KeyInUse(KeyId),
+    /// The key stopped signing recently: resolvers may hold its
+    /// signatures, which would be left without their DNSKEY.
+    #[error("signatures by key {id} may still be cached until {until}")]
+    SignaturesCached {
+        /// The key.
+        id: KeyId,
+        /// When the last of them has left every cache (Unix seconds).
+        until: u64,
+    },
+    /// The parent serves a DS for the zone: without keys the zone is
+    /// bogus to validators.
+    #[error("the parent serves a ds for the zone")]
+    ParentServesDs,
+    /// The parent has not been asked (or not every server answered), so
+    /// it may serve a DS.
+    #[error("the parent has not been seen without a ds")]
+    ParentNotSeen,
+    /// The parent served a DS before; resolvers may still hold it.
+    #[error("the parent's ds may still be cached{}", until.map(|t| format!(" until {t}")).unwrap_or_default())]
+    DsCached {
+        /// When the last copy has left every cache, if known (Unix
+        /// seconds).
+        until: Option<u64>,
+    },
 }
 
 impl Keyring {
     /// An empty keyring of a zone that is to be signed.
     pub fn new() -> Keyring {
-        Keyring { keys: Vec::new(), goal: Goal::Secure, algorithm: None }
+        Keyring { keys: Vec::new(), goal: Goal::Secure, algorithm: None, parent_ds_ttl: None }
     }
 
     /// The key with this id.
@@ -553,6 +631,10 @@ impl Keyring {
                 if let Goal::Insecure { no_ds_since, .. } = &mut self.goal {
                     *no_ds_since = since;
                 }
+                Ok(())
+            }
+            Action::ParentDsTtl { ttl } => {
+                self.parent_ds_ttl = Some(self.parent_ds_ttl.map_or(ttl, |t| t.max(ttl)));
                 Ok(())
             }
         }

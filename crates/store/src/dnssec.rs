@@ -17,13 +17,13 @@ use sixgate_dnssec::ds;
 use sixgate_dnssec::key::flags;
 use sixgate_dnssec::policy::{Denial, Policy};
 use sixgate_dnssec::rollover::{
-    self, Action, Cds, KeyId, KeyRecord, Keyring, ParentDs, Role, Wait, ZoneKeys,
+    self, Action, Cds, KeyId, KeyRecord, Keyring, ParentDs, Role, RolloverError, Wait, ZoneKeys,
 };
 use sixgate_dnssec::{Algorithm, KeyPair};
 
 use crate::signer::{self, LoadedKey, ZoneSigning};
 use crate::write::{Kind, rows};
-use crate::{Commit, Store, StoreError, Writer, display, record_of, zone_row};
+use crate::{Commit, LimitError, Store, StoreError, Writer, display, record_of, zone_row};
 
 /// How often a key is generated again when its tag collides with a live
 /// key's (RFC 4034 Appendix B: tags are not unique).
@@ -342,6 +342,75 @@ fn run_planner(
     Ok(())
 }
 
+/// The refusal of a step that would make the zone bogus for validators,
+/// with the reason and, when known, the time it becomes safe.
+fn unsafe_error(apex: &[u8], what: &str, e: RolloverError) -> StoreError {
+    let zone = display(apex);
+    let at = |t: u64| crate::rfc3339(t.min(i64::MAX as u64) as i64);
+    StoreError::Conflict(match e {
+        RolloverError::SignaturesCached { until, .. } => format!(
+            "{zone}: refused {what}: resolvers may still hold signatures it made until {}, and would see the zone as bogus; safe from {} (the key is removed by itself then)",
+            at(until),
+            at(until)
+        ),
+        RolloverError::ParentServesDs => format!(
+            "{zone}: refused {what}: the parent serves a DS for it, so validators would see the zone as bogus; use `dnssec disable` without --now, which unsigns it once the DS is gone from the parent and from caches"
+        ),
+        RolloverError::ParentNotSeen => format!(
+            "{zone}: refused {what}: not every server of the parent has been seen without a DS for it, so it may serve one; safe once `dnssec status` shows the parent without DS (run `dnssec maintain` to ask)"
+        ),
+        RolloverError::DsCached { until: Some(until) } => format!(
+            "{zone}: refused {what}: resolvers may still hold the parent's old DS until {}, and would see the zone as bogus; safe from {}",
+            at(until),
+            at(until)
+        ),
+        RolloverError::DsCached { until: None } => format!(
+            "{zone}: refused {what}: the parent served a DS for it, which resolvers may still hold; use `dnssec disable` without --now, which unsigns it once the DS has left every cache"
+        ),
+        other => format!("{zone}: refused {what}: {other}"),
+    })
+}
+
+/// Refuses to delete a signed zone while unsigning it at once would make
+/// it bogus ([`Keyring::unsign_check`]): its keys go with it. A no-op for
+/// an unsigned zone.
+pub(crate) fn check_delete(conn: &Connection, zone_id: i64, apex: &[u8], now: u64) -> Result<(), StoreError> {
+    let Some((policy, state)) = zone_row_dnssec(conn, zone_id)? else { return Ok(()) };
+    state
+        .keyring
+        .unsign_check(state.parent.as_ref(), &policy, now)
+        .map_err(|e| unsafe_error(apex, "deleting it with its keys", e))
+}
+
+/// Refuses records of a signed zone whose TTL is above what its policy
+/// allows ([`Policy::max_record_ttl`]), in the words of the size limits.
+/// A no-op for an unsigned zone. The signer's own records (DNSKEY, CDS,
+/// CDNSKEY, NSEC3PARAM, signatures and denial) follow the policy and are
+/// not checked.
+pub(crate) fn check_signed_ttls<'a>(
+    conn: &Connection,
+    zone_id: i64,
+    records: impl IntoIterator<Item = &'a Record>,
+) -> Result<(), StoreError> {
+    let Some((policy, _)) = zone_row_dnssec(conn, zone_id)? else { return Ok(()) };
+    let max = policy.max_record_ttl();
+    match records
+        .into_iter()
+        .filter(|r| !sixgate_dns::check::is_signer_managed(r.rtype))
+        .find(|r| r.ttl > max)
+    {
+        Some(r) => Err(LimitError::new(
+            format!("{} {}", name::to_text(&r.owner), sixgate_dns::zonefile::type_text(r.rtype)),
+            u64::from(r.ttl),
+            "seconds of ttl",
+            "signed zone ttl",
+            u64::from(max),
+        )
+        .into()),
+        None => Ok(()),
+    }
+}
+
 /// The largest TTL of the zone's data (the planner waits for it).
 fn max_ttl(conn: &Connection, zone_id: i64) -> Result<u32, StoreError> {
     Ok(conn.query_row(
@@ -407,14 +476,24 @@ impl Writer<'_> {
     }
 
     /// Makes a zone unsigned at once: removes keys, signatures and the
-    /// chain. Only safe when the parent has no DS for the zone (else
-    /// validators see it as bogus); `dnssec disable` without `--now` goes
-    /// the safe way through [`Store::dnssec_start_unsigning`].
-    pub fn dnssec_unsign(&mut self, apex: &[u8]) -> Result<Commit, StoreError> {
+    /// chain. Refused (with the reason and, when known, the time it becomes
+    /// safe) while validators may hold a DS of the parent for it, since
+    /// they would see the zone as bogus: the parent serves a DS, was never
+    /// seen without one, or served one that may still be cached
+    /// ([`Keyring::unsign_check`]). `force` is the operator's way past
+    /// that; `dnssec disable` without `--now` goes the safe way through
+    /// [`Store::dnssec_start_unsigning`].
+    pub fn dnssec_unsign(&mut self, apex: &[u8], force: bool) -> Result<Commit, StoreError> {
         let w = self.begin(apex)?;
-        let (id, old_serial) = (w.id, w.old_serial);
-        if zone_row_dnssec(&w.tx, id)?.is_none() {
+        let (id, old_serial, now) = (w.id, w.old_serial, w.now());
+        let Some((policy, state)) = zone_row_dnssec(&w.tx, id)? else {
             return Ok(Commit { journal_id: 0, serial: old_serial });
+        };
+        if !force {
+            state
+                .keyring
+                .unsign_check(state.parent.as_ref(), &policy, now)
+                .map_err(|e| unsafe_error(apex, "unsigning it now", e))?;
         }
         let changes = unsign_rows(&w.tx, id)?;
         w.commit_diff(changes)
@@ -424,14 +503,14 @@ impl Writer<'_> {
     /// "delete" records and the zone stays signed until the parent has
     /// removed its DS; [`Store::dnssec_maintain`] finishes the job.
     pub fn dnssec_start_unsigning(&mut self, apex: &[u8]) -> Result<Maintained, StoreError> {
-        self.dnssec_change(apex, None, |state, now| {
+        self.dnssec_change(apex, None, |state, _, now| {
             state.keyring.go_insecure(now).map_err(|e| StoreError::Conflict(e.to_string()))
         })
     }
 
     /// Starts a rollover by hand.
     pub fn dnssec_roll(&mut self, apex: &[u8], roll: Roll) -> Result<Maintained, StoreError> {
-        self.dnssec_change(apex, None, |state, _| {
+        self.dnssec_change(apex, None, |state, _, _| {
             let r = match roll {
                 Roll::Ksk => state.keyring.start_ksk_roll().map(|_| ()),
                 Roll::Zsk => state.keyring.start_zsk_roll().map(|_| ()),
@@ -442,11 +521,18 @@ impl Writer<'_> {
     }
 
     /// Removes a key by hand (by key tag). Refused while the parent's DS
-    /// names it, while the parent has not been asked, or while it signs or
-    /// is listed in CDS: the planner removes keys itself when they are
-    /// safe to remove.
-    pub fn dnssec_remove_key(&mut self, apex: &[u8], key_tag: u16) -> Result<Maintained, StoreError> {
-        self.dnssec_change(apex, None, |state, now| {
+    /// names it or the parent has not been asked, while resolvers may
+    /// still hold signatures it made (with the time that ends), and while
+    /// it signs or is listed in CDS: the planner removes keys itself when
+    /// they are safe to remove. `force` (the operator's) skips the first
+    /// two.
+    pub fn dnssec_remove_key(
+        &mut self,
+        apex: &[u8],
+        key_tag: u16,
+        force: bool,
+    ) -> Result<Maintained, StoreError> {
+        self.dnssec_change(apex, None, |state, policy, now| {
             let id = state
                 .keyring
                 .live()
@@ -454,7 +540,11 @@ impl Writer<'_> {
                 .map(|k| k.id)
                 .ok_or_else(|| StoreError::NotFound(format!("no live key with tag {key_tag}")))?;
             let parent = state.parent.clone();
-            state.keyring.remove(id, parent.as_ref(), now).map_err(|e| StoreError::Conflict(e.to_string()))
+            let (policy, max_ttl) = policy;
+            state
+                .keyring
+                .remove(id, parent.as_ref(), policy, max_ttl, now, force)
+                .map_err(|e| unsafe_error(apex, &format!("removing key {key_tag}"), e))
         })
     }
 
@@ -472,7 +562,7 @@ impl Writer<'_> {
         parent: Option<(ParentDs, Vec<Vec<u8>>)>,
     ) -> Result<Maintained, StoreError> {
         self.dnssec_purge_keys(apex)?;
-        self.dnssec_change(apex, parent, |_, _| Ok(()))
+        self.dnssec_change(apex, parent, |_, _, _| Ok(()))
     }
 }
 
@@ -510,22 +600,28 @@ impl Writer<'_> {
         &mut self,
         apex: &[u8],
         parent: Option<(ParentDs, Vec<Vec<u8>>)>,
-        change: impl FnOnce(&mut ZoneState, u64) -> Result<(), StoreError>,
+        change: impl FnOnce(&mut ZoneState, (&Policy, u32), u64) -> Result<(), StoreError>,
     ) -> Result<Maintained, StoreError> {
         let w = self.begin(apex)?;
         let (id, now) = (w.id, w.now());
         let Some((policy, mut state)) = zone_row_dnssec(&w.tx, id)? else {
             return Err(StoreError::Conflict(format!("{} is not signed", display(apex))));
         };
-        if let Some((observed, ds)) = parent {
+        if let Some((mut observed, ds)) = parent {
+            // Which keys the DS served by every answering server names is
+            // decided here, where the DNSKEYs are, digest and all: a DS
+            // with a key's tag but a wrong digest is not that key's.
+            let apex_case = zone_apex(&w.tx, apex)?;
+            observed.keys = served_keys(&apex_case, &ds, &keys(&w.tx, &state)?);
             state.parent_checked_at = Some(observed.observed_at);
             state.parent_error = None;
             state.parent = Some(observed);
             state.parent_ds = ds;
         }
         let before = rollover::zone_view(&state.keyring);
-        change(&mut state, now)?;
-        run_planner(&w.tx, id, &policy, &mut state, max_ttl(&w.tx, id)?, now)?;
+        let zone_max_ttl = max_ttl(&w.tx, id)?;
+        change(&mut state, (&policy, zone_max_ttl), now)?;
+        run_planner(&w.tx, id, &policy, &mut state, zone_max_ttl, now)?;
         let after = rollover::zone_view(&state.keyring);
         save_state(&w.tx, id, &state)?;
         let apex_case = zone_apex(&w.tx, apex)?;
@@ -629,15 +725,27 @@ impl Store {
     /// The DS records the registry should hold for the zone (SHA-256):
     /// one per key the CDS names.
     pub fn dnssec_ds(&self, apex: &[u8]) -> Result<Vec<Record>, StoreError> {
+        Ok(self.dnssec_ds_publish_after(apex)?.into_iter().map(|(r, _)| r).collect())
+    }
+
+    /// [`Store::dnssec_ds`], each DS with the time from which the
+    /// registry may publish it: before then, resolvers may still hold
+    /// unsigned data or DNSKEY RRsets without the key, and a DS would make
+    /// those bogus (the planner's own time for listing it in CDS).
+    pub fn dnssec_ds_publish_after(&self, apex: &[u8]) -> Result<Vec<(Record, Option<u64>)>, StoreError> {
         let Some(info) = self.dnssec_info(apex)? else {
             return Err(StoreError::Conflict(format!("{} is not signed", display(apex))));
         };
-        let view = rollover::zone_view(&info.state.keyring);
+        let (zone_id, _) = zone_row(&self.conn, &name::to_lowercase(apex))?
+            .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
+        let zone_max_ttl = max_ttl(&self.conn, zone_id)?;
+        let keyring = &info.state.keyring;
+        let view = rollover::zone_view(keyring);
         // Before the first CDS goes out (the DNSKEY is still reaching
         // caches), the DS to give the registry is that of the published
         // secure-entry keys that sign the key set.
         let ids: Vec<KeyId> =
-            if !view.ds.is_empty() || matches!(info.state.keyring.goal, rollover::Goal::Insecure { .. }) {
+            if !view.ds.is_empty() || matches!(keyring.goal, rollover::Goal::Insecure { .. }) {
                 view.ds.iter().map(|k| k.id).collect()
             } else {
                 view.dnskey
@@ -651,12 +759,14 @@ impl Store {
             if let Some(ki) = info.keys.iter().find(|i| i.record.id == id)
                 && let Some(rd) = ds::ds_rdata(&info.apex, &ki.dnskey, ds::SHA256)
             {
-                out.push(Record {
+                let after = rollover::ds_publish_after(&info.policy, keyring, zone_max_ttl, &ki.record);
+                let ds = Record {
                     owner: info.apex.clone(),
                     rtype: code::DS,
                     ttl: info.policy.dnskey_ttl,
                     rdata: rd.into(),
-                });
+                };
+                out.push((ds, after));
             }
         }
         Ok(out)
@@ -745,20 +855,27 @@ impl DnssecInfo {
             return Verdict::WaitingForDs;
         }
         let view = rollover::zone_view(&self.state.keyring);
-        let signing: Vec<&KeyInfo> = self
+        let signing = self
             .keys
             .iter()
             .filter(|k| view.dnskey.iter().any(|v| v.id == k.record.id))
-            .filter(|k| view.dnskey_signers.iter().any(|v| v.id == k.record.id))
-            .collect();
-        let matched = self
-            .state
-            .parent_ds
-            .iter()
-            .filter_map(|rd| ds::Ds::decode(rd))
-            .any(|d| signing.iter().any(|k| d.matches(&self.apex, &k.dnskey)));
+            .filter(|k| view.dnskey_signers.iter().any(|v| v.id == k.record.id));
+        let matched = !served_keys(&self.apex, &self.state.parent_ds, signing).is_empty();
         if matched { Verdict::Secure } else { Verdict::DsMismatch }
     }
+}
+
+/// The keys among `keys` that some DS rdata of `parent_ds` names, digest
+/// and all ([`ds::names_key`]).
+pub(crate) fn served_keys<'a>(
+    apex: &[u8],
+    parent_ds: &[Vec<u8>],
+    keys: impl IntoIterator<Item = &'a KeyInfo>,
+) -> Vec<KeyId> {
+    keys.into_iter()
+        .filter(|k| parent_ds.iter().any(|d| ds::names_key(d, apex, &k.dnskey)))
+        .map(|k| k.record.id)
+        .collect()
 }
 
 /// The signatures over one type by one key, summarized: the chain of
@@ -838,3 +955,7 @@ mod tests {
         assert_eq!(ZoneState::default().parent_due(3600), None);
     }
 }
+
+#[cfg(test)]
+#[path = "dnssec_tests.rs"]
+mod store_tests;

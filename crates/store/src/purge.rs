@@ -186,7 +186,7 @@ mod tests {
     fn an_unsigned_zone_has_nothing_to_purge() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = signed_store(dir.path(), 0);
-        s.by(crate::Actor::Task("test")).dnssec_unsign(&apex()).unwrap();
+        s.by(crate::Actor::Task("test")).dnssec_unsign(&apex(), true).unwrap();
         assert!(s.dnssec_purge_keys(&apex()).unwrap().is_empty());
         assert!(key_rows(&s).is_empty());
     }

@@ -217,6 +217,11 @@ impl WriteTx<'_> {
         for o in &owners {
             check_owner_size(&self.tx, self.id, o, &self.limits.size)?;
         }
+        let added = effective.iter().filter_map(|c| match c {
+            Change::Add(r) => Some(r),
+            Change::Remove(_) => None,
+        });
+        dnssec::check_signed_ttls(&self.tx, self.id, added)?;
         self.apply_counts()?;
         let (serial, soa) = self.bump_serial(None)?;
         effective.extend(soa);
@@ -502,6 +507,7 @@ impl Writer<'_> {
             return Err(StoreError::ZoneExists(display(apex)));
         }
         limits::check_zone(apex, &records, &w.limits.size)?;
+        dnssec::check_signed_ttls(&w.tx, w.id, &records)?;
         for host in crate::proxy::hosts_in(&w.tx, &key)? {
             let at_host: Vec<Record> =
                 records.iter().filter(|r| name::to_lowercase(&r.owner) == host).cloned().collect();
@@ -586,8 +592,17 @@ impl Writer<'_> {
         Ok(apply_source(w, apex, &changes)?)
     }
 
-    /// Deletes a zone and all its records.
+    /// Deletes a zone and all its records. A signed zone is refused while
+    /// its keys may still be needed by validators holding the parent's DS
+    /// (see [`Writer::delete_zone_forced`]).
     pub fn delete_zone(&mut self, apex: &[u8]) -> Result<Commit, StoreError> {
+        let w = self.begin(apex)?;
+        dnssec::check_delete(&w.tx, w.id, apex, w.now())?;
+        w.commit_delete()
+    }
+
+    /// Deletes a zone whatever its keys: the operator's `--force`.
+    pub fn delete_zone_forced(&mut self, apex: &[u8]) -> Result<Commit, StoreError> {
         self.begin(apex)?.commit_delete()
     }
 }

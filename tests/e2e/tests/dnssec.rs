@@ -73,8 +73,14 @@ fn sign_change_verify(algorithm: &str, nsec3: bool) -> Result<()> {
         args.push("--nsec3");
     }
     let enabled = cli.run(&["dnssec", "enable"], &args)?.ok()?;
+    // The DS line as before, then when the registry may publish it.
     let ds: Vec<&str> = enabled.stdout.lines().collect();
-    ensure!(ds.len() == 1 && ds[0].starts_with("example.test. 3600 IN DS "), "DS lines: {ds:?}");
+    ensure!(ds.len() == 2 && ds[0].starts_with("example.test. 3600 IN DS "), "DS lines: {ds:?}");
+    let after = ds[1].strip_prefix("; publish-after ").with_context(|| format!("DS lines: {ds:?}"))?;
+    ensure!(
+        after.len() == 20 && after.as_bytes()[10] == b'T' && after.ends_with('Z'),
+        "not an RFC 3339 time: {after:?}"
+    );
     let first = export_as_served(&cli, dir.path(), "signed.zone")?;
     verify(&first)?;
     let text = fs::read_to_string(&first)?;
@@ -177,6 +183,42 @@ fn signed_input_and_bad_policies_get_clear_errors() -> Result<()> {
     Ok(())
 }
 
+/// Regressions, through the CLI: a record with a TTL above what a signed
+/// zone's policy allows was stored (it stalled the rollovers), `opt_out:
+/// true` was accepted and ignored, and `dnssec disable --now` and `zone
+/// delete` dropped the keys whatever the parent's DS. Each is refused in
+/// one line with exit code 1, and nothing changes; `--force` goes past the
+/// last two.
+#[test]
+fn the_cli_refuses_what_would_stall_or_break_a_signed_zone() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cli = Cli::new(dir.path().join("data"))?;
+    cli.import(&ZoneFile::new("example.test.", write(dir.path(), "z.zone", ZONE)?))?;
+    let out = cli.run(
+        &["dnssec", "enable"],
+        &["example.test.", "--nsec3", "--policy", r#"{"denial":{"type":"nsec3","opt_out":true}}"#],
+    )?;
+    ensure!(out.code == Some(1) && out.stderr.contains("opt-out is not supported"), "{out}");
+    cli.run(&["dnssec", "enable"], &["example.test."])?.ok()?;
+    let refused = |out: &sixgate_e2e::CliOutput, words: &str| -> Result<()> {
+        ensure!(out.code == Some(1), "{out}");
+        ensure!(out.stderr.trim().lines().count() == 1 && out.stderr.contains(words), "{out}");
+        Ok(())
+    };
+    let before = cli.run(&["zone", "export"], &["example.test.", "--as-served"])?.ok()?.stdout;
+    let out =
+        cli.run(&["record", "set"], &["example.test.", "big", "A", "192.0.2.9", "--ttl", "2147483647"])?;
+    refused(&out, "big.example.test. A: 2147483647 seconds of ttl over the signed zone ttl limit of 604499")?;
+    // The parent was never asked, so it may serve a DS.
+    refused(&cli.run(&["dnssec", "disable"], &["example.test.", "--now"])?, "refused unsigning it now")?;
+    refused(&cli.run(&["zone", "delete"], &["example.test."])?, "refused deleting it with its keys")?;
+    let after = cli.run(&["zone", "export"], &["example.test.", "--as-served"])?.ok()?.stdout;
+    ensure!(before == after, "a refused command changed the zone");
+    cli.run(&["dnssec", "disable"], &["example.test.", "--now", "--force"])?.ok()?;
+    cli.run(&["zone", "delete"], &["example.test."])?.ok()?;
+    Ok(())
+}
+
 const PARENT: &str = "$ORIGIN parent.test.
 $TTL 3600
 @         SOA  ns1 hostmaster 1 7200 3600 1209600 300
@@ -223,7 +265,8 @@ fn validated_by_unbound(nsec3: bool) -> Result<()> {
         if nsec3 {
             args.push("--nsec3");
         }
-        Ok(cli.run(&["dnssec", "enable"], &args)?.ok()?.stdout.trim().to_owned())
+        let out = cli.run(&["dnssec", "enable"], &args)?.ok()?.stdout;
+        Ok(out.lines().filter(|l| !l.starts_with(';')).collect::<Vec<_>>().join("\n"))
     };
     let child_ds = enable("child.parent.test.")?;
     let parent_ds = enable("parent.test.")?;

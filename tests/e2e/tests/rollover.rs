@@ -120,7 +120,9 @@ impl Lab {
         for (origin, text) in [("parent.test.", PARENT), ("child.parent.test.", CHILD)] {
             cli.import(&ZoneFile::new(origin, write(dir.path(), &format!("{origin}zone"), text)?))?;
         }
-        let parent_ds = cli.run(&["dnssec", "enable"], &["parent.test."])?.ok()?.stdout.trim().to_owned();
+        let enabled = cli.run(&["dnssec", "enable"], &["parent.test."])?.ok()?.stdout;
+        // The DS lines, without the "; publish-after" comments.
+        let parent_ds = enabled.lines().filter(|l| !l.starts_with(';')).collect::<Vec<_>>().join("\n");
         let mut args = vec!["child.parent.test."];
         args.extend_from_slice(enable_args);
         cli.run(&["dnssec", "enable"], &args)?.ok()?;

@@ -4,7 +4,7 @@
 //! out step by step.
 
 use super::{Action, DsState, Goal, KeyId, KeyState, Keyring, ParentDs, Role, RolloverError};
-use crate::policy::Algorithm;
+use crate::policy::{Algorithm, Policy};
 
 impl Keyring {
     /// Marks the one live key of a role for replacement.
@@ -93,19 +93,33 @@ impl Keyring {
     }
 
     /// Removes a key at the operator's request, at time `now`. Refused
-    /// while the parent serves (or may serve) its DS, and while it signs
-    /// the zone or is the only key signing the DNSKEY RRset.
-    pub fn remove(&mut self, id: KeyId, parent: Option<&ParentDs>, now: u64) -> Result<(), RolloverError> {
+    /// while the parent serves (or may serve) its DS, while resolvers may
+    /// still hold signatures it made ([`super::signatures_gone_at`]), and
+    /// while it signs the zone, is the only key signing the DNSKEY RRset
+    /// or is listed in CDS/CDNSKEY. `force` (the operator's, never a
+    /// customer's) skips the first two, which would only make the zone
+    /// bogus for a while; the last ones it never skips.
+    pub fn remove(
+        &mut self,
+        id: KeyId,
+        parent: Option<&ParentDs>,
+        policy: &Policy,
+        zone_max_ttl: u32,
+        now: u64,
+        force: bool,
+    ) -> Result<(), RolloverError> {
         let key = self.key(id).ok_or(RolloverError::UnknownKey(id))?;
         if !key.is_live() {
             return Ok(());
         }
         if key.role.is_secure_entry() {
+            let submitted = key.ds != DsState::Unsubmitted && key.ds != DsState::Gone;
             match parent {
-                Some(p) if p.lists(key) => return Err(RolloverError::DsAtParent(id)),
-                None if key.ds != DsState::Unsubmitted && key.ds != DsState::Gone => {
-                    return Err(RolloverError::ParentUnknown(id));
-                }
+                _ if force => {}
+                Some(p) if p.names_tag_of(key) => return Err(RolloverError::DsAtParent(id)),
+                // Some server did not answer: it may still serve the DS.
+                Some(p) if submitted && !p.complete => return Err(RolloverError::ParentUnknown(id)),
+                None if submitted => return Err(RolloverError::ParentUnknown(id)),
                 _ => {}
             }
             if key.ds_listed() {
@@ -116,8 +130,55 @@ impl Keyring {
         if key.signs_zone() || only_dnskey_signer {
             return Err(RolloverError::KeyInUse(id));
         }
+        if !force
+            && let Some(until) = super::signatures_gone_at(policy, key, zone_max_ttl)
+            && now < until
+        {
+            return Err(RolloverError::SignaturesCached { id, until });
+        }
         let from = key.state;
         self.apply(&Action::Key { id, from, to: KeyState::Removed }, now)
+    }
+
+    /// Whether the zone may become unsigned at once at `now` (every key
+    /// and signature gone) without validators that hold the parent's DS
+    /// seeing it as bogus: every server of the parent answered without a
+    /// DS, and if it served one before, that DS has been gone for the DS
+    /// TTL plus the parent's propagation delay (while going insecure).
+    pub fn unsign_check(
+        &self,
+        parent: Option<&ParentDs>,
+        policy: &Policy,
+        now: u64,
+    ) -> Result<(), RolloverError> {
+        let Some(p) = parent else {
+            return Err(RolloverError::ParentNotSeen);
+        };
+        if !p.ds.is_empty() {
+            return Err(RolloverError::ParentServesDs);
+        }
+        if !p.complete {
+            return Err(RolloverError::ParentNotSeen);
+        }
+        let served_before = self.parent_ds_ttl.is_some()
+            || self.keys.iter().any(|k| {
+                let t = &k.times;
+                t.ds_seen.is_some() || t.ds_missed.is_some() || t.ds_gone.is_some()
+            });
+        if !served_before {
+            return Ok(());
+        }
+        let until = match self.goal {
+            Goal::Insecure { no_ds_since: Some(since), .. } => {
+                let ttl = self.parent_ds_ttl.map(|t| t.min(crate::policy::MAX_TTL));
+                Some(since.saturating_add(policy.ds_delay(ttl)))
+            }
+            _ => None,
+        };
+        match until {
+            Some(t) if now >= t => Ok(()),
+            _ => Err(RolloverError::DsCached { until }),
+        }
     }
 
     /// Forgets keys removed before `before`.

@@ -12,7 +12,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{Action, DsState, Goal, KeyId, KeyRecord, KeyState, Keyring, ParentDs, Role};
-use crate::policy::{Algorithm, KeyLayout, Policy};
+use crate::policy::{Algorithm, KeyLayout, MAX_TTL, Policy};
 
 /// What to do now, and when to look again.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +66,9 @@ pub enum Wait {
     },
     /// The parent still serves DS records while the zone goes insecure.
     ParentStillSecure,
+    /// Not every server of the parent answered the last query: nothing is
+    /// taken as gone from the parent until they all do.
+    ParentIncomplete,
 }
 
 /// Most rounds of rules in one call; far more than any key can take.
@@ -79,6 +82,9 @@ struct Ctx<'a> {
     now: u64,
     target: Algorithm,
     roles: &'static [Role],
+    /// The largest DS TTL seen at the parent, the latest observation
+    /// included when it shows a DS.
+    ds_ttl: Option<u32>,
 }
 
 impl Ctx<'_> {
@@ -97,9 +103,13 @@ impl Ctx<'_> {
         self.policy.zone_delay(self.zone_max_ttl)
     }
 
-    /// The DS wait of RFC 7583 §3.3.1, with the TTL seen at the parent.
+    /// The DS wait of RFC 7583 §3.3.1: how long a DS RRset fetched from
+    /// the parent may stay in caches. It uses the largest DS TTL seen,
+    /// never the negative TTL of an answer without DS: a resolver that
+    /// fetched the old DS keeps it for the DS TTL whatever the parent
+    /// says later.
     fn ds_delay(&self) -> u64 {
-        self.policy.ds_delay(self.parent.map(|p| p.ttl))
+        self.policy.ds_delay(self.ds_ttl)
     }
 
     /// How long a retired key's DNSKEY stays: until the signatures it
@@ -119,13 +129,15 @@ impl Ctx<'_> {
         k.ds == DsState::Seen
             && self
                 .parent
-                .is_some_and(|p| p.lists(k) && p.observed_at >= seen.saturating_add(self.ds_delay()))
+                .is_some_and(|p| p.serves(k) && p.observed_at >= seen.saturating_add(self.ds_delay()))
     }
 
     /// Whether the key may leave the zone as far as the parent goes: its
-    /// DS is neither listed nor served.
+    /// DS is neither listed nor served by any server. (`Gone` itself is
+    /// only reached when every server answered without it.)
     fn parent_lets_go(&self, k: &KeyRecord) -> bool {
-        matches!(k.ds, DsState::Unsubmitted | DsState::Gone) && !self.parent.is_some_and(|p| p.lists(k))
+        matches!(k.ds, DsState::Unsubmitted | DsState::Gone)
+            && !self.parent.is_some_and(|p| p.names_tag_of(k))
     }
 
     /// When an active key is due for replacement, if ever.
@@ -148,6 +160,43 @@ impl Ctx<'_> {
     }
 }
 
+/// When `key` may leave the zone without a cached signature of it being
+/// left without its DNSKEY: its retirement plus the time its signatures
+/// stay in caches (RFC 7583 §3.2.1). `None` for a key that never stopped
+/// signing.
+pub fn signatures_gone_at(policy: &Policy, key: &KeyRecord, zone_max_ttl: u32) -> Option<u64> {
+    let delay = if key.role.signs_zone() { policy.zone_delay(zone_max_ttl) } else { policy.publish_delay() };
+    key.times.retired.map(|t| t.saturating_add(delay))
+}
+
+/// When the registry may publish the DS of `key`: once the key's DNSKEY
+/// and the zone's signatures have replaced what caches held before
+/// (the time the planner lists it in CDS/CDNSKEY), or when it was listed.
+/// `None` for a key whose DS is not for the parent.
+pub fn ds_publish_after(
+    policy: &Policy,
+    keyring: &Keyring,
+    zone_max_ttl: u32,
+    key: &KeyRecord,
+) -> Option<u64> {
+    if let Some(t) = key.times.ds_submitted {
+        return Some(t);
+    }
+    let ctx = Ctx {
+        policy,
+        parent: None,
+        zone_max_ttl,
+        now: 0,
+        target: keyring.algorithm.unwrap_or(policy.algorithm),
+        roles: match policy.layout {
+            KeyLayout::Csk => &[Role::Csk],
+            KeyLayout::KskZsk => &[Role::Ksk, Role::Zsk],
+        },
+        ds_ttl: keyring.parent_ds_ttl,
+    };
+    ds_submittable_at(&ctx, keyring, key)
+}
+
 /// Plans the next steps of the zone's keys at time `now` (Unix seconds).
 ///
 /// `parent` is the last observation of the parent's DS RRset, `None` if
@@ -162,6 +211,11 @@ pub fn plan(
     zone_max_ttl: u32,
     now: u64,
 ) -> Plan {
+    // A TTL above what resolvers keep anything for would only stall the
+    // rollover (RFC 8767 §4 and common resolvers cap TTLs at a week or
+    // less).
+    let observed = parent.filter(|p| !p.ds.is_empty()).map(|p| p.ttl);
+    let ds_ttl = observed.max(keyring.parent_ds_ttl).map(|t| t.min(MAX_TTL));
     let ctx = Ctx {
         policy,
         parent,
@@ -172,6 +226,7 @@ pub fn plan(
             KeyLayout::Csk => &[Role::Csk],
             KeyLayout::KskZsk => &[Role::Ksk, Role::Zsk],
         },
+        ds_ttl,
     };
     let mut ring = keyring.clone();
     let mut actions = Vec::new();
@@ -239,19 +294,21 @@ fn follow_parent(ctx: &Ctx<'_>, ring: &Keyring) -> Vec<Action> {
         return Vec::new();
     };
     let mut out = Vec::new();
+    if !p.ds.is_empty() && ring.parent_ds_ttl.is_none_or(|t| t < p.ttl) {
+        out.push(Action::ParentDsTtl { ttl: p.ttl });
+    }
     for k in ring.live().filter(|k| k.role.is_secure_entry()) {
         // An observation made before the last change of the key's DS
         // state says nothing about the new state.
         if p.observed_at < k.ds_changed() {
             continue;
         }
-        let listed = p.lists(k);
-        let to = match (k.ds, listed) {
-            (DsState::Submitted, true) => DsState::Seen,
+        let to = match k.ds {
+            DsState::Submitted if p.serves(k) => DsState::Seen,
             // Not seen continuously: the wait starts over.
-            (DsState::Seen, false) => DsState::Submitted,
-            (DsState::Withdrawn, false) => DsState::Gone,
-            (DsState::Gone, true) => DsState::Withdrawn,
+            DsState::Seen if !p.serves(k) => DsState::Submitted,
+            DsState::Withdrawn if !p.may_serve(k) => DsState::Gone,
+            DsState::Gone if p.names_tag_of(k) => DsState::Withdrawn,
             _ => continue,
         };
         out.push(ds_action(k, to, p.observed_at));
@@ -259,9 +316,12 @@ fn follow_parent(ctx: &Ctx<'_>, ring: &Keyring) -> Vec<Action> {
     if let Goal::Insecure { since, no_ds_since } = ring.goal
         && p.observed_at >= since
     {
-        match (p.ds.is_empty(), no_ds_since) {
-            (true, None) => out.push(Action::ParentEmpty { since: Some(p.observed_at) }),
-            (false, Some(_)) => out.push(Action::ParentEmpty { since: None }),
+        // "No DS" starts only when every server answered without one, and
+        // any DS seen anywhere starts it over. An answer from only some
+        // servers that shows none proves nothing either way.
+        match (p.serves_no_ds(), p.ds.is_empty(), no_ds_since) {
+            (true, _, None) => out.push(Action::ParentEmpty { since: Some(p.observed_at) }),
+            (_, false, Some(_)) => out.push(Action::ParentEmpty { since: None }),
             _ => {}
         }
     }
@@ -269,8 +329,11 @@ fn follow_parent(ctx: &Ctx<'_>, ring: &Keyring) -> Vec<Action> {
 }
 
 /// RFC 8078 §4: list "delete" in CDS/CDNSKEY instead of any key, and
-/// take the keys out only once the parent has served no DS for its DS TTL
-/// plus its propagation delay. Until then everything keeps signing.
+/// take the keys out only once no server of the parent has served any DS
+/// for the largest DS TTL seen plus the parent's propagation delay: a
+/// resolver that fetched the DS just before it went keeps it that long,
+/// whatever the negative TTL of the parent's answers now. Until then
+/// everything keeps signing.
 fn go_insecure(ctx: &Ctx<'_>, ring: &Keyring) -> Vec<Action> {
     let Goal::Insecure { no_ds_since, .. } = ring.goal else {
         return Vec::new();
@@ -289,7 +352,7 @@ fn go_insecure(ctx: &Ctx<'_>, ring: &Keyring) -> Vec<Action> {
         return abandon;
     }
     let unsigned_at_parent = match (no_ds_since, ctx.parent) {
-        (Some(since), Some(p)) => p.ds.is_empty() && p.observed_at >= since.saturating_add(ctx.ds_delay()),
+        (Some(since), Some(p)) => p.serves_no_ds() && p.observed_at >= since.saturating_add(ctx.ds_delay()),
         _ => false,
     };
     if unsigned_at_parent {
@@ -627,6 +690,9 @@ fn waiting(ctx: &Ctx<'_>, ring: &Keyring, parent_needed: bool) -> Vec<Wait> {
     let mut out = Vec::new();
     if parent_needed && ctx.parent.is_none() {
         out.push(Wait::ParentUnknown);
+    }
+    if parent_needed && ctx.parent.is_some_and(|p| !p.complete) {
+        out.push(Wait::ParentIncomplete);
     }
     for k in ring.live().filter(|k| k.role.is_secure_entry()) {
         match k.ds {

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use super::ZoneKeys;
+use super::{KeyId, ZoneKeys};
 
 /// A value over time: each entry holds from its time until the next.
 pub(super) struct History<T> {
@@ -53,8 +53,10 @@ impl<T: PartialEq> History<T> {
     }
 }
 
-/// The parent's DS set: (key tag, algorithm).
-pub(super) type DsSet = BTreeSet<(u16, u8)>;
+/// The parent's DS set: (key tag, algorithm, the key whose DNSKEY the
+/// digest was computed from). A DS whose digest matches no key (a typo at
+/// the registrar) names a key id that no DNSKEY has.
+pub(super) type DsSet = BTreeSet<(u16, u8, KeyId)>;
 
 /// The zone and its parent over time, and how long caches hold each.
 pub(super) struct Model {
@@ -80,9 +82,10 @@ impl Model {
             }
             for keys in self.zone.window(since(self.dnskey_window), now) {
                 // RFC 4035 §5.2: the DNSKEY RRset validates if a DS matches
-                // a DNSKEY in it that signs it.
+                // a DNSKEY in it (digest and all) that signs it.
                 let anchor = keys.dnskey.iter().any(|k| {
-                    ds.contains(&(k.key_tag, k.algorithm)) && keys.dnskey_signers.iter().any(|s| s.id == k.id)
+                    ds.contains(&(k.key_tag, k.algorithm, k.id))
+                        && keys.dnskey_signers.iter().any(|s| s.id == k.id)
                 });
                 if !anchor {
                     return Err(format!(
@@ -155,7 +158,7 @@ mod tests {
     fn catches_a_ds_before_the_unsigned_records_expired() {
         let mut m = model();
         m.zone.record(10, signed_by(&[key(1, 13)]));
-        m.parent.record(150, [(1, 13)].into());
+        m.parent.record(150, [(1, 13, 1)].into());
         assert!(m.check(150).is_err());
         assert!(m.check(210).is_ok());
     }
@@ -164,7 +167,7 @@ mod tests {
     fn catches_a_key_swap_without_pre_publication() {
         let mut m = model();
         m.zone.record(10, signed_by(&[key(1, 13)]));
-        m.parent.record(500, [(1, 13), (2, 13)].into());
+        m.parent.record(500, [(1, 13, 1), (2, 13, 2)].into());
         assert!(m.check(2000).is_ok());
         // Key 2 published and signing at once, key 1 gone.
         m.zone.record(2000, signed_by(&[key(2, 13)]));
@@ -177,8 +180,17 @@ mod tests {
         let mut both = signed_by(&[key(1, 13), key(2, 15)]);
         both.zone_signers = vec![key(1, 13)];
         m.zone.record(10, both);
-        m.parent.record(500, [(1, 13)].into());
+        m.parent.record(500, [(1, 13, 1)].into());
         assert!(m.check(500).unwrap_err().contains("algorithm 15"));
+    }
+
+    #[test]
+    fn catches_a_ds_with_a_wrong_digest() {
+        let mut m = model();
+        m.zone.record(10, signed_by(&[key(1, 13)]));
+        // Right key tag and algorithm, digest of no key.
+        m.parent.record(500, [(1, 13, 0)].into());
+        assert!(m.check(500).unwrap_err().contains("matches no DNSKEY"));
     }
 
     #[test]

@@ -16,13 +16,29 @@ const DAY: u64 = 86_400;
 struct Parent {
     ds: DsSet,
     ttl: u32,
+    /// The negative TTL of its NODATA answer when it serves no DS
+    /// (RFC 2308 §5: the SOA's TTL capped by its MINIMUM), which a real
+    /// parent reports instead of the DS TTL.
+    negative_ttl: u32,
     /// How long after CDS/CDNSKEY change the parent acts on it.
     delay: u64,
     /// Add new DS records but keep the old ones.
     add_only: bool,
     /// Whether queries for the DS RRset get an answer.
     answering: bool,
+    /// A second server that still serves an older DS set, if it lags.
+    lagging: Option<DsSet>,
+    /// The registry enters the DS records it adds with a digest that
+    /// matches no key (a typo), though with the right key tag.
+    wrong_digest: bool,
     pending: Option<(u64, DsSet)>,
+}
+
+impl Parent {
+    /// What resolvers can get from some server.
+    fn served(&self) -> DsSet {
+        self.ds.iter().chain(self.lagging.iter().flatten()).copied().collect()
+    }
 }
 
 struct Sim {
@@ -65,9 +81,13 @@ impl Sim {
             parent: Parent {
                 ds: DsSet::new(),
                 ttl: parent_ttl,
+                // .com and .net: DS TTL 86400, negative TTL 900.
+                negative_ttl: 900,
                 delay: 2 * HOUR,
                 add_only: false,
                 answering: true,
+                lagging: None,
+                wrong_digest: false,
                 pending: None,
             },
             observed: None,
@@ -116,11 +136,7 @@ impl Sim {
             let query_due = plan.query_parent_at.is_some_and(|q| q <= self.now);
             let fresh = self.observed.as_ref().is_some_and(|o| o.observed_at == self.now);
             if query_due && !fresh && self.parent.answering {
-                self.observed = Some(ParentDs {
-                    observed_at: self.now,
-                    ttl: self.parent.ttl,
-                    ds: self.parent.ds.iter().copied().collect(),
-                });
+                self.observed = Some(self.observe());
                 continue;
             }
             if plan.actions.is_empty() {
@@ -134,11 +150,36 @@ impl Sim {
         panic!("no fixpoint at {}", self.now);
     }
 
+    /// What asking every server of the parent shows, with the DS digests
+    /// matched against the keys as the store does.
+    fn observe(&self) -> ParentDs {
+        let every = match &self.parent.lagging {
+            Some(l) => self.parent.ds.intersection(l).copied().collect(),
+            None => self.parent.ds.clone(),
+        };
+        let any = self.parent.served();
+        let ttl = if any.is_empty() { self.parent.negative_ttl } else { self.parent.ttl };
+        let keys =
+            self.ring.keys.iter().filter(|k| every.contains(&(k.key_tag, k.algorithm, k.id))).map(|k| k.id);
+        ParentDs {
+            observed_at: self.now,
+            ttl,
+            ds: any.iter().map(|&(tag, alg, _)| (tag, alg)).collect(),
+            keys: keys.collect(),
+            complete: true,
+        }
+    }
+
     /// The parent acts on the CDS/CDNSKEY the zone publishes now.
     fn parent_sees_cds(&mut self) {
         let wanted = match &zone_view(&self.ring).cds {
             Cds::Keys(keys) => {
-                let mut set: DsSet = keys.iter().map(|k| (k.key_tag, k.algorithm)).collect();
+                let kept = |k: &KeyRef| {
+                    self.parent.ds.iter().find(|d| (d.0, d.1) == (k.key_tag, k.algorithm)).copied()
+                };
+                let digest = |k: &KeyRef| if self.parent.wrong_digest { 0 } else { k.id };
+                let mut set: DsSet =
+                    keys.iter().map(|k| kept(k).unwrap_or((k.key_tag, k.algorithm, digest(k)))).collect();
                 if self.parent.add_only {
                     set.extend(self.parent.ds.iter().copied());
                 }
@@ -155,8 +196,14 @@ impl Sim {
     }
 
     fn set_parent(&mut self, ds: DsSet) {
-        self.parent.ds = ds.clone();
-        self.model.parent.record(self.now, ds);
+        self.parent.ds = ds;
+        self.model.parent.record(self.now, self.parent.served());
+    }
+
+    /// A lagging server catches up with the others.
+    fn parent_catches_up(&mut self) {
+        self.parent.lagging = None;
+        self.model.parent.record(self.now, self.parent.served());
     }
 
     /// Everything that happens at the current moment.
@@ -391,7 +438,7 @@ fn late_parent_ds_keeps_the_old_key_signing() {
             assert!(view.zone_signers.iter().any(|k| k.id == old));
             assert!(sim.ring.keys.iter().all(|k| k.is_live()));
             // And the parent still has the old DS until it acts.
-            if sim.parent.ds.contains(&(old_tag, 13)) {
+            if sim.parent.ds.iter().any(|d| (d.0, d.1) == (old_tag, 13)) {
                 assert_eq!(sim.key(old).state, KeyState::Active);
             }
         }
@@ -422,12 +469,18 @@ fn parent_that_keeps_the_old_ds_keeps_the_old_key() {
     assert!(sim.last.waiting.contains(&Wait::DsRemoval { id: old }));
     let observed = sim.observed.clone();
     let now = sim.now;
-    assert_eq!(sim.ring.remove(old, observed.as_ref(), now), Err(RolloverError::DsAtParent(old)));
-    assert_eq!(sim.ring.remove(old, None, now), Err(RolloverError::ParentUnknown(old)));
+    assert_eq!(
+        sim.ring.remove(old, observed.as_ref(), &sim.policy.clone(), 3600, now, false),
+        Err(RolloverError::DsAtParent(old))
+    );
+    assert_eq!(
+        sim.ring.remove(old, None, &sim.policy.clone(), 3600, now, false),
+        Err(RolloverError::ParentUnknown(old))
+    );
     // The registry removes the stale DS; the key goes at the next check.
     let tag = sim.key(old).key_tag;
     let mut ds = sim.parent.ds.clone();
-    ds.remove(&(tag, 13));
+    ds.retain(|d| (d.0, d.1) != (tag, 13));
     sim.set_parent(ds);
     sim.run(sim.now + 2 * HOUR);
     assert_eq!(sim.key(old).state, KeyState::Removed);
@@ -538,6 +591,199 @@ fn goes_insecure_only_after_the_parent_drops_the_ds() {
     assert_eq!(sim.live().len(), 2);
 }
 
+/// Regression: once the parent had dropped the DS, the planner waited for
+/// the negative TTL of the NODATA answer (900 s under .com) instead of the
+/// TTL of the DS it had served (86400 s), so a resolver that fetched the
+/// DS just before its removal met a zone without DNSKEY for most of a day.
+/// The resolver model, checked at every event, holds the parent's DS for
+/// the DS TTL plus the parent's propagation delay.
+#[test]
+fn going_insecure_waits_for_the_old_ds_ttl_not_the_negative_ttl() {
+    for policy in [Policy::default(), ksk_zsk()] {
+        let mut sim = Sim::new(policy);
+        assert_eq!((sim.parent.ttl, sim.parent.negative_ttl), (86_400, 900));
+        sim.secure();
+        sim.ring.go_insecure(sim.now).unwrap();
+        let mut parent_emptied = None;
+        // Every event checks the resolver model (in `tick`): no cached DS
+        // may be left without a DNSKEY it matches, signing what is cached.
+        sim.run_with(sim.now + 5 * DAY, |sim| {
+            if sim.parent.ds.is_empty() {
+                parent_emptied.get_or_insert(sim.now);
+            }
+            if let Some(empty) = parent_emptied
+                && sim.now < empty + DAY + HOUR
+            {
+                // A DS fetched just before the removal is still cached.
+                let view = zone_view(&sim.ring);
+                assert!(!view.dnskey.is_empty() && !view.dnskey_signers.is_empty(), "at {}", sim.now);
+            }
+        });
+        assert!(sim.live().is_empty(), "{:#?}", sim.ring.keys);
+        let removed = sim.ring.keys.iter().filter_map(|k| k.times.removed).min().unwrap();
+        let emptied = parent_emptied.unwrap();
+        assert!(removed >= emptied + DAY + HOUR, "removed {} s after the ds left", removed - emptied);
+        // And not much later: one check interval after the wait.
+        assert!(removed <= emptied + DAY + 2 * HOUR, "removed {} s after the ds left", removed - emptied);
+    }
+}
+
+/// Regression: "no DS" was decided as soon as one parent server lacked
+/// it. Here one of two servers keeps serving the old DS for two days after
+/// the other dropped it; resolvers can fetch it from that server, so the
+/// keys stay until it too has served none for the DS TTL.
+#[test]
+fn going_insecure_waits_until_no_parent_server_serves_the_ds() {
+    let mut sim = Sim::new(ksk_zsk());
+    sim.secure();
+    sim.parent.lagging = Some(sim.parent.ds.clone());
+    sim.ring.go_insecure(sim.now).unwrap();
+    let started = sim.now;
+    sim.run(started + 2 * DAY);
+    assert!(sim.parent.ds.is_empty(), "the first server acted on the delete");
+    assert_eq!(sim.live().len(), 2, "keys removed while a server still serves the ds");
+    assert!(sim.last.waiting.contains(&Wait::ParentStillSecure));
+    sim.parent_catches_up();
+    let caught_up = sim.now;
+    sim.run(sim.now + 3 * DAY);
+    assert!(sim.live().is_empty());
+    let removed = sim.ring.keys.iter().filter_map(|k| k.times.removed).min().unwrap();
+    assert!(removed >= caught_up + DAY + HOUR);
+}
+
+/// Regression: an answer from only some of the parent's servers, none of
+/// them with a DS, counted as "no DS". A server that did not answer may
+/// still serve it.
+#[test]
+fn no_ds_is_not_decided_while_a_parent_server_is_silent() {
+    let policy = Policy::default();
+    let mut sim = Sim::new(policy.clone());
+    sim.secure();
+    sim.ring.go_insecure(sim.now).unwrap();
+    sim.run(sim.now + HOUR);
+    let t = sim.now + HOUR;
+    let partial = ParentDs { observed_at: t, ttl: 900, ds: Vec::new(), keys: Vec::new(), complete: false };
+    for at in [t, t + 3 * DAY] {
+        let p = ParentDs { observed_at: at, ..partial.clone() };
+        let plan = plan(&policy, &sim.ring, Some(&p), 3600, at);
+        for a in &plan.actions {
+            assert!(
+                !matches!(a, Action::Key { to: KeyState::Removed, .. } | Action::ParentEmpty { .. }),
+                "{a:?}"
+            );
+            sim.ring.apply(a, at).unwrap();
+        }
+        assert!(plan.waiting.contains(&Wait::ParentIncomplete), "{:?}", plan.waiting);
+    }
+    assert_eq!(sim.live().len(), 1);
+}
+
+/// Regression: the planner took a DS at the parent with the key's tag and
+/// algorithm as the key's, whatever its digest. A registry that keeps the
+/// old DS and adds the new one with a mistyped digest must not let a CSK
+/// rollover retire the old key: validators would find no DS for a key
+/// that signs the DNSKEY RRset.
+#[test]
+fn a_ds_with_a_wrong_digest_does_not_count_as_the_keys() {
+    let mut sim = Sim::new(Policy::default());
+    sim.secure();
+    sim.parent.add_only = true;
+    sim.parent.wrong_digest = true;
+    let old = sim.ring.start_ksk_roll().unwrap();
+    // The resolver model (checked at every event) holds the wrong DS too.
+    sim.run(sim.now + 10 * DAY);
+    let new = sim.ring.live().find(|k| k.id != old).unwrap().id;
+    let tag = sim.key(new).key_tag;
+    assert!(sim.parent.ds.iter().any(|d| (d.0, d.1, d.2) == (tag, 13, 0)), "{:?}", sim.parent.ds);
+    assert_eq!(sim.key(old).state, KeyState::Active);
+    assert_eq!((sim.key(new).state, sim.key(new).ds), (KeyState::Ready, DsState::Submitted));
+    assert!(sim.last.waiting.iter().any(|w| matches!(w, Wait::DsMissing { id, .. } if *id == new)));
+    // The registry corrects the digest: the rollover completes.
+    sim.parent.wrong_digest = false;
+    let fixed: DsSet =
+        sim.parent.ds.iter().map(|&(t, a, d)| if t == tag { (t, a, new) } else { (t, a, d) }).collect();
+    sim.set_parent(fixed);
+    sim.run(sim.now + 5 * DAY);
+    assert_eq!(sim.key(new).state, KeyState::Active);
+    assert_ne!(sim.key(old).state, KeyState::Active);
+}
+
+/// Regression: `remove-key` took a retired ZSK (or CSK) at once, while
+/// resolvers could still hold the signatures it made for the zone's
+/// largest TTL plus the propagation delay: those answers turned bogus.
+#[test]
+fn removing_a_retired_key_waits_until_its_signatures_left_caches() {
+    let mut sim = Sim::new(ksk_zsk());
+    sim.secure();
+    let old = sim.only(Role::Zsk).id;
+    sim.ring.start_zsk_roll().unwrap();
+    // Until the old ZSK retires.
+    sim.run_with(sim.now + DAY, |_| {});
+    let retired = sim.key(old).times.retired.expect("the old zsk retired");
+    let policy = sim.policy.clone();
+    // Back to the moment it retired, when its signatures are everywhere.
+    let mut ring = sim.ring.clone();
+    let k = ring.keys.iter_mut().find(|k| k.id == old).unwrap();
+    (k.state, k.times.removed) = (KeyState::Retired, None);
+    let observed = sim.observed.clone();
+    let until = retired + policy.zone_delay(3600);
+    for at in [retired, until - 1] {
+        assert_eq!(
+            ring.clone().remove(old, observed.as_ref(), &policy, 3600, at, false),
+            Err(RolloverError::SignaturesCached { id: old, until })
+        );
+    }
+    assert_eq!(ring.clone().remove(old, observed.as_ref(), &policy, 3600, until, false), Ok(()));
+    // The operator may force it, knowing the cost.
+    assert_eq!(ring.clone().remove(old, observed.as_ref(), &policy, 3600, retired, true), Ok(()));
+    // A key that signs is never removed, forced or not.
+    let active = sim.only(Role::Zsk).id;
+    assert_eq!(
+        ring.remove(active, observed.as_ref(), &policy, 3600, until, true),
+        Err(RolloverError::KeyInUse(active))
+    );
+}
+
+/// Regression: unsigning at once (`dnssec disable --now`) ignored the
+/// parent's DS. It is refused while the parent serves one, has not been
+/// seen without one, or served one that may still be cached.
+#[test]
+fn unsigning_at_once_is_refused_while_a_ds_may_be_cached() {
+    let policy = Policy::default();
+    let mut sim = Sim::new(policy.clone());
+    // Before the parent was asked: it may have a DS.
+    assert_eq!(sim.ring.unsign_check(None, &policy, sim.now), Err(RolloverError::ParentNotSeen));
+    sim.secure();
+    let observed = sim.observed.clone();
+    assert_eq!(
+        sim.ring.unsign_check(observed.as_ref(), &policy, sim.now),
+        Err(RolloverError::ParentServesDs)
+    );
+    sim.ring.go_insecure(sim.now).unwrap();
+    let mut checked = false;
+    sim.run_with(sim.now + 4 * DAY, |sim| {
+        let Goal::Insecure { no_ds_since: Some(since), .. } = sim.ring.goal else { return };
+        if sim.live().is_empty() {
+            return;
+        }
+        let until = since + DAY + HOUR;
+        let verdict = sim.ring.unsign_check(sim.observed.as_ref(), &sim.policy, sim.now);
+        if sim.now < until {
+            assert_eq!(verdict, Err(RolloverError::DsCached { until: Some(until) }));
+            checked = true;
+        }
+    });
+    assert!(checked);
+    // A zone whose DS never reached the parent may go at once.
+    let mut fresh = Sim::new(policy.clone());
+    fresh.parent.delay = 10 * DAY;
+    fresh.run(fresh.now + DAY);
+    assert!(fresh.parent.ds.is_empty());
+    assert_eq!(fresh.ring.unsign_check(fresh.observed.as_ref(), &policy, fresh.now), Ok(()));
+    let silent = ParentDs { complete: false, ..fresh.observed.clone().unwrap() };
+    assert_eq!(fresh.ring.unsign_check(Some(&silent), &policy, fresh.now), Err(RolloverError::ParentNotSeen));
+}
+
 #[test]
 fn parent_ds_must_be_seen_continuously() {
     let policy = Policy::default();
@@ -558,6 +804,8 @@ fn parent_ds_must_be_seen_continuously() {
         observed_at: at,
         ttl: 7200,
         ds: tags.iter().map(|&t| (t, 13)).collect(),
+        keys: tags.iter().map(|&t| KeyId::from(t)).collect(),
+        complete: true,
     };
     let step = |ring: &mut Keyring, p: &ParentDs, now: u64| {
         let plan = plan(&policy, ring, Some(p), 3600, now);
@@ -614,8 +862,14 @@ fn manual_operations_refuse_nonsense() {
     let csk = sim.only(Role::Csk).id;
     let observed = sim.observed.clone();
     let now = sim.now;
-    assert_eq!(sim.ring.remove(csk, observed.as_ref(), now), Err(RolloverError::DsAtParent(csk)));
-    assert_eq!(sim.ring.remove(99, None, now), Err(RolloverError::UnknownKey(99)));
+    assert_eq!(
+        sim.ring.remove(csk, observed.as_ref(), &sim.policy.clone(), 3600, now, false),
+        Err(RolloverError::DsAtParent(csk))
+    );
+    assert_eq!(
+        sim.ring.remove(99, None, &sim.policy.clone(), 3600, now, false),
+        Err(RolloverError::UnknownKey(99))
+    );
     assert_eq!(sim.ring.go_secure(), Err(RolloverError::AlreadySecure));
     assert!(matches!(
         sim.ring.add(KeyRecord::generated(50, Role::Csk, 13, sim.key(csk).key_tag, now)),
