@@ -181,11 +181,52 @@ mod tests {
         }
     }
 
+    /// The answer section of `respond` for (`qname`, `qtype`), one line
+    /// per record, parsed by `domain`.
+    fn answer(z: Zone, qname: &str, qtype: u16) -> Vec<String> {
+        use domain::base::{Message, ParsedName};
+        use domain::rdata::AllRecordData;
+        let catalog = crate::catalog::Catalog::new().with_zone(std::sync::Arc::new(z));
+        let mut q = vec![0xAB, 0xCD, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
+        q.extend_from_slice(&n(qname));
+        q.extend_from_slice(&qtype.to_be_bytes());
+        q.extend_from_slice(&1u16.to_be_bytes());
+        let mut buf = Vec::new();
+        let limits = crate::Limits::default();
+        crate::answer::respond(&catalog, &q, &mut buf, crate::answer::Transport::Udp, &limits);
+        let m = Message::from_octets(&buf[..]).unwrap();
+        m.answer()
+            .unwrap()
+            .map(|rr| {
+                let rr = rr.unwrap().to_any_record::<AllRecordData<_, ParsedName<_>>>().unwrap();
+                format!("{} {} {}", rr.owner(), rr.rtype(), rr.data())
+            })
+            .collect()
+    }
+
     /// RFC 6672 §2.3: a DNAME occludes every name below it, those that
     /// exist (`host.d`) and those below an empty non-terminal (`x.y.d`),
-    /// not only names whose closest encloser is the DNAME owner.
+    /// which get the DNAME and a synthesized CNAME, not the occluded data
+    /// or NXDOMAIN.
     #[test]
     fn dname_at_a_proper_ancestor_redirects() {
+        let text = "d 300 DNAME t.example.net.\nhost.d 300 A 192.0.2.2\nz.y.d 300 TXT hi\n";
+        let a = answer(zone(text), "host.d.example.test.", code::A);
+        assert_eq!(
+            a,
+            ["d.example.test DNAME t.example.net.", "host.d.example.test CNAME host.t.example.net."],
+            "{a:?}"
+        );
+        let a = answer(zone(text), "x.y.d.example.test.", code::A);
+        assert_eq!(
+            a,
+            ["d.example.test DNAME t.example.net.", "x.y.d.example.test CNAME x.y.t.example.net."],
+            "{a:?}"
+        );
+    }
+
+    #[test]
+    fn find_node_returns_the_dname_above_occluded_names() {
         let z = zone("d 300 DNAME t.example.net.\nhost.d 300 A 192.0.2.2\nz.y.d 300 TXT hi\n");
         assert_eq!(found(&z, "host.d.example.test."), "dname d.example.test.");
         assert_eq!(found(&z, "x.y.d.example.test."), "dname d.example.test.");
