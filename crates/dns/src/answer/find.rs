@@ -24,14 +24,14 @@ pub(super) enum Found<'z> {
 /// The node at `key`, unless it is an NSEC3 owner and those are hidden:
 /// RFC 5155 §7.2.8 answers for them as if they did not exist.
 fn visible_node<'z>(zone: &'z Zone, key: &[u8], hide_nsec3: bool) -> Option<NodeRef<'z>> {
-    let node = zone.node(key)?;
-    if hide_nsec3
+    zone.node(key).filter(|n| !hidden(*n, hide_nsec3))
+}
+
+/// True if `node` is an NSEC3 owner and those are hidden.
+fn hidden(node: NodeRef<'_>, hide_nsec3: bool) -> bool {
+    hide_nsec3
         && node.rrset(code::NSEC3).is_some()
         && node.rrsets().all(|s| matches!(s.rtype, code::NSEC3 | code::RRSIG))
-    {
-        return None;
-    }
-    Some(node)
 }
 
 /// What answers `key` (lowercased) in step 3 of RFC 1034 §4.3.2: a
@@ -51,12 +51,12 @@ pub(super) fn find_node<'z>(zone: &'z Zone, key: &[u8], hide_nsec3: bool) -> Fou
             if f.is_delegation() {
                 return Found::Cut(n);
             }
-            match visible_node(zone, key, hide_nsec3) {
-                Some(n) => return Found::Node(n),
-                None => match encloser(zone, key, hide_nsec3) {
-                    Some(found) => found,
-                    None => return Found::None { encloser: zone.apex().len() },
-                },
+            if !hidden(n, hide_nsec3) {
+                return Found::Node(n);
+            }
+            match encloser(zone, key, hide_nsec3) {
+                Some(found) => found,
+                None => return Found::None { encloser: zone.apex().len() },
             }
         }
         None => match encloser(zone, key, hide_nsec3) {
