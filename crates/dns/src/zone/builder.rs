@@ -86,19 +86,15 @@ impl ZoneBuilder {
     /// facts were set when it was packed). Only names below a delegation
     /// or DNAME inherit anything, so a zone without either costs one pass.
     fn derive_facts(&mut self) {
-        let occluders: hashbrown::HashMap<Box<[u8]>, Facts> = self
-            .nodes
-            .iter()
-            .filter(|n| n.facts().is_delegation() || n.facts().has_dname())
-            .map(|n| (Box::from(n.key()), n.facts()))
-            .collect();
+        let occluders = self.nodes.iter().any(|n| n.facts().is_delegation() || n.facts().has_dname());
         let mut updates: Vec<(Box<[u8]>, Facts)> = Vec::new();
         for n in self.nodes.iter() {
             let key = n.key();
             let mut f = n.facts();
-            if !occluders.is_empty() {
+            if occluders {
                 let nsec3 = n.rrset(code::NSEC3).is_some();
-                f = f.with_inherited(inherited_facts(key, &self.apex, nsec3, |a| occluders.get(a).copied()));
+                let own_of = |a: &[u8]| self.nodes.get(a).map(|p| p.facts().own_part());
+                f = f.with_inherited(inherited_facts(key, &self.apex, nsec3, own_of));
             }
             let mut wild = [0u8; name::MAX_NAME_LEN + 2];
             if n.child_count() > 0 {
