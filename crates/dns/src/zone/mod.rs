@@ -165,6 +165,8 @@ impl Zone {
                 }
             }
         }
+        touched.sort_unstable();
+        touched.dedup();
         for key in &touched {
             z.refresh_facts_upwards(key);
         }
