@@ -35,6 +35,13 @@ pub(crate) fn read_zone_file(file: &Path, apex: &[u8]) -> anyhow::Result<Vec<six
             None => anyhow!("{}: {}", file.display(), e.reason),
         });
     }
+    // Kept, as Knot keeps it, but never served or signed: say so.
+    for o in sixgate_dns::check::occluded_by_delegations(apex, &records) {
+        match lines.get(o.index) {
+            Some(line) => eprintln!("warning: {}:{}: {o}", file.display(), line),
+            None => eprintln!("warning: {}: {o}", file.display()),
+        }
+    }
     Ok(records)
 }
 

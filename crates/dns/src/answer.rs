@@ -24,7 +24,7 @@ mod find;
 
 use additional::Extras;
 use dnssec::{Chain, Proof, Proofs};
-use find::{Found, find_cut, find_node};
+use find::{Found, find_node};
 
 /// Size limits applied to responses.
 #[derive(Debug, Clone, Copy)]
@@ -262,10 +262,10 @@ impl<'a> Ctx<'a, '_> {
     fn step(&mut self, key: &[u8], owner: Owner<'a>, cnames: usize) -> Step<'a> {
         let zone = self.zone;
         let qtype = self.q.qtype;
+        let found = find_node(zone, key, self.hide_nsec3);
         // Step 3b: a delegation at or above the name refers, except for DS
         // at the cut itself, which is parent-side data (RFC 4035 §2.4).
-        if zone.has_cuts()
-            && let Some(cut) = find_cut(zone, key)
+        if let Found::Cut(cut) = found
             && !(cut.key() == key && qtype == code::DS)
         {
             self.referral(cut, cnames);
@@ -279,8 +279,8 @@ impl<'a> Ctx<'a, '_> {
             // DO set gets it; otherwise the name does not exist.
             return self.at_node(node, owner, key, false);
         }
-        match find_node(zone, key, self.hide_nsec3) {
-            Found::Node(node) => self.at_node(node, owner, key, false),
+        match found {
+            Found::Node(node) | Found::Cut(node) => self.at_node(node, owner, key, false),
             Found::Wildcard(node) => self.at_node(node, owner, key, true),
             Found::Dname(node) => self.dname(node, key, owner),
             Found::None { encloser } => {

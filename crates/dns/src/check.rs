@@ -3,7 +3,10 @@
 //! These are the rules every write (zone import, API, UPDATE) is held to:
 //! one SOA, at the apex; NS at the apex; CNAME alone at its owner
 //! (RFC 1034 §3.6.2, RFC 2181 §10.1) and never at the apex; one TTL per
-//! RRset (RFC 2181 §5.2); TTLs within RFC 2181 §8; no meta types.
+//! RRset (RFC 2181 §5.2); TTLs within RFC 2181 §8; no meta types; nothing
+//! below a DNAME (RFC 6672 §2.3) and no NS beside one below the apex (as
+//! Knot refuses both). Data below a delegation is allowed but occluded:
+//! [`occluded_by_delegations`] lists it, for a warning.
 
 /// A fast hasher: these maps hold every name of a zone being imported.
 type HashMap<K, V> = hashbrown::HashMap<K, V, foldhash::fast::RandomState>;
@@ -80,6 +83,21 @@ mod reason {
                 name::to_text(owner)
             ),
         }
+    }
+
+    pub(super) fn below_dname(owner: &[u8], dname: &[u8]) -> String {
+        format!(
+            "{} is below the DNAME at {}, which occludes it (RFC 6672 §2.3: no data may exist below a DNAME); remove it or the DNAME",
+            name::to_text(owner),
+            name::to_text(dname)
+        )
+    }
+
+    pub(super) fn ns_and_dname(owner: &[u8]) -> String {
+        format!(
+            "{} has both NS and DNAME records; below the apex a name may have only one of them (RFC 6672 §2.3)",
+            name::to_text(owner)
+        )
     }
 
     pub(super) fn cname_and_other(owner: &[u8], rtype: u16) -> String {
@@ -194,6 +212,24 @@ pub fn check_zone(apex: &[u8], records: &mut [Record]) -> Result<(), CheckError>
             }
         }
     }
+    // RFC 6672 §2.3: nothing below a DNAME; Knot refuses such a zone
+    // ("child record exists under DNAME") and so do we, on every write.
+    let dnames: hashbrown::HashSet<&[u8], foldhash::fast::RandomState> =
+        sets.keys().filter(|(_, t)| *t == code::DNAME).map(|(o, _)| &o[..]).collect();
+    if !dnames.is_empty() {
+        let mut worst: Option<(usize, String)> = None;
+        for ((owner, t), (i, _, _)) in &sets {
+            if *t == code::NS && owner[..] != apex_l[..] && dnames.contains(&owner[..]) {
+                worst = worst.filter(|(w, _)| w < i).or(Some((*i, reason::ns_and_dname(owner))));
+            }
+            if let Some(d) = dname_above(owner, &apex_l, |a| dnames.contains(a)) {
+                worst = worst.filter(|(w, _)| w < i).or(Some((*i, reason::below_dname(owner, d))));
+            }
+        }
+        if let Some((i, reason)) = worst {
+            return Err(err(Some(i), reason));
+        }
+    }
     if !cname_owners.is_empty() {
         for ((owner, t), (j, _, _)) in &sets {
             if let Some(&(i, _)) = cname_owners.get(&owner[..])
@@ -204,6 +240,83 @@ pub fn check_zone(apex: &[u8], records: &mut [Record]) -> Result<(), CheckError>
         }
     }
     Ok(())
+}
+
+/// The DNAME owner at a proper ancestor of `owner` (both lowercased), up
+/// to the apex, for which `is_dname` holds; the topmost if several.
+pub fn dname_above<'a>(owner: &'a [u8], apex: &[u8], is_dname: impl Fn(&[u8]) -> bool) -> Option<&'a [u8]> {
+    let mut found = None;
+    let mut p = name::parent(owner);
+    while let Some(a) = p.filter(|a| a.len() >= apex.len()) {
+        if is_dname(a) {
+            found = Some(a);
+        }
+        p = name::parent(a);
+    }
+    found
+}
+
+/// Refuses data at `owner` below the DNAME at `dname` (RFC 6672 §2.3).
+pub fn below_dname(owner: &[u8], dname: &[u8]) -> CheckError {
+    err(None, reason::below_dname(owner, dname))
+}
+
+/// A record kept but not served: at or below a delegation, and neither
+/// the delegation's NS and DS nor glue (addresses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Occluded {
+    /// Index of the record in the checked slice.
+    pub index: usize,
+    /// The record's owner, presentation form.
+    pub owner: String,
+    /// The record's type.
+    pub rtype: u16,
+    /// The delegation point, presentation form.
+    pub cut: String,
+}
+
+impl std::fmt::Display for Occluded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} is at or below the delegation {} and is not served (occluded by the cut, RFC 1034 §4.2.1)",
+            self.owner,
+            crate::zonefile::type_text(self.rtype),
+            self.cut
+        )
+    }
+}
+
+/// The records of a checked zone that a delegation occludes (for a
+/// warning: they are kept, as Knot keeps them, but never answered from or
+/// signed). Glue (A and AAAA) below a cut is not listed.
+pub fn occluded_by_delegations(apex: &[u8], records: &[Record]) -> Vec<Occluded> {
+    let apex_l = name::to_lowercase(apex);
+    let cuts: hashbrown::HashSet<Box<[u8]>, foldhash::fast::RandomState> = records
+        .iter()
+        .filter(|r| r.rtype == code::NS)
+        .map(|r| name::to_lowercase(&r.owner))
+        .filter(|o| *o != apex_l)
+        .collect();
+    if cuts.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    for (index, r) in records.iter().enumerate() {
+        if matches!(r.rtype, code::A | code::AAAA) {
+            continue;
+        }
+        let owner = name::to_lowercase(&r.owner);
+        let at_cut = cuts.contains(&owner) && !matches!(r.rtype, code::NS | code::DS);
+        let above = dname_above(&owner, &apex_l, |a| a.len() > apex_l.len() && cuts.contains(a));
+        let cut = match (above, at_cut) {
+            (Some(c), _) => c,
+            (None, true) => &owner[..],
+            (None, false) => continue,
+        };
+        out.push(Occluded { index, owner: name::to_text(&r.owner), rtype: r.rtype, cut: name::to_text(cut) });
+    }
+    out
 }
 
 /// Checks the records at one owner after a change (the incremental form
@@ -238,6 +351,9 @@ pub fn check_owner(apex: &[u8], owner: &[u8], records: &[Record]) -> Result<(), 
             }
         }
         _ => return Err(err(None, reason::two_anames(owner))),
+    }
+    if owner_l != apex_l && count(code::NS) > 0 && count(code::DNAME) > 0 {
+        return Err(err(None, reason::ns_and_dname(owner)));
     }
     let soas = count(code::SOA);
     if owner_l == apex_l {
@@ -331,6 +447,52 @@ mod tests {
         assert!(e.reason.contains("NSEC3PARAM"), "{}", e.reason);
         // DS at a delegation is the child's, and stays the user's.
         check("sub 3600 IN NS ns.sub\nns.sub 3600 IN A 192.0.2.1\nsub 3600 IN DS 1 13 2 0000000000000000000000000000000000000000000000000000000000000000\n").unwrap();
+    }
+
+    /// RFC 6672 §2.3; Knot refuses to load such a zone.
+    #[test]
+    fn data_below_a_dname_is_refused() {
+        let e = check(&format!("{HEAD}d 300 DNAME t.example.net.\nhost.d 300 A 192.0.2.2\n")).unwrap_err();
+        assert!(e.reason.contains("host.d.example.com. is below the DNAME at d.example.com."), "{e}");
+        assert_eq!(e.index, Some(3));
+        // Below an empty non-terminal below it, and below a DNAME at the apex.
+        let e = check(&format!("{HEAD}d 300 DNAME t.example.net.\nx.y.d 300 TXT hi\n")).unwrap_err();
+        assert!(e.reason.contains("x.y.d.example.com. is below the DNAME"), "{e}");
+        let e = check(&format!("{HEAD}@ 300 DNAME t.example.net.\nns 300 A 192.0.2.1\n")).unwrap_err();
+        assert!(e.reason.contains("below the DNAME at example.com."), "{e}");
+        let e = check(&format!("{HEAD}d 300 DNAME t.example.net.\nd 300 NS ns\n")).unwrap_err();
+        assert!(e.reason.contains("both NS and DNAME"), "{e}");
+        let apex = name::from_text("example.com.", None).unwrap();
+        let d = name::from_text("d.example.com.", None).unwrap();
+        let recs = parse("d 300 DNAME t.example.net.\nd 300 NS ns\n", &apex).unwrap();
+        assert!(check_owner(&apex, &d, &recs).unwrap_err().reason.contains("both NS and DNAME"));
+        // A DNAME with nothing below it, beside other data, passes.
+        check(&format!("{HEAD}d 300 DNAME t.example.net.\nd 300 TXT hi\nother 300 A 192.0.2.3\n")).unwrap();
+    }
+
+    #[test]
+    fn data_below_a_delegation_is_occluded_with_a_warning() {
+        let apex = name::from_text("example.com.", None).unwrap();
+        let text = format!(
+            "{HEAD}sub 300 NS ns.sub\nsub 300 MX 10 mail\nns.sub 300 A 192.0.2.1\nx.sub 300 TXT hi\nsub 300 DS 1 13 2 00\n"
+        );
+        let mut recs = parse(&text, &apex).unwrap();
+        check_zone(&apex, &mut recs).unwrap();
+        let found: Vec<String> =
+            occluded_by_delegations(&apex, &recs).iter().map(|o| o.to_string()).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found
+                .iter()
+                .any(|w| w.starts_with("sub.example.com. MX is at or below the delegation sub.example.com."))
+        );
+        assert!(
+            found
+                .iter()
+                .any(|w| w
+                    .starts_with("x.sub.example.com. TXT is at or below the delegation sub.example.com."))
+        );
+        assert!(occluded_by_delegations(&apex, &parse(HEAD, &apex).unwrap()).is_empty());
     }
 
     #[test]

@@ -57,7 +57,7 @@ pub fn check_zone(zone: &Zone, owners: Option<&[Box<[u8]>]>, now: u64, min_valid
     let mut problems = Vec::new();
     let mut visit = |node: NodeRef<'_>| {
         if problems.len() < MAX_PROBLEMS {
-            check_node(zone, node, &ours, now, min_valid, &mut problems);
+            check_node(node, &ours, now, min_valid, &mut problems);
         }
     };
     match owners {
@@ -68,31 +68,19 @@ pub fn check_zone(zone: &Zone, owners: Option<&[Box<[u8]>]>, now: u64, min_valid
     problems
 }
 
-/// True if a strict ancestor below the apex is a delegation or a DNAME:
-/// the node is glue or occluded and not signed.
-fn occluded(zone: &Zone, key: &[u8]) -> bool {
-    let mut p = name::parent(key);
-    while let Some(a) = p.filter(|a| a.len() > zone.apex().len()) {
-        if zone.node(a).is_some_and(|n| n.rrset(code::NS).is_some() || n.rrset(code::DNAME).is_some()) {
-            return true;
-        }
-        p = name::parent(a);
-    }
-    false
-}
-
 fn check_node(
-    zone: &Zone,
     node: NodeRef<'_>,
     ours: &HashSet<(u16, u8)>,
     now: u64,
     min_valid: u32,
     problems: &mut Vec<Problem>,
 ) {
-    if node.is_empty() || occluded(zone, node.key()) {
+    // Glue and occluded data (the node's facts) are not signed.
+    let facts = node.facts();
+    if node.is_empty() || facts.occluded() {
         return;
     }
-    let cut = node.key() != zone.apex() && node.rrset(code::NS).is_some();
+    let cut = facts.is_delegation();
     let sigs: Vec<Rrsig> = node
         .rrset(code::RRSIG)
         .map(|s| s.rdatas().filter_map(|rd| Rrsig::decode(rd).ok()).collect())

@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use sixgate_dns::name;
 use sixgate_dns::nsec3::{self, HASH_LEN};
 use sixgate_dns::rtype::code;
-use sixgate_dns::zone::{Record, canonical_cmp};
+use sixgate_dns::zone::{Facts, Record, canonical_cmp};
 
 use crate::denial::{Nsec3Params, nsec_rdata};
 use crate::key::{KeyError, KeyPair};
@@ -32,6 +32,29 @@ pub enum Status {
     Occluded,
 }
 
+impl Status {
+    /// The status of a name with these [`Facts`] (the zone snapshot's,
+    /// or derived by the same rules); `empty` for a name without data.
+    pub fn of(facts: Facts, empty: bool) -> Status {
+        if facts.occluded() {
+            Status::Occluded
+        } else if empty {
+            Status::EmptyNonTerminal
+        } else if facts.is_delegation() {
+            Status::Delegation
+        } else {
+            Status::Authoritative
+        }
+    }
+}
+
+/// The key RRsets, signed by the KSKs (or CSKs) rather than the ZSKs
+/// (RFC 6781 §3.1; CDS and CDNSKEY are signed like the DNSKEY RRset they
+/// stand for, RFC 7344 §4.1).
+pub fn is_key_rrset(rtype: u16) -> bool {
+    matches!(rtype, code::DNSKEY | code::CDS | code::CDNSKEY)
+}
+
 /// The types at a name that get RRSIGs.
 pub fn signed_types(status: Status, types: &[u16]) -> Vec<u16> {
     match status {
@@ -49,8 +72,16 @@ fn is_chain_type(t: u16) -> bool {
 /// The types the denial record of a name lists (RFC 4034 §4.1.2, RFC 5155
 /// §3.2.1): the name's own types, plus RRSIG if any RRset there is signed,
 /// plus NSEC itself in NSEC chains (NSEC3 records live elsewhere).
+///
+/// At a delegation only the NS and DS bits are set, never those of glue
+/// or other data at the cut, for which the parent is not authoritative
+/// (RFC 4035 §2.3, RFC 5155 §7.1 by reference).
 pub fn denial_types(status: Status, types: &[u16], nsec3: bool) -> Vec<u16> {
-    let mut out: Vec<u16> = types.iter().copied().filter(|&t| !is_chain_type(t)).collect();
+    let listed = |t: u16| match status {
+        Status::Delegation => matches!(t, code::NS | code::DS),
+        _ => !is_chain_type(t),
+    };
+    let mut out: Vec<u16> = types.iter().copied().filter(|&t| listed(t)).collect();
     if !nsec3 {
         // The NSEC itself is signed at this name.
         out.push(code::RRSIG);
@@ -124,7 +155,7 @@ pub struct Signer<'k> {
 impl Signer<'_> {
     /// The keys that sign `rtype` (at the apex for key RRsets).
     fn keys_for(&self, rtype: u16) -> impl Iterator<Item = &ActiveKey<'_>> {
-        let keyset = matches!(rtype, code::DNSKEY | code::CDS | code::CDNSKEY);
+        let keyset = is_key_rrset(rtype);
         self.keys.iter().filter(move |k| if keyset { k.signs_keys } else { k.signs_zone })
     }
 
@@ -187,21 +218,21 @@ impl Signer<'_> {
                 }
             }
         }
-        // Status: canonical order puts a name's descendants right after it.
-        let mut cut: Option<Box<[u8]>> = None;
+        // Status, from the zone snapshot's facts rules: canonical order puts
+        // a name's descendants right after it, so what a name inherits comes
+        // from the topmost delegation or DNAME above it, seen last.
+        let mut occluder: Option<(Box<[u8]>, Facts)> = None;
         for n in &mut names {
             let key = name::to_lowercase(n.owner);
-            if let Some(c) = &cut {
-                if name::is_at_or_below(&key, c) {
-                    n.status = Status::Occluded;
-                    continue;
-                }
-                cut = None;
-            }
-            let has = |t: u16| n.sets.iter().any(|s| s.0 == t);
-            if key != apex_key && (has(code::NS) || has(code::DNAME)) {
-                n.status = if has(code::NS) { Status::Delegation } else { Status::Authoritative };
-                cut = Some(key);
+            let own = Facts::own(key == apex_key, n.sets.iter().map(|s| s.0));
+            let inherited = match &occluder {
+                Some((c, f)) if key.len() > c.len() && name::is_at_or_below(&key, c) => Facts::inherited(*f),
+                _ => Facts::default(),
+            };
+            let facts = own.union(inherited);
+            n.status = Status::of(facts, false);
+            if !facts.occluded() && (own.is_delegation() || own.has_dname()) {
+                occluder = Some((key, own));
             }
         }
         // The chain.
@@ -363,4 +394,39 @@ struct NameData<'a> {
     owner: &'a [u8],
     sets: Vec<(u16, u32, Vec<&'a [u8]>)>,
     status: Status,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// RFC 4035 §2.3: at a delegation only NS and DS (and the denial
+    /// record's own RRSIG and NSEC) are listed, not glue, an ANAME or its
+    /// addresses, or anything else at the cut.
+    #[test]
+    fn delegation_bitmaps_list_only_ns_ds_and_the_denial_types() {
+        let at_cut = [code::A, code::NS, code::MX, code::AAAA, code::DS, code::ANAME];
+        assert_eq!(
+            denial_types(Status::Delegation, &at_cut, false),
+            vec![code::NS, code::DS, code::RRSIG, code::NSEC]
+        );
+        assert_eq!(denial_types(Status::Delegation, &at_cut, true), vec![code::NS, code::DS, code::RRSIG]);
+        // Unsigned delegation: nothing there is signed, so no RRSIG bit.
+        assert_eq!(denial_types(Status::Delegation, &[code::NS, code::A], true), vec![code::NS]);
+        // Authoritative names list what they have.
+        assert_eq!(
+            denial_types(Status::Authoritative, &[code::A, code::MX], true),
+            vec![code::A, code::MX, code::RRSIG]
+        );
+    }
+
+    #[test]
+    fn status_follows_the_facts() {
+        let cut = Facts::own(false, [code::NS]);
+        assert_eq!(Status::of(cut, false), Status::Delegation);
+        assert_eq!(Status::of(Facts::inherited(cut), false), Status::Occluded);
+        assert_eq!(Status::of(Facts::inherited(Facts::own(false, [code::DNAME])), true), Status::Occluded);
+        assert_eq!(Status::of(Facts::own(false, [code::DNAME]), false), Status::Authoritative);
+        assert_eq!(Status::of(Facts::default(), true), Status::EmptyNonTerminal);
+    }
 }

@@ -26,6 +26,7 @@ mod derived;
 mod dnssec;
 pub mod files;
 mod holds;
+mod occlusion;
 pub use holds::Hold;
 mod proxy;
 mod purge;

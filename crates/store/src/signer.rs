@@ -20,7 +20,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use sixgate_dns::name;
 use sixgate_dns::nsec3;
 use sixgate_dns::rtype::code;
-use sixgate_dns::zone::{Change, Record};
+use sixgate_dns::zone::{Change, Facts, Record};
 use sixgate_dnssec::KeyPair;
 use sixgate_dnssec::denial::{Nsec3Params, nsec_rdata};
 use sixgate_dnssec::rrsig::{RrSet, Rrsig};
@@ -74,7 +74,7 @@ impl ZoneSigning {
     /// True if a signature by (`tag`, `alg`) over `rtype` is one the
     /// current keys make.
     fn signs(&self, rtype: u16, tag: u16, alg: u8) -> bool {
-        let keyset = matches!(rtype, code::DNSKEY | code::CDS | code::CDNSKEY);
+        let keyset = sign::is_key_rrset(rtype);
         self.keys.iter().any(|k| {
             k.tag == tag
                 && k.pair.algorithm().code() == alg
@@ -84,7 +84,7 @@ impl ZoneSigning {
 
     /// The number of keys that sign `rtype`.
     fn signer_count(&self, rtype: u16) -> usize {
-        let keyset = matches!(rtype, code::DNSKEY | code::CDS | code::CDNSKEY);
+        let keyset = sign::is_key_rrset(rtype);
         self.keys.iter().filter(|k| if keyset { k.signs_keys } else { k.signs_zone }).count()
     }
 }
@@ -245,9 +245,19 @@ impl Incremental<'_> {
                 continue;
             }
             if (*rtype == code::NS && key != self.apex_key) || *rtype == code::DNAME {
-                // Everything below a cut changes status with it.
+                // Everything below a cut changes status with it: the names
+                // with data, and the empty non-terminals between them and
+                // the cut, which enter or leave the NSEC3 chain.
                 for d in self.descendants(&key)? {
-                    touched.insert(name::canonical_key(&d), name::to_lowercase(&d));
+                    let d = name::to_lowercase(&d);
+                    if nsec3 {
+                        let mut p = name::parent(&d);
+                        while let Some(a) = p.filter(|a| a.len() > key.len()) {
+                            touched.insert(name::canonical_key(a), a.into());
+                            p = name::parent(a);
+                        }
+                    }
+                    touched.insert(name::canonical_key(&d), d);
                 }
             }
             types_changed.insert((key.clone(), *rtype));
@@ -296,37 +306,39 @@ impl Incremental<'_> {
         .query_row(params![self.zone_id, canon, end], |r| r.get(0))?)
     }
 
-    /// True if an ancestor below the apex is a delegation or DNAME.
-    fn occluded(&self, key: &[u8]) -> Result<bool, StoreError> {
+    /// What the name `key` inherits from its ancestors up to the apex
+    /// (below a delegation, below a DNAME), by the zone snapshot's rules
+    /// ([`Facts`]), from an index probe per ancestor.
+    fn inherited(&self, key: &[u8]) -> Result<Facts, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT EXISTS(SELECT 1 FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND rtype IN (2, 39))",
+            "SELECT rtype FROM records WHERE zone_id = ?1 AND owner_key = ?2 AND rtype IN (?3, ?4)",
         )?;
+        let mut f = Facts::default();
         let mut p = name::parent(key);
-        while let Some(a) = p.filter(|a| a.len() > self.apex_key.len()) {
-            if st.query_row(params![self.zone_id, a], |r| r.get::<_, bool>(0))? {
-                return Ok(true);
-            }
+        while let Some(a) = p.filter(|a| a.len() >= self.apex_key.len()) {
+            let types: Vec<u16> = st
+                .query_map(params![self.zone_id, a, code::NS, code::DNAME], |r| r.get(0))?
+                .collect::<Result<_, _>>()?;
+            f = f.union(Facts::inherited(Facts::own(a == &self.apex_key[..], types)));
             p = name::parent(a);
         }
-        Ok(false)
+        Ok(f)
     }
 
     /// The status of a name from its data, or `None` if it is not a name
     /// of the zone (no data and no live descendants, or an occluded
     /// empty name).
     fn status(&self, key: &[u8], canon: &[u8], data: &[Record]) -> Result<Option<Status>, StoreError> {
+        let is_apex = key == &self.apex_key[..];
         if data.is_empty() {
             let ent = self.zs.nsec3.is_some()
-                && key != &self.apex_key[..]
+                && !is_apex
                 && self.has_live_descendant(canon)?
-                && !self.occluded(key)?;
+                && !self.inherited(key)?.occluded();
             return Ok(ent.then_some(Status::EmptyNonTerminal));
         }
-        if self.occluded(key)? {
-            return Ok(Some(Status::Occluded));
-        }
-        let has_ns = data.iter().any(|r| r.rtype == code::NS);
-        Ok(Some(if has_ns && key != &self.apex_key[..] { Status::Delegation } else { Status::Authoritative }))
+        let facts = Facts::own(is_apex, data.iter().map(|r| r.rtype)).union(self.inherited(key)?);
+        Ok(Some(Status::of(facts, false)))
     }
 
     fn chain_key(&self, key: &[u8], canon: &[u8]) -> Vec<u8> {
@@ -498,7 +510,17 @@ impl Incremental<'_> {
         let key = name::to_lowercase(&owner);
         let canon = name::canonical_key(&key);
         let data = self.data(&key)?;
-        let Some(status) = self.status(&key, &canon, &data)? else {
+        // A member that is no longer a name of the chain leaves it, with
+        // its denial record, rather than keeping a record nothing re-signs.
+        let status = self.status(&key, &canon, &data)?;
+        let Some(status) = status.filter(|s| sign::in_chain(*s, self.zs.nsec3.is_some())) else {
+            self.conn
+                .prepare_cached("DELETE FROM dnssec_chain WHERE zone_id = ?1 AND key = ?2")?
+                .execute(params![self.zone_id, ck])?;
+            self.drop_denial(&key, ck)?;
+            if let Some(p) = self.neighbour(ck, false)? {
+                self.denial(&p, false)?;
+            }
             return Ok(());
         };
         let types: Vec<u16> = data.iter().map(|r| r.rtype).collect();

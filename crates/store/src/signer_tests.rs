@@ -100,6 +100,16 @@ fn check_against_full(store: &mut Store, step: &str) {
     assert_eq!(covered(&all), covered(&full.records), "signed RRsets after {step}");
 }
 
+/// Names at several depths, so that cuts come and go above empty
+/// non-terminals and deeper names: with data only at `w.e.dc`, a cut at
+/// `dc` has the empty non-terminal `e.dc` between it and `w.e.dc`.
+const DEEP: [&str; 9] = ["dc", "e.dc", "w.e.dc", "v.w.e.dc", "c", "b.c", "a.b.c", "q.a.b.c", "x.sub"];
+/// Where cuts (NS, DNAME) are added and removed: above the deep names,
+/// and the zone's own delegation `sub`.
+const CUTS: [&str; 5] = ["dc", "e.dc", "c", "b.c", "sub"];
+/// The zone's base delegation, which the random changes may remove.
+const BASE_CUT: &str = "sub 3600 NS ns.sub.example.com.";
+
 fn random_change(rng: &mut StdRng, live: &mut BTreeSet<String>) -> Vec<Change> {
     let labels = ["a", "b", "c", "www", "x", "deep.er", "sub", "wild", "y.z", "ns.sub", "in.secure"];
     let owner = format!(
@@ -107,7 +117,8 @@ fn random_change(rng: &mut StdRng, live: &mut BTreeSet<String>) -> Vec<Change> {
         labels[rng.random_range(0..labels.len())],
         labels[rng.random_range(0..labels.len())]
     );
-    let kind = rng.random_range(0..10);
+    let pick = |rng: &mut StdRng, from: &[&str]| from[rng.random_range(0..from.len())].to_string();
+    let kind = rng.random_range(0..15);
     let text = match kind {
         0 => format!("{owner} 3600 NS ns1.example.com."),
         1 => format!("{owner} 300 TXT \"t{}\"", rng.random_range(0..3)),
@@ -116,6 +127,11 @@ fn random_change(rng: &mut StdRng, live: &mut BTreeSet<String>) -> Vec<Change> {
             labels[rng.random_range(0..labels.len())],
             rng.random_range(1..4)
         ),
+        3 | 4 => format!("{} 3600 NS ns1.example.com.", pick(rng, &CUTS)),
+        // Refused while anything is below it (RFC 6672 §2.3).
+        5 => format!("{} 300 DNAME t.example.net.", pick(rng, &CUTS)),
+        6..=8 => format!("{} 300 TXT \"d{}\"", pick(rng, &DEEP), rng.random_range(0..2)),
+        9 => BASE_CUT.to_string(),
         _ => format!("{owner} 300 A 192.0.2.{}", rng.random_range(1..4)),
     };
     if live.contains(&text) && rng.random_bool(0.7) {
@@ -135,15 +151,21 @@ fn run(denial: Denial, seed: u64) {
     store.by(Actor::Task("test")).dnssec_enable(&apex(), &policy).unwrap();
     check_against_full(&mut store, "enable");
     let mut rng = StdRng::seed_from_u64(seed);
-    let mut live = BTreeSet::new();
+    let mut live = BTreeSet::from([BASE_CUT.to_string()]);
     let (mut applied, mut sizes) = (0, BTreeSet::new());
-    for i in 0..120 {
+    for i in 0..150 {
         let changes = random_change(&mut rng, &mut live);
         let what = format!("step {i} {changes:?}");
         match store.by(Actor::Task("test")).apply(&apex(), &changes) {
             Ok(_) => {}
             // A random change may break a zone rule; then nothing changed.
-            Err(crate::StoreError::Invalid(_)) => continue,
+            Err(crate::StoreError::Invalid(_)) => {
+                // ... and the text is not live.
+                if let [Change::Add(r)] = &changes[..] {
+                    live.retain(|t| rec(t) != *r);
+                }
+                continue;
+            }
             Err(e) => panic!("{what}: {e}"),
         }
         check_against_full(&mut store, &what);
@@ -152,7 +174,7 @@ fn run(denial: Denial, seed: u64) {
         sizes.insert(chain(&all).len());
     }
     // The changes really moved the chain: names came and went.
-    assert!(applied > 90, "{applied} changes applied");
+    assert!(applied > 100, "{applied} changes applied");
     assert!(sizes.len() > 10, "chain lengths seen: {sizes:?}");
     // Refreshing months later re-signs everything that would expire and
     // keeps the chain.
@@ -190,4 +212,56 @@ fn the_signing_time_of_a_write_is_reported_for_signed_zones_only() {
     store.by(Actor::Task("test")).dnssec_enable(&apex(), &Policy::default()).unwrap();
     store.by(Actor::Task("test")).apply(&apex(), &[Change::Add(rec("t2 300 A 192.0.2.2"))]).unwrap();
     assert!(crate::last_signing_time().is_some_and(|d| d > std::time::Duration::ZERO));
+}
+
+/// A zone with a name three labels below `dc`, so that `e.dc` is an
+/// empty non-terminal, signed with NSEC3; `extra` is added first.
+fn signed_with_deep_name(extra: &str) -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = Store::open(dir.path()).unwrap();
+    let text = format!("{ZONE}w.e.dc 300 A 192.0.2.44\n{extra}");
+    store.by(Actor::Task("test")).replace_zone(&apex(), zonefile::parse(&text, &apex()).unwrap()).unwrap();
+    let policy = Policy { denial: Denial::Nsec3 { opt_out: false }, ..Policy::default() };
+    store.by(Actor::Task("test")).dnssec_enable(&apex(), &policy).unwrap();
+    check_against_full(&mut store, "enable");
+    (dir, store)
+}
+
+/// The NSEC3 owner name of `name` in the signed zone, if it has one.
+fn nsec3_of(store: &mut Store, owner: &str) -> bool {
+    let all = store.zone_snapshot(&apex()).unwrap().unwrap().1.records;
+    let param = all.iter().find(|r| r.rtype == code::NSEC3PARAM).unwrap();
+    let salt_len = param.rdata[4] as usize;
+    let iterations = u16::from_be_bytes([param.rdata[2], param.rdata[3]]);
+    let key = name::to_lowercase(&name::from_text(owner, None).unwrap());
+    let hash = sixgate_dns::nsec3::hash(&key, &param.rdata[5..5 + salt_len], iterations);
+    let want = sixgate_dns::nsec3::owner_name(&hash, &apex());
+    all.iter().any(|r| r.rtype == code::NSEC3 && r.owner.eq_ignore_ascii_case(&want))
+}
+
+/// Adding a cut above an empty non-terminal (`e.dc`, between `dc` and
+/// `w.e.dc`) must take the ENT's NSEC3 out of the chain: left in, it is
+/// never re-signed and the zone is held at the next full check.
+#[test]
+fn adding_a_cut_above_an_empty_non_terminal_drops_its_nsec3() {
+    let (_dir, mut store) = signed_with_deep_name("");
+    assert!(nsec3_of(&mut store, "e.dc.example.com."));
+    store.by(Actor::Task("test")).apply(&apex(), &[Change::Add(rec("dc 3600 NS ns1.example.com."))]).unwrap();
+    assert!(!nsec3_of(&mut store, "e.dc.example.com."), "stale NSEC3 of the occluded ENT");
+    check_against_full(&mut store, "adding dc NS");
+}
+
+/// Removing that cut must give the empty non-terminal its NSEC3 back:
+/// without it, NODATA at `e.dc` has no matching NSEC3 (RFC 5155 §8.5)
+/// and validators call the answer bogus.
+#[test]
+fn removing_a_cut_above_an_empty_non_terminal_gives_it_an_nsec3() {
+    let (_dir, mut store) = signed_with_deep_name("dc 3600 NS ns1.example.com.\n");
+    assert!(!nsec3_of(&mut store, "e.dc.example.com."), "occluded when signed");
+    store
+        .by(Actor::Task("test"))
+        .apply(&apex(), &[Change::Remove(rec("dc 3600 NS ns1.example.com."))])
+        .unwrap();
+    assert!(nsec3_of(&mut store, "e.dc.example.com."), "the ENT has no NSEC3");
+    check_against_full(&mut store, "removing dc NS");
 }

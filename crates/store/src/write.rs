@@ -657,6 +657,7 @@ fn apply_source(mut w: WriteTx<'_>, apex: &[u8], changes: &[Change]) -> Result<C
         let recs = owner_records(&w.tx, w.id, o)?;
         names += i64::from(!recs.is_empty()) - i64::from(had);
         sixgate_dns::check::check_owner(apex, o, &recs)?;
+        crate::occlusion::check_owner(&w.tx, w.id, &w.key, o, &recs)?;
         if crate::proxy::is_proxied(&w.tx, o)? {
             crate::proxy::check_owner(o, &recs)?;
         }

@@ -17,7 +17,7 @@ use crate::zone::{NodeRef, RrSetRef};
 
 use super::Ctx;
 use super::dnssec::Chain;
-use super::find::{Found, find_cut, find_node};
+use super::find::{Target, find_target};
 
 /// Most distinct additional-section targets remembered for de-duplication.
 const MAX_TARGETS: usize = 32;
@@ -129,16 +129,17 @@ impl<'a> Ctx<'a, '_> {
         if !name::is_at_or_below(key.as_slice(), self.zone.apex()) {
             return Ok(());
         }
-        let (node, owner, signed) = match find_node(self.zone, key.as_slice(), self.hide_nsec3) {
-            Found::Node(n) => (n, Owner::Name(n.name()), self.chain.is_some()),
+        let (node, owner, signed) = match find_target(self.zone, key.as_slice(), self.hide_nsec3) {
+            // RFC 4035 §3.1.1: signatures of authoritative addresses, when
+            // they fit; glue (at or below a cut) is not signed and gets none.
+            Target::Node(n) => {
+                (n, Owner::Name(n.name()), self.chain.is_some() && !n.facts().at_or_below_delegation())
+            }
             // Signatures of a wildcard expansion would need a proof that
             // this optional data does not carry.
-            Found::Wildcard(n) => (n, Owner::Name(target), false),
-            Found::Dname(_) | Found::None { .. } => return Ok(()),
+            Target::Wildcard(n) => (n, Owner::Name(target), false),
+            Target::None => return Ok(()),
         };
-        // RFC 4035 §3.1.1: signatures of authoritative addresses, when they
-        // fit; glue (below a cut) is not signed and gets none.
-        let signed = signed && !(self.zone.has_cuts() && find_cut(self.zone, key.as_slice()).is_some());
         let types = [Some(code::A), Some(code::AAAA), extra];
         let mut present = 0;
         for rtype in types.into_iter().flatten() {

@@ -6,7 +6,7 @@ use crate::rtype::code;
 use super::denial::DenialIndex;
 use super::map::NodeMap;
 use super::node::NodeData;
-use super::{Record, Zone, ZoneError};
+use super::{Facts, Record, Zone, ZoneError, inherited_facts, wildcard_of};
 
 /// Builds a [`Zone`] from a stream of records with little memory beyond
 /// the result: each node is packed as soon as its owner's records have
@@ -61,6 +61,8 @@ impl ZoneBuilder {
         if created && node.key != self.apex {
             self.count_child(&node.key);
         }
+        let mut node = node;
+        node.refresh_own_facts(&self.apex);
         let (nsec, nsec3) = (node.has(code::NSEC), node.has(code::NSEC3));
         if nsec || nsec3 {
             self.denial.note(&node.key, &self.apex, nsec, nsec3);
@@ -77,6 +79,35 @@ impl ZoneBuilder {
                     self.parents.insert(p.into(), 1);
                 }
             }
+        }
+    }
+
+    /// Derives every node's inherited facts and wildcard-child bit (its own
+    /// facts were set when it was packed). Only names below a delegation
+    /// or DNAME inherit anything, so a zone without either costs one pass.
+    fn derive_facts(&mut self) {
+        let occluders = self.nodes.iter().any(|n| n.facts().is_delegation() || n.facts().has_dname());
+        let mut updates: Vec<(Box<[u8]>, Facts)> = Vec::new();
+        for n in self.nodes.iter() {
+            let key = n.key();
+            let mut f = n.facts();
+            if occluders {
+                let nsec3 = n.rrset(code::NSEC3).is_some();
+                let own_of = |a: &[u8]| self.nodes.get(a).map(|p| p.facts().own_part());
+                f = f.with_inherited(inherited_facts(key, &self.apex, nsec3, own_of));
+            }
+            let mut wild = [0u8; name::MAX_NAME_LEN + 2];
+            if n.child_count() > 0 {
+                f = f.with_wildcard_child(
+                    wildcard_of(key, &mut wild).is_some_and(|w| self.nodes.get(w).is_some()),
+                );
+            }
+            if f != n.facts() {
+                updates.push((key.into(), f));
+            }
+        }
+        for (key, f) in updates {
+            self.nodes.set_facts(&key, f);
         }
     }
 
@@ -102,6 +133,7 @@ impl ZoneBuilder {
         }
         let cuts =
             self.nodes.iter().filter(|n| n.key() != &self.apex[..] && n.rrset(code::NS).is_some()).count();
+        self.derive_facts();
         self.nodes.shrink();
         Ok(Zone { apex: self.apex, nodes: self.nodes, cuts, denial: self.denial })
     }

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-use super::node::{NodeRef, key_of};
+use super::facts::Facts;
+use super::node::{NodeRef, flags_offset, key_of};
 
 /// Average number of nodes per shard we aim for.
 const NODES_PER_SHARD: usize = 128;
@@ -69,6 +70,28 @@ impl NodeMap {
             None => {
                 shard.insert_unique(h, packed, |n| hasher.hash_one(key_of(n)));
                 self.len += 1;
+            }
+        }
+    }
+
+    /// Replaces the facts of the node at `key` in place (no repacking);
+    /// only the node's shard is copied, and only if it is shared.
+    pub(super) fn set_facts(&mut self, key: &[u8], facts: Facts) {
+        let h = self.hash(key);
+        let idx = self.shard_of(h);
+        let current = self.get(key).map(|n| n.facts());
+        if current.is_none_or(|f| f == facts) {
+            return;
+        }
+        let shards = Arc::make_mut(&mut self.shards);
+        let Some(shard) = shards.get_mut(idx) else {
+            return;
+        };
+        let shard = Arc::make_mut(shard);
+        if let Some(raw) = shard.find_mut(h, |n| key_of(n) == key) {
+            let at = flags_offset(raw);
+            if let Some(b) = raw.get_mut(at) {
+                *b = (*b & !Facts::MASK) | facts.bits();
             }
         }
     }

@@ -11,9 +11,16 @@
 //! (a few hundred nodes each), so one changed RRset in a million-name zone
 //! costs microseconds, while lookups stay a plain SwissTable probe — faster
 //! than a HAMT's pointer chase.
+//!
+//! Each node also carries its [`Facts`] (a delegation, below a cut or a
+//! DNAME, has a wildcard child), derived when the zone is built or
+//! changed, so a lookup asks the node instead of probing its ancestors.
+//! Adding or removing a delegation or DNAME re-derives the names below it,
+//! found by one scan of the zone: such changes are rare, lookups are not.
 
 mod builder;
 mod denial;
+mod facts;
 mod map;
 mod node;
 
@@ -26,6 +33,7 @@ use crate::rtype::code;
 
 pub use builder::ZoneBuilder;
 use denial::DenialIndex;
+pub use facts::Facts;
 use map::NodeMap;
 use node::NodeData;
 pub use node::{NodeRef, RdataIter, RrSetIter, RrSetRef};
@@ -111,6 +119,10 @@ impl Zone {
     /// Applies changes, returning the new snapshot. `self` is untouched.
     pub fn apply(&self, changes: &[Change]) -> Result<Zone, ZoneError> {
         let mut z = self.clone();
+        // Names whose facts (or whose new ancestors' facts) to re-derive,
+        // and names whose own facts changed, so everything below them.
+        let mut touched: Vec<Box<[u8]>> = Vec::new();
+        let mut subtrees: Vec<Box<[u8]>> = Vec::new();
         for c in changes {
             let r = match c {
                 Change::Add(r) | Change::Remove(r) => r,
@@ -129,6 +141,12 @@ impl Zone {
             }
             let is_cut = key != z.apex && node.has(code::NS);
             z.cuts = z.cuts + usize::from(is_cut) - usize::from(was_cut);
+            let own_before = node.facts.own_part();
+            node.refresh_own_facts(&z.apex);
+            if node.facts.own_part() != own_before {
+                subtrees.push(key.clone());
+            }
+            touched.push(key.clone());
             if matches!(r.rtype, code::NSEC | code::NSEC3) {
                 z.denial.note(&key, &z.apex, node.has(code::NSEC), node.has(code::NSEC3));
             }
@@ -147,10 +165,54 @@ impl Zone {
                 }
             }
         }
+        touched.sort_unstable();
+        touched.dedup();
+        for key in &touched {
+            z.refresh_facts_upwards(key);
+        }
+        if !subtrees.is_empty() {
+            let below: Vec<Box<[u8]>> = z
+                .nodes
+                .iter()
+                .map(|n| n.key())
+                .filter(|k| subtrees.iter().any(|s| k.len() > s.len() && name::is_at_or_below(k, s)))
+                .map(Box::from)
+                .collect();
+            for key in &below {
+                z.refresh_facts(key);
+            }
+        }
         if z.nodes.needs_reshard() {
             z.nodes = z.nodes.resharded();
         }
         Ok(z)
+    }
+
+    /// Re-derives the facts of the node at `key`; true if they changed.
+    fn refresh_facts(&mut self, key: &[u8]) -> bool {
+        let Some(node) = self.nodes.get(key) else {
+            return false;
+        };
+        let before = node.facts();
+        let after = derive_facts(&self.nodes, &self.apex, node);
+        self.nodes.set_facts(key, after);
+        before != after
+    }
+
+    /// Re-derives the facts of `key`, its parent (whose wildcard child it
+    /// may be), and further ancestors while theirs change: empty
+    /// non-terminals made by a change need theirs.
+    fn refresh_facts_upwards(&mut self, key: &[u8]) {
+        self.refresh_facts(key);
+        let mut p = name::parent(key);
+        let mut first = true;
+        while let Some(a) = p.filter(|a| a.len() >= self.apex.len()) {
+            if !self.refresh_facts(a) && !first {
+                break;
+            }
+            first = false;
+            p = name::parent(a);
+        }
     }
 
     /// Counts a new child at the parent, creating empty non-terminals.
@@ -213,6 +275,12 @@ impl Zone {
     /// The apex node.
     pub fn apex_node(&self) -> Option<NodeRef<'_>> {
         self.nodes.get(&self.apex)
+    }
+
+    /// The facts of the node at `key` (a lowercased name); nothing for a
+    /// name that is not in the zone.
+    pub fn facts(&self, key: &[u8]) -> Option<Facts> {
+        self.nodes.get(key).map(|n| n.facts())
     }
 
     /// True if the zone has delegations below its apex.
@@ -292,6 +360,53 @@ impl Zone {
         sort_canonical(&mut out);
         out
     }
+}
+
+/// The facts of `node`: its own data's, what its ancestors' own data
+/// passes down, and whether it has a wildcard child.
+fn derive_facts(nodes: &NodeMap, apex: &[u8], node: NodeRef<'_>) -> Facts {
+    let key = node.key();
+    let own = Facts::own(key == apex, node.rrsets().map(|s| s.rtype));
+    let inherited = inherited_facts(key, apex, node.rrset(code::NSEC3).is_some(), |a| {
+        nodes.get(a).map(|n| n.facts().own_part())
+    });
+    let mut wild = [0u8; name::MAX_NAME_LEN + 2];
+    let wildcard_child = wildcard_of(key, &mut wild).is_some_and(|w| nodes.get(w).is_some());
+    node.facts().with_own(own).with_inherited(inherited).with_wildcard_child(wildcard_child)
+}
+
+/// What the name `key` inherits from its ancestors up to the apex, given
+/// the own facts of each (`own_of`, `None` for no node). An NSEC3 owner
+/// (`nsec3`) is the signer's, hashed into the apex's namespace: a DNAME
+/// at the apex does not occlude it.
+pub(super) fn inherited_facts(
+    key: &[u8],
+    apex: &[u8],
+    nsec3: bool,
+    own_of: impl Fn(&[u8]) -> Option<Facts>,
+) -> Facts {
+    let mut f = Facts::default();
+    let mut p = name::parent(key);
+    while let Some(a) = p.filter(|a| a.len() >= apex.len()) {
+        if let Some(own) = own_of(a).filter(|_| !(nsec3 && a.len() == apex.len())) {
+            f = f.union(Facts::inherited(own));
+        }
+        p = name::parent(a);
+    }
+    f
+}
+
+/// The name `*.key` in `buf`, if it fits.
+pub(super) fn wildcard_of<'b>(key: &[u8], buf: &'b mut [u8; name::MAX_NAME_LEN + 2]) -> Option<&'b [u8]> {
+    let len = key.len() + 2;
+    if len > name::MAX_NAME_LEN {
+        return None;
+    }
+    let w = buf.get_mut(..len)?;
+    let (head, tail) = w.split_at_mut_checked(2)?;
+    head.copy_from_slice(&[1, b'*']);
+    tail.copy_from_slice(key);
+    Some(w)
 }
 
 /// Sorts records for export: owners in DNSSEC canonical order (RFC 4034
@@ -421,6 +536,69 @@ mod tests {
         assert!(exact && node.rrset(code::NSEC3).is_some());
         assert!(!z3.nsec3_node(&[0xff; HASH_LEN]).unwrap().1);
         assert!(!z3.apply(&[Change::Remove(r3)]).unwrap().has_nsec3());
+    }
+
+    fn facts_of_every_node(z: &Zone) -> Vec<(String, Facts)> {
+        let mut v: Vec<(String, Facts)> = z.nodes().map(|n| (name::to_text(n.key()), n.facts())).collect();
+        v.sort_by(|a, b| a.0.cmp(&b.0));
+        v
+    }
+
+    /// The facts kept up to date by `apply` are those `build` derives
+    /// from the same records, through cuts and DNAMEs that come and go
+    /// above deeper names and empty non-terminals, and wildcards.
+    #[test]
+    fn facts_after_changes_equal_facts_after_a_build() {
+        let apex = n("example.com.");
+        let ns = rec("c.example.com.", code::NS, b"\x02ns\x00");
+        let dname = rec("b.c.example.com.", code::DNAME, b"\x01t\x00");
+        let deep = rec("x.a.b.c.example.com.", code::TXT, b"\x02hi");
+        let wild = rec("*.a.b.c.example.com.", code::A, &[192, 0, 2, 1]);
+        let apex_dname = rec("example.com.", code::DNAME, b"\x01t\x00");
+        let base = Zone::build(&apex, vec![rec("example.com.", code::SOA, &[0; 22])], 2).unwrap();
+        let steps = [
+            Change::Add(deep.clone()),
+            Change::Add(wild.clone()),
+            Change::Add(ns.clone()),
+            Change::Add(dname.clone()),
+            Change::Remove(ns.clone()),
+            Change::Add(apex_dname.clone()),
+            Change::Remove(wild.clone()),
+            Change::Remove(dname.clone()),
+            Change::Add(ns.clone()),
+            Change::Remove(apex_dname),
+            Change::Remove(deep),
+            Change::Add(wild),
+            Change::Remove(ns),
+        ];
+        let mut z = base;
+        for (i, step) in steps.iter().enumerate() {
+            z = z.apply(std::slice::from_ref(step)).unwrap();
+            let built = Zone::build(&apex, z.records(), 2).unwrap();
+            assert_eq!(facts_of_every_node(&z), facts_of_every_node(&built), "after step {i}: {step:?}");
+        }
+        let below = z.facts(&n("a.b.c.example.com.")).unwrap();
+        assert!(below.has_wildcard_child() && !below.occluded());
+    }
+
+    #[test]
+    fn facts_mark_cuts_glue_dname_occlusion_and_wildcard_parents() {
+        let recs = vec![
+            rec("example.com.", code::NS, b"\x02ns\x00"),
+            rec("sub.example.com.", code::NS, b"\x02ns\x00"),
+            rec("ns.sub.example.com.", code::A, &[192, 0, 2, 1]),
+            rec("d.example.com.", code::DNAME, b"\x01t\x00"),
+            rec("x.y.d.example.com.", code::A, &[192, 0, 2, 1]),
+            rec("*.w.example.com.", code::A, &[192, 0, 2, 1]),
+        ];
+        let z = Zone::build(&n("example.com."), recs, 3).unwrap();
+        let f = |s: &str| z.facts(&n(s)).unwrap();
+        assert!(!f("example.com.").is_delegation());
+        assert!(f("sub.example.com.").is_delegation() && !f("sub.example.com.").occluded());
+        assert!(f("ns.sub.example.com.").below_delegation());
+        assert!(f("d.example.com.").has_dname() && !f("d.example.com.").occluded());
+        assert!(f("y.d.example.com.").below_dname() && f("x.y.d.example.com.").below_dname());
+        assert!(f("w.example.com.").has_wildcard_child() && !f("example.com.").has_wildcard_child());
     }
 
     #[test]

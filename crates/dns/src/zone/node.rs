@@ -5,6 +5,7 @@ use crate::name;
 use crate::octets::{be16, be32};
 
 use super::ZoneError;
+use super::facts::Facts;
 
 /// An RRset as stored in a node.
 #[derive(Debug, Clone, Copy)]
@@ -52,6 +53,12 @@ pub(super) fn key_of(raw: &[u8]) -> &[u8] {
     raw.get(1..1 + k).unwrap_or(&[])
 }
 
+/// The offset of a packed node's flag octet: bit 0 says the original-case
+/// name follows, the other bits are the node's [`Facts`].
+pub(super) fn flags_offset(raw: &[u8]) -> usize {
+    1 + key_of(raw).len() + 4
+}
+
 impl<'a> NodeRef<'a> {
     /// The lowercased name.
     pub fn key(&self) -> &'a [u8] {
@@ -77,6 +84,12 @@ impl<'a> NodeRef<'a> {
         } else {
             (None, p + 1)
         }
+    }
+
+    /// What the node is in its zone (delegation, below a cut, ...),
+    /// decided when the zone was built or changed.
+    pub fn facts(&self) -> Facts {
+        Facts::from_bits(self.raw.get(flags_offset(self.raw)).copied().unwrap_or(0))
     }
 
     /// The name in its original case.
@@ -135,6 +148,8 @@ pub(super) struct NodeData {
     pub(super) key: Box<[u8]>,
     pub(super) name: Box<[u8]>,
     pub(super) children: u32,
+    /// The node's facts as last derived (see [`super::Zone`]).
+    pub(super) facts: Facts,
     /// Sorted by type; rdata sorted and deduplicated.
     pub(super) rrsets: Vec<EditSet>,
 }
@@ -145,12 +160,19 @@ impl NodeData {
             key: n.key().into(),
             name: n.name().into(),
             children: n.child_count(),
+            facts: n.facts(),
             rrsets: n.rrsets().map(|r| (r.rtype, r.ttl, r.rdatas().map(Box::from).collect())).collect(),
         }
     }
 
     pub(super) fn empty(name: &[u8]) -> Self {
-        NodeData { key: name::to_lowercase(name), name: name.into(), children: 0, rrsets: Vec::new() }
+        NodeData {
+            key: name::to_lowercase(name),
+            name: name.into(),
+            children: 0,
+            facts: Facts::default(),
+            rrsets: Vec::new(),
+        }
     }
 
     pub(super) fn add(&mut self, rtype: u16, ttl: u32, rdata: Box<[u8]>) {
@@ -185,17 +207,23 @@ impl NodeData {
         self.rrsets.iter().any(|r| r.0 == rtype)
     }
 
+    /// Sets the facts its own data decides (see [`Facts::own`]).
+    pub(super) fn refresh_own_facts(&mut self, apex: &[u8]) {
+        let own = Facts::own(self.key[..] == *apex, self.rrsets.iter().map(|r| r.0));
+        self.facts = self.facts.with_own(own);
+    }
+
     pub(super) fn pack(&self) -> Result<Box<[u8]>, ZoneError> {
         let mut out = Vec::with_capacity(16 + self.key.len() * 2);
         out.push(self.key.len() as u8);
         out.extend_from_slice(&self.key);
         out.extend_from_slice(&self.children.to_be_bytes());
         if self.name[..] != self.key[..] {
-            out.push(1);
+            out.push(1 | self.facts.bits());
             out.push(self.name.len() as u8);
             out.extend_from_slice(&self.name);
         } else {
-            out.push(0);
+            out.push(self.facts.bits());
         }
         out.extend_from_slice(&(self.rrsets.len() as u16).to_be_bytes());
         for (rtype, ttl, rdatas) in &self.rrsets {
