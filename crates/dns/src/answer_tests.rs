@@ -245,6 +245,38 @@ fn cname_chains_are_followed_in_zone_and_loops_stop() {
     assert_eq!(types(&ask("alias.example.com.", code::CNAME).sections[0]), vec![code::CNAME]);
 }
 
+/// Regression: the chain stopped after its fifth link (CNAME, or DNAME with
+/// its synthesized CNAME) without looking up the fifth link's target, so a
+/// chain of exactly five links lost its final RRset. Knot 3.2
+/// (`follow_cname`, `CNAME_CHAIN_MAX` 5) refuses only a sixth link: it
+/// answers five links and the data at the fifth target; a sixth link is
+/// left out, with no SOA after it.
+#[test]
+fn cname_chain_limit_answers_the_fifth_links_target() {
+    let cat = catalog_with(
+        "k0 CNAME k1\nk1 CNAME k2\nk2 CNAME k3\nk3 CNAME k4\nk4 CNAME k5\nk5 CNAME www\n\
+         dd DNAME example.com.\nx CNAME k3\n",
+    );
+    let cname = code::CNAME;
+    // Five CNAMEs, then the data.
+    let r = ask_in(&cat, "k1.example.com.", code::A, None, Transport::Udp);
+    assert_eq!(types(&r.sections[0]), vec![cname, cname, cname, cname, cname, code::A], "{r:?}");
+    assert_eq!(r.rdata[0].last().map(String::as_str), Some("192.0.2.80"));
+    // A sixth CNAME is not put in, and nothing follows the fifth.
+    let r = ask_in(&cat, "k0.example.com.", code::A, None, Transport::Udp);
+    assert_eq!(types(&r.sections[0]), vec![cname; 5], "{r:?}");
+    assert_eq!(r.rcode, rcode::NOERROR);
+    assert!(r.sections[1].is_empty(), "no SOA after a chain cut short: {r:?}");
+    // A DNAME with its synthesized CNAME is one link: DNAME, then four
+    // CNAMEs, then the data.
+    let r = ask_in(&cat, "x.dd.example.com.", code::A, None, Transport::Udp);
+    assert_eq!(types(&r.sections[0]), vec![code::DNAME, cname, cname, cname, cname, cname, code::A], "{r:?}");
+    // Two DNAME links and four CNAMEs: the fourth CNAME is a sixth link.
+    let r = ask_in(&cat, "x.dd.dd.example.com.", code::A, None, Transport::Udp);
+    assert_eq!(types(&r.sections[0]), vec![code::DNAME, cname, cname, cname, cname, cname], "{r:?}");
+    assert!(r.sections[1].is_empty(), "{r:?}");
+}
+
 #[test]
 fn names_below_a_served_child_are_answered_by_the_child() {
     let r = ask("sub.example.com.", code::A);
