@@ -366,6 +366,43 @@ fn dname_redirects_names_below_it() {
     assert_eq!(r.rdata[0], ["x.example.", "a.b.x.example."]);
 }
 
+/// Regression: names made while answering (the target of a CNAME
+/// synthesized from a DNAME) were written without joining the compression
+/// table, so every record owned by that name spelled it out again (11
+/// octets more per record here, each RRSIG too). Near 512 octets sixgate set
+/// TC where Knot's answer fitted.
+#[test]
+fn records_owned_by_a_synthesized_cname_target_point_at_it() {
+    let cat = catalog_with("dn DNAME target.example.com.\nwww.target A 192.0.2.7\n");
+    let mut buf = Vec::new();
+    let q = query("www.dn.example.com.", code::A, None);
+    assert_eq!(respond(&cat, &q, &mut buf, Transport::Udp, &Limits::default()), Outcome::Reply);
+    let r = parse(&buf);
+    assert_eq!(types(&r.sections[0]), vec![code::DNAME, code::CNAME, code::A]);
+    assert_eq!(r.sections[0][2].0, "www.target.example.com.");
+    // Header and question (36), the DNAME owned by a pointer into the
+    // question, with its target uncompressed (RFC 6672 §2.5; 32), the CNAME
+    // with `www.target` and a pointer (25), the A with a 2-octet pointer as
+    // its owner (16).
+    assert_eq!(buf.len(), 36 + 32 + 25 + 16, "{buf:02x?}");
+    let owner = &buf[buf.len() - 16..buf.len() - 14];
+    assert_eq!(owner[0] & 0xC0, 0xC0, "the A's owner is a pointer");
+    // Two DNAMEs: the second synthesized CNAME's owner is the first one's
+    // target, and points at it too.
+    let cat =
+        catalog_with("d1 DNAME d2.example.com.\nd2 DNAME target.example.com.\nwww.target A 192.0.2.7\n");
+    let q = query("www.d1.example.com.", code::A, None);
+    assert_eq!(respond(&cat, &q, &mut buf, Transport::Udp, &Limits::default()), Outcome::Reply);
+    let r = parse(&buf);
+    assert_eq!(types(&r.sections[0]), vec![code::DNAME, code::CNAME, code::DNAME, code::CNAME, code::A]);
+    assert_eq!(r.rdata[0][3], "www.target.example.com.");
+    // 36; DNAME d1 (a pointer, 16 of rdata: 28); CNAME (a pointer
+    // to the question, `www.d2` and a pointer: 21); DNAME d2, its owner a
+    // pointer into that CNAME's rdata (32); CNAME owned by a pointer to it
+    // (25); the A (16). Without the synthesized names: 21 octets more.
+    assert_eq!(buf.len(), 36 + 28 + 21 + 32 + 25 + 16, "{buf:02x?}");
+}
+
 /// RFC 6672 §2.2: when the substitution would make a name longer than 255
 /// octets, the answer is YXDOMAIN with the DNAME (and its signatures) as
 /// the proof, and nothing else. Knot 3.2 goes on to resolve the DNAME's
