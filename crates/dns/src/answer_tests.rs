@@ -382,9 +382,9 @@ fn records_owned_by_a_synthesized_cname_target_point_at_it() {
     assert_eq!(r.sections[0][2].0, "www.target.example.com.");
     // Header and question (36), the DNAME owned by a pointer into the
     // question, with its target uncompressed (RFC 6672 §2.5; 32), the CNAME
-    // with `www.target` and a pointer (25), the A with a 2-octet pointer as
-    // its owner (16).
-    assert_eq!(buf.len(), 36 + 32 + 25 + 16, "{buf:02x?}");
+    // with `www` and a pointer into the DNAME's target (18), the A with a
+    // 2-octet pointer into the CNAME's target as its owner (16).
+    assert_eq!(buf.len(), 36 + 32 + 18 + 16, "{buf:02x?}");
     let owner = &buf[buf.len() - 16..buf.len() - 14];
     assert_eq!(owner[0] & 0xC0, 0xC0, "the A's owner is a pointer");
     // Two DNAMEs: the second synthesized CNAME's owner is the first one's
@@ -397,10 +397,28 @@ fn records_owned_by_a_synthesized_cname_target_point_at_it() {
     assert_eq!(types(&r.sections[0]), vec![code::DNAME, code::CNAME, code::DNAME, code::CNAME, code::A]);
     assert_eq!(r.rdata[0][3], "www.target.example.com.");
     // 36; DNAME d1 (a pointer, 16 of rdata: 28); CNAME (a pointer
-    // to the question, `www.d2` and a pointer: 21); DNAME d2, its owner a
+    // to the question, `www` and a pointer: 18); DNAME d2, its owner a
     // pointer into that CNAME's rdata (32); CNAME owned by a pointer to it
-    // (25); the A (16). Without the synthesized names: 21 octets more.
-    assert_eq!(buf.len(), 36 + 28 + 21 + 32 + 25 + 16, "{buf:02x?}");
+    // (18); the A (16). Without the synthesized names: 21 octets more.
+    assert_eq!(buf.len(), 36 + 28 + 18 + 32 + 18 + 16, "{buf:02x?}");
+}
+
+/// Regression: names sent whole in rdata (the targets of SRV, SVCB, HTTPS
+/// and DNAME records) were never pointed at, so the additional addresses of
+/// an SRV target spelled its name again where Knot points at the SRV's
+/// rdata; at 512 octets an optional address that Knot fitted was left out.
+#[test]
+fn names_sent_whole_in_rdata_are_pointed_at() {
+    let cat = catalog_with("_sip._tcp SRV 0 5 5060 sipserver.example.com.\nsipserver A 192.0.2.60\n");
+    let mut buf = Vec::new();
+    let q = query("_sip._tcp.example.com.", code::SRV, None);
+    assert_eq!(respond(&cat, &q, &mut buf, Transport::Udp, &Limits::default()), Outcome::Reply);
+    let r = parse(&buf);
+    assert_eq!(r.rdata[0], ["0 5 5060 sipserver.example.com"]);
+    assert_eq!(r.sections[2], vec![("sipserver.example.com.".into(), code::A, 3600)]);
+    // Header and question (39); the SRV with its target whole (RFC 2782;
+    // 41); the A owned by a pointer into the SRV's rdata (16).
+    assert_eq!(buf.len(), 39 + 41 + 16, "{buf:02x?}");
 }
 
 /// RFC 6672 §2.2: when the substitution would make a name longer than 255

@@ -314,7 +314,13 @@ impl<'a, 'b> Writer<'a, 'b> {
             self.buf.extend_from_slice(&[0, 0]);
             match compress_at {
                 Some(off) => self.compressed_rdata(rtype, rd, off),
-                None => self.buf.extend_from_slice(rd),
+                None => {
+                    let start = self.buf.len();
+                    self.buf.extend_from_slice(rd);
+                    if let Some(off) = uncompressed_name_offset(rtype) {
+                        self.remember_uncompressed(start + off, rd.get(off..).unwrap_or(&[]));
+                    }
+                }
             }
             self.end_rr(len_pos, mark, comp_mark)?;
             count = count.saturating_add(1);
@@ -323,6 +329,22 @@ impl<'a, 'b> Writer<'a, 'b> {
             *c = c.saturating_add(count);
         }
         Ok(count)
+    }
+
+    /// Remembers the suffixes of the name at the start of `rest`, written
+    /// whole at `pos`, that the table does not hold yet.
+    fn remember_uncompressed(&mut self, pos: usize, rest: &'a [u8]) {
+        let Some(name) = name::wire_len(rest).and_then(|len| rest.get(..len)) else { return };
+        let mut labels = 0;
+        let mut suffix = name;
+        while let Some(&len) = suffix.first().filter(|&&l| l != 0) {
+            if self.lookup(suffix).is_some() {
+                break;
+            }
+            labels += 1;
+            suffix = suffix.get(1 + len as usize..).unwrap_or(&[]);
+        }
+        self.remember(pos, name, labels);
     }
 
     /// Rdata with its RFC 1035 names compressed (RFC 3597 §4).
@@ -405,4 +427,16 @@ fn suffixes(pos: usize, name: &[u8], labels: usize) -> impl Iterator<Item = (u16
         off += 1 + len;
         Some(here)
     })
+}
+
+/// Offset within the rdata of a name that is sent whole (RFC 2782 for SRV,
+/// RFC 6672 §2.5 for DNAME, RFC 9460 §2.2 for SVCB and HTTPS) but that
+/// later names may point at (RFC 1035 §4.1.4: any earlier occurrence).
+fn uncompressed_name_offset(rtype: u16) -> Option<usize> {
+    match rtype {
+        rtype::code::SRV => Some(6),
+        rtype::code::SVCB | rtype::code::HTTPS => Some(2),
+        rtype::code::DNAME => Some(0),
+        _ => None,
+    }
 }
