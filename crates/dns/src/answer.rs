@@ -245,8 +245,8 @@ impl<'a> Ctx<'a, '_> {
                     key = NameBuf::lowercased(target);
                     Owner::Name(target)
                 }
-                // The name lives in the writer; it is written without
-                // joining the compression table.
+                // The name lives in the writer, whose compression table
+                // reads it back from the message.
                 Step::FollowSynthesized => {
                     key = NameBuf::lowercased(self.w.synthesized());
                     Owner::Synthesized
