@@ -245,6 +245,38 @@ fn cname_chains_are_followed_in_zone_and_loops_stop() {
     assert_eq!(types(&ask("alias.example.com.", code::CNAME).sections[0]), vec![code::CNAME]);
 }
 
+/// Regression: the chain stopped after its fifth link (CNAME, or DNAME with
+/// its synthesized CNAME) without looking up the fifth link's target, so a
+/// chain of exactly five links lost its final RRset. Knot 3.2
+/// (`follow_cname`, `CNAME_CHAIN_MAX` 5) refuses only a sixth link: it
+/// answers five links and the data at the fifth target; a sixth link is
+/// left out, with no SOA after it.
+#[test]
+fn cname_chain_limit_answers_the_fifth_links_target() {
+    let cat = catalog_with(
+        "k0 CNAME k1\nk1 CNAME k2\nk2 CNAME k3\nk3 CNAME k4\nk4 CNAME k5\nk5 CNAME www\n\
+         dd DNAME example.com.\nx CNAME k3\n",
+    );
+    let cname = code::CNAME;
+    // Five CNAMEs, then the data.
+    let r = ask_in(&cat, "k1.example.com.", code::A, None, Transport::Udp);
+    assert_eq!(types(&r.sections[0]), vec![cname, cname, cname, cname, cname, code::A], "{r:?}");
+    assert_eq!(r.rdata[0].last().map(String::as_str), Some("192.0.2.80"));
+    // A sixth CNAME is not put in, and nothing follows the fifth.
+    let r = ask_in(&cat, "k0.example.com.", code::A, None, Transport::Udp);
+    assert_eq!(types(&r.sections[0]), vec![cname; 5], "{r:?}");
+    assert_eq!(r.rcode, rcode::NOERROR);
+    assert!(r.sections[1].is_empty(), "no SOA after a chain cut short: {r:?}");
+    // A DNAME with its synthesized CNAME is one link: DNAME, then four
+    // CNAMEs, then the data.
+    let r = ask_in(&cat, "x.dd.example.com.", code::A, None, Transport::Udp);
+    assert_eq!(types(&r.sections[0]), vec![code::DNAME, cname, cname, cname, cname, cname, code::A], "{r:?}");
+    // Two DNAME links and four CNAMEs: the fourth CNAME is a sixth link.
+    let r = ask_in(&cat, "x.dd.dd.example.com.", code::A, None, Transport::Udp);
+    assert_eq!(types(&r.sections[0]), vec![code::DNAME, cname, cname, cname, cname, cname], "{r:?}");
+    assert!(r.sections[1].is_empty(), "{r:?}");
+}
+
 #[test]
 fn names_below_a_served_child_are_answered_by_the_child() {
     let r = ask("sub.example.com.", code::A);
@@ -332,6 +364,61 @@ fn dname_redirects_names_below_it() {
     let r = ask_in(&cat, "a.b.out.example.com.", code::A, None, Transport::Udp);
     assert_eq!(types(&r.sections[0]), vec![code::DNAME, code::CNAME]);
     assert_eq!(r.rdata[0], ["x.example.", "a.b.x.example."]);
+}
+
+/// Regression: names made while answering (the target of a CNAME
+/// synthesized from a DNAME) were written without joining the compression
+/// table, so every record owned by that name spelled it out again (11
+/// octets more per record here, each RRSIG too). Near 512 octets sixgate set
+/// TC where Knot's answer fitted.
+#[test]
+fn records_owned_by_a_synthesized_cname_target_point_at_it() {
+    let cat = catalog_with("dn DNAME target.example.com.\nwww.target A 192.0.2.7\n");
+    let mut buf = Vec::new();
+    let q = query("www.dn.example.com.", code::A, None);
+    assert_eq!(respond(&cat, &q, &mut buf, Transport::Udp, &Limits::default()), Outcome::Reply);
+    let r = parse(&buf);
+    assert_eq!(types(&r.sections[0]), vec![code::DNAME, code::CNAME, code::A]);
+    assert_eq!(r.sections[0][2].0, "www.target.example.com.");
+    // Header and question (36), the DNAME owned by a pointer into the
+    // question, with its target uncompressed (RFC 6672 §2.5; 32), the CNAME
+    // with `www` and a pointer into the DNAME's target (18), the A with a
+    // 2-octet pointer into the CNAME's target as its owner (16).
+    assert_eq!(buf.len(), 36 + 32 + 18 + 16, "{buf:02x?}");
+    let owner = &buf[buf.len() - 16..buf.len() - 14];
+    assert_eq!(owner[0] & 0xC0, 0xC0, "the A's owner is a pointer");
+    // Two DNAMEs: the second synthesized CNAME's owner is the first one's
+    // target, and points at it too.
+    let cat =
+        catalog_with("d1 DNAME d2.example.com.\nd2 DNAME target.example.com.\nwww.target A 192.0.2.7\n");
+    let q = query("www.d1.example.com.", code::A, None);
+    assert_eq!(respond(&cat, &q, &mut buf, Transport::Udp, &Limits::default()), Outcome::Reply);
+    let r = parse(&buf);
+    assert_eq!(types(&r.sections[0]), vec![code::DNAME, code::CNAME, code::DNAME, code::CNAME, code::A]);
+    assert_eq!(r.rdata[0][3], "www.target.example.com.");
+    // 36; DNAME d1 (a pointer, 16 of rdata: 28); CNAME (a pointer
+    // to the question, `www` and a pointer: 18); DNAME d2, its owner a
+    // pointer into that CNAME's rdata (32); CNAME owned by a pointer to it
+    // (18); the A (16). Without the synthesized names: 21 octets more.
+    assert_eq!(buf.len(), 36 + 28 + 18 + 32 + 18 + 16, "{buf:02x?}");
+}
+
+/// Regression: names sent whole in rdata (the targets of SRV, SVCB, HTTPS
+/// and DNAME records) were never pointed at, so the additional addresses of
+/// an SRV target spelled its name again where Knot points at the SRV's
+/// rdata; at 512 octets an optional address that Knot fitted was left out.
+#[test]
+fn names_sent_whole_in_rdata_are_pointed_at() {
+    let cat = catalog_with("_sip._tcp SRV 0 5 5060 sipserver.example.com.\nsipserver A 192.0.2.60\n");
+    let mut buf = Vec::new();
+    let q = query("_sip._tcp.example.com.", code::SRV, None);
+    assert_eq!(respond(&cat, &q, &mut buf, Transport::Udp, &Limits::default()), Outcome::Reply);
+    let r = parse(&buf);
+    assert_eq!(r.rdata[0], ["0 5 5060 sipserver.example.com"]);
+    assert_eq!(r.sections[2], vec![("sipserver.example.com.".into(), code::A, 3600)]);
+    // Header and question (39); the SRV with its target whole (RFC 2782;
+    // 41); the A owned by a pointer into the SRV's rdata (16).
+    assert_eq!(buf.len(), 39 + 41 + 16, "{buf:02x?}");
 }
 
 /// RFC 6672 §2.2: when the substitution would make a name longer than 255

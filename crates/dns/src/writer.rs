@@ -3,7 +3,8 @@
 //! The writer appends whole RRsets or nothing: when an RRset would pass the
 //! size limit it rolls back to the RRset's start and reports that it did not
 //! fit, so truncation never emits half an RRset (RFC 2181 §9). Names are
-//! compressed against a small table of names already written.
+//! compressed against a small table of names already written, those made up
+//! while answering (CNAMEs synthesized from a DNAME) included.
 
 use crate::message::HEADER_LEN;
 use crate::name::{self, NameBuf};
@@ -59,7 +60,10 @@ pub struct Writer<'a, 'b> {
     buf: &'b mut Vec<u8>,
     limit: usize,
     counts: [u16; 3],
-    comp: [(u16, &'a [u8]); COMP_ENTRIES],
+    /// Suffixes written, by offset: the name itself, or `None` for a name
+    /// that lives only in the message (a synthesized one), which is then
+    /// read back from the buffer.
+    comp: [(u16, Option<&'a [u8]>); COMP_ENTRIES],
     comp_len: usize,
     qd: u16,
     synthesized: NameBuf,
@@ -76,7 +80,7 @@ impl<'a, 'b> Writer<'a, 'b> {
             buf,
             limit,
             counts: [0; 3],
-            comp: [(0, &[][..]); COMP_ENTRIES],
+            comp: [(0, None); COMP_ENTRIES],
             comp_len: 0,
             qd: u16::from(head.len() > HEADER_LEN),
             synthesized: NameBuf::new(),
@@ -97,25 +101,35 @@ impl<'a, 'b> Writer<'a, 'b> {
         self.buf.len() <= HEADER_LEN
     }
 
-    /// Records in the compression table each suffix of `name` written at `pos`.
-    fn remember(&mut self, mut pos: usize, mut name: &'a [u8], labels: usize) {
-        for _ in 0..labels {
-            if pos > MAX_POINTER || self.comp_len >= COMP_ENTRIES {
+    /// Records in the compression table each of the first `labels`
+    /// suffixes of `name` written at `pos`.
+    fn remember(&mut self, pos: usize, name: &'a [u8], labels: usize) {
+        for (at, off) in suffixes(pos, name, labels) {
+            if !self.push_entry(at, name.get(off..)) {
                 return;
             }
-            let Some(&len) = name.first() else { return };
-            if len == 0 {
+        }
+    }
+
+    /// The same for a name that lives only in the message (`name` need not
+    /// outlive the call): lookups read it back from the buffer.
+    fn remember_written(&mut self, pos: usize, name: &[u8], labels: usize) {
+        for (at, _) in suffixes(pos, name, labels) {
+            if !self.push_entry(at, None) {
                 return;
             }
-            if let Some(slot) = self.comp.get_mut(self.comp_len) {
-                *slot = (pos as u16, name);
+        }
+    }
+
+    /// Adds one entry; false when the table is full.
+    fn push_entry(&mut self, pos: u16, name: Option<&'a [u8]>) -> bool {
+        match self.comp.get_mut(self.comp_len) {
+            Some(slot) => {
+                *slot = (pos, name);
                 self.comp_len += 1;
+                true
             }
-            pos += 1 + len as usize;
-            match name.get(1 + len as usize..) {
-                Some(rest) => name = rest,
-                None => return,
-            }
+            None => false,
         }
     }
 
@@ -123,8 +137,44 @@ impl<'a, 'b> Writer<'a, 'b> {
         self.comp
             .get(..self.comp_len)?
             .iter()
-            .find(|(_, n)| n.len() == suffix.len() && n.eq_ignore_ascii_case(suffix))
+            .find(|(p, n)| match n {
+                Some(n) => n.len() == suffix.len() && n.eq_ignore_ascii_case(suffix),
+                None => self.written_is(*p as usize, suffix),
+            })
             .map(|(p, _)| *p)
+    }
+
+    /// Whether the name written at `pos` (following compression pointers,
+    /// which only ever point back) is `name`, case aside.
+    fn written_is(&self, mut pos: usize, name: &[u8]) -> bool {
+        let mut rest = name;
+        // A name has at most 127 labels; each pointer points back, so this
+        // bound is never reached by what the writer wrote.
+        for _ in 0..name::MAX_NAME_LEN {
+            let Some(&len) = self.buf.get(pos) else { return false };
+            if len & 0xC0 == 0xC0 {
+                let Some(&low) = self.buf.get(pos + 1) else { return false };
+                let target = usize::from(len & 0x3F) << 8 | usize::from(low);
+                if target >= pos {
+                    return false;
+                }
+                pos = target;
+                continue;
+            }
+            let n = len as usize;
+            let (Some(label), Some(want)) = (self.buf.get(pos..pos + 1 + n), rest.get(..1 + n)) else {
+                return false;
+            };
+            if !label.eq_ignore_ascii_case(want) {
+                return false;
+            }
+            if n == 0 {
+                return true;
+            }
+            pos += 1 + n;
+            rest = rest.get(1 + n..).unwrap_or(&[]);
+        }
+        false
     }
 
     /// Writes `name` compressed and remembers its new suffixes.
@@ -140,9 +190,17 @@ impl<'a, 'b> Writer<'a, 'b> {
             Owner::Name(n) => self.name(n),
             Owner::Synthesized => {
                 let n = self.synthesized.clone();
-                let _ = self.name_unremembered(n.as_slice());
+                self.name_written(n.as_slice());
             }
         }
+    }
+
+    /// Writes `name`, which lives only for the call, compressed; its new
+    /// suffixes are remembered as read back from the message.
+    fn name_written(&mut self, name: &[u8]) {
+        let start = self.buf.len();
+        let literal = self.name_unremembered(name);
+        self.remember_written(start, name, literal);
     }
 
     /// Writes a name compressed against the table without adding to it
@@ -183,7 +241,7 @@ impl<'a, 'b> Writer<'a, 'b> {
         self.buf.extend_from_slice(&ttl.to_be_bytes());
         let len_pos = self.buf.len();
         self.buf.extend_from_slice(&[0, 0]);
-        let _ = self.name_unremembered(target);
+        self.name_written(target);
         self.end_rr(len_pos, mark, comp_mark)?;
         self.synthesized.set(target);
         self.counts[0] += 1;
@@ -256,7 +314,13 @@ impl<'a, 'b> Writer<'a, 'b> {
             self.buf.extend_from_slice(&[0, 0]);
             match compress_at {
                 Some(off) => self.compressed_rdata(rtype, rd, off),
-                None => self.buf.extend_from_slice(rd),
+                None => {
+                    let start = self.buf.len();
+                    self.buf.extend_from_slice(rd);
+                    if let Some(off) = uncompressed_name_offset(rtype) {
+                        self.remember_uncompressed(start + off, rd.get(off..).unwrap_or(&[]));
+                    }
+                }
             }
             self.end_rr(len_pos, mark, comp_mark)?;
             count = count.saturating_add(1);
@@ -265,6 +329,22 @@ impl<'a, 'b> Writer<'a, 'b> {
             *c = c.saturating_add(count);
         }
         Ok(count)
+    }
+
+    /// Remembers the suffixes of the name at the start of `rest`, written
+    /// whole at `pos`, that the table does not hold yet.
+    fn remember_uncompressed(&mut self, pos: usize, rest: &'a [u8]) {
+        let Some(name) = name::wire_len(rest).and_then(|len| rest.get(..len)) else { return };
+        let mut labels = 0;
+        let mut suffix = name;
+        while let Some(&len) = suffix.first().filter(|&&l| l != 0) {
+            if self.lookup(suffix).is_some() {
+                break;
+            }
+            labels += 1;
+            suffix = suffix.get(1 + len as usize..).unwrap_or(&[]);
+        }
+        self.remember(pos, name, labels);
     }
 
     /// Rdata with its RFC 1035 names compressed (RFC 3597 §4).
@@ -329,5 +409,34 @@ impl<'a, 'b> Writer<'a, 'b> {
         if let Some(h) = self.buf.get_mut(2..HEADER_LEN) {
             h.copy_from_slice(&header);
         }
+    }
+}
+
+/// The offsets in the message (`pos` onwards) and in `name` of the first
+/// `labels` suffixes of `name` written literally at `pos`, as long as they
+/// can be pointed to.
+fn suffixes(pos: usize, name: &[u8], labels: usize) -> impl Iterator<Item = (u16, usize)> + '_ {
+    let mut off = 0;
+    (0..labels).map_while(move |_| {
+        let len = *name.get(off)? as usize;
+        let at = pos + off;
+        if len == 0 || at > MAX_POINTER {
+            return None;
+        }
+        let here = (at as u16, off);
+        off += 1 + len;
+        Some(here)
+    })
+}
+
+/// Offset within the rdata of a name that is sent whole (RFC 2782 for SRV,
+/// RFC 6672 §2.5 for DNAME, RFC 9460 §2.2 for SVCB and HTTPS) but that
+/// later names may point at (RFC 1035 §4.1.4: any earlier occurrence).
+fn uncompressed_name_offset(rtype: u16) -> Option<usize> {
+    match rtype {
+        rtype::code::SRV => Some(6),
+        rtype::code::SVCB | rtype::code::HTTPS => Some(2),
+        rtype::code::DNAME => Some(0),
+        _ => None,
     }
 }

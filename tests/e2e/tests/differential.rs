@@ -108,19 +108,31 @@ impl Seen<'_> {
             .any(|answer| sixgate.authority.iter().any(|rr| rr.rtype == 47 && rr.rdata == answer.rdata))
     }
 
-    /// sixgate answered YXDOMAIN with a DNAME above the query name whose
+    /// sixgate answered YXDOMAIN with a DNAME above the query name, or
+    /// above a name a CNAME of the answer leads to (a chain), whose
     /// substitution would make a name longer than 255 octets.
     fn dname_overflow(&self) -> bool {
         let Some(sixgate) = &self.sixgate else { return false };
         let Some(question) = sixgate.questions.first() else { return false };
-        let query_len = name_wire(&question.name).len();
+        let mut names = vec![question.name.clone()];
+        names.extend(sixgate.answers_of(5).filter_map(|cname| name_from_wire(&cname.rdata)));
         sixgate.rcode() == 6
             && sixgate.answers_of(39).any(|dname| {
                 let owner_len = name_wire(&dname.owner).len();
-                dname.owner.zone_of(&question.name)
-                    && query_len > owner_len
-                    && query_len - owner_len + dname.rdata.len() > 255
+                names.iter().any(|name| {
+                    let len = name_wire(name).len();
+                    dname.owner.zone_of(name) && len > owner_len && len - owner_len + dname.rdata.len() > 255
+                })
             })
+    }
+
+    /// Both responses hold the same records, section by section.
+    fn same_records(&self) -> bool {
+        let (Some(knot), Some(sixgate)) = (&self.knot, &self.sixgate) else { return false };
+        let same = |a: &[Rr], b: &[Rr]| a.len() == b.len() && a.iter().all(|rr| b.contains(rr));
+        same(&knot.answer, &sixgate.answer)
+            && same(&knot.authority, &sixgate.authority)
+            && same(&knot.additional, &sixgate.additional)
     }
 
     /// Both responses have TC set.
@@ -199,22 +211,29 @@ const INTENDED: &[Intended] = &[
     Intended {
         doc: "Tighter name compression fits responses Knot truncates",
         applies: |seen, difference| {
+            // A chain that Knot's response cuts short ends, in sixgate's,
+            // at a name with an rcode of its own (RFC 6604 §3).
             seen.knot_truncated_alone()
                 && seen.sixgate_holds_all_of_knot()
                 && (difference.kind == "flags differ in tc"
-                    || (in_records(difference) && only_from_sixgate(difference)))
+                    || difference.kind.starts_with("rcode ")
+                    || (in_records(difference)
+                        && (only_from_sixgate(difference) || difference.kind.ends_with(" record count"))))
         },
     },
     // The same, where both set TC: RFC 2181 §9 has the client discard
     // either and ask again over TCP; sixgate's holds every record Knot's
-    // does and more (a DNAME loop's synthesized CNAMEs, say).
+    // does and more (a DNAME loop's synthesized CNAMEs, say). Where the
+    // more is a chain's last link, the rcode is that of the name it ends at
+    // (RFC 6604 §3), which Knot's cut-short response never reached.
     Intended {
         doc: "Tighter name compression fits more before the cut",
         applies: |seen, difference| {
             seen.both_truncated()
                 && seen.sixgate_holds_all_of_knot()
-                && in_records(difference)
-                && (only_from_sixgate(difference) || difference.kind.ends_with(" record count"))
+                && ((in_records(difference)
+                    && (only_from_sixgate(difference) || difference.kind.ends_with(" record count")))
+                    || difference.kind.starts_with("rcode "))
         },
     },
     // RFC 6672 §2.2: where the substituted name would be longer than 255
@@ -225,6 +244,28 @@ const INTENDED: &[Intended] = &[
         doc: "Over-long DNAME substitutions: only Knot truncates",
         applies: |seen, difference| {
             seen.dname_overflow() && seen.knot_truncated_alone() && difference.kind == "flags differ in tc"
+        },
+    },
+    // RFC 4035 §3.1.3: a negative answer with DO carries the NSEC or NSEC3
+    // records that prove it, and they are required: where they do not fit,
+    // TC is set (RFC 2181 §9). At the end of a long signed CNAME or DNAME
+    // chain, with a small payload, neither server fits the SOA; Knot then
+    // ends the response there without TC and without the proof, so its
+    // chain stops unproven; sixgate sends the same records with TC.
+    Intended {
+        doc: "Denial proofs that do not fit set TC",
+        applies: |seen, difference| {
+            let sixgate_only_truncated = seen.sixgate.as_ref().is_some_and(Response::tc)
+                && seen.knot.as_ref().is_some_and(|r| !r.tc());
+            let unproven_chain = seen.knot.as_ref().is_some_and(|r| {
+                let last = r.answer.iter().rev().find(|rr| rr.rtype != 46).map(|rr| rr.rtype);
+                matches!(r.rcode(), 0 | 3) && last == Some(5) && r.authority.is_empty()
+            });
+            seen.dnssec_ok()
+                && sixgate_only_truncated
+                && unproven_chain
+                && seen.same_records()
+                && difference.kind == "flags differ in tc"
         },
     },
     // RFC 4035 §3.1.1: signatures of additional-section RRsets are
@@ -240,6 +281,46 @@ const INTENDED: &[Intended] = &[
                 && neither_truncated
                 && seen.sixgate_holds_all_of_knot()
                 && difference.kind == "additional RRSIG only from sixgate"
+        },
+    },
+    // RFC 2308 §3: a negative answer carries the SOA. Where it does not
+    // fit, both servers leave it out without TC; after a DNAME near the
+    // 512-octet limit sixgate's tighter compression leaves room for the SOA
+    // (with DO, its proofs too) that Knot, neither side truncating, leaves
+    // out.
+    Intended {
+        doc: "Tighter name compression leaves room for the SOA",
+        applies: |seen, difference| {
+            let neither_truncated =
+                seen.knot.as_ref().is_some_and(|r| !r.tc()) && seen.sixgate.as_ref().is_some_and(|r| !r.tc());
+            let knot_no_soa = seen.knot.as_ref().is_some_and(|r| r.authority.is_empty());
+            let sixgate_soa =
+                seen.sixgate.as_ref().is_some_and(|r| r.authority.iter().any(|rr| rr.rtype == 6));
+            neither_truncated
+                && knot_no_soa
+                && sixgate_soa
+                && seen.sixgate_holds_all_of_knot()
+                && difference.section == Section::Authority
+                && only_from_sixgate(difference)
+        },
+    },
+    // RFC 9471 §3: glue for name servers outside the delegated zone is
+    // optional, added where it fits. In a referral (after a DNAME, say)
+    // sixgate's tighter compression leaves room for an address of such a
+    // name server that Knot, neither side truncating, leaves out.
+    Intended {
+        doc: "Tighter name compression leaves room for optional glue",
+        applies: |seen, difference| {
+            let neither_truncated =
+                seen.knot.as_ref().is_some_and(|r| !r.tc()) && seen.sixgate.as_ref().is_some_and(|r| !r.tc());
+            let referral = seen.sixgate.as_ref().is_some_and(|r| r.authority.iter().any(|rr| rr.rtype == 2));
+            neither_truncated
+                && referral
+                && seen.sixgate_holds_all_of_knot()
+                && matches!(
+                    difference.kind.as_str(),
+                    "additional A only from sixgate" | "additional AAAA only from sixgate"
+                )
         },
     },
     // RFC 4035 §3.1.3.3: an answer from a wildcard carries the NSEC
@@ -304,17 +385,29 @@ const INTENDED: &[Intended] = &[
     Intended {
         doc: "Over-long DNAME substitutions are answered with the DNAME alone",
         applies: |seen, difference| {
+            // The answer's last DNAME has no CNAME synthesized after it
+            // (the links of a chain before it have theirs).
             let dname_no_cname = |r: &Response| {
-                r.answer.iter().any(|rr| rr.rtype == 39) && !r.answer.iter().any(|rr| rr.rtype == 5)
+                let last = |t: u16| r.answer.iter().rposition(|rr| rr.rtype == t);
+                last(39).is_some_and(|dname| last(5).is_none_or(|cname| cname < dname))
             };
             let sixgate_yxdomain = seen.sixgate.as_ref().is_some_and(|r| {
                 r.rcode() == 6 && dname_no_cname(r) && r.authority.is_empty() && r.additional.is_empty()
             });
-            let knot_went_on =
-                seen.knot.as_ref().is_some_and(|r| matches!(r.rcode(), 3 | 6) && dname_no_cname(r));
+            // Knot's answer holds sixgate's (the chain up to the DNAME)
+            // and what it added for the DNAME's target.
+            let knot_went_on = seen.knot.as_ref().is_some_and(|r| {
+                // Signatures aside: for type RRSIG Knot answers the
+                // target's signatures, not the DNAME's.
+                let holds = seen.sixgate.as_ref().is_some_and(|s| {
+                    s.answer.iter().filter(|rr| rr.rtype != 46).all(|rr| r.answer.contains(rr))
+                });
+                matches!(r.rcode(), 3 | 6) && dname_no_cname(r) && holds
+            });
             // With DO, what Knot adds may not fit where the DNAME does.
             let knot_only_truncated = seen.knot_truncated_alone() && difference.kind == "flags differ in tc";
-            sixgate_yxdomain
+            seen.dname_overflow()
+                && sixgate_yxdomain
                 && knot_went_on
                 && (matches!(difference.section, Section::Answer | Section::Authority)
                     || difference.kind == "rcode NXDOMAIN/YXDOMAIN"
