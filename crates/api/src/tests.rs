@@ -337,9 +337,40 @@ async fn zone_files_round_trip_and_bad_ones_name_the_line() {
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(v["detail"].as_str().unwrap().starts_with("line "), "{v}");
     let (s, v) = f
-        .call_raw("PUT", "/v1/zones/example.test/zonefile", Some(("x-api-key", f.alice.clone())), Some(text))
+        .call_raw(
+            "PUT",
+            "/v1/zones/example.test/zonefile",
+            Some(("x-api-key", f.alice.clone())),
+            Some(text.clone()),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
+    assert!(v.get("warnings").is_none(), "{v}");
+}
+
+#[tokio::test]
+async fn data_below_a_delegation_is_imported_with_a_warning_naming_the_line() {
+    let f = fixture();
+    let (_, text) = f
+        .call_raw("GET", "/v1/zones/example.test/zonefile", Some(("x-api-key", f.alice.clone())), None)
+        .await;
+    let text = text.as_str().unwrap().to_string();
+    let lines = text.lines().count();
+    let occluded = format!("{text}sub 300 NS ns.sub\nns.sub 300 A 192.0.2.53\nx.sub 300 TXT hidden\n");
+    let (s, v) = f
+        .call_raw(
+            "PUT",
+            "/v1/zones/example.test/zonefile",
+            Some(("x-api-key", f.alice.clone())),
+            Some(occluded),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let warnings = v["warnings"].as_array().unwrap_or_else(|| panic!("no warnings: {v}"));
+    assert_eq!(warnings.len(), 1, "only the TXT, not the glue: {v}");
+    let w = warnings[0].as_str().unwrap();
+    assert!(w.starts_with(&format!("line {}: ", lines + 3)) && w.contains("x.sub.example.test."), "{w}");
+    assert_eq!(v["name"], json!("example.test."), "the zone is still answered: {v}");
 }
 
 #[tokio::test]

@@ -254,12 +254,23 @@ async fn export(
     Ok(([(header::CONTENT_TYPE, "text/dns; charset=utf-8")], text))
 }
 
+/// What a zone file import answers: the zone, and a warning for each
+/// record that is kept but never served (data below a delegation other
+/// than glue, as Knot keeps it).
+#[derive(Debug, Serialize)]
+struct ImportJson {
+    #[serde(flatten)]
+    zone: ZoneJson,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    warnings: Vec<String>,
+}
+
 async fn import(
     State(st): State<AppState>,
     caller: Caller,
     Path(zone): Path<String>,
     body: Body,
-) -> Result<Json<ZoneJson>, ApiError> {
+) -> Result<Json<ImportJson>, ApiError> {
     let apex = parse_name(&zone)?;
     let text =
         std::str::from_utf8(&body.0).map_err(|_| ApiError::BadRequest("zone file is not UTF-8".into()))?;
@@ -271,6 +282,13 @@ async fn import(
             None => e.reason,
         }));
     }
+    let warnings = sixgate_dns::check::occluded_by_delegations(&apex, &records)
+        .iter()
+        .map(|o| match lines.get(o.index) {
+            Some(line) => format!("line {line}: {o}"),
+            None => o.to_string(),
+        })
+        .collect();
     let zone = st
         .commit(move |s| {
             caller.zone_full(s, &apex)?;
@@ -278,7 +296,7 @@ async fn import(
             Ok((commit, one(s, &caller, &apex)?))
         })
         .await?;
-    Ok(Json(zone))
+    Ok(Json(ImportJson { zone, warnings }))
 }
 
 /// One change as the audit log shows it.
