@@ -203,8 +203,8 @@ impl Sixgate {
     /// Like [`Sixgate::serve_with`], with DNS on the fixed address `dns`
     /// instead of an OS-chosen port: for a server that must come back on the
     /// same address after a restart (pick the port with
-    /// [`crate::knot::free_port_pair`]). The start fails, like any other,
-    /// if the port has been taken in the meantime.
+    /// [`crate::knot::free_port_pair`]). If the port is taken, the start
+    /// is tried again until [`READY_DEADLINE`], then fails.
     pub fn serve_at(cli: Cli, dns: SocketAddr, extra: &[&str]) -> Result<Self> {
         let server = Self::spawn(cli, &dns.to_string(), extra)?;
         if server.udp != dns || server.tcp != dns {
@@ -233,7 +233,26 @@ impl Sixgate {
         Self::spawn_env(cli, dns, extra, &[])
     }
 
+    /// Starts `serve`. A fixed port can be held for a moment by some other
+    /// process's socket (client sockets get ports from the same range)
+    /// between a stop and a start on it, as in a simulated-time lab that
+    /// restarts on one address: a start that fails only because the
+    /// address is in use is tried again until [`READY_DEADLINE`].
     fn spawn_env(cli: Cli, dns: &str, extra: &[&str], env: &[(&str, &str)]) -> Result<Self> {
+        let deadline = Instant::now() + READY_DEADLINE;
+        loop {
+            match Self::spawn_once(cli.clone(), dns, extra, env) {
+                Err(e)
+                    if Instant::now() < deadline && format!("{e:#}").contains("Address already in use") =>
+                {
+                    thread::sleep(Duration::from_millis(200));
+                }
+                started => return started,
+            }
+        }
+    }
+
+    fn spawn_once(cli: Cli, dns: &str, extra: &[&str], env: &[(&str, &str)]) -> Result<Self> {
         let data = cli.data().display().to_string();
         let mut command = cli.command();
         command

@@ -115,6 +115,28 @@ fn kdig(server: SocketAddr, args: &[&str]) -> Result<String> {
     Ok(text)
 }
 
+/// The harness's start on a fixed port (what the simulated-time labs
+/// restart on) waits out a moment in which another socket holds the port,
+/// instead of failing the test that restarts.
+#[test]
+fn a_start_on_a_fixed_port_held_for_a_moment_waits_for_it() -> Result<()> {
+    let port = sixgate_e2e::knot::free_port_pair()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let holder = std::net::UdpSocket::bind(addr)?;
+    let data = tempfile::tempdir()?;
+    // The holder lets go of the port once the first start has failed on it.
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(1));
+        drop(holder);
+    });
+    let server = Sixgate::serve_at(Cli::new(data.path())?, addr, &[])?;
+    release.join().map_err(|_| anyhow::anyhow!("the holder thread panicked"))?;
+    ensure!(server.udp_addr() == addr, "listening on {} instead of {addr}", server.udp_addr());
+    let text = kdig(addr, &["+norec", "demo.sixgate.test", "SOA"])?;
+    ensure!(text.contains("status: NOERROR"), "kdig output:\n{text}");
+    Ok(())
+}
+
 #[test]
 fn first_start_serves_the_demo_zone_with_aa_to_kdig() -> Result<()> {
     let data = tempfile::tempdir()?;
