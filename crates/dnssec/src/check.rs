@@ -110,7 +110,7 @@ fn check_node(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::denial::Nsec3Params;
     use crate::key::flags;
@@ -119,18 +119,28 @@ mod tests {
     use sixgate_dns::zone::{Change, Record};
     use sixgate_dns::zonefile;
 
-    const NOW: u64 = 1_800_000_000;
+    pub(crate) const NOW: u64 = 1_800_000_000;
+    /// The validity and jitter of [`sign_example`]'s signatures.
+    pub(crate) const VALIDITY: u32 = 14 * 86400;
+    pub(crate) const JITTER: u32 = 3600;
 
-    fn signed(key: &KeyPair, nsec3: bool, extra: Option<&KeyPair>) -> (Box<[u8]>, Vec<Record>) {
+    /// `example.` from the zone-file `text`, with `published` as its
+    /// DNSKEY RRset, signed by `signing` (NSEC, or NSEC3 with the default
+    /// parameters) at [`NOW`]: the fixture of the check's and the
+    /// verifier's tests.
+    pub(crate) fn sign_example(
+        text: &str,
+        published: &KeyPair,
+        signing: &KeyPair,
+        nsec3: bool,
+    ) -> (Box<[u8]>, Vec<Record>) {
         let apex = name::from_text("example.", None).unwrap();
-        let text = "@ 3600 SOA ns hm 1 2 3 4 300\n@ 3600 NS ns\nns 3600 A 192.0.2.1\nwww 300 A 192.0.2.2\n\
-                    sub 3600 NS ns.sub\nns.sub 3600 A 192.0.2.3\n";
         let mut records = zonefile::parse(text, &apex).unwrap();
         records.push(Record {
             owner: apex.clone(),
             rtype: code::DNSKEY,
             ttl: 3600,
-            rdata: key.dnskey_rdata().into(),
+            rdata: published.dnskey_rdata().into(),
         });
         if nsec3 {
             records.push(Record {
@@ -140,22 +150,29 @@ mod tests {
                 rdata: Nsec3Params::default().nsec3param_rdata().into(),
             });
         }
-        let mut keys = vec![ActiveKey { key, tag: key.key_tag(), signs_keys: true, signs_zone: true }];
-        if let Some(k) = extra {
-            keys = vec![ActiveKey { key: k, tag: k.key_tag(), signs_keys: true, signs_zone: true }];
-        }
         let signer = Signer {
             apex: apex.clone(),
-            keys,
+            keys: vec![ActiveKey {
+                key: signing,
+                tag: signing.key_tag(),
+                signs_keys: true,
+                signs_zone: true,
+            }],
             nsec3: nsec3.then(Nsec3Params::default),
             now: NOW,
             inception_offset: 3600,
-            validity: 14 * 86400,
-            jitter: 3600,
+            validity: VALIDITY,
+            jitter: JITTER,
         };
         let out = signer.sign_zone(&records, 1).unwrap();
         records.extend(out.records);
         (apex, records)
+    }
+
+    fn signed(key: &KeyPair, nsec3: bool, extra: Option<&KeyPair>) -> (Box<[u8]>, Vec<Record>) {
+        let text = "@ 3600 SOA ns hm 1 2 3 4 300\n@ 3600 NS ns\nns 3600 A 192.0.2.1\nwww 300 A 192.0.2.2\n\
+                    sub 3600 NS ns.sub\nns.sub 3600 A 192.0.2.3\n";
+        sign_example(text, key, extra.unwrap_or(key), nsec3)
     }
 
     #[test]

@@ -197,16 +197,50 @@ fn soa_answers(client: &UdpClient, origin: &str) -> Result<bool> {
 }
 
 fn write_config(dir: &Path, port: u16, zones: &[ZoneFile]) -> Result<PathBuf> {
+    let listen = [std::net::SocketAddr::from(([127, 0, 0, 1], port))];
+    knot_config(dir, &listen, KnotRole::Reference, zones)
+}
+
+/// What a knotd of the suite is for, which decides the few lines where
+/// its configurations differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KnotRole {
+    /// The reference server of the differential tests: two workers of each
+    /// kind, transfers from 127.0.0.1, semantic checks off (the zones hold
+    /// shapes Knot would warn about on purpose).
+    Reference,
+    /// A lab's authoritative server of presigned or unsigned files: one
+    /// worker of each kind, Knot's default checks.
+    Lab,
+}
+
+/// Writes `knot.conf` in `dir` for knotd on `listen`, serving `zones` as
+/// files (no signing, no journal, files never written back).
+pub(crate) fn knot_config(
+    dir: &Path,
+    listen: &[std::net::SocketAddr],
+    role: KnotRole,
+    zones: &[ZoneFile],
+) -> Result<PathBuf> {
     let run = dir.join("run");
     let storage = dir.join("storage");
     fs::create_dir_all(&run)?;
     fs::create_dir_all(&storage)?;
+    let listen: Vec<String> = listen.iter().map(|addr| format!("{}@{}", addr.ip(), addr.port())).collect();
+    let (workers, acl, template) = match role {
+        KnotRole::Reference => (
+            2,
+            "acl:\n  - id: local_transfer\n    address: 127.0.0.1\n    action: transfer\n\n",
+            "    semantic-checks: off\n    acl: local_transfer\n",
+        ),
+        KnotRole::Lab => (1, "", ""),
+    };
     let mut text = format!(
         r#"server:
     rundir: "{run}"
-    listen: 127.0.0.1@{port}
-    udp-workers: 2
-    tcp-workers: 2
+    listen: [ {listen} ]
+    udp-workers: {workers}
+    tcp-workers: {workers}
     background-workers: 1
     identity: ""
     version: ""
@@ -219,24 +253,18 @@ log:
   - target: stderr
     any: info
 
-acl:
-  - id: local_transfer
-    address: 127.0.0.1
-    action: transfer
-
-template:
+{acl}template:
   - id: default
     storage: "{storage}"
     zonefile-load: whole
     zonefile-sync: -1
     journal-content: none
-    semantic-checks: off
-    acl: local_transfer
-
+{template}
 zone:
 "#,
         run = run.display(),
         storage = storage.display(),
+        listen = listen.join(", "),
     );
     for zone in zones {
         let path = zone.path.canonicalize().with_context(|| format!("zone file {}", zone.path.display()))?;

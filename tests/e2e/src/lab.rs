@@ -32,6 +32,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result, bail};
 
 use crate::client::UdpClient;
+use crate::knot::{KnotRole, knot_config};
 use crate::ldns::{self, Key, Validity};
 use crate::normalize::Response;
 use crate::process::{ChildGuard, ZoneFile, require_program, wait_until};
@@ -149,7 +150,7 @@ impl LabRoot {
         zones.extend_from_slice(extra);
         let listen: Vec<SocketAddr> =
             std::iter::once(1).chain(extra_hosts.iter().copied()).map(|host| net.addr(host)).collect();
-        let config = write_config(dir.path(), &listen, &zones)?;
+        let config = knot_config(dir.path(), &listen, KnotRole::Lab, &zones)?;
         let mut command = Command::new(knotd);
         command.arg("-c").arg(&config).stdout(Stdio::null());
         let mut child = ChildGuard::spawn("knotd-lab-root", &mut command)?;
@@ -241,54 +242,6 @@ fn soa_answers(client: &UdpClient, origin: &str) -> Result<bool> {
     };
     let response = Response::parse(&bytes)?;
     Ok(response.aa() && response.rcode() == 0 && response.answers_of(6).next().is_some())
-}
-
-/// knotd as a plain authoritative server of presigned or unsigned files
-/// (no signing, no journal, files never written back), on `listen`.
-fn write_config(dir: &Path, listen: &[SocketAddr], zones: &[ZoneFile]) -> Result<PathBuf> {
-    let run = dir.join("run");
-    let storage = dir.join("storage");
-    fs::create_dir_all(&run)?;
-    fs::create_dir_all(&storage)?;
-    let listen: Vec<String> = listen.iter().map(|addr| format!("{}@{}", addr.ip(), addr.port())).collect();
-    let mut text = format!(
-        r#"server:
-    rundir: "{run}"
-    listen: [ {listen} ]
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-    identity: ""
-    version: ""
-    nsid: ""
-
-database:
-    storage: "{storage}"
-
-log:
-  - target: stderr
-    any: info
-
-template:
-  - id: default
-    storage: "{storage}"
-    zonefile-load: whole
-    zonefile-sync: -1
-    journal-content: none
-
-zone:
-"#,
-        run = run.display(),
-        storage = storage.display(),
-        listen = listen.join(", "),
-    );
-    for zone in zones {
-        let path = zone.path.canonicalize().with_context(|| format!("zone file {}", zone.path.display()))?;
-        text.push_str(&format!("  - domain: \"{}\"\n    file: \"{}\"\n", zone.origin, path.display()));
-    }
-    let config = dir.join("knot.conf");
-    fs::write(&config, text)?;
-    Ok(config)
 }
 
 #[cfg(test)]

@@ -118,52 +118,19 @@ fn verify_node(apex: &[u8], node: NodeRef<'_>, keys: &[ZoneKey<'_>], problems: &
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::check::tests::{JITTER, NOW, VALIDITY, sign_example};
     use crate::check::{Expiry, expiration_time, signature_expiry};
-    use crate::denial::Nsec3Params;
     use crate::key::flags;
-    use crate::sign::{ActiveKey, Signer};
     use crate::{Algorithm, KeyPair};
     use sixgate_dns::zone::{Change, Record};
     use sixgate_dns::zonefile;
 
-    const NOW: u64 = 1_800_000_000;
-    const VALIDITY: u32 = 14 * 86400;
-    const JITTER: u32 = 3600;
-
-    /// `example.` signed by `key` (NSEC or NSEC3), plus the records that
-    /// are not in the zone yet but signed, as a signer would add them.
+    /// `example.` signed by `key` (NSEC or NSEC3).
     fn signed(key: &KeyPair, nsec3: bool) -> (Box<[u8]>, Vec<Record>) {
-        let apex = name::from_text("example.", None).unwrap();
         let text = "@ 3600 SOA ns hm 1 2 3 4 300\n@ 3600 NS ns\nns 3600 A 192.0.2.1\nwww 300 A 192.0.2.2\n\
                     www 300 A 192.0.2.3\n*.w 300 TXT \"wild\"\nsub 3600 NS ns.sub\nns.sub 3600 A 192.0.2.3\n\
                     sub 3600 DS 1 13 2 0000000000000000000000000000000000000000000000000000000000000000\n";
-        let mut records = zonefile::parse(text, &apex).unwrap();
-        records.push(Record {
-            owner: apex.clone(),
-            rtype: code::DNSKEY,
-            ttl: 3600,
-            rdata: key.dnskey_rdata().into(),
-        });
-        if nsec3 {
-            records.push(Record {
-                owner: apex.clone(),
-                rtype: code::NSEC3PARAM,
-                ttl: 0,
-                rdata: Nsec3Params::default().nsec3param_rdata().into(),
-            });
-        }
-        let signer = Signer {
-            apex: apex.clone(),
-            keys: vec![ActiveKey { key, tag: key.key_tag(), signs_keys: true, signs_zone: true }],
-            nsec3: nsec3.then(Nsec3Params::default),
-            now: NOW,
-            inception_offset: 3600,
-            validity: VALIDITY,
-            jitter: JITTER,
-        };
-        let out = signer.sign_zone(&records, 1).unwrap();
-        records.extend(out.records);
-        (apex, records)
+        sign_example(text, key, key, nsec3)
     }
 
     fn key() -> KeyPair {
