@@ -99,6 +99,8 @@ pub(crate) struct RawProxy {
     pub(crate) nat64_prefix: Option<String>,
     /// Also send `Forwarded: for=CLIENT` (RFC 7239) on plain HTTP.
     pub(crate) forwarded: Option<bool>,
+    /// Caps and deadlines of both proxy listeners.
+    pub(crate) limits: Option<RawLimits>,
 }
 
 /// `[aname]`.
@@ -138,6 +140,8 @@ pub(crate) struct RawApi {
     pub(crate) rate_burst: Option<u32>,
     /// Largest request body in bytes.
     pub(crate) max_body: Option<usize>,
+    /// Caps and deadlines of the API listener.
+    pub(crate) limits: Option<RawLimits>,
 }
 
 /// `[update]`.
@@ -168,10 +172,12 @@ pub(crate) struct RawDns {
     pub(crate) workers: Option<usize>,
     /// Largest UDP response and the size advertised in OPT.
     pub(crate) udp_payload: Option<u16>,
-    /// TCP idle timeout in seconds.
+    /// TCP idle timeout in seconds (an alias of `limits.idle_timeout`).
     pub(crate) tcp_idle_timeout: Option<u64>,
-    /// Most open TCP connections.
+    /// Most open TCP connections (an alias of `limits.max_connections`).
     pub(crate) tcp_max_connections: Option<usize>,
+    /// Caps and deadlines of DNS over TCP.
+    pub(crate) limits: Option<RawLimits>,
     /// Create a demo zone when the store is empty.
     pub(crate) demo_zone: Option<bool>,
     /// sixgate's nameserver names: the NS records of new zones, and what a
@@ -179,6 +185,119 @@ pub(crate) struct RawDns {
     pub(crate) nameservers: Option<Vec<String>>,
     /// How serials advance: "unixtime" (default), "date" or "increment".
     pub(crate) serial: Option<String>,
+}
+
+/// `[dns.limits]`, `[api.limits]`, `[proxy.limits]`: caps and a deadline
+/// (in seconds) for each phase of a connection. Each listener takes the
+/// keys that apply to it ([`LIMIT_KEYS`]).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub(crate) max_connections: Option<usize>,
+    pub(crate) per_address: Option<usize>,
+    pub(crate) handshake_timeout: Option<u64>,
+    pub(crate) head_timeout: Option<u64>,
+    pub(crate) body_timeout: Option<u64>,
+    pub(crate) idle_timeout: Option<u64>,
+    pub(crate) write_timeout: Option<u64>,
+    pub(crate) tunnel_timeout: Option<u64>,
+    pub(crate) connect_timeout: Option<u64>,
+    pub(crate) keepalive: Option<u64>,
+    pub(crate) user_timeout: Option<u64>,
+}
+
+/// The keys of a limits section that each listener has.
+pub(crate) const LIMIT_KEYS: [(&str, &[&str]); 3] = [
+    ("dns", &["max_connections", "per_address", "head_timeout", "idle_timeout", "write_timeout"]),
+    (
+        "api",
+        &[
+            "max_connections",
+            "per_address",
+            "handshake_timeout",
+            "head_timeout",
+            "body_timeout",
+            "idle_timeout",
+            "write_timeout",
+        ],
+    ),
+    (
+        "proxy",
+        &[
+            "max_connections",
+            "per_address",
+            "handshake_timeout",
+            "head_timeout",
+            "body_timeout",
+            "idle_timeout",
+            "write_timeout",
+            "tunnel_timeout",
+            "connect_timeout",
+            "keepalive",
+            "user_timeout",
+        ],
+    ),
+];
+
+/// Longest deadline a limits section accepts, in seconds (one day).
+const MAX_DEADLINE: u64 = 86_400;
+
+/// Validates one limits section over the listener's defaults.
+pub(crate) fn limits(
+    section: &str,
+    raw: Option<RawLimits>,
+    mut out: sixgate_listen::ListenerLimits,
+) -> anyhow::Result<sixgate_listen::ListenerLimits> {
+    let Some(raw) = raw else { return Ok(out) };
+    let keys = LIMIT_KEYS.iter().find(|(s, _)| *s == section).map_or(&[][..], |(_, k)| *k);
+    let given: [(&str, Option<u64>); 11] = [
+        ("max_connections", raw.max_connections.map(|v| v as u64)),
+        ("per_address", raw.per_address.map(|v| v as u64)),
+        ("handshake_timeout", raw.handshake_timeout),
+        ("head_timeout", raw.head_timeout),
+        ("body_timeout", raw.body_timeout),
+        ("idle_timeout", raw.idle_timeout),
+        ("write_timeout", raw.write_timeout),
+        ("tunnel_timeout", raw.tunnel_timeout),
+        ("connect_timeout", raw.connect_timeout),
+        ("keepalive", raw.keepalive),
+        ("user_timeout", raw.user_timeout),
+    ];
+    for (key, value) in given {
+        let Some(v) = value else { continue };
+        if !keys.contains(&key) {
+            bail!("{section}.limits.{key} does not apply to this listener (it has {})", keys.join(", "));
+        }
+        let counts = key == "max_connections" || key == "per_address";
+        if counts && !(1..=1_000_000).contains(&v) {
+            bail!("{section}.limits.{key} must be 1 to 1000000, not {v}");
+        }
+        if !counts && !(1..=MAX_DEADLINE).contains(&v) {
+            bail!("{section}.limits.{key} must be 1 to {MAX_DEADLINE} seconds, not {v}");
+        }
+        let d = Duration::from_secs(v);
+        match key {
+            "max_connections" => out.caps.max_connections = v as usize,
+            "per_address" => out.caps.per_address = v as usize,
+            "handshake_timeout" => out.handshake = d,
+            "head_timeout" => out.head = d,
+            "body_timeout" => out.body = d,
+            "idle_timeout" => out.idle = d,
+            "write_timeout" => out.write = d,
+            "tunnel_timeout" => out.tunnel = d,
+            "connect_timeout" => out.connect = d,
+            "keepalive" => out.tcp.keepalive = Some(d),
+            _ => out.tcp.user_timeout = Some(d),
+        }
+    }
+    if out.caps.per_address > out.caps.max_connections {
+        bail!(
+            "{section}.limits.per_address ({}) is above {section}.limits.max_connections ({})",
+            out.caps.per_address,
+            out.caps.max_connections
+        );
+    }
+    Ok(out)
 }
 
 /// `[log]`.
@@ -199,8 +318,12 @@ pub(crate) struct Settings {
     pub(crate) dns_is_default: bool,
     pub(crate) workers: usize,
     pub(crate) udp_payload: u16,
-    pub(crate) tcp_idle_timeout: Duration,
-    pub(crate) tcp_max_connections: usize,
+    /// `[dns.limits]`: DNS over TCP.
+    pub(crate) dns_limits: sixgate_listen::ListenerLimits,
+    /// `[api.limits]`.
+    pub(crate) api_limits: sixgate_listen::ListenerLimits,
+    /// `[proxy.limits]`: both proxy listeners.
+    pub(crate) proxy_limits: sixgate_listen::ListenerLimits,
     pub(crate) demo_zone: bool,
     pub(crate) log_level: String,
     pub(crate) nameservers: Vec<Box<[u8]>>,
@@ -286,14 +409,36 @@ pub(crate) fn settings(
     if udp_payload < 512 {
         bail!("dns.udp_payload must be at least 512, not {udp_payload}");
     }
-    let idle = raw.dns.tcp_idle_timeout.unwrap_or(10);
-    if !(1..=3600).contains(&idle) {
-        bail!("dns.tcp_idle_timeout must be 1..=3600 seconds, not {idle}");
+    let mut dns_raw_limits = raw.dns.limits;
+    // The older `[dns]` keys stay as aliases; a value given both ways
+    // must agree.
+    if let Some(idle) = raw.dns.tcp_idle_timeout {
+        if !(1..=3600).contains(&idle) {
+            bail!("dns.tcp_idle_timeout must be 1..=3600 seconds, not {idle}");
+        }
+        let l = dns_raw_limits.get_or_insert_with(RawLimits::default);
+        if l.idle_timeout.is_some_and(|v| v != idle) {
+            bail!("dns.tcp_idle_timeout and dns.limits.idle_timeout disagree: give one");
+        }
+        l.idle_timeout = Some(idle);
     }
-    let max_conn = raw.dns.tcp_max_connections.unwrap_or(1000);
-    if max_conn == 0 {
-        bail!("dns.tcp_max_connections must be at least 1");
+    if let Some(max) = raw.dns.tcp_max_connections {
+        if max == 0 {
+            bail!("dns.tcp_max_connections must be at least 1");
+        }
+        let l = dns_raw_limits.get_or_insert_with(RawLimits::default);
+        if l.max_connections.is_some_and(|v| v != max) {
+            bail!("dns.tcp_max_connections and dns.limits.max_connections disagree: give one");
+        }
+        l.max_connections = Some(max);
+        // A cap lowered below the per-address default lowers that too.
+        if l.per_address.is_none() {
+            l.per_address = Some(max.min(sixgate_listen::ListenerLimits::dns().caps.per_address));
+        }
     }
+    let dns_limits = limits("dns", dns_raw_limits, sixgate_listen::ListenerLimits::dns())?;
+    let api_limits = limits("api", raw.api.limits, sixgate_listen::ListenerLimits::api())?;
+    let proxy_limits = limits("proxy", raw.proxy.limits, sixgate_listen::ListenerLimits::proxy())?;
     let nameservers = raw
         .dns
         .nameservers
@@ -435,8 +580,9 @@ pub(crate) fn settings(
         dns_is_default,
         workers,
         udp_payload,
-        tcp_idle_timeout: Duration::from_secs(idle),
-        tcp_max_connections: max_conn,
+        dns_limits,
+        api_limits,
+        proxy_limits,
         demo_zone: raw.dns.demo_zone.unwrap_or(true),
         log_level: raw.log.level.unwrap_or_else(|| "info".into()),
     })
@@ -544,6 +690,83 @@ mod tests {
         assert!(ok(&missing).unwrap_err().to_string().contains("cannot read"));
         let _ = std::fs::remove_dir_all(&dir);
         assert!(ok("[aname]\nper_account = 0\n").is_err());
+    }
+
+    #[test]
+    fn each_listener_reads_its_limits_over_safe_defaults() {
+        let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
+        let s = ok("").unwrap();
+        assert_eq!(s.dns_limits, sixgate_listen::ListenerLimits::dns());
+        assert_eq!(s.api_limits, sixgate_listen::ListenerLimits::api());
+        assert_eq!(s.proxy_limits, sixgate_listen::ListenerLimits::proxy());
+        // No default phase deadline above 60 s but the idle tunnel's.
+        for l in [s.dns_limits, s.api_limits, s.proxy_limits] {
+            for d in [l.handshake, l.head, l.body, l.idle, l.write, l.connect] {
+                assert!(d <= Duration::from_secs(60), "{l:?}");
+            }
+        }
+        let s = ok("[proxy.limits]
+per_address = 10
+tunnel_timeout = 7
+user_timeout = 9
+")
+        .unwrap();
+        assert_eq!(s.proxy_limits.caps.per_address, 10);
+        assert_eq!(s.proxy_limits.tunnel, Duration::from_secs(7));
+        assert_eq!(s.proxy_limits.tcp.user_timeout, Some(Duration::from_secs(9)));
+        let s = ok("[api.limits]
+head_timeout = 3
+")
+        .unwrap();
+        assert_eq!(s.api_limits.head, Duration::from_secs(3));
+        // The older [dns] keys are aliases.
+        let s = ok("[dns]
+tcp_idle_timeout = 4
+tcp_max_connections = 2
+")
+        .unwrap();
+        assert_eq!((s.dns_limits.idle, s.dns_limits.caps.max_connections), (Duration::from_secs(4), 2));
+        assert_eq!(s.dns_limits.caps.per_address, 2);
+        for (bad, says) in [
+            (
+                "[dns.limits]
+tunnel_timeout = 5
+",
+                "dns.limits.tunnel_timeout does not apply",
+            ),
+            (
+                "[api.limits]
+write_timeout = 0
+",
+                "api.limits.write_timeout must be 1 to",
+            ),
+            (
+                "[proxy.limits]
+max_connections = 10
+per_address = 11
+",
+                "per_address (11) is above",
+            ),
+            (
+                "[dns]
+tcp_idle_timeout = 4
+[dns.limits]
+idle_timeout = 5
+",
+                "disagree",
+            ),
+        ] {
+            let e = ok(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        assert!(
+            toml::from_str::<RawConfig>(
+                "[api.limits]
+head_timout = 3
+"
+            )
+            .is_err()
+        );
     }
 
     #[test]

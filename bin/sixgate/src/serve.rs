@@ -63,8 +63,34 @@ fn first_admin_token(store: &mut Store) -> anyhow::Result<Option<PathBuf>> {
     Ok(Some(path))
 }
 
+/// The metric set of every TCP listener, one per kind, shared by all its
+/// addresses.
+pub(crate) struct ListenerSet {
+    pub(crate) dns_tcp: Arc<sixgate_listen::ListenerMetrics>,
+    pub(crate) api: Arc<sixgate_listen::ListenerMetrics>,
+    pub(crate) proxy_http: Arc<sixgate_listen::ListenerMetrics>,
+    pub(crate) proxy_tls: Arc<sixgate_listen::ListenerMetrics>,
+}
+
+impl ListenerSet {
+    fn new() -> Arc<ListenerSet> {
+        let m = |name| Arc::new(sixgate_listen::ListenerMetrics::new(name));
+        Arc::new(ListenerSet {
+            dns_tcp: m("dns_tcp"),
+            api: m("api"),
+            proxy_http: m("proxy_http"),
+            proxy_tls: m("proxy_tls"),
+        })
+    }
+
+    fn render(&self) -> String {
+        sixgate_listen::metrics::render(&[&self.dns_tcp, &self.api, &self.proxy_http, &self.proxy_tls])
+    }
+}
+
 /// Counters in Prometheus text format.
 fn metrics_text(
+    listeners: &ListenerSet,
     udp: &UdpStats,
     held: &std::sync::atomic::AtomicUsize,
     expiry: &sixgate_control::watchdog::ExpiryReport,
@@ -107,6 +133,7 @@ fn metrics_text(
         held.load(Ordering::Relaxed)
     );
     out.push_str(&sixgate_control::watchdog::metrics_text(&expiry.load()));
+    out.push_str(&listeners.render());
     out
 }
 
@@ -202,6 +229,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let limits = Limits { udp_payload: s.udp_payload };
     let shutdown = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(UdpStats::default());
+    let listeners = ListenerSet::new();
+    tracing::debug!(dns = ?s.dns_limits, api = ?s.api_limits, proxy = ?s.proxy_limits, "listener limits");
     let (sd_tx, sd_rx) = tokio::sync::watch::channel(false);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(s.workers.clamp(1, 4))
@@ -222,7 +251,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let mut threads = Vec::new();
     let mut addrs = Vec::new();
     let tcp_settings =
-        TcpSettings { idle_timeout: s.tcp_idle_timeout, max_connections: s.tcp_max_connections };
+        TcpSettings { idle_timeout: s.dns_limits.idle, max_connections: s.dns_limits.caps.max_connections };
     let mut tcp_tasks = Vec::new();
     for b in bound {
         addrs.push(b.addr);
@@ -268,11 +297,12 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         // Zone claims are decided in this store's write transactions.
         api_store.set_tenancy(s.tenancy.clone());
         let dir = s.data.clone();
-        let (udp_stats, proxy, expiry) = (stats.clone(), proxy_shared.clone(), expiry.clone());
+        let (udp_stats, proxy, expiry, listener_set) =
+            (stats.clone(), proxy_shared.clone(), expiry.clone(), listeners.clone());
         let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
             sixgate_control::publish::poke(&dir)
         })
-        .with_metrics(move || metrics_text(&udp_stats, &held_zones, &expiry, proxy.get()));
+        .with_metrics(move || metrics_text(&listener_set, &udp_stats, &held_zones, &expiry, proxy.get()));
         let app = sixgate_api::app(state);
         for addr in &s.api {
             let listener = rt

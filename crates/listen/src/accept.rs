@@ -1,0 +1,136 @@
+//! The accept loop's step: admission, back-off on errors, counters.
+//!
+//! `accept(2)` fails when the process is out of file descriptors (EMFILE),
+//! the system is (ENFILE), or memory is short (ENOBUFS, ENOMEM). The
+//! pending connection stays in the backlog, so retrying at once fails
+//! again at once: a loop that only logs and continues spins at full CPU
+//! while starving the connections it serves. [`Acceptor`] sleeps after
+//! each failure, doubling from [`BACKOFF_MIN`] to [`BACKOFF_MAX`], and
+//! starts over after a success; failures are counted and logged at a
+//! limited rate.
+//!
+//! Every connection is accepted, even when the listener is full: one the
+//! [`Gate`] refuses is closed at once (with a reset, so no TIME_WAIT is
+//! left here), instead of waiting unanswered in the kernel backlog where
+//! the client cannot tell a full server from a slow one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::gate::{Gate, Slot};
+use crate::ratelog::RateLog;
+
+/// The first pause after a failed accept.
+pub const BACKOFF_MIN: Duration = Duration::from_millis(5);
+/// The longest pause after failed accepts in a row.
+pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+static ERROR_LOG: RateLog = RateLog::new(1);
+static REFUSED_LOG: RateLog = RateLog::new(1);
+
+/// Accepts connections for one listener through its gate.
+#[derive(Debug)]
+pub struct Acceptor {
+    listener: TcpListener,
+    gate: Arc<Gate>,
+    backoff: Duration,
+}
+
+impl Acceptor {
+    /// Accepts on `listener`, admitting through `gate`.
+    pub fn new(listener: TcpListener, gate: Arc<Gate>) -> Acceptor {
+        Acceptor { listener, gate, backoff: Duration::ZERO }
+    }
+
+    /// The listener.
+    pub fn listener(&self) -> &TcpListener {
+        &self.listener
+    }
+
+    /// The gate.
+    pub fn gate(&self) -> &Arc<Gate> {
+        &self.gate
+    }
+
+    /// The next admitted connection. Cancel-safe: select on it beside a
+    /// shutdown signal.
+    pub async fn next(&mut self) -> (TcpStream, SocketAddr, Slot) {
+        loop {
+            match self.listener.accept().await {
+                Ok((stream, peer)) => {
+                    self.backoff = Duration::ZERO;
+                    match self.gate.admit(peer.ip()) {
+                        Ok(slot) => return (stream, peer, slot),
+                        Err(why) => {
+                            if let Some(held) = REFUSED_LOG.allow() {
+                                tracing::warn!(
+                                    listener = self.gate.metrics().name(),
+                                    client = %peer,
+                                    reason = %why,
+                                    held_back = held,
+                                    "connection refused"
+                                );
+                            }
+                            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                            drop(stream);
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.gate.metrics().accept_errors.fetch_add(1, Ordering::Relaxed);
+                    self.backoff = (self.backoff * 2).clamp(BACKOFF_MIN, BACKOFF_MAX);
+                    if let Some(held) = ERROR_LOG.allow() {
+                        tracing::warn!(
+                            listener = self.gate.metrics().name(),
+                            error = %e,
+                            pause_ms = self.backoff.as_millis() as u64,
+                            held_back = held,
+                            "accept failed; pausing"
+                        );
+                    }
+                    tokio::time::sleep(self.backoff).await;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gate::Limits;
+    use crate::metrics::ListenerMetrics;
+    use tokio::io::AsyncReadExt;
+
+    async fn listener() -> (TcpListener, SocketAddr) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let a = l.local_addr().unwrap();
+        (l, a)
+    }
+
+    #[tokio::test]
+    async fn a_connection_over_the_cap_is_closed_at_once_not_left_in_the_backlog() {
+        let (l, addr) = listener().await;
+        let gate =
+            Gate::new(Limits { max_connections: 1, per_address: 1 }, Arc::new(ListenerMetrics::new("t")));
+        let mut acc = Acceptor::new(l, gate.clone());
+        let _first = TcpStream::connect(addr).await.unwrap();
+        let (_s, _p, slot) = acc.next().await;
+        let mut second = TcpStream::connect(addr).await.unwrap();
+        // The acceptor takes the second connection off the backlog and
+        // closes it; the client sees the end, not a silent wait.
+        let accept = tokio::spawn(async move {
+            let _ = acc.next().await;
+        });
+        let mut b = [0u8; 1];
+        let end = tokio::time::timeout(Duration::from_secs(30), second.read(&mut b)).await.unwrap();
+        assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
+        assert_eq!(gate.metrics().refused_address.load(Ordering::Relaxed), 1);
+        drop(slot);
+        accept.abort();
+    }
+}

@@ -1,0 +1,198 @@
+//! Deadlines on writes, and the TCP options of long-lived sockets.
+//!
+//! A peer that sends requests and never reads its answers fills its
+//! receive window, then the kernel's send buffer; from then on every write
+//! waits. Without a deadline the connection holds its slot forever.
+//! [`TimedWrite`] wraps a writer and fails a write, flush or shutdown that
+//! has made no progress for its deadline (the anchor: Knot's
+//! `tcp-io-timeout`, HAProxy's `timeout client`). Progress, not the whole
+//! transfer, is timed: a slow reader that keeps reading is served.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+use tokio::time::{Instant, Sleep};
+
+/// The error a stalled write ends with.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteStalled(pub Duration);
+
+impl std::fmt::Display for WriteStalled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the peer read nothing for {} s", self.0.as_secs())
+    }
+}
+
+impl std::error::Error for WriteStalled {}
+
+/// Did `e` come from a [`TimedWrite`] whose deadline passed?
+pub fn is_stalled(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::TimedOut && e.get_ref().is_some_and(|i| i.is::<WriteStalled>())
+}
+
+/// A writer whose writes fail after making no progress for a deadline.
+#[derive(Debug)]
+pub struct TimedWrite<W> {
+    inner: W,
+    limit: Duration,
+    timer: Pin<Box<Sleep>>,
+    armed: bool,
+}
+
+impl<W> TimedWrite<W> {
+    /// Wraps `inner`; a write with no progress for `limit` fails.
+    pub fn new(inner: W, limit: Duration) -> TimedWrite<W> {
+        TimedWrite { inner, limit, timer: Box::pin(tokio::time::sleep(limit)), armed: false }
+    }
+
+    /// The wrapped writer.
+    pub fn get_ref(&self) -> &W {
+        &self.inner
+    }
+
+    /// The wrapped writer.
+    pub fn get_mut(&mut self) -> &mut W {
+        &mut self.inner
+    }
+
+    /// Unwraps.
+    pub fn into_inner(self) -> W {
+        self.inner
+    }
+
+    /// Called when the inner writer is not ready: arms the deadline on
+    /// the first wait, fails once it has passed.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        if !self.armed {
+            self.armed = true;
+            let at = Instant::now() + self.limit;
+            self.timer.as_mut().reset(at);
+        }
+        ready!(self.timer.as_mut().poll(cx));
+        Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, WriteStalled(self.limit)))
+    }
+
+    fn timed<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
+        match r {
+            Poll::Ready(r) => {
+                self.armed = false;
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.stalled(cx).map(Err),
+        }
+    }
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for TimedWrite<W> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let r = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.timed(cx, r)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let r = Pin::new(&mut this.inner).poll_flush(cx);
+        this.timed(cx, r)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let r = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.timed(cx, r)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        let r = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.timed(cx, r)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+/// TCP options for sockets that may live long (tunnels, keep-alive).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TcpOptions {
+    /// Send keepalive probes after this much silence (then every third of
+    /// it, three times), so a peer that vanished is noticed.
+    pub keepalive: Option<Duration>,
+    /// `TCP_USER_TIMEOUT` (RFC 5482): drop the connection when sent data
+    /// stays unacknowledged this long, instead of retransmitting for
+    /// about 15 minutes.
+    pub user_timeout: Option<Duration>,
+}
+
+/// Applies `opts` to `stream`, and turns Nagle off. Failures are ignored:
+/// an option a kernel lacks must not refuse the connection.
+pub fn tune(stream: &TcpStream, opts: &TcpOptions) {
+    let _ = stream.set_nodelay(true);
+    let sock = socket2::SockRef::from(stream);
+    if let Some(idle) = opts.keepalive {
+        let interval = (idle / 3).max(Duration::from_secs(1));
+        let ka = socket2::TcpKeepalive::new().with_time(idle).with_interval(interval).with_retries(3);
+        let _ = sock.set_tcp_keepalive(&ka);
+    }
+    if let Some(t) = opts.user_timeout {
+        let _ = sock.set_tcp_user_timeout(Some(t));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_peer_never_reads_fails_after_the_deadline() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut w = TimedWrite::new(a, Duration::from_secs(10));
+        let started = Instant::now();
+        let e = w.write_all(&[0u8; 4096]).await.unwrap_err();
+        assert!(is_stalled(&e), "{e}");
+        assert!(started.elapsed() >= Duration::from_secs(10));
+        // A reader that keeps reading is served, however slowly.
+        let mut w = TimedWrite::new(w.into_inner(), Duration::from_secs(10));
+        let reader = tokio::spawn(async move {
+            let mut got = 0;
+            let mut buf = [0u8; 64];
+            while got < 4096 + 64 {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                got += b.read(&mut buf).await.unwrap();
+            }
+            got
+        });
+        w.write_all(&[1u8; 4096]).await.unwrap();
+        w.flush().await.unwrap();
+        drop(w);
+        assert!(reader.await.unwrap() >= 4096);
+    }
+
+    #[tokio::test]
+    async fn options_reach_the_socket() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let s = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        tune(
+            &s,
+            &TcpOptions {
+                keepalive: Some(Duration::from_secs(60)),
+                user_timeout: Some(Duration::from_secs(30)),
+            },
+        );
+        let sock = socket2::SockRef::from(&s);
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(60));
+        assert_eq!(sock.tcp_user_timeout().unwrap(), Some(Duration::from_secs(30)));
+        assert!(s.nodelay().unwrap());
+    }
+}
