@@ -21,6 +21,7 @@
 
 mod admin;
 mod auth;
+mod conn;
 mod dnssec;
 pub mod error;
 mod httpreq;
