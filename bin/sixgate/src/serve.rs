@@ -301,7 +301,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             (stats.clone(), proxy_shared.clone(), expiry.clone(), listeners.clone());
         let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
             sixgate_control::publish::poke(&dir)
-        })
+        })?
         .with_metrics(move || metrics_text(&listener_set, &udp_stats, &held_zones, &expiry, proxy.get()));
         let app = sixgate_api::app(state);
         // One gate for every API address: the caps are the API's, not each

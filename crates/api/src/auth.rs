@@ -17,7 +17,7 @@ use axum::http::request::Parts;
 use base64::Engine as _;
 use sixgate_dns::name;
 use sixgate_dns::rtype::code;
-use sixgate_store::{OPERATOR_ACCOUNT, Scope, Store, Token, ZoneOwner, is_acme_challenge};
+use sixgate_store::{OPERATOR_ACCOUNT, Scope, Store, TOKEN_PREFIX, Token, ZoneOwner, is_acme_challenge};
 
 use crate::{ApiError, AppState};
 
@@ -58,10 +58,12 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let secret =
-            bearer(parts).filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN).ok_or(ApiError::Unauthorized)?;
+        // What cannot be a token is refused before any store is touched.
+        let secret = bearer(parts)
+            .filter(|t| t.starts_with(TOKEN_PREFIX) && t.len() <= MAX_TOKEN)
+            .ok_or(ApiError::Unauthorized)?;
         let token =
-            state.store(move |s| Ok(s.token_by_secret(&secret)?)).await?.ok_or(ApiError::Unauthorized)?;
+            state.read(move |s| Ok(s.token_by_secret(&secret)?)).await?.ok_or(ApiError::Unauthorized)?;
         if token.scope != Scope::Admin {
             state.inner.limiter.take(token.id, Instant::now()).map_err(ApiError::TooManyRequests)?;
         }

@@ -75,7 +75,7 @@ pub(crate) fn txt_rdata(value: &str) -> Box<[u8]> {
 }
 
 async fn change(st: AppState, caller: Caller, body: Body, add: bool) -> Result<StatusCode, ApiError> {
-    let req: Challenge = body.json()?;
+    let req: Challenge = body.json().await?;
     if req.value.is_empty() || req.value.len() > MAX_VALUE {
         return Err(ApiError::Unprocessable(format!("value must be 1 to {MAX_VALUE} characters")));
     }

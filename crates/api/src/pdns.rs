@@ -26,7 +26,7 @@ use crate::records::{
     MAX_RECORDS, Names, check_ttl, group, parse_name, parse_owner, parse_rrset, parse_type,
 };
 use crate::zones::{create_zone, default_records, delete_zone, visible};
-use crate::{ApiError, AppState, Body};
+use crate::{ApiError, AppState, Body, offload};
 
 const SERVER: &str = "localhost";
 
@@ -125,7 +125,7 @@ async fn zones(
     Path(server): Path<String>,
 ) -> Result<Json<Vec<Value>>> {
     check_server(&server)?;
-    let list = st.store(move |s| visible(s, &caller)).await?;
+    let list = st.read(move |s| visible(s, &caller)).await?;
     Ok(Json(list.iter().map(|z| zone_json(&z.name, z.serial, None)).collect()))
 }
 
@@ -163,7 +163,7 @@ async fn zone(
 ) -> Result<Json<Value>> {
     check_server(&server)?;
     let apex = zone_name(&id)?;
-    Ok(Json(st.store(move |s| full_zone(s, &caller, &apex)).await?))
+    Ok(Json(st.read(move |s| full_zone(s, &caller, &apex)).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -247,8 +247,9 @@ async fn patch(
 ) -> Result<StatusCode> {
     check_server(&server)?;
     let apex = zone_name(&id)?;
-    let req: Patch = body.json()?;
-    let sets = parse_sets(&apex, &req.rrsets, true)?;
+    let req: Patch = body.json().await?;
+    let a = apex.clone();
+    let sets = offload(move || parse_sets(&a, &req.rrsets, true)).await?;
     crate::rrsets::write_rrsets(&st, caller, apex, sets).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -273,7 +274,7 @@ async fn create(
     body: Body,
 ) -> Result<(StatusCode, Json<Value>)> {
     check_server(&server)?;
-    let req: CreateZone = body.json()?;
+    let req: CreateZone = body.json().await?;
     if matches!(req.kind.as_deref(), Some(k) if k.eq_ignore_ascii_case("slave") || k.eq_ignore_ascii_case("secondary"))
         || !req.masters.is_empty()
     {
@@ -283,7 +284,8 @@ async fn create(
         .into());
     }
     let apex = zone_name(&req.name)?;
-    let sets = parse_sets(&apex, &req.rrsets, false)?;
+    let (a, rrsets) = (apex.clone(), req.rrsets);
+    let sets = offload(move || parse_sets(&a, &rrsets, false)).await?;
     // No nameservers given: the account's own (or the shared ones), which
     // are known only once the zone's account is.
     let given_ns =
@@ -341,7 +343,7 @@ async fn notify(
 ) -> Result<Json<Value>> {
     check_server(&server)?;
     let apex = zone_name(&id)?;
-    st.store(move |s| caller.zone(s, &apex).map(|_| ())).await?;
+    st.read(move |s| caller.zone(s, &apex).map(|_| ())).await?;
     Ok(Json(json!({ "result": "Notification queued" })))
 }
 

@@ -13,6 +13,7 @@ use super::*;
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    state: AppState,
     app: Router,
     admin: String,
     alice: String,
@@ -45,8 +46,9 @@ fn fixture_with(setup: impl FnOnce(&mut Store)) -> Fixture {
         rate_burst: 1000,
         max_body: 64 * 1024,
     };
-    let app = app(AppState::new(store, settings, None, || {}));
-    Fixture { _dir: dir, app, admin, alice, bob }
+    let state = AppState::new(store, settings, None, || {}).unwrap();
+    let app = app(state.clone());
+    Fixture { _dir: dir, state, app, admin, alice, bob }
 }
 
 impl Fixture {
@@ -477,13 +479,8 @@ async fn customer_tokens_are_rate_limited_and_admins_are_not() {
     let (_, alice) = store.create_token(acct, Scope::Account).unwrap();
     let (_, admin) = store.create_token(OPERATOR_ACCOUNT, Scope::Admin).unwrap();
     let settings = ApiSettings { rate_limit: 1, rate_burst: 3, ..ApiSettings::default() };
-    let f = Fixture {
-        _dir: dir,
-        app: app(AppState::new(store, settings, None, || {})),
-        admin,
-        alice,
-        bob: String::new(),
-    };
+    let state = AppState::new(store, settings, None, || {}).unwrap();
+    let f = Fixture { _dir: dir, app: app(state.clone()), state, admin, alice, bob: String::new() };
     let mut statuses = Vec::new();
     for _ in 0..5 {
         statuses.push(f.call("GET", "/v1/zones", Some(&f.alice), None).await.0);
@@ -768,4 +765,48 @@ async fn accounts_show_their_own_nameservers_and_new_zones_use_them() {
     let (_, _) = f.call("POST", "/v1/zones", Some(&f.admin), Some(json!({"name": "op.test"}))).await;
     let (_, v) = f.call("GET", "/v1/zones/op.test/rrsets/op.test/NS", Some(&f.admin), None).await;
     assert_eq!(v["records"], json!(["ns1.sixgate.test."]));
+}
+
+/// Regression: one mutex over the store serialised every request, token
+/// checks included, so one long write (a big signed import, a store busy
+/// behind another process's write) stalled every tenant. With the writer
+/// held, token checks and reads of other requests go on.
+#[tokio::test]
+async fn a_write_in_progress_does_not_hold_up_token_checks_or_reads() {
+    let f = fixture();
+    let (entered_tx, entered_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let st = f.state.clone();
+    let writer = tokio::spawn(async move {
+        st.write(move |_| {
+            let _ = entered_tx.send(());
+            let _ = release_rx.recv();
+            Ok(())
+        })
+        .await
+    });
+    entered_rx.await.unwrap();
+    let reads = async {
+        let zones = f.call("GET", "/v1/zones", Some(&f.alice), None).await;
+        let rrsets = f.call("GET", "/v1/zones/example.test/rrsets", Some(&f.alice), None).await;
+        let refused = f.call("GET", "/v1/zones", Some("sgt_0000"), None).await;
+        (zones.0, rrsets.0, refused.0)
+    };
+    let got = tokio::time::timeout(std::time::Duration::from_secs(20), reads).await;
+    release_tx.send(()).unwrap();
+    writer.await.unwrap().unwrap();
+    assert_eq!(
+        got.ok(),
+        Some((StatusCode::OK, StatusCode::OK, StatusCode::UNAUTHORIZED)),
+        "reads waited for the writer"
+    );
+}
+
+/// Zone files and large bodies are parsed through `offload`: on a thread
+/// of the blocking pool, not on the async worker that polls the request.
+#[tokio::test]
+async fn offloaded_work_runs_off_the_async_worker() {
+    let here = std::thread::current().id();
+    let there = offload(|| Ok(std::thread::current().id())).await.unwrap();
+    assert_ne!(here, there);
 }
