@@ -31,6 +31,7 @@
 
 mod admin;
 mod auth;
+mod body;
 mod conn;
 mod dnssec;
 pub mod error;
@@ -47,12 +48,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
 use sixgate_store::{Commit, Store, StoreError};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 pub use crate::error::ApiError;
+pub(crate) use body::{Body, ZoneText};
 
 /// How long a write waits for DNS to publish it before answering anyway
 /// (the write is durable either way; this only bounds the wait).
@@ -246,38 +246,6 @@ impl AppState {
     }
 }
 
-/// The request body, with size and read errors as problem documents.
-pub(crate) struct Body(pub(crate) Bytes);
-
-impl FromRequest<AppState> for Body {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        match Bytes::from_request(req, state).await {
-            Ok(b) => Ok(Body(b)),
-            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::TooLarge(state.settings().max_body))
-            }
-            Err(e) => Err(ApiError::BadRequest(e.body_text())),
-        }
-    }
-}
-
-/// JSON bodies up to this size are parsed where they are, larger ones on
-/// a blocking thread.
-const INLINE_JSON: usize = 64 << 10;
-
-impl Body {
-    /// Parses the body as JSON.
-    pub(crate) async fn json<T: serde::de::DeserializeOwned + Send + 'static>(self) -> Result<T, ApiError> {
-        let inline = self.0.len() <= INLINE_JSON;
-        let parse = move || {
-            serde_json::from_slice(&self.0).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
-        };
-        if inline { parse() } else { offload(parse).await }
-    }
-}
-
 /// `GET /metrics`: counters in Prometheus text format (admin tokens only).
 async fn metrics(
     axum::extract::State(st): axum::extract::State<AppState>,
@@ -290,7 +258,6 @@ async fn metrics(
 
 /// The router for the whole API.
 pub fn app(state: AppState) -> Router {
-    let max_body = state.settings().max_body;
     Router::new()
         .merge(openapi::routes())
         .merge(zones::routes())
@@ -304,7 +271,6 @@ pub fn app(state: AppState) -> Router {
             ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
         })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
 

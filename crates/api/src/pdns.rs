@@ -21,7 +21,7 @@ use sixgate_dns::name;
 use sixgate_dns::zone::Record;
 use sixgate_store::Store;
 
-use crate::auth::{Access, Caller};
+use crate::auth::{Access, Caller, PdnsCaller};
 use crate::records::{
     MAX_RECORDS, Names, check_ttl, group, parse_name, parse_owner, parse_rrset, parse_type,
 };
@@ -96,11 +96,11 @@ fn server_json() -> Value {
     })
 }
 
-async fn servers(_caller: Caller) -> Json<Value> {
+async fn servers(_caller: PdnsCaller) -> Json<Value> {
     Json(json!([server_json()]))
 }
 
-async fn server(_caller: Caller, Path(server): Path<String>) -> Result<Json<Value>> {
+async fn server(_caller: PdnsCaller, Path(server): Path<String>) -> Result<Json<Value>> {
     check_server(&server)?;
     Ok(Json(server_json()))
 }
@@ -121,7 +121,7 @@ fn zone_json(name: &str, serial: u32, rrsets: Option<Vec<Value>>) -> Value {
 
 async fn zones(
     State(st): State<AppState>,
-    caller: Caller,
+    PdnsCaller(caller): PdnsCaller,
     Path(server): Path<String>,
 ) -> Result<Json<Vec<Value>>> {
     check_server(&server)?;
@@ -158,7 +158,7 @@ fn full_zone(store: &Store, caller: &Caller, apex: &[u8]) -> std::result::Result
 
 async fn zone(
     State(st): State<AppState>,
-    caller: Caller,
+    PdnsCaller(caller): PdnsCaller,
     Path((server, id)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
     check_server(&server)?;
@@ -241,7 +241,7 @@ struct Patch {
 
 async fn patch(
     State(st): State<AppState>,
-    caller: Caller,
+    PdnsCaller(caller): PdnsCaller,
     Path((server, id)): Path<(String, String)>,
     body: Body,
 ) -> Result<StatusCode> {
@@ -269,7 +269,7 @@ struct CreateZone {
 
 async fn create(
     State(st): State<AppState>,
-    caller: Caller,
+    PdnsCaller(caller): PdnsCaller,
     Path(server): Path<String>,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>)> {
@@ -326,7 +326,7 @@ async fn create(
 
 async fn delete(
     State(st): State<AppState>,
-    caller: Caller,
+    PdnsCaller(caller): PdnsCaller,
     Path((server, id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     check_server(&server)?;
@@ -338,7 +338,7 @@ async fn delete(
 /// call is accepted so tools that make it keep working.
 async fn notify(
     State(st): State<AppState>,
-    caller: Caller,
+    PdnsCaller(caller): PdnsCaller,
     Path((server, id)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
     check_server(&server)?;

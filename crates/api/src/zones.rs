@@ -13,7 +13,7 @@ use sixgate_store::{OPERATOR_ACCOUNT, Store};
 
 use crate::auth::Caller;
 use crate::records::parse_name;
-use crate::{ApiError, AppState, Body, offload};
+use crate::{ApiError, AppState, Body, ZoneText, offload};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -276,11 +276,11 @@ async fn import(
     State(st): State<AppState>,
     caller: Caller,
     Path(zone): Path<String>,
-    body: Body,
+    ZoneText(body): ZoneText,
 ) -> Result<Json<ImportJson>, ApiError> {
     let apex = parse_name(&zone)?;
     let a = apex.clone();
-    let (records, warnings) = offload(move || parse_zone_file(&a, &body.0)).await?;
+    let (records, warnings) = offload(move || parse_zone_file(&a, &body)).await?;
     let zone = st
         .commit(move |s| {
             caller.zone_full(s, &apex)?;
