@@ -15,8 +15,10 @@
 //! - the service, when hyper hands it a parsed head: the request is being
 //!   worked on, no read deadline applies but the body's.
 //! - [`DoneBody`], around the response body: once hyper is done with it,
-//!   the connection waits for its next request (idle, and the gate may
-//!   close it to make room, RFC 7766 §6.2.3).
+//!   the connection waits for its next request under the idle deadline,
+//!   and once hyper has also flushed what it still held of the response,
+//!   it is idle: the gate may close it to make room (RFC 7766 §6.2.3)
+//!   without cutting a response short.
 //!
 //! The request body gets its own deadline between two reads
 //! ([`TimedBody`]), nginx's `client_body_timeout`: it runs only while the
@@ -64,6 +66,10 @@ struct State {
     /// request came is woken when the response is done, to start waiting
     /// under the idle deadline instead of the one it was armed with.
     reader: Option<Waker>,
+    /// The response is done but hyper may still hold part of it: idle
+    /// once hyper has flushed (it flushes the socket only with its own
+    /// buffer empty).
+    idle_after_flush: bool,
 }
 
 impl Conn {
@@ -78,6 +84,7 @@ impl Conn {
             wait: Mutex::new(State {
                 wait: Wait::Between { until, phase: Phase::Head, head_until: Some(until) },
                 reader: None,
+                idle_after_flush: false,
             }),
             timed_out: OnceLock::new(),
         })
@@ -96,13 +103,16 @@ impl Conn {
         let mut st = self.lock();
         if let Wait::Between { head_until, .. } = st.wait {
             st.wait = Wait::Head { until: head_until.unwrap_or_else(|| Instant::now() + self.limits.head) };
+            st.idle_after_flush = false;
             self.slot.busy();
         }
     }
 
     /// hyper parsed a head and calls the service.
     pub(crate) fn request_started(&self) {
-        self.lock().wait = Wait::Request;
+        let mut st = self.lock();
+        st.wait = Wait::Request;
+        st.idle_after_flush = false;
         self.slot.busy();
     }
 
@@ -112,11 +122,19 @@ impl Conn {
         let reader = {
             let mut st = self.lock();
             st.wait = Wait::Between { until, phase: Phase::Idle, head_until: None };
+            st.idle_after_flush = true;
             st.reader.take()
         };
-        self.slot.idle();
         if let Some(w) = reader {
             w.wake();
+        }
+    }
+
+    /// Everything hyper wrote is in the socket (or under TLS, through it).
+    fn flushed(&self) {
+        let mut st = self.lock();
+        if std::mem::take(&mut st.idle_after_flush) {
+            self.slot.idle();
         }
     }
 
@@ -223,6 +241,9 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PhaseIo<S> {
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         let r = Pin::new(&mut self.inner).poll_flush(cx);
+        if matches!(r, Poll::Ready(Ok(()))) {
+            self.conn.flushed();
+        }
         self.written(r)
     }
 

@@ -270,6 +270,29 @@ async fn a_connection_over_the_cap_with_none_idle_is_refused_at_once() {
     }
 }
 
+/// A response is done for the handler before it is on the wire: hyper
+/// still holds what the socket has not taken. Until then the connection is
+/// not idle, so a new client at the cap does not cut the response short.
+#[tokio::test]
+async fn a_response_still_being_written_is_not_cut_to_make_room() {
+    let mut l = limits();
+    l.caps = Limits { max_connections: 1, per_address: 1 };
+    let srv = start(l).await;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut slow = sock.connect(srv.addr).await.unwrap();
+    send(&mut slow, "/big").await;
+    // The response has started coming.
+    let mut first = [0u8; 1];
+    assert!(slow.peek(&mut first).await.unwrap() > 0);
+    let mut other = srv.connect().await;
+    let _ = other.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").await;
+    assert_eq!(response(&mut other).await, None, "the busy connection was closed for a new one");
+    let whole = response(&mut slow).await.map(|(status, body)| (status, body.len()));
+    assert_eq!(whole, Some((200, BIG)), "the response was cut");
+    assert_eq!(srv.metrics().evicted.load(Ordering::Relaxed), 0);
+}
+
 /// Regression: a client that sends requests and never reads the answers
 /// held its connection (and the response's memory) forever.
 #[tokio::test]
