@@ -919,3 +919,31 @@ async fn basic_auth_is_accepted_only_where_lego_httpreq_sends_it() {
     let (s, v) = f.call_raw("POST", "/v1/acme/httpreq/cleanup", Some(bearer), Some(body)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
+
+/// A body that stalls past its deadline (the listener's `TimedBody`) is
+/// answered 408, not taken for a malformed request.
+#[tokio::test]
+async fn a_body_that_stops_coming_is_answered_408() {
+    struct Stalled;
+    impl axum::body::HttpBody for Stalled {
+        type Data = axum::body::Bytes;
+        type Error = Box<dyn std::error::Error + Send + Sync>;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+            let stalled = crate::conn::PhaseTimeout(sixgate_listen::Phase::Body);
+            std::task::Poll::Ready(Some(Err(Box::new(stalled))))
+        }
+    }
+    let f = fixture();
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/zones")
+        .header("authorization", format!("Bearer {}", f.alice))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(HttpBody::new(Stalled))
+        .unwrap();
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+}
