@@ -54,7 +54,7 @@ enum Wait {
 pub(crate) struct Conn {
     slot: Slot,
     limits: ListenerLimits,
-    wait: Mutex<State>,
+    state: Mutex<State>,
     timed_out: OnceLock<Phase>,
 }
 
@@ -81,7 +81,7 @@ impl Conn {
         Arc::new(Conn {
             slot,
             limits,
-            wait: Mutex::new(State {
+            state: Mutex::new(State {
                 wait: Wait::Between { until, phase: Phase::Head, head_until: Some(until) },
                 reader: None,
                 idle_after_flush: false,
@@ -95,7 +95,7 @@ impl Conn {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.wait.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The first octets of a request came.
