@@ -13,13 +13,8 @@
 //!   checker's queries are answered correctly during the flood and all of
 //!   them after, and that the process is still alive at the end.
 //!
-//! A third, `api_keeps_serving_through_idle_floods_and_slow_heads`, is
-//! the HTTP API's section (see its comment): thousands of idle
-//! connections and slowloris heads while normal requests keep being
-//! answered.
-//!
-//! All traffic stays on 127.0.0.0/8, is bounded in time and count, and
-//! stops by itself. `flood_baseline_against_knot` (ignored by default) runs the same
+//! All traffic goes to 127.0.0.1, is bounded in time and count, and stops by
+//! itself. `flood_baseline_against_knot` (ignored by default) runs the same
 //! flood against knotd, to tell a harness problem from a server problem:
 //! `cargo nextest run -p sixgate-e2e --run-ignored all flood_baseline`.
 
@@ -401,7 +396,9 @@ fn flood_baseline_against_knot() -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------
-// The HTTP API.
+// The HTTP API: `api_keeps_serving_through_idle_floods_and_slow_heads`.
+// Its clients connect from 127.0.0.1, 127.0.0.2 and 127.0.0.3 (to stand
+// for different client addresses), all to the API on 127.0.0.1.
 //
 // One sixgate with short API limits (a 2 s head deadline, a cap of
 // `API_CAP` connections) meets, at the same time:
