@@ -301,9 +301,12 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             (stats.clone(), proxy_shared.clone(), expiry.clone(), listeners.clone());
         let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
             sixgate_control::publish::poke(&dir)
-        })
+        })?
         .with_metrics(move || metrics_text(&listener_set, &udp_stats, &held_zones, &expiry, proxy.get()));
         let app = sixgate_api::app(state);
+        // One gate for every API address: the caps are the API's, not each
+        // address's.
+        let gate = sixgate_listen::Gate::new(s.api_limits.caps, listeners.api.clone());
         for addr in &s.api {
             let listener = rt
                 .block_on(tokio::net::TcpListener::bind(addr))
@@ -314,6 +317,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
                 listener,
                 app.clone(),
                 tls.clone(),
+                gate.clone(),
+                s.api_limits,
                 sd_rx.clone(),
             )));
         }

@@ -42,7 +42,7 @@ async fn accounts(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec
     caller.require_admin()?;
     let shared = st.settings().nameservers.clone();
     let list =
-        st.store(move |s| s.accounts()?.into_iter().map(|a| account_json(s, &shared, a)).collect()).await?;
+        st.read(move |s| s.accounts()?.into_iter().map(|a| account_json(s, &shared, a)).collect()).await?;
     Ok(Json(list))
 }
 
@@ -52,7 +52,7 @@ async fn own_account(State(st): State<AppState>, caller: Caller) -> Result<Json<
     let shared = st.settings().nameservers.clone();
     let id = caller.home_account();
     let a = st
-        .store(move |s| {
+        .read(move |s| {
             let a = s
                 .account_by_id(id)?
                 .ok_or_else(|| ApiError::NotFound("the token's account is gone".into()))?;
@@ -74,10 +74,10 @@ async fn create_account(
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
     caller.require_admin()?;
-    let req: CreateAccount = body.json()?;
+    let req: CreateAccount = body.json().await?;
     let shared = st.settings().nameservers.clone();
     let a = st
-        .store(move |s| {
+        .write(move |s| {
             let a = s.create_account(&req.name)?;
             tracing::info!(account = %a.name, ns_label = %a.ns_label, "account created");
             account_json(s, &shared, a)
@@ -133,7 +133,7 @@ async fn tokens(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<T
         return Err(ApiError::Forbidden("this token may not list tokens".into()));
     }
     let list = st
-        .store(move |s| {
+        .read(move |s| {
             let filter = (!caller.is_admin()).then_some(caller.account());
             s.tokens(filter)?.into_iter().map(|t| token_json(s, t, None)).collect()
         })
@@ -219,9 +219,9 @@ async fn create_token(
     caller: Caller,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    let req: CreateToken = body.json()?;
+    let req: CreateToken = body.json().await?;
     let json = st
-        .store(move |s| {
+        .write(move |s| {
             let (account, scope) = plan_token(s, &caller, &req)?;
             let (t, secret) = s.create_token(account, scope)?;
             tracing::info!(id = t.id, account, by = caller.token.id, "token created");
@@ -240,7 +240,7 @@ async fn revoke(
         return Err(ApiError::Forbidden("this token may only revoke itself".into()));
     }
     let filter = (!caller.is_admin()).then_some(caller.account());
-    if st.store(move |s| Ok(s.revoke_token(id, filter)?)).await? {
+    if st.write(move |s| Ok(s.revoke_token(id, filter)?)).await? {
         tracing::info!(id, "token revoked");
         Ok(StatusCode::NO_CONTENT)
     } else {

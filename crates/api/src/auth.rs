@@ -1,8 +1,13 @@
 //! Who is calling, and what their token allows.
 //!
-//! A token arrives as `Authorization: Bearer TOKEN`, as `X-API-Key: TOKEN`
-//! (PowerDNS's header), or as the password of HTTP Basic authentication
-//! (lego's httpreq provider; the user name is ignored). Unknown tokens are
+//! A token arrives as `Authorization: Bearer TOKEN` everywhere; on the
+//! PowerDNS dialect also as `X-API-Key: TOKEN` ([`PdnsCaller`]), and on
+//! lego's httpreq endpoints also as the password of HTTP Basic
+//! authentication ([`HttpreqCaller`]; the user name is ignored), which is
+//! what those clients send. Basic is taken nowhere else: a browser that has
+//! cached Basic credentials sends them with any request to the origin,
+//! cross-site ones included, while a Bearer or `X-API-Key` header is only
+//! ever set by a script the origin allowed (CORS). Unknown tokens are
 //! refused without saying whether a token exists. Customer tokens are rate
 //! limited; admin tokens are the operator's and are not.
 //!
@@ -17,7 +22,7 @@ use axum::http::request::Parts;
 use base64::Engine as _;
 use sixgate_dns::name;
 use sixgate_dns::rtype::code;
-use sixgate_store::{OPERATOR_ACCOUNT, Scope, Store, Token, ZoneOwner, is_acme_challenge};
+use sixgate_store::{OPERATOR_ACCOUNT, Scope, Store, TOKEN_PREFIX, Token, ZoneOwner, is_acme_challenge};
 
 use crate::{ApiError, AppState};
 
@@ -37,8 +42,21 @@ impl Caller {
 /// Longest token accepted before looking anything up.
 const MAX_TOKEN: usize = 256;
 
-fn bearer(parts: &Parts) -> Option<String> {
-    if let Some(v) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
+/// Which clients an endpoint serves, and so how their token may come.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    /// The native API: `Authorization: Bearer`.
+    Native,
+    /// PowerDNS's: `X-API-Key`, or Bearer.
+    PowerDns,
+    /// lego's httpreq: HTTP Basic with the token as password, or Bearer.
+    Httpreq,
+}
+
+fn secret(parts: &Parts, dialect: Dialect) -> Option<String> {
+    if dialect == Dialect::PowerDns
+        && let Some(v) = parts.headers.get("x-api-key").and_then(|v| v.to_str().ok())
+    {
         return Some(v.trim().to_string());
     }
     let auth = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -46,7 +64,7 @@ fn bearer(parts: &Parts) -> Option<String> {
     if scheme.eq_ignore_ascii_case("bearer") {
         return Some(rest.trim().to_string());
     }
-    if scheme.eq_ignore_ascii_case("basic") {
+    if dialect == Dialect::Httpreq && scheme.eq_ignore_ascii_case("basic") {
         let raw = base64::engine::general_purpose::STANDARD.decode(rest.trim()).ok()?;
         let text = String::from_utf8(raw).ok()?;
         return text.split_once(':').map(|(_, pass)| pass.to_string());
@@ -54,18 +72,45 @@ fn bearer(parts: &Parts) -> Option<String> {
     None
 }
 
+async fn authenticate(parts: &Parts, state: &AppState, dialect: Dialect) -> Result<Caller, ApiError> {
+    // What cannot be a token is refused before any store is touched.
+    let secret = secret(parts, dialect)
+        .filter(|t| t.starts_with(TOKEN_PREFIX) && t.len() <= MAX_TOKEN)
+        .ok_or(ApiError::Unauthorized)?;
+    let token = state.read(move |s| Ok(s.token_by_secret(&secret)?)).await?.ok_or(ApiError::Unauthorized)?;
+    if token.scope != Scope::Admin {
+        state.inner.limiter.take(token.id, Instant::now()).map_err(ApiError::TooManyRequests)?;
+    }
+    Ok(Caller { token })
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let secret =
-            bearer(parts).filter(|t| !t.is_empty() && t.len() <= MAX_TOKEN).ok_or(ApiError::Unauthorized)?;
-        let token =
-            state.store(move |s| Ok(s.token_by_secret(&secret)?)).await?.ok_or(ApiError::Unauthorized)?;
-        if token.scope != Scope::Admin {
-            state.inner.limiter.take(token.id, Instant::now()).map_err(ApiError::TooManyRequests)?;
-        }
-        Ok(Caller { token })
+        authenticate(parts, state, Dialect::Native).await
+    }
+}
+
+/// The caller of a PowerDNS-dialect endpoint.
+pub(crate) struct PdnsCaller(pub(crate) Caller);
+
+impl FromRequestParts<AppState> for PdnsCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        authenticate(parts, state, Dialect::PowerDns).await.map(PdnsCaller)
+    }
+}
+
+/// The caller of a lego httpreq endpoint.
+pub(crate) struct HttpreqCaller(pub(crate) Caller);
+
+impl FromRequestParts<AppState> for HttpreqCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        authenticate(parts, state, Dialect::Httpreq).await.map(HttpreqCaller)
     }
 }
 

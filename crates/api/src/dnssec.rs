@@ -43,12 +43,7 @@ struct Enable {
     policy: Option<serde_json::Value>,
 }
 
-fn policy_of(body: &[u8]) -> Result<Policy, ApiError> {
-    let req: Enable = if body.is_empty() {
-        Enable::default()
-    } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?
-    };
+fn policy_of(req: Enable) -> Result<Policy, ApiError> {
     let mut policy: Policy = match req.policy {
         Some(v) => serde_json::from_value(v).map_err(|e| ApiError::Unprocessable(format!("policy: {e}")))?,
         None => Policy::default(),
@@ -78,10 +73,12 @@ async fn enable(
     State(st): State<AppState>,
     caller: Caller,
     Path(zone): Path<String>,
-    Body(body): Body,
+    body: Body,
 ) -> Result<Json<StatusJson>, ApiError> {
     let apex = parse_name(&zone)?;
-    let policy = policy_of(&body)?;
+    // No body: the default policy.
+    let req = if body.0.is_empty() { Enable::default() } else { body.json().await? };
+    let policy = policy_of(req)?;
     let a = apex.clone();
     st.commit(move |s| {
         caller.zone_full(s, &a)?;
@@ -89,7 +86,7 @@ async fn enable(
         Ok((commit, ()))
     })
     .await?;
-    Ok(Json(st.store(move |s| status_of(s, &apex)).await?))
+    Ok(Json(st.read(move |s| status_of(s, &apex)).await?))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -130,7 +127,7 @@ async fn disable(
         Ok((commit, ()))
     })
     .await?;
-    Ok(Json(st.store(move |s| status_of(s, &apex)).await?))
+    Ok(Json(st.read(move |s| status_of(s, &apex)).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -146,11 +143,10 @@ async fn roll(
     State(st): State<AppState>,
     caller: Caller,
     Path(zone): Path<String>,
-    Body(body): Body,
+    body: Body,
 ) -> Result<Json<StatusJson>, ApiError> {
     let apex = parse_name(&zone)?;
-    let req: RollRequest =
-        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))?;
+    let req: RollRequest = body.json().await?;
     let roll = match (req.kind.as_str(), req.algorithm) {
         ("ksk", None) => Roll::Ksk,
         ("zsk", None) => Roll::Zsk,
@@ -173,7 +169,7 @@ async fn roll(
         Ok((m.commit.unwrap_or(Commit { journal_id: 0, serial: 0 }), ()))
     })
     .await?;
-    Ok(Json(st.store(move |s| status_of(s, &apex)).await?))
+    Ok(Json(st.read(move |s| status_of(s, &apex)).await?))
 }
 
 async fn status(
@@ -183,7 +179,7 @@ async fn status(
 ) -> Result<Json<StatusJson>, ApiError> {
     let apex = parse_name(&zone)?;
     Ok(Json(
-        st.store(move |s| {
+        st.read(move |s| {
             caller.zone(s, &apex)?;
             status_of(s, &apex)
         })

@@ -36,6 +36,12 @@ pub enum ApiError {
     /// The body is larger than allowed.
     #[error("request body larger than {0} bytes")]
     TooLarge(usize),
+    /// The body is not of the type the endpoint takes.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// The request body stopped coming.
+    #[error("the request body stopped coming")]
+    Timeout,
     /// The token is over its rate limit.
     #[error("rate limit exceeded; retry in {0} s")]
     TooManyRequests(u64),
@@ -56,6 +62,8 @@ impl ApiError {
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -72,6 +80,8 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::Unprocessable(_) => "invalid",
             ApiError::TooLarge(_) => "too-large",
+            ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
+            ApiError::Timeout => "timeout",
             ApiError::TooManyRequests(_) => "rate-limited",
             ApiError::Internal(_) => "internal",
         }
@@ -94,11 +104,13 @@ impl ApiError {
     /// Headers that go with the status.
     fn decorate(&self, resp: &mut Response) {
         match self {
+            // Only Bearer is offered: a Basic challenge makes a browser
+            // prompt for credentials and then send them with every request
+            // to this origin, cross-site ones included. lego's httpreq sends
+            // Basic without being asked.
             ApiError::Unauthorized => {
-                resp.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"sixgate\", Basic realm=\"sixgate\""),
-                );
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"sixgate\""));
             }
             ApiError::TooManyRequests(secs) => {
                 if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {

@@ -1,7 +1,10 @@
 //! lego's `httpreq` DNS provider: `POST {base}/present` and
 //! `POST {base}/cleanup` with `{"fqdn": "...", "value": "..."}`, where
 //! `{base}` is `/v1/acme/httpreq`. lego authenticates with HTTP Basic; the
-//! password is a sixgate token (an acme-only token is enough).
+//! password is a sixgate token (an acme-only token is enough). These are
+//! the only endpoints that take Basic ([`crate::auth`]); like every JSON
+//! endpoint they take only `application/json` bodies, which lego sends and
+//! a cross-site form cannot.
 //!
 //! `present` adds one TXT value and `cleanup` removes only that value: an
 //! apex and a wildcard certificate put two values on the same name at the
@@ -17,7 +20,7 @@ use sixgate_dns::rtype::code;
 use sixgate_dns::zone::{Change, Record};
 use sixgate_store::Store;
 
-use crate::auth::{Access, Caller};
+use crate::auth::{Access, Caller, HttpreqCaller};
 use crate::records::parse_name;
 use crate::{ApiError, AppState, Body};
 
@@ -75,7 +78,7 @@ pub(crate) fn txt_rdata(value: &str) -> Box<[u8]> {
 }
 
 async fn change(st: AppState, caller: Caller, body: Body, add: bool) -> Result<StatusCode, ApiError> {
-    let req: Challenge = body.json()?;
+    let req: Challenge = body.json().await?;
     if req.value.is_empty() || req.value.len() > MAX_VALUE {
         return Err(ApiError::Unprocessable(format!("value must be 1 to {MAX_VALUE} characters")));
     }
@@ -94,7 +97,7 @@ async fn change(st: AppState, caller: Caller, body: Body, add: bool) -> Result<S
 
 async fn present(
     State(st): State<AppState>,
-    caller: Caller,
+    HttpreqCaller(caller): HttpreqCaller,
     body: Body,
 ) -> Result<(StatusCode, Json<()>), ApiError> {
     Ok((change(st, caller, body, true).await?, Json(())))
@@ -102,7 +105,7 @@ async fn present(
 
 async fn cleanup(
     State(st): State<AppState>,
-    caller: Caller,
+    HttpreqCaller(caller): HttpreqCaller,
     body: Body,
 ) -> Result<(StatusCode, Json<()>), ApiError> {
     Ok((change(st, caller, body, false).await?, Json(())))

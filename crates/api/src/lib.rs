@@ -2,14 +2,24 @@
 //!
 //! # Architecture
 //!
-//! [`app`] builds the axum router over an [`AppState`]; `serve` in the
-//! binary binds it. Handlers are thin: they check the caller's token
-//! ([`auth`]), turn JSON or presentation-format text into records
-//! ([`records`]) and hand one batch of changes to the store's single write
-//! path, on a blocking thread, because SQLite's fsync must not stall the
-//! async workers. A write is answered only after the commit is durable
-//! *and* the DNS snapshot containing it is published, so a client that
-//! queries right after the 2xx sees its change.
+//! [`app`] builds the axum router over an [`AppState`]; [`listen`] serves
+//! it. Handlers are thin: they check the caller's token ([`auth`]), turn
+//! JSON or presentation-format text into records ([`records`]) and hand
+//! one batch of changes to the store's single write path. A write is
+//! answered only after the commit is durable *and* the DNS snapshot
+//! containing it is published, so a client that queries right after the
+//! 2xx sees its change.
+//!
+//! The store is reached two ways, both on blocking threads (SQLite's
+//! fsync and big reads must not stall the async workers, which also serve
+//! DNS over TCP): writes go one at a time through the one writable
+//! connection, and reads, token checks included, through a few read-only
+//! connections ([`sixgate_store::Store::reader`]). SQLite's WAL lets a
+//! reader see the last commit without waiting for a write in progress, so
+//! one tenant's long write (a big signed import, a store busy behind the
+//! CLI's transaction) holds up other writes, never everyone's reads.
+//! Parsing big input (zone files, large JSON bodies, RRset batches) also
+//! runs on blocking threads ([`offload`]).
 //!
 //! Three dialects share that core:
 //! - the native API under `/v1` ([`zones`], [`rrsets`], [`admin`]),
@@ -21,6 +31,8 @@
 
 mod admin;
 mod auth;
+mod body;
+mod conn;
 mod dnssec;
 pub mod error;
 mod httpreq;
@@ -36,16 +48,18 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, FromRequest, Request};
-use sixgate_store::{Commit, Store};
-use tokio::sync::watch;
+use sixgate_store::{Commit, Store, StoreError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 pub use crate::error::ApiError;
+pub(crate) use body::{Body, ZoneText};
 
 /// How long a write waits for DNS to publish it before answering anyway
 /// (the write is durable either way; this only bounds the wait).
 const PUBLISH_WAIT: Duration = Duration::from_secs(2);
+
+/// Read-only store connections: reads that may run at once.
+const READERS: usize = 4;
 
 /// Validated API settings.
 #[derive(Debug, Clone)]
@@ -74,7 +88,9 @@ pub struct AppState {
 }
 
 struct Inner {
-    store: Mutex<Store>,
+    /// The one connection that writes: writes wait here for each other.
+    writer: Arc<tokio::sync::Mutex<Store>>,
+    readers: Readers,
     settings: ApiSettings,
     published: Option<watch::Receiver<i64>>,
     poke: Box<dyn Fn() + Send + Sync>,
@@ -82,26 +98,76 @@ struct Inner {
     metrics: Option<Box<dyn Fn() -> String + Send + Sync>>,
 }
 
+/// The read-only connections, each lent to one request at a time.
+struct Readers {
+    idle: Mutex<Vec<Store>>,
+    /// One permit per connection in `idle`.
+    free: Arc<Semaphore>,
+}
+
+impl Readers {
+    fn new(store: &Store) -> Result<Readers, StoreError> {
+        let idle = (0..READERS).map(|_| store.reader()).collect::<Result<Vec<_>, _>>()?;
+        Ok(Readers { idle: Mutex::new(idle), free: Arc::new(Semaphore::new(READERS)) })
+    }
+
+    /// Lends a connection to the holder of `permit`; it comes back when
+    /// the lease drops, also when the reader panics.
+    fn lease(&self, permit: OwnedSemaphorePermit) -> Option<Lease<'_>> {
+        let store = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop()?;
+        Some(Lease { readers: self, store: Some(store), _permit: permit })
+    }
+}
+
+struct Lease<'a> {
+    readers: &'a Readers,
+    store: Option<Store>,
+    // Dropped after the store is back in `idle`.
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(s) = self.store.take() {
+            self.readers.idle.lock().unwrap_or_else(|p| p.into_inner()).push(s);
+        }
+    }
+}
+
+/// Runs `f` on a blocking thread: CPU work (parsing a zone file, a large
+/// body) that would otherwise hold an async worker.
+pub(crate) async fn offload<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::Internal(format!("blocking task failed: {e}")))?
+}
+
 impl AppState {
-    /// State over `store`. `published` follows the journal position the
-    /// DNS snapshot has reached; `poke` wakes the publisher after a commit.
+    /// State over `store`, which becomes the API's one writer; its read
+    /// connections are opened here. `published` follows the journal
+    /// position the DNS snapshot has reached; `poke` wakes the publisher
+    /// after a commit.
     pub fn new(
         store: Store,
         settings: ApiSettings,
         published: Option<watch::Receiver<i64>>,
         poke: impl Fn() + Send + Sync + 'static,
-    ) -> AppState {
+    ) -> Result<AppState, StoreError> {
         let limiter = limit::Limiter::new(settings.rate_limit, settings.rate_burst);
-        AppState {
+        let readers = Readers::new(&store)?;
+        Ok(AppState {
             inner: Arc::new(Inner {
-                store: Mutex::new(store),
+                writer: Arc::new(tokio::sync::Mutex::new(store)),
+                readers,
                 settings,
                 published,
                 poke: Box::new(poke),
                 limiter,
                 metrics: None,
             }),
-        }
+        })
     }
 
     /// Serves `render()` (Prometheus text format) at `GET /metrics`, for
@@ -117,18 +183,43 @@ impl AppState {
         &self.inner.settings
     }
 
-    /// Runs `f` on the store on a blocking thread.
-    async fn store<T: Send + 'static>(
+    /// Runs `f` on a read-only connection, on a blocking thread. Any
+    /// write `f` tries fails (`query_only`).
+    async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
+        let permit = self
+            .inner
+            .readers
+            .free
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| ApiError::Internal(format!("store readers closed: {e}")))?;
         let inner = self.inner.clone();
         tokio::task::spawn_blocking(move || {
-            let mut store = inner.store.lock().unwrap_or_else(|p| p.into_inner());
-            f(&mut store)
+            let mut lease = inner
+                .readers
+                .lease(permit)
+                .ok_or_else(|| ApiError::Internal("no store reader left under a permit".into()))?;
+            let store = lease.store.as_mut().ok_or_else(|| ApiError::Internal("store lease empty".into()))?;
+            f(store)
         })
         .await
         .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
+    }
+
+    /// Runs `f` on the writer, after the writes before it, on a blocking
+    /// thread. Waiting for the writer holds no thread.
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Store) -> Result<T, ApiError> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let mut writer = self.inner.writer.clone().lock_owned().await;
+        tokio::task::spawn_blocking(move || f(&mut writer))
+            .await
+            .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
     }
 
     /// Runs a write on the store (`f` returns the commit and what to
@@ -137,7 +228,7 @@ impl AppState {
         &self,
         f: impl FnOnce(&mut Store) -> Result<(Commit, T), ApiError> + Send + 'static,
     ) -> Result<T, ApiError> {
-        let (commit, out) = self.store(f).await?;
+        let (commit, out) = self.write(f).await?;
         self.served(commit).await;
         Ok(out)
     }
@@ -155,30 +246,6 @@ impl AppState {
     }
 }
 
-/// The request body, with size and read errors as problem documents.
-pub(crate) struct Body(pub(crate) Bytes);
-
-impl FromRequest<AppState> for Body {
-    type Rejection = ApiError;
-
-    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        match Bytes::from_request(req, state).await {
-            Ok(b) => Ok(Body(b)),
-            Err(e) if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(ApiError::TooLarge(state.settings().max_body))
-            }
-            Err(e) => Err(ApiError::BadRequest(e.body_text())),
-        }
-    }
-}
-
-impl Body {
-    /// Parses the body as JSON.
-    pub(crate) fn json<T: serde::de::DeserializeOwned>(&self) -> Result<T, ApiError> {
-        serde_json::from_slice(&self.0).map_err(|e| ApiError::BadRequest(format!("invalid JSON: {e}")))
-    }
-}
-
 /// `GET /metrics`: counters in Prometheus text format (admin tokens only).
 async fn metrics(
     axum::extract::State(st): axum::extract::State<AppState>,
@@ -191,7 +258,6 @@ async fn metrics(
 
 /// The router for the whole API.
 pub fn app(state: AppState) -> Router {
-    let max_body = state.settings().max_body;
     Router::new()
         .merge(openapi::routes())
         .merge(zones::routes())
@@ -205,7 +271,6 @@ pub fn app(state: AppState) -> Router {
             ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
         })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
 

@@ -29,6 +29,14 @@ fn op(summary: &str, ok: &str, body: Option<&str>) -> Value {
     o
 }
 
+/// An httpreq operation: the only ones that also take HTTP Basic.
+fn httpreq(mut o: Value) -> Value {
+    if let Some(obj) = o.as_object_mut() {
+        obj.insert("security".into(), json!([{ "bearer": [] }, { "basic": [] }]));
+    }
+    o
+}
+
 /// Paths described by the document, for the coverage test.
 #[cfg(test)]
 pub(crate) const PATHS: &[&str] = &[
@@ -55,7 +63,7 @@ pub(crate) fn document() -> Value {
         "info": {
             "title": "sixgate API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Zones, RRsets, accounts and scoped tokens. Every write is durable and served by DNS when it is acknowledged. See docs/api.md."
+            "description": "Zones, RRsets, accounts and scoped tokens. Every write is durable and served by DNS when it is acknowledged. JSON request bodies need Content-Type: application/json (415 otherwise). See docs/api.md."
         },
         "security": [ { "bearer": [] } ],
         "paths": {
@@ -69,7 +77,11 @@ pub(crate) fn document() -> Value {
             },
             "/v1/zones/{zone}/zonefile": {
                 "get": op("Export the zone file (text/dns)", "200", None),
-                "put": { "summary": "Replace the zone's content with a zone file (text/dns body)", "responses": { "200": { "description": "success" } } },
+                "put": {
+                    "summary": "Replace the zone's content with a zone file (Content-Type: text/dns; anything else is refused with 415)",
+                    "requestBody": { "required": true, "content": { "text/dns": { "schema": { "type": "string" } } } },
+                    "responses": { "200": { "description": "success" } }
+                },
             },
             "/v1/zones/{zone}/anames": {
                 "get": op("Each ANAME's addresses, last success, last error and next refresh", "200", None),
@@ -106,14 +118,14 @@ pub(crate) fn document() -> Value {
                 "post": op("Create a token; the secret is shown only in this response", "201", Some("CreateToken")),
             },
             "/v1/tokens/{id}": { "delete": op("Revoke a token", "204", None) },
-            "/v1/acme/httpreq/present": { "post": op("lego httpreq: add a challenge TXT value", "200", Some("Challenge")) },
-            "/v1/acme/httpreq/cleanup": { "post": op("lego httpreq: remove that TXT value", "200", Some("Challenge")) },
+            "/v1/acme/httpreq/present": { "post": httpreq(op("lego httpreq: add a challenge TXT value", "200", Some("Challenge"))) },
+            "/v1/acme/httpreq/cleanup": { "post": httpreq(op("lego httpreq: remove that TXT value", "200", Some("Challenge"))) },
         },
         "components": {
             "securitySchemes": {
                 "bearer": { "type": "http", "scheme": "bearer" },
-                "basic": { "type": "http", "scheme": "basic", "description": "The token as password (lego httpreq)" },
-                "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key" }
+                "basic": { "type": "http", "scheme": "basic", "description": "The token as password; lego httpreq endpoints only" },
+                "apiKey": { "type": "apiKey", "in": "header", "name": "X-API-Key", "description": "The PowerDNS-compatible API (/api/v1) only" }
             },
             "schemas": {
                 "Problem": { "type": "object", "description": "RFC 9457", "properties": {

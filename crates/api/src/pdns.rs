@@ -21,12 +21,12 @@ use sixgate_dns::name;
 use sixgate_dns::zone::Record;
 use sixgate_store::Store;
 
-use crate::auth::{Access, Caller};
+use crate::auth::{Access, Caller, PdnsCaller};
 use crate::records::{
     MAX_RECORDS, Names, check_ttl, group, parse_name, parse_owner, parse_rrset, parse_type,
 };
 use crate::zones::{create_zone, default_records, delete_zone, visible};
-use crate::{ApiError, AppState, Body};
+use crate::{ApiError, AppState, Body, offload};
 
 const SERVER: &str = "localhost";
 
@@ -96,11 +96,11 @@ fn server_json() -> Value {
     })
 }
 
-async fn servers(_caller: Caller) -> Json<Value> {
+async fn servers(_caller: PdnsCaller) -> Json<Value> {
     Json(json!([server_json()]))
 }
 
-async fn server(_caller: Caller, Path(server): Path<String>) -> Result<Json<Value>> {
+async fn server(_caller: PdnsCaller, Path(server): Path<String>) -> Result<Json<Value>> {
     check_server(&server)?;
     Ok(Json(server_json()))
 }
@@ -121,11 +121,11 @@ fn zone_json(name: &str, serial: u32, rrsets: Option<Vec<Value>>) -> Value {
 
 async fn zones(
     State(st): State<AppState>,
-    caller: Caller,
+    PdnsCaller(caller): PdnsCaller,
     Path(server): Path<String>,
 ) -> Result<Json<Vec<Value>>> {
     check_server(&server)?;
-    let list = st.store(move |s| visible(s, &caller)).await?;
+    let list = st.read(move |s| visible(s, &caller)).await?;
     Ok(Json(list.iter().map(|z| zone_json(&z.name, z.serial, None)).collect()))
 }
 
@@ -158,12 +158,12 @@ fn full_zone(store: &Store, caller: &Caller, apex: &[u8]) -> std::result::Result
 
 async fn zone(
     State(st): State<AppState>,
-    caller: Caller,
+    PdnsCaller(caller): PdnsCaller,
     Path((server, id)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
     check_server(&server)?;
     let apex = zone_name(&id)?;
-    Ok(Json(st.store(move |s| full_zone(s, &caller, &apex)).await?))
+    Ok(Json(st.read(move |s| full_zone(s, &caller, &apex)).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -241,14 +241,15 @@ struct Patch {
 
 async fn patch(
     State(st): State<AppState>,
-    caller: Caller,
+    PdnsCaller(caller): PdnsCaller,
     Path((server, id)): Path<(String, String)>,
     body: Body,
 ) -> Result<StatusCode> {
     check_server(&server)?;
     let apex = zone_name(&id)?;
-    let req: Patch = body.json()?;
-    let sets = parse_sets(&apex, &req.rrsets, true)?;
+    let req: Patch = body.json().await?;
+    let a = apex.clone();
+    let sets = offload(move || parse_sets(&a, &req.rrsets, true)).await?;
     crate::rrsets::write_rrsets(&st, caller, apex, sets).await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -268,12 +269,12 @@ struct CreateZone {
 
 async fn create(
     State(st): State<AppState>,
-    caller: Caller,
+    PdnsCaller(caller): PdnsCaller,
     Path(server): Path<String>,
     body: Body,
 ) -> Result<(StatusCode, Json<Value>)> {
     check_server(&server)?;
-    let req: CreateZone = body.json()?;
+    let req: CreateZone = body.json().await?;
     if matches!(req.kind.as_deref(), Some(k) if k.eq_ignore_ascii_case("slave") || k.eq_ignore_ascii_case("secondary"))
         || !req.masters.is_empty()
     {
@@ -283,7 +284,8 @@ async fn create(
         .into());
     }
     let apex = zone_name(&req.name)?;
-    let sets = parse_sets(&apex, &req.rrsets, false)?;
+    let (a, rrsets) = (apex.clone(), req.rrsets);
+    let sets = offload(move || parse_sets(&a, &rrsets, false)).await?;
     // No nameservers given: the account's own (or the shared ones), which
     // are known only once the zone's account is.
     let given_ns =
@@ -324,7 +326,7 @@ async fn create(
 
 async fn delete(
     State(st): State<AppState>,
-    caller: Caller,
+    PdnsCaller(caller): PdnsCaller,
     Path((server, id)): Path<(String, String)>,
 ) -> Result<StatusCode> {
     check_server(&server)?;
@@ -336,12 +338,12 @@ async fn delete(
 /// call is accepted so tools that make it keep working.
 async fn notify(
     State(st): State<AppState>,
-    caller: Caller,
+    PdnsCaller(caller): PdnsCaller,
     Path((server, id)): Path<(String, String)>,
 ) -> Result<Json<Value>> {
     check_server(&server)?;
     let apex = zone_name(&id)?;
-    st.store(move |s| caller.zone(s, &apex).map(|_| ())).await?;
+    st.read(move |s| caller.zone(s, &apex).map(|_| ())).await?;
     Ok(Json(json!({ "result": "Notification queued" })))
 }
 

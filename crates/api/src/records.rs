@@ -5,6 +5,8 @@
 //! a zone file does. Text that could smuggle a second record or a directive
 //! into that line (line breaks, NUL) is refused before parsing.
 
+use std::collections::HashSet;
+
 use serde::{Deserialize, Serialize};
 use sixgate_dns::rtype::{self, code};
 use sixgate_dns::zone::Record;
@@ -123,9 +125,10 @@ pub(crate) fn parse_rrset(
         return Err(ApiError::Unprocessable(format!("more than {MAX_RECORDS} records in one RRset")));
     }
     let mut out: Vec<Record> = Vec::with_capacity(texts.len());
+    let mut seen = HashSet::with_capacity(texts.len());
     for t in texts {
         let r = parse_rdata(apex, owner, rtype, ttl, t, names)?;
-        if out.iter().any(|o| o.rdata == r.rdata) {
+        if !seen.insert(r.rdata.clone()) {
             return Err(ApiError::Unprocessable(format!(
                 "duplicate record {t:?} in {} {}",
                 name::to_text(owner),

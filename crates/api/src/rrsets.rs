@@ -1,6 +1,8 @@
 //! `/v1/zones/{zone}/rrsets`: list, get, replace and delete RRsets, and a
 //! batch of changes applied atomically.
 
+use std::collections::HashSet;
+
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::get;
@@ -12,7 +14,7 @@ use crate::auth::Caller;
 use crate::records::{
     MAX_RECORDS, Names, RrSetJson, check_ttl, group, parse_name, parse_owner, parse_rrset, parse_type,
 };
-use crate::{ApiError, AppState, Body};
+use crate::{ApiError, AppState, Body, offload};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -27,7 +29,7 @@ async fn list(
 ) -> Result<Json<Vec<RrSetJson>>, ApiError> {
     let apex = parse_name(&zone)?;
     let records = st
-        .store(move |s| {
+        .read(move |s| {
             caller.zone(s, &apex)?;
             Ok(s.records(&apex)?)
         })
@@ -44,7 +46,7 @@ async fn one(
     let owner = parse_owner(&apex, &owner)?;
     let rtype = parse_type(&rtype)?;
     let records = st
-        .store(move |s| {
+        .read(move |s| {
             caller.zone(s, &apex)?;
             Ok(s.rrset(&apex, &owner, rtype)?)
         })
@@ -71,12 +73,13 @@ async fn put(
     Path((zone, owner, rtype)): Path<(String, String, String)>,
     body: Body,
 ) -> Result<Json<Written>, ApiError> {
-    let req: PutRrSet = body.json()?;
+    let req: PutRrSet = body.json().await?;
     let apex = parse_name(&zone)?;
     let owner = parse_owner(&apex, &owner)?;
     let rtype = parse_type(&rtype)?;
     let ttl = check_ttl(req.ttl)?;
-    let new = parse_rrset(&apex, &owner, rtype, ttl, &req.records, Names::RelativeToApex)?;
+    let (a, o) = (apex.clone(), owner.clone());
+    let new = offload(move || parse_rrset(&a, &o, rtype, ttl, &req.records, Names::RelativeToApex)).await?;
     if new.is_empty() {
         return Err(ApiError::Unprocessable(
             "an RRset needs at least one record; use DELETE to remove it".into(),
@@ -138,25 +141,35 @@ async fn batch(
     Path(zone): Path<String>,
     body: Body,
 ) -> Result<Json<Written>, ApiError> {
-    let items: Vec<BatchItem> = body.json()?;
+    let items: Vec<BatchItem> = body.json().await?;
+    let apex = parse_name(&zone)?;
+    let a = apex.clone();
+    let sets = offload(move || parse_batch(&a, &items)).await?;
+    let commit = write_rrsets(&st, caller, apex, sets).await?;
+    Ok(Json(Written { serial: commit.serial }))
+}
+
+/// The RRsets a batch puts in place, in its order; each (owner, type) at
+/// most once.
+fn parse_batch(apex: &[u8], items: &[BatchItem]) -> Result<Vec<sixgate_store::RrSetReplacement>, ApiError> {
     if items.len() > MAX_RECORDS {
         return Err(ApiError::Unprocessable(format!("more than {MAX_RECORDS} changes in one batch")));
     }
-    let apex = parse_name(&zone)?;
     let mut sets = Vec::with_capacity(items.len());
+    let mut seen = HashSet::with_capacity(items.len());
     for (i, it) in items.iter().enumerate() {
         let at = |e: ApiError| match e {
             ApiError::BadRequest(m) => ApiError::BadRequest(format!("change {i}: {m}")),
             ApiError::Unprocessable(m) => ApiError::Unprocessable(format!("change {i}: {m}")),
             e => e,
         };
-        let owner = parse_owner(&apex, &it.name).map_err(at)?;
+        let owner = parse_owner(apex, &it.name).map_err(at)?;
         let rtype = parse_type(&it.rtype).map_err(at)?;
         let new = match it.changetype.as_deref().map(str::to_ascii_lowercase).as_deref() {
             None | Some("replace") => {
                 let ttl = check_ttl(it.ttl.unwrap_or(3600)).map_err(at)?;
                 let new =
-                    parse_rrset(&apex, &owner, rtype, ttl, &it.records, Names::RelativeToApex).map_err(at)?;
+                    parse_rrset(apex, &owner, rtype, ttl, &it.records, Names::RelativeToApex).map_err(at)?;
                 if new.is_empty() {
                     return Err(at(ApiError::Unprocessable("replace needs records; use delete".into())));
                 }
@@ -169,13 +182,10 @@ async fn batch(
                 ))));
             }
         };
-        if sets.iter().any(|(o, t, _): &(Box<[u8]>, u16, _)| {
-            *t == rtype && name::to_lowercase(o) == name::to_lowercase(&owner)
-        }) {
+        if !seen.insert((name::to_lowercase(&owner), rtype)) {
             return Err(at(ApiError::Unprocessable(format!("{} {} appears twice", it.name, it.rtype))));
         }
         sets.push((owner, rtype, new));
     }
-    let commit = write_rrsets(&st, caller, apex, sets).await?;
-    Ok(Json(Written { serial: commit.serial }))
+    Ok(sets)
 }

@@ -13,6 +13,7 @@ use super::*;
 
 struct Fixture {
     _dir: tempfile::TempDir,
+    state: AppState,
     app: Router,
     admin: String,
     alice: String,
@@ -45,8 +46,9 @@ fn fixture_with(setup: impl FnOnce(&mut Store)) -> Fixture {
         rate_burst: 1000,
         max_body: 64 * 1024,
     };
-    let app = app(AppState::new(store, settings, None, || {}));
-    Fixture { _dir: dir, app, admin, alice, bob }
+    let state = AppState::new(store, settings, None, || {}).unwrap();
+    let app = app(state.clone());
+    Fixture { _dir: dir, state, app, admin, alice, bob }
 }
 
 impl Fixture {
@@ -61,6 +63,7 @@ impl Fixture {
         self.call_raw(method, uri, token.map(|t| ("authorization", format!("Bearer {t}"))), raw).await
     }
 
+    /// A request with `auth` (a header) and, if given, a JSON body.
     async fn call_raw(
         &self,
         method: &str,
@@ -68,14 +71,41 @@ impl Fixture {
         auth: Option<(&str, String)>,
         body: Option<String>,
     ) -> (StatusCode, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
-        if let Some((h, v)) = auth {
-            req = req.header(h, v);
+        let mut headers: Vec<(&str, String)> = auth.into_iter().collect();
+        if body.is_some() {
+            headers.push(("content-type", "application/json".into()));
         }
-        let req = req
-            .header(header::CONTENT_TYPE, "application/json")
-            .body(HttpBody::from(body.unwrap_or_default()))
-            .unwrap();
+        self.send(method, uri, &headers, body).await
+    }
+
+    /// A zone file request with `token` as Bearer.
+    async fn zonefile(
+        &self,
+        method: &str,
+        uri: &str,
+        token: &str,
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut headers = vec![("authorization", format!("Bearer {token}"))];
+        if body.is_some() {
+            headers.push(("content-type", "text/dns".into()));
+        }
+        self.send(method, uri, &headers, body).await
+    }
+
+    /// A request with exactly `headers`.
+    async fn send(
+        &self,
+        method: &str,
+        uri: &str,
+        headers: &[(&str, String)],
+        body: Option<String>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        for (h, v) in headers {
+            req = req.header(*h, v);
+        }
+        let req = req.body(HttpBody::from(body.unwrap_or_default())).unwrap();
         let resp = self.app.clone().oneshot(req).await.unwrap();
         let status = resp.status();
         let ctype = resp.headers().get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap().to_string());
@@ -324,26 +354,15 @@ async fn customer_zones_start_unverified_and_operator_zones_verified() {
 #[tokio::test]
 async fn zone_files_round_trip_and_bad_ones_name_the_line() {
     let f = fixture();
-    let (s, text) = f
-        .call_raw("GET", "/v1/zones/example.test/zonefile", Some(("x-api-key", f.alice.clone())), None)
-        .await;
+    let (s, text) = f.zonefile("GET", "/v1/zones/example.test/zonefile", &f.alice, None).await;
     assert_eq!(s, StatusCode::OK);
     let text = text.as_str().unwrap().to_string();
     assert!(text.contains("192.0.2.1"), "{text}");
     let bad = format!("{text}bad 300 A 300.0.0.1\n");
-    let (s, v) = f
-        .call_raw("PUT", "/v1/zones/example.test/zonefile", Some(("x-api-key", f.alice.clone())), Some(bad))
-        .await;
+    let (s, v) = f.zonefile("PUT", "/v1/zones/example.test/zonefile", &f.alice, Some(bad)).await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(v["detail"].as_str().unwrap().starts_with("line "), "{v}");
-    let (s, v) = f
-        .call_raw(
-            "PUT",
-            "/v1/zones/example.test/zonefile",
-            Some(("x-api-key", f.alice.clone())),
-            Some(text.clone()),
-        )
-        .await;
+    let (s, v) = f.zonefile("PUT", "/v1/zones/example.test/zonefile", &f.alice, Some(text.clone())).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert!(v.get("warnings").is_none(), "{v}");
 }
@@ -351,20 +370,11 @@ async fn zone_files_round_trip_and_bad_ones_name_the_line() {
 #[tokio::test]
 async fn data_below_a_delegation_is_imported_with_a_warning_naming_the_line() {
     let f = fixture();
-    let (_, text) = f
-        .call_raw("GET", "/v1/zones/example.test/zonefile", Some(("x-api-key", f.alice.clone())), None)
-        .await;
+    let (_, text) = f.zonefile("GET", "/v1/zones/example.test/zonefile", &f.alice, None).await;
     let text = text.as_str().unwrap().to_string();
     let lines = text.lines().count();
     let occluded = format!("{text}sub 300 NS ns.sub\nns.sub 300 A 192.0.2.53\nx.sub 300 TXT hidden\n");
-    let (s, v) = f
-        .call_raw(
-            "PUT",
-            "/v1/zones/example.test/zonefile",
-            Some(("x-api-key", f.alice.clone())),
-            Some(occluded),
-        )
-        .await;
+    let (s, v) = f.zonefile("PUT", "/v1/zones/example.test/zonefile", &f.alice, Some(occluded)).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     let warnings = v["warnings"].as_array().unwrap_or_else(|| panic!("no warnings: {v}"));
     assert_eq!(warnings.len(), 1, "only the TXT, not the glue: {v}");
@@ -477,13 +487,8 @@ async fn customer_tokens_are_rate_limited_and_admins_are_not() {
     let (_, alice) = store.create_token(acct, Scope::Account).unwrap();
     let (_, admin) = store.create_token(OPERATOR_ACCOUNT, Scope::Admin).unwrap();
     let settings = ApiSettings { rate_limit: 1, rate_burst: 3, ..ApiSettings::default() };
-    let f = Fixture {
-        _dir: dir,
-        app: app(AppState::new(store, settings, None, || {})),
-        admin,
-        alice,
-        bob: String::new(),
-    };
+    let state = AppState::new(store, settings, None, || {}).unwrap();
+    let f = Fixture { _dir: dir, app: app(state.clone()), state, admin, alice, bob: String::new() };
     let mut statuses = Vec::new();
     for _ in 0..5 {
         statuses.push(f.call("GET", "/v1/zones", Some(&f.alice), None).await.0);
@@ -707,7 +712,7 @@ async fn a_customer_cannot_claim_com_or_a_parent_of_another_accounts_zone() {
             format!("$ORIGIN {zone}\n@ 60 SOA ns1.sixgate.test. h 1 2 3 4 5\n@ 60 NS ns1.sixgate.test.\n");
         let uri = format!("/v1/zones/{}/zonefile", zone.trim_end_matches('.'));
         let uri = if zone == "." { "/v1/zones/./zonefile".to_string() } else { uri };
-        let (s, v) = f.call_raw("PUT", &uri, Some(("x-api-key", f.bob.clone())), Some(file)).await;
+        let (s, v) = f.zonefile("PUT", &uri, &f.bob, Some(file)).await;
         assert_eq!(s, StatusCode::NOT_FOUND, "import {zone}: {v}");
     }
     assert!(shapes.windows(2).all(|w| w[0] == w[1]), "one neutral refusal: {shapes:?}");
@@ -768,4 +773,177 @@ async fn accounts_show_their_own_nameservers_and_new_zones_use_them() {
     let (_, _) = f.call("POST", "/v1/zones", Some(&f.admin), Some(json!({"name": "op.test"}))).await;
     let (_, v) = f.call("GET", "/v1/zones/op.test/rrsets/op.test/NS", Some(&f.admin), None).await;
     assert_eq!(v["records"], json!(["ns1.sixgate.test."]));
+}
+
+/// Regression: one mutex over the store serialised every request, token
+/// checks included, so one long write (a big signed import, a store busy
+/// behind another process's write) stalled every tenant. With the writer
+/// held, token checks and reads of other requests go on.
+#[tokio::test]
+async fn a_write_in_progress_does_not_hold_up_token_checks_or_reads() {
+    let f = fixture();
+    let (entered_tx, entered_rx) = tokio::sync::oneshot::channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let st = f.state.clone();
+    let writer = tokio::spawn(async move {
+        st.write(move |_| {
+            let _ = entered_tx.send(());
+            let _ = release_rx.recv();
+            Ok(())
+        })
+        .await
+    });
+    entered_rx.await.unwrap();
+    let reads = async {
+        let zones = f.call("GET", "/v1/zones", Some(&f.alice), None).await;
+        let rrsets = f.call("GET", "/v1/zones/example.test/rrsets", Some(&f.alice), None).await;
+        let refused = f.call("GET", "/v1/zones", Some("sgt_0000"), None).await;
+        (zones.0, rrsets.0, refused.0)
+    };
+    let got = tokio::time::timeout(std::time::Duration::from_secs(20), reads).await;
+    release_tx.send(()).unwrap();
+    writer.await.unwrap().unwrap();
+    assert_eq!(
+        got.ok(),
+        Some((StatusCode::OK, StatusCode::OK, StatusCode::UNAUTHORIZED)),
+        "reads waited for the writer"
+    );
+}
+
+/// Zone files and large bodies are parsed through `offload`: on a thread
+/// of the blocking pool, not on the async worker that polls the request.
+#[tokio::test]
+async fn offloaded_work_runs_off_the_async_worker() {
+    let here = std::thread::current().id();
+    let there = offload(|| Ok(std::thread::current().id())).await.unwrap();
+    assert_ne!(here, there);
+}
+
+/// Regression: bodies of any content type were accepted, so a cross-site
+/// HTML form (`application/x-www-form-urlencoded`, `multipart/form-data`,
+/// `text/plain`: no CORS preflight) could post JSON-shaped text with the
+/// credentials a browser had cached. JSON bodies need `application/json`
+/// (415 otherwise), zone files `text/dns`; nothing of a refused request
+/// is written.
+#[tokio::test]
+async fn a_body_a_cross_site_form_can_send_is_refused_415() {
+    let f = fixture();
+    let bearer = ("authorization", format!("Bearer {}", f.alice));
+    let zone = r#"{"name":"csrf.test"}"#.to_string();
+    for ctype in [
+        Some("application/x-www-form-urlencoded"),
+        Some("multipart/form-data; boundary=x"),
+        Some("text/plain"),
+        Some("text/plain; charset=utf-8"),
+        None,
+    ] {
+        let mut headers = vec![bearer.clone()];
+        headers.extend(ctype.map(|c| ("content-type", c.to_string())));
+        let (s, v) = f.send("POST", "/v1/zones", &headers, Some(zone.clone())).await;
+        assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ctype:?}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains("application/json"), "{v}");
+    }
+    let challenge = r#"{"fqdn":"_acme-challenge.example.test.","value":"v"}"#.to_string();
+    let headers = [bearer.clone(), ("content-type", "text/plain".into())];
+    let (s, _) = f.send("POST", "/v1/acme/httpreq/present", &headers, Some(challenge)).await;
+    assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (_, text) = f.zonefile("GET", "/v1/zones/example.test/zonefile", &f.alice, None).await;
+    let text = format!("{}evil 300 A 192.0.2.66\n", text.as_str().unwrap());
+    for ctype in ["text/plain", "application/x-www-form-urlencoded", "application/json"] {
+        let headers = [bearer.clone(), ("content-type", ctype.into())];
+        let (s, v) = f.send("PUT", "/v1/zones/example.test/zonefile", &headers, Some(text.clone())).await;
+        assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{ctype}: {v}");
+        assert!(v["detail"].as_str().unwrap().contains("text/dns"), "{v}");
+    }
+    let (_, v) = f.call("GET", "/v1/zones", Some(&f.alice), None).await;
+    assert_eq!(v.as_array().map(Vec::len), Some(1), "{v}");
+    let (s, _) =
+        f.call("GET", "/v1/zones/example.test/rrsets/evil.example.test/A", Some(&f.alice), None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // What real clients send is accepted, parameters and case included.
+    for ctype in ["application/json", "application/json; charset=utf-8", "Application/JSON"] {
+        let headers = [bearer.clone(), ("content-type", ctype.into())];
+        let body = r#"{"ttl":60,"records":["192.0.2.7"]}"#.to_string();
+        let (s, v) =
+            f.send("PUT", "/v1/zones/example.test/rrsets/ok.example.test/A", &headers, Some(body)).await;
+        assert_eq!(s, StatusCode::OK, "{ctype}: {v}");
+    }
+    let headers = [bearer, ("content-type", "text/dns; charset=utf-8".into())];
+    let (s, v) = f.send("PUT", "/v1/zones/example.test/zonefile", &headers, Some(text)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// Regression: HTTP Basic was accepted on every endpoint, and offered in
+/// `WWW-Authenticate`, so a browser that had cached it sent it with any
+/// cross-site request. Only lego's httpreq endpoints take it; elsewhere a
+/// token comes as `Bearer`, and for the PowerDNS dialect as `X-API-Key`.
+#[tokio::test]
+async fn basic_auth_is_accepted_only_where_lego_httpreq_sends_it() {
+    let f = fixture();
+    let basic = |t: &str| {
+        use base64::Engine as _;
+        let b = base64::engine::general_purpose::STANDARD.encode(format!("lego:{t}"));
+        ("authorization", format!("Basic {b}"))
+    };
+    for (m, u) in [
+        ("GET", "/v1/zones"),
+        ("GET", "/v1/zones/example.test/zonefile"),
+        ("GET", "/api/v1/servers/localhost/zones"),
+        ("GET", "/metrics"),
+    ] {
+        let token = if u == "/metrics" { &f.admin } else { &f.alice };
+        let (s, _) = f.send(m, u, &[basic(token)], None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "Basic on {m} {u}");
+    }
+    let (s, v) =
+        f.call_raw("POST", "/v1/zones", Some(basic(&f.alice)), Some(r#"{"name":"b.test"}"#.into())).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    // X-API-Key belongs to the PowerDNS dialect.
+    let (s, _) = f.send("GET", "/v1/zones", &[("x-api-key", f.alice.clone())], None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let (s, _) =
+        f.send("GET", "/api/v1/servers/localhost/zones", &[("x-api-key", f.alice.clone())], None).await;
+    assert_eq!(s, StatusCode::OK);
+    // A 401 offers only Bearer: no browser login prompt to cache.
+    let req = Request::builder().uri("/v1/zones").body(HttpBody::empty()).unwrap();
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let offered = resp.headers().get(header::WWW_AUTHENTICATE).unwrap().to_str().unwrap().to_string();
+    assert!(!offered.to_ascii_lowercase().contains("basic"), "{offered}");
+    // lego's httpreq keeps working with Basic (and Bearer).
+    let body = r#"{"fqdn":"_acme-challenge.example.test.","value":"v1"}"#.to_string();
+    let (s, v) = f.call_raw("POST", "/v1/acme/httpreq/present", Some(basic(&f.alice)), Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let body = r#"{"fqdn":"_acme-challenge.example.test.","value":"v1"}"#.to_string();
+    let bearer = ("authorization", format!("Bearer {}", f.alice));
+    let (s, v) = f.call_raw("POST", "/v1/acme/httpreq/cleanup", Some(bearer), Some(body)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+}
+
+/// A body that stalls past its deadline (the listener's `TimedBody`) is
+/// answered 408, not taken for a malformed request.
+#[tokio::test]
+async fn a_body_that_stops_coming_is_answered_408() {
+    struct Stalled;
+    impl axum::body::HttpBody for Stalled {
+        type Data = axum::body::Bytes;
+        type Error = Box<dyn std::error::Error + Send + Sync>;
+        fn poll_frame(
+            self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+            let stalled = crate::conn::PhaseTimeout(sixgate_listen::Phase::Body);
+            std::task::Poll::Ready(Some(Err(Box::new(stalled))))
+        }
+    }
+    let f = fixture();
+    let req = Request::builder()
+        .method("POST")
+        .uri("/v1/zones")
+        .header("authorization", format!("Bearer {}", f.alice))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(HttpBody::new(Stalled))
+        .unwrap();
+    let resp = f.app.clone().oneshot(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
 }

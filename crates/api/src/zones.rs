@@ -13,7 +13,7 @@ use sixgate_store::{OPERATOR_ACCOUNT, Store};
 
 use crate::auth::Caller;
 use crate::records::parse_name;
-use crate::{ApiError, AppState, Body};
+use crate::{ApiError, AppState, Body, ZoneText, offload};
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -68,7 +68,7 @@ pub(crate) fn visible(store: &Store, caller: &Caller) -> Result<Vec<ZoneJson>, A
 }
 
 async fn list(State(st): State<AppState>, caller: Caller) -> Result<Json<Vec<ZoneJson>>, ApiError> {
-    Ok(Json(st.store(move |s| visible(s, &caller)).await?))
+    Ok(Json(st.read(move |s| visible(s, &caller)).await?))
 }
 
 fn one(store: &Store, caller: &Caller, apex: &[u8]) -> Result<ZoneJson, ApiError> {
@@ -86,7 +86,7 @@ async fn show(
     Path(zone): Path<String>,
 ) -> Result<Json<ZoneJson>, ApiError> {
     let apex = parse_name(&zone)?;
-    Ok(Json(st.store(move |s| one(s, &caller, &apex)).await?))
+    Ok(Json(st.read(move |s| one(s, &caller, &apex)).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -152,13 +152,20 @@ async fn create(
     caller: Caller,
     body: Body,
 ) -> Result<impl IntoResponse, ApiError> {
-    let req: CreateZone = body.json()?;
+    let req: CreateZone = body.json().await?;
     let apex = parse_name(&req.name)?;
-    let given = match (&req.zonefile, &req.nameservers) {
-        (Some(text), _) => Some(
-            zonefile::parse(text, &apex)
-                .map_err(|e| ApiError::Unprocessable(format!("zone file line {}: {}", e.line, e.reason)))?,
-        ),
+    let given = match (req.zonefile, &req.nameservers) {
+        (Some(text), _) => {
+            let a = apex.clone();
+            Some(
+                offload(move || {
+                    zonefile::parse(&text, &a).map_err(|e| {
+                        ApiError::Unprocessable(format!("zone file line {}: {}", e.line, e.reason))
+                    })
+                })
+                .await?,
+            )
+        }
         (None, Some(ns)) => {
             Some(default_records(&apex, &ns.iter().map(|n| parse_name(n)).collect::<Result<Vec<_>, _>>()?)?)
         }
@@ -243,7 +250,7 @@ async fn export(
 ) -> Result<impl IntoResponse, ApiError> {
     let apex = parse_name(&zone)?;
     let text = st
-        .store(move |s| {
+        .read(move |s| {
             caller.zone_full(s, &apex)?;
             let data = s.source_zone(&apex)?.ok_or_else(|| ApiError::NotFound("zone vanished".into()))?;
             let mut records = data.records;
@@ -269,26 +276,11 @@ async fn import(
     State(st): State<AppState>,
     caller: Caller,
     Path(zone): Path<String>,
-    body: Body,
+    ZoneText(body): ZoneText,
 ) -> Result<Json<ImportJson>, ApiError> {
     let apex = parse_name(&zone)?;
-    let text =
-        std::str::from_utf8(&body.0).map_err(|_| ApiError::BadRequest("zone file is not UTF-8".into()))?;
-    let (mut records, lines) = zonefile::parse_with_lines(text, &apex)
-        .map_err(|e| ApiError::Unprocessable(format!("line {}: {}", e.line, e.reason)))?;
-    if let Err(e) = sixgate_dns::check::check_zone(&apex, &mut records) {
-        return Err(ApiError::Unprocessable(match e.index.and_then(|i| lines.get(i)) {
-            Some(line) => format!("line {line}: {}", e.reason),
-            None => e.reason,
-        }));
-    }
-    let warnings = sixgate_dns::check::occluded_by_delegations(&apex, &records)
-        .iter()
-        .map(|o| match lines.get(o.index) {
-            Some(line) => format!("line {line}: {o}"),
-            None => o.to_string(),
-        })
-        .collect();
+    let a = apex.clone();
+    let (records, warnings) = offload(move || parse_zone_file(&a, &body)).await?;
     let zone = st
         .commit(move |s| {
             caller.zone_full(s, &apex)?;
@@ -297,6 +289,29 @@ async fn import(
         })
         .await?;
     Ok(Json(ImportJson { zone, warnings }))
+}
+
+/// Parses and checks an imported zone file: its records, and a warning
+/// for each record that is kept but never served.
+fn parse_zone_file(apex: &[u8], body: &[u8]) -> Result<(Vec<Record>, Vec<String>), ApiError> {
+    let text =
+        std::str::from_utf8(body).map_err(|_| ApiError::BadRequest("zone file is not UTF-8".into()))?;
+    let (mut records, lines) = zonefile::parse_with_lines(text, apex)
+        .map_err(|e| ApiError::Unprocessable(format!("line {}: {}", e.line, e.reason)))?;
+    if let Err(e) = sixgate_dns::check::check_zone(apex, &mut records) {
+        return Err(ApiError::Unprocessable(match e.index.and_then(|i| lines.get(i)) {
+            Some(line) => format!("line {line}: {}", e.reason),
+            None => e.reason,
+        }));
+    }
+    let warnings = sixgate_dns::check::occluded_by_delegations(apex, &records)
+        .iter()
+        .map(|o| match lines.get(o.index) {
+            Some(line) => format!("line {line}: {o}"),
+            None => o.to_string(),
+        })
+        .collect();
+    Ok((records, warnings))
 }
 
 /// One change as the audit log shows it.
@@ -332,7 +347,7 @@ async fn audit(
     let apex = parse_name(&zone)?;
     let limit = q.limit.unwrap_or(100).clamp(1, AUDIT_MAX);
     let entries = st
-        .store(move |s| {
+        .read(move |s| {
             caller.zone_full(s, &apex)?;
             Ok(s.audit(Some(&apex), limit)?)
         })
@@ -380,7 +395,7 @@ async fn anames(
 ) -> Result<Json<Vec<AnameJson>>, ApiError> {
     let apex = parse_name(&zone)?;
     let list = st
-        .store(move |s| {
+        .read(move |s| {
             caller.zone(s, &apex)?;
             Ok(s.aname_status(Some(&apex))?)
         })

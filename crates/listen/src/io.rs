@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::{Instant, Sleep};
 
@@ -121,6 +121,18 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for TimedWrite<W> {
     }
 }
 
+/// Reads pass through untimed: each listener times its reads by phase
+/// (a request head, the idle wait), which only it can tell apart.
+impl<W: AsyncRead + Unpin> AsyncRead for TimedWrite<W> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
 /// TCP options for sockets that may live long (tunnels, keep-alive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpOptions {
@@ -176,6 +188,19 @@ mod tests {
         w.flush().await.unwrap();
         drop(w);
         assert!(reader.await.unwrap() >= 4096);
+    }
+
+    #[tokio::test]
+    async fn a_timed_stream_still_reads() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut s = TimedWrite::new(a, Duration::from_secs(10));
+        b.write_all(b"ping").await.unwrap();
+        let mut got = [0u8; 4];
+        s.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"ping");
+        s.write_all(b"pong").await.unwrap();
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"pong");
     }
 
     #[tokio::test]

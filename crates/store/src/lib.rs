@@ -260,6 +260,26 @@ impl Store {
         Ok(s)
     }
 
+    /// A second connection to this store's database, for reads only.
+    ///
+    /// In WAL mode a reader sees the last commit and never waits for a
+    /// writer, nor a writer for it, so reads need not queue behind a
+    /// write. `query_only` makes every write through it fail: writes keep
+    /// one path, through the store that made the reader. The reader shares
+    /// this store's clock, serial scheme and tenancy policy.
+    pub fn reader(&self) -> Result<Store, StoreError> {
+        let conn = Connection::open(self.dir.join(DB_FILE))?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
+        conn.pragma_update(None, "query_only", "ON")?;
+        Ok(Store {
+            conn,
+            dir: self.dir.clone(),
+            serials: self.serials,
+            clock_offset: self.clock_offset,
+            tenancy: self.tenancy.clone(),
+        })
+    }
+
     /// Moves this store's clock by `offset` seconds from the system
     /// clock. Everything time-driven (serials, signature inception and
     /// expiration, key timelines) follows it.
@@ -584,6 +604,20 @@ mod tests {
         assert_eq!(s.serial_scheme(), SerialScheme::Increment);
         assert_eq!(s.records(&apex()).unwrap().len(), 4);
         assert_eq!(s.zones().unwrap()[0].serial, 8);
+    }
+
+    #[test]
+    fn a_reader_sees_every_commit_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let r = s.reader().unwrap();
+        assert!(r.zones().unwrap().is_empty());
+        s.by(Actor::Task("test")).replace_zone(&apex(), zone("")).unwrap();
+        assert_eq!(r.zones().unwrap().len(), 1, "a commit is seen at once");
+        let mut r = r;
+        let e = r.by(Actor::Task("test")).delete_zone(&apex()).unwrap_err();
+        assert!(e.to_string().contains("readonly"), "{e}");
+        assert_eq!(s.zones().unwrap().len(), 1);
     }
 
     #[test]

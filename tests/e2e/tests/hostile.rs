@@ -18,8 +18,8 @@
 //! flood against knotd, to tell a harness problem from a server problem:
 //! `cargo nextest run -p sixgate-e2e --run-ignored all flood_baseline`.
 
-use std::io::Write;
-use std::net::{SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
@@ -29,7 +29,7 @@ use anyhow::{Context, Result, bail};
 use sixgate_e2e::client::{read_framed_within, tcp_connect, write_framed};
 use sixgate_e2e::craft::{self, Echo, Expect, FLOOD_KINDS};
 use sixgate_e2e::normalize::{Response, name_wire};
-use sixgate_e2e::{Knot, QuerySpec, Rng, Sixgate, UdpClient, ZoneFile, tcp_exchange};
+use sixgate_e2e::{Cli, Knot, QuerySpec, Rng, Sixgate, UdpClient, ZoneFile, tcp_exchange, wait_until};
 
 const ZONE: &str = "example.test";
 const FLOOD_TIME: Duration = Duration::from_secs(3);
@@ -393,4 +393,257 @@ fn flood_baseline_against_knot() -> Result<()> {
     let report = flood(knot.addr(), knot.addr(), seed)?;
     assert!(knot.is_running());
     assert_flood(&report)
+}
+
+// ---------------------------------------------------------------------------
+// The HTTP API: `api_keeps_serving_through_idle_floods_and_slow_heads`.
+// Its clients connect from 127.0.0.1, 127.0.0.2 and 127.0.0.3 (to stand
+// for different client addresses), all to the API on 127.0.0.1.
+//
+// One sixgate with short API limits (a 2 s head deadline, a cap of
+// `API_CAP` connections) meets, at the same time:
+// - `API_IDLE_CONNECTIONS` idle connections from 127.0.0.1: each sends one
+//   request, never reads the answer and stays open, kept alive. At the cap
+//   the oldest idle one is closed for each new one (RFC 7766 §6.2.3).
+// - `API_SLOW_HEADS` slowloris clients from 127.0.0.3: a request line, then
+//   one header line a second, never the end of the head. Each must be
+//   closed by the head deadline, long before its head would end.
+// - a checker: normal requests (a token check and a zone list), alternately
+//   from 127.0.0.2 and from 127.0.0.1, the flood's own address. Every one
+//   must succeed.
+// Then /metrics (admin token) must show the head timeouts and the
+// closed idle connections, and the API must still be at or under its cap.
+// The idle flood connects as fast as it can, bounded by its count; the
+// slow heads are bounded by `API_SLOW_LINES` lines; the checker stops with
+// them.
+// ---------------------------------------------------------------------------
+
+const API_IDLE_CONNECTIONS: usize = 2_000;
+const API_CAP: usize = 200;
+const API_SLOW_HEADS: usize = 5;
+/// Header lines a slow head would send, one a second, if never closed.
+const API_SLOW_LINES: usize = 20;
+const API_HEAD_TIMEOUT_SECS: u64 = 2;
+
+/// A TCP connection from `source` (any 127.0.0.0/8 address) to `server`.
+fn connect_from(source: Ipv4Addr, server: SocketAddr) -> Result<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.bind(&SocketAddr::from((source, 0)).into())?;
+    socket.connect_timeout(&server.into(), Duration::from_secs(10))?;
+    Ok(socket.into())
+}
+
+/// One request on a connection of its own from `source`; the status and
+/// body.
+fn api_request(source: Ipv4Addr, server: SocketAddr, path: &str, token: &str) -> Result<(u16, String)> {
+    let mut stream = connect_from(source, server)?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    stream.set_write_timeout(Some(Duration::from_secs(20)))?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {server}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("no status line")?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The value of the metric line that starts with `series` (name and
+/// labels).
+fn metric(text: &str, series: &str) -> Option<u64> {
+    text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+/// Raises this process's soft descriptor limit to its hard limit (the
+/// server inherits it); the limit now.
+fn raise_descriptor_limit() -> Result<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
+    }
+    Ok(hard)
+}
+
+/// What one slowloris client saw: whether the server closed it, and how
+/// many header lines it had sent by then.
+struct SlowHead {
+    closed: bool,
+    lines: usize,
+}
+
+fn slow_head(server: SocketAddr) -> Result<SlowHead> {
+    let mut stream = connect_from(Ipv4Addr::new(127, 0, 0, 3), server)?;
+    stream.write_all(b"GET /v1/zones HTTP/1.1\r\n")?;
+    // The read timeout paces the lines: one a second.
+    stream.set_read_timeout(Some(Duration::from_secs(1)))?;
+    let mut buf = [0u8; 512];
+    for lines in 0..API_SLOW_LINES {
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(SlowHead { closed: true, lines }),
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return Ok(SlowHead { closed: true, lines }),
+        }
+        if stream.write_all(format!("X-Slow-{lines}: a\r\n").as_bytes()).is_err() {
+            return Ok(SlowHead { closed: true, lines });
+        }
+    }
+    Ok(SlowHead { closed: false, lines: API_SLOW_LINES })
+}
+
+#[test]
+fn api_keeps_serving_through_idle_floods_and_slow_heads() -> Result<()> {
+    let limit = raise_descriptor_limit()?;
+    // The flood's own sockets, the server's (at most the cap) and some room.
+    let idle_count = API_IDLE_CONNECTIONS.min((limit as usize).saturating_sub(API_CAP + 300));
+    if idle_count < API_IDLE_CONNECTIONS {
+        println!(
+            "note: descriptor limit {limit}: {idle_count} idle connections instead of {API_IDLE_CONNECTIONS}"
+        );
+    }
+    ensure_enough(idle_count)?;
+    let data = tempfile::tempdir()?;
+    let config = data.path().join("sixgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[api.limits]\nmax_connections = {API_CAP}\nper_address = {API_CAP}\n\
+             head_timeout = {API_HEAD_TIMEOUT_SECS}\nidle_timeout = 60\n"
+        ),
+    )?;
+    let cli = Cli::new(data.path().join("data"))?;
+    let mut sixgate = Sixgate::serve_with(cli, &["--config", &config.display().to_string()])?;
+    let api: SocketAddr = sixgate
+        .api_url()
+        .and_then(|u| u.strip_prefix("http://").and_then(|a| a.parse().ok()))
+        .context("no plain HTTP API address")?;
+    let token = sixgate.admin_token()?;
+    let flood_source = Ipv4Addr::LOCALHOST;
+    let checker_sources = [Ipv4Addr::new(127, 0, 0, 2), flood_source];
+
+    let stop = AtomicBool::new(false);
+    let (checked, failures) = (AtomicUsize::new(0), Mutex::new(Vec::<String>::new()));
+    let (held, connect_errors, slow) = thread::scope(|scope| -> Result<_> {
+        let flood = scope.spawn(|| {
+            let mut held = Vec::with_capacity(idle_count);
+            let mut errors = 0usize;
+            for _ in 0..idle_count {
+                match connect_from(flood_source, api) {
+                    Ok(mut s) => {
+                        // One request, answered and never read; then idle.
+                        let _ = s.write_all(b"GET /idle HTTP/1.1\r\nHost: x\r\n\r\n");
+                        held.push(s);
+                    }
+                    Err(_) => errors += 1,
+                }
+            }
+            (held, errors)
+        });
+        let slow_heads: Vec<_> = (0..API_SLOW_HEADS).map(|_| scope.spawn(|| slow_head(api))).collect();
+        let checker = scope.spawn(|| {
+            let mut round = 0usize;
+            while !stop.load(Ordering::Relaxed) || round < 10 {
+                let source = checker_sources[round % checker_sources.len()];
+                round += 1;
+                let failure = match api_request(source, api, "/v1/zones", &token) {
+                    Ok((200, _)) => None,
+                    Ok((status, body)) => Some(format!("from {source}: {status} {body}")),
+                    Err(e) => Some(format!("from {source}: {e:#}")),
+                };
+                if let (Some(f), Ok(mut all)) = (failure, failures.lock()) {
+                    all.push(f);
+                }
+                checked.fetch_add(1, Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(20));
+            }
+        });
+        let (held, connect_errors) = flood.join().map_err(|_| anyhow::anyhow!("the idle flood panicked"))?;
+        let slow = slow_heads
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a slow head panicked"))?)
+            .collect::<Result<Vec<SlowHead>>>()?;
+        stop.store(true, Ordering::Relaxed);
+        checker.join().map_err(|_| anyhow::anyhow!("the checker panicked"))?;
+        Ok((held, connect_errors, slow))
+    })?;
+
+    let mut problems = Vec::new();
+    let failures = failures.into_inner().unwrap_or_default();
+    let checked = checked.into_inner();
+    println!(
+        "api: {} idle connections opened ({connect_errors} connects failed), {checked} normal requests, \
+         slow heads closed after {:?} header lines",
+        held.len(),
+        slow.iter().map(|s| s.lines).collect::<Vec<_>>()
+    );
+    if !failures.is_empty() {
+        problems.push(format!(
+            "{} of {checked} normal requests failed during the flood: {:?}",
+            failures.len(),
+            failures.iter().take(5).collect::<Vec<_>>()
+        ));
+    }
+    if held.len() < idle_count * 9 / 10 {
+        problems.push(format!("only {} of {idle_count} idle connections were opened", held.len()));
+    }
+    for (i, s) in slow.iter().enumerate() {
+        if !s.closed {
+            problems.push(format!("slow head {i} was never closed ({API_SLOW_LINES} lines sent)"));
+        }
+    }
+    // The idle connections are still open. Connections the flood left in
+    // the kernel's accept queue are taken (each closing an idle one) after
+    // the flood ends, and a closed one leaves the open gauge once its task
+    // ends: the counters settle within moments.
+    let settled = |text: &str| {
+        let get = |series: &str| metric(text, &format!("sixgate_listener_{series}"));
+        let head = get("timeouts_total{listener=\"api\",phase=\"head\"}").unwrap_or(0);
+        let evicted = get("evicted_total{listener=\"api\"}").unwrap_or(0);
+        let open = get("open_connections{listener=\"api\"}").unwrap_or(u64::MAX);
+        (head, evicted, open)
+    };
+    let wanted_evictions = held.len().saturating_sub(API_CAP) as u64;
+    let mut last = (0, 0, u64::MAX);
+    let metrics = wait_until("the API's metrics to settle", Duration::from_secs(30), || {
+        let (status, text) = api_request(Ipv4Addr::new(127, 0, 0, 2), api, "/metrics", &token)?;
+        if status != 200 {
+            bail!("GET /metrics: {status} {text}");
+        }
+        last = settled(&text);
+        let (head, evicted, open) = last;
+        Ok((head >= API_SLOW_HEADS as u64 && evicted >= wanted_evictions && open <= API_CAP as u64)
+            .then_some(last))
+    });
+    let (head, evicted, open) = last;
+    println!(
+        "api metrics: head timeouts {head}, idle connections closed to make room {evicted}, open {open}"
+    );
+    if metrics.is_err() {
+        problems.push(format!(
+            "metrics: {head} head timeouts for {API_SLOW_HEADS} slow heads, {evicted} idle connections \
+             closed for {wanted_evictions} over the cap, {open} open for a cap of {API_CAP}"
+        ));
+    }
+    drop(held);
+    if !sixgate.is_running() {
+        problems.push(format!("sixgate died:\n{}", sixgate.stderr_tail(30)));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(())
+}
+
+fn ensure_enough(idle_count: usize) -> Result<()> {
+    if idle_count <= API_CAP * 2 {
+        bail!(
+            "the descriptor limit allows only {idle_count} idle connections: too few to fill a cap of {API_CAP}"
+        );
+    }
+    Ok(())
 }
