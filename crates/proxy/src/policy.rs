@@ -4,8 +4,10 @@
 //! customer networks). On top of that, some ranges are never connected to
 //! unless the operator names a prefix that covers them explicitly (a lab,
 //! or tests with the backend on ::1): loopback, unspecified, link-local,
-//! unique-local, multicast, IPv4-mapped and IPv4-compatible, documentation,
-//! the NAT64 prefix, and sixgate's own listen addresses.
+//! unique-local, multicast, every form that embeds an IPv4 address
+//! (mapped, compatible, translated, 6to4, Teredo), the rest of the IANA
+//! special-purpose registry (documentation, benchmarking, ORCHID, SRv6
+//! SIDs, ...), the NAT64 prefix, and sixgate's own listen addresses.
 
 use std::net::Ipv6Addr;
 
@@ -66,21 +68,43 @@ impl Prefix {
     }
 }
 
-/// Ranges never connected to without an explicit exception.
-const DENIED: &[(&str, &str)] = &[
-    ("::/128", "the unspecified address"),
-    ("::1/128", "loopback"),
-    ("::ffff:0:0/96", "IPv4-mapped"),
-    ("::/96", "IPv4-compatible"),
-    ("64:ff9b::/96", "the well-known NAT64 prefix"),
-    ("64:ff9b:1::/48", "the local-use NAT64 prefix"),
-    ("100::/64", "discard-only"),
-    ("2001:db8::/32", "documentation"),
-    ("3fff::/20", "documentation"),
-    ("fc00::/7", "unique-local"),
-    ("fe80::/10", "link-local"),
-    ("fec0::/10", "site-local"),
-    ("ff00::/8", "multicast"),
+/// A prefix from its eight 16-bit groups, at compile time.
+const fn pfx(g: [u16; 8], len: u8) -> Prefix {
+    Prefix { addr: Ipv6Addr::new(g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]), len }
+}
+
+/// Ranges never connected to without an explicit exception: the IANA IPv6
+/// Special-Purpose Address Registry (RFC 6890; as of its 2024-10 update)
+/// and the older special forms that embed an IPv4 address. Built at
+/// compile time, so a check parses nothing. The first match names the
+/// refusal, so a specific range comes before the block around it.
+const DENIED: &[(Prefix, &str)] = &[
+    (pfx([0, 0, 0, 0, 0, 0, 0, 0], 128), "the unspecified address"),
+    (pfx([0, 0, 0, 0, 0, 0, 0, 1], 128), "loopback"),
+    (pfx([0, 0, 0, 0, 0, 0xffff, 0, 0], 96), "IPv4-mapped"),
+    // RFC 2765 §2.1 (SIIT): ::ffff:0:a.b.c.d, which is neither the mapped
+    // form above nor inside ::/96.
+    (pfx([0, 0, 0, 0, 0xffff, 0, 0, 0], 96), "IPv4-translated"),
+    (pfx([0, 0, 0, 0, 0, 0, 0, 0], 96), "IPv4-compatible"),
+    (pfx([0x64, 0xff9b, 0, 0, 0, 0, 0, 0], 96), "the well-known NAT64 prefix"),
+    (pfx([0x64, 0xff9b, 1, 0, 0, 0, 0, 0], 48), "the local-use NAT64 prefix"),
+    (pfx([0x100, 0, 0, 0, 0, 0, 0, 0], 64), "discard-only"),
+    (pfx([0x100, 0, 0, 1, 0, 0, 0, 0], 64), "the dummy prefix"),
+    // 2001::/23, IETF protocol assignments (RFC 2928), and what it holds.
+    (pfx([0x2001, 0, 0, 0, 0, 0, 0, 0], 32), "Teredo, which embeds IPv4"),
+    (pfx([0x2001, 2, 0, 0, 0, 0, 0, 0], 48), "benchmarking"),
+    (pfx([0x2001, 0x10, 0, 0, 0, 0, 0, 0], 28), "ORCHID"),
+    (pfx([0x2001, 0x20, 0, 0, 0, 0, 0, 0], 28), "ORCHIDv2"),
+    (pfx([0x2001, 0, 0, 0, 0, 0, 0, 0], 23), "an IETF protocol assignment"),
+    (pfx([0x2001, 0xdb8, 0, 0, 0, 0, 0, 0], 32), "documentation"),
+    (pfx([0x2002, 0, 0, 0, 0, 0, 0, 0], 16), "6to4, which embeds IPv4"),
+    (pfx([0x2620, 0x4f, 0x8000, 0, 0, 0, 0, 0], 48), "the AS112 direct delegation service"),
+    (pfx([0x3fff, 0, 0, 0, 0, 0, 0, 0], 20), "documentation"),
+    (pfx([0x5f00, 0, 0, 0, 0, 0, 0, 0], 16), "segment routing (SRv6) SIDs"),
+    (pfx([0xfc00, 0, 0, 0, 0, 0, 0, 0], 7), "unique-local"),
+    (pfx([0xfe80, 0, 0, 0, 0, 0, 0, 0], 10), "link-local"),
+    (pfx([0xfec0, 0, 0, 0, 0, 0, 0, 0], 10), "site-local"),
+    (pfx([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), "multicast"),
 ];
 
 /// The backend rule.
@@ -131,13 +155,8 @@ impl BackendPolicy {
         {
             return Err(Refusal::Denied(a, "inside the NAT64 prefix"));
         }
-        for (p, what) in DENIED {
-            if let Ok(d) = Prefix::parse(p)
-                && d.contains(a)
-                && !explicit(&d)
-            {
-                return Err(Refusal::Denied(a, what));
-            }
+        if let Some((_, what)) = DENIED.iter().find(|(d, _)| d.contains(a) && !explicit(d)) {
+            return Err(Refusal::Denied(a, what));
         }
         Ok(())
     }
@@ -189,6 +208,50 @@ mod tests {
         assert_eq!(p.check(ip("::1")), Ok(()));
         assert_eq!(p.check(ip("2001:db8:1::5")), Ok(()));
         assert!(p.check(ip("fe80::1")).is_err());
+    }
+
+    /// Regression: 6to4, Teredo, IPv4-translated, benchmarking, ORCHID and
+    /// the rest of the IANA special-purpose registry were missing from the
+    /// denied ranges, so a wide prefix (`::/0`, `2000::/3`) let a backend
+    /// name an address that embeds IPv4 or is never a host.
+    #[test]
+    fn every_special_purpose_range_is_denied_under_a_wide_prefix() {
+        for wide in ["::/0", "2000::/3", "::/1"] {
+            let p = policy(&[wide]);
+            for a in [
+                "2002:c000:201::1",
+                "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+                "::ffff:0:c000:201",
+                "2001:2::1",
+                "2001:10::1",
+                "2001:20::1",
+                "2001:3::1",
+                "2001:4:112::1",
+                "2001:30::1",
+                "2001:1::1",
+                "2620:4f:8000::1",
+                "5f00::1",
+                "100:0:0:1::1",
+            ] {
+                let a = ip(a);
+                if Prefix::parse(wide).unwrap().contains(a) {
+                    assert!(matches!(p.check(a), Err(Refusal::Denied(_, _))), "{wide}: {a}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_denied_ranges_are_networks_written_as_the_registry_writes_them() {
+        for (d, what) in DENIED {
+            let text = format!("{}/{}", d.addr, d.len);
+            assert_eq!(Prefix::parse(&text), Ok(*d), "{what}: {text}");
+        }
+        let names: Vec<String> = DENIED.iter().map(|(d, _)| format!("{}/{}", d.addr, d.len)).collect();
+        for want in ["2002::/16", "2001::/32", "::ffff:0:0:0/96", "2001:2::/48", "2001:20::/28", "5f00::/16"]
+        {
+            assert!(names.iter().any(|n| n == want), "{want} missing from {names:?}");
+        }
     }
 
     #[test]
