@@ -519,16 +519,9 @@ pub(crate) fn settings(
         .map(prefix)
         .collect::<anyhow::Result<Vec<_>>>()?;
     let nat64 = raw.proxy.nat64_prefix.as_ref().map(prefix).transpose()?;
-    let own = dns
-        .iter()
-        .chain(&proxy_http)
-        .chain(&proxy_tls)
-        .filter_map(|a| match a.ip() {
-            std::net::IpAddr::V6(v6) if !v6.is_unspecified() => Some(v6),
-            _ => None,
-        })
-        .collect();
-    let proxy_policy = sixgate_proxy::policy::BackendPolicy { allowed, nat64, own };
+    // sixgate's own addresses are known only once every listener is bound
+    // (serve.rs).
+    let proxy_policy = sixgate_proxy::policy::BackendPolicy::new(allowed, nat64);
     let check = raw.dnssec.check_interval.unwrap_or(3600);
     if !(1..=86_400).contains(&check) {
         bail!("dnssec.check_interval must be 1 second to 1 day, not {check}");

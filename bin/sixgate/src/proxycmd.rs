@@ -133,10 +133,10 @@ pub(crate) fn check(dir: &Path, host: &str) -> anyhow::Result<()> {
     );
     // Every address is probed here, whatever the serving policy says: this
     // is the operator looking at the backend.
-    let open_policy = sixgate_proxy::policy::BackendPolicy {
-        allowed: vec![sixgate_proxy::policy::Prefix { addr: std::net::Ipv6Addr::UNSPECIFIED, len: 0 }],
-        ..Default::default()
-    };
+    let open_policy = sixgate_proxy::policy::BackendPolicy::new(
+        vec![sixgate_proxy::policy::Prefix { addr: std::net::Ipv6Addr::UNSPECIFIED, len: 0 }],
+        None,
+    );
     let text = name::to_text(&h.name);
     let host_text = text.trim_end_matches('.');
     let route = routes.route(&catalog, host_text, &open_policy);

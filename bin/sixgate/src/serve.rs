@@ -155,20 +155,55 @@ fn build_routes(dir: &std::path::Path) -> anyhow::Result<sixgate_proxy::route::R
     Ok(routes)
 }
 
+/// Every socket sixgate listens on (bound, ports chosen): with the host's
+/// interface addresses, what the proxy never connects to.
+struct OwnListeners {
+    sockets: Vec<std::net::SocketAddr>,
+}
+
+impl OwnListeners {
+    /// Reads the host's addresses again and puts them in the policy. If
+    /// they cannot be read, the last ones stay.
+    fn refresh(&self, policy: &sixgate_proxy::policy::BackendPolicy) {
+        match sixgate_proxy::own::interface_addresses() {
+            Ok(interfaces) => {
+                policy.set_own(sixgate_proxy::own::OwnAddresses::new(&self.sockets, &interfaces))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the host's addresses; the proxy keeps the last ones")
+            }
+        }
+    }
+}
+
+/// How often the host's addresses are read again when nothing else
+/// rebuilds the routes: an address that appears (SLAAC, a failover
+/// address) is one of sixgate's own within this long.
+const OWN_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Keeps the route table built at start in step with the store: rebuilt
 /// after every published change (a hostname enabled or disabled, a zone
-/// verified).
+/// verified). The host's own addresses are read again with each rebuild
+/// and every [`OWN_REFRESH`].
 async fn follow_routes(
     dir: std::path::PathBuf,
     shared: Arc<sixgate_proxy::tls::Shared>,
+    own: OwnListeners,
     mut published: tokio::sync::watch::Receiver<i64>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
+    let mut tick = tokio::time::interval(OWN_REFRESH);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             r = published.changed() => if r.is_err() { return },
+            _ = tick.tick() => {
+                own.refresh(&shared.policy);
+                continue;
+            }
             _ = async { let _ = shutdown.wait_for(|&s| s).await; } => return,
         }
+        own.refresh(&shared.policy);
         let d = dir.clone();
         match tokio::task::spawn_blocking(move || build_routes(&d)).await {
             Ok(Ok(r)) => shared.routes.store(Arc::new(r)),
@@ -279,6 +314,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     // Set once the proxy runs; read by the metrics endpoint.
     let proxy_shared: Arc<std::sync::OnceLock<Arc<sixgate_proxy::tls::Shared>>> = Arc::default();
     let mut api_addrs = Vec::new();
+    let mut api_bound = Vec::new();
     let mut api_tasks = Vec::new();
     if !s.api.is_empty() {
         let tls = match &s.api_tls {
@@ -312,6 +348,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
                 .block_on(tokio::net::TcpListener::bind(addr))
                 .map_err(|e| anyhow!("cannot listen on {addr} for the API: {e}"))?;
             let local = listener.local_addr()?;
+            api_bound.push(local);
             api_addrs.push(format!("{}://{local}", if tls.is_some() { "https" } else { "http" }));
             api_tasks.push(rt.spawn(sixgate_api::listen::serve(
                 listener,
@@ -383,24 +420,44 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             forwarded: s.proxy_forwarded,
         });
         let _ = proxy_shared.set(shared.clone());
-        api_tasks.push(rt.spawn(follow_routes(
-            s.data.clone(),
-            shared.clone(),
-            published.clone(),
-            sd_rx.clone(),
-        )));
+        let mut tls_listeners = Vec::new();
         for addr in &s.proxy_tls {
             let listener = rt
                 .block_on(tokio::net::TcpListener::bind(addr))
                 .map_err(|e| anyhow!("cannot listen on {addr} for the TLS proxy: {e}"))?;
             proxy_addrs.push(("proxy-tls", listener.local_addr()?));
-            api_tasks.push(rt.spawn(sixgate_proxy::tls::serve(listener, shared.clone(), sd_rx.clone())));
+            tls_listeners.push(listener);
         }
+        let mut http_listeners = Vec::new();
         for addr in &s.proxy_http {
             let listener = rt
                 .block_on(tokio::net::TcpListener::bind(addr))
                 .map_err(|e| anyhow!("cannot listen on {addr} for the HTTP proxy: {e}"))?;
             proxy_addrs.push(("proxy-http", listener.local_addr()?));
+            http_listeners.push(listener);
+        }
+        // Every listener is bound (ports chosen): they are sixgate's own,
+        // never a backend, before the first connection is routed.
+        let own = OwnListeners {
+            sockets: addrs
+                .iter()
+                .chain(&api_bound)
+                .chain(proxy_addrs.iter().map(|(_, a)| a))
+                .copied()
+                .collect(),
+        };
+        own.refresh(&shared.policy);
+        api_tasks.push(rt.spawn(follow_routes(
+            s.data.clone(),
+            shared.clone(),
+            own,
+            published.clone(),
+            sd_rx.clone(),
+        )));
+        for listener in tls_listeners {
+            api_tasks.push(rt.spawn(sixgate_proxy::tls::serve(listener, shared.clone(), sd_rx.clone())));
+        }
+        for listener in http_listeners {
             api_tasks.push(rt.spawn(sixgate_proxy::plain::serve(listener, shared.clone(), sd_rx.clone())));
         }
     }

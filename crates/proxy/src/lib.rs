@@ -15,6 +15,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
 pub mod http;
+pub mod own;
 pub mod plain;
 pub mod policy;
 pub mod proxyproto;

@@ -115,7 +115,8 @@ async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
                     }
                 };
                 drop(catalog);
-                let backend = match connect_any(&route.backends, route.config.http_port).await {
+                let backend = match connect_any(&route.backends, route.config.http_port, &shared.policy).await
+                {
                     Ok(b) => b,
                     Err(e) => {
                         shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);

@@ -9,7 +9,12 @@
 //! special-purpose registry (documentation, benchmarking, ORCHID, SRv6
 //! SIDs, ...), the NAT64 prefix, and sixgate's own listen addresses.
 
-use std::net::Ipv6Addr;
+use std::net::{Ipv6Addr, SocketAddrV6};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::own::OwnAddresses;
 
 /// An IPv6 prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,8 +119,10 @@ pub struct BackendPolicy {
     pub allowed: Vec<Prefix>,
     /// The NAT64 prefix in use, if any.
     pub nat64: Option<Prefix>,
-    /// sixgate's own addresses.
-    pub own: Vec<Ipv6Addr>,
+    /// sixgate's own listening sockets and the host's addresses, known
+    /// once the listeners are bound and refreshed as interfaces change
+    /// ([`BackendPolicy::set_own`]); shared by every clone.
+    own: Arc<ArcSwap<OwnAddresses>>,
 }
 
 /// Why a backend address is refused.
@@ -131,9 +138,34 @@ pub enum Refusal {
     /// In a range that is never used without an explicit exception.
     #[error("{0} is {1}, and no backend prefix names it explicitly")]
     Denied(Ipv6Addr, &'static str),
+    /// One of sixgate's own listening sockets: never, whatever the
+    /// prefixes say.
+    #[error("{0} is one of sixgate's own listening sockets")]
+    OwnListener(SocketAddrV6),
 }
 
 impl BackendPolicy {
+    /// A policy with these prefixes and NAT64 prefix, and no own
+    /// addresses known yet.
+    pub fn new(allowed: Vec<Prefix>, nat64: Option<Prefix>) -> BackendPolicy {
+        BackendPolicy { allowed, nat64, own: Arc::default() }
+    }
+
+    /// Puts `own` in place for every clone of this policy.
+    pub fn set_own(&self, own: OwnAddresses) {
+        self.own.store(Arc::new(own));
+    }
+
+    /// May the proxy connect to the socket `a` (an address that passed
+    /// [`BackendPolicy::check`], with the hostname's backend port)? Never
+    /// to one sixgate listens on: that is a loop.
+    pub fn check_socket(&self, a: SocketAddrV6) -> Result<(), Refusal> {
+        if self.own.load().is_listener(a) {
+            return Err(Refusal::OwnListener(a));
+        }
+        Ok(())
+    }
+
     /// May the proxy connect to `a`?
     pub fn check(&self, a: Ipv6Addr) -> Result<(), Refusal> {
         if self.allowed.is_empty() {
@@ -146,8 +178,8 @@ impl BackendPolicy {
         // inside it, i.e. the operator named that range explicitly (e.g.
         // ::1/128 for tests), not merely a wider prefix around it.
         let explicit = |d: &Prefix| d.covers(home);
-        if self.own.contains(&a) {
-            return Err(Refusal::Denied(a, "one of sixgate's own addresses"));
+        if self.own.load().is_host_address(a) && !explicit(&Prefix { addr: a, len: 128 }) {
+            return Err(Refusal::Denied(a, "one of this host's own addresses"));
         }
         if let Some(n) = &self.nat64
             && n.contains(a)
@@ -167,11 +199,12 @@ mod tests {
     use super::*;
 
     fn policy(allowed: &[&str]) -> BackendPolicy {
-        BackendPolicy {
-            allowed: allowed.iter().map(|p| Prefix::parse(p).unwrap()).collect(),
-            nat64: Some(Prefix::parse("64:ff9b::/96").unwrap()),
-            own: vec!["2a01:4f8::53".parse().unwrap()],
-        }
+        let p = BackendPolicy::new(
+            allowed.iter().map(|p| Prefix::parse(p).unwrap()).collect(),
+            Some(Prefix::parse("64:ff9b::/96").unwrap()),
+        );
+        p.set_own(OwnAddresses::new(&["[::]:443".parse().unwrap()], &["2a01:4f8::53".parse().unwrap()]));
+        p
     }
 
     fn ip(s: &str) -> Ipv6Addr {
@@ -185,6 +218,19 @@ mod tests {
         assert_eq!(p.check(ip("2a01:4f8::80")), Ok(()));
         assert!(matches!(p.check(ip("2a02::1")), Err(Refusal::OutsidePrefixes(_))));
         assert!(matches!(p.check(ip("2a01:4f8::53")), Err(Refusal::Denied(_, _))), "own address");
+    }
+
+    /// The host's own address is a backend only where a prefix names it
+    /// alone (a lab's ::1/128); even then, never on a port sixgate
+    /// listens on.
+    #[test]
+    fn own_addresses_need_an_explicit_prefix_and_own_listeners_are_never_backends() {
+        let p = policy(&["2a01:4f8::/32", "2a01:4f8::53/128"]);
+        assert_eq!(p.check(ip("2a01:4f8::53")), Ok(()));
+        let own = |port| SocketAddrV6::new(ip("2a01:4f8::53"), port, 0, 0);
+        assert_eq!(p.check_socket(own(8080)), Ok(()));
+        assert_eq!(p.check_socket(own(443)), Err(Refusal::OwnListener(own(443))));
+        assert_eq!(p.clone().check_socket(own(443)), Err(Refusal::OwnListener(own(443))), "clones share it");
     }
 
     #[test]

@@ -145,8 +145,7 @@ mod tests {
         ] {
             r.hosts.insert(name::from_text(&format!("{h}.example.test."), None).unwrap(), cfg(v));
         }
-        let p =
-            BackendPolicy { allowed: vec![Prefix::parse("2a01:4f8::/32").unwrap()], ..Default::default() };
+        let p = BackendPolicy::new(vec![Prefix::parse("2a01:4f8::/32").unwrap()], None);
         (c, r, p)
     }
 
@@ -173,7 +172,7 @@ mod tests {
             assert!(matches!(r.route(&c, lit, &p), Err(RouteError::BadName(_))), "{lit}");
         }
         // ::1 only with the explicit exception.
-        let lab = BackendPolicy { allowed: vec![Prefix::parse("::1/128").unwrap()], ..Default::default() };
+        let lab = BackendPolicy::new(vec![Prefix::parse("::1/128").unwrap()], None);
         assert!(r.route(&c, "local.example.test", &lab).is_ok());
     }
 }

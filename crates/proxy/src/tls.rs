@@ -62,18 +62,46 @@ pub struct Shared {
 }
 
 /// Connects to the first backend that accepts, in order (failover on
-/// connect errors).
-pub async fn connect_any(backends: &[Ipv6Addr], port: u16) -> Result<TcpStream, String> {
+/// connect errors). A backend at one of sixgate's own listening sockets
+/// is skipped, and a connection that turns out to be to itself is closed
+/// ([`not_to_itself`]).
+pub async fn connect_any(
+    backends: &[Ipv6Addr],
+    port: u16,
+    policy: &BackendPolicy,
+) -> Result<TcpStream, String> {
     let mut last = String::from("no backend");
     for b in backends {
-        let addr = SocketAddr::V6(SocketAddrV6::new(*b, port, 0, 0));
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr)).await {
-            Ok(Ok(s)) => return Ok(s),
+        let addr = SocketAddrV6::new(*b, port, 0, 0);
+        if let Err(e) = policy.check_socket(addr) {
+            last = e.to_string();
+            continue;
+        }
+        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(SocketAddr::V6(addr))).await {
+            Ok(Ok(s)) => match not_to_itself(s) {
+                Ok(s) => return Ok(s),
+                Err(e) => last = format!("{addr}: {e}"),
+            },
             Ok(Err(e)) => last = format!("{addr}: {e}"),
             Err(_) => last = format!("{addr}: connect timeout"),
         }
     }
     Err(last)
+}
+
+/// Closes a connection whose two ends are one socket. Connecting to a
+/// port of the host's own on which nothing listens can meet itself: when
+/// the system picks that same port as the source, TCP's simultaneous
+/// open (RFC 9293 §3.5) connects the socket to itself, and everything
+/// sent comes straight back.
+pub(crate) fn not_to_itself(s: TcpStream) -> Result<TcpStream, &'static str> {
+    let same =
+        |a: SocketAddr, b: SocketAddr| a.ip().to_canonical() == b.ip().to_canonical() && a.port() == b.port();
+    match (s.local_addr(), s.peer_addr()) {
+        (Ok(l), Ok(p)) if !same(l, p) => Ok(s),
+        (Ok(_), Ok(_)) => Err("connected to itself"),
+        _ => Err("connection without addresses"),
+    }
 }
 
 /// Serves one TLS listener until `shutdown`.
@@ -154,7 +182,7 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, shared: &Shared) {
         }
     };
     drop(catalog);
-    let mut backend = match connect_any(&route.backends, route.config.tls_port).await {
+    let mut backend = match connect_any(&route.backends, route.config.tls_port, &shared.policy).await {
         Ok(b) => b,
         Err(e) => {
             shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
@@ -185,4 +213,41 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, shared: &Shared) {
 fn client_error(shared: &Shared, peer: SocketAddr, why: &str) {
     shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
     tracing::info!(client = %peer, reason = why, "proxy: connection refused");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::own::OwnAddresses;
+    use crate::policy::Prefix;
+
+    /// Regression: a backend AAAA at the address and port of one of
+    /// sixgate's own listeners was connected to, and the proxy looped
+    /// into itself.
+    #[tokio::test]
+    async fn a_backend_at_one_of_sixgates_own_listeners_is_not_connected_to() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let mapped = std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped();
+        let policy = BackendPolicy::new(vec![Prefix { addr: mapped, len: 128 }], None);
+        policy.set_own(OwnAddresses::new(&[listener.local_addr().unwrap()], &[]));
+        let e = connect_any(&[mapped], port, &policy).await.unwrap_err();
+        assert!(e.contains("own listening"), "{e}");
+        // Another port of the same address is a backend like any other.
+        let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let b = connect_any(&[mapped], other.local_addr().unwrap().port(), &policy).await.unwrap();
+        assert_eq!(b.peer_addr().unwrap().port(), other.local_addr().unwrap().port());
+    }
+
+    /// Regression: a connection that met itself (TCP simultaneous open on
+    /// a free local port) was taken as a backend.
+    #[tokio::test]
+    async fn a_connection_to_itself_is_closed() {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let me = socket.local_addr().unwrap();
+        let s = socket.connect(me).await.unwrap();
+        assert_eq!(s.peer_addr().unwrap(), me, "the system connected the socket to itself");
+        assert_eq!(not_to_itself(s).unwrap_err(), "connected to itself");
+    }
 }

@@ -307,3 +307,56 @@ fn a_large_response_to_a_closing_request_arrives_whole() -> Result<()> {
     ensure!(out[body_at..] == data[..], "the body differs");
     Ok(())
 }
+
+/// One counter from `GET /metrics` (0 when absent).
+fn metric(server: &Sixgate, series: &str) -> Result<u64> {
+    let token = server.cli().run(&["token", "create"], &[])?.ok()?.stdout.trim().to_string();
+    let base = server.api_url().context("no api url")?;
+    let auth = format!("Bearer {token}");
+    let m = sixgate_e2e::http::request(
+        "GET",
+        &format!("{base}/metrics"),
+        &[("Authorization", &auth)],
+        None,
+        Duration::from_secs(10),
+    )?;
+    ensure!(m.status == 200, "metrics: {} {}", m.status, m.body);
+    let key = format!("{series} ");
+    Ok(m.body.lines().find_map(|l| l.strip_prefix(&key)?.parse().ok()).unwrap_or(0))
+}
+
+/// Regression: only DNS and proxy listen addresses that were IPv6 and not
+/// a wildcard counted as sixgate's own, so a hostname aimed at the
+/// proxy's own listener (its AAAA the listener's address, its backend
+/// port the listener's) was proxied into the proxy, which routed it
+/// again, and again, until descriptors ran out.
+#[test]
+fn a_backend_at_the_proxys_own_listener_is_refused_not_looped() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let zone = dir.path().join("example.test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN example.test.\n@ 300 SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\napp AAAA ::ffff:127.0.0.1\n",
+    )?;
+    let cli = Cli::new(dir.path().join("data"))?;
+    cli.import(&ZoneFile::new("example.test.", zone))?;
+    cli.run(&["proxy", "addresses", "set"], &["198.51.100.7"])?.ok()?;
+    let server = Sixgate::serve_with(
+        cli,
+        &["--proxy-http", "127.0.0.1:0", "--proxy-allow-backend", "::ffff:127.0.0.1/128"],
+    )?;
+    let proxy: SocketAddr = server.listening("proxy-http").context("no `listening proxy-http` line")?;
+    // The port is known only now: aim the hostname at the running proxy.
+    server
+        .cli()
+        .run(&["proxy", "enable"], &[HOST, "--backend-http-port", &proxy.port().to_string()])?
+        .ok()?;
+    let request = format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n");
+    let status = wait_until("the hostname to be routed", Duration::from_secs(20), || {
+        let s = raw(proxy, &request)?;
+        Ok((!s.contains(" 421 ")).then_some(s))
+    })?;
+    ensure!(status.contains(" 502 "), "a backend at the proxy's own listener: {status:?}");
+    ensure!(metric(&server, "sixgate_proxy_forwarded_total")? == 0, "the proxy forwarded to itself");
+    Ok(())
+}
