@@ -190,3 +190,32 @@ pub(crate) fn account_limits(dir: &Path, account: &str, set: [Option<String>; 6]
     }
     Ok(())
 }
+
+/// `account prefixes set NAME PREFIX...` (`set` given) and `account
+/// prefixes show NAME`: prints the account's backend prefixes, one per
+/// line, after replacing them. A running server routes by them at once.
+pub(crate) fn account_prefixes(dir: &Path, account: &str, set: Option<&[String]>) -> anyhow::Result<()> {
+    let mut store = open(dir)?;
+    let a = store.account(account)?;
+    let list = match set {
+        Some(texts) => {
+            let parsed = texts
+                .iter()
+                .map(|t| sixgate_store::BackendPrefix::parse(t))
+                .collect::<Result<Vec<_>, _>>()?;
+            let stored = store.set_backend_prefixes(a.id, &parsed)?;
+            sixgate_control::publish::poke(dir);
+            stored
+        }
+        None if a.id == OPERATOR_ACCOUNT => {
+            bail!(
+                "the operator account's backend prefixes are [proxy] allow_backend in serve's configuration"
+            )
+        }
+        None => store.backend_prefixes(a.id)?,
+    };
+    for p in list {
+        println!("{p}");
+    }
+    Ok(())
+}

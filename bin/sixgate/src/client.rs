@@ -146,3 +146,16 @@ pub(crate) fn account_show(api: &Api, name: Option<&str>) -> anyhow::Result<()> 
     );
     Ok(())
 }
+
+/// `account prefixes set|show NAME` through the API (admin tokens).
+pub(crate) fn account_prefixes(api: &Api, account: &str, set: Option<&[String]>) -> anyhow::Result<()> {
+    let path = format!("/v1/accounts/{}/prefixes", seg(account));
+    let v = match set {
+        Some(list) => api.call("PUT", &path, Some(json!({ "prefixes": list })))?,
+        None => api.call("GET", &path, None)?,
+    };
+    for p in v["prefixes"].as_array().into_iter().flatten() {
+        println!("{}", p.as_str().unwrap_or_default());
+    }
+    Ok(())
+}

@@ -353,6 +353,9 @@ pub(crate) struct Settings {
     pub(crate) proxy_http: Vec<SocketAddr>,
     pub(crate) proxy_tls: Vec<SocketAddr>,
     pub(crate) proxy_policy: sixgate_proxy::policy::BackendPolicy,
+    /// `[proxy] allow_backend`: the operator account's backend prefixes
+    /// (customer accounts have their own, in the store).
+    pub(crate) proxy_allow_backend: Vec<sixgate_proxy::policy::Prefix>,
     pub(crate) proxy_forwarded: bool,
     /// `[tenancy] nameserver_domain` and `nameserver_count`.
     pub(crate) account_nameservers: Option<sixgate_store::AccountNameservers>,
@@ -514,14 +517,14 @@ pub(crate) fn settings(
     let prefix = |p: &String| {
         sixgate_proxy::policy::Prefix::parse(p).map_err(|e| anyhow::anyhow!("proxy backend prefix: {e}"))
     };
-    let allowed = pick(flags.proxy_allow_backend, raw.proxy.allow_backend)
+    let proxy_allow_backend = pick(flags.proxy_allow_backend, raw.proxy.allow_backend)
         .iter()
         .map(prefix)
         .collect::<anyhow::Result<Vec<_>>>()?;
     let nat64 = raw.proxy.nat64_prefix.as_ref().map(prefix).transpose()?;
     // sixgate's own addresses are known only once every listener is bound
     // (serve.rs).
-    let proxy_policy = sixgate_proxy::policy::BackendPolicy::new(allowed, nat64);
+    let proxy_policy = sixgate_proxy::policy::BackendPolicy::new(nat64);
     let check = raw.dnssec.check_interval.unwrap_or(3600);
     if !(1..=86_400).contains(&check) {
         bail!("dnssec.check_interval must be 1 second to 1 day, not {check}");
@@ -551,6 +554,7 @@ pub(crate) fn settings(
         proxy_http,
         proxy_tls,
         proxy_policy,
+        proxy_allow_backend,
         proxy_forwarded: raw.proxy.forwarded.unwrap_or(false),
         aname_resolvers,
         aname_policy: (floor, ceiling),

@@ -8,6 +8,7 @@ mod config;
 mod demo;
 mod dnssecmd;
 mod proxycmd;
+mod proxyroutes;
 mod serve;
 mod zonecmd;
 
@@ -218,6 +219,13 @@ enum AccountCommand {
         /// Account name.
         name: Option<String>,
     },
+    /// A customer account's backend prefixes: the IPv6 networks its
+    /// proxied hostnames may send the proxy to (the operator account's are
+    /// `[proxy] allow_backend`).
+    Prefixes {
+        #[command(subcommand)]
+        command: AccountPrefixesCommand,
+    },
     /// Show a customer account's limits and quotas (`KEY<TAB>VALUE`, `-`
     /// for none), after setting those given; `default` restores a
     /// default. Only on the data directory.
@@ -242,6 +250,25 @@ enum AccountCommand {
         /// API tokens of the account.
         #[arg(long, value_name = "N|default")]
         tokens: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountPrefixesCommand {
+    /// Replace the account's backend prefixes (none: nothing of it is
+    /// proxied), then print them, one per line. At most 64; a prefix of
+    /// another account's may not overlap.
+    Set {
+        /// Account name.
+        name: String,
+        /// IPv6 prefixes, e.g. 2001:db8:42::/48.
+        #[arg(value_name = "PREFIX")]
+        prefixes: Vec<String>,
+    },
+    /// Print the account's backend prefixes, one per line.
+    Show {
+        /// Account name.
+        name: String,
     },
 }
 
@@ -597,11 +624,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 AccountCommand::Limits { .. } => Err(anyhow::anyhow!(
                     "account limits are set on the data directory (--data), not through the API"
                 )),
+                AccountCommand::Prefixes { command: AccountPrefixesCommand::Set { name, prefixes } } => {
+                    client::account_prefixes(&a, &name, Some(&prefixes))
+                }
+                AccountCommand::Prefixes { command: AccountPrefixesCommand::Show { name } } => {
+                    client::account_prefixes(&a, &name, None)
+                }
             },
             None => match command {
                 AccountCommand::Create { name } => authcmd::account_create(&data_dir(&common), &name),
                 AccountCommand::List => authcmd::account_list(&data_dir(&common)),
                 AccountCommand::Show { name } => authcmd::account_show(&data_dir(&common), name.as_deref()),
+                AccountCommand::Prefixes { command: AccountPrefixesCommand::Set { name, prefixes } } => {
+                    authcmd::account_prefixes(&data_dir(&common), &name, Some(&prefixes))
+                }
+                AccountCommand::Prefixes { command: AccountPrefixesCommand::Show { name } } => {
+                    authcmd::account_prefixes(&data_dir(&common), &name, None)
+                }
                 AccountCommand::Limits {
                     name,
                     records_per_rrset,

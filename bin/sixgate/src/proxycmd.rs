@@ -129,14 +129,16 @@ pub(crate) fn check(dir: &Path, host: &str) -> anyhow::Result<()> {
             http_port: h.http_port,
             tls_port: h.tls_port,
             verified: true,
+            zone: std::sync::Arc::from(name::to_lowercase(&data.apex)),
+            // Every address is probed here, whatever the serving policy
+            // says: this is the operator looking at the backend.
+            prefixes: std::sync::Arc::new([sixgate_proxy::policy::Prefix {
+                addr: std::net::Ipv6Addr::UNSPECIFIED,
+                len: 0,
+            }]),
         },
     );
-    // Every address is probed here, whatever the serving policy says: this
-    // is the operator looking at the backend.
-    let open_policy = sixgate_proxy::policy::BackendPolicy::new(
-        vec![sixgate_proxy::policy::Prefix { addr: std::net::Ipv6Addr::UNSPECIFIED, len: 0 }],
-        None,
-    );
+    let open_policy = sixgate_proxy::policy::BackendPolicy::new(None);
     let text = name::to_text(&h.name);
     let host_text = text.trim_end_matches('.');
     let route = routes.route(&catalog, host_text, &open_policy);

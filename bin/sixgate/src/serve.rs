@@ -16,7 +16,7 @@ use sixgate_store::{Store, files};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::config::Settings;
-use crate::demo;
+use crate::{demo, proxyroutes};
 
 fn init_logging(level: &str) -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("SIXGATE_LOG")
@@ -135,82 +135,6 @@ fn metrics_text(
     out.push_str(&sixgate_control::watchdog::metrics_text(&expiry.load()));
     out.push_str(&listeners.render());
     out
-}
-
-/// The proxy's route table as the store has it now.
-fn build_routes(dir: &std::path::Path) -> anyhow::Result<sixgate_proxy::route::Routes> {
-    let store = Store::open(dir)?;
-    let verified: std::collections::HashMap<Box<[u8]>, bool> =
-        store.zones()?.into_iter().map(|z| (name::to_lowercase(&z.apex), z.verified)).collect();
-    let mut routes = sixgate_proxy::route::Routes::default();
-    for h in store.proxy_hosts()? {
-        let config = sixgate_proxy::route::HostConfig {
-            proxy_protocol: h.proxy_protocol.version(),
-            http_port: h.http_port,
-            tls_port: h.tls_port,
-            verified: verified.get(&h.zone).copied().unwrap_or(false),
-        };
-        routes.hosts.insert(h.name, config);
-    }
-    Ok(routes)
-}
-
-/// Every socket sixgate listens on (bound, ports chosen): with the host's
-/// interface addresses, what the proxy never connects to.
-struct OwnListeners {
-    sockets: Vec<std::net::SocketAddr>,
-}
-
-impl OwnListeners {
-    /// Reads the host's addresses again and puts them in the policy. If
-    /// they cannot be read, the last ones stay.
-    fn refresh(&self, policy: &sixgate_proxy::policy::BackendPolicy) {
-        match sixgate_proxy::own::interface_addresses() {
-            Ok(interfaces) => {
-                policy.set_own(sixgate_proxy::own::OwnAddresses::new(&self.sockets, &interfaces))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the host's addresses; the proxy keeps the last ones")
-            }
-        }
-    }
-}
-
-/// How often the host's addresses are read again when nothing else
-/// rebuilds the routes: an address that appears (SLAAC, a failover
-/// address) is one of sixgate's own within this long.
-const OWN_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// Keeps the route table built at start in step with the store: rebuilt
-/// after every published change (a hostname enabled or disabled, a zone
-/// verified). The host's own addresses are read again with each rebuild
-/// and every [`OWN_REFRESH`].
-async fn follow_routes(
-    dir: std::path::PathBuf,
-    shared: Arc<sixgate_proxy::tls::Shared>,
-    own: OwnListeners,
-    mut published: tokio::sync::watch::Receiver<i64>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
-) {
-    let mut tick = tokio::time::interval(OWN_REFRESH);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            r = published.changed() => if r.is_err() { return },
-            _ = tick.tick() => {
-                own.refresh(&shared.policy);
-                continue;
-            }
-            _ = async { let _ = shutdown.wait_for(|&s| s).await; } => return,
-        }
-        own.refresh(&shared.policy);
-        let d = dir.clone();
-        match tokio::task::spawn_blocking(move || build_routes(&d)).await {
-            Ok(Ok(r)) => shared.routes.store(Arc::new(r)),
-            Ok(Err(e)) => tracing::warn!(error = %e, "proxy routes not refreshed"),
-            Err(e) => tracing::warn!(error = %e, "proxy routes task failed"),
-        }
-    }
 }
 
 /// Runs the server until a termination signal.
@@ -407,14 +331,17 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     // The IPv4-to-IPv6 proxy.
     let mut proxy_addrs = Vec::new();
     if !s.proxy_tls.is_empty() || !s.proxy_http.is_empty() {
-        if s.proxy_policy.allowed.is_empty() {
-            tracing::warn!("no proxy backend prefixes are configured: nothing will be proxied");
+        if s.proxy_allow_backend.is_empty() {
+            tracing::info!(
+                "no backend prefixes for the operator account's hostnames ([proxy] allow_backend); \
+                 customer accounts use their own"
+            );
         }
         let shared = Arc::new(sixgate_proxy::tls::Shared {
             catalog: catalog.clone(),
             // Built before the listeners open, so the first connection is
             // routed like every later one.
-            routes: arc_swap::ArcSwap::from_pointee(build_routes(&s.data)?),
+            routes: arc_swap::ArcSwap::from_pointee(proxyroutes::build(&s.data, &s.proxy_allow_backend)?),
             policy: s.proxy_policy.clone(),
             stats: Default::default(),
             forwarded: s.proxy_forwarded,
@@ -438,7 +365,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         }
         // Every listener is bound (ports chosen): they are sixgate's own,
         // never a backend, before the first connection is routed.
-        let own = OwnListeners {
+        let own = proxyroutes::OwnListeners {
             sockets: addrs
                 .iter()
                 .chain(&api_bound)
@@ -447,8 +374,9 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
                 .collect(),
         };
         own.refresh(&shared.policy);
-        api_tasks.push(rt.spawn(follow_routes(
+        api_tasks.push(rt.spawn(proxyroutes::follow(
             s.data.clone(),
+            s.proxy_allow_backend.clone(),
             shared.clone(),
             own,
             published.clone(),

@@ -1,5 +1,6 @@
-//! `/v1/accounts` and `/v1/tokens`: accounts (admins only) and scoped
-//! tokens. A token's secret is in the creation response and nowhere else.
+//! `/v1/accounts` and `/v1/tokens`: accounts (admins only), their backend
+//! prefixes (admins only), and scoped tokens. A token's secret is in the
+//! creation response and nowhere else.
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -8,7 +9,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use sixgate_dns::name;
-use sixgate_store::{Account, OPERATOR_ACCOUNT, Scope, Store, Token, ip6_arpa};
+use sixgate_store::{Account, BackendPrefix, OPERATOR_ACCOUNT, Scope, Store, Token, ip6_arpa};
 
 use crate::auth::Caller;
 use crate::records::parse_name;
@@ -17,6 +18,7 @@ use crate::{ApiError, AppState, Body};
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/accounts", get(accounts).post(create_account))
+        .route("/v1/accounts/{account}/prefixes", get(prefixes).put(set_prefixes))
         .route("/v1/account", get(own_account))
         .route("/v1/tokens", get(tokens).post(create_token))
         .route("/v1/tokens/{id}", delete(revoke))
@@ -84,6 +86,72 @@ async fn create_account(
         })
         .await?;
     Ok((StatusCode::CREATED, Json(a)))
+}
+
+/// An account's backend prefixes: where the proxy may send its hostnames.
+#[derive(Debug, Serialize)]
+struct PrefixesJson {
+    account: String,
+    prefixes: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetPrefixes {
+    prefixes: Vec<String>,
+}
+
+/// `GET /v1/accounts/{account}/prefixes` (admin).
+async fn prefixes(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+) -> Result<Json<PrefixesJson>, ApiError> {
+    caller.require_admin()?;
+    let json = st
+        .read(move |s| {
+            let a = s.account(&account)?;
+            if a.id == OPERATOR_ACCOUNT {
+                return Err(ApiError::BadRequest(
+                    "the operator account's backend prefixes are the server's configuration ([proxy] allow_backend)"
+                        .into(),
+                ));
+            }
+            let prefixes = s.backend_prefixes(a.id)?.iter().map(ToString::to_string).collect();
+            Ok(PrefixesJson { account: a.name, prefixes })
+        })
+        .await?;
+    Ok(Json(json))
+}
+
+/// `PUT /v1/accounts/{account}/prefixes` (admin): replaces the account's
+/// backend prefixes; the running proxy routes by them at once.
+async fn set_prefixes(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(account): Path<String>,
+    body: Body,
+) -> Result<Json<PrefixesJson>, ApiError> {
+    caller.require_admin()?;
+    let req: SetPrefixes = body.json().await?;
+    // A list far over the quota is refused before anything is parsed.
+    if req.prefixes.len() as u64 > 4 * sixgate_store::MAX_BACKEND_PREFIXES {
+        return Err(ApiError::Unprocessable(format!(
+            "at most {} backend prefixes per account",
+            sixgate_store::MAX_BACKEND_PREFIXES
+        )));
+    }
+    let list = req.prefixes.iter().map(|p| BackendPrefix::parse(p)).collect::<Result<Vec<_>, _>>()?;
+    let json = st
+        .write(move |s| {
+            let a = s.account(&account)?;
+            let stored = s.set_backend_prefixes(a.id, &list)?;
+            tracing::info!(account = %a.name, prefixes = stored.len(), by = caller.token.id, "backend prefixes set");
+            Ok(PrefixesJson { account: a.name, prefixes: stored.iter().map(ToString::to_string).collect() })
+        })
+        .await?;
+    st.poke();
+    Ok(Json(json))
 }
 
 /// A token as listed (without its secret).

@@ -222,6 +222,12 @@ impl AppState {
             .map_err(|e| ApiError::Internal(format!("store task failed: {e}")))?
     }
 
+    /// Wakes the publisher after a commit that is not a zone change (the
+    /// proxy's routes follow it from there).
+    fn poke(&self) {
+        (self.inner.poke)();
+    }
+
     /// Runs a write on the store (`f` returns the commit and what to
     /// answer), then waits until DNS serves it.
     async fn commit<T: Send + 'static>(

@@ -50,6 +50,7 @@ pub(crate) const PATHS: &[&str] = &[
     "/v1/zones/{zone}/rrsets",
     "/v1/zones/{zone}/rrsets/{name}/{type}",
     "/v1/accounts",
+    "/v1/accounts/{account}/prefixes",
     "/v1/account",
     "/v1/tokens",
     "/v1/tokens/{id}",
@@ -110,6 +111,10 @@ pub(crate) fn document() -> Value {
                 "get": op("List accounts (admin), each with the nameservers its zones are delegated to", "200", None),
                 "post": op("Create an account (admin)", "201", Some("CreateAccount")),
             },
+            "/v1/accounts/{account}/prefixes": {
+                "get": op("A customer account's backend prefixes (admin): the IPv6 networks its proxied hostnames may reach", "200", None),
+                "put": op("Replace a customer account's backend prefixes (admin; at most 64, none overlapping another account's; an empty list stops its hostnames being proxied); the running proxy routes by them at once", "200", Some("BackendPrefixes")),
+            },
             "/v1/account": {
                 "get": op("The token's own account: name, zones and the nameservers to give the registry", "200", None),
             },
@@ -142,6 +147,8 @@ pub(crate) fn document() -> Value {
                     "name": { "type": "string" }, "account": { "type": "string" },
                     "nameservers": { "type": "array", "items": { "type": "string" } }, "zonefile": { "type": "string" } } },
                 "CreateAccount": { "type": "object", "required": ["name"], "properties": { "name": { "type": "string" } } },
+                "BackendPrefixes": { "type": "object", "required": ["prefixes"], "additionalProperties": false, "properties": {
+                    "prefixes": { "type": "array", "maxItems": 64, "items": { "type": "string", "description": "IPv6 prefix, ADDR/LEN, e.g. 2001:db8:42::/48" } } } },
                 "CreateToken": { "type": "object", "required": ["scope"], "properties": {
                     "scope": { "enum": ["admin", "account", "zone", "acme", "ptr"] }, "account": { "type": "string" },
                     "zone": { "type": "string" }, "prefix": { "type": "string", "description": "IPv6 prefix for ptr tokens" } } },

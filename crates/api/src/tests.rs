@@ -472,6 +472,7 @@ async fn the_openapi_document_describes_every_native_route() {
         let uri = p
             .replace("{zone}", "example.test")
             .replace("{name}", "www.example.test")
+            .replace("{account}", "alice")
             .replace("{type}", "A")
             .replace("{id}", "1");
         let (s, _) = f.call("GET", &uri, Some(&f.admin), None).await;
@@ -946,4 +947,45 @@ async fn a_body_that_stops_coming_is_answered_408() {
         .unwrap();
     let resp = f.app.clone().oneshot(req).await.unwrap();
     assert_eq!(resp.status(), StatusCode::REQUEST_TIMEOUT);
+}
+
+/// Backend prefixes are per account and only admins set or read them;
+/// bad prefixes, overlaps and lists over the quota are refused with what
+/// is wrong.
+#[tokio::test]
+async fn account_backend_prefixes_are_set_and_read_by_admins_only() {
+    let f = fixture();
+    let uri = "/v1/accounts/bob/prefixes";
+    let (s, v) = f.call("GET", uri, Some(&f.admin), None).await;
+    assert_eq!((s, v), (StatusCode::OK, json!({"account": "bob", "prefixes": []})));
+    let body = json!({"prefixes": ["2001:db8:b0b::/48", "::1/128"]});
+    let (s, v) = f.call("PUT", uri, Some(&f.admin), Some(body.clone())).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["prefixes"], json!(["::1/128", "2001:db8:b0b::/48"]));
+    assert_eq!(f.call("GET", uri, Some(&f.admin), None).await.1, v);
+    for token in [&f.bob, &f.alice] {
+        assert_eq!(f.call("GET", uri, Some(token), None).await.0, StatusCode::FORBIDDEN);
+        assert_eq!(f.call("PUT", uri, Some(token), Some(body.clone())).await.0, StatusCode::FORBIDDEN);
+    }
+    let cases = [
+        (json!({"prefixes": ["2001:db8::1/32"]}), StatusCode::BAD_REQUEST, "the network is 2001:db8::/32"),
+        (json!({"prefixes": ["192.0.2.0/24"]}), StatusCode::BAD_REQUEST, "not an IPv6 prefix"),
+        (json!({"prefixes": ["2001:db8:b0b:1::/64"]}), StatusCode::CONFLICT, "account bob"),
+        (json!({"prefix": []}), StatusCode::BAD_REQUEST, "prefix"),
+    ];
+    for (body, want, says) in cases {
+        let (s, v) = f.call("PUT", "/v1/accounts/alice/prefixes", Some(&f.admin), Some(body.clone())).await;
+        assert_eq!(s, want, "{body}: {v}");
+        assert!(v["detail"].as_str().unwrap_or_default().contains(says), "{body}: {v}");
+    }
+    let many: Vec<String> = (0..65).map(|i| format!("2001:db8:a:{i:x}::/64")).collect();
+    let (s, v) =
+        f.call("PUT", "/v1/accounts/alice/prefixes", Some(&f.admin), Some(json!({"prefixes": many}))).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, _) = f.call("PUT", "/v1/accounts/operator/prefixes", Some(&f.admin), Some(body)).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        f.call("GET", "/v1/accounts/nobody/prefixes", Some(&f.admin), None).await.0,
+        StatusCode::NOT_FOUND
+    );
 }

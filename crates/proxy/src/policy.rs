@@ -112,11 +112,10 @@ const DENIED: &[(Prefix, &str)] = &[
     (pfx([0xff00, 0, 0, 0, 0, 0, 0, 0], 8), "multicast"),
 ];
 
-/// The backend rule.
+/// The backend rule, with the prefixes of the hostname's account
+/// ([`crate::route::HostConfig::prefixes`]) given at each check.
 #[derive(Debug, Clone, Default)]
 pub struct BackendPolicy {
-    /// Prefixes backends may be in (the operator's customer networks).
-    pub allowed: Vec<Prefix>,
     /// The NAT64 prefix in use, if any.
     pub nat64: Option<Prefix>,
     /// sixgate's own listening sockets and the host's addresses, known
@@ -129,8 +128,9 @@ pub struct BackendPolicy {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum Refusal {
-    /// No backend prefixes are configured: nothing is proxied.
-    #[error("no backend prefixes are configured")]
+    /// The hostname's account has no backend prefixes: nothing of it is
+    /// proxied.
+    #[error("the hostname's account has no backend prefixes")]
     NothingAllowed,
     /// Outside every backend prefix.
     #[error("{0} is outside the backend prefixes")]
@@ -145,10 +145,9 @@ pub enum Refusal {
 }
 
 impl BackendPolicy {
-    /// A policy with these prefixes and NAT64 prefix, and no own
-    /// addresses known yet.
-    pub fn new(allowed: Vec<Prefix>, nat64: Option<Prefix>) -> BackendPolicy {
-        BackendPolicy { allowed, nat64, own: Arc::default() }
+    /// A policy with this NAT64 prefix, and no own addresses known yet.
+    pub fn new(nat64: Option<Prefix>) -> BackendPolicy {
+        BackendPolicy { nat64, own: Arc::default() }
     }
 
     /// Puts `own` in place for every clone of this policy.
@@ -166,12 +165,13 @@ impl BackendPolicy {
         Ok(())
     }
 
-    /// May the proxy connect to `a`?
-    pub fn check(&self, a: Ipv6Addr) -> Result<(), Refusal> {
-        if self.allowed.is_empty() {
+    /// May the proxy connect to `a` for a hostname whose account has the
+    /// backend prefixes `allowed`?
+    pub fn check(&self, allowed: &[Prefix], a: Ipv6Addr) -> Result<(), Refusal> {
+        if allowed.is_empty() {
             return Err(Refusal::NothingAllowed);
         }
-        let Some(home) = self.allowed.iter().filter(|p| p.contains(a)).max_by_key(|p| p.len) else {
+        let Some(home) = allowed.iter().filter(|p| p.contains(a)).max_by_key(|p| p.len) else {
             return Err(Refusal::OutsidePrefixes(a));
         };
         // A denied range is allowed only when the operator's prefix lies
@@ -198,13 +198,22 @@ impl BackendPolicy {
 mod tests {
     use super::*;
 
-    fn policy(allowed: &[&str]) -> BackendPolicy {
-        let p = BackendPolicy::new(
-            allowed.iter().map(|p| Prefix::parse(p).unwrap()).collect(),
-            Some(Prefix::parse("64:ff9b::/96").unwrap()),
-        );
+    /// A policy and an account's prefixes.
+    struct Policy(BackendPolicy, Vec<Prefix>);
+
+    impl Policy {
+        fn check(&self, a: Ipv6Addr) -> Result<(), Refusal> {
+            self.0.check(&self.1, a)
+        }
+        fn check_socket(&self, a: SocketAddrV6) -> Result<(), Refusal> {
+            self.0.check_socket(a)
+        }
+    }
+
+    fn policy(allowed: &[&str]) -> Policy {
+        let p = BackendPolicy::new(Some(Prefix::parse("64:ff9b::/96").unwrap()));
         p.set_own(OwnAddresses::new(&["[::]:443".parse().unwrap()], &["2a01:4f8::53".parse().unwrap()]));
-        p
+        Policy(p, allowed.iter().map(|p| Prefix::parse(p).unwrap()).collect())
     }
 
     fn ip(s: &str) -> Ipv6Addr {
@@ -213,7 +222,7 @@ mod tests {
 
     #[test]
     fn deny_by_default_and_inside_prefixes_only() {
-        assert_eq!(BackendPolicy::default().check(ip("2a01:4f8::1")), Err(Refusal::NothingAllowed));
+        assert_eq!(BackendPolicy::default().check(&[], ip("2a01:4f8::1")), Err(Refusal::NothingAllowed));
         let p = policy(&["2a01:4f8::/32"]);
         assert_eq!(p.check(ip("2a01:4f8::80")), Ok(()));
         assert!(matches!(p.check(ip("2a02::1")), Err(Refusal::OutsidePrefixes(_))));
@@ -230,7 +239,11 @@ mod tests {
         let own = |port| SocketAddrV6::new(ip("2a01:4f8::53"), port, 0, 0);
         assert_eq!(p.check_socket(own(8080)), Ok(()));
         assert_eq!(p.check_socket(own(443)), Err(Refusal::OwnListener(own(443))));
-        assert_eq!(p.clone().check_socket(own(443)), Err(Refusal::OwnListener(own(443))), "clones share it");
+        assert_eq!(
+            p.0.clone().check_socket(own(443)),
+            Err(Refusal::OwnListener(own(443))),
+            "clones share it"
+        );
     }
 
     #[test]

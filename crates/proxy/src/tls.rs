@@ -219,7 +219,6 @@ fn client_error(shared: &Shared, peer: SocketAddr, why: &str) {
 mod tests {
     use super::*;
     use crate::own::OwnAddresses;
-    use crate::policy::Prefix;
 
     /// Regression: a backend AAAA at the address and port of one of
     /// sixgate's own listeners was connected to, and the proxy looped
@@ -229,7 +228,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let mapped = std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped();
-        let policy = BackendPolicy::new(vec![Prefix { addr: mapped, len: 128 }], None);
+        let policy = BackendPolicy::new(None);
         policy.set_own(OwnAddresses::new(&[listener.local_addr().unwrap()], &[]));
         let e = connect_any(&[mapped], port, &policy).await.unwrap_err();
         assert!(e.contains("own listening"), "{e}");

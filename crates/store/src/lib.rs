@@ -28,6 +28,7 @@ pub mod files;
 mod holds;
 mod occlusion;
 pub use holds::Hold;
+mod prefixes;
 mod proxy;
 mod purge;
 mod schema;
@@ -51,6 +52,7 @@ pub use derived::{Aname, AnameState};
 pub use dnssec::{
     DnssecInfo, KeyInfo, Maintained, Roll, SignatureSummary, SignedZoneDue, Verdict, ZoneState, denial_name,
 };
+pub use prefixes::{BackendPrefix, MAX_BACKEND_PREFIXES};
 pub use proxy::{ProxyHost, ProxyProtocol};
 pub use serial::{SerialScheme, rfc3339};
 pub use sixgate_dns::limits::{LimitError, SizeLimits};

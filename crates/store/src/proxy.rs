@@ -80,6 +80,9 @@ pub struct ProxyHost {
     pub http_port: u16,
     /// Backend port for TLS.
     pub tls_port: u16,
+    /// The account that owns its zone, whose backend prefixes it may use
+    /// (`None` if the zone is gone).
+    pub account_id: Option<i64>,
 }
 
 fn a_records(owner: &[u8], addrs: &[Ipv4Addr]) -> Vec<Record> {
@@ -170,7 +173,8 @@ impl Store {
     /// Hostnames enabled for proxying.
     pub fn proxy_hosts(&self) -> Result<Vec<ProxyHost>, StoreError> {
         let mut st = self.conn.prepare(
-            "SELECT name, zone_name, proxy_protocol, http_port, tls_port FROM proxy_hosts ORDER BY name",
+            "SELECT h.name, h.zone_name, h.proxy_protocol, h.http_port, h.tls_port, z.account_id
+             FROM proxy_hosts h LEFT JOIN zones z ON z.name = h.zone_name ORDER BY h.name",
         )?;
         let rows = st.query_map([], |r| {
             Ok(ProxyHost {
@@ -179,6 +183,7 @@ impl Store {
                 proxy_protocol: ProxyProtocol::from_name(&r.get::<_, String>(2)?).unwrap_or_default(),
                 http_port: r.get(3)?,
                 tls_port: r.get(4)?,
+                account_id: r.get(5)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

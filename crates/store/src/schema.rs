@@ -188,6 +188,13 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX zones_account ON zones (account_id);
     CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     INSERT INTO meta (key, value) VALUES ('claims_backfill', 1);",
+    // 8: backend prefixes per account (prefixes.rs): where the proxy may
+    // send an account's hostnames. Text as `BackendPrefix` writes it.
+    "CREATE TABLE account_prefixes (
+        account_id INTEGER NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+        prefix TEXT NOT NULL,           -- ADDR/LEN, canonical
+        PRIMARY KEY (account_id, prefix)
+    ) WITHOUT ROWID;",
 ];
 
 /// Brings the database to the latest schema.

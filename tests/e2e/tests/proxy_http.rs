@@ -360,3 +360,92 @@ fn a_backend_at_the_proxys_own_listener_is_refused_not_looped() -> Result<()> {
     ensure!(metric(&server, "sixgate_proxy_forwarded_total")? == 0, "the proxy forwarded to itself");
     Ok(())
 }
+
+/// A request for `host` through the proxy; the status line.
+fn get(proxy: SocketAddr, host: &str, path: &str) -> Result<String> {
+    raw(proxy, &format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"))
+}
+
+/// Accounts `alice` and `bob` with a verified zone each, made by an
+/// admin through the API, whose `www` AAAA is ::1 (bob's server, nginx on
+/// `port`), enabled for the proxy on the running server. Returns the
+/// server, its proxy-http address and an admin token.
+fn two_tenants(
+    dir: &Path,
+    port: u16,
+    before_serve: impl FnOnce(&Cli) -> Result<()>,
+) -> Result<(Sixgate, SocketAddr, String)> {
+    let cli = Cli::new(dir.join("data"))?;
+    for who in ["alice", "bob"] {
+        cli.run(&["account", "create"], &[who])?.ok()?;
+    }
+    cli.run(&["proxy", "addresses", "set"], &["198.51.100.7"])?.ok()?;
+    before_serve(&cli)?;
+    let admin = cli.run(&["token", "create"], &[])?.ok()?.stdout.trim().to_string();
+    // The operator's own prefix is ::1/128 too: it is not the customers'.
+    let server =
+        Sixgate::serve_with(cli, &["--proxy-http", "127.0.0.1:0", "--proxy-allow-backend", "::1/128"])?;
+    let base = server.api_url().context("no API")?;
+    for who in ["alice", "bob"] {
+        let zonefile =
+            format!("$ORIGIN {who}.test.\n@ 300 SOA ns h 1 2 3 4 5\n@ NS ns.example.\nwww AAAA ::1\n");
+        let body = serde_json::json!({"name": format!("{who}.test"), "account": who, "zonefile": zonefile});
+        let r = sixgate_e2e::http::bearer(
+            "POST",
+            &base,
+            "/v1/zones",
+            &admin,
+            Some(&body),
+            Duration::from_secs(20),
+        )?;
+        ensure!(
+            r.status == 201 && r.body.contains("\"verified\":true"),
+            "{who}'s zone: {} {}",
+            r.status,
+            r.body
+        );
+        let host = format!("www.{who}.test");
+        server.cli().run(&["proxy", "enable"], &[&host, "--backend-http-port", &port.to_string()])?.ok()?;
+    }
+    let proxy: SocketAddr = server.listening("proxy-http").context("no `listening proxy-http` line")?;
+    Ok((server, proxy, admin))
+}
+
+/// Regression: backend prefixes were one list for every account, so a
+/// customer could point an enabled hostname at another customer's server
+/// (which lets the proxy's address through its firewall) and reach it
+/// through the proxy. Bob's prefix is his; Alice's hostname aimed at his
+/// server is refused, and the operator's own prefix opens nothing for
+/// customers.
+#[test]
+fn a_hostname_reaches_only_backends_in_its_own_accounts_prefixes() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_nginx, port) = nginx(dir.path(), false)?;
+    let (server, proxy, admin) = two_tenants(dir.path(), port, |cli| {
+        cli.run(&["account", "prefixes", "set"], &["bob", "::1/128"])?.ok()?;
+        Ok(())
+    })?;
+    // Alice's hostname was enabled first: once Bob's is routed, hers is
+    // in the route table too.
+    wait_until("bob's hostname to be proxied", Duration::from_secs(20), || {
+        Ok(get(proxy, "www.bob.test", "/bob")?.contains(" 200 ").then_some(()))
+    })?;
+    let alice = get(proxy, "www.alice.test", "/alice")?;
+    ensure!(alice.contains(" 421 "), "alice's hostname reached bob's server: {alice}");
+    let logged = std::fs::read_to_string(dir.path().join("access.log")).unwrap_or_default();
+    ensure!(!logged.contains("/alice"), "{logged}");
+    // The same list on the data directory and through the API.
+    let base = server.api_url().context("no API")?;
+    let env = [("SIXGATE_API", base.as_str()), ("SIXGATE_TOKEN", admin.as_str())];
+    for (who, want) in [("bob", "::1/128\n"), ("alice", "")] {
+        for out in [
+            server.cli().run(&["account", "prefixes", "show"], &[who])?.ok()?,
+            server.cli().run_env(&env, &["account", "prefixes", "show"], &[who])?.ok()?,
+        ] {
+            ensure!(out.stdout == want, "{who}: {out}");
+        }
+    }
+    let refused = server.cli().run_env(&env, &["account", "prefixes", "set"], &["alice", "::1/128"])?;
+    ensure!(!refused.success() && refused.stderr.contains("account bob"), "{refused}");
+    Ok(())
+}
