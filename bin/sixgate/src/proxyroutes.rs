@@ -73,22 +73,26 @@ impl OwnListeners {
 const OWN_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Keeps the route table built at start in step with the store: rebuilt
-/// after every published change (a hostname enabled or disabled, a zone
-/// verified). The host's own addresses are read again with each rebuild
-/// and every [`OWN_REFRESH`].
+/// whenever the store's routes generation moves (`routes`, from the
+/// publisher), that is after every write the table is built from: a
+/// hostname enabled, disabled or given new options, a zone made, deleted,
+/// verified or unverified, an account's backend prefixes changed. DNS
+/// record changes need no rebuild: routes read the AAAA records from the
+/// served snapshot. The host's own addresses are read again with each
+/// rebuild and every [`OWN_REFRESH`].
 pub(crate) async fn follow(
     dir: PathBuf,
     operator: Vec<Prefix>,
     shared: Arc<Shared>,
     own: OwnListeners,
-    mut published: tokio::sync::watch::Receiver<i64>,
+    mut routes: tokio::sync::watch::Receiver<i64>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(OWN_REFRESH);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
-            r = published.changed() => if r.is_err() { return },
+            r = routes.changed() => if r.is_err() { return },
             _ = tick.tick() => {
                 own.refresh(&shared.policy);
                 continue;

@@ -172,6 +172,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
     let (mut follower, catalog) = Follower::start(store, seed, workers)?;
     let published = follower.published();
+    let routes_generation = follower.routes();
     let held_zones = follower.held_count();
 
     let mut bound = Vec::new();
@@ -379,7 +380,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             s.proxy_allow_backend.clone(),
             shared.clone(),
             own,
-            published.clone(),
+            routes_generation.clone(),
             sd_rx.clone(),
         )));
         for listener in tls_listeners {

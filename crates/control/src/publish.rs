@@ -32,6 +32,12 @@
 //! notices through SQLite's `data_version` on a short poll, and sooner
 //! when poked through the data directory's notification socket, which
 //! the CLI pings after each commit.
+//!
+//! With the journal, the follower reads the store's routes generation
+//! ([`Store::routes_generation`]) and passes it on ([`Follower::routes`]):
+//! the proxy rebuilds its route table when it moves, also for writes that
+//! change no record (a hostname's PROXY mode, a zone's verification, an
+//! account's backend prefixes).
 
 use std::collections::HashMap;
 use std::os::unix::net::UnixDatagram;
@@ -81,6 +87,8 @@ pub trait Source {
     fn visit_zones(&mut self, visit: &mut Visit<'_>) -> Result<i64, StoreError>;
     /// See [`Store::visit_zone`].
     fn visit_zone(&mut self, apex: &[u8], visit: &mut Visit<'_>) -> Result<Option<i64>, StoreError>;
+    /// See [`Store::routes_generation`].
+    fn routes_generation(&self) -> Result<i64, StoreError>;
     /// The store's clock (unix seconds).
     fn now(&self) -> i64;
     /// Records or clears a zone's hold.
@@ -103,6 +111,9 @@ impl Source for Store {
     }
     fn visit_zone(&mut self, apex: &[u8], visit: &mut Visit<'_>) -> Result<Option<i64>, StoreError> {
         Store::visit_zone(self, apex, |a, n, r| visit(a, n, r))
+    }
+    fn routes_generation(&self) -> Result<i64, StoreError> {
+        Store::routes_generation(self)
     }
     fn now(&self) -> i64 {
         Store::now(self)
@@ -141,6 +152,8 @@ pub struct Follower<S: Source = Store> {
     /// The journal position of the catalog being served, for writers
     /// that answer only once their change is served.
     published: tokio::sync::watch::Sender<i64>,
+    /// The store's routes generation as last read, for the proxy.
+    routes: tokio::sync::watch::Sender<i64>,
     /// Zones whose newest version waits for its whole verification: that
     /// version, with later diffs applied (each checked as it came).
     pending: HashMap<Box<[u8]>, Pending>,
@@ -228,6 +241,7 @@ impl<S: Source> Follower<S> {
     ) -> Result<(Follower<S>, SharedCatalog), PublishError> {
         let started = Instant::now();
         let data_version = store.data_version()?;
+        let routes = store.routes_generation()?;
         let mut built: Vec<Built> = Vec::new();
         let mut records = 0;
         let position = store.visit_zones(&mut |apex, count, recs| {
@@ -248,6 +262,7 @@ impl<S: Source> Follower<S> {
             seed,
             data_version,
             published: tokio::sync::watch::Sender::new(position),
+            routes: tokio::sync::watch::Sender::new(routes),
             pending: HashMap::new(),
             generation: 0,
             verifier: Verifier::new(workers),
@@ -373,6 +388,10 @@ impl<S: Source> Follower<S> {
             self.held_count.store(self.held.len(), Ordering::Relaxed);
             self.published.send_replace(self.position);
         }
+        // Read after the journal, so a route rebuild sees at least the
+        // zones just published.
+        let routes = self.store.routes_generation()?;
+        self.routes.send_if_modified(|g| std::mem::replace(g, routes) != routes);
         self.data_version = dv;
         Ok(applied)
     }
@@ -489,6 +508,12 @@ impl<S: Source> Follower<S> {
     /// Follows the journal position of the catalog being served.
     pub fn published(&self) -> tokio::sync::watch::Receiver<i64> {
         self.published.subscribe()
+    }
+
+    /// Follows the store's routes generation: it changes after every
+    /// write the proxy's route table depends on.
+    pub fn routes(&self) -> tokio::sync::watch::Receiver<i64> {
+        self.routes.subscribe()
     }
 
     fn reload_zone(&mut self, catalog: &mut Catalog, apex: &[u8]) -> Result<(), PublishError> {

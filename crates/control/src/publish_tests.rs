@@ -81,6 +81,9 @@ impl Source for Faulty {
     fn data_version(&self) -> Result<i64, StoreError> {
         self.store.data_version()
     }
+    fn routes_generation(&self) -> Result<i64, StoreError> {
+        self.store.routes_generation()
+    }
     fn journal_since(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
         let mut v = self.store.journal_since(after, limit)?;
         v.retain(|e| !self.hidden.contains(&e.id));
@@ -411,4 +414,34 @@ fn fault8_a_whole_load_verifies_off_the_serving_path() {
     f.settle();
     assert_eq!(served(&f, "a.test.").unwrap(), stored(&mut f, "a.test."));
     assert!(f.store.store.holds().unwrap().is_empty());
+}
+
+/// Regression: a write that changes what the proxy routes by but no
+/// record (a hostname's PROXY mode, a lost verification) journals
+/// nothing, so a proxy that rebuilt its routes after published journal
+/// entries never saw it. The routes generation is passed on for those
+/// writes, and only when it moves.
+#[test]
+fn a_write_that_changes_routes_and_no_record_is_passed_on() {
+    let (_dir, mut f) = setup();
+    let mut routes = f.routes();
+    let www = n("www.a.test.");
+    writer(&f)
+        .by(Actor::Task("test"))
+        .proxy_enable(&www, sixgate_store::ProxyProtocol::Off, 80, 443)
+        .unwrap();
+    f.catch_up().unwrap();
+    assert!(routes.has_changed().unwrap(), "a hostname enabled");
+    routes.mark_unchanged();
+    let position = f.position;
+    let c = writer(&f).by(Actor::Task("test")).proxy_enable(&www, sixgate_store::ProxyProtocol::V1, 80, 443);
+    assert_eq!(c.unwrap(), None, "no record changed");
+    f.catch_up().unwrap();
+    assert_eq!(f.position, position, "nothing journaled");
+    assert!(routes.has_changed().unwrap(), "its PROXY mode changed");
+    routes.mark_unchanged();
+    write(&mut f, "a.test.", "more 300 AAAA 2001:db8::3\n");
+    f.catch_up().unwrap();
+    assert!(!routes.has_changed().unwrap(), "a record change is the snapshot's, not the routes'");
+    assert_eq!(*routes.borrow(), writer(&f).routes_generation().unwrap());
 }

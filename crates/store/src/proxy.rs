@@ -189,6 +189,17 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// The proxy's routes generation: it moves with every committed write
+    /// to what the route table is built from (hostnames enabled and their
+    /// options, zones made, deleted, verified or given to another account,
+    /// accounts' backend prefixes), whoever makes it, by triggers in the
+    /// same transaction (schema migration 9). A running proxy rebuilds its
+    /// routes when it moves; DNS record changes need no rebuild (routes
+    /// read them from the served snapshot) and do not move it.
+    pub fn routes_generation(&self) -> Result<i64, StoreError> {
+        Ok(self.conn.query_row("SELECT value FROM meta WHERE key = 'routes_generation'", [], |r| r.get(0))?)
+    }
+
     /// The deepest zone at or above `key`.
     fn zone_of(&self, key: &[u8]) -> Result<Option<Box<[u8]>>, StoreError> {
         let mut cur: &[u8] = key;
@@ -313,7 +324,7 @@ fn case_of(conn: &Connection, zone_id: i64, key: &[u8]) -> Result<Box<[u8]>, Sto
 
 #[cfg(test)]
 mod tests {
-    use crate::Actor;
+    use crate::{Actor, OPERATOR_ACCOUNT};
     use sixgate_dns::zonefile;
 
     use super::*;
@@ -374,5 +385,59 @@ mod tests {
         assert_eq!(served(&mut s), 0);
         assert!(s.proxy_hosts().unwrap().is_empty());
         assert!(s.by(Actor::Task("test")).proxy_disable(&www).is_err());
+    }
+
+    /// Regression: `proxy enable` with new options on an enabled hostname
+    /// and a change of verification wrote no journal entry, so a running
+    /// proxy, which rebuilt its routes only after journal entries, kept
+    /// the old ones.
+    #[test]
+    fn every_write_routes_depend_on_moves_the_routes_generation_and_record_changes_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let alice = s.create_account("alice").unwrap().id;
+        let apex = n("example.com.");
+        let text = "@ 300 SOA ns h 1 2 3 4 5\n@ 300 NS ns.x.\nwww 300 AAAA 2001:db8::80\n";
+        let mut last = s.routes_generation().unwrap();
+        let mut moved = |s: &Store, what: &str, want: bool| {
+            let now = s.routes_generation().unwrap();
+            assert_eq!(now != last, want, "{what}: {last} -> {now}");
+            last = now;
+        };
+        s.by(Actor::Task("test"))
+            .create_zone(&apex, zonefile::parse(text, &apex).unwrap(), alice, true)
+            .unwrap();
+        moved(&s, "zone created", true);
+        let www = n("www.example.com.");
+        s.by(Actor::Task("test")).proxy_enable(&www, ProxyProtocol::Off, 80, 443).unwrap();
+        moved(&s, "enabled", true);
+        s.by(Actor::Task("test")).proxy_enable(&www, ProxyProtocol::Off, 80, 443).unwrap();
+        moved(&s, "enabled again as it was", false);
+        let c = s.by(Actor::Task("test")).proxy_enable(&www, ProxyProtocol::V2, 80, 443).unwrap();
+        assert_eq!(c, None, "no record changed");
+        moved(&s, "PROXY mode changed", true);
+        s.by(Actor::Task("test")).proxy_enable(&www, ProxyProtocol::V2, 8080, 443).unwrap();
+        moved(&s, "port changed", true);
+        let a = zonefile::parse("www 60 AAAA 2001:db8::81\n", &apex).unwrap();
+        s.by(Actor::Task("test")).apply(&apex, &[Change::Add(a[0].clone())]).unwrap();
+        moved(&s, "a record added", false);
+        s.set_verified(&apex, true, None).unwrap();
+        moved(&s, "checked, still verified", false);
+        s.set_verified(&apex, false, Some("gone")).unwrap();
+        moved(&s, "verification lost", true);
+        s.set_zone_owner(&apex, OPERATOR_ACCOUNT, false).unwrap();
+        moved(&s, "another owner", true);
+        s.set_backend_prefixes(alice, &[crate::BackendPrefix::parse("2001:db8::/32").unwrap()]).unwrap();
+        moved(&s, "prefixes set", true);
+        s.set_backend_prefixes(alice, &[]).unwrap();
+        moved(&s, "prefixes cleared", true);
+        s.by(Actor::Task("test")).proxy_disable(&www).unwrap();
+        moved(&s, "disabled", true);
+        s.by(Actor::Task("test")).delete_zone(&apex).unwrap();
+        moved(&s, "zone deleted", true);
+        // It survives a reopen, and other connections see it.
+        drop(s);
+        let s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.routes_generation().unwrap(), last);
     }
 }

@@ -195,6 +195,44 @@ const MIGRATIONS: &[&str] = &[
         prefix TEXT NOT NULL,           -- ADDR/LEN, canonical
         PRIMARY KEY (account_id, prefix)
     ) WITHOUT ROWID;",
+    // 9: the proxy's routes generation (proxy.rs). Every write to what
+    // the route table is built from bumps it in its own transaction, by
+    // trigger, so no write path can forget to: enabled hostnames and their
+    // options, a zone's coming and going, its verification and owner, and
+    // accounts' backend prefixes. Record changes do not: routes read the
+    // AAAA records from the served snapshot.
+    "INSERT INTO meta (key, value) VALUES ('routes_generation', 0);
+    CREATE TRIGGER routes_host_added AFTER INSERT ON proxy_hosts BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'routes_generation';
+    END;
+    CREATE TRIGGER routes_host_changed AFTER UPDATE ON proxy_hosts
+    WHEN old.name IS NOT new.name OR old.zone_name IS NOT new.zone_name
+        OR old.proxy_protocol IS NOT new.proxy_protocol
+        OR old.http_port IS NOT new.http_port OR old.tls_port IS NOT new.tls_port BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'routes_generation';
+    END;
+    CREATE TRIGGER routes_host_removed AFTER DELETE ON proxy_hosts BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'routes_generation';
+    END;
+    CREATE TRIGGER routes_zone_added AFTER INSERT ON zones BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'routes_generation';
+    END;
+    CREATE TRIGGER routes_zone_changed AFTER UPDATE OF verified, account_id ON zones
+    WHEN old.verified IS NOT new.verified OR old.account_id IS NOT new.account_id BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'routes_generation';
+    END;
+    CREATE TRIGGER routes_zone_removed AFTER DELETE ON zones BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'routes_generation';
+    END;
+    CREATE TRIGGER routes_prefix_added AFTER INSERT ON account_prefixes BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'routes_generation';
+    END;
+    CREATE TRIGGER routes_prefix_changed AFTER UPDATE ON account_prefixes BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'routes_generation';
+    END;
+    CREATE TRIGGER routes_prefix_removed AFTER DELETE ON account_prefixes BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'routes_generation';
+    END;",
 ];
 
 /// Brings the database to the latest schema.

@@ -449,3 +449,113 @@ fn a_hostname_reaches_only_backends_in_its_own_accounts_prefixes() -> Result<()>
     ensure!(!refused.success() && refused.stderr.contains("account bob"), "{refused}");
     Ok(())
 }
+
+/// Waits until a request for `host` gets a status line containing `want`.
+fn wait_status(proxy: SocketAddr, host: &str, want: &str, what: &str) -> Result<String> {
+    wait_until(what, Duration::from_secs(15), || {
+        let s = get(proxy, host, "/")?;
+        Ok(s.contains(want).then_some(s))
+    })
+}
+
+/// Regression: the route table was rebuilt only after a DNS change was
+/// published, and `proxy enable` on an enabled hostname with new options
+/// changes no record, so a running proxy kept the old PROXY mode (and
+/// ports) until some unrelated DNS change.
+#[test]
+fn a_proxy_protocol_change_takes_effect_without_a_dns_change() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    // nginx wants a PROXY header; the hostname is enabled without one.
+    let (_nginx, port) = nginx(dir.path(), true)?;
+    let p = port.to_string();
+    let (server, proxy) = proxy(dir.path(), &["--proxy-protocol", "off", "--backend-http-port", &p])?;
+    let first = get(proxy, HOST, "/")?;
+    ensure!(!first.contains(" 200 "), "nginx answered without a PROXY header: {first:?}");
+    server
+        .cli()
+        .run(&["proxy", "enable"], &[HOST, "--proxy-protocol", "v1", "--backend-http-port", &p])?
+        .ok()?;
+    wait_status(proxy, HOST, " 200 ", "the PROXY header to be sent")?;
+    let lines = log_lines(dir.path(), 1)?;
+    ensure!(lines.iter().any(|l| l.starts_with("127.0.0.1|")), "no PROXY address logged: {lines:?}");
+    Ok(())
+}
+
+/// Regression: a change of an account's backend prefixes reached a
+/// running proxy only with the next unrelated DNS change.
+#[test]
+fn a_change_of_account_prefixes_takes_effect_without_a_dns_change() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_nginx, port) = nginx(dir.path(), false)?;
+    let (server, proxy, admin) = two_tenants(dir.path(), port, |_| Ok(()))?;
+    // Refused: without prefixes (or, a moment after `proxy enable`, as not
+    // yet enabled; both are 421).
+    let refused = get(proxy, "www.bob.test", "/")?;
+    ensure!(refused.contains(" 421 "), "bob's hostname without prefixes: {refused:?}");
+    server.cli().run(&["account", "prefixes", "set"], &["bob", "::1/128"])?.ok()?;
+    wait_status(proxy, "www.bob.test", " 200 ", "bob's prefixes to be used")?;
+    // Cleared through the API: refused again.
+    let base = server.api_url().context("no API")?;
+    let r = sixgate_e2e::http::bearer(
+        "PUT",
+        &base,
+        "/v1/accounts/bob/prefixes",
+        &admin,
+        Some(&serde_json::json!({"prefixes": []})),
+        Duration::from_secs(10),
+    )?;
+    ensure!(r.status == 200, "{} {}", r.status, r.body);
+    wait_status(proxy, "www.bob.test", " 421 ", "bob's prefixes to be gone")?;
+    Ok(())
+}
+
+/// A customer zone that loses its delegation stops being proxied on the
+/// running server at the next check, while (in a lab serving unverified
+/// zones) DNS still answers for it.
+#[test]
+fn a_zone_that_loses_its_delegation_stops_being_proxied() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_nginx, port) = nginx(dir.path(), false)?;
+    let zone = dir.path().join("test.zone");
+    std::fs::write(
+        &zone,
+        "$ORIGIN test.\n$TTL 60\n@ SOA ns.test. hostmaster 1 3600 900 604800 60\n@ NS ns\nns A 192.0.2.1\n\
+         shop NS ns1.shared.example.\n",
+    )?;
+    let parent = Sixgate::start(&[ZoneFile::new("test.", zone)])?;
+    let config = dir.path().join("sixgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dns]\nnameservers = [\"ns1.shared.example.\"]\n[tenancy]\nserve_unverified = true\n\
+             [verify]\nresolvers = [\"{}\"]\ninterval = 1\n\
+             [proxy]\nhttp = [\"127.0.0.1:0\"]\n",
+            parent.udp_addr()
+        ),
+    )?;
+    let cli = Cli::new(dir.path().join("data"))?;
+    cli.run(&["account", "create"], &["alice"])?.ok()?;
+    cli.run(&["account", "prefixes", "set"], &["alice", "::1/128"])?.ok()?;
+    cli.run(&["proxy", "addresses", "set"], &["198.51.100.7"])?.ok()?;
+    let admin = cli.run(&["token", "create"], &[])?.ok()?.stdout.trim().to_string();
+    let server = Sixgate::serve_with(cli, &["--config", &config.display().to_string()])?;
+    let base = server.api_url().context("no API")?;
+    let zonefile = "$ORIGIN shop.test.\n@ 300 SOA ns h 1 2 3 4 5\n@ NS ns1.shared.example.\nwww AAAA ::1\n";
+    let body = serde_json::json!({"name": "shop.test", "account": "alice", "zonefile": zonefile});
+    let r =
+        sixgate_e2e::http::bearer("POST", &base, "/v1/zones", &admin, Some(&body), Duration::from_secs(20))?;
+    ensure!(r.status == 201, "{} {}", r.status, r.body);
+    server
+        .cli()
+        .run(&["proxy", "enable"], &["www.shop.test", "--backend-http-port", &port.to_string()])?
+        .ok()?;
+    let proxy: SocketAddr = server.listening("proxy-http").context("no `listening proxy-http` line")?;
+    wait_status(proxy, "www.shop.test", " 200 ", "the verified zone's hostname to be proxied")?;
+    // The registrant moves the domain elsewhere.
+    parent
+        .cli()
+        .run(&["record", "set"], &["test", "shop", "NS", "--ttl", "60", "ns1.elsewhere.example."])?
+        .ok()?;
+    wait_status(proxy, "www.shop.test", " 421 ", "the unverified zone's hostname to be refused")?;
+    Ok(())
+}
