@@ -121,6 +121,14 @@ impl<W: AsyncWrite + Unpin> AsyncWrite for TimedWrite<W> {
     }
 }
 
+/// Makes closing `stream` send a reset (`SO_LINGER` 0): for a peer that
+/// stopped reading, whose unsent data would otherwise keep the closed
+/// socket, and its buffer, alive in the kernel until `TCP_USER_TIMEOUT`,
+/// and which would see the end only after reading all of it.
+pub fn reset_on_close(stream: &TcpStream) {
+    let _ = socket2::SockRef::from(stream).set_linger(Some(Duration::ZERO));
+}
+
 /// TCP options for sockets that may live long (tunnels, keep-alive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TcpOptions {
@@ -176,6 +184,18 @@ mod tests {
         w.flush().await.unwrap();
         drop(w);
         assert!(reader.await.unwrap() >= 4096);
+    }
+
+    #[tokio::test]
+    async fn a_stream_set_to_reset_ends_with_a_reset() {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut a = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (b, _) = l.accept().await.unwrap();
+        reset_on_close(&b);
+        drop(b);
+        let mut byte = [0u8; 1];
+        let e = a.read(&mut byte).await.unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::ConnectionReset);
     }
 
     #[tokio::test]

@@ -240,6 +240,12 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
                 answer(&mut client, 408, limits).await;
             }
         }
+        Outcome::Stalled { client: stalled } => {
+            metrics.timed_out(Phase::Write);
+            // Its unsent data would keep the closed socket alive.
+            let stalled = if stalled { &client } else { &backend };
+            sixgate_listen::io::reset_on_close(stalled);
+        }
         Outcome::Evicted => {}
         Outcome::Reset => metrics.reset(),
         Outcome::Backend(e) => {
@@ -253,7 +259,13 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
             let ends = tunnel(&mut client, &mut backend, to_backend, to_client, limits).await;
             match ends.end {
                 End::Closed => {}
-                End::TimedOut(phase) => metrics.timed_out(phase),
+                End::TimedOut(phase) => {
+                    metrics.timed_out(phase);
+                    if phase == Phase::Write {
+                        sixgate_listen::io::reset_on_close(&client);
+                        sixgate_listen::io::reset_on_close(&backend);
+                    }
+                }
                 End::Failed(e) => {
                     metrics.reset();
                     tracing::debug!(client = %peer, host = %ex.host(), error = %e, "proxy http: tunnel failed");

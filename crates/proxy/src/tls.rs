@@ -180,6 +180,12 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared
         End::Closed => "closed",
         End::TimedOut(phase) => {
             metrics.timed_out(*phase);
+            if *phase == Phase::Write {
+                // A peer that stopped reading: its unsent data would keep
+                // the closed socket alive.
+                sixgate_listen::io::reset_on_close(&client);
+                sixgate_listen::io::reset_on_close(&backend);
+            }
             phase.label()
         }
         End::Failed(e) => {

@@ -11,7 +11,8 @@
 //! - [`Behaviour::Http`]: reads HTTP/1.1 requests (Content-Length or
 //!   chunked bodies, trailers included) and keeps each one's raw bytes;
 //!   answers `200` with a small body, or, when told to, an upgrade request
-//!   with `101` and then echoes everything back.
+//!   with `101` and then echoes everything back. `GET /big` is answered
+//!   with a gigabyte, written for as long as the other side reads.
 //! - [`Behaviour::Silent`]: accepts and holds connections, never reading or
 //!   writing (a backend that does not read an upload, or a tunnel's silent
 //!   far end).
@@ -49,6 +50,9 @@ pub enum Behaviour {
 
 /// The 200 answer's body.
 pub const BODY: &str = "ok\n";
+
+/// The length of the answer to `GET /big`.
+pub const BIG: usize = 1 << 30;
 
 /// A backend on `[::1]:port`.
 #[derive(Debug)]
@@ -243,6 +247,14 @@ fn serve_http(conn: TcpStream, switch: bool, requests: &Mutex<Vec<Vec<u8>>>) -> 
             w.write_all(&early)?;
             echo(r.into_inner());
             return Ok(());
+        }
+        if head.starts_with("GET /big ") {
+            write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {BIG}\r\n\r\n")?;
+            let chunk = vec![b'b'; 64 * 1024];
+            for _ in 0..BIG / chunk.len() {
+                w.write_all(&chunk)?;
+            }
+            continue;
         }
         write!(w, "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{BODY}", BODY.len())?;
         let close = header(&head, "connection")

@@ -37,7 +37,9 @@ use sixgate_e2e::backend::{Backend, Behaviour};
 use sixgate_e2e::client::{read_framed_within, tcp_connect, write_framed};
 use sixgate_e2e::craft::{self, Echo, Expect, FLOOD_KINDS};
 use sixgate_e2e::normalize::{Response, name_wire};
-use sixgate_e2e::proxylab::{Host, ProxyLab, client_hello, connect_from, cpu_time, fd_kinds, raise_fd_limit};
+use sixgate_e2e::proxylab::{
+    Host, ProxyLab, client_hello, connect_from, cpu_time, fd_kinds, raise_fd_limit, tcp_sockets,
+};
 use sixgate_e2e::{Knot, QuerySpec, Rng, Sixgate, UdpClient, ZoneFile, tcp_exchange, wait_until};
 
 const ZONE: &str = "example.test";
@@ -507,12 +509,49 @@ fn proxy_tls_silent_tunnels_are_closed_on_time() -> Result<()> {
     Ok(())
 }
 
-/// The HTTP listener, four kinds of client at once, each closed at its
+/// When each of a group's connections was seen closed, from the start of
+/// the section (`None`: still open when the group gave up).
+type Closes = Vec<Option<Duration>>;
+
+/// Drives `conns`, calling `step` on each one still open every `pause`,
+/// until all are closed or `give_up` after `started`; a step that returns
+/// false saw its connection closed. With `reads`, what the proxy sends is
+/// read (and dropped) to see its end.
+fn drive(
+    started: Instant,
+    mut conns: Vec<TcpStream>,
+    pause: Duration,
+    give_up: Duration,
+    reads: bool,
+    step: impl Fn(&mut TcpStream, usize) -> bool,
+) -> Closes {
+    let mut closed: Closes = vec![None; conns.len()];
+    let mut round = 0;
+    while closed.iter().any(Option::is_none) && started.elapsed() < give_up {
+        for (s, c) in conns.iter_mut().zip(closed.iter_mut()) {
+            if c.is_none() && (!step(s, round) || (reads && peer_closed(s))) {
+                *c = Some(started.elapsed());
+            }
+        }
+        round += 1;
+        thread::sleep(pause);
+    }
+    closed
+}
+
+/// A blocking write of `bytes`; false once the connection is gone.
+fn send(s: &mut TcpStream, bytes: &[u8]) -> bool {
+    let _ = s.set_nonblocking(false);
+    s.write_all(bytes).is_ok()
+}
+
+/// The HTTP listener, five kinds of client at once, each closed at its
 /// deadline (2 s) and counted under its phase:
 /// - slowloris: 50 heads that gain a byte every 250 ms (head);
 /// - 20 heads sent in one-byte segments, one a millisecond, that would
 ///   reach the 16 KiB limit after some 16 s (head);
 /// - 5 uploads to a backend that accepts and never reads (write);
+/// - 5 downloads of a gigabyte that the client never reads (write);
 /// - 20 upgrade requests answered 200 (no 101), then silence (idle).
 ///
 /// A request from 127.0.0.2 is answered every 250 ms throughout.
@@ -521,7 +560,9 @@ fn proxy_http_slow_and_stuck_clients_are_closed_on_time() -> Result<()> {
     const SLOWLORIS: usize = 50;
     const ONE_BYTE: usize = 20;
     const UPLOADS: usize = 5;
+    const DOWNLOADS: usize = 5;
     const UPGRADES: usize = 20;
+    const GIVE_UP: Duration = Duration::from_secs(30);
     let app = Backend::start(Behaviour::Http { switch: false })?;
     let sink = Backend::start(Behaviour::Silent)?;
     let dir = tempfile::tempdir()?;
@@ -533,134 +574,113 @@ fn proxy_http_slow_and_stuck_clients_are_closed_on_time() -> Result<()> {
     let baseline = lab.open_sockets()?;
     let cpu_before = cpu_time(lab.server.process().id())?;
     let http = lab.http;
+    let connect =
+        |n: usize| -> Result<Vec<TcpStream>> { (0..n).map(|_| Ok(TcpStream::connect(http)?)).collect() };
+    let slow_conns = connect(SLOWLORIS)?;
+    let one_conns = connect(ONE_BYTE)?;
+    for s in &one_conns {
+        s.set_nodelay(true)?;
+    }
+    let up_conns = connect(UPLOADS)?;
+    let mut down_conns = connect(DOWNLOADS)?;
+    for s in &mut down_conns {
+        s.write_all(b"GET /big HTTP/1.1\r\nHost: app.example.test\r\n\r\n")?;
+    }
+    let mut upgrade_conns = connect(UPGRADES)?;
+    for s in &mut upgrade_conns {
+        s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        s.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: app.example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )?;
+        let mut answer = [0u8; 64];
+        let n = s.read(&mut answer)?;
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        ensure!(answer.starts_with("HTTP/1.1 200 "), "upgrade: {answer:?}");
+    }
+
     let stop = AtomicBool::new(false);
     let served = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::<String>::new());
     let started = Instant::now();
-    // Seconds after the start at which each group's connections were seen
-    // closed (None: still open when the group gave up).
-    type Closes = Vec<Option<Duration>>;
-    let (slow, one_byte, uploads, upgrades) = thread::scope(
-        |scope| -> Result<(Closes, Closes, Closes, Closes)> {
-            let normal = scope.spawn(|| {
-                while !stop.load(Ordering::Relaxed) {
-                    let answer = sixgate_e2e::proxylab::exchange_from(
-                        NORMAL,
-                        http,
-                        b"GET /normal HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n",
-                        Duration::from_secs(10),
-                    );
-                    match answer {
-                        Ok(a) if a.starts_with("HTTP/1.1 200 ") => {
-                            served.fetch_add(1, Ordering::Relaxed);
-                        }
-                        other => {
-                            if let Ok(mut f) = failures.lock() {
-                                f.push(format!("{:?} at {:?}", other, started.elapsed()));
-                            }
-                        }
-                    }
-                    thread::sleep(Duration::from_millis(250));
-                }
-            });
-            // Drives `conns`, calling `step` on each still open one every
-            // `pause`, until all are closed or `give_up` has passed.
-            let drive = |mut conns: Vec<TcpStream>,
-                         pause: Duration,
-                         give_up: Duration,
-                         step: &(dyn Fn(&mut TcpStream, usize) -> bool + Sync)|
-             -> Closes {
-                let mut closed: Closes = vec![None; conns.len()];
-                let mut round = 0;
-                while closed.iter().any(Option::is_none) && started.elapsed() < give_up {
-                    for (s, c) in conns.iter_mut().zip(closed.iter_mut()) {
-                        if c.is_none() && (!step(s, round) || peer_closed(s)) {
-                            *c = Some(started.elapsed());
-                        }
-                    }
-                    round += 1;
-                    thread::sleep(pause);
-                }
-                closed
-            };
-            let connect = |n: usize| -> Result<Vec<TcpStream>> {
-                (0..n).map(|_| Ok(TcpStream::connect(http)?)).collect()
-            };
-            let give_up = Duration::from_secs(30);
-
-            let slow_conns = connect(SLOWLORIS)?;
-            let slow = scope.spawn(move || {
-            let head = b"GET / HTTP/1.1\r\nHost: app.example.test\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
-            drive(slow_conns, Duration::from_millis(250), give_up, &|s, round| {
-                let b = head.get(round % head.len()).copied().unwrap_or(b'a');
-                let _ = s.set_nonblocking(false);
-                s.write_all(&[b]).is_ok()
-            })
-        });
-            let one_conns = connect(ONE_BYTE)?;
-            for s in &one_conns {
-                s.set_nodelay(true)?;
-            }
-            let one_byte = scope.spawn(move || {
-                let head = b"GET / HTTP/1.1\r\nHost: app.example.test\r\nX-Pad: ";
-                drive(one_conns, Duration::from_millis(1), give_up, &|s, round| {
-                    let b = head.get(round).copied().unwrap_or(b'a');
-                    let _ = s.set_nonblocking(false);
-                    s.write_all(&[b]).is_ok()
-                })
-            });
-            let up_conns = connect(UPLOADS)?;
-            let uploads = scope.spawn(move || {
-            let chunk = vec![b'u'; 64 * 1024];
-            drive(up_conns, Duration::from_millis(10), give_up, &|s, round| {
-                let _ = s.set_nonblocking(false);
-                let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
-                let r = if round == 0 {
-                    s.write_all(b"POST /upload HTTP/1.1\r\nHost: sink.example.test\r\nContent-Length: 1073741824\r\n\r\n")
-                } else {
-                    s.write(&chunk).map(|_| ())
-                };
-                match r {
-                    Ok(()) => true,
-                    Err(e) => matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
-                }
-            })
-        });
-            let mut up_conns = connect(UPGRADES)?;
-            for s in &mut up_conns {
-                s.set_read_timeout(Some(Duration::from_secs(20)))?;
-                s.write_all(
-                b"GET /ws HTTP/1.1\r\nHost: app.example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-                  Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
-            )?;
-                let mut answer = vec![0; 64];
-                let n = s.read(&mut answer)?;
-                ensure!(
-                    answer[..n].starts_with(b"HTTP/1.1 200 "),
-                    "upgrade: {:?}",
-                    String::from_utf8_lossy(&answer[..n])
+    let [slow, one_byte, uploads, downloads, upgrades] = thread::scope(|scope| {
+        let normal = scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let answer = sixgate_e2e::proxylab::exchange_from(
+                    NORMAL,
+                    http,
+                    b"GET /normal HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n",
+                    Duration::from_secs(10),
                 );
+                match answer {
+                    Ok(a) if a.starts_with("HTTP/1.1 200 ") => {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => {
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(format!("{:?} at {:?}", other, started.elapsed()));
+                        }
+                    }
+                }
+                thread::sleep(Duration::from_millis(250));
             }
-            let upgrades =
-                scope.spawn(move || drive(up_conns, Duration::from_millis(50), give_up, &|_, _| true));
-
-            let join = |h: thread::ScopedJoinHandle<'_, Closes>| {
-                h.join().map_err(|_| anyhow::anyhow!("a driver panicked"))
-            };
-            let r = (join(slow)?, join(one_byte)?, join(uploads)?, join(upgrades)?);
-            stop.store(true, Ordering::Relaxed);
-            let _ = normal.join();
-            Ok(r)
-        },
-    )?;
+        });
+        let groups = [
+            scope.spawn(move || {
+                let head = b"GET / HTTP/1.1\r\nHost: app.example.test\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+                drive(started, slow_conns, Duration::from_millis(250), GIVE_UP, true, |s, round| {
+                    send(s, &[head[round % head.len()]])
+                })
+            }),
+            scope.spawn(move || {
+                let head = b"GET / HTTP/1.1\r\nHost: app.example.test\r\nX-Pad: ";
+                drive(started, one_conns, Duration::from_millis(1), GIVE_UP, true, |s, round| {
+                    send(s, &[head.get(round).copied().unwrap_or(b'a')])
+                })
+            }),
+            scope.spawn(move || {
+                let chunk = vec![b'u'; 64 * 1024];
+                drive(started, up_conns, Duration::from_millis(10), GIVE_UP, true, |s, round| {
+                    if round == 0 {
+                        return send(
+                            s,
+                            b"POST /upload HTTP/1.1\r\nHost: sink.example.test\r\nContent-Length: 1073741824\r\n\r\n",
+                        );
+                    }
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
+                    match s.write_all(&chunk) {
+                        Ok(()) => true,
+                        Err(e) => matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                    }
+                })
+            }),
+            // Never read: the client's buffer stays full, so neither a read
+            // nor a peek would see the proxy's reset before the data queued
+            // ahead of it. The kernel's table does: the connection is no
+            // longer established.
+            scope.spawn(move || {
+                drive(started, down_conns, Duration::from_millis(50), GIVE_UP, false, |s, _| {
+                    let (Ok(local), Ok(remote)) = (s.local_addr(), s.peer_addr()) else { return false };
+                    tcp_sockets().is_ok_and(|all| all.iter().any(|e| e.local == local && e.remote == remote && e.state == 1))
+                })
+            }),
+            scope.spawn(move || drive(started, upgrade_conns, Duration::from_millis(50), GIVE_UP, true, |_, _| true)),
+        ];
+        let closes = groups.map(|g| g.join().unwrap_or_default());
+        stop.store(true, Ordering::Relaxed);
+        let _ = normal.join();
+        closes
+    });
     let cpu = cpu_time(lab.server.process().id())?.saturating_sub(cpu_before);
     let latest = |c: &Closes| c.iter().map(|d| d.unwrap_or(Duration::MAX)).max().unwrap_or_default();
     println!(
-        "closed by: slowloris {:?}, one-byte segments {:?}, uploads {:?}, upgrades {:?}; \
+        "closed by: slowloris {:?}, one-byte segments {:?}, uploads {:?}, downloads {:?}, upgrades {:?}; \
          {} normal requests served; server CPU {cpu:?}",
         latest(&slow),
         latest(&one_byte),
         latest(&uploads),
+        latest(&downloads),
         latest(&upgrades),
         served.load(Ordering::Relaxed)
     );
@@ -670,9 +690,14 @@ fn proxy_http_slow_and_stuck_clients_are_closed_on_time() -> Result<()> {
     // 2 s deadlines; allowed up to 12 s on a loaded machine, well before
     // what the old code did (30 s per read, 16 s for one-byte segments to
     // reach the head limit, no write or tunnel deadline at all).
-    for (what, closes) in
-        [("slowloris", &slow), ("one-byte", &one_byte), ("upload", &uploads), ("upgrade", &upgrades)]
-    {
+    for (what, closes, n) in [
+        ("slowloris", &slow, SLOWLORIS),
+        ("one-byte", &one_byte, ONE_BYTE),
+        ("upload", &uploads, UPLOADS),
+        ("download", &downloads, DOWNLOADS),
+        ("upgrade", &upgrades, UPGRADES),
+    ] {
+        ensure!(closes.len() == n, "{what}: the group did not run");
         ensure!(latest(closes) <= Duration::from_secs(12), "{what}: closed at {closes:?}");
     }
     let m = wait_until("every connection to be closed", Duration::from_secs(30), || {
@@ -680,7 +705,7 @@ fn proxy_http_slow_and_stuck_clients_are_closed_on_time() -> Result<()> {
         Ok((m.open("proxy_http") == 0).then_some(m))
     })?;
     ensure!(m.timeouts("proxy_http", "head") >= (SLOWLORIS + ONE_BYTE) as u64, "{}", m.0);
-    ensure!(m.timeouts("proxy_http", "write") >= UPLOADS as u64, "{}", m.0);
+    ensure!(m.timeouts("proxy_http", "write") >= (UPLOADS + DOWNLOADS) as u64, "{}", m.0);
     ensure!(m.timeouts("proxy_http", "idle") >= UPGRADES as u64, "{}", m.0);
     wait_until("the sockets to come back", Duration::from_secs(30), || {
         let n = lab.open_sockets()?;

@@ -411,3 +411,22 @@ fn tunnel_sockets_had_no_tcp_keepalive() -> Result<()> {
     );
     Ok(())
 }
+
+/// Regression: the ClientHello had a fixed 5 s, whatever
+/// `handshake_timeout` said, and a timeout was not counted.
+#[test]
+fn the_client_hello_deadline_ignored_handshake_timeout() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let backend = Backend::start(Behaviour::Echo)?;
+    let lab = ProxyLab::start(dir.path(), &[Host::tls("app", backend.port())], "handshake_timeout = 1")?;
+    let hello = client_hello(HOST);
+    let mut s = TcpStream::connect(lab.tls)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(&hello[..hello.len() / 2])?;
+    let mut b = [0u8; 16];
+    ensure!(matches!(s.read(&mut b), Ok(0)), "half a ClientHello was not closed");
+    let m = lab.metrics()?;
+    ensure!(m.timeouts("proxy_tls", "handshake") == 1, "{}", m.0);
+    ensure!(backend.accepted() == 0, "the backend was contacted");
+    Ok(())
+}

@@ -78,6 +78,9 @@ pub(super) enum Outcome {
     Switch,
     /// A deadline passed; answer 408 when true.
     TimedOut(Phase, bool),
+    /// A write made no progress for `write_timeout`: the client's when
+    /// `client`, else the backend's.
+    Stalled { client: bool },
     /// The gate closed this idle connection to make room.
     Evicted,
     /// A socket failed.
@@ -511,12 +514,11 @@ impl<'a> Exchange<'a> {
                     self.bbuf.consume(n);
                     self.fwd -= n;
                 }
-                Io::UpWrote(Err(e)) | Io::DownWrote(Err(e)) => {
-                    return if is_stalled(&e) {
-                        Outcome::TimedOut(Phase::Write, false)
-                    } else {
-                        Outcome::Reset
-                    };
+                Io::UpWrote(Err(e)) => {
+                    return if is_stalled(&e) { Outcome::Stalled { client: false } } else { Outcome::Reset };
+                }
+                Io::DownWrote(Err(e)) => {
+                    return if is_stalled(&e) { Outcome::Stalled { client: true } } else { Outcome::Reset };
                 }
                 Io::ClientRead(Ok(0)) => {
                     self.client_eof = true;
