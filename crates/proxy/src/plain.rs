@@ -275,3 +275,7 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
         }
     }
 }
+
+#[cfg(test)]
+#[path = "plain_tests.rs"]
+mod tests;
