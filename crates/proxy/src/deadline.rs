@@ -6,6 +6,13 @@
 //! deadline that moves later is only written down. When the timer fires
 //! early, it is moved to the current deadline. A deadline that moves
 //! earlier resets the timer at once, so it can never fire late.
+//!
+//! [`Quiet`] measures "no traffic for a while" without reading the clock
+//! on every event. A clock read is a system call on some virtual machines,
+//! and it would be several per request. Events are only counted, and the
+//! count is looked at every eighth of the limit. So the deadline passes
+//! between the limit and nine eighths of it after the last event, never
+//! before.
 
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
@@ -57,9 +64,74 @@ impl Deadline {
     }
 }
 
+/// No traffic for a limit, with a clock read only when the count is
+/// looked at.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Quiet {
+    events: u64,
+    seen: u64,
+    /// No event since then (at the latest).
+    since: Instant,
+    /// When the count was last looked at.
+    checked: Instant,
+}
+
+impl Quiet {
+    /// Quiet since `now`.
+    pub(crate) fn new(now: Instant) -> Quiet {
+        Quiet { events: 0, seen: 0, since: now, checked: now }
+    }
+
+    /// Something moved.
+    pub(crate) fn event(&mut self) {
+        self.events = self.events.wrapping_add(1);
+    }
+
+    /// When to call [`Quiet::expired`]: the deadline, or the next look at
+    /// the count before it.
+    pub(crate) fn next(&self, limit: Duration) -> Instant {
+        (self.since + limit).min(self.checked + limit / 8)
+    }
+
+    /// At `now`, once [`Quiet::next`] has passed: has `limit` gone by
+    /// without an event?
+    pub(crate) fn expired(&mut self, now: Instant, limit: Duration) -> bool {
+        if self.events != self.seen {
+            self.seen = self.events;
+            self.since = now;
+        }
+        self.checked = now;
+        now >= self.since + limit
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn quiet_expires_after_its_limit_without_events_and_never_before() {
+        let limit = Duration::from_secs(80);
+        let start = Instant::now();
+        let mut q = Quiet::new(start);
+        let mut d = Deadline::new();
+        // Events every 30 s for 5 minutes: never expired.
+        let mut last_event = start;
+        loop {
+            d.set(Some(q.next(limit)));
+            let at = fires(&mut d).await;
+            if at - start < Duration::from_secs(300) && (at - last_event) >= Duration::from_secs(30) {
+                q.event();
+                last_event = at;
+            }
+            if q.expired(at, limit) {
+                let quiet = at - last_event;
+                assert!(at - start >= Duration::from_secs(300), "expired during traffic at {:?}", at - start);
+                assert!(quiet >= limit && quiet <= limit + limit / 8, "quiet for {quiet:?}");
+                break;
+            }
+        }
+    }
 
     async fn fires(d: &mut Deadline) -> Instant {
         std::future::poll_fn(|cx| d.poll(cx)).await;

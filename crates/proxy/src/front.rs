@@ -122,8 +122,8 @@ impl Drop for HostSlot {
     }
 }
 
-/// Accepts on `listener` through `front` until `shutdown`, tunes each
-/// admitted socket (keepalive, `TCP_USER_TIMEOUT`, no Nagle) and runs
+/// Accepts on `listener` through `front` until `shutdown`, each admitted
+/// socket tuned (keepalive, `TCP_USER_TIMEOUT`, no Nagle), and runs
 /// `handle` on it in its own task, which ends at shutdown too.
 pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,
@@ -135,6 +135,9 @@ pub(crate) async fn accept_loop<F, Fut>(
     F: Fn(TcpStream, SocketAddr, Slot, Arc<Shared>, Arc<Front>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
+    // Accepted connections inherit the listener's options (Linux copies
+    // the listening socket): no system calls per connection for them.
+    sixgate_listen::io::tune(&listener, &front.limits.tcp);
     let mut acceptor = Acceptor::new(listener, front.gate.clone());
     loop {
         let (stream, peer, slot) = tokio::select! {
@@ -142,7 +145,6 @@ pub(crate) async fn accept_loop<F, Fut>(
             _ = async { let _ = shutdown.wait_for(|&s| s).await; } => return,
         };
         shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        sixgate_listen::io::tune(&stream, &front.limits.tcp);
         let work = handle(stream, peer, slot, shared.clone(), front.clone());
         let mut sd = shutdown.clone();
         tokio::spawn(async move {

@@ -5,7 +5,7 @@
 //! size however it is cut) and checked ([`crate::http::parse_head`]:
 //! RFC 9112 framing, no ambiguous lengths, no obs-fold, no bare LF, no
 //! IP-literal Host). The client's own forwarding headers are removed and
-//! `X-Forwarded-For: CLIENT` added ([`rewrite_forwarded_into`]). The body
+//! `X-Forwarded-For: CLIENT` added ([`crate::http::rewrite_with`]). The body
 //! is forwarded exactly as framed (Content-Length, or chunked without its
 //! trailer section), so the next head on a keep-alive connection is found
 //! where it really starts. A connection is bound to the backend of its
@@ -14,10 +14,10 @@
 //! instead of the request reaching the wrong backend.
 //!
 //! Responses are relayed unchanged, and their framing is followed
-//! ([`Responses`]) to know which one answers which request. An upgrade
+//! ([`crate::http::Responses`]) to know which one answers which request. An upgrade
 //! request is forwarded and then nothing more is read from the client
 //! until its answer comes. A 101 makes the connection a tunnel
-//! ([`crate::tunnel`]). Any other status leaves it HTTP/1.1, and the
+//! (`tunnel`). Any other status leaves it HTTP/1.1, and the
 //! requests after it are parsed and rewritten like the first. `Upgrade:
 //! h2c` is never an upgrade (RFC 9113 §3.1 deprecates it).
 //!
@@ -60,9 +60,14 @@ use exchange::{Exchange, Outcome};
 const READ_CHUNK: usize = 4096;
 /// The client's buffer holds a whole head and a read beyond it.
 const CLIENT_BUF: usize = MAX_HEAD + READ_CHUNK;
-/// The backend's buffer starts at tokio's copy size and grows to hold a
-/// response head of [`MAX_RESPONSE_HEAD`].
+/// The backend's buffer starts at tokio's copy size. It grows to hold a
+/// response head of up to [`crate::http::MAX_RESPONSE_HEAD`], and, while
+/// a body streams (each read fills it), up to [`BULK_BUF`]: with Nagle off,
+/// every write is a segment of its own, so small writes of a large body
+/// cost the kernel many more packets and acknowledgements.
 const BACKEND_BUF: usize = 8 * 1024;
+/// The most the backend's buffer grows to.
+const BULK_BUF: usize = 64 * 1024;
 /// After an error answer, how long the client's remaining input is read
 /// and dropped, so that closing with unread data (a reset) does not
 /// destroy the answer in flight (nginx's `lingering_close`).
@@ -115,7 +120,9 @@ async fn answer(client: &mut TcpStream, status: u16, limits: &ListenerLimits) {
         return;
     }
     let until = Instant::now() + LINGER;
-    let mut sink = [0u8; 4096];
+    // On the heap: an array here would be part of every connection's
+    // future, copied at each spawn.
+    let mut sink = vec![0u8; 4096];
     let mut read = 0;
     while read < LINGER_MAX {
         match tokio::time::timeout_at(until, client.read(&mut sink)).await {

@@ -1,10 +1,10 @@
 //! The TLS side of the proxy (port 443): route by SNI without terminating
 //! TLS.
 //!
-//! The ClientHello is read into a buffer, never consumed: once [`peek`]
+//! The ClientHello is read into a buffer, never consumed: once [`sni::peek`]
 //! finds the server name, the connection is routed, and the PROXY header
 //! (if the hostname wants one) and the buffered bytes go to the backend
-//! in one write; from then on the two sockets are spliced ([`crate::tunnel`]:
+//! in one write; from then on the two sockets are spliced (`tunnel`:
 //! no traffic either way for `tunnel_timeout`, a write without progress
 //! for `write_timeout`, or a half-closed tunnel quiet for `idle_timeout`
 //! ends it). The customer's certificate and keys never touch the proxy.

@@ -7,7 +7,8 @@
 //! client that neither sends nor closes keeps two descriptors. Here:
 //!
 //! - no traffic either way for `tunnel` ends the tunnel ([`Phase::Tunnel`],
-//!   HAProxy's `timeout tunnel`);
+//!   HAProxy's `timeout tunnel`), measured by [`Quiet`]: within an eighth
+//!   of the limit after it, never before;
 //! - a write that makes no progress for `write` ends it ([`Phase::Write`]):
 //!   a peer that stops reading cannot pin the other;
 //! - when one side closes, the other is half-closed, and the direction
@@ -30,10 +31,14 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
-use crate::deadline::Deadline;
+use crate::deadline::{Deadline, Quiet};
 
-/// The buffer of each direction: tokio's copy buffer size.
+/// The buffer of each direction starts at tokio's copy buffer size, and
+/// doubles after each read that fills it, up to [`BULK`]: with Nagle off,
+/// each write is a segment, and a bulk transfer is cheaper in fewer.
 const BUF: usize = 8 * 1024;
+/// The most a direction's buffer grows to.
+const BULK: usize = 64 * 1024;
 
 /// How a tunnel ended.
 #[derive(Debug)]
@@ -59,7 +64,7 @@ pub(crate) struct Ends {
 /// One direction: reads into its buffer, writes it out, and passes the end
 /// of the stream on as a half-close.
 struct Pump {
-    buf: Box<[u8]>,
+    buf: Vec<u8>,
     pos: usize,
     len: usize,
     eof: bool,
@@ -69,7 +74,7 @@ struct Pump {
 
 impl Pump {
     fn new(first: &[u8]) -> Pump {
-        let mut buf = vec![0u8; BUF.max(first.len())].into_boxed_slice();
+        let mut buf = vec![0u8; BUF.max(first.len())];
         if let Some(head) = buf.get_mut(..first.len()) {
             head.copy_from_slice(first);
         }
@@ -108,11 +113,16 @@ impl Pump {
             let mut rb = ReadBuf::new(&mut self.buf);
             ready!(Pin::new(&mut *r).poll_read(cx, &mut rb))?;
             let n = rb.filled().len();
+            let full = rb.remaining() == 0;
             *active = true;
             if n == 0 {
                 self.eof = true;
             } else {
                 (self.pos, self.len) = (0, n);
+                if full && self.buf.len() < BULK {
+                    let grown = (self.buf.len() * 2).min(BULK);
+                    self.buf.resize(grown, 0);
+                }
             }
         }
     }
@@ -134,7 +144,7 @@ pub(crate) async fn tunnel(
     let mut up = Pump::new(to_backend);
     let mut down = Pump::new(to_client);
     let mut deadline = Deadline::new();
-    let mut last = Instant::now();
+    let mut quiet = Quiet::new(Instant::now());
     let end = poll_fn(|cx| {
         let mut active = false;
         for (pump, r, w) in [(&mut up, &mut cr as &mut _, &mut bw as &mut _), (&mut down, &mut br, &mut cw)] {
@@ -153,13 +163,18 @@ pub(crate) async fn tunnel(
             return Poll::Ready(End::Closed);
         }
         if active {
-            last = Instant::now();
+            quiet.event();
         }
         let half = up.done || down.done;
-        deadline.set(Some(last + if half { limits.idle } else { limits.tunnel }));
-        match deadline.poll(cx) {
-            Poll::Ready(()) => Poll::Ready(End::TimedOut(if half { Phase::Idle } else { Phase::Tunnel })),
-            Poll::Pending => Poll::Pending,
+        let limit = if half { limits.idle } else { limits.tunnel };
+        loop {
+            deadline.set(Some(quiet.next(limit)));
+            if deadline.poll(cx).is_pending() {
+                return Poll::Pending;
+            }
+            if quiet.expired(Instant::now(), limit) {
+                return Poll::Ready(End::TimedOut(if half { Phase::Idle } else { Phase::Tunnel }));
+            }
         }
     })
     .await;

@@ -120,6 +120,29 @@ pub fn rewrite_forwarded(head: &Head, buf: &[u8], client: IpAddr, forwarded: boo
 /// [`rewrite_forwarded`], appended to `out` (a buffer kept for the
 /// connection, so a request costs no allocation).
 pub fn rewrite_forwarded_into(head: &Head, buf: &[u8], client: IpAddr, forwarded: bool, out: &mut Vec<u8>) {
+    rewrite_with(head, buf, &forwarding_lines(client, forwarded), out);
+}
+
+/// The field lines the proxy adds: `X-Forwarded-For: <client>`, and with
+/// `forwarded`, `Forwarded: for=<client>`. The same for every request of a
+/// connection, so a connection builds them once.
+pub fn forwarding_lines(client: IpAddr, forwarded: bool) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut out = Vec::with_capacity(64);
+    let client = client.to_canonical();
+    let _ = write!(out, "X-Forwarded-For: {client}\r\n");
+    if forwarded {
+        let _ = match client {
+            IpAddr::V4(a) => write!(out, "Forwarded: for={a}\r\n"),
+            IpAddr::V6(a) => write!(out, "Forwarded: for=\"[{a}]\"\r\n"),
+        };
+    }
+    out
+}
+
+/// [`rewrite_forwarded_into`] with the lines of [`forwarding_lines`]
+/// already built.
+pub fn rewrite_with(head: &Head, buf: &[u8], ours: &[u8], out: &mut Vec<u8>) {
     use std::io::Write as _;
     match buf.get(head.request_line.start..head.request_line.end + 2) {
         Some(line) if line.starts_with(head.method.as_bytes()) => out.extend_from_slice(line),
@@ -155,13 +178,6 @@ pub fn rewrite_forwarded_into(head: &Head, buf: &[u8], client: IpAddr, forwarded
             }
         }
     }
-    let client = client.to_canonical();
-    let _ = write!(out, "X-Forwarded-For: {client}\r\n");
-    if forwarded {
-        let _ = match client {
-            IpAddr::V4(a) => write!(out, "Forwarded: for={a}\r\n"),
-            IpAddr::V6(a) => write!(out, "Forwarded: for=\"[{a}]\"\r\n"),
-        };
-    }
+    out.extend_from_slice(ours);
     out.extend_from_slice(b"\r\n");
 }

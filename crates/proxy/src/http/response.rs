@@ -10,7 +10,8 @@
 //! as idle.
 //!
 //! The common case stays cheap: the end of a head is searched in the new
-//! octets only, the head is tokenized once (`httparse`, no allocation),
+//! octets only, the head's status line and framing fields are read once
+//! (no allocation),
 //! a Content-Length body is counted down without being looked at, and a
 //! chunked one is walked by [`ChunkedDecoder`], which skips chunk data in
 //! bulk.
@@ -42,7 +43,7 @@ pub enum ResponseError {
     /// No end of head within [`MAX_RESPONSE_HEAD`] octets.
     #[error("response head larger than 16384 octets")]
     TooLarge,
-    /// httparse refused the head.
+    /// Not a status line, or a field line without a colon.
     #[error("malformed response head: {0}")]
     Syntax(&'static str),
     /// Content-Length values that are not one number (RFC 9112 §6.3 item 5).
@@ -147,14 +148,22 @@ impl Responses {
                 let limit = input.len().min(MAX_RESPONSE_HEAD);
                 let mut end = None;
                 while *scanned < limit {
+                    if *lf == 0 {
+                        // Inside a line: on to its LF in one search.
+                        let rest = input.get(*scanned..limit).unwrap_or_default();
+                        match rest.iter().position(|&b| b == b'\n') {
+                            Some(k) => (*scanned, *lf) = (*scanned + k + 1, 1),
+                            None => *scanned = limit,
+                        }
+                        continue;
+                    }
                     let Some(&b) = input.get(*scanned) else { break };
                     *scanned += 1;
                     *lf = match (b, *lf) {
-                        (b'\n', 1 | 2) => {
+                        (b'\n', _) => {
                             end = Some(*scanned);
                             break;
                         }
-                        (b'\n', _) => 1,
                         (b'\r', 1) => 2,
                         _ => 0,
                     };
@@ -210,15 +219,8 @@ impl Responses {
 
     /// A complete head, `head` (its empty line included).
     fn head(&mut self, head: &[u8]) -> Result<Step, ResponseError> {
-        let mut fields = [httparse::EMPTY_HEADER; MAX_RESPONSE_HEADERS];
-        let mut r = httparse::Response::new(&mut fields);
-        match r.parse(head) {
-            Ok(httparse::Status::Complete(n)) if n == head.len() => {}
-            Ok(_) => return Err(ResponseError::Syntax("head ends elsewhere")),
-            Err(httparse::Error::TooManyHeaders) => return Err(ResponseError::Syntax("too many fields")),
-            Err(_) => return Err(ResponseError::Syntax("invalid response head")),
-        }
-        let status = r.code.ok_or(ResponseError::Syntax("no status"))?;
+        let fields = Fields::read(head)?;
+        let status = fields.status;
         let asked = self.asked.front().copied().unwrap_or_default();
         let consumed = head.len();
         self.state = State::Head { scanned: 0, lf: 0 };
@@ -234,51 +236,20 @@ impl Responses {
             // Interim (100 Continue, 103 Early Hints): the final one follows.
             return Ok(Step { consumed, event: None });
         }
-        let is = |h: &httparse::Header<'_>, n: &str| h.name.eq_ignore_ascii_case(n);
         if asked.head || status == 204 || status == 304 {
             self.complete();
             return Ok(Step { consumed, event: Some(ResponseEvent::Complete(status)) });
         }
-        let codings = r.headers.iter().filter(|h| is(h, "transfer-encoding"));
-        let mut any_coding = false;
-        let mut last_chunked = false;
-        for h in codings {
-            for c in h.value.split(|&b| b == b',') {
-                let c = c.trim_ascii();
-                if !c.is_empty() {
-                    any_coding = true;
-                    last_chunked = c.eq_ignore_ascii_case(b"chunked");
-                }
-            }
-        }
-        if any_coding {
+        if fields.coded {
             // RFC 9112 §6.3 item 4: chunked last, or read until the close.
-            self.state = if last_chunked {
+            self.state = if fields.chunked {
                 State::Chunked(ChunkedDecoder::new(), status)
             } else {
                 State::UntilClose(status)
             };
             return Ok(Step { consumed, event: None });
         }
-        let mut length: Option<u64> = None;
-        for h in r.headers.iter().filter(|h| is(h, "content-length")) {
-            for v in h.value.split(|&b| b == b',') {
-                let v = v.trim_ascii();
-                if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
-                    return Err(ResponseError::BadLength);
-                }
-                let n: u64 = std::str::from_utf8(v)
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-                    .ok_or(ResponseError::BadLength)?;
-                // Equal values may be collapsed (RFC 9110 §8.6).
-                if length.is_some_and(|l| l != n) {
-                    return Err(ResponseError::BadLength);
-                }
-                length = Some(n);
-            }
-        }
-        match length {
+        match fields.length {
             Some(0) => {
                 self.complete();
                 Ok(Step { consumed, event: Some(ResponseEvent::Complete(status)) })
@@ -292,6 +263,73 @@ impl Responses {
                 Ok(Step { consumed, event: None })
             }
         }
+    }
+}
+
+/// What framing needs from a response head. Read by hand rather than
+/// tokenized whole: the proxy relays the head unchanged and decides nothing
+/// else by it, so only the status line and the two framing fields are
+/// looked at, as leniently as clients read them.
+struct Fields {
+    status: u16,
+    /// A Transfer-Encoding with at least one coding.
+    coded: bool,
+    /// Its last coding is chunked.
+    chunked: bool,
+    length: Option<u64>,
+}
+
+impl Fields {
+    fn read(head: &[u8]) -> Result<Fields, ResponseError> {
+        let mut lines = head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
+        // Empty lines before the status line are skipped, as clients do.
+        let status = match lines.find(|l| !l.is_empty()).unwrap_or_default() {
+            // RFC 9112 §4: HTTP-version SP 3DIGIT SP [reason].
+            [b'H', b'T', b'T', b'P', b'/', major, b'.', minor, b' ', a, b, c, rest @ ..]
+                if major.is_ascii_digit()
+                    && minor.is_ascii_digit()
+                    && [a, b, c].iter().all(|d| d.is_ascii_digit())
+                    && matches!(rest.first(), None | Some(b' ')) =>
+            {
+                [a, b, c].iter().fold(0u16, |n, &&d| n * 10 + u16::from(d - b'0'))
+            }
+            _ => return Err(ResponseError::Syntax("invalid status line")),
+        };
+        let mut out = Fields { status, coded: false, chunked: false, length: None };
+        let mut count = 0;
+        for line in lines.filter(|l| !l.is_empty()) {
+            count += 1;
+            if count > MAX_RESPONSE_HEADERS {
+                return Err(ResponseError::Syntax("too many fields"));
+            }
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                return Err(ResponseError::Syntax("field without a colon"));
+            };
+            let (name, value) = line.split_at(colon);
+            let value = value.get(1..).unwrap_or_default();
+            if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                for c in value.split(|&b| b == b',').map(<[u8]>::trim_ascii).filter(|c| !c.is_empty()) {
+                    out.coded = true;
+                    out.chunked = c.eq_ignore_ascii_case(b"chunked");
+                }
+            } else if name.eq_ignore_ascii_case(b"content-length") {
+                for v in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
+                    if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+                        return Err(ResponseError::BadLength);
+                    }
+                    let n: u64 = std::str::from_utf8(v)
+                        .ok()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or(ResponseError::BadLength)?;
+                    // Equal values may be collapsed (RFC 9110 §8.6).
+                    if out.length.is_some_and(|l| l != n) {
+                        return Err(ResponseError::BadLength);
+                    }
+                    out.length = Some(n);
+                }
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -431,6 +469,16 @@ mod tests {
     }
 
     #[test]
+    fn a_head_with_many_fields_is_read_with_the_larger_table() {
+        let fields: String = (0..100).map(|i| format!("Set-Cookie: c{i}=v\r\n")).collect();
+        let head = format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 2\r\n\r\nhi");
+        assert_eq!(events(&[GET], head.as_bytes()), Ok(vec![(head.len(), ResponseEvent::Complete(200))]));
+        let fields: String = (0..MAX_RESPONSE_HEADERS).map(|i| format!("X-{i}: v\r\n")).collect();
+        let head = format!("HTTP/1.1 200 OK\r\n{fields}Content-Length: 0\r\n\r\n");
+        assert_eq!(events(&[GET], head.as_bytes()), Err(ResponseError::Syntax("too many fields")));
+    }
+
+    #[test]
     fn unframeable_responses_are_errors() {
         for (bad, e) in [
             (&b"HTTP/1.1 200 OK\r\nContent-Length: 5, 6\r\n\r\n"[..], ResponseError::BadLength),
@@ -440,7 +488,10 @@ mod tests {
                 b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
                 ResponseError::Chunked(ChunkError::BadSize),
             ),
-            (b"HTTP/9 200 OK\r\n\r\n", ResponseError::Syntax("invalid response head")),
+            (b"HTTP/9 200 OK\r\n\r\n", ResponseError::Syntax("invalid status line")),
+            (b"HTTP/1.1 20 OK\r\n\r\n", ResponseError::Syntax("invalid status line")),
+            (b"HTTP/1.1 200 OK\r\nno colon\r\n\r\n", ResponseError::Syntax("field without a colon")),
+            (b"\n\nHTTP/1.1 200 OK\r\n\r\n", ResponseError::Syntax("invalid status line")),
         ] {
             assert_eq!(events(&[GET], bad), Err(e), "{:?}", String::from_utf8_lossy(bad));
         }

@@ -52,6 +52,16 @@ impl Buf {
         self.data.get_mut(self.end..).unwrap_or_default()
     }
 
+    /// Doubles the buffer (up to its cap) after a read that filled all
+    /// its room: the peer has more, and fewer larger reads and writes carry
+    /// it for less.
+    pub(super) fn grow(&mut self) {
+        if self.data.len() < self.cap {
+            let grown = (self.data.len() * 2).min(self.cap);
+            self.data.resize(grown, 0);
+        }
+    }
+
     pub(super) fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.data.len());
     }
@@ -82,5 +92,13 @@ mod tests {
         b.consume(8);
         assert!(b.is_empty());
         assert_eq!(b.room(4).len(), 8);
+        // Grown on demand, never past the cap.
+        let mut b = Buf::new(32);
+        assert_eq!(b.room(8).len(), 8);
+        b.grow();
+        assert_eq!(b.room(8).len(), 16);
+        b.grow();
+        b.grow();
+        assert_eq!(b.room(8).len(), 32);
     }
 }

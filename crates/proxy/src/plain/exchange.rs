@@ -25,11 +25,11 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use super::buf::Buf;
-use super::{BACKEND_BUF, LOG, READ_CHUNK};
-use crate::deadline::Deadline;
+use super::{BACKEND_BUF, BULK_BUF, LOG, READ_CHUNK};
+use crate::deadline::{Deadline, Quiet};
 use crate::http::{
     ChunkedDecoder, Framing, Head, HeadError, HeadReader, MAX_RESPONSE_HEAD, ResponseError, ResponseEvent,
-    Responses, rewrite_forwarded_into,
+    Responses, forwarding_lines, rewrite_with,
 };
 use crate::tls::Shared;
 
@@ -92,7 +92,8 @@ pub(super) enum Outcome {
 /// What a poll of the connection's sockets, timers and slot found.
 enum Io {
     ClientRead(io::Result<usize>),
-    BackendRead(io::Result<usize>),
+    /// Octets read, and whether they filled the room there was.
+    BackendRead(io::Result<(usize, bool)>),
     UpWrote(io::Result<usize>),
     DownWrote(io::Result<usize>),
     Evicted,
@@ -117,6 +118,8 @@ pub(super) struct Exchange<'a> {
     out_pos: usize,
     /// Then this many octets at the front of `cbuf`, as they are (bodies).
     direct: usize,
+    /// The field lines the proxy adds to every head.
+    ours: Vec<u8>,
     /// From the backend; the first `fwd` octets are followed and due to
     /// the client.
     bbuf: Buf,
@@ -129,8 +132,10 @@ pub(super) struct Exchange<'a> {
     broken: bool,
     /// When the current head's first octet came.
     head_since: Option<Instant>,
+    /// The last read of a request body (read only while one is due).
     last_client: Instant,
-    last_any: Instant,
+    /// Traffic either way, for the backend's deadline.
+    quiet: Quiet,
     idle_since: Instant,
     requests: u64,
 }
@@ -163,7 +168,8 @@ impl<'a> Exchange<'a> {
             out,
             out_pos: 0,
             direct: 0,
-            bbuf: Buf::new(MAX_RESPONSE_HEAD),
+            ours: forwarding_lines(peer.ip(), shared.forwarded),
+            bbuf: Buf::new(BULK_BUF.max(MAX_RESPONSE_HEAD)),
             responses: Responses::new(),
             fwd: 0,
             switched: false,
@@ -172,7 +178,7 @@ impl<'a> Exchange<'a> {
             broken: false,
             head_since: None,
             last_client: now,
-            last_any: now,
+            quiet: Quiet::new(now),
             idle_since: now,
             requests: 0,
         }
@@ -218,7 +224,7 @@ impl<'a> Exchange<'a> {
 
     /// The deadline that applies now, and its phase.
     fn deadline(&self, limits: &ListenerLimits) -> (Instant, Phase) {
-        let mut best = (self.last_any + limits.tunnel, Phase::Tunnel);
+        let mut best = (self.quiet.next(limits.tunnel), Phase::Tunnel);
         let mut consider = |at: Instant, phase| {
             if at < best.0 {
                 best = (at, phase);
@@ -355,13 +361,7 @@ impl<'a> Exchange<'a> {
                 return;
             }
         }
-        rewrite_forwarded_into(
-            &head,
-            self.cbuf.bytes(),
-            self.peer.ip(),
-            self.shared.forwarded,
-            &mut self.out,
-        );
+        rewrite_with(&head, self.cbuf.bytes(), &self.ours, &mut self.out);
         self.cbuf.consume(head.head_len);
         self.reader.reset();
         self.head_since = (!self.cbuf.is_empty()).then(Instant::now);
@@ -453,8 +453,9 @@ impl<'a> Exchange<'a> {
             if self.is_idle() != idle {
                 idle = !idle;
                 if idle {
+                    // The one clock read of a kept-alive request.
                     self.idle_since = Instant::now();
-                    slot.idle();
+                    slot.idle_since(self.idle_since);
                 } else {
                     slot.busy();
                 }
@@ -465,8 +466,11 @@ impl<'a> Exchange<'a> {
                 if self.up_pending() {
                     let a = self.out.get(self.out_pos..).unwrap_or_default();
                     let b = self.cbuf.bytes().get(..self.direct).unwrap_or_default();
+                    // One buffer is a plain send, not a writev.
                     let w = if a.is_empty() {
                         Pin::new(&mut bw).poll_write(cx, b)
+                    } else if b.is_empty() {
+                        Pin::new(&mut bw).poll_write(cx, a)
                     } else {
                         Pin::new(&mut bw).poll_write_vectored(cx, &[IoSlice::new(a), IoSlice::new(b)])
                     };
@@ -489,7 +493,8 @@ impl<'a> Exchange<'a> {
                 if self.wants_backend() {
                     let mut rb = ReadBuf::new(self.bbuf.room(BACKEND_BUF));
                     if let Poll::Ready(r) = Pin::new(&mut br).poll_read(cx, &mut rb) {
-                        return Poll::Ready(Io::BackendRead(r.map(|()| rb.filled().len())));
+                        let full = rb.remaining() == 0;
+                        return Poll::Ready(Io::BackendRead(r.map(|()| (rb.filled().len(), full))));
                     }
                 }
                 if idle && evicted.as_mut().poll(cx).is_ready() {
@@ -501,16 +506,15 @@ impl<'a> Exchange<'a> {
                 Poll::Pending
             })
             .await;
-            let now = Instant::now();
             match io {
                 Io::UpWrote(Ok(n)) | Io::DownWrote(Ok(n)) if n == 0 => return Outcome::Reset,
                 Io::UpWrote(Ok(n)) => {
-                    self.last_any = now;
+                    self.quiet.event();
                     self.wrote_up(n);
                     self.advance_up();
                 }
                 Io::DownWrote(Ok(n)) => {
-                    self.last_any = now;
+                    self.quiet.event();
                     self.bbuf.consume(n);
                     self.fwd -= n;
                 }
@@ -538,15 +542,21 @@ impl<'a> Exchange<'a> {
                             return Outcome::Evicted;
                         }
                     }
-                    if matches!(self.up, Up::Head) && self.cbuf.is_empty() {
-                        self.head_since = Some(now);
-                    }
                     self.cbuf.filled(n);
-                    self.last_client = now;
-                    self.last_any = now;
+                    self.quiet.event();
                     self.advance_up();
+                    // The clock only when a deadline hangs on this read: a
+                    // head that is still incomplete (from its first octet),
+                    // or a body that has more to come.
+                    match self.up {
+                        Up::Head if !self.cbuf.is_empty() && self.head_since.is_none() => {
+                            self.head_since = Some(Instant::now());
+                        }
+                        Up::Length(..) | Up::Chunked(..) => self.last_client = Instant::now(),
+                        _ => {}
+                    }
                 }
-                Io::BackendRead(Ok(0)) => {
+                Io::BackendRead(Ok((0, _))) => {
                     self.backend_eof = true;
                     match self.responses.eof() {
                         Ok(Some(ResponseEvent::Complete(_))) => self.answered(),
@@ -557,9 +567,12 @@ impl<'a> Exchange<'a> {
                         Err(_) => {}
                     }
                 }
-                Io::BackendRead(Ok(n)) => {
+                Io::BackendRead(Ok((n, full))) => {
                     self.bbuf.filled(n);
-                    self.last_any = now;
+                    if full {
+                        self.bbuf.grow();
+                    }
+                    self.quiet.event();
                     if let Err(e) = self.advance_down() {
                         return Outcome::Backend(e);
                     }
@@ -567,6 +580,9 @@ impl<'a> Exchange<'a> {
                 Io::ClientRead(Err(_)) | Io::BackendRead(Err(_)) => return Outcome::Reset,
                 Io::Evicted => return Outcome::Evicted,
                 Io::Deadline => {
+                    if phase == Phase::Tunnel && !self.quiet.expired(Instant::now(), limits.tunnel) {
+                        continue;
+                    }
                     // A head timed out with nothing due to the client: 408.
                     let quiet = self.fwd == 0 && self.responses.outstanding() == 0;
                     return Outcome::TimedOut(phase, phase == Phase::Head && quiet);
