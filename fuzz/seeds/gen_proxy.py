@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes the seeds for the `http_head` and `proxyproto` targets.
+"""Writes the seeds for the `http_head`, `http_response` and `proxyproto` targets.
 
 Run from anywhere: `python3 fuzz/seeds/gen_proxy.py`. http_head gets RFC
 9112 example requests, pipelined and chunked requests, and one request per
@@ -76,10 +76,53 @@ HTTP = [
     b"5\r\nhello\r\n0\r\n\r\n",
     b"ffffffffffffffff\r\n",
     b"0\r\nX: a\r\n\r\n",
+    # Every forwarding field the proxy strips, spelled as sent and with
+    # underscores; Connection options that nominate them; trailers that
+    # carry them; the h2c upgrade.
+    req("X-Forwarded-Proto: https\r\nX-Forwarded-Host: evil.test\r\nX-Forwarded-Port: 443\r\n"),
+    req("X-Forwarded_For: 6.6.6.6\r\nX_Real_IP: 6.6.6.6\r\nx-forwarded_proto: https\r\nTrue-Client-IP: 6.6.6.6\r\n"),
+    req("Connection: close, X-Forwarded-For, x_real_ip, Content-Length\r\nX-Custom: 1\r\n"),
+    req("Connection: X-Forwarded-For\r\n"),
+    req("Transfer-Encoding: chunked\r\n", line="POST /t HTTP/1.1",
+        body="5\r\nhello\r\n0\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\n\r\n"),
+    req("Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"),
+    req("Connection: keep-alive, Upgrade\r\nUpgrade: websocket, h2c\r\n"),
+    b"5\r\nhello\r\n0\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n",
 ]
 
 for data in HTTP:
     write("http_head", data)
+
+# http_response: the first octet is what up to four requests asked, two
+# bits each (HEAD, upgrade); then what the backend sent.
+def resp(status="200 OK", fields="", body=""):
+    return ("HTTP/1.1 " + status + "\r\n" + fields + "\r\n" + body).encode("latin-1")
+
+GET, HEAD, UPGRADE = 0, 1, 2
+def asks(*a):
+    return bytes([sum(v << (2 * i) for i, v in enumerate(a))])
+
+RESPONSES = [
+    asks(GET) + resp(fields="Content-Length: 5\r\n", body="hello"),
+    asks(GET, GET) + resp(fields="Content-Length: 1\r\n", body="x") + resp("204 No Content"),
+    asks(GET) + resp(fields="Transfer-Encoding: chunked\r\n", body="5\r\nhello\r\n0\r\nT: x\r\n\r\n"),
+    asks(HEAD, GET) + resp(fields="Content-Length: 5\r\n") + resp(fields="Content-Length: 2\r\n", body="hi"),
+    asks(GET) + resp("100 Continue") + resp("103 Early Hints", "Link: </a>\r\n") + resp("201 Created", "Content-Length: 0\r\n"),
+    asks(UPGRADE) + resp("101 Switching Protocols", "Upgrade: websocket\r\nConnection: Upgrade\r\n") + b"\x81\x05hello",
+    asks(GET, UPGRADE) + resp(fields="Content-Length: 1\r\n", body="x") + resp("101 Switching Protocols", "Upgrade: x\r\n"),
+    asks(UPGRADE) + resp(fields="Content-Length: 2\r\n", body="no") + resp(fields="Content-Length: 0\r\n"),
+    asks(GET) + resp("101 Switching Protocols"),
+    asks(GET) + resp("304 Not Modified", "ETag: \"x\"\r\n"),
+    asks(GET) + b"HTTP/1.0 200 OK\r\n\r\nuntil the close",
+    asks(GET) + resp(fields="Transfer-Encoding: gzip\r\n", body="zzz"),
+    asks(GET) + resp(fields="Content-Length: 5, 5\r\nContent-Length: 5\r\n", body="hello"),
+    asks(GET) + resp(fields="Content-Length: 5, 6\r\n"),
+    asks(GET) + resp(fields="Content-Length: 5\r\n", body="hel"),
+    asks(GET) + b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok",
+    asks(GET) + resp(fields="X: " + "a" * 17000 + "\r\n"),
+]
+for data in RESPONSES:
+    write("http_response", data)
 
 F = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
 PROXY = [

@@ -195,6 +195,7 @@ pub(crate) struct RawDns {
 pub(crate) struct RawLimits {
     pub(crate) max_connections: Option<usize>,
     pub(crate) per_address: Option<usize>,
+    pub(crate) per_host: Option<usize>,
     pub(crate) handshake_timeout: Option<u64>,
     pub(crate) head_timeout: Option<u64>,
     pub(crate) body_timeout: Option<u64>,
@@ -226,6 +227,7 @@ pub(crate) const LIMIT_KEYS: [(&str, &[&str]); 3] = [
         &[
             "max_connections",
             "per_address",
+            "per_host",
             "handshake_timeout",
             "head_timeout",
             "body_timeout",
@@ -250,9 +252,10 @@ pub(crate) fn limits(
 ) -> anyhow::Result<sixgate_listen::ListenerLimits> {
     let Some(raw) = raw else { return Ok(out) };
     let keys = LIMIT_KEYS.iter().find(|(s, _)| *s == section).map_or(&[][..], |(_, k)| *k);
-    let given: [(&str, Option<u64>); 11] = [
+    let given: [(&str, Option<u64>); 12] = [
         ("max_connections", raw.max_connections.map(|v| v as u64)),
         ("per_address", raw.per_address.map(|v| v as u64)),
+        ("per_host", raw.per_host.map(|v| v as u64)),
         ("handshake_timeout", raw.handshake_timeout),
         ("head_timeout", raw.head_timeout),
         ("body_timeout", raw.body_timeout),
@@ -268,7 +271,7 @@ pub(crate) fn limits(
         if !keys.contains(&key) {
             bail!("{section}.limits.{key} does not apply to this listener (it has {})", keys.join(", "));
         }
-        let counts = key == "max_connections" || key == "per_address";
+        let counts = matches!(key, "max_connections" | "per_address" | "per_host");
         if counts && !(1..=1_000_000).contains(&v) {
             bail!("{section}.limits.{key} must be 1 to 1000000, not {v}");
         }
@@ -279,6 +282,7 @@ pub(crate) fn limits(
         match key {
             "max_connections" => out.caps.max_connections = v as usize,
             "per_address" => out.caps.per_address = v as usize,
+            "per_host" => out.per_host = v as usize,
             "handshake_timeout" => out.handshake = d,
             "head_timeout" => out.head = d,
             "body_timeout" => out.body = d,
@@ -290,12 +294,17 @@ pub(crate) fn limits(
             _ => out.tcp.user_timeout = Some(d),
         }
     }
-    if out.caps.per_address > out.caps.max_connections {
-        bail!(
-            "{section}.limits.per_address ({}) is above {section}.limits.max_connections ({})",
-            out.caps.per_address,
-            out.caps.max_connections
-        );
+    // One hostname keeps its share of a cap the operator changed.
+    if raw.per_host.is_none() && raw.max_connections.is_some() {
+        out.per_host = (out.caps.max_connections / 4).max(1);
+    }
+    for (key, v) in [("per_address", out.caps.per_address), ("per_host", out.per_host)] {
+        if v > out.caps.max_connections {
+            bail!(
+                "{section}.limits.{key} ({v}) is above {section}.limits.max_connections ({})",
+                out.caps.max_connections
+            );
+        }
     }
     Ok(out)
 }
@@ -690,6 +699,19 @@ mod tests {
     }
 
     #[test]
+    fn the_default_caps_fit_the_descriptor_limit_of_the_systemd_unit() {
+        // docs/deployment.md runs sixgate with LimitNOFILE=65536. Both proxy
+        // listeners (HTTP, TLS) have the [proxy.limits] cap each, and a
+        // proxied connection holds two descriptors; what is left is for the
+        // store, the UDP sockets, and the moment between accept and refusal.
+        use sixgate_listen::ListenerLimits;
+        let held = ListenerLimits::dns().caps.max_connections
+            + ListenerLimits::api().caps.max_connections
+            + 2 * 2 * ListenerLimits::proxy().caps.max_connections;
+        assert!(held + 2048 <= 65536, "the default caps hold {held} descriptors");
+    }
+
+    #[test]
     fn each_listener_reads_its_limits_over_safe_defaults() {
         let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
         let s = ok("").unwrap();
@@ -711,6 +733,21 @@ user_timeout = 9
         assert_eq!(s.proxy_limits.caps.per_address, 10);
         assert_eq!(s.proxy_limits.tunnel, Duration::from_secs(7));
         assert_eq!(s.proxy_limits.tcp.user_timeout, Some(Duration::from_secs(9)));
+        // One hostname gets a quarter of the proxy's slots unless told.
+        assert_eq!(s.proxy_limits.per_host, sixgate_listen::ListenerLimits::proxy().per_host);
+        let s = ok("[proxy.limits]
+max_connections = 100
+per_address = 10
+")
+        .unwrap();
+        assert_eq!(s.proxy_limits.per_host, 25);
+        let s = ok("[proxy.limits]
+max_connections = 100
+per_address = 10
+per_host = 100
+")
+        .unwrap();
+        assert_eq!(s.proxy_limits.per_host, 100);
         let s = ok("[api.limits]
 head_timeout = 3
 ")
@@ -743,6 +780,20 @@ max_connections = 10
 per_address = 11
 ",
                 "per_address (11) is above",
+            ),
+            (
+                "[proxy.limits]
+max_connections = 10
+per_address = 10
+per_host = 11
+",
+                "per_host (11) is above",
+            ),
+            (
+                "[api.limits]
+per_host = 5
+",
+                "api.limits.per_host does not apply",
             ),
             (
                 "[dns]

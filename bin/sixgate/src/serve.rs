@@ -348,19 +348,31 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             forwarded: s.proxy_forwarded,
         });
         let _ = proxy_shared.set(shared.clone());
+        // One gate per side, shared by all its addresses: a flood on one
+        // port cannot refuse or evict the other's connections, and each
+        // has its own metrics. [proxy.limits] applies to each.
+        let front = |metrics: &Arc<sixgate_listen::ListenerMetrics>| {
+            let gate = sixgate_listen::Gate::new(s.proxy_limits.caps, metrics.clone());
+            sixgate_proxy::Front::new(gate, s.proxy_limits)
+        };
+        let (tls_front, http_front) = (front(&listeners.proxy_tls), front(&listeners.proxy_http));
         let mut tls_listeners = Vec::new();
         for addr in &s.proxy_tls {
-            let listener = rt
-                .block_on(tokio::net::TcpListener::bind(addr))
-                .map_err(|e| anyhow!("cannot listen on {addr} for the TLS proxy: {e}"))?;
+            let listener = {
+                let _guard = rt.enter();
+                sixgate_listen::accept::bind(*addr)
+            }
+            .map_err(|e| anyhow!("cannot listen on {addr} for the TLS proxy: {e}"))?;
             proxy_addrs.push(("proxy-tls", listener.local_addr()?));
             tls_listeners.push(listener);
         }
         let mut http_listeners = Vec::new();
         for addr in &s.proxy_http {
-            let listener = rt
-                .block_on(tokio::net::TcpListener::bind(addr))
-                .map_err(|e| anyhow!("cannot listen on {addr} for the HTTP proxy: {e}"))?;
+            let listener = {
+                let _guard = rt.enter();
+                sixgate_listen::accept::bind(*addr)
+            }
+            .map_err(|e| anyhow!("cannot listen on {addr} for the HTTP proxy: {e}"))?;
             proxy_addrs.push(("proxy-http", listener.local_addr()?));
             http_listeners.push(listener);
         }
@@ -384,10 +396,20 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             sd_rx.clone(),
         )));
         for listener in tls_listeners {
-            api_tasks.push(rt.spawn(sixgate_proxy::tls::serve(listener, shared.clone(), sd_rx.clone())));
+            api_tasks.push(rt.spawn(sixgate_proxy::tls::serve(
+                listener,
+                shared.clone(),
+                tls_front.clone(),
+                sd_rx.clone(),
+            )));
         }
         for listener in http_listeners {
-            api_tasks.push(rt.spawn(sixgate_proxy::plain::serve(listener, shared.clone(), sd_rx.clone())));
+            api_tasks.push(rt.spawn(sixgate_proxy::plain::serve(
+                listener,
+                shared.clone(),
+                http_front.clone(),
+                sd_rx.clone(),
+            )));
         }
     }
 

@@ -13,6 +13,12 @@
 //! [`Gate`] refuses is closed at once (with a reset, so no TIME_WAIT is
 //! left here), instead of waiting unanswered in the kernel backlog where
 //! the client cannot tell a full server from a slow one.
+//!
+//! [`bind`] listens with a backlog of [`BACKLOG`]: `TcpListener::bind`
+//! takes the standard library's 128, and a burst of connections beyond
+//! that between two accepts has its SYNs dropped, so those clients wait a
+//! second for the retransmission (or get SYN cookies). nginx listens with
+//! 511, HAProxy with its `maxconn`; the kernel caps it at `somaxconn`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +34,18 @@ use crate::ratelog::RateLog;
 pub const BACKOFF_MIN: Duration = Duration::from_millis(5);
 /// The longest pause after failed accepts in a row.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// The listen backlog of [`bind`].
+pub const BACKLOG: u32 = 1024;
+
+/// Listens on `addr` with a backlog of [`BACKLOG`] (and `SO_REUSEADDR`, as
+/// `TcpListener::bind` sets it).
+pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket =
+        if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
+}
 
 static ERROR_LOG: RateLog = RateLog::new(1);
 static REFUSED_LOG: RateLog = RateLog::new(1);
@@ -107,7 +125,7 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     async fn listener() -> (TcpListener, SocketAddr) {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let l = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let a = l.local_addr().unwrap();
         (l, a)
     }

@@ -156,7 +156,11 @@ impl Gate {
     }
 
     fn now_mark(&self) -> u64 {
-        self.epoch.elapsed().as_millis() as u64 + 1
+        self.mark(Instant::now())
+    }
+
+    fn mark(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.epoch).as_millis() as u64 + 1
     }
 
     /// Admits a connection from `peer`, closing the oldest idle
@@ -236,10 +240,20 @@ impl Slot {
     /// The connection waits for its next request: it may be closed to make
     /// room from now on.
     pub fn idle(&self) {
+        self.idle_at(self.gate.now_mark());
+    }
+
+    /// [`Slot::idle`] since `at`, a time the caller has read anyway (a
+    /// clock read per request is not free in every VM).
+    pub fn idle_since(&self, at: Instant) {
+        self.idle_at(self.gate.mark(at));
+    }
+
+    fn idle_at(&self, mark: u64) {
         if self.state.evicted.load(Ordering::Acquire) {
             return;
         }
-        if self.state.idle_since.swap(self.gate.now_mark(), Ordering::Relaxed) == 0 {
+        if self.state.idle_since.swap(mark, Ordering::Relaxed) == 0 {
             self.gate.idle.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -335,7 +349,7 @@ mod tests {
         assert_eq!(g.admit(v4(4)).unwrap_err(), Refused::Listener);
         b.idle();
         tokio::time::advance(std::time::Duration::from_millis(10)).await;
-        a.idle();
+        a.idle_since(Instant::now());
         tokio::time::advance(std::time::Duration::from_millis(10)).await;
         c.idle();
         c.busy();

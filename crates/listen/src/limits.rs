@@ -15,6 +15,10 @@ use crate::io::TcpOptions;
 pub struct ListenerLimits {
     /// Connections in total and per client address.
     pub caps: Limits,
+    /// Most connections for one hostname, so that one site under attack
+    /// cannot take every slot of a listener. Only the proxy routes by name;
+    /// the others keep a quarter of `max_connections` here, unused.
+    pub per_host: usize,
     /// The TLS handshake (API) or the whole ClientHello (proxy).
     pub handshake: Duration,
     /// A whole request head (HTTP), or the rest of a DNS message once its
@@ -47,6 +51,7 @@ impl ListenerLimits {
     pub const fn dns() -> ListenerLimits {
         ListenerLimits {
             caps: Limits { max_connections: 1000, per_address: 64 },
+            per_host: 250,
             handshake: secs(5),
             head: secs(5),
             body: secs(5),
@@ -65,6 +70,7 @@ impl ListenerLimits {
     pub const fn api() -> ListenerLimits {
         ListenerLimits {
             caps: Limits { max_connections: 1024, per_address: 64 },
+            per_host: 256,
             handshake: secs(10),
             head: secs(10),
             body: secs(30),
@@ -81,9 +87,16 @@ impl ListenerLimits {
     /// `timeout http-keep-alive`, `timeout tunnel` (1 h), `timeout
     /// connect`, `tcp-ut`; `maxconn`. The ClientHello must come whole
     /// within 5 s.
+    ///
+    /// The cap holds for each of the two proxy listeners (HTTP and TLS),
+    /// and a proxied connection holds two descriptors: 2 × 2 × 15,000 plus
+    /// the DNS and API caps stays below the `LimitNOFILE=65536` of
+    /// docs/deployment.md, so a full proxy cannot starve DNS of
+    /// descriptors. One hostname gets at most a quarter of the slots.
     pub const fn proxy() -> ListenerLimits {
         ListenerLimits {
-            caps: Limits { max_connections: 20_000, per_address: 512 },
+            caps: Limits { max_connections: 15_000, per_address: 512 },
+            per_host: 3750,
             handshake: secs(5),
             head: secs(10),
             body: secs(30),

@@ -69,6 +69,9 @@ pub struct ListenerMetrics {
     pub refused_global: AtomicU64,
     /// Connections refused because their client address was at its cap.
     pub refused_address: AtomicU64,
+    /// Connections refused because the name they asked for was at its cap
+    /// (the proxy's per-hostname cap).
+    pub refused_host: AtomicU64,
     /// Idle connections closed to make room for a new one.
     pub evicted: AtomicU64,
     timed_out: [AtomicU64; Phase::ALL.len()],
@@ -88,6 +91,7 @@ impl ListenerMetrics {
             accepted: AtomicU64::new(0),
             refused_global: AtomicU64::new(0),
             refused_address: AtomicU64::new(0),
+            refused_host: AtomicU64::new(0),
             evicted: AtomicU64::new(0),
             timed_out: Default::default(),
             reset: AtomicU64::new(0),
@@ -161,6 +165,12 @@ pub fn render(listeners: &[&ListenerMetrics]) -> String {
             l.name,
             get(&l.refused_address)
         );
+        let _ = writeln!(
+            out,
+            "sixgate_listener_refused_total{{listener=\"{}\",cap=\"host\"}} {}",
+            l.name,
+            get(&l.refused_host)
+        );
     }
     let _ = writeln!(
         out,
@@ -191,6 +201,7 @@ mod tests {
         dns.timed_out(Phase::Write);
         dns.timed_out(Phase::Write);
         api.refused_address.fetch_add(3, Ordering::Relaxed);
+        api.refused_host.fetch_add(2, Ordering::Relaxed);
         let text = render(&[&dns, &api]);
         assert!(
             text.contains("sixgate_listener_timeouts_total{listener=\"dns_tcp\",phase=\"write\"} 2\n"),
@@ -204,6 +215,7 @@ mod tests {
             text.contains("sixgate_listener_refused_total{listener=\"api\",cap=\"address\"} 3\n"),
             "{text}"
         );
+        assert!(text.contains("sixgate_listener_refused_total{listener=\"api\",cap=\"host\"} 2\n"), "{text}");
         assert!(text.contains("sixgate_listener_open_connections{listener=\"dns_tcp\"} 0\n"), "{text}");
         // One HELP and TYPE per family, however many listeners.
         assert_eq!(text.matches("# TYPE sixgate_listener_timeouts_total").count(), 1);

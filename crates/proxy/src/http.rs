@@ -15,11 +15,19 @@
 //! chunks read by [`ChunkedDecoder`], which finds where the next
 //! pipelined request starts.
 
-use std::net::IpAddr;
 use std::ops::Range;
 
 mod chunked;
+mod forward;
+mod reader;
+mod response;
 pub use chunked::{ChunkError, ChunkedDecoder, Feed, MAX_CHUNK_LINE, MAX_TRAILERS};
+pub use forward::{
+    FORWARDING_HEADERS, forwarding_lines, is_forwarding_name, rewrite_forwarded, rewrite_forwarded_into,
+    rewrite_with,
+};
+pub use reader::HeadReader;
+pub use response::{MAX_RESPONSE_HEAD, ResponseError, ResponseEvent, Responses, Step};
 
 /// The largest head read, request-line to the empty line included.
 pub const MAX_HEAD: usize = 16 * 1024;
@@ -91,8 +99,12 @@ pub struct Head {
     /// for 1.0).
     pub expect_continue: bool,
     /// HTTP/1.1 with an `upgrade` Connection option and an Upgrade header
-    /// (RFC 9110 §7.8).
+    /// (RFC 9110 §7.8), other than `h2c`.
     pub upgrade: bool,
+    /// The request asks for the h2c upgrade (an `h2c` Upgrade protocol, or
+    /// HTTP2-Settings): RFC 9113 §3.1 deprecates it, so it is never an
+    /// upgrade here, and its fields are not forwarded.
+    h2c: bool,
     /// Whether the connection stays open after this exchange: 1.1 unless
     /// `Connection: close`, 1.0 only with `Connection: keep-alive`.
     pub keep_alive: bool,
@@ -253,8 +265,12 @@ pub fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
     let http11 = version == Version::Http11;
     let expect_continue =
         http11 && headers.iter().any(|h| h.is("expect") && h.value.eq_ignore_ascii_case(b"100-continue"));
-    let upgrade =
-        http11 && has_option("upgrade") && headers.iter().any(|h| h.is("upgrade") && !h.value.is_empty());
+    let h2c = list(&headers, "upgrade").iter().any(|p| p.eq_ignore_ascii_case(b"h2c"))
+        || headers.iter().any(|h| h.is("http2-settings"));
+    let upgrade = http11
+        && !h2c
+        && has_option("upgrade")
+        && headers.iter().any(|h| h.is("upgrade") && !h.value.is_empty());
     let keep_alive = !has_option("close") && (http11 || has_option("keep-alive"));
     Ok(Head {
         method: method.to_string(),
@@ -266,6 +282,7 @@ pub fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
         framing,
         expect_continue,
         upgrade,
+        h2c,
         keep_alive,
         request_line,
     })
@@ -325,7 +342,7 @@ fn line_bytes<'a>(buf: &'a [u8], r: &Range<usize>) -> &'a [u8] {
 }
 
 /// RFC 9110 §5.6.2 tchar.
-fn is_tchar(b: u8) -> bool {
+pub(crate) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
@@ -538,59 +555,6 @@ fn framing(version: Version, headers: &[Header]) -> Result<Framing, HeadError> {
     let n =
         std::str::from_utf8(v).ok().and_then(|s| s.parse().ok()).ok_or(HeadError::InvalidContentLength)?;
     Ok(Framing::ContentLength(n))
-}
-
-/// Is this one of the headers proxies use to tell a backend about the
-/// client (address, scheme, host, port)? A client may not set them: the
-/// backend would take them as ours.
-fn is_forwarding(h: &Header) -> bool {
-    ["x-forwarded-for", "x-real-ip", "forwarded", "x-forwarded-proto", "x-forwarded-host", "x-forwarded-port"]
-        .iter()
-        .any(|n| h.is(n))
-}
-
-/// The head as sent to the backend: the request-line and every field line
-/// byte for byte and in order, except that every X-Forwarded-For,
-/// X-Real-IP, Forwarded and X-Forwarded-Proto/-Host/-Port field the client
-/// sent is removed, not appended to: we are the edge, and nothing the client says about addresses is
-/// trusted. Then `X-Forwarded-For: <client>` is added, and with
-/// `forwarded`, `Forwarded: for=<client>` (RFC 7239 §6: IPv6 quoted and
-/// bracketed). An IPv4-mapped client address is written as IPv4. Empty
-/// lines before the request-line are dropped.
-///
-/// `buf` must be the buffer `head` was parsed from; if it is not, lines
-/// are rebuilt from the parsed fields instead of copied.
-pub fn rewrite_forwarded(head: &Head, buf: &[u8], client: IpAddr, forwarded: bool) -> Vec<u8> {
-    let mut out = Vec::with_capacity(head.head_len + 64);
-    match buf.get(head.request_line.start..head.request_line.end + 2) {
-        Some(line) if line.starts_with(head.method.as_bytes()) => out.extend_from_slice(line),
-        _ => {
-            let v = if head.version == Version::Http10 { "HTTP/1.0" } else { "HTTP/1.1" };
-            out.extend_from_slice(format!("{} {} {v}\r\n", head.method, head.target).as_bytes());
-        }
-    }
-    for h in head.headers.iter().filter(|h| !is_forwarding(h)) {
-        match buf.get(h.line.start..h.line.end + 2) {
-            Some(line) if line.starts_with(h.name.as_bytes()) => out.extend_from_slice(line),
-            _ => {
-                out.extend_from_slice(h.name.as_bytes());
-                out.extend_from_slice(b": ");
-                out.extend_from_slice(&h.value);
-                out.extend_from_slice(b"\r\n");
-            }
-        }
-    }
-    let client = client.to_canonical();
-    out.extend_from_slice(format!("X-Forwarded-For: {client}\r\n").as_bytes());
-    if forwarded {
-        let node = match client {
-            IpAddr::V4(a) => a.to_string(),
-            IpAddr::V6(a) => format!("\"[{a}]\""),
-        };
-        out.extend_from_slice(format!("Forwarded: for={node}\r\n").as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    out
 }
 
 #[cfg(test)]

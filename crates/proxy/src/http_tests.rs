@@ -1,4 +1,5 @@
 use super::*;
+use std::net::IpAddr;
 
 fn parse(s: &str) -> Result<Head, HeadError> {
     parse_head(s.as_bytes())
@@ -295,9 +296,10 @@ fn upgrade_websocket() {
     let h = parse(req).unwrap();
     assert!(h.upgrade && h.keep_alive);
     assert_eq!(h.host.as_deref(), Some("server.example.com"));
-    let h =
-        parse("GET / HTTP/1.1\r\nHost: a.test\r\nConnection: keep-alive, upgrade\r\nUpgrade: h2c\r\n\r\n")
-            .unwrap();
+    let h = parse(
+        "GET / HTTP/1.1\r\nHost: a.test\r\nConnection: keep-alive, upgrade\r\nUpgrade: IRC/6.9\r\n\r\n",
+    )
+    .unwrap();
     assert!(h.upgrade);
     assert!(!parse("GET / HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\n\r\n").unwrap().upgrade);
     assert!(!parse("GET / HTTP/1.1\r\nHost: a.test\r\nConnection: upgrade\r\n\r\n").unwrap().upgrade);
@@ -340,7 +342,7 @@ fn pipelined_requests_with_chunked_bodies() {
     let body_len = body.windows(end.len()).position(|w| w == end).unwrap() + end.len();
     // Fed whole, and fed one octet at a time.
     let mut d = ChunkedDecoder::new();
-    assert_eq!(d.feed(body), Ok(Feed { consumed: body_len, done: true }));
+    assert_eq!(d.feed(body).map(|f| (f.consumed, f.done)), Ok((body_len, true)));
     let mut d = ChunkedDecoder::new();
     let mut total = 0;
     for b in body.chunks(1) {
@@ -352,20 +354,20 @@ fn pipelined_requests_with_chunked_bodies() {
     }
     assert!(d.is_done());
     assert_eq!(total, body_len);
-    assert_eq!(d.feed(b"more"), Ok(Feed { consumed: 0, done: true }));
+    assert_eq!(d.feed(b"more").map(|f| (f.consumed, f.done)), Ok((0, true)));
     let second = parse_head(&body[body_len..]).unwrap();
     assert_eq!(second.target, "/b");
 }
 
-fn chunked(body: &[u8]) -> Result<Feed, ChunkError> {
-    ChunkedDecoder::new().feed(body)
+fn chunked(body: &[u8]) -> Result<(usize, bool), ChunkError> {
+    ChunkedDecoder::new().feed(body).map(|f| (f.consumed, f.done))
 }
 
 #[test]
 fn chunked_bodies_are_strict() {
-    assert_eq!(chunked(b"0\r\n\r\n"), Ok(Feed { consumed: 5, done: true }));
-    assert_eq!(chunked(b"A\r\n0123456789\r\n0 ; x=\"y\"\r\n\r\n").map(|f| f.done), Ok(true));
-    assert_eq!(chunked(b"ffffffffffffffff\r\n"), Ok(Feed { consumed: 18, done: false }));
+    assert_eq!(chunked(b"0\r\n\r\n"), Ok((5, true)));
+    assert_eq!(chunked(b"A\r\n0123456789\r\n0 ; x=\"y\"\r\n\r\n").map(|f| f.1), Ok(true));
+    assert_eq!(chunked(b"ffffffffffffffff\r\n"), Ok((18, false)));
     assert_eq!(chunked(b"10000000000000000\r\n"), Err(ChunkError::BadSize));
     assert_eq!(chunked(b"\r\n"), Err(ChunkError::BadSize));
     assert_eq!(chunked(b"-1\r\n"), Err(ChunkError::BadSize));
@@ -384,7 +386,7 @@ fn chunked_bodies_are_strict() {
     let long = [b"1;".as_slice(), &[b'a'; MAX_CHUNK_LINE]].concat();
     assert_eq!(chunked(&long), Err(ChunkError::LineTooLong));
     let zeros = [&[b'0'; MAX_CHUNK_LINE][..], b"\r\n\r\n"].concat();
-    assert_eq!(chunked(&zeros).map(|f| f.done), Ok(true));
+    assert_eq!(chunked(&zeros).map(|f| f.1), Ok(true));
     let trailers = [b"0\r\nX: ".as_slice(), &[b'a'; MAX_TRAILERS]].concat();
     assert_eq!(chunked(&trailers), Err(ChunkError::TrailersTooLarge));
     // Errors stick.
@@ -467,4 +469,202 @@ fn a_head_reparses_identically_from_its_own_bytes() {
     let buf = b"\r\nPOST /a HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2\r\n\r\nhi";
     let h = parse_head(buf).unwrap();
     assert_eq!(parse_head(&buf[..h.head_len]), Ok(h));
+}
+
+/// Regression: forwarding headers were matched by their exact names, so a
+/// client's `X-Forwarded_For` (the underscore class of CVE-2024-45614)
+/// reached the backend, where CGI-style stacks read it as X-Forwarded-For.
+#[test]
+fn forwarding_headers_spelled_with_underscores_were_forwarded() {
+    for name in [
+        "X-Forwarded_For",
+        "X_FORWARDED_FOR",
+        "x-real_ip",
+        "X_Forwarded-Proto",
+        "X-Forwarded_Host",
+        "x-forwarded_port",
+        "Forwarded",
+        "X-Client_IP",
+        "True-Client-IP",
+    ] {
+        let req = format!("GET / HTTP/1.1\r\nHost: a.test\r\n{name}: 6.6.6.6\r\n\r\n");
+        let h = parse(&req).unwrap();
+        let out = rewrite_forwarded(&h, req.as_bytes(), ip("192.0.2.9"), false);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GET / HTTP/1.1\r\nHost: a.test\r\nX-Forwarded-For: 192.0.2.9\r\n\r\n",
+            "{name}"
+        );
+    }
+    // Other names with underscores are the client's own business.
+    let req = "GET / HTTP/1.1\r\nHost: a.test\r\nX_Forwarded: 1\r\nMy_Header: 2\r\n\r\n";
+    let out = rewrite_forwarded(&parse(req).unwrap(), req.as_bytes(), ip("192.0.2.9"), false);
+    assert!(out.starts_with(b"GET / HTTP/1.1\r\nHost: a.test\r\nX_Forwarded: 1\r\nMy_Header: 2\r\n"));
+}
+
+/// Regression: Connection was forwarded as sent, so a client could name
+/// X-Forwarded-For as a hop-by-hop field (RFC 9110 §7.6.1) and have the
+/// next intermediate behind the proxy delete the one the proxy adds; or
+/// name Content-Length, Transfer-Encoding or Host, which frame and route
+/// the request.
+#[test]
+fn connection_could_nominate_forwarding_headers_as_hop_by_hop() {
+    for (options, kept) in [
+        ("close, X-Forwarded-For", Some("Connection: close")),
+        ("X_Forwarded_For", None),
+        ("keep-alive, x-real-ip, Forwarded, TE", Some("Connection: keep-alive, TE")),
+        ("Content-Length,close,Transfer-Encoding", Some("Connection: close")),
+        ("Host, X-Forwarded-Proto", None),
+        ("close, , X-Custom", Some("Connection: close, , X-Custom")),
+    ] {
+        let req = format!("GET / HTTP/1.1\r\nHost: a.test\r\nConnection: {options}\r\nAccept: */*\r\n\r\n");
+        let h = parse(&req).unwrap();
+        let out = String::from_utf8(rewrite_forwarded(&h, req.as_bytes(), ip("192.0.2.9"), false)).unwrap();
+        let want = match kept {
+            Some(c) => format!(
+                "GET / HTTP/1.1\r\nHost: a.test\r\n{c}\r\nAccept: */*\r\nX-Forwarded-For: 192.0.2.9\r\n\r\n"
+            ),
+            None => {
+                "GET / HTTP/1.1\r\nHost: a.test\r\nAccept: */*\r\nX-Forwarded-For: 192.0.2.9\r\n\r\n".into()
+            }
+        };
+        assert_eq!(out, want, "{options}");
+        assert_eq!(parse(&out).unwrap().keep_alive, h.keep_alive, "{options}");
+    }
+    // A Connection that nominates nothing of ours is copied byte for byte.
+    let req = "GET / HTTP/1.1\r\nHost: a.test\r\nconnection:  Keep-Alive \r\n\r\n";
+    let out = rewrite_forwarded(&parse(req).unwrap(), req.as_bytes(), ip("192.0.2.9"), false);
+    assert!(out.starts_with(b"GET / HTTP/1.1\r\nHost: a.test\r\nconnection:  Keep-Alive \r\n"));
+}
+
+/// Regression: `Upgrade: h2c` was an upgrade like any other, so the proxy
+/// tunnelled whatever followed once a backend that speaks h2c switched
+/// protocols (h2c smuggling). RFC 9113 §3.1 deprecates the h2c upgrade:
+/// the request goes on as plain HTTP/1.1, without Upgrade, HTTP2-Settings
+/// and their Connection options.
+#[test]
+fn an_h2c_upgrade_was_a_tunnel() {
+    for fields in [
+        "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n",
+        "Connection: upgrade\r\nUpgrade: websocket, H2C\r\n",
+        "Upgrade: h2c\r\nConnection: http2-settings, upgrade\r\n",
+        "HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n",
+    ] {
+        let req = format!("GET / HTTP/1.1\r\nHost: a.test\r\n{fields}Accept: */*\r\n\r\n");
+        let h = parse(&req).unwrap();
+        assert!(!h.upgrade, "{fields:?}");
+        let out = String::from_utf8(rewrite_forwarded(&h, req.as_bytes(), ip("192.0.2.9"), false)).unwrap();
+        assert_eq!(
+            out, "GET / HTTP/1.1\r\nHost: a.test\r\nAccept: */*\r\nX-Forwarded-For: 192.0.2.9\r\n\r\n",
+            "{fields:?}"
+        );
+    }
+    // A WebSocket upgrade keeps its fields.
+    let req = "GET / HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+    let h = parse(req).unwrap();
+    assert!(h.upgrade);
+    let out = rewrite_forwarded(&h, req.as_bytes(), ip("192.0.2.9"), false);
+    assert!(out.starts_with(req.trim_end_matches("\r\n").as_bytes()));
+}
+
+/// Regression: every read re-parsed the head from its first octet, so a
+/// 16 KiB head sent one octet at a time cost about 134 million octet
+/// steps. Fed one octet at a time, the reader looks at each octet once and
+/// parses once.
+#[test]
+fn a_head_in_one_octet_segments_was_parsed_from_the_start_on_every_read() {
+    let fixed = "GET / HTTP/1.1\r\nHost: a.test\r\nX-Pad: \r\n\r\n".len();
+    let head = format!("GET / HTTP/1.1\r\nHost: a.test\r\nX-Pad: {}\r\n\r\n", "a".repeat(MAX_HEAD - fixed));
+    let bytes = head.as_bytes();
+    let mut reader = HeadReader::new();
+    let mut got = None;
+    for n in 1..=bytes.len() {
+        match reader.read(&bytes[..n]) {
+            Err(HeadError::Incomplete) => assert!(n < bytes.len(), "incomplete at the end"),
+            r => {
+                got = Some((n, r));
+                break;
+            }
+        }
+    }
+    let (n, r) = got.unwrap();
+    assert_eq!(n, bytes.len());
+    assert_eq!(r.unwrap().head_len, MAX_HEAD);
+    assert!(
+        reader.work() <= 2 * bytes.len(),
+        "{} octet steps for a {}-octet head",
+        reader.work(),
+        bytes.len()
+    );
+}
+
+/// The reader's answers are the parser's: for every prefix that the reader
+/// answers, `parse_head` on the same bytes gives the same; the limit and
+/// bare line endings are refused as soon as they arrive.
+#[test]
+fn the_head_reader_answers_as_the_parser_does() {
+    let cases: Vec<Vec<u8>> = vec![
+        b"GET / HTTP/1.1\r\nHost: a.test\r\n\r\nGET /next".to_vec(),
+        b"\r\n\r\nGET / HTTP/1.1\r\nHost: a.test\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\nHost: a.test\r\n\r\n".to_vec(),
+        b"GET / HTTP/1.1\r\nHost: a.test\rX\r\n\r\n".to_vec(),
+        b"GET  / HTTP/1.1\r\nHost: a.test\r\n\r\n".to_vec(),
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(),
+        format!("GET / HTTP/1.1\r\nX: {}\r\n\r\n", "a".repeat(MAX_HEAD)).into_bytes(),
+    ];
+    for case in &cases {
+        let mut reader = HeadReader::new();
+        let mut answered = false;
+        for n in 0..=case.len() {
+            match reader.read(&case[..n]) {
+                Err(HeadError::Incomplete) => {}
+                r => {
+                    assert_eq!(r, parse_head(&case[..n]), "{:?} at {n}", String::from_utf8_lossy(case));
+                    answered = true;
+                    break;
+                }
+            }
+        }
+        assert!(answered, "{:?}", String::from_utf8_lossy(case));
+    }
+    // After a reset the next head is read from the start of the buffer.
+    let mut reader = HeadReader::new();
+    let first = reader.read(b"GET /a HTTP/1.1\r\nHost: a.test\r\n\r\n").unwrap();
+    assert_eq!(first.target, "/a");
+    reader.reset();
+    assert_eq!(reader.read(b"GET /b HTTP/1.1\r\n"), Err(HeadError::Incomplete));
+    assert_eq!(reader.read(b"GET /b HTTP/1.1\r\nHost: a.test\r\n\r\n").unwrap().target, "/b");
+}
+
+/// Trailer fields of a forwarded chunked body are found, so they can be
+/// left out: whole or one octet at a time, what is forwarded ends with the
+/// last chunk and the final empty line.
+#[test]
+fn chunked_trailers_are_found_so_they_can_be_left_out() {
+    let body = b"5\r\nhello\r\n0;ext=1\r\nX-Forwarded-For: 6.6.6.6\r\nX-A: b\r\n\r\nGET";
+    let want = b"5\r\nhello\r\n0;ext=1\r\n\r\n";
+    let forwarded = |input: &[u8], f: &Feed| {
+        let mut out = input[..f.trailers.start.min(f.consumed)].to_vec();
+        if !f.trailers.is_empty() {
+            out.extend_from_slice(&input[f.trailers.end..f.consumed]);
+        } else {
+            out = input[..f.consumed].to_vec();
+        }
+        out
+    };
+    let f = ChunkedDecoder::new().feed(body).unwrap();
+    assert!(f.done && f.consumed == body.len() - 3);
+    assert_eq!(&body[f.trailers.clone()], b"X-Forwarded-For: 6.6.6.6\r\nX-A: b\r\n");
+    assert_eq!(forwarded(body, &f), want);
+    let mut d = ChunkedDecoder::new();
+    let mut out = Vec::new();
+    for b in body.chunks(1) {
+        let f = d.feed(b).unwrap();
+        out.extend_from_slice(&forwarded(b, &f));
+        if f.done {
+            break;
+        }
+    }
+    assert_eq!(out, want);
+    assert!(ChunkedDecoder::new().feed(b"3\r\nabc\r\n0\r\n\r\n").unwrap().trailers.is_empty());
 }

@@ -8,12 +8,17 @@
 //! encoding PROXY protocol v1 and v2 headers ([`proxyproto`]), and the
 //! rule that decides which backend addresses may ever be connected to
 //! ([`policy`]). The async shells that accept, route and splice
-//! connections build on them.
+//! connections build on them: [`tls`] and [`plain`], admitted by a
+//! [`Front`] (connection caps in total, per client address and per
+//! hostname) and bounded in every phase by its deadlines, with tunnels
+//! in `tunnel` and lazily moved timers in `deadline`.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::indexing_slicing)]
 // Tests may index and unwrap: a panic there is a failed test.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
+mod deadline;
+mod front;
 pub mod http;
 pub mod own;
 pub mod plain;
@@ -22,3 +27,6 @@ pub mod proxyproto;
 pub mod route;
 pub mod sni;
 pub mod tls;
+mod tunnel;
+
+pub use front::Front;

@@ -1,223 +1,295 @@
 //! The plain-HTTP side of the proxy (port 80): route by Host, add
 //! X-Forwarded-For on every request.
 //!
-//! Each request head is read and checked ([`parse_head`]: RFC 9112 framing,
-//! no ambiguous lengths, no obs-fold, no bare LF, no IP-literal Host), the
-//! client's own forwarding headers are removed and `X-Forwarded-For: CLIENT`
-//! is added ([`rewrite_forwarded`]), then the body is forwarded exactly as
-//! framed (Content-Length or chunked), so the next head on a keep-alive
-//! connection is found where it really starts. A connection is bound to
-//! the backend of its first request's Host: a later request for another
-//! Host closes the connection instead of being sent to the wrong backend.
-//! Responses are relayed as they come; after an upgrade (101) the
-//! connection is a tunnel. ACME HTTP-01 requests pass through like any
-//! other.
+//! Each request head is read as it arrives ([`HeadReader`]: linear in its
+//! size however it is cut) and checked ([`crate::http::parse_head`]:
+//! RFC 9112 framing, no ambiguous lengths, no obs-fold, no bare LF, no
+//! IP-literal Host). The client's own forwarding headers are removed and
+//! `X-Forwarded-For: CLIENT` added ([`crate::http::rewrite_with`]). The body
+//! is forwarded exactly as framed (Content-Length, or chunked without its
+//! trailer section), so the next head on a keep-alive connection is found
+//! where it really starts. A connection is bound to the backend of its
+//! first request's Host. A later request for another Host is answered 421
+//! once the earlier responses are through, and the connection closes,
+//! instead of the request reaching the wrong backend.
+//!
+//! Responses are relayed unchanged, and their framing is followed
+//! ([`crate::http::Responses`]) to know which one answers which request. An upgrade
+//! request is forwarded and then nothing more is read from the client
+//! until its answer comes. A 101 makes the connection a tunnel
+//! (`tunnel`). Any other status leaves it HTTP/1.1, and the
+//! requests after it are parsed and rewritten like the first. `Upgrade:
+//! h2c` is never an upgrade (RFC 9113 §3.1 deprecates it).
+//!
+//! Every phase has its deadline, from the [`Front`]'s limits. A whole head
+//! must arrive within `head_timeout`: from the accept for the first, from
+//! its first octet for the next ones, answered 408. Waiting for the next
+//! request with nothing outstanding has `idle_timeout`; such a connection
+//! is idle in its slot, and a full listener may close it to make room.
+//! Between two reads of a request body the limit is `body_timeout`. A
+//! write that makes no progress, either way, has `write_timeout`. Waiting
+//! on the backend has `tunnel_timeout` of no traffic either way. Both
+//! directions are driven from the connection's one task, with one buffer
+//! each.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use sixgate_listen::io::TimedWrite;
+use sixgate_listen::ratelog::RateLog;
+use sixgate_listen::{ListenerLimits, Phase, Slot};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
-use crate::http::{ChunkedDecoder, Framing, HeadError, parse_head, rewrite_forwarded};
+use crate::front::Front;
+use crate::http::{Head, HeadError, HeadReader, MAX_HEAD};
 use crate::tls::{Shared, connect_any};
+use crate::tunnel::{End, tunnel};
 
-/// Bytes read from a client at a time.
+mod buf;
+mod exchange;
+
+use buf::Buf;
+use exchange::{Exchange, Outcome};
+
+/// Octets read from a client at a time, at first.
 const READ_CHUNK: usize = 4096;
+/// The client's buffer holds a whole head and a read beyond it.
+const CLIENT_BUF: usize = MAX_HEAD + READ_CHUNK;
+/// The backend's buffer starts at tokio's copy size. It grows to hold a
+/// response head of up to [`crate::http::MAX_RESPONSE_HEAD`], and, while
+/// a body streams (each read fills it), up to [`BULK_BUF`]: with Nagle off,
+/// every write is a segment of its own, so small writes of a large body
+/// cost the kernel many more packets and acknowledgements.
+const BACKEND_BUF: usize = 8 * 1024;
+/// The most the backend's buffer grows to.
+const BULK_BUF: usize = 64 * 1024;
+/// After an error answer, how long the client's remaining input is read
+/// and dropped, so that closing with unread data (a reset) does not
+/// destroy the answer in flight (nginx's `lingering_close`).
+const LINGER: Duration = Duration::from_secs(2);
+/// At most this much is read while lingering.
+const LINGER_MAX: usize = 64 * 1024;
 
-/// How long a connection may wait for the next request head.
-pub const IDLE: Duration = Duration::from_secs(30);
+static LOG: RateLog = RateLog::new(5);
 
-/// Serves one plain-HTTP listener until `shutdown`.
-pub async fn serve(listener: tokio::net::TcpListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
-    crate::tls::accept_loop(listener, shared, shutdown, |stream, peer, shared| async move {
-        connection(stream, peer, &shared).await
+/// Serves one plain-HTTP listener until `shutdown`, admitting through
+/// `front`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    shared: Arc<Shared>,
+    front: Arc<Front>,
+    shutdown: watch::Receiver<bool>,
+) {
+    crate::front::accept_loop(listener, shared, front, shutdown, |stream, peer, slot, shared, front| async move {
+        connection(stream, peer, slot, &shared, &front).await
     })
     .await
 }
 
-/// Reads more into `buf`; false on EOF, error or timeout.
-/// Reads straight into the buffer's spare room: an idle connection holds
-/// no read buffer of its own beyond it.
-async fn fill(r: &mut (impl AsyncRead + Unpin), buf: &mut Vec<u8>, timeout: Duration) -> bool {
-    buf.reserve(READ_CHUNK);
-    matches!(tokio::time::timeout(timeout, r.read_buf(buf)).await, Ok(Ok(n)) if n > 0)
-}
-
-/// Answers an error before the connection is bound to a backend (after
-/// that, the client's write half belongs to the response relay and errors
-/// just close).
-async fn answer(client: &mut Option<tokio::net::tcp::OwnedWriteHalf>, status: u16, reason: &str) {
-    let Some(client) = client.as_mut() else { return };
+/// The status line, headers and body of an answer the proxy gives itself.
+fn answer_bytes(status: u16) -> Vec<u8> {
+    let reason = match status {
+        408 => "Request Timeout",
+        421 => "Misdirected Request",
+        431 => "Request Header Fields Too Large",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+        _ => "Bad Request",
+    };
     let body = format!("{status} {reason}\n");
-    let msg = format!(
+    format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
-    );
-    let _ = client.write_all(msg.as_bytes()).await;
+    )
+    .into_bytes()
 }
 
-async fn connection(stream: TcpStream, peer: SocketAddr, shared: &Shared) {
-    let local = stream.local_addr().unwrap_or(peer);
-    let (mut cr, cw) = stream.into_split();
-    let mut cw = Some(cw);
-    let mut buf: Vec<u8> = Vec::new();
-    let mut bound: Option<(String, tokio::net::tcp::OwnedWriteHalf, tokio::task::JoinHandle<()>)> = None;
-    let mut backend_addr = None;
-    let started = std::time::Instant::now();
-    let mut requests = 0u64;
-    loop {
-        // One request head.
-        let head = loop {
-            match parse_head(&buf) {
-                Ok(h) => break h,
-                Err(HeadError::Incomplete) => {
-                    if !fill(&mut cr, &mut buf, IDLE).await {
-                        return;
-                    }
-                }
-                Err(e) => {
-                    shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(client = %peer, error = %e, "proxy http: bad request");
-                    if let Some(status) = e.status() {
-                        answer(&mut cw, status, "Bad Request").await;
-                    }
-                    return;
-                }
-            }
-        };
-        let Some(host) = head.host.clone() else {
-            shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
-            answer(&mut cw, 400, "Bad Request").await;
-            return;
-        };
-        // Bind the connection to its first Host's backend.
-        match &bound {
-            Some((h, _, _)) if *h == host => {}
-            Some((h, _, _)) => {
-                tracing::info!(client = %peer, first = %h, then = %host, "proxy http: Host changed mid-connection; closing");
-                shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            None => {
-                let catalog = shared.catalog.load();
-                let route = match shared.routes.load().route(&catalog, &host, &shared.policy) {
-                    Ok(r) => r,
-                    Err(e) => {
-                        shared.stats.unroutable.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(client = %peer, host = %host, error = %e, "proxy http: not routed");
-                        answer(&mut cw, 421, "Misdirected Request").await;
-                        return;
-                    }
-                };
-                drop(catalog);
-                let backend = match connect_any(&route.backends, route.config.http_port, &shared.policy).await
-                {
-                    Ok(b) => b,
-                    Err(e) => {
-                        shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(client = %peer, host = %host, error = %e, "proxy http: no backend accepted");
-                        answer(&mut cw, 502, "Bad Gateway").await;
-                        return;
-                    }
-                };
-                backend_addr = backend.peer_addr().ok();
-                let (br, mut bw) = backend.into_split();
-                let header = crate::proxyproto::header(route.config.proxy_protocol, peer, local);
-                if bw.write_all(&header).await.is_err() {
-                    shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-                shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-                // Responses flow back on their own; the client's write half
-                // now belongs to the relay.
-                let Some(w) = cw.take() else { return };
-                bound = Some((host.clone(), bw, relay(br, w)));
-            }
-        }
-        let Some((_, bw, _)) = bound.as_mut() else { return };
-        let rewritten = rewrite_forwarded(&head, &buf, peer.ip(), shared.forwarded);
-        buf.drain(..head.head_len.min(buf.len()));
-        if bw.write_all(&rewritten).await.is_err() {
-            return;
-        }
-        requests += 1;
-        tracing::info!(
-            client = %peer,
-            host = %host,
-            backend = ?backend_addr,
-            method = %head.method,
-            target = %head.target,
-            request = requests,
-            ms = started.elapsed().as_millis() as u64,
-            "proxy http"
-        );
-        if head.upgrade {
-            // Everything after the head is the tunnel's.
-            let _ = bw.write_all(&buf).await;
-            let _ = tokio::io::copy(&mut cr, bw).await;
-            return;
-        }
-        // The body, exactly as framed.
-        match head.framing {
-            Framing::ContentLength(mut left) => {
-                while left > 0 {
-                    if buf.is_empty() && !fill(&mut cr, &mut buf, IDLE).await {
-                        return;
-                    }
-                    let n = (buf.len() as u64).min(left) as usize;
-                    if bw.write_all(buf.get(..n).unwrap_or(&[])).await.is_err() {
-                        return;
-                    }
-                    buf.drain(..n);
-                    left -= n as u64;
-                }
-            }
-            Framing::Chunked => {
-                let mut dec = ChunkedDecoder::new();
-                loop {
-                    if buf.is_empty() && !fill(&mut cr, &mut buf, IDLE).await {
-                        return;
-                    }
-                    let feed = match dec.feed(&buf) {
-                        Ok(f) => f,
-                        Err(e) => {
-                            tracing::info!(client = %peer, error = %e, "proxy http: bad chunked body");
-                            return;
-                        }
-                    };
-                    if bw.write_all(buf.get(..feed.consumed).unwrap_or(&[])).await.is_err() {
-                        return;
-                    }
-                    buf.drain(..feed.consumed);
-                    if feed.done {
-                        break;
-                    }
-                }
-            }
-            _ => {}
-        }
-        if !head.keep_alive {
-            // Let the response finish, then close. The backend side is not
-            // half-closed first: a server that sees the client go away
-            // (nginx does) stops sending the rest of a large response.
-            if let Some((_, bw, pump)) = bound.take() {
-                let _ = pump.await;
-                drop(bw);
-            }
-            return;
+/// Answers `status` and closes: the write has `write_timeout`, then the
+/// client's remaining input is read and dropped for a moment so that the
+/// answer is not lost to a reset.
+async fn answer(client: &mut TcpStream, status: u16, limits: &ListenerLimits) {
+    let mut w = TimedWrite::new(&mut *client, limits.write);
+    if w.write_all(&answer_bytes(status)).await.is_err() || w.shutdown().await.is_err() {
+        return;
+    }
+    let until = Instant::now() + LINGER;
+    // On the heap: an array here would be part of every connection's
+    // future, copied at each spawn.
+    let mut sink = vec![0u8; 4096];
+    let mut read = 0;
+    while read < LINGER_MAX {
+        match tokio::time::timeout_at(until, client.read(&mut sink)).await {
+            Ok(Ok(n)) if n > 0 => read += n,
+            _ => break,
         }
     }
 }
 
-/// Relays the backend's responses to the client until either side ends.
-fn relay(mut br: OwnedReadHalf, mut w: tokio::net::tcp::OwnedWriteHalf) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut br, &mut w).await;
-        let _ = w.shutdown().await;
-    })
+/// Why the first head did not come.
+enum First {
+    Closed,
+    Reset,
+    TimedOut,
+    Bad(HeadError),
 }
+
+/// Reads the first head into `buf`, within `limit` from the accept.
+async fn first_head(
+    client: &mut TcpStream,
+    buf: &mut Buf,
+    reader: &mut HeadReader,
+    limit: Duration,
+) -> Result<Head, First> {
+    let timer = tokio::time::sleep(limit);
+    tokio::pin!(timer);
+    loop {
+        match reader.read(buf.bytes()) {
+            Ok(h) => return Ok(h),
+            Err(HeadError::Incomplete) => {}
+            Err(e) => return Err(First::Bad(e)),
+        }
+        let room = buf.room(READ_CHUNK);
+        let n = tokio::select! {
+            r = client.read(room) => match r {
+                Ok(0) => return Err(First::Closed),
+                Ok(n) => n,
+                Err(_) => return Err(First::Reset),
+            },
+            _ = &mut timer => return Err(First::TimedOut),
+        };
+        buf.filled(n);
+    }
+}
+
+async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared: &Shared, front: &Front) {
+    let limits = front.limits();
+    let metrics = front.metrics();
+    let local = client.local_addr().unwrap_or(peer);
+    let mut cbuf = Buf::new(CLIENT_BUF);
+    let mut reader = HeadReader::new();
+    let head = match first_head(&mut client, &mut cbuf, &mut reader, limits.head).await {
+        Ok(h) => h,
+        Err(First::Closed) => return,
+        Err(First::Reset) => return metrics.reset(),
+        Err(First::TimedOut) => {
+            metrics.timed_out(Phase::Head);
+            if !cbuf.is_empty() {
+                answer(&mut client, 408, limits).await;
+            }
+            return;
+        }
+        Err(First::Bad(e)) => {
+            shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
+            if let Some(held) = LOG.allow() {
+                tracing::info!(client = %peer, error = %e, held_back = held, "proxy http: bad request");
+            }
+            if let Some(status) = e.status() {
+                answer(&mut client, status, limits).await;
+            }
+            return;
+        }
+    };
+    let Some(host) = head.host.clone() else {
+        shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
+        return answer(&mut client, 400, limits).await;
+    };
+    // Bind the connection to its first Host's backend.
+    let catalog = shared.catalog.load();
+    let route = match shared.routes.load().route(&catalog, &host, &shared.policy) {
+        Ok(r) => r,
+        Err(e) => {
+            shared.stats.unroutable.fetch_add(1, Ordering::Relaxed);
+            if let Some(held) = LOG.allow() {
+                tracing::info!(client = %peer, host = %host, error = %e, held_back = held, "proxy http: not routed");
+            }
+            return answer(&mut client, 421, limits).await;
+        }
+    };
+    drop(catalog);
+    let Some(_host_slot) = front.admit_host(&host, peer) else {
+        return answer(&mut client, 503, limits).await;
+    };
+    let mut backend = match connect_any(
+        &route.backends,
+        route.config.http_port,
+        limits.connect,
+        &shared.policy,
+    )
+    .await
+    {
+        Ok(b) => b,
+        Err(e) => {
+            shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
+            if e.timed_out {
+                metrics.timed_out(Phase::Connect);
+            }
+            if let Some(held) = LOG.allow() {
+                tracing::info!(client = %peer, host = %host, error = %e, held_back = held, "proxy http: no backend accepted");
+            }
+            return answer(&mut client, 502, limits).await;
+        }
+    };
+    sixgate_listen::io::tune(&backend, &limits.tcp);
+    shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+    let backend_addr = backend.peer_addr().ok();
+    // The PROXY header goes out with the first head, in one write.
+    let header = crate::proxyproto::header(route.config.proxy_protocol, peer, local);
+    let mut ex = Exchange::new(peer, backend_addr, shared, host, head, cbuf, reader, header);
+    let outcome = ex.run(&mut client, &mut backend, &slot, limits).await;
+    match outcome {
+        Outcome::Close => {
+            let _ = TimedWrite::new(&mut client, limits.write).shutdown().await;
+        }
+        Outcome::Answer(status) => answer(&mut client, status, limits).await,
+        Outcome::TimedOut(phase, with_408) => {
+            metrics.timed_out(phase);
+            if with_408 {
+                answer(&mut client, 408, limits).await;
+            }
+        }
+        Outcome::Stalled { client: stalled } => {
+            metrics.timed_out(Phase::Write);
+            // Its unsent data would keep the closed socket alive.
+            let stalled = if stalled { &client } else { &backend };
+            sixgate_listen::io::reset_on_close(stalled);
+        }
+        Outcome::Evicted => {}
+        Outcome::Reset => metrics.reset(),
+        Outcome::Backend(e) => {
+            shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
+            if let Some(held) = LOG.allow() {
+                tracing::info!(client = %peer, host = %ex.host(), error = %e, held_back = held, "proxy http: bad response");
+            }
+        }
+        Outcome::Switch => {
+            let (to_backend, to_client) = ex.leftovers();
+            let ends = tunnel(&mut client, &mut backend, to_backend, to_client, limits).await;
+            match ends.end {
+                End::Closed => {}
+                End::TimedOut(phase) => {
+                    metrics.timed_out(phase);
+                    if phase == Phase::Write {
+                        sixgate_listen::io::reset_on_close(&client);
+                        sixgate_listen::io::reset_on_close(&backend);
+                    }
+                }
+                End::Failed(e) => {
+                    metrics.reset();
+                    tracing::debug!(client = %peer, host = %ex.host(), error = %e, "proxy http: tunnel failed");
+                }
+            }
+            tracing::debug!(client = %peer, host = %ex.host(), up = ends.up, down = ends.down, "proxy http: tunnel ended");
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "plain_tests.rs"]
+mod tests;

@@ -1,14 +1,17 @@
 //! The TLS side of the proxy (port 443): route by SNI without terminating
 //! TLS.
 //!
-//! The ClientHello is read into a buffer, never consumed: once [`peek`]
-//! finds the server name, the connection is routed, the PROXY header (if
-//! the hostname wants one) goes to the backend first, then the buffered
-//! bytes unchanged, and from then on the two sockets are spliced. The
-//! customer's certificate and keys never touch the proxy. The ClientHello
-//! must arrive within [`HELLO_DEADLINE`] and [`sni::MAX_CLIENT_HELLO`]
-//! octets (plus record headers); a connection without a usable name is
-//! closed and counted.
+//! The ClientHello is read into a buffer, never consumed: once [`sni::peek`]
+//! finds the server name, the connection is routed, and the PROXY header
+//! (if the hostname wants one) and the buffered bytes go to the backend
+//! in one write; from then on the two sockets are spliced (`tunnel`:
+//! no traffic either way for `tunnel_timeout`, a write without progress
+//! for `write_timeout`, or a half-closed tunnel quiet for `idle_timeout`
+//! ends it). The customer's certificate and keys never touch the proxy.
+//! The ClientHello must arrive within `handshake_timeout` and
+//! [`sni::MAX_CLIENT_HELLO`] octets (plus record headers); a connection
+//! without a usable name is closed and counted. Admission (the caps, the
+//! per-hostname cap) is the [`Front`]'s.
 
 use std::net::{Ipv6Addr, SocketAddr, SocketAddrV6};
 use std::sync::Arc;
@@ -17,20 +20,22 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use sixgate_dns::Catalog;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use sixgate_listen::ratelog::RateLog;
+use sixgate_listen::{Phase, Slot};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::front::Front;
 use crate::policy::BackendPolicy;
 use crate::route::Routes;
 use crate::sni::{self, Peek};
+use crate::tunnel::{End, tunnel};
 
-/// How long a client has to send its whole ClientHello.
-pub const HELLO_DEADLINE: Duration = Duration::from_secs(5);
-/// How long a backend has to accept a connection.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// Room for the record headers around a ClientHello of the largest size.
 const READ_CAP: usize = sni::MAX_CLIENT_HELLO + 4 * 5 + 4;
+
+static REFUSED_LOG: RateLog = RateLog::new(5);
 
 /// Counters, split by which side failed.
 #[derive(Debug, Default)]
@@ -61,29 +66,40 @@ pub struct Shared {
     pub forwarded: bool,
 }
 
-/// Connects to the first backend that accepts, in order (failover on
-/// connect errors). A backend at one of sixgate's own listening sockets
-/// is skipped, and a connection that turns out to be to itself is closed
-/// ([`not_to_itself`]).
+/// Why no backend accepted a connection.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{last}")]
+pub struct ConnectError {
+    /// The last attempt's failure, with its address.
+    pub last: String,
+    /// The last attempt ran out of time (rather than being refused).
+    pub timed_out: bool,
+}
+
+/// Connects to the first backend that accepts within `timeout`, in order
+/// (failover on connect errors). A backend at one of sixgate's own
+/// listening sockets is skipped, and a connection that turns out to be to
+/// itself is closed ([`not_to_itself`]).
 pub async fn connect_any(
     backends: &[Ipv6Addr],
     port: u16,
+    timeout: Duration,
     policy: &BackendPolicy,
-) -> Result<TcpStream, String> {
-    let mut last = String::from("no backend");
+) -> Result<TcpStream, ConnectError> {
+    let mut last = ConnectError { last: String::from("no backend"), timed_out: false };
     for b in backends {
         let addr = SocketAddrV6::new(*b, port, 0, 0);
         if let Err(e) = policy.check_socket(addr) {
-            last = e.to_string();
+            last = ConnectError { last: e.to_string(), timed_out: false };
             continue;
         }
-        match tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(SocketAddr::V6(addr))).await {
+        match tokio::time::timeout(timeout, TcpStream::connect(SocketAddr::V6(addr))).await {
             Ok(Ok(s)) => match not_to_itself(s) {
                 Ok(s) => return Ok(s),
-                Err(e) => last = format!("{addr}: {e}"),
+                Err(e) => last = ConnectError { last: format!("{addr}: {e}"), timed_out: false },
             },
-            Ok(Err(e)) => last = format!("{addr}: {e}"),
-            Err(_) => last = format!("{addr}: connect timeout"),
+            Ok(Err(e)) => last = ConnectError { last: format!("{addr}: {e}"), timed_out: false },
+            Err(_) => last = ConnectError { last: format!("{addr}: connect timeout"), timed_out: true },
         }
     }
     Err(last)
@@ -104,67 +120,45 @@ pub(crate) fn not_to_itself(s: TcpStream) -> Result<TcpStream, &'static str> {
     }
 }
 
-/// Serves one TLS listener until `shutdown`.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>, shutdown: watch::Receiver<bool>) {
-    accept_loop(listener, shared, shutdown, |stream, peer, shared| async move {
-        connection(stream, peer, &shared).await
+/// Serves one TLS listener until `shutdown`, admitting through `front`.
+pub async fn serve(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    front: Arc<Front>,
+    shutdown: watch::Receiver<bool>,
+) {
+    crate::front::accept_loop(listener, shared, front, shutdown, |stream, peer, slot, shared, front| async move {
+        connection(stream, peer, slot, &shared, &front).await
     })
     .await
 }
 
-/// Accepts connections until `shutdown` and runs `handle` on each in its
-/// own task, which ends at shutdown too.
-pub(crate) async fn accept_loop<F, Fut>(
-    listener: TcpListener,
-    shared: Arc<Shared>,
-    mut shutdown: watch::Receiver<bool>,
-    handle: F,
-) where
-    F: Fn(TcpStream, SocketAddr, Arc<Shared>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    loop {
-        let (stream, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "proxy accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = async { let _ = shutdown.wait_for(|&s| s).await; } => return,
-        };
-        shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let work = handle(stream, peer, shared.clone());
-        let mut sd = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = work => {}
-                _ = async { let _ = sd.wait_for(|&s| s).await; } => {}
-            }
-        });
-    }
-}
-
-async fn connection(mut client: TcpStream, peer: SocketAddr, shared: &Shared) {
+async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared: &Shared, front: &Front) {
     let started = std::time::Instant::now();
+    let limits = front.limits();
+    let metrics = front.metrics();
     let mut buf = Vec::with_capacity(2048);
-    let deadline = tokio::time::Instant::now() + HELLO_DEADLINE;
+    let deadline = tokio::time::Instant::now() + limits.handshake;
     let host = loop {
         match sni::peek(&buf) {
             Peek::Sni(h) => break h,
             Peek::NeedMore if buf.len() < READ_CAP => {
-                let mut chunk = [0u8; 4096];
-                let want = chunk.len().min(READ_CAP - buf.len());
-                match tokio::time::timeout_at(deadline, client.read(chunk.get_mut(..want).unwrap_or(&mut [])))
-                    .await
-                {
-                    Ok(Ok(0)) | Ok(Err(_)) => {
-                        return client_error(shared, peer, "closed before the ClientHello");
+                let room = READ_CAP - buf.len();
+                buf.reserve(room.min(4096));
+                // Straight into the buffer's spare room: no chunk of its own
+                // lives in this future for the connection's whole life.
+                let mut limited = (&mut client).take(room as u64);
+                match tokio::time::timeout_at(deadline, limited.read_buf(&mut buf)).await {
+                    Ok(Ok(0)) => return client_error(shared, peer, "closed before the ClientHello"),
+                    Ok(Ok(_)) => {}
+                    Ok(Err(_)) => {
+                        metrics.reset();
+                        return client_error(shared, peer, "reset before the ClientHello");
                     }
-                    Ok(Ok(n)) => buf.extend_from_slice(chunk.get(..n).unwrap_or(&[])),
-                    Err(_) => return client_error(shared, peer, "ClientHello not complete in time"),
+                    Err(_) => {
+                        metrics.timed_out(Phase::Handshake);
+                        return client_error(shared, peer, "ClientHello not complete in time");
+                    }
                 }
             }
             Peek::NeedMore | Peek::TooLarge => return client_error(shared, peer, "ClientHello too large"),
@@ -177,47 +171,86 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, shared: &Shared) {
         Ok(r) => r,
         Err(e) => {
             shared.stats.unroutable.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(client = %peer, sni = %host, error = %e, "proxy: not routed");
+            if let Some(held) = REFUSED_LOG.allow() {
+                tracing::info!(client = %peer, sni = %host, error = %e, held_back = held, "proxy: not routed");
+            }
             return;
         }
     };
     drop(catalog);
-    let mut backend = match connect_any(&route.backends, route.config.tls_port, &shared.policy).await {
+    let Some(_host_slot) = front.admit_host(&host, peer) else { return };
+    let mut backend = match connect_any(
+        &route.backends,
+        route.config.tls_port,
+        limits.connect,
+        &shared.policy,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => {
             shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(client = %peer, sni = %host, error = %e, "proxy: no backend accepted");
+            if e.timed_out {
+                metrics.timed_out(Phase::Connect);
+            }
+            if let Some(held) = REFUSED_LOG.allow() {
+                tracing::info!(client = %peer, sni = %host, error = %e, held_back = held, "proxy: no backend accepted");
+            }
             return;
         }
     };
+    sixgate_listen::io::tune(&backend, &limits.tcp);
     let local = client.local_addr().unwrap_or(peer);
-    let header = crate::proxyproto::header(route.config.proxy_protocol, peer, local);
+    // The PROXY header and the ClientHello in one write.
+    let mut first = crate::proxyproto::header(route.config.proxy_protocol, peer, local);
+    first.extend_from_slice(&buf);
+    drop(buf);
     let backend_addr = backend.peer_addr().ok();
-    if backend.write_all(&header).await.is_err() || backend.write_all(&buf).await.is_err() {
-        shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-    let (up, down) = tokio::io::copy_bidirectional(&mut client, &mut backend).await.unwrap_or((0, 0));
+    let ends = tunnel(&mut client, &mut backend, &first, b"", limits).await;
+    let end = match &ends.end {
+        End::Closed => "closed",
+        End::TimedOut(phase) => {
+            metrics.timed_out(*phase);
+            if *phase == Phase::Write {
+                // A peer that stopped reading: its unsent data would keep
+                // the closed socket alive.
+                sixgate_listen::io::reset_on_close(&client);
+                sixgate_listen::io::reset_on_close(&backend);
+            }
+            phase.label()
+        }
+        End::Failed(e) => {
+            metrics.reset();
+            tracing::debug!(client = %peer, sni = %host, error = %e, "proxy tls: tunnel failed");
+            "reset"
+        }
+    };
     tracing::info!(
         client = %peer,
         sni = %host,
         backend = ?backend_addr,
-        bytes_up = up + buf.len() as u64,
-        bytes_down = down,
+        bytes_up = ends.up,
+        bytes_down = ends.down,
         ms = started.elapsed().as_millis() as u64,
+        end,
         "proxy tls"
     );
 }
 
 fn client_error(shared: &Shared, peer: SocketAddr, why: &str) {
     shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
-    tracing::info!(client = %peer, reason = why, "proxy: connection refused");
+    if let Some(held) = REFUSED_LOG.allow() {
+        tracing::info!(client = %peer, reason = why, held_back = held, "proxy: connection refused");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How long the tests let a loopback backend take to accept.
+    const CONNECT: Duration = Duration::from_secs(3);
     use crate::own::OwnAddresses;
 
     /// Regression: a backend AAAA at the address and port of one of
@@ -230,11 +263,11 @@ mod tests {
         let mapped = std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped();
         let policy = BackendPolicy::new(None);
         policy.set_own(OwnAddresses::new(&[listener.local_addr().unwrap()], &[]));
-        let e = connect_any(&[mapped], port, &policy).await.unwrap_err();
-        assert!(e.contains("own listening"), "{e}");
+        let e = connect_any(&[mapped], port, CONNECT, &policy).await.unwrap_err();
+        assert!(e.last.contains("own listening"), "{e}");
         // Another port of the same address is a backend like any other.
         let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let b = connect_any(&[mapped], other.local_addr().unwrap().port(), &policy).await.unwrap();
+        let b = connect_any(&[mapped], other.local_addr().unwrap().port(), CONNECT, &policy).await.unwrap();
         assert_eq!(b.peer_addr().unwrap().port(), other.local_addr().unwrap().port());
     }
 

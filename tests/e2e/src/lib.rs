@@ -33,6 +33,10 @@
 //! - [`powerdns`]: [`PowerDns`], a private PowerDNS Authoritative, the
 //!   reference peer for the ACME flows it supports.
 //! - [`http`]: a minimal HTTP/1.1 client for loopback JSON APIs.
+//! - [`backend`]: tiny TCP backends on ::1 for the proxy (a recorder of raw
+//!   requests, a 101 answerer, a backend that never reads, an echo);
+//!   [`proxylab`]: a server with both proxy listeners and what the proxy's
+//!   tests look at from outside (metrics, descriptors, TCP timers).
 //! - [`kdig`]: Knot's `kdig` run as an operator would, its output parsed
 //!   into status, flags and records.
 //! - [`unbound`]: [`Unbound`], a private validating unbound whose stub
@@ -73,6 +77,7 @@
 
 pub mod acme;
 pub mod aname;
+pub mod backend;
 pub mod client;
 pub mod compare;
 pub mod corpus;
@@ -89,6 +94,7 @@ pub mod pebble;
 pub mod plant;
 pub mod powerdns;
 pub mod process;
+pub mod proxylab;
 pub mod query;
 pub mod rng;
 pub mod sixgate;

@@ -13,8 +13,15 @@
 //!   checker's queries are answered correctly during the flood and all of
 //!   them after, and that the process is still alive at the end.
 //!
-//! All traffic goes to 127.0.0.1, is bounded in time and count, and stops by
-//! itself. `flood_baseline_against_knot` (ignored by default) runs the same
+//! - `proxy_tls_silent_tunnels_are_closed_on_time` and
+//!   `proxy_http_slow_and_stuck_clients_are_closed_on_time`: one section per
+//!   proxy listener (at the end of this file): silent tunnels, slowloris
+//!   heads, one-byte segments, a backend that never reads, an upgrade
+//!   without a 101; each closed at its deadline while a normal client from
+//!   127.0.0.2 is proxied.
+//!
+//! All traffic goes to loopback (127.0.0.1, 127.0.0.2 and ::1), is bounded
+//! in time and count, and stops by itself. `flood_baseline_against_knot` (ignored by default) runs the same
 //! flood against knotd, to tell a harness problem from a server problem:
 //! `cargo nextest run -p sixgate-e2e --run-ignored all flood_baseline`.
 
@@ -25,10 +32,14 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
+use sixgate_e2e::backend::{Backend, Behaviour};
 use sixgate_e2e::client::{read_framed_within, tcp_connect, write_framed};
 use sixgate_e2e::craft::{self, Echo, Expect, FLOOD_KINDS};
 use sixgate_e2e::normalize::{Response, name_wire};
+use sixgate_e2e::proxylab::{
+    Host, ProxyLab, client_hello, connect_from, cpu_time, fd_kinds, raise_fd_limit, tcp_sockets,
+};
 use sixgate_e2e::{Cli, Knot, QuerySpec, Rng, Sixgate, UdpClient, ZoneFile, tcp_exchange, wait_until};
 
 const ZONE: &str = "example.test";
@@ -396,6 +407,314 @@ fn flood_baseline_against_knot() -> Result<()> {
 }
 
 // ---------------------------------------------------------------------------
+// The proxy. Each listener gets one section: a bounded number of hostile
+// connections from 127.0.0.1, with deadlines shortened in the section's
+// [proxy.limits], while a well-behaved client on 127.0.0.2 keeps being
+// proxied. Every hostile connection must be closed on time, and counted
+// under its phase in /metrics; the server's descriptors come back.
+// ---------------------------------------------------------------------------
+
+/// Silent TLS tunnels in the TLS section.
+const SILENT_TUNNELS: usize = 5000;
+/// The normal client's address: its own per-address count.
+const NORMAL: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+
+/// Is `s` closed by its peer (end of stream or reset)? Reads and drops
+/// whatever came before the end.
+fn peer_closed(s: &mut TcpStream) -> bool {
+    if s.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let mut b = [0u8; 1024];
+    loop {
+        match s.read(&mut b) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+/// The TLS listener: 5,000 connections each send one valid ClientHello for
+/// a hostname whose backend accepts and never says a word, and then stay
+/// silent too. Each tunnel is closed at `tunnel_timeout`, both descriptors
+/// with it; a ClientHello from 127.0.0.2 for another hostname reaches its
+/// (echoing) backend before, during and after.
+#[test]
+fn proxy_tls_silent_tunnels_are_closed_on_time() -> Result<()> {
+    raise_fd_limit(2 * SILENT_TUNNELS as u64 + 1000)?;
+    let silent = Backend::start(Behaviour::Silent)?;
+    let echo = Backend::start(Behaviour::Echo)?;
+    let dir = tempfile::tempdir()?;
+    let mut lab = ProxyLab::start(
+        dir.path(),
+        &[Host::tls("flood", silent.port()), Host::tls("app", echo.port())],
+        "max_connections = 6000\nper_address = 6000\nper_host = 6000\ntunnel_timeout = 3\nidle_timeout = 2",
+    )?;
+    let baseline = lab.open_sockets()?;
+    let before = fd_kinds(lab.server.process().id());
+    let tls = lab.tls;
+    let normal = || -> Result<()> {
+        let hello = client_hello("app.example.test");
+        let mut s = connect_from(NORMAL, tls)?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        s.write_all(&hello)?;
+        let mut back = vec![0; hello.len()];
+        s.read_exact(&mut back).context("the normal client's ClientHello did not come back")?;
+        ensure!(back == hello, "the normal client's tunnel changed the bytes");
+        Ok(())
+    };
+    normal()?;
+    let started = Instant::now();
+    let hello = client_hello("flood.example.test");
+    let mut clients = Vec::with_capacity(SILENT_TUNNELS);
+    for i in 0..SILENT_TUNNELS {
+        let mut s = TcpStream::connect(tls)?;
+        s.write_all(&hello)?;
+        clients.push(s);
+        if i % 1000 == 999 {
+            normal().with_context(|| format!("after {} silent tunnels", i + 1))?;
+        }
+    }
+    let opened = started.elapsed();
+    wait_until("every tunnel to reach its backend", Duration::from_secs(60), || {
+        Ok((silent.accepted() >= SILENT_TUNNELS).then_some(()))
+    })?;
+    normal()?;
+    let m = wait_until("every silent tunnel to be closed", Duration::from_secs(60), || {
+        let m = lab.metrics()?;
+        let done = m.timeouts("proxy_tls", "tunnel") >= SILENT_TUNNELS as u64 && m.open("proxy_tls") == 0;
+        Ok(done.then_some(m))
+    })?;
+    let closed = started.elapsed();
+    let pid = lab.server.process().id();
+    let fds = wait_until("the sockets to come back", Duration::from_secs(30), || {
+        let n = lab.open_sockets()?;
+        Ok((n <= baseline).then_some(n))
+    })
+    .with_context(|| format!("baseline {baseline} ({before}), now {}", fd_kinds(pid)))?;
+    normal()?;
+    // The clients see their ends too.
+    let still_open = clients.iter_mut().map(peer_closed).filter(|c| !c).count();
+    println!(
+        "{SILENT_TUNNELS} silent tunnels: opened in {opened:?}, all closed after {closed:?}; \
+         {fds} sockets (baseline {baseline}); {still_open} clients not told"
+    );
+    ensure!(still_open == 0, "{still_open} clients still see an open connection");
+    ensure!(m.refused("proxy_tls", "listener") == 0 && m.refused("proxy_tls", "address") == 0, "{}", m.0);
+    // Bounded: the last tunnel opened plus its deadline, with room for a
+    // loaded machine.
+    ensure!(closed < opened + Duration::from_secs(3 + 40), "closed after {closed:?}");
+    Ok(())
+}
+
+/// When each of a group's connections was seen closed, from the start of
+/// the section (`None`: still open when the group gave up).
+type Closes = Vec<Option<Duration>>;
+
+/// Drives `conns`, calling `step` on each one still open every `pause`,
+/// until all are closed or `give_up` after `started`; a step that returns
+/// false saw its connection closed. With `reads`, what the proxy sends is
+/// read (and dropped) to see its end.
+fn drive(
+    started: Instant,
+    mut conns: Vec<TcpStream>,
+    pause: Duration,
+    give_up: Duration,
+    reads: bool,
+    step: impl Fn(&mut TcpStream, usize) -> bool,
+) -> Closes {
+    let mut closed: Closes = vec![None; conns.len()];
+    let mut round = 0;
+    while closed.iter().any(Option::is_none) && started.elapsed() < give_up {
+        for (s, c) in conns.iter_mut().zip(closed.iter_mut()) {
+            if c.is_none() && (!step(s, round) || (reads && peer_closed(s))) {
+                *c = Some(started.elapsed());
+            }
+        }
+        round += 1;
+        thread::sleep(pause);
+    }
+    closed
+}
+
+/// A blocking write of `bytes`; false once the connection is gone.
+fn send(s: &mut TcpStream, bytes: &[u8]) -> bool {
+    let _ = s.set_nonblocking(false);
+    s.write_all(bytes).is_ok()
+}
+
+/// The HTTP listener, five kinds of client at once, each closed at its
+/// deadline (2 s) and counted under its phase:
+/// - slowloris: 50 heads that gain a byte every 250 ms (head);
+/// - 20 heads sent in one-byte segments, one a millisecond, that would
+///   reach the 16 KiB limit after some 16 s (head);
+/// - 5 uploads to a backend that accepts and never reads (write);
+/// - 5 downloads of a gigabyte that the client never reads (write);
+/// - 20 upgrade requests answered 200 (no 101), then silence (idle).
+///
+/// A request from 127.0.0.2 is answered every 250 ms throughout.
+#[test]
+fn proxy_http_slow_and_stuck_clients_are_closed_on_time() -> Result<()> {
+    const SLOWLORIS: usize = 50;
+    const ONE_BYTE: usize = 20;
+    const UPLOADS: usize = 5;
+    const DOWNLOADS: usize = 5;
+    const UPGRADES: usize = 20;
+    const GIVE_UP: Duration = Duration::from_secs(30);
+    let app = Backend::start(Behaviour::Http { switch: false })?;
+    let sink = Backend::start(Behaviour::Silent)?;
+    let dir = tempfile::tempdir()?;
+    let mut lab = ProxyLab::start(
+        dir.path(),
+        &[Host::http("app", app.port()), Host::http("sink", sink.port())],
+        "head_timeout = 2\nidle_timeout = 2\nwrite_timeout = 2\nbody_timeout = 5\ntunnel_timeout = 30",
+    )?;
+    let baseline = lab.open_sockets()?;
+    let cpu_before = cpu_time(lab.server.process().id())?;
+    let http = lab.http;
+    let connect =
+        |n: usize| -> Result<Vec<TcpStream>> { (0..n).map(|_| Ok(TcpStream::connect(http)?)).collect() };
+    let slow_conns = connect(SLOWLORIS)?;
+    let one_conns = connect(ONE_BYTE)?;
+    for s in &one_conns {
+        s.set_nodelay(true)?;
+    }
+    let up_conns = connect(UPLOADS)?;
+    let mut down_conns = connect(DOWNLOADS)?;
+    for s in &mut down_conns {
+        s.write_all(b"GET /big HTTP/1.1\r\nHost: app.example.test\r\n\r\n")?;
+    }
+    let mut upgrade_conns = connect(UPGRADES)?;
+    for s in &mut upgrade_conns {
+        s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        s.write_all(
+            b"GET /ws HTTP/1.1\r\nHost: app.example.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+        )?;
+        let mut answer = [0u8; 64];
+        let n = s.read(&mut answer)?;
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        ensure!(answer.starts_with("HTTP/1.1 200 "), "upgrade: {answer:?}");
+    }
+
+    let stop = AtomicBool::new(false);
+    let served = AtomicUsize::new(0);
+    let failures = Mutex::new(Vec::<String>::new());
+    let started = Instant::now();
+    let [slow, one_byte, uploads, downloads, upgrades] = thread::scope(|scope| {
+        let normal = scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                let answer = sixgate_e2e::proxylab::exchange_from(
+                    NORMAL,
+                    http,
+                    b"GET /normal HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n",
+                    Duration::from_secs(10),
+                );
+                match answer {
+                    Ok(a) if a.starts_with("HTTP/1.1 200 ") => {
+                        served.fetch_add(1, Ordering::Relaxed);
+                    }
+                    other => {
+                        if let Ok(mut f) = failures.lock() {
+                            f.push(format!("{:?} at {:?}", other, started.elapsed()));
+                        }
+                    }
+                }
+                thread::sleep(Duration::from_millis(250));
+            }
+        });
+        let groups = [
+            scope.spawn(move || {
+                let head = b"GET / HTTP/1.1\r\nHost: app.example.test\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+                drive(started, slow_conns, Duration::from_millis(250), GIVE_UP, true, |s, round| {
+                    send(s, &[head[round % head.len()]])
+                })
+            }),
+            scope.spawn(move || {
+                let head = b"GET / HTTP/1.1\r\nHost: app.example.test\r\nX-Pad: ";
+                drive(started, one_conns, Duration::from_millis(1), GIVE_UP, true, |s, round| {
+                    send(s, &[head.get(round).copied().unwrap_or(b'a')])
+                })
+            }),
+            scope.spawn(move || {
+                let chunk = vec![b'u'; 64 * 1024];
+                drive(started, up_conns, Duration::from_millis(10), GIVE_UP, true, |s, round| {
+                    if round == 0 {
+                        return send(
+                            s,
+                            b"POST /upload HTTP/1.1\r\nHost: sink.example.test\r\nContent-Length: 1073741824\r\n\r\n",
+                        );
+                    }
+                    let _ = s.set_nonblocking(false);
+                    let _ = s.set_write_timeout(Some(Duration::from_millis(100)));
+                    match s.write_all(&chunk) {
+                        Ok(()) => true,
+                        Err(e) => matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+                    }
+                })
+            }),
+            // Never read: the client's buffer stays full, so neither a read
+            // nor a peek would see the proxy's reset before the data queued
+            // ahead of it. The kernel's table does: the connection is no
+            // longer established.
+            scope.spawn(move || {
+                drive(started, down_conns, Duration::from_millis(50), GIVE_UP, false, |s, _| {
+                    let (Ok(local), Ok(remote)) = (s.local_addr(), s.peer_addr()) else { return false };
+                    tcp_sockets().is_ok_and(|all| all.iter().any(|e| e.local == local && e.remote == remote && e.state == 1))
+                })
+            }),
+            scope.spawn(move || drive(started, upgrade_conns, Duration::from_millis(50), GIVE_UP, true, |_, _| true)),
+        ];
+        let closes = groups.map(|g| g.join().unwrap_or_default());
+        stop.store(true, Ordering::Relaxed);
+        let _ = normal.join();
+        closes
+    });
+    let cpu = cpu_time(lab.server.process().id())?.saturating_sub(cpu_before);
+    let latest = |c: &Closes| c.iter().map(|d| d.unwrap_or(Duration::MAX)).max().unwrap_or_default();
+    println!(
+        "closed by: slowloris {:?}, one-byte segments {:?}, uploads {:?}, downloads {:?}, upgrades {:?}; \
+         {} normal requests served; server CPU {cpu:?}",
+        latest(&slow),
+        latest(&one_byte),
+        latest(&uploads),
+        latest(&downloads),
+        latest(&upgrades),
+        served.load(Ordering::Relaxed)
+    );
+    let failures = failures.into_inner().unwrap_or_default();
+    ensure!(failures.is_empty(), "the normal client failed {} times: {failures:?}", failures.len());
+    ensure!(served.load(Ordering::Relaxed) >= 5, "the normal client was served too few times");
+    // 2 s deadlines; allowed up to 12 s on a loaded machine, well before
+    // what the old code did (30 s per read, 16 s for one-byte segments to
+    // reach the head limit, no write or tunnel deadline at all).
+    for (what, closes, n) in [
+        ("slowloris", &slow, SLOWLORIS),
+        ("one-byte", &one_byte, ONE_BYTE),
+        ("upload", &uploads, UPLOADS),
+        ("download", &downloads, DOWNLOADS),
+        ("upgrade", &upgrades, UPGRADES),
+    ] {
+        ensure!(closes.len() == n, "{what}: the group did not run");
+        ensure!(latest(closes) <= Duration::from_secs(12), "{what}: closed at {closes:?}");
+    }
+    let m = wait_until("every connection to be closed", Duration::from_secs(30), || {
+        let m = lab.metrics()?;
+        Ok((m.open("proxy_http") == 0).then_some(m))
+    })?;
+    ensure!(m.timeouts("proxy_http", "head") >= (SLOWLORIS + ONE_BYTE) as u64, "{}", m.0);
+    ensure!(m.timeouts("proxy_http", "write") >= (UPLOADS + DOWNLOADS) as u64, "{}", m.0);
+    ensure!(m.timeouts("proxy_http", "idle") >= UPGRADES as u64, "{}", m.0);
+    wait_until("the sockets to come back", Duration::from_secs(30), || {
+        let n = lab.open_sockets()?;
+        Ok((n <= baseline).then_some(n))
+    })?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
 // The HTTP API: `api_keeps_serving_through_idle_floods_and_slow_heads`.
 // Its clients connect from 127.0.0.1, 127.0.0.2 and 127.0.0.3 (to stand
 // for different client addresses), all to the API on 127.0.0.1.
@@ -424,15 +743,6 @@ const API_SLOW_HEADS: usize = 5;
 /// Header lines a slow head would send, one a second, if never closed.
 const API_SLOW_LINES: usize = 20;
 const API_HEAD_TIMEOUT_SECS: u64 = 2;
-
-/// A TCP connection from `source` (any 127.0.0.0/8 address) to `server`.
-fn connect_from(source: Ipv4Addr, server: SocketAddr) -> Result<TcpStream> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    socket.bind(&SocketAddr::from((source, 0)).into())?;
-    socket.connect_timeout(&server.into(), Duration::from_secs(10))?;
-    Ok(socket.into())
-}
 
 /// One request on a connection of its own from `source`; the status and
 /// body.

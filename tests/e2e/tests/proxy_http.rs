@@ -1,7 +1,10 @@
 //! The plain-HTTP side of the proxy, end to end with nginx as the
 //! customer's IPv6 backend on ::1: curl from 127.0.0.1 through `sixgate
 //! serve --proxy-http`, routed by Host; nginx logs the PROXY protocol
-//! address and X-Forwarded-For of every request.
+//! address and X-Forwarded-For of every request. Where nginx cannot show
+//! what arrived (trailers, a header name spelled with `_`), or cannot
+//! answer 101, a tiny backend of `sixgate_e2e::backend` records the raw
+//! requests instead.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -10,13 +13,17 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
+use sixgate_e2e::backend::{Backend, Behaviour};
 use sixgate_e2e::process::{ChildGuard, require_program};
+use sixgate_e2e::proxylab::{Host, ProxyLab};
 use sixgate_e2e::{Cli, Sixgate, ZoneFile, wait_until};
 
 const HOST: &str = "app.example.test";
 
 /// nginx on [::1]:port, `proxy_protocol` on the listener when `pp`, logging
-/// `PP|XFF|FORWARDED|REQUEST` per request to DIR/access.log. The port is picked free
+/// `PP|XFF|FORWARDED|REQUEST|X-REAL-IP|X-FORWARDED-PROTO|X-FORWARDED-HOST|CONNECTION`
+/// per request to DIR/access.log ([`Logged`]). Header names with `_` are
+/// kept (`underscores_in_headers on`), as CGI-style backends see them. The port is picked free
 /// and may be taken by another test before nginx binds it, so a start
 /// whose bind fails is retried on another port.
 fn nginx(dir: &Path, pp: bool) -> Result<(ChildGuard, u16)> {
@@ -48,7 +55,8 @@ fn nginx_once(dir: &Path, pp: bool, ip: &str) -> Result<(ChildGuard, u16)> {
         "master_process off;\ndaemon off;\nerror_log {d}/logs/error.log;\npid {d}/nginx.pid;\nevents {{}}\n\
          http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n  fastcgi_temp_path {d}/fcgi;\n\
          uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-         log_format pp '$proxy_protocol_addr|$http_x_forwarded_for|$http_forwarded|$request';\n\
+         underscores_in_headers on;\n\
+         log_format pp '$proxy_protocol_addr|$http_x_forwarded_for|$http_forwarded|$request|$http_x_real_ip|$http_x_forwarded_proto|$http_x_forwarded_host|$http_connection';\n\
          server {{\n    listen {listen};\n    access_log {d}/access.log pp;\n    location /.well-known/acme-challenge/ {{ root {d}/www; }}\n    location = /bulk {{ alias {d}/bulk.bin; }}\n    location / {{ return 200 \"hello\\n\"; }}\n  }}\n}}\n",
         d = dir.display()
     );
@@ -117,8 +125,8 @@ fn every_keep_alive_request_carries_the_client_address_with_proxy_v1_and_v2() ->
         ensure!(body.matches("hello").count() == 3, "{mode}: responses: {body:?}");
         let lines = log_lines(dir.path(), 3)?;
         for (i, line) in lines.iter().enumerate() {
-            let parts: Vec<&str> = line.splitn(4, '|').collect();
-            ensure!(parts.len() == 4, "{mode}: log line {line:?}");
+            let parts: Vec<&str> = line.split('|').collect();
+            ensure!(parts.len() == 8, "{mode}: log line {line:?}");
             if pp {
                 ensure!(parts[0] == "127.0.0.1", "{mode}: request {i}: PROXY address {line:?}");
             }
@@ -281,7 +289,7 @@ fn the_forwarded_header_is_sent_when_configured() -> Result<()> {
     )?;
     ensure!(status.contains(" 200 "), "{status}");
     let lines = log_lines(dir.path(), 1)?;
-    let parts: Vec<&str> = lines[0].splitn(4, '|').collect();
+    let parts: Vec<&str> = lines[0].split('|').collect();
     ensure!(parts.get(2) == Some(&"for=127.0.0.1"), "Forwarded: {:?}", lines[0]);
     Ok(())
 }
@@ -305,6 +313,356 @@ fn a_large_response_to_a_closing_request_arrives_whole() -> Result<()> {
     let body_at = out.windows(4).position(|w| w == b"\r\n\r\n").context("no response head")? + 4;
     ensure!(out.len() - body_at == size, "got {} of {size} body bytes", out.len() - body_at);
     ensure!(out[body_at..] == data[..], "the body differs");
+    Ok(())
+}
+
+/// Reads one response head from `s`, byte by byte (nothing after it is
+/// consumed), as text.
+fn read_head(s: &mut TcpStream) -> Result<String> {
+    let mut head = Vec::new();
+    let mut b = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = s.read(&mut b)?;
+        ensure!(n == 1, "the connection closed after {:?}", String::from_utf8_lossy(&head));
+        head.push(b[0]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// Reads one response with a Content-Length body (or none) from a kept-alive
+/// connection: the status line and the body.
+fn response(s: &mut TcpStream) -> Result<(String, Vec<u8>)> {
+    let head = read_head(s)?;
+    let len = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_string()))
+        .map(|v| v.parse::<usize>())
+        .transpose()?
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    s.read_exact(&mut body)?;
+    Ok((head.lines().next().unwrap_or("").to_string(), body))
+}
+
+/// Does the proxy close `s` (end of stream or reset) within 20 s, before
+/// sending anything?
+fn closed_by_proxy(s: &mut TcpStream) -> Result<bool> {
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut byte = [0u8; 1];
+    Ok(match s.read(&mut byte) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => !matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut),
+    })
+}
+
+fn keep_alive(proxy: SocketAddr) -> Result<TcpStream> {
+    let s = TcpStream::connect(proxy)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.set_write_timeout(Some(Duration::from_secs(20)))?;
+    Ok(s)
+}
+
+const WEBSOCKET: &str = "Connection: Upgrade\r\nUpgrade: websocket\r\n\
+                         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n";
+
+/// Regression: `Upgrade` made the connection a raw tunnel as soon as the
+/// request was seen, not when a 101 came back. nginx answers such a request
+/// 200 and keeps the connection, so every later request on it reached nginx
+/// unparsed and with the client's own X-Forwarded-For.
+#[test]
+fn an_upgrade_answered_200_tunnelled_the_next_requests_past_the_rewrite() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_nginx, port) = nginx(dir.path(), false)?;
+    let (_server, proxy) = proxy(dir.path(), &["--backend-http-port", &port.to_string()])?;
+    let mut s = keep_alive(proxy)?;
+    s.write_all(format!("GET /upgrade HTTP/1.1\r\nHost: {HOST}\r\n{WEBSOCKET}\r\n").as_bytes())?;
+    let (status, _) = response(&mut s)?;
+    ensure!(status.contains(" 200 "), "upgrade: {status}");
+    s.write_all(
+        format!("GET /after HTTP/1.1\r\nHost: {HOST}\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n").as_bytes(),
+    )?;
+    let (status, _) = response(&mut s)?;
+    ensure!(status.contains(" 200 "), "after: {status}");
+    // The connection is still parsed: a head the proxy refuses is refused.
+    s.write_all(b"GET /literal HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")?;
+    let (status, _) = response(&mut s)?;
+    ensure!(status.contains(" 400 "), "an IP-literal Host after the upgrade: {status}");
+    let lines = log_lines(dir.path(), 2)?;
+    let after = lines.iter().find(|l| l.contains("GET /after")).context("no /after in the log")?;
+    ensure!(after.split('|').nth(1) == Some("127.0.0.1"), "X-Forwarded-For of /after: {after}");
+    ensure!(!lines.iter().any(|l| l.contains("/literal")), "a refused head reached nginx: {lines:?}");
+    Ok(())
+}
+
+/// A 101 makes the connection a tunnel: bytes go both ways unparsed. An
+/// `Upgrade: h2c` (RFC 9113 §3.1 deprecates it) never becomes one: the
+/// backend gets a plain HTTP/1.1 request, without Upgrade and
+/// HTTP2-Settings, so its answer is not 101 and the connection stays HTTP.
+#[test]
+fn a_101_opens_the_tunnel_and_an_h2c_upgrade_never_does() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let backend = Backend::start(Behaviour::Http { switch: true })?;
+    let (_server, proxy) = proxy(dir.path(), &["--backend-http-port", &backend.port().to_string()])?;
+    let mut s = keep_alive(proxy)?;
+    s.write_all(format!("GET /ws HTTP/1.1\r\nHost: {HOST}\r\n{WEBSOCKET}\r\n").as_bytes())?;
+    let head = read_head(&mut s)?;
+    ensure!(head.starts_with("HTTP/1.1 101 "), "websocket: {head}");
+    let frames = b"GET / HTTP/1.1\nnot a request\r\n\r\n\x00\xff";
+    s.write_all(frames)?;
+    let mut echoed = vec![0; frames.len()];
+    s.read_exact(&mut echoed)?;
+    ensure!(echoed == frames, "the tunnel changed the bytes: {:?}", String::from_utf8_lossy(&echoed));
+
+    let mut s = keep_alive(proxy)?;
+    s.write_all(
+        format!(
+            "GET /h2c HTTP/1.1\r\nHost: {HOST}\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+             HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        )
+        .as_bytes(),
+    )?;
+    let (status, _) = response(&mut s)?;
+    ensure!(status.contains(" 200 "), "h2c upgrade: {status}");
+    s.write_all(
+        format!("GET /next HTTP/1.1\r\nHost: {HOST}\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n").as_bytes(),
+    )?;
+    let (status, _) = response(&mut s)?;
+    ensure!(status.contains(" 200 "), "after h2c: {status}");
+    let requests = backend.requests();
+    let seen: Vec<String> = requests
+        .iter()
+        .map(|r| String::from_utf8_lossy(r).to_ascii_lowercase())
+        .filter(|r| !r.contains("/ws"))
+        .collect();
+    ensure!(seen.len() == 2, "{seen:?}");
+    for r in &seen {
+        ensure!(
+            !r.contains("upgrade") && !r.contains("http2-settings"),
+            "the backend saw an h2c upgrade: {r}"
+        );
+        ensure!(!r.contains("6.6.6.6") && r.contains("x-forwarded-for: 127.0.0.1\r\n"), "{r}");
+    }
+    Ok(())
+}
+
+/// Sends each request (`Connection: close`) and checks it was answered 200
+/// and that the backend got none of `forged`.
+fn forged_never_arrive(
+    proxy: SocketAddr,
+    backend: &Backend,
+    requests: &[String],
+    forged: &str,
+) -> Result<()> {
+    for r in requests {
+        let status = raw(proxy, r)?;
+        ensure!(status.contains(" 200 "), "{status}: {r:?}");
+    }
+    let seen = backend.requests();
+    ensure!(
+        seen.len() == requests.len(),
+        "{} of {} requests reached the backend",
+        seen.len(),
+        requests.len()
+    );
+    for (sent, got) in requests.iter().zip(&seen) {
+        let got = String::from_utf8_lossy(got);
+        ensure!(!got.contains(forged), "sent {sent:?}\nthe backend got {got:?}");
+        ensure!(got.contains("X-Forwarded-For: 127.0.0.1\r\n"), "no X-Forwarded-For of ours in {got:?}");
+    }
+    Ok(())
+}
+
+/// Regression: forwarding headers were matched by exact name, so
+/// `X-Forwarded_For` (the underscore class of CVE-2024-45614) and its
+/// siblings passed the strip; CGI-style backends read them as
+/// X-Forwarded-For.
+#[test]
+fn forwarding_headers_spelled_with_underscores_reached_the_backend() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let backend = Backend::start(Behaviour::Http { switch: false })?;
+    let (_server, proxy) = proxy(dir.path(), &["--backend-http-port", &backend.port().to_string()])?;
+    let names = [
+        "X-Forwarded_For",
+        "X_Forwarded_For",
+        "x-real_ip",
+        "X-Forwarded_Proto",
+        "X_Forwarded-Host",
+        "X-Forwarded_Port",
+    ];
+    let requests: Vec<String> = names
+        .iter()
+        .map(|n| format!("GET /{n} HTTP/1.1\r\nHost: {HOST}\r\n{n}: 6.6.6.6\r\nConnection: close\r\n\r\n"))
+        .collect();
+    forged_never_arrive(proxy, &backend, &requests, "6.6.6.6")
+}
+
+/// Regression: `Connection` was forwarded as sent, so a client could
+/// nominate X-Forwarded-For as hop-by-hop (RFC 9110 §7.6.1) and have the
+/// next intermediate behind the proxy delete the one the proxy adds.
+#[test]
+fn connection_could_nominate_x_forwarded_for_for_removal() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let backend = Backend::start(Behaviour::Http { switch: false })?;
+    let (_server, proxy) = proxy(dir.path(), &["--backend-http-port", &backend.port().to_string()])?;
+    let tokens = [
+        "close, X-Forwarded-For",
+        "X_Forwarded_For, close",
+        "close, x-real-ip, Forwarded, X-Forwarded-Proto",
+    ];
+    let requests: Vec<String> =
+        tokens.iter().map(|t| format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: {t}\r\n\r\n")).collect();
+    for r in &requests {
+        let status = raw(proxy, r)?;
+        ensure!(status.contains(" 200 "), "{status}: {r:?}");
+    }
+    for got in backend.requests() {
+        let got = String::from_utf8_lossy(&got).to_ascii_lowercase();
+        let connection = got.lines().find_map(|l| l.strip_prefix("connection:")).unwrap_or_default();
+        let tokens: Vec<String> = connection.split(',').map(|t| t.trim().replace('_', "-")).collect();
+        ensure!(tokens == ["close"], "the backend got Connection: {connection:?}");
+    }
+    Ok(())
+}
+
+/// Regression: trailer fields of a chunked request were forwarded as
+/// sent, X-Forwarded-For among them, and stacks that merge trailers into
+/// the header fields saw the forged value. The proxy drops the trailer
+/// section (RFC 9112 §7.1.2 allows it).
+#[test]
+fn x_forwarded_for_in_chunked_trailers_reached_the_backend() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let backend = Backend::start(Behaviour::Http { switch: false })?;
+    let (_server, proxy) = proxy(dir.path(), &["--backend-http-port", &backend.port().to_string()])?;
+    let requests = [format!(
+        "POST /t HTTP/1.1\r\nHost: {HOST}\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n\
+         5\r\nhello\r\n0\r\nX-Forwarded-For: 6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nExpires: never\r\n\r\n"
+    )];
+    forged_never_arrive(proxy, &backend, &requests, "6.6.6.6")?;
+    let got = String::from_utf8_lossy(&backend.requests()[0]).into_owned();
+    ensure!(got.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n"), "the body arrived as {got:?}");
+    Ok(())
+}
+
+/// The same bypasses as nginx sees them: with `underscores_in_headers on`
+/// nginx reads `X-Real_IP` as `$http_x_real_ip` (and so on), and logs the
+/// Connection header it got.
+#[test]
+fn forged_forwarding_headers_never_reach_nginx() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_nginx, port) = nginx(dir.path(), false)?;
+    let (_server, proxy) = proxy(dir.path(), &["--backend-http-port", &port.to_string()])?;
+    let request = format!(
+        "GET /forged HTTP/1.1\r\nHost: {HOST}\r\nX-Real_IP: 6.6.6.6\r\nX-Forwarded_Proto: 6.6.6.6\r\n\
+         X_Forwarded_Host: 6.6.6.6\r\nConnection: close, X-Forwarded-For\r\n\r\n"
+    );
+    let status = raw(proxy, &request)?;
+    ensure!(status.contains(" 200 "), "{status}");
+    let lines = log_lines(dir.path(), 1)?;
+    let line = lines.iter().find(|l| l.contains("/forged")).context("no /forged in the log")?;
+    let f: Vec<&str> = line.split('|').collect();
+    ensure!(f.len() == 8 && f[1] == "127.0.0.1", "X-Forwarded-For: {line}");
+    ensure!(!line.contains("6.6.6.6"), "a forged value reached nginx: {line}");
+    ensure!(f[7] == "close", "Connection at nginx: {line}");
+    Ok(())
+}
+
+/// Regression: the proxy had no connection cap. At its cap, a listener
+/// closes its connection that has been idle longest (a kept-alive one
+/// waiting for its next request), not the new one.
+#[test]
+fn a_full_listener_closes_its_oldest_idle_keep_alive_connection() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_nginx, port) = nginx(dir.path(), false)?;
+    // Two hostnames: the evicted connection gives its hostname's place
+    // back only when its task ends, after the new one is admitted.
+    let lab = ProxyLab::start(
+        dir.path(),
+        &[Host::http("app", port), Host::http("other", port)],
+        "max_connections = 2\nper_address = 2\nper_host = 2",
+    )?;
+    let get = |s: &mut TcpStream, host: &str, path: &str| -> Result<String> {
+        s.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())?;
+        Ok(response(s)?.0)
+    };
+    let mut a = keep_alive(lab.http)?;
+    ensure!(get(&mut a, HOST, "/a")?.contains(" 200 "));
+    let mut b = keep_alive(lab.http)?;
+    ensure!(get(&mut b, "other.example.test", "/b")?.contains(" 200 "));
+    // Both are idle now, a the longer: the third connection takes a's slot.
+    let mut c = keep_alive(lab.http)?;
+    ensure!(get(&mut c, HOST, "/c")?.contains(" 200 "), "the third connection was not served");
+    ensure!(closed_by_proxy(&mut a)?, "the oldest idle connection is still open");
+    ensure!(
+        get(&mut b, "other.example.test", "/b2")?.contains(" 200 "),
+        "the newer idle connection was closed"
+    );
+    let m = lab.metrics()?;
+    ensure!(m.value("sixgate_listener_evicted_total{listener=\"proxy_http\"}") == 1, "{}", m.0);
+    Ok(())
+}
+
+/// Regression: one client address could open any number of connections.
+/// Over `per_address`, with none of its own idle, a new one is reset at
+/// once; another address is still served.
+#[test]
+fn one_address_could_hold_every_proxy_connection() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_nginx, port) = nginx(dir.path(), false)?;
+    let lab = ProxyLab::start(
+        dir.path(),
+        &[Host::http("app", port)],
+        "max_connections = 10\nper_address = 2\nper_host = 10",
+    )?;
+    // Two connections that have sent part of a head: busy, not idle.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = keep_alive(lab.http)?;
+        s.write_all(b"GET / HTTP/1.1\r\n")?;
+        held.push(s);
+    }
+    let mut third = keep_alive(lab.http)?;
+    let _ = third.write_all(format!("GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes());
+    ensure!(closed_by_proxy(&mut third)?, "a third connection from one address was served");
+    let answer = sixgate_e2e::proxylab::exchange_from(
+        "127.0.0.2".parse()?,
+        lab.http,
+        format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n").as_bytes(),
+        Duration::from_secs(20),
+    )?;
+    ensure!(answer.starts_with("HTTP/1.1 200 "), "another address: {answer:?}");
+    let m = lab.metrics()?;
+    ensure!(m.refused("proxy_http", "address") == 1, "{}", m.0);
+    drop(held);
+    Ok(())
+}
+
+/// Regression: one hostname could take every connection of a listener.
+/// Over `per_host`, a request for it is answered 503; another hostname is
+/// still served.
+#[test]
+fn one_hostname_could_take_every_proxy_connection() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_nginx, port) = nginx(dir.path(), false)?;
+    let lab = ProxyLab::start(
+        dir.path(),
+        &[Host::http("app", port), Host::http("other", port)],
+        "max_connections = 10\nper_address = 10\nper_host = 2",
+    )?;
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut s = keep_alive(lab.http)?;
+        s.write_all(format!("GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes())?;
+        ensure!(response(&mut s)?.0.contains(" 200 "));
+        held.push(s);
+    }
+    let status = raw(lab.http, &format!("GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n"))?;
+    ensure!(status.contains(" 503 "), "a third connection for one hostname: {status}");
+    let status = raw(lab.http, "GET / HTTP/1.1\r\nHost: other.example.test\r\nConnection: close\r\n\r\n")?;
+    ensure!(status.contains(" 200 "), "another hostname: {status}");
+    let m = lab.metrics()?;
+    ensure!(m.refused("proxy_http", "host") == 1, "{}", m.0);
+    drop(held);
     Ok(())
 }
 

@@ -10,8 +10,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
+use sixgate_e2e::backend::{Backend, Behaviour};
 use sixgate_e2e::knot::which;
 use sixgate_e2e::process::ChildGuard;
+use sixgate_e2e::proxylab::{Host, ProxyLab, client_hello, tcp_sockets};
 use sixgate_e2e::{Cli, Sixgate, ZoneFile, wait_until};
 
 const HOST: &str = "app.example.test";
@@ -353,4 +355,78 @@ fn errors(server: &Sixgate, side: &str) -> Result<u64> {
         .lines()
         .find_map(|l| l.strip_prefix(&key)?.parse().ok())
         .with_context(|| format!("no {key} in metrics:\n{}", m.body))
+}
+
+/// Regression: after the backend closed, the tunnel half-closed the client
+/// side and then read from the client for ever: a client that neither
+/// sends nor closes kept two descriptors open. Once one side has closed,
+/// the other has `idle_timeout` to follow.
+#[test]
+fn a_closed_backend_left_the_client_side_of_the_tunnel_open() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let backend = Backend::start(Behaviour::CloseAfterRead)?;
+    let mut lab = ProxyLab::start(dir.path(), &[Host::tls("app", backend.port())], "idle_timeout = 1")?;
+    let baseline = lab.open_sockets()?;
+    let mut s = TcpStream::connect(lab.tls)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(&client_hello(HOST))?;
+    // The backend's close reaches the client as the end of the stream.
+    let mut b = [0u8; 16];
+    ensure!(matches!(s.read(&mut b), Ok(0)), "the backend's close did not reach the client");
+    // The client stays, silent and open; the proxy lets go of both sockets.
+    let fds = wait_until("the proxy to close the tunnel", Duration::from_secs(30), || {
+        let n = lab.open_sockets()?;
+        Ok((n <= baseline).then_some(n))
+    })?;
+    let m = lab.metrics()?;
+    ensure!(m.timeouts("proxy_tls", "idle") == 1 && m.open("proxy_tls") == 0, "{fds} sockets; {}", m.0);
+    drop(s);
+    Ok(())
+}
+
+/// Regression: no TCP keepalive on either socket of a tunnel, so a peer that
+/// vanished without a FIN or RST was never noticed.
+#[test]
+fn tunnel_sockets_had_no_tcp_keepalive() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let backend = Backend::start(Behaviour::Echo)?;
+    let lab = ProxyLab::start(dir.path(), &[Host::tls("app", backend.port())], "")?;
+    let mut s = TcpStream::connect(lab.tls)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let hello = client_hello(HOST);
+    s.write_all(&hello)?;
+    let mut echoed = vec![0; hello.len()];
+    s.read_exact(&mut echoed)?;
+    ensure!(echoed == hello, "no tunnel");
+    let client = s.local_addr()?;
+    let to_backend = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, backend.port()));
+    let sockets = tcp_sockets()?;
+    let front =
+        sockets.iter().find(|e| e.local == lab.tls && e.remote == client).context("no client socket")?;
+    let back =
+        sockets.iter().find(|e| e.remote == to_backend && e.state == 1).context("no backend socket")?;
+    ensure!(
+        front.timer == 2 && back.timer == 2,
+        "keepalive timers: client side {front:?}, backend side {back:?}"
+    );
+    Ok(())
+}
+
+/// Regression: the ClientHello had a fixed 5 s, whatever
+/// `handshake_timeout` said, and a timeout was not counted.
+#[test]
+fn the_client_hello_deadline_ignored_handshake_timeout() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let backend = Backend::start(Behaviour::Echo)?;
+    let lab = ProxyLab::start(dir.path(), &[Host::tls("app", backend.port())], "handshake_timeout = 1")?;
+    let hello = client_hello(HOST);
+    let mut s = TcpStream::connect(lab.tls)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    s.write_all(&hello[..hello.len() / 2])?;
+    let mut b = [0u8; 16];
+    ensure!(matches!(s.read(&mut b), Ok(0)), "half a ClientHello was not closed");
+    let m = lab.metrics()?;
+    ensure!(m.timeouts("proxy_tls", "handshake") == 1, "{}", m.0);
+    ensure!(backend.accepted() == 0, "the backend was contacted");
+    Ok(())
 }

@@ -7,6 +7,13 @@
 //! the head parser: CRLF only, hex sizes that fit in u64, chunk extensions
 //! of visible characters within [`MAX_CHUNK_LINE`], trailer fields that are
 //! `token ":" value` lines without folding, within [`MAX_TRAILERS`].
+//!
+//! Each feed also says where trailer field lines lie in its input, so that
+//! the proxy can forward the body without them: a client could put an
+//! X-Forwarded-For there for stacks that merge trailers into the header
+//! fields, and RFC 9112 §7.1.2 lets a recipient discard trailers.
+
+use std::ops::Range;
 
 use super::is_tchar;
 
@@ -48,13 +55,17 @@ pub enum ChunkError {
 }
 
 /// What one [`ChunkedDecoder::feed`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Feed {
     /// Leading octets of the input that belong to the body.
     pub consumed: usize,
     /// The body ended within them; anything after them is the next
     /// request.
     pub done: bool,
+    /// The trailer field lines among them (CRLFs included, the final empty
+    /// line not): one range, since nothing else comes between trailer
+    /// lines. Empty when there are none in this input.
+    pub trailers: Range<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -123,7 +134,17 @@ impl ChunkedDecoder {
 
     fn run(&mut self, input: &[u8]) -> Result<Feed, ChunkError> {
         let mut i = 0;
+        let mut trailers: Option<Range<usize>> = None;
         while let Some(&b) = input.get(i) {
+            let in_trailer = match self.state {
+                State::TrailerStart => b != b'\r',
+                State::TrailerName | State::TrailerValue | State::TrailerLf => true,
+                _ => false,
+            };
+            if in_trailer {
+                let r = trailers.get_or_insert(i..i);
+                r.end = i + 1;
+            }
             match self.state {
                 State::Done => break,
                 State::Failed(e) => return Err(e),
@@ -145,7 +166,7 @@ impl ChunkedDecoder {
         if let State::Failed(e) = self.state {
             return Err(e);
         }
-        Ok(Feed { consumed: i, done: self.state == State::Done })
+        Ok(Feed { consumed: i, done: self.state == State::Done, trailers: trailers.unwrap_or(0..0) })
     }
 
     fn step(&mut self, b: u8) -> Result<(), ChunkError> {

@@ -1,0 +1,599 @@
+//! A bound connection: requests one way, responses the other, from one
+//! task.
+//!
+//! [`Exchange::run`] drives the four halves (client and backend, read and
+//! write) and the phase deadline from one poll. The writes go first: they
+//! free buffers, and a peer that does not read stalls only its own
+//! direction, until `write_timeout`. Then the reads, each only when its
+//! side wants input: the client's while a request is being read
+//! (pipelining included), the backend's once everything followed so far
+//! has been written (back-pressure). Between two events, the request side
+//! and the response side are plain state ([`Up`], [`Responses`]), with no
+//! I/O of their own.
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::Ordering;
+use std::task::Poll;
+
+use sixgate_listen::io::{TimedWrite, is_stalled};
+use sixgate_listen::{ListenerLimits, Phase, Slot};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use super::buf::Buf;
+use super::{BACKEND_BUF, BULK_BUF, LOG, READ_CHUNK};
+use crate::deadline::{Deadline, Quiet};
+use crate::http::{
+    ChunkedDecoder, Framing, Head, HeadError, HeadReader, MAX_RESPONSE_HEAD, ResponseError, ResponseEvent,
+    Responses, forwarding_lines, rewrite_with,
+};
+use crate::tls::Shared;
+
+/// What the request side does next.
+#[derive(Debug)]
+enum Up {
+    /// Reads the next head.
+    Head,
+    /// Forwards this many more body octets, then goes on.
+    Length(u64, After),
+    /// Forwards a chunked body, then goes on.
+    Chunked(ChunkedDecoder, After),
+    /// An upgrade request is out: nothing more is read until its answer.
+    Switching,
+    /// No more requests: answer this once the responses are through (or
+    /// just close).
+    Done(Option<u16>),
+}
+
+/// What follows a request.
+#[derive(Debug, Clone, Copy)]
+enum After {
+    Next,
+    Switch,
+    Close,
+}
+
+impl After {
+    fn up(self) -> Up {
+        match self {
+            After::Next => Up::Head,
+            After::Switch => Up::Switching,
+            After::Close => Up::Done(None),
+        }
+    }
+}
+
+/// How an exchange ended.
+#[derive(Debug)]
+pub(super) enum Outcome {
+    /// Close (after the last response).
+    Close,
+    /// Answer this status, then close.
+    Answer(u16),
+    /// A 101: splice the two, buffered octets first.
+    Switch,
+    /// A deadline passed; answer 408 when true.
+    TimedOut(Phase, bool),
+    /// A write made no progress for `write_timeout`: the client's when
+    /// `client`, else the backend's.
+    Stalled { client: bool },
+    /// The gate closed this idle connection to make room.
+    Evicted,
+    /// A socket failed.
+    Reset,
+    /// The backend's responses cannot be followed.
+    Backend(ResponseError),
+}
+
+/// What a poll of the connection's sockets, timers and slot found.
+enum Io {
+    ClientRead(io::Result<usize>),
+    /// Octets read, and whether they filled the room there was.
+    BackendRead(io::Result<(usize, bool)>),
+    UpWrote(io::Result<usize>),
+    DownWrote(io::Result<usize>),
+    Evicted,
+    Deadline,
+}
+
+/// One bound connection: requests one way, responses the other.
+pub(super) struct Exchange<'a> {
+    peer: SocketAddr,
+    backend_addr: Option<SocketAddr>,
+    started: std::time::Instant,
+    shared: &'a Shared,
+    host: String,
+    /// The first head, read before the connection was bound.
+    first: Option<Head>,
+    /// From the client, not yet passed on.
+    cbuf: Buf,
+    reader: HeadReader,
+    up: Up,
+    /// To the backend before `direct`: rewritten heads, the PROXY header.
+    out: Vec<u8>,
+    out_pos: usize,
+    /// Then this many octets at the front of `cbuf`, as they are (bodies).
+    direct: usize,
+    /// The field lines the proxy adds to every head.
+    ours: Vec<u8>,
+    /// From the backend; the first `fwd` octets are followed and due to
+    /// the client.
+    bbuf: Buf,
+    responses: Responses,
+    fwd: usize,
+    switched: bool,
+    client_eof: bool,
+    backend_eof: bool,
+    /// A body that cannot be followed: the backend's request is cut short.
+    broken: bool,
+    /// When the current head's first octet came.
+    head_since: Option<Instant>,
+    /// The last read of a request body (read only while one is due).
+    last_client: Instant,
+    /// Traffic either way, for the backend's deadline.
+    quiet: Quiet,
+    idle_since: Instant,
+    requests: u64,
+}
+
+impl<'a> Exchange<'a> {
+    /// The exchange after the first head (already read into `cbuf` by
+    /// `reader`): `out` is sent first (the PROXY header).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        peer: SocketAddr,
+        backend_addr: Option<SocketAddr>,
+        shared: &'a Shared,
+        host: String,
+        first: Head,
+        cbuf: Buf,
+        reader: HeadReader,
+        out: Vec<u8>,
+    ) -> Exchange<'a> {
+        let now = Instant::now();
+        Exchange {
+            peer,
+            backend_addr,
+            started: std::time::Instant::now(),
+            shared,
+            host,
+            first: Some(first),
+            cbuf,
+            reader,
+            up: Up::Head,
+            out,
+            out_pos: 0,
+            direct: 0,
+            ours: forwarding_lines(peer.ip(), shared.forwarded),
+            bbuf: Buf::new(BULK_BUF.max(MAX_RESPONSE_HEAD)),
+            responses: Responses::new(),
+            fwd: 0,
+            switched: false,
+            client_eof: false,
+            backend_eof: false,
+            broken: false,
+            head_since: None,
+            last_client: now,
+            quiet: Quiet::new(now),
+            idle_since: now,
+            requests: 0,
+        }
+    }
+
+    /// The hostname the connection is bound to.
+    pub(super) fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// After [`Outcome::Switch`]: what each side sent that the other has
+    /// not got yet, (to the backend, to the client).
+    pub(super) fn leftovers(&self) -> (&[u8], &[u8]) {
+        (self.cbuf.bytes(), self.bbuf.bytes())
+    }
+
+    fn up_pending(&self) -> bool {
+        self.out_pos < self.out.len() || self.direct > 0
+    }
+
+    /// Waiting for the next request with nothing outstanding either way.
+    fn is_idle(&self) -> bool {
+        matches!(self.up, Up::Head)
+            && self.first.is_none()
+            && self.cbuf.is_empty()
+            && !self.up_pending()
+            && self.fwd == 0
+            && self.responses.outstanding() == 0
+            && self.responses.between()
+            && self.bbuf.is_empty()
+    }
+
+    fn wants_client(&self) -> bool {
+        !self.client_eof
+            && !self.up_pending()
+            && matches!(self.up, Up::Head | Up::Length(..) | Up::Chunked(..))
+            && !self.cbuf.is_full()
+    }
+
+    fn wants_backend(&self) -> bool {
+        !self.backend_eof && !self.switched && self.fwd == 0 && !self.bbuf.is_full()
+    }
+
+    /// The deadline that applies now, and its phase.
+    fn deadline(&self, limits: &ListenerLimits) -> (Instant, Phase) {
+        let mut best = (self.quiet.next(limits.tunnel), Phase::Tunnel);
+        let mut consider = |at: Instant, phase| {
+            if at < best.0 {
+                best = (at, phase);
+            }
+        };
+        if self.is_idle() {
+            consider(self.idle_since + limits.idle, Phase::Idle);
+        }
+        if let (Up::Head, Some(since)) = (&self.up, self.head_since) {
+            consider(since + limits.head, Phase::Head);
+        }
+        if matches!(self.up, Up::Length(..) | Up::Chunked(..)) && !self.up_pending() && self.cbuf.is_empty() {
+            consider(self.last_client + limits.body, Phase::Body);
+        }
+        best
+    }
+
+    /// The end of the exchange, once nothing is left to write.
+    fn settle(&self) -> Option<Outcome> {
+        if self.broken {
+            return Some(Outcome::Close);
+        }
+        if self.up_pending() || self.fwd > 0 {
+            return None;
+        }
+        if self.switched {
+            return Some(Outcome::Switch);
+        }
+        let through = self.responses.outstanding() == 0 && self.responses.between();
+        match self.up {
+            Up::Done(answer) if through || self.backend_eof => {
+                Some(answer.map_or(Outcome::Close, Outcome::Answer))
+            }
+            _ if self.backend_eof => Some(Outcome::Close),
+            _ => None,
+        }
+    }
+
+    /// Turns what the client sent into what the backend gets, as far as
+    /// it goes without writing.
+    fn advance_up(&mut self) {
+        while self.direct == 0 {
+            match std::mem::replace(&mut self.up, Up::Done(None)) {
+                Up::Head => {
+                    let head = match self.first.take() {
+                        Some(h) => Ok(h),
+                        None if self.cbuf.is_empty() => Err(HeadError::Incomplete),
+                        None => self.reader.read(self.cbuf.bytes()),
+                    };
+                    match head {
+                        Err(HeadError::Incomplete) => {
+                            self.up = Up::Head;
+                            return;
+                        }
+                        Err(e) => {
+                            self.shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
+                            if let Some(held) = LOG.allow() {
+                                tracing::info!(client = %self.peer, error = %e, held_back = held, "proxy http: bad request");
+                            }
+                            self.up = Up::Done(e.status());
+                            return;
+                        }
+                        Ok(head) => self.forward_head(head),
+                    }
+                }
+                Up::Length(left, after) => {
+                    if self.cbuf.is_empty() {
+                        self.up = Up::Length(left, after);
+                        return;
+                    }
+                    let n = usize::try_from(left).map_or(self.cbuf.len(), |l| l.min(self.cbuf.len()));
+                    self.direct = n;
+                    let left = left - n as u64;
+                    self.up = if left == 0 { after.up() } else { Up::Length(left, after) };
+                }
+                Up::Chunked(mut dec, after) => {
+                    if self.cbuf.is_empty() {
+                        self.up = Up::Chunked(dec, after);
+                        return;
+                    }
+                    let f = match dec.feed(self.cbuf.bytes()) {
+                        Ok(f) => f,
+                        Err(e) => {
+                            if let Some(held) = LOG.allow() {
+                                tracing::info!(client = %self.peer, error = %e, held_back = held, "proxy http: bad chunked body");
+                            }
+                            self.broken = true;
+                            return;
+                        }
+                    };
+                    if f.trailers.is_empty() {
+                        self.direct = f.consumed;
+                    } else {
+                        // The body without its trailer section.
+                        let b = self.cbuf.bytes();
+                        self.out.extend_from_slice(b.get(..f.trailers.start).unwrap_or_default());
+                        self.out.extend_from_slice(b.get(f.trailers.end..f.consumed).unwrap_or_default());
+                        self.cbuf.consume(f.consumed);
+                    }
+                    self.up = if f.done { after.up() } else { Up::Chunked(dec, after) };
+                    if f.consumed == 0 {
+                        return;
+                    }
+                }
+                up @ (Up::Switching | Up::Done(_)) => {
+                    self.up = up;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// A head goes out rewritten, and what follows it is decided.
+    fn forward_head(&mut self, head: Head) {
+        match head.host.as_deref() {
+            Some(h) if h == self.host => {}
+            Some(h) => {
+                if let Some(held) = LOG.allow() {
+                    tracing::info!(
+                        client = %self.peer,
+                        first = %self.host,
+                        then = %h,
+                        held_back = held,
+                        "proxy http: Host changed mid-connection; closing"
+                    );
+                }
+                self.shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
+                self.up = Up::Done(Some(421));
+                return;
+            }
+            None => {
+                self.shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
+                self.up = Up::Done(Some(400));
+                return;
+            }
+        }
+        rewrite_with(&head, self.cbuf.bytes(), &self.ours, &mut self.out);
+        self.cbuf.consume(head.head_len);
+        self.reader.reset();
+        self.head_since = (!self.cbuf.is_empty()).then(Instant::now);
+        self.responses.push(head.method == "HEAD", head.upgrade);
+        self.requests += 1;
+        tracing::info!(
+            client = %self.peer,
+            host = %self.host,
+            backend = ?self.backend_addr,
+            method = %head.method,
+            target = %head.target,
+            request = self.requests,
+            ms = self.started.elapsed().as_millis() as u64,
+            "proxy http"
+        );
+        let after = if head.upgrade {
+            After::Switch
+        } else if !head.keep_alive {
+            After::Close
+        } else {
+            After::Next
+        };
+        self.up = match head.framing {
+            Framing::ContentLength(n) if n > 0 => Up::Length(n, after),
+            Framing::Chunked => Up::Chunked(ChunkedDecoder::new(), after),
+            _ => after.up(),
+        };
+    }
+
+    /// Follows what the backend sent, as far as it goes.
+    fn advance_down(&mut self) -> Result<(), ResponseError> {
+        while !self.switched && self.fwd < self.bbuf.len() {
+            let step = self.responses.feed(self.bbuf.bytes().get(self.fwd..).unwrap_or_default())?;
+            self.fwd += step.consumed;
+            match step.event {
+                Some(ResponseEvent::Complete(_)) => self.answered(),
+                Some(ResponseEvent::Switched) => self.switched = true,
+                None if step.consumed == 0 => break,
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// A final response has ended.
+    fn answered(&mut self) {
+        if matches!(self.up, Up::Switching) && self.responses.outstanding() == 0 {
+            // The upgrade was declined: the connection goes on as HTTP/1.1.
+            self.up = Up::Head;
+            self.head_since = (!self.cbuf.is_empty()).then(Instant::now);
+            self.advance_up();
+        }
+    }
+
+    /// Passes `n` octets written to the backend.
+    fn wrote_up(&mut self, mut n: usize) {
+        let from_out = n.min(self.out.len() - self.out_pos);
+        self.out_pos += from_out;
+        n -= from_out;
+        if self.out_pos == self.out.len() {
+            self.out.clear();
+            self.out_pos = 0;
+        }
+        let direct = n.min(self.direct);
+        self.direct -= direct;
+        self.cbuf.consume(direct);
+    }
+
+    pub(super) async fn run(
+        &mut self,
+        client: &mut TcpStream,
+        backend: &mut TcpStream,
+        slot: &Slot,
+        limits: &ListenerLimits,
+    ) -> Outcome {
+        let (mut cr, cw) = client.split();
+        let (mut br, bw) = backend.split();
+        let mut cw = TimedWrite::new(cw, limits.write);
+        let mut bw = TimedWrite::new(bw, limits.write);
+        let mut deadline = Deadline::new();
+        let evicted = slot.evicted();
+        tokio::pin!(evicted);
+        let mut idle = false;
+        self.advance_up();
+        loop {
+            if let Some(outcome) = self.settle() {
+                return outcome;
+            }
+            if self.is_idle() != idle {
+                idle = !idle;
+                if idle {
+                    // The one clock read of a kept-alive request.
+                    self.idle_since = Instant::now();
+                    slot.idle_since(self.idle_since);
+                } else {
+                    slot.busy();
+                }
+            }
+            let (at, phase) = self.deadline(limits);
+            deadline.set(Some(at));
+            let io = poll_fn(|cx| {
+                if self.up_pending() {
+                    let a = self.out.get(self.out_pos..).unwrap_or_default();
+                    let b = self.cbuf.bytes().get(..self.direct).unwrap_or_default();
+                    // One buffer is a plain send, not a writev.
+                    let w = if a.is_empty() {
+                        Pin::new(&mut bw).poll_write(cx, b)
+                    } else if b.is_empty() {
+                        Pin::new(&mut bw).poll_write(cx, a)
+                    } else {
+                        Pin::new(&mut bw).poll_write_vectored(cx, &[IoSlice::new(a), IoSlice::new(b)])
+                    };
+                    if let Poll::Ready(r) = w {
+                        return Poll::Ready(Io::UpWrote(r));
+                    }
+                }
+                if self.fwd > 0 {
+                    let due = self.bbuf.bytes().get(..self.fwd).unwrap_or_default();
+                    if let Poll::Ready(r) = Pin::new(&mut cw).poll_write(cx, due) {
+                        return Poll::Ready(Io::DownWrote(r));
+                    }
+                }
+                if self.wants_client() {
+                    let mut rb = ReadBuf::new(self.cbuf.room(READ_CHUNK));
+                    if let Poll::Ready(r) = Pin::new(&mut cr).poll_read(cx, &mut rb) {
+                        return Poll::Ready(Io::ClientRead(r.map(|()| rb.filled().len())));
+                    }
+                }
+                if self.wants_backend() {
+                    let mut rb = ReadBuf::new(self.bbuf.room(BACKEND_BUF));
+                    if let Poll::Ready(r) = Pin::new(&mut br).poll_read(cx, &mut rb) {
+                        let full = rb.remaining() == 0;
+                        return Poll::Ready(Io::BackendRead(r.map(|()| (rb.filled().len(), full))));
+                    }
+                }
+                if idle && evicted.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Io::Evicted);
+                }
+                if deadline.poll(cx).is_ready() {
+                    return Poll::Ready(Io::Deadline);
+                }
+                Poll::Pending
+            })
+            .await;
+            match io {
+                Io::UpWrote(Ok(n)) | Io::DownWrote(Ok(n)) if n == 0 => return Outcome::Reset,
+                Io::UpWrote(Ok(n)) => {
+                    self.quiet.event();
+                    self.wrote_up(n);
+                    self.advance_up();
+                }
+                Io::DownWrote(Ok(n)) => {
+                    self.quiet.event();
+                    self.bbuf.consume(n);
+                    self.fwd -= n;
+                }
+                Io::UpWrote(Err(e)) => {
+                    return if is_stalled(&e) { Outcome::Stalled { client: false } } else { Outcome::Reset };
+                }
+                Io::DownWrote(Err(e)) => {
+                    return if is_stalled(&e) { Outcome::Stalled { client: true } } else { Outcome::Reset };
+                }
+                Io::ClientRead(Ok(0)) => {
+                    self.client_eof = true;
+                    // A request cut short cannot be answered; between
+                    // requests, the responses still due are delivered.
+                    match self.up {
+                        Up::Head if self.cbuf.is_empty() && self.first.is_none() => self.up = Up::Done(None),
+                        Up::Done(_) => {}
+                        _ => return Outcome::Close,
+                    }
+                }
+                Io::ClientRead(Ok(n)) => {
+                    if idle {
+                        slot.busy();
+                        idle = false;
+                        if slot.is_evicted() {
+                            return Outcome::Evicted;
+                        }
+                    }
+                    self.cbuf.filled(n);
+                    self.quiet.event();
+                    self.advance_up();
+                    // The clock only when a deadline hangs on this read: a
+                    // head that is still incomplete (from its first octet),
+                    // or a body that has more to come.
+                    match self.up {
+                        Up::Head if !self.cbuf.is_empty() && self.head_since.is_none() => {
+                            self.head_since = Some(Instant::now());
+                        }
+                        Up::Length(..) | Up::Chunked(..) => self.last_client = Instant::now(),
+                        _ => {}
+                    }
+                }
+                Io::BackendRead(Ok((0, _))) => {
+                    self.backend_eof = true;
+                    match self.responses.eof() {
+                        Ok(Some(ResponseEvent::Complete(_))) => self.answered(),
+                        Ok(_) => {}
+                        Err(e) if self.responses.outstanding() > 0 || !self.bbuf.is_empty() => {
+                            return Outcome::Backend(e);
+                        }
+                        Err(_) => {}
+                    }
+                }
+                Io::BackendRead(Ok((n, full))) => {
+                    self.bbuf.filled(n);
+                    if full {
+                        self.bbuf.grow();
+                    }
+                    self.quiet.event();
+                    if let Err(e) = self.advance_down() {
+                        return Outcome::Backend(e);
+                    }
+                }
+                Io::ClientRead(Err(_)) | Io::BackendRead(Err(_)) => return Outcome::Reset,
+                Io::Evicted => return Outcome::Evicted,
+                Io::Deadline => {
+                    if phase == Phase::Tunnel && !self.quiet.expired(Instant::now(), limits.tunnel) {
+                        continue;
+                    }
+                    // A head timed out with nothing due to the client: 408.
+                    let quiet = self.fwd == 0 && self.responses.outstanding() == 0;
+                    return Outcome::TimedOut(phase, phase == Phase::Head && quiet);
+                }
+            }
+            if self.fwd == 0 && !self.switched && !self.bbuf.is_empty() {
+                // Followed octets written: follow the rest.
+                if let Err(e) = self.advance_down() {
+                    return Outcome::Backend(e);
+                }
+            }
+        }
+    }
+}
