@@ -17,8 +17,9 @@
 //!   that announces a message and sends it slowly, or never, is cut off
 //!   whatever its pace (slowloris).
 //! - write: a write that makes no progress ([`TimedWrite`]): a client that
-//!   sends queries and never reads its answers. Such a connection is
-//!   reset, so the kernel frees the answers it holds at once.
+//!   sends queries and never reads its answers. The kernel's send buffer
+//!   is kept small ([`SEND_BUFFER`]) so that such writes do stall, and the
+//!   connection is reset, so the kernel frees the answers it holds at once.
 //!
 //! A connection also ends when a message must not be answered (responses,
 //! garbage) and at shutdown. Timeouts are counted by phase, resets and I/O
@@ -47,6 +48,13 @@ use crate::queue::{Intake, Reply, UpdateQueue};
 
 /// How long a connection waits for an UPDATE to be processed.
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(30);
+/// The kernel send buffer of a connection (Linux doubles it). Left to
+/// itself, Linux grows the send buffer of a peer that does not read up to
+/// `tcp_wmem`'s maximum (4 MiB by default): answers pile up there, out of
+/// the write deadline's reach, and a thousand such peers pin gigabytes of
+/// kernel memory. This holds a largest answer (65535 octets, RFC 1035
+/// §4.2.2) and more pipelined ones.
+const SEND_BUFFER: usize = 64 * 1024;
 
 /// What every connection of a listener shares.
 struct Shared {
@@ -79,6 +87,7 @@ pub async fn serve(
         tokio::select! {
             (stream, peer, slot) = acceptor.next() => {
                 sixgate_listen::io::tune(&stream, &phases.tcp);
+                let _ = socket2::SockRef::from(&stream).set_send_buffer_size(SEND_BUFFER);
                 let (shared, mut sd) = (shared.clone(), shutdown.clone());
                 conns.spawn(async move {
                     let mut stream = stream;
