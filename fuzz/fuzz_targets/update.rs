@@ -11,7 +11,11 @@
 //!   with at least one NS;
 //! - the changes apply to the zone;
 //! - a refusing policy refuses every message that would change anything;
-//! - the response echoes the ID and has QR and opcode UPDATE.
+//! - the response echoes the ID and has QR and opcode UPDATE;
+//! - the listener's screen agrees with decoding and with TSIG: it queues
+//!   only messages whose zone section decodes and whose last record is a
+//!   TSIG record, drops only what decoding calls no request, and answers
+//!   without a signature only what has none or a broken one.
 #![no_main]
 
 use std::sync::OnceLock;
@@ -19,7 +23,8 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use sixgate_dns::message::HEADER_LEN;
 use sixgate_dns::rtype::code;
-use sixgate_dns::update::{self, Rcode, Update, UpdateError, UpdateRr, ZoneView};
+use sixgate_dns::tsig;
+use sixgate_dns::update::{self, Rcode, Screen, Update, UpdateError, UpdateRr, ZoneView};
 use sixgate_dns::zone::{Change, Record};
 use sixgate_dns::{Zone, name, zonefile};
 
@@ -118,8 +123,33 @@ fn check_changes(apex: &[u8], u: &Update, view: &dyn ZoneView, zone: Option<&Zon
     }
 }
 
+/// The screen against what decoding and TSIG say of the same bytes.
+fn check_screen(data: &[u8], decoded: &Result<Update, UpdateError>) {
+    let zone_error = matches!(
+        decoded,
+        Err(UpdateError::ZoneCount(_) | UpdateError::ZoneType(_) | UpdateError::ZoneClass(_))
+    );
+    match update::screen(data) {
+        Screen::NotUpdate => assert!(!update::is_update(data)),
+        Screen::Drop => assert_eq!(decoded, &Err(UpdateError::NotRequest)),
+        Screen::Queue => {
+            assert!(matches!(tsig::find(data), Ok(Some(_))), "queued without a TSIG record");
+            assert!(!zone_error && decoded != &Err(UpdateError::NotRequest), "queued: {decoded:?}");
+        }
+        Screen::Answer(Rcode::Refused) => {
+            assert!(matches!(tsig::find(data), Ok(None)));
+            assert!(!zone_error);
+        }
+        Screen::Answer(Rcode::FormErr) => {
+            assert!(zone_error || tsig::find(data).is_err() || decoded.is_err(), "FORMERR for {decoded:?}");
+        }
+        other => panic!("the screen answered {other:?}"),
+    }
+}
+
 fuzz_target!(|data: &[u8]| {
     let decoded = update::decode(data);
+    check_screen(data, &decoded);
     let is_response = data.get(2).is_some_and(|b| b & 0x80 != 0);
     if data.len() < HEADER_LEN || is_response {
         assert_eq!(decoded, Err(UpdateError::NotRequest));

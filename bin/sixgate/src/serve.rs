@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use anyhow::{Context, anyhow};
 use sixgate_control::publish::Follower;
 use sixgate_dns::{Limits, name, zonefile};
-use sixgate_server::tcp::TcpSettings;
 use sixgate_server::udp::UdpStats;
 use sixgate_server::{bind, tcp, udp};
 use sixgate_store::{Store, files};
@@ -92,6 +91,7 @@ impl ListenerSet {
 fn metrics_text(
     listeners: &ListenerSet,
     udp: &UdpStats,
+    updates: &sixgate_server::queue::UpdateStats,
     held: &std::sync::atomic::AtomicUsize,
     expiry: &sixgate_control::watchdog::ExpiryReport,
     proxy: Option<&Arc<sixgate_proxy::tls::Shared>>,
@@ -134,6 +134,7 @@ fn metrics_text(
     );
     out.push_str(&sixgate_control::watchdog::metrics_text(&expiry.load()));
     out.push_str(&listeners.render());
+    out.push_str(&updates.render());
     out
 }
 
@@ -199,19 +200,23 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
 
-    // RFC 2136 UPDATE: listeners queue them for one handler.
-    let (update_tx, update_rx) = tokio::sync::mpsc::channel(sixgate_server::queue::QUEUE);
+    // RFC 2136 UPDATE: listeners queue the signed ones for one handler.
+    let update_stats = Arc::new(sixgate_server::queue::UpdateStats::default());
+    let (update_tx, update_rx) =
+        sixgate_server::queue::UpdateQueue::new(sixgate_server::queue::QUEUE, update_stats.clone());
     let handler = Arc::new(sixgate_control::update::UpdateHandler::new(
         s.data.clone(),
         s.hmac_md5,
         Some(published.clone()),
+        update_stats.clone(),
     )?);
     let update_task = rt.spawn(sixgate_control::update::run(handler, update_rx));
 
     let mut threads = Vec::new();
     let mut addrs = Vec::new();
-    let tcp_settings =
-        TcpSettings { idle_timeout: s.dns_limits.idle, max_connections: s.dns_limits.caps.max_connections };
+    // One gate for every DNS TCP address: the caps are the listener's,
+    // not each address's.
+    let dns_gate = sixgate_listen::Gate::new(s.dns_limits.caps, listeners.dns_tcp.clone());
     let mut tcp_tasks = Vec::new();
     for b in bound {
         addrs.push(b.addr);
@@ -228,7 +233,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             b.tcp,
             catalog.clone(),
             limits,
-            tcp_settings,
+            s.dns_limits,
+            dns_gate.clone(),
             Some(update_tx.clone()),
             sd_rx.clone(),
         )));
@@ -258,12 +264,14 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         // Zone claims are decided in this store's write transactions.
         api_store.set_tenancy(s.tenancy.clone());
         let dir = s.data.clone();
-        let (udp_stats, proxy, expiry, listener_set) =
-            (stats.clone(), proxy_shared.clone(), expiry.clone(), listeners.clone());
+        let (udp_stats, proxy, expiry, listener_set, updates) =
+            (stats.clone(), proxy_shared.clone(), expiry.clone(), listeners.clone(), update_stats.clone());
         let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
             sixgate_control::publish::poke(&dir)
         })?
-        .with_metrics(move || metrics_text(&listener_set, &udp_stats, &held_zones, &expiry, proxy.get()));
+        .with_metrics(move || {
+            metrics_text(&listener_set, &udp_stats, &updates, &held_zones, &expiry, proxy.get())
+        });
         let app = sixgate_api::app(state);
         // One gate for every API address: the caps are the API's, not each
         // address's.

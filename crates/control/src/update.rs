@@ -1,18 +1,27 @@
 //! RFC 2136 UPDATE over UDP and TCP, signed with TSIG (RFC 8945).
 //!
-//! The listeners hand every UPDATE to [`UpdateHandler`] through a bounded
-//! queue (`sixgate_server::queue`) instead of answering it themselves: an
-//! update writes to the store and waits for an fsync, which must not stall
-//! the query workers. The handler verifies the signature, refuses
-//! replays, checks that the key may change this zone (and, for an
-//! acme-only key, only `_acme-challenge` TXT records), then evaluates
-//! prerequisites and computes the changes inside the store's write
-//! transaction, so nothing can slip in between. The answer is sent once
-//! the change is durable and served.
+//! The listeners hand every signed UPDATE to [`UpdateHandler`] through a
+//! bounded queue (`sixgate_server::queue`) instead of answering it
+//! themselves: an update writes to the store and waits for an fsync, which
+//! must not stall the query workers. [`run`] takes jobs from the queue
+//! with [`WORKERS`] workers, so the queue's bound holds: when the writer
+//! falls behind, the queue fills and the listeners drop what does not fit.
 //!
-//! Unsigned updates are refused: there is no address-based trust.
+//! The handler verifies the signature first, with the key read through a
+//! read-only connection of its own: a forged key or a bad MAC is refused
+//! without touching the store's writer, which real updates wait for.
+//! Then it refuses replays, checks that the key may change this zone (and,
+//! for an acme-only key, only `_acme-challenge` TXT records), then
+//! evaluates prerequisites and computes the changes inside the store's
+//! write transaction, so nothing can slip in between. The answer is sent
+//! once the change is durable and served.
+//!
+//! Unsigned updates are refused (the listeners already refuse them):
+//! there is no address-based trust. Refusals of unauthenticated messages
+//! are logged at a limited rate, and counted in `UpdateStats`.
 
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,22 +29,36 @@ use sixgate_dns::name;
 use sixgate_dns::tsig::{self, Algorithm, Key, ReplayCache, Tsig, TsigFailure, Verified};
 use sixgate_dns::update::{self, Rcode, Update, UpdateError, ZoneView};
 use sixgate_dns::zone::{Change, Record};
-use sixgate_server::queue::{Job, Reply};
+use sixgate_listen::ratelog::RateLog;
+use sixgate_server::queue::{Job, Reply, UpdateStats};
 use sixgate_store::{Store, StoreError, TsigKey, ZoneReader, is_acme_challenge};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio::task::JoinSet;
 
 /// Accepted request MACs remembered against replays.
 const REPLAY_CAPACITY: usize = 100_000;
 /// How long an answer waits for DNS to publish the change.
 const PUBLISH_WAIT: Duration = Duration::from_secs(2);
+/// Updates processed at once. The store has one writer, so more would
+/// only wait for it; a few let signature checks and store work overlap.
+pub const WORKERS: usize = 4;
+
+/// Refusals of what no key vouches for: a flood repeats them.
+static REFUSED_LOG: RateLog = RateLog::new(2);
+static TSIG_LOG: RateLog = RateLog::new(2);
 
 /// Processes UPDATE messages against the store.
 pub struct UpdateHandler {
     dir: PathBuf,
+    /// The writer; taken only once the signature checked out.
     store: Mutex<Store>,
+    /// A read-only connection for key lookups, so that verifying a
+    /// signature never waits for a write (WAL readers do not).
+    keys: Mutex<Store>,
     replay: Mutex<ReplayCache>,
     allow_md5: bool,
     published: Option<watch::Receiver<i64>>,
+    stats: Arc<UpdateStats>,
 }
 
 /// Why an update did not go through.
@@ -96,28 +119,36 @@ impl std::borrow::Borrow<Key> for Box<Signer> {
 
 impl UpdateHandler {
     /// A handler on the store in `dir`. `allow_md5` accepts hmac-md5 keys;
-    /// `published` follows what DNS serves, to answer only once it does.
+    /// `published` follows what DNS serves, to answer only once it does;
+    /// outcomes are counted into `stats`.
     pub fn new(
         dir: PathBuf,
         allow_md5: bool,
         published: Option<watch::Receiver<i64>>,
+        stats: Arc<UpdateStats>,
     ) -> Result<Self, StoreError> {
+        let store = Store::open(&dir)?;
         Ok(UpdateHandler {
-            store: Mutex::new(Store::open(&dir)?),
+            keys: Mutex::new(store.reader()?),
+            store: Mutex::new(store),
             dir,
             replay: Mutex::new(ReplayCache::new(REPLAY_CAPACITY)),
             allow_md5,
             published,
+            stats,
         })
     }
 
-    fn signer(&self, store: &Store, key_name: &[u8]) -> Option<Box<Signer>> {
-        let TsigKey { name, algorithm, secret, zone, acme_only } = store.tsig_key(key_name).ok()??;
-        let algorithm = Algorithm::from_text(&algorithm)?;
+    /// The key named `key_name` with its policy; `None` for no such key
+    /// or one this server does not accept (hmac-md5 unless allowed).
+    fn signer(&self, key_name: &[u8]) -> Result<Option<Box<Signer>>, StoreError> {
+        let key = self.keys.lock().unwrap_or_else(|p| p.into_inner()).tsig_key(key_name)?;
+        let Some(TsigKey { name, algorithm, secret, zone, acme_only }) = key else { return Ok(None) };
+        let Some(algorithm) = Algorithm::from_text(&algorithm) else { return Ok(None) };
         if algorithm == Algorithm::HmacMd5 && !self.allow_md5 {
-            return None;
+            return Ok(None);
         }
-        Some(Box::new(Signer { key: Key::new(&name, algorithm, secret), zone, acme_only }))
+        Ok(Some(Box::new(Signer { key: Key::new(&name, algorithm, secret), zone, acme_only })))
     }
 
     /// The answer to `msg`, or `None` for messages that get none. Blocks
@@ -128,27 +159,39 @@ impl UpdateHandler {
             Err(UpdateError::NotRequest) => return None,
             Err(e) => {
                 tracing::debug!(error = %e, "malformed UPDATE");
+                self.stats.tsig_refused.fetch_add(1, Ordering::Relaxed);
                 return Some((update::response(msg, e.rcode().unwrap_or(Rcode::FormErr).code()), 0));
             }
         };
         let tsig = match tsig::find(msg) {
             Ok(Some(t)) => t,
             Ok(None) => {
-                tracing::info!(zone = %name::to_text(&upd.zone), "unsigned UPDATE refused");
+                self.refused(&upd.zone, "unsigned UPDATE refused");
                 return Some((update::response(msg, Rcode::Refused.code()), 0));
             }
             Err(e) => {
                 tracing::debug!(error = %e, "UPDATE with a malformed TSIG record");
+                self.stats.tsig_refused.fetch_add(1, Ordering::Relaxed);
                 return Some((update::response(msg, Rcode::FormErr.code()), 0));
             }
         };
-        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
-        let verified = tsig::verify_request(msg, &tsig, |n| self.signer(&store, n), now)
+        // The signature is checked before the store's writer is touched.
+        let signer = match self.signer(tsig.key_name.as_slice()) {
+            Ok(s) => s,
+            Err(e) => {
+                // Not BADKEY: the key may well be good.
+                tracing::error!(zone = %name::to_text(&upd.zone), error = %e, "UPDATE key lookup failed");
+                self.stats.refused.fetch_add(1, Ordering::Relaxed);
+                return Some((update::response(msg, Rcode::ServFail.code()), 0));
+            }
+        };
+        let verified = tsig::verify_request(msg, &tsig, |_| signer, now)
             .and_then(|v| self.replay.lock().unwrap_or_else(|p| p.into_inner()).check(v, now));
         let v = match verified {
             Ok(v) => v,
             Err(failure) => return Some((self.tsig_error(msg, &tsig, failure, now), 0)),
         };
+        let mut store = self.store.lock().unwrap_or_else(|p| p.into_inner());
         let (rcode, journal_id) = match self.apply(&mut store, &upd, &v.key) {
             Ok(c) => (Rcode::NoError, c),
             Err(Failure::Rcode(r)) => (r, 0),
@@ -161,6 +204,9 @@ impl UpdateHandler {
                 (Rcode::ServFail, 0)
             }
         };
+        drop(store);
+        let counter = if rcode == Rcode::NoError { &self.stats.applied } else { &self.stats.refused };
+        counter.fetch_add(1, Ordering::Relaxed);
         tracing::info!(
             zone = %name::to_text(&upd.zone),
             key = %name::to_text(&v.key.key.name),
@@ -170,6 +216,17 @@ impl UpdateHandler {
         Some((sign(update::response(msg, rcode.code()), &v, now), journal_id))
     }
 
+    /// Counts and logs (at a limited rate) a refusal of a message no key
+    /// vouches for.
+    fn refused(&self, zone: &[u8], what: &'static str) {
+        self.stats.tsig_refused.fetch_add(1, Ordering::Relaxed);
+        if let Some(held) = REFUSED_LOG.allow() {
+            tracing::info!(zone = %name::to_text(zone), held_back = held, "{what}");
+        } else {
+            tracing::debug!(zone = %name::to_text(zone), "{what}");
+        }
+    }
+
     fn tsig_error(
         &self,
         msg: &[u8],
@@ -177,7 +234,13 @@ impl UpdateHandler {
         failure: TsigFailure<Box<Signer>>,
         now: u64,
     ) -> Vec<u8> {
-        tracing::info!(key = %name::to_text(tsig.key_name.as_slice()), error = %failure, "UPDATE TSIG check failed");
+        self.stats.tsig_refused.fetch_add(1, Ordering::Relaxed);
+        let key = name::to_text(tsig.key_name.as_slice());
+        if let Some(held) = TSIG_LOG.allow() {
+            tracing::info!(%key, error = %failure, held_back = held, "UPDATE TSIG check failed");
+        } else {
+            tracing::debug!(%key, error = %failure, "UPDATE TSIG check failed");
+        }
         let mut resp = update::response(msg, (failure.rcode() & 0x0f) as u8);
         if let Err(e) = failure.append_tsig(&mut resp, tsig, now) {
             tracing::debug!(error = %e, "could not add the TSIG error record");
@@ -215,12 +278,16 @@ impl UpdateHandler {
         Ok(commit.journal_id)
     }
 
-    /// Processes one job: the store work on a blocking thread, then the
+    /// Processes one job: the signature check and the store work on a
+    /// blocking thread, holding `worker` (one of [`WORKERS`]), then the
     /// wait until DNS serves the change, then the answer.
-    pub async fn handle(self: Arc<Self>, job: Job) {
+    pub async fn handle(self: Arc<Self>, job: Job, worker: OwnedSemaphorePermit) {
         let this = self.clone();
         let msg = job.msg;
         let done = tokio::task::spawn_blocking(move || this.process(&msg, unix_now())).await;
+        // The publish wait below is bounded in time and follows only
+        // authenticated writes: it need not hold a worker.
+        drop(worker);
         let Ok(Some((resp, journal_id))) = done else { return };
         if journal_id > 0 {
             crate::publish::poke(&self.dir);
@@ -249,9 +316,25 @@ fn sign(mut resp: Vec<u8>, v: &Verified<Box<Signer>>, now: u64) -> Vec<u8> {
     resp
 }
 
-/// Runs the handler on jobs from `queue` until it closes.
+/// Runs the handler on jobs from `queue` until it closes, [`WORKERS`] at
+/// a time. A job is taken off the queue only when a worker is free, so
+/// jobs wait in the queue, which is bounded, and nowhere else.
 pub async fn run(handler: Arc<UpdateHandler>, mut queue: mpsc::Receiver<Job>) {
-    while let Some(job) = queue.recv().await {
-        tokio::spawn(handler.clone().handle(job));
+    let workers = Arc::new(Semaphore::new(WORKERS));
+    let mut jobs = JoinSet::new();
+    loop {
+        let Ok(worker) = workers.clone().acquire_owned().await else { break };
+        let job = tokio::select! {
+            job = queue.recv() => job,
+            // Reap finished jobs while the queue is quiet.
+            Some(_) = jobs.join_next(), if !jobs.is_empty() => continue,
+        };
+        let Some(job) = job else { break };
+        jobs.spawn(handler.clone().handle(job, worker));
     }
+    while jobs.join_next().await.is_some() {}
 }
+
+#[cfg(test)]
+#[path = "update_tests.rs"]
+mod tests;

@@ -13,6 +13,10 @@
 //!    all or none;
 //! 5. answer with [`response`] and the rcode.
 //!
+//! Before any of this, a listener runs [`screen`] on the bytes it got:
+//! checks that allocate nothing, so that only a message that could be
+//! authentic costs the writer anything.
+//!
 //! The zone is seen through [`ZoneView`], so nothing here knows how zones
 //! are stored. [`changes`] keeps an overlay over the view so that each
 //! update RR sees the effect of those before it, and then reports the net
@@ -23,8 +27,10 @@
 //! decoding (RFC 3597 §4) and compared without regard to case.
 
 mod process;
+mod screen;
 
 pub use process::{ZoneView, changes, check_prerequisites, prescan};
+pub use screen::{Screen, is_update, screen};
 
 use crate::message::{Edns, HEADER_LEN, flags};
 use crate::name::{self, NameBuf, NameError};
@@ -351,9 +357,17 @@ pub fn decode(msg: &[u8]) -> Result<Update, UpdateError> {
 /// representable here (TSIG errors are NOTAUTH with the code in the TSIG
 /// record, which the caller appends).
 pub fn response(request: &[u8], rcode: u8) -> Vec<u8> {
+    let mut out = Vec::with_capacity(HEADER_LEN + 64);
+    response_into(request, rcode, &mut out);
+    out
+}
+
+/// [`response`] written into `out`, replacing what it held: a listener
+/// answers from a buffer it reuses, without an allocation.
+pub fn response_into(request: &[u8], rcode: u8, out: &mut Vec<u8>) {
+    out.clear();
     let id = be16(request, 0).unwrap_or(0);
     let word = flags::QR | u16::from(OPCODE) << 11 | u16::from(rcode & 0xF);
-    let mut out = Vec::with_capacity(HEADER_LEN + 64);
     out.extend_from_slice(&id.to_be_bytes());
     out.extend_from_slice(&word.to_be_bytes());
     out.extend_from_slice(&[0; 8]);
@@ -369,7 +383,6 @@ pub fn response(request: &[u8], rcode: u8) -> Vec<u8> {
             *zo = 1;
         }
     }
-    out
 }
 
 /// True if two rdatas of `rtype` are the same RR's: equal octets, or

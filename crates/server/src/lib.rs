@@ -10,9 +10,12 @@
 //! - [`bind`]: the sockets, one `SO_REUSEPORT` UDP socket per worker.
 //! - [`udp`]: one OS thread per worker, each with its own `SO_REUSEPORT`
 //!   socket, answering with no locks and no allocation per query.
-//! - [`tcp`]: RFC 7766 TCP on tokio, with pipelining, idle timeouts and a
-//!   connection limit.
-//! - [`queue`]: an RFC 2136 UPDATE is not answered here but queued as a
+//! - [`tcp`]: RFC 7766 TCP on tokio, with pipelining, a deadline for each
+//!   phase of a connection (idle, a message's rest, a write the client
+//!   does not read), and connection caps in total and per client address
+//!   (`sixgate_listen`).
+//! - [`queue`]: an RFC 2136 UPDATE is not answered here but, once the
+//!   listener has checked that it could be authentic, queued as a
 //!   [`queue::Job`] for the control plane's writer, which answers it once
 //!   the change is durable and served.
 //!

@@ -19,7 +19,7 @@ use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmm
 use sixgate_dns::{Limits, Outcome, Transport, respond};
 
 use crate::SharedCatalog;
-use crate::queue::{Job, Reply, UpdateQueue, is_update};
+use crate::queue::{Intake, Reply, UpdateQueue};
 
 fn socket_addr(s: &SockaddrStorage) -> Option<std::net::SocketAddr> {
     if let Some(v4) = s.as_sockaddr_in() {
@@ -118,16 +118,22 @@ fn worker(
         for (i, ((len, peer), (buf, out))) in got.iter().zip(rx.iter().zip(tx.iter_mut())).take(n).enumerate()
         {
             let msg = buf.get(..*len).unwrap_or(&[]);
-            if let Some((queue, handle)) = &updates
-                && is_update(msg)
-            {
-                if let Some(peer) = peer.as_ref().and_then(socket_addr) {
-                    let job = Job { msg: msg.to_vec(), reply: Reply::Udp(handle.clone(), peer) };
-                    if queue.try_send(job).is_err() {
-                        tracing::warn!(%peer, "UPDATE queue full; dropped");
+            if let Some((queue, handle)) = &updates {
+                // Screened here, before anything is allocated or queued:
+                // only a signed UPDATE reaches the writer.
+                let from = peer.as_ref().and_then(socket_addr);
+                let reply = || from.map(|p| Reply::Udp(handle.clone(), p));
+                match queue.intake(msg, from, out, reply) {
+                    Intake::NotUpdate => {}
+                    Intake::Answer => {
+                        if let Some(r) = replies.get_mut(m) {
+                            *r = i;
+                            m += 1;
+                        }
+                        continue;
                     }
+                    Intake::Queued | Intake::Dropped => continue,
                 }
-                continue;
             }
             if respond(&cat, msg, out, Transport::Udp, &limits) == Outcome::Reply
                 && let Some(r) = replies.get_mut(m)
@@ -169,3 +175,7 @@ fn worker(
         stats.answered.fetch_add(m as u64, Ordering::Relaxed);
     }
 }
+
+#[cfg(test)]
+#[path = "udp_tests.rs"]
+mod tests;

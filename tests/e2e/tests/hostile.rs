@@ -957,3 +957,542 @@ fn ensure_enough(idle_count: usize) -> Result<()> {
     }
     Ok(())
 }
+
+// ---------------------------------------------------------------------------
+// DNS over TCP: `dns_tcp_keeps_answering_through_stalled_readers_and_slowloris`.
+// Clients connect from 127.0.0.1 (the flood), 127.0.0.2 (the checker) and
+// 127.0.0.3 (the slowloris clients), all to the server on 127.0.0.1.
+//
+// One sixgate with short DNS limits (a 2 s write and head deadline, a cap
+// of `DNS_CAP` connections and `DNS_PER_ADDRESS` per address) meets, at
+// the same time:
+// - `DNS_STALLED` connections from 127.0.0.1, opened at a bounded pace,
+//   each with a 4 KiB receive buffer, pipelining queries for a 25 KB TXT
+//   RRset until at least 256 KiB of answers lie unread, and never reading.
+//   The per-address cap admits a share of them and resets the others at
+//   once; only the write deadline frees an admitted one.
+// - `DNS_SILENT_HEADS` slowloris clients from 127.0.0.3 that send a length
+//   prefix and nothing more, and `DNS_TRICKLES` that send a query one
+//   octet every 500 ms. The head deadline must close each before its
+//   message is whole.
+// - a checker: normal TCP queries from 127.0.0.2, one connection each,
+//   every one answered within `DNS_ANSWER_BOUND` (the requirement's
+//   latency bound, a second).
+// Throughout, the server's descriptors (/proc/PID/fd) stay under the cap
+// plus a margin. Afterwards /metrics (admin token) counts the write and
+// head timeouts, and a normal query from 127.0.0.1, the flood's address,
+// is answered again.
+// ---------------------------------------------------------------------------
+
+const DNS_STALLED: usize = 2_000;
+const DNS_CAP: usize = 300;
+const DNS_PER_ADDRESS: usize = 200;
+/// How long the stalled connections take to open, all of them: several
+/// write deadlines, so that slots are freed and taken again meanwhile.
+const DNS_FLOOD_TIME: Duration = Duration::from_secs(6);
+const DNS_SILENT_HEADS: usize = 10;
+const DNS_TRICKLES: usize = 10;
+const DNS_DEADLINE_SECS: u64 = 2;
+const DNS_ANSWER_BOUND: Duration = Duration::from_secs(1);
+/// Unread answers each stalled connection asks for, at least.
+const DNS_UNREAD: usize = 256 * 1024;
+/// The server's own descriptors besides its connections (store, sockets,
+/// runtime), with room to spare.
+const DNS_FD_MARGIN: usize = 100;
+
+/// A zone with a 25 KB TXT RRset at `big.big.test.`.
+fn big_zone(dir: &std::path::Path) -> Result<ZoneFile> {
+    let mut text = String::from(
+        "$ORIGIN big.test.\n$TTL 300\n@ SOA ns1 hostmaster 1 3600 900 604800 300\n@ NS ns1\nns1 A 192.0.2.53\n",
+    );
+    for i in 0..100 {
+        text.push_str(&format!("big TXT \"{i:03}-{}\"\n", "x".repeat(236)));
+    }
+    let path = dir.join("big.test.zone");
+    std::fs::write(&path, text)?;
+    Ok(ZoneFile::new("big.test.", path))
+}
+
+/// Descriptors the process `pid` has open.
+fn descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// One query from `source` on a connection of its own; the answer's
+/// latency, if it came.
+fn timed_query(source: Ipv4Addr, server: SocketAddr, id: u16) -> Result<Duration> {
+    let started = Instant::now();
+    let mut stream = connect_from(source, server)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    stream.set_nodelay(true)?;
+    let query = QuerySpec::parse(&format!("www.{ZONE}"), 1)?.with_id(id).encode()?;
+    write_framed(&mut stream, &query)?;
+    let answer = read_framed_within(&mut stream, Duration::from_secs(5))?.context("no answer")?;
+    let response = Response::parse(&answer)?;
+    if response.id != id || response.rcode() != 0 {
+        bail!("wrong answer: {response:?}");
+    }
+    Ok(started.elapsed())
+}
+
+/// A connection that asks for at least [`DNS_UNREAD`] of answers and
+/// never reads: `None` when it could not even send its queries (reset at
+/// once at the cap).
+fn stalled_reader(server: SocketAddr, burst: &[u8]) -> Option<TcpStream> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
+    socket.set_recv_buffer_size(4096).ok()?;
+    socket.bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into()).ok()?;
+    socket.connect_timeout(&server.into(), Duration::from_secs(10)).ok()?;
+    let mut stream: TcpStream = socket.into();
+    stream.set_write_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(burst).ok()?;
+    Some(stream)
+}
+
+/// What one slowloris client saw: closed by the server, and how many
+/// octets of its message it had sent by then.
+struct Slowloris {
+    closed: bool,
+    sent: usize,
+    whole: usize,
+}
+
+fn trickle(server: SocketAddr) -> Result<Slowloris> {
+    let mut stream = connect_from(Ipv4Addr::new(127, 0, 0, 3), server)?;
+    let query = QuerySpec::parse(&format!("www.{ZONE}"), 1)?.encode()?;
+    let framed = [&(query.len() as u16).to_be_bytes()[..], &query].concat();
+    // The read timeout paces the octets: one every 500 ms.
+    stream.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let mut buf = [0u8; 64];
+    for (sent, octet) in framed.iter().enumerate() {
+        if stream.write_all(&[*octet]).is_err() {
+            return Ok(Slowloris { closed: true, sent, whole: framed.len() });
+        }
+        match stream.read(&mut buf) {
+            Ok(0) => return Ok(Slowloris { closed: true, sent: sent + 1, whole: framed.len() }),
+            Ok(_) => bail!("a slowloris client was answered"),
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return Ok(Slowloris { closed: true, sent: sent + 1, whole: framed.len() }),
+        }
+    }
+    Ok(Slowloris { closed: false, sent: framed.len(), whole: framed.len() })
+}
+
+/// A length prefix and nothing more: closed by the head deadline?
+fn silent_head(server: SocketAddr) -> Result<bool> {
+    let mut stream = connect_from(Ipv4Addr::new(127, 0, 0, 3), server)?;
+    stream.write_all(&[0, 40])?;
+    stream.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut buf = [0u8; 64];
+    Ok(matches!(stream.read(&mut buf), Ok(0) | Err(_)))
+}
+
+#[test]
+fn dns_tcp_keeps_answering_through_stalled_readers_and_slowloris() -> Result<()> {
+    let limit = raise_descriptor_limit()?;
+    // The flood's own sockets are all held until the end.
+    if (limit as usize) < DNS_STALLED + 500 {
+        bail!("the descriptor limit {limit} is too low for {DNS_STALLED} connections");
+    }
+    let data = tempfile::tempdir()?;
+    let config = data.path().join("sixgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[dns.limits]\nmax_connections = {DNS_CAP}\nper_address = {DNS_PER_ADDRESS}\n\
+             write_timeout = {DNS_DEADLINE_SECS}\nhead_timeout = {DNS_DEADLINE_SECS}\nidle_timeout = 10\n"
+        ),
+    )?;
+    let cli = Cli::new(data.path().join("data"))?;
+    for zone in example_zone()?.iter().chain([&big_zone(data.path())?]) {
+        cli.import(zone)?;
+    }
+    let mut sixgate = Sixgate::serve_with(cli, &["--config", &config.display().to_string()])?;
+    let (dns, pid) = (sixgate.tcp_addr(), sixgate.process().id());
+    let api: SocketAddr = sixgate
+        .api_url()
+        .and_then(|u| u.strip_prefix("http://").and_then(|a| a.parse().ok()))
+        .context("no plain HTTP API address")?;
+    let token = sixgate.admin_token()?;
+    let baseline = descriptors(pid);
+
+    // Queries for the big RRset, enough for DNS_UNREAD of answers.
+    let mut burst = Vec::new();
+    let mut asked = 0;
+    for id in 0u16.. {
+        if asked >= DNS_UNREAD {
+            break;
+        }
+        let q = QuerySpec::parse("big.big.test.", 16)?.with_id(id).encode()?;
+        burst.extend_from_slice(&(q.len() as u16).to_be_bytes());
+        burst.extend_from_slice(&q);
+        asked += 25_000;
+    }
+
+    let started = Instant::now();
+    let stop = AtomicBool::new(false);
+    let max_fds = AtomicUsize::new(0);
+    let (checked, failures) = (AtomicUsize::new(0), Mutex::new(Vec::<String>::new()));
+    let (held, trickles, silent) = thread::scope(|scope| -> Result<_> {
+        let flood = scope.spawn(|| {
+            let pace = DNS_FLOOD_TIME / DNS_STALLED as u32;
+            let mut held = Vec::with_capacity(DNS_STALLED);
+            let mut next = Instant::now();
+            for _ in 0..DNS_STALLED {
+                if let Some(s) = stalled_reader(dns, &burst) {
+                    held.push(s);
+                }
+                next += pace;
+                if let Some(wait) = next.checked_duration_since(Instant::now()) {
+                    thread::sleep(wait);
+                }
+            }
+            held
+        });
+        let trickles: Vec<_> = (0..DNS_TRICKLES).map(|_| scope.spawn(|| trickle(dns))).collect();
+        let silent: Vec<_> = (0..DNS_SILENT_HEADS).map(|_| scope.spawn(|| silent_head(dns))).collect();
+        let watcher = scope.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                max_fds.fetch_max(descriptors(pid), Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let checker = scope.spawn(|| {
+            let mut id = 0u16;
+            while !stop.load(Ordering::Relaxed) {
+                id = id.wrapping_add(1);
+                let failure = match timed_query(Ipv4Addr::new(127, 0, 0, 2), dns, id) {
+                    Ok(t) if t <= DNS_ANSWER_BOUND => None,
+                    Ok(t) => Some(format!("answered after {t:?}")),
+                    Err(e) => Some(format!("{e:#}")),
+                };
+                if let (Some(f), Ok(mut all)) = (failure, failures.lock()) {
+                    all.push(format!("at {:?}: {f}", started.elapsed()));
+                }
+                checked.fetch_add(1, Ordering::Relaxed);
+                thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let held = flood.join().map_err(|_| anyhow::anyhow!("the flood panicked"))?;
+        let trickles = trickles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a slowloris client panicked"))?)
+            .collect::<Result<Vec<_>>>()?;
+        let silent = silent
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("a slowloris client panicked"))?)
+            .collect::<Result<Vec<bool>>>()?;
+        // The last connections admitted stall too: the checker keeps
+        // going until their write deadline has passed.
+        thread::sleep(Duration::from_secs(DNS_DEADLINE_SECS + 1));
+        stop.store(true, Ordering::Relaxed);
+        checker.join().map_err(|_| anyhow::anyhow!("the checker panicked"))?;
+        watcher.join().map_err(|_| anyhow::anyhow!("the watcher panicked"))?;
+        Ok((held, trickles, silent))
+    })?;
+
+    let mut problems = Vec::new();
+    let failures = failures.into_inner().unwrap_or_default();
+    let checked = checked.into_inner();
+    let max_fds = max_fds.into_inner();
+    println!(
+        "dns tcp: {} of {DNS_STALLED} stalled readers sent their queries, {checked} checker queries, \
+         server descriptors {baseline} at rest and at most {max_fds}, slowloris closed after {:?} octets",
+        held.len(),
+        trickles.iter().map(|t| t.sent).collect::<Vec<_>>()
+    );
+    if checked < 20 {
+        problems.push(format!("only {checked} checker queries ran"));
+    }
+    if !failures.is_empty() {
+        problems.push(format!(
+            "{} of {checked} checker queries were not answered within {DNS_ANSWER_BOUND:?}: {:?}",
+            failures.len(),
+            failures.iter().take(5).collect::<Vec<_>>()
+        ));
+    }
+    if max_fds > DNS_CAP + DNS_FD_MARGIN {
+        problems.push(format!("the server held {max_fds} descriptors, cap {DNS_CAP} + {DNS_FD_MARGIN}"));
+    }
+    for (i, t) in trickles.iter().enumerate() {
+        if !t.closed || t.sent >= t.whole {
+            problems.push(format!("slowloris {i} was not cut off: {} of {} octets sent", t.sent, t.whole));
+        }
+    }
+    if silent.iter().any(|closed| !closed) {
+        problems.push(format!("silent heads closed: {silent:?}"));
+    }
+    // The write deadline freed the stalled connections: the flood's
+    // address is served again.
+    let after = wait_until("a query from the flood's address", Duration::from_secs(20), || {
+        Ok(timed_query(Ipv4Addr::LOCALHOST, dns, 0x7777).ok())
+    });
+    if let Err(e) = after {
+        problems.push(format!("the flood's address was not served afterwards: {e:#}"));
+    }
+    let (status, text) = api_request(Ipv4Addr::new(127, 0, 0, 2), api, "/metrics", &token)?;
+    if status != 200 {
+        bail!("GET /metrics: {status} {text}");
+    }
+    let get = |series: &str| metric(&text, &format!("sixgate_listener_{series}")).unwrap_or(0);
+    let write = get("timeouts_total{listener=\"dns_tcp\",phase=\"write\"}");
+    let head = get("timeouts_total{listener=\"dns_tcp\",phase=\"head\"}");
+    let refused = get("refused_total{listener=\"dns_tcp\",cap=\"address\"}");
+    println!(
+        "dns tcp metrics: write timeouts {write}, head timeouts {head}, refused at the address cap {refused}"
+    );
+    // More stalled readers were admitted than the address's cap: slots
+    // were freed by the write deadline and taken again.
+    if write <= DNS_PER_ADDRESS as u64 {
+        problems
+            .push(format!("{write} write timeouts: the stalled readers' slots were not freed and reused"));
+    }
+    if head < (DNS_SILENT_HEADS + DNS_TRICKLES) as u64 {
+        problems
+            .push(format!("{head} head timeouts for {} slowloris clients", DNS_SILENT_HEADS + DNS_TRICKLES));
+    }
+    drop(held);
+    if !sixgate.is_running() {
+        problems.push(format!("sixgate died:\n{}", sixgate.stderr_tail(30)));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// RFC 2136 UPDATE: `update_keeps_working_through_floods_of_junk_and_forged_updates`.
+// Floods come from 127.0.0.1 to the server on 127.0.0.1, for
+// `UPDATE_FLOOD_TIME`, each sender at most `UPDATE_FLOOD_RATE` messages a
+// second:
+// - UDP: 3-octet messages with opcode UPDATE; unsigned UPDATEs; UPDATEs
+//   signed with a key the server does not know and with the right key
+//   name and a wrong secret (captured from knsupdate, sent again with new
+//   IDs).
+// - TCP: connections, one every few milliseconds, that pipeline the same
+//   forged and unsigned UPDATEs and end with a 3-octet one.
+// Meanwhile knsupdate sends UPDATEs signed with a real key, over UDP and
+// TCP, and each must succeed and be served. The server's log (stderr)
+// must stay at a few lines a second however many refusals, and /metrics
+// must count each kind of refusal.
+// ---------------------------------------------------------------------------
+
+const UPDATE_FLOOD_TIME: Duration = Duration::from_secs(4);
+const UPDATE_FLOOD_RATE: usize = 2_000;
+/// Log lines a second each rate-limited site may write, all sites
+/// together, with room to spare.
+const UPDATE_LOG_LINES_PER_SECOND: u64 = 10;
+
+/// Runs knsupdate with `key` over UDP or TCP; its combined output.
+fn knsupdate(server: SocketAddr, key: &str, tcp: bool, script: &str) -> Result<String> {
+    use std::process::{Command, Stdio};
+    let mut cmd = Command::new(sixgate_e2e::knot::which("knsupdate")?);
+    cmd.args(["-y", key, "-t", "5", "-r", "2"]);
+    if tcp {
+        cmd.arg("-v");
+    }
+    let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+    let full = format!("server {} {}\nzone {ZONE}.\n{script}\nsend\nanswer\n", server.ip(), server.port());
+    child.stdin.take().context("stdin")?.write_all(full.as_bytes())?;
+    let out = child.wait_with_output()?;
+    Ok(format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The UPDATE knsupdate sends when signing with `key`, caught on a socket
+/// that never answers.
+fn capture_update(key: &str) -> Result<Vec<u8>> {
+    use std::process::{Command, Stdio};
+    let trap = std::net::UdpSocket::bind("127.0.0.1:0")?;
+    trap.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let at = trap.local_addr()?;
+    let mut child = Command::new(sixgate_e2e::knot::which("knsupdate")?)
+        .args(["-y", key, "-t", "2", "-r", "0"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let script = format!(
+        "server {} {}\nzone {ZONE}.\nupdate add forged.{ZONE}. 60 A 192.0.2.66\nsend\n",
+        at.ip(),
+        at.port()
+    );
+    child.stdin.take().context("stdin")?.write_all(script.as_bytes())?;
+    let mut buf = [0u8; 4096];
+    let received = trap.recv_from(&mut buf);
+    let _ = child.kill();
+    let _ = child.wait();
+    let (n, _) = received.context("knsupdate sent nothing")?;
+    Ok(buf.get(..n).unwrap_or_default().to_vec())
+}
+
+/// An unsigned UPDATE of the zone, with ID `id`.
+fn unsigned_update(id: u16) -> Vec<u8> {
+    let mut m = id.to_be_bytes().to_vec();
+    m.extend_from_slice(&[0x28, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    m.extend_from_slice(&name_wire(&format!("{ZONE}.").parse().expect("the zone name parses")));
+    m.extend_from_slice(&[0, 6, 0, 1]);
+    m
+}
+
+/// `msg` with the ID `id` (a signature keeps its original ID inside).
+fn with_id(msg: &[u8], id: u16) -> Vec<u8> {
+    let mut m = msg.to_vec();
+    if let Some(head) = m.get_mut(..2) {
+        head.copy_from_slice(&id.to_be_bytes());
+    }
+    m
+}
+
+/// Sends `next(i)` for i = 0, 1, ... at most `UPDATE_FLOOD_RATE` a second
+/// until `stop`; how many it sent.
+fn paced(stop: &AtomicBool, mut send: impl FnMut(usize)) -> usize {
+    let pace = Duration::from_secs(1) / UPDATE_FLOOD_RATE as u32;
+    let mut next = Instant::now();
+    let mut sent = 0;
+    while !stop.load(Ordering::Relaxed) {
+        send(sent);
+        sent += 1;
+        next += pace;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            thread::sleep(wait);
+        }
+    }
+    sent
+}
+
+#[test]
+fn update_keeps_working_through_floods_of_junk_and_forged_updates() -> Result<()> {
+    let mut sixgate = Sixgate::start(&example_zone()?)?;
+    let (udp, tcp) = (sixgate.udp_addr(), sixgate.tcp_addr());
+    let key = sixgate.cli().run(&["tsig", "create"], &["k1", "--zone", ZONE])?.ok()?.stdout.trim().to_owned();
+    let (alg_name, secret) = key.rsplit_once(':').context("key form")?;
+    let first = if secret.starts_with('A') { "B" } else { "A" };
+    let wrong_secret = capture_update(&format!("{alg_name}:{first}{}", &secret[1..]))?;
+    let unknown_key = capture_update("hmac-sha256:nokey:c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0")?;
+    let junk: Vec<Vec<u8>> = vec![wrong_secret, unknown_key, unsigned_update(0)];
+    let log_lines = |path: &std::path::Path| {
+        std::fs::read_to_string(path).map_or(0, |t| t.lines().filter(|l| l.contains("UPDATE")).count() as u64)
+    };
+    let stderr = sixgate.process().stderr_path().to_path_buf();
+    let lines_before = log_lines(&stderr);
+
+    let started = Instant::now();
+    let stop = AtomicBool::new(false);
+    let (sent, outcomes) = thread::scope(|scope| -> Result<_> {
+        let short = scope.spawn(|| {
+            let client = UdpClient::new(udp).ok();
+            paced(&stop, |i| {
+                if let Some(c) = &client {
+                    let _ = c.send(&[i as u8, (i >> 8) as u8, 0x28]);
+                    let _ = c.drain();
+                }
+            })
+        });
+        let forged = scope.spawn(|| {
+            let client = UdpClient::new(udp).ok();
+            paced(&stop, |i| {
+                if let (Some(c), Some(m)) = (&client, junk.get(i % junk.len())) {
+                    let _ = c.send(&with_id(m, i as u16));
+                    let _ = c.drain();
+                }
+            })
+        });
+        let over_tcp = scope.spawn(|| {
+            paced(&stop, |i| {
+                // Every tenth round: one connection with the whole mix.
+                if i % 10 != 0 {
+                    return;
+                }
+                let Ok(mut s) = connect_from(Ipv4Addr::new(127, 0, 0, 4), tcp) else { return };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let mut bytes = Vec::new();
+                for (j, m) in junk.iter().enumerate() {
+                    let m = with_id(m, (i + j) as u16);
+                    bytes.extend_from_slice(&(m.len() as u16).to_be_bytes());
+                    bytes.extend_from_slice(&m);
+                }
+                bytes.extend_from_slice(&[0, 3, 0x12, 0x34, 0x28]);
+                let _ = s.write_all(&bytes);
+                let mut sink = Vec::new();
+                let _ = s.read_to_end(&mut sink);
+            }) / 10
+        });
+        // Real updates, while the floods run.
+        let mut outcomes = Vec::new();
+        for (i, over_tcp) in [false, true, false, true, false, true].into_iter().enumerate() {
+            let script = format!("update add real{i}.{ZONE}. 60 A 192.0.2.{}", 10 + i);
+            outcomes.push((i, over_tcp, knsupdate(udp, &key, over_tcp, &script)?));
+        }
+        while started.elapsed() < UPDATE_FLOOD_TIME {
+            thread::sleep(Duration::from_millis(50));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let join = |h: thread::ScopedJoinHandle<'_, usize>| {
+            h.join().map_err(|_| anyhow::anyhow!("a flood panicked"))
+        };
+        Ok(([join(short)?, join(forged)?, join(over_tcp)?], outcomes))
+    })?;
+    let seconds = started.elapsed().as_secs() + 2;
+
+    let mut problems = Vec::new();
+    println!(
+        "update: sent {} 3-octet and {} forged or unsigned datagrams, {} TCP connections",
+        sent[0], sent[1], sent[2]
+    );
+    for (i, over_tcp, out) in &outcomes {
+        if !out.contains("status: NOERROR") {
+            problems.push(format!("real update {i} (tcp: {over_tcp}) failed: {out}"));
+            continue;
+        }
+        let q = QuerySpec::parse(&format!("real{i}.{ZONE}"), 1)?.with_id(0x5000 + *i as u16).encode()?;
+        let served = UdpClient::new(udp)?
+            .exchange(&q, Duration::from_secs(2), 3)?
+            .and_then(|b| Response::parse(&b).ok())
+            .is_some_and(|r| r.answers_of(1).count() == 1);
+        if !served {
+            problems.push(format!("real update {i} is not served"));
+        }
+    }
+    // The log lines of the flood: a few a second, not one a message.
+    let lines = log_lines(&stderr) - lines_before;
+    println!("update: {lines} log lines about UPDATE in about {seconds} s");
+    if sent[0] + sent[1] < 1000 {
+        problems.push("the flood sent too little to tell a limited log from an unlimited one".to_owned());
+    }
+    if lines > UPDATE_LOG_LINES_PER_SECOND * seconds + outcomes.len() as u64 {
+        problems.push(format!("{lines} log lines about UPDATE in about {seconds} s"));
+    }
+    let api: SocketAddr = sixgate
+        .api_url()
+        .and_then(|u| u.strip_prefix("http://").and_then(|a| a.parse().ok()))
+        .context("no plain HTTP API address")?;
+    let (status, text) = api_request(Ipv4Addr::new(127, 0, 0, 2), api, "/metrics", &sixgate.admin_token()?)?;
+    if status != 200 {
+        bail!("GET /metrics: {status} {text}");
+    }
+    let get = |series: &str| metric(&text, &format!("sixgate_update_{series}")).unwrap_or(0);
+    let counts = [
+        ("dropped_total{reason=\"short\"}", get("dropped_total{reason=\"short\"}")),
+        ("refused_total{check=\"listener\"}", get("refused_total{check=\"listener\"}")),
+        ("refused_total{check=\"tsig\"}", get("refused_total{check=\"tsig\"}")),
+        ("applied_total", get("applied_total")),
+    ];
+    println!("update metrics: {counts:?}, queue full {}", get("dropped_total{reason=\"queue_full\"}"));
+    for (series, count) in &counts[..3] {
+        if *count == 0 {
+            problems.push(format!("sixgate_update_{series} is 0"));
+        }
+    }
+    if counts[3].1 < outcomes.len() as u64 {
+        problems.push(format!("{} updates applied for {} sent", counts[3].1, outcomes.len()));
+    }
+    if !sixgate.is_running() {
+        problems.push(format!("sixgate died:\n{}", sixgate.stderr_tail(30)));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("\n"));
+    }
+    Ok(())
+}
