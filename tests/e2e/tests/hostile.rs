@@ -414,6 +414,12 @@ fn flood_baseline_against_knot() -> Result<()> {
 // under its phase in /metrics; the server's descriptors come back.
 // ---------------------------------------------------------------------------
 
+/// Sockets the server may hold beyond those it held before the abuse
+/// began: connections of its own that come and go meanwhile (a /metrics
+/// request's kept-alive connection, the normal client's). The abuse itself
+/// opens thousands, so a leak of them still fails the check.
+const SOCKET_MARGIN: usize = 8;
+
 /// Silent TLS tunnels in the TLS section.
 const SILENT_TUNNELS: usize = 5000;
 /// The normal client's address: its own per-address count.
@@ -491,7 +497,7 @@ fn proxy_tls_silent_tunnels_are_closed_on_time() -> Result<()> {
     let pid = lab.server.process().id();
     let fds = wait_until("the sockets to come back", Duration::from_secs(30), || {
         let n = lab.open_sockets()?;
-        Ok((n <= baseline).then_some(n))
+        Ok((n <= baseline + SOCKET_MARGIN).then_some(n))
     })
     .with_context(|| format!("baseline {baseline} ({before}), now {}", fd_kinds(pid)))?;
     normal()?;
@@ -709,7 +715,7 @@ fn proxy_http_slow_and_stuck_clients_are_closed_on_time() -> Result<()> {
     ensure!(m.timeouts("proxy_http", "idle") >= UPGRADES as u64, "{}", m.0);
     wait_until("the sockets to come back", Duration::from_secs(30), || {
         let n = lab.open_sockets()?;
-        Ok((n <= baseline).then_some(n))
+        Ok((n <= baseline + SOCKET_MARGIN).then_some(n))
     })?;
     Ok(())
 }
