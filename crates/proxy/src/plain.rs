@@ -47,7 +47,7 @@ use tokio::time::Instant;
 
 use crate::front::Front;
 use crate::http::{Head, HeadError, HeadReader, MAX_HEAD};
-use crate::tls::{Shared, connect_any};
+use crate::tls::{Shared, connect_backend};
 use crate::tunnel::{End, tunnel};
 
 mod buf;
@@ -216,27 +216,15 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
     let Some(_host_slot) = front.admit_host(&host, peer) else {
         return answer(&mut client, 503, limits).await;
     };
-    let mut backend = match connect_any(
-        &route.backends,
-        route.config.http_port,
-        limits.connect,
-        &shared.policy,
-    )
-    .await
-    {
+    let mut backend = match connect_backend(shared, front, &route.backends, route.config.http_port).await {
         Ok(b) => b,
         Err(e) => {
-            shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
-            if e.timed_out {
-                metrics.timed_out(Phase::Connect);
-            }
             if let Some(held) = LOG.allow() {
                 tracing::info!(client = %peer, host = %host, error = %e, held_back = held, "proxy http: no backend accepted");
             }
             return answer(&mut client, 502, limits).await;
         }
     };
-    sixgate_listen::io::tune(&backend, &limits.tcp);
     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
     let backend_addr = backend.peer_addr().ok();
     // The PROXY header goes out with the first head, in one write.

@@ -105,6 +105,32 @@ pub async fn connect_any(
     Err(last)
 }
 
+/// Connects one admitted connection to its backends ([`connect_any`]
+/// within the listener's `connect_timeout`), counting a failure (and a
+/// timeout by phase), and gives the backend socket the listener's TCP
+/// options. Each side logs the failure with its own fields.
+pub(crate) async fn connect_backend(
+    shared: &Shared,
+    front: &Front,
+    backends: &[Ipv6Addr],
+    port: u16,
+) -> Result<TcpStream, ConnectError> {
+    let limits = front.limits();
+    match connect_any(backends, port, limits.connect, &shared.policy).await {
+        Ok(b) => {
+            sixgate_listen::io::tune(&b, &limits.tcp);
+            Ok(b)
+        }
+        Err(e) => {
+            shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
+            if e.timed_out {
+                front.metrics().timed_out(Phase::Connect);
+            }
+            Err(e)
+        }
+    }
+}
+
 /// Closes a connection whose two ends are one socket. Connecting to a
 /// port of the host's own on which nothing listens can meet itself: when
 /// the system picks that same port as the source, TCP's simultaneous
@@ -179,27 +205,15 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared
     };
     drop(catalog);
     let Some(_host_slot) = front.admit_host(&host, peer) else { return };
-    let mut backend = match connect_any(
-        &route.backends,
-        route.config.tls_port,
-        limits.connect,
-        &shared.policy,
-    )
-    .await
-    {
+    let mut backend = match connect_backend(shared, front, &route.backends, route.config.tls_port).await {
         Ok(b) => b,
         Err(e) => {
-            shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
-            if e.timed_out {
-                metrics.timed_out(Phase::Connect);
-            }
             if let Some(held) = REFUSED_LOG.allow() {
                 tracing::info!(client = %peer, sni = %host, error = %e, held_back = held, "proxy: no backend accepted");
             }
             return;
         }
     };
-    sixgate_listen::io::tune(&backend, &limits.tcp);
     let local = client.local_addr().unwrap_or(peer);
     // The PROXY header and the ClientHello in one write.
     let mut first = crate::proxyproto::header(route.config.proxy_protocol, peer, local);
