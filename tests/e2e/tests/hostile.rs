@@ -774,17 +774,6 @@ fn metric(text: &str, series: &str) -> Option<u64> {
     text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
 }
 
-/// Raises this process's soft descriptor limit to its hard limit (the
-/// server inherits it); the limit now.
-fn raise_descriptor_limit() -> Result<u64> {
-    use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
-    if soft < hard {
-        setrlimit(Resource::RLIMIT_NOFILE, hard, hard)?;
-    }
-    Ok(hard)
-}
-
 /// What one slowloris client saw: whether the server closed it, and how
 /// many header lines it had sent by then.
 struct SlowHead {
@@ -814,7 +803,7 @@ fn slow_head(server: SocketAddr) -> Result<SlowHead> {
 
 #[test]
 fn api_keeps_serving_through_idle_floods_and_slow_heads() -> Result<()> {
-    let limit = raise_descriptor_limit()?;
+    let limit = raise_fd_limit(0)?;
     // The flood's own sockets, the server's (at most the cap) and some room.
     let idle_count = API_IDLE_CONNECTIONS.min((limit as usize).saturating_sub(API_CAP + 300));
     if idle_count < API_IDLE_CONNECTIONS {
@@ -1096,7 +1085,7 @@ fn silent_head(server: SocketAddr) -> Result<bool> {
 
 #[test]
 fn dns_tcp_keeps_answering_through_stalled_readers_and_slowloris() -> Result<()> {
-    let limit = raise_descriptor_limit()?;
+    let limit = raise_fd_limit(0)?;
     // The flood's own sockets are all held until the end.
     if (limit as usize) < DNS_STALLED + 500 {
         bail!("the descriptor limit {limit} is too low for {DNS_STALLED} connections");
