@@ -32,7 +32,8 @@
 //!   (`dns-rfc2136`) runs against it, and checks of what they obtained.
 //! - [`powerdns`]: [`PowerDns`], a private PowerDNS Authoritative, the
 //!   reference peer for the ACME flows it supports.
-//! - [`http`]: a minimal HTTP/1.1 client for loopback JSON APIs.
+//! - [`http`]: a minimal HTTP/1.1 client for loopback JSON APIs;
+//!   [`metrics`]: a server's `/metrics` and the samples read from it.
 //! - [`backend`]: tiny TCP backends on ::1 for the proxy (a recorder of raw
 //!   requests, a 101 answerer, a backend that never reads, an echo);
 //!   [`proxylab`]: a server with both proxy listeners and what the proxy's
@@ -89,6 +90,7 @@ pub mod kdig;
 pub mod knot;
 pub mod lab;
 pub mod ldns;
+pub mod metrics;
 pub mod normalize;
 pub mod pebble;
 pub mod plant;

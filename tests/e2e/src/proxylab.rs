@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 
+pub use crate::metrics::Metrics;
 use crate::{Cli, Sixgate, ZoneFile};
 
 /// One hostname to enable: `NAME.example.test` with these `proxy enable`
@@ -94,50 +95,12 @@ impl ProxyLab {
 
     /// `/metrics`, as text.
     pub fn metrics(&self) -> Result<Metrics> {
-        let base = self.server.api_url().context("no api url")?;
-        let auth = format!("Bearer {}", self.token);
-        let m = crate::http::request(
-            "GET",
-            &format!("{base}/metrics"),
-            &[("Authorization", &auth)],
-            None,
-            Duration::from_secs(20),
-        )?;
-        ensure!(m.status == 200, "metrics: {} {}", m.status, m.body);
-        Ok(Metrics(m.body))
+        crate::metrics::fetch(&self.server.api_url().context("no api url")?, &self.token)
     }
 
     /// Sockets the server has open now.
     pub fn open_sockets(&mut self) -> Result<usize> {
         open_sockets(self.server.process().id())
-    }
-}
-
-/// A `/metrics` text.
-#[derive(Clone, Debug)]
-pub struct Metrics(pub String);
-
-impl Metrics {
-    /// The value of the sample `key` (name and labels, as printed); 0 when
-    /// absent.
-    pub fn value(&self, key: &str) -> u64 {
-        let prefix = format!("{key} ");
-        self.0.lines().find_map(|l| l.strip_prefix(&prefix)?.trim().parse().ok()).unwrap_or(0)
-    }
-
-    /// `sixgate_listener_timeouts_total` of `listener` in `phase`.
-    pub fn timeouts(&self, listener: &str, phase: &str) -> u64 {
-        self.value(&format!("sixgate_listener_timeouts_total{{listener=\"{listener}\",phase=\"{phase}\"}}"))
-    }
-
-    /// `sixgate_listener_open_connections` of `listener`.
-    pub fn open(&self, listener: &str) -> u64 {
-        self.value(&format!("sixgate_listener_open_connections{{listener=\"{listener}\"}}"))
-    }
-
-    /// `sixgate_listener_refused_total` of `listener` at `cap`.
-    pub fn refused(&self, listener: &str, cap: &str) -> u64 {
-        self.value(&format!("sixgate_listener_refused_total{{listener=\"{listener}\",cap=\"{cap}\"}}"))
     }
 }
 

@@ -367,6 +367,11 @@ impl Sixgate {
         Ok(text.trim().to_owned())
     }
 
+    /// `/metrics`, read with the admin token.
+    pub fn metrics(&self) -> Result<crate::metrics::Metrics> {
+        crate::metrics::fetch(&self.api_url().context("no api url")?, &self.admin_token()?)
+    }
+
     /// The CLI on this server's data directory.
     pub fn cli(&self) -> &Cli {
         &self.cli

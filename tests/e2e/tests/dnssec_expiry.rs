@@ -7,6 +7,7 @@ use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result, ensure};
+use sixgate_e2e::metrics::Metrics;
 use sixgate_e2e::process::wait_until;
 use sixgate_e2e::{Cli, Sixgate, ZoneFile};
 
@@ -30,9 +31,9 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// The value of the first metrics line that starts with `series`.
+/// The sample `series` (name and labels) of a `/metrics` text.
 fn metric(body: &str, series: &str) -> Option<i64> {
-    body.lines().find(|l| l.starts_with(series)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    Metrics(body.to_owned()).get(series)
 }
 
 /// The server's metrics, once the watchdog has reported a signed zone.

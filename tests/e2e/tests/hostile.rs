@@ -36,6 +36,7 @@ use anyhow::{Context, Result, bail, ensure};
 use sixgate_e2e::backend::{Backend, Behaviour};
 use sixgate_e2e::client::{read_framed_within, tcp_connect, write_framed};
 use sixgate_e2e::craft::{self, Echo, Expect, FLOOD_KINDS};
+use sixgate_e2e::metrics::Metrics;
 use sixgate_e2e::normalize::{Response, name_wire};
 use sixgate_e2e::proxylab::{
     Host, ProxyLab, client_hello, connect_from, cpu_time, fd_kinds, raise_fd_limit, tcp_sockets,
@@ -768,10 +769,9 @@ fn api_request(source: Ipv4Addr, server: SocketAddr, path: &str, token: &str) ->
     Ok((status, body))
 }
 
-/// The value of the metric line that starts with `series` (name and
-/// labels).
+/// The sample `series` (name and labels) of a `/metrics` text.
 fn metric(text: &str, series: &str) -> Option<u64> {
-    text.lines().find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+    Metrics(text.to_owned()).get(series)
 }
 
 /// What one slowloris client saw: whether the server closed it, and how

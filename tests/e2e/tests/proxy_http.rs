@@ -668,19 +668,7 @@ fn one_hostname_could_take_every_proxy_connection() -> Result<()> {
 
 /// One counter from `GET /metrics` (0 when absent).
 fn metric(server: &Sixgate, series: &str) -> Result<u64> {
-    let token = server.cli().run(&["token", "create"], &[])?.ok()?.stdout.trim().to_string();
-    let base = server.api_url().context("no api url")?;
-    let auth = format!("Bearer {token}");
-    let m = sixgate_e2e::http::request(
-        "GET",
-        &format!("{base}/metrics"),
-        &[("Authorization", &auth)],
-        None,
-        Duration::from_secs(10),
-    )?;
-    ensure!(m.status == 200, "metrics: {} {}", m.status, m.body);
-    let key = format!("{series} ");
-    Ok(m.body.lines().find_map(|l| l.strip_prefix(&key)?.parse().ok()).unwrap_or(0))
+    Ok(server.metrics()?.value(series))
 }
 
 /// Regression: only DNS and proxy listen addresses that were IPv6 and not

@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use sixgate_e2e::client::{read_framed_within, tcp_closed_within, tcp_connect, write_framed};
-use sixgate_e2e::http::request;
 use sixgate_e2e::normalize::Response;
 use sixgate_e2e::{Cli, QuerySpec, Sixgate, ZoneFile, wait_until};
 use socket2::{Domain, Socket, Type};
@@ -153,15 +152,7 @@ fn closed_now(stream: &TcpStream) -> Result<bool> {
 /// The value of the `/metrics` series that starts with `series` (name and
 /// labels), read with the first admin token.
 fn metric(server: &Sixgate, series: &str) -> Result<u64> {
-    let url = server.api_url().context("no API address")?;
-    let token = server.admin_token()?;
-    let auth = format!("Bearer {token}");
-    let r = request("GET", &format!("{url}/metrics"), &[("Authorization", &auth)], None, WAIT)?;
-    ensure!(r.status == 200, "GET /metrics: {} {}", r.status, r.body);
-    r.body
-        .lines()
-        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
-        .with_context(|| format!("no {series} in /metrics"))
+    server.metrics()?.require(series)
 }
 
 /// A message prefix and the start of a message, never finished: the
