@@ -87,10 +87,103 @@ pub(crate) fn tsig_create(
     Ok(())
 }
 
-/// Deletes a TSIG key.
+/// Algorithms a transfer key may have: the HMAC-SHA-2 ones every
+/// secondary supports (RFC 8945 §6 keeps HMAC-MD5 for old peers only).
+const TRANSFER_ALGORITHMS: &[&str] = &["hmac-sha256", "hmac-sha512"];
+
+/// Makes a zone-transfer key and prints it as kdig -y and knotc take it.
+pub(crate) fn transfer_key_create(dir: &Path, key: &str, algorithm: &str) -> anyhow::Result<()> {
+    let algorithm = algorithm.to_ascii_lowercase();
+    if !TRANSFER_ALGORITHMS.contains(&algorithm.as_str()) {
+        bail!(
+            "a transfer key's --algorithm must be one of {}, not {algorithm:?}",
+            TRANSFER_ALGORITHMS.join(", ")
+        );
+    }
+    let key_name = zone_name(key).map_err(|e| anyhow!("bad key name: {e}"))?;
+    let made = open(dir)?.create_transfer_key(&key_name, &algorithm)?;
+    println!("{}", key_text(&made));
+    Ok(())
+}
+
+/// `ALGORITHM:NAME:SECRET`, the name without its final dot.
+fn key_text(key: &sixgate_store::TransferKey) -> String {
+    format!(
+        "{}:{}:{}",
+        key.algorithm,
+        name::to_text(&key.name).trim_end_matches('.'),
+        base64::engine::general_purpose::STANDARD.encode(&key.secret)
+    )
+}
+
+/// Reads `ALGORITHM:NAME:SECRET` (kdig -y's form; `hmac-sha256` may be
+/// left out, as kdig allows).
+fn parse_key(text: &str) -> anyhow::Result<sixgate_store::TransferKey> {
+    let parts: Vec<&str> = text.trim().split(':').collect();
+    let (algorithm, key_name, secret) = match parts.as_slice() {
+        [a, n, s] => (a.to_ascii_lowercase(), *n, *s),
+        [n, s] => ("hmac-sha256".to_owned(), *n, *s),
+        _ => bail!("--tsig must be ALGORITHM:NAME:SECRET, e.g. hmac-sha256:xfr-key:BASE64"),
+    };
+    if !TRANSFER_ALGORITHMS.contains(&algorithm.as_str()) {
+        bail!("--tsig algorithm must be one of {}, not {algorithm:?}", TRANSFER_ALGORITHMS.join(", "));
+    }
+    let name = zone_name(key_name).map_err(|e| anyhow!("bad key name in --tsig: {e}"))?;
+    let secret = base64::engine::general_purpose::STANDARD
+        .decode(secret)
+        .map_err(|e| anyhow!("the secret in --tsig is not base64: {e}"))?;
+    // RFC 8945 §6: a key shorter than half the hash output is too weak.
+    if secret.len() < 16 {
+        bail!("the secret in --tsig is {} octets; at least 16 are needed", secret.len());
+    }
+    Ok(sixgate_store::TransferKey { name, algorithm, secret })
+}
+
+/// Adds (or replaces) a secondary.
+pub(crate) fn secondary_add(
+    dir: &Path,
+    address: std::net::SocketAddr,
+    tsig: Option<&str>,
+    catalog: bool,
+    zones: &[String],
+) -> anyhow::Result<()> {
+    let key = tsig.map(parse_key).transpose()?;
+    let zones = zones.iter().map(|z| zone_name(z)).collect::<anyhow::Result<Vec<_>>>()?;
+    let secondary = sixgate_store::Secondary { address, key, catalog, zones };
+    open(dir)?.add_secondary(&secondary)?;
+    Ok(())
+}
+
+/// Lists the secondaries, a line each: ADDRESS, KEY or -, and `catalog`,
+/// `all zones` or the zones named for it.
+pub(crate) fn secondary_list(dir: &Path) -> anyhow::Result<()> {
+    for s in open(dir)?.secondaries()? {
+        let key = s.key.as_ref().map(|k| name::to_text(&k.name)).unwrap_or_else(|| "-".into());
+        let carries = if s.catalog {
+            "catalog".to_owned()
+        } else if s.zones.is_empty() {
+            "all zones".to_owned()
+        } else {
+            s.zones.iter().map(|z| name::to_text(z)).collect::<Vec<_>>().join(",")
+        };
+        println!("{}\t{key}\t{carries}", s.address);
+    }
+    Ok(())
+}
+
+/// Removes a secondary.
+pub(crate) fn secondary_remove(dir: &Path, address: std::net::SocketAddr) -> anyhow::Result<()> {
+    if !open(dir)?.remove_secondary(address)? {
+        bail!("no secondary {address}");
+    }
+    Ok(())
+}
+
+/// Deletes a TSIG key, an UPDATE key or a transfer key.
 pub(crate) fn tsig_delete(dir: &Path, key: &str) -> anyhow::Result<()> {
     let key_name = zone_name(key).map_err(|e| anyhow!("bad key name: {e}"))?;
-    if !open(dir)?.delete_tsig_key(&key_name)? {
+    let mut store = open(dir)?;
+    if !store.delete_tsig_key(&key_name)? && !store.delete_transfer_key(&key_name)? {
         bail!("no TSIG key {}", name::to_text(&key_name));
     }
     Ok(())

@@ -130,7 +130,15 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
-    /// TSIG keys for RFC 2136 UPDATE.
+    /// Secondaries (Knot, NSD, BIND) that follow this primary by NOTIFY
+    /// and zone transfers.
+    Secondary {
+        #[command(subcommand)]
+        command: SecondaryCommand,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// TSIG keys for RFC 2136 UPDATE and for zone transfers.
     Tsig {
         #[command(subcommand)]
         command: TsigCommand,
@@ -453,14 +461,47 @@ enum AnameCommand {
 }
 
 #[derive(Subcommand)]
+enum SecondaryCommand {
+    /// Add a secondary (or replace the one at ADDR:PORT): it is sent
+    /// NOTIFY and may transfer its zones from its address, signed with its
+    /// key when one is given. Without --catalog or --zone it gets every
+    /// zone.
+    Add {
+        /// Where NOTIFY goes and transfers come from, e.g. [2001:db8::53]:53.
+        address: std::net::SocketAddr,
+        /// The key its transfers are signed with, ALGORITHM:NAME:SECRET
+        /// (base64), as `tsig create --transfer` prints and kdig -y takes.
+        #[arg(long, value_name = "ALG:NAME:SECRET")]
+        tsig: Option<String>,
+        /// It follows the catalog zone, and through it every zone.
+        #[arg(long)]
+        catalog: bool,
+        /// Only this zone (repeatable).
+        #[arg(long = "zone", value_name = "ZONE")]
+        zones: Vec<String>,
+    },
+    /// List the secondaries: ADDRESS, KEY (or -), and what they carry.
+    List,
+    /// Remove a secondary; its key stays (`tsig delete` removes it).
+    Remove {
+        /// The secondary's ADDR:PORT.
+        address: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand)]
 enum TsigCommand {
-    /// Make a key for a zone and print `ALGORITHM:NAME:SECRET` (base64).
+    /// Make a key and print `ALGORITHM:NAME:SECRET` (base64): an UPDATE
+    /// key for --zone, or with --transfer a zone-transfer key.
     Create {
         /// Key name, e.g. acme-key.
         name: String,
         /// The zone the key may update.
-        #[arg(long, value_name = "ZONE")]
-        zone: String,
+        #[arg(long, value_name = "ZONE", required_unless_present = "transfer", conflicts_with = "transfer")]
+        zone: Option<String>,
+        /// A key that signs zone transfers (AXFR/IXFR) for secondaries.
+        #[arg(long, conflicts_with = "acme_only")]
+        transfer: bool,
         /// Only _acme-challenge TXT records.
         #[arg(long)]
         acme_only: bool,
@@ -699,10 +740,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Aname { command: AnameCommand::Status { zone }, common } => {
             zonecmd::aname_status(&data_dir(&common), zone.as_deref())
         }
+        Command::Secondary { command, common } => {
+            let dir = data_dir(&common);
+            match command {
+                SecondaryCommand::Add { address, tsig, catalog, zones } => {
+                    authcmd::secondary_add(&dir, address, tsig.as_deref(), catalog, &zones)
+                }
+                SecondaryCommand::List => authcmd::secondary_list(&dir),
+                SecondaryCommand::Remove { address } => authcmd::secondary_remove(&dir, address),
+            }
+        }
         Command::Tsig { command, common } => {
             let dir = data_dir(&common);
             match command {
-                TsigCommand::Create { name, zone, acme_only, algorithm } => {
+                TsigCommand::Create { name, transfer: true, algorithm, .. } => {
+                    authcmd::transfer_key_create(&dir, &name, &algorithm)
+                }
+                TsigCommand::Create { name, zone, acme_only, algorithm, .. } => {
+                    let zone =
+                        zone.ok_or_else(|| anyhow::anyhow!("--zone ZONE or --transfer is required"))?;
                     authcmd::tsig_create(&dir, &name, &zone, acme_only, &algorithm)
                 }
                 TsigCommand::Delete { name } => authcmd::tsig_delete(&dir, &name),

@@ -233,6 +233,29 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER routes_prefix_removed AFTER DELETE ON account_prefixes BEGIN
         UPDATE meta SET value = value + 1 WHERE key = 'routes_generation';
     END;",
+    // 10: secondaries and their transfer keys (secondaries.rs). A transfer
+    // key only reads, so it is not bound to a zone as an UPDATE key is;
+    // a secondary's zones are names, so that one named before its zone
+    // exists is carried once it does.
+    "CREATE TABLE transfer_keys (
+        id INTEGER PRIMARY KEY,
+        name BLOB NOT NULL UNIQUE,      -- wire form, lowercased
+        algorithm TEXT NOT NULL,
+        secret BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE secondaries (
+        id INTEGER PRIMARY KEY,
+        address TEXT NOT NULL UNIQUE,   -- ADDR:PORT as SocketAddr prints it
+        key_id INTEGER REFERENCES transfer_keys(id) ON DELETE RESTRICT,
+        catalog INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE secondary_zones (
+        secondary_id INTEGER NOT NULL REFERENCES secondaries(id) ON DELETE CASCADE,
+        zone BLOB NOT NULL,             -- wire form, lowercased
+        PRIMARY KEY (secondary_id, zone)
+    );",
 ];
 
 /// Brings the database to the latest schema.

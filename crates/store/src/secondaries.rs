@@ -1,0 +1,368 @@
+//! Secondaries and transfer keys: the servers that follow this primary
+//! by AXFR/IXFR after a NOTIFY (RFC 5936, RFC 1995, RFC 1996), and the
+//! TSIG keys (RFC 8945) they sign their transfer requests with.
+//!
+//! A secondary is an `ADDR:PORT` that is sent NOTIFY and may transfer
+//! its zones: every zone, the zones named for it, and the catalog zone
+//! (RFC 9432) when it follows the catalog. Its transfers must come from
+//! its address and, when it has a key, be signed with that key.
+//!
+//! Transfer keys live apart from the UPDATE keys (`tsig_keys`), which are
+//! bound to one zone and allow writes: a transfer key only reads, and
+//! one key serves a secondary for all its zones. A key name names one
+//! key across both tables, so a signed message is never ambiguous.
+
+use std::net::SocketAddr;
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::{LimitError, Store, StoreError, display, now};
+use sixgate_dns::name;
+
+/// Most secondaries one primary notifies: each change costs one NOTIFY
+/// and, soon after, one transfer per secondary.
+pub const MAX_SECONDARIES: u64 = 64;
+/// Most zones named for one secondary (`--zone`); more is a catalog's job.
+pub const MAX_SECONDARY_ZONES: usize = 10_000;
+
+/// A TSIG key that signs zone transfers.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TransferKey {
+    /// The key's name, wire form, lowercased.
+    pub name: Box<[u8]>,
+    /// `hmac-sha256`, `hmac-sha512`, ...
+    pub algorithm: String,
+    /// The shared secret.
+    pub secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for TransferKey {
+    // The secret stays out of logs and panics.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TransferKey")
+            .field("name", &display(&self.name))
+            .field("algorithm", &self.algorithm)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A secondary as configured.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Secondary {
+    /// Where NOTIFY goes and transfers come from.
+    pub address: SocketAddr,
+    /// The key its transfers must be signed with, if any.
+    pub key: Option<TransferKey>,
+    /// Whether it follows the catalog zone (and with it every zone).
+    pub catalog: bool,
+    /// The zones named for it (wire form, lowercased, sorted). Empty with
+    /// `catalog` false means every zone.
+    pub zones: Vec<Box<[u8]>>,
+}
+
+impl Secondary {
+    /// Does it carry the zone `apex` (wire form, any case)? The catalog
+    /// zone itself is the caller's to add for catalog secondaries.
+    pub fn carries(&self, apex: &[u8]) -> bool {
+        if self.catalog || self.zones.is_empty() {
+            return true;
+        }
+        let key = name::to_lowercase(apex);
+        self.zones.binary_search_by(|z| z[..].cmp(&key[..])).is_ok()
+    }
+}
+
+impl Store {
+    /// Makes a transfer key with a fresh 256-bit secret and returns it.
+    pub fn create_transfer_key(
+        &mut self,
+        key_name: &[u8],
+        algorithm: &str,
+    ) -> Result<TransferKey, StoreError> {
+        // As wide as the longest hash offered (RFC 8945 §6).
+        let mut secret = vec![0u8; 32];
+        rand::fill(&mut secret[..]);
+        let key = TransferKey { name: name::to_lowercase(key_name), algorithm: algorithm.into(), secret };
+        let tx = self.conn.transaction()?;
+        if insert_key(&tx, &key)?.is_none() {
+            return Err(StoreError::Conflict(format!("TSIG key {} already exists", display(key_name))));
+        }
+        tx.commit()?;
+        Ok(key)
+    }
+
+    /// The transfer key with this name (wire form, any case).
+    pub fn transfer_key(&self, key_name: &[u8]) -> Result<Option<TransferKey>, StoreError> {
+        let mut st =
+            self.conn.prepare_cached("SELECT name, algorithm, secret FROM transfer_keys WHERE name = ?1")?;
+        Ok(st.query_row(params![&name::to_lowercase(key_name)[..]], key_of).optional()?)
+    }
+
+    /// Deletes a transfer key; false if there was none. A key a secondary
+    /// still uses is refused.
+    pub fn delete_transfer_key(&mut self, key_name: &[u8]) -> Result<bool, StoreError> {
+        let key = name::to_lowercase(key_name);
+        let users: Vec<String> = {
+            let mut st = self.conn.prepare(
+                "SELECT s.address FROM secondaries s JOIN transfer_keys k ON k.id = s.key_id
+                 WHERE k.name = ?1 ORDER BY s.address",
+            )?;
+            let rows = st.query_map(params![&key[..]], |r| r.get(0))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        if !users.is_empty() {
+            return Err(StoreError::Conflict(format!(
+                "TSIG key {} is the key of secondary {}; remove the secondary first",
+                display(key_name),
+                users.join(", ")
+            )));
+        }
+        Ok(self.conn.execute("DELETE FROM transfer_keys WHERE name = ?1", params![&key[..]])? > 0)
+    }
+
+    /// Adds a secondary, or replaces the one at the same address. A key
+    /// given with it is stored as a transfer key; one of that name must
+    /// have the same algorithm and secret. Named zones need not exist
+    /// yet: a zone created later is carried once it does.
+    pub fn add_secondary(&mut self, secondary: &Secondary) -> Result<(), StoreError> {
+        if secondary.zones.len() > MAX_SECONDARY_ZONES {
+            return Err(StoreError::BadInput(format!(
+                "{} zones named for one secondary; at most {MAX_SECONDARY_ZONES} (use --catalog for more)",
+                secondary.zones.len()
+            )));
+        }
+        if secondary.address.port() == 0 || secondary.address.ip().is_unspecified() {
+            return Err(StoreError::BadInput(format!(
+                "{} is not a secondary's address: it needs an address and a port",
+                secondary.address
+            )));
+        }
+        let address = secondary.address.to_string();
+        let tx = self.conn.transaction()?;
+        let exists: bool = tx
+            .query_row("SELECT 1 FROM secondaries WHERE address = ?1", params![address], |_| Ok(()))
+            .optional()?
+            .is_some();
+        let count: i64 = tx.query_row("SELECT count(*) FROM secondaries", [], |r| r.get(0))?;
+        if !exists && count as u64 >= MAX_SECONDARIES {
+            return Err(LimitError::new(
+                "secondaries".into(),
+                count as u64 + 1,
+                "secondaries",
+                "max_secondaries",
+                MAX_SECONDARIES,
+            )
+            .into());
+        }
+        let key_id = match &secondary.key {
+            None => None,
+            Some(key) => Some(match insert_key(&tx, key)? {
+                Some(id) => id,
+                None => {
+                    let (id, algorithm, secret): (i64, String, Vec<u8>) = tx.query_row(
+                        "SELECT id, algorithm, secret FROM transfer_keys WHERE name = ?1",
+                        params![&key.name[..]],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                    )?;
+                    if algorithm != key.algorithm || secret != key.secret {
+                        return Err(StoreError::Conflict(format!(
+                            "transfer key {} exists with another algorithm or secret",
+                            display(&key.name)
+                        )));
+                    }
+                    id
+                }
+            }),
+        };
+        tx.execute("DELETE FROM secondaries WHERE address = ?1", params![address])?;
+        tx.execute(
+            "INSERT INTO secondaries (address, key_id, catalog, created_at) VALUES (?1, ?2, ?3, ?4)",
+            params![address, key_id, secondary.catalog, now()],
+        )?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut st =
+                tx.prepare("INSERT OR IGNORE INTO secondary_zones (secondary_id, zone) VALUES (?1, ?2)")?;
+            for zone in &secondary.zones {
+                st.execute(params![id, &name::to_lowercase(zone)[..]])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Removes the secondary at `address`; false if there was none. Its
+    /// key stays (`tsig delete` removes it).
+    pub fn remove_secondary(&mut self, address: SocketAddr) -> Result<bool, StoreError> {
+        Ok(self.conn.execute("DELETE FROM secondaries WHERE address = ?1", params![address.to_string()])? > 0)
+    }
+
+    /// Every secondary, by address.
+    pub fn secondaries(&self) -> Result<Vec<Secondary>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT s.id, s.address, s.catalog, k.name, k.algorithm, k.secret
+             FROM secondaries s LEFT JOIN transfer_keys k ON k.id = s.key_id ORDER BY s.address",
+        )?;
+        let rows = st.query_map([], |r| {
+            let key = match r.get::<_, Option<Vec<u8>>>(3)? {
+                Some(name) => {
+                    Some(TransferKey { name: name.into(), algorithm: r.get(4)?, secret: r.get(5)? })
+                }
+                None => None,
+            };
+            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?, key))
+        })?;
+        let mut zones =
+            self.conn.prepare_cached("SELECT zone FROM secondary_zones WHERE secondary_id = ?1")?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, address, catalog, key) = row?;
+            // Written only from a SocketAddr: one that does not read back is
+            // corruption, reported rather than skipped.
+            let address = address.parse().map_err(|_| {
+                StoreError::BadInput(format!("stored secondary address {address:?} does not parse"))
+            })?;
+            let mut names: Vec<Box<[u8]>> = zones
+                .query_map(params![id], |r| Ok(r.get::<_, Vec<u8>>(0)?.into_boxed_slice()))?
+                .collect::<Result<_, _>>()?;
+            names.sort();
+            out.push(Secondary { address, key, catalog, zones: names });
+        }
+        Ok(out)
+    }
+}
+
+/// Inserts `key` into `transfer_keys`; its id, or None when a transfer key
+/// of that name exists. A name taken by an UPDATE key is a conflict.
+fn insert_key(tx: &rusqlite::Transaction<'_>, key: &TransferKey) -> Result<Option<i64>, StoreError> {
+    let name = name::to_lowercase(&key.name);
+    let update_key: bool = tx
+        .query_row("SELECT 1 FROM tsig_keys WHERE name = ?1", params![&name[..]], |_| Ok(()))
+        .optional()?
+        .is_some();
+    if update_key {
+        return Err(StoreError::Conflict(format!(
+            "TSIG key {} exists as an UPDATE key; a transfer key needs a name of its own",
+            display(&name)
+        )));
+    }
+    let n = tx.execute(
+        "INSERT INTO transfer_keys (name, algorithm, secret, created_at) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT(name) DO NOTHING",
+        params![&name[..], key.algorithm, &key.secret[..], now()],
+    )?;
+    Ok((n > 0).then(|| tx.last_insert_rowid()))
+}
+
+fn key_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferKey> {
+    Ok(TransferKey {
+        name: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
+        algorithm: r.get(1)?,
+        secret: r.get(2)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        (dir, store)
+    }
+
+    fn wire(text: &str) -> Box<[u8]> {
+        name::from_text(text, None).expect("name")
+    }
+
+    fn secondary(addr: &str) -> Secondary {
+        Secondary { address: addr.parse().expect("addr"), key: None, catalog: false, zones: vec![] }
+    }
+
+    #[test]
+    fn a_secondary_with_its_key_and_zones_reads_back() {
+        let (_d, mut s) = store();
+        let key =
+            TransferKey { name: wire("Xfr-Key."), algorithm: "hmac-sha256".into(), secret: vec![7; 32] };
+        let mut one = secondary("[::1]:5301");
+        one.key = Some(key.clone());
+        one.zones = vec![wire("b.test."), wire("A.test.")];
+        s.add_secondary(&one).expect("add");
+        s.add_secondary(&Secondary { catalog: true, ..secondary("127.0.0.1:5302") }).expect("add");
+        let all = s.secondaries().expect("list");
+        assert_eq!(all.len(), 2);
+        assert_eq!(all[0].address, "127.0.0.1:5302".parse::<SocketAddr>().expect("addr"));
+        assert!(all[0].catalog && all[0].key.is_none() && all[0].carries(&wire("any.test.")));
+        let got = &all[1];
+        assert_eq!(got.key.as_ref().map(|k| &k.name[..]), Some(&wire("xfr-key.")[..]));
+        assert_eq!(got.zones, vec![wire("a.test."), wire("b.test.")]);
+        assert!(got.carries(&wire("A.TEST.")) && !got.carries(&wire("c.test.")));
+        assert_eq!(s.transfer_key(&wire("XFR-KEY.")).expect("read").map(|k| k.secret), Some(vec![7; 32]));
+    }
+
+    #[test]
+    fn adding_at_the_same_address_replaces_the_secondary() {
+        let (_d, mut s) = store();
+        s.add_secondary(&Secondary { zones: vec![wire("a.test.")], ..secondary("[::1]:53") }).expect("add");
+        s.add_secondary(&Secondary { catalog: true, ..secondary("[::1]:53") }).expect("again");
+        let all = s.secondaries().expect("list");
+        assert_eq!(all.len(), 1);
+        assert!(all[0].catalog && all[0].zones.is_empty());
+    }
+
+    #[test]
+    fn a_key_of_an_existing_name_must_match() {
+        let (_d, mut s) = store();
+        let made = s.create_transfer_key(&wire("k."), "hmac-sha256").expect("create");
+        assert_eq!(made.secret.len(), 32);
+        let mut other = secondary("[::1]:53");
+        other.key = Some(TransferKey { secret: vec![1; 32], ..made.clone() });
+        let e = s.add_secondary(&other).expect_err("another secret");
+        assert!(e.to_string().contains("another algorithm or secret"), "{e}");
+        other.key = Some(made.clone());
+        s.add_secondary(&other).expect("the same key");
+        assert!(s.create_transfer_key(&wire("K."), "hmac-sha256").is_err(), "a second key of the name");
+    }
+
+    #[test]
+    fn a_key_in_use_is_not_deleted_and_a_free_one_is() {
+        let (_d, mut s) = store();
+        let key = s.create_transfer_key(&wire("k."), "hmac-sha512").expect("create");
+        s.add_secondary(&Secondary { key: Some(key), ..secondary("[::1]:53") }).expect("add");
+        let e = s.delete_transfer_key(&wire("k.")).expect_err("in use");
+        assert!(e.to_string().contains("remove the secondary first"), "{e}");
+        assert!(s.remove_secondary("[::1]:53".parse().expect("addr")).expect("remove"));
+        assert!(s.delete_transfer_key(&wire("k.")).expect("delete"));
+        assert!(!s.delete_transfer_key(&wire("k.")).expect("again"));
+    }
+
+    #[test]
+    fn a_transfer_key_cannot_take_an_update_keys_name() {
+        let (_d, mut s) = store();
+        let apex = wire("example.test.");
+        let recs =
+            sixgate_dns::zonefile::parse("@ 60 SOA ns h 1 2 3 4 5\n@ 60 NS ns.x.\n", &apex).expect("zone");
+        s.by(crate::Actor::Task("test"))
+            .create_zone(&apex, recs, crate::tenancy::OPERATOR_ACCOUNT, true)
+            .expect("zone");
+        s.create_tsig_key(&wire("shared."), "hmac-sha256", &wire("example.test."), false)
+            .expect("update key");
+        let e = s.create_transfer_key(&wire("shared."), "hmac-sha256").expect_err("taken");
+        assert!(e.to_string().contains("UPDATE key"), "{e}");
+    }
+
+    #[test]
+    fn secondaries_are_capped_and_addresses_need_a_port() {
+        let (_d, mut s) = store();
+        for port in 1..=MAX_SECONDARIES as u16 {
+            s.add_secondary(&secondary(&format!("[::1]:{port}"))).expect("add");
+        }
+        let e = s.add_secondary(&secondary("[::1]:9999")).expect_err("over the cap");
+        assert!(matches!(e, StoreError::Limit(_)), "{e}");
+        s.add_secondary(&Secondary { catalog: true, ..secondary("[::1]:1") })
+            .expect("replacing is not adding");
+        assert!(s.add_secondary(&secondary("[::1]:0")).is_err());
+        assert!(s.add_secondary(&secondary("[::]:53")).is_err());
+    }
+}
