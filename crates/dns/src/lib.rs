@@ -39,6 +39,7 @@
 
 pub mod answer;
 pub mod catalog;
+pub mod catzone;
 pub mod check;
 pub mod delegation;
 pub mod dsquery;
