@@ -57,8 +57,8 @@ pub fn records<'a>(
     // Secondaries follow NOTIFY; refresh (1 h) and retry (10 min) only
     // bound how long a lost one goes unnoticed. Expire is the largest
     // 31-bit value: a secondary cut off from the primary keeps its list
-    // of zones (RFC 9432 §5.3 has it drop the members of an expired
-    // catalog, which would take every customer zone off that site).
+    // of zones for as long as it can, instead of letting the catalog
+    // expire and with it, on some secondaries, every member zone.
     for v in [serial, 3600, 600, 2_147_483_646, 0] {
         soa.extend_from_slice(&v.to_be_bytes());
     }
