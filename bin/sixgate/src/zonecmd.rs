@@ -93,6 +93,17 @@ pub(crate) fn list(dir: &Path) -> anyhow::Result<()> {
         };
         println!("{}\t{}\t{}\t{state}", name::to_text(&z.apex), z.serial, z.records);
     }
+    // The catalog zone (RFC 9432) exists once a secondary follows it: its
+    // SOA, NS and version records and a PTR per member.
+    if store.secondaries()?.iter().any(|s| s.catalog) {
+        let catalog = store.catalog_members()?;
+        println!(
+            "{}\t{}\t{}\tcatalog",
+            sixgate_dns::catzone::DEFAULT_NAME,
+            catalog.serial,
+            3 + catalog.members.len()
+        );
+    }
     Ok(())
 }
 

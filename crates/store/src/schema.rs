@@ -255,7 +255,27 @@ const MIGRATIONS: &[&str] = &[
         secondary_id INTEGER NOT NULL REFERENCES secondaries(id) ON DELETE CASCADE,
         zone BLOB NOT NULL,             -- wire form, lowercased
         PRIMARY KEY (secondary_id, zone)
-    );",
+    );
+    -- The catalog zone's serial moves with its membership, by trigger like
+    -- the routes generation: a zone's coming and going and its
+    -- verification. Each zone gets the serial of its creation as its
+    -- member id, unique to that incarnation, so a zone deleted and made
+    -- again is a new member (RFC 9432 §5.4).
+    INSERT INTO meta (key, value) VALUES ('catalog_serial', 1);
+    ALTER TABLE zones ADD COLUMN member_id INTEGER NOT NULL DEFAULT 0;
+    UPDATE zones SET member_id = id;
+    UPDATE meta SET value = value + (SELECT coalesce(max(id), 0) FROM zones) WHERE key = 'catalog_serial';
+    CREATE TRIGGER catalog_zone_added AFTER INSERT ON zones BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'catalog_serial';
+        UPDATE zones SET member_id = (SELECT value FROM meta WHERE key = 'catalog_serial') WHERE id = new.id;
+    END;
+    CREATE TRIGGER catalog_zone_changed AFTER UPDATE OF verified ON zones
+    WHEN old.verified IS NOT new.verified BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'catalog_serial';
+    END;
+    CREATE TRIGGER catalog_zone_removed AFTER DELETE ON zones BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'catalog_serial';
+    END;",
 ];
 
 /// Brings the database to the latest schema.

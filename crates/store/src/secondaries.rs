@@ -72,7 +72,35 @@ impl Secondary {
     }
 }
 
+/// What the catalog zone lists now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogMembers {
+    /// The catalog zone's serial: it moves whenever the list does.
+    pub serial: u32,
+    /// The served zones (apex, original case) with their member ids, by
+    /// name.
+    pub members: Vec<(Box<[u8]>, u64)>,
+}
+
 impl Store {
+    /// The zones the catalog zone lists: every served zone (a customer's
+    /// unverified zone is not served, so not listed, unless the server
+    /// serves unverified zones), each with its member id.
+    pub fn catalog_members(&self) -> Result<CatalogMembers, StoreError> {
+        let all = self.serves_unverified()?;
+        let serial: i64 =
+            self.conn.query_row("SELECT value FROM meta WHERE key = 'catalog_serial'", [], |r| r.get(0))?;
+        let mut st = self.conn.prepare_cached(
+            "SELECT apex, member_id FROM zones WHERE ?1 OR verified OR account_id = ?2 ORDER BY name",
+        )?;
+        let rows = st.query_map(params![all, crate::OPERATOR_ACCOUNT], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?.into_boxed_slice(), r.get::<_, i64>(1)? as u64))
+        })?;
+        // Serial arithmetic (RFC 1982) wraps: the low 32 bits keep
+        // increasing as far as a secondary can tell.
+        Ok(CatalogMembers { serial: serial as u32, members: rows.collect::<Result<_, _>>()? })
+    }
+
     /// Makes a transfer key with a fresh 256-bit secret and returns it.
     pub fn create_transfer_key(
         &mut self,
@@ -350,6 +378,47 @@ mod tests {
             .expect("update key");
         let e = s.create_transfer_key(&wire("shared."), "hmac-sha256").expect_err("taken");
         assert!(e.to_string().contains("UPDATE key"), "{e}");
+    }
+
+    fn make_zone(s: &mut Store, apex: &str, account: i64) {
+        let apex = wire(apex);
+        let recs =
+            sixgate_dns::zonefile::parse("@ 60 SOA ns h 1 2 3 4 5\n@ 60 NS ns.x.\n", &apex).expect("zone");
+        s.by(crate::Actor::Task("test")).create_zone(&apex, recs, account, false).expect("zone");
+    }
+
+    #[test]
+    fn the_catalog_lists_served_zones_and_its_serial_moves_with_the_list() {
+        let (_d, mut s) = store();
+        let first = s.catalog_members().expect("catalog");
+        assert!(first.members.is_empty());
+        make_zone(&mut s, "b.test.", crate::tenancy::OPERATOR_ACCOUNT);
+        make_zone(&mut s, "a.test.", crate::tenancy::OPERATOR_ACCOUNT);
+        let alice = s.create_account("alice").expect("account").id;
+        make_zone(&mut s, "alice.test.", alice);
+        let two = s.catalog_members().expect("catalog");
+        let names: Vec<_> = two.members.iter().map(|(a, _)| name::to_text(a)).collect();
+        assert_eq!(names, ["a.test.", "b.test."], "alice's unverified zone is not served, so not listed");
+        assert!(two.serial > first.serial);
+        assert_ne!(two.members[0].1, two.members[1].1);
+
+        // A record change leaves the catalog alone.
+        let before = s.catalog_members().expect("catalog");
+        let txt = sixgate_dns::zonefile::parse("www 60 TXT hello\n", &wire("a.test.")).expect("record");
+        let add: Vec<_> = txt.into_iter().map(sixgate_dns::zone::Change::Add).collect();
+        s.by(crate::Actor::Task("test")).apply(&wire("a.test."), &add).expect("a record change");
+        assert_eq!(s.catalog_members().expect("catalog").serial, before.serial);
+
+        // Deleted and made again: a new member id and a later serial.
+        let old_id = two.members[0].1;
+        s.by(crate::Actor::Task("test")).delete_zone(&wire("a.test.")).expect("delete");
+        let gone = s.catalog_members().expect("catalog");
+        assert_eq!(gone.members.len(), 1);
+        assert!(gone.serial > two.serial);
+        make_zone(&mut s, "a.test.", crate::tenancy::OPERATOR_ACCOUNT);
+        let back = s.catalog_members().expect("catalog");
+        assert!(back.serial > gone.serial);
+        assert_ne!(back.members[0].1, old_id, "a new incarnation is a new member");
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! line, as outside checks drive it: what is stored reads back, and bad
 //! input is refused with a clear message and nothing stored.
 
-use anyhow::{Result, ensure};
+use anyhow::{Context, Result, ensure};
 use sixgate_e2e::Cli;
 
 #[test]
@@ -54,5 +54,44 @@ fn secondaries_and_transfer_keys_are_added_listed_and_removed() -> Result<()> {
     ensure!(list.stdout.lines().count() == 2, "{list}");
     let no_zone = cli.run(&["tsig", "create"], &["k"])?;
     ensure!(!no_zone.success() && no_zone.stderr.contains("--zone"), "{no_zone}");
+    Ok(())
+}
+
+/// The line of `zone list` for `zone`, split at tabs.
+fn listed(cli: &Cli, zone: &str) -> Result<Option<Vec<String>>> {
+    let list = cli.run(&["zone", "list"], &[])?.ok()?;
+    Ok(list
+        .stdout
+        .lines()
+        .find(|l| l.split('\t').next() == Some(zone))
+        .map(|l| l.split('\t').map(str::to_owned).collect()))
+}
+
+#[test]
+fn the_catalog_zone_is_listed_once_a_secondary_follows_it_and_moves_with_the_zones() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cli = Cli::new(dir.path().join("data"))?;
+    let zone = dir.path().join("a.test.zone");
+    std::fs::write(&zone, "@ 60 SOA ns h 1 2 3 4 5\n@ 60 NS ns.x.\n")?;
+    cli.run(&["zone", "import"], &["a.test.", &zone.display().to_string()])?.ok()?;
+    ensure!(listed(&cli, "catalog.invalid.")?.is_none(), "no catalog without a catalog secondary");
+    cli.run(&["secondary", "add"], &["127.0.0.1:5301"])?.ok()?;
+    ensure!(
+        listed(&cli, "catalog.invalid.")?.is_none(),
+        "a secondary of every zone does not follow the catalog"
+    );
+
+    cli.run(&["secondary", "add"], &["127.0.0.1:5302", "--catalog"])?.ok()?;
+    let one = listed(&cli, "catalog.invalid.")?.context("the catalog zone is not listed")?;
+    ensure!(
+        one.len() == 4 && one[2] == "4" && one[3] == "catalog",
+        "SOA, NS, version and one member: {one:?}"
+    );
+    let serial: u32 = one[1].parse()?;
+
+    cli.run(&["zone", "delete"], &["a.test."])?.ok()?;
+    let none = listed(&cli, "catalog.invalid.")?.context("the catalog zone is not listed")?;
+    ensure!(none[2] == "3", "no member after the delete: {none:?}");
+    ensure!(none[1].parse::<u32>()? > serial, "the serial moves with the list: {none:?} after {serial}");
     Ok(())
 }
