@@ -264,22 +264,45 @@ impl Store {
 /// of that name exists. A name taken by an UPDATE key is a conflict.
 fn insert_key(tx: &rusqlite::Transaction<'_>, key: &TransferKey) -> Result<Option<i64>, StoreError> {
     let name = name::to_lowercase(&key.name);
-    let update_key: bool = tx
-        .query_row("SELECT 1 FROM tsig_keys WHERE name = ?1", params![&name[..]], |_| Ok(()))
-        .optional()?
-        .is_some();
-    if update_key {
-        return Err(StoreError::Conflict(format!(
-            "TSIG key {} exists as an UPDATE key; a transfer key needs a name of its own",
-            display(&name)
-        )));
-    }
+    refuse_name_of(tx, &name, KeyKind::Update)?;
     let n = tx.execute(
         "INSERT INTO transfer_keys (name, algorithm, secret, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(name) DO NOTHING",
         params![&name[..], key.algorithm, &key.secret[..], now()],
     )?;
     Ok((n > 0).then(|| tx.last_insert_rowid()))
+}
+
+/// The two kinds of TSIG key, each in its own table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyKind {
+    /// RFC 2136 UPDATE keys, bound to a zone (`tsig_keys`).
+    Update,
+    /// Zone-transfer keys (`transfer_keys`).
+    Transfer,
+}
+
+/// Refuses `name` (wire form, lowercased) for a new key when a key of
+/// the `other` kind has it: one name names one key, so a signed message
+/// never leaves in doubt which key it means.
+pub(crate) fn refuse_name_of(
+    conn: &rusqlite::Connection,
+    name: &[u8],
+    other: KeyKind,
+) -> Result<(), StoreError> {
+    let (sql, other_text, this_text) = match other {
+        KeyKind::Update => ("SELECT 1 FROM tsig_keys WHERE name = ?1", "an UPDATE key", "a transfer key"),
+        KeyKind::Transfer => {
+            ("SELECT 1 FROM transfer_keys WHERE name = ?1", "a transfer key", "an UPDATE key")
+        }
+    };
+    if conn.query_row(sql, params![name], |_| Ok(())).optional()?.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "TSIG key {} exists as {other_text}; {this_text} needs a name of its own",
+            display(name)
+        )));
+    }
+    Ok(())
 }
 
 fn key_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferKey> {
@@ -366,7 +389,7 @@ mod tests {
     }
 
     #[test]
-    fn a_transfer_key_cannot_take_an_update_keys_name() {
+    fn a_key_name_names_one_key_across_update_and_transfer_keys() {
         let (_d, mut s) = store();
         let apex = wire("example.test.");
         let recs =
@@ -377,7 +400,11 @@ mod tests {
         s.create_tsig_key(&wire("shared."), "hmac-sha256", &wire("example.test."), false)
             .expect("update key");
         let e = s.create_transfer_key(&wire("shared."), "hmac-sha256").expect_err("taken");
-        assert!(e.to_string().contains("UPDATE key"), "{e}");
+        assert!(e.to_string().contains("exists as an UPDATE key"), "{e}");
+        s.create_transfer_key(&wire("xfr."), "hmac-sha256").expect("transfer key");
+        let e =
+            s.create_tsig_key(&wire("XFR."), "hmac-sha256", &apex, false).expect_err("taken the other way");
+        assert!(e.to_string().contains("exists as a transfer key"), "{e}");
     }
 
     fn make_zone(s: &mut Store, apex: &str, account: i64) {

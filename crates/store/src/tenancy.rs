@@ -346,18 +346,11 @@ impl Store {
             .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
         // 256 bits: as long as the longest hash we offer is wide, per
         // RFC 8945 §6's advice to use keys no shorter than the output.
-        let lower = name::to_lowercase(key_name);
-        let transfer_key: bool = self
-            .conn
-            .query_row("SELECT 1 FROM transfer_keys WHERE name = ?1", params![&lower[..]], |_| Ok(()))
-            .optional()?
-            .is_some();
-        if transfer_key {
-            return Err(StoreError::Conflict(format!(
-                "TSIG key {} exists as a transfer key; an UPDATE key needs a name of its own",
-                display(key_name)
-            )));
-        }
+        crate::secondaries::refuse_name_of(
+            &self.conn,
+            &name::to_lowercase(key_name),
+            crate::secondaries::KeyKind::Transfer,
+        )?;
         let mut secret = vec![0u8; 64];
         rand::fill(&mut secret[..]);
         let n = self.conn.execute(
