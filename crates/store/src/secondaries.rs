@@ -182,7 +182,11 @@ impl Store {
             )
             .into());
         }
-        let key_id = match &secondary.key {
+        // Stored, compared and looked up by the lowercased name, whatever
+        // the spelling given.
+        let key =
+            secondary.key.as_ref().map(|k| TransferKey { name: name::to_lowercase(&k.name), ..k.clone() });
+        let key_id = match &key {
             None => None,
             Some(key) => Some(match insert_key(&tx, key)? {
                 Some(id) => id,
@@ -260,15 +264,15 @@ impl Store {
     }
 }
 
-/// Inserts `key` into `transfer_keys`; its id, or None when a transfer key
-/// of that name exists. A name taken by an UPDATE key is a conflict.
+/// Inserts `key` (its name lowercased) into `transfer_keys`; its id, or
+/// None when a transfer key of that name exists. A name taken by an
+/// UPDATE key is a conflict.
 fn insert_key(tx: &rusqlite::Transaction<'_>, key: &TransferKey) -> Result<Option<i64>, StoreError> {
-    let name = name::to_lowercase(&key.name);
-    refuse_name_of(tx, &name, KeyKind::Update)?;
+    refuse_name_of(tx, &key.name, KeyKind::Update)?;
     let n = tx.execute(
         "INSERT INTO transfer_keys (name, algorithm, secret, created_at) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(name) DO NOTHING",
-        params![&name[..], key.algorithm, &key.secret[..], now()],
+        params![&key.name[..], key.algorithm, &key.secret[..], now()],
     )?;
     Ok((n > 0).then(|| tx.last_insert_rowid()))
 }
@@ -374,6 +378,20 @@ mod tests {
         other.key = Some(made.clone());
         s.add_secondary(&other).expect("the same key");
         assert!(s.create_transfer_key(&wire("K."), "hmac-sha256").is_err(), "a second key of the name");
+    }
+
+    /// Regression: a key given with a secondary in another case than the
+    /// stored one of its name was looked up by its own spelling after the
+    /// insert met the stored one, and the add failed with "Query returned
+    /// no rows".
+    #[test]
+    fn a_key_given_in_another_case_is_the_stored_key() {
+        let (_d, mut s) = store();
+        let made = s.create_transfer_key(&wire("xfr."), "hmac-sha256").expect("create");
+        let key = TransferKey { name: wire("XFR."), ..made.clone() };
+        s.add_secondary(&Secondary { key: Some(key), ..secondary("[::1]:53") }).expect("the same key");
+        let all = s.secondaries().expect("list");
+        assert_eq!(all[0].key.as_ref(), Some(&made));
     }
 
     #[test]
