@@ -6,6 +6,7 @@ use std::path::Path;
 use anyhow::{Context, anyhow, bail};
 use base64::Engine as _;
 use sixgate_dns::name;
+use sixgate_dns::tsig::Algorithm;
 use sixgate_store::{OPERATOR_ACCOUNT, Scope, Store, ip6_arpa};
 
 use crate::zonecmd::zone_name;
@@ -87,21 +88,21 @@ pub(crate) fn tsig_create(
     Ok(())
 }
 
-/// Algorithms a transfer key may have: the HMAC-SHA-2 ones every
-/// secondary supports (RFC 8945 §6 keeps HMAC-MD5 for old peers only).
-const TRANSFER_ALGORITHMS: &[&str] = &["hmac-sha256", "hmac-sha512"];
+/// The algorithm of a transfer key, read as knsupdate -y reads it: one of
+/// the HMAC-SHA-2 ones every secondary supports (RFC 8945 §6 keeps
+/// HMAC-MD5 for old peers only). `what` names the option in the error.
+fn transfer_algorithm(text: &str, what: &str) -> anyhow::Result<Algorithm> {
+    match Algorithm::from_text(text) {
+        Some(a @ (Algorithm::HmacSha256 | Algorithm::HmacSha512)) => Ok(a),
+        _ => bail!("{what} must be one of hmac-sha256, hmac-sha512, not {text:?}"),
+    }
+}
 
 /// Makes a zone-transfer key and prints it as kdig -y and knotc take it.
 pub(crate) fn transfer_key_create(dir: &Path, key: &str, algorithm: &str) -> anyhow::Result<()> {
-    let algorithm = algorithm.to_ascii_lowercase();
-    if !TRANSFER_ALGORITHMS.contains(&algorithm.as_str()) {
-        bail!(
-            "a transfer key's --algorithm must be one of {}, not {algorithm:?}",
-            TRANSFER_ALGORITHMS.join(", ")
-        );
-    }
+    let algorithm = transfer_algorithm(algorithm, "a transfer key's --algorithm")?;
     let key_name = zone_name(key).map_err(|e| anyhow!("bad key name: {e}"))?;
-    let made = open(dir)?.create_transfer_key(&key_name, &algorithm)?;
+    let made = open(dir)?.create_transfer_key(&key_name, algorithm)?;
     println!("{}", key_text(&made));
     Ok(())
 }
@@ -121,13 +122,10 @@ fn key_text(key: &sixgate_store::TransferKey) -> String {
 fn parse_key(text: &str) -> anyhow::Result<sixgate_store::TransferKey> {
     let parts: Vec<&str> = text.trim().split(':').collect();
     let (algorithm, key_name, secret) = match parts.as_slice() {
-        [a, n, s] => (a.to_ascii_lowercase(), *n, *s),
-        [n, s] => ("hmac-sha256".to_owned(), *n, *s),
+        [a, n, s] => (transfer_algorithm(a, "the --tsig algorithm")?, *n, *s),
+        [n, s] => (Algorithm::HmacSha256, *n, *s),
         _ => bail!("--tsig must be ALGORITHM:NAME:SECRET, e.g. hmac-sha256:xfr-key:BASE64"),
     };
-    if !TRANSFER_ALGORITHMS.contains(&algorithm.as_str()) {
-        bail!("--tsig algorithm must be one of {}, not {algorithm:?}", TRANSFER_ALGORITHMS.join(", "));
-    }
     let name = zone_name(key_name).map_err(|e| anyhow!("bad key name in --tsig: {e}"))?;
     let secret = base64::engine::general_purpose::STANDARD
         .decode(secret)
@@ -136,7 +134,7 @@ fn parse_key(text: &str) -> anyhow::Result<sixgate_store::TransferKey> {
     if secret.len() < 16 {
         bail!("the secret in --tsig is {} octets; at least 16 are needed", secret.len());
     }
-    Ok(sixgate_store::TransferKey { name, algorithm, secret })
+    Ok(sixgate_store::TransferKey { name, algorithm: algorithm.to_text().into(), secret })
 }
 
 /// Adds (or replaces) a secondary.

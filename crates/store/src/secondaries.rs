@@ -18,6 +18,7 @@ use rusqlite::{OptionalExtension, params};
 
 use crate::{LimitError, Store, StoreError, display, now};
 use sixgate_dns::name;
+use sixgate_dns::tsig::Algorithm;
 
 /// Most secondaries one primary notifies: each change costs one NOTIFY
 /// and, soon after, one transfer per secondary.
@@ -101,16 +102,18 @@ impl Store {
         Ok(CatalogMembers { serial: serial as u32, members: rows.collect::<Result<_, _>>()? })
     }
 
-    /// Makes a transfer key with a fresh 256-bit secret and returns it.
+    /// Makes a transfer key with a fresh secret as long as the
+    /// algorithm's output and returns it.
     pub fn create_transfer_key(
         &mut self,
         key_name: &[u8],
-        algorithm: &str,
+        algorithm: Algorithm,
     ) -> Result<TransferKey, StoreError> {
-        // As wide as the longest hash offered (RFC 8945 §6).
-        let mut secret = vec![0u8; 32];
+        // RFC 8945 §6: a key no shorter than the hash output.
+        let mut secret = vec![0u8; algorithm.mac_len()];
         rand::fill(&mut secret[..]);
-        let key = TransferKey { name: name::to_lowercase(key_name), algorithm: algorithm.into(), secret };
+        let key =
+            TransferKey { name: name::to_lowercase(key_name), algorithm: algorithm.to_text().into(), secret };
         let tx = self.conn.transaction()?;
         if insert_key(&tx, &key)?.is_none() {
             return Err(StoreError::Conflict(format!("TSIG key {} already exists", display(key_name))));
@@ -369,7 +372,7 @@ mod tests {
     #[test]
     fn a_key_of_an_existing_name_must_match() {
         let (_d, mut s) = store();
-        let made = s.create_transfer_key(&wire("k."), "hmac-sha256").expect("create");
+        let made = s.create_transfer_key(&wire("k."), Algorithm::HmacSha256).expect("create");
         assert_eq!(made.secret.len(), 32);
         let mut other = secondary("[::1]:53");
         other.key = Some(TransferKey { secret: vec![1; 32], ..made.clone() });
@@ -377,7 +380,10 @@ mod tests {
         assert!(e.to_string().contains("another algorithm or secret"), "{e}");
         other.key = Some(made.clone());
         s.add_secondary(&other).expect("the same key");
-        assert!(s.create_transfer_key(&wire("K."), "hmac-sha256").is_err(), "a second key of the name");
+        assert!(
+            s.create_transfer_key(&wire("K."), Algorithm::HmacSha256).is_err(),
+            "a second key of the name"
+        );
     }
 
     /// Regression: a key given with a secondary in another case than the
@@ -387,7 +393,7 @@ mod tests {
     #[test]
     fn a_key_given_in_another_case_is_the_stored_key() {
         let (_d, mut s) = store();
-        let made = s.create_transfer_key(&wire("xfr."), "hmac-sha256").expect("create");
+        let made = s.create_transfer_key(&wire("xfr."), Algorithm::HmacSha256).expect("create");
         let key = TransferKey { name: wire("XFR."), ..made.clone() };
         s.add_secondary(&Secondary { key: Some(key), ..secondary("[::1]:53") }).expect("the same key");
         let all = s.secondaries().expect("list");
@@ -397,7 +403,8 @@ mod tests {
     #[test]
     fn a_key_in_use_is_not_deleted_and_a_free_one_is() {
         let (_d, mut s) = store();
-        let key = s.create_transfer_key(&wire("k."), "hmac-sha512").expect("create");
+        let key = s.create_transfer_key(&wire("k."), Algorithm::HmacSha512).expect("create");
+        assert_eq!(key.secret.len(), 64, "as long as an HMAC-SHA512 output");
         s.add_secondary(&Secondary { key: Some(key), ..secondary("[::1]:53") }).expect("add");
         let e = s.delete_transfer_key(&wire("k.")).expect_err("in use");
         assert!(e.to_string().contains("remove the secondary first"), "{e}");
@@ -417,9 +424,9 @@ mod tests {
             .expect("zone");
         s.create_tsig_key(&wire("shared."), "hmac-sha256", &wire("example.test."), false)
             .expect("update key");
-        let e = s.create_transfer_key(&wire("shared."), "hmac-sha256").expect_err("taken");
+        let e = s.create_transfer_key(&wire("shared."), Algorithm::HmacSha256).expect_err("taken");
         assert!(e.to_string().contains("exists as an UPDATE key"), "{e}");
-        s.create_transfer_key(&wire("xfr."), "hmac-sha256").expect("transfer key");
+        s.create_transfer_key(&wire("xfr."), Algorithm::HmacSha256).expect("transfer key");
         let e =
             s.create_tsig_key(&wire("XFR."), "hmac-sha256", &apex, false).expect_err("taken the other way");
         assert!(e.to_string().contains("exists as a transfer key"), "{e}");
