@@ -375,8 +375,8 @@ impl Store {
         let pos = journal_position(&tx)?;
         // Customers' zones only once verified (verification.rs: sitting ducks).
         let zones = verification::served_zones(&tx, None, self.tenancy.serve_unverified)?;
-        for (id, apex) in zones {
-            stream_records(&tx, id, &apex, &mut visit)?;
+        for z in zones {
+            stream_records(&tx, z.id, &z.apex, &mut visit)?;
         }
         tx.commit().map_err(StoreError::from)?;
         Ok(pos)
@@ -403,10 +403,10 @@ impl Store {
         let pos = journal_position(&tx)?;
         let key = name::to_lowercase(apex);
         let z = verification::served_zones(&tx, Some(&key), unverified_too)?.pop();
-        let Some((id, apex)) = z else {
+        let Some(z) = z else {
             return Ok(None);
         };
-        stream_records(&tx, id, &apex, &mut visit)?;
+        stream_records(&tx, z.id, &z.apex, &mut visit)?;
         tx.commit().map_err(StoreError::from)?;
         Ok(Some(pos))
     }

@@ -88,18 +88,14 @@ impl Store {
     /// unverified zone is not served, so not listed, unless the server
     /// serves unverified zones), each with its member id.
     pub fn catalog_members(&self) -> Result<CatalogMembers, StoreError> {
-        let all = self.serves_unverified()?;
         let serial: i64 =
             self.conn.query_row("SELECT value FROM meta WHERE key = 'catalog_serial'", [], |r| r.get(0))?;
-        let mut st = self.conn.prepare_cached(
-            "SELECT apex, member_id FROM zones WHERE ?1 OR verified OR account_id = ?2 ORDER BY name",
-        )?;
-        let rows = st.query_map(params![all, crate::OPERATOR_ACCOUNT], |r| {
-            Ok((r.get::<_, Vec<u8>>(0)?.into_boxed_slice(), r.get::<_, i64>(1)? as u64))
-        })?;
+        let mut zones = crate::verification::served_zones(&self.conn, None, self.serves_unverified()?)?;
+        zones.sort_by_cached_key(|z| name::to_lowercase(&z.apex));
+        let members = zones.into_iter().map(|z| (z.apex.into_boxed_slice(), z.member_id as u64)).collect();
         // Serial arithmetic (RFC 1982) wraps: the low 32 bits keep
         // increasing as far as a secondary can tell.
-        Ok(CatalogMembers { serial: serial as u32, members: rows.collect::<Result<_, _>>()? })
+        Ok(CatalogMembers { serial: serial as u32, members })
     }
 
     /// Makes a transfer key with a fresh secret as long as the
@@ -126,7 +122,7 @@ impl Store {
     pub fn transfer_key(&self, key_name: &[u8]) -> Result<Option<TransferKey>, StoreError> {
         let mut st =
             self.conn.prepare_cached("SELECT name, algorithm, secret FROM transfer_keys WHERE name = ?1")?;
-        Ok(st.query_row(params![&name::to_lowercase(key_name)[..]], key_of).optional()?)
+        Ok(st.query_row(params![&name::to_lowercase(key_name)[..]], |r| key_at(r, 0)).optional()?)
     }
 
     /// Deletes a transfer key; false if there was none. A key a secondary
@@ -194,12 +190,12 @@ impl Store {
             Some(key) => Some(match insert_key(&tx, key)? {
                 Some(id) => id,
                 None => {
-                    let (id, algorithm, secret): (i64, String, Vec<u8>) = tx.query_row(
-                        "SELECT id, algorithm, secret FROM transfer_keys WHERE name = ?1",
+                    let (stored, id) = tx.query_row(
+                        "SELECT name, algorithm, secret, id FROM transfer_keys WHERE name = ?1",
                         params![&key.name[..]],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                        |r| Ok((key_at(r, 0)?, r.get::<_, i64>(3)?)),
                     )?;
-                    if algorithm != key.algorithm || secret != key.secret {
+                    if stored != *key {
                         return Err(StoreError::Conflict(format!(
                             "transfer key {} exists with another algorithm or secret",
                             display(&key.name)
@@ -239,10 +235,9 @@ impl Store {
              FROM secondaries s LEFT JOIN transfer_keys k ON k.id = s.key_id ORDER BY s.address",
         )?;
         let rows = st.query_map([], |r| {
+            // A LEFT JOIN: no key name, no key.
             let key = match r.get::<_, Option<Vec<u8>>>(3)? {
-                Some(name) => {
-                    Some(TransferKey { name: name.into(), algorithm: r.get(4)?, secret: r.get(5)? })
-                }
+                Some(_) => Some(key_at(r, 3)?),
                 None => None,
             };
             Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?, key))
@@ -312,11 +307,13 @@ pub(crate) fn refuse_name_of(
     Ok(())
 }
 
-fn key_of(r: &rusqlite::Row<'_>) -> rusqlite::Result<TransferKey> {
+/// The transfer key in the row's columns `at` (name), `at + 1`
+/// (algorithm) and `at + 2` (secret).
+fn key_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<TransferKey> {
     Ok(TransferKey {
-        name: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
-        algorithm: r.get(1)?,
-        secret: r.get(2)?,
+        name: r.get::<_, Vec<u8>>(at)?.into_boxed_slice(),
+        algorithm: r.get(at + 1)?,
+        secret: r.get(at + 2)?,
     })
 }
 

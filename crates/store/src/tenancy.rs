@@ -344,13 +344,13 @@ impl Store {
             .query_row("SELECT id FROM zones WHERE name = ?1", params![&key[..]], |r| r.get(0))
             .optional()?
             .ok_or_else(|| StoreError::NoSuchZone(display(apex)))?;
-        // 256 bits: as long as the longest hash we offer is wide, per
-        // RFC 8945 §6's advice to use keys no shorter than the output.
         crate::secondaries::refuse_name_of(
             &self.conn,
             &name::to_lowercase(key_name),
             crate::secondaries::KeyKind::Transfer,
         )?;
+        // 256 bits: as long as the longest hash we offer is wide, per
+        // RFC 8945 §6's advice to use keys no shorter than the output.
         let mut secret = vec![0u8; 64];
         rand::fill(&mut secret[..]);
         let n = self.conn.execute(

@@ -245,26 +245,38 @@ pub(crate) fn assign_label(tx: &rusqlite::Connection, id: i64) -> Result<String,
     Err(StoreError::Conflict("no free nameserver label found".into()))
 }
 
-/// The zones to serve, with id and apex (original case): all, or the one
-/// with this lowercased apex. Customers' zones are left out until they
-/// are verified, unless `unverified_too`.
+/// A zone that is served.
+pub(crate) struct ServedZone {
+    pub(crate) id: i64,
+    /// Apex, wire form, original case.
+    pub(crate) apex: Vec<u8>,
+    /// Its id in the catalog zone (secondaries.rs).
+    pub(crate) member_id: i64,
+}
+
+/// The zones to serve: all, or the one with this lowercased apex.
+/// Customers' zones are left out until they are verified, unless
+/// `unverified_too`.
 pub(crate) fn served_zones(
     tx: &rusqlite::Connection,
     key: Option<&[u8]>,
     unverified_too: bool,
-) -> Result<Vec<(i64, Vec<u8>)>, StoreError> {
+) -> Result<Vec<ServedZone>, StoreError> {
     // Two statements, so the one-zone lookup is a probe of the name's
     // unique index, not a scan.
     let mut st = match key {
         Some(_) => tx.prepare_cached(
-            "SELECT id, apex FROM zones WHERE name = ?1 AND (?2 OR verified OR account_id = ?3)",
+            "SELECT id, apex, member_id FROM zones
+             WHERE name = ?1 AND (?2 OR verified OR account_id = ?3)",
         )?,
         None => tx.prepare_cached(
-            "SELECT id, apex FROM zones WHERE ?1 IS NULL AND (?2 OR verified OR account_id = ?3)",
+            "SELECT id, apex, member_id FROM zones
+             WHERE ?1 IS NULL AND (?2 OR verified OR account_id = ?3)",
         )?,
     };
-    let rows =
-        st.query_map(params![key, unverified_too, OPERATOR_ACCOUNT], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let rows = st.query_map(params![key, unverified_too, OPERATOR_ACCOUNT], |r| {
+        Ok(ServedZone { id: r.get(0)?, apex: r.get(1)?, member_id: r.get(2)? })
+    })?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
