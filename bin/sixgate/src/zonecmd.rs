@@ -93,16 +93,13 @@ pub(crate) fn list(dir: &Path) -> anyhow::Result<()> {
         };
         println!("{}\t{}\t{}\t{state}", name::to_text(&z.apex), z.serial, z.records);
     }
-    // The catalog zone (RFC 9432) exists once a secondary follows it: its
-    // SOA, NS and version records and a PTR per member.
+    // The catalog zone (RFC 9432) exists once a secondary follows it.
     if store.secondaries()?.iter().any(|s| s.catalog) {
+        use sixgate_dns::catzone::{self, DEFAULT_NAME, Member};
         let catalog = store.catalog_members()?;
-        println!(
-            "{}\t{}\t{}\tcatalog",
-            sixgate_dns::catzone::DEFAULT_NAME,
-            catalog.serial,
-            3 + catalog.members.len()
-        );
+        let members = catalog.members.iter().map(|(apex, id)| Member { apex, id: *id });
+        let records = catzone::records(&zone_name(DEFAULT_NAME)?, catalog.serial, members)?;
+        println!("{DEFAULT_NAME}\t{}\t{}\tcatalog", catalog.serial, records.len());
     }
     Ok(())
 }
