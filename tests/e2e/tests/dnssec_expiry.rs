@@ -31,19 +31,13 @@ fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// The sample `series` (name and labels) of a `/metrics` text.
-fn metric(body: &str, series: &str) -> Option<i64> {
-    Metrics(body.to_owned()).get(series)
-}
-
 /// The server's metrics, once the watchdog has reported a signed zone.
-fn metrics_with_zone(server: &Sixgate, token: &str, zone: &str) -> Result<String> {
+fn metrics_with_zone(server: &Sixgate, token: &str, zone: &str) -> Result<Metrics> {
     let base = server.api_url().context("no api url")?;
     let series = format!("sixgate_dnssec_signatures_expiring{{zone=\"{zone}\"}}");
     wait_until("the watchdog to report the signed zone", Duration::from_secs(30), || {
-        let m = sixgate_e2e::http::bearer("GET", &base, "/metrics", token, None, Duration::from_secs(10))?;
-        ensure!(m.status == 200, "metrics: {} {}", m.status, m.body);
-        Ok(metric(&m.body, &series).is_some().then_some(m.body))
+        let m = sixgate_e2e::metrics::fetch(&base, token)?;
+        Ok(m.get::<i64>(&series).is_some().then_some(m))
     })
 }
 
@@ -65,10 +59,11 @@ fn fault8_the_expiry_watchdog_reports_a_zone_whose_maintenance_stopped() -> Resu
     let server = Sixgate::serve_with(cli.clone(), &["--config", &config])?;
     let token = server.admin_token()?;
     let body = metrics_with_zone(&server, &token, "example.test.")?;
-    ensure!(metric(&body, "sixgate_dnssec_zones_expiring") == Some(0), "{body}");
-    let left = metric(&body, "sixgate_dnssec_signature_expiry_seconds{zone=\"example.test.\"}")
-        .context(body.clone())?;
-    ensure!(left > 13 * DAY as i64, "{body}");
+    ensure!(body.get::<i64>("sixgate_dnssec_zones_expiring") == Some(0), "{}", body.0);
+    let left = body
+        .get::<i64>("sixgate_dnssec_signature_expiry_seconds{zone=\"example.test.\"}")
+        .context(body.0.clone())?;
+    ensure!(left > 13 * DAY as i64, "{}", body.0);
     drop(server);
 
     // Twelve days on, nothing re-signed: an alert with two days to go.
@@ -76,12 +71,13 @@ fn fault8_the_expiry_watchdog_reports_a_zone_whose_maintenance_stopped() -> Resu
     let env = [("SIXGATE_CLOCK", clock.as_str())];
     let server = Sixgate::serve_with_env(cli.clone(), &["--config", &config], &env)?;
     let body = metrics_with_zone(&server, &token, "example.test.")?;
-    ensure!(metric(&body, "sixgate_dnssec_zones_expiring") == Some(1), "{body}");
-    let expiring = metric(&body, "sixgate_dnssec_signatures_expiring{zone=\"example.test.\"}");
-    ensure!(expiring.is_some_and(|n| n > 0), "{body}");
-    let left = metric(&body, "sixgate_dnssec_signature_expiry_seconds{zone=\"example.test.\"}")
-        .context(body.clone())?;
-    ensure!(left > 0 && left < 3 * DAY as i64, "{body}");
+    ensure!(body.get::<i64>("sixgate_dnssec_zones_expiring") == Some(1), "{}", body.0);
+    let expiring = body.get::<i64>("sixgate_dnssec_signatures_expiring{zone=\"example.test.\"}");
+    ensure!(expiring.is_some_and(|n| n > 0), "{}", body.0);
+    let left = body
+        .get::<i64>("sixgate_dnssec_signature_expiry_seconds{zone=\"example.test.\"}")
+        .context(body.0.clone())?;
+    ensure!(left > 0 && left < 3 * DAY as i64, "{}", body.0);
     // Still served: two days of validity pass the pre-serve check.
     let soa = sixgate_e2e::kdig::kdig(server.udp_addr(), &["example.test.", "SOA"])?;
     ensure!(soa.status == "NOERROR" && soa.aa(), "{}", soa.text);

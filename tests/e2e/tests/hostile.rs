@@ -769,11 +769,6 @@ fn api_request(source: Ipv4Addr, server: SocketAddr, path: &str, token: &str) ->
     Ok((status, body))
 }
 
-/// The sample `series` (name and labels) of a `/metrics` text.
-fn metric(text: &str, series: &str) -> Option<u64> {
-    Metrics(text.to_owned()).get(series)
-}
-
 /// What one slowloris client saw: whether the server closed it, and how
 /// many header lines it had sent by then.
 struct SlowHead {
@@ -919,8 +914,8 @@ fn api_keeps_serving_through_idle_floods_and_slow_heads() -> Result<()> {
     // requests more slowly than they come), is refused: together they
     // account for every one over the cap, and eviction must have done
     // most of it.
-    let settled = |text: &str| {
-        let get = |series: &str| metric(text, &format!("sixgate_listener_{series}"));
+    let settled = |m: &Metrics| {
+        let get = |series: &str| m.get::<u64>(&format!("sixgate_listener_{series}"));
         let head = get("timeouts_total{listener=\"api\",phase=\"head\"}").unwrap_or(0);
         let evicted = get("evicted_total{listener=\"api\"}").unwrap_or(0);
         let refused = ["listener", "address"]
@@ -937,7 +932,7 @@ fn api_keeps_serving_through_idle_floods_and_slow_heads() -> Result<()> {
         if status != 200 {
             bail!("GET /metrics: {status} {text}");
         }
-        last = settled(&text);
+        last = settled(&Metrics(text));
         let (head, evicted, refused, open) = last;
         Ok((head >= API_SLOW_HEADS as u64
             && evicted + refused >= wanted_evictions
@@ -1253,7 +1248,8 @@ fn dns_tcp_keeps_answering_through_stalled_readers_and_slowloris() -> Result<()>
     if status != 200 {
         bail!("GET /metrics: {status} {text}");
     }
-    let get = |series: &str| metric(&text, &format!("sixgate_listener_{series}")).unwrap_or(0);
+    let metrics = Metrics(text);
+    let get = |series: &str| metrics.value(&format!("sixgate_listener_{series}"));
     let write = get("timeouts_total{listener=\"dns_tcp\",phase=\"write\"}");
     let head = get("timeouts_total{listener=\"dns_tcp\",phase=\"head\"}");
     let refused = get("refused_total{listener=\"dns_tcp\",cap=\"address\"}");
@@ -1490,7 +1486,8 @@ fn update_keeps_working_through_floods_of_junk_and_forged_updates() -> Result<()
     if status != 200 {
         bail!("GET /metrics: {status} {text}");
     }
-    let get = |series: &str| metric(&text, &format!("sixgate_update_{series}")).unwrap_or(0);
+    let metrics = Metrics(text);
+    let get = |series: &str| metrics.value(&format!("sixgate_update_{series}"));
     let counts = [
         ("dropped_total{reason=\"short\"}", get("dropped_total{reason=\"short\"}")),
         ("refused_total{check=\"listener\"}", get("refused_total{check=\"listener\"}")),

@@ -149,8 +149,8 @@ fn closed_now(stream: &TcpStream) -> Result<bool> {
     }
 }
 
-/// The value of the `/metrics` series that starts with `series` (name and
-/// labels), read with the first admin token.
+/// The `/metrics` sample `series` (name and labels exactly), read with the
+/// first admin token; an error when absent.
 fn metric(server: &Sixgate, series: &str) -> Result<u64> {
     server.metrics()?.require(series)
 }
