@@ -64,7 +64,7 @@ pub fn records<'a>(
     }
     let mut out = vec![
         Record { owner: catalog.into(), rtype: rtype::SOA, ttl: TTL, rdata: soa.into() },
-        Record { owner: catalog.into(), rtype: rtype::NS, ttl: TTL, rdata: invalid.clone() },
+        Record { owner: catalog.into(), rtype: rtype::NS, ttl: TTL, rdata: invalid },
         Record {
             owner: name::from_text("version", Some(catalog))?,
             rtype: rtype::TXT,
@@ -73,9 +73,10 @@ pub fn records<'a>(
         },
     ];
     let zones = name::from_text("zones", Some(catalog))?;
-    let lower_catalog = name::to_lowercase(catalog);
     for m in members {
-        if name::to_lowercase(m.apex) == lower_catalog {
+        // Length octets are below 64, never letters: a case-blind compare
+        // of the wire forms compares the names.
+        if m.apex.eq_ignore_ascii_case(catalog) {
             return Err(CatalogZoneError::SelfMember);
         }
         let owner = name::from_text(&format!("{:016x}", m.id), Some(&zones))?;
