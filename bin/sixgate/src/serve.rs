@@ -368,7 +368,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         for addr in &s.proxy_tls {
             let listener = {
                 let _guard = rt.enter();
-                sixgate_listen::accept::bind(*addr)
+                sixgate_listen::accept::bind(*addr, &s.proxy_limits.tcp)
             }
             .map_err(|e| anyhow!("cannot listen on {addr} for the TLS proxy: {e}"))?;
             proxy_addrs.push(("proxy-tls", listener.local_addr()?));
@@ -378,7 +378,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         for addr in &s.proxy_http {
             let listener = {
                 let _guard = rt.enter();
-                sixgate_listen::accept::bind(*addr)
+                sixgate_listen::accept::bind(*addr, &s.proxy_limits.tcp)
             }
             .map_err(|e| anyhow!("cannot listen on {addr} for the HTTP proxy: {e}"))?;
             proxy_addrs.push(("proxy-http", listener.local_addr()?));

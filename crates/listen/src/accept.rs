@@ -28,6 +28,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::gate::{Gate, Slot};
+use crate::io::TcpOptions;
 use crate::ratelog::RateLog;
 
 /// The first pause after a failed accept.
@@ -38,11 +39,18 @@ pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
 pub const BACKLOG: u32 = 1024;
 
 /// Listens on `addr` with a backlog of [`BACKLOG`] (and `SO_REUSEADDR`, as
-/// `TcpListener::bind` sets it).
-pub fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
+/// `TcpListener::bind` sets it), its socket tuned with `tcp` first.
+///
+/// The connections it accepts inherit those options (Linux copies the
+/// listening socket), which saves the system calls per connection. They
+/// are set before `listen(2)`: a connection completed in the backlog
+/// before the listener was tuned is a copy of the untuned socket, and
+/// would never get keepalive.
+pub fn bind(addr: SocketAddr, tcp: &TcpOptions) -> std::io::Result<TcpListener> {
     let socket =
         if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
     socket.set_reuseaddr(true)?;
+    crate::io::tune(&socket, tcp);
     socket.bind(addr)?;
     socket.listen(BACKLOG)
 }
@@ -125,9 +133,30 @@ mod tests {
     use tokio::io::AsyncReadExt;
 
     async fn listener() -> (TcpListener, SocketAddr) {
-        let l = bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let l = bind("127.0.0.1:0".parse().unwrap(), &TcpOptions { keepalive: None, user_timeout: None })
+            .unwrap();
         let a = l.local_addr().unwrap();
         (l, a)
+    }
+
+    /// Regression: the proxy tuned its listener when its accept loop
+    /// started, after the port was open, so a connection completed in the
+    /// backlog before then had no keepalive (a tunnel to a vanished peer
+    /// was never noticed).
+    #[tokio::test]
+    async fn a_connection_completed_before_the_first_accept_has_the_listeners_options() {
+        let opts = TcpOptions {
+            keepalive: Some(Duration::from_secs(60)),
+            user_timeout: Some(Duration::from_secs(30)),
+        };
+        let l = bind("127.0.0.1:0".parse().unwrap(), &opts).unwrap();
+        let _c = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (s, _) = l.accept().await.unwrap();
+        let sock = socket2::SockRef::from(&s);
+        assert!(sock.keepalive().unwrap());
+        assert_eq!(sock.tcp_keepalive_time().unwrap(), Duration::from_secs(60));
+        assert_eq!(sock.tcp_user_timeout().unwrap(), Some(Duration::from_secs(30)));
+        assert!(s.nodelay().unwrap());
     }
 
     #[tokio::test]

@@ -122,9 +122,11 @@ impl Drop for HostSlot {
     }
 }
 
-/// Accepts on `listener` through `front` until `shutdown`, each admitted
-/// socket tuned (keepalive, `TCP_USER_TIMEOUT`, no Nagle), and runs
-/// `handle` on it in its own task, which ends at shutdown too.
+/// Accepts on `listener` through `front` until `shutdown`, and runs
+/// `handle` on each admitted socket in its own task, which ends at
+/// shutdown too. The listener comes tuned from
+/// [`sixgate_listen::accept::bind`] with `front.limits.tcp` (keepalive,
+/// `TCP_USER_TIMEOUT`, no Nagle), which its connections inherit.
 pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,
     shared: Arc<Shared>,
@@ -135,9 +137,6 @@ pub(crate) async fn accept_loop<F, Fut>(
     F: Fn(TcpStream, SocketAddr, Slot, Arc<Shared>, Arc<Front>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    // Accepted connections inherit the listener's options (Linux copies
-    // the listening socket): no system calls per connection for them.
-    sixgate_listen::io::tune(&listener, &front.limits.tcp);
     let mut acceptor = Acceptor::new(listener, front.gate.clone());
     loop {
         let (stream, peer, slot) = tokio::select! {

@@ -79,6 +79,8 @@ static LOG: RateLog = RateLog::new(5);
 
 /// Serves one plain-HTTP listener until `shutdown`, admitting through
 /// `front`.
+/// Bind `listener` with [`sixgate_listen::accept::bind`] and
+/// `front`'s TCP options: its connections take their keepalive from it.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     shared: Arc<Shared>,
