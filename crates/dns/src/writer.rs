@@ -71,6 +71,9 @@ pub struct Writer<'a, 'b> {
     /// transfer writes hundreds of owners per message, each with a few
     /// RRs, so the last one is kept apart from the table.
     last_owner: Option<(u16, &'a [u8])>,
+    /// Compress a name only against the same name in the same case (see
+    /// [`Writer::preserve_case`]).
+    exact_case: bool,
     qd: u16,
     synthesized: NameBuf,
 }
@@ -89,6 +92,7 @@ impl<'a, 'b> Writer<'a, 'b> {
             comp: [(0, None); COMP_ENTRIES],
             comp_len: 0,
             last_owner: None,
+            exact_case: false,
             qd: u16::from(head.len() > HEADER_LEN),
             synthesized: NameBuf::new(),
         };
@@ -96,6 +100,21 @@ impl<'a, 'b> Writer<'a, 'b> {
             w.remember(HEADER_LEN, qname, usize::MAX);
         }
         w
+    }
+
+    /// Compresses a name only against an earlier one in the same case.
+    /// Names compare without regard to case (RFC 4343), so an answer may
+    /// point an owner at the question name in the client's case; a zone
+    /// transfer must give a secondary the names as the zone has them, as
+    /// BIND's compresses case-sensitively for its transfers. Set it before
+    /// anything but the question is written.
+    pub fn preserve_case(&mut self) {
+        self.exact_case = true;
+    }
+
+    /// Whether `a` and `b` are the same name (or label) for compression.
+    fn same(&self, a: &[u8], b: &[u8]) -> bool {
+        if self.exact_case { a == b } else { a.eq_ignore_ascii_case(b) }
     }
 
     /// Current length.
@@ -145,7 +164,7 @@ impl<'a, 'b> Writer<'a, 'b> {
             .get(..self.comp_len)?
             .iter()
             .find(|(p, n)| match n {
-                Some(n) => n.len() == suffix.len() && n.eq_ignore_ascii_case(suffix),
+                Some(n) => n.len() == suffix.len() && self.same(n, suffix),
                 None => self.written_is(*p as usize, suffix),
             })
             .map(|(p, _)| *p)
@@ -172,7 +191,7 @@ impl<'a, 'b> Writer<'a, 'b> {
             let (Some(label), Some(want)) = (self.buf.get(pos..pos + 1 + n), rest.get(..1 + n)) else {
                 return false;
             };
-            if !label.eq_ignore_ascii_case(want) {
+            if !self.same(label, want) {
                 return false;
             }
             if n == 0 {
@@ -209,7 +228,7 @@ impl<'a, 'b> Writer<'a, 'b> {
     fn owner_name(&mut self, name: &'a [u8]) {
         if let Some((pos, last)) = self.last_owner
             && last.len() == name.len()
-            && last.eq_ignore_ascii_case(name)
+            && self.same(last, name)
         {
             self.buf.extend_from_slice(&(0xC000 | pos).to_be_bytes());
             return;

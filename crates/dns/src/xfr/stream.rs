@@ -7,6 +7,9 @@
 //! between messages is the walk's position and the one record that did
 //! not fit the last message: its memory is one message, not the zone.
 //!
+//! Names are compressed only against the same name in the same case, so
+//! a secondary gets them as the zone has them.
+//!
 //! Every message repeats the request's header and question (RFC 5936
 //! §2.2.1 allows it; Knot does it, and the question name is the first
 //! target for compression), has AA set and RD copied, with AD and CD clear
@@ -213,12 +216,14 @@ impl<'a> Transfer<'a> {
         let head = &self.head;
         let qname = head.get(HEADER_LEN..HEADER_LEN + self.qname_len).unwrap_or(&[]);
         let mut w = Writer::new(buf, head, qname, self.max_message.saturating_sub(reserve));
+        w.preserve_case();
         let alone =
             w.rr(Section::Answer, Owner::Name(first.owner), first.rtype, first.ttl, first.rdata).is_err();
         if alone {
             // Too large for a message of the usual size: a message of its
             // own, as large as it needs.
             w = Writer::new(buf, head, qname, MAX_MESSAGE.saturating_sub(reserve));
+            w.preserve_case();
             if w.rr(Section::Answer, Owner::Name(first.owner), first.rtype, first.ttl, first.rdata).is_err() {
                 return Err(XfrError::RecordTooLarge {
                     owner: name::to_text(first.owner),

@@ -202,6 +202,25 @@ fn names_are_compressed_within_each_message() {
     assert!(got.iter().any(|r| r.rtype == code::CNAME && r.rdata == target));
 }
 
+/// Regression: names in a transfer took the case of an earlier name
+/// they were compressed against (an owner that of a CNAME target, the
+/// apex that of the question), so a secondary served other spellings
+/// than the zone has.
+#[test]
+fn a_transfer_keeps_the_case_of_every_name() {
+    let text = "@ 3600 SOA NS1 Hostmaster 1 2 3 4 5\n@ 3600 NS ns1\nloop1 60 CNAME LOOP1\nLOOP1 60 A 192.0.2.1\n\
+                MiXeD 60 MX 10 mixed\nmixed 60 A 192.0.2.2\nwww.Sub 60 A 192.0.2.3\nx.sub 60 A 192.0.2.4\n";
+    let apex = name::from_text("Example.Test.", None).unwrap();
+    let zone = Zone::build(&apex, zonefile::parse(text, &apex).unwrap(), 1).unwrap();
+    for request in [axfr_request("EXAMPLE.TEST.", false), axfr_request("example.test.", true)] {
+        let r = decode_request(&request).unwrap();
+        let msgs = messages(Transfer::axfr(&zone, &r, &Options::default()).unwrap());
+        let mut got = records(&msgs, &request);
+        got.pop();
+        assert_eq!(sorted(got), sorted(zone.records()));
+    }
+}
+
 #[test]
 fn an_rrset_larger_than_a_message_goes_on_in_the_next() {
     // 120 TXT records of 250 octets: about 30 KB, within the RRset limit.
