@@ -140,14 +140,10 @@ impl Delta {
     }
 
     /// Records an IXFR of this delta sends: both SOAs, the deletions and
-    /// the additions.
-    pub fn len(&self) -> usize {
+    /// the additions. A caller may compare the sum over the deltas with
+    /// the zone's size and send the whole zone when that is smaller.
+    pub fn record_count(&self) -> usize {
         2 + self.removed.len() + self.added.len()
-    }
-
-    /// Never true: a delta always holds its two SOAs.
-    pub fn is_empty(&self) -> bool {
-        false
     }
 }
 
@@ -241,7 +237,7 @@ pub(super) mod tests {
     fn a_journal_diff_becomes_a_delta() {
         let d = delta(4, 5, &["a 60 A 192.0.2.1", "b 60 TXT old"], &["c 60 A 192.0.2.3"]);
         assert_eq!(Delta::from_changes(journal_changes(&d)).unwrap(), d);
-        assert_eq!((d.old_serial(), d.new_serial(), d.len()), (4, 5, 5));
+        assert_eq!((d.old_serial(), d.new_serial(), d.record_count()), (4, 5, 5));
     }
 
     #[test]
