@@ -404,3 +404,62 @@ for s in [
     b"\x15\x03\x03\x00\x02\x02\x28",  # an alert first
 ]:
     write("sni", s)
+
+# --- xfr_request: AXFR and IXFR requests for the `respond` zone (whose
+# serial is 2024010101), signed and not, the captures of
+# testdata/xfr/capture.py, and one fault each.
+XZ = "example.test."
+XSERIAL = 2024010101
+
+
+def client_soa(serial, owner=b"\xc0\x0c", names=b"\x00\x00", klass=1):
+    rdata = names + struct.pack(">IIIII", serial, 0, 0, 0, 0)
+    return owner + struct.pack(">HHIH", 6, klass, 0, len(rdata)) + rdata
+
+
+def ixfr(serial, edns=None, soa=None, ns=1, zone=XZ, flags=0):
+    q = query(zone, "IXFR", flags=flags, edns=edns)
+    head = q[:8] + struct.pack(">H", ns) + q[10:12]
+    qend = 12 + len(wire(zone)) + 4
+    return head + q[12:qend] + (client_soa(serial) if soa is None else soa) + q[qend:]
+
+
+xfr_seeds = [
+    query(XZ, "AXFR", flags=0),
+    query(XZ, "AXFR", flags=0x0110, edns=(1232, 0, True)),
+    query("EXAMPLE.Test.", "AXFR", flags=0),
+    query("example.org.", "AXFR", flags=0),
+    ixfr(XSERIAL - 3), ixfr(XSERIAL - 2, edns=(4096, 0, False)), ixfr(XSERIAL - 1),
+    ixfr(XSERIAL), ixfr(XSERIAL + 5), ixfr(XSERIAL - 10), ixfr(0xFFFFFFFF), ixfr(XSERIAL ^ 0x80000000),
+    ixfr(XSERIAL - 1, soa=client_soa(XSERIAL - 1, owner=wire(XZ), names=b"\x03ns1\xc0\x0c\x02hm\xc0\x0c")),
+    # Faults: no client SOA, two, another owner, class, short rdata.
+    ixfr(XSERIAL - 1, soa=b"", ns=0),
+    ixfr(XSERIAL - 1, soa=client_soa(1) + client_soa(2), ns=2),
+    ixfr(XSERIAL - 1, soa=client_soa(1, owner=b"\x00")),
+    ixfr(XSERIAL - 1, soa=client_soa(1, klass=3)),
+    ixfr(XSERIAL - 1, soa=client_soa(1)[:-1]),
+    query(XZ, "AXFR", qclass=3, flags=0),
+    query(XZ, "AXFR", qd=2, flags=0),
+    query(XZ, "AXFR", flags=0x8000),
+    query(XZ, "AXFR", flags=0x2000),
+    query(XZ, "AXFR", edns=(1232, 1, False)),
+    query(XZ, "AXFR", flags=0, extra=b"\xff"),
+    query(XZ, "SOA", flags=0),
+    query(XZ, "AXFR")[:20],
+]
+axfr = query(XZ, "AXFR", flags=0)
+auth = bytearray(axfr + client_soa(1))
+auth[9] = 1
+xfr_seeds.append(bytes(auth))
+xfr_seeds += [
+    tsig_sign(axfr, "test-key.", "hmac-sha256"),
+    tsig_sign(ixfr(XSERIAL - 2), "test-key.", "hmac-sha256"),
+    tsig_sign(ixfr(XSERIAL), "test-key.", "hmac-sha256", trunc=16),
+    tsig_sign(axfr, "test-key.", "hmac-sha256", secret=b"wrong"),
+    tsig_sign(axfr, "test-key.", "hmac-sha256") + b"\x00",
+]
+for f in ["knot-axfr.request", "knot-ixfr.request", "kdig-axfr-unsigned.request", "kdig-ixfr-edns.request"]:
+    with open(os.path.join(testdata, "xfr", f), "rb") as fh:
+        xfr_seeds.append(fh.read())
+for s in xfr_seeds:
+    write("xfr_request", s)

@@ -109,7 +109,7 @@ fn error_reply(msg: &[u8], question_end: Option<usize>, buf: &mut Vec<u8>, rc: u
 
 /// QR set, opcode and RD copied (RFC 1035 §4.1.1), CD copied (RFC 4035
 /// §3.1.6: "MUST copy"; Knot clears it); AA/TC/RA/AD start clear.
-fn response_flags(query_flags: u16) -> u16 {
+pub(crate) fn response_flags(query_flags: u16) -> u16 {
     flags::QR | (query_flags & (flags::OPCODE_MASK | flags::RD | flags::CD))
 }
 

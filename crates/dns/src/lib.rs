@@ -29,6 +29,9 @@
 //!   size, and per-account counts).
 //! - [`update`]: RFC 2136 dynamic updates: decoding, prerequisites, and
 //!   the zone changes an update makes.
+//! - [`xfr`]: outgoing zone transfers: reading AXFR and IXFR requests,
+//!   choosing between IXFR and AXFR, and writing the response message by
+//!   message from a snapshot or the journal's versions, signed with TSIG.
 //!
 //! The server crate owns the sockets and publishes new [`catalog::Catalog`]
 //! values by atomic pointer swap; the store crate owns durability.
@@ -57,6 +60,7 @@ pub mod rtype;
 pub mod tsig;
 pub mod update;
 pub mod writer;
+pub mod xfr;
 pub mod zone;
 pub mod zonefile;
 

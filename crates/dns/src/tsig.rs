@@ -13,12 +13,14 @@
 //!    BADKEY and BADSIG, signed for BADTIME and BADTRUNC (RFC 8945 §5.3.2).
 //!
 //! [`sign_request`] and [`verify_response`] are the client side, for tests
-//! and for outgoing NOTIFY and transfers. Multi-message (TCP transfer)
-//! signing, RFC 8945 §5.3.1, is not implemented.
+//! and for outgoing NOTIFY and transfers. A response of several messages
+//! (a zone transfer over TCP, RFC 8945 §5.3.1) is signed by a
+//! [`StreamSigner`] and checked by a [`StreamVerifier`].
 
 mod mac;
 mod replay;
 mod sign;
+mod stream;
 
 use std::borrow::Borrow;
 use std::fmt;
@@ -32,6 +34,7 @@ use sign::append_unsigned;
 
 pub use replay::ReplayCache;
 pub use sign::{ResponseError, SignError, sign_request, sign_response, verify_response};
+pub use stream::{StreamSigner, StreamVerifier};
 
 /// The fudge we put in requests we sign (RFC 8945 §10 recommends 300 s).
 pub const DEFAULT_FUDGE: u16 = 300;

@@ -65,6 +65,15 @@ pub struct Writer<'a, 'b> {
     /// read back from the buffer.
     comp: [(u16, Option<&'a [u8]>); COMP_ENTRIES],
     comp_len: usize,
+    /// Where the last owner name written with literal labels starts, and
+    /// that name. Once the table is full no new name is remembered, and
+    /// every RR of an RRset would spell its owner out again; a zone
+    /// transfer writes hundreds of owners per message, each with a few
+    /// RRs, so the last one is kept apart from the table.
+    last_owner: Option<(u16, &'a [u8])>,
+    /// Compress a name only against the same name in the same case (see
+    /// [`Writer::preserve_case`]).
+    exact_case: bool,
     qd: u16,
     synthesized: NameBuf,
 }
@@ -82,6 +91,8 @@ impl<'a, 'b> Writer<'a, 'b> {
             counts: [0; 3],
             comp: [(0, None); COMP_ENTRIES],
             comp_len: 0,
+            last_owner: None,
+            exact_case: false,
             qd: u16::from(head.len() > HEADER_LEN),
             synthesized: NameBuf::new(),
         };
@@ -89,6 +100,21 @@ impl<'a, 'b> Writer<'a, 'b> {
             w.remember(HEADER_LEN, qname, usize::MAX);
         }
         w
+    }
+
+    /// Compresses a name only against an earlier one in the same case.
+    /// Names compare without regard to case (RFC 4343), so an answer may
+    /// point an owner at the question name in the client's case; a zone
+    /// transfer must give a secondary the names as the zone has them, as
+    /// BIND's compresses case-sensitively for its transfers. Set it before
+    /// anything but the question is written.
+    pub fn preserve_case(&mut self) {
+        self.exact_case = true;
+    }
+
+    /// Whether `a` and `b` are the same name (or label) for compression.
+    fn same(&self, a: &[u8], b: &[u8]) -> bool {
+        if self.exact_case { a == b } else { a.eq_ignore_ascii_case(b) }
     }
 
     /// Current length.
@@ -138,7 +164,7 @@ impl<'a, 'b> Writer<'a, 'b> {
             .get(..self.comp_len)?
             .iter()
             .find(|(p, n)| match n {
-                Some(n) => n.len() == suffix.len() && n.eq_ignore_ascii_case(suffix),
+                Some(n) => n.len() == suffix.len() && self.same(n, suffix),
                 None => self.written_is(*p as usize, suffix),
             })
             .map(|(p, _)| *p)
@@ -165,7 +191,7 @@ impl<'a, 'b> Writer<'a, 'b> {
             let (Some(label), Some(want)) = (self.buf.get(pos..pos + 1 + n), rest.get(..1 + n)) else {
                 return false;
             };
-            if !label.eq_ignore_ascii_case(want) {
+            if !self.same(label, want) {
                 return false;
             }
             if n == 0 {
@@ -187,11 +213,31 @@ impl<'a, 'b> Writer<'a, 'b> {
     fn owner(&mut self, owner: Owner<'a>) {
         match owner {
             Owner::Qname => self.buf.extend_from_slice(&[0xC0, HEADER_LEN as u8]),
-            Owner::Name(n) => self.name(n),
+            Owner::Name(n) => self.owner_name(n),
             Owner::Synthesized => {
                 let n = self.synthesized.clone();
                 self.name_written(n.as_slice());
             }
+        }
+    }
+
+    /// Writes an owner name: a pointer to the last owner when it is the
+    /// same name, else compressed against the table. While the table has
+    /// room the table holds the last owner too, at the same offset, so
+    /// this writes what [`Writer::name`] would.
+    fn owner_name(&mut self, name: &'a [u8]) {
+        if let Some((pos, last)) = self.last_owner
+            && last.len() == name.len()
+            && self.same(last, name)
+        {
+            self.buf.extend_from_slice(&(0xC000 | pos).to_be_bytes());
+            return;
+        }
+        let start = self.buf.len();
+        let literal = self.name_unremembered(name);
+        self.remember(start, name, literal);
+        if literal > 0 && start <= MAX_POINTER {
+            self.last_owner = Some((start as u16, name));
         }
     }
 
@@ -259,6 +305,9 @@ impl<'a, 'b> Writer<'a, 'b> {
         if self.buf.len() > self.limit {
             self.buf.truncate(mark);
             self.comp_len = comp_mark;
+            if self.last_owner.is_some_and(|(pos, _)| usize::from(pos) >= mark) {
+                self.last_owner = None;
+            }
             return Err(NoSpace);
         }
         Ok(())
@@ -273,6 +322,25 @@ impl<'a, 'b> Writer<'a, 'b> {
         ttl: u32,
     ) -> Result<(), NoSpace> {
         self.rrs(section, owner, set.rtype, set.rdatas(), |_| ttl).map(|_| ())
+    }
+
+    /// Appends one RR to `section`, or nothing if it does not fit: a zone
+    /// transfer may split an RRset across messages (RFC 5936 §2.2), so
+    /// it writes RR by RR.
+    pub fn rr(
+        &mut self,
+        section: Section,
+        owner: Owner<'a>,
+        rtype: u16,
+        ttl: u32,
+        rdata: &'a [u8],
+    ) -> Result<(), NoSpace> {
+        self.rrs(section, owner, rtype, std::iter::once(rdata), |_| ttl).map(|_| ())
+    }
+
+    /// Records written to `section` so far.
+    pub fn count(&self, section: Section) -> u16 {
+        self.counts.get(section as usize).copied().unwrap_or(0)
     }
 
     /// Appends the RRSIGs of the RRSIG RRset `sigs` that cover `covered`
@@ -438,5 +506,84 @@ fn uncompressed_name_offset(rtype: u16) -> Option<usize> {
         rtype::code::SVCB | rtype::code::HTTPS => Some(2),
         rtype::code::DNAME => Some(0),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wire(s: &str) -> Box<[u8]> {
+        name::from_text(s, None).unwrap()
+    }
+
+    /// Where the owner of each RR in `buf` after the header starts, and
+    /// whether it is a lone pointer, for RRs with 4-octet rdata.
+    fn owners(buf: &[u8]) -> Vec<(usize, bool)> {
+        let mut out = Vec::new();
+        let mut pos = HEADER_LEN;
+        let mut n = NameBuf::new();
+        while pos < buf.len() {
+            let end = n.decode(buf, pos).unwrap();
+            out.push((pos, end == pos + 2 && buf[pos] & 0xC0 == 0xC0));
+            pos = end + 10 + 4;
+        }
+        out
+    }
+
+    /// Once the compression table is full, the RRs of an RRset still
+    /// point at their owner's first spelling: a zone transfer writes
+    /// hundreds of owners per message.
+    #[test]
+    fn an_rrset_owner_is_a_pointer_after_the_table_is_full() {
+        let names: Vec<Box<[u8]>> = (0..100).map(|i| wire(&format!("host{i}.example.test."))).collect();
+        let rdatas = [[192, 0, 2, 1], [192, 0, 2, 2], [192, 0, 2, 3]];
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf, &[0; HEADER_LEN], &[], usize::MAX);
+        for n in &names {
+            for rd in &rdatas {
+                w.rr(Section::Answer, Owner::Name(n), rtype::code::A, 60, rd).unwrap();
+            }
+        }
+        assert_eq!(w.count(Section::Answer), 300);
+        w.finish(0x8400, 0, None);
+        let owners = owners(&buf);
+        // Each name's first RR writes its label (and a pointer to the
+        // suffix); the two after it are pointers to that, also for the
+        // names that found the table full.
+        for (i, group) in owners.chunks(3).enumerate() {
+            assert!(!group[0].1, "name {i}: written once");
+            for (pos, pointer) in &group[1..] {
+                assert!(*pointer, "name {i}: a pointer");
+                let target = usize::from(u16::from_be_bytes([buf[*pos], buf[pos + 1]]) & 0x3FFF);
+                assert_eq!(target, group[0].0, "name {i}: to the first");
+            }
+        }
+        let mut n = NameBuf::new();
+        n.decode(&buf, owners[299].0).unwrap();
+        assert_eq!(n.as_slice(), &names[99][..]);
+    }
+
+    /// A record that does not fit leaves the message as it was, and the
+    /// next owner is not a pointer into what was rolled back.
+    #[test]
+    fn a_record_that_does_not_fit_is_rolled_back() {
+        let (a, b) = (wire("a.example.test."), wire("b.example.test."));
+        let mut buf = Vec::new();
+        let mut w = Writer::new(&mut buf, &[0; HEADER_LEN], &[], 80);
+        w.rr(Section::Answer, Owner::Name(&a), rtype::code::A, 60, &[192, 0, 2, 1]).unwrap();
+        let len = w.len();
+        assert_eq!(w.rr(Section::Answer, Owner::Name(&b), rtype::code::TXT, 60, &[40; 41]), Err(NoSpace));
+        assert_eq!((w.len(), w.count(Section::Answer)), (len, 1));
+        w.rr(Section::Answer, Owner::Name(&b), rtype::code::A, 60, &[192, 0, 2, 2]).unwrap();
+        w.rr(Section::Answer, Owner::Name(&b), rtype::code::A, 60, &[192, 0, 2, 3]).unwrap();
+        w.finish(0x8400, 0, None);
+        let owners = owners(&buf);
+        assert_eq!(owners.len(), 3);
+        let mut n = NameBuf::new();
+        for (pos, _) in &owners[1..] {
+            n.decode(&buf, *pos).unwrap();
+            assert_eq!(n.as_slice(), &b[..]);
+        }
     }
 }

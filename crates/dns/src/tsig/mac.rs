@@ -77,6 +77,14 @@ impl Hasher {
         self.update(v.other);
     }
 
+    /// Digests the TSIG timers alone (RFC 8945 §5.3.1): what a message
+    /// after the first of a multi-message response contributes of its
+    /// TSIG record.
+    pub(super) fn timers(&mut self, time_signed: u64, fudge: u16) {
+        self.update((time_signed & TIME_MASK).to_be_bytes().get(2..).unwrap_or(&[]));
+        self.update(&fudge.to_be_bytes());
+    }
+
     /// Digests a prior MAC with its length (RFC 8945 §4.3.1).
     pub(super) fn prior_mac(&mut self, mac: &[u8]) {
         self.update(&(mac.len() as u16).to_be_bytes());
