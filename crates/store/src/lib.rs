@@ -478,6 +478,73 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The journal's diffs that lead the zone at `apex` (wire, any case)
+    /// from its version `from` (a serial) to its newest, oldest first:
+    /// the versions an IXFR from `from` sends (RFC 1995). `Some(vec![])`
+    /// when `from` is the newest. `None` when the journal cannot: no
+    /// entry has that serial any more (pruned, or never), or a
+    /// replacement, a deletion or an entry that does not decode lies
+    /// between; the client then needs the whole zone.
+    ///
+    /// Only the entries needed are decoded: the zone's entries are walked
+    /// newest first by id and serial alone until `from` is found.
+    pub fn zone_history_since(
+        &self,
+        apex: &[u8],
+        from: u32,
+    ) -> Result<Option<Vec<JournalEntry>>, StoreError> {
+        let zone = name::to_lowercase(apex);
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, serial, kind FROM journal WHERE zone_name = ?1 ORDER BY id DESC")?;
+        let mut rows = st.query(params![&zone[..]])?;
+        // The ids after the client's version, newest first.
+        let mut after = Vec::new();
+        let mut found = false;
+        while let Some(r) = rows.next()? {
+            let (id, serial, kind): (i64, i64, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            if serial as u32 == from {
+                found = true;
+                break;
+            }
+            if kind != "diff" {
+                return Ok(None);
+            }
+            after.push(id);
+        }
+        drop(rows);
+        if !found {
+            return Ok(None);
+        }
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, serial, changes, coalesce(prev_id, 0) FROM journal WHERE id = ?1")?;
+        let mut out = Vec::with_capacity(after.len());
+        for &id in after.iter().rev() {
+            let (id, serial, changes, prev) = st.query_row(params![id], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, Option<Vec<u8>>>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
+            })?;
+            let Some(changes) = decode_changes(changes.as_deref().unwrap_or(&[])) else {
+                return Ok(None);
+            };
+            out.push(JournalEntry {
+                id,
+                prev,
+                apex: zone.clone(),
+                serial: serial as u32,
+                kind: JournalKind::Diff(changes),
+            });
+        }
+        Ok(Some(out))
+    }
+}
+
 thread_local! {
     /// How long incremental signing took in this thread's last diff write.
     static LAST_SIGNING: std::cell::Cell<Option<std::time::Duration>> = const { std::cell::Cell::new(None) };
@@ -608,6 +675,38 @@ mod tests {
         assert_eq!(s.serial_scheme(), SerialScheme::Increment);
         assert_eq!(s.records(&apex()).unwrap().len(), 4);
         assert_eq!(s.zones().unwrap()[0].serial, 8);
+    }
+
+    #[test]
+    fn a_zones_history_since_a_serial_is_its_diffs_after_it_until_a_replacement() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.set_serial_scheme(SerialScheme::Increment).unwrap();
+        let c1 = s.by(Actor::Task("test")).replace_zone(&apex(), zone("")).unwrap();
+        let mut serials = vec![c1.serial];
+        for i in 1..=3 {
+            let rr = zonefile::parse(&format!("h{i} 60 A 192.0.2.{i}\n"), &apex()).unwrap();
+            serials.push(
+                s.by(Actor::Task("test")).apply(&apex(), &[Change::Add(rr[0].clone())]).unwrap().serial,
+            );
+        }
+        // Another zone's entries in between are not this zone's history.
+        let other = name::from_text("other.test.", None).unwrap();
+        let text = "@ 300 SOA ns hm 7 2 3 4 5\n@ 300 NS ns\nns 300 A 192.0.2.1\n";
+        s.by(Actor::Task("test")).replace_zone(&other, zonefile::parse(text, &other).unwrap()).unwrap();
+        let rr = zonefile::parse("x 60 A 192.0.2.9\n", &other).unwrap();
+        s.by(Actor::Task("test")).apply(&other, &[Change::Add(rr[0].clone())]).unwrap();
+        let h = s.zone_history_since(&apex(), serials[1]).unwrap().unwrap();
+        assert_eq!(h.iter().map(|e| e.serial).collect::<Vec<_>>(), serials[2..]);
+        assert!(h.iter().all(|e| matches!(e.kind, JournalKind::Diff(_))));
+        let upper = name::from_text("EXAMPLE.com.", None).unwrap();
+        assert_eq!(s.zone_history_since(&upper, serials[0]).unwrap().unwrap().len(), 3, "any case");
+        assert_eq!(s.zone_history_since(&apex(), serials[3]).unwrap(), Some(vec![]));
+        assert_eq!(s.zone_history_since(&apex(), 12345).unwrap(), None, "a serial never seen");
+        // A replacement ends the history behind it.
+        let c5 = s.by(Actor::Task("test")).replace_zone(&apex(), zone("")).unwrap();
+        assert_eq!(s.zone_history_since(&apex(), serials[1]).unwrap(), None);
+        assert_eq!(s.zone_history_since(&apex(), c5.serial).unwrap(), Some(vec![]));
     }
 
     #[test]

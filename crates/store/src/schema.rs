@@ -276,6 +276,35 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER catalog_zone_removed AFTER DELETE ON zones BEGIN
         UPDATE meta SET value = value + 1 WHERE key = 'catalog_serial';
     END;",
+    // 11: the secondaries generation moves with every change to the
+    // secondaries, their zones and the transfer keys, by trigger, so
+    // that a running server (the transfer access list, NOTIFY) notices
+    // the CLI's changes with one read.
+    "INSERT INTO meta (key, value) VALUES ('secondaries_generation', 1);
+    CREATE TRIGGER secondaries_added AFTER INSERT ON secondaries BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'secondaries_generation';
+    END;
+    CREATE TRIGGER secondaries_changed AFTER UPDATE ON secondaries BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'secondaries_generation';
+    END;
+    CREATE TRIGGER secondaries_removed AFTER DELETE ON secondaries BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'secondaries_generation';
+    END;
+    CREATE TRIGGER secondary_zones_added AFTER INSERT ON secondary_zones BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'secondaries_generation';
+    END;
+    CREATE TRIGGER secondary_zones_removed AFTER DELETE ON secondary_zones BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'secondaries_generation';
+    END;
+    CREATE TRIGGER transfer_keys_added AFTER INSERT ON transfer_keys BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'secondaries_generation';
+    END;
+    CREATE TRIGGER transfer_keys_changed AFTER UPDATE ON transfer_keys BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'secondaries_generation';
+    END;
+    CREATE TRIGGER transfer_keys_removed AFTER DELETE ON transfer_keys BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'secondaries_generation';
+    END;",
 ];
 
 /// Brings the database to the latest schema.

@@ -228,6 +228,39 @@ impl Store {
         Ok(self.conn.execute("DELETE FROM secondaries WHERE address = ?1", params![address.to_string()])? > 0)
     }
 
+    /// A number that moves with every change to the secondaries, their
+    /// zones and the transfer keys, by this process or another: a reader
+    /// reloads [`Store::secondaries`] when it does.
+    pub fn secondaries_generation(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = 'secondaries_generation'", [], |r| r.get(0))?)
+    }
+
+    /// The catalog zone's name (wire form): the one `serve` was last
+    /// configured with (`[secondaries] catalog_zone`), else
+    /// [`sixgate_dns::catzone::DEFAULT_NAME`].
+    pub fn catalog_name(&self) -> Result<Box<[u8]>, StoreError> {
+        let v: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = 'catalog_name'", [], |r| r.get(0))
+            .optional()?;
+        let text = v.as_deref().unwrap_or(sixgate_dns::catzone::DEFAULT_NAME);
+        name::from_text(text, None)
+            .map_err(|e| StoreError::BadInput(format!("stored catalog zone name {text:?}: {e}")))
+    }
+
+    /// Records the catalog zone's name, so that the CLI (`zone list`),
+    /// which does not read `serve`'s configuration, names it alike.
+    pub fn save_catalog_name(&mut self, catalog: &[u8]) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES ('catalog_name', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![display(catalog)],
+        )?;
+        Ok(())
+    }
+
     /// Every secondary, by address.
     pub fn secondaries(&self) -> Result<Vec<Secondary>, StoreError> {
         let mut st = self.conn.prepare_cached(
