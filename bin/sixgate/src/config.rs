@@ -48,6 +48,17 @@ pub(crate) struct RawConfig {
     /// Customer accounts: zone claims, nameserver names, serving.
     #[serde(default)]
     pub(crate) tenancy: RawTenancy,
+    /// Secondaries: the catalog zone, NOTIFY, transfers.
+    #[serde(default)]
+    pub(crate) secondaries: RawSecondaries,
+}
+
+/// `[secondaries]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSecondaries {
+    /// The catalog zone's name (RFC 9432); `catalog.invalid.` by default.
+    pub(crate) catalog_zone: Option<String>,
 }
 
 /// `[tenancy]`.
@@ -370,6 +381,8 @@ pub(crate) struct Settings {
     pub(crate) account_nameservers: Option<sixgate_store::AccountNameservers>,
     /// `[tenancy] allow_suffixes` and `serve_unverified`.
     pub(crate) tenancy: sixgate_store::TenancyPolicy,
+    /// `[secondaries] catalog_zone`, wire form.
+    pub(crate) catalog_zone: Box<[u8]>,
 }
 
 /// Command-line flags of `serve` that override the file.
@@ -553,7 +566,14 @@ pub(crate) fn settings(
         dnssec_parents.push((sixgate_dns::name::to_lowercase(&apex), servers));
     }
     let (account_nameservers, tenancy) = tenancy(raw.tenancy)?;
+    let catalog_text = raw.secondaries.catalog_zone.as_deref().unwrap_or(sixgate_dns::catzone::DEFAULT_NAME);
+    let catalog_zone = crate::zonecmd::zone_name(catalog_text)
+        .map_err(|e| anyhow::anyhow!("secondaries.catalog_zone: {e}"))?;
+    if sixgate_dns::name::label_count(&catalog_zone) == 0 {
+        bail!("secondaries.catalog_zone cannot be the root");
+    }
     Ok(Settings {
+        catalog_zone,
         account_nameservers,
         tenancy,
         dnssec_maintain: raw.dnssec.maintain.unwrap_or(true),

@@ -149,6 +149,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     // Stored, so the CLI shows accounts the names this server verifies.
     store.set_account_nameserver_scheme(s.account_nameservers.as_ref())?;
     store.save_serve_unverified(s.tenancy.serve_unverified)?;
+    // Stored, so that `zone list` names the catalog zone as served.
+    store.save_catalog_name(&s.catalog_zone)?;
     // The publisher builds zones through this store: customer zones not
     // yet verified are left out unless serve_unverified.
     store.set_tenancy(s.tenancy.clone());

@@ -95,11 +95,12 @@ pub(crate) fn list(dir: &Path) -> anyhow::Result<()> {
     }
     // The catalog zone (RFC 9432) exists once a secondary follows it.
     if store.secondaries()?.iter().any(|s| s.catalog) {
-        use sixgate_dns::catzone::{self, DEFAULT_NAME, Member};
+        use sixgate_dns::catzone::{self, Member};
         let catalog = store.catalog_members()?;
         let members = catalog.members.iter().map(|(apex, id)| Member { apex, id: *id });
-        let records = catzone::records(&zone_name(DEFAULT_NAME)?, catalog.serial, members)?;
-        println!("{DEFAULT_NAME}\t{}\t{}\tcatalog", catalog.serial, records.len());
+        let apex = store.catalog_name()?;
+        let records = catzone::records(&apex, catalog.serial, members)?;
+        println!("{}\t{}\t{}\tcatalog", name::to_text(&apex), catalog.serial, records.len());
     }
     Ok(())
 }

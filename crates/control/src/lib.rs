@@ -12,6 +12,9 @@
 //!   store's journal and swaps in a new catalog after each commit, sharing
 //!   every unchanged zone (and every unchanged shard of a changed zone)
 //!   with the old one.
+//! - [`secondaries`]: the secondaries as the server sees them, reloaded
+//!   by the follower when the store's list changes; the follower also
+//!   serves the catalog zone (RFC 9432) once a secondary follows it.
 //! - [`update`]: the RFC 2136 UPDATE writer. The listeners queue each
 //!   UPDATE as a `sixgate_server::queue::Job`; [`update::run`] consumes
 //!   the queue, checks TSIG and applies the change in a store transaction.
@@ -33,6 +36,7 @@
 pub mod dnssec;
 pub mod exchange;
 pub mod publish;
+pub mod secondaries;
 pub mod update;
 mod verifier;
 pub mod verify;

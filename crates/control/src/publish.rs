@@ -50,7 +50,9 @@ use sixgate_dns::rtype::code;
 use sixgate_dns::zone::{ZoneBuilder, changed_owners};
 use sixgate_dns::{Catalog, Record, Zone, name};
 use sixgate_server::SharedCatalog;
-use sixgate_store::{JournalEntry, JournalKind, Store, StoreError};
+use sixgate_store::{CatalogMembers, JournalEntry, JournalKind, Store, StoreError};
+
+use crate::secondaries::{Secondaries, SharedSecondaries};
 
 use crate::verifier::{Job, Verdict, Verifier};
 
@@ -89,6 +91,14 @@ pub trait Source {
     fn visit_zone(&mut self, apex: &[u8], visit: &mut Visit<'_>) -> Result<Option<i64>, StoreError>;
     /// See [`Store::routes_generation`].
     fn routes_generation(&self) -> Result<i64, StoreError>;
+    /// See [`Store::secondaries_generation`].
+    fn secondaries_generation(&self) -> Result<i64, StoreError>;
+    /// See [`Secondaries::load`].
+    fn secondaries(&self) -> Result<Secondaries, StoreError>;
+    /// See [`Store::catalog_serial`].
+    fn catalog_serial(&self) -> Result<u32, StoreError>;
+    /// See [`Store::catalog_members`].
+    fn catalog_members(&self) -> Result<CatalogMembers, StoreError>;
     /// The store's clock (unix seconds).
     fn now(&self) -> i64;
     /// Records or clears a zone's hold.
@@ -114,6 +124,18 @@ impl Source for Store {
     }
     fn routes_generation(&self) -> Result<i64, StoreError> {
         Store::routes_generation(self)
+    }
+    fn secondaries_generation(&self) -> Result<i64, StoreError> {
+        Store::secondaries_generation(self)
+    }
+    fn secondaries(&self) -> Result<Secondaries, StoreError> {
+        Secondaries::load(self)
+    }
+    fn catalog_serial(&self) -> Result<u32, StoreError> {
+        Store::catalog_serial(self)
+    }
+    fn catalog_members(&self) -> Result<CatalogMembers, StoreError> {
+        Store::catalog_members(self)
     }
     fn now(&self) -> i64 {
         Store::now(self)
@@ -160,6 +182,11 @@ pub struct Follower<S: Source = Store> {
     /// The last whole verification asked for.
     generation: u64,
     verifier: Verifier,
+    /// The secondaries, for the transfer access list and NOTIFY.
+    secondaries: SharedSecondaries,
+    /// The catalog zone's name and serial as served; `None` while no
+    /// secondary follows the catalog.
+    catalog_zone: Option<(Box<[u8]>, u32)>,
 }
 
 /// A zone version being verified whole.
@@ -266,11 +293,14 @@ impl<S: Source> Follower<S> {
             pending: HashMap::new(),
             generation: 0,
             verifier: Verifier::new(workers),
+            secondaries: Arc::new(arc_swap::ArcSwap::from_pointee(Secondaries::default())),
+            catalog_zone: None,
         };
         let mut catalog = Catalog::new();
         for (apex, zone) in built {
             f.publish_built(&mut catalog, &apex, zone, None);
         }
+        f.follow_secondaries(&mut catalog)?;
         tracing::info!(
             zones = catalog.len(),
             held = f.held.len(),
@@ -388,6 +418,12 @@ impl<S: Source> Follower<S> {
             self.held_count.store(self.held.len(), Ordering::Relaxed);
             self.published.send_replace(self.position);
         }
+        // After the journal, so that the catalog zone lists no zone that
+        // is not served yet.
+        let mut catalog = Catalog::clone(&self.catalog.load());
+        if self.follow_secondaries(&mut catalog)? {
+            self.catalog.store(Arc::new(catalog));
+        }
         // Read after the journal, so a route rebuild sees at least the
         // zones just published.
         let routes = self.store.routes_generation()?;
@@ -503,6 +539,58 @@ impl<S: Source> Follower<S> {
             tracing::debug!(zone = %name::to_text(&e.apex), serial = e.serial, id = e.id, "change published");
         }
         Ok(())
+    }
+
+    /// The secondaries as last read from the store: swapped in whenever
+    /// the store's secondaries generation moves.
+    pub fn secondaries(&self) -> SharedSecondaries {
+        self.secondaries.clone()
+    }
+
+    /// Reloads the secondaries when their generation moved, and puts the
+    /// catalog zone (RFC 9432) into `catalog` when its list moved, or
+    /// takes it out once no secondary follows it. True if `catalog`
+    /// changed. A catalog zone that cannot be built (a served zone has
+    /// its name) is logged and left out; the other zones are unaffected.
+    fn follow_secondaries(&mut self, catalog: &mut Catalog) -> Result<bool, PublishError> {
+        if self.store.secondaries_generation()? != self.secondaries.load().generation {
+            let s = self.store.secondaries()?;
+            tracing::info!(secondaries = s.list.len(), generation = s.generation, "secondaries loaded");
+            self.secondaries.store(Arc::new(s));
+        }
+        let secondaries = self.secondaries.load();
+        let want = match secondaries.has_catalog() {
+            true => Some((secondaries.catalog.clone(), self.store.catalog_serial()?)),
+            false => None,
+        };
+        if want == self.catalog_zone {
+            return Ok(false);
+        }
+        if let Some((old, _)) = self.catalog_zone.take() {
+            catalog.remove(&old);
+        }
+        let Some((apex, _)) = want else { return Ok(true) };
+        let members = self.store.catalog_members()?;
+        let list = members.members.iter().map(|(apex, id)| sixgate_dns::catzone::Member { apex, id: *id });
+        let built = sixgate_dns::catzone::records(&apex, members.serial, list)
+            .map_err(|e| e.to_string())
+            .and_then(|records| Zone::build(&apex, records, self.seed).map_err(|e| e.to_string()));
+        match built {
+            Ok(zone) => {
+                tracing::debug!(
+                    serial = members.serial,
+                    members = members.members.len(),
+                    "catalog zone published"
+                );
+                catalog.insert(Arc::new(zone));
+            }
+            Err(e) => {
+                tracing::error!(zone = %name::to_text(&apex), error = %e, "the catalog zone cannot be served")
+            }
+        }
+        // Its serial as read with the list: a later move is caught next time.
+        self.catalog_zone = Some((apex, members.serial));
+        Ok(true)
     }
 
     /// Follows the journal position of the catalog being served.

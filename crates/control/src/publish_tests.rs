@@ -84,6 +84,18 @@ impl Source for Faulty {
     fn routes_generation(&self) -> Result<i64, StoreError> {
         self.store.routes_generation()
     }
+    fn secondaries_generation(&self) -> Result<i64, StoreError> {
+        self.store.secondaries_generation()
+    }
+    fn secondaries(&self) -> Result<crate::secondaries::Secondaries, StoreError> {
+        crate::secondaries::Secondaries::load(&self.store)
+    }
+    fn catalog_serial(&self) -> Result<u32, StoreError> {
+        self.store.catalog_serial()
+    }
+    fn catalog_members(&self) -> Result<sixgate_store::CatalogMembers, StoreError> {
+        self.store.catalog_members()
+    }
     fn journal_since(&self, after: i64, limit: usize) -> Result<Vec<JournalEntry>, StoreError> {
         let mut v = self.store.journal_since(after, limit)?;
         v.retain(|e| !self.hidden.contains(&e.id));
@@ -444,4 +456,48 @@ fn a_write_that_changes_routes_and_no_record_is_passed_on() {
     f.catch_up().unwrap();
     assert!(!routes.has_changed().unwrap(), "a record change is the snapshot's, not the routes'");
     assert_eq!(*routes.borrow(), writer(&f).routes_generation().unwrap());
+}
+
+/// The PTR targets of the served catalog zone, lowercased text, sorted.
+fn catalog_members_served(f: &Follower<Faulty>) -> Option<Vec<String>> {
+    let zone = f.catalog.load().zone(&n("catalog.invalid.")).cloned()?;
+    let mut v: Vec<String> = zone
+        .records()
+        .into_iter()
+        .filter(|r| r.rtype == code::PTR)
+        .map(|r| name::to_text(&name::to_lowercase(&r.rdata)))
+        .collect();
+    v.sort();
+    Some(v)
+}
+
+#[test]
+fn the_catalog_zone_is_served_while_a_secondary_follows_it_and_lists_the_served_zones() {
+    let (_dir, mut f) = setup();
+    assert_eq!(catalog_members_served(&f), None, "no catalog secondary, no catalog zone");
+    let before = f.secondaries().load().generation;
+    let mut w = writer(&f);
+    let follower = sixgate_store::Secondary {
+        address: "127.0.0.1:5300".parse().unwrap(),
+        key: None,
+        catalog: true,
+        zones: vec![],
+    };
+    w.add_secondary(&follower).unwrap();
+    f.catch_up().unwrap();
+    assert!(f.secondaries().load().generation > before, "the secondaries were reloaded");
+    assert_eq!(f.secondaries().load().list, std::slice::from_ref(&follower));
+    assert_eq!(catalog_members_served(&f).unwrap(), ["a.test.", "b.test."]);
+    // A new zone is listed; a deleted one goes.
+    w.by(Actor::Task("test")).replace_zone(&n("c.test."), zone_text("c.test.", "")).unwrap();
+    w.by(Actor::Task("test")).delete_zone(&n("a.test.")).unwrap();
+    f.catch_up().unwrap();
+    assert_eq!(catalog_members_served(&f).unwrap(), ["b.test.", "c.test."]);
+    let serial = f.catalog.load().zone(&n("catalog.invalid.")).unwrap().serial();
+    assert_eq!(serial, Some(w.catalog_serial().unwrap()));
+    // The catalog's followers gone, the catalog zone goes too.
+    w.remove_secondary(follower.address).unwrap();
+    f.catch_up().unwrap();
+    assert_eq!(catalog_members_served(&f), None);
+    assert!(f.secondaries().load().list.is_empty());
 }

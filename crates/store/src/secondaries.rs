@@ -237,6 +237,13 @@ impl Store {
             .query_row("SELECT value FROM meta WHERE key = 'secondaries_generation'", [], |r| r.get(0))?)
     }
 
+    /// The catalog zone's serial alone: it moves whenever its list does.
+    pub fn catalog_serial(&self) -> Result<u32, StoreError> {
+        let serial: i64 =
+            self.conn.query_row("SELECT value FROM meta WHERE key = 'catalog_serial'", [], |r| r.get(0))?;
+        Ok(serial as u32)
+    }
+
     /// The catalog zone's name (wire form): the one `serve` was last
     /// configured with (`[secondaries] catalog_zone`), else
     /// [`sixgate_dns::catzone::DEFAULT_NAME`].
