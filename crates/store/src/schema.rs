@@ -305,6 +305,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER transfer_keys_removed AFTER DELETE ON transfer_keys BEGIN
         UPDATE meta SET value = value + 1 WHERE key = 'secondaries_generation';
     END;",
+    // 12: member ids are random, not the catalog serial of the zone's
+    // creation. The catalog zone answers queries like any zone, and a
+    // member's PTR at a guessable `<id>.zones.` name would let anyone
+    // list every customer zone one query at a time; 64 random bits
+    // cannot be guessed (RFC 9432 §4.1 leaves the id opaque). Existing
+    // ids change once, before any secondary could have followed them.
+    "DROP TRIGGER catalog_zone_added;
+    CREATE TRIGGER catalog_zone_added AFTER INSERT ON zones BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'catalog_serial';
+        UPDATE zones SET member_id = random() WHERE id = new.id;
+    END;
+    UPDATE zones SET member_id = random();
+    UPDATE meta SET value = value + 1 WHERE key = 'catalog_serial';",
 ];
 
 /// Brings the database to the latest schema.

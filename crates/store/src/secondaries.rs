@@ -510,6 +510,28 @@ mod tests {
         assert_ne!(back.members[0].1, old_id, "a new incarnation is a new member");
     }
 
+    /// Regression: a member's id was the catalog serial of its creation,
+    /// so anyone could list every zone by asking the catalog zone for
+    /// `1.zones`, `2.zones`, ... PTR.
+    #[test]
+    fn member_ids_could_be_guessed_from_the_catalog_serial() {
+        let (_d, mut s) = store();
+        for i in 0..16 {
+            make_zone(&mut s, &format!("z{i}.test."), crate::tenancy::OPERATOR_ACCOUNT);
+        }
+        let serial = u64::from(s.catalog_members().expect("catalog").serial);
+        let ids: Vec<u64> = s.catalog_members().expect("catalog").members.iter().map(|m| m.1).collect();
+        assert_eq!(ids.len(), 16);
+        // 64 random bits: none near the serial or near another id (each
+        // check fails by chance with odds below 2^-30).
+        for (i, a) in ids.iter().enumerate() {
+            assert!(a.abs_diff(serial) > 1 << 32, "id {a:#x} near the serial {serial}");
+            for b in &ids[i + 1..] {
+                assert!(a.abs_diff(*b) > 1 << 32, "ids {a:#x} and {b:#x} are close");
+            }
+        }
+    }
+
     #[test]
     fn secondaries_are_capped_and_addresses_need_a_port() {
         let (_d, mut s) = store();
