@@ -39,7 +39,7 @@ fn gate(max_connections: usize, per_address: usize) -> Arc<Gate> {
 }
 
 fn shared(phases: ListenerLimits, updates: Option<UpdateQueue>) -> Arc<Shared> {
-    Arc::new(Shared { catalog: catalog(), limits: Limits::default(), phases, updates })
+    Arc::new(Shared { catalog: catalog(), limits: Limits::default(), phases, updates, transfers: None })
 }
 
 const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 5353);
@@ -186,7 +186,8 @@ fn listen(
     let listener = StdListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(serve(listener, catalog(), Limits::default(), phases(), gate, updates, shutdown));
+    let task =
+        tokio::spawn(serve(listener, catalog(), Limits::default(), phases(), gate, updates, None, shutdown));
     (addr, stop, task)
 }
 
@@ -248,7 +249,8 @@ fn an_accept_error_pauses_the_accept_loop_instead_of_spinning() {
     }
     let (stop, shutdown) = watch::channel(false);
     let g = gate(10, 10);
-    let server = rt.spawn(serve(listener, catalog(), Limits::default(), phases(), g.clone(), None, shutdown));
+    let server =
+        rt.spawn(serve(listener, catalog(), Limits::default(), phases(), g.clone(), None, None, shutdown));
     // A second of failing accepts. Backing off from 5 ms, doubling, they
     // are a handful; spinning, they were hundreds of thousands.
     std::thread::sleep(Duration::from_secs(1));
