@@ -241,6 +241,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             shutdown.clone(),
             stats.clone(),
             Some(update_tx.clone()),
+            Some(transfers.clone()),
         )?);
         let _guard = rt.enter();
         tcp_tasks.push(rt.spawn(tcp::serve(

@@ -254,6 +254,19 @@ pub fn plan(client: u32, served: u32, deltas: &[Delta]) -> Plan {
     }
 }
 
+/// What [`Transfers::check`] made of a request.
+// Made once per transfer request and taken apart at once: the size of the
+// request's names on the stack costs less than a box.
+#[allow(clippy::large_enum_variant)]
+enum Checked<'m> {
+    /// Serve it from this zone, signed when `verified`.
+    Serve { request: Request<'m>, zone: Arc<sixgate_dns::Zone>, verified: Option<Verified<Key>> },
+    /// The answer (a refusal, an error) is in the buffer.
+    Answered,
+    /// Nothing to answer.
+    Drop,
+}
+
 /// What the connection is to do after a transfer request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Next {
@@ -330,6 +343,125 @@ impl Transfers {
         Some(Running { transfers: self, ip })
     }
 
+    /// Decodes `msg` and decides whether to serve it: the zone, the
+    /// access decision, the TSIG. Anything but a request to serve leaves
+    /// its answer in `buf` ([`Checked::Answered`]).
+    fn check<'m>(
+        &self,
+        cat: &Catalog,
+        msg: &'m [u8],
+        peer: SocketAddr,
+        edns_payload: u16,
+        buf: &mut Vec<u8>,
+        now: u64,
+    ) -> Checked<'m> {
+        let request = match xfr::decode_request(msg) {
+            Ok(r) => r,
+            Err(e) => {
+                let Some(rc) = e.rcode() else { return Checked::Drop };
+                tracing::debug!(%peer, error = %e, "malformed transfer request");
+                if !xfr::reject_into(msg, rc, edns_payload, buf) {
+                    return Checked::Drop;
+                }
+                return Checked::Answered;
+            }
+        };
+        let asked = match request.kind {
+            Kind::Axfr => XfrKind::Axfr,
+            Kind::Ixfr { .. } => XfrKind::Ixfr,
+        };
+        let refuse = |rc: u16, outcome: XfrOutcome, reason: &'static str, buf: &mut Vec<u8>| {
+            self.stats.count(asked, outcome);
+            log_refusal(peer, &request, reason);
+            xfr::reject_into(msg, rc, edns_payload, buf)
+        };
+        // As Knot: a zone not served here is NOTAUTH, before any access
+        // check (RFC 5936 §4.2 leaves the rcode open).
+        let Some(zone) = cat.zone(request.zone()).cloned() else {
+            refuse(rcode::NOTAUTH, XfrOutcome::NotAuth, "zone not served", buf);
+            return Checked::Answered;
+        };
+        let key_name = request.tsig.as_ref().map(|t| t.key_name.as_slice());
+        let verified = match (self.source.access(peer.ip(), request.zone(), key_name), &request.tsig) {
+            (Access::Refused(reason), _) => {
+                // Not checked, so not signed: the answer carries no TSIG,
+                // as for a key this server does not know.
+                refuse(rcode::REFUSED, XfrOutcome::Refused, reason, buf);
+                return Checked::Answered;
+            }
+            (Access::Unsigned, None) => None,
+            (Access::Key(key), Some(tsig)) => match tsig::verify_request(msg, tsig, |_| Some(key), now) {
+                Ok(v) => Some(v),
+                Err(failure) => {
+                    // RFC 8945 §5.2: NOTAUTH with the TSIG error.
+                    refuse(failure.rcode(), XfrOutcome::NotAuth, tsig_reason(&failure), buf);
+                    if let Err(e) = failure.append_tsig(buf, tsig, now) {
+                        tracing::debug!(%peer, error = %e, "cannot add the tsig error record");
+                    }
+                    return Checked::Answered;
+                }
+            },
+            (Access::UnknownKey | Access::Unsigned, Some(tsig)) => {
+                // RFC 8945 §5.2.1: an unknown key is BADKEY.
+                let failure = tsig::TsigFailure::<Key>::BadKey;
+                refuse(failure.rcode(), XfrOutcome::NotAuth, "unknown tsig key", buf);
+                let _ = failure.append_tsig(buf, tsig, now);
+                return Checked::Answered;
+            }
+            (Access::Key(_) | Access::UnknownKey, None) => {
+                refuse(rcode::REFUSED, XfrOutcome::Refused, "unsigned; the secondary has a key", buf);
+                return Checked::Answered;
+            }
+        };
+        Checked::Serve { request, zone, verified }
+    }
+
+    /// Answers a transfer request over UDP into `out`; false when nothing
+    /// is to be sent. AXFR over UDP is not allowed (RFC 5936 §4.2): it is
+    /// left to the query path, which answers NOTIMP, as Knot does. An
+    /// allowed IXFR is answered with the current SOA alone, as Knot does:
+    /// RFC 1995 §2 lets a server do so when the answer does not fit, and
+    /// a client behind the current serial then retries over TCP. It is
+    /// counted as `up_to_date`, the kind of answer it is.
+    pub fn answer_udp(
+        &self,
+        cat: &Catalog,
+        msg: &[u8],
+        peer: SocketAddr,
+        edns_payload: u16,
+        out: &mut Vec<u8>,
+    ) -> bool {
+        if matches!(xfr::decode_request(msg), Ok(Request { kind: Kind::Axfr, .. })) {
+            return false;
+        }
+        let now = unix_now();
+        let (request, zone, verified) = match self.check(cat, msg, peer, edns_payload, out, now) {
+            Checked::Serve { request, zone, verified } => (request, zone, verified),
+            Checked::Answered => return true,
+            Checked::Drop => return false,
+        };
+        let options = Options { max_message: usize::from(edns_payload.max(512)), ..self.options };
+        let made = Transfer::soa_only(&zone, &request, &options)
+            .map(|t| match &verified {
+                Some(v) => t.signed(StreamSigner::for_request(v)),
+                None => t,
+            })
+            .and_then(|mut t| t.next_message(out, now).map(|_| t.records()));
+        match made {
+            Ok(records) => {
+                self.stats.count(XfrKind::UpToDate, XfrOutcome::Done);
+                self.stats.messages.fetch_add(1, Ordering::Relaxed);
+                self.stats.records.fetch_add(records as u64, Ordering::Relaxed);
+                true
+            }
+            Err(e) => {
+                self.stats.count(XfrKind::UpToDate, XfrOutcome::Failed);
+                tracing::error!(%peer, zone = %name::to_text(request.zone()), error = %e, "cannot answer an ixfr over udp");
+                xfr::reject_into(msg, rcode::SERVFAIL, edns_payload, out)
+            }
+        }
+    }
+
     /// Answers the transfer request `msg` from `peer` on a TCP
     /// connection, writing framed messages to `w` through `buf`. An error
     /// is the connection's write error.
@@ -342,78 +474,29 @@ impl Transfers {
         w: &mut W,
         buf: &mut Vec<u8>,
     ) -> io::Result<Next> {
-        let request = match xfr::decode_request(msg) {
-            Ok(r) => r,
-            Err(e) => {
-                let Some(rc) = e.rcode() else { return Ok(Next::Close) };
-                tracing::debug!(%peer, error = %e, "malformed transfer request");
-                if !xfr::reject_into(msg, rc, edns_payload, buf) {
-                    return Ok(Next::Close);
-                }
+        let now = unix_now();
+        // The snapshot stays the same for the whole transfer, however
+        // many versions the publisher swaps in meanwhile.
+        let cat: Arc<Catalog> = catalog.load_full();
+        let (request, zone, verified) = match self.check(&cat, msg, peer, edns_payload, buf, now) {
+            Checked::Serve { request, zone, verified } => (request, zone, verified),
+            Checked::Answered => {
                 crate::tcp::write_framed(w, buf).await?;
                 return Ok(Next::Continue);
             }
+            Checked::Drop => return Ok(Next::Close),
         };
         let asked = match request.kind {
             Kind::Axfr => XfrKind::Axfr,
             Kind::Ixfr { .. } => XfrKind::Ixfr,
         };
-        let now = unix_now();
-        // The snapshot stays the same for the whole transfer, however
-        // many versions the publisher swaps in meanwhile.
-        let cat: Arc<Catalog> = catalog.load_full();
-        let refuse = |rc: u16, outcome: XfrOutcome, reason: &'static str, buf: &mut Vec<u8>| {
-            self.stats.count(asked, outcome);
-            log_refusal(peer, &request, reason);
-            xfr::reject_into(msg, rc, edns_payload, buf)
-        };
-        // As Knot: a zone not served here is NOTAUTH, before any access
-        // check (RFC 5936 §4.2 leaves the rcode open).
-        let Some(zone) = cat.zone(request.zone()).cloned() else {
-            refuse(rcode::NOTAUTH, XfrOutcome::NotAuth, "zone not served", buf);
-            crate::tcp::write_framed(w, buf).await?;
-            return Ok(Next::Continue);
-        };
-        let key_name = request.tsig.as_ref().map(|t| t.key_name.as_slice());
-        let verified = match (self.source.access(peer.ip(), request.zone(), key_name), &request.tsig) {
-            (Access::Refused(reason), _) => {
-                refuse(rcode::REFUSED, XfrOutcome::Refused, reason, buf);
-                // A signed request is still answered signed when its
-                // signature holds (RFC 8945 §5.3), but it was not checked:
-                // the answer carries no TSIG, as for any unknown key.
-                crate::tcp::write_framed(w, buf).await?;
-                return Ok(Next::Continue);
-            }
-            (Access::Unsigned, None) => None,
-            (Access::Key(key), Some(tsig)) => match tsig::verify_request(msg, tsig, |_| Some(key), now) {
-                Ok(v) => Some(v),
-                Err(failure) => {
-                    // RFC 8945 §5.2: NOTAUTH with the TSIG error.
-                    refuse(failure.rcode(), XfrOutcome::NotAuth, tsig_reason(&failure), buf);
-                    if let Err(e) = failure.append_tsig(buf, tsig, now) {
-                        tracing::debug!(%peer, error = %e, "cannot add the tsig error record");
-                    }
-                    crate::tcp::write_framed(w, buf).await?;
-                    return Ok(Next::Continue);
-                }
-            },
-            (Access::UnknownKey | Access::Unsigned, Some(tsig)) => {
-                let failure = tsig::TsigFailure::<Key>::BadKey;
-                refuse(failure.rcode(), XfrOutcome::NotAuth, "unknown tsig key", buf);
-                let _ = failure.append_tsig(buf, tsig, now);
-                crate::tcp::write_framed(w, buf).await?;
-                return Ok(Next::Continue);
-            }
-            (Access::Key(_) | Access::UnknownKey, None) => {
-                refuse(rcode::REFUSED, XfrOutcome::Refused, "unsigned; the secondary has a key", buf);
-                crate::tcp::write_framed(w, buf).await?;
-                return Ok(Next::Continue);
-            }
-        };
         let Some(_running) = self.start(peer.ip()) else {
-            refuse(rcode::REFUSED, XfrOutcome::Refused, "too many transfers at once", buf);
-            sign_refusal(buf, verified.as_ref(), now);
-            crate::tcp::write_framed(w, buf).await?;
+            self.stats.count(asked, XfrOutcome::Refused);
+            log_refusal(peer, &request, "too many transfers at once");
+            if xfr::reject_into(msg, rcode::REFUSED, edns_payload, buf) {
+                sign_refusal(buf, verified.as_ref(), now);
+                crate::tcp::write_framed(w, buf).await?;
+            }
             return Ok(Next::Continue);
         };
         let served = zone.serial().unwrap_or(0);

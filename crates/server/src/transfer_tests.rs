@@ -303,3 +303,22 @@ async fn a_malformed_transfer_request_is_formerr() {
     assert_eq!(next, Next::Continue);
     assert_eq!(rcode_of(&msgs[0]), rcode::FORMERR);
 }
+
+#[test]
+fn an_ixfr_over_udp_is_the_current_soa_for_a_secondary_and_refused_to_others() {
+    let t = service(Access::Unsigned, Some(vec![delta(1, 2), delta(2, 3)]), TransferCaps::default());
+    let cat = catalog(3);
+    let mut out = Vec::new();
+    let peer = PEER.parse().unwrap();
+    // Behind the served serial: the SOA alone tells it to come over TCP.
+    assert!(t.answer_udp(&cat.load(), &ixfr_request(1), peer, 1232, &mut out));
+    assert_eq!(rcode_of(&out), rcode::NOERROR);
+    assert_eq!(answers(&out), [(code::SOA, Some(3))]);
+    assert_eq!(t.stats.requests(XfrKind::UpToDate, XfrOutcome::Done), 1);
+    // AXFR over UDP is the query path's (NOTIMP, RFC 5936 §4.2).
+    assert!(!t.answer_udp(&cat.load(), &axfr_request("example.test."), peer, 1232, &mut out));
+    let refused = service(Access::Refused("not a secondary of the zone"), None, TransferCaps::default());
+    assert!(refused.answer_udp(&cat.load(), &ixfr_request(1), peer, 1232, &mut out));
+    assert_eq!(rcode_of(&out), rcode::REFUSED);
+    assert_eq!(refused.stats.requests(XfrKind::Ixfr, XfrOutcome::Refused), 1);
+}

@@ -85,10 +85,27 @@ pub fn xfr(
     key: Option<&str>,
     source: Option<&str>,
 ) -> Result<XfrAnswer> {
+    run_xfr(server, zone, qtype, key, source, &[])
+}
+
+/// [`xfr`] over UDP (`+notcp`), unsigned.
+pub fn xfr_udp(server: SocketAddr, zone: &str, qtype: &str, source: Option<&str>) -> Result<XfrAnswer> {
+    run_xfr(server, zone, qtype, None, source, &["+notcp"])
+}
+
+fn run_xfr(
+    server: SocketAddr,
+    zone: &str,
+    qtype: &str,
+    key: Option<&str>,
+    source: Option<&str>,
+    extra: &[&str],
+) -> Result<XfrAnswer> {
     let program = require_program("kdig", "knot-dnsutils")?;
     let at = format!("@{}", server.ip());
     let port = server.port().to_string();
     let mut args = vec![at.as_str(), "-p", &port, "+time=10", "+retry=0"];
+    args.extend_from_slice(extra);
     if let Some(source) = source {
         args.extend(["-b", source]);
     }

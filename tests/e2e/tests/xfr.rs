@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use serde_json::json;
 use sixgate_e2e::process::require_program;
-use sixgate_e2e::xfrlab::{KnotSecondary, XfrAnswer, finished_transfers, xfr};
+use sixgate_e2e::xfrlab::{KnotSecondary, XfrAnswer, finished_transfers, xfr, xfr_udp};
 use sixgate_e2e::{Cli, Sixgate, ZoneFile, wait_until};
 
 const ZONE: &str = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns1.example.test. hostmaster 1 3600 900 604800 300\n\
@@ -153,6 +153,14 @@ fn ixfr_after_an_api_write_is_incremental_and_whole_from_before_a_replace() -> R
     // Up to date: the current SOA alone (RFC 1995 §2).
     let current = xfr(at, "example.test.", &format!("IXFR={s2}"), None, None)?;
     ensure!(current.soa_serials() == [s2] && current.records.len() == 1, "{current}");
+    // Over UDP, as Knot: the current SOA alone, so a client behind it
+    // retries over TCP (RFC 1995 §2); refused to other addresses alike.
+    let udp = xfr_udp(server.udp_addr(), "example.test.", &format!("IXFR={s0}"), None)?;
+    ensure!(udp.soa_serials() == [s2] && udp.records.len() == 1, "{udp}");
+    let udp = xfr_udp(server.udp_addr(), "example.test.", &format!("IXFR={s0}"), Some("127.0.0.2"))?;
+    ensure!(udp.error.as_deref() == Some("REFUSED"), "{udp}");
+    let udp = xfr_udp(server.udp_addr(), "example.test.", "AXFR", None)?;
+    ensure!(udp.error.as_deref() == Some("NOTIMPL"), "AXFR over UDP (RFC 5936 §4.2):\n{udp}");
 
     // A replace (`zone import` while the server runs): the journal cannot
     // lead from before it, so the answer is the whole zone, AXFR-style.
@@ -174,7 +182,7 @@ fn ixfr_after_an_api_write_is_incremental_and_whole_from_before_a_replace() -> R
     let m = server.metrics()?;
     let count =
         |kind: &str| m.value(&format!("sixgate_xfr_requests_total{{kind=\"{kind}\",outcome=\"done\"}}"));
-    ensure!((count("ixfr"), count("up_to_date"), count("ixfr_full")) == (2, 1, 2), "{}", m.0);
+    ensure!((count("ixfr"), count("up_to_date"), count("ixfr_full")) == (2, 2, 2), "{}", m.0);
     Ok(())
 }
 
