@@ -268,3 +268,58 @@ fn an_accept_error_pauses_the_accept_loop_instead_of_spinning() {
     let _ = stop.send(true);
     rt.block_on(server).unwrap().unwrap();
 }
+
+/// A listener's shared parts serving a zone of `hosts` names to anyone.
+fn transfer_shared(hosts: usize) -> Arc<Shared> {
+    use crate::transfer::tests::Fake;
+    use crate::transfer::{Access, TransferCaps, TransferStats};
+    let apex = name::from_text("example.test.", None).unwrap();
+    let mut text = String::from(ZONE);
+    for i in 0..hosts {
+        text.push_str(&format!("h{i} 300 TXT \"host number {i} of a zone larger than a socket buffer\"\n"));
+    }
+    let zone = Zone::build(&apex, zonefile::parse(&text, &apex).unwrap(), 7).unwrap();
+    let catalog = Arc::new(ArcSwap::from_pointee(Catalog::new().with_zone(Arc::new(zone))));
+    let source = Arc::new(Fake { access: Access::Unsigned, history: None });
+    let transfers = Transfers::new(source, TransferCaps::default(), Arc::new(TransferStats::default()));
+    Arc::new(Shared {
+        catalog,
+        limits: Limits::default(),
+        phases: phases(),
+        updates: None,
+        transfers: Some(Arc::new(transfers)),
+    })
+}
+
+/// A transfer larger than the socket's buffers keeps its connection busy
+/// while it streams, so the gate never closes it for a newcomer, and the
+/// connection takes further queries after it (RFC 5936 §4.1) until it is
+/// idle again.
+#[tokio::test(start_paused = true)]
+async fn a_connection_streaming_a_transfer_is_busy_and_goes_on_after_it() {
+    use crate::transfer::tests::{answers, axfr_request};
+    let g = gate(1, 1);
+    let (mut client, task) = start(g.admit(PEER.ip()).unwrap(), transfer_shared(3000), 4096);
+    client.write_all(&framed(&axfr_request("example.test."))).await.unwrap();
+    let first = read_answer(&mut client).await;
+    assert_eq!(answers(&first).first().map(|a| a.0), Some(sixgate_dns::rtype::code::SOA));
+    // The client pauses (within the write deadline) with most of the zone
+    // unsent: the connection is busy, so a newcomer is refused.
+    tokio::time::sleep(phases().write / 2).await;
+    assert_eq!(g.admit(PEER.ip()).unwrap_err(), Refused::Address);
+    let mut soas = 1;
+    let mut messages = 1;
+    while soas < 2 {
+        let msg = read_answer(&mut client).await;
+        soas += answers(&msg).iter().filter(|a| a.0 == sixgate_dns::rtype::code::SOA).count();
+        messages += 1;
+    }
+    assert!(messages > 10, "{messages} messages: the zone is larger than the buffers");
+    // Another query on the same connection is answered.
+    client.write_all(&framed(&query(9))).await.unwrap();
+    assert_eq!(read_answer(&mut client).await[..2], [0, 9]);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Idle again: it makes room.
+    let _newcomer = g.admit(PEER.ip()).unwrap();
+    assert_eq!(task.await.unwrap(), End::Evicted);
+}

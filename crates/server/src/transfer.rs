@@ -638,4 +638,4 @@ fn log_refusal(peer: SocketAddr, request: &Request<'_>, reason: &'static str) {
 
 #[cfg(test)]
 #[path = "transfer_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -78,9 +78,9 @@ fn a_client_at_or_past_the_served_serial_is_up_to_date() {
     assert_eq!(plan(4, 3, &[]), Plan::UpToDate);
 }
 
-struct Fake {
-    access: Access,
-    history: Option<Vec<Delta>>,
+pub(crate) struct Fake {
+    pub(crate) access: Access,
+    pub(crate) history: Option<Vec<Delta>>,
 }
 
 impl TransferSource for Fake {
@@ -97,7 +97,7 @@ fn service(access: Access, history: Option<Vec<Delta>>, caps: TransferCaps) -> T
     Transfers::new(Arc::new(Fake { access, history }), caps, Arc::new(TransferStats::default()))
 }
 
-fn axfr_request(zone: &str) -> Vec<u8> {
+pub(crate) fn axfr_request(zone: &str) -> Vec<u8> {
     let mut m = vec![0xAB, 0xCD, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0];
     m.extend_from_slice(&name::from_text(zone, None).unwrap());
     m.extend_from_slice(&[0, 252, 0, 1]);
@@ -133,7 +133,7 @@ fn rcode_of(msg: &[u8]) -> u16 {
 }
 
 /// The answer records of a message: type and, for an SOA, its serial.
-fn answers(msg: &[u8]) -> Vec<(u16, Option<u32>)> {
+pub(crate) fn answers(msg: &[u8]) -> Vec<(u16, Option<u32>)> {
     let count = |at: usize| usize::from(u16::from_be_bytes([msg[at], msg[at + 1]]));
     let mut n = NameBuf::new();
     let mut p = n.decode(msg, HEADER_LEN).unwrap() + 4;
