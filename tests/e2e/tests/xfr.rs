@@ -306,3 +306,40 @@ fn a_signed_nsec_zone_reaches_knotd_and_verifies_after_an_ixfr() -> Result<()> {
 fn a_signed_nsec3_zone_reaches_knotd_and_verifies_after_an_ixfr() -> Result<()> {
     signed_zone_transfers_and_verifies(true)
 }
+
+/// The catalog zone (RFC 9432) transfers like any zone, but only to the
+/// secondaries that follow it, and always whole.
+#[test]
+fn the_catalog_zone_transfers_to_catalog_followers_only() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cli = data(dir.path())?;
+    cli.run(&["secondary", "add"], &[SECONDARY, "--catalog"])?.ok()?;
+    cli.run(&["secondary", "add"], &["127.0.0.2:5399"])?.ok()?;
+    let server = Sixgate::serve(cli)?;
+    let at = server.tcp_addr();
+    let catalog = wait_until("the catalog zone to be served", WAIT, || {
+        let a = xfr(at, "catalog.invalid.", "AXFR", None, None)?;
+        Ok(a.error.is_none().then_some(a))
+    })?;
+    let serial = catalog.records.first().and_then(|r| r.serial()).context("no SOA")?;
+    is_axfr_of_zone(&catalog, serial)?;
+    ensure!(
+        catalog.records.iter().any(|r| r.rtype == "PTR"
+            && r.owner.ends_with(".zones.catalog.invalid.")
+            && r.data == "example.test."),
+        "the member's PTR (RFC 9432 §4.1):\n{catalog}"
+    );
+    ensure!(
+        catalog.records.iter().any(|r| r.owner == "version.catalog.invalid." && r.data == "\"2\""),
+        "{catalog}"
+    );
+    // A secondary that does not follow the catalog gets its zones, not it.
+    let plain = xfr(at, "catalog.invalid.", "AXFR", None, Some("127.0.0.2"))?;
+    ensure!(plain.error.as_deref() == Some("REFUSED"), "{plain}");
+    let zone = xfr(at, "example.test.", "AXFR", None, Some("127.0.0.2"))?;
+    ensure!(zone.error.is_none() && zone.records.len() == ZONE_AXFR_RECORDS, "{zone}");
+    // The catalog is not journaled: an IXFR of it is answered whole.
+    let ixfr = xfr(at, "catalog.invalid.", &format!("IXFR={}", serial.wrapping_sub(1)), None, None)?;
+    is_axfr_of_zone(&ixfr, serial)?;
+    Ok(())
+}
