@@ -323,3 +323,22 @@ async fn a_connection_streaming_a_transfer_is_busy_and_goes_on_after_it() {
     let _newcomer = g.admit(PEER.ip()).unwrap();
     assert_eq!(task.await.unwrap(), End::Evicted);
 }
+
+/// A secondary that asks for a zone and stops reading is cut off by the
+/// write deadline like any client, and the transfer counts as failed and
+/// frees its place under the caps.
+#[tokio::test(start_paused = true)]
+async fn a_transfer_the_client_stops_reading_is_cut_off_by_the_write_deadline() {
+    use crate::transfer::tests::axfr_request;
+    use crate::transfer::{XfrKind, XfrOutcome};
+    let g = gate(10, 10);
+    let shared = transfer_shared(3000);
+    let (mut client, task) = start(g.admit(PEER.ip()).unwrap(), shared.clone(), 4096);
+    client.write_all(&framed(&axfr_request("example.test."))).await.unwrap();
+    assert_eq!(task.await.unwrap(), End::TimedOut(Phase::Write));
+    let stats = shared.transfers.as_ref().unwrap().stats();
+    assert_eq!(stats.requests(XfrKind::Axfr, XfrOutcome::Failed), 1);
+    assert_eq!(stats.requests(XfrKind::Axfr, XfrOutcome::Done), 0);
+    assert_eq!(stats.active.load(Ordering::Relaxed), 0);
+    drop(client);
+}
