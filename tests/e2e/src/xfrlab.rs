@@ -13,7 +13,8 @@
 //! so that its copy is on disk after every transfer (for kzonecheck).
 //! Transfers are driven explicitly with `knotc zone-refresh` (a SOA query,
 //! then IXFR when the primary is ahead) or `zone-retransfer` (AXFR);
-//! readiness is its SOA answering with the serial awaited.
+//! readiness is its SOA answering with the serial awaited. knotd allows
+//! AXFR from 127.0.0.1, so a test can compare its copy with sixgate's.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -304,6 +305,11 @@ log:
   - target: stderr
     any: info
 
+acl:
+  - id: local_transfer
+    address: 127.0.0.1
+    action: transfer
+
 {key_section}remote:
   - id: primary
     address: {pip}@{pport}
@@ -313,6 +319,7 @@ template:
     storage: "{storage}"
     zonefile-sync: 0
     semantic-checks: off
+    acl: local_transfer
 
 zone:
   - domain: "{zone}"
