@@ -27,7 +27,10 @@ use crate::secondaries::{Secondaries, SharedSecondaries};
 /// Decides whether `peer` may transfer `zone` (wire, any case) with a
 /// request signed by the key named `key` (lowercased wire), or unsigned.
 pub fn decide(secondaries: &Secondaries, peer: IpAddr, zone: &[u8], key: Option<&[u8]>) -> Access {
-    let mut there = secondaries.at(peer).filter(|s| secondaries.carrying(zone).any(|c| c == *s)).peekable();
+    // The secondaries at the peer's address that carry the zone (the same
+    // entries of the list, so compared by address in memory).
+    let mut there =
+        secondaries.at(peer).filter(|s| secondaries.carrying(zone).any(|c| std::ptr::eq(c, *s))).peekable();
     if there.peek().is_none() {
         return Access::Refused("not a secondary of the zone");
     }
