@@ -28,6 +28,11 @@
 //! UPDATE messages go through [`UpdateQueue::intake`] like UDP ones: only
 //! a signed one is queued for the writer; the connection waits for its
 //! answer.
+//!
+//! AXFR and IXFR requests go to the transfer service ([`Transfers`]),
+//! which streams its answer through the same writer and write deadline;
+//! the connection stays busy meanwhile and takes further messages after
+//! it (RFC 5936 §4.1).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
