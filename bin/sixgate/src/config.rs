@@ -59,6 +59,46 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawSecondaries {
     /// The catalog zone's name (RFC 9432); `catalog.invalid.` by default.
     pub(crate) catalog_zone: Option<String>,
+    /// Zone transfers sent at once, in total (16 by default).
+    pub(crate) max_transfers: Option<u64>,
+    /// Zone transfers sent at once to one client address (4 by default).
+    pub(crate) max_transfers_per_address: Option<u64>,
+    /// Journal entries kept per zone, the reach of IXFR (1000 by default).
+    pub(crate) journal_keep: Option<u64>,
+}
+
+/// Most transfers at once that `[secondaries] max_transfers` may ask for:
+/// each holds a connection and a zone snapshot.
+const MAX_TRANSFERS: u64 = 1024;
+/// The range of `[secondaries] journal_keep`: fewer than 10 versions
+/// would send whole zones to a secondary one NOTIFY late; more than a
+/// million would keep a busy zone's every change on disk for years.
+const JOURNAL_KEEP: std::ops::RangeInclusive<u64> = 10..=1_000_000;
+
+/// `[secondaries]`'s transfer settings: the caps and the journal's reach.
+fn transfer_settings(raw: &RawSecondaries) -> anyhow::Result<(sixgate_server::transfer::TransferCaps, u32)> {
+    let default = sixgate_server::transfer::TransferCaps::default();
+    let total = raw.max_transfers.unwrap_or(default.total as u64);
+    if !(1..=MAX_TRANSFERS).contains(&total) {
+        bail!("secondaries.max_transfers must be 1 to {MAX_TRANSFERS}, not {total}");
+    }
+    let per_address = raw.max_transfers_per_address.unwrap_or((default.per_address as u64).min(total));
+    if !(1..=total).contains(&per_address) {
+        bail!(
+            "secondaries.max_transfers_per_address must be 1 to max_transfers ({total}), not {per_address}"
+        );
+    }
+    let keep = raw.journal_keep.unwrap_or(sixgate_store::JOURNAL_KEEP as u64);
+    if !JOURNAL_KEEP.contains(&keep) {
+        bail!(
+            "secondaries.journal_keep must be {} to {}, not {keep}",
+            JOURNAL_KEEP.start(),
+            JOURNAL_KEEP.end()
+        );
+    }
+    let caps =
+        sixgate_server::transfer::TransferCaps { total: total as usize, per_address: per_address as usize };
+    Ok((caps, keep as u32))
 }
 
 /// `[tenancy]`.
@@ -383,6 +423,10 @@ pub(crate) struct Settings {
     pub(crate) tenancy: sixgate_store::TenancyPolicy,
     /// `[secondaries] catalog_zone`, wire form.
     pub(crate) catalog_zone: Box<[u8]>,
+    /// `[secondaries] max_transfers` and `max_transfers_per_address`.
+    pub(crate) transfer_caps: sixgate_server::transfer::TransferCaps,
+    /// `[secondaries] journal_keep`.
+    pub(crate) journal_keep: u32,
 }
 
 /// Command-line flags of `serve` that override the file.
@@ -572,8 +616,11 @@ pub(crate) fn settings(
     if sixgate_dns::name::label_count(&catalog_zone) == 0 {
         bail!("secondaries.catalog_zone cannot be the root");
     }
+    let (transfer_caps, journal_keep) = transfer_settings(&raw.secondaries)?;
     Ok(Settings {
         catalog_zone,
+        transfer_caps,
+        journal_keep,
         account_nameservers,
         tenancy,
         dnssec_maintain: raw.dnssec.maintain.unwrap_or(true),
@@ -663,6 +710,25 @@ fn tenancy(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_transfer_caps_and_journal_reach_are_read_and_checked() {
+        let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
+        let s = ok("").unwrap();
+        assert_eq!((s.transfer_caps.total, s.transfer_caps.per_address, s.journal_keep), (16, 4, 1000));
+        let s = ok("[secondaries]\nmax_transfers = 2\njournal_keep = 50\n").unwrap();
+        assert_eq!((s.transfer_caps.total, s.transfer_caps.per_address, s.journal_keep), (2, 2, 50));
+        for bad in [
+            "[secondaries]\nmax_transfers = 0\n",
+            "[secondaries]\nmax_transfers = 5000\n",
+            "[secondaries]\nmax_transfers = 4\nmax_transfers_per_address = 5\n",
+            "[secondaries]\nmax_transfers_per_address = 0\n",
+            "[secondaries]\njournal_keep = 9\n",
+            "[secondaries]\njournal_keep = 1000001\n",
+        ] {
+            assert!(ok(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn tenancy_is_checked() {

@@ -92,6 +92,7 @@ fn metrics_text(
     listeners: &ListenerSet,
     udp: &UdpStats,
     updates: &sixgate_server::queue::UpdateStats,
+    transfers: &sixgate_server::transfer::TransferStats,
     held: &std::sync::atomic::AtomicUsize,
     expiry: &sixgate_control::watchdog::ExpiryReport,
     proxy: Option<&Arc<sixgate_proxy::tls::Shared>>,
@@ -135,6 +136,7 @@ fn metrics_text(
     out.push_str(&sixgate_control::watchdog::metrics_text(&expiry.load()));
     out.push_str(&listeners.render());
     out.push_str(&updates.render());
+    out.push_str(&transfers.render());
     out
 }
 
@@ -151,6 +153,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     store.save_serve_unverified(s.tenancy.serve_unverified)?;
     // Stored, so that `zone list` names the catalog zone as served.
     store.save_catalog_name(&s.catalog_zone)?;
+    // Stored, so that CLI writes on this directory prune the journal alike.
+    store.save_journal_keep(s.journal_keep)?;
     // The publisher builds zones through this store: customer zones not
     // yet verified are left out unless serve_unverified.
     store.set_tenancy(s.tenancy.clone());
@@ -173,7 +177,15 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     // Signed zones are verified whole on worker threads: the listeners
     // serve the others meanwhile, and `ready` waits for the verdicts.
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get()).min(4);
+    // IXFR reads the journal through its own read-only connection.
+    let transfer_reader = store.reader()?;
     let (mut follower, catalog) = Follower::start(store, seed, workers)?;
+    let transfer_stats = Arc::new(sixgate_server::transfer::TransferStats::default());
+    let transfers = Arc::new(sixgate_server::transfer::Transfers::new(
+        Arc::new(sixgate_control::transfer::StoreTransfers::new(follower.secondaries(), transfer_reader)),
+        s.transfer_caps,
+        transfer_stats.clone(),
+    ));
     let published = follower.published();
     let routes_generation = follower.routes();
     let held_zones = follower.held_count();
@@ -229,6 +241,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             shutdown.clone(),
             stats.clone(),
             Some(update_tx.clone()),
+            Some(transfers.clone()),
         )?);
         let _guard = rt.enter();
         tcp_tasks.push(rt.spawn(tcp::serve(
@@ -238,6 +251,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             s.dns_limits,
             dns_gate.clone(),
             Some(update_tx.clone()),
+            Some(transfers.clone()),
             sd_rx.clone(),
         )));
     }
@@ -266,13 +280,19 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         // Zone claims are decided in this store's write transactions.
         api_store.set_tenancy(s.tenancy.clone());
         let dir = s.data.clone();
-        let (udp_stats, proxy, expiry, listener_set, updates) =
-            (stats.clone(), proxy_shared.clone(), expiry.clone(), listeners.clone(), update_stats.clone());
+        let (udp_stats, proxy, expiry, listener_set, updates, xfr_stats) = (
+            stats.clone(),
+            proxy_shared.clone(),
+            expiry.clone(),
+            listeners.clone(),
+            update_stats.clone(),
+            transfer_stats.clone(),
+        );
         let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
             sixgate_control::publish::poke(&dir)
         })?
         .with_metrics(move || {
-            metrics_text(&listener_set, &udp_stats, &updates, &held_zones, &expiry, proxy.get())
+            metrics_text(&listener_set, &udp_stats, &updates, &xfr_stats, &held_zones, &expiry, proxy.get())
         });
         let app = sixgate_api::app(state);
         // One gate for every API address: the caps are the API's, not each

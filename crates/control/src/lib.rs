@@ -15,6 +15,8 @@
 //! - [`secondaries`]: the secondaries as the server sees them, reloaded
 //!   by the follower when the store's list changes; the follower also
 //!   serves the catalog zone (RFC 9432) once a secondary follows it.
+//! - [`transfer`]: the transfer service's access decisions (over the
+//!   secondaries) and IXFR history (over the journal).
 //! - [`update`]: the RFC 2136 UPDATE writer. The listeners queue each
 //!   UPDATE as a `sixgate_server::queue::Job`; [`update::run`] consumes
 //!   the queue, checks TSIG and applies the change in a store transaction.
@@ -37,6 +39,7 @@ pub mod dnssec;
 pub mod exchange;
 pub mod publish;
 pub mod secondaries;
+pub mod transfer;
 pub mod update;
 mod verifier;
 pub mod verify;

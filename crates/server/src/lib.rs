@@ -18,6 +18,9 @@
 //!   listener has checked that it could be authentic, queued as a
 //!   [`queue::Job`] for the control plane's writer, which answers it once
 //!   the change is durable and served.
+//! - [`transfer`]: outgoing AXFR and IXFR on the TCP listener, under an
+//!   access decision, the journal's history and caps that the control
+//!   plane provides ([`transfer::TransferSource`]).
 //!
 //! Every listener takes a shutdown signal and stops cleanly.
 #![warn(missing_docs)]
@@ -25,6 +28,7 @@
 pub mod bind;
 pub mod queue;
 pub mod tcp;
+pub mod transfer;
 pub mod udp;
 
 use std::sync::Arc;

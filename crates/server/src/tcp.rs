@@ -28,6 +28,11 @@
 //! UPDATE messages go through [`UpdateQueue::intake`] like UDP ones: only
 //! a signed one is queued for the writer; the connection waits for its
 //! answer.
+//!
+//! AXFR and IXFR requests go to the transfer service ([`Transfers`]),
+//! which streams its answer through the same writer and write deadline;
+//! the connection stays busy meanwhile and takes further messages after
+//! it (RFC 5936 §4.1).
 
 use std::io;
 use std::net::{SocketAddr, TcpListener as StdListener};
@@ -45,6 +50,7 @@ use tokio::task::JoinSet;
 
 use crate::SharedCatalog;
 use crate::queue::{Intake, Reply, UpdateQueue};
+use crate::transfer::{Next, Transfers};
 
 /// How long a connection waits for an UPDATE to be processed.
 const UPDATE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,11 +68,15 @@ struct Shared {
     limits: Limits,
     phases: ListenerLimits,
     updates: Option<UpdateQueue>,
+    transfers: Option<Arc<Transfers>>,
 }
 
 /// Serves one listener until `shutdown` becomes true, admitting
 /// connections through `gate` (one gate for all DNS TCP addresses) under
-/// `phases`' deadlines. UPDATEs go to `updates`, when given.
+/// `phases`' deadlines. UPDATEs go to `updates` and zone transfer
+/// requests to `transfers`, when given; without, a transfer is answered
+/// NOTAUTH like a query no zone here allows.
+#[allow(clippy::too_many_arguments)] // the listener's parts, each shared with others
 pub async fn serve(
     listener: StdListener,
     catalog: SharedCatalog,
@@ -74,11 +84,12 @@ pub async fn serve(
     phases: ListenerLimits,
     gate: Arc<Gate>,
     updates: Option<UpdateQueue>,
+    transfers: Option<Arc<Transfers>>,
     shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let mut acceptor = Acceptor::new(TcpListener::from_std(listener)?, gate);
-    let shared = Arc::new(Shared { catalog, limits, phases, updates });
+    let shared = Arc::new(Shared { catalog, limits, phases, updates, transfers });
     let mut conns = JoinSet::new();
     let mut stop = shutdown.clone();
     let stopped = stop.wait_for(|&s| s);
@@ -170,7 +181,7 @@ async fn read_message<R: AsyncRead + Unpin>(r: &mut R, msg: &mut Vec<u8>) -> io:
     Ok(())
 }
 
-async fn write_framed<W: AsyncWrite + Unpin>(w: &mut W, out: &[u8]) -> io::Result<()> {
+pub(crate) async fn write_framed<W: AsyncWrite + Unpin>(w: &mut W, out: &[u8]) -> io::Result<()> {
     w.write_all(&(out.len() as u16).to_be_bytes()).await?;
     w.write_all(out).await
 }
@@ -223,6 +234,22 @@ async fn connection<S: AsyncRead + AsyncWrite>(
             Err(_) => return End::TimedOut(Phase::Head),
             Ok(Err(_)) => return End::Reset,
             Ok(Ok(())) => {}
+        }
+        if let Some(transfers) = &shared.transfers
+            && sixgate_dns::xfr::is_transfer(&msg)
+        {
+            // The transfer is written behind the answers to the queries
+            // before it, in order; the connection stays busy in its slot
+            // all along, so the gate never closes it mid-stream.
+            let edns_payload = shared.limits.udp_payload;
+            match transfers.serve(&shared.catalog, &msg, peer, edns_payload, &mut w, &mut out).await {
+                Ok(Next::Continue) => continue,
+                Ok(Next::Close) => {
+                    let _ = w.flush().await;
+                    return End::Dropped;
+                }
+                Err(e) => return End::of_write(&e),
+            }
         }
         if let Some(queue) = &shared.updates {
             let mut answer = None;

@@ -39,7 +39,7 @@ fn gate(max_connections: usize, per_address: usize) -> Arc<Gate> {
 }
 
 fn shared(phases: ListenerLimits, updates: Option<UpdateQueue>) -> Arc<Shared> {
-    Arc::new(Shared { catalog: catalog(), limits: Limits::default(), phases, updates })
+    Arc::new(Shared { catalog: catalog(), limits: Limits::default(), phases, updates, transfers: None })
 }
 
 const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 5353);
@@ -186,7 +186,8 @@ fn listen(
     let listener = StdListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, shutdown) = watch::channel(false);
-    let task = tokio::spawn(serve(listener, catalog(), Limits::default(), phases(), gate, updates, shutdown));
+    let task =
+        tokio::spawn(serve(listener, catalog(), Limits::default(), phases(), gate, updates, None, shutdown));
     (addr, stop, task)
 }
 
@@ -248,7 +249,8 @@ fn an_accept_error_pauses_the_accept_loop_instead_of_spinning() {
     }
     let (stop, shutdown) = watch::channel(false);
     let g = gate(10, 10);
-    let server = rt.spawn(serve(listener, catalog(), Limits::default(), phases(), g.clone(), None, shutdown));
+    let server =
+        rt.spawn(serve(listener, catalog(), Limits::default(), phases(), g.clone(), None, None, shutdown));
     // A second of failing accepts. Backing off from 5 ms, doubling, they
     // are a handful; spinning, they were hundreds of thousands.
     std::thread::sleep(Duration::from_secs(1));
@@ -265,4 +267,78 @@ fn an_accept_error_pauses_the_accept_loop_instead_of_spinning() {
     client.read_exact(&mut len).unwrap();
     let _ = stop.send(true);
     rt.block_on(server).unwrap().unwrap();
+}
+
+/// A listener's shared parts serving a zone of `hosts` names to anyone.
+fn transfer_shared(hosts: usize) -> Arc<Shared> {
+    use crate::transfer::tests::Fake;
+    use crate::transfer::{Access, TransferCaps, TransferStats};
+    let apex = name::from_text("example.test.", None).unwrap();
+    let mut text = String::from(ZONE);
+    for i in 0..hosts {
+        text.push_str(&format!("h{i} 300 TXT \"host number {i} of a zone larger than a socket buffer\"\n"));
+    }
+    let zone = Zone::build(&apex, zonefile::parse(&text, &apex).unwrap(), 7).unwrap();
+    let catalog = Arc::new(ArcSwap::from_pointee(Catalog::new().with_zone(Arc::new(zone))));
+    let source = Arc::new(Fake { access: Access::Unsigned, history: None });
+    let transfers = Transfers::new(source, TransferCaps::default(), Arc::new(TransferStats::default()));
+    Arc::new(Shared {
+        catalog,
+        limits: Limits::default(),
+        phases: phases(),
+        updates: None,
+        transfers: Some(Arc::new(transfers)),
+    })
+}
+
+/// A transfer larger than the socket's buffers keeps its connection busy
+/// while it streams, so the gate never closes it for a newcomer, and the
+/// connection takes further queries after it (RFC 5936 §4.1) until it is
+/// idle again.
+#[tokio::test(start_paused = true)]
+async fn a_connection_streaming_a_transfer_is_busy_and_goes_on_after_it() {
+    use crate::transfer::tests::{answers, axfr_request};
+    let g = gate(1, 1);
+    let (mut client, task) = start(g.admit(PEER.ip()).unwrap(), transfer_shared(3000), 4096);
+    client.write_all(&framed(&axfr_request("example.test."))).await.unwrap();
+    let first = read_answer(&mut client).await;
+    assert_eq!(answers(&first).first().map(|a| a.0), Some(sixgate_dns::rtype::code::SOA));
+    // The client pauses (within the write deadline) with most of the zone
+    // unsent: the connection is busy, so a newcomer is refused.
+    tokio::time::sleep(phases().write / 2).await;
+    assert_eq!(g.admit(PEER.ip()).unwrap_err(), Refused::Address);
+    let mut soas = 1;
+    let mut messages = 1;
+    while soas < 2 {
+        let msg = read_answer(&mut client).await;
+        soas += answers(&msg).iter().filter(|a| a.0 == sixgate_dns::rtype::code::SOA).count();
+        messages += 1;
+    }
+    assert!(messages > 10, "{messages} messages: the zone is larger than the buffers");
+    // Another query on the same connection is answered.
+    client.write_all(&framed(&query(9))).await.unwrap();
+    assert_eq!(read_answer(&mut client).await[..2], [0, 9]);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    // Idle again: it makes room.
+    let _newcomer = g.admit(PEER.ip()).unwrap();
+    assert_eq!(task.await.unwrap(), End::Evicted);
+}
+
+/// A secondary that asks for a zone and stops reading is cut off by the
+/// write deadline like any client, and the transfer counts as failed and
+/// frees its place under the caps.
+#[tokio::test(start_paused = true)]
+async fn a_transfer_the_client_stops_reading_is_cut_off_by_the_write_deadline() {
+    use crate::transfer::tests::axfr_request;
+    use crate::transfer::{XfrKind, XfrOutcome};
+    let g = gate(10, 10);
+    let shared = transfer_shared(3000);
+    let (mut client, task) = start(g.admit(PEER.ip()).unwrap(), shared.clone(), 4096);
+    client.write_all(&framed(&axfr_request("example.test."))).await.unwrap();
+    assert_eq!(task.await.unwrap(), End::TimedOut(Phase::Write));
+    let stats = shared.transfers.as_ref().unwrap().stats();
+    assert_eq!(stats.requests(XfrKind::Axfr, XfrOutcome::Failed), 1);
+    assert_eq!(stats.requests(XfrKind::Axfr, XfrOutcome::Done), 0);
+    assert_eq!(stats.active.load(Ordering::Relaxed), 0);
+    drop(client);
 }

@@ -20,6 +20,7 @@ use sixgate_dns::{Limits, Outcome, Transport, respond};
 
 use crate::SharedCatalog;
 use crate::queue::{Intake, Reply, UpdateQueue};
+use crate::transfer::Transfers;
 
 fn socket_addr(s: &SockaddrStorage) -> Option<std::net::SocketAddr> {
     if let Some(v4) = s.as_sockaddr_in() {
@@ -55,6 +56,7 @@ pub fn spawn(
     shutdown: Arc<AtomicBool>,
     stats: Arc<UdpStats>,
     updates: Option<UpdateQueue>,
+    transfers: Option<Arc<Transfers>>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     let mut handles = Vec::with_capacity(sockets.len());
     for (i, sock) in sockets.into_iter().enumerate() {
@@ -62,6 +64,7 @@ pub fn spawn(
         let catalog = catalog.clone();
         let shutdown = shutdown.clone();
         let stats = stats.clone();
+        let transfers = transfers.clone();
         // UPDATE answers are sent later, from another thread, through a
         // second handle on the same socket (so from the same address).
         let updates = match &updates {
@@ -70,7 +73,7 @@ pub fn spawn(
         };
         let h = std::thread::Builder::new()
             .name(format!("dns-udp-{i}"))
-            .spawn(move || worker(sock, catalog, limits, shutdown, stats, updates))?;
+            .spawn(move || worker(sock, catalog, limits, shutdown, stats, updates, transfers))?;
         handles.push(h);
     }
     Ok(handles)
@@ -83,6 +86,7 @@ fn worker(
     shutdown: Arc<AtomicBool>,
     stats: Arc<UdpStats>,
     updates: Option<(UpdateQueue, Arc<UdpSocket>)>,
+    transfers: Option<Arc<Transfers>>,
 ) {
     let fd = sock.as_raw_fd();
     let mut rx: Box<[[u8; RX_SIZE]; BATCH]> = Box::new([[0u8; RX_SIZE]; BATCH]);
@@ -134,6 +138,19 @@ fn worker(
                     }
                     Intake::Queued | Intake::Dropped => continue,
                 }
+            }
+            // IXFR over UDP goes through the transfer service's access
+            // check; AXFR is left to the query path (NOTIMP).
+            if let Some(t) = &transfers
+                && sixgate_dns::xfr::is_transfer(msg)
+                && let Some(from) = peer.as_ref().and_then(socket_addr)
+                && t.answer_udp(&cat, msg, from, limits.udp_payload, out)
+            {
+                if let Some(r) = replies.get_mut(m) {
+                    *r = i;
+                    m += 1;
+                }
+                continue;
             }
             if respond(&cat, msg, out, Transport::Udp, &limits) == Outcome::Reply
                 && let Some(r) = replies.get_mut(m)

@@ -356,9 +356,35 @@ impl WriteTx<'_> {
     }
 }
 
-/// Journal entries kept per zone (the newest); older ones are pruned. A
-/// reader that falls further behind on a zone reloads that zone.
+/// Journal entries kept per zone (the newest) unless `serve` stored
+/// another number ([`Store::save_journal_keep`]); older ones are pruned. A
+/// reader that falls further behind on a zone reloads that zone, and an
+/// IXFR from further back gets the whole zone.
 pub const JOURNAL_KEEP: i64 = 1000;
+
+/// The journal entries kept per zone: the number the last `serve` stored
+/// (`[secondaries] journal_keep`), so that a CLI write on the same data
+/// directory prunes alike; else [`JOURNAL_KEEP`].
+fn journal_keep(conn: &Connection) -> Result<i64, StoreError> {
+    let v: Option<String> = conn
+        .query_row("SELECT value FROM settings WHERE key = 'journal_keep'", [], |r| r.get(0))
+        .optional()?;
+    Ok(v.and_then(|v| v.parse::<i64>().ok()).filter(|&n| n >= 1).unwrap_or(JOURNAL_KEEP))
+}
+
+impl Store {
+    /// Keeps `keep` journal entries per zone from the next write on, for
+    /// every process writing to this data directory (the setting is
+    /// stored). IXFR reaches back that many versions.
+    pub fn save_journal_keep(&mut self, keep: u32) -> Result<(), StoreError> {
+        self.conn.execute(
+            "INSERT INTO settings (key, value) VALUES ('journal_keep', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![keep.max(1).to_string()],
+        )?;
+        Ok(())
+    }
+}
 
 /// Appends a journal entry, linked to the zone's previous one so readers
 /// can tell when entries of a zone were pruned under them, and prunes the
@@ -382,11 +408,11 @@ pub(crate) fn journal(
         params![zone_id, key, serial as i64, kind, changes, at, actor, prev.unwrap_or(0)],
     )?;
     let id = conn.last_insert_rowid();
-    // Keep the newest JOURNAL_KEEP entries of this zone.
+    // Keep the newest entries of this zone.
     conn.execute(
         "DELETE FROM journal WHERE zone_name = ?1 AND id < (
              SELECT id FROM journal WHERE zone_name = ?1 ORDER BY id DESC LIMIT 1 OFFSET ?2)",
-        params![key, JOURNAL_KEEP - 1],
+        params![key, journal_keep(conn)? - 1],
     )?;
     Ok(id)
 }
@@ -1082,6 +1108,29 @@ mod tests {
         };
         assert_eq!(count(&apex()), JOURNAL_KEEP);
         assert_eq!(count(&quiet), 1, "a quiet zone keeps its entry");
+    }
+
+    #[test]
+    fn the_journal_keeps_the_number_of_entries_serve_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        s.save_journal_keep(10).unwrap();
+        s.by(cli()).replace_zone(&apex(), zone(1, "")).unwrap();
+        s.conn.pragma_update(None, "synchronous", "OFF").unwrap();
+        // Another process on the same directory prunes alike.
+        let mut other = Store::open(dir.path()).unwrap();
+        let www = zonefile::parse("www 60 AAAA 2001:db8::1\n", &apex()).unwrap();
+        for i in 0..25 {
+            let c = if i % 2 == 0 { Change::Add(www[0].clone()) } else { Change::Remove(www[0].clone()) };
+            other.by(cli()).apply(&apex(), &[c]).unwrap();
+        }
+        let count: i64 = s
+            .conn
+            .query_row("SELECT count(*) FROM journal WHERE zone_name = ?1", params![&apex()[..]], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(count, 10);
     }
 
     #[test]

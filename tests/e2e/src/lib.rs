@@ -40,6 +40,8 @@
 //!   tests look at from outside (metrics, descriptors, TCP timers).
 //! - [`kdig`]: Knot's `kdig` run as an operator would, its output parsed
 //!   into status, flags and records.
+//! - [`xfrlab`]: zone transfers out of sixgate: kdig's AXFR/IXFR output
+//!   read back, and a private knotd as a static secondary of sixgate.
 //! - [`unbound`]: [`Unbound`], a private validating unbound whose stub
 //!   zones point at the servers under test and which never queries anything
 //!   off loopback: the judge of DNSSEC answers (AD bit, bogus reasons).
@@ -101,6 +103,7 @@ pub mod query;
 pub mod rng;
 pub mod sixgate;
 pub mod unbound;
+pub mod xfrlab;
 pub mod zonemaster;
 
 pub use client::{UdpClient, tcp_exchange, udp_exchange};

@@ -103,7 +103,7 @@ impl<'a> From<&'a Record> for Rr<'a> {
 /// A transfer response being written, one message per
 /// [`Transfer::next_message`].
 pub struct Transfer<'a> {
-    records: Box<dyn Iterator<Item = Rr<'a>> + 'a>,
+    records: Box<dyn Iterator<Item = Rr<'a>> + Send + 'a>,
     /// The record that did not fit the last message.
     pending: Option<Rr<'a>>,
     /// The request's header and question, copied into every message.
@@ -172,7 +172,11 @@ impl<'a> Transfer<'a> {
         Ok(Self::new(Box::new(once(apex_soa(zone)?)), request, options))
     }
 
-    fn new(records: Box<dyn Iterator<Item = Rr<'a>> + 'a>, request: &Request<'_>, options: &Options) -> Self {
+    fn new(
+        records: Box<dyn Iterator<Item = Rr<'a>> + Send + 'a>,
+        request: &Request<'_>,
+        options: &Options,
+    ) -> Self {
         let q = &request.query;
         Transfer {
             records,
