@@ -859,12 +859,13 @@ remote-control:
         None => "NOKEY".to_owned(),
     };
     let primary = format!("{}@{}", config.primary.ip(), config.primary.port());
-    for zone in &config.zones {
-        write!(
-            text,
-            r#"zone:
-    name: "{zone}"
-    zonefile: "{zone}zone"
+    // The pattern of docs/secondaries.md, plus what the lab needs to
+    // tell IXFR from AXFR.
+    write!(
+        text,
+        r#"pattern:
+    name: "primary"
+    zonefile: "%s.zone"
     request-xfr: {primary} {key_name}
     allow-notify: {notify} NOKEY
     allow-notify: {notify} {key_name}
@@ -872,7 +873,16 @@ remote-control:
     provide-xfr: 127.0.0.1 NOKEY
 
 "#,
-            notify = config.notify_from,
+        notify = config.notify_from,
+    )?;
+    for zone in &config.zones {
+        write!(
+            text,
+            "zone:
+    name: \"{zone}\"
+    include-pattern: \"primary\"
+
+"
         )?;
     }
     let conf = dir.join("nsd.conf");

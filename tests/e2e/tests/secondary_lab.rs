@@ -147,3 +147,55 @@ fn transfers_need_the_key_and_a_wrong_one_fails_visibly() -> Result<()> {
     }
     Ok(())
 }
+
+/// The fenced block after `<!-- checked: PEER -->` in `doc`.
+fn snippet<'a>(doc: &'a str, peer: &str) -> Result<&'a str> {
+    let marker = format!("<!-- checked: {peer} -->");
+    let after = doc.split_once(&marker).with_context(|| format!("no {marker}"))?.1;
+    let fence = after.split_once("```").with_context(|| format!("no block after {marker}"))?.1;
+    // Past the info string (```yaml) to the closing fence.
+    let body = fence.split_once('\n').map_or("", |(_, rest)| rest);
+    Ok(body.split_once("```").with_context(|| format!("an unclosed block after {marker}"))?.0)
+}
+
+/// Runs `checker ARGS FILE` on `text`; its success and output.
+fn check(checker: &str, package: &str, args: &[&str], text: &str) -> Result<(bool, String)> {
+    let dir = tempfile::tempdir()?;
+    let file = dir.path().join("snippet.conf");
+    std::fs::write(&file, text)?;
+    let program = sixgate_e2e::process::require_program(checker, package)?;
+    let mut command = std::process::Command::new(program);
+    // knotc takes the file before its command.
+    match checker {
+        "knotc" => command.arg("-c").arg(&file).args(args),
+        _ => command.args(args).arg(&file),
+    };
+    let output = command.output()?;
+    let said =
+        format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    Ok((output.status.success(), said))
+}
+
+/// The configurations docs/secondaries.md gives operators are accepted by
+/// the servers they are for, with a real secret in place of SECRET; and
+/// each checker refuses the same text with a misspelt option, so that the
+/// check checks.
+#[test]
+fn the_secondary_configurations_in_the_docs_pass_their_servers_checks() -> Result<()> {
+    let doc = std::fs::read_to_string(sixgate_e2e::process::workspace_root().join("docs/secondaries.md"))?;
+    let secret = TransferKey::random("xfr.example.")?.secret;
+    for (peer, checker, package, args) in [
+        ("knotd", "knotc", "knot", &["conf-check"][..]),
+        ("named", "named-checkconf", "bind9-utils", &[][..]),
+        ("nsd", "nsd-checkconf", "nsd", &[][..]),
+    ] {
+        let text = snippet(&doc, peer)?.replace("SECRET", &secret);
+        ensure!(text.contains("xfr.example.") && text.contains("2001:db8::1"), "{peer}: {text}");
+        let (ok, said) = check(checker, package, args, &text)?;
+        ensure!(ok, "{checker} refuses the {peer} configuration of docs/secondaries.md:\n{said}\n{text}");
+        let broken = text.replacen("algorithm", "algorithmm", 1);
+        let (ok, said) = check(checker, package, args, &broken)?;
+        ensure!(!ok, "{checker} accepts a misspelt option, so it checks nothing:\n{said}");
+    }
+    Ok(())
+}
