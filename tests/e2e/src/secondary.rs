@@ -767,6 +767,7 @@ fn write_named(dir: &Path, addr: SocketAddr, rndc_port: u16, config: &SecondaryC
         r#"options {{
     directory "{d}";
     pid-file "{d}/named.pid";
+    lock-file "{d}/named.lock";
     session-keyfile "{d}/session.key";
     managed-keys-directory "{d}";
     dump-file "{d}/named_dump.db";

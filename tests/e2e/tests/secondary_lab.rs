@@ -5,6 +5,7 @@
 //! failed. sixgate's own transfer service is tested against the same lab.
 
 use anyhow::{Context, Result, ensure};
+use sixgate_e2e::kdig::kdig;
 use sixgate_e2e::knot_primary::KnotPrimary;
 use sixgate_e2e::secondary::{Peer, Secondary, SecondaryConfig, Transfer, TransferKey, XfrKind};
 use sixgate_e2e::wait_until;
@@ -99,6 +100,9 @@ fn a_change_reaches_knotd_named_and_nsd_by_ixfr() -> Result<()> {
         secondary.wait_for_serial(zone, serial)?;
         let change = transfer_of(secondary, zone, serial)?;
         ensure!(change.kind == XfrKind::Ixfr, "{}: {change:?}", secondary.peer());
+        // The serial came with the data.
+        let dig = kdig(secondary.addr(), &["www.change.lab.", "TXT"])?;
+        ensure!(dig.aa() && dig.data("TXT") == ["\"v2\""], "{}: {dig}", secondary.peer());
     }
 
     // Two changes while nobody is told: a forced refresh fetches both in
