@@ -424,6 +424,42 @@ impl Secondary {
         }
     }
 
+    /// Its copy of `zone` in zone file format, read back by AXFR (kdig),
+    /// for a zone checker (`kzonecheck`) or a comparison with the
+    /// primary's.
+    pub fn zone_text(&self, zone: &str) -> Result<String> {
+        let kdig = require_program("kdig", "knot-dnsutils")?;
+        let zone = absolute(zone);
+        let output = Command::new(kdig)
+            .args([
+                &format!("@{}", self.addr.ip()),
+                "-p",
+                &self.addr.port().to_string(),
+                "+time=10",
+                "+noall",
+                "+answer",
+                &zone,
+                "AXFR",
+            ])
+            .output()
+            .context("running kdig AXFR")?;
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        ensure!(
+            output.status.success() && text.lines().any(|l| l.split_whitespace().nth(3) == Some("SOA")),
+            "kdig AXFR of {zone} from {} at {} failed:\n{text}{}",
+            self.peer,
+            self.addr,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        // AXFR repeats the SOA at its end (RFC 5936 §2.2); a zone file
+        // has it once.
+        let mut lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        if lines.len() > 1 && lines.last().and_then(|l| l.split_whitespace().nth(3)) == Some("SOA") {
+            lines.pop();
+        }
+        Ok(lines.join("\n") + "\n")
+    }
+
     /// The log lines saying that a refresh or a transfer of `zone` failed
     /// (a TSIG failure, a refused transfer).
     pub fn failures(&self, zone: &str) -> Vec<String> {
@@ -695,6 +731,9 @@ log:
     address: {pip}@{pport}{key_ref}
 
 acl:
+  - id: local_transfer
+    address: 127.0.0.1
+    action: transfer
   - id: notify_unsigned
     address: {notify}
     action: notify
@@ -710,7 +749,13 @@ acl:
             config.notify_from, key.name
         )?;
     }
-    let acls = if config.key.is_some() { "[notify_unsigned, notify_signed]" } else { "notify_unsigned" };
+    // local_transfer: the lab reads the secondary's copy back
+    // (Secondary::zone_text).
+    let acls = if config.key.is_some() {
+        "[local_transfer, notify_unsigned, notify_signed]"
+    } else {
+        "[local_transfer, notify_unsigned]"
+    };
     // zonefile-sync -1: nothing written back as zone files; the journal
     // keeps the zone, and Knot asks for IXFR from what it has.
     let template = |id: &str| {
@@ -782,6 +827,7 @@ fn write_named(dir: &Path, addr: SocketAddr, rndc_port: u16, config: &SecondaryC
     dnssec-validation no;
     notify no;
     allow-notify {{ {notify}; }};
+    allow-transfer {{ 127.0.0.1; }};
     version none;
     hostname none;
     server-id none;

@@ -105,6 +105,26 @@ fn a_change_reaches_knotd_named_and_nsd_by_ixfr() -> Result<()> {
         ensure!(dig.aa() && dig.data("TXT") == ["\"v2\""], "{}: {dig}", secondary.peer());
     }
 
+    // Each copy is the primary's zone, and passes Knot's zone checker.
+    for secondary in &secondaries {
+        let text = secondary.zone_text(zone)?;
+        ensure!(
+            text.contains("\"v2\"") && text.matches("\tSOA\t").count() == 1,
+            "{}: {text}",
+            secondary.peer()
+        );
+        let file = secondary.dir().join("copy.zone");
+        std::fs::write(&file, &text)?;
+        let kzonecheck = sixgate_e2e::process::require_program("kzonecheck", "knot")?;
+        let out = std::process::Command::new(kzonecheck).args(["-o", zone]).arg(&file).output()?;
+        ensure!(
+            out.status.success(),
+            "{}: kzonecheck: {}",
+            secondary.peer(),
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
     // Two changes while nobody is told: a forced refresh fetches both in
     // one IXFR.
     primary.notify(&[])?;
