@@ -133,7 +133,13 @@ impl KnotPrimary {
         match ready {
             Ok(Ok(())) => {}
             Ok(Err(error)) => return Err(error),
-            Err(error) => return Err(error.context(format!("knotd primary, config {}", conf.display()))),
+            Err(error) => {
+                return Err(error.context(format!(
+                    "knotd primary, config {}; log:\n{}",
+                    conf.display(),
+                    child.stderr_tail(20)
+                )));
+            }
         }
         Ok(Self { child, dir, addr, key: key.cloned(), zones, catalog, notify: Vec::new() })
     }

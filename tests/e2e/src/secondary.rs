@@ -337,7 +337,13 @@ impl Secondary {
         match ready {
             Ok(Ok(())) => {}
             Ok(Err(error)) => return Err(error),
-            Err(error) => return Err(error.context(format!("{peer} on {addr}, config {}", conf.display()))),
+            Err(error) => {
+                return Err(error.context(format!(
+                    "{peer} on {addr}, config {}; log:\n{}",
+                    conf.display(),
+                    child.stderr_tail(20)
+                )));
+            }
         }
         Ok(Self { child, dir, peer, addr, control_port, config: config.clone() })
     }
