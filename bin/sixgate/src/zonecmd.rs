@@ -95,9 +95,9 @@ pub(crate) fn list(dir: &Path) -> anyhow::Result<()> {
     }
     // The catalog zone (RFC 9432) exists once a secondary follows it.
     if store.secondaries()?.iter().any(|s| s.catalog) {
-        use sixgate_dns::catzone::{self, Member};
+        use sixgate_dns::catzone;
         let catalog = store.catalog_members()?;
-        let members = catalog.members.iter().map(|(apex, id)| Member { apex, id: *id });
+        let members = catalog.members.iter().map(sixgate_store::CatalogMember::as_member);
         let apex = store.catalog_name()?;
         let records = catzone::records(&apex, catalog.serial, members)?;
         println!("{}\t{}\t{}\tcatalog", name::to_text(&apex), catalog.serial, records.len());

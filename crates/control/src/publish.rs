@@ -571,7 +571,7 @@ impl<S: Source> Follower<S> {
         }
         let Some((apex, _)) = want else { return Ok(true) };
         let members = self.store.catalog_members()?;
-        let list = members.members.iter().map(|(apex, id)| sixgate_dns::catzone::Member { apex, id: *id });
+        let list = members.members.iter().map(sixgate_store::CatalogMember::as_member);
         let built = sixgate_dns::catzone::records(&apex, members.serial, list)
             .map_err(|e| e.to_string())
             .and_then(|records| Zone::build(&apex, records, self.seed).map_err(|e| e.to_string()));

@@ -471,6 +471,61 @@ fn catalog_members_served(f: &Follower<Faulty>) -> Option<Vec<String>> {
     Some(v)
 }
 
+/// The served catalog zone's members as (zone, group), lowercased text,
+/// sorted: each PTR's target with the TXT at `group.` below its owner.
+fn catalog_groups_served(f: &Follower<Faulty>) -> Vec<(String, Option<String>)> {
+    let Some(zone) = f.catalog.load().zone(&n("catalog.invalid.")).cloned() else { return vec![] };
+    let records = zone.records();
+    let mut v: Vec<(String, Option<String>)> = records
+        .iter()
+        .filter(|r| r.rtype == code::PTR)
+        .map(|ptr| {
+            let group_owner = name::from_text("group", Some(&ptr.owner)).unwrap();
+            let group = records
+                .iter()
+                .find(|r| {
+                    r.rtype == code::TXT && name::to_lowercase(&r.owner) == name::to_lowercase(&group_owner)
+                })
+                .map(|txt| String::from_utf8(txt.rdata[1..].to_vec()).unwrap());
+            (name::to_text(&name::to_lowercase(&ptr.rdata)), group)
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_zone_given_to_another_account_changes_its_group_in_the_served_catalog() {
+    let (_dir, mut f) = setup();
+    let mut w = writer(&f);
+    let follower = sixgate_store::Secondary {
+        address: "127.0.0.1:5300".parse().unwrap(),
+        key: None,
+        catalog: true,
+        zones: vec![],
+    };
+    w.add_secondary(&follower).unwrap();
+    f.catch_up().unwrap();
+    let operator = Some("operator".to_owned());
+    assert_eq!(
+        catalog_groups_served(&f),
+        [("a.test.".to_owned(), operator.clone()), ("b.test.".to_owned(), operator.clone())]
+    );
+    let serial = f.catalog.load().zone(&n("catalog.invalid.")).unwrap().serial();
+
+    // Verified either way, so still served and still a member: only the
+    // group moves, and the catalog's serial with it.
+    let alice = w.create_account("alice").unwrap().id;
+    w.set_zone_owner(&n("b.test."), alice, true).unwrap();
+    f.catch_up().unwrap();
+    assert_eq!(
+        catalog_groups_served(&f),
+        [("a.test.".to_owned(), operator), ("b.test.".to_owned(), Some("alice".to_owned()))]
+    );
+    let moved = f.catalog.load().zone(&n("catalog.invalid.")).unwrap().serial();
+    assert!(moved > serial, "{moved:?} after {serial:?}");
+}
+
 #[test]
 fn the_catalog_zone_is_served_while_a_secondary_follows_it_and_lists_the_served_zones() {
     let (_dir, mut f) = setup();

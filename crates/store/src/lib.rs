@@ -55,7 +55,9 @@ pub use dnssec::{
 };
 pub use prefixes::{BackendPrefix, MAX_BACKEND_PREFIXES};
 pub use proxy::{ProxyHost, ProxyProtocol};
-pub use secondaries::{CatalogMembers, MAX_SECONDARIES, MAX_SECONDARY_ZONES, Secondary, TransferKey};
+pub use secondaries::{
+    CatalogMember, CatalogMembers, MAX_SECONDARIES, MAX_SECONDARY_ZONES, Secondary, TransferKey,
+};
 pub use serial::{SerialScheme, rfc3339};
 pub use sixgate_dns::limits::{LimitError, SizeLimits};
 pub use tenancy::{

@@ -318,6 +318,13 @@ const MIGRATIONS: &[&str] = &[
     END;
     UPDATE zones SET member_id = random();
     UPDATE meta SET value = value + 1 WHERE key = 'catalog_serial';",
+    // 13: a catalog member's group is its zone's account (RFC 9432
+    // §4.4.2, secondaries.rs), so a zone changing hands changes the
+    // catalog, and its serial moves for the secondaries to see it.
+    "CREATE TRIGGER catalog_zone_regrouped AFTER UPDATE OF account_id ON zones
+    WHEN old.account_id IS NOT new.account_id BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'catalog_serial';
+    END;",
 ];
 
 /// Brings the database to the latest schema.

@@ -76,23 +76,65 @@ impl Secondary {
 /// What the catalog zone lists now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CatalogMembers {
-    /// The catalog zone's serial: it moves whenever the list does.
+    /// The catalog zone's serial: it moves whenever the list does, and
+    /// whenever a member's group does.
     pub serial: u32,
-    /// The served zones (apex, original case) with their member ids, by
-    /// name.
-    pub members: Vec<(Box<[u8]>, u64)>,
+    /// The served zones, by name.
+    pub members: Vec<CatalogMember>,
+}
+
+/// One zone the catalog zone lists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogMember {
+    /// The apex, wire form, original case.
+    pub apex: Box<[u8]>,
+    /// Its member id, unique to this incarnation of the zone.
+    pub id: u64,
+    /// Its group property (RFC 9432 §4.4.2): the name of the account the
+    /// zone belongs to (`operator` for the operator's own), so that a
+    /// secondary can give an account's zones a configuration of their
+    /// own. An account name is 1 to 64 letters, digits, `-`, `_` or `.`
+    /// (tenancy.rs), always a valid TXT character-string.
+    pub group: String,
+}
+
+impl CatalogMember {
+    /// As [`sixgate_dns::catzone`] takes it.
+    pub fn as_member(&self) -> sixgate_dns::catzone::Member<'_> {
+        sixgate_dns::catzone::Member { apex: &self.apex, id: self.id, group: Some(self.group.as_bytes()) }
+    }
 }
 
 impl Store {
     /// The zones the catalog zone lists: every served zone (a customer's
     /// unverified zone is not served, so not listed, unless the server
-    /// serves unverified zones), each with its member id.
+    /// serves unverified zones), each with its member id and its
+    /// account's name as its group.
     pub fn catalog_members(&self) -> Result<CatalogMembers, StoreError> {
         let serial: i64 =
             self.conn.query_row("SELECT value FROM meta WHERE key = 'catalog_serial'", [], |r| r.get(0))?;
         let mut zones = crate::verification::served_zones(&self.conn, None, self.serves_unverified()?)?;
         zones.sort_by_cached_key(|z| name::to_lowercase(&z.apex));
-        let members = zones.into_iter().map(|z| (z.apex.into_boxed_slice(), z.member_id as u64)).collect();
+        // One pass over the accounts' zones rather than a lookup per
+        // member: a catalog may list a million zones.
+        let groups: std::collections::HashMap<i64, String> = {
+            let mut st = self
+                .conn
+                .prepare_cached("SELECT z.id, a.name FROM zones z JOIN accounts a ON a.id = z.account_id")?;
+            let rows = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let members = zones
+            .into_iter()
+            .map(|z| {
+                // zones.account_id references accounts: a zone without
+                // one is corruption, reported rather than listed ungrouped.
+                let group = groups.get(&z.id).cloned().ok_or_else(|| {
+                    StoreError::BadInput(format!("zone {} has no account", display(&z.apex)))
+                })?;
+                Ok(CatalogMember { apex: z.apex.into_boxed_slice(), id: z.member_id as u64, group })
+            })
+            .collect::<Result<_, StoreError>>()?;
         // Serial arithmetic (RFC 1982) wraps: the low 32 bits keep
         // increasing as far as a secondary can tell.
         Ok(CatalogMembers { serial: serial as u32, members })
@@ -486,10 +528,11 @@ mod tests {
         let alice = s.create_account("alice").expect("account").id;
         make_zone(&mut s, "alice.test.", alice);
         let two = s.catalog_members().expect("catalog");
-        let names: Vec<_> = two.members.iter().map(|(a, _)| name::to_text(a)).collect();
+        let names: Vec<_> = two.members.iter().map(|m| name::to_text(&m.apex)).collect();
         assert_eq!(names, ["a.test.", "b.test."], "alice's unverified zone is not served, so not listed");
         assert!(two.serial > first.serial);
-        assert_ne!(two.members[0].1, two.members[1].1);
+        assert_ne!(two.members[0].id, two.members[1].id);
+        assert!(two.members.iter().all(|m| m.group == "operator"), "{:?}", two.members);
 
         // A record change leaves the catalog alone.
         let before = s.catalog_members().expect("catalog");
@@ -499,7 +542,7 @@ mod tests {
         assert_eq!(s.catalog_members().expect("catalog").serial, before.serial);
 
         // Deleted and made again: a new member id and a later serial.
-        let old_id = two.members[0].1;
+        let old_id = two.members[0].id;
         s.by(crate::Actor::Task("test")).delete_zone(&wire("a.test.")).expect("delete");
         let gone = s.catalog_members().expect("catalog");
         assert_eq!(gone.members.len(), 1);
@@ -507,7 +550,34 @@ mod tests {
         make_zone(&mut s, "a.test.", crate::tenancy::OPERATOR_ACCOUNT);
         let back = s.catalog_members().expect("catalog");
         assert!(back.serial > gone.serial);
-        assert_ne!(back.members[0].1, old_id, "a new incarnation is a new member");
+        assert_ne!(back.members[0].id, old_id, "a new incarnation is a new member");
+    }
+
+    #[test]
+    fn a_members_group_is_its_accounts_name_and_moves_the_serial_when_the_zone_changes_hands() {
+        let (_d, mut s) = store();
+        make_zone(&mut s, "op.test.", crate::tenancy::OPERATOR_ACCOUNT);
+        let alice = s.create_account("alice").expect("account").id;
+        let bob = s.create_account("bob.example").expect("account").id;
+        make_zone(&mut s, "alice.test.", alice);
+        s.set_verified(&wire("alice.test."), true, None).expect("verified");
+        let before = s.catalog_members().expect("catalog");
+        let groups: Vec<_> =
+            before.members.iter().map(|m| (name::to_text(&m.apex), m.group.as_str())).collect();
+        // By wire form: the shorter first label first.
+        assert_eq!(groups, [("op.test.".to_owned(), "operator"), ("alice.test.".to_owned(), "alice")]);
+
+        // Given to another account, verified as before: the same member
+        // with another group, and a serial that tells the secondaries.
+        s.set_zone_owner(&wire("alice.test."), bob, true).expect("new owner");
+        let after = s.catalog_members().expect("catalog");
+        assert_eq!(after.members[1].group, "bob.example");
+        assert_eq!(after.members[1].id, before.members[1].id);
+        assert!(after.serial > before.serial, "{} after {}", after.serial, before.serial);
+
+        // The same owner again changes nothing.
+        s.set_zone_owner(&wire("alice.test."), bob, true).expect("same owner");
+        assert_eq!(s.catalog_members().expect("catalog").serial, after.serial);
     }
 
     /// Regression: a member's id was the catalog serial of its creation,
@@ -520,7 +590,7 @@ mod tests {
             make_zone(&mut s, &format!("z{i}.test."), crate::tenancy::OPERATOR_ACCOUNT);
         }
         let serial = u64::from(s.catalog_members().expect("catalog").serial);
-        let ids: Vec<u64> = s.catalog_members().expect("catalog").members.iter().map(|m| m.1).collect();
+        let ids: Vec<u64> = s.catalog_members().expect("catalog").members.iter().map(|m| m.id).collect();
         assert_eq!(ids.len(), 16);
         // 64 random bits: none near the serial or near another id (each
         // check fails by chance with odds below 2^-30).

@@ -38,6 +38,12 @@
 //!   requests, a 101 answerer, a backend that never reads, an echo);
 //!   [`proxylab`]: a server with both proxy listeners and what the proxy's
 //!   tests look at from outside (metrics, descriptors, TCP timers).
+//! - [`secondary`]: [`secondary::Secondary`], a private knotd, named or
+//!   nsd following a primary by AXFR/IXFR after NOTIFY, statically or
+//!   through a catalog zone, with or without TSIG, and how each version
+//!   reached it (IXFR or AXFR, from the peer's own words);
+//!   [`knot_primary`]: [`knot_primary::KnotPrimary`], knotd as the
+//!   reference primary those secondaries are proven against.
 //! - [`kdig`]: Knot's `kdig` run as an operator would, its output parsed
 //!   into status, flags and records.
 //! - [`xfrlab`]: zone transfers out of sixgate: kdig's AXFR/IXFR output
@@ -90,6 +96,7 @@ pub mod dnsviz;
 pub mod http;
 pub mod kdig;
 pub mod knot;
+pub mod knot_primary;
 pub mod lab;
 pub mod ldns;
 pub mod metrics;
@@ -101,6 +108,7 @@ pub mod process;
 pub mod proxylab;
 pub mod query;
 pub mod rng;
+pub mod secondary;
 pub mod sixgate;
 pub mod unbound;
 pub mod xfrlab;
