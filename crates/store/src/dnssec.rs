@@ -470,9 +470,9 @@ impl Writer<'_> {
         save_state(&w.tx, id, &state)?;
         let apex_case = zone_apex(&w.tx, apex)?;
         let view = rollover::zone_view(&state.keyring);
-        sync_key_records(&w.tx, id, &key_records(&w.tx, &apex_case, policy, &view)?)?;
+        let changes = sync_key_records(&w.tx, id, &key_records(&w.tx, &apex_case, policy, &view)?)?;
         let zs = signing_for(&w.tx, &apex_case, policy, &view)?;
-        w.commit_replace(None, Some(&zs))
+        w.commit_resign(changes, &zs)
     }
 
     /// Makes a zone unsigned at once: removes keys, signatures and the
@@ -640,10 +640,11 @@ impl Writer<'_> {
         }
         let records = key_records(&w.tx, &apex_case, &policy, &after)?;
         if signers(&before) != signers(&after) {
-            // Other keys sign now: every signature is made again.
-            sync_key_records(&w.tx, id, &records)?;
+            // Other keys sign now: every signature is made again, and
+            // goes out as a diff (secondaries follow by IXFR).
+            let changes = sync_key_records(&w.tx, id, &records)?;
             let zs = signing_for(&w.tx, &apex_case, &policy, &after)?;
-            let commit = w.commit_replace(None, Some(&zs))?;
+            let commit = w.commit_resign(changes, &zs)?;
             return Ok(Maintained { commit: Some(commit), ..done });
         }
         let mut changes = sync_key_records(&w.tx, id, &records)?;

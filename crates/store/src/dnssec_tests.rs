@@ -196,3 +196,36 @@ fn the_ds_comes_with_the_time_it_may_be_published() {
     s.by(Actor::Task("test")).dnssec_maintain(&apex(), None).unwrap();
     assert_eq!(s.dnssec_ds_publish_after(&apex()).unwrap()[0].1, Some(after));
 }
+
+/// A record as a comparable value: owner (lowercased), type, TTL, rdata.
+type RecordKey = (Box<[u8]>, u16, u32, Box<[u8]>);
+
+/// The zone's records as a set, for comparisons.
+fn record_set(records: Vec<Record>) -> std::collections::BTreeSet<RecordKey> {
+    records.into_iter().map(|r| (name::to_lowercase(&r.owner), r.rtype, r.ttl, r.rdata)).collect()
+}
+
+/// Regression: turning signing on (and every re-signing with other keys)
+/// was journaled as a replacement, which ends the history an IXFR can
+/// follow: every secondary had to fetch the whole zone again at each key
+/// event. It is a diff now, and the diff turns the unsigned zone into the
+/// signed one exactly.
+#[test]
+fn signing_turned_on_was_a_replacement_that_secondaries_could_only_follow_by_axfr() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut s = Store::open(dir.path()).unwrap();
+    let text = "@ 300 SOA ns hm 1 7200 3600 1209600 300\n@ 300 NS ns\nns 300 A 192.0.2.1\nwww 300 AAAA 2001:db8::1\n";
+    s.by(Actor::Task("test")).replace_zone(&apex(), zonefile::parse(text, &apex()).unwrap()).unwrap();
+    let (_, before) = s.zone_snapshot(&apex()).unwrap().unwrap();
+    let from = s.serial(&apex()).unwrap();
+    let commit = s.by(Actor::Task("test")).dnssec_enable(&apex(), &Policy::default()).unwrap();
+    let history = s.zone_history_since(&apex(), from).unwrap().expect("a history across the key event");
+    assert_eq!(history.len(), 1);
+    assert_eq!(history[0].serial, commit.serial);
+    let crate::JournalKind::Diff(changes) = &history[0].kind else { panic!("not a diff") };
+    let zone = sixgate_dns::Zone::build(&apex(), before.records, 7).unwrap();
+    let applied = zone.apply(changes).unwrap();
+    let (_, after) = s.zone_snapshot(&apex()).unwrap().unwrap();
+    assert!(after.records.iter().any(|r| r.rtype == sixgate_dns::rtype::code::RRSIG));
+    assert_eq!(record_set(applied.records()), record_set(after.records));
+}

@@ -179,6 +179,41 @@ pub(crate) fn sign_all(
     Ok(signed.records.len())
 }
 
+/// Signs the whole zone again like [`sign_all`], and returns what that
+/// changed among the signer's records (RRSIG, NSEC, NSEC3): every
+/// signature or chain record that went, and every one that came, as a
+/// journal diff, so that secondaries follow a key event by IXFR. Chain
+/// records that stayed the same are in neither list.
+pub(crate) fn sign_all_changes(
+    conn: &Connection,
+    zone_id: i64,
+    zs: &ZoneSigning,
+    now: u64,
+) -> Result<Vec<Change>, StoreError> {
+    let signer_rows = |conn: &Connection| -> Result<Vec<Record>, StoreError> {
+        let mut st = conn.prepare_cached(&format!(
+            "{DATA_COLUMNS} WHERE zone_id = ?1 AND derived = 3 AND rtype IN (46, 47, 50)"
+        ))?;
+        let rows = st.query_map(params![zone_id], record_of)?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    };
+    let key = |r: &Record| (name::to_lowercase(&r.owner), r.rtype, r.ttl, r.rdata.clone());
+    let before = signer_rows(conn)?;
+    sign_all(conn, zone_id, zs, now)?;
+    let after = signer_rows(conn)?;
+    let mut old: std::collections::HashMap<_, Record> = before.into_iter().map(|r| (key(&r), r)).collect();
+    let mut changes = Vec::new();
+    for r in after {
+        if old.remove(&key(&r)).is_none() {
+            changes.push(Change::Add(r));
+        }
+    }
+    // Removals first, as a client applies them (RFC 1995 §4).
+    let mut out: Vec<Change> = old.into_values().map(Change::Remove).collect();
+    out.append(&mut changes);
+    Ok(out)
+}
+
 pub(crate) fn sign_error(e: sign::SignError) -> StoreError {
     StoreError::Signing(e.to_string())
 }

@@ -245,6 +245,33 @@ impl WriteTx<'_> {
         Ok(Commit { journal_id, serial })
     }
 
+    /// Ends a write that signs the whole zone again (a key event: signing
+    /// turned on, other keys signing): bumps the serial, signs every
+    /// RRset, and journals `changes` (the key records' own) with the SOA
+    /// and every signature and chain record that changed as one diff,
+    /// which secondaries follow by IXFR like any change.
+    pub(crate) fn commit_resign(
+        self,
+        mut changes: Vec<Change>,
+        signing: &signer::ZoneSigning,
+    ) -> Result<Commit, StoreError> {
+        self.apply_counts()?;
+        let (serial, soa) = self.bump_serial(None)?;
+        changes.extend(soa);
+        changes.extend(signer::sign_all_changes(&self.tx, self.id, signing, self.now())?);
+        let encoded = codec::encode_changes(&changes);
+        // A diff this large (every signature of a big zone, twice) costs a
+        // secondary more than the whole zone, and would be one huge
+        // journal row for every reader to decode: a replacement instead,
+        // which IXFR answers with the whole zone (RFC 1995 §2 allows it).
+        let journal_id = match encoded.len() > MAX_RESIGN_DIFF {
+            true => self.journal(serial, "replace", None)?,
+            false => self.journal(serial, "diff", Some(&encoded))?,
+        };
+        self.tx.commit()?;
+        Ok(Commit { journal_id, serial })
+    }
+
     /// Ends a whole-zone write: bumps the serial (to `proposed`, an
     /// imported file's own serial, when that is newer), signs the whole
     /// zone when `signing` says so, journals a replacement and commits.
@@ -355,6 +382,10 @@ impl WriteTx<'_> {
         journal(&self.tx, self.id, &self.key, serial, kind, changes, &self.actor, self.at)
     }
 }
+
+/// The largest encoded diff a whole-zone re-signing is journaled as
+/// (about 200,000 signatures replaced); beyond it, a replacement.
+const MAX_RESIGN_DIFF: usize = 64 << 20;
 
 /// Journal entries kept per zone (the newest) unless `serve` stored
 /// another number ([`Store::save_journal_keep`]); older ones are pruned. A

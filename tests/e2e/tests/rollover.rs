@@ -20,6 +20,11 @@
 //!   Real rollover failures come from cached old keys and signatures; no
 //!   such combination may be bogus.
 //!
+//! With a follower ([`Lab::start_followed`]), a knotd secondary carries
+//! both zones by NOTIFY and IXFR from the restarting server, and a second
+//! unbound validates against knotd alone at every step: several sites
+//! serve one key set through a rollover.
+//!
 //! `ROLLOVER_DEBUG=1` prints the keys at every step.
 
 use std::fs;
@@ -31,6 +36,7 @@ use sixgate_dns::catalog::Catalog;
 use sixgate_dns::zone::Zone;
 use sixgate_dnssec::validate::{Resolver, Timeline, Verdict};
 use sixgate_e2e::process::require_program;
+use sixgate_e2e::secondary::{Peer, Secondary, SecondaryConfig, XfrKind};
 use sixgate_e2e::{Cli, CliOutput, Sixgate, Unbound, UnboundConfig, ZoneFile};
 
 const PARENT: &str = "$ORIGIN parent.test.
@@ -97,6 +103,14 @@ struct Lab {
     max_ttl: u64,
     /// The cache model has checked every moment up to here.
     model_checked: u64,
+    /// A knotd secondary of both zones, and a validator that asks it alone.
+    follower: Option<Follower>,
+}
+
+/// A secondary that follows the lab's server, judged by its own validator.
+struct Follower {
+    knot: Secondary,
+    unbound: Unbound,
 }
 
 /// How far back before now the cache model looks for changes: a step
@@ -118,6 +132,15 @@ fn parse_time(t: &str) -> Option<u64> {
 
 impl Lab {
     fn start(enable_args: &[&str], registry_delay: u64) -> Result<Lab> {
+        Lab::start_with(enable_args, registry_delay, false)
+    }
+
+    /// [`Lab::start`] with a knotd secondary following both zones.
+    fn start_followed(enable_args: &[&str], registry_delay: u64) -> Result<Lab> {
+        Lab::start_with(enable_args, registry_delay, true)
+    }
+
+    fn start_with(enable_args: &[&str], registry_delay: u64, followed: bool) -> Result<Lab> {
         require_program("unbound", "unbound")?;
         let dir = tempfile::tempdir()?;
         let cli = Cli::new(dir.path().join("data"))?;
@@ -140,12 +163,26 @@ impl Lab {
             .and_then(|l| l.split('\t').find_map(|f| f.strip_prefix("published ")))
             .and_then(parse_time)
             .context("the key's publication time")?;
-        let config = UnboundConfig::new()
-            .stub("parent.test.", addr)
-            .stub("child.parent.test.", addr)
-            .trust_anchor(&parent_ds)
-            .override_date(now);
-        let unbound = Unbound::start(config)?;
+        let validator = |server: SocketAddr| {
+            UnboundConfig::new()
+                .stub("parent.test.", server)
+                .stub("child.parent.test.", server)
+                .trust_anchor(&parent_ds)
+                .override_date(now)
+        };
+        let unbound = Unbound::start(validator(addr))?;
+        let follower = match followed {
+            true => {
+                let config =
+                    SecondaryConfig::new(addr).with_zone("parent.test.").with_zone("child.parent.test.");
+                let knot = Secondary::start(Peer::Knot, &config)?;
+                // Every zone, no key: transfers from its address.
+                cli.run(&["secondary", "add"], &[&knot.addr().to_string()])?.ok()?;
+                let unbound = Unbound::start(validator(knot.addr()))?;
+                Some(Follower { knot, unbound })
+            }
+            false => None,
+        };
         let config = write(dir.path(), "sixgate.toml", "[dnssec]\nmaintain = false\n")?;
         let mut lab = Lab {
             _dir: dir,
@@ -165,6 +202,7 @@ impl Lab {
             last_served: String::new(),
             max_ttl: 0,
             model_checked: 0,
+            follower,
         };
         lab.restart()?;
         lab.next_key = lab.maintain()?;
@@ -276,14 +314,42 @@ impl Lab {
     fn check(&mut self) -> Result<()> {
         self.unbound.set_override_date(Some(self.now))?;
         let at = format!("at step {} (t = {}, parent DS {:?})", self.steps, self.now, self.installed);
-        for (name, rtype, rcode) in QUERIES {
-            if self.installed.is_empty() {
-                self.unbound.expect_insecure(name, rtype, rcode).context(at.clone())?;
-            } else {
-                self.unbound.expect_secure(name, rtype, rcode).context(at.clone())?;
+        let insecure = self.installed.is_empty();
+        let judge = |unbound: &Unbound, at: &str| -> Result<()> {
+            for (name, rtype, rcode) in QUERIES {
+                match insecure {
+                    true => unbound.expect_insecure(name, rtype, rcode).map(|_| ()),
+                    false => unbound.expect_secure(name, rtype, rcode).map(|_| ()),
+                }
+                .context(at.to_owned())?;
             }
+            Ok(())
+        };
+        judge(&self.unbound, &at)?;
+        if self.follower.is_some() {
+            self.follow()?;
+        }
+        if let Some(f) = &mut self.follower {
+            f.unbound.set_override_date(Some(self.now))?;
+            judge(&f.unbound, &format!("{at}, validating against the knotd secondary"))?;
         }
         self.model_check().context(at)
+    }
+
+    /// Waits until the follower serves both zones at the serials the
+    /// server serves. The server was restarted since the last step, so the
+    /// follower is asked to refresh as well as notified.
+    fn follow(&self) -> Result<()> {
+        let Some(f) = &self.follower else { return Ok(()) };
+        for zone in ["parent.test.", "child.parent.test."] {
+            let serial = sixgate_e2e::secondary::soa_serial(self.addr, zone)?
+                .with_context(|| format!("the server serves no SOA for {zone}"))?;
+            if f.knot.serial(zone)? != Some(serial) {
+                f.knot.refresh(zone)?;
+                f.knot.wait_for_serial(zone, serial)?;
+            }
+        }
+        Ok(())
     }
 
     /// Records the served zones if they changed, then resolves every query
@@ -514,6 +580,42 @@ fn zsk_rollover_by_pre_publication() -> Result<()> {
         Ok(zsks.len() == 1 && zsks.first().is_some_and(|k| k.tag != zsk.tag && k.state == "Active"))
     })?;
     ensure!(lab.verdict()? == "secure");
+    Ok(())
+}
+
+/// A ZSK rollover that a knotd secondary follows by IXFR: a validator that
+/// asks only knotd finds every step secure, and knotd's copy of the child
+/// passes `kzonecheck -d on` at the end.
+#[test]
+fn a_zsk_rollover_reaches_a_knot_secondary_by_ixfr_and_validates_there() -> Result<()> {
+    let mut lab = Lab::start_followed(&["--ksk-zsk"], 3600)?;
+    lab.secure()?;
+    let zsk = lab.keys()?.into_iter().find(|k| k.role == "Zsk").context("a ZSK")?;
+    lab.operate(&["dnssec", "roll"], &["child.parent.test.", "zsk"])?;
+    lab.until("the new ZSK alone", DAY, |lab| {
+        let keys = lab.keys()?;
+        let zsks: Vec<&Key> = live(&keys).into_iter().filter(|k| k.role == "Zsk").collect();
+        Ok(zsks.len() == 1 && zsks.first().is_some_and(|k| k.tag != zsk.tag && k.state == "Active"))
+    })?;
+    lab.follow()?;
+    let f = lab.follower.as_ref().context("a follower")?;
+    let log = f.knot.log_text();
+    let child = "child.parent.test.";
+    let last = f.knot.last_transfer(child)?.context("knotd logged no transfer of the child")?;
+    ensure!(last.kind == XfrKind::Ixfr, "the child's last version came by {:?}:\n{log}", last.kind);
+    ensure!(!log.contains("AXFR-style"), "an IXFR was answered in full:\n{log}");
+    let copy = lab._dir.path().join("knot-copy.zone");
+    fs::write(&copy, f.knot.zone_text(child)?)?;
+    let check = std::process::Command::new(require_program("kzonecheck", "knot")?)
+        .args(["-o", child, "-d", "on", "-t", &lab.now.to_string()])
+        .arg(&copy)
+        .output()?;
+    ensure!(
+        check.status.success(),
+        "kzonecheck -d on of knotd's copy: {}{}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
     Ok(())
 }
 
