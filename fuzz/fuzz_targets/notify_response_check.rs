@@ -21,7 +21,7 @@ const ID: u16 = 0x1234;
 const APEX: &[u8] = b"\x07example\x04test\x00";
 
 /// Runs every check on `data`.
-pub fn check(data: &[u8]) {
+pub(crate) fn check(data: &[u8]) {
     let notify = decode_notify_response(data, ID, APEX);
     let soa = decode_soa_response(data, ID, APEX);
     if notify.is_ok() || soa.is_ok() {
