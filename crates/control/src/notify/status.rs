@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use crate::secondaries::Secondaries;
 
 /// One (secondary, zone) pair: a secondary's address and a lowercased apex.
-pub(crate) type Key = (SocketAddr, Box<[u8]>);
+pub type Key = (SocketAddr, Box<[u8]>);
 
 /// The last NOTIFY sent to a secondary for a zone.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -300,11 +300,12 @@ impl Status {
         out
     }
 
-    // The writers, for the NOTIFY task.
+    // The writers: the NOTIFY task's, public so that readers (the API)
+    // can be tested against a table they fill.
 
     /// Takes a new list of secondaries: pairs of secondaries gone are
     /// forgotten.
-    pub(crate) fn set_secondaries(&self, s: Arc<Secondaries>) {
+    pub fn set_secondaries(&self, s: Arc<Secondaries>) {
         {
             let mut t = self.table();
             t.pairs.retain(|(a, apex), _| s.carrying(apex).any(|x| x.address == *a));
@@ -316,7 +317,7 @@ impl Status {
 
     /// We serve `serial` for `apex` from now on (`None`: no longer
     /// served). Secondaries that were in sync are behind from now.
-    pub(crate) fn set_served(&self, apex: &[u8], serial: Option<u32>) {
+    pub fn set_served(&self, apex: &[u8], serial: Option<u32>) {
         {
             let mut t = self.table();
             let now = Instant::now();
@@ -345,7 +346,7 @@ impl Status {
     }
 
     /// A NOTIFY try for `serial` went out (`first`: the first of its tries).
-    pub(crate) fn notify_sent(&self, key: &Key, serial: u32, first: bool) {
+    pub fn notify_sent(&self, key: &Key, serial: u32, first: bool) {
         let mut t = self.table();
         let c = t.counters.entry(key.0).or_default();
         c.sent += 1;
@@ -363,7 +364,7 @@ impl Status {
     }
 
     /// The NOTIFY for `serial` was answered (`acked`) or given up on.
-    pub(crate) fn notify_done(&self, key: &Key, serial: u32, acked: bool) {
+    pub fn notify_done(&self, key: &Key, serial: u32, acked: bool) {
         {
             let mut t = self.table();
             if !acked {
@@ -381,7 +382,7 @@ impl Status {
 
     /// A secondary reported `serial` for the zone (`Ok`), or its SOA
     /// query failed (`Err`, the reason).
-    pub(crate) fn reported(&self, key: &Key, answer: Result<u32, String>) {
+    pub fn reported(&self, key: &Key, answer: Result<u32, String>) {
         {
             let mut t = self.table();
             let served = t.served.get(&key.1).map(|s| s.serial);
