@@ -59,6 +59,19 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawSecondaries {
     /// The catalog zone's name (RFC 9432); `catalog.invalid.` by default.
     pub(crate) catalog_zone: Option<String>,
+    /// Tries of an unanswered NOTIFY (RFC 1996 §3.6); default 5.
+    pub(crate) notify_tries: Option<u32>,
+    /// The first try's timeout in milliseconds, doubling; default 1000.
+    pub(crate) notify_timeout_ms: Option<u64>,
+    /// Seconds between reads of each secondary's serial per zone, besides
+    /// those after a NOTIFY; default 60.
+    pub(crate) probe_interval: Option<u64>,
+    /// At most this many of those reads a second; default 20.
+    pub(crate) probes_per_second: Option<u32>,
+    /// lego httpreq `present` waits for the secondaries; default false.
+    pub(crate) httpreq_wait: Option<bool>,
+    /// How long it waits, seconds (1 to 60); default 10.
+    pub(crate) httpreq_wait_timeout: Option<u64>,
 }
 
 /// `[tenancy]`.
@@ -383,6 +396,10 @@ pub(crate) struct Settings {
     pub(crate) tenancy: sixgate_store::TenancyPolicy,
     /// `[secondaries] catalog_zone`, wire form.
     pub(crate) catalog_zone: Box<[u8]>,
+    /// `[secondaries]` NOTIFY and probe settings.
+    pub(crate) notify: sixgate_control::notify::NotifySettings,
+    /// `[secondaries] httpreq_wait` with its timeout.
+    pub(crate) httpreq_wait: Option<Duration>,
 }
 
 /// Command-line flags of `serve` that override the file.
@@ -572,8 +589,11 @@ pub(crate) fn settings(
     if sixgate_dns::name::label_count(&catalog_zone) == 0 {
         bail!("secondaries.catalog_zone cannot be the root");
     }
+    let (notify, httpreq_wait) = notify_settings(&raw.secondaries)?;
     Ok(Settings {
         catalog_zone,
+        notify,
+        httpreq_wait,
         account_nameservers,
         tenancy,
         dnssec_maintain: raw.dnssec.maintain.unwrap_or(true),
@@ -612,6 +632,42 @@ pub(crate) fn settings(
         demo_zone: raw.dns.demo_zone.unwrap_or(true),
         log_level: raw.log.level.unwrap_or_else(|| "info".into()),
     })
+}
+
+/// Validates `[secondaries]`' NOTIFY, probe and wait settings.
+fn notify_settings(
+    raw: &RawSecondaries,
+) -> anyhow::Result<(sixgate_control::notify::NotifySettings, Option<Duration>)> {
+    let defaults = sixgate_control::notify::NotifySettings::default();
+    let tries = raw.notify_tries.unwrap_or(defaults.retry.tries);
+    if !(1..=10).contains(&tries) {
+        bail!("secondaries.notify_tries must be 1 to 10, not {tries}");
+    }
+    let timeout = raw.notify_timeout_ms.unwrap_or(defaults.retry.timeout.as_millis() as u64);
+    if !(10..=30_000).contains(&timeout) {
+        bail!("secondaries.notify_timeout_ms must be 10 to 30000, not {timeout}");
+    }
+    let interval = raw.probe_interval.unwrap_or(defaults.probe_interval.as_secs());
+    if interval == 0 {
+        bail!("secondaries.probe_interval must be at least 1 second");
+    }
+    let rate = raw.probes_per_second.unwrap_or(defaults.probes_per_second);
+    if !(1..=10_000).contains(&rate) {
+        bail!("secondaries.probes_per_second must be 1 to 10000, not {rate}");
+    }
+    let wait = raw.httpreq_wait_timeout.unwrap_or(sixgate_api::secondaries::DEFAULT_WAIT.as_secs());
+    if wait == 0 || wait > sixgate_api::secondaries::MAX_WAIT.as_secs() {
+        bail!(
+            "secondaries.httpreq_wait_timeout must be 1 to {} seconds, not {wait}",
+            sixgate_api::secondaries::MAX_WAIT.as_secs()
+        );
+    }
+    let settings = sixgate_control::notify::NotifySettings {
+        retry: sixgate_control::notify::Retry { tries, timeout: Duration::from_millis(timeout) },
+        probe_interval: Duration::from_secs(interval),
+        probes_per_second: rate,
+    };
+    Ok((settings, raw.httpreq_wait.unwrap_or(false).then(|| Duration::from_secs(wait))))
 }
 
 /// Validates `[tenancy]`.

@@ -95,6 +95,7 @@ fn metrics_text(
     held: &std::sync::atomic::AtomicUsize,
     expiry: &sixgate_control::watchdog::ExpiryReport,
     proxy: Option<&Arc<sixgate_proxy::tls::Shared>>,
+    secondaries: &sixgate_control::notify::Status,
 ) -> String {
     use std::fmt::Write as _;
     let mut out = String::new();
@@ -135,6 +136,7 @@ fn metrics_text(
     out.push_str(&sixgate_control::watchdog::metrics_text(&expiry.load()));
     out.push_str(&listeners.render());
     out.push_str(&updates.render());
+    out.push_str(&secondaries.metrics_text());
     out
 }
 
@@ -177,6 +179,14 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let published = follower.published();
     let routes_generation = follower.routes();
     let held_zones = follower.held_count();
+    // NOTIFY and the secondaries' status: the task wakes on every swap of
+    // the served catalog and every reload of the secondaries.
+    let notify_status = sixgate_control::notify::Status::new();
+    let notify_inputs = sixgate_control::notify::Inputs {
+        catalog: catalog.clone(),
+        changed: follower.changed(),
+        secondaries: follower.secondaries(),
+    };
 
     let mut bound = Vec::new();
     for addr in &s.dns {
@@ -266,14 +276,21 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         // Zone claims are decided in this store's write transactions.
         api_store.set_tenancy(s.tenancy.clone());
         let dir = s.data.clone();
-        let (udp_stats, proxy, expiry, listener_set, updates) =
-            (stats.clone(), proxy_shared.clone(), expiry.clone(), listeners.clone(), update_stats.clone());
+        let (udp_stats, proxy, expiry, listener_set, updates, secondaries) = (
+            stats.clone(),
+            proxy_shared.clone(),
+            expiry.clone(),
+            listeners.clone(),
+            update_stats.clone(),
+            notify_status.clone(),
+        );
         let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
             sixgate_control::publish::poke(&dir)
         })?
         .with_metrics(move || {
-            metrics_text(&listener_set, &udp_stats, &updates, &held_zones, &expiry, proxy.get())
-        });
+            metrics_text(&listener_set, &udp_stats, &updates, &held_zones, &expiry, proxy.get(), &secondaries)
+        })
+        .with_secondaries(notify_status.clone(), s.httpreq_wait);
         let app = sixgate_api::app(state);
         // One gate for every API address: the caps are the API's, not each
         // address's.
@@ -318,6 +335,12 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         check_interval: s.dnssec_check_interval,
     };
     api_tasks.push(rt.spawn(sixgate_control::verify::run(s.data.clone(), verify, sd_rx.clone())));
+    api_tasks.push(rt.spawn(sixgate_control::notify::run(
+        notify_inputs,
+        notify_status.clone(),
+        s.notify.clone(),
+        sd_rx.clone(),
+    )));
     if s.dnssec_maintain {
         api_tasks.push(rt.spawn(sixgate_control::dnssec::run(s.data.clone(), dnssec, sd_rx.clone())));
     } else {
