@@ -746,6 +746,36 @@ mod tests {
     }
 
     #[test]
+    fn the_notify_and_wait_settings_are_read_and_checked() {
+        let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
+        let s = ok("").unwrap();
+        assert_eq!(s.notify, sixgate_control::notify::NotifySettings::default());
+        assert_eq!(s.httpreq_wait, None, "lego httpreq does not wait by default");
+        let s = ok("[secondaries]\nnotify_tries = 3\nnotify_timeout_ms = 250\nprobe_interval = 30\n\
+                    probes_per_second = 5\nhttpreq_wait = true\nhttpreq_wait_timeout = 20\n")
+        .unwrap();
+        assert_eq!((s.notify.retry.tries, s.notify.retry.timeout), (3, Duration::from_millis(250)));
+        assert_eq!((s.notify.probe_interval, s.notify.probes_per_second), (Duration::from_secs(30), 5));
+        assert_eq!(s.httpreq_wait, Some(Duration::from_secs(20)));
+        assert_eq!(
+            ok("[secondaries]\nhttpreq_wait = true\n").unwrap().httpreq_wait,
+            Some(Duration::from_secs(10))
+        );
+        for bad in [
+            "notify_tries = 0",
+            "notify_tries = 11",
+            "notify_timeout_ms = 5",
+            "probe_interval = 0",
+            "probes_per_second = 0",
+            "httpreq_wait_timeout = 0",
+            "httpreq_wait_timeout = 61",
+        ] {
+            let e = ok(&format!("[secondaries]\n{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains(bad.split(' ').next().unwrap()), "{bad}: {e}");
+        }
+    }
+
+    #[test]
     fn the_aname_trust_anchor_and_per_account_limit_are_read_and_checked() {
         let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
         let iana = sixgate_aname::chain::TrustAnchor::iana_root();
