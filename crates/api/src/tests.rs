@@ -1161,12 +1161,10 @@ mod secondaries_tests {
         follow(st.clone(), 1, &[A]);
         let headers =
             [("authorization", format!("Bearer {}", f.alice)), ("sixgate-wait", "secondaries".into())];
-        let started = std::time::Instant::now();
         let (s, v) = f
             .send("DELETE", "/v1/zones/example.test/rrsets/mail.example.test/MX?timeout=1", &headers, None)
             .await;
         assert_eq!(s, StatusCode::GATEWAY_TIMEOUT, "{v}");
-        assert!(started.elapsed() >= Duration::from_secs(1));
         assert_eq!(v["type"], "https://sixgate.invalid/problems/secondaries-behind");
         let serial = v["serial"].as_u64().unwrap();
         assert!(v["detail"].as_str().unwrap().contains("[::1]:5302"), "{v}");
@@ -1198,14 +1196,12 @@ mod secondaries_tests {
         let headers = [("authorization", format!("Bearer {}", f.alice))];
         let mut req = Request::builder()
             .method("DELETE")
-            .uri("/v1/zones/example.test/rrsets/mail.example.test/MX?wait=secondaries&timeout=30");
+            .uri("/v1/zones/example.test/rrsets/mail.example.test/MX?wait=secondaries&timeout=5");
         for (h, v) in &headers {
             req = req.header(*h, v);
         }
-        let started = std::time::Instant::now();
         let resp = f.app.clone().oneshot(req.body(HttpBody::empty()).unwrap()).await.unwrap();
         assert_eq!(resp.status(), StatusCode::NO_CONTENT);
-        assert!(started.elapsed() < Duration::from_secs(10));
         assert_eq!(resp.headers().get("sixgate-secondaries").unwrap(), "");
     }
 
@@ -1225,20 +1221,18 @@ mod secondaries_tests {
         let (s, v) = f.send("POST", "/v1/acme/httpreq/present", &headers, Some(body.clone())).await;
         assert_eq!(s, StatusCode::GATEWAY_TIMEOUT, "{v}");
         assert!(v["detail"].as_str().unwrap().contains("5301"), "{v}");
-        // cleanup never waits.
-        let started = std::time::Instant::now();
+        // cleanup never waits: nobody catches up, so a wait would end in
+        // 504.
         let (s, _) = f.send("POST", "/v1/acme/httpreq/cleanup", &headers, Some(body)).await;
         assert_eq!(s, StatusCode::OK);
-        assert!(started.elapsed() < Duration::from_secs(1));
-        // Without the setting, present does not wait.
+        // Without the setting, present does not wait (a wait would end in
+        // 504: nobody catches up).
         let g = fixture_full(|_| {}, Some((status(1), None)));
         let basic = base64::engine::general_purpose::STANDARD.encode(format!("u:{}", g.alice));
         let headers =
             [("authorization", format!("Basic {basic}")), ("content-type", "application/json".into())];
         let body = json!({"fqdn": "_acme-challenge.example.test.", "value": "abc"}).to_string();
-        let started = std::time::Instant::now();
         let (s, _) = g.send("POST", "/v1/acme/httpreq/present", &headers, Some(body)).await;
         assert_eq!(s, StatusCode::OK);
-        assert!(started.elapsed() < Duration::from_secs(1));
     }
 }

@@ -161,10 +161,9 @@ fn a_write_that_waits_on_a_zone_no_secondary_carries_answers_at_once() -> Result
     let token = admin(&server)?;
     let other = FakeSecondary::start(true, 1)?;
     server.cli().run(&["secondary", "add"], &[&other.addr().to_string(), "--zone", "other.test."])?.ok()?;
-    let started = Instant::now();
-    let r = put_www(&server, &token, "192.0.2.9", "?wait=secondaries&timeout=30")?;
+    // The secondary never reports a new serial: a wait would end in 504.
+    let r = put_www(&server, &token, "192.0.2.9", "?wait=secondaries&timeout=5")?;
     ensure!(r.status == 200, "{} {}", r.status, r.body);
-    ensure!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
     let v = json_of(&r)?;
     ensure!(v["secondaries"] == json!([]), "{v}");
     Ok(())
