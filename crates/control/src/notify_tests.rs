@@ -509,3 +509,28 @@ async fn a_change_committed_by_another_process_is_notified() {
     until("the CLI's change announced", Duration::from_secs(5), || p.count() == 2).await;
     assert_eq!(p.serials("a.test."), [first, commit.serial]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_catalog_zones_changes_go_to_its_followers_only_and_a_deletion_to_nobody() {
+    let (follower, pf) = peer().await;
+    let (plain, pp) = peer().await;
+    let mut f = secondary(follower);
+    f.catalog = true;
+    let w = start(
+        &[zone("a.test.", 1), zone("b.test.", 1), zone("catalog.invalid.", 10)],
+        vec![f, secondary(plain)],
+        NotifySettings::default(),
+    );
+    until("the start's notifies", Duration::from_secs(5), || pf.count() == 3 && pp.count() == 2).await;
+    assert_eq!(pf.serials("catalog.invalid."), [10]);
+    assert!(pp.serials("catalog.invalid.").is_empty(), "the catalog zone is for its followers");
+    // b.test. deleted: the catalog moves, and only that is announced.
+    w.publish(|c| {
+        c.remove(&n("b.test."));
+        c.insert(zone("catalog.invalid.", 11));
+    });
+    until("the catalog's notify", Duration::from_secs(5), || pf.serials("catalog.invalid.") == [10, 11])
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!((pf.count(), pp.count()), (4, 2), "nothing announced for the deleted zone");
+}
