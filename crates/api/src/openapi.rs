@@ -96,11 +96,11 @@ pub(crate) fn document() -> Value {
             },
             "/v1/zones/{zone}/zonefile": {
                 "get": op("Export the zone file (text/dns)", "200", None),
-                "put": {
+                "put": waits(json!({
                     "summary": "Replace the zone's content with a zone file (Content-Type: text/dns; anything else is refused with 415)",
                     "requestBody": { "required": true, "content": { "text/dns": { "schema": { "type": "string" } } } },
                     "responses": { "200": { "description": "success" } }
-                },
+                })),
             },
             "/v1/zones/{zone}/anames": {
                 "get": op("Each ANAME's addresses, last success, last error and next refresh", "200", None),

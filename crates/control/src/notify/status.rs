@@ -228,24 +228,22 @@ impl Status {
     }
 
     /// Per secondary: how many zones it is behind on, and the greatest
-    /// lag among them.
+    /// lag among them. One pass over the pairs, without allocating per
+    /// pair: a scrape of many zones holds the table briefly.
     pub fn lag(&self) -> Vec<(SocketAddr, usize, Duration)> {
         let t = self.table();
         let now = Instant::now();
         let mut out: HashMap<SocketAddr, (usize, Duration)> =
             t.secondaries.list.iter().map(|s| (s.address, (0, Duration::ZERO))).collect();
-        for (apex, served) in &t.served {
-            for s in t.secondaries.carrying(apex) {
-                let pair = t.pairs.get(&(s.address, apex.clone()));
-                let reported = pair.and_then(|p| p.reported);
-                if reported.is_some_and(|r| is_up_to_date(r.serial, served.serial)) {
-                    continue;
-                }
-                let since = pair.and_then(|p| p.behind_since).unwrap_or(served.since);
-                let e = out.entry(s.address).or_default();
-                e.0 += 1;
-                e.1 = e.1.max(now.saturating_duration_since(since));
+        for ((address, apex), pair) in &t.pairs {
+            let Some(served) = t.served.get(apex) else { continue };
+            if pair.reported.is_some_and(|r| is_up_to_date(r.serial, served.serial)) {
+                continue;
             }
+            let since = pair.behind_since.unwrap_or(served.since);
+            let e = out.entry(*address).or_default();
+            e.0 += 1;
+            e.1 = e.1.max(now.saturating_duration_since(since));
         }
         let mut v: Vec<_> = out.into_iter().map(|(a, (n, l))| (a, n, l)).collect();
         v.sort_by_key(|(a, _, _)| *a);
@@ -303,13 +301,20 @@ impl Status {
     // The writers: the NOTIFY task's, public so that readers (the API)
     // can be tested against a table they fill.
 
-    /// Takes a new list of secondaries: pairs of secondaries gone are
-    /// forgotten.
+    /// Takes a new list of secondaries: pairs no secondary carries any
+    /// more are forgotten, and every served zone gets a pair for each
+    /// secondary carrying it.
     pub fn set_secondaries(&self, s: Arc<Secondaries>) {
         {
             let mut t = self.table();
             t.pairs.retain(|(a, apex), _| s.carrying(apex).any(|x| x.address == *a));
             t.counters.retain(|a, _| s.list.iter().any(|x| x.address == *a));
+            let apexes: Vec<Box<[u8]>> = t.served.keys().cloned().collect();
+            for apex in apexes {
+                for x in s.carrying(&apex) {
+                    t.pairs.entry((x.address, apex.clone())).or_default();
+                }
+            }
             t.secondaries = s;
         }
         self.bump();
