@@ -184,9 +184,20 @@ pub async fn run(
                 // The publisher is gone: the catalog no longer changes.
                 changes_open = r.is_ok();
             }
-            Some(done) = s.tasks.join_next(), if !s.tasks.is_empty() => {
-                if let Ok(done) = done {
-                    s.finished(done);
+            Some(done) = s.tasks.join_next_with_id(), if !s.tasks.is_empty() => {
+                match done {
+                    Ok((id, done)) => {
+                        s.spawned.remove(&id);
+                        s.finished(done);
+                    }
+                    // A task that panicked still ends its NOTIFY or its
+                    // follow-up, so that its pair is not stuck.
+                    Err(e) => {
+                        tracing::error!(error = %e, "a NOTIFY task failed");
+                        if let Some(done) = s.spawned.remove(&e.id()) {
+                            s.finished(done);
+                        }
+                    }
                 }
             }
             _ = tokio::time::sleep_until(s.next_probe) => s.probe_next(),
@@ -213,6 +224,8 @@ struct Scheduler {
     periodic: VecDeque<PairKey>,
     next_probe: Instant,
     tasks: JoinSet<Done>,
+    /// What each NOTIFY and follow-up task reports should it fail.
+    spawned: HashMap<tokio::task::Id, Done>,
 }
 
 /// The zone's SOA: TTL and rdata.
@@ -249,6 +262,7 @@ impl Scheduler {
             follow: HashMap::new(),
             periodic: VecDeque::new(),
             tasks: JoinSet::new(),
+            spawned: HashMap::new(),
         }
     }
 
@@ -389,7 +403,8 @@ impl Scheduler {
                 let status = self.status.clone();
                 let retry = self.settings.retry.clone();
                 let peer_key = key_of(&self.secondaries, address);
-                self.tasks.spawn(async move {
+                let failed = Done::Notify { key: key.clone(), serial, result: Err("the task failed".into()) };
+                let task = self.tasks.spawn(async move {
                     let result = match peer_key {
                         Ok(k) => {
                             let soa = soa.as_ref().map(|(ttl, rd)| (*ttl, &rd[..]));
@@ -399,6 +414,7 @@ impl Scheduler {
                     };
                     Done::Notify { key, serial, result }
                 });
+                self.spawned.insert(task.id(), failed);
             }
             self.queues.retain(|_, q| !q.is_empty());
             if !started {
@@ -474,8 +490,9 @@ impl Scheduler {
         let status = self.status.clone();
         let timeout = self.settings.retry.timeout;
         let peer_key = key_of(&self.secondaries, key.0).ok().flatten();
+        let failed = Done::Followed { key: key.clone(), reached: None };
         let key = key.clone();
-        self.tasks.spawn(async move {
+        let task = self.tasks.spawn(async move {
             let end = Instant::now() + FOLLOW_FOR;
             let mut pause = FOLLOW_FIRST;
             loop {
@@ -494,6 +511,7 @@ impl Scheduler {
                 pause = (pause * 2).min(FOLLOW_MAX);
             }
         });
+        self.spawned.insert(task.id(), failed);
     }
 
     /// The periodic probe's next turn: one pair's SOA, then the next
