@@ -27,7 +27,8 @@
 //!
 //! Status ([`status::Status`]): each acknowledged NOTIFY is followed by
 //! SOA queries to the secondary, from [`FOLLOW_FIRST`] doubling to
-//! [`FOLLOW_MAX`], until it reports the serial or [`FOLLOW_FOR`] passes;
+//! [`FOLLOW_MAX`], until it reports the serial or [`FOLLOW_FOR`] passes
+//! ([`MAX_FOLLOWING`] pairs at once);
 //! and every pair is queried once per [`NotifySettings::probe_interval`],
 //! spread over the interval and at most
 //! [`NotifySettings::probes_per_second`], so many zones cost a steady
@@ -76,6 +77,12 @@ pub const FOLLOW_MAX: Duration = Duration::from_secs(1);
 /// How long a secondary is followed after a NOTIFY; after that only the
 /// periodic probe reads its serial.
 pub const FOLLOW_FOR: Duration = Duration::from_secs(60);
+/// Pairs followed at once. Each costs a query a second once its pauses
+/// reach [`FOLLOW_MAX`]: a change to thousands of zones that the
+/// secondaries do not take (a transfer refused) would otherwise cost
+/// thousands of queries a second. Beyond it, the periodic probe reads
+/// the serial.
+pub const MAX_FOLLOWING: usize = 512;
 
 /// How a NOTIFY is retried (RFC 1996 §3.6 leaves the schedule to us).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -483,6 +490,10 @@ impl Scheduler {
             if serial_gt(serial, target.load(Ordering::Relaxed)) {
                 target.store(serial, Ordering::Relaxed);
             }
+            return;
+        }
+        if self.follow.len() >= MAX_FOLLOWING {
+            tracing::debug!(secondary = %key.0, zone = %name::to_text(&key.1), "too many secondaries followed; the periodic probe reads this one");
             return;
         }
         let target = Arc::new(AtomicU32::new(serial));
