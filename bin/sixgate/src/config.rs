@@ -59,6 +59,19 @@ pub(crate) struct RawConfig {
 pub(crate) struct RawSecondaries {
     /// The catalog zone's name (RFC 9432); `catalog.invalid.` by default.
     pub(crate) catalog_zone: Option<String>,
+    /// Tries of an unanswered NOTIFY (RFC 1996 §3.6); default 5.
+    pub(crate) notify_tries: Option<u32>,
+    /// The first try's timeout in milliseconds, doubling; default 1000.
+    pub(crate) notify_timeout_ms: Option<u64>,
+    /// Seconds between reads of each secondary's serial per zone, besides
+    /// those after a NOTIFY; default 60.
+    pub(crate) probe_interval: Option<u64>,
+    /// At most this many of those reads a second; default 20.
+    pub(crate) probes_per_second: Option<u32>,
+    /// lego httpreq `present` waits for the secondaries; default false.
+    pub(crate) httpreq_wait: Option<bool>,
+    /// How long it waits, seconds (1 to 60); default 10.
+    pub(crate) httpreq_wait_timeout: Option<u64>,
     /// Zone transfers sent at once, in total (16 by default).
     pub(crate) max_transfers: Option<u64>,
     /// Zone transfers sent at once to one client address (4 by default).
@@ -427,6 +440,10 @@ pub(crate) struct Settings {
     pub(crate) transfer_caps: sixgate_server::transfer::TransferCaps,
     /// `[secondaries] journal_keep`.
     pub(crate) journal_keep: u32,
+    /// `[secondaries]` NOTIFY and probe settings.
+    pub(crate) notify: sixgate_control::notify::NotifySettings,
+    /// `[secondaries] httpreq_wait` with its timeout.
+    pub(crate) httpreq_wait: Option<Duration>,
 }
 
 /// Command-line flags of `serve` that override the file.
@@ -617,10 +634,13 @@ pub(crate) fn settings(
         bail!("secondaries.catalog_zone cannot be the root");
     }
     let (transfer_caps, journal_keep) = transfer_settings(&raw.secondaries)?;
+    let (notify, httpreq_wait) = notify_settings(&raw.secondaries)?;
     Ok(Settings {
         catalog_zone,
         transfer_caps,
         journal_keep,
+        notify,
+        httpreq_wait,
         account_nameservers,
         tenancy,
         dnssec_maintain: raw.dnssec.maintain.unwrap_or(true),
@@ -659,6 +679,42 @@ pub(crate) fn settings(
         demo_zone: raw.dns.demo_zone.unwrap_or(true),
         log_level: raw.log.level.unwrap_or_else(|| "info".into()),
     })
+}
+
+/// Validates `[secondaries]`' NOTIFY, probe and wait settings.
+fn notify_settings(
+    raw: &RawSecondaries,
+) -> anyhow::Result<(sixgate_control::notify::NotifySettings, Option<Duration>)> {
+    let defaults = sixgate_control::notify::NotifySettings::default();
+    let tries = raw.notify_tries.unwrap_or(defaults.retry.tries);
+    if !(1..=10).contains(&tries) {
+        bail!("secondaries.notify_tries must be 1 to 10, not {tries}");
+    }
+    let timeout = raw.notify_timeout_ms.unwrap_or(defaults.retry.timeout.as_millis() as u64);
+    if !(10..=30_000).contains(&timeout) {
+        bail!("secondaries.notify_timeout_ms must be 10 to 30000, not {timeout}");
+    }
+    let interval = raw.probe_interval.unwrap_or(defaults.probe_interval.as_secs());
+    if interval == 0 {
+        bail!("secondaries.probe_interval must be at least 1 second");
+    }
+    let rate = raw.probes_per_second.unwrap_or(defaults.probes_per_second);
+    if !(1..=10_000).contains(&rate) {
+        bail!("secondaries.probes_per_second must be 1 to 10000, not {rate}");
+    }
+    let wait = raw.httpreq_wait_timeout.unwrap_or(sixgate_api::secondaries::DEFAULT_WAIT.as_secs());
+    if wait == 0 || wait > sixgate_api::secondaries::MAX_WAIT.as_secs() {
+        bail!(
+            "secondaries.httpreq_wait_timeout must be 1 to {} seconds, not {wait}",
+            sixgate_api::secondaries::MAX_WAIT.as_secs()
+        );
+    }
+    let settings = sixgate_control::notify::NotifySettings {
+        retry: sixgate_control::notify::Retry { tries, timeout: Duration::from_millis(timeout) },
+        probe_interval: Duration::from_secs(interval),
+        probes_per_second: rate,
+    };
+    Ok((settings, raw.httpreq_wait.unwrap_or(false).then(|| Duration::from_secs(wait))))
 }
 
 /// Validates `[tenancy]`.
@@ -753,6 +809,36 @@ mod tests {
             assert!(toml::from_str::<RawConfig>(bad).is_err() || ok(bad).is_err(), "{bad}");
         }
         assert!(ok("[tenancy]\nserve_unverified = true\n").unwrap().tenancy.serve_unverified);
+    }
+
+    #[test]
+    fn the_notify_and_wait_settings_are_read_and_checked() {
+        let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
+        let s = ok("").unwrap();
+        assert_eq!(s.notify, sixgate_control::notify::NotifySettings::default());
+        assert_eq!(s.httpreq_wait, None, "lego httpreq does not wait by default");
+        let s = ok("[secondaries]\nnotify_tries = 3\nnotify_timeout_ms = 250\nprobe_interval = 30\n\
+                    probes_per_second = 5\nhttpreq_wait = true\nhttpreq_wait_timeout = 20\n")
+        .unwrap();
+        assert_eq!((s.notify.retry.tries, s.notify.retry.timeout), (3, Duration::from_millis(250)));
+        assert_eq!((s.notify.probe_interval, s.notify.probes_per_second), (Duration::from_secs(30), 5));
+        assert_eq!(s.httpreq_wait, Some(Duration::from_secs(20)));
+        assert_eq!(
+            ok("[secondaries]\nhttpreq_wait = true\n").unwrap().httpreq_wait,
+            Some(Duration::from_secs(10))
+        );
+        for bad in [
+            "notify_tries = 0",
+            "notify_tries = 11",
+            "notify_timeout_ms = 5",
+            "probe_interval = 0",
+            "probes_per_second = 0",
+            "httpreq_wait_timeout = 0",
+            "httpreq_wait_timeout = 61",
+        ] {
+            let e = ok(&format!("[secondaries]\n{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains(bad.split(' ').next().unwrap()), "{bad}: {e}");
+        }
     }
 
     #[test]

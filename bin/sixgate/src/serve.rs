@@ -87,17 +87,22 @@ impl ListenerSet {
     }
 }
 
+/// Everything `/metrics` reads, shared with the tasks that count.
+struct MetricSources {
+    listeners: Arc<ListenerSet>,
+    udp: Arc<UdpStats>,
+    updates: Arc<sixgate_server::queue::UpdateStats>,
+    transfers: Arc<sixgate_server::transfer::TransferStats>,
+    held: Arc<std::sync::atomic::AtomicUsize>,
+    expiry: sixgate_control::watchdog::ExpiryReport,
+    proxy: Arc<std::sync::OnceLock<Arc<sixgate_proxy::tls::Shared>>>,
+    secondaries: Arc<sixgate_control::notify::Status>,
+}
+
 /// Counters in Prometheus text format.
-fn metrics_text(
-    listeners: &ListenerSet,
-    udp: &UdpStats,
-    updates: &sixgate_server::queue::UpdateStats,
-    transfers: &sixgate_server::transfer::TransferStats,
-    held: &std::sync::atomic::AtomicUsize,
-    expiry: &sixgate_control::watchdog::ExpiryReport,
-    proxy: Option<&Arc<sixgate_proxy::tls::Shared>>,
-) -> String {
+fn metrics_text(m: &MetricSources) -> String {
     use std::fmt::Write as _;
+    let (udp, held, proxy) = (&m.udp, &m.held, m.proxy.get());
     let mut out = String::new();
     let mut counter = |name: &str, help: &str, labels: &[(&str, u64)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -133,10 +138,11 @@ fn metrics_text(
         "# HELP sixgate_zones_held Zones not served as stored (their last good version stays served).\n# TYPE sixgate_zones_held gauge\nsixgate_zones_held {}",
         held.load(Ordering::Relaxed)
     );
-    out.push_str(&sixgate_control::watchdog::metrics_text(&expiry.load()));
-    out.push_str(&listeners.render());
-    out.push_str(&updates.render());
-    out.push_str(&transfers.render());
+    out.push_str(&sixgate_control::watchdog::metrics_text(&m.expiry.load()));
+    out.push_str(&m.listeners.render());
+    out.push_str(&m.updates.render());
+    out.push_str(&m.transfers.render());
+    out.push_str(&m.secondaries.metrics_text());
     out
 }
 
@@ -189,6 +195,14 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let published = follower.published();
     let routes_generation = follower.routes();
     let held_zones = follower.held_count();
+    // NOTIFY and the secondaries' status: the task wakes on every swap of
+    // the served catalog and every reload of the secondaries.
+    let notify_status = sixgate_control::notify::Status::new();
+    let notify_inputs = sixgate_control::notify::Inputs {
+        catalog: catalog.clone(),
+        changed: follower.changed(),
+        secondaries: follower.secondaries(),
+    };
 
     let mut bound = Vec::new();
     for addr in &s.dns {
@@ -280,20 +294,21 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         // Zone claims are decided in this store's write transactions.
         api_store.set_tenancy(s.tenancy.clone());
         let dir = s.data.clone();
-        let (udp_stats, proxy, expiry, listener_set, updates, xfr_stats) = (
-            stats.clone(),
-            proxy_shared.clone(),
-            expiry.clone(),
-            listeners.clone(),
-            update_stats.clone(),
-            transfer_stats.clone(),
-        );
+        let sources = MetricSources {
+            listeners: listeners.clone(),
+            udp: stats.clone(),
+            updates: update_stats.clone(),
+            transfers: transfer_stats.clone(),
+            held: held_zones.clone(),
+            expiry: expiry.clone(),
+            proxy: proxy_shared.clone(),
+            secondaries: notify_status.clone(),
+        };
         let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
             sixgate_control::publish::poke(&dir)
         })?
-        .with_metrics(move || {
-            metrics_text(&listener_set, &udp_stats, &updates, &xfr_stats, &held_zones, &expiry, proxy.get())
-        });
+        .with_metrics(move || metrics_text(&sources))
+        .with_secondaries(notify_status.clone(), s.httpreq_wait);
         let app = sixgate_api::app(state);
         // One gate for every API address: the caps are the API's, not each
         // address's.
@@ -338,6 +353,12 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         check_interval: s.dnssec_check_interval,
     };
     api_tasks.push(rt.spawn(sixgate_control::verify::run(s.data.clone(), verify, sd_rx.clone())));
+    api_tasks.push(rt.spawn(sixgate_control::notify::run(
+        notify_inputs,
+        notify_status.clone(),
+        s.notify.clone(),
+        sd_rx.clone(),
+    )));
     if s.dnssec_maintain {
         api_tasks.push(rt.spawn(sixgate_control::dnssec::run(s.data.clone(), dnssec, sd_rx.clone())));
     } else {

@@ -45,6 +45,17 @@ pub enum ApiError {
     /// The token is over its rate limit.
     #[error("rate limit exceeded; retry in {0} s")]
     TooManyRequests(u64),
+    /// A write asked to wait for the secondaries, and some did not serve
+    /// it in time (the write itself is committed and served here).
+    #[error("{detail}")]
+    SecondariesBehind {
+        /// What happened, for people.
+        detail: String,
+        /// The write's serial.
+        serial: u32,
+        /// Each secondary's state (JSON), as `GET .../secondaries` shows it.
+        secondaries: serde_json::Value,
+    },
     /// Something failed on our side.
     #[error("internal error")]
     Internal(String),
@@ -65,6 +76,10 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Timeout => StatusCode::REQUEST_TIMEOUT,
             ApiError::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
+            // The secondaries are the upstream that did not answer in
+            // time; 504 rather than 202, since the write is not pending:
+            // it is done here, only its propagation is late.
+            ApiError::SecondariesBehind { .. } => StatusCode::GATEWAY_TIMEOUT,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -83,6 +98,7 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => "unsupported-media-type",
             ApiError::Timeout => "timeout",
             ApiError::TooManyRequests(_) => "rate-limited",
+            ApiError::SecondariesBehind { .. } => "secondaries-behind",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -134,12 +150,19 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let body = serde_json::json!({
+        let mut body = serde_json::json!({
             "type": format!("https://sixgate.invalid/problems/{}", self.kind()),
             "title": status.canonical_reason().unwrap_or("error"),
             "status": status.as_u16(),
             "detail": self.detail(),
         });
+        // RFC 9457 §3.2: extension members say who is behind.
+        if let (ApiError::SecondariesBehind { serial, secondaries, .. }, Some(o)) =
+            (&self, body.as_object_mut())
+        {
+            o.insert("serial".into(), (*serial).into());
+            o.insert("secondaries".into(), secondaries.clone());
+        }
         let mut resp = (status, body.to_string()).into_response();
         resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/problem+json"));
         self.decorate(&mut resp);

@@ -22,6 +22,7 @@ use sixgate_store::Store;
 
 use crate::auth::{Access, Caller, HttpreqCaller};
 use crate::records::parse_name;
+use crate::secondaries::Wait;
 use crate::{ApiError, AppState, Body};
 
 /// TTL of challenge records: short, they live for seconds.
@@ -77,7 +78,13 @@ pub(crate) fn txt_rdata(value: &str) -> Box<[u8]> {
     out.into_boxed_slice()
 }
 
-async fn change(st: AppState, caller: Caller, body: Body, add: bool) -> Result<StatusCode, ApiError> {
+async fn change(
+    st: AppState,
+    caller: Caller,
+    body: Body,
+    add: bool,
+    wait: Wait,
+) -> Result<StatusCode, ApiError> {
     let req: Challenge = body.json().await?;
     if req.value.is_empty() || req.value.len() > MAX_VALUE {
         return Err(ApiError::Unprocessable(format!("value must be 1 to {MAX_VALUE} characters")));
@@ -85,28 +92,43 @@ async fn change(st: AppState, caller: Caller, body: Body, add: bool) -> Result<S
     let owner = parse_name(&req.fqdn)?;
     let record =
         Record { owner: owner.clone(), rtype: code::TXT, ttl: CHALLENGE_TTL, rdata: txt_rdata(&req.value) };
-    st.commit(move |s| {
-        let (apex, access) = zone_of(s, &caller, &owner)?;
-        caller.may_write(access, &owner, code::TXT)?;
-        let c = if add { Change::Add(record) } else { Change::Remove(record) };
-        Ok((s.by(caller.actor()).apply(&apex, &[c])?, ()))
-    })
-    .await?;
+    let (serial, apex) = st
+        .commit(move |s| {
+            let (apex, access) = zone_of(s, &caller, &owner)?;
+            caller.may_write(access, &owner, code::TXT)?;
+            let c = if add { Change::Add(record) } else { Change::Remove(record) };
+            let commit = s.by(caller.actor()).apply(&apex, &[c])?;
+            Ok((commit, (commit.serial, apex)))
+        })
+        .await?;
+    st.wait_secondaries(wait, &apex, serial).await?;
     Ok(StatusCode::OK)
 }
 
+/// `present` waits for the secondaries when the server says so
+/// (`[secondaries] httpreq_wait`): lego cannot be told to, and asks the CA
+/// to validate right after the answer, so an answer before every
+/// secondary serves the record makes the validation hit a secondary that
+/// lacks it. The request's own `?wait=` or header also work.
 async fn present(
     State(st): State<AppState>,
     HttpreqCaller(caller): HttpreqCaller,
+    wait: Wait,
     body: Body,
 ) -> Result<(StatusCode, Json<()>), ApiError> {
-    Ok((change(st, caller, body, true).await?, Json(())))
+    let wait = match wait {
+        Wait(None) => Wait(st.inner.httpreq_wait),
+        w => w,
+    };
+    Ok((change(st, caller, body, true, wait).await?, Json(())))
 }
 
+/// `cleanup` never waits: a challenge record that lingers a little longer
+/// on a secondary does no harm.
 async fn cleanup(
     State(st): State<AppState>,
     HttpreqCaller(caller): HttpreqCaller,
     body: Body,
 ) -> Result<(StatusCode, Json<()>), ApiError> {
-    Ok((change(st, caller, body, false).await?, Json(())))
+    Ok((change(st, caller, body, false, Wait(None)).await?, Json(())))
 }

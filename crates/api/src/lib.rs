@@ -27,6 +27,9 @@
 //! - lego's `httpreq` protocol ([`httpreq`]);
 //! - the subset of PowerDNS's API that ACME clients and DNS tooling use
 //!   ([`pdns`]).
+//!
+//! Writes that change records may wait, after that, until every secondary
+//! serves them ([`secondaries`]).
 #![warn(missing_docs)]
 
 mod admin;
@@ -42,6 +45,7 @@ mod openapi;
 mod pdns;
 mod records;
 mod rrsets;
+pub mod secondaries;
 mod zones;
 
 use std::sync::{Arc, Mutex};
@@ -96,6 +100,10 @@ struct Inner {
     poke: Box<dyn Fn() + Send + Sync>,
     limiter: limit::Limiter,
     metrics: Option<Box<dyn Fn() -> String + Send + Sync>>,
+    /// What the secondaries serve, when this process sends NOTIFY.
+    secondaries: Option<Arc<sixgate_control::notify::Status>>,
+    /// lego httpreq `present` waits this long for the secondaries.
+    httpreq_wait: Option<Duration>,
 }
 
 /// The read-only connections, each lent to one request at a time.
@@ -166,6 +174,8 @@ impl AppState {
                 poke: Box::new(poke),
                 limiter,
                 metrics: None,
+                secondaries: None,
+                httpreq_wait: None,
             }),
         })
     }
@@ -175,6 +185,23 @@ impl AppState {
     pub fn with_metrics(mut self, render: impl Fn() -> String + Send + Sync + 'static) -> AppState {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.metrics = Some(Box::new(render));
+        }
+        self
+    }
+
+    /// Reads the secondaries' status from `status` (for `GET
+    /// .../secondaries` and writes that wait for them); with
+    /// `httpreq_wait`, lego httpreq `present` waits for them that long, as
+    /// a write with `?wait=secondaries` does. Call before the state is
+    /// shared.
+    pub fn with_secondaries(
+        mut self,
+        status: Arc<sixgate_control::notify::Status>,
+        httpreq_wait: Option<Duration>,
+    ) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.secondaries = Some(status);
+            inner.httpreq_wait = httpreq_wait;
         }
         self
     }
@@ -272,6 +299,7 @@ pub fn app(state: AppState) -> Router {
         .merge(admin::routes())
         .merge(httpreq::routes())
         .merge(pdns::routes())
+        .merge(secondaries::routes())
         .route("/metrics", axum::routing::get(metrics))
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::NotFound(format!("no such endpoint: {}", uri.path()))

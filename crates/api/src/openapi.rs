@@ -29,6 +29,23 @@ fn op(summary: &str, ok: &str, body: Option<&str>) -> Value {
     o
 }
 
+/// A write that may wait for the secondaries: `wait` and `timeout`
+/// (or the `Sixgate-Wait` header), and 504 when they do not catch up.
+fn waits(mut o: Value) -> Value {
+    if let Some(obj) = o.as_object_mut() {
+        obj.insert("parameters".into(), json!([
+            { "name": "wait", "in": "query", "schema": { "enum": ["secondaries"] },
+              "description": "Answer only once every secondary that carries the zone reports the write's serial (also: header Sixgate-Wait: secondaries). The answer lists each secondary's serial: `secondaries` in a JSON body, or the Sixgate-Secondaries header (ADDRESS=SERIAL, ...) on a 204." },
+            { "name": "timeout", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 60, "default": 10 },
+              "description": "Seconds to wait for the secondaries; then 504 with `secondaries` showing who is behind (the write is committed and served here either way)." }
+        ]));
+        if let Some(r) = obj.get_mut("responses").and_then(Value::as_object_mut) {
+            r.insert("504".into(), json!({ "description": "committed and served here, but not every secondary serves it within the timeout; `serial` and `secondaries` say who is behind", "content": { "application/problem+json": { "schema": { "$ref": "#/components/schemas/Problem" } } } }));
+        }
+    }
+    o
+}
+
 /// An httpreq operation: the only ones that also take HTTP Basic.
 fn httpreq(mut o: Value) -> Value {
     if let Some(obj) = o.as_object_mut() {
@@ -45,6 +62,7 @@ pub(crate) const PATHS: &[&str] = &[
     "/v1/zones/{zone}/zonefile",
     "/v1/zones/{zone}/anames",
     "/v1/zones/{zone}/audit",
+    "/v1/zones/{zone}/secondaries",
     "/v1/zones/{zone}/dnssec",
     "/v1/zones/{zone}/dnssec/rollover",
     "/v1/zones/{zone}/rrsets",
@@ -78,17 +96,20 @@ pub(crate) fn document() -> Value {
             },
             "/v1/zones/{zone}/zonefile": {
                 "get": op("Export the zone file (text/dns)", "200", None),
-                "put": {
+                "put": waits(json!({
                     "summary": "Replace the zone's content with a zone file (Content-Type: text/dns; anything else is refused with 415)",
                     "requestBody": { "required": true, "content": { "text/dns": { "schema": { "type": "string" } } } },
                     "responses": { "200": { "description": "success" } }
-                },
+                })),
             },
             "/v1/zones/{zone}/anames": {
                 "get": op("Each ANAME's addresses, last success, last error and next refresh", "200", None),
             },
             "/v1/zones/{zone}/audit": {
                 "get": op("The zone's audit log, newest first (`?limit=N`, at most 1000): id, time, serial, kind, actor (token:ID, tsig:KEY, cli:USER, task:NAME) and the records added and removed", "200", None),
+            },
+            "/v1/zones/{zone}/secondaries": {
+                "get": op("Each secondary that carries the zone: address, the serial it reports (SOA query) and when, the last NOTIFY (time, serial, acknowledged, tries), in_sync and lag_seconds; `serial` is the one served here", "200", None),
             },
             "/v1/zones/{zone}/dnssec": {
                 "get": op("DNSSEC status: keys and states, next event, the DS for the registry, the parent's DS, the verdict and the chain of trust", "200", None),
@@ -100,12 +121,12 @@ pub(crate) fn document() -> Value {
             },
             "/v1/zones/{zone}/rrsets": {
                 "get": op("List RRsets", "200", None),
-                "post": op("Apply a batch of RRset changes atomically", "200", Some("Batch")),
+                "post": waits(op("Apply a batch of RRset changes atomically", "200", Some("Batch"))),
             },
             "/v1/zones/{zone}/rrsets/{name}/{type}": {
                 "get": op("Get one RRset", "200", None),
-                "put": op("Replace one RRset", "200", Some("PutRrSet")),
-                "delete": op("Delete one RRset", "204", None),
+                "put": waits(op("Replace one RRset", "200", Some("PutRrSet"))),
+                "delete": waits(op("Delete one RRset", "204", None)),
             },
             "/v1/accounts": {
                 "get": op("List accounts (admin), each with the nameservers its zones are delegated to", "200", None),
@@ -123,7 +144,7 @@ pub(crate) fn document() -> Value {
                 "post": op("Create a token; the secret is shown only in this response", "201", Some("CreateToken")),
             },
             "/v1/tokens/{id}": { "delete": op("Revoke a token", "204", None) },
-            "/v1/acme/httpreq/present": { "post": httpreq(op("lego httpreq: add a challenge TXT value", "200", Some("Challenge"))) },
+            "/v1/acme/httpreq/present": { "post": httpreq(waits(op("lego httpreq: add a challenge TXT value; waits for the secondaries when the server sets [secondaries] httpreq_wait", "200", Some("Challenge")))) },
             "/v1/acme/httpreq/cleanup": { "post": httpreq(op("lego httpreq: remove that TXT value", "200", Some("Challenge"))) },
         },
         "components": {

@@ -243,15 +243,16 @@ async fn patch(
     State(st): State<AppState>,
     PdnsCaller(caller): PdnsCaller,
     Path((server, id)): Path<(String, String)>,
+    wait: crate::secondaries::Wait,
     body: Body,
-) -> Result<StatusCode> {
+) -> Result<Response> {
     check_server(&server)?;
     let apex = zone_name(&id)?;
     let req: Patch = body.json().await?;
     let a = apex.clone();
     let sets = offload(move || parse_sets(&a, &req.rrsets, true)).await?;
-    crate::rrsets::write_rrsets(&st, caller, apex, sets).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let (_, caught) = crate::rrsets::write_rrsets(&st, caller, apex, sets, wait).await?;
+    Ok(crate::rrsets::no_content(&caught))
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,7 @@ use std::collections::HashSet;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
@@ -14,6 +15,7 @@ use crate::auth::Caller;
 use crate::records::{
     MAX_RECORDS, Names, RrSetJson, check_ttl, group, parse_name, parse_owner, parse_rrset, parse_type,
 };
+use crate::secondaries::{Caught, SecondaryJson, Wait};
 use crate::{ApiError, AppState, Body, offload};
 
 pub(crate) fn routes() -> Router<AppState> {
@@ -65,12 +67,16 @@ struct PutRrSet {
 #[derive(Debug, Serialize)]
 struct Written {
     serial: u32,
+    /// Each secondary's serial, when the write waited for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secondaries: Option<Vec<SecondaryJson>>,
 }
 
 async fn put(
     State(st): State<AppState>,
     caller: Caller,
     Path((zone, owner, rtype)): Path<(String, String, String)>,
+    wait: Wait,
     body: Body,
 ) -> Result<Json<Written>, ApiError> {
     let req: PutRrSet = body.json().await?;
@@ -85,39 +91,55 @@ async fn put(
             "an RRset needs at least one record; use DELETE to remove it".into(),
         ));
     }
-    let commit = write_rrsets(&st, caller, apex, vec![(owner, rtype, new)]).await?;
-    Ok(Json(Written { serial: commit.serial }))
+    let (commit, caught) = write_rrsets(&st, caller, apex, vec![(owner, rtype, new)], wait).await?;
+    Ok(Json(Written { serial: commit.serial, secondaries: caught.0 }))
 }
 
 async fn remove(
     State(st): State<AppState>,
     caller: Caller,
     Path((zone, owner, rtype)): Path<(String, String, String)>,
-) -> Result<StatusCode, ApiError> {
+    wait: Wait,
+) -> Result<Response, ApiError> {
     let apex = parse_name(&zone)?;
     let owner = parse_owner(&apex, &owner)?;
     let rtype = parse_type(&rtype)?;
-    write_rrsets(&st, caller, apex, vec![(owner, rtype, Vec::new())]).await?;
-    Ok(StatusCode::NO_CONTENT)
+    let (_, caught) = write_rrsets(&st, caller, apex, vec![(owner, rtype, Vec::new())], wait).await?;
+    Ok(no_content(&caught))
+}
+
+/// 204, with the secondaries' serials in a header when the write waited.
+pub(crate) fn no_content(caught: &Caught) -> Response {
+    let mut resp = StatusCode::NO_CONTENT.into_response();
+    if let Some((name, value)) = caught.header() {
+        resp.headers_mut().insert(name, value);
+    }
+    resp
 }
 
 /// Replaces RRsets (an empty set deletes) in one transaction, after
-/// checking the caller may touch every one of them.
+/// checking the caller may touch every one of them; then, when `wait`
+/// asks, waits for the secondaries to serve the change.
 pub(crate) async fn write_rrsets(
     st: &AppState,
     caller: Caller,
     apex: Box<[u8]>,
     sets: Vec<sixgate_store::RrSetReplacement>,
-) -> Result<sixgate_store::Commit, ApiError> {
-    st.commit(move |s| {
-        let (_, access) = caller.zone(s, &apex)?;
-        for (owner, rtype, _) in &sets {
-            caller.may_write(access, owner, *rtype)?;
-        }
-        let c = s.by(caller.actor()).replace_rrsets(&apex, &sets)?;
-        Ok((c, c))
-    })
-    .await
+    wait: Wait,
+) -> Result<(sixgate_store::Commit, Caught), ApiError> {
+    let a = apex.clone();
+    let commit = st
+        .commit(move |s| {
+            let (_, access) = caller.zone(s, &apex)?;
+            for (owner, rtype, _) in &sets {
+                caller.may_write(access, owner, *rtype)?;
+            }
+            let c = s.by(caller.actor()).replace_rrsets(&apex, &sets)?;
+            Ok((c, c))
+        })
+        .await?;
+    let caught = st.wait_secondaries(wait, &a, commit.serial).await?;
+    Ok((commit, caught))
 }
 
 #[derive(Debug, Deserialize)]
@@ -139,14 +161,15 @@ async fn batch(
     State(st): State<AppState>,
     caller: Caller,
     Path(zone): Path<String>,
+    wait: Wait,
     body: Body,
 ) -> Result<Json<Written>, ApiError> {
     let items: Vec<BatchItem> = body.json().await?;
     let apex = parse_name(&zone)?;
     let a = apex.clone();
     let sets = offload(move || parse_batch(&a, &items)).await?;
-    let commit = write_rrsets(&st, caller, apex, sets).await?;
-    Ok(Json(Written { serial: commit.serial }))
+    let (commit, caught) = write_rrsets(&st, caller, apex, sets, wait).await?;
+    Ok(Json(Written { serial: commit.serial, secondaries: caught.0 }))
 }
 
 /// The RRsets a batch puts in place, in its order; each (owner, type) at

@@ -26,6 +26,14 @@ fn fixture() -> Fixture {
 
 /// The fixture, with `setup` run on the store before the app gets it.
 fn fixture_with(setup: impl FnOnce(&mut Store)) -> Fixture {
+    fixture_full(setup, None)
+}
+
+/// The fixture whose API reads the secondaries' status from `status`.
+fn fixture_full(
+    setup: impl FnOnce(&mut Store),
+    status: Option<(Arc<sixgate_control::notify::Status>, Option<std::time::Duration>)>,
+) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
     setup(&mut store);
@@ -46,7 +54,10 @@ fn fixture_with(setup: impl FnOnce(&mut Store)) -> Fixture {
         rate_burst: 1000,
         max_body: 64 * 1024,
     };
-    let state = AppState::new(store, settings, None, || {}).unwrap();
+    let mut state = AppState::new(store, settings, None, || {}).unwrap();
+    if let Some((status, httpreq_wait)) = status {
+        state = state.with_secondaries(status, httpreq_wait);
+    }
     let app = app(state.clone());
     Fixture { _dir: dir, state, app, admin, alice, bob }
 }
@@ -988,4 +999,242 @@ async fn account_backend_prefixes_are_set_and_read_by_admins_only() {
         f.call("GET", "/v1/accounts/nobody/prefixes", Some(&f.admin), None).await.0,
         StatusCode::NOT_FOUND
     );
+}
+
+mod secondaries_tests {
+    //! `GET .../secondaries` and writes that wait for the secondaries,
+    //! against a status table the test fills as the NOTIFY task would.
+
+    use std::net::SocketAddr;
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use sixgate_control::notify::Status;
+    use sixgate_control::secondaries::Secondaries;
+    use sixgate_store::Secondary;
+
+    use super::*;
+
+    const A: &str = "127.0.0.1:5301";
+    const B: &str = "[::1]:5302";
+
+    fn apex() -> Box<[u8]> {
+        name::from_text("example.test.", None).unwrap()
+    }
+
+    /// Two secondaries carrying every zone, both at `serial`.
+    fn status(serial: u32) -> Arc<Status> {
+        let status = Status::new();
+        let list = [A, B]
+            .iter()
+            .map(|a| Secondary { address: a.parse().unwrap(), key: None, catalog: false, zones: vec![] })
+            .collect();
+        status.set_secondaries(Arc::new(Secondaries {
+            generation: 1,
+            list,
+            catalog: name::from_text("catalog.invalid.", None).unwrap(),
+            keys: vec![],
+        }));
+        status.set_served(&apex(), Some(serial));
+        for a in [A, B] {
+            let key = (a.parse::<SocketAddr>().unwrap(), apex());
+            status.notify_sent(&key, serial, true);
+            status.notify_done(&key, serial, true);
+            status.reported(&key, Ok(serial));
+        }
+        status
+    }
+
+    /// Plays the secondaries: once the zone's served serial moves past
+    /// `from`, each secondary in `catch_up` reports it.
+    fn follow(status: Arc<Status>, from: u32, catch_up: &'static [&'static str]) {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                let served = status.zone(&apex()).map(|z| z.serial).unwrap_or(from);
+                if served != from {
+                    for a in catch_up {
+                        status.reported(&(a.parse().unwrap(), apex()), Ok(served));
+                    }
+                    return;
+                }
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn the_secondaries_of_a_zone_are_shown_to_who_may_see_the_zone() {
+        let f = fixture_full(|_| {}, Some((status(1), None)));
+        let (s, v) = f.call("GET", "/v1/zones/example.test/secondaries", Some(&f.alice), None).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        assert_eq!(v["serial"], 1);
+        let list = v["secondaries"].as_array().unwrap();
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["address"], A);
+        assert_eq!(list[1]["address"], B);
+        assert_eq!(list[0]["serial"], 1);
+        assert_eq!(list[0]["in_sync"], true);
+        assert_eq!(list[0]["lag_seconds"], Value::Null);
+        assert_eq!(list[0]["last_notify"]["acked"], true);
+        assert_eq!(list[0]["last_notify"]["serial"], 1);
+        // Another account's token sees no such zone.
+        let (s, _) = f.call("GET", "/v1/zones/example.test/secondaries", Some(&f.bob), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _) = f.call("GET", "/v1/zones/example.test/secondaries", None, None).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED);
+    }
+
+    /// Stands in for the publisher and the NOTIFY task's view of it:
+    /// serves the zone's new serial once a write has committed one.
+    fn serve_the_next_serial(f: &Fixture, status: Arc<Status>) {
+        let state = f.state.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                let Ok(serial) = state.read(|s| Ok(s.serial(&apex())?)).await else { continue };
+                if serial != 1 {
+                    status.set_served(&apex(), Some(serial));
+                    return;
+                }
+            }
+        });
+    }
+
+    #[tokio::test]
+    async fn a_write_that_waits_lists_each_secondarys_serial_once_all_have_it() {
+        let st = status(1);
+        let f = fixture_full(|_| {}, Some((st.clone(), None)));
+        // Both secondaries take the new serial.
+        serve_the_next_serial(&f, st.clone());
+        follow(st.clone(), 1, &[A, B]);
+        let body = json!({"ttl": 300, "records": ["192.0.2.9"]});
+        let (s, v) = f
+            .call(
+                "PUT",
+                "/v1/zones/example.test/rrsets/www.example.test/A?wait=secondaries&timeout=20",
+                Some(&f.alice),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let serial = v["serial"].as_u64().unwrap();
+        let list = v["secondaries"].as_array().unwrap();
+        assert_eq!(list.len(), 2, "{v}");
+        assert!(list.iter().all(|x| x["serial"].as_u64() == Some(serial)), "{v}");
+        // Without the wait there is no list.
+        let body = json!({"ttl": 300, "records": ["192.0.2.10"]});
+        let (s, v) = f
+            .call("PUT", "/v1/zones/example.test/rrsets/www.example.test/A", Some(&f.alice), Some(body))
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        assert!(v.get("secondaries").is_none(), "{v}");
+    }
+
+    #[tokio::test]
+    async fn a_powerdns_patch_that_waits_answers_204_with_the_serials_in_a_header() {
+        let st = status(1);
+        let f = fixture_full(|_| {}, Some((st.clone(), None)));
+        serve_the_next_serial(&f, st.clone());
+        follow(st.clone(), 1, &[A, B]);
+        let patch = json!({"rrsets": [{"name": "_acme-challenge.example.test.", "type": "TXT", "ttl": 120, "changetype": "REPLACE",
+            "records": [{"content": "\"tok\"", "disabled": false}]}]});
+        let req = Request::builder()
+            .method("PATCH")
+            .uri("/api/v1/servers/localhost/zones/example.test.?wait=secondaries&timeout=20")
+            .header("x-api-key", &f.alice)
+            .header("content-type", "application/json")
+            .body(HttpBody::from(patch.to_string()))
+            .unwrap();
+        let resp = f.app.clone().oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        let serial = st.zone(&apex()).unwrap().serial;
+        assert_ne!(serial, 1);
+        let header = resp.headers().get("sixgate-secondaries").unwrap().to_str().unwrap().to_owned();
+        assert_eq!(header, format!("{A}={serial}, {B}={serial}"));
+    }
+
+    #[tokio::test]
+    async fn a_write_whose_secondaries_stay_behind_gets_504_naming_them() {
+        let st = status(1);
+        let f = fixture_full(|_| {}, Some((st.clone(), None)));
+        // A catches up, B stays at 1.
+        serve_the_next_serial(&f, st.clone());
+        follow(st.clone(), 1, &[A]);
+        let headers =
+            [("authorization", format!("Bearer {}", f.alice)), ("sixgate-wait", "secondaries".into())];
+        let (s, v) = f
+            .send("DELETE", "/v1/zones/example.test/rrsets/mail.example.test/MX?timeout=1", &headers, None)
+            .await;
+        assert_eq!(s, StatusCode::GATEWAY_TIMEOUT, "{v}");
+        assert_eq!(v["type"], "https://sixgate.invalid/problems/secondaries-behind");
+        let serial = v["serial"].as_u64().unwrap();
+        assert!(v["detail"].as_str().unwrap().contains("[::1]:5302"), "{v}");
+        let list = v["secondaries"].as_array().unwrap();
+        let by = |a: &str| list.iter().find(|x| x["address"] == a).unwrap()["serial"].as_u64().unwrap();
+        assert_eq!((by(A), by(B)), (serial, 1));
+        // The write is committed all the same.
+        let (s, _) =
+            f.call("GET", "/v1/zones/example.test/rrsets/mail.example.test/MX", Some(&f.alice), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn a_wait_on_a_zone_no_secondary_carries_answers_at_once() {
+        let st = Status::new();
+        let list = vec![Secondary {
+            address: A.parse().unwrap(),
+            key: None,
+            catalog: false,
+            zones: vec![name::from_text("other.test.", None).unwrap()],
+        }];
+        st.set_secondaries(Arc::new(Secondaries {
+            generation: 1,
+            list,
+            catalog: name::from_text("catalog.invalid.", None).unwrap(),
+            keys: vec![],
+        }));
+        st.set_served(&apex(), Some(1));
+        let f = fixture_full(|_| {}, Some((st, None)));
+        let headers = [("authorization", format!("Bearer {}", f.alice))];
+        let mut req = Request::builder()
+            .method("DELETE")
+            .uri("/v1/zones/example.test/rrsets/mail.example.test/MX?wait=secondaries&timeout=5");
+        for (h, v) in &headers {
+            req = req.header(*h, v);
+        }
+        let resp = f.app.clone().oneshot(req.body(HttpBody::empty()).unwrap()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NO_CONTENT);
+        assert_eq!(resp.headers().get("sixgate-secondaries").unwrap(), "");
+    }
+
+    #[tokio::test]
+    async fn httpreq_present_waits_for_the_secondaries_when_the_server_says_so() {
+        let st = status(1);
+        let f = fixture_full(|_| {}, Some((st.clone(), Some(Duration::from_secs(1)))));
+        serve_the_next_serial(&f, st.clone());
+        // Nobody catches up: present, asked nothing, fails with 504 after
+        // the server's timeout (lego reports the error before asking the
+        // CA to validate).
+        use base64::Engine as _;
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("u:{}", f.alice));
+        let headers =
+            [("authorization", format!("Basic {basic}")), ("content-type", "application/json".into())];
+        let body = json!({"fqdn": "_acme-challenge.example.test.", "value": "abc"}).to_string();
+        let (s, v) = f.send("POST", "/v1/acme/httpreq/present", &headers, Some(body.clone())).await;
+        assert_eq!(s, StatusCode::GATEWAY_TIMEOUT, "{v}");
+        assert!(v["detail"].as_str().unwrap().contains("5301"), "{v}");
+        // cleanup never waits: nobody catches up, so a wait would end in
+        // 504.
+        let (s, _) = f.send("POST", "/v1/acme/httpreq/cleanup", &headers, Some(body)).await;
+        assert_eq!(s, StatusCode::OK);
+        // Without the setting, present does not wait (a wait would end in
+        // 504: nobody catches up).
+        let g = fixture_full(|_| {}, Some((status(1), None)));
+        let basic = base64::engine::general_purpose::STANDARD.encode(format!("u:{}", g.alice));
+        let headers =
+            [("authorization", format!("Basic {basic}")), ("content-type", "application/json".into())];
+        let body = json!({"fqdn": "_acme-challenge.example.test.", "value": "abc"}).to_string();
+        let (s, _) = g.send("POST", "/v1/acme/httpreq/present", &headers, Some(body)).await;
+        assert_eq!(s, StatusCode::OK);
+    }
 }

@@ -270,25 +270,31 @@ struct ImportJson {
     zone: ZoneJson,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     warnings: Vec<String>,
+    /// Each secondary's serial, when the import waited for them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secondaries: Option<Vec<crate::secondaries::SecondaryJson>>,
 }
 
 async fn import(
     State(st): State<AppState>,
     caller: Caller,
     Path(zone): Path<String>,
+    wait: crate::secondaries::Wait,
     ZoneText(body): ZoneText,
 ) -> Result<Json<ImportJson>, ApiError> {
     let apex = parse_name(&zone)?;
     let a = apex.clone();
     let (records, warnings) = offload(move || parse_zone_file(&a, &body)).await?;
-    let zone = st
+    let a = apex.clone();
+    let (serial, zone) = st
         .commit(move |s| {
             caller.zone_full(s, &apex)?;
             let commit = s.by(caller.actor()).replace_zone(&apex, records)?;
-            Ok((commit, one(s, &caller, &apex)?))
+            Ok((commit, (commit.serial, one(s, &caller, &apex)?)))
         })
         .await?;
-    Ok(Json(ImportJson { zone, warnings }))
+    let caught = st.wait_secondaries(wait, &a, serial).await?;
+    Ok(Json(ImportJson { zone, warnings, secondaries: caught.0 }))
 }
 
 /// Parses and checks an imported zone file: its records, and a warning

@@ -20,6 +20,9 @@
 //! - [`update`]: the RFC 2136 UPDATE writer. The listeners queue each
 //!   UPDATE as a `sixgate_server::queue::Job`; [`update::run`] consumes
 //!   the queue, checks TSIG and applies the change in a store transaction.
+//! - [`notify`]: NOTIFY (RFC 1996) to the secondaries after every
+//!   served change, coalesced and retried, and the table of what each
+//!   secondary serves (SOA queries), which writes may wait on.
 //! - [`dnssec`]: keeping signed zones signed: key rollovers, re-signing,
 //!   and asking the parent for its DS RRset.
 //! - [`watchdog`]: the signature expiry watchdog over what is served: an
@@ -37,6 +40,7 @@
 
 pub mod dnssec;
 pub mod exchange;
+pub mod notify;
 pub mod publish;
 pub mod secondaries;
 pub mod transfer;

@@ -176,6 +176,9 @@ pub struct Follower<S: Source = Store> {
     published: tokio::sync::watch::Sender<i64>,
     /// The store's routes generation as last read, for the proxy.
     routes: tokio::sync::watch::Sender<i64>,
+    /// Moves on every swap of the served catalog and every reload of the
+    /// secondaries, for the NOTIFY task.
+    changed: tokio::sync::watch::Sender<u64>,
     /// Zones whose newest version waits for its whole verification: that
     /// version, with later diffs applied (each checked as it came).
     pending: HashMap<Box<[u8]>, Pending>,
@@ -290,6 +293,7 @@ impl<S: Source> Follower<S> {
             data_version,
             published: tokio::sync::watch::Sender::new(position),
             routes: tokio::sync::watch::Sender::new(routes),
+            changed: tokio::sync::watch::Sender::new(0),
             pending: HashMap::new(),
             generation: 0,
             verifier: Verifier::new(workers),
@@ -310,7 +314,7 @@ impl<S: Source> Follower<S> {
             "zones loaded"
         );
         f.undo.clear();
-        f.catalog.store(Arc::new(catalog));
+        f.swap(catalog);
         Ok((f, shared))
     }
 
@@ -355,7 +359,7 @@ impl<S: Source> Follower<S> {
             }
         }
         self.undo.clear();
-        self.catalog.store(Arc::new(catalog));
+        self.swap(catalog);
         self.held_count.store(self.held.len(), Ordering::Relaxed);
     }
 
@@ -370,7 +374,7 @@ impl<S: Source> Follower<S> {
             self.take_verdict(&mut catalog, v);
         }
         self.undo.clear();
-        self.catalog.store(Arc::new(catalog));
+        self.swap(catalog);
         self.held_count.store(self.held.len(), Ordering::Relaxed);
         n
     }
@@ -414,7 +418,7 @@ impl<S: Source> Follower<S> {
             }
             applied += count;
             self.position = last;
-            self.catalog.store(Arc::new(catalog));
+            self.swap(catalog);
             self.held_count.store(self.held.len(), Ordering::Relaxed);
             self.published.send_replace(self.position);
         }
@@ -422,7 +426,7 @@ impl<S: Source> Follower<S> {
         // is not served yet.
         let mut catalog = Catalog::clone(&self.catalog.load());
         if self.follow_secondaries(&mut catalog)? {
-            self.catalog.store(Arc::new(catalog));
+            self.swap(catalog);
         }
         // Read after the journal, so a route rebuild sees at least the
         // zones just published.
@@ -557,6 +561,7 @@ impl<S: Source> Follower<S> {
             let s = self.store.secondaries()?;
             tracing::info!(secondaries = s.list.len(), generation = s.generation, "secondaries loaded");
             self.secondaries.store(Arc::new(s));
+            self.changed.send_modify(|n| *n = n.wrapping_add(1));
         }
         let secondaries = self.secondaries.load();
         let want = match secondaries.has_catalog() {
@@ -591,6 +596,19 @@ impl<S: Source> Follower<S> {
         // Its serial as read with the list: a later move is caught next time.
         self.catalog_zone = Some((apex, members.serial));
         Ok(true)
+    }
+
+    /// Serves `catalog`.
+    fn swap(&mut self, catalog: Catalog) {
+        self.catalog.store(Arc::new(catalog));
+        self.changed.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Moves on every swap of the served catalog (a zone changed, a
+    /// verdict came, the catalog zone moved) and every reload of the
+    /// secondaries: what the NOTIFY task wakes on.
+    pub fn changed(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changed.subscribe()
     }
 
     /// Follows the journal position of the catalog being served.

@@ -20,6 +20,9 @@ pub struct Secondaries {
     pub list: Vec<Secondary>,
     /// The catalog zone's name, wire form, lowercased.
     pub catalog: Box<[u8]>,
+    /// Every TSIG key the server knows (UPDATE and transfer keys), by
+    /// name: a query signed with one is answered signed.
+    pub keys: Vec<sixgate_store::TransferKey>,
 }
 
 /// The snapshot every task shares.
@@ -35,7 +38,20 @@ impl Secondaries {
             generation,
             list: store.secondaries()?,
             catalog: name::to_lowercase(&store.catalog_name()?),
+            keys: store.all_tsig_keys()?,
         })
+    }
+
+    /// The key named `key` (wire, any case) that a query may be signed
+    /// with (RFC 8945 §5.3: the answer is signed with it): any key the
+    /// server knows, from any address, since verifying a query and
+    /// signing its answer grants nothing. A secondary signs the SOA query
+    /// it sends before a transfer; certbot's rfc2136 plugin signs the one
+    /// that finds the zone before an UPDATE.
+    pub fn query_key(&self, key: &[u8]) -> Option<sixgate_dns::tsig::Key> {
+        use sixgate_dns::tsig::{Algorithm, Key};
+        let k = self.keys.iter().find(|k| k.name.eq_ignore_ascii_case(key))?;
+        Some(Key::new(&k.name, Algorithm::from_text(&k.algorithm)?, k.secret.clone()))
     }
 
     /// Whether any secondary follows the catalog: only then is the
@@ -88,6 +104,7 @@ mod tests {
                 secondary("[::1]:5303", false, &["a.test."]),
             ],
             catalog: name::from_text("catalog.invalid.", None).unwrap(),
+            keys: vec![],
         };
         let ports = |apex: &str| {
             let apex = name::from_text(apex, None).unwrap();

@@ -81,6 +81,10 @@ impl TransferSource for StoreTransfers {
         decide(&self.secondaries.load(), peer, zone, key)
     }
 
+    fn query_key(&self, key: &[u8]) -> Option<Key> {
+        self.secondaries.load().query_key(key)
+    }
+
     fn history(&self, zone: &[u8], from: u32) -> Option<Vec<Delta>> {
         // The catalog zone is derived, not journaled: always sent whole.
         if self.secondaries.load().is_catalog(zone) {
@@ -136,7 +140,7 @@ mod tests {
     }
 
     fn secondaries(list: Vec<Secondary>) -> Secondaries {
-        Secondaries { generation: 1, list, catalog: wire("catalog.invalid.") }
+        Secondaries { generation: 1, list, catalog: wire("catalog.invalid."), keys: vec![] }
     }
 
     fn ip(s: &str) -> IpAddr {

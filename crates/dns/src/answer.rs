@@ -73,6 +73,9 @@ pub enum Outcome {
     Reply,
     /// Send nothing.
     Drop,
+    /// The query is TSIG-signed (RFC 8945): nothing is written; answer it
+    /// with [`respond_signed`], which needs the keys.
+    Signed,
 }
 
 /// Answers `msg`, writing the response into `buf`.
@@ -84,8 +87,9 @@ pub fn respond(
     limits: &Limits,
 ) -> Outcome {
     match decode_query(msg) {
+        Ok(q) if q.signed => Outcome::Signed,
         Ok(q) => {
-            answer(catalog, msg, &q, buf, transport, limits);
+            answer(catalog, msg, &q, buf, transport, limits, 0);
             Outcome::Reply
         }
         Err(QueryError::Drop) => Outcome::Drop,
@@ -95,6 +99,52 @@ pub fn respond(
             Outcome::Reply
         }
     }
+}
+
+/// Answers a TSIG-signed query (RFC 8945 §5): the key its TSIG record
+/// names is looked up with `key` (given the lowercased key name), the
+/// request verified, and the answer signed with the request's MAC. A
+/// request that does not verify gets the error response of §5.2:
+/// NOTAUTH with BADKEY or BADSIG (unsigned), BADTIME or BADTRUNC
+/// (signed), or FORMERR for a MAC of an impossible length. A UDP answer
+/// leaves room for the TSIG record, truncated if need be.
+pub fn respond_signed<K: std::borrow::Borrow<crate::tsig::Key>>(
+    catalog: &Catalog,
+    msg: &[u8],
+    buf: &mut Vec<u8>,
+    transport: Transport,
+    limits: &Limits,
+    key: impl FnOnce(&[u8]) -> Option<K>,
+    now: u64,
+) -> Outcome {
+    use crate::tsig;
+    let q = match decode_query(msg) {
+        Ok(q) => q,
+        Err(_) => return respond(catalog, msg, buf, transport, limits),
+    };
+    let opt = q.edns.map(|e| Opt { payload: limits.udp_payload, dnssec_ok: e.dnssec_ok, ede: None });
+    let Ok(Some(t)) = tsig::find(msg) else {
+        error_reply(msg, Some(q.question_end), buf, rcode::FORMERR, opt);
+        return Outcome::Reply;
+    };
+    match tsig::verify_request(msg, &t, key, now) {
+        Ok(v) => {
+            let k: &tsig::Key = v.key.borrow();
+            // Owner, type, class, TTL, rdata length; then algorithm, time
+            // (6), fudge, MAC size, MAC, original ID, error, other length.
+            let reserve = k.name.len() + 10 + k.algorithm.name_wire().len() + 16 + k.algorithm.mac_len();
+            answer(catalog, msg, &q, buf, transport, limits, reserve);
+            if tsig::sign_response(buf, k, &v.mac, now, v.fudge, 0, &[]).is_err() {
+                buf.clear();
+                error_reply(msg, Some(q.question_end), buf, rcode::SERVFAIL, opt);
+            }
+        }
+        Err(failure) => {
+            error_reply(msg, Some(q.question_end), buf, failure.rcode(), opt);
+            let _ = failure.append_tsig(buf, &t, now);
+        }
+    }
+    Outcome::Reply
 }
 
 /// A header-only (plus question) error response.
@@ -138,6 +188,7 @@ fn answer(
     buf: &mut Vec<u8>,
     transport: Transport,
     limits: &Limits,
+    reserve: usize,
 ) {
     let head = msg.get(..q.question_end).unwrap_or(&[]);
     let qname_case = msg.get(message::HEADER_LEN..message::HEADER_LEN + q.qname_len).unwrap_or(&[]);
@@ -154,6 +205,8 @@ fn answer(
         // without records, which always have room for it.
         limit -= OPT_LEN;
     }
+    // Room for a TSIG record to be appended.
+    limit = limit.saturating_sub(reserve);
     let base_flags = response_flags(q.flags);
 
     let refuse = |buf: &mut Vec<u8>, rc: u16, ede: Option<u16>| {

@@ -493,3 +493,55 @@ fn tcp_replies_never_set_tc() {
     let r = ask_in(&catalog_with(&mid), "mid.example.com.", code::TXT, None, Transport::Tcp);
     assert_eq!((r.rcode, r.flags & flags::TC, r.sections[0].len()), (rcode::NOERROR, 0, 200));
 }
+
+/// Regression: a TSIG-signed query was answered unsigned, and BIND, which
+/// signs the SOA query it sends before a transfer, refused the answer
+/// ("expected a TSIG"). RFC 8945 §5.3: the answer to a signed request is
+/// signed; §5.2.1: an unknown key is NOTAUTH with BADKEY.
+#[test]
+fn a_signed_query_was_answered_unsigned() {
+    use crate::tsig::{self, Algorithm, Key};
+    let key = Key::new(&wire("xfr."), Algorithm::HmacSha256, vec![9; 32]);
+    let now = 1_800_000_000;
+    let mut q = query("example.com.", code::SOA, Some(1232));
+    let mac = tsig::sign_request(&mut q, &key, now, 300).unwrap();
+    let cat = catalog();
+    let mut out = Vec::new();
+    assert_eq!(respond(&cat, &q, &mut out, Transport::Udp, &Limits::default()), Outcome::Signed);
+    assert!(out.is_empty(), "nothing is written for a signed query");
+    for transport in [Transport::Udp, Transport::Tcp] {
+        let got = respond_signed(&cat, &q, &mut out, transport, &Limits::default(), |_| Some(&key), now);
+        assert_eq!(got, Outcome::Reply);
+        tsig::verify_response(&out, &key, &mac, now).expect("a signed answer");
+        let r = parse(&out);
+        assert_eq!(r.rcode, 0);
+        assert_eq!(r.sections[0].len(), 1, "the SOA");
+    }
+    // Unknown key: NOTAUTH, BADKEY, nothing answered.
+    respond_signed(&cat, &q, &mut out, Transport::Udp, &Limits::default(), |_| None::<&Key>, now);
+    let r = parse(&out);
+    assert_eq!(r.rcode, rcode::NOTAUTH);
+    assert!(r.sections[0].is_empty());
+    let t = tsig::find(&out).unwrap().expect("the error's tsig record");
+    assert_eq!(t.error, rcode::BADKEY);
+    assert!(t.mac.is_empty(), "BADKEY is unsigned (RFC 8945 §5.3.2)");
+    // A wrong secret: BADSIG.
+    let other = Key::new(&wire("xfr."), Algorithm::HmacSha256, vec![8; 32]);
+    respond_signed(&cat, &q, &mut out, Transport::Udp, &Limits::default(), |_| Some(&other), now);
+    assert_eq!(tsig::find(&out).unwrap().unwrap().error, rcode::BADSIG);
+}
+
+/// A signed answer over UDP leaves room for its TSIG record: it fits the
+/// client's payload size, truncated if need be.
+#[test]
+fn a_signed_udp_answer_fits_the_payload_with_its_tsig() {
+    use crate::tsig::{self, Algorithm, Key};
+    let key = Key::new(&wire("xfr."), Algorithm::HmacSha512, vec![9; 64]);
+    let now = 1_800_000_000;
+    let mut q = query("big.example.com.", code::TXT, None);
+    let mac = tsig::sign_request(&mut q, &key, now, 300).unwrap();
+    let mut out = Vec::new();
+    respond_signed(&catalog(), &q, &mut out, Transport::Udp, &Limits::default(), |_| Some(&key), now);
+    assert!(out.len() <= 512, "{} octets without EDNS", out.len());
+    tsig::verify_response(&out, &key, &mac, now).expect("a signed answer");
+}

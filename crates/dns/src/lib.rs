@@ -32,6 +32,8 @@
 //! - [`xfr`]: outgoing zone transfers: reading AXFR and IXFR requests,
 //!   choosing between IXFR and AXFR, and writing the response message by
 //!   message from a snapshot or the journal's versions, signed with TSIG.
+//! - [`notify`]: the NOTIFY (RFC 1996) a primary sends, the SOA query
+//!   that reads a secondary's serial, and the reading of their answers.
 //!
 //! The server crate owns the sockets and publishes new [`catalog::Catalog`]
 //! values by atomic pointer swap; the store crate owns durability.
@@ -50,6 +52,7 @@ pub mod limits;
 pub mod lookup;
 pub mod message;
 pub mod name;
+pub mod notify;
 pub mod nsec3;
 mod octets;
 mod prescan;
@@ -64,6 +67,6 @@ pub mod xfr;
 pub mod zone;
 pub mod zonefile;
 
-pub use answer::{Limits, Outcome, Transport, respond};
+pub use answer::{Limits, Outcome, Transport, respond, respond_signed};
 pub use catalog::Catalog;
 pub use zone::{Change, Record, Zone};

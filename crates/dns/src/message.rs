@@ -81,6 +81,9 @@ pub struct Query {
     pub question_end: usize,
     /// The OPT record, if any.
     pub edns: Option<Edns>,
+    /// The last record is a TSIG record (RFC 8945 §5.1): the query is
+    /// signed, and its answer must be ([`crate::respond_signed`]).
+    pub signed: bool,
 }
 
 impl Query {
@@ -178,11 +181,13 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, QueryError> {
     // 6891 §6.1.1, §6.1.2). Records in the answer and authority sections
     // of a QUERY are ignored, as Knot does.
     let mut edns = None;
+    let mut signed = false;
     for i in 0..an + ns + ar {
         let Ok((rtype, class_pos, end)) = skip_rr(msg, pos, &mut scratch) else {
             malformed = true;
             break;
         };
+        signed = rtype == code::TSIG && i + 1 == an + ns + ar && i >= an + ns;
         if rtype == code::OPT {
             malformed |= i < an + ns
                 || edns.is_some()
@@ -219,7 +224,7 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, QueryError> {
         _ => return Err(reject(rcode::NOTIMP)),
     }
     qname.make_lowercase();
-    Ok(Query { id, flags: fl, qname, qname_len, qtype, qclass, question_end: qend, edns })
+    Ok(Query { id, flags: fl, qname, qname_len, qtype, qclass, question_end: qend, edns, signed })
 }
 
 /// True if OPT rdata is a sequence of whole options (RFC 6891 §6.1.2).

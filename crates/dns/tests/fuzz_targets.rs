@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 #[path = "../../../fuzz/fuzz_targets/xfr_request_check.rs"]
 mod xfr_request_check;
 
+#[path = "../../../fuzz/fuzz_targets/notify_response_check.rs"]
+mod notify_response_check;
+
 /// Mutated inputs per seed.
 const MUTATIONS: usize = 200;
 
@@ -122,4 +125,10 @@ fn run(target: &str, check: fn(&[u8])) -> usize {
 fn the_xfr_request_target_holds_on_its_seeds_and_mutations() {
     let n = run("xfr_request", xfr_request_check::check);
     assert!(n >= 5000, "{n} inputs");
+}
+
+#[test]
+fn the_notify_response_target_holds_on_its_seeds_and_mutations() {
+    let n = run("notify_response", notify_response_check::check);
+    assert!(n >= 1000, "{n} inputs");
 }

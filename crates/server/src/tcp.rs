@@ -290,10 +290,21 @@ async fn connection<S: AsyncRead + AsyncWrite>(
             }
         }
         let cat = shared.catalog.load();
-        let outcome = respond(&cat, &msg, &mut out, Transport::Tcp, &shared.limits);
+        let mut outcome = respond(&cat, &msg, &mut out, Transport::Tcp, &shared.limits);
+        if outcome == Outcome::Signed {
+            let transfers = shared.transfers.as_deref();
+            outcome = crate::transfer::answer_signed(
+                transfers,
+                &cat,
+                &msg,
+                &mut out,
+                Transport::Tcp,
+                &shared.limits,
+            );
+        }
         drop(cat);
         match outcome {
-            Outcome::Reply => {
+            Outcome::Reply | Outcome::Signed => {
                 if let Err(e) = write_framed(&mut w, &out).await {
                     return End::of_write(&e);
                 }

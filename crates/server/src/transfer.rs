@@ -38,7 +38,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use sixgate_dns::message::rcode;
 use sixgate_dns::tsig::{self, Key, StreamSigner, Verified};
 use sixgate_dns::xfr::{self, Delta, IxfrPlan, Kind, Options, Request, Transfer};
-use sixgate_dns::{Catalog, name};
+use sixgate_dns::{Catalog, Outcome, name};
 use sixgate_listen::ratelog::RateLog;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -80,6 +80,11 @@ pub trait TransferSource: Send + Sync + 'static {
     /// cannot (pruned, replaced since, unknown serial): the client gets the
     /// whole zone. Blocking (a database read): run on a blocking thread.
     fn history(&self, zone: &[u8], from: u32) -> Option<Vec<Delta>>;
+
+    /// The key named `key` (lowercased) that a query may be signed with,
+    /// to verify it and sign its answer (RFC 8945 §5.3). Called on the
+    /// listeners' threads: it must not block.
+    fn query_key(&self, key: &[u8]) -> Option<Key>;
 }
 
 /// Caps on the transfers running at once.
@@ -194,6 +199,23 @@ impl Drop for Running<'_> {
 }
 
 /// Seconds since the epoch, the time a TSIG signs.
+/// Answers a TSIG-signed query (`respond` said [`Outcome::Signed`]):
+/// verified with the key of that name that `transfers`' source knows
+/// (none without a source: BADKEY), and the answer signed (RFC 8945
+/// §5.3). BIND, for one, refuses an unsigned answer to the signed SOA
+/// query it sends before a transfer.
+pub fn answer_signed(
+    transfers: Option<&Transfers>,
+    cat: &Catalog,
+    msg: &[u8],
+    out: &mut Vec<u8>,
+    transport: sixgate_dns::Transport,
+    limits: &sixgate_dns::Limits,
+) -> Outcome {
+    let key = |name: &[u8]| transfers.and_then(|t| t.source.query_key(name));
+    sixgate_dns::respond_signed(cat, msg, out, transport, limits, key, unix_now())
+}
+
 fn unix_now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }

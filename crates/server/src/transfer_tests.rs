@@ -91,6 +91,13 @@ impl TransferSource for Fake {
     fn history(&self, _: &[u8], _: u32) -> Option<Vec<Delta>> {
         self.history.clone()
     }
+
+    fn query_key(&self, _: &[u8]) -> Option<Key> {
+        match &self.access {
+            Access::Key(k) => Some(k.clone()),
+            _ => None,
+        }
+    }
 }
 
 fn service(access: Access, history: Option<Vec<Delta>>, caps: TransferCaps) -> Transfers {

@@ -152,7 +152,12 @@ fn worker(
                 }
                 continue;
             }
-            if respond(&cat, msg, out, Transport::Udp, &limits) == Outcome::Reply
+            let mut outcome = respond(&cat, msg, out, Transport::Udp, &limits);
+            if outcome == Outcome::Signed {
+                let t = transfers.as_deref();
+                outcome = crate::transfer::answer_signed(t, &cat, msg, out, Transport::Udp, &limits);
+            }
+            if outcome == Outcome::Reply
                 && let Some(r) = replies.get_mut(m)
             {
                 *r = i;

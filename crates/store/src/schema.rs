@@ -325,6 +325,18 @@ const MIGRATIONS: &[&str] = &[
     WHEN old.account_id IS NOT new.account_id BEGIN
         UPDATE meta SET value = value + 1 WHERE key = 'catalog_serial';
     END;",
+    // 14: the UPDATE keys move the secondaries generation too: a running
+    // server answers queries signed with any key it knows (RFC 8945
+    // §5.3), from one snapshot of the keys.
+    "CREATE TRIGGER tsig_keys_added AFTER INSERT ON tsig_keys BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'secondaries_generation';
+    END;
+    CREATE TRIGGER tsig_keys_changed AFTER UPDATE ON tsig_keys BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'secondaries_generation';
+    END;
+    CREATE TRIGGER tsig_keys_removed AFTER DELETE ON tsig_keys BEGIN
+        UPDATE meta SET value = value + 1 WHERE key = 'secondaries_generation';
+    END;",
 ];
 
 /// Brings the database to the latest schema.

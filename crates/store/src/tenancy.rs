@@ -383,6 +383,24 @@ impl Store {
             .optional()?)
     }
 
+    /// Every TSIG key this server knows, UPDATE and transfer keys alike
+    /// (a name is one key across both), as name (wire, lowercased),
+    /// algorithm and secret, by name.
+    pub fn all_tsig_keys(&self) -> Result<Vec<crate::TransferKey>, StoreError> {
+        let mut st = self.conn.prepare_cached(
+            "SELECT name, algorithm, secret FROM tsig_keys
+             UNION ALL SELECT name, algorithm, secret FROM transfer_keys ORDER BY name",
+        )?;
+        let rows = st.query_map([], |r| {
+            Ok(crate::TransferKey {
+                name: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
+                algorithm: r.get(1)?,
+                secret: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Deletes a TSIG key; false if there was none.
     pub fn delete_tsig_key(&mut self, key_name: &[u8]) -> Result<bool, StoreError> {
         let n = self

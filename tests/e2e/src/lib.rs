@@ -56,6 +56,8 @@
 //! - [`lab`]: [`lab::LabRoot`], a signed lab root zone on knotd at port 53 of
 //!   its own loopback network (127.0.X.0/24), for tools that start at the
 //!   root; [`zonemaster`] and [`dnsviz`] run those tools against a lab.
+//! - [`notifylab`]: a knotd configured as a secondary of a sixgate, and a
+//!   UDP socket that plays a secondary, for the NOTIFY tests.
 //! - [`aname`]: `sixgate aname status` lines as checked data.
 //! - [`plant`]: rows written into a stopped server's `sixgate.db` with
 //!   SQLite, for data that only an older version could have written.
@@ -101,6 +103,7 @@ pub mod lab;
 pub mod ldns;
 pub mod metrics;
 pub mod normalize;
+pub mod notifylab;
 pub mod pebble;
 pub mod plant;
 pub mod powerdns;
