@@ -280,7 +280,7 @@ fn transfer_shared(hosts: usize) -> Arc<Shared> {
     }
     let zone = Zone::build(&apex, zonefile::parse(&text, &apex).unwrap(), 7).unwrap();
     let catalog = Arc::new(ArcSwap::from_pointee(Catalog::new().with_zone(Arc::new(zone))));
-    let source = Arc::new(Fake { access: Access::Unsigned, history: None });
+    let source = Arc::new(Fake { access: Access::Unsigned, history: None, known: None });
     let transfers = Transfers::new(source, TransferCaps::default(), Arc::new(TransferStats::default()));
     Arc::new(Shared {
         catalog,

@@ -212,7 +212,13 @@ pub fn answer_signed(
     transport: sixgate_dns::Transport,
     limits: &sixgate_dns::Limits,
 ) -> Outcome {
-    let key = |name: &[u8]| transfers.and_then(|t| t.source.query_key(name));
+    let key = |name: &[u8]| {
+        let k = transfers.and_then(|t| t.source.query_key(name));
+        if k.is_none() {
+            tracing::debug!(key = %name::to_text(name), "a query signed with an unknown key");
+        }
+        k
+    };
     sixgate_dns::respond_signed(cat, msg, out, transport, limits, key, unix_now())
 }
 
@@ -278,18 +284,31 @@ impl Transfers {
             log_refusal(peer, &request, reason);
             xfr::reject_into(msg, rc, edns_payload, buf)
         };
+        // A refusal of a request signed with a key this server knows is
+        // signed too (RFC 8945 §5.3; BIND drops an unsigned one, "expected
+        // a TSIG"), whatever the key may transfer: signing it grants
+        // nothing.
+        let sign_known = |buf: &mut Vec<u8>| {
+            let Some(t) = &request.tsig else { return };
+            let Some(key) = self.source.query_key(t.key_name.as_slice()) else { return };
+            if let Ok(v) = tsig::verify_request(msg, t, |_| Some(key), now) {
+                sign_refusal(buf, Some(&v), now);
+            }
+        };
         // As Knot: a zone not served here is NOTAUTH, before any access
         // check (RFC 5936 §4.2 leaves the rcode open).
         let Some(zone) = cat.zone(request.zone()).cloned() else {
-            refuse(rcode::NOTAUTH, XfrOutcome::NotAuth, "zone not served", buf);
+            if refuse(rcode::NOTAUTH, XfrOutcome::NotAuth, "zone not served", buf) {
+                sign_known(buf);
+            }
             return Checked::Answered;
         };
         let key_name = request.tsig.as_ref().map(|t| t.key_name.as_slice());
         let verified = match (self.source.access(peer.ip(), request.zone(), key_name), &request.tsig) {
             (Access::Refused(reason), _) => {
-                // Not checked, so not signed: the answer carries no TSIG,
-                // as for a key this server does not know.
-                refuse(rcode::REFUSED, XfrOutcome::Refused, reason, buf);
+                if refuse(rcode::REFUSED, XfrOutcome::Refused, reason, buf) {
+                    sign_known(buf);
+                }
                 return Checked::Answered;
             }
             (Access::Unsigned, None) => None,

@@ -81,6 +81,8 @@ fn a_client_at_or_past_the_served_serial_is_up_to_date() {
 pub(crate) struct Fake {
     pub(crate) access: Access,
     pub(crate) history: Option<Vec<Delta>>,
+    /// A key the server knows besides the secondary's.
+    pub(crate) known: Option<Key>,
 }
 
 impl TransferSource for Fake {
@@ -95,13 +97,13 @@ impl TransferSource for Fake {
     fn query_key(&self, _: &[u8]) -> Option<Key> {
         match &self.access {
             Access::Key(k) => Some(k.clone()),
-            _ => None,
+            _ => self.known.clone(),
         }
     }
 }
 
 fn service(access: Access, history: Option<Vec<Delta>>, caps: TransferCaps) -> Transfers {
-    Transfers::new(Arc::new(Fake { access, history }), caps, Arc::new(TransferStats::default()))
+    Transfers::new(Arc::new(Fake { access, history, known: None }), caps, Arc::new(TransferStats::default()))
 }
 
 pub(crate) fn axfr_request(zone: &str) -> Vec<u8> {
@@ -202,6 +204,28 @@ async fn a_zone_not_served_here_is_notauth() {
     let (_, msgs) = run(&t, &catalog(3), &axfr_request("other.test.")).await;
     assert_eq!(rcode_of(&msgs[0]), rcode::NOTAUTH);
     assert_eq!(t.stats.requests(XfrKind::Axfr, XfrOutcome::NotAuth), 1);
+}
+
+/// Regression: a refusal of a request signed with a key the server knows
+/// went unsigned, and BIND, which had asked for the catalog zone before
+/// the primary served it, took that for a broken primary and waited
+/// minutes before it asked again ("expected a TSIG").
+#[tokio::test]
+async fn a_refusal_of_a_request_signed_with_a_known_key_was_unsigned() {
+    let key = key();
+    for (access, zone, rc) in [
+        (Access::Refused("not a secondary of the zone"), "example.test.", rcode::REFUSED),
+        (Access::Unsigned, "other.test.", rcode::NOTAUTH),
+    ] {
+        let source = Fake { access, history: None, known: Some(key.clone()) };
+        let t = Transfers::new(Arc::new(source), TransferCaps::default(), Arc::new(TransferStats::default()));
+        let mut req = axfr_request(zone);
+        let now = unix_now();
+        let mac = tsig::sign_request(&mut req, &key, now, 300).unwrap();
+        let (_, msgs) = run(&t, &catalog(3), &req).await;
+        assert_eq!(rcode_of(&msgs[0]), rc);
+        tsig::verify_response(&msgs[0], &key, &mac, now).expect("a signed refusal");
+    }
 }
 
 #[tokio::test]

@@ -247,6 +247,18 @@ pub struct Secondary {
 impl Secondary {
     /// Starts `peer` as a secondary as `config` says, on 127.0.0.1.
     pub fn start(peer: Peer, config: &SecondaryConfig) -> Result<Self> {
+        Self::start_announced(peer, config, |_| Ok(()))
+    }
+
+    /// [`Secondary::start`], calling `announce` with the address it will
+    /// serve on before it starts: an operator configures the primary
+    /// before the secondary, whose first refresh then succeeds (named,
+    /// whose first refresh fails, waits minutes before the next).
+    pub fn start_announced(
+        peer: Peer,
+        config: &SecondaryConfig,
+        mut announce: impl FnMut(SocketAddr) -> Result<()>,
+    ) -> Result<Self> {
         ensure!(
             config.catalog.is_none() || peer.follows_catalogs(),
             "{peer} cannot follow a catalog zone (NSD 4.6 predates RFC 9432)"
@@ -254,7 +266,7 @@ impl Secondary {
         let program = require_program(peer.program(), peer.package())?;
         let mut last_error = None;
         for _ in 0..START_ATTEMPTS {
-            match Self::try_start(&program, peer, config) {
+            match Self::try_start(&program, peer, config, &mut announce) {
                 Ok(secondary) => return Ok(secondary),
                 Err(error) => last_error = Some(error),
             }
@@ -264,10 +276,16 @@ impl Secondary {
             .context(format!("starting {peer} as a secondary ({START_ATTEMPTS} attempts)")))
     }
 
-    fn try_start(program: &Path, peer: Peer, config: &SecondaryConfig) -> Result<Self> {
+    fn try_start(
+        program: &Path,
+        peer: Peer,
+        config: &SecondaryConfig,
+        announce: &mut impl FnMut(SocketAddr) -> Result<()>,
+    ) -> Result<Self> {
         let dir = tempfile::Builder::new().prefix(&format!("sixgate-e2e-{peer}-")).tempdir()?;
         let port = free_port_pair()?;
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        announce(addr)?;
         let mut command = Command::new(program);
         let mut control_port = None;
         let conf = match peer {

@@ -50,18 +50,29 @@ fn catalog_zones_reach_knot_and_bind_and_changes_reach_all_three_by_ixfr() -> Re
     let primary = server.tcp_addr();
     ensure!(server.udp_addr() == primary, "UDP and TCP on one address");
 
+    // Each secondary is added to the running server before it starts, as
+    // an operator would, and starts once the server has taken it up (the
+    // catalog served, the key known: a signed SOA query of the catalog
+    // gets a signed answer): named waits minutes after a failed first
+    // refresh.
+    let add = |extra: &'static [&'static str]| {
+        let (cli, key_text) = (cli.clone(), key_text.clone());
+        move |addr: std::net::SocketAddr| -> Result<()> {
+            let addr = addr.to_string();
+            let mut args = vec![addr.as_str(), "--tsig", key_text.as_str()];
+            args.extend_from_slice(extra);
+            cli.run(&["secondary", "add"], &args)?.ok()?;
+            wait_until("the server to serve the catalog to the key", HTTP, || {
+                let dig = kdig(primary, &["-y", &key_text, CATALOG, "SOA"])?;
+                Ok((dig.status == "NOERROR" && !dig.answers("SOA").is_empty()).then_some(()))
+            })
+        }
+    };
     let catalog = SecondaryConfig::new(primary).with_key(&key).with_catalog(CATALOG);
-    let knot = Secondary::start(Peer::Knot, &catalog)?;
-    let named = Secondary::start(Peer::Bind, &catalog)?;
-    let nsd = Secondary::start(Peer::Nsd, &SecondaryConfig::new(primary).with_key(&key).with_zone(ZONE))?;
-    // Added to the running server, as an operator would: the server picks
-    // them up and notifies them at once.
-    for s in [&knot, &named] {
-        let addr = s.addr().to_string();
-        cli.run(&["secondary", "add"], &[&addr, "--tsig", &key_text, "--catalog"])?.ok()?;
-    }
-    let addr = nsd.addr().to_string();
-    cli.run(&["secondary", "add"], &[&addr, "--tsig", &key_text, "--zone", ZONE])?.ok()?;
+    let knot = Secondary::start_announced(Peer::Knot, &catalog, add(&["--catalog"]))?;
+    let named = Secondary::start_announced(Peer::Bind, &catalog, add(&["--catalog"]))?;
+    let static_zone = SecondaryConfig::new(primary).with_key(&key).with_zone(ZONE);
+    let nsd = Secondary::start_announced(Peer::Nsd, &static_zone, add(&["--zone", ZONE]))?;
 
     // A zone made through the API appears on the catalog followers.
     let ns = json!({"name": ZONE, "nameservers": ["ns1.provider.test.", "ns2.provider.test."]});
@@ -74,7 +85,8 @@ fn catalog_zones_reach_knot_and_bind_and_changes_reach_all_three_by_ixfr() -> Re
         .and_then(|r| r.data.split_whitespace().nth(2)?.parse().ok())
         .with_context(|| format!("sixgate serves no SOA for {ZONE}:\n{created}"))?;
     for s in [&knot, &named, &nsd] {
-        s.wait_for_serial(ZONE, serial)?;
+        s.wait_for_serial(ZONE, serial)
+            .with_context(|| format!("sixgate's log:\n{}", server.stderr_tail(60)))?;
     }
 
     // A change that waits: answered once all three serve it, so each of
