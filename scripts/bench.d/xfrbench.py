@@ -3,8 +3,11 @@
 Each primary is followed by its own private Knot secondary, configured
 alike (journal on, NOTIFY accepted from the primary), on loopback:
 
-1. write-to-secondary: N writes, one at a time, each timed from the first
-   byte of the write until the SECONDARY answers the new address over UDP
+1. write-to-secondary: N writes, one at a time and `--interval` apart
+   (1.1 s by default: Knot as a secondary refreshes a zone at most once
+   per second of its clock, so writes closer together measure that; 0
+   writes back to back), each timed from the first byte of the write
+   until the SECONDARY answers the new address over UDP
    (httpapi.write_to_served, pointed at the secondary's port). sixgate is
    written through its HTTP API (`PUT .../rrsets/NAME/A`), Knot by an RFC
    2136 UPDATE over TCP, the write path Knot has; either way the write is
@@ -320,7 +323,7 @@ def pct(values, p):
 def phase_latency(args, procs, tmp, srv_cpus, res):
     zfile = os.path.join(tmp, "zones", "bench.test.zone")
     gen.write_api_zone(zfile, ZONE, args.records)
-    out = res.setdefault("latency", {"writes": args.writes, "runs": {}})
+    out = res.setdefault("latency", {"writes": args.writes, "interval": args.interval, "runs": {}})
     for p in args.primaries:
         say(f"# write-to-secondary: {p} primary, {args.writes} writes")
         sec_port = servers.free_port()
@@ -343,7 +346,10 @@ def phase_latency(args, procs, tmp, srv_cpus, res):
             res.setdefault("errors", []).append(str(e))
             continue
         served, acked, lost = [], [], 0
+        next_write = time.monotonic()
         for i in range(args.writes):
+            time.sleep(max(0.0, next_write - time.monotonic()))
+            next_write = time.monotonic() + args.interval
             name, addr = f"host{i % args.records}.bench.test", f"203.0.{(i >> 8) & 255}.{i & 255}"
             t = httpapi.write_to_served(writer, sec.port, name, addr, timeout=30.0)
             if t["served_ms"] is None:
@@ -467,7 +473,8 @@ def tables(args, res):
     lines = []
     lat = res.get("latency", {}).get("runs", {})
     if lat:
-        lines.append(f"write-to-secondary ({res['latency']['writes']} writes, served on a Knot secondary)")
+        lines.append(f"write-to-secondary ({res['latency']['writes']} writes {res['latency']['interval']} s apart,"
+                     f" served on a Knot secondary)")
         lines.append("primary   p50 ms   p99 ms   max ms   ack p50 ms   not served   secondary IXFR/AXFR")
         for p, r in lat.items():
             lines.append(f"{p:<9} {fmt(r['p50_ms'], 1):>6} {fmt(r['p99_ms'], 1):>8} {fmt(r['max_ms'], 1):>8}"
@@ -491,7 +498,7 @@ def summary(args, res):
     lat = res.get("latency", {}).get("runs", {})
     if lat:
         s, k = lat.get("sixgate", {}), lat.get("knot", {})
-        lines.append("xfr write-to-secondary ms: " + " ".join(
+        lines.append(f"xfr write-to-secondary ms ({res['latency']['writes']} writes {res['latency']['interval']} s apart): " + " ".join(
             f"{p} p50 {fmt(r['p50_ms'], 1)} p99 {fmt(r['p99_ms'], 1)}" for p, r in lat.items())
             + (f" ratio knot/sixgate p50 {fmt(ratio(k.get('p50_ms'), s.get('p50_ms')), 2)}"
                f" p99 {fmt(ratio(k.get('p99_ms'), s.get('p99_ms')), 2)}" if s and k else ""))
