@@ -287,6 +287,37 @@ pub fn which(program: &str) -> Result<PathBuf> {
     bail!("{program} is not installed; scripts/test installs it (apt-get install knot knot-dnsutils)")
 }
 
+/// The `server`, `database` and `log` sections that every private knotd
+/// of these tests starts its configuration with: listening on `listen`,
+/// one worker of each kind, no identity, version or NSID (so CH queries
+/// and NSID requests tell nothing), logging to stderr at info.
+pub fn conf_head(run: &Path, storage: &Path, listen: SocketAddr) -> String {
+    format!(
+        r#"server:
+    rundir: "{run}"
+    listen: {ip}@{port}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+    identity: ""
+    version: ""
+    nsid: ""
+
+database:
+    storage: "{storage}"
+
+log:
+  - target: stderr
+    any: info
+
+"#,
+        run = run.display(),
+        storage = storage.display(),
+        ip = listen.ip(),
+        port = listen.port(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -283,30 +283,7 @@ fn write_config<'a>(
 ) -> Result<PathBuf> {
     let run = dir.join("run");
     fs::create_dir_all(&run)?;
-    let mut text = format!(
-        r#"server:
-    rundir: "{run}"
-    listen: {ip}@{port}
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-    identity: ""
-    version: ""
-    nsid: ""
-
-database:
-    storage: "{d}"
-
-log:
-  - target: stderr
-    any: info
-
-"#,
-        run = run.display(),
-        d = dir.display(),
-        ip = addr.ip(),
-        port = addr.port(),
-    );
+    let mut text = crate::knot::conf_head(&run, dir, addr);
     let key_line = match key {
         Some(k) => {
             writeln!(

@@ -86,24 +86,7 @@ impl KnotSecondary {
             None => (String::new(), String::new()),
         };
         let mut text = format!(
-            r#"server:
-    rundir: "{run}"
-    listen: [ 127.0.0.1@{port} ]
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-    identity: ""
-    version: ""
-    nsid: ""
-
-database:
-    storage: "{storage}"
-
-log:
-  - target: stderr
-    any: info
-
-{key_section}remote:
+            r#"{head}{key_section}remote:
   - id: primary
     address: {primary}
 {key_ref}
@@ -123,7 +106,7 @@ template:
 
 zone:
 "#,
-            run = run.display(),
+            head = crate::knot::conf_head(&run, &storage, std::net::SocketAddr::from(([127, 0, 0, 1], port))),
             storage = storage.display(),
             primary = format_args!("{}@{}", primary.ip(), primary.port()),
         );

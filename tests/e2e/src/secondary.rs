@@ -713,30 +713,7 @@ fn write_knot(dir: &Path, addr: SocketAddr, config: &SecondaryConfig) -> Result<
     fs::create_dir_all(&run)?;
     fs::create_dir_all(&storage)?;
     let primary = config.primary;
-    let mut text = format!(
-        r#"server:
-    rundir: "{run}"
-    listen: {ip}@{port}
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-    identity: ""
-    version: ""
-    nsid: ""
-
-database:
-    storage: "{storage}"
-
-log:
-  - target: stderr
-    any: info
-
-"#,
-        run = run.display(),
-        storage = storage.display(),
-        ip = addr.ip(),
-        port = addr.port(),
-    );
+    let mut text = crate::knot::conf_head(&run, &storage, addr);
     let key_ref = match &config.key {
         Some(key) => {
             writeln!(

@@ -288,24 +288,7 @@ fn write_config(
         None => (String::new(), String::new()),
     };
     let text = format!(
-        r#"server:
-    rundir: "{run}"
-    listen: {ip}@{port}
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-    identity: ""
-    version: ""
-    nsid: ""
-
-database:
-    storage: "{storage}"
-
-log:
-  - target: stderr
-    any: info
-
-acl:
+        r#"{head}acl:
   - id: local_transfer
     address: 127.0.0.1
     action: transfer
@@ -325,10 +308,8 @@ zone:
   - domain: "{zone}"
     master: primary
 "#,
-        run = run.display(),
+        head = crate::knot::conf_head(&run, &storage, addr),
         storage = storage.display(),
-        ip = addr.ip(),
-        port = addr.port(),
         pip = primary.ip(),
         pport = primary.port(),
     );
