@@ -195,6 +195,10 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let published = follower.published();
     let routes_generation = follower.routes();
     let held_zones = follower.held_count();
+    let verifying = follower.verifying_count();
+    // Set once every listener is bound, as "ready" is printed: `GET
+    // /ready` answers 503 before.
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // NOTIFY and the secondaries' status: the task wakes on every swap of
     // the served catalog and every reload of the secondaries.
     let notify_status = sixgate_control::notify::Status::new();
@@ -308,6 +312,18 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             sixgate_control::publish::poke(&dir)
         })?
         .with_metrics(move || metrics_text(&sources))
+        .with_readiness({
+            let (started, verifying) = (started.clone(), verifying.clone());
+            move || {
+                if !started.load(Ordering::Relaxed) {
+                    return Some("starting: the listeners are being bound".into());
+                }
+                match verifying.load(Ordering::Relaxed) {
+                    0 => None,
+                    n => Some(format!("{n} signed zones are being verified before they are served")),
+                }
+            }
+        })
         .with_secondaries(notify_status.clone(), s.httpreq_wait);
         let app = sixgate_api::app(state);
         // One gate for every API address: the caps are the API's, not each
@@ -510,6 +526,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         }
         writeln!(out, "ready")?;
         out.flush()?;
+        started.store(true, Ordering::Relaxed);
     }
     tracing::info!(addresses = ?addrs, workers = s.workers, data = %s.data.display(), "serving DNS");
 

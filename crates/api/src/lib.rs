@@ -104,6 +104,8 @@ struct Inner {
     secondaries: Option<Arc<sixgate_control::notify::Status>>,
     /// lego httpreq `present` waits this long for the secondaries.
     httpreq_wait: Option<Duration>,
+    /// Why the server is not ready yet (`GET /ready`), or `None` when it is.
+    readiness: Option<Box<dyn Fn() -> Option<String> + Send + Sync>>,
 }
 
 /// The read-only connections, each lent to one request at a time.
@@ -176,6 +178,7 @@ impl AppState {
                 metrics: None,
                 secondaries: None,
                 httpreq_wait: None,
+                readiness: None,
             }),
         })
     }
@@ -202,6 +205,19 @@ impl AppState {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
             inner.secondaries = Some(status);
             inner.httpreq_wait = httpreq_wait;
+        }
+        self
+    }
+
+    /// `GET /ready` asks `not_ready()` why the server is not ready
+    /// (listeners still binding, signed zones still being verified), and
+    /// answers 200 when it says `None`. Call before the state is shared.
+    pub fn with_readiness(
+        mut self,
+        not_ready: impl Fn() -> Option<String> + Send + Sync + 'static,
+    ) -> AppState {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.readiness = Some(Box::new(not_ready));
         }
         self
     }
@@ -289,6 +305,37 @@ async fn metrics(
     Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
 }
 
+/// `GET /health`: the process answers. No token: for load balancers and
+/// supervisors.
+async fn health() -> impl axum::response::IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain")], "ok\n")
+}
+
+/// `GET /ready`: 200 once the listeners are bound, the snapshots loaded
+/// and verified and the store answers; 503 with the reason before. No
+/// token. Held zones do not make a node unready (one customer's bad zone
+/// would otherwise take every node out of rotation): they are listed.
+async fn ready(axum::extract::State(st): axum::extract::State<AppState>) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let not_ready = |reason: String| {
+        let body = serde_json::json!({"status": "not ready", "reason": reason});
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
+    };
+    if let Some(reason) = st.inner.readiness.as_ref().and_then(|f| f()) {
+        return not_ready(reason);
+    }
+    match st.read(|s| s.holds().map_err(ApiError::from)).await {
+        Ok(holds) => {
+            let held: Vec<serde_json::Value> = holds
+                .iter()
+                .map(|(apex, reason)| serde_json::json!({"zone": sixgate_dns::name::to_text(apex), "reason": reason}))
+                .collect();
+            axum::Json(serde_json::json!({"status": "ready", "held_zones": held})).into_response()
+        }
+        Err(e) => not_ready(format!("the store does not answer: {e}")),
+    }
+}
+
 /// The router for the whole API.
 pub fn app(state: AppState) -> Router {
     Router::new()
@@ -301,6 +348,8 @@ pub fn app(state: AppState) -> Router {
         .merge(pdns::routes())
         .merge(secondaries::routes())
         .route("/metrics", axum::routing::get(metrics))
+        .route("/health", axum::routing::get(health))
+        .route("/ready", axum::routing::get(ready))
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::NotFound(format!("no such endpoint: {}", uri.path()))
         })

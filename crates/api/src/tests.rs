@@ -34,6 +34,14 @@ fn fixture_full(
     setup: impl FnOnce(&mut Store),
     status: Option<(Arc<sixgate_control::notify::Status>, Option<std::time::Duration>)>,
 ) -> Fixture {
+    fixture_custom(setup, move |state| match status {
+        Some((status, httpreq_wait)) => state.with_secondaries(status, httpreq_wait),
+        None => state,
+    })
+}
+
+/// The fixture, with `customise` applied to the state before it is shared.
+fn fixture_custom(setup: impl FnOnce(&mut Store), customise: impl FnOnce(AppState) -> AppState) -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let mut store = Store::open(dir.path()).unwrap();
     setup(&mut store);
@@ -54,10 +62,7 @@ fn fixture_full(
         rate_burst: 1000,
         max_body: 64 * 1024,
     };
-    let mut state = AppState::new(store, settings, None, || {}).unwrap();
-    if let Some((status, httpreq_wait)) = status {
-        state = state.with_secondaries(status, httpreq_wait);
-    }
+    let state = customise(AppState::new(store, settings, None, || {}).unwrap());
     let app = app(state.clone());
     Fixture { _dir: dir, state, app, admin, alice, bob }
 }
@@ -1237,4 +1242,32 @@ mod secondaries_tests {
         let (s, _) = g.send("POST", "/v1/acme/httpreq/present", &headers, Some(body)).await;
         assert_eq!(s, StatusCode::OK);
     }
+}
+
+/// Regression: `GET /health` was a 404, and nothing told a load balancer
+/// or a supervisor whether a node was ready to serve.
+#[tokio::test]
+async fn health_and_ready_answer_without_a_token_and_ready_lists_held_zones() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let started = Arc::new(AtomicBool::new(false));
+    let flag = started.clone();
+    let f = fixture_custom(
+        |s| {
+            let apex = name::from_text("held.test.", None).unwrap();
+            s.set_hold(&apex, Some("an rrset too large")).unwrap();
+        },
+        move |state| {
+            state.with_readiness(move || (!flag.load(Ordering::Relaxed)).then(|| "starting".to_string()))
+        },
+    );
+    let (s, v) = f.call("GET", "/health", None, None).await;
+    assert_eq!((s, v), (StatusCode::OK, Value::String("ok\n".into())));
+    let (s, v) = f.call("GET", "/ready", None, None).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(v["reason"], "starting");
+    started.store(true, Ordering::Relaxed);
+    let (s, v) = f.call("GET", "/ready", None, None).await;
+    assert_eq!(s, StatusCode::OK, "a held zone does not make the node unready: {v}");
+    assert_eq!(v["status"], "ready");
+    assert_eq!(v["held_zones"], json!([{"zone": "held.test.", "reason": "an rrset too large"}]));
 }

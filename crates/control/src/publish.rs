@@ -163,6 +163,9 @@ pub struct Follower<S: Source = Store> {
     held: HashMap<Box<[u8]>, String>,
     /// The number of held zones, for the metrics.
     held_count: Arc<AtomicUsize>,
+    /// The number of zones whose newest version waits for its whole
+    /// verification, for readiness.
+    verifying_count: Arc<AtomicUsize>,
     /// Per zone: journal position its last full load was consistent with.
     loaded_at: HashMap<Box<[u8]>, i64>,
     /// What the batch being applied changed in `loaded_at` and `held`
@@ -287,6 +290,7 @@ impl<S: Source> Follower<S> {
             position,
             held: HashMap::new(),
             held_count: Arc::new(AtomicUsize::new(0)),
+            verifying_count: Arc::new(AtomicUsize::new(0)),
             loaded_at: HashMap::new(),
             undo: Vec::new(),
             seed,
@@ -321,6 +325,12 @@ impl<S: Source> Follower<S> {
     /// The number of zones held now (shared with the metrics).
     pub fn held_count(&self) -> Arc<AtomicUsize> {
         self.held_count.clone()
+    }
+
+    /// The number of zones whose newest version is being verified whole
+    /// now (shared; at start, signed zones are served only once verified).
+    pub fn verifying_count(&self) -> Arc<AtomicUsize> {
+        self.verifying_count.clone()
     }
 
     /// The number of zones whose whole verification has not ended.
@@ -361,6 +371,7 @@ impl<S: Source> Follower<S> {
         self.undo.clear();
         self.swap(catalog);
         self.held_count.store(self.held.len(), Ordering::Relaxed);
+        self.verifying_count.store(self.pending.len(), Ordering::Relaxed);
     }
 
     /// Publishes the verdicts that have come back. Returns how many.
@@ -376,6 +387,7 @@ impl<S: Source> Follower<S> {
         self.undo.clear();
         self.swap(catalog);
         self.held_count.store(self.held.len(), Ordering::Relaxed);
+        self.verifying_count.store(self.pending.len(), Ordering::Relaxed);
         n
     }
 
@@ -420,6 +432,7 @@ impl<S: Source> Follower<S> {
             self.position = last;
             self.swap(catalog);
             self.held_count.store(self.held.len(), Ordering::Relaxed);
+            self.verifying_count.store(self.pending.len(), Ordering::Relaxed);
             self.published.send_replace(self.position);
         }
         // After the journal, so that the catalog zone lists no zone that
@@ -461,6 +474,7 @@ impl<S: Source> Follower<S> {
             }
         }
         self.held_count.store(self.held.len(), Ordering::Relaxed);
+        self.verifying_count.store(self.pending.len(), Ordering::Relaxed);
     }
 
     /// Sets (or clears) a zone's load mark, remembering the old one.
@@ -733,6 +747,7 @@ impl<S: Source> Follower<S> {
         let old = self.held.insert(key.clone(), reason);
         self.undo.push(Undo::Held(key, old));
         self.held_count.store(self.held.len(), Ordering::Relaxed);
+        self.verifying_count.store(self.pending.len(), Ordering::Relaxed);
     }
 
     /// Runs until `shutdown`, waking on pokes to `dir/notify.sock` or every

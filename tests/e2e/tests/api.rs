@@ -349,3 +349,20 @@ fn the_api_speaks_https_when_configured() -> Result<()> {
     ensure!(plain.map(|r| r.status != 200).unwrap_or(true), "plain HTTP answered on the TLS port");
     Ok(())
 }
+
+/// `/health` and `/ready` answer without a token on a running server:
+/// load balancers and supervisors have no token.
+#[test]
+fn health_and_ready_answer_without_a_token() -> Result<()> {
+    let data = tempfile::tempdir()?;
+    let server = Sixgate::serve(Cli::new(data.path())?)?;
+    let base = api(&server)?;
+    let health = request("GET", &format!("{base}/health"), &[], None, Duration::from_secs(10))?;
+    ensure!(health.status == 200 && health.body == "ok\n", "{} {}", health.status, health.body);
+    // "ready" was printed, and the demo zone is unsigned: nothing to wait for.
+    let ready = request("GET", &format!("{base}/ready"), &[], None, Duration::from_secs(10))?;
+    ensure!(ready.status == 200, "{} {}", ready.status, ready.body);
+    let v: Value = serde_json::from_str(&ready.body)?;
+    ensure!(v["status"] == "ready" && v["held_zones"] == json!([]), "{v}");
+    Ok(())
+}
