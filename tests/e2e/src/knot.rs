@@ -226,7 +226,6 @@ pub(crate) fn knot_config(
     let storage = dir.join("storage");
     fs::create_dir_all(&run)?;
     fs::create_dir_all(&storage)?;
-    let listen: Vec<String> = listen.iter().map(|addr| format!("{}@{}", addr.ip(), addr.port())).collect();
     let (workers, acl, template) = match role {
         KnotRole::Reference => (
             2,
@@ -236,24 +235,7 @@ pub(crate) fn knot_config(
         KnotRole::Lab => (1, "", ""),
     };
     let mut text = format!(
-        r#"server:
-    rundir: "{run}"
-    listen: [ {listen} ]
-    udp-workers: {workers}
-    tcp-workers: {workers}
-    background-workers: 1
-    identity: ""
-    version: ""
-    nsid: ""
-
-database:
-    storage: "{storage}"
-
-log:
-  - target: stderr
-    any: info
-
-{acl}template:
+        r#"{head}{acl}template:
   - id: default
     storage: "{storage}"
     zonefile-load: whole
@@ -262,9 +244,8 @@ log:
 {template}
 zone:
 "#,
-        run = run.display(),
+        head = conf_head(&run, &storage, listen, workers),
         storage = storage.display(),
-        listen = listen.join(", "),
     );
     for zone in zones {
         let path = zone.path.canonicalize().with_context(|| format!("zone file {}", zone.path.display()))?;
@@ -289,15 +270,16 @@ pub fn which(program: &str) -> Result<PathBuf> {
 
 /// The `server`, `database` and `log` sections that every private knotd
 /// of these tests starts its configuration with: listening on `listen`,
-/// one worker of each kind, no identity, version or NSID (so CH queries
-/// and NSID requests tell nothing), logging to stderr at info.
-pub fn conf_head(run: &Path, storage: &Path, listen: SocketAddr) -> String {
+/// `workers` UDP and TCP workers, no identity, version or NSID (so CH
+/// queries and NSID requests tell nothing), logging to stderr at info.
+pub fn conf_head(run: &Path, storage: &Path, listen: &[SocketAddr], workers: usize) -> String {
+    let listen: Vec<String> = listen.iter().map(|addr| format!("{}@{}", addr.ip(), addr.port())).collect();
     format!(
         r#"server:
     rundir: "{run}"
-    listen: {ip}@{port}
-    udp-workers: 1
-    tcp-workers: 1
+    listen: [ {listen} ]
+    udp-workers: {workers}
+    tcp-workers: {workers}
     background-workers: 1
     identity: ""
     version: ""
@@ -313,8 +295,7 @@ log:
 "#,
         run = run.display(),
         storage = storage.display(),
-        ip = listen.ip(),
-        port = listen.port(),
+        listen = listen.join(", "),
     )
 }
 

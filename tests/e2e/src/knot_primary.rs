@@ -283,7 +283,7 @@ fn write_config<'a>(
 ) -> Result<PathBuf> {
     let run = dir.join("run");
     fs::create_dir_all(&run)?;
-    let mut text = crate::knot::conf_head(&run, dir, addr);
+    let mut text = crate::knot::conf_head(&run, dir, &[addr], 1);
     let key_line = match key {
         Some(k) => {
             writeln!(

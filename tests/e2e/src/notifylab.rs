@@ -106,7 +106,12 @@ template:
 
 zone:
 "#,
-            head = crate::knot::conf_head(&run, &storage, std::net::SocketAddr::from(([127, 0, 0, 1], port))),
+            head = crate::knot::conf_head(
+                &run,
+                &storage,
+                &[std::net::SocketAddr::from(([127, 0, 0, 1], port))],
+                1
+            ),
             storage = storage.display(),
             primary = format_args!("{}@{}", primary.ip(), primary.port()),
         );

@@ -713,7 +713,7 @@ fn write_knot(dir: &Path, addr: SocketAddr, config: &SecondaryConfig) -> Result<
     fs::create_dir_all(&run)?;
     fs::create_dir_all(&storage)?;
     let primary = config.primary;
-    let mut text = crate::knot::conf_head(&run, &storage, addr);
+    let mut text = crate::knot::conf_head(&run, &storage, &[addr], 1);
     let key_ref = match &config.key {
         Some(key) => {
             writeln!(

@@ -308,7 +308,7 @@ zone:
   - domain: "{zone}"
     master: primary
 "#,
-        head = crate::knot::conf_head(&run, &storage, addr),
+        head = crate::knot::conf_head(&run, &storage, &[addr], 1),
         storage = storage.display(),
         pip = primary.ip(),
         pport = primary.port(),
