@@ -327,6 +327,12 @@ impl<S: Source> Follower<S> {
         self.held_count.clone()
     }
 
+    /// Shares the numbers of held zones and of zones being verified.
+    fn store_counts(&self) {
+        self.held_count.store(self.held.len(), Ordering::Relaxed);
+        self.verifying_count.store(self.pending.len(), Ordering::Relaxed);
+    }
+
     /// The number of zones whose newest version is being verified whole
     /// now (shared; at start, signed zones are served only once verified).
     pub fn verifying_count(&self) -> Arc<AtomicUsize> {
@@ -370,8 +376,7 @@ impl<S: Source> Follower<S> {
         }
         self.undo.clear();
         self.swap(catalog);
-        self.held_count.store(self.held.len(), Ordering::Relaxed);
-        self.verifying_count.store(self.pending.len(), Ordering::Relaxed);
+        self.store_counts();
     }
 
     /// Publishes the verdicts that have come back. Returns how many.
@@ -386,8 +391,7 @@ impl<S: Source> Follower<S> {
         }
         self.undo.clear();
         self.swap(catalog);
-        self.held_count.store(self.held.len(), Ordering::Relaxed);
-        self.verifying_count.store(self.pending.len(), Ordering::Relaxed);
+        self.store_counts();
         n
     }
 
@@ -431,8 +435,7 @@ impl<S: Source> Follower<S> {
             applied += count;
             self.position = last;
             self.swap(catalog);
-            self.held_count.store(self.held.len(), Ordering::Relaxed);
-            self.verifying_count.store(self.pending.len(), Ordering::Relaxed);
+            self.store_counts();
             self.published.send_replace(self.position);
         }
         // After the journal, so that the catalog zone lists no zone that
@@ -473,8 +476,7 @@ impl<S: Source> Follower<S> {
                 }
             }
         }
-        self.held_count.store(self.held.len(), Ordering::Relaxed);
-        self.verifying_count.store(self.pending.len(), Ordering::Relaxed);
+        self.store_counts();
     }
 
     /// Sets (or clears) a zone's load mark, remembering the old one.
@@ -746,8 +748,7 @@ impl<S: Source> Follower<S> {
         let key = name::to_lowercase(apex);
         let old = self.held.insert(key.clone(), reason);
         self.undo.push(Undo::Held(key, old));
-        self.held_count.store(self.held.len(), Ordering::Relaxed);
-        self.verifying_count.store(self.pending.len(), Ordering::Relaxed);
+        self.store_counts();
     }
 
     /// Runs until `shutdown`, waking on pokes to `dir/notify.sock` or every
