@@ -494,16 +494,21 @@ fn catalog_groups_served(f: &Follower<Faulty>) -> Vec<(String, Option<String>)> 
     v
 }
 
-#[test]
-fn a_zone_given_to_another_account_changes_its_group_in_the_served_catalog() {
-    let (_dir, mut f) = setup();
-    let mut w = writer(&f);
-    let follower = sixgate_store::Secondary {
+/// A keyless secondary that follows the catalog.
+fn catalog_follower() -> sixgate_store::Secondary {
+    sixgate_store::Secondary {
         address: "127.0.0.1:5300".parse().unwrap(),
         key: None,
         catalog: true,
         zones: vec![],
-    };
+    }
+}
+
+#[test]
+fn a_zone_given_to_another_account_changes_its_group_in_the_served_catalog() {
+    let (_dir, mut f) = setup();
+    let mut w = writer(&f);
+    let follower = catalog_follower();
     w.add_secondary(&follower).unwrap();
     f.catch_up().unwrap();
     let operator = Some("operator".to_owned());
@@ -532,12 +537,7 @@ fn the_catalog_zone_is_served_while_a_secondary_follows_it_and_lists_the_served_
     assert_eq!(catalog_members_served(&f), None, "no catalog secondary, no catalog zone");
     let before = f.secondaries().load().generation;
     let mut w = writer(&f);
-    let follower = sixgate_store::Secondary {
-        address: "127.0.0.1:5300".parse().unwrap(),
-        key: None,
-        catalog: true,
-        zones: vec![],
-    };
+    let follower = catalog_follower();
     w.add_secondary(&follower).unwrap();
     f.catch_up().unwrap();
     assert!(f.secondaries().load().generation > before, "the secondaries were reloaded");

@@ -568,17 +568,23 @@ fn ksk_rollover_waits_for_a_parent_days_late() -> Result<()> {
     ksk_roll(&["--ksk-zsk", "--policy", SLOW_DS_CHECKS], 6 * DAY).map(|_| ())
 }
 
-#[test]
-fn zsk_rollover_by_pre_publication() -> Result<()> {
-    let mut lab = Lab::start(&["--ksk-zsk"], 3600)?;
-    lab.secure()?;
+/// Rolls the child's ZSK, checked at every step, until the new one alone
+/// is live.
+fn roll_the_zsk(lab: &mut Lab) -> Result<()> {
     let zsk = lab.keys()?.into_iter().find(|k| k.role == "Zsk").context("a ZSK")?;
     lab.operate(&["dnssec", "roll"], &["child.parent.test.", "zsk"])?;
     lab.until("the new ZSK alone", DAY, |lab| {
         let keys = lab.keys()?;
         let zsks: Vec<&Key> = live(&keys).into_iter().filter(|k| k.role == "Zsk").collect();
         Ok(zsks.len() == 1 && zsks.first().is_some_and(|k| k.tag != zsk.tag && k.state == "Active"))
-    })?;
+    })
+}
+
+#[test]
+fn zsk_rollover_by_pre_publication() -> Result<()> {
+    let mut lab = Lab::start(&["--ksk-zsk"], 3600)?;
+    lab.secure()?;
+    roll_the_zsk(&mut lab)?;
     ensure!(lab.verdict()? == "secure");
     Ok(())
 }
@@ -590,13 +596,7 @@ fn zsk_rollover_by_pre_publication() -> Result<()> {
 fn a_zsk_rollover_reaches_a_knot_secondary_by_ixfr_and_validates_there() -> Result<()> {
     let mut lab = Lab::start_followed(&["--ksk-zsk"], 3600)?;
     lab.secure()?;
-    let zsk = lab.keys()?.into_iter().find(|k| k.role == "Zsk").context("a ZSK")?;
-    lab.operate(&["dnssec", "roll"], &["child.parent.test.", "zsk"])?;
-    lab.until("the new ZSK alone", DAY, |lab| {
-        let keys = lab.keys()?;
-        let zsks: Vec<&Key> = live(&keys).into_iter().filter(|k| k.role == "Zsk").collect();
-        Ok(zsks.len() == 1 && zsks.first().is_some_and(|k| k.tag != zsk.tag && k.state == "Active"))
-    })?;
+    roll_the_zsk(&mut lab)?;
     lab.follow()?;
     let f = lab.follower.as_ref().context("a follower")?;
     let log = f.knot.log_text();
