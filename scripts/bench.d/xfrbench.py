@@ -51,7 +51,9 @@ def say(msg):
 
 # --- Knot configurations -------------------------------------------------------
 
-KNOT_PRIMARY = """\
+# What both Knots' configurations start with: workers, control socket,
+# database and logging alike.
+KNOT_HEAD = """\
 server:
     rundir: "{run}"
     pidfile: "{run}/knot.pid"
@@ -66,6 +68,9 @@ database:
 log:
   - target: stderr
     any: info
+"""
+
+KNOT_PRIMARY = KNOT_HEAD + """\
 remote:
   - id: secondary
     address: 127.0.0.1@{secondary_port}
@@ -86,21 +91,7 @@ zone:
     file: "{zfile}"
 {notify}"""
 
-KNOT_SECONDARY = """\
-server:
-    rundir: "{run}"
-    pidfile: "{run}/knot.pid"
-    listen: 127.0.0.1@{port}
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-control:
-    listen: "{run}/knot.sock"
-database:
-    storage: "{run}/db"
-log:
-  - target: stderr
-    any: info
+KNOT_SECONDARY = KNOT_HEAD + """\
 remote:
   - id: primary
     address: 127.0.0.1@{primary_port}
@@ -144,7 +135,7 @@ def knot_secondary(procs, tmp, tag, zone, primary_port, cpus, port=None):
     port = port or servers.free_port()
     conf = os.path.join(run, "knot.conf")
     with open(conf, "w") as f:
-        f.write(KNOT_SECONDARY.format(run=run, port=port, zone=zone, primary_port=primary_port))
+        f.write(KNOT_SECONDARY.format(run=run, port=port, workers=1, zone=zone, primary_port=primary_port))
     log = os.path.join(run, "knot.log")
     p = procs.spawn(["knotd", "-c", conf], log, cpus=cpus)
     srv = servers.Server("knot-secondary", p, port, time.monotonic())
