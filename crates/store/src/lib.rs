@@ -501,37 +501,38 @@ impl Store {
             .conn
             .prepare_cached("SELECT id, serial, kind FROM journal WHERE zone_name = ?1 ORDER BY id DESC")?;
         let mut rows = st.query(params![&zone[..]])?;
-        // The ids after the client's version, newest first.
-        let mut after = Vec::new();
-        let mut found = false;
+        // The zone's newest entry, and the one at the client's version.
+        let mut newest = None;
+        let mut found = None;
         while let Some(r) = rows.next()? {
             let (id, serial, kind): (i64, i64, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
             if serial as u32 == from {
-                found = true;
+                found = Some(id);
                 break;
             }
             if kind != "diff" {
                 return Ok(None);
             }
-            after.push(id);
+            newest.get_or_insert(id);
         }
         drop(rows);
-        if !found {
-            return Ok(None);
-        }
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id, serial, changes, coalesce(prev_id, 0) FROM journal WHERE id = ?1")?;
-        let mut out = Vec::with_capacity(after.len());
-        for &id in after.iter().rev() {
-            let (id, serial, changes, prev) = st.query_row(params![id], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, Option<Vec<u8>>>(2)?,
-                    r.get::<_, i64>(3)?,
-                ))
-            })?;
+        let Some(found) = found else { return Ok(None) };
+        // Exactly the entries walked over: a later commit is not read.
+        let mut st = self.conn.prepare_cached(
+            "SELECT id, serial, changes, coalesce(prev_id, 0) FROM journal
+             WHERE zone_name = ?1 AND id > ?2 AND id <= ?3 ORDER BY id",
+        )?;
+        let rows = st.query_map(params![&zone[..], found, newest.unwrap_or(found)], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, Option<Vec<u8>>>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, serial, changes, prev) = row?;
             let Some(changes) = decode_changes(changes.as_deref().unwrap_or(&[])) else {
                 return Ok(None);
             };
