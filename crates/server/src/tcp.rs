@@ -304,12 +304,13 @@ async fn connection<S: AsyncRead + AsyncWrite>(
         }
         drop(cat);
         match outcome {
-            Outcome::Reply | Outcome::Signed => {
+            Outcome::Reply => {
                 if let Err(e) = write_framed(&mut w, &out).await {
                     return End::of_write(&e);
                 }
             }
-            Outcome::Drop => {
+            // answer_signed never says Signed; nothing was written to send.
+            Outcome::Drop | Outcome::Signed => {
                 if let Err(e) = w.flush().await {
                     return End::of_write(&e);
                 }
