@@ -113,6 +113,75 @@ pub enum QueryError {
     },
 }
 
+/// What a response says about itself, read from its header and question
+/// alone: the listeners' counters and rate limiting classify each
+/// response by it without walking its records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// The header's flag word (QR, AA, TC, ...).
+    pub flags: u16,
+    /// The header's 4-bit rcode (an extended rcode's upper bits live in
+    /// the OPT record and are not read here).
+    pub rcode: u16,
+    /// QTYPE of the echoed question, 0 when there is none.
+    pub qtype: u16,
+    /// Records in the answer section.
+    pub answers: u16,
+    /// Records in the authority section.
+    pub authority: u16,
+    /// Where the question name lies in the message (`HEADER_LEN..end`),
+    /// empty when there is no question.
+    pub qname_end: usize,
+}
+
+impl Summary {
+    /// Reads the header and the question of `response`. `None` when the
+    /// message is shorter than a header. A question name is read only
+    /// when written plainly (a response echoes the query's name
+    /// uncompressed, RFC 1035 §4.1.2); otherwise `qtype` is 0 and the
+    /// name empty.
+    pub fn of(response: &[u8]) -> Option<Summary> {
+        let fl = u16_at(response, 2)?;
+        let mut s = Summary {
+            flags: fl,
+            rcode: fl & 0x000f,
+            qtype: 0,
+            answers: u16_at(response, 6)?,
+            authority: u16_at(response, 8)?,
+            qname_end: HEADER_LEN,
+        };
+        if u16_at(response, 4)? == 0 {
+            return Some(s);
+        }
+        let mut pos = HEADER_LEN;
+        while let Some(&len) = response.get(pos) {
+            if len == 0 {
+                if let Some(qtype) = u16_at(response, pos + 1) {
+                    s.qtype = qtype;
+                    s.qname_end = pos + 1;
+                }
+                break;
+            }
+            // A pointer or a reserved label type: no plain name to read.
+            if len & 0xc0 != 0 {
+                break;
+            }
+            pos += 1 + len as usize;
+        }
+        Some(s)
+    }
+
+    /// The TC bit is set.
+    pub fn truncated(&self) -> bool {
+        self.flags & flags::TC != 0
+    }
+
+    /// The AA bit is set.
+    pub fn authoritative(&self) -> bool {
+        self.flags & flags::AA != 0
+    }
+}
+
 fn u16_at(msg: &[u8], pos: usize) -> Option<u16> {
     let b = msg.get(pos..pos + 2)?;
     Some(u16::from_be_bytes([*b.first()?, *b.get(1)?]))
@@ -258,6 +327,31 @@ mod tests {
             m.extend_from_slice(&[0, ver, if d { 0x80 } else { 0 }, 0, 0, 0]);
         }
         m
+    }
+
+    #[test]
+    fn summary_reads_header_counts_and_the_question() {
+        let mut r = query(b"\x03www\x07example\x00", 28, None);
+        r[2] |= 0x84; // QR, AA
+        r[3] = 0x03; // NXDOMAIN
+        r[8] = 0;
+        r[9] = 1; // one authority record (not present: only counts are read)
+        let s = Summary::of(&r).unwrap();
+        assert_eq!((s.rcode, s.qtype, s.answers, s.authority), (3, 28, 0, 1));
+        assert!(s.authoritative() && !s.truncated());
+        assert_eq!(&r[HEADER_LEN..s.qname_end], b"\x03www\x07example\x00");
+    }
+
+    #[test]
+    fn summary_of_a_cut_or_compressed_question_has_no_type() {
+        assert_eq!(Summary::of(&[0u8; 11]), None);
+        let r = query(b"\x03www\x07example\x00", 1, None);
+        let cut = Summary::of(&r[..HEADER_LEN + 6]).unwrap();
+        assert_eq!((cut.qtype, cut.qname_end), (0, HEADER_LEN));
+        let mut ptr = r[..HEADER_LEN].to_vec();
+        ptr.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1]);
+        let p = Summary::of(&ptr).unwrap();
+        assert_eq!((p.qtype, p.qname_end), (0, HEADER_LEN));
     }
 
     #[test]
