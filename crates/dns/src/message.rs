@@ -141,6 +141,9 @@ impl Summary {
     /// uncompressed, RFC 1035 §4.1.2); otherwise `qtype` is 0 and the
     /// name empty.
     pub fn of(response: &[u8]) -> Option<Summary> {
+        if response.len() < HEADER_LEN {
+            return None;
+        }
         let fl = u16_at(response, 2)?;
         let mut s = Summary {
             flags: fl,
