@@ -249,6 +249,66 @@ pub(crate) struct RawDns {
     pub(crate) nameservers: Option<Vec<String>>,
     /// How serials advance: "unixtime" (default), "date" or "increment".
     pub(crate) serial: Option<String>,
+    /// Response-rate limiting of UDP answers.
+    pub(crate) rrl: Option<RawRrl>,
+}
+
+/// `[dns.rrl]`: response-rate limiting (docs/configuration.md).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawRrl {
+    /// Responses per second per client prefix, class and name; 0 is off.
+    pub(crate) rate: Option<u32>,
+    /// Every Nth limited response is sent truncated; 0 never.
+    pub(crate) slip: Option<u32>,
+    /// Client prefix length for IPv4 (default 24).
+    pub(crate) ipv4_prefix: Option<u8>,
+    /// Client prefix length for IPv6 (default 56).
+    pub(crate) ipv6_prefix: Option<u8>,
+    /// Prefixes never limited (default loopback).
+    pub(crate) exempt: Option<Vec<String>>,
+    /// Buckets in the table (default 393241).
+    pub(crate) table_size: Option<usize>,
+}
+
+/// `[dns.rrl] rate` by default. On, because an authoritative server on
+/// port 53 is used as an amplifier from its first hour; 20 a second
+/// because a resolver caches what it is told and asks for the same name
+/// (or, for NXDOMAIN and referrals, the same zone) a few times a second
+/// at most, while a victim gets at most 20 full answers a second per
+/// name; BIND's guidance for authoritative servers is 5 to 20.
+pub(crate) const DEFAULT_RRL_RATE: u32 = 20;
+/// `[dns.rrl] slip` by default: every other limited response is sent
+/// truncated, so a real client behind a limited network retries over
+/// TCP, while a victim's traffic is halved again (Knot's, NSD's and
+/// BIND's recommendation).
+pub(crate) const DEFAULT_RRL_SLIP: u32 = 2;
+
+/// Validates `[dns.rrl]`; `None` when the rate is 0 (off).
+fn rrl_settings(raw: Option<RawRrl>) -> anyhow::Result<Option<sixgate_server::rrl::RrlConfig>> {
+    use sixgate_server::rrl;
+    let raw = raw.unwrap_or_default();
+    let rate = raw.rate.unwrap_or(DEFAULT_RRL_RATE);
+    if rate == 0 {
+        return Ok(None);
+    }
+    let exempt = match raw.exempt {
+        None => rrl::loopback(),
+        Some(list) => list
+            .iter()
+            .map(|p| rrl::Prefix::parse(p).map_err(|e| anyhow::anyhow!("dns.rrl.exempt: {e}")))
+            .collect::<anyhow::Result<Vec<_>>>()?,
+    };
+    let config = rrl::RrlConfig {
+        rate,
+        slip: raw.slip.unwrap_or(DEFAULT_RRL_SLIP),
+        ipv4_prefix: raw.ipv4_prefix.unwrap_or(24),
+        ipv6_prefix: raw.ipv6_prefix.unwrap_or(56),
+        exempt,
+        table_size: raw.table_size.unwrap_or(rrl::DEFAULT_TABLE_SIZE),
+    };
+    config.validate().map_err(|e| anyhow::anyhow!("dns.rrl.{e}"))?;
+    Ok(Some(config))
 }
 
 /// `[dns.limits]`, `[api.limits]`, `[proxy.limits]`: caps and a deadline
@@ -393,6 +453,8 @@ pub(crate) struct Settings {
     pub(crate) udp_payload: u16,
     /// `[dns.limits]`: DNS over TCP.
     pub(crate) dns_limits: sixgate_listen::ListenerLimits,
+    /// `[dns.rrl]`; `None` when off.
+    pub(crate) rrl: Option<sixgate_server::rrl::RrlConfig>,
     /// `[api.limits]`.
     pub(crate) api_limits: sixgate_listen::ListenerLimits,
     /// `[proxy.limits]`: both proxy listeners.
@@ -523,6 +585,7 @@ pub(crate) fn settings(
         }
     }
     let dns_limits = limits("dns", dns_raw_limits, sixgate_listen::ListenerLimits::dns())?;
+    let rrl = rrl_settings(raw.dns.rrl)?;
     let api_limits = limits("api", raw.api.limits, sixgate_listen::ListenerLimits::api())?;
     let proxy_limits = limits("proxy", raw.proxy.limits, sixgate_listen::ListenerLimits::proxy())?;
     let nameservers = raw
@@ -674,6 +737,7 @@ pub(crate) fn settings(
         workers,
         udp_payload,
         dns_limits,
+        rrl,
         api_limits,
         proxy_limits,
         demo_zone: raw.dns.demo_zone.unwrap_or(true),
@@ -987,6 +1051,39 @@ head_timout = 3
             )
             .is_err()
         );
+    }
+
+    #[test]
+    fn rate_limiting_is_on_by_default_with_loopback_exempt_and_is_checked() {
+        let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
+        let r = ok("").unwrap().rrl.unwrap();
+        assert_eq!(
+            (r.rate, r.slip, r.ipv4_prefix, r.ipv6_prefix),
+            (DEFAULT_RRL_RATE, DEFAULT_RRL_SLIP, 24, 56)
+        );
+        assert_eq!(r.table_size, sixgate_server::rrl::DEFAULT_TABLE_SIZE);
+        assert_eq!(r.exempt, sixgate_server::rrl::loopback());
+        assert!(ok("[dns.rrl]\nrate = 0\n").unwrap().rrl.is_none(), "rate 0 is off");
+        let r = ok("[dns.rrl]\nrate = 5\nslip = 0\nipv4_prefix = 32\nipv6_prefix = 64\n\
+                    exempt = [\"192.0.2.0/24\", \"2001:db8::/32\"]\ntable_size = 1000\n")
+        .unwrap()
+        .rrl
+        .unwrap();
+        assert_eq!((r.rate, r.slip, r.ipv4_prefix, r.ipv6_prefix, r.table_size), (5, 0, 32, 64, 1000));
+        assert_eq!(r.exempt.len(), 2);
+        assert!(ok("[dns.rrl]\nexempt = []\n").unwrap().rrl.unwrap().exempt.is_empty());
+        for (bad, says) in [
+            ("slip = 101", "dns.rrl.slip must be 0 to 100"),
+            ("ipv4_prefix = 33", "dns.rrl.ipv4_prefix"),
+            ("ipv6_prefix = 0", "dns.rrl.ipv6_prefix"),
+            ("table_size = 0", "dns.rrl.table_size"),
+            ("rate = 2000000", "dns.rrl.rate"),
+            ("exempt = [\"10.0.0.1/8\"]", "dns.rrl.exempt"),
+        ] {
+            let e = ok(&format!("[dns.rrl]\n{bad}\n")).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        assert!(toml::from_str::<RawConfig>("[dns.rrl]\nrates = 5\n").is_err());
     }
 
     #[test]

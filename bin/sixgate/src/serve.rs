@@ -97,6 +97,7 @@ struct MetricSources {
     expiry: sixgate_control::watchdog::ExpiryReport,
     proxy: Arc<std::sync::OnceLock<Arc<sixgate_proxy::tls::Shared>>>,
     secondaries: Arc<sixgate_control::notify::Status>,
+    rrl: Option<Arc<sixgate_server::rrl::Rrl>>,
 }
 
 /// Counters in Prometheus text format.
@@ -143,6 +144,9 @@ fn metrics_text(m: &MetricSources) -> String {
     out.push_str(&m.updates.render());
     out.push_str(&m.transfers.render());
     out.push_str(&m.secondaries.metrics_text());
+    if let Some(rrl) = &m.rrl {
+        out.push_str(&rrl.metrics_text());
+    }
     out
 }
 
@@ -220,6 +224,21 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     }
 
     let limits = Limits { udp_payload: s.udp_payload };
+    // One limiter for every UDP worker of every address: a client's
+    // budget is the server's, not each socket's.
+    let rrl = s.rrl.clone().map(sixgate_server::rrl::Rrl::new).transpose().context("[dns.rrl]")?;
+    if let Some(r) = &rrl {
+        let c = r.config();
+        tracing::info!(
+            rate = c.rate,
+            slip = c.slip,
+            ipv4_prefix = c.ipv4_prefix,
+            ipv6_prefix = c.ipv6_prefix,
+            exempt = ?c.exempt.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            buckets = r.buckets(),
+            "response-rate limiting UDP answers"
+        );
+    }
     let shutdown = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(UdpStats::default());
     let listeners = ListenerSet::new();
@@ -260,6 +279,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             stats.clone(),
             Some(update_tx.clone()),
             Some(transfers.clone()),
+            rrl.clone(),
         )?);
         let _guard = rt.enter();
         tcp_tasks.push(rt.spawn(tcp::serve(
@@ -307,6 +327,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             expiry: expiry.clone(),
             proxy: proxy_shared.clone(),
             secondaries: notify_status.clone(),
+            rrl: rrl.clone(),
         };
         let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
             sixgate_control::publish::poke(&dir)

@@ -14,6 +14,8 @@
 //!   phase of a connection (idle, a message's rest, a write the client
 //!   does not read), and connection caps in total and per client address
 //!   (`sixgate_listen`).
+//! - [`rrl`]: response-rate limiting of UDP answers, a lock-free table of
+//!   token buckets shared by every worker.
 //! - [`queue`]: an RFC 2136 UPDATE is not answered here but, once the
 //!   listener has checked that it could be authentic, queued as a
 //!   [`queue::Job`] for the control plane's writer, which answers it once
@@ -27,6 +29,7 @@
 
 pub mod bind;
 pub mod queue;
+pub mod rrl;
 pub mod tcp;
 pub mod transfer;
 pub mod udp;

@@ -20,6 +20,7 @@ use sixgate_dns::{Limits, Outcome, Transport, respond};
 
 use crate::SharedCatalog;
 use crate::queue::{Intake, Reply, UpdateQueue};
+use crate::rrl::{Rrl, Verdict};
 use crate::transfer::Transfers;
 
 fn socket_addr(s: &SockaddrStorage) -> Option<std::net::SocketAddr> {
@@ -48,7 +49,9 @@ pub struct UdpStats {
     pub dropped: AtomicU64,
 }
 
-/// Starts one worker thread per socket.
+/// Starts one worker thread per socket. With `rrl`, UDP answers are
+/// rate limited ([`crate::rrl`]).
+#[allow(clippy::too_many_arguments)] // the listener's parts, each shared with others
 pub fn spawn(
     sockets: Vec<UdpSocket>,
     catalog: SharedCatalog,
@@ -57,6 +60,7 @@ pub fn spawn(
     stats: Arc<UdpStats>,
     updates: Option<UpdateQueue>,
     transfers: Option<Arc<Transfers>>,
+    rrl: Option<Arc<Rrl>>,
 ) -> std::io::Result<Vec<JoinHandle<()>>> {
     let mut handles = Vec::with_capacity(sockets.len());
     for (i, sock) in sockets.into_iter().enumerate() {
@@ -65,6 +69,7 @@ pub fn spawn(
         let shutdown = shutdown.clone();
         let stats = stats.clone();
         let transfers = transfers.clone();
+        let rrl = rrl.as_ref().map(Rrl::worker);
         // UPDATE answers are sent later, from another thread, through a
         // second handle on the same socket (so from the same address).
         let updates = match &updates {
@@ -73,12 +78,13 @@ pub fn spawn(
         };
         let h = std::thread::Builder::new()
             .name(format!("dns-udp-{i}"))
-            .spawn(move || worker(sock, catalog, limits, shutdown, stats, updates, transfers))?;
+            .spawn(move || worker(sock, catalog, limits, shutdown, stats, updates, transfers, rrl))?;
         handles.push(h);
     }
     Ok(handles)
 }
 
+#[allow(clippy::too_many_arguments)] // the listener's parts, each shared with others
 fn worker(
     sock: UdpSocket,
     catalog: SharedCatalog,
@@ -87,6 +93,7 @@ fn worker(
     stats: Arc<UdpStats>,
     updates: Option<(UpdateQueue, Arc<UdpSocket>)>,
     transfers: Option<Arc<Transfers>>,
+    mut rrl: Option<crate::rrl::RrlWorker>,
 ) {
     let fd = sock.as_raw_fd();
     let mut rx: Box<[[u8; RX_SIZE]; BATCH]> = Box::new([[0u8; RX_SIZE]; BATCH]);
@@ -118,6 +125,7 @@ fn worker(
         };
         stats.received.fetch_add(n as u64, Ordering::Relaxed);
         let cat = catalog.load();
+        let rrl_now = rrl.as_ref().map(|r| r.now()).unwrap_or_default();
         let mut m = 0;
         for (i, ((len, peer), (buf, out))) in got.iter().zip(rx.iter().zip(tx.iter_mut())).take(n).enumerate()
         {
@@ -153,9 +161,22 @@ fn worker(
                 continue;
             }
             let mut outcome = respond(&cat, msg, out, Transport::Udp, &limits);
-            if outcome == Outcome::Signed {
+            let signed = outcome == Outcome::Signed;
+            if signed {
                 let t = transfers.as_deref();
                 outcome = crate::transfer::answer_signed(t, &cat, msg, out, Transport::Udp, &limits);
+            }
+            // Response-rate limiting: a TSIG-signed answer is not limited
+            // (its signer is known, and a cut reply would not verify).
+            // The cookie exemption (RFC 7873 §5.3) is `false` until server
+            // cookies are checked.
+            if outcome == Outcome::Reply
+                && !signed
+                && let Some(r) = rrl.as_mut()
+                && let Some(from) = peer.as_ref().and_then(socket_addr)
+                && r.apply(from.ip(), &cat, out, rrl_now, false) == Verdict::Drop
+            {
+                continue;
             }
             if outcome == Outcome::Reply
                 && let Some(r) = replies.get_mut(m)

@@ -58,7 +58,8 @@ fn worker(queue: UpdateQueue) -> Worker {
     let stop = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(UdpStats::default());
     let handles =
-        spawn(vec![sock], catalog(), Limits::default(), stop.clone(), stats, Some(queue), None).unwrap();
+        spawn(vec![sock], catalog(), Limits::default(), stop.clone(), stats, Some(queue), None, None)
+            .unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
     client.connect(addr).unwrap();
     client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
