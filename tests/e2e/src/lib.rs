@@ -21,6 +21,9 @@
 //!   (timeout and retries) and TCP (two-byte length prefix), plus AXFR.
 //! - [`query`]: well-formed queries built with hickory-proto, EDNS included.
 //! - [`craft`]: byte-level crafted and malformed messages.
+//! - [`flood`]: a paced UDP flood from many loopback sources and ports
+//!   that counts full, truncated and missing replies, and a knotd with
+//!   `mod-rrl`, for the response-rate limiting tests.
 //! - [`normalize`] and [`mod@compare`]: a response reduced to what must match
 //!   (header, question, RRsets as multisets, OPT), and a readable diff.
 //! - [`corpus`] and [`differential`]: queries generated from zone content and
@@ -95,6 +98,7 @@ pub mod corpus;
 pub mod craft;
 pub mod differential;
 pub mod dnsviz;
+pub mod flood;
 pub mod http;
 pub mod kdig;
 pub mod knot;
