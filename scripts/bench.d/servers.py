@@ -256,12 +256,13 @@ def sixgate_import(binary, data, zone, path, timeout=None, procs=None):
     return {"seconds": seconds, "maxrss_kib": ru.ru_maxrss, "timed_out": timed_out}
 
 
-def start_sixgate(procs, binary, data, workers, tmp, cpus, tag, api=False):
+def start_sixgate(procs, binary, data, workers, tmp, cpus, tag, api=False, extra=()):
     """Starts `sixgate serve` on OS-chosen loopback ports. With `api`, also
     the HTTP API (`--api`), and waits for `ready`, which follows the
-    `listening ...` lines; the server's `api` is then "127.0.0.1:PORT"."""
+    `listening ...` lines; the server's `api` is then "127.0.0.1:PORT".
+    `extra` is appended to the command line (e.g. `--config FILE`)."""
     log_path = os.path.join(tmp, f"sixgate-{tag}.log")
-    argv = [binary, "serve", "--data", data, "--dns", "127.0.0.1:0", "--workers", str(workers)]
+    argv = [binary, "serve", "--data", data, "--dns", "127.0.0.1:0", "--workers", str(workers)] + list(extra)
     if api or _serve_has(binary, "--api"):
         # Also when the API is not measured: `serve` runs it anyway, by
         # default on 127.0.0.1:8053, where a second sixgate (the baseline)
@@ -323,27 +324,37 @@ database:
 log:
   - target: stderr
     any: info
-template:
+{modules}template:
   - id: default
     storage: "{zdir}"
     zonefile-sync: -1
     zonefile-load: whole
     journal-content: none
     semantic-checks: off
-zone:
+{template_extra}zone:
   - domain: {zone}
     file: "{zfile}"
 """
 
 
-def start_knot(procs, tmp, zone, zfile, workers, cpus, tag):
+def knot_rrl_conf(rate, slip=2):
+    """The `modules` and `template_extra` parts of KNOT_CONF for mod-rrl
+    at `rate` on every zone; empty without a rate."""
+    if not rate:
+        return "", ""
+    return (f"mod-rrl:\n  - id: bench\n    rate-limit: {rate}\n    slip: {slip}\n",
+            "    global-module: mod-rrl/bench\n")
+
+
+def start_knot(procs, tmp, zone, zfile, workers, cpus, tag, rrl_rate=None):
     run = os.path.join(tmp, f"knot-{tag}")
     os.makedirs(os.path.join(run, "db"), exist_ok=True)
     port = free_port()
     conf = os.path.join(run, "knot.conf")
+    modules, template_extra = knot_rrl_conf(rrl_rate)
     with open(conf, "w") as f:
         f.write(KNOT_CONF.format(run=run, port=port, workers=workers, zdir=os.path.dirname(zfile),
-                                 zone=zone, zfile=zfile))
+                                 zone=zone, zfile=zfile, modules=modules, template_extra=template_extra))
     log_path = os.path.join(run, "knot.log")
     t0 = time.monotonic()
     p = procs.spawn(["knotd", "-c", conf], log_path, cpus=cpus)
@@ -493,16 +504,18 @@ def wait_http(server, path, headers, timeout, log_path):
 
 
 def start(procs, name, tmp, zone, zfile, workers, cpus, tag, probes, sixgate_bin=None,
-          sixgate_data=None, timeout=600, api=False, pdns_run=None, api_key=None):
+          sixgate_data=None, timeout=600, api=False, pdns_run=None, api_key=None, sixgate_args=(),
+          knot_rrl=None):
     """Starts one server and waits for `probes`; retries on a port
     collision. Returns (server, seconds from process start to ready).
     PowerDNS needs `pdns_prepare(pdns_run, ...)` first."""
     last = None
     for _ in range(3):
         if name == "sixgate":
-            srv, log_path = start_sixgate(procs, sixgate_bin, sixgate_data, workers, tmp, cpus, tag, api=api)
+            srv, log_path = start_sixgate(procs, sixgate_bin, sixgate_data, workers, tmp, cpus, tag, api=api,
+                                          extra=sixgate_args)
         elif name == "knot":
-            srv, log_path = start_knot(procs, tmp, zone, zfile, workers, cpus, tag)
+            srv, log_path = start_knot(procs, tmp, zone, zfile, workers, cpus, tag, rrl_rate=knot_rrl)
         elif name == "pdns":
             srv, log_path = start_pdns(procs, pdns_run, api_key, cpus)
         else:
