@@ -114,8 +114,11 @@ fn a_flood_from_one_network_is_limited_to_the_rate_with_slip_while_another_is_an
     let slipped = m.require("sixgate_dns_rrl_slipped_total{class=\"answer\"}")?;
     let dropped = m.require("sixgate_dns_rrl_dropped_total{class=\"answer\"}")?;
     ensure!(slipped == r.truncated, "metrics say {slipped} slipped, the flood saw {}", r.truncated);
+    // A query lost on loopback before the server read it is silent but
+    // never counted: allow 1% of those.
+    let limited = slipped + dropped;
     ensure!(
-        slipped + dropped == r.limited(),
+        limited <= r.limited() && limited + r.limited() / 100 + 2 >= r.limited(),
         "metrics say {slipped} slipped + {dropped} dropped, the flood saw {} limited",
         r.limited()
     );

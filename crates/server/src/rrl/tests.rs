@@ -200,3 +200,32 @@ fn a_slipped_reply_is_the_header_and_question_with_tc_and_the_opt_kept() {
         assert!(out.len() < full.len());
     }
 }
+
+/// The truncated reply is cut from sixgate's own responses, but it must
+/// not panic or grow on any bytes at all.
+#[test]
+fn truncating_arbitrary_bytes_never_panics_or_grows() {
+    let cat = catalog();
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let base = response(&cat, "www.example.test.", 16, true);
+    for _ in 0..20_000 {
+        let mut m = base.clone();
+        // Flip a few octets and cut at a random length.
+        for _ in 0..(next() % 6) {
+            let i = (next() as usize) % m.len();
+            m[i] = next() as u8;
+        }
+        m.truncate((next() as usize) % (base.len() + 1));
+        let before = m.len();
+        if let Some(s) = Summary::of(&m) {
+            truncate(&mut m, &s);
+            assert!(m.len() <= before);
+        }
+    }
+}
