@@ -111,3 +111,47 @@ fn updates_that_cannot_be_authentic_are_answered_by_the_worker_and_never_queued(
     let job = rx.blocking_recv().unwrap();
     assert_eq!(job.msg, signed);
 }
+
+/// Two workers on one port share one limiter: a client gets the rate in
+/// full answers and, with slip 1, a truncated reply to every other query,
+/// whichever worker reads it.
+#[test]
+fn workers_limit_answers_with_one_shared_rrl_table() {
+    use crate::rrl::{Rrl, RrlConfig};
+    let rate = 5;
+    let config =
+        RrlConfig { rate, slip: 1, ipv4_prefix: 24, ipv6_prefix: 56, exempt: Vec::new(), table_size: 1024 };
+    let rrl = Rrl::with_seed(config, 11).unwrap();
+    let bound = crate::bind::bind("127.0.0.1:0".parse().unwrap(), 2).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(UdpStats::default());
+    let handles =
+        spawn(bound.udp, catalog(), Limits::default(), stop.clone(), stats, None, None, Some(rrl.clone()))
+            .unwrap();
+    let w = Worker { client: UdpSocket::bind("127.0.0.1:0").unwrap(), stop, handles };
+    w.client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let started = std::time::Instant::now();
+    let (mut full, mut truncated) = (0u32, 0u32);
+    // Each from a new port, so that SO_REUSEPORT spreads them over both
+    // workers.
+    for id in 0..60u16 {
+        let c = UdpSocket::bind("127.0.0.1:0").unwrap();
+        c.connect(bound.addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        c.send(&query(id)).unwrap();
+        let a = answer(&c, id);
+        if a[2] & 0x02 != 0 {
+            assert_eq!(&a[6..10], &[0, 0, 0, 0], "a slipped reply has no records");
+            truncated += 1;
+        } else {
+            full += 1;
+        }
+    }
+    // A burst of `rate`, and the refill of the time the loop took.
+    let refill = (started.elapsed().as_secs_f64() * f64::from(rate)).ceil() as u32;
+    assert!((rate..=rate + refill).contains(&full), "{full} full answers in {:?}", started.elapsed());
+    assert_eq!(full + truncated, 60);
+    let counts = rrl.counts();
+    assert_eq!(counts.slipped.iter().sum::<u64>(), u64::from(truncated));
+    assert_eq!(counts.dropped.iter().sum::<u64>(), 0);
+}
