@@ -21,6 +21,13 @@
 //! there) is one of them evicted, the one with the most tokens, and the
 //! newcomer starts with half a burst, as Knot's slow start after a
 //! collision does, so that churning keys cannot buy full bursts.
+//!
+//! Two workers inserting one new key at the same instant into different
+//! slots (each saw the line differently) leave it twice in the line; the
+//! first slot is used from then on and the other refills and is reused.
+//! That key got at most one extra burst. A table that is contended on
+//! every CAS round for [`ATTEMPTS`] rounds lets the response through
+//! uncounted (fail open) rather than spin on the hot path.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
