@@ -26,7 +26,7 @@
 //! slots (each saw the line differently) leave it twice in the line; the
 //! first slot is used from then on and the other refills and is reused.
 //! That key got at most one extra burst. A table that is contended on
-//! every CAS round for [`ATTEMPTS`] rounds lets the response through
+//! every CAS round for `ATTEMPTS` rounds lets the response through
 //! uncounted (fail open) rather than spin on the hot path.
 
 use std::sync::atomic::{AtomicU64, Ordering};
