@@ -1,8 +1,8 @@
 //! Who may read the data directory.
 //!
-//! The database holds TSIG secrets and DNSSEC private keys in plaintext
-//! (HMAC and signing need them as they are), and the first admin token is
-//! written beside it. So the data directory is 0700 and every file sixgate
+//! The database holds TSIG secrets and DNSSEC private keys, in plaintext
+//! unless a key-encryption key seals them (sealed.rs), and the first admin
+//! token is written beside it. So the data directory is 0700 and every file sixgate
 //! keeps in it 0600, whatever the process umask. The modes are set at every
 //! [`Store::open`](crate::Store::open), not only when the files are
 //! created: a directory made by an older sixgate, by hand, or by systemd's
