@@ -195,6 +195,14 @@ enum KekCommand {
         /// The key file.
         file: PathBuf,
     },
+    /// Seal every secret with the key in NEW_FILE instead of the current
+    /// one (--kek-file or $SIXGATE_KEK; none for a plaintext store), in one
+    /// transaction. Refused while a server runs on the directory; configure
+    /// the new key before starting it again.
+    Rotate {
+        /// The new key (made with `kek create`).
+        new_file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -837,6 +845,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backup { file, common } => storecmd::backup(&data_dir(&common), &file),
         Command::Restore { file, force, common } => storecmd::restore(&data_dir(&common), &file, force),
         Command::Kek { command: KekCommand::Create { file }, .. } => storecmd::kek_create(&file),
+        Command::Kek { command: KekCommand::Rotate { new_file }, common } => {
+            storecmd::kek_rotate(&data_dir(&common), &new_file)
+        }
         Command::Bench { command: BenchCommand::Resign { zone, changes, unsigned }, common } => {
             benchcmd::resign(&data_dir(&common), &zone, changes, unsigned.as_deref())
         }

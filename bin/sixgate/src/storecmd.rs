@@ -64,3 +64,19 @@ pub(crate) fn kek_create(file: &Path) -> anyhow::Result<()> {
     println!("kek\t{}\t{:016x}", file.display(), id as u64);
     Ok(())
 }
+
+/// `sixgate kek rotate NEW_FILE`.
+pub(crate) fn kek_rotate(dir: &Path, new_file: &Path) -> anyhow::Result<()> {
+    if !dir.join(sixgate_store::DB_FILE).is_file() {
+        bail!("no store in {}", dir.display());
+    }
+    let new = std::sync::Arc::new(Kek::read_file(new_file)?);
+    // Servers keep the old key in memory: they must not run meanwhile.
+    let _lock = sixgate_store::files::lock_exclusive(dir)?;
+    let mut store =
+        sixgate_store::Store::open(dir).with_context(|| format!("opening store in {}", dir.display()))?;
+    let id = new.id();
+    let n = store.rekey(new)?;
+    println!("rotated\t{n}\t{:016x}", id as u64);
+    Ok(())
+}

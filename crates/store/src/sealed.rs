@@ -337,6 +337,55 @@ pub(crate) fn on_open(conn: &mut Connection, sealer: &Sealer) -> Result<(), Stor
     Ok(())
 }
 
+impl crate::Store {
+    /// Seals every secret with `new` instead of the store's key-encryption
+    /// key (or plaintext), in one transaction, and makes `new` the store's.
+    /// Returns how many secrets were sealed. Processes that still have the
+    /// old key can no longer read them: rotate with the servers stopped.
+    pub fn rekey(&mut self, new: Arc<Kek>) -> Result<usize, StoreError> {
+        let old = self.sealer.clone();
+        let next = Sealer(Some(new.clone()));
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let mut n = 0;
+        for (table, transfer) in [("tsig_keys", false), ("transfer_keys", true)] {
+            let rows: Vec<(i64, Vec<u8>, Vec<u8>, bool)> = tx
+                .prepare(&format!("SELECT id, name, secret, sealed FROM {table}"))?
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                .collect::<Result<_, _>>()?;
+            for (id, name, stored, sealed) in rows {
+                let row = if transfer { Row::Transfer(&name) } else { Row::Tsig(&name) };
+                let (value, flag) = next.seal(&row, &old.open(&row, stored, sealed)?);
+                tx.execute(
+                    &format!("UPDATE {table} SET secret = ?1, sealed = ?2 WHERE id = ?3"),
+                    params![value, flag, id],
+                )?;
+                n += 1;
+            }
+        }
+        let rows: Vec<(i64, i64, Vec<u8>, Vec<u8>, bool)> = tx
+            .prepare("SELECT id, zone_id, dnskey, private, sealed FROM dnssec_keys")?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+            .collect::<Result<_, _>>()?;
+        for (id, zone_id, dnskey, stored, sealed) in rows {
+            let row = Row::Dnssec(zone_id, &dnskey);
+            let (value, flag) = next.seal(&row, &old.open(&row, stored, sealed)?);
+            tx.execute(
+                "UPDATE dnssec_keys SET private = ?1, sealed = ?2 WHERE id = ?3",
+                params![value, flag, id],
+            )?;
+            n += 1;
+        }
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('kek_id', ?1) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            params![new.id()],
+        )?;
+        tx.commit()?;
+        self.sealer = next;
+        let _ = self.conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        Ok(n)
+    }
+}
+
 /// Seals every plaintext secret; returns how many.
 fn seal_all(conn: &Connection, sealer: &Sealer) -> Result<usize, StoreError> {
     let mut n = 0;
@@ -501,6 +550,22 @@ mod tests {
         assert!(e.to_string().contains("none is configured"), "{e}");
         let e = crate::Store::open_with_kek(dir.path(), Some(Arc::new(kek(6)))).err().unwrap();
         assert!(e.to_string().contains("not the one the store is sealed with"), "{e}");
+    }
+
+    #[test]
+    fn a_rotated_kek_replaces_the_old_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path(), Some(kek(5)));
+        let tsig = s.tsig_key(&wire("k.")).unwrap().unwrap().secret;
+        let keys = s.dnssec_private_keys(&wire("example.com.")).unwrap();
+        assert_eq!(s.rekey(Arc::new(kek(6))).unwrap(), 3);
+        change(&mut s).unwrap();
+        drop(s);
+        let e = crate::Store::open_with_kek(dir.path(), Some(Arc::new(kek(5)))).err().unwrap();
+        assert!(e.to_string().contains("not the one the store is sealed with"), "{e}");
+        let s = crate::Store::open_with_kek(dir.path(), Some(Arc::new(kek(6)))).unwrap();
+        assert_eq!(s.tsig_key(&wire("k.")).unwrap().unwrap().secret, tsig);
+        assert_eq!(s.dnssec_private_keys(&wire("example.com.")).unwrap(), keys);
     }
 
     #[test]

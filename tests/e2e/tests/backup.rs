@@ -222,6 +222,16 @@ fn a_backup_sealed_with_a_kek_holds_no_secret_and_needs_the_kek() -> Result<()> 
     // The keys are the same keys.
     let out = restored.run(&["dnssec", "export-keys"], &["example.test", with[0], with[1]])?.ok()?;
     ensure!(private_keys_from_text(&out.stdout)? == keys, "the restored private keys differ");
+    // Rotation: refused under the server; then the old key no longer opens it.
+    let other_arg = other.display().to_string();
+    let out = restored.run(&["kek", "rotate"], &[&other_arg, with[0], with[1]])?;
+    ensure!(!out.success() && out.stderr.contains("server is running"), "{out}");
+    drop(second);
+    restored.run(&["kek", "rotate"], &[&other_arg, with[0], with[1]])?.ok()?;
+    let out = restored.run(&["zone", "list"], &[with[0], with[1]])?;
+    ensure!(!out.success() && out.stderr.contains("not the one the store is sealed with"), "{out}");
+    let out = restored.run(&["dnssec", "export-keys"], &["example.test", "--kek-file", &other_arg])?.ok()?;
+    ensure!(private_keys_from_text(&out.stdout)? == keys, "the private keys changed in the rotation");
     Ok(())
 }
 
