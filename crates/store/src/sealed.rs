@@ -337,6 +337,10 @@ pub(crate) fn on_open(conn: &mut Connection, sealer: &Sealer) -> Result<(), Stor
     Ok(())
 }
 
+/// A `dnssec_keys` row as rekeying reads it: id, zone id, DNSKEY rdata,
+/// the stored private half and its `sealed` flag.
+type DnssecKeyRow = (i64, i64, Vec<u8>, Vec<u8>, bool);
+
 impl crate::Store {
     /// Seals every secret with `new` instead of the store's key-encryption
     /// key (or plaintext), in one transaction, and makes `new` the store's.
@@ -362,7 +366,7 @@ impl crate::Store {
                 n += 1;
             }
         }
-        let rows: Vec<(i64, i64, Vec<u8>, Vec<u8>, bool)> = tx
+        let rows: Vec<DnssecKeyRow> = tx
             .prepare("SELECT id, zone_id, dnskey, private, sealed FROM dnssec_keys")?
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
             .collect::<Result<_, _>>()?;
