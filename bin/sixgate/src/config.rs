@@ -51,6 +51,18 @@ pub(crate) struct RawConfig {
     /// Secondaries: the catalog zone, NOTIFY, transfers.
     #[serde(default)]
     pub(crate) secondaries: RawSecondaries,
+    /// The store: the key-encryption key of its secrets.
+    #[serde(default)]
+    pub(crate) store: RawStore,
+}
+
+/// `[store]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawStore {
+    /// A file holding the key-encryption key that seals DNSSEC private
+    /// keys and TSIG secrets (`sixgate kek create`); or $SIXGATE_KEK.
+    pub(crate) kek_file: Option<PathBuf>,
 }
 
 /// `[secondaries]`.

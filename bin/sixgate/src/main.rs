@@ -10,6 +10,7 @@ mod dnssecmd;
 mod proxycmd;
 mod proxyroutes;
 mod serve;
+mod storecmd;
 mod zonecmd;
 
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ struct Common {
     /// Data directory (SQLite store).
     #[arg(long, value_name = "DIR", global = true)]
     data: Option<PathBuf>,
+    /// The key-encryption key that seals the store's secrets (DNSSEC
+    /// private keys, TSIG secrets), as a file; or $SIXGATE_KEK.
+    #[arg(long, value_name = "FILE", global = true)]
+    kek_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -145,12 +150,58 @@ enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// Copy the whole store (zones, keys, accounts, token hashes, proxy
+    /// settings) to FILE, consistently, while servers keep running on it.
+    /// Prints what the copy holds.
+    Backup {
+        /// Where the copy goes (replaced atomically if it exists).
+        file: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Install a backup as the store in the data directory: checked,
+    /// migrated forward to this version. Refused over an existing store
+    /// without --force, and while a server runs on the directory.
+    Restore {
+        /// The backup.
+        file: PathBuf,
+        /// Replace the store that is there.
+        #[arg(long)]
+        force: bool,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// The key-encryption key that seals the store's secrets.
+    Kek {
+        #[command(subcommand)]
+        command: KekCommand,
+        #[command(flatten)]
+        common: Common,
+    },
     /// Measurements of sixgate's own paths (used by scripts/bench).
     Bench {
         #[command(subcommand)]
         command: BenchCommand,
         #[command(flatten)]
         common: Common,
+    },
+}
+
+#[derive(Subcommand)]
+enum KekCommand {
+    /// Write a new random key (64 hex digits) to FILE, made 0600; an
+    /// existing file is never overwritten. Prints the key's id.
+    Create {
+        /// The key file.
+        file: PathBuf,
+    },
+    /// Seal every secret with the key in NEW_FILE instead of the current
+    /// one (--kek-file or $SIXGATE_KEK; none for a plaintext store), in one
+    /// transaction. Refused while a server runs on the directory; configure
+    /// the new key before starting it again.
+    Rotate {
+        /// The new key (made with `kek create`).
+        new_file: PathBuf,
     },
 }
 
@@ -590,7 +641,32 @@ fn data_dir(c: &Common) -> PathBuf {
     c.data.clone().unwrap_or_else(|| PathBuf::from(config::DEFAULT_DATA))
 }
 
+/// The options every subcommand takes.
+fn common(command: &Command) -> &Common {
+    match command {
+        Command::Serve { common, .. }
+        | Command::Zone { common, .. }
+        | Command::Record { common, .. }
+        | Command::Token { common, .. }
+        | Command::Account { common, .. }
+        | Command::Aname { common, .. }
+        | Command::Audit { common, .. }
+        | Command::Dnssec { common, .. }
+        | Command::Proxy { common, .. }
+        | Command::Secondary { common, .. }
+        | Command::Tsig { common, .. }
+        | Command::Backup { common, .. }
+        | Command::Restore { common, .. }
+        | Command::Kek { common, .. }
+        | Command::Bench { common, .. } => common,
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<()> {
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // `serve` has [store] kek_file too, read with its configuration.
+        storecmd::install_kek(common(&cli.command).kek_file.as_deref())?;
+    }
     match cli.command {
         Command::Serve {
             config: file,
@@ -607,6 +683,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 None => config::RawConfig::default(),
             };
             let flags = config::Flags { proxy_http, proxy_tls, proxy_allow_backend };
+            let kek_file = common.kek_file.clone().or_else(|| raw.store.kek_file.clone());
+            storecmd::install_kek(kek_file.as_deref())?;
             let settings = config::settings(raw, common.data, &dns, workers, &api, flags)?;
             serve::run(settings)
         }
@@ -763,6 +841,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 TsigCommand::Delete { name } => authcmd::tsig_delete(&dir, &name),
             }
+        }
+        Command::Backup { file, common } => storecmd::backup(&data_dir(&common), &file),
+        Command::Restore { file, force, common } => storecmd::restore(&data_dir(&common), &file, force),
+        Command::Kek { command: KekCommand::Create { file }, .. } => storecmd::kek_create(&file),
+        Command::Kek { command: KekCommand::Rotate { new_file }, common } => {
+            storecmd::kek_rotate(&data_dir(&common), &new_file)
         }
         Command::Bench { command: BenchCommand::Resign { zone, changes, unsigned }, common } => {
             benchcmd::resign(&data_dir(&common), &zone, changes, unsigned.as_deref())

@@ -154,6 +154,9 @@ fn metrics_text(m: &MetricSources) -> String {
 pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     init_logging(&s.log_level)?;
     let mut store = crate::dnssecmd::open(&s.data)?;
+    // Held while the server runs, so that no restore replaces the store
+    // under it.
+    let _lock = files::lock_shared(&s.data)?;
     if std::env::var_os(crate::dnssecmd::CLOCK_ENV).is_some() {
         tracing::warn!(now = store.now(), "running on a simulated clock ({})", crate::dnssecmd::CLOCK_ENV);
     }

@@ -21,6 +21,7 @@ use sixgate_dnssec::rollover::{
 };
 use sixgate_dnssec::{Algorithm, KeyPair};
 
+use crate::sealed::{Row, Sealer};
 use crate::signer::{self, LoadedKey, ZoneSigning};
 use crate::write::{Kind, rows};
 use crate::{Commit, LimitError, Store, StoreError, Writer, display, record_of, zone_row};
@@ -171,6 +172,7 @@ fn keys(conn: &Connection, state: &ZoneState) -> Result<Vec<KeyInfo>, StoreError
 /// The signing inputs of a zone in `view`.
 fn signing_for(
     conn: &Connection,
+    sealer: &Sealer,
     apex: &[u8],
     policy: &Policy,
     view: &ZoneKeys,
@@ -180,9 +182,14 @@ fn signing_for(
     ids.dedup();
     let mut loaded = Vec::new();
     for id in ids {
-        let (alg, fl, tag, private): (u8, u16, u16, Vec<u8>) = conn
-            .prepare_cached("SELECT algorithm, flags, key_tag, private FROM dnssec_keys WHERE id = ?1")?
-            .query_row(params![id as i64], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let (alg, fl, tag, private, sealed, zone_id, dnskey): (u8, u16, u16, Vec<u8>, bool, i64, Vec<u8>) = conn
+            .prepare_cached(
+                "SELECT algorithm, flags, key_tag, private, sealed, zone_id, dnskey FROM dnssec_keys WHERE id = ?1",
+            )?
+            .query_row(params![id as i64], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+            })?;
+        let private = sealer.open(&Row::Dnssec(zone_id, &dnskey), private, sealed)?;
         let algorithm = Algorithm::from_code(alg).ok_or(StoreError::Corrupt(id as i64))?;
         let pair =
             KeyPair::from_pkcs8(algorithm, fl, &private).map_err(|e| StoreError::Signing(e.to_string()))?;
@@ -209,12 +216,16 @@ fn signing_for(
 }
 
 /// Loads what signing the zone takes now, or `None` for an unsigned zone.
-pub(crate) fn load_signing(conn: &Connection, zone_id: i64) -> Result<Option<ZoneSigning>, StoreError> {
+pub(crate) fn load_signing(
+    conn: &Connection,
+    sealer: &Sealer,
+    zone_id: i64,
+) -> Result<Option<ZoneSigning>, StoreError> {
     let Some((policy, state)) = zone_row_dnssec(conn, zone_id)? else { return Ok(None) };
     let apex: Vec<u8> =
         conn.query_row("SELECT apex FROM zones WHERE id = ?1", params![zone_id], |r| r.get(0))?;
     let view = rollover::zone_view(&state.keyring);
-    Ok(Some(signing_for(conn, &apex, &policy, &view)?))
+    Ok(Some(signing_for(conn, sealer, &apex, &policy, &view)?))
 }
 
 /// The apex records the keys imply: DNSKEY of every published key,
@@ -279,6 +290,7 @@ fn sync_key_records(conn: &Connection, zone_id: i64, want: &[Record]) -> Result<
 /// Generates a key for `role`, stores it and adds it to the keyring.
 fn generate_key(
     conn: &Connection,
+    sealer: &Sealer,
     zone_id: i64,
     state: &mut ZoneState,
     role: Role,
@@ -292,10 +304,12 @@ fn generate_key(
         if state.keyring.live().any(|k| k.key_tag == tag && k.algorithm == algorithm.code()) {
             continue;
         }
+        let dnskey = pair.dnskey_rdata();
+        let (private, sealed) = sealer.seal(&Row::Dnssec(zone_id, &dnskey), pair.pkcs8());
         conn.execute(
-            "INSERT INTO dnssec_keys (zone_id, algorithm, flags, key_tag, private, dnskey, state, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-            params![zone_id, algorithm.code(), fl, tag, pair.pkcs8(), pair.dnskey_rdata(), "{}", now as i64],
+            "INSERT INTO dnssec_keys (zone_id, algorithm, flags, key_tag, private, sealed, dnskey, state, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![zone_id, algorithm.code(), fl, tag, private, sealed, dnskey, "{}", now as i64],
         )?;
         let id = conn.last_insert_rowid() as KeyId;
         state
@@ -311,6 +325,7 @@ fn generate_key(
 /// asks for are generated on the way.
 fn run_planner(
     conn: &Connection,
+    sealer: &Sealer,
     zone_id: i64,
     policy: &Policy,
     state: &mut ZoneState,
@@ -328,7 +343,7 @@ fn run_planner(
         for action in &plan.actions {
             match action {
                 Action::Generate { role, algorithm } => {
-                    generate_key(conn, zone_id, state, *role, *algorithm, now)?;
+                    generate_key(conn, sealer, zone_id, state, *role, *algorithm, now)?;
                     generated = true;
                     break;
                 }
@@ -466,12 +481,12 @@ impl Writer<'_> {
             "INSERT INTO dnssec_zones (zone_id, policy, state, created_at) VALUES (?1, ?2, '{}', ?3)",
             params![id, policy_json, w.at],
         )?;
-        run_planner(&w.tx, id, policy, &mut state, max_ttl, now)?;
+        run_planner(&w.tx, &w.sealer, id, policy, &mut state, max_ttl, now)?;
         save_state(&w.tx, id, &state)?;
         let apex_case = zone_apex(&w.tx, apex)?;
         let view = rollover::zone_view(&state.keyring);
         let changes = sync_key_records(&w.tx, id, &key_records(&w.tx, &apex_case, policy, &view)?)?;
-        let zs = signing_for(&w.tx, &apex_case, policy, &view)?;
+        let zs = signing_for(&w.tx, &w.sealer, &apex_case, policy, &view)?;
         w.commit_resign(changes, &zs)
     }
 
@@ -621,7 +636,7 @@ impl Writer<'_> {
         let before = rollover::zone_view(&state.keyring);
         let zone_max_ttl = max_ttl(&w.tx, id)?;
         change(&mut state, (&policy, zone_max_ttl), now)?;
-        run_planner(&w.tx, id, &policy, &mut state, zone_max_ttl, now)?;
+        run_planner(&w.tx, &w.sealer, id, &policy, &mut state, zone_max_ttl, now)?;
         let after = rollover::zone_view(&state.keyring);
         save_state(&w.tx, id, &state)?;
         let apex_case = zone_apex(&w.tx, apex)?;
@@ -643,12 +658,12 @@ impl Writer<'_> {
             // Other keys sign now: every signature is made again, and
             // goes out as a diff (secondaries follow by IXFR).
             let changes = sync_key_records(&w.tx, id, &records)?;
-            let zs = signing_for(&w.tx, &apex_case, &policy, &after)?;
+            let zs = signing_for(&w.tx, &w.sealer, &apex_case, &policy, &after)?;
             let commit = w.commit_resign(changes, &zs)?;
             return Ok(Maintained { commit: Some(commit), ..done });
         }
         let mut changes = sync_key_records(&w.tx, id, &records)?;
-        let zs = signing_for(&w.tx, &apex_case, &policy, &after)?;
+        let zs = signing_for(&w.tx, &w.sealer, &apex_case, &policy, &after)?;
         let refreshed = signer::refresh(&w.tx, id, &zs, now)?;
         if !refreshed.is_empty() {
             changes.extend(refreshed);
@@ -692,11 +707,12 @@ impl Store {
         let Some(info) = self.dnssec_info(apex)? else { return Ok(Vec::new()) };
         let mut out = Vec::new();
         for k in info.keys {
-            let private: Vec<u8> = self.conn.query_row(
-                "SELECT private FROM dnssec_keys WHERE id = ?1",
+            let (private, sealed, zone_id, dnskey): (Vec<u8>, bool, i64, Vec<u8>) = self.conn.query_row(
+                "SELECT private, sealed, zone_id, dnskey FROM dnssec_keys WHERE id = ?1",
                 params![k.record.id as i64],
-                |r| r.get(0),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )?;
+            let private = self.sealer.open(&Row::Dnssec(zone_id, &dnskey), private, sealed)?;
             out.push((k, private));
         }
         Ok(out)
@@ -780,7 +796,7 @@ impl Writer<'_> {
     pub fn dnssec_refresh(&mut self, apex: &[u8]) -> Result<Option<Commit>, StoreError> {
         let w = self.begin(apex)?;
         let (id, now) = (w.id, w.now());
-        let Some(zs) = load_signing(&w.tx, id)? else { return Ok(None) };
+        let Some(zs) = load_signing(&w.tx, &w.sealer, id)? else { return Ok(None) };
         let changes = signer::refresh(&w.tx, id, &zs, now)?;
         if changes.is_empty() {
             return Ok(None);

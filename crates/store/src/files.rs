@@ -1,8 +1,8 @@
 //! Who may read the data directory.
 //!
-//! The database holds TSIG secrets and DNSSEC private keys in plaintext
-//! (HMAC and signing need them as they are), and the first admin token is
-//! written beside it. So the data directory is 0700 and every file sixgate
+//! The database holds TSIG secrets and DNSSEC private keys, in plaintext
+//! unless a key-encryption key seals them (sealed.rs), and the first admin
+//! token is written beside it. So the data directory is 0700 and every file sixgate
 //! keeps in it 0600, whatever the process umask. The modes are set at every
 //! [`Store::open`](crate::Store::open), not only when the files are
 //! created: a directory made by an older sixgate, by hand, or by systemd's
@@ -29,6 +29,9 @@ pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 /// The datagram socket through which CLI commands tell a running server
 /// that the store changed.
 pub const NOTIFY_SOCKET: &str = "notify.sock";
+/// The lock a running server holds (shared) and a restore takes
+/// (exclusive), so that no store is replaced under a server.
+pub const LOCK_FILE: &str = "serve.lock";
 /// What SQLite keeps beside the database file, by suffix.
 const SQLITE_COMPANIONS: [&str; 3] = ["-wal", "-shm", "-journal"];
 
@@ -56,11 +59,57 @@ pub(crate) fn prepare(dir: &Path) -> Result<PathBuf, StoreError> {
     file.set_permissions(Permissions::from_mode(FILE_MODE)).map_err(io_error(&db))?;
     drop(file);
     let companions = SQLITE_COMPANIONS.iter().map(|suffix| dir.join(format!("{DB_FILE}{suffix}")));
-    let ours = [ADMIN_TOKEN_FILE, NOTIFY_SOCKET].iter().map(|name| dir.join(name));
+    let ours = [ADMIN_TOKEN_FILE, NOTIFY_SOCKET, LOCK_FILE].iter().map(|name| dir.join(name));
     for path in companions.chain(ours) {
         restrict(&path)?;
     }
     Ok(db)
+}
+
+/// A lock on a data directory, held until dropped.
+pub struct DirLock {
+    _lock: nix::fcntl::Flock<fs::File>,
+}
+
+impl std::fmt::Debug for DirLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DirLock")
+    }
+}
+
+fn lock(dir: &Path, arg: nix::fcntl::FlockArg) -> Result<Result<DirLock, nix::errno::Errno>, StoreError> {
+    let path = dir.join(LOCK_FILE);
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .open(&path)
+        .map_err(io_error(&path))?;
+    Ok(nix::fcntl::Flock::lock(file, arg).map(|l| DirLock { _lock: l }).map_err(|(_, errno)| errno))
+}
+
+/// What a running server holds on its data directory: many servers may
+/// share a store, but no restore replaces it under them. The lock goes
+/// with the process, however it ends.
+pub fn lock_shared(dir: &Path) -> Result<DirLock, StoreError> {
+    lock(dir, nix::fcntl::FlockArg::LockSharedNonblock)?.map_err(|_| {
+        StoreError::Conflict(format!(
+            "{} is being restored; start the server when that is done",
+            dir.display()
+        ))
+    })
+}
+
+/// What a restore holds: refused while a server runs on `dir`.
+pub fn lock_exclusive(dir: &Path) -> Result<DirLock, StoreError> {
+    lock(dir, nix::fcntl::FlockArg::LockExclusiveNonblock)?.map_err(|_| {
+        StoreError::Conflict(format!(
+            "a sixgate server is running on {}; stop it before restoring over its store",
+            dir.display()
+        ))
+    })
 }
 
 /// Makes `path` 0600 if it exists.

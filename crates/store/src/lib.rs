@@ -20,6 +20,7 @@
 //! a deletion.
 #![warn(missing_docs)]
 
+pub mod backup;
 mod claims;
 mod codec;
 mod derived;
@@ -32,6 +33,7 @@ mod prefixes;
 mod proxy;
 mod purge;
 mod schema;
+pub mod sealed;
 mod secondaries;
 mod serial;
 mod signer;
@@ -96,7 +98,10 @@ pub enum StoreError {
     #[error(transparent)]
     Invalid(#[from] CheckError),
     /// The database was written by a newer sixgate.
-    #[error("database schema version {0} is newer than this sixgate supports ({1})")]
+    #[error(
+        "the store's schema version {0} is newer than this sixgate's ({1}): it was written by a newer sixgate; \
+         run that version or a later one"
+    )]
     TooNew(i64, i64),
     /// A stored value could not be decoded.
     #[error("corrupt journal entry {0}")]
@@ -120,6 +125,10 @@ pub enum StoreError {
     /// The account may not create this zone (claims.rs).
     #[error(transparent)]
     Claim(#[from] ClaimError),
+    /// The key-encryption key is missing or wrong, or a sealed secret
+    /// does not open (sealed.rs).
+    #[error(transparent)]
+    Kek(#[from] sealed::KekError),
 }
 
 /// A zone as listed.
@@ -199,6 +208,8 @@ pub struct Store {
     /// Which names customers may claim, and whether their unverified
     /// zones are served (claims.rs, verification.rs).
     tenancy: TenancyPolicy,
+    /// Seals and opens the secrets (sealed.rs).
+    sealer: sealed::Sealer,
 }
 
 pub(crate) fn now() -> i64 {
@@ -243,7 +254,17 @@ pub(crate) fn display(apex: &[u8]) -> String {
 impl Store {
     /// Opens (creating if needed) the store in `dir`, and makes the
     /// directory and its files private to this user ([`files`]).
+    ///
+    /// Secrets are sealed with the process's key-encryption key
+    /// ([`sealed::install`]), if it has one.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with_kek(dir, sealed::process_kek())
+    }
+
+    /// [`Store::open`] with this key-encryption key rather than the
+    /// process's. With one, plaintext secrets are sealed now; without one,
+    /// a sealed store does not open.
+    pub fn open_with_kek(dir: &Path, kek: Option<std::sync::Arc<sealed::Kek>>) -> Result<Store, StoreError> {
         let db = files::prepare(dir)?;
         let conn = Connection::open(db)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
@@ -260,8 +281,10 @@ impl Store {
             serials: SerialScheme::default(),
             clock_offset: 0,
             tenancy: TenancyPolicy::default(),
+            sealer: sealed::Sealer(kek),
         };
         schema::migrate(&mut s.conn)?;
+        sealed::on_open(&mut s.conn, &s.sealer)?;
         s.serials = serial::load(&s.conn)?;
         Ok(s)
     }
@@ -283,6 +306,7 @@ impl Store {
             serials: self.serials,
             clock_offset: self.clock_offset,
             tenancy: self.tenancy.clone(),
+            sealer: self.sealer.clone(),
         })
     }
 

@@ -337,7 +337,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE TRIGGER tsig_keys_removed AFTER DELETE ON tsig_keys BEGIN
         UPDATE meta SET value = value + 1 WHERE key = 'secondaries_generation';
     END;",
+    // 15: secrets at rest (sealed.rs). Each secret column gets a flag
+    // saying whether its value is sealed with the key-encryption key, so a
+    // plaintext secret is never taken for a sealed one. A sixgate older
+    // than this refuses the store (it would read sealed values as keys).
+    "ALTER TABLE tsig_keys ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE transfer_keys ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE dnssec_keys ADD COLUMN sealed INTEGER NOT NULL DEFAULT 0;",
 ];
+
+/// The schema version this sixgate writes: the number of migrations.
+pub(crate) fn latest() -> i64 {
+    MIGRATIONS.len() as i64
+}
 
 /// Brings the database to the latest schema.
 pub(crate) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -16,6 +16,7 @@ use std::net::SocketAddr;
 
 use rusqlite::{OptionalExtension, params};
 
+use crate::sealed::{Row, Sealer};
 use crate::{LimitError, Store, StoreError, display, now};
 use sixgate_dns::name;
 use sixgate_dns::tsig::Algorithm;
@@ -153,7 +154,7 @@ impl Store {
         let key =
             TransferKey { name: name::to_lowercase(key_name), algorithm: algorithm.to_text().into(), secret };
         let tx = self.conn.transaction()?;
-        if insert_key(&tx, &key)?.is_none() {
+        if insert_key(&tx, &self.sealer, &key)?.is_none() {
             return Err(StoreError::Conflict(format!("TSIG key {} already exists", display(key_name))));
         }
         tx.commit()?;
@@ -162,9 +163,11 @@ impl Store {
 
     /// The transfer key with this name (wire form, any case).
     pub fn transfer_key(&self, key_name: &[u8]) -> Result<Option<TransferKey>, StoreError> {
-        let mut st =
-            self.conn.prepare_cached("SELECT name, algorithm, secret FROM transfer_keys WHERE name = ?1")?;
-        Ok(st.query_row(params![&name::to_lowercase(key_name)[..]], |r| key_at(r, 0)).optional()?)
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT name, algorithm, secret, sealed FROM transfer_keys WHERE name = ?1")?;
+        let row = st.query_row(params![&name::to_lowercase(key_name)[..]], |r| key_at(r, 0)).optional()?;
+        row.map(|row| open_key(&self.sealer, row)).transpose()
     }
 
     /// Deletes a transfer key; false if there was none. A key a secondary
@@ -229,14 +232,15 @@ impl Store {
             secondary.key.as_ref().map(|k| TransferKey { name: name::to_lowercase(&k.name), ..k.clone() });
         let key_id = match &key {
             None => None,
-            Some(key) => Some(match insert_key(&tx, key)? {
+            Some(key) => Some(match insert_key(&tx, &self.sealer, key)? {
                 Some(id) => id,
                 None => {
                     let (stored, id) = tx.query_row(
-                        "SELECT name, algorithm, secret, id FROM transfer_keys WHERE name = ?1",
+                        "SELECT name, algorithm, secret, sealed, id FROM transfer_keys WHERE name = ?1",
                         params![&key.name[..]],
-                        |r| Ok((key_at(r, 0)?, r.get::<_, i64>(3)?)),
+                        |r| Ok((key_at(r, 0)?, r.get::<_, i64>(4)?)),
                     )?;
+                    let stored = open_key(&self.sealer, stored)?;
                     if stored != *key {
                         return Err(StoreError::Conflict(format!(
                             "transfer key {} exists with another algorithm or secret",
@@ -313,7 +317,7 @@ impl Store {
     /// Every secondary, by address.
     pub fn secondaries(&self) -> Result<Vec<Secondary>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT s.id, s.address, s.catalog, k.name, k.algorithm, k.secret
+            "SELECT s.id, s.address, s.catalog, k.name, k.algorithm, k.secret, k.sealed
              FROM secondaries s LEFT JOIN transfer_keys k ON k.id = s.key_id ORDER BY s.address",
         )?;
         let rows = st.query_map([], |r| {
@@ -329,6 +333,7 @@ impl Store {
         let mut out = Vec::new();
         for row in rows {
             let (id, address, catalog, key) = row?;
+            let key = key.map(|k| open_key(&self.sealer, k)).transpose()?;
             // Written only from a SocketAddr: one that does not read back is
             // corruption, reported rather than skipped.
             let address = address.parse().map_err(|_| {
@@ -347,12 +352,17 @@ impl Store {
 /// Inserts `key` (its name lowercased) into `transfer_keys`; its id, or
 /// None when a transfer key of that name exists. A name taken by an
 /// UPDATE key is a conflict.
-fn insert_key(tx: &rusqlite::Transaction<'_>, key: &TransferKey) -> Result<Option<i64>, StoreError> {
+fn insert_key(
+    tx: &rusqlite::Transaction<'_>,
+    sealer: &Sealer,
+    key: &TransferKey,
+) -> Result<Option<i64>, StoreError> {
     refuse_name_of(tx, &key.name, KeyKind::Update)?;
+    let (stored, sealed) = sealer.seal(&Row::Transfer(&key.name), &key.secret);
     let n = tx.execute(
-        "INSERT INTO transfer_keys (name, algorithm, secret, created_at) VALUES (?1, ?2, ?3, ?4)
+        "INSERT INTO transfer_keys (name, algorithm, secret, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(name) DO NOTHING",
-        params![&key.name[..], key.algorithm, &key.secret[..], now()],
+        params![&key.name[..], key.algorithm, stored, sealed, now()],
     )?;
     Ok((n > 0).then(|| tx.last_insert_rowid()))
 }
@@ -390,13 +400,22 @@ pub(crate) fn refuse_name_of(
 }
 
 /// The transfer key in the row's columns `at` (name), `at + 1`
-/// (algorithm) and `at + 2` (secret).
-fn key_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<TransferKey> {
-    Ok(TransferKey {
-        name: r.get::<_, Vec<u8>>(at)?.into_boxed_slice(),
-        algorithm: r.get(at + 1)?,
-        secret: r.get(at + 2)?,
-    })
+/// (algorithm), `at + 2` (secret, as stored) and `at + 3` (sealed).
+fn key_at(r: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<(TransferKey, bool)> {
+    Ok((
+        TransferKey {
+            name: r.get::<_, Vec<u8>>(at)?.into_boxed_slice(),
+            algorithm: r.get(at + 1)?,
+            secret: r.get(at + 2)?,
+        },
+        r.get(at + 3)?,
+    ))
+}
+
+/// A transfer key as read, its secret opened.
+fn open_key(sealer: &Sealer, (mut key, sealed): (TransferKey, bool)) -> Result<TransferKey, StoreError> {
+    key.secret = sealer.open(&Row::Transfer(&key.name), std::mem::take(&mut key.secret), sealed)?;
+    Ok(key)
 }
 
 #[cfg(test)]

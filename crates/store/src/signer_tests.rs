@@ -92,7 +92,7 @@ fn check_against_full(store: &mut Store, step: &str) {
     verify(&all, store.now());
     // Sign the same data from scratch.
     let id = store.zone_id(&apex()).unwrap().unwrap().0;
-    let zs = crate::dnssec::load_signing(&store.conn, id).unwrap().unwrap();
+    let zs = crate::dnssec::load_signing(&store.conn, &store.sealer, id).unwrap().unwrap();
     let data: Vec<Record> =
         all.iter().filter(|r| !matches!(r.rtype, code::RRSIG | code::NSEC | code::NSEC3)).cloned().collect();
     let full = zs.signer(store.now() as u64).sign_zone(&data, 1).unwrap();

@@ -353,10 +353,12 @@ impl Store {
         // RFC 8945 §6's advice to use keys no shorter than the output.
         let mut secret = vec![0u8; 64];
         rand::fill(&mut secret[..]);
+        let lower = name::to_lowercase(key_name);
+        let (stored, sealed) = self.sealer.seal(&crate::sealed::Row::Tsig(&lower), &secret);
         let n = self.conn.execute(
-            "INSERT INTO tsig_keys (name, algorithm, secret, zone_id, acme_only, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(name) DO NOTHING",
-            params![&name::to_lowercase(key_name)[..], algorithm, &secret[..], zone_id, acme_only, now()],
+            "INSERT INTO tsig_keys (name, algorithm, secret, sealed, zone_id, acme_only, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT(name) DO NOTHING",
+            params![&lower[..], algorithm, stored, sealed, zone_id, acme_only, now()],
         )?;
         if n == 0 {
             return Err(StoreError::Conflict(format!("TSIG key {} already exists", display(key_name))));
@@ -367,20 +369,30 @@ impl Store {
     /// The TSIG key with this name (wire form, any case).
     pub fn tsig_key(&self, key_name: &[u8]) -> Result<Option<TsigKey>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT k.name, k.algorithm, k.secret, z.name, k.acme_only
+            "SELECT k.name, k.algorithm, k.secret, z.name, k.acme_only, k.sealed
              FROM tsig_keys k JOIN zones z ON z.id = k.zone_id WHERE k.name = ?1",
         )?;
-        Ok(st
+        let row = st
             .query_row(params![&name::to_lowercase(key_name)[..]], |r| {
-                Ok(TsigKey {
-                    name: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
-                    algorithm: r.get(1)?,
-                    secret: r.get(2)?,
-                    zone: r.get::<_, Vec<u8>>(3)?.into_boxed_slice(),
-                    acme_only: r.get(4)?,
-                })
+                Ok((
+                    TsigKey {
+                        name: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
+                        algorithm: r.get(1)?,
+                        secret: r.get(2)?,
+                        zone: r.get::<_, Vec<u8>>(3)?.into_boxed_slice(),
+                        acme_only: r.get(4)?,
+                    },
+                    r.get::<_, bool>(5)?,
+                ))
             })
-            .optional()?)
+            .optional()?;
+        let Some((mut key, sealed)) = row else { return Ok(None) };
+        key.secret = self.sealer.open(
+            &crate::sealed::Row::Tsig(&key.name),
+            std::mem::take(&mut key.secret),
+            sealed,
+        )?;
+        Ok(Some(key))
     }
 
     /// Every TSIG key this server knows, UPDATE and transfer keys alike
@@ -388,17 +400,32 @@ impl Store {
     /// algorithm and secret, by name.
     pub fn all_tsig_keys(&self) -> Result<Vec<crate::TransferKey>, StoreError> {
         let mut st = self.conn.prepare_cached(
-            "SELECT name, algorithm, secret FROM tsig_keys
-             UNION ALL SELECT name, algorithm, secret FROM transfer_keys ORDER BY name",
+            "SELECT name, algorithm, secret, sealed, 0 FROM tsig_keys
+             UNION ALL SELECT name, algorithm, secret, sealed, 1 FROM transfer_keys ORDER BY name",
         )?;
         let rows = st.query_map([], |r| {
-            Ok(crate::TransferKey {
-                name: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
-                algorithm: r.get(1)?,
-                secret: r.get(2)?,
-            })
+            Ok((
+                crate::TransferKey {
+                    name: r.get::<_, Vec<u8>>(0)?.into_boxed_slice(),
+                    algorithm: r.get(1)?,
+                    secret: r.get(2)?,
+                },
+                r.get::<_, bool>(3)?,
+                r.get::<_, bool>(4)?,
+            ))
         })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut out = Vec::new();
+        for row in rows {
+            let (mut key, sealed, transfer) = row?;
+            let id = if transfer {
+                crate::sealed::Row::Transfer(&key.name)
+            } else {
+                crate::sealed::Row::Tsig(&key.name)
+            };
+            key.secret = self.sealer.open(&id, std::mem::take(&mut key.secret), sealed)?;
+            out.push(key);
+        }
+        Ok(out)
     }
 
     /// Deletes a TSIG key; false if there was none.

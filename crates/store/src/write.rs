@@ -186,6 +186,8 @@ pub(crate) struct WriteTx<'a> {
     /// Change of the zone's own record count and name count made by the
     /// head, applied at commit.
     counts: (i64, i64),
+    /// Seals and opens the DNSSEC keys the write generates or signs with.
+    pub(crate) sealer: crate::sealed::Sealer,
 }
 
 impl WriteTx<'_> {
@@ -228,7 +230,7 @@ impl WriteTx<'_> {
         crate::LAST_SIGNING.with(|t| t.set(None));
         // Loading the keys counts as signing: every signed write does it.
         let started = std::time::Instant::now();
-        if let Some(zs) = dnssec::load_signing(&self.tx, self.id)? {
+        if let Some(zs) = dnssec::load_signing(&self.tx, &self.sealer, self.id)? {
             let mut changed: Vec<(Box<[u8]>, u16)> = effective
                 .iter()
                 .map(Change::record)
@@ -488,6 +490,7 @@ impl Writer<'_> {
         let key = name::to_lowercase(apex);
         let (scheme, at) = (self.store.serials, self.store.now());
         let actor = self.actor.to_string();
+        let sealer = self.store.sealer.clone();
         let tx = self.store.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         let row = |tx: &Connection| -> Result<Option<(i64, i64, i64)>, StoreError> {
             Ok(tx
@@ -525,6 +528,7 @@ impl Writer<'_> {
             actor,
             limits,
             counts: (0, 0),
+            sealer,
         })
     }
 
@@ -589,7 +593,7 @@ impl Writer<'_> {
         w.counts = (0, 0);
         w.check_counts()?;
         rows::drop_orphans(&w.tx, w.id, None)?;
-        let signing = dnssec::load_signing(&w.tx, w.id)?;
+        let signing = dnssec::load_signing(&w.tx, &w.sealer, w.id)?;
         w.commit_replace(file_serial, signing.as_ref())
     }
 
