@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
-use sixgate_dns::{Limits, Outcome, Transport, respond};
+use sixgate_dns::{Client, Limits, Outcome, Transport, respond_to};
 
 use crate::SharedCatalog;
 use crate::queue::{Intake, Reply, UpdateQueue};
@@ -46,6 +46,8 @@ pub struct UdpStats {
     pub answered: AtomicU64,
     /// Messages dropped without an answer.
     pub dropped: AtomicU64,
+    /// What the queries' COOKIE options proved.
+    pub cookies: crate::cookies::CookieStats,
 }
 
 /// Starts one worker thread per socket.
@@ -118,6 +120,9 @@ fn worker(
         };
         stats.received.fetch_add(n as u64, Ordering::Relaxed);
         let cat = catalog.load();
+        // One clock read per batch: cookies need seconds, not more.
+        let now = crate::cookies::unix_now();
+        let mut cookies = crate::cookies::Tally::default();
         let mut m = 0;
         for (i, ((len, peer), (buf, out))) in got.iter().zip(rx.iter().zip(tx.iter_mut())).take(n).enumerate()
         {
@@ -152,12 +157,22 @@ fn worker(
                 }
                 continue;
             }
-            let mut outcome = respond(&cat, msg, out, Transport::Udp, &limits);
-            if outcome == Outcome::Signed {
+            let client = peer.as_ref().and_then(socket_addr).map(|p| Client { ip: p.ip(), now });
+            let mut answered = respond_to(&cat, msg, out, Transport::Udp, &limits, client.as_ref());
+            if answered.outcome == Outcome::Signed {
                 let t = transfers.as_deref();
-                outcome = crate::transfer::answer_signed(t, &cat, msg, out, Transport::Udp, &limits);
+                answered = crate::transfer::answer_signed(
+                    t,
+                    &cat,
+                    msg,
+                    out,
+                    Transport::Udp,
+                    &limits,
+                    client.as_ref(),
+                );
             }
-            if outcome == Outcome::Reply
+            cookies.count(&answered);
+            if answered.outcome == Outcome::Reply
                 && let Some(r) = replies.get_mut(m)
             {
                 *r = i;
@@ -165,6 +180,7 @@ fn worker(
             }
         }
         drop(cat);
+        stats.cookies.add(&cookies);
         stats.dropped.fetch_add((n - m) as u64, Ordering::Relaxed);
         // Send all answers with as few system calls as the kernel allows.
         let mut sent = 0;
