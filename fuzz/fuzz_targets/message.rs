@@ -1,7 +1,8 @@
 //! `sixgate_dns::message::decode_query` on arbitrary bytes.
 //!
 //! Decode, encode, decode again: a query that decodes is re-encoded from its
-//! decoded fields (header, question, OPT) by [`encode`] below and must
+//! decoded fields (header, question, OPT with its COOKIE and NSID) by
+//! [`encode`] below and must
 //! decode to the same fields. Besides never panicking, a decoded query must
 //! agree with the bytes it came from and with an independent parser (NLnet
 //! Labs `domain`), and the verdict must follow RFC 1035 §7.3 (responses and
@@ -21,10 +22,22 @@ fn encode(q: &Query, question: &[u8]) -> Vec<u8> {
     m.extend_from_slice(&[0, 1, 0, 0, 0, 0, 0, u8::from(q.edns.is_some())]);
     m.extend_from_slice(question);
     if let Some(Edns { payload, version, dnssec_ok }) = q.edns {
+        let mut options = Vec::new();
+        if q.nsid {
+            options.extend_from_slice(&[0, 3, 0, 0]);
+        }
+        if let Some(c) = &q.cookie {
+            let len = 8 + c.server().len();
+            options.extend_from_slice(&[0, 10, 0, len as u8]);
+            options.extend_from_slice(c.client());
+            options.extend_from_slice(c.server());
+        }
         m.push(0);
         m.extend_from_slice(&41u16.to_be_bytes());
         m.extend_from_slice(&payload.to_be_bytes());
-        m.extend_from_slice(&[0, version, if dnssec_ok { 0x80 } else { 0 }, 0, 0, 0]);
+        m.extend_from_slice(&[0, version, if dnssec_ok { 0x80 } else { 0 }, 0]);
+        m.extend_from_slice(&(options.len() as u16).to_be_bytes());
+        m.extend_from_slice(&options);
     }
     m
 }
@@ -37,6 +50,8 @@ fn same(a: &Query, b: &Query) -> bool {
         && a.qtype == b.qtype
         && a.qclass == b.qclass
         && a.edns == b.edns
+        && a.cookie == b.cookie
+        && a.nsid == b.nsid
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -64,6 +79,12 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(&data[q.question_end - 2..q.question_end], &q.qclass.to_be_bytes());
             if let Some(e) = q.edns {
                 assert_eq!(e.version, 0, "EDNS version > 0 must be BADVERS");
+            }
+            // RFC 7873 §5.2.2: what decodes has a cookie of a legal length.
+            if let Some(c) = &q.cookie {
+                assert!(q.edns.is_some(), "a cookie without an OPT");
+                let n = c.server().len();
+                assert!(n == 0 || (8..=32).contains(&n), "server cookie of {n} octets");
             }
 
             // An independent parser reads the same question.

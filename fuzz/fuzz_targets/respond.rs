@@ -2,9 +2,10 @@
 //! `sixgate_dns::respond` against a small catalog, and the response checked
 //! with an independent parser (NLnet Labs `domain`).
 //!
-//! Invariants, for UDP with the default limits, for TCP, and for UDP with an
+//! Invariants, for UDP with the default limits, for TCP, for UDP with an
 //! operator limit taken from the message ID (so the fuzzer varies it without
-//! leaving the DNS message format):
+//! leaving the DNS message format), and for UDP with cookies on and the
+//! longest NSID (whose options must fit the same limits):
 //! - `respond` never panics;
 //! - a message with QR set, or shorter than a header, is never answered;
 //!   everything else is (exactly when `decode_query` does not say `Drop`);
@@ -34,7 +35,19 @@ use domain::base::{Message, ParsedName};
 use domain::rdata::AllRecordData;
 use libfuzzer_sys::fuzz_target;
 use sixgate_dns::message::{Edns, QueryError, decode_query};
-use sixgate_dns::{Catalog, Limits, Outcome, Transport, Zone, name, respond, zonefile};
+use sixgate_dns::cookie::{Secret, Secrets};
+use sixgate_dns::ident::{MAX_NSID, Nsid};
+use sixgate_dns::{Catalog, Client, Limits, Outcome, Transport, Zone, name, respond_to, zonefile};
+
+/// The client every input comes from.
+const CLIENT: Client = Client { ip: std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 53)), now: 1_700_000_000 };
+
+/// Cookies on and the longest NSID: the options must fit the same limits.
+fn identified() -> Limits {
+    let nsid = Nsid::new(&[b'n'; MAX_NSID]).ok();
+    let cookies = Some(Secrets::new(Secret::new([7; 16])));
+    Limits { nsid, cookies, ..Limits::default() }
+}
 
 /// The zones served: wildcards, CNAME chains and loops, delegations with
 /// and without glue, empty non-terminals, big TXT RRsets, a 255-octet name,
@@ -201,14 +214,15 @@ fuzz_target!(|data: &[u8]| {
     let runs = [
         (Transport::Tcp, Limits::default()),
         (Transport::Udp, Limits::default()),
-        (Transport::Udp, Limits { udp_payload: id }),
+        (Transport::Udp, Limits { udp_payload: id, ..Limits::default() }),
+        (Transport::Udp, identified()),
     ];
     let mut buf = Vec::new();
     let mut tcp = None;
     // AXFR is refused differently per transport on purpose (answer.rs).
     let axfr = decoded.as_ref().is_ok_and(|q| q.qtype == 252);
     for (transport, limits) in runs {
-        let outcome = respond(catalog, data, &mut buf, transport, &limits);
+        let outcome = respond_to(catalog, data, &mut buf, transport, &limits, Some(&CLIENT)).outcome;
         let Some(e) = &expect else {
             assert_eq!(outcome, Outcome::Drop, "answered a message that must be dropped");
             continue;

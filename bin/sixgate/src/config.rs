@@ -263,6 +263,11 @@ pub(crate) struct RawDns {
     pub(crate) serial: Option<String>,
     /// Response-rate limiting of UDP answers.
     pub(crate) rrl: Option<RawRrl>,
+    /// The server's identifier: NSID (RFC 5001) and the `id.server` and
+    /// `hostname.bind` CH TXT answer (RFC 4892). Off when absent.
+    pub(crate) nsid: Option<String>,
+    /// DNS cookies (RFC 7873, RFC 9018).
+    pub(crate) cookies: Option<RawCookies>,
 }
 
 /// `[dns.rrl]`: response-rate limiting (docs/configuration.md).
@@ -321,6 +326,61 @@ fn rrl_settings(raw: Option<RawRrl>) -> anyhow::Result<Option<sixgate_server::rr
     };
     config.validate().map_err(|e| anyhow::anyhow!("dns.rrl.{e}"))?;
     Ok(Some(config))
+}
+
+/// `[dns.cookies]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCookies {
+    /// Answer COOKIE options (default true).
+    pub(crate) enabled: Option<bool>,
+    /// The server secret, 32 hexadecimal digits; random at each start
+    /// when absent.
+    pub(crate) secret: Option<String>,
+    /// The secret before a rollover, still accepted.
+    pub(crate) previous_secret: Option<String>,
+    /// BADCOOKIE to UDP queries with a client cookie but no valid server
+    /// cookie (default false).
+    pub(crate) require: Option<bool>,
+}
+
+/// Validated `[dns.cookies]`, when on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CookieSettings {
+    /// `None`: a random secret is drawn at start.
+    pub(crate) secret: Option<sixgate_dns::cookie::Secret>,
+    pub(crate) previous: Option<sixgate_dns::cookie::Secret>,
+    pub(crate) require: bool,
+}
+
+/// Validates `[dns] nsid` and `[dns.cookies]`.
+fn identity_settings(
+    nsid: Option<&str>,
+    c: Option<&RawCookies>,
+) -> anyhow::Result<(Option<sixgate_dns::ident::Nsid>, Option<CookieSettings>)> {
+    let nsid = match nsid {
+        Some(text) => Some(
+            sixgate_dns::ident::Nsid::new(text.as_bytes()).map_err(|e| anyhow::anyhow!("dns.nsid: {e}"))?,
+        ),
+        None => None,
+    };
+    let secret = |key: &str, v: Option<&String>| -> anyhow::Result<Option<sixgate_dns::cookie::Secret>> {
+        v.map(|t| {
+            sixgate_dns::cookie::Secret::from_hex(t).map_err(|e| anyhow::anyhow!("dns.cookies.{key}: {e}"))
+        })
+        .transpose()
+    };
+    let current = secret("secret", c.and_then(|c| c.secret.as_ref()))?;
+    let previous = secret("previous_secret", c.and_then(|c| c.previous_secret.as_ref()))?;
+    if previous.is_some() && current.is_none() {
+        bail!("dns.cookies.previous_secret needs dns.cookies.secret: a rollover moves from one to the other");
+    }
+    let cookies = c.and_then(|c| c.enabled).unwrap_or(true).then_some(CookieSettings {
+        secret: current,
+        previous,
+        require: c.and_then(|c| c.require).unwrap_or(false),
+    });
+    Ok((nsid, cookies))
 }
 
 /// `[dns.limits]`, `[api.limits]`, `[proxy.limits]`: caps and a deadline
@@ -463,6 +523,10 @@ pub(crate) struct Settings {
     pub(crate) dns_is_default: bool,
     pub(crate) workers: usize,
     pub(crate) udp_payload: u16,
+    /// `[dns] nsid`.
+    pub(crate) nsid: Option<sixgate_dns::ident::Nsid>,
+    /// `[dns.cookies]`; `None` when off.
+    pub(crate) cookies: Option<CookieSettings>,
     /// `[dns.limits]`: DNS over TCP.
     pub(crate) dns_limits: sixgate_listen::ListenerLimits,
     /// `[dns.rrl]`; `None` when off.
@@ -569,6 +633,7 @@ pub(crate) fn settings(
     if udp_payload < 512 {
         bail!("dns.udp_payload must be at least 512, not {udp_payload}");
     }
+    let (nsid, cookies) = identity_settings(raw.dns.nsid.as_deref(), raw.dns.cookies.as_ref())?;
     let mut dns_raw_limits = raw.dns.limits;
     // The older `[dns]` keys stay as aliases; a value given both ways
     // must agree.
@@ -748,6 +813,8 @@ pub(crate) fn settings(
         dns_is_default,
         workers,
         udp_payload,
+        nsid,
+        cookies,
         dns_limits,
         rrl,
         api_limits,
@@ -957,6 +1024,40 @@ mod tests {
             + ListenerLimits::api().caps.max_connections
             + 2 * 2 * ListenerLimits::proxy().caps.max_connections;
         assert!(held + 2048 <= 65536, "the default caps hold {held} descriptors");
+    }
+
+    #[test]
+    fn nsid_and_cookies_are_read_and_checked() {
+        let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
+        let s = ok("").unwrap();
+        assert_eq!(s.nsid, None);
+        assert_eq!(s.cookies, Some(CookieSettings { secret: None, previous: None, require: false }));
+        let s = ok(r#"[dns]
+nsid = "ns1.fra"
+[dns.cookies]
+secret = "e5e973e5a6b2a43f48e7dc849e37bfcf"
+previous_secret = "dd3bdf9344b678b185a6f5cb60fca715"
+require = true
+"#)
+        .unwrap();
+        assert_eq!(s.nsid.unwrap().as_bytes(), b"ns1.fra");
+        let c = s.cookies.unwrap();
+        assert_eq!(
+            c.secret,
+            Some(sixgate_dns::cookie::Secret::from_hex("e5e973e5a6b2a43f48e7dc849e37bfcf").unwrap())
+        );
+        assert!(c.previous.is_some() && c.require);
+        assert_eq!(ok("[dns.cookies]\nenabled = false\n").unwrap().cookies, None);
+        for (bad, says) in [
+            ("[dns]\nnsid = \"\"\n", "dns.nsid"),
+            (&format!("[dns]\nnsid = \"{}\"\n", "x".repeat(129)), "dns.nsid"),
+            ("[dns.cookies]\nsecret = \"abc\"\n", "dns.cookies.secret"),
+            ("[dns.cookies]\nprevious_secret = \"e5e973e5a6b2a43f48e7dc849e37bfcf\"\n", "previous_secret"),
+        ] {
+            let e = ok(bad).unwrap_err().to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        assert!(toml::from_str::<RawConfig>("[dns.cookies]\nsecrets = \"x\"\n").is_err());
     }
 
     #[test]

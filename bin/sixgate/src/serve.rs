@@ -140,6 +140,7 @@ fn metrics_text(m: &MetricSources) -> String {
         held.load(Ordering::Relaxed)
     );
     out.push_str(&sixgate_control::watchdog::metrics_text(&m.expiry.load()));
+    out.push_str(&udp.cookies.render());
     out.push_str(&m.listeners.render());
     out.push_str(&m.updates.render());
     out.push_str(&m.transfers.render());
@@ -148,6 +149,20 @@ fn metrics_text(m: &MetricSources) -> String {
         out.push_str(&rrl.metrics_text());
     }
     out
+}
+
+/// The cookie secrets to answer with: the configured ones, or a random
+/// secret drawn now.
+fn cookie_secrets(c: Option<crate::config::CookieSettings>) -> Option<sixgate_dns::cookie::Secrets> {
+    let c = c?;
+    let current = c.secret.unwrap_or_else(|| {
+        tracing::info!(
+            "dns.cookies.secret is not set: a random secret is used, so server cookies do not survive a \
+             restart, and the sites of an anycast address must share one secret"
+        );
+        sixgate_dns::cookie::Secret::new(rand::random())
+    });
+    Some(sixgate_dns::cookie::Secrets { current, previous: c.previous, require: c.require })
 }
 
 /// Runs the server until a termination signal.
@@ -226,7 +241,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         }
     }
 
-    let limits = Limits { udp_payload: s.udp_payload };
+    let limits = Limits { udp_payload: s.udp_payload, nsid: s.nsid, cookies: cookie_secrets(s.cookies) };
     // One limiter for every UDP worker of every address: a client's
     // budget is the server's, not each socket's.
     let rrl = s.rrl.clone().map(sixgate_server::rrl::Rrl::new).transpose().context("[dns.rrl]")?;

@@ -8,13 +8,33 @@
 //! [`respond`] is a pure function: query bytes in, response bytes out (or
 //! nothing for messages that must not be answered). It reads the catalog
 //! without locks and, apart from growing the caller's buffer once, does
-//! not allocate.
+//! not allocate. [`respond_to`] is the same with the client's address and
+//! the time given, which DNS cookies (RFC 7873) need; it also tells the
+//! caller what the query's cookie proved.
+//!
+//! Cookies are answered as BIND answers them by default: a query with a
+//! COOKIE option gets its normal answer with the client cookie and a
+//! server cookie (a fresh one unless the one it sent is valid and recent,
+//! RFC 7873 §5.2.3 to §5.2.5); a malformed option is a FORMERR (§5.2.2).
+//! BADCOOKIE (§5.2.3) is sent only when the operator requires a valid
+//! server cookie over UDP ([`Secrets::require`], BIND's
+//! `require-server-cookie`), or when the caller asks for it with
+//! [`badcookie_reply`] (a rate limiter can send it instead of a truncated
+//! slip to a limited client that presented a client cookie: the client
+//! learns a cookie that exempts it). Knot's module sends BADCOOKIE to
+//! every UDP query without a valid server cookie; answering normally
+//! costs a cookie-aware client nothing, and a spoofed source gains
+//! nothing from it that the rate limiter does not already bound.
+
+use std::net::IpAddr;
 
 use crate::catalog::Catalog;
+use crate::cookie::{self, Checked, CookieStatus, Secrets};
+use crate::ident::{self, Nsid};
 use crate::message::{self, Query, QueryError, decode_query, flags, rcode};
 use crate::name::{self, NameBuf};
 use crate::rtype::CLASS_ANY;
-use crate::rtype::{CLASS_IN, code};
+use crate::rtype::{CLASS_CH, CLASS_IN, code};
 use crate::writer::{NoSpace, Opt, Owner, Section, Writer};
 use crate::zone::{NodeRef, RrSetRef, Zone};
 
@@ -26,18 +46,55 @@ use additional::Extras;
 use dnssec::{Chain, Proof, Proofs};
 use find::{Found, find_node};
 
-/// Size limits applied to responses.
+/// Size limits applied to responses, and the server's own settings that
+/// shape them: made once at start, read by every query.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest UDP response we send when the client allows more
     /// (RFC 6891 §6.2.5; 1232 per DNS Flag Day 2020). Also advertised in
     /// our OPT record.
     pub udp_payload: u16,
+    /// The server's identifier: sent as NSID (RFC 5001) to queries that
+    /// ask, and the answer to `id.server` and `hostname.bind` CH TXT (RFC
+    /// 4892). `None`: neither is answered.
+    pub nsid: Option<Nsid>,
+    /// DNS cookies (RFC 7873, RFC 9018). `None`: COOKIE options are read
+    /// (a malformed one is still a FORMERR) but not answered.
+    pub cookies: Option<Secrets>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { udp_payload: 1232 }
+        Limits { udp_payload: 1232, nsid: None, cookies: None }
+    }
+}
+
+/// Who sent a query, and when it is answered: what a cookie is made for
+/// and checked against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Client {
+    /// The query's source address.
+    pub ip: IpAddr,
+    /// Unix seconds (a UDP worker reads the clock once per batch).
+    pub now: u64,
+}
+
+/// What became of a query ([`respond_to`]), and what its cookie proved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answered {
+    /// What to do with the buffer.
+    pub outcome: Outcome,
+    /// The verdict on the query's COOKIE option; [`CookieStatus::Valid`]
+    /// means the client receives answers at its address (response-rate
+    /// limiting exempts it).
+    pub cookie: CookieStatus,
+    /// The reply is a BADCOOKIE (RFC 7873 §5.2.3).
+    pub badcookie: bool,
+}
+
+impl Answered {
+    fn plain(outcome: Outcome) -> Answered {
+        Answered { outcome, cookie: CookieStatus::None, badcookie: false }
     }
 }
 
@@ -59,8 +116,6 @@ pub enum Transport {
 pub const MAX_CNAME_CHAIN: usize = 5;
 /// EDE "Not Authoritative" (RFC 8914 §4.21).
 const EDE_NOT_AUTHORITATIVE: u16 = 20;
-/// Size of a minimal OPT record (no options).
-const OPT_LEN: usize = 11;
 /// Largest DNS message.
 const MAX_MESSAGE: usize = 65535;
 /// Smallest UDP limit (RFC 1035 §2.3.4, RFC 6891 §6.2.5).
@@ -78,7 +133,8 @@ pub enum Outcome {
     Signed,
 }
 
-/// Answers `msg`, writing the response into `buf`.
+/// Answers `msg`, writing the response into `buf`. No client address is
+/// known, so COOKIE options are not answered (see [`respond_to`]).
 pub fn respond(
     catalog: &Catalog,
     msg: &[u8],
@@ -86,19 +142,87 @@ pub fn respond(
     transport: Transport,
     limits: &Limits,
 ) -> Outcome {
+    respond_to(catalog, msg, buf, transport, limits, None).outcome
+}
+
+/// Answers `msg` from `client`, writing the response into `buf`. With
+/// cookies on ([`Limits::cookies`]) and the client known, a COOKIE option
+/// is checked and answered (RFC 7873 §5.2), and the verdict returned.
+pub fn respond_to(
+    catalog: &Catalog,
+    msg: &[u8],
+    buf: &mut Vec<u8>,
+    transport: Transport,
+    limits: &Limits,
+    client: Option<&Client>,
+) -> Answered {
     match decode_query(msg) {
-        Ok(q) if q.signed => Outcome::Signed,
+        Ok(q) if q.signed => Answered::plain(Outcome::Signed),
         Ok(q) => {
-            answer(catalog, msg, &q, buf, transport, limits, 0);
-            Outcome::Reply
+            let checked = check_cookie(&q, limits, client);
+            let status = checked.map_or(CookieStatus::None, |c| c.status);
+            let opt = response_opt(&q, limits, checked.as_ref());
+            if must_prove(limits, transport, status) {
+                badcookie(msg, &q, buf, opt);
+                return Answered { outcome: Outcome::Reply, cookie: status, badcookie: true };
+            }
+            answer(catalog, msg, &q, buf, transport, limits, 0, opt);
+            Answered { outcome: Outcome::Reply, cookie: status, badcookie: false }
         }
-        Err(QueryError::Drop) => Outcome::Drop,
+        Err(QueryError::Drop) => Answered::plain(Outcome::Drop),
         Err(QueryError::Reject { rcode, question_end, edns }) => {
-            let opt = edns.map(|e| Opt { payload: limits.udp_payload, dnssec_ok: e.dnssec_ok, ede: None });
+            let opt = edns.map(|e| Opt::new(limits.udp_payload, e.dnssec_ok));
             error_reply(msg, question_end, buf, rcode, opt);
-            Outcome::Reply
+            Answered::plain(Outcome::Reply)
         }
     }
+}
+
+/// Writes a BADCOOKIE reply to `msg` (RFC 7873 §5.2.3): the question, and
+/// an OPT with the client cookie and a fresh server cookie, so that the
+/// client can ask again with a valid one. `false`, with nothing written,
+/// when cookies are off or the query has no cookie to answer (then only
+/// a truncated reply would send the client elsewhere).
+pub fn badcookie_reply(msg: &[u8], buf: &mut Vec<u8>, limits: &Limits, client: &Client) -> bool {
+    let Ok(q) = decode_query(msg) else { return false };
+    let Some(checked) = check_cookie(&q, limits, Some(client)) else { return false };
+    badcookie(msg, &q, buf, response_opt(&q, limits, Some(&checked)));
+    true
+}
+
+/// The query's cookie checked, when cookies are on, the client is known
+/// and the query has one.
+fn check_cookie(q: &Query, limits: &Limits, client: Option<&Client>) -> Option<Checked> {
+    let (secrets, c, cookie) = (limits.cookies.as_ref()?, client?, q.cookie.as_ref()?);
+    Some(cookie::check(secrets, cookie, c.ip, c.now))
+}
+
+/// Whether a query is answered with BADCOOKIE for want of a valid server
+/// cookie: only over UDP (a TCP client has proved its address with the
+/// handshake), only when the operator requires it, and only to a client
+/// that sent a cookie (one without cannot learn one).
+fn must_prove(limits: &Limits, transport: Transport, status: CookieStatus) -> bool {
+    transport == Transport::Udp
+        && limits.cookies.is_some_and(|s| s.require)
+        && matches!(status, CookieStatus::ClientOnly | CookieStatus::Invalid)
+}
+
+/// The OPT record of the response to `q`: our payload size, the DO bit,
+/// the NSID when asked for and configured (RFC 5001 §2.2), the cookie
+/// when checked.
+fn response_opt<'l>(q: &Query, limits: &'l Limits, checked: Option<&Checked>) -> Option<Opt<'l>> {
+    q.edns.map(|e| Opt {
+        nsid: limits.nsid.as_ref().filter(|_| q.nsid).map(Nsid::as_bytes),
+        cookie: checked.map(|c| c.reply),
+        ..Opt::new(limits.udp_payload, e.dnssec_ok)
+    })
+}
+
+/// The BADCOOKIE reply itself: header, question and OPT. BADCOOKIE is an
+/// extended rcode: its upper bits go in the OPT (RFC 6891 §6.1.3), which
+/// a query with a cookie always has.
+fn badcookie(msg: &[u8], q: &Query, buf: &mut Vec<u8>, opt: Option<Opt<'_>>) {
+    error_reply(msg, Some(q.question_end), buf, cookie::BADCOOKIE, opt);
 }
 
 /// Answers a TSIG-signed query (RFC 8945 §5): the key its TSIG record
@@ -108,6 +232,11 @@ pub fn respond(
 /// NOTAUTH with BADKEY or BADSIG (unsigned), BADTIME or BADTRUNC
 /// (signed), or FORMERR for a MAC of an impossible length. A UDP answer
 /// leaves room for the TSIG record, truncated if need be.
+///
+/// The signature authenticates the client better than a cookie does; a
+/// COOKIE option is still checked and answered, as for [`respond_to`],
+/// and never with BADCOOKIE.
+#[allow(clippy::too_many_arguments)] // respond_to's inputs and the keys
 pub fn respond_signed<K: std::borrow::Borrow<crate::tsig::Key>>(
     catalog: &Catalog,
     msg: &[u8],
@@ -116,16 +245,24 @@ pub fn respond_signed<K: std::borrow::Borrow<crate::tsig::Key>>(
     limits: &Limits,
     key: impl FnOnce(&[u8]) -> Option<K>,
     now: u64,
-) -> Outcome {
+    client: Option<IpAddr>,
+) -> Answered {
     use crate::tsig;
     let q = match decode_query(msg) {
         Ok(q) => q,
-        Err(_) => return respond(catalog, msg, buf, transport, limits),
+        Err(_) => return respond_to(catalog, msg, buf, transport, limits, None),
     };
-    let opt = q.edns.map(|e| Opt { payload: limits.udp_payload, dnssec_ok: e.dnssec_ok, ede: None });
+    let who = client.map(|ip| Client { ip, now });
+    let checked = check_cookie(&q, limits, who.as_ref());
+    let done = Answered {
+        outcome: Outcome::Reply,
+        cookie: checked.map_or(CookieStatus::None, |c| c.status),
+        badcookie: false,
+    };
+    let opt = response_opt(&q, limits, checked.as_ref());
     let Ok(Some(t)) = tsig::find(msg) else {
         error_reply(msg, Some(q.question_end), buf, rcode::FORMERR, opt);
-        return Outcome::Reply;
+        return done;
     };
     match tsig::verify_request(msg, &t, key, now) {
         Ok(v) => {
@@ -133,7 +270,7 @@ pub fn respond_signed<K: std::borrow::Borrow<crate::tsig::Key>>(
             // Owner, type, class, TTL, rdata length; then algorithm, time
             // (6), fudge, MAC size, MAC, original ID, error, other length.
             let reserve = k.name.len() + 10 + k.algorithm.name_wire().len() + 16 + k.algorithm.mac_len();
-            answer(catalog, msg, &q, buf, transport, limits, reserve);
+            answer(catalog, msg, &q, buf, transport, limits, reserve, opt);
             if tsig::sign_response(buf, k, &v.mac, now, v.fudge, 0, &[]).is_err() {
                 buf.clear();
                 error_reply(msg, Some(q.question_end), buf, rcode::SERVFAIL, opt);
@@ -144,11 +281,11 @@ pub fn respond_signed<K: std::borrow::Borrow<crate::tsig::Key>>(
             let _ = failure.append_tsig(buf, &t, now);
         }
     }
-    Outcome::Reply
+    done
 }
 
 /// A header-only (plus question) error response.
-fn error_reply(msg: &[u8], question_end: Option<usize>, buf: &mut Vec<u8>, rc: u16, opt: Option<Opt>) {
+fn error_reply(msg: &[u8], question_end: Option<usize>, buf: &mut Vec<u8>, rc: u16, opt: Option<Opt<'_>>) {
     let end = question_end.unwrap_or(message::HEADER_LEN);
     let head = msg.get(..end).unwrap_or(&[]);
     let qname = msg.get(message::HEADER_LEN..end.saturating_sub(4)).unwrap_or(&[]);
@@ -181,6 +318,7 @@ struct Ctx<'a, 'b> {
     proofs: Proofs<'a>,
 }
 
+#[allow(clippy::too_many_arguments)] // the query, its reply's shape and where it goes
 fn answer(
     catalog: &Catalog,
     msg: &[u8],
@@ -189,6 +327,7 @@ fn answer(
     transport: Transport,
     limits: &Limits,
     reserve: usize,
+    opt: Option<Opt<'_>>,
 ) {
     let head = msg.get(..q.question_end).unwrap_or(&[]);
     let qname_case = msg.get(message::HEADER_LEN..message::HEADER_LEN + q.qname_len).unwrap_or(&[]);
@@ -199,11 +338,13 @@ fn answer(
             (e.payload as usize).clamp(MIN_UDP, (limits.udp_payload as usize).max(MIN_UDP))
         }
     };
-    let opt = q.edns.map(|e| Opt { payload: limits.udp_payload, dnssec_ok: e.dnssec_ok, ede: None });
-    if opt.is_some() {
-        // Room for the OPT. An EDE option is only added to responses
-        // without records, which always have room for it.
-        limit -= OPT_LEN;
+    if let Some(o) = &opt {
+        // Room for the OPT and its options (NSID, COOKIE). An EDE option
+        // is only added to responses without records, which always have
+        // room for it: the longest question (271 octets), the longest
+        // NSID, a cookie and an EDE come to 448 octets, under the 512 of
+        // the smallest limit.
+        limit = limit.saturating_sub(o.len());
     }
     // Room for a TSIG record to be appended.
     limit = limit.saturating_sub(reserve);
@@ -214,6 +355,19 @@ fn answer(
         w.finish(base_flags, rc, opt.map(|o| Opt { ede, ..o }));
     };
 
+    // RFC 4892: `id.server` and `hostname.bind` CH TXT name the server,
+    // when it has an identifier; Knot and NSD answer them authoritatively
+    // with TTL 0, so that no cache keeps one site's name for another's.
+    if q.qclass == CLASS_CH
+        && q.qtype == code::TXT
+        && ident::is_identity_name(q.qname.as_slice())
+        && let Some(nsid) = &limits.nsid
+    {
+        let mut w = Writer::new(buf, head, qname_case, limit);
+        let flags =
+            base_flags | flags::AA | if w.chaos_txt(nsid.as_bytes()).is_err() { flags::TC } else { 0 };
+        return w.finish(flags, rcode::NOERROR, opt);
+    }
     // Class ANY is answered like IN (as Knot does).
     if q.qclass != CLASS_IN && q.qclass != CLASS_ANY {
         return refuse(buf, rcode::REFUSED, None);
@@ -550,3 +704,7 @@ enum Step<'a> {
 #[cfg(test)]
 #[path = "answer_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "answer_cookie_tests.rs"]
+mod cookie_tests;

@@ -510,7 +510,9 @@ fn a_signed_query_was_answered_unsigned() {
     assert_eq!(respond(&cat, &q, &mut out, Transport::Udp, &Limits::default()), Outcome::Signed);
     assert!(out.is_empty(), "nothing is written for a signed query");
     for transport in [Transport::Udp, Transport::Tcp] {
-        let got = respond_signed(&cat, &q, &mut out, transport, &Limits::default(), |_| Some(&key), now);
+        let got =
+            respond_signed(&cat, &q, &mut out, transport, &Limits::default(), |_| Some(&key), now, None)
+                .outcome;
         assert_eq!(got, Outcome::Reply);
         tsig::verify_response(&out, &key, &mac, now).expect("a signed answer");
         let r = parse(&out);
@@ -518,7 +520,7 @@ fn a_signed_query_was_answered_unsigned() {
         assert_eq!(r.sections[0].len(), 1, "the SOA");
     }
     // Unknown key: NOTAUTH, BADKEY, nothing answered.
-    respond_signed(&cat, &q, &mut out, Transport::Udp, &Limits::default(), |_| None::<&Key>, now);
+    respond_signed(&cat, &q, &mut out, Transport::Udp, &Limits::default(), |_| None::<&Key>, now, None);
     let r = parse(&out);
     assert_eq!(r.rcode, rcode::NOTAUTH);
     assert!(r.sections[0].is_empty());
@@ -527,7 +529,7 @@ fn a_signed_query_was_answered_unsigned() {
     assert!(t.mac.is_empty(), "BADKEY is unsigned (RFC 8945 §5.3.2)");
     // A wrong secret: BADSIG.
     let other = Key::new(&wire("xfr."), Algorithm::HmacSha256, vec![8; 32]);
-    respond_signed(&cat, &q, &mut out, Transport::Udp, &Limits::default(), |_| Some(&other), now);
+    respond_signed(&cat, &q, &mut out, Transport::Udp, &Limits::default(), |_| Some(&other), now, None);
     assert_eq!(tsig::find(&out).unwrap().unwrap().error, rcode::BADSIG);
 }
 
@@ -541,7 +543,7 @@ fn a_signed_udp_answer_fits_the_payload_with_its_tsig() {
     let mut q = query("big.example.com.", code::TXT, None);
     let mac = tsig::sign_request(&mut q, &key, now, 300).unwrap();
     let mut out = Vec::new();
-    respond_signed(&catalog(), &q, &mut out, Transport::Udp, &Limits::default(), |_| Some(&key), now);
+    respond_signed(&catalog(), &q, &mut out, Transport::Udp, &Limits::default(), |_| Some(&key), now, None);
     assert!(out.len() <= 512, "{} octets without EDNS", out.len());
     tsig::verify_response(&out, &key, &mac, now).expect("a signed answer");
 }

@@ -7,7 +7,12 @@
 //! sockets, threads or clocks, so that it can be tested and fuzzed alone.
 //!
 //! - [`name`]: wire-form names, bounded decompression, presentation text.
-//! - [`message`]: decoding a query (header, question, OPT).
+//! - [`message`]: decoding a query (header, question, OPT and the COOKIE
+//!   and NSID options).
+//! - [`cookie`]: DNS cookies (RFC 7873) with RFC 9018 server cookies,
+//!   made and checked with the time and address passed in.
+//! - [`ident`]: the server's identifier for NSID (RFC 5001) and the
+//!   `id.server` CH TXT answer (RFC 4892).
 //! - [`zone`]: an immutable zone snapshot with copy-on-write updates, and
 //!   an ordered index of its NSEC and NSEC3 owners.
 //! - [`catalog`]: the set of zones, found by longest match.
@@ -46,8 +51,10 @@ pub mod answer;
 pub mod catalog;
 pub mod catzone;
 pub mod check;
+pub mod cookie;
 pub mod delegation;
 pub mod dsquery;
+pub mod ident;
 pub mod limits;
 pub mod lookup;
 pub mod message;
@@ -67,6 +74,9 @@ pub mod xfr;
 pub mod zone;
 pub mod zonefile;
 
-pub use answer::{Limits, Outcome, Transport, respond, respond_signed};
+pub use answer::{
+    Answered, Client, Limits, Outcome, Transport, badcookie_reply, respond, respond_signed, respond_to,
+};
 pub use catalog::Catalog;
+pub use cookie::CookieStatus;
 pub use zone::{Change, Record, Zone};

@@ -3,8 +3,10 @@
 //! [`decode_query`] is a pure function over the received bytes. It decides
 //! whether a message is dropped (no header, or a response), refused with
 //! FORMERR or NOTIMP, or is a well-formed query ready for lookup. It never
-//! allocates: the question name is decoded into a stack buffer.
+//! allocates: the question name is decoded into a stack buffer, and the
+//! OPT record's options it acts on (COOKIE, NSID) are kept inline.
 
+use crate::cookie::Cookie;
 use crate::name::{NameBuf, NameError};
 use crate::rtype::code;
 
@@ -84,6 +86,12 @@ pub struct Query {
     /// The last record is a TSIG record (RFC 8945 §5.1): the query is
     /// signed, and its answer must be ([`crate::respond_signed`]).
     pub signed: bool,
+    /// The first COOKIE option of the OPT record (RFC 7873 §5.2: the
+    /// others are ignored).
+    pub cookie: Option<Cookie>,
+    /// The OPT record has an NSID option: the client asks who answers
+    /// (RFC 5001 §2.1).
+    pub nsid: bool,
 }
 
 impl Query {
@@ -253,6 +261,7 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, QueryError> {
     // 6891 §6.1.1, §6.1.2). Records in the answer and authority sections
     // of a QUERY are ignored, as Knot does.
     let mut edns = None;
+    let mut options = Options::default();
     let mut signed = false;
     for i in 0..an + ns + ar {
         let Ok((rtype, class_pos, end)) = skip_rr(msg, pos, &mut scratch) else {
@@ -261,10 +270,10 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, QueryError> {
         };
         signed = rtype == code::TSIG && i + 1 == an + ns + ar && i >= an + ns;
         if rtype == code::OPT {
-            malformed |= i < an + ns
-                || edns.is_some()
-                || scratch.as_slice() != [0]
-                || !options_well_formed(msg.get(class_pos + 8..end).unwrap_or(&[]));
+            let read =
+                if edns.is_none() { read_options(msg.get(class_pos + 8..end).unwrap_or(&[])) } else { None };
+            malformed |= i < an + ns || edns.is_some() || scratch.as_slice() != [0] || read.is_none();
+            options = read.unwrap_or_default();
             let payload = u16_at(msg, class_pos).unwrap_or(0);
             let ttl_hi = u16_at(msg, class_pos + 2).unwrap_or(0);
             let ttl_lo = u16_at(msg, class_pos + 4).unwrap_or(0);
@@ -296,22 +305,59 @@ pub fn decode_query(msg: &[u8]) -> Result<Query, QueryError> {
         _ => return Err(reject(rcode::NOTIMP)),
     }
     qname.make_lowercase();
-    Ok(Query { id, flags: fl, qname, qname_len, qtype, qclass, question_end: qend, edns, signed })
+    let Options { cookie, nsid } = options;
+    Ok(Query {
+        id,
+        flags: fl,
+        qname,
+        qname_len,
+        qtype,
+        qclass,
+        question_end: qend,
+        edns,
+        signed,
+        cookie,
+        nsid,
+    })
 }
 
-/// True if OPT rdata is a sequence of whole options (RFC 6891 §6.1.2).
-fn options_well_formed(mut rdata: &[u8]) -> bool {
-    while !rdata.is_empty() {
-        let Some(len) = u16_at(rdata, 2) else {
-            return false;
-        };
-        match rdata.get(4 + len as usize..) {
-            Some(rest) => rdata = rest,
-            None => return false,
-        }
-    }
-    true
+/// The options of an OPT record that the answer acts on.
+#[derive(Default)]
+struct Options {
+    cookie: Option<Cookie>,
+    nsid: bool,
 }
+
+/// OPT rdata read as a sequence of whole options (RFC 6891 §6.1.2);
+/// `None` when it is not one, or when its first COOKIE option has a
+/// length RFC 7873 §5.2.2 makes a FORMERR.
+fn read_options(mut rdata: &[u8]) -> Option<Options> {
+    let mut out = Options::default();
+    let mut cookies = 0;
+    while !rdata.is_empty() {
+        let code = u16_at(rdata, 0)?;
+        let len = usize::from(u16_at(rdata, 2)?);
+        let data = rdata.get(4..4 + len)?;
+        match code {
+            crate::cookie::OPTION_CODE => {
+                // RFC 7873 §5.2: only the first COOKIE option counts.
+                if cookies == 0 {
+                    out.cookie = Some(Cookie::decode(data).ok()?);
+                }
+                cookies += 1;
+            }
+            // RFC 5001 §2.1: a query's NSID is empty; §2.2 leaves what a
+            // server does with payload to it: it asks all the same.
+            NSID_OPTION => out.nsid = true,
+            _ => {}
+        }
+        rdata = rdata.get(4 + len..)?;
+    }
+    Some(out)
+}
+
+/// EDNS option code of NSID (RFC 5001 §2.3).
+pub const NSID_OPTION: u16 = 3;
 
 #[cfg(test)]
 mod tests {
@@ -465,6 +511,83 @@ mod tests {
                 edns: Some(Edns { payload: 1232, version: 0, dnssec_ok: false }),
             })
         );
+    }
+
+    /// A query with one OPT holding `options` (code, data).
+    fn with_options(options: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut m = query(b"\x03www\x07example\x00", 1, Some((1232, 0, false)));
+        let rdata: Vec<u8> = options
+            .iter()
+            .flat_map(|(c, d)| [&c.to_be_bytes()[..], &(d.len() as u16).to_be_bytes(), d].concat())
+            .collect();
+        let n = m.len();
+        m[n - 2..].copy_from_slice(&(rdata.len() as u16).to_be_bytes());
+        m.extend_from_slice(&rdata);
+        m
+    }
+
+    /// RFC 7873 §4, §5.2.2: a client cookie of 8 octets, then nothing or
+    /// a server cookie of 8 to 32; any other length is a FORMERR that
+    /// keeps the OPT.
+    #[test]
+    fn cookie_option_lengths() {
+        let data = [0xc5u8; 41];
+        for len in [0, 7, 8, 9, 10, 15, 16, 24, 40, 41] {
+            let m = with_options(&[(10, &data[..len])]);
+            match decode_query(&m) {
+                Ok(q) => {
+                    assert!(len == 8 || (16..=40).contains(&len), "length {len} accepted");
+                    let c = q.cookie.expect("a cookie");
+                    assert_eq!((c.client(), c.server().len()), (&[0xc5; 8], len - 8));
+                }
+                Err(QueryError::Reject { rcode: rcode::FORMERR, edns: Some(_), question_end: Some(_) }) => {
+                    assert!(!(len == 8 || (16..=40).contains(&len)), "length {len} refused")
+                }
+                other => panic!("length {len}: {:?}", other.err()),
+            }
+        }
+    }
+
+    #[test]
+    fn nsid_and_other_options_are_read_in_any_order() {
+        let q =
+            decode_query(&with_options(&[(8, &[0, 1, 24, 0, 192, 0, 2]), (3, b""), (10, &[1; 8])])).unwrap();
+        assert!(q.nsid);
+        assert_eq!(q.cookie.unwrap().client(), &[1; 8]);
+        let q = decode_query(&with_options(&[(3, b"payload")])).unwrap();
+        assert!(q.nsid && q.cookie.is_none());
+        let q = decode_query(&with_options(&[])).unwrap();
+        assert!(!q.nsid && q.cookie.is_none());
+        // Only the first COOKIE counts (RFC 7873 §5.2).
+        let q = decode_query(&with_options(&[(10, &[1; 8]), (10, &[2; 3])])).unwrap();
+        assert_eq!(q.cookie.unwrap().client(), &[1; 8]);
+    }
+
+    /// Every cut and every one-octet change of a query with a cookie and
+    /// an NSID request decodes, or is refused, without a panic; what
+    /// decodes carries a cookie of a legal length.
+    #[test]
+    fn mutated_option_queries_never_panic() {
+        let base = with_options(&[(3, b""), (10, &[7; 24])]);
+        let mut inputs = Vec::new();
+        for cut in 0..base.len() {
+            inputs.push(base[..cut].to_vec());
+        }
+        for at in 0..base.len() {
+            for v in [0u8, 1, 7, 8, 9, 10, 16, 24, 40, 41, 0x7f, 0xff] {
+                let mut m = base.clone();
+                m[at] = v;
+                inputs.push(m);
+            }
+        }
+        for m in inputs {
+            if let Ok(q) = decode_query(&m)
+                && let Some(c) = q.cookie
+            {
+                let n = c.server().len();
+                assert!(n == 0 || (8..=32).contains(&n), "{m:02x?}");
+            }
+        }
     }
 
     #[test]

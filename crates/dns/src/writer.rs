@@ -35,13 +35,44 @@ pub struct NoSpace;
 
 /// The OPT record of a response (RFC 6891 §6.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Opt {
+pub struct Opt<'a> {
     /// Our UDP payload size.
     pub payload: u16,
     /// The DO bit, copied from the query (RFC 3225 §3).
     pub dnssec_ok: bool,
     /// An Extended DNS Error info code (RFC 8914), if any.
     pub ede: Option<u16>,
+    /// The server's NSID (RFC 5001), for a query that asked for it.
+    pub nsid: Option<&'a [u8]>,
+    /// The COOKIE option data (RFC 7873 §4): the client cookie and our
+    /// server cookie.
+    pub cookie: Option<[u8; crate::cookie::REPLY_LEN]>,
+}
+
+/// Octets of an OPT record without options.
+const OPT_FIXED: usize = 11;
+/// Octets of an option's code and length.
+const OPTION_HEAD: usize = 4;
+
+impl<'a> Opt<'a> {
+    /// An OPT with no options.
+    pub const fn new(payload: u16, dnssec_ok: bool) -> Opt<'a> {
+        Opt { payload, dnssec_ok, ede: None, nsid: None, cookie: None }
+    }
+
+    /// The record's length on the wire, its options included.
+    pub fn len(&self) -> usize {
+        OPT_FIXED
+            + self.ede.map_or(0, |_| OPTION_HEAD + 2)
+            + self.nsid.map_or(0, |n| OPTION_HEAD + n.len())
+            + self.cookie.map_or(0, |c| OPTION_HEAD + c.len())
+    }
+
+    /// Always false: an OPT record has a fixed part (for clippy's
+    /// `len_without_is_empty`).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
 }
 
 /// Where an RR's owner name comes from.
@@ -294,6 +325,24 @@ impl<'a, 'b> Writer<'a, 'b> {
         Ok(())
     }
 
+    /// Appends to the answer section a CH class TXT record owned by the
+    /// question name, TTL 0, holding `text` as one character-string (RFC
+    /// 4892 §2: the answer to `id.server`), or nothing if it does not fit.
+    pub fn chaos_txt(&mut self, text: &[u8]) -> Result<(), NoSpace> {
+        let (mark, comp_mark) = (self.buf.len(), self.comp_len);
+        let Ok(len) = u8::try_from(text.len()) else { return Err(NoSpace) };
+        self.owner(Owner::Qname);
+        self.buf.extend_from_slice(&rtype::code::TXT.to_be_bytes());
+        self.buf.extend_from_slice(&rtype::CLASS_CH.to_be_bytes());
+        self.buf.extend_from_slice(&0u32.to_be_bytes());
+        let len_pos = self.buf.len();
+        self.buf.extend_from_slice(&[0, 0, len]);
+        self.buf.extend_from_slice(text);
+        self.end_rr(len_pos, mark, comp_mark)?;
+        self.counts[0] += 1;
+        Ok(())
+    }
+
     /// Completes an RR whose rdata length field is at `len_pos`; if the
     /// message is now over the limit, rolls back to `mark` (the start of
     /// the RRset) and fails.
@@ -437,7 +486,7 @@ impl<'a, 'b> Writer<'a, 'b> {
 
     /// Finishes the message: sets the flag word, the counts and appends the
     /// OPT record when `opt` is given.
-    pub fn finish(self, flags: u16, rcode: u16, opt: Option<Opt>) {
+    pub fn finish(self, flags: u16, rcode: u16, opt: Option<Opt<'_>>) {
         let mut arcount = self.counts[2];
         if let Some(o) = opt {
             // Root owner, class = payload, TTL = ext-rcode, version, DO.
@@ -448,15 +497,23 @@ impl<'a, 'b> Writer<'a, 'b> {
             self.buf.push(0);
             self.buf.push(if o.dnssec_ok { 0x80 } else { 0 });
             self.buf.push(0);
-            match o.ede {
-                Some(code) => {
-                    // One EDE option (code 15) with no extra text.
-                    self.buf.extend_from_slice(&6u16.to_be_bytes());
-                    self.buf.extend_from_slice(&15u16.to_be_bytes());
-                    self.buf.extend_from_slice(&2u16.to_be_bytes());
-                    self.buf.extend_from_slice(&code.to_be_bytes());
-                }
-                None => self.buf.extend_from_slice(&[0, 0]),
+            // RDLENGTH: what the options take; an option's data is far
+            // below 64 KB (an NSID is bounded by its configuration).
+            self.buf.extend_from_slice(&((o.len() - OPT_FIXED) as u16).to_be_bytes());
+            let mut option = |code: u16, data: &[u8]| {
+                self.buf.extend_from_slice(&code.to_be_bytes());
+                self.buf.extend_from_slice(&(data.len() as u16).to_be_bytes());
+                self.buf.extend_from_slice(data);
+            };
+            if let Some(nsid) = o.nsid {
+                option(crate::message::NSID_OPTION, nsid);
+            }
+            if let Some(cookie) = &o.cookie {
+                option(crate::cookie::OPTION_CODE, cookie);
+            }
+            if let Some(code) = o.ede {
+                // One EDE option (code 15) with no extra text.
+                option(15, &code.to_be_bytes());
             }
             arcount += 1;
         }

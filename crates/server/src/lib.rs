@@ -10,6 +10,7 @@
 //! - [`bind`]: the sockets, one `SO_REUSEPORT` UDP socket per worker.
 //! - [`udp`]: one OS thread per worker, each with its own `SO_REUSEPORT`
 //!   socket, answering with no locks and no allocation per query.
+//! - [`cookies`]: counts of what DNS cookies proved, per UDP batch.
 //! - [`tcp`]: RFC 7766 TCP on tokio, with pipelining, a deadline for each
 //!   phase of a connection (idle, a message's rest, a write the client
 //!   does not read), and connection caps in total and per client address
@@ -28,6 +29,7 @@
 #![warn(missing_docs)]
 
 pub mod bind;
+pub mod cookies;
 pub mod queue;
 pub mod rrl;
 pub mod tcp;

@@ -39,7 +39,7 @@ use std::net::{SocketAddr, TcpListener as StdListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use sixgate_dns::{Limits, Outcome, Transport, respond};
+use sixgate_dns::{Client, Limits, Outcome, Transport, respond_to};
 use sixgate_listen::accept::Acceptor;
 use sixgate_listen::io::{TimedWrite, is_stalled};
 use sixgate_listen::{Gate, ListenerLimits, Phase, Slot};
@@ -290,7 +290,9 @@ async fn connection<S: AsyncRead + AsyncWrite>(
             }
         }
         let cat = shared.catalog.load();
-        let mut outcome = respond(&cat, &msg, &mut out, Transport::Tcp, &shared.limits);
+        let client = Client { ip: peer.ip(), now: crate::cookies::unix_now() };
+        let mut outcome =
+            respond_to(&cat, &msg, &mut out, Transport::Tcp, &shared.limits, Some(&client)).outcome;
         if outcome == Outcome::Signed {
             let transfers = shared.transfers.as_deref();
             outcome = crate::transfer::answer_signed(
@@ -300,7 +302,9 @@ async fn connection<S: AsyncRead + AsyncWrite>(
                 &mut out,
                 Transport::Tcp,
                 &shared.limits,
-            );
+                Some(&client),
+            )
+            .outcome;
         }
         drop(cat);
         match outcome {

@@ -38,7 +38,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use sixgate_dns::message::rcode;
 use sixgate_dns::tsig::{self, Key, StreamSigner, Verified};
 use sixgate_dns::xfr::{self, Delta, IxfrPlan, Kind, Options, Request, Transfer};
-use sixgate_dns::{Catalog, Outcome, name};
+use sixgate_dns::{Catalog, name};
 use sixgate_listen::ratelog::RateLog;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 
@@ -199,7 +199,7 @@ impl Drop for Running<'_> {
 }
 
 /// Seconds since the epoch, the time a TSIG signs.
-/// Answers a TSIG-signed query (`respond` said [`Outcome::Signed`]):
+/// Answers a TSIG-signed query (`respond` said [`sixgate_dns::Outcome::Signed`]):
 /// verified with the key of that name that `transfers`' source knows
 /// (none without a source: BADKEY), and the answer signed (RFC 8945
 /// §5.3). BIND, for one, refuses an unsigned answer to the signed SOA
@@ -211,7 +211,8 @@ pub fn answer_signed(
     out: &mut Vec<u8>,
     transport: sixgate_dns::Transport,
     limits: &sixgate_dns::Limits,
-) -> Outcome {
+    client: Option<&sixgate_dns::Client>,
+) -> sixgate_dns::Answered {
     let key = |name: &[u8]| {
         let k = transfers.and_then(|t| t.source.query_key(name));
         if k.is_none() {
@@ -219,7 +220,8 @@ pub fn answer_signed(
         }
         k
     };
-    sixgate_dns::respond_signed(cat, msg, out, transport, limits, key, unix_now())
+    let now = client.map_or_else(unix_now, |c| c.now);
+    sixgate_dns::respond_signed(cat, msg, out, transport, limits, key, now, client.map(|c| c.ip))
 }
 
 fn unix_now() -> u64 {

@@ -16,7 +16,8 @@ use std::time::Duration;
 
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, MultiHeaders, SockaddrStorage, recvmmsg, sendmmsg};
-use sixgate_dns::{Limits, Outcome, Transport, respond};
+use sixgate_dns::cookie::CookieStatus;
+use sixgate_dns::{Client, Limits, Outcome, Transport, respond_to};
 
 use crate::SharedCatalog;
 use crate::queue::{Intake, Reply, UpdateQueue};
@@ -47,6 +48,8 @@ pub struct UdpStats {
     pub answered: AtomicU64,
     /// Messages dropped without an answer.
     pub dropped: AtomicU64,
+    /// What the queries' COOKIE options proved.
+    pub cookies: crate::cookies::CookieStats,
 }
 
 /// Starts one worker thread per socket. With `rrl`, UDP answers are
@@ -126,6 +129,9 @@ fn worker(
         stats.received.fetch_add(n as u64, Ordering::Relaxed);
         let cat = catalog.load();
         let rrl_now = rrl.as_ref().map(|r| r.now()).unwrap_or_default();
+        // One clock read per batch: cookies need seconds, not more.
+        let now = crate::cookies::unix_now();
+        let mut cookies = crate::cookies::Tally::default();
         let mut m = 0;
         for (i, ((len, peer), (buf, out))) in got.iter().zip(rx.iter().zip(tx.iter_mut())).take(n).enumerate()
         {
@@ -160,25 +166,36 @@ fn worker(
                 }
                 continue;
             }
-            let mut outcome = respond(&cat, msg, out, Transport::Udp, &limits);
-            let signed = outcome == Outcome::Signed;
+            let client = peer.as_ref().and_then(socket_addr).map(|p| Client { ip: p.ip(), now });
+            let mut answered = respond_to(&cat, msg, out, Transport::Udp, &limits, client.as_ref());
+            let signed = answered.outcome == Outcome::Signed;
             if signed {
                 let t = transfers.as_deref();
-                outcome = crate::transfer::answer_signed(t, &cat, msg, out, Transport::Udp, &limits);
+                answered = crate::transfer::answer_signed(
+                    t,
+                    &cat,
+                    msg,
+                    out,
+                    Transport::Udp,
+                    &limits,
+                    client.as_ref(),
+                );
             }
+            cookies.count(&answered);
             // Response-rate limiting: a TSIG-signed answer is not limited
-            // (its signer is known, and a cut reply would not verify).
-            // The cookie exemption (RFC 7873 §5.3) is `false` until server
-            // cookies are checked.
-            if outcome == Outcome::Reply
+            // (its signer is known, and a cut reply would not verify), nor
+            // is a client that presented a valid server cookie: it has
+            // shown that it receives answers at its address (RFC 7873
+            // §5.3).
+            if answered.outcome == Outcome::Reply
                 && !signed
                 && let Some(r) = rrl.as_mut()
-                && let Some(from) = peer.as_ref().and_then(socket_addr)
-                && r.apply(from.ip(), &cat, out, rrl_now, false) == Verdict::Drop
+                && let Some(c) = &client
+                && r.apply(c.ip, &cat, out, rrl_now, answered.cookie == CookieStatus::Valid) == Verdict::Drop
             {
                 continue;
             }
-            if outcome == Outcome::Reply
+            if answered.outcome == Outcome::Reply
                 && let Some(r) = replies.get_mut(m)
             {
                 *r = i;
@@ -186,6 +203,7 @@ fn worker(
             }
         }
         drop(cat);
+        stats.cookies.add(&cookies);
         stats.dropped.fetch_add((n - m) as u64, Ordering::Relaxed);
         // Send all answers with as few system calls as the kernel allows.
         let mut sent = 0;

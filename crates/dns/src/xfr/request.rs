@@ -221,7 +221,7 @@ pub fn reject_into(msg: &[u8], rcode: u16, edns_payload: u16, buf: &mut Vec<u8>)
         None => &[],
     };
     let w = Writer::new(buf, head, qname, usize::MAX);
-    let opt = edns.map(|e| Opt { payload: edns_payload, dnssec_ok: e.dnssec_ok, ede: None });
+    let opt = edns.map(|e| Opt::new(edns_payload, e.dnssec_ok));
     w.finish(response_flags(fl), rcode, opt);
     true
 }

@@ -110,7 +110,7 @@ pub struct Transfer<'a> {
     head: Vec<u8>,
     qname_len: usize,
     flags: u16,
-    opt: Option<Opt>,
+    opt: Option<Opt<'static>>,
     max_message: usize,
     signer: Option<StreamSigner>,
     messages: usize,
@@ -186,7 +186,7 @@ impl<'a> Transfer<'a> {
             // RFC 5936 §2.2.1: AA set with NOERROR, RD copied, AD and CD
             // zero.
             flags: flags::QR | flags::AA | (q.flags & flags::RD),
-            opt: q.edns.map(|e| Opt { payload: options.edns_payload, dnssec_ok: e.dnssec_ok, ede: None }),
+            opt: q.edns.map(|e| Opt::new(options.edns_payload, e.dnssec_ok)),
             max_message: options.max_message.clamp(512, MAX_MESSAGE),
             signer: None,
             messages: 0,

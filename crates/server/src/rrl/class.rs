@@ -142,7 +142,13 @@ mod tests {
     /// The class and key name of sixgate's own response to a query.
     fn class_of(cat: &Catalog, qname: &str, qtype: u16, qclass: u16) -> (Class, String) {
         let mut out = Vec::new();
-        respond(cat, &query(qname, qtype, qclass), &mut out, Transport::Udp, &Limits { udp_payload: 1232 });
+        respond(
+            cat,
+            &query(qname, qtype, qclass),
+            &mut out,
+            Transport::Udp,
+            &Limits { udp_payload: 1232, ..Limits::default() },
+        );
         let s = Summary::of(&out).unwrap();
         let mut buf = NameBuf::new();
         let (class, key) = classify(cat, &out, &s, &mut buf);
@@ -175,7 +181,7 @@ mod tests {
         let cat = catalog();
         let mut out = Vec::new();
         let header = [0x12, 0x34, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
-        respond(&cat, &header, &mut out, Transport::Udp, &Limits { udp_payload: 1232 });
+        respond(&cat, &header, &mut out, Transport::Udp, &Limits { udp_payload: 1232, ..Limits::default() });
         let s = Summary::of(&out).unwrap();
         let mut buf = NameBuf::new();
         assert_eq!(classify(&cat, &out, &s, &mut buf), (Class::Error, ROOT));

@@ -33,7 +33,7 @@ fn response(cat: &Catalog, qname: &str, qtype: u16, edns: bool) -> Vec<u8> {
         q.extend_from_slice(&[0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0]);
     }
     let mut out = Vec::new();
-    respond(cat, &q, &mut out, Transport::Udp, &Limits { udp_payload: 1232 });
+    respond(cat, &q, &mut out, Transport::Udp, &Limits { udp_payload: 1232, ..Limits::default() });
     out
 }
 
