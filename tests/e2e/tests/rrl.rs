@@ -10,6 +10,10 @@
 //!   metrics count exactly that. Meanwhile a client of 127.0.1.0/24 gets
 //!   every answer. A second flood of random names that do not exist is
 //!   held to the same rate: they share the zone's NXDOMAIN bucket.
+//! - `a_client_with_a_valid_server_cookie_is_not_limited_inside_a_flooded_network`:
+//!   a client of the flooded /24 learns a server cookie before the flood,
+//!   then asks at 2.5 times the rate while the flood runs: every answer
+//!   comes in full, while the flood itself is held to the rate.
 //! - `sixgate_limits_a_flood_like_knot_mod_rrl`: the same flood against
 //!   knotd 3.2 with `mod-rrl` (`rate-limit: 20`, `slip: 2`), both with two
 //!   UDP workers; both figures are printed, and they must agree within a
@@ -171,5 +175,80 @@ fn sixgate_limits_a_flood_like_knot_mod_rrl() -> Result<()> {
     let ratio = theirs.full as f64 / ours.full.max(1) as f64;
     println!("  knot/sixgate answered in full: {ratio:.2}");
     ensure!((1.0 / 2.5..=2.5).contains(&ratio), "sixgate {ours} and knot {theirs} differ by {ratio:.2}x");
+    Ok(())
+}
+
+/// The server cookie in the COOKIE option of `response` that echoes
+/// `client` (RFC 7873 §4): the option's octets after the client cookie.
+fn server_cookie(response: &[u8], client: &[u8; 8]) -> Option<Vec<u8>> {
+    let at = response.windows(8).position(|w| w == client)?;
+    let len = u16::from_be_bytes([*response.get(at.checked_sub(2)?)?, *response.get(at - 1)?]) as usize;
+    let code = u16::from_be_bytes([*response.get(at.checked_sub(4)?)?, *response.get(at - 3)?]);
+    (code == 10 && len > 8).then(|| response.get(at + 8..at + len).map(<[u8]>::to_vec)).flatten()
+}
+
+#[test]
+fn a_client_with_a_valid_server_cookie_is_not_limited_inside_a_flooded_network() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let zone = zone_file(dir.path())?;
+    let server = sixgate(dir.path(), &zone)?;
+    let target = server.udp_addr();
+    // 127.0.0.10 is in the flood's /24 (127.0.0.2 to .9).
+    let sock = std::net::UdpSocket::bind((Ipv4Addr::new(127, 0, 0, 10), 0))?;
+    sock.connect(target)?;
+    sock.set_read_timeout(Some(Duration::from_secs(2)))?;
+    let client = *b"rrl-ck01";
+    let ask = |cookie: &[u8], id: u16| -> Result<Option<Vec<u8>>> {
+        let q = craft::query(
+            id,
+            craft::RD,
+            "www.rrl.test.",
+            16,
+            Some(&craft::opt(1232, 0, 0, 0, &[(10, cookie)])),
+        );
+        sock.send(&q)?;
+        let mut buf = vec![0u8; 4096];
+        loop {
+            match sock.recv(&mut buf) {
+                Ok(n) if buf.get(..2) == Some(&id.to_be_bytes()[..]) => {
+                    return Ok(buf.get(..n).map(<[u8]>::to_vec));
+                }
+                Ok(_) => {}
+                Err(_) => return Ok(None),
+            }
+        }
+    };
+    let first = ask(&client, 1)?.context("no answer to the first cookie query")?;
+    let server_part = server_cookie(&first, &client).context("no server cookie in the answer")?;
+    let mut cookie = client.to_vec();
+    cookie.extend_from_slice(&server_part);
+
+    let flood_plan = plan(target, 0, vec![www_txt()], TOTAL);
+    let flooding = std::thread::spawn(move || flood(&flood_plan));
+    // 50 a second, 2.5 times the rate, for the flood's three seconds.
+    let (mut sent, mut full) = (0u32, 0u32);
+    let start = std::time::Instant::now();
+    for k in 0..150u16 {
+        sent += 1;
+        if let Some(r) = ask(&cookie, 0x100 + k)?
+            && r.get(2).is_some_and(|f| f & 0x02 == 0)
+            && r.get(7) == Some(&1)
+        {
+            full += 1;
+        }
+        let next = start + Duration::from_millis(20) * u32::from(k + 1);
+        std::thread::sleep(next.saturating_duration_since(std::time::Instant::now()));
+    }
+    let r = flooding.join().map_err(|_| anyhow::anyhow!("flood panicked"))??;
+    println!("flood: {r}; the cookie client: {full}/{sent} answered in full");
+    let (low, high) = expected_full(r.seconds);
+    ensure!((low..=high).contains(&r.full), "{r}: the flood was not limited ({low} to {high} in full)");
+    ensure!(full == sent, "the client with a valid cookie got {full} of {sent} answers in full");
+    let m = server.metrics()?;
+    ensure!(
+        m.value("sixgate_dns_cookies_total{transport=\"udp\",status=\"valid\"}") >= u64::from(sent),
+        "valid cookies not counted:\n{}",
+        m.0
+    );
     Ok(())
 }
