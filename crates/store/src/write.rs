@@ -186,6 +186,9 @@ pub(crate) struct WriteTx<'a> {
     /// Change of the zone's own record count and name count made by the
     /// head, applied at commit.
     counts: (i64, i64),
+    /// When the transaction began (after the write lock was taken), for
+    /// the commit latency ([`crate::metrics`]).
+    started: std::time::Instant,
 }
 
 impl WriteTx<'_> {
@@ -204,6 +207,7 @@ impl WriteTx<'_> {
     /// Commits nothing: the zone stays as it was (no serial, no journal).
     pub(crate) fn commit_nothing(self) -> Result<Commit, StoreError> {
         self.tx.commit()?;
+        crate::metrics::WRITES.committed(0, self.started);
         Ok(Commit { journal_id: 0, serial: self.old_serial })
     }
 
@@ -242,6 +246,7 @@ impl WriteTx<'_> {
         }
         let journal_id = self.journal(serial, "diff", Some(&codec::encode_changes(&effective)))?;
         self.tx.commit()?;
+        crate::metrics::WRITES.committed(journal_id, self.started);
         Ok(Commit { journal_id, serial })
     }
 
@@ -269,6 +274,7 @@ impl WriteTx<'_> {
             false => self.journal(serial, "diff", Some(&encoded))?,
         };
         self.tx.commit()?;
+        crate::metrics::WRITES.committed(journal_id, self.started);
         Ok(Commit { journal_id, serial })
     }
 
@@ -287,6 +293,7 @@ impl WriteTx<'_> {
         }
         let journal_id = self.journal(serial, "replace", None)?;
         self.tx.commit()?;
+        crate::metrics::WRITES.committed(journal_id, self.started);
         Ok(Commit { journal_id, serial })
     }
 
@@ -307,6 +314,7 @@ impl WriteTx<'_> {
         )?;
         let journal_id = self.journal(serial, "delete", None)?;
         self.tx.commit()?;
+        crate::metrics::WRITES.committed(journal_id, self.started);
         Ok(Commit { journal_id, serial })
     }
 
@@ -489,6 +497,7 @@ impl Writer<'_> {
         let (scheme, at) = (self.store.serials, self.store.now());
         let actor = self.actor.to_string();
         let tx = self.store.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let started = std::time::Instant::now();
         let row = |tx: &Connection| -> Result<Option<(i64, i64, i64)>, StoreError> {
             Ok(tx
                 .query_row(
@@ -525,6 +534,7 @@ impl Writer<'_> {
             actor,
             limits,
             counts: (0, 0),
+            started,
         })
     }
 
