@@ -12,6 +12,9 @@ use serde::Deserialize;
 pub(crate) const DEFAULT_DNS: [&str; 2] = ["127.0.0.1:5300", "[::1]:5300"];
 /// Default API listen address: loopback only.
 pub(crate) const DEFAULT_API: &str = "127.0.0.1:8053";
+/// Default metrics listen address: loopback only, apart from the DNS
+/// (5300) and API (8053) defaults.
+pub(crate) const DEFAULT_METRICS: &str = "127.0.0.1:9053";
 /// Default data directory.
 pub(crate) const DEFAULT_DATA: &str = "./sixgate-data";
 
@@ -54,6 +57,9 @@ pub(crate) struct RawConfig {
     /// The store: the key-encryption key of its secrets.
     #[serde(default)]
     pub(crate) store: RawStore,
+    /// The metrics listener.
+    #[serde(default)]
+    pub(crate) metrics: RawMetrics,
 }
 
 /// `[store]`.
@@ -63,6 +69,15 @@ pub(crate) struct RawStore {
     /// A file holding the key-encryption key that seals DNSSEC private
     /// keys and TSIG secrets (`sixgate kek create`); or $SIXGATE_KEK.
     pub(crate) kek_file: Option<PathBuf>,
+}
+
+/// `[metrics]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMetrics {
+    /// Listen addresses of `/metrics`, `/health` and `/ready` without a
+    /// token; an empty list turns the listener off.
+    pub(crate) listen: Option<Vec<String>>,
 }
 
 /// `[secondaries]`.
@@ -582,6 +597,11 @@ pub(crate) struct Settings {
     pub(crate) notify: sixgate_control::notify::NotifySettings,
     /// `[secondaries] httpreq_wait` with its timeout.
     pub(crate) httpreq_wait: Option<Duration>,
+    /// `[metrics] listen`.
+    pub(crate) metrics: Vec<SocketAddr>,
+    /// True when `metrics` is the default (a taken port then turns the
+    /// listener off with a warning rather than stopping the start).
+    pub(crate) metrics_is_default: bool,
 }
 
 /// Command-line flags of `serve` that override the file.
@@ -590,6 +610,8 @@ pub(crate) struct Flags {
     pub(crate) proxy_http: Vec<String>,
     pub(crate) proxy_tls: Vec<String>,
     pub(crate) proxy_allow_backend: Vec<String>,
+    /// `--metrics`: the metrics listener's addresses.
+    pub(crate) metrics: Vec<String>,
 }
 
 /// Reads and parses a configuration file.
@@ -775,7 +797,18 @@ pub(crate) fn settings(
     }
     let (transfer_caps, journal_keep) = transfer_settings(&raw.secondaries)?;
     let (notify, httpreq_wait) = notify_settings(&raw.secondaries)?;
+    let (metrics_listen, metrics_is_default) = match (flags.metrics, raw.metrics.listen) {
+        (flag, _) if !flag.is_empty() => (flag, false),
+        (_, Some(file)) => (file, false),
+        (_, None) => (vec![DEFAULT_METRICS.to_owned()], true),
+    };
+    let metrics = metrics_listen
+        .iter()
+        .map(|s| parse_addr(s).with_context(|| "metrics.listen"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     Ok(Settings {
+        metrics,
+        metrics_is_default,
         catalog_zone,
         transfer_caps,
         journal_keep,
@@ -1197,6 +1230,31 @@ head_timout = 3
             assert!(e.contains(says), "{bad}: {e}");
         }
         assert!(toml::from_str::<RawConfig>("[dns.rrl]\nrates = 5\n").is_err());
+    }
+
+    #[test]
+    fn the_metrics_listener_is_on_loopback_by_default_and_can_be_moved_or_turned_off() {
+        let ok = |t: &str, flag: &[&str]| {
+            let flags = Flags { metrics: flag.iter().map(|s| (*s).to_owned()).collect(), ..Flags::default() };
+            settings(toml::from_str(t).unwrap(), None, &[], None, &[], flags)
+        };
+        let s = ok("", &[]).unwrap();
+        assert_eq!((s.metrics, s.metrics_is_default), (vec![DEFAULT_METRICS.parse().unwrap()], true));
+        let default: SocketAddr = DEFAULT_METRICS.parse().unwrap();
+        assert!(default.ip().is_loopback());
+        let taken: Vec<u16> = DEFAULT_DNS
+            .iter()
+            .chain([&DEFAULT_API])
+            .map(|a| a.rsplit(':').next().unwrap().parse().unwrap())
+            .collect();
+        assert!(!taken.contains(&default.port()), "{taken:?}");
+        let s = ok("[metrics]\nlisten = []\n", &[]).unwrap();
+        assert!(s.metrics.is_empty() && !s.metrics_is_default);
+        let s = ok("[metrics]\nlisten = [\"[::1]:9100\"]\n", &["127.0.0.1:0"]).unwrap();
+        assert_eq!(s.metrics, vec!["127.0.0.1:0".parse().unwrap()], "the flag overrides the file");
+        let e = ok("[metrics]\nlisten = [\"nowhere\"]\n", &[]).unwrap_err();
+        assert!(format!("{e:#}").contains("metrics.listen"), "{e:#}");
+        assert!(toml::from_str::<RawConfig>("[metrics]\nlisen = []\n").is_err());
     }
 
     #[test]

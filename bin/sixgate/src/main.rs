@@ -64,6 +64,10 @@ enum Command {
         /// here is allowed even inside the ranges never used otherwise.
         #[arg(long = "proxy-allow-backend", value_name = "PREFIX")]
         proxy_allow_backend: Vec<String>,
+        /// Metrics listen address (`/metrics`, `/health`, `/ready`, no
+        /// token); repeatable. Port 0 picks a free port.
+        #[arg(long = "metrics", value_name = "ADDR:PORT")]
+        metrics: Vec<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -676,13 +680,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             proxy_http,
             proxy_tls,
             proxy_allow_backend,
+            metrics,
             common,
         } => {
             let raw = match &file {
                 Some(f) => config::read(f)?,
                 None => config::RawConfig::default(),
             };
-            let flags = config::Flags { proxy_http, proxy_tls, proxy_allow_backend };
+            let flags = config::Flags { proxy_http, proxy_tls, proxy_allow_backend, metrics };
             let kek_file = common.kek_file.clone().or_else(|| raw.store.kek_file.clone());
             storecmd::install_kek(kek_file.as_deref())?;
             let settings = config::settings(raw, common.data, &dns, workers, &api, flags)?;

@@ -69,6 +69,7 @@ pub(crate) struct ListenerSet {
     pub(crate) api: Arc<sixgate_listen::ListenerMetrics>,
     pub(crate) proxy_http: Arc<sixgate_listen::ListenerMetrics>,
     pub(crate) proxy_tls: Arc<sixgate_listen::ListenerMetrics>,
+    pub(crate) metrics: Arc<sixgate_listen::ListenerMetrics>,
 }
 
 impl ListenerSet {
@@ -79,11 +80,18 @@ impl ListenerSet {
             api: m("api"),
             proxy_http: m("proxy_http"),
             proxy_tls: m("proxy_tls"),
+            metrics: m("metrics"),
         })
     }
 
     fn render(&self) -> String {
-        sixgate_listen::metrics::render(&[&self.dns_tcp, &self.api, &self.proxy_http, &self.proxy_tls])
+        sixgate_listen::metrics::render(&[
+            &self.dns_tcp,
+            &self.api,
+            &self.proxy_http,
+            &self.proxy_tls,
+            &self.metrics,
+        ])
     }
 }
 
@@ -98,6 +106,9 @@ struct MetricSources {
     proxy: Arc<std::sync::OnceLock<Arc<sixgate_proxy::tls::Shared>>>,
     secondaries: Arc<sixgate_control::notify::Status>,
     rrl: Option<Arc<sixgate_server::rrl::Rrl>>,
+    publish: Arc<sixgate_control::metrics::PublishMetrics>,
+    store_gauges: Arc<sixgate_control::metrics::StoreGauges>,
+    aname: Arc<sixgate_aname::refresher::Stats>,
 }
 
 /// Counters in Prometheus text format.
@@ -148,6 +159,10 @@ fn metrics_text(m: &MetricSources) -> String {
     if let Some(rrl) = &m.rrl {
         out.push_str(&rrl.metrics_text());
     }
+    let mut text = sixgate_metrics::Text::new();
+    sixgate_control::metrics::render(&mut text, &m.publish, &m.store_gauges);
+    m.aname.render(&mut text);
+    out.push_str(&text.finish());
     out
 }
 
@@ -217,6 +232,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let published = follower.published();
     let routes_generation = follower.routes();
     let held_zones = follower.held_count();
+    let publish_metrics = follower.metrics();
     let verifying = follower.verifying_count();
     // Set once every listener is bound, as "ready" is printed: `GET
     // /ready` answers 503 before.
@@ -316,6 +332,41 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let expiry = sixgate_control::watchdog::ExpiryReport::default();
     // Set once the proxy runs; read by the metrics endpoint.
     let proxy_shared: Arc<std::sync::OnceLock<Arc<sixgate_proxy::tls::Shared>>> = Arc::default();
+    let store_gauges = Arc::new(sixgate_control::metrics::StoreGauges::default());
+    let aname_stats = Arc::new(sixgate_aname::refresher::Stats::default());
+    // One metrics text for the API's /metrics (admin token) and the
+    // metrics listener's (none).
+    let sources = Arc::new(MetricSources {
+        listeners: listeners.clone(),
+        udp: stats.clone(),
+        updates: update_stats.clone(),
+        transfers: transfer_stats.clone(),
+        held: held_zones.clone(),
+        expiry: expiry.clone(),
+        proxy: proxy_shared.clone(),
+        secondaries: notify_status.clone(),
+        publish: publish_metrics,
+        store_gauges: store_gauges.clone(),
+        aname: aname_stats.clone(),
+        rrl: rrl.clone(),
+    });
+    let render = {
+        let sources = sources.clone();
+        move || metrics_text(&sources)
+    };
+    // Why the server is not ready, for both /ready.
+    let not_ready = {
+        let (started, verifying) = (started.clone(), verifying.clone());
+        move || {
+            if !started.load(Ordering::Relaxed) {
+                return Some("starting: the listeners are being bound".into());
+            }
+            match verifying.load(Ordering::Relaxed) {
+                0 => None,
+                n => Some(format!("{n} signed zones are being verified before they are served")),
+            }
+        }
+    };
     let mut api_addrs = Vec::new();
     let mut api_bound = Vec::new();
     let mut api_tasks = Vec::new();
@@ -336,33 +387,11 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         // Zone claims are decided in this store's write transactions.
         api_store.set_tenancy(s.tenancy.clone());
         let dir = s.data.clone();
-        let sources = MetricSources {
-            listeners: listeners.clone(),
-            udp: stats.clone(),
-            updates: update_stats.clone(),
-            transfers: transfer_stats.clone(),
-            held: held_zones.clone(),
-            expiry: expiry.clone(),
-            proxy: proxy_shared.clone(),
-            secondaries: notify_status.clone(),
-            rrl: rrl.clone(),
-        };
         let state = sixgate_api::AppState::new(api_store, settings, Some(published.clone()), move || {
             sixgate_control::publish::poke(&dir)
         })?
-        .with_metrics(move || metrics_text(&sources))
-        .with_readiness({
-            let (started, verifying) = (started.clone(), verifying.clone());
-            move || {
-                if !started.load(Ordering::Relaxed) {
-                    return Some("starting: the listeners are being bound".into());
-                }
-                match verifying.load(Ordering::Relaxed) {
-                    0 => None,
-                    n => Some(format!("{n} signed zones are being verified before they are served")),
-                }
-            }
-        })
+        .with_metrics(render.clone())
+        .with_readiness(not_ready.clone())
         .with_secondaries(notify_status.clone(), s.httpreq_wait);
         let app = sixgate_api::app(state);
         // One gate for every API address: the caps are the API's, not each
@@ -385,6 +414,41 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             )));
         }
     }
+
+    // The metrics listener: its own gate with the API's limits, so that a
+    // scrape works when the API is full, busy or off.
+    let mut metrics_bound = Vec::new();
+    if !s.metrics.is_empty() {
+        let probe =
+            sixgate_api::probe::Probe::new(&Store::open(&s.data)?, render.clone(), not_ready.clone())?;
+        let app = sixgate_api::probe::app(probe);
+        let gate = sixgate_listen::Gate::new(s.api_limits.caps, listeners.metrics.clone());
+        for addr in &s.metrics {
+            let listener = match rt.block_on(tokio::net::TcpListener::bind(addr)) {
+                Ok(l) => l,
+                Err(e) if s.metrics_is_default => {
+                    tracing::warn!(%addr, error = %e, "the default metrics address is taken; no metrics listener there (set [metrics] listen)");
+                    continue;
+                }
+                Err(e) => return Err(anyhow!("cannot listen on {addr} for the metrics: {e}")),
+            };
+            metrics_bound.push(listener.local_addr()?);
+            api_tasks.push(rt.spawn(sixgate_api::listen::serve(
+                listener,
+                app.clone(),
+                None,
+                gate.clone(),
+                s.api_limits,
+                sd_rx.clone(),
+            )));
+        }
+    }
+    api_tasks.push(rt.spawn(sixgate_control::metrics::run(
+        s.data.clone(),
+        sixgate_control::metrics::GAUGE_INTERVAL,
+        store_gauges.clone(),
+        sd_rx.clone(),
+    )));
 
     let checkable = !s.nameservers.is_empty() || s.account_nameservers.is_some();
     let resolvers = match (&s.verify_resolvers, checkable) {
@@ -426,6 +490,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         max_per_zone: s.aname_max_per_zone,
         trust_anchor: s.aname_trust_anchor.clone(),
         per_account: s.aname_per_account,
+        stats: aname_stats.clone(),
     };
     api_tasks.push(rt.spawn(sixgate_aname::refresher::run(
         s.data.clone(),
@@ -488,6 +553,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             sockets: addrs
                 .iter()
                 .chain(&api_bound)
+                .chain(&metrics_bound)
                 .chain(proxy_addrs.iter().map(|(_, a)| a))
                 .copied()
                 .collect(),
@@ -556,6 +622,9 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         }
         for a in &api_addrs {
             writeln!(out, "listening api {a}")?;
+        }
+        for a in &metrics_bound {
+            writeln!(out, "listening metrics http://{a}")?;
         }
         for (kind, a) in &proxy_addrs {
             writeln!(out, "listening {kind} {a}")?;

@@ -19,6 +19,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -50,6 +51,72 @@ pub struct Settings {
     pub trust_anchor: Option<TrustAnchor>,
     /// Most resolutions of one account in flight at once.
     pub per_account: usize,
+    /// What the refresher counts, shared with `/metrics`.
+    pub stats: Arc<Stats>,
+}
+
+/// What the refresher counts.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Resolutions that gave a definite answer (addresses, or none).
+    pub resolutions: AtomicU64,
+    /// Resolutions that failed (timeout, SERVFAIL, a bogus answer...):
+    /// the last good addresses stay served.
+    pub failures: AtomicU64,
+    /// ANAMEs followed now.
+    pub tracked: AtomicU64,
+    /// ANAMEs whose last resolution failed while addresses from an
+    /// earlier one are still served.
+    pub last_good: AtomicU64,
+}
+
+impl Stats {
+    /// Counts one finished resolution.
+    fn resolved(&self, r: &Resolution) {
+        match r {
+            Resolution::Failed(_) => self.failures.fetch_add(1, Ordering::Relaxed),
+            Resolution::Deferred(_) => return,
+            _ => self.resolutions.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+
+    /// Sets the gauges from the table.
+    fn follow(&self, table: &HashMap<Key, Tracked>) {
+        let last_good = table.values().filter(|t| serving_last_good(&t.entry)).count();
+        self.tracked.store(table.len() as u64, Ordering::Relaxed);
+        self.last_good.store(last_good as u64, Ordering::Relaxed);
+    }
+
+    /// The counters in Prometheus text format.
+    pub fn render(&self, out: &mut sixgate_metrics::Text) {
+        use sixgate_metrics::Kind;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        out.single(
+            "sixgate_aname_resolutions_total",
+            Kind::Counter,
+            "ANAME target resolutions that gave a definite answer.",
+            get(&self.resolutions),
+        );
+        out.single(
+            "sixgate_aname_refresh_failures_total",
+            Kind::Counter,
+            "ANAME target resolutions that failed; the last good addresses stay served.",
+            get(&self.failures),
+        );
+        out.single("sixgate_aname_targets", Kind::Gauge, "ANAMEs followed.", get(&self.tracked));
+        out.single(
+            "sixgate_aname_targets_last_good",
+            Kind::Gauge,
+            "ANAMEs whose last resolution failed, serving an earlier answer's addresses.",
+            get(&self.last_good),
+        );
+    }
+}
+
+/// The entry's last resolution failed, and an earlier one's addresses
+/// are served meanwhile.
+fn serving_last_good(e: &Entry) -> bool {
+    e.failures > 0 && !e.addresses.is_empty()
 }
 
 /// The default of [`Settings::per_account`]: a few slow targets do not
@@ -317,6 +384,7 @@ impl Round<'_> {
             let (apex, owner) = &key;
             t.internal = !upstream;
             let jitter: f64 = rand::random();
+            settings.stats.resolved(&resolution);
             match &resolution {
                 Resolution::Failed(e) => {
                     tracing::info!(owner = %name::to_text(owner), target = %name::to_text(&t.target), error = %e, "ANAME resolution failed; keeping the last good addresses");
@@ -336,6 +404,7 @@ impl Round<'_> {
             }
             states.push(to_state(apex, owner, t));
         }
+        settings.stats.follow(table);
         let mut wrote = false;
         for (apex, sets) in writes {
             let a = apex.clone();
@@ -405,6 +474,44 @@ mod tests {
     use super::*;
     use crate::lab::{Lab, Upstream, n};
 
+    #[test]
+    fn failures_are_counted_and_a_failed_target_with_addresses_serves_its_last_good_answer() {
+        let stats = Stats::default();
+        let policy = Policy { floor: 60, ceiling: 3600 };
+        let addresses = Resolution::Addresses { addresses: vec!["192.0.2.1".parse().unwrap()], ttl: 300 };
+        let failed = Resolution::Failed("timed out".into());
+        let mut table: HashMap<Key, Tracked> = HashMap::new();
+        for (i, steps) in [vec![addresses.clone(), failed.clone()], vec![failed.clone()], vec![addresses]]
+            .into_iter()
+            .enumerate()
+        {
+            let mut entry = Entry::default();
+            for r in steps {
+                stats.resolved(&r);
+                entry.apply(r, 1000, &policy, 0.0);
+            }
+            stats.resolved(&Resolution::Deferred("rate".into()));
+            let key = (n("example."), n(&format!("a{i}.example.")));
+            table.insert(
+                key,
+                Tracked { account_id: 1, target: n("t.test."), aname_ttl: 60, entry, internal: false },
+            );
+        }
+        stats.follow(&table);
+        let mut text = sixgate_metrics::Text::new();
+        stats.render(&mut text);
+        let text = text.finish();
+        for line in [
+            "sixgate_aname_resolutions_total 2\n",
+            "sixgate_aname_refresh_failures_total 2\n",
+            "sixgate_aname_targets 3\n",
+            // Only the one that had addresses before it failed.
+            "sixgate_aname_targets_last_good 1\n",
+        ] {
+            assert!(text.contains(line), "{line}{text}");
+        }
+    }
+
     /// Creates `apex` for `account` with `anames` (owner label, target).
     fn zone(store: &mut Store, account: i64, apex: &str, anames: &[(String, String)]) {
         let mut text = String::from("@ 300 SOA ns.test. h.test. 1 7200 3600 1209600 60\n@ 300 NS ns.test.\n");
@@ -444,10 +551,12 @@ mod tests {
             max_per_zone: 100,
             trust_anchor: Some(anchor),
             per_account: 1,
+            stats: Arc::default(),
         };
         let catalog: SharedCatalog = Arc::new(ArcSwap::from_pointee(Catalog::new()));
         let (_published_tx, published) = watch::channel(0);
         let (shutdown_tx, shutdown) = watch::channel(false);
+        let settings_stats = settings.stats.clone();
         let task = tokio::spawn(run(dir.path().to_path_buf(), catalog, published, settings, shutdown));
         let store = Store::open(dir.path()).unwrap();
         // Polls with a generous deadline; what is checked is the order of
@@ -465,6 +574,9 @@ mod tests {
         shutdown_tx.send(true).unwrap();
         let _ = task.await;
         let (quick, states) = quick_done.expect("the quick account's ANAME was never resolved");
+        let stats = &settings_stats;
+        assert!(stats.resolutions.load(Ordering::Relaxed) >= 1, "the quick target's answer is counted");
+        assert_eq!(stats.tracked.load(Ordering::Relaxed), 9);
         assert_eq!(quick.addresses, vec!["192.0.2.10".to_string(), "2001:db8::10".to_string()]);
         // When it was resolved, most of the slow account's targets had
         // not even been tried: they wait for that account's one slot.

@@ -43,6 +43,7 @@ mod limit;
 pub mod listen;
 mod openapi;
 mod pdns;
+pub mod probe;
 mod records;
 mod rrsets;
 pub mod secondaries;
@@ -295,20 +296,15 @@ impl AppState {
     }
 }
 
-/// `GET /metrics`: counters in Prometheus text format (admin tokens only).
+/// `GET /metrics`: counters in Prometheus text format (admin tokens only;
+/// the metrics listener, [`probe`], serves the same text without one).
 async fn metrics(
     axum::extract::State(st): axum::extract::State<AppState>,
     caller: auth::Caller,
-) -> Result<impl axum::response::IntoResponse, ApiError> {
+) -> Result<axum::response::Response, ApiError> {
     caller.require_admin()?;
     let text = st.inner.metrics.as_ref().map(|f| f()).unwrap_or_default();
-    Ok(([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], text))
-}
-
-/// `GET /health`: the process answers. No token: for load balancers and
-/// supervisors.
-async fn health() -> impl axum::response::IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain")], "ok\n")
+    Ok(probe::metrics_response(text))
 }
 
 /// `GET /ready`: 200 once the listeners are bound, the snapshots loaded
@@ -316,24 +312,11 @@ async fn health() -> impl axum::response::IntoResponse {
 /// token. Held zones do not make a node unready (one customer's bad zone
 /// would otherwise take every node out of rotation): they are listed.
 async fn ready(axum::extract::State(st): axum::extract::State<AppState>) -> axum::response::Response {
-    use axum::response::IntoResponse;
-    let not_ready = |reason: String| {
-        let body = serde_json::json!({"status": "not ready", "reason": reason});
-        (axum::http::StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response()
-    };
     if let Some(reason) = st.inner.readiness.as_ref().and_then(|f| f()) {
-        return not_ready(reason);
+        return probe::ready_answer(Some(reason), Ok(Vec::new()));
     }
-    match st.read(|s| s.holds().map_err(ApiError::from)).await {
-        Ok(holds) => {
-            let held: Vec<serde_json::Value> = holds
-                .iter()
-                .map(|(apex, reason)| serde_json::json!({"zone": sixgate_dns::name::to_text(apex), "reason": reason}))
-                .collect();
-            axum::Json(serde_json::json!({"status": "ready", "held_zones": held})).into_response()
-        }
-        Err(e) => not_ready(format!("the store does not answer: {e}")),
-    }
+    let holds = st.read(|s| s.holds().map_err(ApiError::from)).await.map_err(|e| e.to_string());
+    probe::ready_answer(None, holds)
 }
 
 /// The router for the whole API.
@@ -348,7 +331,7 @@ pub fn app(state: AppState) -> Router {
         .merge(pdns::routes())
         .merge(secondaries::routes())
         .route("/metrics", axum::routing::get(metrics))
-        .route("/health", axum::routing::get(health))
+        .route("/health", axum::routing::get(probe::health))
         .route("/ready", axum::routing::get(ready))
         .fallback(|uri: axum::http::Uri| async move {
             ApiError::NotFound(format!("no such endpoint: {}", uri.path()))

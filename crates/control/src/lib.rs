@@ -31,6 +31,8 @@
 //!   signature checks run on their own worker threads (`verifier`).
 //! - [`verify`]: delegation checks, marking a zone verified once its
 //!   parent delegates it to this account's nameservers.
+//! - [`metrics`]: the publisher's histograms and held zones, and gauges
+//!   read from the store on a timer (journal size, chains of trust).
 //! - [`exchange`]: one DNS question over UDP to another server, used by
 //!   the delegation and DS checks (and by the ANAME resolver).
 //!
@@ -40,6 +42,7 @@
 
 pub mod dnssec;
 pub mod exchange;
+pub mod metrics;
 pub mod notify;
 pub mod publish;
 pub mod secondaries;

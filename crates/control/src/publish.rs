@@ -163,6 +163,8 @@ pub struct Follower<S: Source = Store> {
     held: HashMap<Box<[u8]>, String>,
     /// The number of held zones, for the metrics.
     held_count: Arc<AtomicUsize>,
+    /// Build times, write-to-served latencies and the held zones' names.
+    metrics: Arc<crate::metrics::PublishMetrics>,
     /// The number of zones whose newest version waits for its whole
     /// verification, for readiness.
     verifying_count: Arc<AtomicUsize>,
@@ -290,6 +292,7 @@ impl<S: Source> Follower<S> {
             position,
             held: HashMap::new(),
             held_count: Arc::new(AtomicUsize::new(0)),
+            metrics: Arc::default(),
             verifying_count: Arc::new(AtomicUsize::new(0)),
             loaded_at: HashMap::new(),
             undo: Vec::new(),
@@ -319,6 +322,9 @@ impl<S: Source> Follower<S> {
         );
         f.undo.clear();
         f.swap(catalog);
+        f.store_counts();
+        f.metrics.build.observe(started.elapsed());
+        f.metrics.served(position);
         Ok((f, shared))
     }
 
@@ -327,8 +333,17 @@ impl<S: Source> Follower<S> {
         self.held_count.clone()
     }
 
-    /// Shares the numbers of held zones and of zones being verified.
+    /// The publisher's metrics (shared with `/metrics`).
+    pub fn metrics(&self) -> Arc<crate::metrics::PublishMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Shares the numbers of held zones and of zones being verified, and
+    /// the held zones' names.
     fn store_counts(&self) {
+        if self.held.len() != self.held_count.load(Ordering::Relaxed) || !self.held.is_empty() {
+            self.metrics.set_held(self.held.keys().map(|k| name::to_text(k)).collect());
+        }
         self.held_count.store(self.held.len(), Ordering::Relaxed);
         self.verifying_count.store(self.pending.len(), Ordering::Relaxed);
     }
@@ -382,6 +397,7 @@ impl<S: Source> Follower<S> {
     /// Publishes the verdicts that have come back. Returns how many.
     fn publish_verdicts(&mut self) -> usize {
         let Some(first) = self.verifier.try_recv() else { return 0 };
+        let started = Instant::now();
         let mut catalog = Catalog::clone(&self.catalog.load());
         let mut n = 1;
         self.take_verdict(&mut catalog, first);
@@ -392,6 +408,7 @@ impl<S: Source> Follower<S> {
         self.undo.clear();
         self.swap(catalog);
         self.store_counts();
+        self.metrics.build.observe(started.elapsed());
         n
     }
 
@@ -425,6 +442,7 @@ impl<S: Source> Follower<S> {
         loop {
             let entries = self.store.journal_since(self.position, BATCH)?;
             let Some(last) = entries.last().map(|e| e.id) else { break };
+            let started = Instant::now();
             let mut catalog = Catalog::clone(&self.catalog.load());
             let count = entries.len();
             self.undo.clear();
@@ -436,6 +454,10 @@ impl<S: Source> Follower<S> {
             self.position = last;
             self.swap(catalog);
             self.store_counts();
+            self.metrics.build.observe(started.elapsed());
+            // Before writers waiting on `published` are woken, so that a
+            // write acknowledged once served is counted by then.
+            self.metrics.served(self.position);
             self.published.send_replace(self.position);
         }
         // After the journal, so that the catalog zone lists no zone that

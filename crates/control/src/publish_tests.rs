@@ -272,6 +272,7 @@ fn a_zone_that_cannot_be_built_is_held_and_the_others_publish() {
     assert_eq!(holds[0].0, n("b.test."));
     assert!(holds[0].1.contains("larger than 65535"), "{}", holds[0].1);
     assert_eq!(f.held_count().load(std::sync::atomic::Ordering::Relaxed), 1);
+    assert_eq!(*f.metrics().held(), vec!["b.test.".to_owned()], "the held zone is named for the metrics");
 
     // Changes to b stay held; a goes on.
     write(&mut f, "b.test.", "bee 300 AAAA 2001:db8::21\n");
@@ -287,6 +288,7 @@ fn a_zone_that_cannot_be_built_is_held_and_the_others_publish() {
     f.catch_up().unwrap();
     assert_eq!(served(&f, "b.test.").unwrap(), stored(&mut f, "b.test."));
     assert!(f.store.store.holds().unwrap().is_empty());
+    assert!(f.metrics().held().is_empty(), "a zone served again is no longer named");
 
     // A held zone that had a good version keeps it.
     f.store.oversized.insert(n("a.test."));
@@ -298,6 +300,34 @@ fn a_zone_that_cannot_be_built_is_held_and_the_others_publish() {
     f.catch_up().unwrap();
     assert_eq!(served(&f, "a.test."), good);
     assert_eq!(f.store.store.holds().unwrap().len(), 1);
+}
+
+/// Every commit is timed until the snapshot serving it is swapped in,
+/// once, and every batch's build is timed; a failed batch serves nothing
+/// and times no commit.
+#[test]
+fn each_commit_is_counted_once_as_served_when_its_snapshot_is_swapped_in() {
+    let (_dir, mut f) = setup();
+    let m = f.metrics();
+    // The two zones written before the load were served by it (nextest
+    // runs each test in its own process, so these counts are this test's).
+    let (served0, built0) = (m.write_to_served.count(), m.build.count());
+    for i in 0..3 {
+        write(&mut f, "a.test.", &format!("n{i} 300 AAAA 2001:db8::{i}\n"));
+    }
+    assert_eq!(m.write_to_served.count(), served0, "nothing is served before the swap");
+    f.store.fail_reload = Some((n("b.test."), 1));
+    writer(&f)
+        .by(Actor::Task("test"))
+        .replace_zone(&n("b.test."), zone_text("b.test.", "new 300 AAAA 2001:db8::22\n"))
+        .unwrap();
+    assert!(f.catch_up().is_err());
+    assert_eq!(m.write_to_served.count(), served0, "a failed batch serves no commit");
+    f.catch_up().unwrap();
+    assert_eq!(m.write_to_served.count(), served0 + 4);
+    assert_eq!(m.build.count(), built0 + 1, "one batch, one build");
+    f.catch_up().unwrap();
+    assert_eq!(m.write_to_served.count(), served0 + 4, "each commit is served once");
 }
 
 /// A zone reloaded inside a batch that then fails is reloaded again on

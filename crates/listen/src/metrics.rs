@@ -4,8 +4,13 @@
 //! sides) owns one [`ListenerMetrics`], shared by all its addresses, and
 //! [`render`] writes them all in the Prometheus text format under the
 //! same names, told apart by a `listener` label.
+//!
+//! The histogram and text writer every crate shares live in
+//! `sixgate-metrics`, re-exported here for the listeners' users.
 
 use std::fmt::Write as _;
+
+pub use sixgate_metrics::{FINE, Histogram, Kind, LATENCY, Snapshot, Text, label_value};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A phase of a connection that has its own deadline.

@@ -27,6 +27,7 @@ mod derived;
 mod dnssec;
 pub mod files;
 mod holds;
+pub mod metrics;
 mod occlusion;
 pub use holds::Hold;
 mod prefixes;
@@ -182,6 +183,15 @@ pub struct JournalEntry {
     pub serial: u32,
     /// What happened.
     pub kind: JournalKind,
+}
+
+/// The journal's size ([`Store::journal_size`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JournalSize {
+    /// Entries kept.
+    pub entries: u64,
+    /// Octets of their encoded changes.
+    pub octets: u64,
 }
 
 /// The result of a committed write.
@@ -465,6 +475,18 @@ impl Store {
         Ok(Some(ZoneData { apex: apex_case.into_boxed_slice(), records }))
     }
 
+    /// The journal's size: entries, and octets of their changes. It reads
+    /// the whole table (SQLite reads a blob's length without its content),
+    /// so it is for a timer, not for every scrape.
+    pub fn journal_size(&self) -> Result<JournalSize, StoreError> {
+        let (entries, octets): (i64, i64) = self.conn.query_row(
+            "SELECT count(*), coalesce(sum(length(changes)), 0) FROM journal",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok(JournalSize { entries: entries.max(0) as u64, octets: octets.max(0) as u64 })
+    }
+
     /// Journal entries after `after`, oldest first, at most `limit`.
     ///
     /// Each entry names the zone's previous entry ([`JournalEntry::prev`]).
@@ -702,6 +724,27 @@ mod tests {
         assert_eq!(s.serial_scheme(), SerialScheme::Increment);
         assert_eq!(s.records(&apex()).unwrap().len(), 4);
         assert_eq!(s.zones().unwrap()[0].serial, 8);
+    }
+
+    #[test]
+    fn the_journal_size_counts_entries_and_change_octets_and_commits_are_timed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.journal_size().unwrap(), JournalSize::default());
+        let timed = metrics::WRITES.commit.count();
+        let c1 = s.by(Actor::Task("test")).replace_zone(&apex(), zone("")).unwrap();
+        let after_replace = s.journal_size().unwrap();
+        assert_eq!(after_replace, JournalSize { entries: 1, octets: 0 }, "a replacement has no changes");
+        let www = zonefile::parse("www 60 A 192.0.2.9\n", &apex()).unwrap();
+        s.by(Actor::Task("test")).apply(&apex(), &[Change::Add(www[0].clone())]).unwrap();
+        let size = s.journal_size().unwrap();
+        let JournalKind::Diff(ch) = &s.journal_since(c1.journal_id, 1).unwrap()[0].kind else { panic!() };
+        assert_eq!(size, JournalSize { entries: 2, octets: encode_changes(ch).len() as u64 });
+        // Other tests commit in this process too: at least these two.
+        assert!(metrics::WRITES.commit.count() >= timed + 2);
+        let mut served = 0;
+        metrics::WRITES.served(i64::MAX, |_| served += 1);
+        assert!(served >= 2, "both commits wait to be served");
     }
 
     #[test]

@@ -188,6 +188,9 @@ pub(crate) struct WriteTx<'a> {
     counts: (i64, i64),
     /// Seals and opens the DNSSEC keys the write generates or signs with.
     pub(crate) sealer: crate::sealed::Sealer,
+    /// When the transaction began (after the write lock was taken), for
+    /// the commit latency ([`crate::metrics`]).
+    started: std::time::Instant,
 }
 
 impl WriteTx<'_> {
@@ -206,6 +209,7 @@ impl WriteTx<'_> {
     /// Commits nothing: the zone stays as it was (no serial, no journal).
     pub(crate) fn commit_nothing(self) -> Result<Commit, StoreError> {
         self.tx.commit()?;
+        crate::metrics::WRITES.committed(0, self.started);
         Ok(Commit { journal_id: 0, serial: self.old_serial })
     }
 
@@ -244,6 +248,7 @@ impl WriteTx<'_> {
         }
         let journal_id = self.journal(serial, "diff", Some(&codec::encode_changes(&effective)))?;
         self.tx.commit()?;
+        crate::metrics::WRITES.committed(journal_id, self.started);
         Ok(Commit { journal_id, serial })
     }
 
@@ -271,6 +276,7 @@ impl WriteTx<'_> {
             false => self.journal(serial, "diff", Some(&encoded))?,
         };
         self.tx.commit()?;
+        crate::metrics::WRITES.committed(journal_id, self.started);
         Ok(Commit { journal_id, serial })
     }
 
@@ -289,6 +295,7 @@ impl WriteTx<'_> {
         }
         let journal_id = self.journal(serial, "replace", None)?;
         self.tx.commit()?;
+        crate::metrics::WRITES.committed(journal_id, self.started);
         Ok(Commit { journal_id, serial })
     }
 
@@ -309,6 +316,7 @@ impl WriteTx<'_> {
         )?;
         let journal_id = self.journal(serial, "delete", None)?;
         self.tx.commit()?;
+        crate::metrics::WRITES.committed(journal_id, self.started);
         Ok(Commit { journal_id, serial })
     }
 
@@ -492,6 +500,7 @@ impl Writer<'_> {
         let actor = self.actor.to_string();
         let sealer = self.store.sealer.clone();
         let tx = self.store.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let started = std::time::Instant::now();
         let row = |tx: &Connection| -> Result<Option<(i64, i64, i64)>, StoreError> {
             Ok(tx
                 .query_row(
@@ -529,6 +538,7 @@ impl Writer<'_> {
             limits,
             counts: (0, 0),
             sealer,
+            started,
         })
     }
 

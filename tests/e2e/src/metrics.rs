@@ -56,6 +56,26 @@ pub fn fetch(api_base: &str, token: &str) -> Result<Metrics> {
     Ok(Metrics(m.body))
 }
 
+/// `GET {metrics_base}/metrics` on the metrics listener, without a token.
+pub fn scrape(metrics_base: &str) -> Result<Metrics> {
+    let m =
+        crate::http::request("GET", &format!("{metrics_base}/metrics"), &[], None, Duration::from_secs(20))?;
+    ensure!(m.status == 200, "GET /metrics on the metrics listener: {} {}", m.status, m.body);
+    Ok(Metrics(m.body))
+}
+
+impl Metrics {
+    /// The names of the `sixgate_*` families (from their `# TYPE` lines).
+    pub fn families(&self) -> std::collections::BTreeSet<String> {
+        self.0
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE ")?.split_whitespace().next())
+            .filter(|n| n.starts_with("sixgate_"))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

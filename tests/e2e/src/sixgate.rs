@@ -6,9 +6,11 @@
 //! addresses from the `listening dns-udp ADDR` / `listening dns-tcp ADDR`
 //! lines that come before `ready` on stdout (docs/cli.md), and the first
 //! admin token from the file named by `admin token written to PATH`
-//! ([`Sixgate::admin_token`]). stdout keeps being
-//! drained by a thread so the server never blocks on a full pipe; stderr goes
-//! to a log file under `target/e2e-logs/`. [`Sixgate::serve_at`] takes a
+//! ([`Sixgate::admin_token`]). The metrics listener gets a free port
+//! (`--metrics 127.0.0.1:0`); [`Sixgate::scrape`] reads it without a
+//! token. stdout keeps being drained by a thread so the server never
+//! blocks on a full pipe; stderr goes to a log file under
+//! `target/e2e-logs/`. [`Sixgate::serve_at`] takes a
 //! fixed DNS address instead, for a server that is stopped and started again
 //! where its clients expect it, and [`Sixgate::restart`] stops a server
 //! with SIGTERM and starts `serve` again on the same data directory.
@@ -258,6 +260,9 @@ impl Sixgate {
         command
             .envs(env.iter().copied())
             .args(["serve", "--data", &data, "--dns", dns, "--api", "127.0.0.1:0", "--workers", "2"])
+            // The metrics listener on a free port too: its default port
+            // would be shared by every server of a parallel run.
+            .args(["--metrics", "127.0.0.1:0"])
             .args(extra)
             .stdout(Stdio::piped());
         let mut child = ChildGuard::spawn("sixgate", &mut command)?;
@@ -345,6 +350,19 @@ impl Sixgate {
                 _ => None,
             }
         })
+    }
+
+    /// The metrics listener's base URL (`http://127.0.0.1:PORT`) from the
+    /// `listening metrics URL` line.
+    pub fn metrics_url(&self) -> Option<String> {
+        self.stdout_lines().iter().find_map(|line| {
+            line.strip_prefix("listening metrics ").map(|url| url.trim().trim_end_matches('/').to_owned())
+        })
+    }
+
+    /// `/metrics` from the metrics listener, without a token.
+    pub fn scrape(&self) -> Result<crate::metrics::Metrics> {
+        crate::metrics::scrape(&self.metrics_url().context("serve printed no `listening metrics` line")?)
     }
 
     /// The address of the first `listening KIND ADDR` line (e.g.
