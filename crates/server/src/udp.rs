@@ -46,11 +46,12 @@ pub use crate::counters::UdpStats;
 
 /// Answers handed to one `sendmmsg`. A worker answers a received batch
 /// in sub-batches of this many and sends each as soon as it is complete,
-/// rather than answering all 32 first: with the whole batch answered
+/// rather than answering all 32 first. With the whole batch answered
 /// before the first send, the first query waited for the other 31
-/// answers, up to ~150 µs at the ~5 µs of worker time per query that
-/// the run in docs/benchmarks.md measured (195,015 queries per server
-/// CPU second), and p99 at a fixed 75,000 qps was 2.5 times Knot's.
+/// answers: up to ~150 µs at the ~5 µs of worker time per query, system
+/// calls included, of the run in docs/benchmarks.md (195,015 queries per
+/// server CPU second), where p99 at a fixed 75,000 qps was 2.5 times
+/// Knot's.
 /// Knot receives 10 at a time (`RECVMMSG_BATCHLEN`) and answers all ten
 /// before it sends; 8 keeps every reply's wait for other queries' answers
 /// under that of Knot's first, while still sending 8 datagrams per
@@ -148,10 +149,13 @@ fn worker(
             |i, out| {
                 let Some((len, peer)) = got.get(i) else { return false };
                 let msg = rx.get(i).and_then(|b| b.get(..*len)).unwrap_or(&[]);
+                if !answer(&ctx, &cat, msg, peer.as_ref(), out) {
+                    return false;
+                }
                 // The response is written into `out` and not yet queued
                 // for sending: a step that looks at it or rewrites it
                 // (response-rate limiting) goes here.
-                answer(&ctx, &cat, msg, peer.as_ref(), out)
+                true
             },
             |tx, pending| {
                 for out in pending.iter().filter_map(|&i| tx.get(i)) {
