@@ -214,4 +214,8 @@ def summary(args, res):
                    f" p50 {p['sixgate']['p50_ms']:.3f}/{p['knot']['p50_ms']:.3f}"
                    f" p99.9 {p['sixgate']['p999_ms']:.3f}/{p['knot']['p999_ms']:.3f};"
                    f" sixgate in-worker wait p99 <= {quantile(lp['inside'][str(f)]['wait'], 0.99)} s")
+    others = [x["other_cpu"] for by_server in lp["runs"].values() for v in by_server.values() for x in v]
+    if others:
+        noisy = " (above 0.1: not comparable with a quiet run)" if med(others) > 0.1 else ""
+        out.append(f"dns latency noise other-cpu cores: median {med(others):.2f} max {max(others):.2f}{noisy}")
     return out
