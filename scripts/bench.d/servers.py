@@ -256,11 +256,13 @@ def sixgate_import(binary, data, zone, path, timeout=None, procs=None):
     return {"seconds": seconds, "maxrss_kib": ru.ru_maxrss, "timed_out": timed_out}
 
 
-def start_sixgate(procs, binary, data, workers, tmp, cpus, tag, api=False, extra=()):
+def start_sixgate(procs, binary, data, workers, tmp, cpus, tag, api=False, extra=(), log=None):
     """Starts `sixgate serve` on OS-chosen loopback ports. With `api`, also
     the HTTP API (`--api`), and waits for `ready`, which follows the
     `listening ...` lines; the server's `api` is then "127.0.0.1:PORT".
-    `extra` is appended to the command line (e.g. `--config FILE`)."""
+    `extra` is appended to the command line (e.g. `--config FILE`).
+    `log` is a log filter for SIXGATE_LOG (e.g. "warn"), the variable
+    sixgate reads; without, the environment's or sixgate's default."""
     log_path = os.path.join(tmp, f"sixgate-{tag}.log")
     argv = [binary, "serve", "--data", data, "--dns", "127.0.0.1:0", "--workers", str(workers)] + list(extra)
     if api or _serve_has(binary, "--api"):
@@ -269,7 +271,10 @@ def start_sixgate(procs, binary, data, workers, tmp, cpus, tag, api=False, extra
         # or anything else may already listen.
         argv += ["--api", "127.0.0.1:0"]
     t0 = time.monotonic()
-    p = procs.spawn(argv, log_path, cpus=cpus, env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info")))
+    env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
+    if log:
+        env["SIXGATE_LOG"] = log
+    p = procs.spawn(argv, log_path, cpus=cpus, env=env)
     found = {}
     deadline = time.monotonic() + 600
     while not found.get("done"):
@@ -323,7 +328,7 @@ database:
     storage: "{run}/db"
 log:
   - target: stderr
-    any: info
+    any: {log}
 {modules}template:
   - id: default
     storage: "{zdir}"
@@ -346,7 +351,7 @@ def knot_rrl_conf(rate, slip=2):
             "    global-module: mod-rrl/bench\n")
 
 
-def start_knot(procs, tmp, zone, zfile, workers, cpus, tag, rrl_rate=None):
+def start_knot(procs, tmp, zone, zfile, workers, cpus, tag, rrl_rate=None, log="info"):
     run = os.path.join(tmp, f"knot-{tag}")
     os.makedirs(os.path.join(run, "db"), exist_ok=True)
     port = free_port()
@@ -354,7 +359,7 @@ def start_knot(procs, tmp, zone, zfile, workers, cpus, tag, rrl_rate=None):
     modules, template_extra = knot_rrl_conf(rrl_rate)
     with open(conf, "w") as f:
         f.write(KNOT_CONF.format(run=run, port=port, workers=workers, zdir=os.path.dirname(zfile),
-                                 zone=zone, zfile=zfile, modules=modules, template_extra=template_extra))
+                                 zone=zone, zfile=zfile, modules=modules, template_extra=template_extra, log=log))
     log_path = os.path.join(run, "knot.log")
     t0 = time.monotonic()
     p = procs.spawn(["knotd", "-c", conf], log_path, cpus=cpus)
@@ -505,17 +510,20 @@ def wait_http(server, path, headers, timeout, log_path):
 
 def start(procs, name, tmp, zone, zfile, workers, cpus, tag, probes, sixgate_bin=None,
           sixgate_data=None, timeout=600, api=False, pdns_run=None, api_key=None, sixgate_args=(),
-          knot_rrl=None):
+          knot_rrl=None, log=None):
     """Starts one server and waits for `probes`; retries on a port
     collision. Returns (server, seconds from process start to ready).
-    PowerDNS needs `pdns_prepare(pdns_run, ...)` first."""
+    PowerDNS needs `pdns_prepare(pdns_run, ...)` first. `log` (sixgate
+    and Knot only) is the log level, e.g. "warning" for both alike."""
     last = None
     for _ in range(3):
         if name == "sixgate":
+            sg_log = {"warning": "warn"}.get(log, log)
             srv, log_path = start_sixgate(procs, sixgate_bin, sixgate_data, workers, tmp, cpus, tag, api=api,
-                                          extra=sixgate_args)
+                                          extra=sixgate_args, log=sg_log)
         elif name == "knot":
-            srv, log_path = start_knot(procs, tmp, zone, zfile, workers, cpus, tag, rrl_rate=knot_rrl)
+            srv, log_path = start_knot(procs, tmp, zone, zfile, workers, cpus, tag, rrl_rate=knot_rrl,
+                                       log=log or "info")
         elif name == "pdns":
             srv, log_path = start_pdns(procs, pdns_run, api_key, cpus)
         else:

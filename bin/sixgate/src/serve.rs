@@ -99,6 +99,7 @@ impl ListenerSet {
 struct MetricSources {
     listeners: Arc<ListenerSet>,
     udp: Arc<UdpStats>,
+    dns_tcp: Arc<sixgate_server::counters::Counters>,
     updates: Arc<sixgate_server::queue::UpdateStats>,
     transfers: Arc<sixgate_server::transfer::TransferStats>,
     held: Arc<std::sync::atomic::AtomicUsize>,
@@ -114,7 +115,7 @@ struct MetricSources {
 /// Counters in Prometheus text format.
 fn metrics_text(m: &MetricSources) -> String {
     use std::fmt::Write as _;
-    let (udp, held, proxy) = (&m.udp, &m.held, m.proxy.get());
+    let (udp, held, proxy) = (m.udp.totals(), &m.held, m.proxy.get());
     let mut out = String::new();
     let mut counter = |name: &str, help: &str, labels: &[(&str, u64)]| {
         let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -124,9 +125,9 @@ fn metrics_text(m: &MetricSources) -> String {
         }
     };
     let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
-    counter("sixgate_dns_udp_received_total", "UDP queries received.", &[("", get(&udp.received))]);
-    counter("sixgate_dns_udp_answered_total", "UDP responses sent.", &[("", get(&udp.answered))]);
-    counter("sixgate_dns_udp_dropped_total", "UDP messages not answered.", &[("", get(&udp.dropped))]);
+    counter("sixgate_dns_udp_received_total", "UDP queries received.", &[("", udp.received)]);
+    counter("sixgate_dns_udp_answered_total", "UDP responses sent.", &[("", udp.answered)]);
+    counter("sixgate_dns_udp_dropped_total", "UDP messages not answered.", &[("", udp.dropped)]);
     if let Some(p) = proxy {
         let st = &p.stats;
         counter("sixgate_proxy_connections_total", "Proxy connections accepted.", &[("", get(&st.accepted))]);
@@ -150,8 +151,9 @@ fn metrics_text(m: &MetricSources) -> String {
         "# HELP sixgate_zones_held Zones not served as stored (their last good version stays served).\n# TYPE sixgate_zones_held gauge\nsixgate_zones_held {}",
         held.load(Ordering::Relaxed)
     );
+    sixgate_server::counters::render(&udp, &m.dns_tcp.totals(), &mut out);
     out.push_str(&sixgate_control::watchdog::metrics_text(&m.expiry.load()));
-    out.push_str(&udp.cookies.render());
+    out.push_str(&m.udp.cookies.render());
     out.push_str(&m.listeners.render());
     out.push_str(&m.updates.render());
     out.push_str(&m.transfers.render());
@@ -275,6 +277,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     }
     let shutdown = Arc::new(AtomicBool::new(false));
     let stats = Arc::new(UdpStats::default());
+    let tcp_counters = Arc::new(sixgate_server::counters::Counters::default());
     let listeners = ListenerSet::new();
     tracing::debug!(dns = ?s.dns_limits, api = ?s.api_limits, proxy = ?s.proxy_limits, "listener limits");
     let (sd_tx, sd_rx) = tokio::sync::watch::channel(false);
@@ -324,6 +327,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             dns_gate.clone(),
             Some(update_tx.clone()),
             Some(transfers.clone()),
+            tcp_counters.clone(),
             sd_rx.clone(),
         )));
     }
@@ -339,6 +343,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let sources = Arc::new(MetricSources {
         listeners: listeners.clone(),
         udp: stats.clone(),
+        dns_tcp: tcp_counters.clone(),
         updates: update_stats.clone(),
         transfers: transfer_stats.clone(),
         held: held_zones.clone(),
@@ -663,11 +668,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     let _ = rt.block_on(update_task);
     // Every task has finished above; do not wait on idle runtime threads.
     rt.shutdown_background();
-    tracing::info!(
-        received = stats.received.load(Ordering::Relaxed),
-        answered = stats.answered.load(Ordering::Relaxed),
-        dropped = stats.dropped.load(Ordering::Relaxed),
-        "stopped"
-    );
+    let udp = stats.totals();
+    tracing::info!(received = udp.received, answered = udp.answered, dropped = udp.dropped, "stopped");
     Ok(())
 }

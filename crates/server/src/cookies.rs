@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use sixgate_dns::{Answered, CookieStatus};
+use sixgate_dns::CookieStatus;
 
 /// Queries by what their COOKIE option proved, and BADCOOKIE replies.
 #[derive(Debug, Default)]
@@ -32,15 +32,16 @@ pub struct Tally {
 }
 
 impl Tally {
-    /// Counts one answered query.
-    pub fn count(&mut self, a: &Answered) {
-        match a.cookie {
+    /// Counts one answered query: what its cookie proved, and whether
+    /// the answer is a BADCOOKIE.
+    pub fn count(&mut self, cookie: CookieStatus, badcookie: bool) {
+        match cookie {
             CookieStatus::None => {}
             CookieStatus::ClientOnly => self.client_only += 1,
             CookieStatus::Valid => self.valid += 1,
             CookieStatus::Invalid => self.invalid += 1,
         }
-        self.badcookie += u64::from(a.badcookie);
+        self.badcookie += u64::from(badcookie);
     }
 }
 
@@ -87,7 +88,6 @@ pub(crate) fn unix_now() -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use sixgate_dns::Outcome;
 
     use super::*;
 
@@ -95,7 +95,6 @@ mod tests {
     fn a_batch_is_added_once_and_rendered() {
         let stats = CookieStats::default();
         let mut t = Tally::default();
-        let a = |cookie, badcookie| Answered { outcome: Outcome::Reply, cookie, badcookie };
         for (status, bad) in [
             (CookieStatus::None, false),
             (CookieStatus::ClientOnly, false),
@@ -103,7 +102,7 @@ mod tests {
             (CookieStatus::Valid, false),
             (CookieStatus::Invalid, false),
         ] {
-            t.count(&a(status, bad));
+            t.count(status, bad);
         }
         stats.add(&t);
         stats.add(&t);

@@ -11,6 +11,9 @@
 //! - [`udp`]: one OS thread per worker, each with its own `SO_REUSEPORT`
 //!   socket, answering with no locks and no allocation per query.
 //! - [`cookies`]: counts of what DNS cookies proved, per UDP batch.
+//! - [`counters`]: responses by rcode, type and transport, and the time
+//!   a UDP query waits inside its worker, counted without shared cache
+//!   lines on the UDP hot path.
 //! - [`tcp`]: RFC 7766 TCP on tokio, with pipelining, a deadline for each
 //!   phase of a connection (idle, a message's rest, a write the client
 //!   does not read), and connection caps in total and per client address
@@ -30,6 +33,7 @@
 
 pub mod bind;
 pub mod cookies;
+pub mod counters;
 pub mod queue;
 pub mod rrl;
 pub mod tcp;

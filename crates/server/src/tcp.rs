@@ -49,6 +49,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::SharedCatalog;
+use crate::counters::{Counters, Tally};
 use crate::queue::{Intake, Reply, UpdateQueue};
 use crate::transfer::{Next, Transfers};
 
@@ -69,13 +70,15 @@ struct Shared {
     phases: ListenerLimits,
     updates: Option<UpdateQueue>,
     transfers: Option<Arc<Transfers>>,
+    counters: Arc<Counters>,
 }
 
 /// Serves one listener until `shutdown` becomes true, admitting
 /// connections through `gate` (one gate for all DNS TCP addresses) under
 /// `phases`' deadlines. UPDATEs go to `updates` and zone transfer
 /// requests to `transfers`, when given; without, a transfer is answered
-/// NOTAUTH like a query no zone here allows.
+/// NOTAUTH like a query no zone here allows. Responses are counted into
+/// `counters`, but for zone transfers, which the transfer service counts.
 #[allow(clippy::too_many_arguments)] // the listener's parts, each shared with others
 pub async fn serve(
     listener: StdListener,
@@ -85,11 +88,12 @@ pub async fn serve(
     gate: Arc<Gate>,
     updates: Option<UpdateQueue>,
     transfers: Option<Arc<Transfers>>,
+    counters: Arc<Counters>,
     shutdown: watch::Receiver<bool>,
 ) -> io::Result<()> {
     listener.set_nonblocking(true)?;
     let mut acceptor = Acceptor::new(TcpListener::from_std(listener)?, gate);
-    let shared = Arc::new(Shared { catalog, limits, phases, updates, transfers });
+    let shared = Arc::new(Shared { catalog, limits, phases, updates, transfers, counters });
     let mut conns = JoinSet::new();
     let mut stop = shutdown.clone();
     let stopped = stop.wait_for(|&s| s);
@@ -200,6 +204,12 @@ async fn connection<S: AsyncRead + AsyncWrite>(
     // Grown to the longest message seen, not 64 KiB for every connection.
     let mut msg = Vec::new();
     let mut out = Vec::with_capacity(4096);
+    let mut tally = Tally::default();
+    // Counted once queued for the client, like a UDP response.
+    let mut count = |response: &[u8]| {
+        tally.response(response);
+        shared.counters.add(&mut tally);
+    };
     loop {
         // Answers to pipelined queries already buffered go out together,
         // in one write; but once no whole message is buffered they go out
@@ -261,6 +271,7 @@ async fn connection<S: AsyncRead + AsyncWrite>(
             match queue.intake(&msg, Some(peer), &mut out, reply) {
                 Intake::NotUpdate => {}
                 Intake::Answer => {
+                    count(&out);
                     if let Err(e) = write_framed(&mut w, &out).await {
                         return End::of_write(&e);
                     }
@@ -275,6 +286,7 @@ async fn connection<S: AsyncRead + AsyncWrite>(
                     }
                     match tokio::time::timeout(UPDATE_TIMEOUT, rx).await {
                         Ok(Ok(resp)) => {
+                            count(&resp);
                             if let Err(e) = write_framed(&mut w, &resp).await {
                                 return End::of_write(&e);
                             }
@@ -309,6 +321,7 @@ async fn connection<S: AsyncRead + AsyncWrite>(
         drop(cat);
         match outcome {
             Outcome::Reply => {
+                count(&out);
                 if let Err(e) = write_framed(&mut w, &out).await {
                     return End::of_write(&e);
                 }

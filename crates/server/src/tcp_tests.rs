@@ -39,7 +39,14 @@ fn gate(max_connections: usize, per_address: usize) -> Arc<Gate> {
 }
 
 fn shared(phases: ListenerLimits, updates: Option<UpdateQueue>) -> Arc<Shared> {
-    Arc::new(Shared { catalog: catalog(), limits: Limits::default(), phases, updates, transfers: None })
+    Arc::new(Shared {
+        catalog: catalog(),
+        limits: Limits::default(),
+        phases,
+        updates,
+        transfers: None,
+        counters: Arc::default(),
+    })
 }
 
 const PEER: SocketAddr = SocketAddr::new(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)), 5353);
@@ -186,8 +193,17 @@ fn listen(
     let listener = StdListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, shutdown) = watch::channel(false);
-    let task =
-        tokio::spawn(serve(listener, catalog(), Limits::default(), phases(), gate, updates, None, shutdown));
+    let task = tokio::spawn(serve(
+        listener,
+        catalog(),
+        Limits::default(),
+        phases(),
+        gate,
+        updates,
+        None,
+        Arc::default(),
+        shutdown,
+    ));
     (addr, stop, task)
 }
 
@@ -249,8 +265,17 @@ fn an_accept_error_pauses_the_accept_loop_instead_of_spinning() {
     }
     let (stop, shutdown) = watch::channel(false);
     let g = gate(10, 10);
-    let server =
-        rt.spawn(serve(listener, catalog(), Limits::default(), phases(), g.clone(), None, None, shutdown));
+    let server = rt.spawn(serve(
+        listener,
+        catalog(),
+        Limits::default(),
+        phases(),
+        g.clone(),
+        None,
+        None,
+        Arc::default(),
+        shutdown,
+    ));
     // A second of failing accepts. Backing off from 5 ms, doubling, they
     // are a handful; spinning, they were hundreds of thousands.
     std::thread::sleep(Duration::from_secs(1));
@@ -288,6 +313,7 @@ fn transfer_shared(hosts: usize) -> Arc<Shared> {
         phases: phases(),
         updates: None,
         transfers: Some(Arc::new(transfers)),
+        counters: Arc::default(),
     })
 }
 
@@ -341,4 +367,26 @@ async fn a_transfer_the_client_stops_reading_is_cut_off_by_the_write_deadline() 
     assert_eq!(stats.requests(XfrKind::Axfr, XfrOutcome::Done), 0);
     assert_eq!(stats.active.load(Ordering::Relaxed), 0);
     drop(client);
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_response_written_is_counted_by_rcode_and_type() {
+    let g = gate(10, 10);
+    let shared = shared(phases(), None);
+    let (mut client, task) = start(g.admit(PEER.ip()).unwrap(), shared.clone(), 4096);
+    let mut nx = query(2);
+    // www -> wxw: a name the zone does not have.
+    let at = nx.iter().position(|&b| b == b'w').unwrap() + 1;
+    nx[at] = b'x';
+    for q in [query(1), nx, query(3)] {
+        client.write_all(&framed(&q)).await.unwrap();
+    }
+    for _ in 0..3 {
+        read_answer(&mut client).await;
+    }
+    drop(client);
+    assert_eq!(task.await.unwrap(), End::Closed);
+    let t = shared.counters.totals();
+    assert_eq!((t.answered, t.rcodes[0], t.rcodes[3], t.truncated), (3, 2, 1, 0));
+    assert_eq!(t.types[crate::counters::type_slot(1)], 3);
 }

@@ -155,3 +155,122 @@ fn workers_limit_answers_with_one_shared_rrl_table() {
     assert_eq!(counts.slipped.iter().sum::<u64>(), u64::from(truncated));
     assert_eq!(counts.dropped.iter().sum::<u64>(), 0);
 }
+
+/// What `sub_batches` did, in order.
+#[derive(Debug, PartialEq, Eq)]
+enum Event {
+    Answered(usize),
+    Sent(Vec<usize>),
+}
+
+fn run(n: usize, reply: impl Fn(usize) -> bool) -> (Vec<Event>, usize) {
+    let mut bufs = vec![0u8; BATCH];
+    let log = std::cell::RefCell::new(Vec::new());
+    let total = sub_batches(
+        &mut bufs,
+        n,
+        |i, out| {
+            *out = i as u8;
+            log.borrow_mut().push(Event::Answered(i));
+            reply(i)
+        },
+        |bufs, pending| {
+            // Every reply handed over is already written.
+            assert!(pending.iter().all(|&i| bufs[i] == i as u8));
+            log.borrow_mut().push(Event::Sent(pending.to_vec()))
+        },
+    );
+    (log.into_inner(), total)
+}
+
+/// Regression: a worker answered the whole batch of up to 32 before its
+/// first `sendmmsg`, so the first query of a burst waited for the other
+/// 31 answers.
+#[test]
+fn the_first_answers_of_a_full_batch_are_sent_before_its_last_query_is_answered() {
+    let (log, total) = run(BATCH, |_| true);
+    assert_eq!(total, BATCH);
+    let first_send = log.iter().position(|e| matches!(e, Event::Sent(_))).unwrap();
+    let last_answer = log.iter().position(|e| *e == Event::Answered(BATCH - 1)).unwrap();
+    assert!(first_send < last_answer, "{log:?}");
+    assert_eq!(log[first_send], Event::Sent((0..SUB_BATCH).collect()));
+    let sends: Vec<&Event> = log.iter().filter(|e| matches!(e, Event::Sent(_))).collect();
+    assert_eq!(sends.len(), BATCH / SUB_BATCH);
+    // Each sub-batch goes out right after its last answer.
+    for (k, e) in log.iter().enumerate() {
+        if let Event::Sent(p) = e {
+            assert_eq!(log[k - 1], Event::Answered(*p.last().unwrap()));
+        }
+    }
+}
+
+#[test]
+fn a_sub_batch_counts_replies_and_the_rest_goes_out_at_the_end_of_the_batch() {
+    // Every third datagram gets no answer: a sub-batch is SUB_BATCH
+    // replies, not datagrams.
+    let (log, total) = run(20, |i| i % 3 != 0);
+    let sent: Vec<Vec<usize>> =
+        log.iter().filter_map(|e| if let Event::Sent(p) = e { Some(p.clone()) } else { None }).collect();
+    let replies: Vec<usize> = (0..20).filter(|i| i % 3 != 0).collect();
+    assert_eq!(total, replies.len());
+    assert_eq!(sent, vec![replies[..8].to_vec(), replies[8..].to_vec()]);
+    assert_eq!(log.last(), Some(&Event::Sent(replies[8..].to_vec())));
+    // A batch with no answer sends nothing.
+    let (log, total) = run(3, |_| false);
+    assert_eq!((total, log.len()), (0, 3));
+}
+
+/// Waits until `done` holds for the worker's published totals.
+fn totals_when(stats: &UdpStats, done: impl Fn(&crate::counters::Totals) -> bool) -> crate::counters::Totals {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = stats.totals();
+        if done(&t) || std::time::Instant::now() > deadline {
+            return t;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn a_burst_of_32_queued_queries_is_one_batch_sent_in_sub_batches_and_counted() {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.connect(sock.local_addr().unwrap()).unwrap();
+    client.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    // Queued before the worker exists, so its first receive takes them all.
+    for id in 0..BATCH as u16 {
+        let q = if id == 5 { nxdomain(id) } else { query(id) };
+        client.send(&q).unwrap();
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let stats = Arc::new(UdpStats::default());
+    let handles =
+        spawn(vec![sock], catalog(), Limits::default(), stop.clone(), stats.clone(), None, None, None)
+            .unwrap();
+    let _w = Worker { client: client.try_clone().unwrap(), stop, handles };
+    let mut ids = Vec::new();
+    let mut buf = [0u8; 512];
+    for _ in 0..BATCH {
+        let n = client.recv(&mut buf).expect("an answer");
+        assert!(n >= 12);
+        ids.push(u16::from_be_bytes([buf[0], buf[1]]));
+    }
+    assert_eq!(ids, (0..BATCH as u16).collect::<Vec<_>>(), "answers leave in the order of the queries");
+    let t = totals_when(&stats, |t| t.answered == BATCH as u64);
+    assert_eq!((t.received, t.answered, t.dropped), (32, 32, 0));
+    assert_eq!(t.batches, [0, 0, 0, 0, 0, 1, 0], "one receive took all 32");
+    assert_eq!(t.sends, (BATCH / SUB_BATCH) as u64, "one send call per sub-batch");
+    assert_eq!(t.wait.iter().sum::<u64>(), 32, "every reply's wait is in the histogram");
+    assert_eq!((t.rcodes[0], t.rcodes[3]), (31, 1));
+    assert_eq!(t.types[crate::counters::type_slot(1)], 32);
+}
+
+/// A query for a name the zone does not have.
+fn nxdomain(id: u16) -> Vec<u8> {
+    let mut q = id.to_be_bytes().to_vec();
+    q.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0, 0]);
+    q.extend_from_slice(&name::from_text("nope.example.test.", None).unwrap());
+    q.extend_from_slice(&[0, 1, 0, 1]);
+    q
+}
