@@ -1,5 +1,5 @@
 //! `sixgate backup` and `sixgate restore` on real servers: a backup taken
-//! under query load and a stream of API writes holds every write
+//! under dnsperf's query load and a stream of API writes holds every write
 //! acknowledged before it started, and a server on the restored store
 //! answers as the first; a backup of a store sealed with a key-encryption
 //! key holds no secret and does not restore without the key; a signed
@@ -16,7 +16,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, ensure};
 use base64::Engine as _;
 use serde_json::json;
-use sixgate_e2e::process::require_program;
+use sixgate_e2e::process::{ChildGuard, require_program};
 use sixgate_e2e::{Cli, QuerySpec, Response, Sixgate, ZoneFile, udp_exchange};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
@@ -90,8 +90,24 @@ fn a_backup_under_load_holds_every_acknowledged_write_and_serves_the_same() -> R
     let token = server.admin_token()?;
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::<usize>::new()));
-    // Queries all the while, from many source ports.
+    // dnsperf loads the server all the while (at a fixed rate, so that the
+    // writes still get their share of a loaded 2-core machine), and a
+    // query loop checks answers as it goes.
     let udp = server.udp_addr();
+    let dnsperf = require_program("dnsperf", "dnsperf")?;
+    let qfile = dir.path().join("queries.txt");
+    std::fs::write(
+        &qfile,
+        "www.example.test. A\nexample.test. SOA\nnope.example.test. A\nexample.test. NS\n",
+    )?;
+    let mut perf = ChildGuard::spawn(
+        "backup-dnsperf",
+        std::process::Command::new(dnsperf)
+            .args(["-s", &udp.ip().to_string(), "-p", &udp.port().to_string(), "-d"])
+            .arg(&qfile)
+            .args(["-l", "120", "-Q", "3000", "-c", "4", "-q", "50"])
+            .stdout(std::process::Stdio::null()),
+    )?;
     let queries = {
         let stop = Arc::clone(&stop);
         std::thread::spawn(move || -> Result<u64> {
@@ -135,6 +151,15 @@ fn a_backup_under_load_holds_every_acknowledged_write_and_serves_the_same() -> R
     writes.join().map_err(|_| anyhow::anyhow!("the writer panicked"))??;
     let sent = queries.join().map_err(|_| anyhow::anyhow!("the query loop panicked"))??;
     ensure!(sent > 0, "no queries ran");
+    // dnsperf ran throughout: it is still running, and the server counted
+    // far more queries than the loop sent.
+    ensure!(perf.exit_status().is_none(), "dnsperf stopped early: {}", perf.log_text());
+    let received = server.metrics()?.value("sixgate_dns_udp_received_total");
+    ensure!(
+        received > sent + 1000,
+        "{received} UDP queries received, {sent} of them the loop's: no dnsperf load"
+    );
+    drop(perf);
 
     let restored = Cli::new(dir.path().join("restored"))?;
     restored.run(&["restore"], &[&file.display().to_string()])?.ok()?;
