@@ -48,14 +48,7 @@ pub(crate) fn prepare(dir: &Path) -> Result<PathBuf, StoreError> {
     let db = dir.join(DB_FILE);
     // Opened without truncating: an existing database is left as it is,
     // only its mode is set (through the handle, so it is this file's).
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(FILE_MODE)
-        .open(&db)
-        .map_err(io_error(&db))?;
+    let file = open_private(&db)?;
     file.set_permissions(Permissions::from_mode(FILE_MODE)).map_err(io_error(&db))?;
     drop(file);
     let companions = SQLITE_COMPANIONS.iter().map(|suffix| dir.join(format!("{DB_FILE}{suffix}")));
@@ -64,6 +57,19 @@ pub(crate) fn prepare(dir: &Path) -> Result<PathBuf, StoreError> {
         restrict(&path)?;
     }
     Ok(db)
+}
+
+/// Opens `path` for reading and writing, creating it 0600 if it does not
+/// exist and never truncating it.
+fn open_private(path: &Path) -> Result<fs::File, StoreError> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(FILE_MODE)
+        .open(path)
+        .map_err(io_error(path))
 }
 
 /// A lock on a data directory, held until dropped.
@@ -79,14 +85,7 @@ impl std::fmt::Debug for DirLock {
 
 fn lock(dir: &Path, arg: nix::fcntl::FlockArg) -> Result<Result<DirLock, nix::errno::Errno>, StoreError> {
     let path = dir.join(LOCK_FILE);
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .mode(FILE_MODE)
-        .open(&path)
-        .map_err(io_error(&path))?;
+    let file = open_private(&path)?;
     Ok(nix::fcntl::Flock::lock(file, arg).map(|l| DirLock { _lock: l }).map_err(|(_, errno)| errno))
 }
 

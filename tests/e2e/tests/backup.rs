@@ -108,17 +108,22 @@ fn a_backup_under_load_holds_every_acknowledged_write_and_serves_the_same() -> R
             .args(["-l", "120", "-Q", "3000", "-c", "4", "-q", "50"])
             .stdout(std::process::Stdio::null()),
     )?;
+    let looped = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let queries = {
-        let stop = Arc::clone(&stop);
+        let (stop, looped) = (Arc::clone(&stop), Arc::clone(&looped));
         std::thread::spawn(move || -> Result<u64> {
-            let mut n = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 answer(udp, "www.example.test.", 1)?;
-                n += 1;
+                looped.fetch_add(1, Ordering::Relaxed);
             }
-            Ok(n)
+            Ok(looped.load(Ordering::Relaxed))
         })
     };
+    // The backup starts only once dnsperf's queries are arriving.
+    sixgate_e2e::wait_until("dnsperf's load", Duration::from_secs(30), || {
+        let received = server.metrics()?.value("sixgate_dns_udp_received_total");
+        Ok((received > looped.load(Ordering::Relaxed) + 1000).then_some(()))
+    })?;
     let writes = {
         let (stop, acked, base, token) = (Arc::clone(&stop), Arc::clone(&acked), base.clone(), token.clone());
         std::thread::spawn(move || -> Result<()> {
