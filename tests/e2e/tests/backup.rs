@@ -25,9 +25,7 @@ const EXAMPLE: &str = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns1.example.test. 
 @ NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.1\n";
 
 fn zone(dir: &Path) -> Result<ZoneFile> {
-    let path = dir.join("example.test.zone");
-    std::fs::write(&path, EXAMPLE)?;
-    Ok(ZoneFile::new("example.test.", path))
+    sixgate_e2e::ldns::unsigned_zone(dir, "example.test.", EXAMPLE)
 }
 
 /// The sorted rdata of `name`'s `rtype` RRset and the rcode, from one

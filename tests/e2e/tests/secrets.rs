@@ -24,9 +24,7 @@ const EXAMPLE: &str = "$ORIGIN example.test.\n$TTL 300\n@ SOA ns1.example.test. 
 @ NS ns1\nns1 A 192.0.2.53\nwww A 192.0.2.1\n";
 
 fn zone(dir: &Path) -> Result<ZoneFile> {
-    let path = dir.join("example.test.zone");
-    std::fs::write(&path, EXAMPLE)?;
-    Ok(ZoneFile::new("example.test.", path))
+    sixgate_e2e::ldns::unsigned_zone(dir, "example.test.", EXAMPLE)
 }
 
 /// `stat -c %a` of each path: its permission bits in octal, or `missing`.
