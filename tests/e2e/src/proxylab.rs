@@ -114,6 +114,19 @@ pub fn open_sockets(pid: u32) -> Result<usize> {
         .count())
 }
 
+/// The inodes of the sockets process `pid` holds, to match against
+/// [`TcpEntry::inode`].
+pub fn socket_inodes(pid: u32) -> Result<std::collections::HashSet<u64>> {
+    let dir = std::fs::read_dir(format!("/proc/{pid}/fd")).with_context(|| format!("/proc/{pid}/fd"))?;
+    Ok(dir
+        .flatten()
+        .filter_map(|e| {
+            let target = std::fs::read_link(e.path()).ok()?;
+            target.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect())
+}
+
 /// What process `pid`'s descriptors are, counted by kind (`socket`,
 /// `anon_inode:[eventpoll]`, a path...), for messages.
 pub fn fd_kinds(pid: u32) -> String {
@@ -210,6 +223,9 @@ pub struct TcpEntry {
     /// The pending timer: 0 none, 1 retransmit, 2 keepalive, 3 TIME_WAIT,
     /// 4 zero-window probe.
     pub timer: u8,
+    /// The socket's inode: 0 once no process holds it (an orphan the
+    /// kernel finishes closing).
+    pub inode: u64,
 }
 
 /// Every TCP socket of this network namespace.
@@ -236,13 +252,16 @@ pub fn tcp_sockets() -> Result<Vec<TcpEntry>> {
         let text = std::fs::read_to_string(file).unwrap_or_default();
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
-            let (Some(l), Some(r), Some(st), Some(tm)) = (f.get(1), f.get(2), f.get(3), f.get(5)) else {
+            let (Some(l), Some(r), Some(st), Some(tm), Some(ino)) =
+                (f.get(1), f.get(2), f.get(3), f.get(5), f.get(9))
+            else {
                 continue;
             };
             let (Some(local), Some(remote)) = (addr(l), addr(r)) else { continue };
             let state = u8::from_str_radix(st, 16).unwrap_or(0);
             let timer = tm.split(':').next().and_then(|t| u8::from_str_radix(t, 16).ok()).unwrap_or(0);
-            out.push(TcpEntry { local, remote, state, timer });
+            let inode = ino.parse().unwrap_or(0);
+            out.push(TcpEntry { local, remote, state, timer, inode });
         }
     }
     Ok(out)
