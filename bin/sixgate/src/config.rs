@@ -15,6 +15,9 @@ pub(crate) const DEFAULT_API: &str = "127.0.0.1:8053";
 /// Default metrics listen address: loopback only, apart from the DNS
 /// (5300) and API (8053) defaults.
 pub(crate) const DEFAULT_METRICS: &str = "127.0.0.1:9053";
+/// `[proxy] drain_timeout` by default: long enough for a page and its
+/// assets, short enough for a supervisor's stop timeout (systemd: 90 s).
+pub(crate) const DEFAULT_DRAIN: u64 = 30;
 /// Default data directory.
 pub(crate) const DEFAULT_DATA: &str = "./sixgate-data";
 
@@ -190,6 +193,10 @@ pub(crate) struct RawProxy {
     pub(crate) nat64_prefix: Option<String>,
     /// Also send `Forwarded: for=CLIENT` (RFC 7239) on plain HTTP.
     pub(crate) forwarded: Option<bool>,
+    /// Threads of the proxy's own, each with its own listening sockets.
+    pub(crate) threads: Option<usize>,
+    /// Seconds connections in flight have to finish at shutdown.
+    pub(crate) drain_timeout: Option<u64>,
     /// Caps and deadlines of both proxy listeners.
     pub(crate) limits: Option<RawLimits>,
 }
@@ -583,6 +590,10 @@ pub(crate) struct Settings {
     /// (customer accounts have their own, in the store).
     pub(crate) proxy_allow_backend: Vec<sixgate_proxy::policy::Prefix>,
     pub(crate) proxy_forwarded: bool,
+    /// `[proxy] threads`.
+    pub(crate) proxy_threads: usize,
+    /// `[proxy] drain_timeout`.
+    pub(crate) proxy_drain: Duration,
     /// `[tenancy] nameserver_domain` and `nameserver_count`.
     pub(crate) account_nameservers: Option<sixgate_store::AccountNameservers>,
     /// `[tenancy] allow_suffixes` and `serve_unverified`.
@@ -610,6 +621,8 @@ pub(crate) struct Flags {
     pub(crate) proxy_http: Vec<String>,
     pub(crate) proxy_tls: Vec<String>,
     pub(crate) proxy_allow_backend: Vec<String>,
+    /// `--proxy-threads`.
+    pub(crate) proxy_threads: Option<usize>,
     /// `--metrics`: the metrics listener's addresses.
     pub(crate) metrics: Vec<String>,
 }
@@ -767,6 +780,17 @@ pub(crate) fn settings(
         .map(prefix)
         .collect::<anyhow::Result<Vec<_>>>()?;
     let nat64 = raw.proxy.nat64_prefix.as_ref().map(prefix).transpose()?;
+    let proxy_threads = flags
+        .proxy_threads
+        .or(raw.proxy.threads)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    if !(1..=256).contains(&proxy_threads) {
+        bail!("proxy.threads must be between 1 and 256, not {proxy_threads}");
+    }
+    let drain = raw.proxy.drain_timeout.unwrap_or(DEFAULT_DRAIN);
+    if drain > 86_400 {
+        bail!("proxy.drain_timeout must be at most 1 day (in seconds), not {drain}");
+    }
     // sixgate's own addresses are known only once every listener is bound
     // (serve.rs).
     let proxy_policy = sixgate_proxy::policy::BackendPolicy::new(nat64);
@@ -825,6 +849,8 @@ pub(crate) fn settings(
         proxy_policy,
         proxy_allow_backend,
         proxy_forwarded: raw.proxy.forwarded.unwrap_or(false),
+        proxy_threads,
+        proxy_drain: Duration::from_secs(drain),
         aname_resolvers,
         aname_policy: (floor, ceiling),
         aname_max_per_zone: raw.aname.max_per_zone.unwrap_or(100),

@@ -64,6 +64,10 @@ enum Command {
         /// here is allowed even inside the ranges never used otherwise.
         #[arg(long = "proxy-allow-backend", value_name = "PREFIX")]
         proxy_allow_backend: Vec<String>,
+        /// Threads of the proxy's own, each accepting on its own
+        /// SO_REUSEPORT sockets. Default: the number of CPUs.
+        #[arg(long = "proxy-threads", value_name = "N")]
+        proxy_threads: Option<usize>,
         /// Metrics listen address (`/metrics`, `/health`, `/ready`, no
         /// token); repeatable. Port 0 picks a free port.
         #[arg(long = "metrics", value_name = "ADDR:PORT")]
@@ -680,6 +684,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             proxy_http,
             proxy_tls,
             proxy_allow_backend,
+            proxy_threads,
             metrics,
             common,
         } => {
@@ -687,7 +692,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 Some(f) => config::read(f)?,
                 None => config::RawConfig::default(),
             };
-            let flags = config::Flags { proxy_http, proxy_tls, proxy_allow_backend, metrics };
+            let flags = config::Flags { proxy_http, proxy_tls, proxy_allow_backend, proxy_threads, metrics };
             let kek_file = common.kek_file.clone().or_else(|| raw.store.kek_file.clone());
             storecmd::install_kek(kek_file.as_deref())?;
             let settings = config::settings(raw, common.data, &dns, workers, &api, flags)?;

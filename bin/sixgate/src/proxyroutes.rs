@@ -79,13 +79,15 @@ const OWN_REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
 /// verified or unverified, an account's backend prefixes changed. DNS
 /// record changes need no rebuild: routes read the AAAA records from the
 /// served snapshot. The host's own addresses are read again with each
-/// rebuild and every [`OWN_REFRESH`].
+/// rebuild and every [`OWN_REFRESH`]. `reload` (SIGHUP) rebuilds both at
+/// once.
 pub(crate) async fn follow(
     dir: PathBuf,
     operator: Vec<Prefix>,
     shared: Arc<Shared>,
     own: OwnListeners,
     mut routes: tokio::sync::watch::Receiver<i64>,
+    reload: Arc<tokio::sync::Notify>,
     mut shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(OWN_REFRESH);
@@ -93,6 +95,7 @@ pub(crate) async fn follow(
     loop {
         tokio::select! {
             r = routes.changed() => if r.is_err() { return },
+            _ = reload.notified() => {}
             _ = tick.tick() => {
                 own.refresh(&shared.policy);
                 continue;
@@ -102,7 +105,10 @@ pub(crate) async fn follow(
         own.refresh(&shared.policy);
         let (d, op) = (dir.clone(), operator.clone());
         match tokio::task::spawn_blocking(move || build(&d, &op)).await {
-            Ok(Ok(r)) => shared.routes.store(Arc::new(r)),
+            Ok(Ok(r)) => {
+                tracing::debug!(hostnames = r.hosts.len(), "proxy routes rebuilt");
+                shared.routes.store(Arc::new(r))
+            }
             Ok(Err(e)) => tracing::warn!(error = %e, "proxy routes not refreshed"),
             Err(e) => tracing::warn!(error = %e, "proxy routes task failed"),
         }

@@ -507,6 +507,10 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
 
     // The IPv4-to-IPv6 proxy.
     let mut proxy_addrs = Vec::new();
+    let mut proxy_failed: Vec<(&str, std::net::SocketAddr, String)> = Vec::new();
+    let mut proxy_threads = None;
+    // SIGHUP: the proxy's routes are built again at once.
+    let reload = Arc::new(tokio::sync::Notify::new());
     if !s.proxy_tls.is_empty() || !s.proxy_http.is_empty() {
         if s.proxy_allow_backend.is_empty() {
             tracing::info!(
@@ -529,28 +533,31 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         // has its own metrics. [proxy.limits] applies to each.
         let front = |metrics: &Arc<sixgate_listen::ListenerMetrics>| {
             let gate = sixgate_listen::Gate::new(s.proxy_limits.caps, metrics.clone());
-            sixgate_proxy::Front::new(gate, s.proxy_limits)
+            sixgate_proxy::Front::with_drain(gate, s.proxy_limits, s.proxy_drain)
         };
         let (tls_front, http_front) = (front(&listeners.proxy_tls), front(&listeners.proxy_http));
-        let mut tls_listeners = Vec::new();
-        for addr in &s.proxy_tls {
-            let listener = {
-                let _guard = rt.enter();
-                sixgate_listen::accept::bind(*addr, &s.proxy_limits.tcp)
+        // One socket per proxy thread on each address. A proxy address that
+        // cannot be bound is logged and left out: DNS and the API start
+        // all the same, and a `failed` line on stdout says why.
+        let mut groups = Vec::new();
+        let sides = s
+            .proxy_tls
+            .iter()
+            .map(|a| (sixgate_proxy::threads::Side::Tls, "proxy-tls", a))
+            .chain(s.proxy_http.iter().map(|a| (sixgate_proxy::threads::Side::Http, "proxy-http", a)));
+        for (side, kind, addr) in sides {
+            match sixgate_listen::accept::bind_group(*addr, &s.proxy_limits.tcp, s.proxy_threads) {
+                Ok(sockets) => {
+                    if let Some(a) = sockets.first().and_then(|l| l.local_addr().ok()) {
+                        proxy_addrs.push((kind, a));
+                    }
+                    groups.push(sixgate_proxy::threads::Group { side, sockets });
+                }
+                Err(e) => {
+                    tracing::error!(%addr, error = %e, "cannot listen for the {kind} proxy; serving without it");
+                    proxy_failed.push((kind, *addr, e.to_string()));
+                }
             }
-            .map_err(|e| anyhow!("cannot listen on {addr} for the TLS proxy: {e}"))?;
-            proxy_addrs.push(("proxy-tls", listener.local_addr()?));
-            tls_listeners.push(listener);
-        }
-        let mut http_listeners = Vec::new();
-        for addr in &s.proxy_http {
-            let listener = {
-                let _guard = rt.enter();
-                sixgate_listen::accept::bind(*addr, &s.proxy_limits.tcp)
-            }
-            .map_err(|e| anyhow!("cannot listen on {addr} for the HTTP proxy: {e}"))?;
-            proxy_addrs.push(("proxy-http", listener.local_addr()?));
-            http_listeners.push(listener);
         }
         // Every listener is bound (ports chosen): they are sixgate's own,
         // never a backend, before the first connection is routed.
@@ -570,23 +577,20 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             shared.clone(),
             own,
             routes_generation.clone(),
+            reload.clone(),
             sd_rx.clone(),
         )));
-        for listener in tls_listeners {
-            api_tasks.push(rt.spawn(sixgate_proxy::tls::serve(
-                listener,
-                shared.clone(),
-                tls_front.clone(),
-                sd_rx.clone(),
-            )));
-        }
-        for listener in http_listeners {
-            api_tasks.push(rt.spawn(sixgate_proxy::plain::serve(
-                listener,
-                shared.clone(),
-                http_front.clone(),
-                sd_rx.clone(),
-            )));
+        if !groups.is_empty() {
+            proxy_threads = Some(
+                sixgate_proxy::threads::Threads::start(
+                    s.proxy_threads,
+                    groups,
+                    shared.clone(),
+                    tls_front,
+                    http_front,
+                )
+                .context("starting the proxy threads")?,
+            );
         }
     }
 
@@ -615,9 +619,9 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
 
     // Catch SIGTERM and SIGINT before announcing readiness: a supervisor
     // may stop us the moment it reads "ready".
-    let (mut term, mut int) = {
+    let (mut term, mut int, mut hup) = {
         let _guard = rt.enter();
-        (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?)
+        (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?, signal(SignalKind::hangup())?)
     };
     {
         let mut out = std::io::stdout().lock();
@@ -634,6 +638,9 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
         for (kind, a) in &proxy_addrs {
             writeln!(out, "listening {kind} {a}")?;
         }
+        for (kind, a, e) in &proxy_failed {
+            writeln!(out, "failed {kind} {a}: {e}")?;
+        }
         if let Some(path) = &first_admin {
             writeln!(out, "admin token written to {}", path.display())?;
         }
@@ -644,12 +651,28 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     tracing::info!(addresses = ?addrs, workers = s.workers, data = %s.data.display(), "serving DNS");
 
     rt.block_on(async {
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = int.recv() => {}
+        loop {
+            tokio::select! {
+                _ = term.recv() => break,
+                _ = int.recv() => break,
+                _ = hup.recv() => {
+                    // Listeners and connections stay; what is read from the
+                    // store is read again.
+                    tracing::info!("SIGHUP: reloading the proxy routes");
+                    reload.notify_one();
+                }
+            }
         }
     });
     tracing::info!("shutting down");
+    // The proxy first: its listeners close at once and its connections
+    // drain, while DNS still answers (a new instance on the same ports,
+    // SO_REUSEPORT, takes the new connections meanwhile).
+    if let Some(p) = proxy_threads.take() {
+        p.stop();
+        p.join();
+        tracing::info!("proxy drained");
+    }
     shutdown.store(true, Ordering::Relaxed);
     let _ = sd_tx.send(true);
     rt.block_on(async {

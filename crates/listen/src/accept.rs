@@ -55,6 +55,44 @@ pub fn bind(addr: SocketAddr, tcp: &TcpOptions) -> std::io::Result<TcpListener> 
     socket.listen(BACKLOG)
 }
 
+/// `n` listening sockets on one address, each with `SO_REUSEPORT`, for
+/// `n` threads that accept apart: the kernel spreads new connections
+/// over them by their addresses' hash, so no accept is shared or
+/// contended (nginx's `reuseport`). Port 0 picks a free port for the
+/// first; the others take the same. Each is tuned and listens as in
+/// [`bind`], and is non-blocking, to be registered with
+/// `TcpListener::from_std` on the runtime of the thread that accepts on
+/// it.
+///
+/// `SO_REUSEPORT` also lets a new sixgate bind the same port while the
+/// old one drains, so a restart refuses no connection.
+pub fn bind_group(
+    addr: SocketAddr,
+    tcp: &TcpOptions,
+    n: usize,
+) -> std::io::Result<Vec<std::net::TcpListener>> {
+    use socket2::{Domain, Socket, Type};
+    let mut out: Vec<std::net::TcpListener> = Vec::with_capacity(n.max(1));
+    let mut at = addr;
+    for _ in 0..n.max(1) {
+        let socket = Socket::new(Domain::for_address(at), Type::STREAM, Some(socket2::Protocol::TCP))?;
+        socket.set_reuse_address(true)?;
+        socket.set_reuse_port(true)?;
+        if at.is_ipv6() {
+            // As TcpListener::bind: [::] is IPv6 only where the system says.
+            socket.set_only_v6(true).ok();
+        }
+        crate::io::tune(&socket, tcp);
+        socket.bind(&at.into())?;
+        socket.listen(BACKLOG as i32)?;
+        socket.set_nonblocking(true)?;
+        let l: std::net::TcpListener = socket.into();
+        at = l.local_addr()?;
+        out.push(l);
+    }
+    Ok(out)
+}
+
 static ERROR_LOG: RateLog = RateLog::new(1);
 static REFUSED_LOG: RateLog = RateLog::new(1);
 

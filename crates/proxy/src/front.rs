@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use sixgate_listen::accept::Acceptor;
 use sixgate_listen::ratelog::RateLog;
@@ -29,20 +30,48 @@ use crate::tls::Shared;
 
 static HOST_CAP_LOG: RateLog = RateLog::new(1);
 
+/// How long connections in flight have to finish once the listeners
+/// close, by default (`[proxy] drain_timeout`).
+pub const DRAIN: Duration = Duration::from_secs(30);
+
 /// One kind of proxy listener's admission and deadlines.
 #[derive(Debug)]
 pub struct Front {
     gate: Arc<Gate>,
     hosts: Arc<HostCaps>,
     limits: ListenerLimits,
+    /// True once the listeners close: idle keep-alive connections close,
+    /// busy ones when their exchange is through.
+    draining: watch::Sender<bool>,
+    drain: Duration,
 }
 
 impl Front {
     /// Connections through `gate`, at most `limits.per_host` per hostname,
-    /// with `limits`' deadlines.
+    /// with `limits`' deadlines, and [`DRAIN`] to finish at shutdown.
     pub fn new(gate: Arc<Gate>, limits: ListenerLimits) -> Arc<Front> {
+        Front::with_drain(gate, limits, DRAIN)
+    }
+
+    /// [`Front::new`] with `drain` for the connections in flight to finish
+    /// once the listeners close; the rest are closed then.
+    pub fn with_drain(gate: Arc<Gate>, limits: ListenerLimits, drain: Duration) -> Arc<Front> {
         let hosts = Arc::new(HostCaps { per_host: limits.per_host, counts: Mutex::default() });
-        Arc::new(Front { gate, hosts, limits })
+        Arc::new(Front { gate, hosts, limits, draining: watch::Sender::new(false), drain })
+    }
+
+    /// Starts the drain: every accept loop of this front stops, and
+    /// connections close as soon as they are idle.
+    pub fn start_drain(&self) {
+        self.draining.send_replace(true);
+    }
+
+    /// Ready once the drain has started.
+    pub(crate) fn drained(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.draining.subscribe();
+        async move {
+            let _ = rx.wait_for(|&d| d).await;
+        }
     }
 
     /// The deadlines and TCP options.
@@ -122,9 +151,10 @@ impl Drop for HostSlot {
     }
 }
 
-/// Accepts on `listener` through `front` until `shutdown`, and runs
-/// `handle` on each admitted socket in its own task, which ends at
-/// shutdown too. The listener comes tuned from
+/// Accepts on `listener` through `front` until `shutdown` (or the front's
+/// drain), and runs `handle` on each admitted socket in its own task.
+/// Then the listener closes, and the connections in flight have the
+/// front's drain time to finish before they are closed. The listener comes tuned from
 /// [`sixgate_listen::accept::bind`] with `front.limits.tcp` (keepalive,
 /// `TCP_USER_TIMEOUT`, no Nagle), which its connections inherit.
 pub(crate) async fn accept_loop<F, Fut>(
@@ -138,21 +168,40 @@ pub(crate) async fn accept_loop<F, Fut>(
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let mut acceptor = Acceptor::new(listener, front.gate.clone());
+    // The connections, owned here: at the drain's end they are dropped,
+    // with no per-connection watch on every wake-up.
+    let mut conns = tokio::task::JoinSet::new();
+    let drained = front.drained();
+    tokio::pin!(drained);
     loop {
-        let (stream, peer, slot) = tokio::select! {
-            c = acceptor.next() => c,
-            _ = async { let _ = shutdown.wait_for(|&s| s).await; } => return,
-        };
-        shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
-        let work = handle(stream, peer, slot, shared.clone(), front.clone());
-        let mut sd = shutdown.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = work => {}
-                _ = async { let _ = sd.wait_for(|&s| s).await; } => {}
+        tokio::select! {
+            c = acceptor.next() => {
+                let (stream, peer, slot) = c;
+                shared.stats.accepted.fetch_add(1, Ordering::Relaxed);
+                conns.spawn(handle(stream, peer, slot, shared.clone(), front.clone()));
             }
-        });
+            Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            _ = async { let _ = shutdown.wait_for(|&s| s).await; } => break,
+            _ = &mut drained => break,
+        }
     }
+    // No new connection; idle ones see the drain and close.
+    let local = acceptor.listener().local_addr().ok();
+    drop(acceptor);
+    front.start_drain();
+    if !conns.is_empty() {
+        tracing::debug!(listener = front.metrics().name(), address = ?local, connections = conns.len(), "proxy: draining");
+        let all = async { while conns.join_next().await.is_some() {} };
+        if tokio::time::timeout(front.drain, all).await.is_err() {
+            tracing::info!(
+                listener = front.metrics().name(),
+                address = ?local,
+                closed = conns.len(),
+                "proxy: drain time over; closing the connections left"
+            );
+        }
+    }
+    conns.shutdown().await;
 }
 
 #[cfg(test)]

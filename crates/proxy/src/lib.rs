@@ -26,7 +26,8 @@ pub mod policy;
 pub mod proxyproto;
 pub mod route;
 pub mod sni;
+pub mod threads;
 pub mod tls;
 mod tunnel;
 
-pub use front::Front;
+pub use front::{DRAIN, Front};

@@ -232,7 +232,7 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
     // The PROXY header goes out with the first head, in one write.
     let header = crate::proxyproto::header(route.config.proxy_protocol, peer, local);
     let mut ex = Exchange::new(peer, backend_addr, shared, host, head, cbuf, reader, header);
-    let outcome = ex.run(&mut client, &mut backend, &slot, limits).await;
+    let outcome = ex.run(&mut client, &mut backend, &slot, limits, front.drained()).await;
     match outcome {
         Outcome::Close => {
             let _ = TimedWrite::new(&mut client, limits.write).shutdown().await;

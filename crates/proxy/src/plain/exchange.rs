@@ -436,6 +436,7 @@ impl<'a> Exchange<'a> {
         backend: &mut TcpStream,
         slot: &Slot,
         limits: &ListenerLimits,
+        drain: impl std::future::Future<Output = ()>,
     ) -> Outcome {
         let (mut cr, cw) = client.split();
         let (mut br, bw) = backend.split();
@@ -444,6 +445,8 @@ impl<'a> Exchange<'a> {
         let mut deadline = Deadline::new();
         let evicted = slot.evicted();
         tokio::pin!(evicted);
+        // At the drain, an idle connection closes like an evicted one.
+        tokio::pin!(drain);
         let mut idle = false;
         self.advance_up();
         loop {
@@ -497,7 +500,7 @@ impl<'a> Exchange<'a> {
                         return Poll::Ready(Io::BackendRead(r.map(|()| (rb.filled().len(), full))));
                     }
                 }
-                if idle && evicted.as_mut().poll(cx).is_ready() {
+                if idle && (evicted.as_mut().poll(cx).is_ready() || drain.as_mut().poll(cx).is_ready()) {
                     return Poll::Ready(Io::Evicted);
                 }
                 if deadline.poll(cx).is_ready() {
