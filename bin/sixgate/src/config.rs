@@ -190,6 +190,9 @@ pub(crate) struct RawProxy {
     pub(crate) nat64_prefix: Option<String>,
     /// Also send `Forwarded: for=CLIENT` (RFC 7239) on plain HTTP.
     pub(crate) forwarded: Option<bool>,
+    /// Give each connection an ID, sent as PP2_TYPE_UNIQUE_ID in PROXY v2
+    /// headers.
+    pub(crate) proxy_v2_unique_id: Option<bool>,
     /// Caps and deadlines of both proxy listeners.
     pub(crate) limits: Option<RawLimits>,
 }
@@ -583,6 +586,8 @@ pub(crate) struct Settings {
     /// (customer accounts have their own, in the store).
     pub(crate) proxy_allow_backend: Vec<sixgate_proxy::policy::Prefix>,
     pub(crate) proxy_forwarded: bool,
+    /// `[proxy] proxy_v2_unique_id`: connection IDs in PROXY v2 headers.
+    pub(crate) proxy_v2_unique_id: bool,
     /// `[tenancy] nameserver_domain` and `nameserver_count`.
     pub(crate) account_nameservers: Option<sixgate_store::AccountNameservers>,
     /// `[tenancy] allow_suffixes` and `serve_unverified`.
@@ -825,6 +830,7 @@ pub(crate) fn settings(
         proxy_policy,
         proxy_allow_backend,
         proxy_forwarded: raw.proxy.forwarded.unwrap_or(false),
+        proxy_v2_unique_id: raw.proxy.proxy_v2_unique_id.unwrap_or(false),
         aname_resolvers,
         aname_policy: (floor, ceiling),
         aname_max_per_zone: raw.aname.max_per_zone.unwrap_or(100),
@@ -1091,6 +1097,15 @@ require = true
             assert!(e.contains(says), "{bad}: {e}");
         }
         assert!(toml::from_str::<RawConfig>("[dns.cookies]\nsecrets = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn the_proxy_v2_unique_id_is_off_unless_asked_for() {
+        let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
+        assert!(!ok("").unwrap().proxy_v2_unique_id);
+        assert!(!ok("[proxy]\nproxy_v2_unique_id = false\n").unwrap().proxy_v2_unique_id);
+        assert!(ok("[proxy]\nproxy_v2_unique_id = true\n").unwrap().proxy_v2_unique_id);
+        assert!(toml::from_str::<RawConfig>("[proxy]\nproxy_v2_unique_id = 1\n").is_err());
     }
 
     #[test]

@@ -28,6 +28,7 @@ use tokio::sync::watch;
 
 use crate::front::Front;
 use crate::policy::BackendPolicy;
+use crate::proxyproto::{Tlvs, UniqueId, UniqueIds};
 use crate::route::Routes;
 use crate::sni::{self, Peek};
 use crate::tunnel::{End, tunnel};
@@ -64,6 +65,17 @@ pub struct Shared {
     pub stats: Stats,
     /// Also send `Forwarded: for=CLIENT` (RFC 7239) on plain HTTP.
     pub forwarded: bool,
+    /// Give every connection an ID, sent as `PP2_TYPE_UNIQUE_ID` in PROXY
+    /// v2 headers (`[proxy] proxy_v2_unique_id`); `None` for none.
+    pub unique_ids: Option<UniqueIds>,
+}
+
+impl Shared {
+    /// A routed connection's ID, if IDs are configured
+    /// ([`Shared::unique_ids`]): for its PROXY v2 header and its log line.
+    pub fn connection_id(&self) -> Option<UniqueId> {
+        self.unique_ids.as_ref().map(UniqueIds::next)
+    }
 }
 
 /// Why no backend accepted a connection.
@@ -217,8 +229,10 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared
         }
     };
     let local = client.local_addr().unwrap_or(peer);
+    let id = shared.connection_id();
     // The PROXY header and the ClientHello in one write.
-    let mut first = crate::proxyproto::header(route.config.proxy_protocol, peer, local);
+    let mut first =
+        crate::proxyproto::header(route.config.proxy_protocol, peer, local, &Tlvs::new(&host, id.as_ref()));
     first.extend_from_slice(&buf);
     drop(buf);
     let backend_addr = backend.peer_addr().ok();
