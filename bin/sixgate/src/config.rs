@@ -1056,12 +1056,15 @@ mod tests {
     fn the_default_caps_fit_the_descriptor_limit_of_the_systemd_unit() {
         // docs/deployment.md runs sixgate with LimitNOFILE=65536. Both proxy
         // listeners (HTTP, TLS) have the [proxy.limits] cap each, and a
-        // proxied connection holds two descriptors; what is left is for the
-        // store, the UDP sockets, and the moment between accept and refusal.
+        // proxied connection holds two descriptors, and while backends race
+        // (RFC 8305) the process holds at most MAX_RACING more; what is left
+        // is for the store, the UDP sockets, and the moment between accept
+        // and refusal.
         use sixgate_listen::ListenerLimits;
         let held = ListenerLimits::dns().caps.max_connections
             + ListenerLimits::api().caps.max_connections
-            + 2 * 2 * ListenerLimits::proxy().caps.max_connections;
+            + 2 * 2 * ListenerLimits::proxy().caps.max_connections
+            + sixgate_proxy::backends::MAX_RACING;
         assert!(held + 2048 <= 65536, "the default caps hold {held} descriptors");
     }
 

@@ -73,6 +73,7 @@ async fn lab(limits: ListenerLimits) -> Lab {
         policy: BackendPolicy::new(None),
         stats: Stats::default(),
         forwarded: false,
+        backends: Default::default(),
         unique_ids: None,
     });
     let gate =
