@@ -138,6 +138,9 @@ PROXY = [
     # Raw octets for the encoders: flags, then 18 octets per address.
     b"\x00" + bytes(range(36)),
     b"\x03" + bytes(range(100, 136)) + b"tail",
+    # The same, then an authority (the tail up to its first octet's value)
+    # and a unique ID for the version 2 encoder.
+    b"\x00" + bytes(range(36)) + b"\x11app.example.test" + bytes(range(16)),
 ]
 for path in sorted(glob.glob(os.path.join(TESTDATA, "*.bin"))):
     with open(path, "rb") as f:

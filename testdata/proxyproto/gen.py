@@ -33,6 +33,11 @@ VECTORS = {
     # PROXY, TCP over IPv4, then an ALPN TLV and a NOOP TLV to be skipped.
     "v2-tcp4-tlvs.bin": hdr(0x21, 0x11, addrs("10.0.0.1", "10.0.0.2", 1, 65535)
                             + tlv(0x01, b"http/1.1") + tlv(0x04, b"\x00\x00\x00")),
+    # PROXY, TCP over IPv4: 192.0.2.7:40000 -> 198.51.100.7:443, then
+    # PP2_TYPE_AUTHORITY (0x02, §2.2.2) and PP2_TYPE_UNIQUE_ID (0x05,
+    # §2.2.5), as sixgate sends them.
+    "v2-tcp4-authority-id.bin": hdr(0x21, 0x11, addrs("192.0.2.7", "198.51.100.7", 40000, 443)
+                                    + tlv(0x02, b"app.example.test") + tlv(0x05, bytes(range(16)))),
 }
 
 for name, data in VECTORS.items():

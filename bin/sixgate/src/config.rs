@@ -197,6 +197,9 @@ pub(crate) struct RawProxy {
     pub(crate) threads: Option<usize>,
     /// Seconds connections in flight have to finish at shutdown.
     pub(crate) drain_timeout: Option<u64>,
+    /// Give each connection an ID, sent as PP2_TYPE_UNIQUE_ID in PROXY v2
+    /// headers.
+    pub(crate) proxy_v2_unique_id: Option<bool>,
     /// Caps and deadlines of both proxy listeners.
     pub(crate) limits: Option<RawLimits>,
 }
@@ -594,6 +597,8 @@ pub(crate) struct Settings {
     pub(crate) proxy_threads: usize,
     /// `[proxy] drain_timeout`.
     pub(crate) proxy_drain: Duration,
+    /// `[proxy] proxy_v2_unique_id`: connection IDs in PROXY v2 headers.
+    pub(crate) proxy_v2_unique_id: bool,
     /// `[tenancy] nameserver_domain` and `nameserver_count`.
     pub(crate) account_nameservers: Option<sixgate_store::AccountNameservers>,
     /// `[tenancy] allow_suffixes` and `serve_unverified`.
@@ -851,6 +856,7 @@ pub(crate) fn settings(
         proxy_forwarded: raw.proxy.forwarded.unwrap_or(false),
         proxy_threads,
         proxy_drain: Duration::from_secs(drain),
+        proxy_v2_unique_id: raw.proxy.proxy_v2_unique_id.unwrap_or(false),
         aname_resolvers,
         aname_policy: (floor, ceiling),
         aname_max_per_zone: raw.aname.max_per_zone.unwrap_or(100),
@@ -1076,12 +1082,15 @@ mod tests {
     fn the_default_caps_fit_the_descriptor_limit_of_the_systemd_unit() {
         // docs/deployment.md runs sixgate with LimitNOFILE=65536. Both proxy
         // listeners (HTTP, TLS) have the [proxy.limits] cap each, and a
-        // proxied connection holds two descriptors; what is left is for the
-        // store, the UDP sockets, and the moment between accept and refusal.
+        // proxied connection holds two descriptors, and while backends race
+        // (RFC 8305) the process holds at most MAX_RACING more; what is left
+        // is for the store, the UDP sockets, and the moment between accept
+        // and refusal.
         use sixgate_listen::ListenerLimits;
         let held = ListenerLimits::dns().caps.max_connections
             + ListenerLimits::api().caps.max_connections
-            + 2 * 2 * ListenerLimits::proxy().caps.max_connections;
+            + 2 * 2 * ListenerLimits::proxy().caps.max_connections
+            + sixgate_proxy::backends::MAX_RACING;
         assert!(held + 2048 <= 65536, "the default caps hold {held} descriptors");
     }
 
@@ -1117,6 +1126,15 @@ require = true
             assert!(e.contains(says), "{bad}: {e}");
         }
         assert!(toml::from_str::<RawConfig>("[dns.cookies]\nsecrets = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn the_proxy_v2_unique_id_is_off_unless_asked_for() {
+        let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
+        assert!(!ok("").unwrap().proxy_v2_unique_id);
+        assert!(!ok("[proxy]\nproxy_v2_unique_id = false\n").unwrap().proxy_v2_unique_id);
+        assert!(ok("[proxy]\nproxy_v2_unique_id = true\n").unwrap().proxy_v2_unique_id);
+        assert!(toml::from_str::<RawConfig>("[proxy]\nproxy_v2_unique_id = 1\n").is_err());
     }
 
     #[test]

@@ -168,7 +168,8 @@ pub(crate) fn check(dir: &Path, host: &str) -> anyhow::Result<()> {
     // The proxy's view: an IPv4 client and the proxy's own IPv4 address.
     let client: std::net::SocketAddr = "192.0.2.1:40000".parse()?;
     let local: std::net::SocketAddr = "192.0.2.2:80".parse()?;
-    let header = |m: u8| sixgate_proxy::proxyproto::header(m, client, local);
+    let tlvs = sixgate_proxy::proxyproto::Tlvs { authority: Some(host_text), unique_id: None };
+    let header = |m: u8| sixgate_proxy::proxyproto::header(m, client, local, &tlvs);
     let sensible = |code: u16| (100..400).contains(&code) || code == 401 || code == 403 || code == 404;
     let mut failed = false;
     for b in backends {

@@ -526,6 +526,8 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             policy: s.proxy_policy.clone(),
             stats: Default::default(),
             forwarded: s.proxy_forwarded,
+            backends: Default::default(),
+            unique_ids: s.proxy_v2_unique_id.then(sixgate_proxy::proxyproto::UniqueIds::random),
         });
         let _ = proxy_shared.set(shared.clone());
         // One gate per side, shared by all its addresses: a flood on one

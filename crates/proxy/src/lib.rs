@@ -11,12 +11,15 @@
 //! connections build on them: [`tls`] and [`plain`], admitted by a
 //! [`Front`] (connection caps in total, per client address and per
 //! hostname) and bounded in every phase by its deadlines, with tunnels
-//! in `tunnel` and lazily moved timers in `deadline`.
+//! in `tunnel` and lazily moved timers in `deadline`. Which backend
+//! address a connection goes to is [`backends`]'s: rotated, raced as RFC
+//! 8305 §5 does, recently failed ones last.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::indexing_slicing)]
 // Tests may index and unwrap: a panic there is a failed test.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
+pub mod backends;
 mod deadline;
 mod front;
 pub mod http;

@@ -230,7 +230,9 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
     let backend_addr = backend.peer_addr().ok();
     // The PROXY header goes out with the first head, in one write.
-    let header = crate::proxyproto::header(route.config.proxy_protocol, peer, local);
+    let id = shared.connection_id();
+    let tlvs = crate::proxyproto::Tlvs::new(&host, id.as_ref());
+    let header = crate::proxyproto::header(route.config.proxy_protocol, peer, local, &tlvs);
     let mut ex = Exchange::new(peer, backend_addr, shared, host, head, cbuf, reader, header);
     let outcome = ex.run(&mut client, &mut backend, &slot, limits, front.drained()).await;
     match outcome {

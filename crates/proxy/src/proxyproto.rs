@@ -15,8 +15,16 @@
 //! the spec forbids mixing families in one header, and a mapped address is
 //! what a dual-stack socket would have reported for the same client.
 //! [`same_family`] is that rule.
+//!
+//! Version 2 headers also carry TLVs (§2.2): `PP2_TYPE_AUTHORITY`, the
+//! name the client asked for (the SNI or the Host), so that a backend
+//! serving many names knows which one, as HAProxy's `proxy-v2-options
+//! authority` sends it; and, where configured, `PP2_TYPE_UNIQUE_ID`, an ID
+//! of the connection ([`UniqueIds`]) to match the proxy's logs with the
+//! backend's.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// The longest version 1 header, CRLF included (proxy-protocol.txt §2.1).
 pub const V1_MAX: usize = 107;
@@ -31,6 +39,49 @@ pub const V2_MAX: usize = 4096;
 /// The fixed part of a version 2 header: signature, version and command,
 /// family and protocol, length.
 const V2_FIXED: usize = 16;
+
+/// `PP2_TYPE_AUTHORITY` (proxy-protocol.txt §2.2.2): the host name the
+/// client asked for, UTF-8.
+pub const PP2_TYPE_AUTHORITY: u8 = 0x02;
+
+/// `PP2_TYPE_UNIQUE_ID` (proxy-protocol.txt §2.2.5): an opaque ID of the
+/// connection.
+pub const PP2_TYPE_UNIQUE_ID: u8 = 0x05;
+
+/// The longest authority sent: a DNS name's 255 octets (RFC 1035 §2.3.4),
+/// and the most HAProxy accepts (`PP2_AUTHORITY_MAX`); a receiver refuses
+/// the whole header over a longer one, so a longer name is left out.
+pub const MAX_AUTHORITY: usize = 255;
+
+/// The longest unique ID: "up to 128 bytes" (proxy-protocol.txt §2.2.5).
+pub const MAX_UNIQUE_ID: usize = 128;
+
+/// What a version 2 header carries beyond the addresses. Version 1 has
+/// no room for it and ignores it. A value that is empty or longer than
+/// its limit ([`MAX_AUTHORITY`], [`MAX_UNIQUE_ID`]) is left out, so the
+/// header always stays within [`V2_MAX`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Tlvs<'a> {
+    /// `PP2_TYPE_AUTHORITY`: the SNI, or the Host without its port.
+    pub authority: Option<&'a str>,
+    /// `PP2_TYPE_UNIQUE_ID`: the connection's ID.
+    pub unique_id: Option<&'a [u8]>,
+}
+
+impl<'a> Tlvs<'a> {
+    /// The authority `host`, and the connection's ID if it has one.
+    pub fn new(host: &'a str, id: Option<&'a UniqueId>) -> Tlvs<'a> {
+        Tlvs { authority: Some(host), unique_id: id.map(UniqueId::as_bytes) }
+    }
+
+    /// The TLVs that will be written, in order: type and value.
+    fn each(&self) -> impl Iterator<Item = (u8, &'a [u8])> {
+        let authority =
+            self.authority.map(str::as_bytes).filter(|a| !a.is_empty() && a.len() <= MAX_AUTHORITY);
+        let id = self.unique_id.filter(|i| !i.is_empty() && i.len() <= MAX_UNIQUE_ID);
+        authority.map(|a| (PP2_TYPE_AUTHORITY, a)).into_iter().chain(id.map(|i| (PP2_TYPE_UNIQUE_ID, i)))
+    }
+}
 
 /// A decoded header.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -73,12 +124,12 @@ pub fn same_family(src: SocketAddr, dst: SocketAddr) -> (SocketAddr, SocketAddr)
     if src.is_ipv4() == dst.is_ipv4() { (plain(src), plain(dst)) } else { (mapped(src), mapped(dst)) }
 }
 
-/// The header for PROXY protocol `version` (1 or 2); empty for 0 (off)
-/// and anything else.
-pub fn header(version: u8, src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+/// The header for PROXY protocol `version` (1 or 2), with `tlvs` in
+/// version 2; empty for 0 (off) and anything else.
+pub fn header(version: u8, src: SocketAddr, dst: SocketAddr, tlvs: &Tlvs<'_>) -> Vec<u8> {
     match version {
         1 => v1(src, dst),
-        2 => v2(src, dst),
+        2 => v2_with(src, dst, tlvs),
         _ => Vec::new(),
     }
 }
@@ -92,28 +143,50 @@ pub fn v1(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
     format!("PROXY {proto} {} {} {} {}\r\n", s.ip(), d.ip(), s.port(), d.port()).into_bytes()
 }
 
-/// The version 2 (binary) header: signature, version 2 with command PROXY
-/// (0x21), TCP over IPv4 (0x11) or IPv6 (0x21), the address length, then
-/// the addresses and ports in network order. No TLVs.
+/// The version 2 (binary) header without TLVs ([`v2_with`]).
 pub fn v2(src: SocketAddr, dst: SocketAddr) -> Vec<u8> {
+    v2_with(src, dst, &Tlvs::default())
+}
+
+/// The version 2 (binary) header: signature, version 2 with command PROXY
+/// (0x21), TCP over IPv4 (0x11) or IPv6 (0x21), the length of what
+/// follows, the addresses and ports in network order, then the TLVs
+/// (type, 16-bit length, value). At most `16 + 36 + 3 + 255 + 3 + 128`
+/// octets, well within [`V2_MAX`].
+pub fn v2_with(src: SocketAddr, dst: SocketAddr, tlvs: &Tlvs<'_>) -> Vec<u8> {
     let (s, d) = same_family(src, dst);
-    let mut out = Vec::with_capacity(V2_FIXED + 36);
+    let tlv_len: usize = tlvs.each().map(|(_, v)| 3 + v.len()).sum();
+    let mut out = Vec::with_capacity(V2_FIXED + 36 + tlv_len);
     out.extend_from_slice(&V2_SIGNATURE);
     out.push(0x21);
+    let addr_len = match (s.ip(), d.ip()) {
+        (IpAddr::V4(_), IpAddr::V4(_)) => 12,
+        _ => 36,
+    };
+    // §2.2: the length counts the addresses and the TLVs. The values are
+    // bounded ([`Tlvs`]), so this fits in 16 bits; saturating keeps the
+    // encoder free of panics all the same.
+    let len = u16::try_from(addr_len + tlv_len).unwrap_or(u16::MAX);
+    out.push(if addr_len == 12 { 0x11 } else { 0x21 });
+    out.extend_from_slice(&len.to_be_bytes());
     match (s.ip(), d.ip()) {
         (IpAddr::V4(a), IpAddr::V4(b)) => {
-            out.extend_from_slice(&[0x11, 0, 12]);
             out.extend_from_slice(&a.octets());
             out.extend_from_slice(&b.octets());
         }
         (a, b) => {
-            out.extend_from_slice(&[0x21, 0, 36]);
             out.extend_from_slice(&v6(a).octets());
             out.extend_from_slice(&v6(b).octets());
         }
     }
     out.extend_from_slice(&s.port().to_be_bytes());
     out.extend_from_slice(&d.port().to_be_bytes());
+    for (kind, value) in tlvs.each() {
+        out.push(kind);
+        // At most MAX_AUTHORITY octets.
+        out.extend_from_slice(&u16::try_from(value.len()).unwrap_or(u16::MAX).to_be_bytes());
+        out.extend_from_slice(value);
+    }
     out
 }
 
@@ -220,15 +293,7 @@ pub fn decode_v2(buf: &[u8]) -> Result<Header, ProxyError> {
         return Err(ProxyError::TooLong);
     }
     let body = buf.get(V2_FIXED..len).ok_or(ProxyError::Incomplete)?;
-    // proxy-protocol.txt §2.2: the address block's size follows from the
-    // family; UNSPEC has none.
-    let addr_len = match fam >> 4 {
-        0 => 0,
-        1 => 12,
-        2 => 36,
-        3 => 216,
-        _ => return Err(ProxyError::Malformed("unknown address family")),
-    };
+    let addr_len = address_len(fam)?;
     if !matches!(fam & 0x0f, 0..=2) {
         return Err(ProxyError::Malformed("unknown transport protocol"));
     }
@@ -238,6 +303,18 @@ pub fn decode_v2(buf: &[u8]) -> Result<Header, ProxyError> {
     // LOCAL: "the receiver must ignore the address information".
     let addresses = if local { None } else { tcp_addresses(fam, addrs) };
     Ok(Header { addresses, len })
+}
+
+/// proxy-protocol.txt §2.2: the address block's size follows from the
+/// family; UNSPEC has none.
+fn address_len(fam: u8) -> Result<usize, ProxyError> {
+    match fam >> 4 {
+        0 => Ok(0),
+        1 => Ok(12),
+        2 => Ok(36),
+        3 => Ok(216),
+        _ => Err(ProxyError::Malformed("unknown address family")),
+    }
 }
 
 /// TCP over IPv4 or IPv6 from an address block of the right size, else
@@ -266,15 +343,104 @@ fn tcp_addresses(fam: u8, a: &[u8]) -> Option<(SocketAddr, SocketAddr)> {
 }
 
 /// TLVs (type, 16-bit length, value) must tile the rest of the header.
-fn check_tlvs(mut rest: &[u8]) -> Result<(), ProxyError> {
+fn check_tlvs(rest: &[u8]) -> Result<(), ProxyError> {
+    walk_tlvs(rest, |_, _| {})
+}
+
+/// Calls `each` with the type and value of every TLV in `rest`, which
+/// they must tile.
+fn walk_tlvs<'a>(mut rest: &'a [u8], mut each: impl FnMut(u8, &'a [u8])) -> Result<(), ProxyError> {
     while !rest.is_empty() {
-        let [_, hi, lo, tail @ ..] = rest else {
+        let [kind, hi, lo, tail @ ..] = rest else {
             return Err(ProxyError::Malformed("truncated tlv"));
         };
         let n = usize::from(u16::from_be_bytes([*hi, *lo]));
-        rest = tail.get(n..).ok_or(ProxyError::Malformed("tlv exceeds length"))?;
+        let (value, after) = tail.split_at_checked(n).ok_or(ProxyError::Malformed("tlv exceeds length"))?;
+        each(*kind, value);
+        rest = after;
     }
     Ok(())
+}
+
+/// The TLVs of the version 2 header at the start of `buf` ([`decode_v2`]
+/// checks it first), as type and value, in order: at most `V2_MAX / 3`.
+pub fn decode_v2_tlvs(buf: &[u8]) -> Result<Vec<(u8, &[u8])>, ProxyError> {
+    let h = decode_v2(buf)?;
+    let fam = buf.get(13).copied().ok_or(ProxyError::Incomplete)?;
+    let body = buf.get(V2_FIXED..h.len).ok_or(ProxyError::Incomplete)?;
+    let tlvs = body.get(address_len(fam)?..).ok_or(ProxyError::Malformed("addresses exceed length"))?;
+    let mut out = Vec::new();
+    walk_tlvs(tlvs, |kind, value| out.push((kind, value)))?;
+    Ok(out)
+}
+
+/// An ID of one connection, for `PP2_TYPE_UNIQUE_ID` and the logs: 16
+/// octets, shown as 32 lowercase hex digits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct UniqueId([u8; 16]);
+
+impl UniqueId {
+    /// The octets, as the TLV carries them.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for UniqueId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+/// Makes [`UniqueId`]s, each different from every other this process
+/// makes, and different from other processes' with overwhelming odds.
+///
+/// An ID is a per-process prefix of 8 random octets, then a 64-bit
+/// counter through a keyed bijective mix (xor with a key, SplitMix64's
+/// finaliser, twice): distinct counters give distinct IDs, and the
+/// counter does not show, so a backend cannot count the proxy's
+/// connections by them. They are not secrets and not unguessable tokens.
+#[derive(Debug)]
+pub struct UniqueIds {
+    prefix: [u8; 8],
+    keys: [u64; 2],
+    next: AtomicU64,
+}
+
+impl UniqueIds {
+    /// IDs from `key`: the prefix and the two mixing keys.
+    pub fn new(key: [u64; 3]) -> UniqueIds {
+        let [prefix, k1, k2] = key;
+        UniqueIds { prefix: prefix.to_be_bytes(), keys: [k1, k2], next: AtomicU64::new(0) }
+    }
+
+    /// IDs from a key the standard library draws from the system's
+    /// randomness (`RandomState`).
+    pub fn random() -> UniqueIds {
+        use std::hash::BuildHasher;
+        let draw = |i: u64| std::hash::RandomState::new().hash_one(i);
+        UniqueIds::new([draw(0), draw(1), draw(2)])
+    }
+
+    /// The next ID.
+    pub fn next(&self) -> UniqueId {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let [k1, k2] = self.keys;
+        let body = mix(mix(n ^ k1) ^ k2);
+        let mut id = [0u8; 16];
+        let (head, tail) = id.split_at_mut(8);
+        head.copy_from_slice(&self.prefix);
+        tail.copy_from_slice(&body.to_be_bytes());
+        UniqueId(id)
+    }
+}
+
+/// SplitMix64's finaliser: a bijection of 64-bit words (each step, an
+/// xor-shift or a product with an odd constant, can be undone).
+pub(crate) fn mix(mut x: u64) -> u64 {
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ const V2_TCP4: &[u8] = include_bytes!("../../../testdata/proxyproto/v2-tcp4.bin"
 const V2_TCP6_MAPPED: &[u8] = include_bytes!("../../../testdata/proxyproto/v2-tcp6-mapped.bin");
 const V2_LOCAL: &[u8] = include_bytes!("../../../testdata/proxyproto/v2-local.bin");
 const V2_TCP4_TLVS: &[u8] = include_bytes!("../../../testdata/proxyproto/v2-tcp4-tlvs.bin");
+const V2_TCP4_AUTHORITY_ID: &[u8] = include_bytes!("../../../testdata/proxyproto/v2-tcp4-authority-id.bin");
 
 fn sa(s: &str) -> SocketAddr {
     s.parse().unwrap()
@@ -205,4 +206,122 @@ fn v2_is_strict_and_bounded() {
     big[14..16].copy_from_slice(&u16::MAX.to_be_bytes());
     assert_eq!(decode_v2(&big), Err(ProxyError::TooLong));
     assert_eq!(decode_v2(b"\r\n\r\n\0\r\nQUIX\n"), Err(ProxyError::NotProxy));
+}
+
+/// The length field, read back.
+fn length_field(h: &[u8]) -> usize {
+    usize::from(u16::from_be_bytes([h[14], h[15]]))
+}
+
+#[test]
+fn v2_tlvs_encode_as_the_spec_lays_them_out() {
+    // testdata/proxyproto/gen.py writes the vector octet by octet from
+    // proxy-protocol.txt §2.2.
+    let id: Vec<u8> = (0..16).collect();
+    let tlvs = Tlvs { authority: Some("app.example.test"), unique_id: Some(&id) };
+    let h = v2_with(sa("192.0.2.7:40000"), sa("198.51.100.7:443"), &tlvs);
+    assert_eq!(h, V2_TCP4_AUTHORITY_ID);
+    assert_eq!(header(2, sa("192.0.2.7:40000"), sa("198.51.100.7:443"), &tlvs), V2_TCP4_AUTHORITY_ID);
+    assert_eq!(
+        decode_v2_tlvs(V2_TCP4_AUTHORITY_ID).unwrap(),
+        vec![(PP2_TYPE_AUTHORITY, &b"app.example.test"[..]), (PP2_TYPE_UNIQUE_ID, &id[..])]
+    );
+    assert_eq!(decode_v2_tlvs(V2_TCP4_TLVS).unwrap(), vec![(0x01, &b"http/1.1"[..]), (0x04, &[0u8; 3][..])]);
+    assert_eq!(decode_v2_tlvs(V2_TCP4).unwrap(), vec![]);
+    assert_eq!(decode_v2_tlvs(V2_LOCAL).unwrap(), vec![]);
+}
+
+#[test]
+fn the_length_field_counts_addresses_and_tlvs() {
+    let id = [0xa5u8; MAX_UNIQUE_ID];
+    let name = "a".repeat(MAX_AUTHORITY);
+    for (src, dst, addr_len) in
+        [("192.0.2.7:1", "198.51.100.7:443", 12), ("192.0.2.7:1", "[2001:db8::80]:443", 36)]
+    {
+        for authority in [None, Some("app.example.test"), Some(name.as_str())] {
+            for unique_id in [None, Some(&id[..16]), Some(&id[..])] {
+                let tlvs = Tlvs { authority, unique_id };
+                let h = v2_with(sa(src), sa(dst), &tlvs);
+                let want =
+                    addr_len + authority.map_or(0, |a| 3 + a.len()) + unique_id.map_or(0, |i| 3 + i.len());
+                assert_eq!(length_field(&h), want);
+                assert_eq!(h.len(), 16 + want);
+                assert!(h.len() <= V2_MAX);
+                // The addresses still decode, with data after the TLVs.
+                let mut with_data = h.clone();
+                with_data.extend_from_slice(b"GET / HTTP/1.1\r\n");
+                let d = decode(&with_data).unwrap();
+                assert_eq!(d, Header { addresses: Some(same_family(sa(src), sa(dst))), len: h.len() });
+                let mut got = decode_v2_tlvs(&with_data).unwrap().into_iter();
+                if let Some(a) = authority {
+                    assert_eq!(got.next(), Some((PP2_TYPE_AUTHORITY, a.as_bytes())));
+                }
+                if let Some(i) = unique_id {
+                    assert_eq!(got.next(), Some((PP2_TYPE_UNIQUE_ID, i)));
+                }
+                assert_eq!(got.next(), None);
+            }
+        }
+    }
+}
+
+#[test]
+fn values_over_their_limits_or_empty_are_left_out() {
+    let (s, d) = (sa("192.0.2.7:40000"), sa("198.51.100.7:443"));
+    let plain = v2(s, d);
+    let long_name = "a".repeat(MAX_AUTHORITY + 1);
+    let long_id = [1u8; MAX_UNIQUE_ID + 1];
+    let huge = "b".repeat(70_000);
+    for tlvs in [
+        Tlvs { authority: Some(&long_name), unique_id: None },
+        Tlvs { authority: Some(&huge), unique_id: Some(&long_id) },
+        Tlvs { authority: Some(""), unique_id: Some(&[]) },
+        Tlvs::default(),
+    ] {
+        assert_eq!(v2_with(s, d, &tlvs), plain, "{:?}", tlvs.authority.map(str::len));
+    }
+    // One too long, the other kept.
+    let h = v2_with(s, d, &Tlvs { authority: Some(&long_name), unique_id: Some(&[7; 4]) });
+    assert_eq!(decode_v2_tlvs(&h).unwrap(), vec![(PP2_TYPE_UNIQUE_ID, &[7u8; 4][..])]);
+    // Version 1 has no TLVs; 0 is no header.
+    let tlvs = Tlvs { authority: Some("app.example.test"), unique_id: Some(&[1; 16]) };
+    assert_eq!(header(1, s, d, &tlvs), v1(s, d));
+    assert_eq!(header(0, s, d, &tlvs), b"");
+}
+
+#[test]
+fn tlv_reading_is_strict() {
+    let mut v = V2_TCP4_AUTHORITY_ID.to_vec();
+    // The unique ID says 17 octets where 16 are left.
+    v[0x31] = 17;
+    assert_eq!(decode_v2_tlvs(&v), Err(ProxyError::Malformed("tlv exceeds length")));
+    assert_eq!(decode_v2_tlvs(&V2_TCP4_AUTHORITY_ID[..40]), Err(ProxyError::Incomplete));
+    assert_eq!(decode_v2_tlvs(b"PROXY UNKNOWN\r\n"), Err(ProxyError::NotProxy));
+}
+
+#[test]
+fn unique_ids_differ_and_read_as_hex() {
+    let ids = UniqueIds::new([1, 2, 3]);
+    let first = ids.next();
+    assert_eq!(&first.as_bytes()[..8], &1u64.to_be_bytes());
+    let text = first.to_string();
+    assert_eq!(text.len(), 32);
+    assert!(text.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)), "{text}");
+    assert_eq!(text, first.as_bytes().iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let mut seen = std::collections::HashSet::from([first]);
+    for _ in 0..100_000 {
+        assert!(seen.insert(ids.next()));
+    }
+    // The counter does not show: consecutive IDs differ in about half of
+    // their 64 bits.
+    let (a, b) = (ids.next(), ids.next());
+    let diff: u32 = a.as_bytes()[8..].iter().zip(&b.as_bytes()[8..]).map(|(x, y)| (x ^ y).count_ones()).sum();
+    assert!((12..=52).contains(&diff), "{diff}");
+    // Another key, other IDs; the same key, the same sequence.
+    assert_ne!(UniqueIds::new([1, 2, 4]).next(), UniqueIds::new([1, 2, 3]).next());
+    assert_eq!(UniqueIds::new([1, 2, 3]).next(), first);
+    assert_ne!(UniqueIds::random().next(), UniqueIds::random().next());
+    // As the header carries it.
+    let h = header(2, sa("192.0.2.7:1"), sa("198.51.100.7:80"), &Tlvs::new("a.test", Some(&first)));
+    assert_eq!(decode_v2_tlvs(&h).unwrap()[1], (PP2_TYPE_UNIQUE_ID, first.as_bytes()));
 }

@@ -26,8 +26,10 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::backends::Choice;
 use crate::front::Front;
 use crate::policy::BackendPolicy;
+use crate::proxyproto::{Tlvs, UniqueId, UniqueIds};
 use crate::route::Routes;
 use crate::sni::{self, Peek};
 use crate::tunnel::{End, tunnel};
@@ -64,6 +66,20 @@ pub struct Shared {
     pub stats: Stats,
     /// Also send `Forwarded: for=CLIENT` (RFC 7239) on plain HTTP.
     pub forwarded: bool,
+    /// Which backend address to try first, and when the next
+    /// ([`crate::backends`]).
+    pub backends: Choice,
+    /// Give every connection an ID, sent as `PP2_TYPE_UNIQUE_ID` in PROXY
+    /// v2 headers (`[proxy] proxy_v2_unique_id`); `None` for none.
+    pub unique_ids: Option<UniqueIds>,
+}
+
+impl Shared {
+    /// A routed connection's ID, if IDs are configured
+    /// ([`Shared::unique_ids`]): for its PROXY v2 header and its log line.
+    pub fn connection_id(&self) -> Option<UniqueId> {
+        self.unique_ids.as_ref().map(UniqueIds::next)
+    }
 }
 
 /// Why no backend accepted a connection.
@@ -76,33 +92,46 @@ pub struct ConnectError {
     pub timed_out: bool,
 }
 
-/// Connects to the first backend that accepts within `timeout`, in order
-/// (failover on connect errors). A backend at one of sixgate's own
+/// Connects to a backend that accepts within `timeout`, in the order
+/// `choice` gives (rotated, recently failed last), racing them as RFC
+/// 8305 §5 does ([`crate::backends`]). A backend at one of sixgate's own
 /// listening sockets is skipped, and a connection that turns out to be to
-/// itself is closed ([`not_to_itself`]).
+/// itself is closed ([`not_to_itself`]) and counts as a failure.
 pub async fn connect_any(
     backends: &[Ipv6Addr],
     port: u16,
     timeout: Duration,
     policy: &BackendPolicy,
+    choice: &Choice,
 ) -> Result<TcpStream, ConnectError> {
-    let mut last = ConnectError { last: String::from("no backend"), timed_out: false };
-    for b in backends {
-        let addr = SocketAddrV6::new(*b, port, 0, 0);
-        if let Err(e) = policy.check_socket(addr) {
-            last = ConnectError { last: e.to_string(), timed_out: false };
-            continue;
+    let attempt = |addr: SocketAddrV6| async move {
+        match TcpStream::connect(SocketAddr::V6(addr)).await {
+            Ok(s) => not_to_itself(s).map_err(|e| format!("{addr}: {e}")),
+            Err(e) => Err(format!("{addr}: {e}")),
         }
-        match tokio::time::timeout(timeout, TcpStream::connect(SocketAddr::V6(addr))).await {
-            Ok(Ok(s)) => match not_to_itself(s) {
-                Ok(s) => return Ok(s),
-                Err(e) => last = ConnectError { last: format!("{addr}: {e}"), timed_out: false },
-            },
-            Ok(Err(e)) => last = ConnectError { last: format!("{addr}: {e}"), timed_out: false },
-            Err(_) => last = ConnectError { last: format!("{addr}: connect timeout"), timed_out: true },
-        }
+    };
+    // One backend, the common case: no rotation, no race.
+    if let [only] = backends {
+        let addr = SocketAddrV6::new(*only, port, 0, 0);
+        policy.check_socket(addr).map_err(|e| ConnectError { last: e.to_string(), timed_out: false })?;
+        return choice.one(addr, timeout, attempt(addr)).await;
     }
-    Err(last)
+    let mut refused = None;
+    let mut candidates = choice.order(backends, port);
+    candidates.retain(|a| match policy.check_socket(*a) {
+        Ok(()) => true,
+        Err(e) => {
+            refused = Some(e.to_string());
+            false
+        }
+    });
+    if candidates.is_empty() {
+        return Err(ConnectError {
+            last: refused.unwrap_or_else(|| String::from("no backend")),
+            timed_out: false,
+        });
+    }
+    choice.race(&candidates, timeout, attempt).await
 }
 
 /// Connects one admitted connection to its backends ([`connect_any`]
@@ -116,7 +145,7 @@ pub(crate) async fn connect_backend(
     port: u16,
 ) -> Result<TcpStream, ConnectError> {
     let limits = front.limits();
-    match connect_any(backends, port, limits.connect, &shared.policy).await {
+    match connect_any(backends, port, limits.connect, &shared.policy, &shared.backends).await {
         Ok(b) => {
             sixgate_listen::io::tune(&b, &limits.tcp);
             Ok(b)
@@ -217,8 +246,10 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared
         }
     };
     let local = client.local_addr().unwrap_or(peer);
+    let id = shared.connection_id();
     // The PROXY header and the ClientHello in one write.
-    let mut first = crate::proxyproto::header(route.config.proxy_protocol, peer, local);
+    let mut first =
+        crate::proxyproto::header(route.config.proxy_protocol, peer, local, &Tlvs::new(&host, id.as_ref()));
     first.extend_from_slice(&buf);
     drop(buf);
     let backend_addr = backend.peer_addr().ok();
@@ -279,12 +310,42 @@ mod tests {
         let mapped = std::net::Ipv4Addr::LOCALHOST.to_ipv6_mapped();
         let policy = BackendPolicy::new(None);
         policy.set_own(OwnAddresses::new(&[listener.local_addr().unwrap()], &[]));
-        let e = connect_any(&[mapped], port, CONNECT, &policy).await.unwrap_err();
+        let e = connect_any(&[mapped], port, CONNECT, &policy, &Choice::default()).await.unwrap_err();
         assert!(e.last.contains("own listening"), "{e}");
         // Another port of the same address is a backend like any other.
         let other = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let b = connect_any(&[mapped], other.local_addr().unwrap().port(), CONNECT, &policy).await.unwrap();
+        let b =
+            connect_any(&[mapped], other.local_addr().unwrap().port(), CONNECT, &policy, &Choice::default())
+                .await
+                .unwrap();
         assert_eq!(b.peer_addr().unwrap().port(), other.local_addr().unwrap().port());
+    }
+
+    /// The same with several backends: the own listener is dropped before
+    /// the race, and the other address is connected.
+    #[tokio::test]
+    async fn among_several_backends_sixgates_own_listener_is_skipped() {
+        let (own, other) = (std::net::Ipv4Addr::new(127, 0, 0, 6), std::net::Ipv4Addr::new(127, 0, 0, 7));
+        let (listener, backend, port) = loop {
+            let l = TcpListener::bind((own, 0)).await.unwrap();
+            let port = l.local_addr().unwrap().port();
+            if let Ok(b) = TcpListener::bind((other, port)).await {
+                break (l, b, port);
+            }
+        };
+        let policy = BackendPolicy::new(None);
+        policy.set_own(OwnAddresses::new(&[listener.local_addr().unwrap()], &[]));
+        let choice = Choice::default();
+        let both = [own.to_ipv6_mapped(), other.to_ipv6_mapped()];
+        for _ in 0..2 {
+            let b = connect_any(&both, port, CONNECT, &policy, &choice).await.unwrap();
+            assert_eq!(b.peer_addr().unwrap(), SocketAddr::from((other.to_ipv6_mapped(), port)));
+        }
+        drop(backend);
+        let e = connect_any(&[both[0], both[0]], port, CONNECT, &policy, &choice).await.unwrap_err();
+        assert!(e.last.contains("own listening"), "{e}");
+        // Refused by the policy is not a failure of the backend's.
+        assert!(!choice.recently_failed(SocketAddrV6::new(both[0], port, 0, 0)));
     }
 
     /// Regression: a connection that met itself (TCP simultaneous open on

@@ -62,6 +62,12 @@ impl ProxyLab {
     /// Serves `hosts` from a data directory under `dir`, with `limits` as
     /// the body of `[proxy.limits]` (TOML lines, may be empty).
     pub fn start(dir: &Path, hosts: &[Host], limits: &str) -> Result<ProxyLab> {
+        ProxyLab::start_with(dir, hosts, "", limits)
+    }
+
+    /// [`ProxyLab::start`] with `proxy` as more lines of `[proxy]` (TOML,
+    /// may be empty).
+    pub fn start_with(dir: &Path, hosts: &[Host], proxy: &str, limits: &str) -> Result<ProxyLab> {
         let mut zone =
             String::from("$ORIGIN example.test.\n@ 300 SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n");
         for h in hosts {
@@ -82,7 +88,7 @@ impl ProxyLab {
         std::fs::write(
             &config,
             format!(
-                "[proxy]\nhttp = [\"127.0.0.1:0\"]\ntls = [\"127.0.0.1:0\"]\nallow_backend = [\"::1/128\"]\n\
+                "[proxy]\nhttp = [\"127.0.0.1:0\"]\ntls = [\"127.0.0.1:0\"]\nallow_backend = [\"::1/128\"]\n{proxy}\n\
                  [proxy.limits]\n{limits}\n"
             ),
         )?;
