@@ -151,6 +151,12 @@ async fn first_head(
 ) -> Result<Head, First> {
     let timer = tokio::time::sleep(limit);
     tokio::pin!(timer);
+    // No buffer before the first octet: a connection that sends nothing
+    // costs its task and its socket only.
+    tokio::select! {
+        r = client.readable() => if r.is_err() { return Err(First::Reset) },
+        _ = &mut timer => return Err(First::TimedOut),
+    }
     loop {
         match reader.read(buf.bytes()) {
             Ok(h) => return Ok(h),

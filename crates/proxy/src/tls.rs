@@ -194,8 +194,21 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared
     let started = std::time::Instant::now();
     let limits = front.limits();
     let metrics = front.metrics();
-    let mut buf = Vec::with_capacity(2048);
     let deadline = tokio::time::Instant::now() + limits.handshake;
+    // No buffer before the first octet: a connection that sends nothing
+    // costs its task and its socket only.
+    match tokio::time::timeout_at(deadline, client.readable()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) => {
+            metrics.reset();
+            return client_error(shared, peer, "reset before the ClientHello");
+        }
+        Err(_) => {
+            metrics.timed_out(Phase::Handshake);
+            return client_error(shared, peer, "ClientHello not complete in time");
+        }
+    }
+    let mut buf = Vec::with_capacity(2048);
     let host = loop {
         match sni::peek(&buf) {
             Peek::Sni(h) => break h,

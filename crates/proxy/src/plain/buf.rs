@@ -62,6 +62,21 @@ impl Buf {
         }
     }
 
+    /// Has memory to read into (a released buffer has none).
+    pub(super) fn is_allocated(&self) -> bool {
+        !self.data.is_empty()
+    }
+
+    /// Gives the memory back while empty: an idle keep-alive connection
+    /// keeps no buffer (HAProxy's buffers come from a pool only while data
+    /// moves). The next read takes it again.
+    pub(super) fn release(&mut self) {
+        if self.is_empty() {
+            self.data = Vec::new();
+            (self.start, self.end) = (0, 0);
+        }
+    }
+
     pub(super) fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.data.len());
     }
@@ -100,5 +115,14 @@ mod tests {
         b.grow();
         b.grow();
         assert_eq!(b.room(8).len(), 32);
+        // Released only when empty, and taken again at its first size.
+        b.room(8)[0] = b'x';
+        b.filled(1);
+        b.release();
+        assert!(b.is_allocated() && b.bytes() == b"x");
+        b.consume(1);
+        b.release();
+        assert!(!b.is_allocated());
+        assert_eq!(b.room(8).len(), 8);
     }
 }

@@ -459,6 +459,8 @@ impl<'a> Exchange<'a> {
                     // The one clock read of a kept-alive request.
                     self.idle_since = Instant::now();
                     slot.idle_since(self.idle_since);
+                    self.cbuf.release();
+                    self.bbuf.release();
                 } else {
                     slot.busy();
                 }
@@ -487,13 +489,17 @@ impl<'a> Exchange<'a> {
                         return Poll::Ready(Io::DownWrote(r));
                     }
                 }
-                if self.wants_client() {
+                // A released buffer is taken again only once there is
+                // something to read into it.
+                let client_ready = self.cbuf.is_allocated() || cr.as_ref().poll_read_ready(cx).is_ready();
+                if self.wants_client() && client_ready {
                     let mut rb = ReadBuf::new(self.cbuf.room(READ_CHUNK));
                     if let Poll::Ready(r) = Pin::new(&mut cr).poll_read(cx, &mut rb) {
                         return Poll::Ready(Io::ClientRead(r.map(|()| rb.filled().len())));
                     }
                 }
-                if self.wants_backend() {
+                let backend_ready = self.bbuf.is_allocated() || br.as_ref().poll_read_ready(cx).is_ready();
+                if self.wants_backend() && backend_ready {
                     let mut rb = ReadBuf::new(self.bbuf.room(BACKEND_BUF));
                     if let Poll::Ready(r) = Pin::new(&mut br).poll_read(cx, &mut rb) {
                         let full = rb.remaining() == 0;
