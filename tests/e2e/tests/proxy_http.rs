@@ -905,3 +905,193 @@ fn a_zone_that_loses_its_delegation_stops_being_proxied() -> Result<()> {
     wait_status(proxy, "www.shop.test", " 421 ", "the unverified zone's hostname to be refused")?;
     Ok(())
 }
+
+/// 100 MB of a pattern no offset repeats within: a short or reordered
+/// body is caught by the sum.
+fn bulk_file(path: &Path, size: usize) -> Result<u64> {
+    let mut data = Vec::with_capacity(size);
+    let mut x: u32 = 0x9e37_79b9;
+    while data.len() < size {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        data.extend_from_slice(&x.to_le_bytes());
+    }
+    data.truncate(size);
+    std::fs::write(path, &data)?;
+    Ok(checksum(0, &data))
+}
+
+fn checksum(mut sum: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        sum = sum.wrapping_mul(31).wrapping_add(u64::from(b));
+    }
+    sum
+}
+
+/// Downloads /bulk through `proxy`, reading slowly enough for the test to
+/// act during it; `progress` counts the body octets read so far. Returns
+/// (body octets, checksum).
+fn slow_download(proxy: SocketAddr, progress: &std::sync::atomic::AtomicUsize) -> Result<(usize, u64)> {
+    use std::sync::atomic::Ordering;
+    let mut s = TcpStream::connect(proxy)?;
+    s.set_read_timeout(Some(Duration::from_secs(30)))?;
+    s.write_all(format!("GET /bulk HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n").as_bytes())?;
+    let mut head = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let (mut got, mut sum) = (0usize, 0u64);
+    loop {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        let mut chunk = buf.get(..n).unwrap_or_default();
+        if !head.ends_with(b"\r\n\r\n") {
+            // Byte by byte until the end of the head.
+            while let Some((&b, rest)) = chunk.split_first() {
+                head.push(b);
+                chunk = rest;
+                if head.ends_with(b"\r\n\r\n") {
+                    break;
+                }
+            }
+            ensure!(head.len() < 16 * 1024, "no end of head");
+        }
+        got += chunk.len();
+        sum = checksum(sum, chunk);
+        progress.store(got, Ordering::Relaxed);
+        // About 3 s for 100 MB at 64 KiB per read.
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    ensure!(head.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&head));
+    Ok((got, sum))
+}
+
+/// Requests on keep-alive connections until `stop`; every one must be
+/// answered 200 hello, and a connection may close only after an answer
+/// that says so. Returns how many were answered.
+fn keep_alive_load(proxy: SocketAddr, stop: &std::sync::atomic::AtomicBool) -> Result<usize> {
+    use std::sync::atomic::Ordering;
+    let mut s = TcpStream::connect(proxy)?;
+    s.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let request = format!("GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n");
+    let mut answered = 0;
+    let mut buf = vec![0u8; 4096];
+    while !stop.load(Ordering::Relaxed) {
+        s.write_all(request.as_bytes())?;
+        let mut got = Vec::new();
+        while !(got.ends_with(b"hello\n") && got.windows(4).any(|w| w == b"\r\n\r\n")) {
+            let n = s.read(&mut buf)?;
+            ensure!(n > 0, "the proxy closed a keep-alive connection after {answered} answers");
+            got.extend_from_slice(buf.get(..n).unwrap_or_default());
+        }
+        ensure!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+        answered += 1;
+        // nginx ends a connection after keepalive_requests (1000), and says
+        // so in the answer: a new connection then, as any client does.
+        if got.windows(17).any(|w| w.eq_ignore_ascii_case(b"connection: close")) {
+            s = TcpStream::connect(proxy)?;
+            s.set_read_timeout(Some(Duration::from_secs(20)))?;
+        }
+    }
+    Ok(answered)
+}
+
+/// A SIGHUP (routes read again) and a route change during a 100 MB
+/// transfer and keep-alive load lose no request and no octet; then a
+/// SIGTERM lets the transfer finish (the drain) while DNS still answers,
+/// and DNS answers every query throughout.
+#[test]
+fn a_reload_and_a_stop_during_a_transfer_and_keep_alive_load_lose_no_request() -> Result<()> {
+    use nix::sys::signal::{Signal, kill};
+    use nix::unistd::Pid;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    const SIZE: usize = 100_000_000;
+    let dir = tempfile::tempdir()?;
+    let sum = bulk_file(&dir.path().join("bulk.bin"), SIZE)?;
+    let (_nginx, port) = nginx(dir.path(), false)?;
+    let (mut server, proxy) = proxy(dir.path(), &["--backend-http-port", &port.to_string()])?;
+    let pid = Pid::from_raw(i32::try_from(server.process().id())?);
+    let dns = server.udp_addr();
+    let stop = AtomicBool::new(false);
+    let dns_stop = AtomicBool::new(false);
+    let progress = AtomicUsize::new(0);
+    let dns_answered = AtomicUsize::new(0);
+    std::thread::scope(|s| -> Result<()> {
+        let download = s.spawn(|| slow_download(proxy, &progress));
+        let load: Vec<_> = (0..2).map(|_| s.spawn(|| keep_alive_load(proxy, &stop))).collect();
+        let queries = s.spawn(|| -> Result<usize> {
+            let client = sixgate_e2e::UdpClient::new(dns)?;
+            let mut n = 0u16;
+            // DNS ends with the process, once the transfer is through: the
+            // queries stop just before its end.
+            while !dns_stop.load(Ordering::Relaxed) && progress.load(Ordering::Relaxed) < SIZE - 5_000_000 {
+                n = n.wrapping_add(1);
+                let q = sixgate_e2e::QuerySpec::parse(HOST, 28)?.with_id(n).encode()?;
+                // A resolver's retry: one lost datagram is not an outage.
+                let answered = (0..2).any(|_| {
+                    client.send(&q).is_ok()
+                        && client
+                            .receive_any(Duration::from_secs(2))
+                            .ok()
+                            .flatten()
+                            .is_some_and(|a| a.get(..2) == q.get(..2))
+                });
+                ensure!(answered, "query {n} not answered");
+                dns_answered.fetch_add(1, Ordering::Relaxed);
+                // Paced: the point is an answer at every moment, not load.
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Ok(usize::from(n))
+        });
+        let steps = || -> Result<()> {
+            let at = |bytes: usize| {
+                wait_until("the download to get further", Duration::from_secs(50), || {
+                    Ok((progress.load(Ordering::Relaxed) >= bytes).then_some(()))
+                })
+            };
+            at(10_000_000)?;
+            kill(pid, Signal::SIGHUP)?;
+            // A route change too: the hostname's options written again.
+            server
+                .cli()
+                .run(&["proxy", "enable"], &[HOST, "--backend-http-port", &port.to_string()])?
+                .ok()?;
+            at(40_000_000)?;
+            stop.store(true, Ordering::Relaxed);
+            for l in load {
+                let n = l.join().map_err(|_| anyhow::anyhow!("load thread panicked"))??;
+                ensure!(n > 0, "no keep-alive request answered");
+            }
+            // The stop: the listener closes, the transfer drains to its end.
+            kill(pid, Signal::SIGTERM)?;
+            wait_until("the proxy to stop accepting", Duration::from_secs(20), || {
+                Ok(TcpStream::connect(proxy).is_err().then_some(()))
+            })?;
+            // DNS answers while the proxy drains.
+            let before = dns_answered.load(Ordering::Relaxed);
+            let answered = queries.join().map_err(|_| anyhow::anyhow!("query thread panicked"))??;
+            let during = dns_answered.load(Ordering::Relaxed) - before;
+            ensure!(during > 10, "{during} DNS queries answered during the drain ({answered} in all)");
+            let (got, got_sum) =
+                download.join().map_err(|_| anyhow::anyhow!("download thread panicked"))??;
+            ensure!(got == SIZE && got_sum == sum, "the transfer lost octets: {got} of {SIZE}");
+            Ok(())
+        };
+        // Whatever happened, the load and the queries stop.
+        let r = steps();
+        stop.store(true, Ordering::Relaxed);
+        dns_stop.store(true, Ordering::Relaxed);
+        r
+    })
+    .with_context(|| server.stderr_tail(30))?;
+    let status = server.process().wait_for_exit(Duration::from_secs(30))?;
+    ensure!(status.success(), "sixgate exited with {status}");
+    let log = server.stderr_tail(usize::MAX);
+    ensure!(
+        log.contains("SIGHUP: reloading the proxy routes") && log.contains("proxy drained"),
+        "no reload or drain logged: {}",
+        server.stderr_tail(30)
+    );
+    Ok(())
+}
