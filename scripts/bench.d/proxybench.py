@@ -116,7 +116,15 @@ http {{
     return p, p6, p4
 
 
-def start_sixgate(procs, binary, tmp, backend_port, cpus, label="sixgate"):
+def serve_help(binary, _cache={}):
+    """`sixgate serve --help` of `binary`: which flags this build has."""
+    if binary not in _cache:
+        r = subprocess.run([binary, "serve", "--help"], capture_output=True, text=True)
+        _cache[binary] = r.stdout + r.stderr
+    return _cache[binary]
+
+
+def start_sixgate(procs, binary, tmp, backend_port, cpus, label="sixgate", threads=1):
     data = os.path.join(tmp, label)
     zfile = os.path.join(tmp, "zones", "example.test.zone")
     with open(zfile, "w") as f:
@@ -131,7 +139,14 @@ def start_sixgate(procs, binary, tmp, backend_port, cpus, label="sixgate"):
     log = os.path.join(tmp, f"{label}-proxy.log")
     argv = [binary, "serve", "--data", data, "--dns", "127.0.0.1:0", "--api", "127.0.0.1:0",
             "--proxy-http", "127.0.0.1:0", "--proxy-allow-backend", "::1/128", "--workers", "1"]
-    p = procs.spawn(argv, log, cpus=cpus, env=dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info")))
+    help_text = serve_help(binary)
+    if "--proxy-threads" in help_text:
+        argv += ["--proxy-threads", str(threads)]
+    if "--metrics" in help_text:
+        argv += ["--metrics", "127.0.0.1:0"]  # not the fixed default port, taken by the first instance
+    # sixgate reads SIXGATE_LOG (not RUST_LOG): warnings only, as HAProxy
+    # logs nothing here.
+    p = procs.spawn(argv, log, cpus=cpus, env=dict(os.environ, SIXGATE_LOG="warn"))
     deadline = time.monotonic() + 120
     while True:
         if p.poll() is not None or time.monotonic() > deadline:
@@ -144,16 +159,17 @@ def start_sixgate(procs, binary, tmp, backend_port, cpus, label="sixgate"):
         time.sleep(0.005)
 
 
-def start_haproxy(procs, tmp, backend_port, cpus):
+def start_haproxy(procs, tmp, backend_port, cpus, threads=1):
     port = servers.free_port()
     cfg = os.path.join(tmp, "haproxy.cfg")
     with open(cfg, "w") as f:
         f.write(f"""global
-    nbthread 1
+    nbthread {threads}
     maxconn 5000
 defaults
     mode http
     option forwardfor
+    http-reuse safe
     timeout connect 3s
     timeout client 60s
     timeout server 60s
@@ -318,11 +334,11 @@ def run(args, procs, tmp, srv_cpus, cli_cpus, res):
             if k == "direct":
                 ports[k] = p4
             elif k in args.bins:
-                p, ports[k], _ = start_sixgate(procs, args.bins[k], tmp, p6, srv_cpus, k)
+                p, ports[k], _ = start_sixgate(procs, args.bins[k], tmp, p6, srv_cpus, k, threads=args.workers)
                 pids[k] = p.pid
                 say(f"# {k} proxy-http on 127.0.0.1:{ports[k]}")
             else:
-                p, ports[k], _ = start_haproxy(procs, tmp, p6, srv_cpus)
+                p, ports[k], _ = start_haproxy(procs, tmp, p6, srv_cpus, threads=args.workers)
                 pids[k] = p.pid
                 say(f"# haproxy on 127.0.0.1:{ports[k]}")
     except servers.StartError as e:
