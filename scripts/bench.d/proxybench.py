@@ -385,8 +385,10 @@ def _per_1k(cpu_s, n):
 
 
 def _run_client(argv, cpus, procs, timeout):
+    """Runs one client to its end; (exit code, output, its CPU seconds)."""
     if cpus:
         argv = ["taskset", "-c", cpus] + argv
+    r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     procs.transient.append(p)
     try:
@@ -395,7 +397,10 @@ def _run_client(argv, cpus, procs, timeout):
         p.kill()
         out = p.communicate()[0] + " (killed: client hung)"
     procs.transient.remove(p)
-    return p.returncode, out
+    # Only this child is reaped meanwhile (taskset execs the client).
+    r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = r1.ru_utime + r1.ru_stime - r0.ru_utime - r0.ru_stime
+    return p.returncode, out, cpu
 
 
 def wrk(port, seconds, cpus, procs, close=False, conns=32, server_pid=None):
@@ -404,10 +409,10 @@ def wrk(port, seconds, cpus, procs, close=False, conns=32, server_pid=None):
         argv += ["-H", "Connection: close"]
     argv.append(f"http://127.0.0.1:{port}/")
     pids, c0 = _cpu(server_pid)
-    _, out = _run_client(argv, cpus, procs, seconds + 60)
+    _, out, client_cpu = _run_client(argv, cpus, procs, seconds + 60)
     cpu_s = _cpu_s(pids, c0)
     x = {"rps": None, "p50_ms": None, "p99_ms": None, "non2xx": 0, "socket_errors": 0, "requests": 0,
-         "server_cpu_s": cpu_s}
+         "server_cpu_s": cpu_s, "client_cpu_s": client_cpu, "seconds": seconds}
     m = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
     if m:
         x["rps"] = float(m.group(1))
@@ -449,10 +454,10 @@ def fixed_rate(client, port, rate, seconds, cpus, procs, conns=32, server_pid=No
     argv = [client, "rate", "--addr", f"127.0.0.1:{port}", "--host", HOST, "--rate", f"{rate:.0f}",
             "--duration", str(seconds), "--connections", str(conns)]
     pids, c0 = _cpu(server_pid)
-    rc, out = _run_client(argv, cpus, procs, seconds + 60)
+    rc, out, client_cpu = _run_client(argv, cpus, procs, seconds + 60)
     cpu_s = _cpu_s(pids, c0)
     x = _kv(out) if rc == 0 else {}
-    x["server_cpu_s"] = cpu_s
+    x["server_cpu_s"], x["client_cpu_s"], x["seconds"] = cpu_s, client_cpu, seconds
     x["cpu_ms_per_1k"] = _per_1k(cpu_s, x.get("completed"))
     if rc != 0 or "p99_us" not in x:
         x["output"] = out
@@ -464,10 +469,10 @@ def tls_run(client, port, der, seconds, threads, cpus, procs, server_pid=None):
     argv = [client, "tls", "--addr", f"127.0.0.1:{port}", "--sni", HOST, "--cert", der,
             "--duration", str(seconds), "--threads", str(threads)]
     pids, c0 = _cpu(server_pid)
-    rc, out = _run_client(argv, cpus, procs, seconds + 60)
+    rc, out, client_cpu = _run_client(argv, cpus, procs, seconds + 60)
     cpu_s = _cpu_s(pids, c0)
     x = _kv(out) if rc == 0 else {}
-    x["server_cpu_s"] = cpu_s
+    x["server_cpu_s"], x["client_cpu_s"], x["seconds"] = cpu_s, client_cpu, seconds
     x["cpu_ms_per_1k"] = _per_1k(cpu_s, x.get("ok"))
     if rc != 0 or "handshakes_per_s" not in x:
         x["output"] = out
@@ -652,6 +657,7 @@ def run(args, procs, tmp, srv_cpus, cli_cpus, res):
         return
     every = [i for m in modes for i in insts[m].values()]
     res["rss_start_mib"] = {f"{i.path} log {i.mode}": servers.mem(i.pid)[0] / 1024 for i in every}
+    res["client_cpus"] = len(cli_cpus.split(",")) if cli_cpus else os.cpu_count()
     if cli_cpus:
         os.sched_setaffinity(0, [int(c) for c in cli_cpus.split(",")])
     for i in every:
@@ -672,7 +678,7 @@ def run(args, procs, tmp, srv_cpus, cli_cpus, res):
         i.answered += int(x["ok"])
     say("# check: a TLS GET / with SNI answers 200 with nginx's certificate through every path")
 
-    sets = {m: {} for m in modes}
+    sets = res["sets"] = {m: {} for m in modes}
     order = [(m, k) for k in args.paths for m in modes if k in insts[m]]
     for i in every:  # warm-up
         i.answered += wrk(i.http, 1, cli_cpus, procs)["requests"]
@@ -691,7 +697,8 @@ def run(args, procs, tmp, srv_cpus, cli_cpus, res):
                     continue
                 say(f"# round {r + 1} {case:9s} {k:8s} log {m:3s} req/s {x['rps']:9.0f}  p99 {x['p99_ms']:.3f} ms"
                     f"  non-2xx {x['non2xx']}  socket errors {x['socket_errors']}"
-                    f"  CPU {fmt(x['server_cpu_s'], 2)} s, {fmt(x['cpu_ms_per_1k'], 1)} ms per 1k")
+                    f"  CPU {fmt(x['server_cpu_s'], 2)} s, {fmt(x['cpu_ms_per_1k'], 1)} ms per 1k"
+                    f"  (wrk CPU {x['client_cpu_s']:.2f} s)")
 
     # Fixed rate: a fraction of HAProxy's keep-alive capacity of the set,
     # or of the slowest proxy's without HAProxy.
@@ -724,7 +731,8 @@ def run(args, procs, tmp, srv_cpus, cli_cpus, res):
                 f" {fmt(x.get('target_rate'))}  p50 {fmt(_us_ms(x.get('p50_us')), 3)} ms"
                 f"  p99 {fmt(_us_ms(x.get('p99_us')), 3)} ms  p99.9 {fmt(_us_ms(x.get('p999_us')), 3)} ms"
                 f"  errors {fmt(x.get('errors'))}  unfinished {fmt(x.get('unfinished'))}"
-                f"  CPU {fmt(x['cpu_ms_per_1k'], 1)} ms per 1k")
+                f"  CPU {fmt(x['cpu_ms_per_1k'], 1)} ms per 1k  send lag p99"
+                f" {fmt(_us_ms(x.get('send_lag_p99_us')), 3)} ms")
 
     for r in range(args.rounds):
         for m, k in baseline.order(order, r, args.alternate):
@@ -738,7 +746,8 @@ def run(args, procs, tmp, srv_cpus, cli_cpus, res):
             say(f"# round {r + 1} tls       {k:8s} log {m:3s} handshakes/s {fmt(x.get('handshakes_per_s')):>7s}"
                 f"  p99 {fmt(_us_ms(x.get('p99_us')), 2)} ms  errors {fmt(x.get('errors'))}"
                 f"  non-2xx {fmt(x.get('non2xx'))}"
-                f"  CPU {fmt(x['server_cpu_s'], 2)} s, {fmt(x['cpu_ms_per_1k'], 1)} ms per 1k connections")
+                f"  CPU {fmt(x['server_cpu_s'], 2)} s, {fmt(x['cpu_ms_per_1k'], 1)} ms per 1k connections"
+                f"  (client CPU {x['client_cpu_s']:.2f} s)")
 
     for m in modes:
         sets[m]["bulk_runs"] = {k: [] for k in insts[m]}
@@ -780,7 +789,6 @@ def run(args, procs, tmp, srv_cpus, cli_cpus, res):
         elif lines < 0.99 * i.answered:
             _note(res, f"{i.path} log on: {lines} access log lines for {i.answered} answered requests"
                   f" ({lines / i.answered:.3f} per request): lines are missing")
-    res["sets"] = sets
 
 
 def idle_phase(res, sets, insts, order, n_idle, idle_hosts):
@@ -923,12 +931,30 @@ def tables(args, res):
         for k, a in st.get("access_log", {}).items():
             out.append(f"(log {m} {k}: {a['lines']} access log lines, {a['answered']} requests and TLS connections"
                        f" answered)")
+    bound = client_bound(res)
+    if bound:
+        out.append("(the client used over 90% of its CPUs, so it may have been the bound, in: "
+                   + ", ".join(bound) + ")")
     if res.get("bulk_short"):
         out.append("(short bulk downloads, body bytes received: " + ", ".join(res["bulk_short"]) + ")")
     out.append("(server CPU s and CPU ms/1k: of nginx for direct, of the proxy process alone otherwise;"
                " direct is measured in the first set only)")
     for note in res.get("notes", []):
         out.append(f"(note: {note})")
+    return out
+
+
+def client_bound(res):
+    """The saturated runs (wrk, TLS) whose client used over 90% of the
+    client CPUs. The fixed-rate client spins by design and is left out."""
+    n = res.get("client_cpus") or 1
+    out = []
+    for m, st in res.get("sets", {}).items():
+        runs = [(f"{case} {k}", x) for case, w in st.get("wrk", {}).items() for k, v in w.items() for x in v]
+        runs += [(f"TLS {k}", x) for k, v in st.get("tls", {}).items() for x in v]
+        for what, x in runs:
+            if x.get("client_cpu_s") and x.get("seconds") and x["client_cpu_s"] > 0.9 * n * x["seconds"]:
+                out.append(f"log {m} {what} {x['client_cpu_s'] / x['seconds'] / n:.0%}")
     return out
 
 
