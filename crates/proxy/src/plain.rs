@@ -179,7 +179,6 @@ async fn first_head(
 async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared: &Shared, front: &Front) {
     let limits = front.limits();
     let metrics = front.metrics();
-    let local = client.local_addr().unwrap_or(peer);
     let mut cbuf = Buf::new(CLIENT_BUF);
     let mut reader = HeadReader::new();
     let head = match first_head(&mut client, &mut cbuf, &mut reader, limits.head).await {
@@ -238,6 +237,9 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
     // The PROXY header goes out with the first head, in one write.
     let id = shared.connection_id();
     let tlvs = crate::proxyproto::Tlvs::new(&host, id.as_ref());
+    // The address the client reached: a system call, made only for a
+    // PROXY header.
+    let local = if route.config.proxy_protocol == 0 { peer } else { client.local_addr().unwrap_or(peer) };
     let header = crate::proxyproto::header(route.config.proxy_protocol, peer, local, &tlvs);
     let mut ex = Exchange::new(peer, backend_addr, shared, host, head, cbuf, reader, header);
     let outcome = ex.run(&mut client, &mut backend, &slot, limits, front.drained()).await;

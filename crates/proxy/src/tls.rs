@@ -258,7 +258,9 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared
             return;
         }
     };
-    let local = client.local_addr().unwrap_or(peer);
+    // The address the client reached: a system call, made only for a
+    // PROXY header.
+    let local = if route.config.proxy_protocol == 0 { peer } else { client.local_addr().unwrap_or(peer) };
     let id = shared.connection_id();
     // The PROXY header and the ClientHello in one write.
     let mut first =

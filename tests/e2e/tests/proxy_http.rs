@@ -621,6 +621,11 @@ fn one_address_could_hold_every_proxy_connection() -> Result<()> {
         s.write_all(b"GET / HTTP/1.1\r\n")?;
         held.push(s);
     }
+    // Admitted before the third comes: each proxy thread accepts on a
+    // socket of its own, so connections are not taken in the order made.
+    wait_until("the two to be admitted", Duration::from_secs(20), || {
+        Ok((lab.metrics()?.open("proxy_http") == 2).then_some(()))
+    })?;
     let mut third = keep_alive(lab.http)?;
     let _ = third.write_all(format!("GET / HTTP/1.1\r\nHost: {HOST}\r\n\r\n").as_bytes());
     ensure!(closed_by_proxy(&mut third)?, "a third connection from one address was served");
