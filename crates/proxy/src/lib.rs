@@ -11,12 +11,14 @@
 //! connections build on them: [`tls`] and [`plain`], admitted by a
 //! [`Front`] (connection caps in total, per client address and per
 //! hostname) and bounded in every phase by its deadlines, with tunnels
-//! in `tunnel` and lazily moved timers in `deadline`.
+//! in `tunnel` and lazily moved timers in `deadline`. Their access log
+//! lines go through [`accesslog`] to a writer thread of their own.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::indexing_slicing)]
 // Tests may index and unwrap: a panic there is a failed test.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
+pub mod accesslog;
 mod deadline;
 mod front;
 pub mod http;

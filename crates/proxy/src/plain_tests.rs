@@ -73,6 +73,7 @@ async fn lab(limits: ListenerLimits) -> Lab {
         policy: BackendPolicy::new(None),
         stats: Stats::default(),
         forwarded: false,
+        access_log: Default::default(),
     });
     let gate =
         Gate::new(Limits { max_connections: 100, per_address: 100 }, Arc::new(ListenerMetrics::new("t")));
