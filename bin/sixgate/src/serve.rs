@@ -145,6 +145,17 @@ fn metrics_text(m: &MetricSources) -> String {
                 ("side=\"backend\"", get(&st.backend_errors)),
             ],
         );
+        let log = &p.access_log;
+        counter(
+            "sixgate_proxy_access_log_lines_total",
+            "Proxy access log lines written.",
+            &[("", log.lines())],
+        );
+        counter(
+            "sixgate_proxy_access_log_dropped_total",
+            "Proxy access log lines lost: the writer's queue was full, or the write failed.",
+            &[("", log.dropped())],
+        );
     }
     let _ = writeln!(
         out,
@@ -522,6 +533,9 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             policy: s.proxy_policy.clone(),
             stats: Default::default(),
             forwarded: s.proxy_forwarded,
+            access_log: sixgate_proxy::accesslog::AccessLog::start(&s.proxy_access_log).map_err(|e| {
+                anyhow!("cannot open the proxy access log {}: {e}", s.proxy_access_log.path.display())
+            })?,
         });
         let _ = proxy_shared.set(shared.clone());
         // One gate per side, shared by all its addresses: a flood on one
@@ -662,6 +676,10 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     });
     for t in threads {
         let _ = t.join();
+    }
+    // The last access log lines, written before the process ends.
+    if let Some(p) = proxy_shared.get() {
+        p.access_log.finish();
     }
     // Every sender is gone with the listeners: the handler drains and ends.
     drop(update_tx);
