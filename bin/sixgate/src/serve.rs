@@ -538,6 +538,26 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             })?,
         });
         let _ = proxy_shared.set(shared.clone());
+        if shared.access_log.is_on() {
+            // logrotate moves the file, then sends SIGHUP: the lines after
+            // it go to a new file at the path.
+            let mut hup = {
+                let _guard = rt.enter();
+                signal(SignalKind::hangup())?
+            };
+            let (log, mut sd) = (shared.access_log.clone(), sd_rx.clone());
+            api_tasks.push(rt.spawn(async move {
+                loop {
+                    tokio::select! {
+                        s = hup.recv() => match s {
+                            Some(()) => log.reopen(),
+                            None => return,
+                        },
+                        _ = sd.wait_for(|&s| s) => return,
+                    }
+                }
+            }));
+        }
         // One gate per side, shared by all its addresses: a flood on one
         // port cannot refuse or evict the other's connections, and each
         // has its own metrics. [proxy.limits] applies to each.

@@ -37,7 +37,7 @@ fn read_n(s: &mut TcpStream, n: usize) -> Result<Vec<u8>> {
 }
 
 /// The file's lines, once there are `n`.
-fn lines(path: &Path, n: usize) -> Result<Vec<String>> {
+fn read_lines(path: &Path, n: usize) -> Result<Vec<String>> {
     wait_until("the access log lines", Duration::from_secs(30), || {
         let text = std::fs::read_to_string(path).unwrap_or_default();
         let lines: Vec<String> = text.lines().map(str::to_owned).collect();
@@ -144,7 +144,7 @@ fn every_request_and_tls_connection_has_its_json_line_with_its_octets() -> Resul
     // A TLS connection.
     let (tls_octets, tls_client) = tls_echo(&lab, b"ping")?;
 
-    let lines = lines(&log, 6)?;
+    let lines = read_lines(&log, 6)?;
     let entries: Vec<Value> = lines
         .iter()
         .map(|l| serde_json::from_str(l).with_context(|| format!("not JSON: {l}")))
@@ -195,13 +195,14 @@ fn every_request_and_tls_connection_has_its_json_line_with_its_octets() -> Resul
 }
 
 /// One entry in N per listener kind, in the text format, in the data
-/// directory's proxy-access.log when no path is given.
+/// directory's proxy-access.log when no path is given; reopened there on
+/// SIGHUP after logrotate moved it.
 #[test]
-fn text_lines_of_one_entry_in_two_go_to_the_data_directory() -> Result<()> {
+fn text_lines_of_one_entry_in_two_go_to_the_data_directory_and_sighup_reopens_it() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let http = Backend::start(Behaviour::Http { switch: false })?;
     let echo = Backend::start(Behaviour::Echo)?;
-    let lab = ProxyLab::start_with(
+    let mut lab = ProxyLab::start_with(
         dir.path(),
         &[Host::http("app", http.port()), Host::tls("tls", echo.port())],
         "",
@@ -220,7 +221,7 @@ fn text_lines_of_one_entry_in_two_go_to_the_data_directory() -> Result<()> {
     for _ in 0..3 {
         tls.push(tls_echo(&lab, b"")?);
     }
-    let lines = lines(&dir.path().join("data/proxy-access.log"), 4)?;
+    let lines = read_lines(&dir.path().join("data/proxy-access.log"), 4)?;
     let fields: Vec<Vec<&str>> = lines.iter().map(|l| l.split(' ').collect()).collect();
     for f in &fields {
         ensure!(f.len() == 12 && is_timestamp(f[0]), "{f:?}");
@@ -247,5 +248,26 @@ fn text_lines_of_one_entry_in_two_go_to_the_data_directory() -> Result<()> {
         ensure!(f[7] == octets.to_string() && f[8] == octets.to_string() && f[11] == "closed", "{f:?}");
     }
     counted(&lab, 4)?;
+
+    // logrotate: the file moved away, then SIGHUP; the next line goes to
+    // a new file at the path, and the server goes on.
+    let path = dir.path().join("data/proxy-access.log");
+    let moved = dir.path().join("data/proxy-access.log.1");
+    std::fs::rename(&path, &moved)?;
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(lab.server.process().id())?);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGHUP)?;
+    wait_until("the reopened file", Duration::from_secs(30), || Ok(path.exists().then_some(())))?;
+    // Sampling goes on: the fifth request is the third logged.
+    for i in 5..=6 {
+        let mut s = connect(lab.http)?;
+        s.write_all(format!("GET /{i} HTTP/1.1\r\nHost: {APP}\r\nConnection: close\r\n\r\n").as_bytes())?;
+        let mut got = Vec::new();
+        s.read_to_end(&mut got)?;
+        ensure!(got == ok_response().as_bytes(), "request {i} after SIGHUP");
+    }
+    let after = read_lines(&path, 1)?;
+    ensure!(after[0].contains(" \"/5\" 200 "), "{after:?}");
+    ensure!(std::fs::read_to_string(&moved)?.lines().count() == 4, "the moved file changed");
+    counted(&lab, 5)?;
     Ok(())
 }
