@@ -200,6 +200,12 @@ pub(crate) struct RawProxy {
     /// Give each connection an ID, sent as PP2_TYPE_UNIQUE_ID in PROXY v2
     /// headers.
     pub(crate) proxy_v2_unique_id: Option<bool>,
+    /// `"off"` (the default), `"text"` or `"json"`.
+    pub(crate) access_log: Option<String>,
+    /// The access log file (default DATA_DIR/proxy-access.log).
+    pub(crate) access_log_path: Option<PathBuf>,
+    /// One request (HTTP) or connection (TLS) in N is logged (default 1).
+    pub(crate) access_log_sample: Option<u32>,
     /// Caps and deadlines of both proxy listeners.
     pub(crate) limits: Option<RawLimits>,
 }
@@ -599,6 +605,8 @@ pub(crate) struct Settings {
     pub(crate) proxy_drain: Duration,
     /// `[proxy] proxy_v2_unique_id`: connection IDs in PROXY v2 headers.
     pub(crate) proxy_v2_unique_id: bool,
+    /// `[proxy] access_log`, `access_log_path`, `access_log_sample`.
+    pub(crate) proxy_access_log: sixgate_proxy::accesslog::Settings,
     /// `[tenancy] nameserver_domain` and `nameserver_count`.
     pub(crate) account_nameservers: Option<sixgate_store::AccountNameservers>,
     /// `[tenancy] allow_suffixes` and `serve_unverified`.
@@ -630,6 +638,11 @@ pub(crate) struct Flags {
     pub(crate) proxy_threads: Option<usize>,
     /// `--metrics`: the metrics listener's addresses.
     pub(crate) metrics: Vec<String>,
+    /// `--proxy-access-log`, `--proxy-access-log-path`,
+    /// `--proxy-access-log-sample`.
+    pub(crate) proxy_access_log: Option<String>,
+    pub(crate) proxy_access_log_path: Option<PathBuf>,
+    pub(crate) proxy_access_log_sample: Option<u32>,
 }
 
 /// Reads and parses a configuration file.
@@ -796,6 +809,13 @@ pub(crate) fn settings(
     if drain > 86_400 {
         bail!("proxy.drain_timeout must be at most 1 day (in seconds), not {drain}");
     }
+    let data = data.or(raw.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+    let proxy_access_log = access_log_settings(
+        flags.proxy_access_log.or(raw.proxy.access_log),
+        flags.proxy_access_log_path.or(raw.proxy.access_log_path),
+        flags.proxy_access_log_sample.or(raw.proxy.access_log_sample),
+        &data,
+    )?;
     // sixgate's own addresses are known only once every listener is bound
     // (serve.rs).
     let proxy_policy = sixgate_proxy::policy::BackendPolicy::new(nat64);
@@ -857,6 +877,7 @@ pub(crate) fn settings(
         proxy_threads,
         proxy_drain: Duration::from_secs(drain),
         proxy_v2_unique_id: raw.proxy.proxy_v2_unique_id.unwrap_or(false),
+        proxy_access_log,
         aname_resolvers,
         aname_policy: (floor, ceiling),
         aname_max_per_zone: raw.aname.max_per_zone.unwrap_or(100),
@@ -873,7 +894,7 @@ pub(crate) fn settings(
         hmac_md5: raw.update.hmac_md5.unwrap_or(false),
         verify_resolvers,
         verify_interval: Duration::from_secs(interval),
-        data: data.or(raw.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA)),
+        data,
         dns,
         dns_is_default,
         workers,
@@ -887,6 +908,24 @@ pub(crate) fn settings(
         demo_zone: raw.dns.demo_zone.unwrap_or(true),
         log_level: raw.log.level.unwrap_or_else(|| "info".into()),
     })
+}
+
+/// `[proxy] access_log*`, flags over the file: the format, the file
+/// (DATA_DIR/proxy-access.log unless given) and the sampling (at least 1).
+fn access_log_settings(
+    format: Option<String>,
+    path: Option<PathBuf>,
+    sample: Option<u32>,
+    data: &Path,
+) -> anyhow::Result<sixgate_proxy::accesslog::Settings> {
+    let format = format.as_deref().unwrap_or("off");
+    let format = format.parse().map_err(|e| anyhow::anyhow!("proxy.access_log: {e}"))?;
+    let path = path.unwrap_or_else(|| data.join("proxy-access.log"));
+    let sample = sample.unwrap_or(1);
+    if sample == 0 {
+        bail!("proxy.access_log_sample must be at least 1 (one request in N is logged), not 0");
+    }
+    Ok(sixgate_proxy::accesslog::Settings { format, path, sample })
 }
 
 /// Validates `[secondaries]`' NOTIFY, probe and wait settings.
@@ -992,6 +1031,37 @@ mod tests {
         ] {
             assert!(ok(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_proxy_access_log_is_read_and_checked_flags_over_the_file() {
+        use sixgate_proxy::accesslog::Format;
+        let ok = |t: &str, flags: Flags| settings(toml::from_str(t).unwrap(), None, &[], None, &[], flags);
+        let s = ok("data = \"/srv/sixgate\"\n", Flags::default()).unwrap();
+        let log = s.proxy_access_log;
+        assert_eq!(
+            (log.format, log.path, log.sample),
+            (Format::Off, "/srv/sixgate/proxy-access.log".into(), 1)
+        );
+        let file =
+            "[proxy]\naccess_log = \"json\"\naccess_log_path = \"/var/log/a.log\"\naccess_log_sample = 10\n";
+        let log = ok(file, Flags::default()).unwrap().proxy_access_log;
+        assert_eq!((log.format, log.path, log.sample), (Format::Json, "/var/log/a.log".into(), 10));
+        let flags = Flags {
+            proxy_access_log: Some("text".into()),
+            proxy_access_log_path: Some("/tmp/b.log".into()),
+            proxy_access_log_sample: Some(2),
+            ..Flags::default()
+        };
+        let log = ok(file, flags).unwrap().proxy_access_log;
+        assert_eq!((log.format, log.path, log.sample), (Format::Text, "/tmp/b.log".into(), 2));
+        for bad in
+            ["[proxy]\naccess_log = \"yes\"\n", "[proxy]\naccess_log = \"json\"\naccess_log_sample = 0\n"]
+        {
+            assert!(ok(bad, Flags::default()).is_err(), "{bad}");
+        }
+        let zero = Flags { proxy_access_log_sample: Some(0), ..Flags::default() };
+        assert!(ok("", zero).is_err(), "0 is refused from the flag too");
     }
 
     #[test]

@@ -72,6 +72,16 @@ enum Command {
         /// token); repeatable. Port 0 picks a free port.
         #[arg(long = "metrics", value_name = "ADDR:PORT")]
         metrics: Vec<String>,
+        /// The proxy's access log: off, text or json (`[proxy]
+        /// access_log`).
+        #[arg(long = "proxy-access-log", value_name = "FORMAT")]
+        proxy_access_log: Option<String>,
+        /// The access log file (default DATA_DIR/proxy-access.log).
+        #[arg(long = "proxy-access-log-path", value_name = "PATH")]
+        proxy_access_log_path: Option<PathBuf>,
+        /// Log one request (HTTP) or connection (TLS) in N.
+        #[arg(long = "proxy-access-log-sample", value_name = "N")]
+        proxy_access_log_sample: Option<u32>,
         #[command(flatten)]
         common: Common,
     },
@@ -686,13 +696,25 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             proxy_allow_backend,
             proxy_threads,
             metrics,
+            proxy_access_log,
+            proxy_access_log_path,
+            proxy_access_log_sample,
             common,
         } => {
             let raw = match &file {
                 Some(f) => config::read(f)?,
                 None => config::RawConfig::default(),
             };
-            let flags = config::Flags { proxy_http, proxy_tls, proxy_allow_backend, proxy_threads, metrics };
+            let flags = config::Flags {
+                proxy_http,
+                proxy_tls,
+                proxy_allow_backend,
+                proxy_threads,
+                metrics,
+                proxy_access_log,
+                proxy_access_log_path,
+                proxy_access_log_sample,
+            };
             let kek_file = common.kek_file.clone().or_else(|| raw.store.kek_file.clone());
             storecmd::install_kek(kek_file.as_deref())?;
             let settings = config::settings(raw, common.data, &dns, workers, &api, flags)?;

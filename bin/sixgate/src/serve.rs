@@ -145,6 +145,17 @@ fn metrics_text(m: &MetricSources) -> String {
                 ("side=\"backend\"", get(&st.backend_errors)),
             ],
         );
+        let log = &p.access_log;
+        counter(
+            "sixgate_proxy_access_log_lines_total",
+            "Proxy access log lines written.",
+            &[("", log.lines())],
+        );
+        counter(
+            "sixgate_proxy_access_log_dropped_total",
+            "Proxy access log lines lost: the writer's queue was full, or the write failed.",
+            &[("", log.dropped())],
+        );
     }
     let _ = writeln!(
         out,
@@ -528,8 +539,31 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             forwarded: s.proxy_forwarded,
             backends: Default::default(),
             unique_ids: s.proxy_v2_unique_id.then(sixgate_proxy::proxyproto::UniqueIds::random),
+            access_log: sixgate_proxy::accesslog::AccessLog::start(&s.proxy_access_log).map_err(|e| {
+                anyhow!("cannot open the proxy access log {}: {e}", s.proxy_access_log.path.display())
+            })?,
         });
         let _ = proxy_shared.set(shared.clone());
+        if shared.access_log.is_on() {
+            // logrotate moves the file, then sends SIGHUP: the lines after
+            // it go to a new file at the path.
+            let mut hup = {
+                let _guard = rt.enter();
+                signal(SignalKind::hangup())?
+            };
+            let (log, mut sd) = (shared.access_log.clone(), sd_rx.clone());
+            api_tasks.push(rt.spawn(async move {
+                loop {
+                    tokio::select! {
+                        s = hup.recv() => match s {
+                            Some(()) => log.reopen(),
+                            None => return,
+                        },
+                        _ = sd.wait_for(|&s| s) => return,
+                    }
+                }
+            }));
+        }
         // One gate per side, shared by all its addresses: a flood on one
         // port cannot refuse or evict the other's connections, and each
         // has its own metrics. [proxy.limits] applies to each.
@@ -687,6 +721,10 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
     });
     for t in threads {
         let _ = t.join();
+    }
+    // The last access log lines, written before the process ends.
+    if let Some(p) = proxy_shared.get() {
+        p.access_log.finish();
     }
     // Every sender is gone with the listeners: the handler drains and ends.
     drop(update_tx);

@@ -14,11 +14,14 @@
 //! in `tunnel` and lazily moved timers in `deadline`. Which backend
 //! address a connection goes to is [`backends`]'s: rotated, raced as RFC
 //! 8305 §5 does, recently failed ones last.
+//! Their access log lines go through [`accesslog`] to a writer thread of
+//! their own.
 #![warn(missing_docs)]
 #![warn(clippy::unwrap_used, clippy::indexing_slicing)]
 // Tests may index and unwrap: a panic there is a failed test.
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::indexing_slicing))]
 
+pub mod accesslog;
 pub mod backends;
 mod deadline;
 mod front;

@@ -45,6 +45,7 @@ use tokio::net::TcpStream;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::accesslog::Ending;
 use crate::front::Front;
 use crate::http::{Head, HeadError, HeadReader, MAX_HEAD};
 use crate::tls::{Shared, connect_backend};
@@ -134,6 +135,23 @@ async fn answer(client: &mut TcpStream, status: u16, limits: &ListenerLimits) {
     }
 }
 
+/// The access log line of a first request the proxy answers itself with
+/// `status`.
+fn log_refused(
+    shared: &Shared,
+    peer: SocketAddr,
+    host: &str,
+    head: Head,
+    status: u16,
+    read_at: Option<std::time::Instant>,
+    ending: Ending,
+) {
+    if shared.access_log.is_on() {
+        let len = answer_bytes(status).len() as u64;
+        shared.access_log.refused(peer, host, head.method, head.target, status, len, read_at, ending);
+    }
+}
+
 /// Why the first head did not come.
 enum First {
     Closed,
@@ -203,6 +221,8 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
             return;
         }
     };
+    // The start of the first request's access log line.
+    let read_at = shared.access_log.is_on().then(std::time::Instant::now);
     let Some(host) = head.host.clone() else {
         shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
         return answer(&mut client, 400, limits).await;
@@ -216,11 +236,13 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
             if let Some(held) = LOG.allow() {
                 tracing::info!(client = %peer, host = %host, error = %e, held_back = held, "proxy http: not routed");
             }
+            log_refused(shared, peer, &host, head, 421, read_at, Ending::Unroutable);
             return answer(&mut client, 421, limits).await;
         }
     };
     drop(catalog);
     let Some(_host_slot) = front.admit_host(&host, peer) else {
+        log_refused(shared, peer, &host, head, 503, read_at, Ending::HostCap);
         return answer(&mut client, 503, limits).await;
     };
     let mut backend = match connect_backend(shared, front, &route.backends, route.config.http_port).await {
@@ -229,6 +251,7 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
             if let Some(held) = LOG.allow() {
                 tracing::info!(client = %peer, host = %host, error = %e, held_back = held, "proxy http: no backend accepted");
             }
+            log_refused(shared, peer, &host, head, 502, read_at, Ending::NoBackend);
             return answer(&mut client, 502, limits).await;
         }
     };
@@ -242,7 +265,11 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
     let local = if route.config.proxy_protocol == 0 { peer } else { client.local_addr().unwrap_or(peer) };
     let header = crate::proxyproto::header(route.config.proxy_protocol, peer, local, &tlvs);
     let mut ex = Exchange::new(peer, backend_addr, shared, host, head, cbuf, reader, header);
+    ex.first_read_at(read_at);
     let outcome = ex.run(&mut client, &mut backend, &slot, limits, front.drained()).await;
+    if !matches!(outcome, Outcome::Switch) {
+        ex.log_end(&outcome);
+    }
     match outcome {
         Outcome::Close => {
             let _ = TimedWrite::new(&mut client, limits.write).shutdown().await;
@@ -271,21 +298,24 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
         Outcome::Switch => {
             let (to_backend, to_client) = ex.leftovers();
             let ends = tunnel(&mut client, &mut backend, to_backend, to_client, limits).await;
-            match ends.end {
-                End::Closed => {}
+            let ending = match ends.end {
+                End::Closed => Ending::Closed,
                 End::TimedOut(phase) => {
                     metrics.timed_out(phase);
                     if phase == Phase::Write {
                         sixgate_listen::io::reset_on_close(&client);
                         sixgate_listen::io::reset_on_close(&backend);
                     }
+                    Ending::TimedOut(phase)
                 }
                 End::Failed(e) => {
                     metrics.reset();
                     tracing::debug!(client = %peer, host = %ex.host(), error = %e, "proxy http: tunnel failed");
+                    Ending::Reset
                 }
-            }
+            };
             tracing::debug!(client = %peer, host = %ex.host(), up = ends.up, down = ends.down, "proxy http: tunnel ended");
+            ex.log_tunnel_end(ends.up, ends.down, ending);
         }
     }
 }

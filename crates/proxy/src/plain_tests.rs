@@ -75,6 +75,7 @@ async fn lab(limits: ListenerLimits) -> Lab {
         forwarded: false,
         backends: Default::default(),
         unique_ids: None,
+        access_log: Default::default(),
     });
     let gate =
         Gate::new(Limits { max_connections: 100, per_address: 100 }, Arc::new(ListenerMetrics::new("t")));

@@ -26,6 +26,7 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+use crate::accesslog::{AccessLog, Ending};
 use crate::backends::Choice;
 use crate::front::Front;
 use crate::policy::BackendPolicy;
@@ -72,6 +73,8 @@ pub struct Shared {
     /// Give every connection an ID, sent as `PP2_TYPE_UNIQUE_ID` in PROXY
     /// v2 headers (`[proxy] proxy_v2_unique_id`); `None` for none.
     pub unique_ids: Option<UniqueIds>,
+    /// Where each request's (HTTP) and connection's (TLS) line goes.
+    pub access_log: AccessLog,
 }
 
 impl Shared {
@@ -244,18 +247,20 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared
             if let Some(held) = REFUSED_LOG.allow() {
                 tracing::info!(client = %peer, sni = %host, error = %e, held_back = held, "proxy: not routed");
             }
-            return;
+            return shared.access_log.tls(peer, &host, None, 0, 0, started, Ending::Unroutable);
         }
     };
     drop(catalog);
-    let Some(_host_slot) = front.admit_host(&host, peer) else { return };
+    let Some(_host_slot) = front.admit_host(&host, peer) else {
+        return shared.access_log.tls(peer, &host, None, 0, 0, started, Ending::HostCap);
+    };
     let mut backend = match connect_backend(shared, front, &route.backends, route.config.tls_port).await {
         Ok(b) => b,
         Err(e) => {
             if let Some(held) = REFUSED_LOG.allow() {
                 tracing::info!(client = %peer, sni = %host, error = %e, held_back = held, "proxy: no backend accepted");
             }
-            return;
+            return shared.access_log.tls(peer, &host, None, 0, 0, started, Ending::NoBackend);
         }
     };
     // The address the client reached: a system call, made only for a
@@ -265,13 +270,14 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared
     // The PROXY header and the ClientHello in one write.
     let mut first =
         crate::proxyproto::header(route.config.proxy_protocol, peer, local, &Tlvs::new(&host, id.as_ref()));
+    let header_len = first.len() as u64;
     first.extend_from_slice(&buf);
     drop(buf);
     let backend_addr = backend.peer_addr().ok();
     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
     let ends = tunnel(&mut client, &mut backend, &first, b"", limits).await;
-    let end = match &ends.end {
-        End::Closed => "closed",
+    let ending = match &ends.end {
+        End::Closed => Ending::Closed,
         End::TimedOut(phase) => {
             metrics.timed_out(*phase);
             if *phase == Phase::Write {
@@ -280,24 +286,29 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared
                 sixgate_listen::io::reset_on_close(&client);
                 sixgate_listen::io::reset_on_close(&backend);
             }
-            phase.label()
+            Ending::TimedOut(*phase)
         }
         End::Failed(e) => {
             metrics.reset();
             tracing::debug!(client = %peer, sni = %host, error = %e, "proxy tls: tunnel failed");
-            "reset"
+            Ending::Reset
         }
     };
-    tracing::info!(
+    // The access log has the line of every connection; this is for
+    // debugging.
+    tracing::debug!(
         client = %peer,
         sni = %host,
         backend = ?backend_addr,
         bytes_up = ends.up,
         bytes_down = ends.down,
         ms = started.elapsed().as_millis() as u64,
-        end,
+        end = ending.label(),
         "proxy tls"
     );
+    // The PROXY header is the proxy's, not the client's.
+    let up = ends.up.saturating_sub(header_len);
+    shared.access_log.tls(peer, &host, backend_addr, up, ends.down, started, ending);
 }
 
 fn client_error(shared: &Shared, peer: SocketAddr, why: &str) {

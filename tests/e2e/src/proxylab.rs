@@ -68,6 +68,23 @@ impl ProxyLab {
     /// [`ProxyLab::start`] with `proxy` as more lines of `[proxy]` (TOML,
     /// may be empty).
     pub fn start_with(dir: &Path, hosts: &[Host], proxy: &str, limits: &str) -> Result<ProxyLab> {
+        ProxyLab::start_full(dir, hosts, proxy, limits, &[])
+    }
+
+    /// [`ProxyLab::start`] with `extra` arguments to `serve` (flags over
+    /// the file).
+    pub fn start_args(dir: &Path, hosts: &[Host], limits: &str, extra: &[&str]) -> Result<ProxyLab> {
+        ProxyLab::start_full(dir, hosts, "", limits, extra)
+    }
+
+    /// [`ProxyLab::start_with`] and [`ProxyLab::start_args`] together.
+    pub fn start_full(
+        dir: &Path,
+        hosts: &[Host],
+        proxy: &str,
+        limits: &str,
+        extra: &[&str],
+    ) -> Result<ProxyLab> {
         let mut zone =
             String::from("$ORIGIN example.test.\n@ 300 SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\n");
         for h in hosts {
@@ -92,7 +109,10 @@ impl ProxyLab {
                  [proxy.limits]\n{limits}\n"
             ),
         )?;
-        let server = Sixgate::serve_with(cli, &["--config", &config.display().to_string()])?;
+        let config = config.display().to_string();
+        let mut args = vec!["--config", config.as_str()];
+        args.extend_from_slice(extra);
+        let server = Sixgate::serve_with(cli, &args)?;
         let http = server.listening("proxy-http").context("no `listening proxy-http` line")?;
         let tls = server.listening("proxy-tls").context("no `listening proxy-tls` line")?;
         let token = server.admin_token()?;

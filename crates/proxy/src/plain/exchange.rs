@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 use super::buf::Buf;
 use super::{BACKEND_BUF, BULK_BUF, LOG, READ_CHUNK};
+use crate::accesslog::{Ending, Ends, HttpLog};
 use crate::deadline::{Deadline, Quiet};
 use crate::http::{
     ChunkedDecoder, Framing, Head, HeadError, HeadReader, MAX_RESPONSE_HEAD, ResponseError, ResponseEvent,
@@ -138,6 +139,8 @@ pub(super) struct Exchange<'a> {
     quiet: Quiet,
     idle_since: Instant,
     requests: u64,
+    /// The requests' access log lines.
+    log: HttpLog,
 }
 
 impl<'a> Exchange<'a> {
@@ -181,7 +184,38 @@ impl<'a> Exchange<'a> {
             quiet: Quiet::new(now),
             idle_since: now,
             requests: 0,
+            log: HttpLog::default(),
         }
+    }
+
+    /// The first head was read at `at` (the start of its access log line).
+    pub(super) fn first_read_at(&mut self, at: Option<std::time::Instant>) {
+        self.log.first_read_at(at);
+    }
+
+    /// The exchange ended with `outcome`: the lines of the requests still
+    /// outstanding.
+    pub(super) fn log_end(&mut self, outcome: &Outcome) {
+        let ending = match outcome {
+            Outcome::Close | Outcome::Answer(_) | Outcome::Switch | Outcome::Evicted => Ending::Closed,
+            Outcome::TimedOut(phase, _) => Ending::TimedOut(*phase),
+            Outcome::Stalled { .. } => Ending::TimedOut(Phase::Write),
+            Outcome::Reset => Ending::Reset,
+            Outcome::Backend(_) => Ending::BadResponse,
+        };
+        self.log.end(self.log_ends(), ending);
+    }
+
+    /// After [`Outcome::Switch`], the tunnel moved `up` and `down` octets
+    /// and ended `ending`: the upgrade request's line.
+    pub(super) fn log_tunnel_end(&mut self, up: u64, down: u64, ending: Ending) {
+        self.log.tunnel_end(self.log_ends(), up, down, ending);
+    }
+
+    /// Who the access log lines are about, and the log.
+    fn log_ends(&self) -> Ends<'a> {
+        let shared: &'a Shared = self.shared;
+        Ends { client: self.peer, backend: self.backend_addr, log: &shared.access_log }
     }
 
     /// The hostname the connection is bound to.
@@ -353,21 +387,31 @@ impl<'a> Exchange<'a> {
                 }
                 self.shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
                 self.up = Up::Done(Some(421));
+                let len = super::answer_bytes(421).len() as u64;
+                let log = &self.shared.access_log;
+                log.refused(self.peer, h, head.method, head.target, 421, len, None, Ending::HostChanged);
                 return;
             }
             None => {
                 self.shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
                 self.up = Up::Done(Some(400));
+                let len = super::answer_bytes(400).len() as u64;
+                let log = &self.shared.access_log;
+                log.refused(self.peer, &self.host, head.method, head.target, 400, len, None, Ending::NoHost);
                 return;
             }
         }
+        // Octets due to the backend before this head.
+        let queued = self.out.len() - self.out_pos + self.direct;
         rewrite_with(&head, self.cbuf.bytes(), &self.ours, &mut self.out);
         self.cbuf.consume(head.head_len);
         self.reader.reset();
         self.head_since = (!self.cbuf.is_empty()).then(Instant::now);
         self.responses.push(head.method == "HEAD", head.upgrade);
         self.requests += 1;
-        tracing::info!(
+        // The access log has the line of every request; this is for
+        // debugging.
+        tracing::debug!(
             client = %self.peer,
             host = %self.host,
             backend = ?self.backend_addr,
@@ -377,6 +421,7 @@ impl<'a> Exchange<'a> {
             ms = self.started.elapsed().as_millis() as u64,
             "proxy http"
         );
+        self.log.request(&self.shared.access_log, &self.host, head.method, head.target, queued);
         let after = if head.upgrade {
             After::Switch
         } else if !head.keep_alive {
@@ -396,8 +441,9 @@ impl<'a> Exchange<'a> {
         while !self.switched && self.fwd < self.bbuf.len() {
             let step = self.responses.feed(self.bbuf.bytes().get(self.fwd..).unwrap_or_default())?;
             self.fwd += step.consumed;
+            self.log.followed(step.consumed);
             match step.event {
-                Some(ResponseEvent::Complete(_)) => self.answered(),
+                Some(ResponseEvent::Complete(status)) => self.answered(status),
                 Some(ResponseEvent::Switched) => self.switched = true,
                 None if step.consumed == 0 => break,
                 None => {}
@@ -407,7 +453,8 @@ impl<'a> Exchange<'a> {
     }
 
     /// A final response has ended.
-    fn answered(&mut self) {
+    fn answered(&mut self, status: u16) {
+        self.log.answered(status, self.log_ends());
         if matches!(self.up, Up::Switching) && self.responses.outstanding() == 0 {
             // The upgrade was declined: the connection goes on as HTTP/1.1.
             self.up = Up::Head;
@@ -418,6 +465,7 @@ impl<'a> Exchange<'a> {
 
     /// Passes `n` octets written to the backend.
     fn wrote_up(&mut self, mut n: usize) {
+        self.log.wrote_up(n);
         let from_out = n.min(self.out.len() - self.out_pos);
         self.out_pos += from_out;
         n -= from_out;
@@ -526,6 +574,7 @@ impl<'a> Exchange<'a> {
                     self.quiet.event();
                     self.bbuf.consume(n);
                     self.fwd -= n;
+                    self.log.wrote_down(n, self.log_ends());
                 }
                 Io::UpWrote(Err(e)) => {
                     return if is_stalled(&e) { Outcome::Stalled { client: false } } else { Outcome::Reset };
@@ -568,7 +617,7 @@ impl<'a> Exchange<'a> {
                 Io::BackendRead(Ok((0, _))) => {
                     self.backend_eof = true;
                     match self.responses.eof() {
-                        Ok(Some(ResponseEvent::Complete(_))) => self.answered(),
+                        Ok(Some(ResponseEvent::Complete(status))) => self.answered(status),
                         Ok(_) => {}
                         Err(e) if self.responses.outstanding() > 0 || !self.bbuf.is_empty() => {
                             return Outcome::Backend(e);
