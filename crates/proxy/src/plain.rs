@@ -264,9 +264,12 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
     // PROXY header.
     let local = if route.config.proxy_protocol == 0 { peer } else { client.local_addr().unwrap_or(peer) };
     let header = crate::proxyproto::header(route.config.proxy_protocol, peer, local, &tlvs);
-    let mut ex = Exchange::new(peer, backend_addr, shared, host, head, cbuf, reader, header);
+    // On the heap, as the exchange's future below: the connection's own
+    // future, which every idle connection keeps, stays the size of its
+    // first phase.
+    let mut ex = Box::new(Exchange::new(peer, backend_addr, shared, host, head, cbuf, reader, header));
     ex.first_read_at(read_at);
-    let outcome = ex.run(&mut client, &mut backend, &slot, limits, front.drained()).await;
+    let outcome = Box::pin(ex.run(&mut client, &mut backend, &slot, limits, front.drained())).await;
     if !matches!(outcome, Outcome::Switch) {
         ex.log_end(&outcome);
     }
@@ -297,7 +300,7 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
         }
         Outcome::Switch => {
             let (to_backend, to_client) = ex.leftovers();
-            let ends = tunnel(&mut client, &mut backend, to_backend, to_client, limits).await;
+            let ends = Box::pin(tunnel(&mut client, &mut backend, to_backend, to_client, limits)).await;
             let ending = match ends.end {
                 End::Closed => Ending::Closed,
                 End::TimedOut(phase) => {
