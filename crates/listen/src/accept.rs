@@ -14,7 +14,7 @@
 //! left here), instead of waiting unanswered in the kernel backlog where
 //! the client cannot tell a full server from a slow one.
 //!
-//! [`bind`] listens with a backlog of [`BACKLOG`]: `TcpListener::bind`
+//! [`bind_group`] listens with a backlog of [`BACKLOG`]: `TcpListener::bind`
 //! takes the standard library's 128, and a burst of connections beyond
 //! that between two accepts has its SYNs dropped, so those clients wait a
 //! second for the retransmission (or get SYN cookies). nginx listens with
@@ -35,53 +35,38 @@ use crate::ratelog::RateLog;
 pub const BACKOFF_MIN: Duration = Duration::from_millis(5);
 /// The longest pause after failed accepts in a row.
 pub const BACKOFF_MAX: Duration = Duration::from_secs(1);
-/// The listen backlog of [`bind`].
+/// The listen backlog of [`bind_group`].
 pub const BACKLOG: u32 = 1024;
 
-/// Listens on `addr` with a backlog of [`BACKLOG`] (and `SO_REUSEADDR`, as
-/// `TcpListener::bind` sets it), its socket tuned with `tcp` first.
+/// `n` listening sockets on one address (at least one), for `n` threads
+/// that accept apart. Each has `SO_REUSEPORT`: the kernel spreads new
+/// connections over them by their addresses' hash, so no accept is
+/// shared or contended (nginx's `reuseport`). Port 0 picks a free port
+/// for the first; the others take the same. Each listens with a backlog
+/// of [`BACKLOG`] and `SO_REUSEADDR` (as `TcpListener::bind`), is tuned
+/// with `tcp` first, and is non-blocking, to be registered with
+/// `TcpListener::from_std` on the runtime of the thread that accepts on
+/// it.
 ///
 /// The connections it accepts inherit those options (Linux copies the
 /// listening socket), which saves the system calls per connection. They
 /// are set before `listen(2)`: a connection completed in the backlog
 /// before the listener was tuned is a copy of the untuned socket, and
-/// would never get keepalive.
-pub fn bind(addr: SocketAddr, tcp: &TcpOptions) -> std::io::Result<TcpListener> {
-    let socket =
-        if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
-    socket.set_reuseaddr(true)?;
-    crate::io::tune(&socket, tcp);
-    socket.bind(addr)?;
-    socket.listen(BACKLOG)
-}
-
-/// `n` listening sockets on one address, each with `SO_REUSEPORT`, for
-/// `n` threads that accept apart: the kernel spreads new connections
-/// over them by their addresses' hash, so no accept is shared or
-/// contended (nginx's `reuseport`). Port 0 picks a free port for the
-/// first; the others take the same. Each is tuned and listens as in
-/// [`bind`], and is non-blocking, to be registered with
-/// `TcpListener::from_std` on the runtime of the thread that accepts on
-/// it.
-///
-/// `SO_REUSEPORT` also lets a new sixgate bind the same port while the
-/// old one drains, so a restart refuses no connection.
+/// would never get keepalive. An IPv6 address keeps the system's
+/// `IPV6_V6ONLY` default, as `TcpListener::bind` does: `[::]:80` takes
+/// IPv4 visitors too where the system is dual-stack.
 pub fn bind_group(
     addr: SocketAddr,
     tcp: &TcpOptions,
     n: usize,
 ) -> std::io::Result<Vec<std::net::TcpListener>> {
-    use socket2::{Domain, Socket, Type};
+    use socket2::{Domain, Protocol, Socket, Type};
     let mut out: Vec<std::net::TcpListener> = Vec::with_capacity(n.max(1));
     let mut at = addr;
     for _ in 0..n.max(1) {
-        let socket = Socket::new(Domain::for_address(at), Type::STREAM, Some(socket2::Protocol::TCP))?;
+        let socket = Socket::new(Domain::for_address(at), Type::STREAM, Some(Protocol::TCP))?;
         socket.set_reuse_address(true)?;
         socket.set_reuse_port(true)?;
-        if at.is_ipv6() {
-            // As TcpListener::bind: [::] is IPv6 only where the system says.
-            socket.set_only_v6(true).ok();
-        }
         crate::io::tune(&socket, tcp);
         socket.bind(&at.into())?;
         socket.listen(BACKLOG as i32)?;
@@ -170,11 +155,31 @@ mod tests {
     use crate::metrics::ListenerMetrics;
     use tokio::io::AsyncReadExt;
 
+    /// One listener of [`bind_group`], on this runtime.
+    fn bind(addr: SocketAddr, tcp: &TcpOptions) -> std::io::Result<TcpListener> {
+        let first = bind_group(addr, tcp, 1)?.into_iter().next().expect("one socket");
+        TcpListener::from_std(first)
+    }
+
     async fn listener() -> (TcpListener, SocketAddr) {
         let l = bind("127.0.0.1:0".parse().unwrap(), &TcpOptions { keepalive: None, user_timeout: None })
             .unwrap();
         let a = l.local_addr().unwrap();
         (l, a)
+    }
+
+    /// `[::]` keeps the system's IPV6_V6ONLY default, as
+    /// `TcpListener::bind` does: a dual-stack system gives it the IPv4
+    /// clients too, so `[::]:80` serves IPv4 visitors.
+    #[tokio::test]
+    async fn an_ipv6_wildcard_takes_ipv4_clients_where_the_system_is_dual_stack() {
+        let tcp = TcpOptions { keepalive: None, user_timeout: None };
+        let l = bind("[::]:0".parse().unwrap(), &tcp).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let v6only =
+            std::fs::read_to_string("/proc/sys/net/ipv6/bindv6only").map_or(true, |s| s.trim() != "0");
+        let v4 = TcpStream::connect(("127.0.0.1", port)).await;
+        assert_eq!(v4.is_ok(), !v6only, "IPv4 through [::] with bindv6only={v6only}: {v4:?}");
     }
 
     /// Regression: the proxy tuned its listener when its accept loop

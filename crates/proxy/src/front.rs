@@ -155,7 +155,7 @@ impl Drop for HostSlot {
 /// drain), and runs `handle` on each admitted socket in its own task.
 /// Then the listener closes, and the connections in flight have the
 /// front's drain time to finish before they are closed. The listener comes tuned from
-/// [`sixgate_listen::accept::bind`] with `front.limits.tcp` (keepalive,
+/// [`sixgate_listen::accept::bind_group`] with `front.limits.tcp` (keepalive,
 /// `TCP_USER_TIMEOUT`, no Nagle), which its connections inherit.
 pub(crate) async fn accept_loop<F, Fut>(
     listener: TcpListener,

@@ -80,7 +80,7 @@ static LOG: RateLog = RateLog::new(5);
 
 /// Serves one plain-HTTP listener until `shutdown`, admitting through
 /// `front`.
-/// Bind `listener` with [`sixgate_listen::accept::bind`] and
+/// Bind `listener` with [`sixgate_listen::accept::bind_group`] and
 /// `front`'s TCP options: its connections take their keepalive from it.
 pub async fn serve(
     listener: tokio::net::TcpListener,

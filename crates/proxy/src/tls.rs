@@ -179,7 +179,7 @@ pub(crate) fn not_to_itself(s: TcpStream) -> Result<TcpStream, &'static str> {
 }
 
 /// Serves one TLS listener until `shutdown`, admitting through `front`.
-/// Bind `listener` with [`sixgate_listen::accept::bind`] and
+/// Bind `listener` with [`sixgate_listen::accept::bind_group`] and
 /// `front`'s TCP options: its connections take their keepalive from it.
 pub async fn serve(
     listener: TcpListener,
