@@ -200,28 +200,26 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared
     let deadline = tokio::time::Instant::now() + limits.handshake;
     // No buffer before the first octet: a connection that sends nothing
     // costs its task and its socket only.
-    match tokio::time::timeout_at(deadline, client.readable()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(_)) => {
-            metrics.reset();
-            return client_error(shared, peer, "reset before the ClientHello");
-        }
-        Err(_) => {
-            metrics.timed_out(Phase::Handshake);
-            return client_error(shared, peer, "ClientHello not complete in time");
-        }
-    }
-    let mut buf = Vec::with_capacity(2048);
+    let mut buf = Vec::new();
+    let mut readable = false;
     let host = loop {
         match sni::peek(&buf) {
             Peek::Sni(h) => break h,
             Peek::NeedMore if buf.len() < READ_CAP => {
-                let room = READ_CAP - buf.len();
-                buf.reserve(room.min(4096));
-                // Straight into the buffer's spare room: no chunk of its own
-                // lives in this future for the connection's whole life.
-                let mut limited = (&mut client).take(room as u64);
-                match tokio::time::timeout_at(deadline, limited.read_buf(&mut buf)).await {
+                let read = if !readable {
+                    readable = true;
+                    // Readable is not closed: the read says which it is.
+                    let ready = tokio::time::timeout_at(deadline, client.readable()).await;
+                    ready.map(|r| r.map(|()| usize::MAX))
+                } else {
+                    let room = READ_CAP - buf.len();
+                    buf.reserve(room.min(4096));
+                    // Straight into the buffer's spare room: no chunk of its
+                    // own lives in this future for the connection's whole life.
+                    let mut limited = (&mut client).take(room as u64);
+                    tokio::time::timeout_at(deadline, limited.read_buf(&mut buf)).await
+                };
+                match read {
                     Ok(Ok(0)) => return client_error(shared, peer, "closed before the ClientHello"),
                     Ok(Ok(_)) => {}
                     Ok(Err(_)) => {
