@@ -51,6 +51,7 @@ pub mod answer;
 pub mod catalog;
 pub mod catzone;
 pub mod check;
+pub mod civil;
 pub mod cookie;
 pub mod delegation;
 pub mod dsquery;

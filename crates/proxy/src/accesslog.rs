@@ -537,24 +537,10 @@ impl Clock {
     }
 }
 
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// RFC 3339, UTC, milliseconds: `2026-11-25T18:00:00.123Z`.
 fn timestamp(millis: u64, out: &mut Vec<u8>) {
     let secs = (millis / 1000) as i64;
-    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let (y, m, d) = sixgate_dns::civil::from_days(secs.div_euclid(86_400));
     let t = secs.rem_euclid(86_400);
     let _ = write!(
         out,
