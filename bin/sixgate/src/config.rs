@@ -628,20 +628,37 @@ pub(crate) struct Settings {
     pub(crate) metrics_is_default: bool,
 }
 
-/// Command-line flags of `serve` that override the file.
-#[derive(Debug, Default)]
+/// Command-line flags of `serve` that override the file (the rest of
+/// `serve`'s flags are in main.rs).
+#[derive(Debug, Default, clap::Args)]
 pub(crate) struct Flags {
+    /// Proxy listen address for plain HTTP; repeatable.
+    #[arg(long = "proxy-http", value_name = "ADDR:PORT")]
     pub(crate) proxy_http: Vec<String>,
+    /// Proxy listen address for TLS (routed by SNI); repeatable.
+    #[arg(long = "proxy-tls", value_name = "ADDR:PORT")]
     pub(crate) proxy_tls: Vec<String>,
+    /// An IPv6 prefix backends may be in; repeatable. A prefix named
+    /// here is allowed even inside the ranges never used otherwise.
+    #[arg(long = "proxy-allow-backend", value_name = "PREFIX")]
     pub(crate) proxy_allow_backend: Vec<String>,
-    /// `--proxy-threads`.
+    /// Threads of the proxy's own, each accepting on its own
+    /// SO_REUSEPORT sockets. Default: the number of CPUs.
+    #[arg(long = "proxy-threads", value_name = "N")]
     pub(crate) proxy_threads: Option<usize>,
-    /// `--metrics`: the metrics listener's addresses.
+    /// Metrics listen address (`/metrics`, `/health`, `/ready`, no
+    /// token); repeatable. Port 0 picks a free port.
+    #[arg(long = "metrics", value_name = "ADDR:PORT")]
     pub(crate) metrics: Vec<String>,
-    /// `--proxy-access-log`, `--proxy-access-log-path`,
-    /// `--proxy-access-log-sample`.
+    /// The proxy's access log: off, text or json (`[proxy]
+    /// access_log`).
+    #[arg(long = "proxy-access-log", value_name = "FORMAT")]
     pub(crate) proxy_access_log: Option<String>,
+    /// The access log file (default DATA_DIR/proxy-access.log).
+    #[arg(long = "proxy-access-log-path", value_name = "PATH")]
     pub(crate) proxy_access_log_path: Option<PathBuf>,
+    /// Log one request (HTTP) or connection (TLS) in N.
+    #[arg(long = "proxy-access-log-sample", value_name = "N")]
     pub(crate) proxy_access_log_sample: Option<u32>,
 }
 

@@ -54,34 +54,8 @@ enum Command {
         /// HTTP API listen address; repeatable. Port 0 picks a free port.
         #[arg(long = "api", value_name = "ADDR:PORT")]
         api: Vec<String>,
-        /// Proxy listen address for plain HTTP; repeatable.
-        #[arg(long = "proxy-http", value_name = "ADDR:PORT")]
-        proxy_http: Vec<String>,
-        /// Proxy listen address for TLS (routed by SNI); repeatable.
-        #[arg(long = "proxy-tls", value_name = "ADDR:PORT")]
-        proxy_tls: Vec<String>,
-        /// An IPv6 prefix backends may be in; repeatable. A prefix named
-        /// here is allowed even inside the ranges never used otherwise.
-        #[arg(long = "proxy-allow-backend", value_name = "PREFIX")]
-        proxy_allow_backend: Vec<String>,
-        /// Threads of the proxy's own, each accepting on its own
-        /// SO_REUSEPORT sockets. Default: the number of CPUs.
-        #[arg(long = "proxy-threads", value_name = "N")]
-        proxy_threads: Option<usize>,
-        /// Metrics listen address (`/metrics`, `/health`, `/ready`, no
-        /// token); repeatable. Port 0 picks a free port.
-        #[arg(long = "metrics", value_name = "ADDR:PORT")]
-        metrics: Vec<String>,
-        /// The proxy's access log: off, text or json (`[proxy]
-        /// access_log`).
-        #[arg(long = "proxy-access-log", value_name = "FORMAT")]
-        proxy_access_log: Option<String>,
-        /// The access log file (default DATA_DIR/proxy-access.log).
-        #[arg(long = "proxy-access-log-path", value_name = "PATH")]
-        proxy_access_log_path: Option<PathBuf>,
-        /// Log one request (HTTP) or connection (TLS) in N.
-        #[arg(long = "proxy-access-log-sample", value_name = "N")]
-        proxy_access_log_sample: Option<u32>,
+        #[command(flatten)]
+        flags: config::Flags,
         #[command(flatten)]
         common: Common,
     },
@@ -686,34 +660,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         storecmd::install_kek(common(&cli.command).kek_file.as_deref())?;
     }
     match cli.command {
-        Command::Serve {
-            config: file,
-            dns,
-            workers,
-            api,
-            proxy_http,
-            proxy_tls,
-            proxy_allow_backend,
-            proxy_threads,
-            metrics,
-            proxy_access_log,
-            proxy_access_log_path,
-            proxy_access_log_sample,
-            common,
-        } => {
+        Command::Serve { config: file, dns, workers, api, flags, common } => {
             let raw = match &file {
                 Some(f) => config::read(f)?,
                 None => config::RawConfig::default(),
-            };
-            let flags = config::Flags {
-                proxy_http,
-                proxy_tls,
-                proxy_allow_backend,
-                proxy_threads,
-                metrics,
-                proxy_access_log,
-                proxy_access_log_path,
-                proxy_access_log_sample,
             };
             let kek_file = common.kek_file.clone().or_else(|| raw.store.kek_file.clone());
             storecmd::install_kek(kek_file.as_deref())?;
