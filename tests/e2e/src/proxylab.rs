@@ -225,6 +225,31 @@ pub fn client_hello(host: &str) -> Vec<u8> {
     record
 }
 
+/// A self-signed ECDSA P-256 certificate for `host`, valid two days:
+/// `DIR/c.pem`, its key in `DIR/k.pem` (openssl).
+pub fn self_signed(dir: &Path, host: &str) -> Result<()> {
+    use std::process::{Command, Stdio};
+    let status = Command::new(crate::knot::which("openssl")?)
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
+        .args([
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={host}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{host}"),
+        ])
+        .arg("-keyout")
+        .arg(dir.join("k.pem"))
+        .arg("-out")
+        .arg(dir.join("c.pem"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()?;
+    ensure!(status.success(), "openssl req failed");
+    Ok(())
+}
+
 /// Sends `request` on a new connection from `src` to `proxy` and reads the
 /// answer to the end (the request should say `Connection: close`).
 pub fn exchange_from(src: Ipv4Addr, proxy: SocketAddr, request: &[u8], timeout: Duration) -> Result<String> {

@@ -37,24 +37,7 @@ struct Haproxy {
 /// A self-signed certificate for HOST: `c.pem`, and `both.pem` with the
 /// key for HAProxy's `crt`.
 fn certificate(dir: &Path) -> Result<()> {
-    let status = Command::new(which("openssl")?)
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"])
-        .args([
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={HOST}"),
-            "-addext",
-            &format!("subjectAltName=DNS:{HOST}"),
-        ])
-        .arg("-keyout")
-        .arg(dir.join("k.pem"))
-        .arg("-out")
-        .arg(dir.join("c.pem"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    ensure!(status.success(), "openssl req failed");
+    sixgate_e2e::proxylab::self_signed(dir, HOST)?;
     let both = std::fs::read_to_string(dir.join("c.pem"))? + &std::fs::read_to_string(dir.join("k.pem"))?;
     std::fs::write(dir.join("both.pem"), both)?;
     Ok(())

@@ -13,36 +13,12 @@ use anyhow::{Context, Result, bail, ensure};
 use sixgate_e2e::backend::{Backend, Behaviour};
 use sixgate_e2e::knot::which;
 use sixgate_e2e::process::ChildGuard;
-use sixgate_e2e::proxylab::{Host, ProxyLab, TcpEntry, client_hello, socket_inodes, tcp_sockets};
+use sixgate_e2e::proxylab::{
+    Host, ProxyLab, TcpEntry, client_hello, self_signed, socket_inodes, tcp_sockets,
+};
 use sixgate_e2e::{Cli, Sixgate, ZoneFile, wait_until};
 
 const HOST: &str = "app.example.test";
-
-/// A self-signed certificate for HOST.
-fn certificate(dir: &Path) -> Result<()> {
-    let status = Command::new(which("openssl")?)
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-            "-days",
-            "2",
-        ])
-        .args(["-subj", &format!("/CN={HOST}"), "-addext", &format!("subjectAltName=DNS:{HOST}")])
-        .arg("-keyout")
-        .arg(dir.join("k.pem"))
-        .arg("-out")
-        .arg(dir.join("c.pem"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()?;
-    ensure!(status.success(), "openssl req failed");
-    Ok(())
-}
 
 /// `openssl s_server` on [::1]:port, answering with a small page. The port
 /// is picked free and may be taken before s_server binds it: s_server says
@@ -123,7 +99,7 @@ fn seen_certificate(proxy: SocketAddr, sni: Option<&str>) -> Result<String> {
 #[test]
 fn tls_is_routed_by_sni_to_the_backends_own_certificate() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    certificate(dir.path())?;
+    self_signed(dir.path(), HOST)?;
     let (_backend, port) = tls_backend(dir.path())?;
     let (_server, proxy) = proxy(dir.path(), &["--backend-tls-port", &port.to_string()])?;
     // The certificate through the proxy is the backend's, byte for byte.
@@ -294,7 +270,7 @@ fn slow_and_oversized_client_hellos_are_closed() -> Result<()> {
 #[test]
 fn backends_outside_the_prefixes_or_in_special_ranges_are_refused() -> Result<()> {
     let dir = tempfile::tempdir()?;
-    certificate(dir.path())?;
+    self_signed(dir.path(), HOST)?;
     let (_backend, port) = tls_backend(dir.path())?;
     let zone = dir.path().join("example.test.zone");
     std::fs::write(
