@@ -449,34 +449,34 @@ def _kv(out):
     return x
 
 
-def fixed_rate(client, port, rate, seconds, cpus, procs, conns=32, server_pid=None):
-    """`proxyload rate`: keep-alive GETs at `rate` req/s for `seconds`."""
-    argv = [client, "rate", "--addr", f"127.0.0.1:{port}", "--host", HOST, "--rate", f"{rate:.0f}",
-            "--duration", str(seconds), "--connections", str(conns)]
+def _client_run(argv, seconds, cpus, procs, server_pid, done, result):
+    """Runs one `proxyload` client for `seconds` and reads its key=value
+    lines, with the server's and the client's CPU seconds, and the
+    server's CPU ms per 1,000 of `done`; `output` is kept when `result` is
+    missing."""
     pids, c0 = _cpu(server_pid)
     rc, out, client_cpu = _run_client(argv, cpus, procs, seconds + 60)
     cpu_s = _cpu_s(pids, c0)
     x = _kv(out) if rc == 0 else {}
     x["server_cpu_s"], x["client_cpu_s"], x["seconds"] = cpu_s, client_cpu, seconds
-    x["cpu_ms_per_1k"] = _per_1k(cpu_s, x.get("completed"))
-    if rc != 0 or "p99_us" not in x:
+    x["cpu_ms_per_1k"] = _per_1k(cpu_s, x.get(done))
+    if rc != 0 or result not in x:
         x["output"] = out
     return x
+
+
+def fixed_rate(client, port, rate, seconds, cpus, procs, conns=32, server_pid=None):
+    """`proxyload rate`: keep-alive GETs at `rate` req/s for `seconds`."""
+    argv = [client, "rate", "--addr", f"127.0.0.1:{port}", "--host", HOST, "--rate", f"{rate:.0f}",
+            "--duration", str(seconds), "--connections", str(conns)]
+    return _client_run(argv, seconds, cpus, procs, server_pid, "completed", "p99_us")
 
 
 def tls_run(client, port, der, seconds, threads, cpus, procs, server_pid=None):
     """`proxyload tls`: new TLS connections with SNI HOST for `seconds`."""
     argv = [client, "tls", "--addr", f"127.0.0.1:{port}", "--sni", HOST, "--cert", der,
             "--duration", str(seconds), "--threads", str(threads)]
-    pids, c0 = _cpu(server_pid)
-    rc, out, client_cpu = _run_client(argv, cpus, procs, seconds + 60)
-    cpu_s = _cpu_s(pids, c0)
-    x = _kv(out) if rc == 0 else {}
-    x["server_cpu_s"], x["client_cpu_s"], x["seconds"] = cpu_s, client_cpu, seconds
-    x["cpu_ms_per_1k"] = _per_1k(cpu_s, x.get("ok"))
-    if rc != 0 or "handshakes_per_s" not in x:
-        x["output"] = out
-    return x
+    return _client_run(argv, seconds, cpus, procs, server_pid, "ok", "handshakes_per_s")
 
 
 def _read_answer(s):
