@@ -539,15 +539,17 @@ impl<'a> Exchange<'a> {
                 }
                 // A released buffer is taken again only once there is
                 // something to read into it.
-                let client_ready = self.cbuf.is_allocated() || cr.as_ref().poll_read_ready(cx).is_ready();
-                if self.wants_client() && client_ready {
+                if self.wants_client()
+                    && (self.cbuf.is_allocated() || cr.as_ref().poll_read_ready(cx).is_ready())
+                {
                     let mut rb = ReadBuf::new(self.cbuf.room(READ_CHUNK));
                     if let Poll::Ready(r) = Pin::new(&mut cr).poll_read(cx, &mut rb) {
                         return Poll::Ready(Io::ClientRead(r.map(|()| rb.filled().len())));
                     }
                 }
-                let backend_ready = self.bbuf.is_allocated() || br.as_ref().poll_read_ready(cx).is_ready();
-                if self.wants_backend() && backend_ready {
+                if self.wants_backend()
+                    && (self.bbuf.is_allocated() || br.as_ref().poll_read_ready(cx).is_ready())
+                {
                     let mut rb = ReadBuf::new(self.bbuf.room(BACKEND_BUF));
                     if let Poll::Ready(r) = Pin::new(&mut br).poll_read(cx, &mut rb) {
                         let full = rb.remaining() == 0;
