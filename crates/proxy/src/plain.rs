@@ -245,7 +245,14 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
         log_refused(shared, peer, &host, head, 503, read_at, Ending::HostCap);
         return answer(&mut client, 503, limits).await;
     };
-    let mut backend = match connect_backend(shared, front, &route.backends, route.config.http_port).await {
+    let (mut backend, backend_addr) = match connect_backend(
+        shared,
+        front,
+        &route.backends,
+        route.config.http_port,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => {
             if let Some(held) = LOG.allow() {
@@ -256,7 +263,7 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
         }
     };
     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-    let backend_addr = backend.peer_addr().ok();
+    let backend_addr = Some(backend_addr);
     // The PROXY header goes out with the first head, in one write.
     let id = shared.connection_id();
     let tlvs = crate::proxyproto::Tlvs::new(&host, id.as_ref());

@@ -107,9 +107,22 @@ pub async fn connect_any(
     policy: &BackendPolicy,
     choice: &Choice,
 ) -> Result<TcpStream, ConnectError> {
+    connect_any_to(backends, port, timeout, policy, choice).await.map(|(s, _)| s)
+}
+
+/// [`connect_any`], with the address connected to. The caller has it
+/// without a `getpeername` for each connection.
+pub(crate) async fn connect_any_to(
+    backends: &[Ipv6Addr],
+    port: u16,
+    timeout: Duration,
+    policy: &BackendPolicy,
+    choice: &Choice,
+) -> Result<(TcpStream, SocketAddr), ConnectError> {
     let attempt = |addr: SocketAddrV6| async move {
-        match TcpStream::connect(SocketAddr::V6(addr)).await {
-            Ok(s) => not_to_itself(s).map_err(|e| format!("{addr}: {e}")),
+        let to = SocketAddr::V6(addr);
+        match TcpStream::connect(to).await {
+            Ok(s) => not_to_itself(s, to).map(|s| (s, to)).map_err(|e| format!("{addr}: {e}")),
             Err(e) => Err(format!("{addr}: {e}")),
         }
     };
@@ -146,12 +159,12 @@ pub(crate) async fn connect_backend(
     front: &Front,
     backends: &[Ipv6Addr],
     port: u16,
-) -> Result<TcpStream, ConnectError> {
+) -> Result<(TcpStream, SocketAddr), ConnectError> {
     let limits = front.limits();
-    match connect_any(backends, port, limits.connect, &shared.policy, &shared.backends).await {
-        Ok(b) => {
+    match connect_any_to(backends, port, limits.connect, &shared.policy, &shared.backends).await {
+        Ok((b, to)) => {
             sixgate_listen::io::tune(&b, &limits.tcp);
-            Ok(b)
+            Ok((b, to))
         }
         Err(e) => {
             shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
@@ -167,14 +180,15 @@ pub(crate) async fn connect_backend(
 /// port of the host's own on which nothing listens can meet itself: when
 /// the system picks that same port as the source, TCP's simultaneous
 /// open (RFC 9293 §3.5) connects the socket to itself, and everything
-/// sent comes straight back.
-pub(crate) fn not_to_itself(s: TcpStream) -> Result<TcpStream, &'static str> {
+/// sent comes straight back. `to` is the address connected to, which is
+/// the peer's: only the local address is asked of the system.
+pub(crate) fn not_to_itself(s: TcpStream, to: SocketAddr) -> Result<TcpStream, &'static str> {
     let same =
         |a: SocketAddr, b: SocketAddr| a.ip().to_canonical() == b.ip().to_canonical() && a.port() == b.port();
-    match (s.local_addr(), s.peer_addr()) {
-        (Ok(l), Ok(p)) if !same(l, p) => Ok(s),
-        (Ok(_), Ok(_)) => Err("connected to itself"),
-        _ => Err("connection without addresses"),
+    match s.local_addr() {
+        Ok(l) if !same(l, to) => Ok(s),
+        Ok(_) => Err("connected to itself"),
+        Err(_) => Err("connection without addresses"),
     }
 }
 
@@ -252,7 +266,14 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared
     let Some(_host_slot) = front.admit_host(&host, peer) else {
         return shared.access_log.tls(peer, &host, None, 0, 0, started, Ending::HostCap);
     };
-    let mut backend = match connect_backend(shared, front, &route.backends, route.config.tls_port).await {
+    let (mut backend, backend_addr) = match connect_backend(
+        shared,
+        front,
+        &route.backends,
+        route.config.tls_port,
+    )
+    .await
+    {
         Ok(b) => b,
         Err(e) => {
             if let Some(held) = REFUSED_LOG.allow() {
@@ -271,7 +292,7 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared
     let header_len = first.len() as u64;
     first.extend_from_slice(&buf);
     drop(buf);
-    let backend_addr = backend.peer_addr().ok();
+    let backend_addr = Some(backend_addr);
     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
     let ends = tunnel(&mut client, &mut backend, &first, b"", limits).await;
     let ending = match &ends.end {
@@ -381,6 +402,6 @@ mod tests {
         let me = socket.local_addr().unwrap();
         let s = socket.connect(me).await.unwrap();
         assert_eq!(s.peer_addr().unwrap(), me, "the system connected the socket to itself");
-        assert_eq!(not_to_itself(s).unwrap_err(), "connected to itself");
+        assert_eq!(not_to_itself(s, me).unwrap_err(), "connected to itself");
     }
 }
