@@ -8,10 +8,13 @@
 //! `X-Forwarded-For: CLIENT` added ([`crate::http::rewrite_with`]). The body
 //! is forwarded exactly as framed (Content-Length, or chunked without its
 //! trailer section), so the next head on a keep-alive connection is found
-//! where it really starts. A connection is bound to the backend of its
-//! first request's Host. A later request for another Host is answered 421
-//! once the earlier responses are through, and the connection closes,
-//! instead of the request reaching the wrong backend.
+//! where it really starts. A connection is bound to its first request's
+//! Host. A later request for another Host is answered 421 once the
+//! earlier responses are through, and the connection closes, instead of
+//! the request reaching the wrong backend. The first request has a backend
+//! connection of its own; with `backend_reuse = "safe"`, an idle client
+//! gives its backend connection to this thread's pool (`pool`) and its
+//! later requests go over pooled ones of the same hostname or new ones.
 //!
 //! Responses are relayed unchanged, and their framing is followed
 //! ([`crate::http::Responses`]) to know which one answers which request. An upgrade
@@ -242,10 +245,25 @@ struct Bound {
     header: Vec<u8>,
 }
 
-/// What the connection's requests go over: the first, always a new
-/// connection; a later one (`later`), a pooled one for the same hostname
-/// and an address its route still has, or a new one.
-async fn bind(
+/// A pooled connection for a later request of `host`, to an address its
+/// current `route` still has, if reuse is on for it.
+fn pooled(shared: &Shared, host: &str, route: &Route) -> Option<Bound> {
+    if !shared.reuse.is_on() || route.config.proxy_protocol != 0 {
+        return None;
+    }
+    let port = route.config.http_port;
+    let allowed = |a: SocketAddr| {
+        a.port() == port && matches!(a.ip(), std::net::IpAddr::V6(ip) if route.backends.contains(&ip))
+    };
+    let (stream, addr) = pool::take(host, allowed, &shared.reuse, &shared.stats.pool)?;
+    shared.stats.pool.reused.fetch_add(1, Ordering::Relaxed);
+    Some(Bound { stream, addr: Some(addr), reused: true, reuse: true, header: Vec::new() })
+}
+
+/// A new backend connection for `host`'s `route`, with the PROXY header it
+/// starts with if the route wants one. It may go to the pool once idle
+/// unless it has one.
+async fn connect(
     client: &TcpStream,
     peer: SocketAddr,
     shared: &Shared,
@@ -253,22 +271,10 @@ async fn bind(
     host: &str,
     route: &Route,
     id: Option<&crate::proxyproto::UniqueId>,
-    later: bool,
 ) -> Result<Bound, crate::tls::ConnectError> {
     let reuse = shared.reuse.is_on() && route.config.proxy_protocol == 0;
-    let stats = &shared.stats.pool;
-    if later && reuse {
-        let port = route.config.http_port;
-        let allowed = |a: SocketAddr| {
-            a.port() == port && matches!(a.ip(), std::net::IpAddr::V6(ip) if route.backends.contains(&ip))
-        };
-        if let Some((stream, addr)) = pool::take(host, allowed, &shared.reuse, stats) {
-            stats.reused.fetch_add(1, Ordering::Relaxed);
-            return Ok(Bound { stream, addr: Some(addr), reused: true, reuse, header: Vec::new() });
-        }
-    }
     let stream = connect_backend(shared, front, &route.backends, route.config.http_port).await?;
-    stats.opened.fetch_add(1, Ordering::Relaxed);
+    shared.stats.pool.opened.fetch_add(1, Ordering::Relaxed);
     let addr = stream.peer_addr().ok();
     // The PROXY header goes out with the first head, in one write.
     let header = if route.config.proxy_protocol == 0 {
@@ -334,7 +340,9 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
         return answer(&mut client, 503, limits).await;
     };
     let id = shared.connection_id();
-    let first = match bind(&client, peer, shared, front, &host, &route, id.as_ref(), false).await {
+    // HAProxy's `safe` rule: a first request never takes a
+    // pooled connection, which the backend may be closing as it arrives.
+    let first = match connect(&client, peer, shared, front, &host, &route, id.as_ref()).await {
         Ok(b) => b,
         Err(e) => {
             if let Some(held) = LOG.allow() {
@@ -415,7 +423,11 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
                 }
             }
         }
-        match bind(&client, peer, shared, front, &host, &route, id.as_ref(), true).await {
+        let next = match pooled(shared, &host, &route) {
+            Some(b) => Ok(b),
+            None => connect(&client, peer, shared, front, &host, &route, id.as_ref()).await,
+        };
+        match next {
             Ok(b) => {
                 ex.rebind(b.addr, b.reused, b.reuse, b.header);
                 backend = b.stream;

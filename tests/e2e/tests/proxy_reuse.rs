@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use sixgate_e2e::process::{ChildGuard, require_program};
 use sixgate_e2e::proxylab::{Host, ProxyLab};
 use sixgate_e2e::wait_until;
