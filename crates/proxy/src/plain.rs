@@ -394,9 +394,9 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
         }
         // Idle: the backend connection goes to the pool, and the client
         // holds only its own socket until its next request.
-        match backend.peer_addr() {
-            Ok(addr) => pool::put(&host, addr, backend, &shared.reuse, &shared.stats.pool),
-            Err(_) => drop(backend),
+        match ex.backend_addr() {
+            Some(addr) => pool::put(&host, addr, backend, &shared.reuse, &shared.stats.pool),
+            None => drop(backend),
         }
         if let Some(end) = ex.next_request(&mut client, &slot, limits, front.drained()).await {
             break (end, None);

@@ -322,10 +322,19 @@ impl<'a> Exchange<'a> {
                     return Some(Outcome::TimedOut(Phase::Idle, false));
                 }
             }
-            match client.try_read(self.cbuf.room(READ_CHUNK)) {
-                Ok(n) => break n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.cbuf.release(),
-                Err(_) => {
+            // A plain read, polled once: unlike `try_read`, a short one
+            // clears the readiness, so the next read is not a wasted
+            // system call.
+            let mut rb = ReadBuf::new(self.cbuf.room(READ_CHUNK));
+            let read = poll_fn(|cx| match Pin::new(&mut *client).poll_read(cx, &mut rb) {
+                Poll::Ready(r) => Poll::Ready(Some(r)),
+                Poll::Pending => Poll::Ready(None),
+            })
+            .await;
+            match read {
+                Some(Ok(())) => break rb.filled().len(),
+                None => self.cbuf.release(),
+                Some(Err(_)) => {
                     slot.busy();
                     return Some(Outcome::Reset);
                 }
@@ -396,6 +405,11 @@ impl<'a> Exchange<'a> {
     fn log_ends(&self) -> Ends<'a> {
         let shared: &'a Shared = self.shared;
         Ends { client: self.peer, backend: self.backend_addr, log: &shared.access_log }
+    }
+
+    /// The backend connection's address.
+    pub(super) fn backend_addr(&self) -> Option<SocketAddr> {
+        self.backend_addr
     }
 
     /// The hostname the connection is bound to.
