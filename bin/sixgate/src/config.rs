@@ -206,6 +206,16 @@ pub(crate) struct RawProxy {
     pub(crate) access_log_path: Option<PathBuf>,
     /// One request (HTTP) or connection (TLS) in N is logged (default 1).
     pub(crate) access_log_sample: Option<u32>,
+    /// `"safe"` (the default) or `"never"`: may a client's later requests
+    /// go over idle pooled backend connections?
+    pub(crate) backend_reuse: Option<String>,
+    /// Idle backend connections per proxy thread (default 256).
+    pub(crate) backend_pool_max: Option<usize>,
+    /// Idle backend connections per proxy thread for one hostname and
+    /// backend address (default 64).
+    pub(crate) backend_pool_max_per_host: Option<usize>,
+    /// Milliseconds an idle backend connection is kept (default 2000).
+    pub(crate) backend_pool_idle_ms: Option<u64>,
     /// Caps and deadlines of both proxy listeners.
     pub(crate) limits: Option<RawLimits>,
 }
@@ -607,6 +617,8 @@ pub(crate) struct Settings {
     pub(crate) proxy_v2_unique_id: bool,
     /// `[proxy] access_log`, `access_log_path`, `access_log_sample`.
     pub(crate) proxy_access_log: sixgate_proxy::accesslog::Settings,
+    /// `[proxy] backend_reuse` and `backend_pool_*`.
+    pub(crate) proxy_reuse: sixgate_proxy::plain::Reuse,
     /// `[tenancy] nameserver_domain` and `nameserver_count`.
     pub(crate) account_nameservers: Option<sixgate_store::AccountNameservers>,
     /// `[tenancy] allow_suffixes` and `serve_unverified`.
@@ -827,6 +839,12 @@ pub(crate) fn settings(
         bail!("proxy.drain_timeout must be at most 1 day (in seconds), not {drain}");
     }
     let data = data.or(raw.data).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA));
+    let proxy_reuse = reuse_settings(
+        raw.proxy.backend_reuse.as_deref(),
+        raw.proxy.backend_pool_max,
+        raw.proxy.backend_pool_max_per_host,
+        raw.proxy.backend_pool_idle_ms,
+    )?;
     let proxy_access_log = access_log_settings(
         flags.proxy_access_log.or(raw.proxy.access_log),
         flags.proxy_access_log_path.or(raw.proxy.access_log_path),
@@ -895,6 +913,7 @@ pub(crate) fn settings(
         proxy_drain: Duration::from_secs(drain),
         proxy_v2_unique_id: raw.proxy.proxy_v2_unique_id.unwrap_or(false),
         proxy_access_log,
+        proxy_reuse,
         aname_resolvers,
         aname_policy: (floor, ceiling),
         aname_max_per_zone: raw.aname.max_per_zone.unwrap_or(100),
@@ -943,6 +962,36 @@ fn access_log_settings(
         bail!("proxy.access_log_sample must be at least 1 (one request in N is logged), not 0");
     }
     Ok(sixgate_proxy::accesslog::Settings { format, path, sample })
+}
+
+/// `[proxy] backend_reuse` and the pool's bounds.
+fn reuse_settings(
+    mode: Option<&str>,
+    max: Option<usize>,
+    max_per_host: Option<usize>,
+    idle: Option<u64>,
+) -> anyhow::Result<sixgate_proxy::plain::Reuse> {
+    use sixgate_proxy::plain::{DEFAULT_IDLE, DEFAULT_MAX, DEFAULT_MAX_PER_HOST, Reuse, ReuseMode};
+    let mode = match mode.unwrap_or("safe") {
+        "safe" => ReuseMode::Safe,
+        "never" => ReuseMode::Never,
+        other => bail!("proxy.backend_reuse must be \"safe\" or \"never\", not {other:?}"),
+    };
+    let max = max.unwrap_or(DEFAULT_MAX);
+    if max > 100_000 {
+        bail!("proxy.backend_pool_max must be at most 100000, not {max}");
+    }
+    let max_per_host = max_per_host.unwrap_or(DEFAULT_MAX_PER_HOST.min(max));
+    if max_per_host > max {
+        bail!(
+            "proxy.backend_pool_max_per_host ({max_per_host}) cannot be more than proxy.backend_pool_max ({max})"
+        );
+    }
+    let idle = idle.unwrap_or(DEFAULT_IDLE.as_millis() as u64);
+    if !(100..=300_000).contains(&idle) {
+        bail!("proxy.backend_pool_idle_ms must be 100 to 300000 (5 minutes), not {idle}");
+    }
+    Ok(Reuse { mode, max, max_per_host, idle: Duration::from_millis(idle) })
 }
 
 /// Validates `[secondaries]`' NOTIFY, probe and wait settings.
@@ -1222,6 +1271,29 @@ require = true
         assert!(!ok("[proxy]\nproxy_v2_unique_id = false\n").unwrap().proxy_v2_unique_id);
         assert!(ok("[proxy]\nproxy_v2_unique_id = true\n").unwrap().proxy_v2_unique_id);
         assert!(toml::from_str::<RawConfig>("[proxy]\nproxy_v2_unique_id = 1\n").is_err());
+    }
+
+    #[test]
+    fn backend_reuse_is_safe_by_default_and_its_bounds_are_checked() {
+        use sixgate_proxy::plain::{Reuse, ReuseMode};
+        let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
+        assert_eq!(ok("").unwrap().proxy_reuse, Reuse::default());
+        assert_eq!(Reuse::default().mode, ReuseMode::Safe);
+        let s = ok("[proxy]\nbackend_reuse = \"never\"\nbackend_pool_max = 10\nbackend_pool_idle_ms = 500\n")
+            .unwrap();
+        assert_eq!(
+            s.proxy_reuse,
+            Reuse { mode: ReuseMode::Never, max: 10, max_per_host: 10, idle: Duration::from_millis(500) }
+        );
+        for bad in [
+            "backend_reuse = \"always\"",
+            "backend_pool_max = 4\nbackend_pool_max_per_host = 5",
+            "backend_pool_idle_ms = 0",
+            "backend_pool_idle_ms = 300001",
+            "backend_pool_max = 100001",
+        ] {
+            assert!(ok(&format!("[proxy]\n{bad}\n")).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -145,6 +145,26 @@ fn metrics_text(m: &MetricSources) -> String {
                 ("side=\"backend\"", get(&st.backend_errors)),
             ],
         );
+        let pool = &st.pool;
+        counter(
+            "sixgate_proxy_backend_connections_total",
+            "Plain HTTP requests' backend connections: opened anew, or reused from a pool.",
+            &[("how=\"opened\"", get(&pool.opened)), ("how=\"reused\"", get(&pool.reused))],
+        );
+        counter(
+            "sixgate_proxy_backend_pool_closed_total",
+            "Idle pooled backend connections closed: expired, found dead, or no room.",
+            &[
+                ("why=\"expired\"", get(&pool.expired)),
+                ("why=\"dead\"", get(&pool.dead)),
+                ("why=\"full\"", get(&pool.full)),
+            ],
+        );
+        counter(
+            "sixgate_proxy_backend_reuse_failed_total",
+            "Requests over a pooled backend connection that closed before answering: sent again, or the client's connection closed.",
+            &[("then=\"retried\"", get(&pool.retried)), ("then=\"closed\"", get(&pool.aborted))],
+        );
         let log = &p.access_log;
         counter(
             "sixgate_proxy_access_log_lines_total",
@@ -542,6 +562,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             access_log: sixgate_proxy::accesslog::AccessLog::start(&s.proxy_access_log).map_err(|e| {
                 anyhow!("cannot open the proxy access log {}: {e}", s.proxy_access_log.path.display())
             })?,
+            reuse: s.proxy_reuse,
         });
         let _ = proxy_shared.set(shared.clone());
         if shared.access_log.is_on() {

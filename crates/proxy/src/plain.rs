@@ -8,10 +8,13 @@
 //! `X-Forwarded-For: CLIENT` added ([`crate::http::rewrite_with`]). The body
 //! is forwarded exactly as framed (Content-Length, or chunked without its
 //! trailer section), so the next head on a keep-alive connection is found
-//! where it really starts. A connection is bound to the backend of its
-//! first request's Host. A later request for another Host is answered 421
-//! once the earlier responses are through, and the connection closes,
-//! instead of the request reaching the wrong backend.
+//! where it really starts. A connection is bound to its first request's
+//! Host. A later request for another Host is answered 421 once the
+//! earlier responses are through, and the connection closes, instead of
+//! the request reaching the wrong backend. The first request has a backend
+//! connection of its own; with `backend_reuse = "safe"`, an idle client
+//! gives its backend connection to this thread's pool (`pool`) and its
+//! later requests go over pooled ones of the same hostname or new ones.
 //!
 //! Responses are relayed unchanged, and their framing is followed
 //! ([`crate::http::Responses`]) to know which one answers which request. An upgrade
@@ -33,8 +36,8 @@
 //! each.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sixgate_listen::io::TimedWrite;
@@ -48,11 +51,16 @@ use tokio::time::Instant;
 use crate::accesslog::Ending;
 use crate::front::Front;
 use crate::http::{Head, HeadError, HeadReader, MAX_HEAD};
+use crate::route::{Route, RouteError, Routes};
 use crate::tls::{Shared, connect_backend};
 use crate::tunnel::{End, tunnel};
+use sixgate_dns::Catalog;
 
 mod buf;
 mod exchange;
+mod pool;
+
+pub use pool::{DEFAULT_IDLE, DEFAULT_MAX, DEFAULT_MAX_PER_HOST, PoolStats, Reuse, ReuseMode};
 
 use buf::Buf;
 use exchange::{Exchange, Outcome};
@@ -88,10 +96,17 @@ pub async fn serve(
     front: Arc<Front>,
     shutdown: watch::Receiver<bool>,
 ) {
-    crate::front::accept_loop(listener, shared, front, shutdown, |stream, peer, slot, shared, front| async move {
-        connection(stream, peer, slot, &shared, &front).await
-    })
-    .await
+    // This thread's idle backend connections: purged on a timer, closed
+    // at the drain.
+    let purge = pool::purge(shared.reuse, &shared.stats.pool, front.drained());
+    let accept = crate::front::accept_loop(
+        listener,
+        shared.clone(),
+        front.clone(),
+        shutdown,
+        |stream, peer, slot, shared, front| async move { connection(stream, peer, slot, &shared, &front).await },
+    );
+    tokio::join!(purge, accept);
 }
 
 /// The status line, headers and body of an answer the proxy gives itself.
@@ -194,6 +209,86 @@ async fn first_head(
     }
 }
 
+/// The route table and catalog a connection's route was read from. A
+/// later request is routed again only when either has changed since: a
+/// `Weak` keeps its allocation, so an equal pointer is the same snapshot.
+struct Seen {
+    routes: Weak<Routes>,
+    catalog: Weak<Catalog>,
+}
+
+impl Seen {
+    /// Routes `host` from the current snapshots, and remembers them.
+    fn route(shared: &Shared, host: &str) -> (Result<Route, RouteError>, Seen) {
+        let catalog = shared.catalog.load();
+        let routes = shared.routes.load();
+        let route = routes.route(&catalog, host, &shared.policy);
+        (route, Seen { routes: Arc::downgrade(&routes), catalog: Arc::downgrade(&catalog) })
+    }
+
+    fn is_current(&self, shared: &Shared) -> bool {
+        std::ptr::eq(self.routes.as_ptr(), Arc::as_ptr(&shared.routes.load()))
+            && std::ptr::eq(self.catalog.as_ptr(), Arc::as_ptr(&shared.catalog.load()))
+    }
+}
+
+/// A backend connection for one request or more.
+struct Bound {
+    stream: TcpStream,
+    addr: Option<SocketAddr>,
+    /// Taken from the pool.
+    reused: bool,
+    /// May go to the pool when idle: reuse is on and no PROXY header
+    /// went over it.
+    reuse: bool,
+    /// The PROXY header it starts with, if any.
+    header: Vec<u8>,
+}
+
+/// A pooled connection for a later request of `host`, to an address its
+/// current `route` still has, if reuse is on for it.
+fn pooled(shared: &Shared, host: &str, route: &Route) -> Option<Bound> {
+    if !shared.reuse.is_on() || route.config.proxy_protocol != 0 {
+        return None;
+    }
+    let port = route.config.http_port;
+    let allowed = |a: SocketAddr| {
+        a.port() == port && matches!(a.ip(), std::net::IpAddr::V6(ip) if route.backends.contains(&ip))
+    };
+    let (stream, addr) = pool::take(host, allowed, &shared.reuse, &shared.stats.pool)?;
+    shared.stats.pool.reused.fetch_add(1, Ordering::Relaxed);
+    Some(Bound { stream, addr: Some(addr), reused: true, reuse: true, header: Vec::new() })
+}
+
+/// A new backend connection for `host`'s `route`, with the PROXY header it
+/// starts with if the route wants one. It may go to the pool once idle
+/// unless it has one.
+async fn connect(
+    client: &TcpStream,
+    peer: SocketAddr,
+    shared: &Shared,
+    front: &Front,
+    host: &str,
+    route: &Route,
+    id: Option<&crate::proxyproto::UniqueId>,
+) -> Result<Bound, crate::tls::ConnectError> {
+    let reuse = shared.reuse.is_on() && route.config.proxy_protocol == 0;
+    let (stream, addr) = connect_backend(shared, front, &route.backends, route.config.http_port).await?;
+    shared.stats.pool.opened.fetch_add(1, Ordering::Relaxed);
+    let addr = Some(addr);
+    // The PROXY header goes out with the first head, in one write.
+    let header = if route.config.proxy_protocol == 0 {
+        Vec::new()
+    } else {
+        let tlvs = crate::proxyproto::Tlvs::new(host, id);
+        // The address the client reached: a system call, made only for a
+        // PROXY header.
+        let local = client.local_addr().unwrap_or(peer);
+        crate::proxyproto::header(route.config.proxy_protocol, peer, local, &tlvs)
+    };
+    Ok(Bound { stream, addr, reused: false, reuse, header })
+}
+
 async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared: &Shared, front: &Front) {
     let limits = front.limits();
     let metrics = front.metrics();
@@ -227,9 +322,9 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
         shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
         return answer(&mut client, 400, limits).await;
     };
-    // Bind the connection to its first Host's backend.
-    let catalog = shared.catalog.load();
-    let route = match shared.routes.load().route(&catalog, &host, &shared.policy) {
+    // Bind the connection to its first Host.
+    let (route, mut seen) = Seen::route(shared, &host);
+    let mut route = match route {
         Ok(r) => r,
         Err(e) => {
             shared.stats.unroutable.fetch_add(1, Ordering::Relaxed);
@@ -240,19 +335,14 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
             return answer(&mut client, 421, limits).await;
         }
     };
-    drop(catalog);
     let Some(_host_slot) = front.admit_host(&host, peer) else {
         log_refused(shared, peer, &host, head, 503, read_at, Ending::HostCap);
         return answer(&mut client, 503, limits).await;
     };
-    let (mut backend, backend_addr) = match connect_backend(
-        shared,
-        front,
-        &route.backends,
-        route.config.http_port,
-    )
-    .await
-    {
+    let id = shared.connection_id();
+    // HAProxy's `safe` rule: a first request never takes a
+    // pooled connection, which the backend may be closing as it arrives.
+    let first = match connect(&client, peer, shared, front, &host, &route, id.as_ref()).await {
         Ok(b) => b,
         Err(e) => {
             if let Some(held) = LOG.allow() {
@@ -263,39 +353,134 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
         }
     };
     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-    let backend_addr = Some(backend_addr);
-    // The PROXY header goes out with the first head, in one write.
-    let id = shared.connection_id();
-    let tlvs = crate::proxyproto::Tlvs::new(&host, id.as_ref());
-    // The address the client reached: a system call, made only for a
-    // PROXY header.
-    let local = if route.config.proxy_protocol == 0 { peer } else { client.local_addr().unwrap_or(peer) };
-    let header = crate::proxyproto::header(route.config.proxy_protocol, peer, local, &tlvs);
+    let mut backend = first.stream;
     // On the heap, as the exchange's future below: the connection's own
     // future, which every idle connection keeps, stays the size of its
     // first phase.
-    let mut ex = Box::new(Exchange::new(peer, backend_addr, shared, host, head, cbuf, reader, header));
+    let mut ex = Box::new(Exchange::new(
+        peer,
+        first.addr,
+        shared,
+        host.clone(),
+        head,
+        cbuf,
+        reader,
+        first.header,
+        first.reuse,
+    ));
     ex.first_read_at(read_at);
-    let outcome = Box::pin(ex.run(&mut client, &mut backend, &slot, limits, front.drained())).await;
+    let (outcome, backend) = loop {
+        let outcome = Box::pin(ex.run(&mut client, &mut backend, &slot, limits, front.drained())).await;
+        match outcome {
+            Outcome::Idle => {}
+            Outcome::Stale if ex.can_replay() => {
+                // Once only: the new connection is not a pooled one.
+                shared.stats.pool.retried.fetch_add(1, Ordering::Relaxed);
+                match connect_backend(shared, front, &route.backends, route.config.http_port).await {
+                    Ok((b, addr)) => {
+                        shared.stats.pool.opened.fetch_add(1, Ordering::Relaxed);
+                        ex.replay(Some(addr));
+                        backend = b;
+                        continue;
+                    }
+                    Err(_) => break (Outcome::Answer(502), None),
+                }
+            }
+            Outcome::Stale => {
+                shared.stats.pool.aborted.fetch_add(1, Ordering::Relaxed);
+                break (Outcome::Stale, Some(backend));
+            }
+            other => break (other, Some(backend)),
+        }
+        // Idle: the backend connection goes to the pool, and the client
+        // holds only its own socket until its next request.
+        match ex.backend_addr() {
+            Some(addr) => pool::put(&host, addr, backend, &shared.reuse, &shared.stats.pool),
+            None => drop(backend),
+        }
+        if let Some(end) = ex.next_request(&mut client, &slot, limits, front.drained()).await {
+            break (end, None);
+        }
+        if let Some(end) = ex.misdirected() {
+            break (end, None);
+        }
+        // A route that changed since is read again: a pooled connection
+        // is taken only for an address it still has.
+        if !seen.is_current(shared) {
+            let (again, now) = Seen::route(shared, &host);
+            seen = now;
+            match again {
+                Ok(r) => route = r,
+                Err(e) => {
+                    shared.stats.unroutable.fetch_add(1, Ordering::Relaxed);
+                    if let Some(held) = LOG.allow() {
+                        tracing::info!(client = %peer, host = %host, error = %e, held_back = held, "proxy http: not routed");
+                    }
+                    if let Some(head) = ex.take_next() {
+                        log_refused(shared, peer, &host, head, 421, None, Ending::Unroutable);
+                    }
+                    break (Outcome::Answer(421), None);
+                }
+            }
+        }
+        let next = match pooled(shared, &host, &route) {
+            Some(b) => Ok(b),
+            None => connect(&client, peer, shared, front, &host, &route, id.as_ref()).await,
+        };
+        match next {
+            Ok(b) => {
+                ex.rebind(b.addr, b.reused, b.reuse, b.header);
+                backend = b.stream;
+            }
+            Err(e) => {
+                if let Some(held) = LOG.allow() {
+                    tracing::info!(client = %peer, host = %host, error = %e, held_back = held, "proxy http: no backend accepted");
+                }
+                if let Some(head) = ex.take_next() {
+                    log_refused(shared, peer, &host, head, 502, None, Ending::NoBackend);
+                }
+                break (Outcome::Answer(502), None);
+            }
+        }
+    };
+    finish(outcome, &mut client, peer, backend, ex, shared, front).await;
+}
+
+/// Ends a connection whose exchange ended with `outcome`; `backend` is
+/// its backend connection, unless it had gone to the pool.
+async fn finish(
+    outcome: Outcome,
+    client: &mut TcpStream,
+    peer: SocketAddr,
+    backend: Option<TcpStream>,
+    mut ex: Box<Exchange<'_>>,
+    shared: &Shared,
+    front: &Front,
+) {
+    let (limits, metrics) = (front.limits(), front.metrics());
     if !matches!(outcome, Outcome::Switch) {
         ex.log_end(&outcome);
     }
     match outcome {
-        Outcome::Close => {
-            let _ = TimedWrite::new(&mut client, limits.write).shutdown().await;
+        // Closed without an answer: the client sends the request again,
+        // as on any kept-alive connection that closes (RFC 9112 §9.3.1).
+        Outcome::Close | Outcome::Stale | Outcome::Idle => {
+            let _ = TimedWrite::new(&mut *client, limits.write).shutdown().await;
         }
-        Outcome::Answer(status) => answer(&mut client, status, limits).await,
+        Outcome::Answer(status) => answer(client, status, limits).await,
         Outcome::TimedOut(phase, with_408) => {
             metrics.timed_out(phase);
             if with_408 {
-                answer(&mut client, 408, limits).await;
+                answer(client, 408, limits).await;
             }
         }
         Outcome::Stalled { client: stalled } => {
             metrics.timed_out(Phase::Write);
             // Its unsent data would keep the closed socket alive.
-            let stalled = if stalled { &client } else { &backend };
-            sixgate_listen::io::reset_on_close(stalled);
+            match (stalled, &backend) {
+                (false, Some(b)) => sixgate_listen::io::reset_on_close(b),
+                _ => sixgate_listen::io::reset_on_close(client),
+            }
         }
         Outcome::Evicted => {}
         Outcome::Reset => metrics.reset(),
@@ -306,14 +491,15 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
             }
         }
         Outcome::Switch => {
+            let Some(mut backend) = backend else { return };
             let (to_backend, to_client) = ex.leftovers();
-            let ends = Box::pin(tunnel(&mut client, &mut backend, to_backend, to_client, limits)).await;
+            let ends = Box::pin(tunnel(client, &mut backend, to_backend, to_client, limits)).await;
             let ending = match ends.end {
                 End::Closed => Ending::Closed,
                 End::TimedOut(phase) => {
                     metrics.timed_out(phase);
                     if phase == Phase::Write {
-                        sixgate_listen::io::reset_on_close(&client);
+                        sixgate_listen::io::reset_on_close(client);
                         sixgate_listen::io::reset_on_close(&backend);
                     }
                     Ending::TimedOut(phase)

@@ -2,6 +2,7 @@
 //! exchange's framing and ordering, and its deadlines in paused time.
 
 use std::net::{Ipv6Addr, SocketAddr};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -23,8 +24,35 @@ type Seen = Arc<Mutex<Vec<String>>>;
 struct Lab {
     proxy: SocketAddr,
     front: Arc<Front>,
+    shared: Arc<Shared>,
     seen: Seen,
+    /// Connections the backend accepted.
+    accepted: Arc<AtomicUsize>,
     _stop: watch::Sender<bool>,
+}
+
+impl Lab {
+    fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    fn pool(&self) -> [u64; 5] {
+        let p = &self.shared.stats.pool;
+        [&p.opened, &p.reused, &p.dead, &p.retried, &p.aborted].map(|c| c.load(Ordering::SeqCst))
+    }
+}
+
+/// A backend on ::1 like the lab's, counting its connections in `accepted`.
+async fn backend(seen: Seen, accepted: Arc<AtomicUsize>) -> u16 {
+    let backend = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).await.unwrap();
+    let port = backend.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = backend.accept().await {
+            accepted.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(serve_backend(conn, seen.clone()));
+        }
+    });
+    port
 }
 
 fn limits() -> ListenerLimits {
@@ -40,25 +68,21 @@ fn limits() -> ListenerLimits {
 
 /// The proxy on 127.0.0.1 for app.example.test and other.example.test,
 /// both routed to one backend on ::1 that answers each request with its
-/// target as the body (`/big`: a megabyte; nothing for `/never`).
+/// target as the body (`/big`: a megabyte; nothing for `/never`; see
+/// [`serve_backend`] for the rest), and pp.example.test, with a PROXY v1
+/// header.
 async fn lab(limits: ListenerLimits) -> Lab {
-    let backend = TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).await.unwrap();
-    let port = backend.local_addr().unwrap().port();
     let seen: Seen = Arc::default();
-    let s = seen.clone();
-    tokio::spawn(async move {
-        while let Ok((conn, _)) = backend.accept().await {
-            tokio::spawn(serve_backend(conn, s.clone()));
-        }
-    });
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let port = backend(seen.clone(), accepted.clone()).await;
     let apex = name::from_text("example.test.", None).unwrap();
-    let text = "@ 60 SOA ns h 1 2 3 4 5\n@ 60 NS ns\napp 60 AAAA ::1\nother 60 AAAA ::1\n";
+    let text = "@ 60 SOA ns h 1 2 3 4 5\n@ 60 NS ns\napp 60 AAAA ::1\nother 60 AAAA ::1\npp 60 AAAA ::1\n";
     let mut catalog = Catalog::new();
     catalog.insert(Arc::new(Zone::build(&apex, zonefile::parse(text, &apex).unwrap(), 1).unwrap()));
     let mut routes = Routes::default();
-    for h in ["app", "other"] {
+    for h in ["app", "other", "pp"] {
         let config = HostConfig {
-            proxy_protocol: 0,
+            proxy_protocol: u8::from(h == "pp"),
             http_port: port,
             tls_port: 443,
             verified: true,
@@ -76,6 +100,7 @@ async fn lab(limits: ListenerLimits) -> Lab {
         backends: Default::default(),
         unique_ids: None,
         access_log: Default::default(),
+        reuse: Default::default(),
     });
     let gate =
         Gate::new(Limits { max_connections: 100, per_address: 100 }, Arc::new(ListenerMetrics::new("t")));
@@ -83,14 +108,24 @@ async fn lab(limits: ListenerLimits) -> Lab {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy = listener.local_addr().unwrap();
     let (stop, sd) = watch::channel(false);
-    tokio::spawn(serve(listener, shared, front.clone(), sd));
-    Lab { proxy, front, seen, _stop: stop }
+    tokio::spawn(serve(listener, shared.clone(), front.clone(), sd));
+    Lab { proxy, front, shared, seen, accepted, _stop: stop }
 }
 
+/// Answers each request with its target; `/close` says `Connection:
+/// close` (and stays open), `/old` answers in HTTP/1.0 with keep-alive,
+/// `/fragile` closes without an answer unless it is the connection's
+/// first request. A PROXY v1 line is taken off before the head.
 async fn serve_backend(mut conn: TcpStream, seen: Seen) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
+    let mut index = 0;
     loop {
+        if buf.starts_with(b"PROXY ")
+            && let Some(end) = buf.windows(2).position(|w| w == b"\r\n")
+        {
+            buf.drain(..end + 2);
+        }
         let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
             match conn.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,
@@ -102,13 +137,22 @@ async fn serve_backend(mut conn: TcpStream, seen: Seen) {
         buf.drain(..end + 4);
         let target = head.split(' ').nth(1).unwrap_or("").to_string();
         seen.lock().unwrap().push(head);
+        index += 1;
         let body = match target.as_str() {
             "/never" => continue,
+            "/fragile" if index > 1 => return,
             "/big" => vec![b'x'; 1 << 20],
             t => t.as_bytes().to_vec(),
         };
-        let answer =
-            [format!("HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes(), body];
+        let (version, extra) = match target.as_str() {
+            "/close" => ("1.1", "Connection: close\r\n"),
+            "/old" => ("1.0", "Connection: keep-alive\r\n"),
+            _ => ("1.1", ""),
+        };
+        let answer = [
+            format!("HTTP/{version} 200 OK\r\n{extra}Content-Length: {}\r\n\r\n", body.len()).into_bytes(),
+            body,
+        ];
         if conn.write_all(&answer.concat()).await.is_err() {
             return;
         }
@@ -238,4 +282,97 @@ async fn a_backend_that_never_answers_is_given_up_after_tunnel_timeout() {
     c.write_all(b"GET /never HTTP/1.1\r\nHost: app.example.test\r\n\r\n").await.unwrap();
     assert!(closed(&mut c).await);
     assert_eq!(lab.front.metrics().timeouts(Phase::Tunnel), 1);
+}
+
+async fn get(c: &mut TcpStream, host: &str, path: &str) -> (u16, Vec<u8>) {
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes()).await.unwrap();
+    response(c).await
+}
+
+/// `safe` reuse: a client's first request has a backend connection of its
+/// own, however many are idle in the pool; its later ones take an idle
+/// one.
+#[tokio::test]
+async fn a_later_request_reuses_an_idle_backend_connection_and_a_first_one_never_does() {
+    let lab = lab(limits()).await;
+    let mut a = TcpStream::connect(lab.proxy).await.unwrap();
+    assert_eq!(get(&mut a, "app.example.test", "/a1").await, (200, b"/a1".to_vec()));
+    let mut b = TcpStream::connect(lab.proxy).await.unwrap();
+    assert_eq!(get(&mut b, "app.example.test", "/b1").await, (200, b"/b1".to_vec()));
+    assert_eq!(lab.accepted(), 2, "b's first request took a's idle connection");
+    for i in 2..5 {
+        assert_eq!(get(&mut a, "app.example.test", &format!("/a{i}")).await.0, 200);
+        assert_eq!(get(&mut b, "app.example.test", &format!("/b{i}")).await.0, 200);
+    }
+    assert_eq!(lab.accepted(), 2);
+    // Another hostname on the same backend has connections of its own.
+    let mut c = TcpStream::connect(lab.proxy).await.unwrap();
+    assert_eq!(get(&mut c, "other.example.test", "/c1").await.0, 200);
+    assert_eq!(get(&mut c, "other.example.test", "/c2").await.0, 200);
+    assert_eq!(lab.accepted(), 3);
+    assert_eq!(lab.pool()[..2], [3, 7], "opened, reused");
+}
+
+/// Neither a `Connection: close` response nor an HTTP/1.0 one is pooled:
+/// the connection stays the client's, and its next request goes over it.
+#[tokio::test]
+async fn a_response_that_ends_its_connection_is_never_pooled() {
+    let lab = lab(limits()).await;
+    for path in ["/close", "/old"] {
+        let mut a = TcpStream::connect(lab.proxy).await.unwrap();
+        assert_eq!(get(&mut a, "app.example.test", path).await.0, 200);
+        assert_eq!(get(&mut a, "app.example.test", "/next").await.0, 200);
+        assert_eq!(get(&mut a, "app.example.test", "/next").await.0, 200);
+    }
+    assert_eq!((lab.accepted(), lab.pool()[1]), (2, 0), "a connection that said close was reused");
+}
+
+#[tokio::test]
+async fn a_proxy_protocol_hostname_never_shares_a_backend_connection() {
+    let lab = lab(limits()).await;
+    let mut a = TcpStream::connect(lab.proxy).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(get(&mut a, "pp.example.test", "/a").await.0, 200);
+    }
+    let mut b = TcpStream::connect(lab.proxy).await.unwrap();
+    for _ in 0..2 {
+        assert_eq!(get(&mut b, "pp.example.test", "/b").await.0, 200);
+    }
+    assert_eq!((lab.accepted(), lab.pool()[1]), (2, 0));
+}
+
+/// A pooled connection the backend closes as the request arrives: a GET
+/// goes again over a new connection, a POST's client connection closes
+/// without an answer (its client may send it again, RFC 9112 §9.3.1).
+#[tokio::test]
+async fn a_request_over_a_pooled_connection_the_backend_closed_is_sent_again_when_it_may_be() {
+    let lab = lab(limits()).await;
+    let mut a = TcpStream::connect(lab.proxy).await.unwrap();
+    assert_eq!(get(&mut a, "app.example.test", "/fragile").await.0, 200);
+    assert_eq!(get(&mut a, "app.example.test", "/fragile").await, (200, b"/fragile".to_vec()));
+    assert_eq!((lab.accepted(), lab.pool()[3]), (2, 1), "connections, retries");
+    let post = b"POST /fragile HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 2\r\n\r\nhi";
+    a.write_all(post).await.unwrap();
+    assert!(closed(&mut a).await, "a POST was answered after the backend closed");
+    assert_eq!(lab.pool()[4], 1);
+}
+
+/// Regression guard for reuse across a route change: a pooled connection
+/// to a backend the route no longer has is never taken.
+#[tokio::test]
+async fn a_pooled_connection_to_a_backend_the_route_dropped_is_not_reused() {
+    let lab = lab(limits()).await;
+    let mut a = TcpStream::connect(lab.proxy).await.unwrap();
+    assert_eq!(get(&mut a, "app.example.test", "/old-route").await.0, 200);
+    let seen2: Seen = Arc::default();
+    let accepted2 = Arc::new(AtomicUsize::new(0));
+    let port2 = backend(seen2.clone(), accepted2.clone()).await;
+    let mut routes = (**lab.shared.routes.load()).clone();
+    for c in routes.hosts.values_mut() {
+        c.http_port = port2;
+    }
+    lab.shared.routes.store(Arc::new(routes));
+    assert_eq!(get(&mut a, "app.example.test", "/new-route").await.0, 200);
+    assert_eq!(accepted2.load(Ordering::SeqCst), 1);
+    assert!(seen2.lock().unwrap()[0].starts_with("GET /new-route "), "{:?}", seen2.lock().unwrap());
 }

@@ -53,6 +53,9 @@ pub struct Stats {
     pub unroutable: AtomicU64,
     /// Backend side: no backend accepted the connection.
     pub backend_errors: AtomicU64,
+    /// Plain HTTP's backend connections: opened, reused from the pools,
+    /// closed in them.
+    pub pool: crate::plain::PoolStats,
 }
 
 /// What the proxy shares between connections.
@@ -75,6 +78,9 @@ pub struct Shared {
     pub unique_ids: Option<UniqueIds>,
     /// Where each request's (HTTP) and connection's (TLS) line goes.
     pub access_log: AccessLog,
+    /// Whether plain HTTP's later requests may use idle backend
+    /// connections, and the pools' bounds (`[proxy] backend_reuse`).
+    pub reuse: crate::plain::Reuse,
 }
 
 impl Shared {

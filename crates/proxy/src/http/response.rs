@@ -23,6 +23,11 @@
 //! else until the backend closes. A 101 to a request that asked for no
 //! upgrade, or a Content-Length that is not one number, cannot be framed:
 //! the connection must close.
+//!
+//! It also says whether the backend connection may carry another request
+//! once the responses are through ([`Responses::reusable`]): only when
+//! every response on it was HTTP/1.1 without a `close` Connection option
+//! (RFC 9112 §9.3), none ran until the close and none switched protocols.
 
 use std::collections::VecDeque;
 
@@ -109,6 +114,8 @@ enum State {
 pub struct Responses {
     asked: VecDeque<Asked>,
     state: State,
+    /// No response so far said the connection ends after it.
+    persistent: bool,
 }
 
 impl Default for Responses {
@@ -120,7 +127,22 @@ impl Default for Responses {
 impl Responses {
     /// Nothing asked yet.
     pub fn new() -> Responses {
-        Responses { asked: VecDeque::new(), state: State::Head { scanned: 0, lf: 0 } }
+        Responses { asked: VecDeque::new(), state: State::Head { scanned: 0, lf: 0 }, persistent: true }
+    }
+
+    /// The stream goes on over another backend connection (the one
+    /// before was idle, or closed before answering): whether that one
+    /// persists is its own responses' to say.
+    pub fn new_connection(&mut self) {
+        self.persistent = true;
+    }
+
+    /// May the backend connection carry another request? Only between
+    /// responses with nothing outstanding, and when every response head
+    /// on it was HTTP/1.1 without `Connection: close`, none read until
+    /// the close, none a 101. Any doubt is a no.
+    pub fn reusable(&self) -> bool {
+        self.persistent && self.asked.is_empty() && self.between()
     }
 
     /// A request was sent: `head` for the HEAD method, `upgrade` when it
@@ -221,6 +243,11 @@ impl Responses {
     fn head(&mut self, head: &[u8]) -> Result<Step, ResponseError> {
         let fields = Fields::read(head)?;
         let status = fields.status;
+        // RFC 9112 §9.3: 1.1 persists unless it says close; a 1.0 response
+        // (keep-alive or not) is not trusted to.
+        if !fields.http11 || fields.close {
+            self.persistent = false;
+        }
         let asked = self.asked.front().copied().unwrap_or_default();
         let consumed = head.len();
         self.state = State::Head { scanned: 0, lf: 0 };
@@ -230,6 +257,7 @@ impl Responses {
             }
             self.asked.pop_front();
             self.state = State::Switched;
+            self.persistent = false;
             return Ok(Step { consumed, event: Some(ResponseEvent::Switched) });
         }
         if (100..200).contains(&status) {
@@ -245,6 +273,7 @@ impl Responses {
             self.state = if fields.chunked {
                 State::Chunked(ChunkedDecoder::new(), status)
             } else {
+                self.persistent = false;
                 State::UntilClose(status)
             };
             return Ok(Step { consumed, event: None });
@@ -259,6 +288,7 @@ impl Responses {
                 Ok(Step { consumed, event: None })
             }
             None => {
+                self.persistent = false;
                 self.state = State::UntilClose(status);
                 Ok(Step { consumed, event: None })
             }
@@ -277,12 +307,17 @@ struct Fields {
     /// Its last coding is chunked.
     chunked: bool,
     length: Option<u64>,
+    /// The status line says HTTP/1.1 (or a later 1.x).
+    http11: bool,
+    /// A Connection field has the `close` option.
+    close: bool,
 }
 
 impl Fields {
     fn read(head: &[u8]) -> Result<Fields, ResponseError> {
         let mut lines = head.split(|&b| b == b'\n').map(|l| l.strip_suffix(b"\r").unwrap_or(l));
         // Empty lines before the status line are skipped, as clients do.
+        let http11;
         let status = match lines.find(|l| !l.is_empty()).unwrap_or_default() {
             // RFC 9112 §4: HTTP-version SP 3DIGIT SP [reason].
             [b'H', b'T', b'T', b'P', b'/', major, b'.', minor, b' ', a, b, c, rest @ ..]
@@ -291,11 +326,12 @@ impl Fields {
                     && [a, b, c].iter().all(|d| d.is_ascii_digit())
                     && matches!(rest.first(), None | Some(b' ')) =>
             {
+                http11 = *major == b'1' && *minor >= b'1';
                 [a, b, c].iter().fold(0u16, |n, &&d| n * 10 + u16::from(d - b'0'))
             }
             _ => return Err(ResponseError::Syntax("invalid status line")),
         };
-        let mut out = Fields { status, coded: false, chunked: false, length: None };
+        let mut out = Fields { status, coded: false, chunked: false, length: None, http11, close: false };
         let mut count = 0;
         for line in lines.filter(|l| !l.is_empty()) {
             count += 1;
@@ -312,6 +348,10 @@ impl Fields {
                     out.coded = true;
                     out.chunked = c.eq_ignore_ascii_case(b"chunked");
                 }
+            } else if name.eq_ignore_ascii_case(b"connection") {
+                // RFC 9110 §7.6.1: a list of options, case-insensitive.
+                out.close |=
+                    value.split(|&b| b == b',').any(|o| o.trim_ascii().eq_ignore_ascii_case(b"close"));
             } else if name.eq_ignore_ascii_case(b"content-length") {
                 for v in value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                     if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
@@ -516,5 +556,60 @@ mod tests {
         // A partial head is not consumed, and is not between responses.
         assert_eq!(r.feed(b"HTTP/1.1 2").unwrap().consumed, 0);
         assert!(!r.between());
+    }
+
+    /// Feeds `stream` for one GET and says whether the connection may be
+    /// reused after it.
+    fn reusable_after(stream: &[u8]) -> bool {
+        let mut r = Responses::new();
+        r.push(false, false);
+        let mut fed = 0;
+        while fed < stream.len() {
+            let s = r.feed(&stream[fed..]).unwrap();
+            if s.consumed == 0 {
+                break;
+            }
+            fed += s.consumed;
+        }
+        r.reusable()
+    }
+
+    #[test]
+    fn only_http_1_1_without_close_is_reusable() {
+        assert!(reusable_after(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nhi"));
+        assert!(reusable_after(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"));
+        assert!(reusable_after(
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\nConnection: keep-alive\r\n\r\n"
+        ));
+        for no in [
+            &b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nhi"[..],
+            b"HTTP/1.1 200 OK\r\nconnection: Keep-Alive, CLOSE\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.1 200 OK\r\nConnection: x\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+            b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nhi",
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz",
+        ] {
+            assert!(!reusable_after(no), "{:?}", String::from_utf8_lossy(no));
+        }
+        // A body until the close: never through, never reusable.
+        assert!(!reusable_after(b"HTTP/1.1 200 OK\r\n\r\nall"));
+        // Not while a response is under way.
+        assert!(!reusable_after(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nhi"));
+        // A 101 is the end of HTTP on the connection.
+        let mut r = Responses::new();
+        r.push(false, true);
+        r.feed(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n").unwrap();
+        assert!(!r.reusable());
+    }
+
+    #[test]
+    fn a_new_connection_is_judged_by_its_own_responses() {
+        let mut r = Responses::new();
+        r.push(false, false);
+        r.feed(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n").unwrap();
+        assert!(!r.reusable());
+        r.new_connection();
+        assert!(r.reusable());
+        r.push(false, false);
+        assert!(!r.reusable(), "a request outstanding");
     }
 }

@@ -10,6 +10,18 @@
 //! has been written (back-pressure). Between two events, the request side
 //! and the response side are plain state ([`Up`], [`Responses`]), with no
 //! I/O of their own.
+//!
+//! With backend reuse on, [`Exchange::run`] returns [`Outcome::Idle`] where
+//! the connection would go idle with a backend connection that may carry
+//! another request: the caller pools it, waits for the next head
+//! ([`Exchange::next_request`]) and binds the exchange to the backend
+//! connection for it ([`Exchange::rebind`]). A pooled connection that the
+//! backend closes before any octet of the response ends the run with
+//! [`Outcome::Stale`]; a lone request without a body and with an
+//! idempotent method is sent again over a new connection
+//! ([`Exchange::replay`], RFC 9110 §9.2.2), any other closes the client's
+//! connection without an answer, as a backend's own close of a kept-alive
+//! connection would (RFC 9112 §9.3.1).
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
@@ -20,7 +32,7 @@ use std::task::Poll;
 
 use sixgate_listen::io::{TimedWrite, is_stalled};
 use sixgate_listen::{ListenerLimits, Phase, Slot};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -28,6 +40,7 @@ use super::buf::Buf;
 use super::{BACKEND_BUF, BULK_BUF, LOG, READ_CHUNK};
 use crate::accesslog::{Ending, Ends, HttpLog};
 use crate::deadline::{Deadline, Quiet};
+use crate::http::Version;
 use crate::http::{
     ChunkedDecoder, Framing, Head, HeadError, HeadReader, MAX_RESPONSE_HEAD, ResponseError, ResponseEvent,
     Responses, forwarding_lines, rewrite_with,
@@ -88,6 +101,12 @@ pub(super) enum Outcome {
     Reset,
     /// The backend's responses cannot be followed.
     Backend(ResponseError),
+    /// Idle between requests, and the backend connection may carry
+    /// another: pool it, then [`Exchange::next_request`].
+    Idle,
+    /// A pooled backend connection closed (or failed) before any octet
+    /// of the response: [`Exchange::replay`] if it can, else close.
+    Stale,
 }
 
 /// What a poll of the connection's sockets, timers and slot found.
@@ -141,6 +160,20 @@ pub(super) struct Exchange<'a> {
     requests: u64,
     /// The requests' access log lines.
     log: HttpLog,
+    /// This backend connection may go to the pool when idle.
+    reuse: bool,
+    /// It came from the pool.
+    reused: bool,
+    /// Requests sent over it.
+    on_backend: u32,
+    /// Something was read from it.
+    backend_read: bool,
+    /// An upgrade or an HTTP/1.0 request went over it: not reused.
+    tainted: bool,
+    /// Where in `out` the lone request over a pooled connection starts,
+    /// kept until its response's first octet in case it must be sent
+    /// again.
+    replay: Option<usize>,
 }
 
 impl<'a> Exchange<'a> {
@@ -156,6 +189,7 @@ impl<'a> Exchange<'a> {
         cbuf: Buf,
         reader: HeadReader,
         out: Vec<u8>,
+        reuse: bool,
     ) -> Exchange<'a> {
         let now = Instant::now();
         Exchange {
@@ -185,6 +219,160 @@ impl<'a> Exchange<'a> {
             idle_since: now,
             requests: 0,
             log: HttpLog::default(),
+            reuse,
+            reused: false,
+            on_backend: 0,
+            backend_read: false,
+            tainted: false,
+            replay: None,
+        }
+    }
+
+    /// After [`Outcome::Idle`] and [`Exchange::next_request`]: the next
+    /// request goes to the backend at `addr`, `reused` from the pool or
+    /// new (then after `out`, a PROXY header), to be pooled when idle if
+    /// `reuse`.
+    pub(super) fn rebind(&mut self, addr: Option<SocketAddr>, reused: bool, reuse: bool, out: Vec<u8>) {
+        self.backend_addr = addr;
+        self.reused = reused;
+        self.reuse = reuse;
+        self.bind(out);
+    }
+
+    fn bind(&mut self, out: Vec<u8>) {
+        self.out = out;
+        self.out_pos = 0;
+        self.on_backend = 0;
+        self.backend_read = false;
+        self.backend_eof = false;
+        self.tainted = false;
+        self.replay = None;
+        self.responses.new_connection();
+        self.quiet = Quiet::new(Instant::now());
+    }
+
+    /// After [`Outcome::Stale`]: can the request be sent again?
+    pub(super) fn can_replay(&self) -> bool {
+        self.replay.is_some() && self.on_backend == 1 && self.responses.outstanding() == 1
+    }
+
+    /// After [`Outcome::Stale`], when [`Exchange::can_replay`]: the
+    /// request goes again, whole, over the new connection to `addr`.
+    pub(super) fn replay(&mut self, addr: Option<SocketAddr>) {
+        let Some(start) = self.replay else { return };
+        let again = self.out.get(start..).unwrap_or_default().to_vec();
+        self.backend_addr = addr;
+        self.reused = false;
+        self.bind(again);
+        self.on_backend = 1;
+    }
+
+    /// The host of the head read by [`Exchange::next_request`], if it is
+    /// not the connection's: answered (421, or 400 without one) and
+    /// logged as a later request on another backend would be.
+    pub(super) fn misdirected(&mut self) -> Option<Outcome> {
+        if self.first.as_ref().and_then(|h| h.host.as_deref()) == Some(self.host.as_str()) {
+            return None;
+        }
+        self.advance_up();
+        match self.up {
+            Up::Done(answer) => Some(answer.map_or(Outcome::Close, Outcome::Answer)),
+            _ => Some(Outcome::Close),
+        }
+    }
+
+    /// The head read by [`Exchange::next_request`], for a refusal's log
+    /// line; it is not forwarded then.
+    pub(super) fn take_next(&mut self) -> Option<Head> {
+        self.first.take()
+    }
+
+    /// After [`Outcome::Idle`], with the backend connection gone: the
+    /// connection is idle (its slot says so, its buffers are released)
+    /// until the next head has arrived whole, within `idle_timeout` for its
+    /// first octet and `head_timeout` from there. `None` once it has
+    /// (it is forwarded by the next run), else how the connection ends.
+    pub(super) async fn next_request(
+        &mut self,
+        client: &mut TcpStream,
+        slot: &Slot,
+        limits: &ListenerLimits,
+        drain: impl std::future::Future<Output = ()>,
+    ) -> Option<Outcome> {
+        self.cbuf.release();
+        self.bbuf.release();
+        self.backend_addr = None;
+        let since = Instant::now();
+        slot.idle_since(since);
+        let evicted = slot.evicted();
+        tokio::pin!(evicted);
+        tokio::pin!(drain);
+        let idle_until = since + limits.idle;
+        // The first octet: until it comes, no buffer.
+        let n = loop {
+            tokio::select! {
+                r = client.readable() => if r.is_err() {
+                    slot.busy();
+                    return Some(Outcome::Reset);
+                },
+                () = &mut evicted => return Some(Outcome::Evicted),
+                () = &mut drain => return Some(Outcome::Evicted),
+                () = tokio::time::sleep_until(idle_until) => {
+                    slot.busy();
+                    return Some(Outcome::TimedOut(Phase::Idle, false));
+                }
+            }
+            // A plain read, polled once: unlike `try_read`, a short one
+            // clears the readiness, so the next read is not a wasted
+            // system call.
+            let mut rb = ReadBuf::new(self.cbuf.room(READ_CHUNK));
+            let read = poll_fn(|cx| match Pin::new(&mut *client).poll_read(cx, &mut rb) {
+                Poll::Ready(r) => Poll::Ready(Some(r)),
+                Poll::Pending => Poll::Ready(None),
+            })
+            .await;
+            match read {
+                Some(Ok(())) => break rb.filled().len(),
+                None => self.cbuf.release(),
+                Some(Err(_)) => {
+                    slot.busy();
+                    return Some(Outcome::Reset);
+                }
+            }
+        };
+        slot.busy();
+        if slot.is_evicted() {
+            return Some(Outcome::Evicted);
+        }
+        if n == 0 {
+            // The client closed between requests: nothing is due to it.
+            return Some(Outcome::Close);
+        }
+        self.cbuf.filled(n);
+        self.quiet.event();
+        let head_until = Instant::now() + limits.head;
+        loop {
+            match self.reader.read(self.cbuf.bytes()) {
+                Ok(head) => {
+                    self.first = Some(head);
+                    return None;
+                }
+                Err(HeadError::Incomplete) => {}
+                Err(e) => {
+                    self.shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
+                    if let Some(held) = LOG.allow() {
+                        tracing::info!(client = %self.peer, error = %e, held_back = held, "proxy http: bad request");
+                    }
+                    return Some(e.status().map_or(Outcome::Close, Outcome::Answer));
+                }
+            }
+            let read = tokio::time::timeout_at(head_until, client.read(self.cbuf.room(READ_CHUNK)));
+            match read.await {
+                Ok(Ok(0)) => return Some(Outcome::Close),
+                Ok(Ok(n)) => self.cbuf.filled(n),
+                Ok(Err(_)) => return Some(Outcome::Reset),
+                Err(_) => return Some(Outcome::TimedOut(Phase::Head, true)),
+            }
         }
     }
 
@@ -200,7 +388,8 @@ impl<'a> Exchange<'a> {
             Outcome::Close | Outcome::Answer(_) | Outcome::Switch | Outcome::Evicted => Ending::Closed,
             Outcome::TimedOut(phase, _) => Ending::TimedOut(*phase),
             Outcome::Stalled { .. } => Ending::TimedOut(Phase::Write),
-            Outcome::Reset => Ending::Reset,
+            Outcome::Reset | Outcome::Stale => Ending::Reset,
+            Outcome::Idle => return,
             Outcome::Backend(_) => Ending::BadResponse,
         };
         self.log.end(self.log_ends(), ending);
@@ -216,6 +405,11 @@ impl<'a> Exchange<'a> {
     fn log_ends(&self) -> Ends<'a> {
         let shared: &'a Shared = self.shared;
         Ends { client: self.peer, backend: self.backend_addr, log: &shared.access_log }
+    }
+
+    /// The backend connection's address.
+    pub(super) fn backend_addr(&self) -> Option<SocketAddr> {
+        self.backend_addr
     }
 
     /// The hostname the connection is bound to.
@@ -243,6 +437,23 @@ impl<'a> Exchange<'a> {
             && self.responses.outstanding() == 0
             && self.responses.between()
             && self.bbuf.is_empty()
+    }
+
+    /// Idle with a backend connection that may carry another request.
+    fn poolable(&self) -> bool {
+        self.reuse
+            && !self.tainted
+            && !self.broken
+            && !self.switched
+            && !self.backend_eof
+            && !self.client_eof
+            && self.responses.reusable()
+    }
+
+    /// A pooled connection failed before any octet of the response to what
+    /// was sent over it.
+    fn is_stale(&self) -> bool {
+        self.reused && !self.backend_read && self.on_backend > 0
     }
 
     fn wants_client(&self) -> bool {
@@ -403,7 +614,16 @@ impl<'a> Exchange<'a> {
         }
         // Octets due to the backend before this head.
         let queued = self.out.len() - self.out_pos + self.direct;
+        let start = self.out.len();
         rewrite_with(&head, self.cbuf.bytes(), &self.ours, &mut self.out);
+        self.on_backend += 1;
+        self.tainted |= head.upgrade || head.version == Version::Http10;
+        // RFC 9110 §9.2.2: only an idempotent request may go twice, and
+        // only one without a body is kept whole here.
+        let bodiless = matches!(head.framing, Framing::None | Framing::ContentLength(0));
+        let idempotent =
+            matches!(head.method.as_str(), "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE");
+        self.replay = (self.reused && self.on_backend == 1 && bodiless && idempotent).then_some(start);
         self.cbuf.consume(head.head_len);
         self.reader.reset();
         self.head_since = (!self.cbuf.is_empty()).then(Instant::now);
@@ -469,7 +689,7 @@ impl<'a> Exchange<'a> {
         let from_out = n.min(self.out.len() - self.out_pos);
         self.out_pos += from_out;
         n -= from_out;
-        if self.out_pos == self.out.len() {
+        if self.out_pos == self.out.len() && self.replay.is_none() {
             self.out.clear();
             self.out_pos = 0;
         }
@@ -503,6 +723,9 @@ impl<'a> Exchange<'a> {
             }
             if self.is_idle() != idle {
                 idle = !idle;
+                if idle && self.poolable() {
+                    return Outcome::Idle;
+                }
                 if idle {
                     // The one clock read of a kept-alive request.
                     self.idle_since = Instant::now();
@@ -579,7 +802,13 @@ impl<'a> Exchange<'a> {
                     self.log.wrote_down(n, self.log_ends());
                 }
                 Io::UpWrote(Err(e)) => {
-                    return if is_stalled(&e) { Outcome::Stalled { client: false } } else { Outcome::Reset };
+                    return if is_stalled(&e) {
+                        Outcome::Stalled { client: false }
+                    } else if self.is_stale() {
+                        Outcome::Stale
+                    } else {
+                        Outcome::Reset
+                    };
                 }
                 Io::DownWrote(Err(e)) => {
                     return if is_stalled(&e) { Outcome::Stalled { client: true } } else { Outcome::Reset };
@@ -617,6 +846,9 @@ impl<'a> Exchange<'a> {
                     }
                 }
                 Io::BackendRead(Ok((0, _))) => {
+                    if self.is_stale() {
+                        return Outcome::Stale;
+                    }
                     self.backend_eof = true;
                     match self.responses.eof() {
                         Ok(Some(ResponseEvent::Complete(status))) => self.answered(status),
@@ -628,6 +860,11 @@ impl<'a> Exchange<'a> {
                     }
                 }
                 Io::BackendRead(Ok((n, full))) => {
+                    self.backend_read = true;
+                    if self.replay.take().is_some() && self.out_pos == self.out.len() {
+                        self.out.clear();
+                        self.out_pos = 0;
+                    }
                     self.bbuf.filled(n);
                     if full {
                         self.bbuf.grow();
@@ -637,6 +874,7 @@ impl<'a> Exchange<'a> {
                         return Outcome::Backend(e);
                     }
                 }
+                Io::BackendRead(Err(_)) if self.is_stale() => return Outcome::Stale,
                 Io::ClientRead(Err(_)) | Io::BackendRead(Err(_)) => return Outcome::Reset,
                 Io::Evicted => return Outcome::Evicted,
                 Io::Deadline => {
