@@ -206,8 +206,8 @@ pub(crate) struct RawProxy {
     pub(crate) access_log_path: Option<PathBuf>,
     /// One request (HTTP) or connection (TLS) in N is logged (default 1).
     pub(crate) access_log_sample: Option<u32>,
-    /// `"safe"` (the default) or `"never"`: may a client's later requests
-    /// go over idle pooled backend connections?
+    /// `"idempotent"` (the default), `"safe"` or `"never"`: which of a
+    /// client's requests may go over idle pooled backend connections?
     pub(crate) backend_reuse: Option<String>,
     /// Idle backend connections per proxy thread (default 256).
     pub(crate) backend_pool_max: Option<usize>,
@@ -972,10 +972,11 @@ fn reuse_settings(
     idle: Option<u64>,
 ) -> anyhow::Result<sixgate_proxy::plain::Reuse> {
     use sixgate_proxy::plain::{DEFAULT_IDLE, DEFAULT_MAX, DEFAULT_MAX_PER_HOST, Reuse, ReuseMode};
-    let mode = match mode.unwrap_or("safe") {
+    let mode = match mode.unwrap_or("idempotent") {
+        "idempotent" => ReuseMode::Idempotent,
         "safe" => ReuseMode::Safe,
         "never" => ReuseMode::Never,
-        other => bail!("proxy.backend_reuse must be \"safe\" or \"never\", not {other:?}"),
+        other => bail!("proxy.backend_reuse must be \"idempotent\", \"safe\" or \"never\", not {other:?}"),
     };
     let max = max.unwrap_or(DEFAULT_MAX);
     if max > 100_000 {
@@ -1274,11 +1275,12 @@ require = true
     }
 
     #[test]
-    fn backend_reuse_is_safe_by_default_and_its_bounds_are_checked() {
+    fn backend_reuse_is_idempotent_by_default_and_its_bounds_are_checked() {
         use sixgate_proxy::plain::{Reuse, ReuseMode};
         let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
         assert_eq!(ok("").unwrap().proxy_reuse, Reuse::default());
-        assert_eq!(Reuse::default().mode, ReuseMode::Safe);
+        assert_eq!(Reuse::default().mode, ReuseMode::Idempotent);
+        assert_eq!(ok("[proxy]\nbackend_reuse = \"safe\"\n").unwrap().proxy_reuse.mode, ReuseMode::Safe);
         let s = ok("[proxy]\nbackend_reuse = \"never\"\nbackend_pool_max = 10\nbackend_pool_idle_ms = 500\n")
             .unwrap();
         assert_eq!(

@@ -24,7 +24,7 @@ mod response;
 pub use chunked::{ChunkError, ChunkedDecoder, Feed, MAX_CHUNK_LINE, MAX_TRAILERS};
 pub use forward::{
     FORWARDING_HEADERS, forwarding_lines, is_forwarding_name, rewrite_forwarded, rewrite_forwarded_into,
-    rewrite_with,
+    rewrite_keeping_backend, rewrite_with,
 };
 pub use reader::HeadReader;
 pub use response::{MAX_RESPONSE_HEAD, ResponseError, ResponseEvent, Responses, Step};

@@ -50,7 +50,7 @@ use tokio::time::Instant;
 
 use crate::accesslog::Ending;
 use crate::front::Front;
-use crate::http::{Head, HeadError, HeadReader, MAX_HEAD};
+use crate::http::{Framing, Head, HeadError, HeadReader, MAX_HEAD, Version};
 use crate::route::{Route, RouteError, Routes};
 use crate::tls::{Shared, connect_backend};
 use crate::tunnel::{End, tunnel};
@@ -340,9 +340,21 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
         return answer(&mut client, 503, limits).await;
     };
     let id = shared.connection_id();
-    // HAProxy's `safe` rule: a first request never takes a
-    // pooled connection, which the backend may be closing as it arrives.
-    let first = match connect(&client, peer, shared, front, &host, &route, id.as_ref()).await {
+    // HAProxy's `safe` rule: a first request takes a pooled connection,
+    // which the backend may be closing as it arrives, only when it can be
+    // sent again over a new one (`backend_reuse = "idempotent"`).
+    let bodiless = matches!(head.framing, Framing::None | Framing::ContentLength(0));
+    let pooled_first =
+        if shared.reuse.first_may_reuse(&head.method, bodiless) && head.version == Version::Http11 {
+            pooled(shared, &host, &route)
+        } else {
+            None
+        };
+    let first = match pooled_first {
+        Some(b) => Ok(b),
+        None => connect(&client, peer, shared, front, &host, &route, id.as_ref()).await,
+    };
+    let first = match first {
         Ok(b) => b,
         Err(e) => {
             if let Some(held) = LOG.allow() {
@@ -369,6 +381,9 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
         first.reuse,
     ));
     ex.first_read_at(read_at);
+    if first.reused {
+        ex.bound_to_pooled();
+    }
     let (outcome, backend) = loop {
         let outcome = Box::pin(ex.run(&mut client, &mut backend, &slot, limits, front.drained())).await;
         match outcome {
@@ -389,6 +404,13 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
             Outcome::Stale => {
                 shared.stats.pool.aborted.fetch_add(1, Ordering::Relaxed);
                 break (Outcome::Stale, Some(backend));
+            }
+            // The client's connection ends; the backend's may serve another.
+            Outcome::Close if ex.backend_reusable() => {
+                if let Some(addr) = ex.backend_addr() {
+                    pool::put(&host, addr, backend, &shared.reuse, &shared.stats.pool);
+                }
+                break (Outcome::Close, None);
             }
             other => break (other, Some(backend)),
         }

@@ -72,6 +72,11 @@ fn limits() -> ListenerLimits {
 /// [`serve_backend`] for the rest), and pp.example.test, with a PROXY v1
 /// header.
 async fn lab(limits: ListenerLimits) -> Lab {
+    lab_with(limits, Reuse::default()).await
+}
+
+/// [`lab`] with `reuse` for the pool.
+async fn lab_with(limits: ListenerLimits, reuse: Reuse) -> Lab {
     let seen: Seen = Arc::default();
     let accepted = Arc::new(AtomicUsize::new(0));
     let port = backend(seen.clone(), accepted.clone()).await;
@@ -100,7 +105,7 @@ async fn lab(limits: ListenerLimits) -> Lab {
         backends: Default::default(),
         unique_ids: None,
         access_log: Default::default(),
-        reuse: Default::default(),
+        reuse,
     });
     let gate =
         Gate::new(Limits { max_connections: 100, per_address: 100 }, Arc::new(ListenerMetrics::new("t")));
@@ -293,8 +298,8 @@ async fn get(c: &mut TcpStream, host: &str, path: &str) -> (u16, Vec<u8>) {
 /// own, however many are idle in the pool; its later ones take an idle
 /// one.
 #[tokio::test]
-async fn a_later_request_reuses_an_idle_backend_connection_and_a_first_one_never_does() {
-    let lab = lab(limits()).await;
+async fn with_safe_reuse_a_later_request_reuses_an_idle_backend_connection_and_a_first_one_never_does() {
+    let lab = lab_with(limits(), Reuse { mode: ReuseMode::Safe, ..Reuse::default() }).await;
     let mut a = TcpStream::connect(lab.proxy).await.unwrap();
     assert_eq!(get(&mut a, "app.example.test", "/a1").await, (200, b"/a1".to_vec()));
     let mut b = TcpStream::connect(lab.proxy).await.unwrap();
@@ -311,6 +316,61 @@ async fn a_later_request_reuses_an_idle_backend_connection_and_a_first_one_never
     assert_eq!(get(&mut c, "other.example.test", "/c2").await.0, 200);
     assert_eq!(lab.accepted(), 3);
     assert_eq!(lab.pool()[..2], [3, 7], "opened, reused");
+}
+
+/// `idempotent` reuse (the default): a first GET takes an idle pooled
+/// connection, a first request with a body never does.
+#[tokio::test]
+async fn a_first_get_takes_an_idle_backend_connection_and_a_first_post_never_does() {
+    let lab = lab(limits()).await;
+    let mut a = TcpStream::connect(lab.proxy).await.unwrap();
+    assert_eq!(get(&mut a, "app.example.test", "/a1").await, (200, b"/a1".to_vec()));
+    let mut b = TcpStream::connect(lab.proxy).await.unwrap();
+    assert_eq!(get(&mut b, "app.example.test", "/b1").await, (200, b"/b1".to_vec()));
+    assert_eq!(lab.accepted(), 1, "b's first GET did not take a's idle connection");
+    let mut c = TcpStream::connect(lab.proxy).await.unwrap();
+    c.write_all(b"POST /c1 HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 1\r\n\r\nx").await.unwrap();
+    assert_eq!(response(&mut c).await.0, 200);
+    assert_eq!(lab.accepted(), 2, "a first POST went over a pooled connection");
+}
+
+/// The client's `Connection: close` is its own hop's: the backend gets the
+/// request without it, and its connection goes to the pool for the next
+/// client, whose connection the proxy closed as asked.
+#[tokio::test]
+async fn a_clients_connection_close_leaves_the_backend_connection_in_the_pool() {
+    let lab = lab(limits()).await;
+    for i in 0..3 {
+        let mut a = TcpStream::connect(lab.proxy).await.unwrap();
+        let req = format!("GET /c{i} HTTP/1.1\r\nHost: app.example.test\r\nConnection: close\r\n\r\n");
+        a.write_all(req.as_bytes()).await.unwrap();
+        assert_eq!(response(&mut a).await, (200, format!("/c{i}").into_bytes()));
+        let mut rest = Vec::new();
+        let n = tokio::time::timeout(Duration::from_secs(10), a.read_to_end(&mut rest)).await.unwrap().unwrap();
+        assert_eq!(n, 0, "the client's connection was not closed after its close request");
+    }
+    let seen = lab.seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.iter().all(|h| !h.to_ascii_lowercase().contains("connection: close")),
+        "the client's close reached the backend: {seen:?}"
+    );
+    assert_eq!(lab.accepted(), 1, "each closing client cost a backend connection");
+}
+
+/// A first GET over a pooled connection that the backend closes without
+/// an answer is sent again over a new connection, and answered.
+#[tokio::test]
+async fn a_first_get_over_a_pooled_connection_the_backend_closed_is_sent_again() {
+    let lab = lab(limits()).await;
+    let mut a = TcpStream::connect(lab.proxy).await.unwrap();
+    assert_eq!(get(&mut a, "app.example.test", "/fragile").await.0, 200);
+    drop(a);
+    let mut b = TcpStream::connect(lab.proxy).await.unwrap();
+    assert_eq!(get(&mut b, "app.example.test", "/fragile").await, (200, b"/fragile".to_vec()));
+    let [opened, reused, _, retried, aborted] = lab.pool();
+    assert_eq!((opened, reused, retried, aborted), (2, 1, 1, 0), "opened, reused, retried, aborted");
+    assert_eq!(lab.accepted(), 2);
 }
 
 /// Neither a `Connection: close` response nor an HTTP/1.0 one is pooled:

@@ -63,10 +63,22 @@ pub fn is_forwarding_name(name: &[u8]) -> bool {
 /// A Connection option the client may not send on: one that names a
 /// forwarding field, or a field the framing and routing rest on; with
 /// `h2c`, also the h2c upgrade's own options.
-fn dropped_option(option: &[u8], h2c: bool) -> bool {
+fn dropped_option(option: &[u8], drop: Drops) -> bool {
     is_forwarding_name(option)
         || ["host", "content-length", "transfer-encoding"].iter().any(|f| same_name(option, f))
-        || (h2c && ["upgrade", "http2-settings"].iter().any(|f| same_name(option, f)))
+        || (drop.h2c && ["upgrade", "http2-settings"].iter().any(|f| same_name(option, f)))
+        || (drop.close && same_name(option, "close"))
+}
+
+/// Which Connection options a forwarded head loses beyond the ones named
+/// in [`dropped_option`].
+#[derive(Clone, Copy)]
+struct Drops {
+    /// The h2c upgrade's own options.
+    h2c: bool,
+    /// `close`: the client's hop ends after this request, the backend's
+    /// connection need not (RFC 9110 §7.6.1: Connection is hop-by-hop).
+    close: bool,
 }
 
 fn trim(mut v: &[u8]) -> &[u8] {
@@ -87,14 +99,14 @@ enum Line {
     Connection,
 }
 
-fn line(h: &Header, h2c: bool) -> Line {
+fn line(h: &Header, drop: Drops) -> Line {
     if is_forwarding_name(h.name.as_bytes()) {
         return Line::Drop;
     }
-    if h2c && (h.is("upgrade") || h.is("http2-settings")) {
+    if drop.h2c && (h.is("upgrade") || h.is("http2-settings")) {
         return Line::Drop;
     }
-    if h.is("connection") && h.value.split(|&b| b == b',').any(|o| dropped_option(trim(o), h2c)) {
+    if h.is("connection") && h.value.split(|&b| b == b',').any(|o| dropped_option(trim(o), drop)) {
         return Line::Connection;
     }
     Line::Copy
@@ -143,6 +155,18 @@ pub fn forwarding_lines(client: IpAddr, forwarded: bool) -> Vec<u8> {
 /// [`rewrite_forwarded_into`] with the lines of [`forwarding_lines`]
 /// already built.
 pub fn rewrite_with(head: &Head, buf: &[u8], ours: &[u8], out: &mut Vec<u8>) {
+    rewrite_lines(head, buf, ours, Drops { h2c: head.h2c, close: false }, out);
+}
+
+/// [`rewrite_with`], and the client's `Connection: close` is not passed
+/// on: the client's connection closes after this request, and the backend
+/// connection stays open for another (backend reuse). Without another
+/// Connection option the field is removed, and HTTP/1.1 is persistent.
+pub fn rewrite_keeping_backend(head: &Head, buf: &[u8], ours: &[u8], out: &mut Vec<u8>) {
+    rewrite_lines(head, buf, ours, Drops { h2c: head.h2c, close: true }, out);
+}
+
+fn rewrite_lines(head: &Head, buf: &[u8], ours: &[u8], drop: Drops, out: &mut Vec<u8>) {
     use std::io::Write as _;
     match buf.get(head.request_line.start..head.request_line.end + 2) {
         Some(line) if line.starts_with(head.method.as_bytes()) => out.extend_from_slice(line),
@@ -152,7 +176,7 @@ pub fn rewrite_with(head: &Head, buf: &[u8], ours: &[u8], out: &mut Vec<u8>) {
         }
     }
     for h in &head.headers {
-        match line(h, head.h2c) {
+        match line(h, drop) {
             Line::Drop => {}
             Line::Copy => match buf.get(h.line.start..h.line.end + 2) {
                 Some(line) if line.starts_with(h.name.as_bytes()) => out.extend_from_slice(line),
@@ -164,8 +188,7 @@ pub fn rewrite_with(head: &Head, buf: &[u8], ours: &[u8], out: &mut Vec<u8>) {
                 }
             },
             Line::Connection => {
-                let mut kept =
-                    h.value.split(|&b| b == b',').map(trim).filter(|o| !dropped_option(o, head.h2c));
+                let mut kept = h.value.split(|&b| b == b',').map(trim).filter(|o| !dropped_option(o, drop));
                 let Some(first) = kept.next() else { continue };
                 out.extend_from_slice(h.name.as_bytes());
                 out.extend_from_slice(b": ");

@@ -43,7 +43,7 @@ use crate::deadline::{Deadline, Quiet};
 use crate::http::Version;
 use crate::http::{
     ChunkedDecoder, Framing, Head, HeadError, HeadReader, MAX_RESPONSE_HEAD, ResponseError, ResponseEvent,
-    Responses, forwarding_lines, rewrite_with,
+    Responses, forwarding_lines, rewrite_keeping_backend, rewrite_with,
 };
 use crate::tls::Shared;
 
@@ -450,6 +450,31 @@ impl<'a> Exchange<'a> {
             && self.responses.reusable()
     }
 
+    /// At the end of the client's connection (it asked to close, or
+    /// closed between requests): may the backend connection carry another
+    /// client's requests? Every request on it went whole and every
+    /// response came whole, with nothing more from the backend.
+    pub(super) fn backend_reusable(&self) -> bool {
+        self.reuse
+            && !self.tainted
+            && !self.broken
+            && !self.switched
+            && !self.backend_eof
+            && matches!(self.up, Up::Head | Up::Done(None))
+            && !self.up_pending()
+            && self.fwd == 0
+            && self.bbuf.is_empty()
+            && self.responses.outstanding() == 0
+            && self.responses.reusable()
+    }
+
+    /// The connection bound by [`Exchange::new`] came from the pool: a
+    /// first request that fails on it before any answer may be sent again
+    /// ([`Exchange::can_replay`]).
+    pub(super) fn bound_to_pooled(&mut self) {
+        self.reused = true;
+    }
+
     /// A pooled connection failed before any octet of the response to what
     /// was sent over it.
     fn is_stale(&self) -> bool {
@@ -615,14 +640,20 @@ impl<'a> Exchange<'a> {
         // Octets due to the backend before this head.
         let queued = self.out.len() - self.out_pos + self.direct;
         let start = self.out.len();
-        rewrite_with(&head, self.cbuf.bytes(), &self.ours, &mut self.out);
+        // The client's `close` is its own hop's (RFC 9110 §7.6.1): with
+        // reuse on, the backend connection outlives the client's, for the
+        // pool.
+        if self.reuse && !head.keep_alive && head.version == Version::Http11 && !head.upgrade {
+            rewrite_keeping_backend(&head, self.cbuf.bytes(), &self.ours, &mut self.out);
+        } else {
+            rewrite_with(&head, self.cbuf.bytes(), &self.ours, &mut self.out);
+        }
         self.on_backend += 1;
         self.tainted |= head.upgrade || head.version == Version::Http10;
         // RFC 9110 §9.2.2: only an idempotent request may go twice, and
         // only one without a body is kept whole here.
         let bodiless = matches!(head.framing, Framing::None | Framing::ContentLength(0));
-        let idempotent =
-            matches!(head.method.as_str(), "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE");
+        let idempotent = super::pool::is_idempotent(head.method.as_str());
         self.replay = (self.reused && self.on_backend == 1 && bodiless && idempotent).then_some(start);
         self.cbuf.consume(head.head_len);
         self.reader.reset();

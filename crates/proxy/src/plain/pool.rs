@@ -41,6 +41,12 @@ use tokio::time::Instant;
 /// connections (`[proxy] backend_reuse`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReuseMode {
+    /// Later requests over idle pooled connections, and first requests too
+    /// when a failed one can be sent again: an idempotent method without a
+    /// body (RFC 9110 §9.2.2), sent once more over a new connection if the
+    /// pooled one closes before any octet of the answer. A client's
+    /// `Connection: close` ends its own connection, not the backend's.
+    Idempotent,
     /// HAProxy's `safe`: a client's first request over a connection of its
     /// own, later ones over idle pooled connections.
     Safe,
@@ -72,7 +78,7 @@ pub const DEFAULT_IDLE: Duration = Duration::from_secs(2);
 impl Default for Reuse {
     fn default() -> Reuse {
         Reuse {
-            mode: ReuseMode::Safe,
+            mode: ReuseMode::Idempotent,
             max: DEFAULT_MAX,
             max_per_host: DEFAULT_MAX_PER_HOST,
             idle: DEFAULT_IDLE,
@@ -83,8 +89,19 @@ impl Default for Reuse {
 impl Reuse {
     /// Pooling is on.
     pub fn is_on(&self) -> bool {
-        self.mode == ReuseMode::Safe && self.max > 0 && self.max_per_host > 0
+        self.mode != ReuseMode::Never && self.max > 0 && self.max_per_host > 0
     }
+
+    /// May a client's first request, `method` with `bodiless` framing,
+    /// take a pooled connection?
+    pub fn first_may_reuse(&self, method: &str, bodiless: bool) -> bool {
+        self.mode == ReuseMode::Idempotent && self.is_on() && bodiless && is_idempotent(method)
+    }
+}
+
+/// RFC 9110 §9.2.2: a request with this method may be sent again.
+pub(crate) fn is_idempotent(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE")
 }
 
 /// The pool's counters, over all threads.
