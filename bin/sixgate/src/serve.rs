@@ -145,6 +145,11 @@ fn metrics_text(m: &MetricSources) -> String {
                 ("side=\"backend\"", get(&st.backend_errors)),
             ],
         );
+        counter(
+            "sixgate_proxy_relayed_octets_total",
+            "Octets the proxy relayed, counted as each connection or tunnel ends: by splice(2) or through its buffers.",
+            &[("path=\"splice\"", get(&st.spliced)), ("path=\"copy\"", get(&st.copied))],
+        );
         let log = &p.access_log;
         counter(
             "sixgate_proxy_access_log_lines_total",
@@ -542,6 +547,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
             access_log: sixgate_proxy::accesslog::AccessLog::start(&s.proxy_access_log).map_err(|e| {
                 anyhow!("cannot open the proxy access log {}: {e}", s.proxy_access_log.path.display())
             })?,
+            splice: s.proxy_splice,
         });
         let _ = proxy_shared.set(shared.clone());
         if shared.access_log.is_on() {

@@ -49,7 +49,7 @@ use crate::accesslog::Ending;
 use crate::front::Front;
 use crate::http::{Head, HeadError, HeadReader, MAX_HEAD};
 use crate::tls::{Shared, connect_backend};
-use crate::tunnel::{End, tunnel};
+use crate::tunnel::{End, tunnel_with};
 
 mod buf;
 mod exchange;
@@ -300,7 +300,9 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
         }
         Outcome::Switch => {
             let (to_backend, to_client) = ex.leftovers();
-            let ends = Box::pin(tunnel(&mut client, &mut backend, to_backend, to_client, limits)).await;
+            let tunnel = tunnel_with(&mut client, &mut backend, to_backend, to_client, limits, shared.splice);
+            let ends = Box::pin(tunnel).await;
+            shared.stats.relayed(ends.up + ends.down, ends.spliced);
             let ending = match ends.end {
                 End::Closed => Ending::Closed,
                 End::TimedOut(phase) => {

@@ -10,6 +10,13 @@
 //! has been written (back-pressure). Between two events, the request side
 //! and the response side are plain state ([`Up`], [`Responses`]), with no
 //! I/O of their own.
+//!
+//! A large Content-Length response body (at least [`SPLICE_MIN`] left once
+//! what was read with its head is written) is spliced straight from the
+//! backend's socket to the client's ([`Splice`]): exactly the octets its
+//! length frames, never more, so the next response head stays in the
+//! backend's socket and is read, followed and relayed like the first.
+//! Chunked bodies are walked as they are copied.
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
@@ -32,7 +39,12 @@ use crate::http::{
     ChunkedDecoder, Framing, Head, HeadError, HeadReader, MAX_RESPONSE_HEAD, ResponseError, ResponseEvent,
     Responses, forwarding_lines, rewrite_with,
 };
+use crate::splice::{self, Splice};
 use crate::tls::Shared;
+
+/// The least of a Content-Length body left to splice rather than copy:
+/// below it, a splice's two system calls and the pipe save nothing.
+const SPLICE_MIN: u64 = 64 * 1024;
 
 /// What the request side does next.
 #[derive(Debug)]
@@ -97,6 +109,10 @@ enum Io {
     BackendRead(io::Result<(usize, bool)>),
     UpWrote(io::Result<usize>),
     DownWrote(io::Result<usize>),
+    /// Octets of a body spliced from the backend into the pipe.
+    BackendSpliced(io::Result<usize>),
+    /// Octets spliced from the pipe to the client.
+    DownSpliced(io::Result<usize>),
     Evicted,
     Deadline,
 }
@@ -126,6 +142,14 @@ pub(super) struct Exchange<'a> {
     bbuf: Buf,
     responses: Responses,
     fwd: usize,
+    /// Splice large bodies (until splicing turns out not to be available).
+    splice: bool,
+    /// The rest of the current response's body is spliced.
+    splicing: bool,
+    /// Followed octets in the pipe, due to the client.
+    down_pipe: Splice,
+    /// Octets written through the buffers, both ways.
+    copied: u64,
     switched: bool,
     client_eof: bool,
     backend_eof: bool,
@@ -175,6 +199,10 @@ impl<'a> Exchange<'a> {
             bbuf: Buf::new(BULK_BUF.max(MAX_RESPONSE_HEAD)),
             responses: Responses::new(),
             fwd: 0,
+            splice: shared.splice,
+            splicing: false,
+            down_pipe: Splice::new(),
+            copied: 0,
             switched: false,
             client_eof: false,
             backend_eof: false,
@@ -240,6 +268,7 @@ impl<'a> Exchange<'a> {
             && self.cbuf.is_empty()
             && !self.up_pending()
             && self.fwd == 0
+            && self.down_pipe.held() == 0
             && self.responses.outstanding() == 0
             && self.responses.between()
             && self.bbuf.is_empty()
@@ -253,7 +282,11 @@ impl<'a> Exchange<'a> {
     }
 
     fn wants_backend(&self) -> bool {
-        !self.backend_eof && !self.switched && self.fwd == 0 && !self.bbuf.is_full()
+        !self.backend_eof
+            && !self.switched
+            && self.fwd == 0
+            && self.down_pipe.held() == 0
+            && !self.bbuf.is_full()
     }
 
     /// The deadline that applies now, and its phase.
@@ -281,7 +314,7 @@ impl<'a> Exchange<'a> {
         if self.broken {
             return Some(Outcome::Close);
         }
-        if self.up_pending() || self.fwd > 0 {
+        if self.up_pending() || self.fwd > 0 || self.down_pipe.held() > 0 {
             return None;
         }
         if self.switched {
@@ -452,6 +485,32 @@ impl<'a> Exchange<'a> {
         Ok(())
     }
 
+    /// Splices the rest of the current response body when it is large and
+    /// everything before it has been written.
+    fn consider_splice(&mut self) {
+        if self.splice
+            && !self.splicing
+            && self.fwd == 0
+            && self.bbuf.is_empty()
+            && self.responses.body_left().is_some_and(|left| left >= SPLICE_MIN)
+        {
+            self.splicing = true;
+            // Not needed until the next head.
+            self.bbuf.release();
+        }
+    }
+
+    /// `n` body octets spliced into the pipe: followed, and due to the
+    /// client.
+    fn spliced_in(&mut self, n: usize) {
+        let step = self.responses.pass(n);
+        self.log.followed(step.consumed);
+        if let Some(ResponseEvent::Complete(status)) = step.event {
+            self.splicing = false;
+            self.answered(status);
+        }
+    }
+
     /// A final response has ended.
     fn answered(&mut self, status: u16) {
         self.log.answered(status, self.log_ends());
@@ -479,6 +538,20 @@ impl<'a> Exchange<'a> {
     }
 
     pub(super) async fn run(
+        &mut self,
+        client: &mut TcpStream,
+        backend: &mut TcpStream,
+        slot: &Slot,
+        limits: &ListenerLimits,
+        drain: impl std::future::Future<Output = ()>,
+    ) -> Outcome {
+        let outcome = self.relay(client, backend, slot, limits, drain).await;
+        let spliced = self.down_pipe.moved();
+        self.shared.stats.relayed(self.copied + spliced, spliced);
+        outcome
+    }
+
+    async fn relay(
         &mut self,
         client: &mut TcpStream,
         backend: &mut TcpStream,
@@ -537,6 +610,12 @@ impl<'a> Exchange<'a> {
                         return Poll::Ready(Io::DownWrote(r));
                     }
                 }
+                if self.down_pipe.held() > 0 {
+                    let pipe = &mut self.down_pipe;
+                    if let Poll::Ready(r) = cw.poll_with(cx, |w, cx| pipe.poll_drain(cx, w.as_ref())) {
+                        return Poll::Ready(Io::DownSpliced(r));
+                    }
+                }
                 // A released buffer is taken again only once there is
                 // something to read into it.
                 if self.wants_client()
@@ -547,7 +626,14 @@ impl<'a> Exchange<'a> {
                         return Poll::Ready(Io::ClientRead(r.map(|()| rb.filled().len())));
                     }
                 }
-                if self.wants_backend()
+                if self.splicing && self.wants_backend() {
+                    // Exactly the body's octets: the next head stays in the socket.
+                    let left = self.responses.body_left().unwrap_or_default();
+                    let max = usize::try_from(left).unwrap_or(usize::MAX).min(splice::CHUNK);
+                    if let Poll::Ready(r) = self.down_pipe.poll_fill(cx, br.as_ref(), max) {
+                        return Poll::Ready(Io::BackendSpliced(r));
+                    }
+                } else if self.wants_backend()
                     && (self.bbuf.is_allocated() || br.as_ref().poll_read_ready(cx).is_ready())
                 {
                     let mut rb = ReadBuf::new(self.bbuf.room(BACKEND_BUF));
@@ -566,14 +652,34 @@ impl<'a> Exchange<'a> {
             })
             .await;
             match io {
-                Io::UpWrote(Ok(n)) | Io::DownWrote(Ok(n)) if n == 0 => return Outcome::Reset,
+                Io::UpWrote(Ok(n)) | Io::DownWrote(Ok(n)) | Io::DownSpliced(Ok(n)) if n == 0 => {
+                    return Outcome::Reset;
+                }
+                Io::DownSpliced(Ok(n)) => {
+                    self.quiet.event();
+                    self.log.wrote_down(n, self.log_ends());
+                }
+                Io::DownSpliced(Err(e)) => {
+                    return if is_stalled(&e) { Outcome::Stalled { client: true } } else { Outcome::Reset };
+                }
+                Io::BackendSpliced(Ok(n)) if n > 0 => {
+                    self.quiet.event();
+                    self.spliced_in(n);
+                }
+                Io::BackendSpliced(Err(e)) if splice::is_unsupported(&e) => {
+                    // Nothing moved: this connection copies from here on.
+                    tracing::debug!(client = %self.peer, error = %e, "proxy http: cannot splice; copying");
+                    (self.splice, self.splicing) = (false, false);
+                }
                 Io::UpWrote(Ok(n)) => {
                     self.quiet.event();
+                    self.copied += n as u64;
                     self.wrote_up(n);
                     self.advance_up();
                 }
                 Io::DownWrote(Ok(n)) => {
                     self.quiet.event();
+                    self.copied += n as u64;
                     self.bbuf.consume(n);
                     self.fwd -= n;
                     self.log.wrote_down(n, self.log_ends());
@@ -616,7 +722,7 @@ impl<'a> Exchange<'a> {
                         _ => {}
                     }
                 }
-                Io::BackendRead(Ok((0, _))) => {
+                Io::BackendRead(Ok((0, _))) | Io::BackendSpliced(Ok(_)) => {
                     self.backend_eof = true;
                     match self.responses.eof() {
                         Ok(Some(ResponseEvent::Complete(status))) => self.answered(status),
@@ -637,7 +743,9 @@ impl<'a> Exchange<'a> {
                         return Outcome::Backend(e);
                     }
                 }
-                Io::ClientRead(Err(_)) | Io::BackendRead(Err(_)) => return Outcome::Reset,
+                Io::ClientRead(Err(_)) | Io::BackendRead(Err(_)) | Io::BackendSpliced(Err(_)) => {
+                    return Outcome::Reset;
+                }
                 Io::Evicted => return Outcome::Evicted,
                 Io::Deadline => {
                     if phase == Phase::Tunnel && !self.quiet.expired(Instant::now(), limits.tunnel) {
@@ -654,6 +762,7 @@ impl<'a> Exchange<'a> {
                     return Outcome::Backend(e);
                 }
             }
+            self.consider_splice();
         }
     }
 }
