@@ -28,7 +28,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::task::{Context, Poll};
 
-use rustix::pipe::{PipeFlags, SpliceFlags, pipe_with, splice};
+use rustix::pipe::{PipeFlags, SpliceFlags, fcntl_getpipe_size, fcntl_setpipe_size, pipe_with, splice};
 use tokio::io::Interest;
 use tokio::net::TcpStream;
 
@@ -37,17 +37,23 @@ use tokio::net::TcpStream;
 /// and close their own.
 pub(crate) const FREE_MAX: usize = 16;
 
-/// The most asked of one splice from a socket: the default capacity of a
-/// pipe (16 pages). The pipe is not enlarged: a larger one counts against
-/// the user's `pipe-user-pages-soft`, past which Linux gives every new
-/// pipe a single page.
-pub(crate) const CHUNK: usize = 64 * 1024;
+/// The size a new pipe is given (`F_SETPIPE_SZ`), Linux's default
+/// `pipe-max-size`: each splice moves up to this much, so a bulk transfer
+/// takes a sixteenth of the system calls of a default pipe (16 pages),
+/// and measurably less CPU. A pipe holds no memory of its own for
+/// spliced data (its slots point at the sockets' pages), only its slot
+/// array, 256 slots of 40 octets. Where the size is refused, the pipe
+/// keeps the size it has.
+const PIPE_SIZE: usize = 1024 * 1024;
+/// A pipe's size when Linux does not say: 16 pages.
+const DEFAULT_PIPE: usize = 64 * 1024;
 
-/// Both ends of a pipe, non-blocking.
+/// Both ends of a pipe, non-blocking, and its capacity.
 #[derive(Debug)]
 struct Pipe {
     read: OwnedFd,
     write: OwnedFd,
+    size: usize,
 }
 
 thread_local! {
@@ -63,7 +69,10 @@ impl Pipe {
         }
         let (read, write) = pipe_with(PipeFlags::CLOEXEC | PipeFlags::NONBLOCK)
             .map_err(|e| io::Error::new(io::ErrorKind::Unsupported, format!("no pipe: {e}")))?;
-        Ok(Pipe { read, write })
+        let size = fcntl_setpipe_size(&write, PIPE_SIZE)
+            .or_else(|_| fcntl_getpipe_size(&write))
+            .unwrap_or(DEFAULT_PIPE);
+        Ok(Pipe { read, write, size })
     }
 
     /// An empty pipe goes back to the thread's free list, or is closed
@@ -117,7 +126,7 @@ impl Splice {
     }
 
     /// Moves up to `max` (more than 0) octets from `from` into the empty
-    /// pipe. Ready(Ok(0)) when `from` has closed. Pending gives the pipe
+    /// pipe, at most its size. Ready(Ok(0)) when `from` has closed. Pending gives the pipe
     /// back: a direction waiting for data holds none.
     pub(crate) fn poll_fill(
         &mut self,
@@ -141,7 +150,7 @@ impl Splice {
                 Some(p) => p,
                 None => self.pipe.insert(Pipe::take()?),
             };
-            let want = max.min(CHUNK);
+            let want = max.min(pipe.size);
             let r = from.try_io(Interest::READABLE, || {
                 Ok(splice(from, None, &pipe.write, None, want, SpliceFlags::MOVE | SpliceFlags::NONBLOCK)?)
             });
@@ -260,18 +269,18 @@ mod tests {
         let before = free();
         let mut s = Splice::new();
         src.write_all(b"x").await.unwrap();
-        assert_eq!(poll_fn(|cx| s.poll_fill(cx, &from, CHUNK)).await.unwrap(), 1);
+        assert_eq!(poll_fn(|cx| s.poll_fill(cx, &from, usize::MAX)).await.unwrap(), 1);
         assert!(s.has_pipe());
         assert_eq!(poll_fn(|cx| s.poll_drain(cx, &to)).await.unwrap(), 1);
         // Nothing more to read: the fill waits, without its pipe.
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
-        assert!(s.poll_fill(&mut cx, &from, CHUNK).is_pending());
+        assert!(s.poll_fill(&mut cx, &from, usize::MAX).is_pending());
         assert!(!s.has_pipe());
         assert_eq!(free(), before.max(1));
         // The peer's close is a fill of 0, and no pipe is kept.
         drop(src);
-        assert_eq!(poll_fn(|cx| s.poll_fill(cx, &from, CHUNK)).await.unwrap(), 0);
+        assert_eq!(poll_fn(|cx| s.poll_fill(cx, &from, usize::MAX)).await.unwrap(), 0);
         assert!(!s.has_pipe());
         let mut b = [0u8; 1];
         dst.read_exact(&mut b).await.unwrap();
@@ -286,7 +295,7 @@ mod tests {
         FREE.with_borrow_mut(Vec::clear);
         let mut s = Splice::new();
         src.write_all(b"left behind").await.unwrap();
-        assert!(poll_fn(|cx| s.poll_fill(cx, &from, CHUNK)).await.unwrap() > 0);
+        assert!(poll_fn(|cx| s.poll_fill(cx, &from, usize::MAX)).await.unwrap() > 0);
         drop(s);
         assert_eq!(free(), 0);
     }

@@ -133,7 +133,7 @@ impl Pump {
                 return Poll::Ready(Ok(()));
             }
             if let Some(s) = &mut self.splice {
-                match ready!(s.poll_fill(cx, r.as_ref(), splice::CHUNK)) {
+                match ready!(s.poll_fill(cx, r.as_ref(), usize::MAX)) {
                     Ok(n) => {
                         *active = true;
                         self.eof = n == 0;

@@ -629,7 +629,7 @@ impl<'a> Exchange<'a> {
                 if self.splicing && self.wants_backend() {
                     // Exactly the body's octets: the next head stays in the socket.
                     let left = self.responses.body_left().unwrap_or_default();
-                    let max = usize::try_from(left).unwrap_or(usize::MAX).min(splice::CHUNK);
+                    let max = usize::try_from(left).unwrap_or(usize::MAX);
                     if let Poll::Ready(r) = self.down_pipe.poll_fill(cx, br.as_ref(), max) {
                         return Poll::Ready(Io::BackendSpliced(r));
                     }
