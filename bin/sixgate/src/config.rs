@@ -200,6 +200,9 @@ pub(crate) struct RawProxy {
     /// Give each connection an ID, sent as PP2_TYPE_UNIQUE_ID in PROXY v2
     /// headers.
     pub(crate) proxy_v2_unique_id: Option<bool>,
+    /// Relay TLS tunnels, upgraded connections and large bodies with
+    /// splice(2) (default true).
+    pub(crate) splice: Option<bool>,
     /// `"off"` (the default), `"text"` or `"json"`.
     pub(crate) access_log: Option<String>,
     /// The access log file (default DATA_DIR/proxy-access.log).
@@ -615,6 +618,8 @@ pub(crate) struct Settings {
     pub(crate) proxy_drain: Duration,
     /// `[proxy] proxy_v2_unique_id`: connection IDs in PROXY v2 headers.
     pub(crate) proxy_v2_unique_id: bool,
+    /// `[proxy] splice`.
+    pub(crate) proxy_splice: bool,
     /// `[proxy] access_log`, `access_log_path`, `access_log_sample`.
     pub(crate) proxy_access_log: sixgate_proxy::accesslog::Settings,
     /// `[proxy] backend_reuse` and `backend_pool_*`.
@@ -912,6 +917,7 @@ pub(crate) fn settings(
         proxy_threads,
         proxy_drain: Duration::from_secs(drain),
         proxy_v2_unique_id: raw.proxy.proxy_v2_unique_id.unwrap_or(false),
+        proxy_splice: raw.proxy.splice.unwrap_or(true),
         proxy_access_log,
         proxy_reuse,
         aname_resolvers,
@@ -1263,6 +1269,15 @@ require = true
             assert!(e.contains(says), "{bad}: {e}");
         }
         assert!(toml::from_str::<RawConfig>("[dns.cookies]\nsecrets = \"x\"\n").is_err());
+    }
+
+    #[test]
+    fn the_proxy_splices_unless_told_not_to() {
+        let ok = |t: &str| settings(toml::from_str(t).unwrap(), None, &[], None, &[], Flags::default());
+        assert!(ok("").unwrap().proxy_splice);
+        assert!(ok("[proxy]\nsplice = true\n").unwrap().proxy_splice);
+        assert!(!ok("[proxy]\nsplice = false\n").unwrap().proxy_splice);
+        assert!(toml::from_str::<RawConfig>("[proxy]\nsplice = \"yes\"\n").is_err());
     }
 
     #[test]

@@ -165,6 +165,11 @@ fn metrics_text(m: &MetricSources) -> String {
             "Requests over a pooled backend connection that closed before answering: sent again, or the client's connection closed.",
             &[("then=\"retried\"", get(&pool.retried)), ("then=\"closed\"", get(&pool.aborted))],
         );
+        counter(
+            "sixgate_proxy_relayed_octets_total",
+            "Octets the proxy relayed, counted as each connection or tunnel ends: by splice(2) or through its buffers.",
+            &[("path=\"splice\"", get(&st.spliced)), ("path=\"copy\"", get(&st.copied))],
+        );
         let log = &p.access_log;
         counter(
             "sixgate_proxy_access_log_lines_total",
@@ -563,6 +568,7 @@ pub(crate) fn run(s: Settings) -> anyhow::Result<()> {
                 anyhow!("cannot open the proxy access log {}: {e}", s.proxy_access_log.path.display())
             })?,
             reuse: s.proxy_reuse,
+            splice: s.proxy_splice,
         });
         let _ = proxy_shared.set(shared.clone());
         if shared.access_log.is_on() {

@@ -64,6 +64,19 @@ impl<W> TimedWrite<W> {
         self.inner
     }
 
+    /// Runs a write of the caller's own on the wrapped writer (a splice
+    /// from a pipe into its socket, say) under the same deadline as
+    /// [`AsyncWrite::poll_write`]: Pending arms it, Ready disarms it, and
+    /// once it has passed the result is the [`WriteStalled`] error.
+    pub fn poll_with<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        write: impl FnOnce(&mut W, &mut Context<'_>) -> Poll<io::Result<T>>,
+    ) -> Poll<io::Result<T>> {
+        let r = write(&mut self.inner, cx);
+        self.timed(cx, r)
+    }
+
     /// Called when the inner writer is not ready: arms the deadline on
     /// the first wait, fails once it has passed.
     fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
@@ -206,6 +219,22 @@ mod tests {
         w.flush().await.unwrap();
         drop(w);
         assert!(reader.await.unwrap() >= 4096);
+    }
+
+    /// A write of the caller's own that never gets ready stalls like any
+    /// other, and one that does is passed through.
+    #[tokio::test(start_paused = true)]
+    async fn a_write_of_its_own_has_the_same_deadline() {
+        let (a, _b) = tokio::io::duplex(64);
+        let mut w = TimedWrite::new(a, Duration::from_secs(10));
+        let started = Instant::now();
+        let e = std::future::poll_fn(|cx| w.poll_with(cx, |_, _| Poll::<io::Result<()>>::Pending))
+            .await
+            .unwrap_err();
+        assert!(is_stalled(&e), "{e}");
+        assert!(started.elapsed() >= Duration::from_secs(10));
+        let n = std::future::poll_fn(|cx| w.poll_with(cx, |_, _| Poll::Ready(Ok(7)))).await.unwrap();
+        assert_eq!(n, 7);
     }
 
     #[tokio::test]

@@ -11,9 +11,11 @@
 //! connections build on them: [`tls`] and [`plain`], admitted by a
 //! [`Front`] (connection caps in total, per client address and per
 //! hostname) and bounded in every phase by its deadlines, with tunnels
-//! in `tunnel` and lazily moved timers in `deadline`. Which backend
-//! address a connection goes to is [`backends`]'s: rotated, raced as RFC
-//! 8305 §5 does, recently failed ones last.
+//! in `tunnel` and lazily moved timers in `deadline`. Tunnels and large
+//! Content-Length bodies move through `splice` (socket to pipe to
+//! socket, no copy), falling back to copying where it is not available.
+//! Which backend address a connection goes to is [`backends`]'s: rotated,
+//! raced as RFC 8305 §5 does, recently failed ones last.
 //! Their access log lines go through [`accesslog`] to a writer thread of
 //! their own.
 #![warn(missing_docs)]
@@ -32,6 +34,7 @@ pub mod policy;
 pub mod proxyproto;
 pub mod route;
 pub mod sni;
+mod splice;
 pub mod threads;
 pub mod tls;
 mod tunnel;

@@ -53,7 +53,7 @@ use crate::front::Front;
 use crate::http::{Framing, Head, HeadError, HeadReader, MAX_HEAD, Version};
 use crate::route::{Route, RouteError, Routes};
 use crate::tls::{Shared, connect_backend};
-use crate::tunnel::{End, tunnel};
+use crate::tunnel::{End, tunnel_with};
 use sixgate_dns::Catalog;
 
 mod buf;
@@ -515,7 +515,9 @@ async fn finish(
         Outcome::Switch => {
             let Some(mut backend) = backend else { return };
             let (to_backend, to_client) = ex.leftovers();
-            let ends = Box::pin(tunnel(client, &mut backend, to_backend, to_client, limits)).await;
+            let tunnel = tunnel_with(client, &mut backend, to_backend, to_client, limits, shared.splice);
+            let ends = Box::pin(tunnel).await;
+            shared.stats.relayed(ends.up + ends.down, ends.spliced);
             let ending = match ends.end {
                 End::Closed => Ending::Closed,
                 End::TimedOut(phase) => {

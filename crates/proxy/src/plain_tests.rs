@@ -68,15 +68,21 @@ fn limits() -> ListenerLimits {
 
 /// The proxy on 127.0.0.1 for app.example.test and other.example.test,
 /// both routed to one backend on ::1 that answers each request with its
-/// target as the body (`/big`: a megabyte; nothing for `/never`; see
-/// [`serve_backend`] for the rest), and pp.example.test, with a PROXY v1
-/// header.
+/// target as the body (`/big`: a megabyte; `/pattern`: [`pattern`];
+/// `/huge`: 32 megabytes; nothing for `/never`; see [`serve_backend`] for
+/// the rest), and pp.example.test, with a PROXY v1 header.
 async fn lab(limits: ListenerLimits) -> Lab {
-    lab_with(limits, Reuse::default()).await
+    lab_with(limits, Reuse::default(), true).await
 }
 
-/// [`lab`] with `reuse` for the pool.
-async fn lab_with(limits: ListenerLimits, reuse: Reuse) -> Lab {
+/// A megabyte and a few octets that differ from their neighbours: a
+/// body cut or shifted by any number of octets does not compare equal.
+fn pattern() -> Vec<u8> {
+    (0..(1usize << 20) + 7).map(|i| (i % 251) as u8).collect()
+}
+
+/// [`lab`] with `reuse` for the pool, and splice on or off.
+async fn lab_with(limits: ListenerLimits, reuse: Reuse, splice: bool) -> Lab {
     let seen: Seen = Arc::default();
     let accepted = Arc::new(AtomicUsize::new(0));
     let port = backend(seen.clone(), accepted.clone()).await;
@@ -106,6 +112,7 @@ async fn lab_with(limits: ListenerLimits, reuse: Reuse) -> Lab {
         unique_ids: None,
         access_log: Default::default(),
         reuse,
+        splice,
     });
     let gate =
         Gate::new(Limits { max_connections: 100, per_address: 100 }, Arc::new(ListenerMetrics::new("t")));
@@ -147,6 +154,8 @@ async fn serve_backend(mut conn: TcpStream, seen: Seen) {
             "/never" => continue,
             "/fragile" if index > 1 => return,
             "/big" => vec![b'x'; 1 << 20],
+            "/pattern" => pattern(),
+            "/huge" => vec![b'x'; 32 << 20],
             t => t.as_bytes().to_vec(),
         };
         let (version, extra) = match target.as_str() {
@@ -299,7 +308,7 @@ async fn get(c: &mut TcpStream, host: &str, path: &str) -> (u16, Vec<u8>) {
 /// one.
 #[tokio::test]
 async fn with_safe_reuse_a_later_request_reuses_an_idle_backend_connection_and_a_first_one_never_does() {
-    let lab = lab_with(limits(), Reuse { mode: ReuseMode::Safe, ..Reuse::default() }).await;
+    let lab = lab_with(limits(), Reuse { mode: ReuseMode::Safe, ..Reuse::default() }, true).await;
     let mut a = TcpStream::connect(lab.proxy).await.unwrap();
     assert_eq!(get(&mut a, "app.example.test", "/a1").await, (200, b"/a1".to_vec()));
     let mut b = TcpStream::connect(lab.proxy).await.unwrap();
@@ -346,7 +355,8 @@ async fn a_clients_connection_close_leaves_the_backend_connection_in_the_pool() 
         a.write_all(req.as_bytes()).await.unwrap();
         assert_eq!(response(&mut a).await, (200, format!("/c{i}").into_bytes()));
         let mut rest = Vec::new();
-        let n = tokio::time::timeout(Duration::from_secs(10), a.read_to_end(&mut rest)).await.unwrap().unwrap();
+        let n =
+            tokio::time::timeout(Duration::from_secs(10), a.read_to_end(&mut rest)).await.unwrap().unwrap();
         assert_eq!(n, 0, "the client's connection was not closed after its close request");
     }
     let seen = lab.seen.lock().unwrap().clone();
@@ -435,4 +445,87 @@ async fn a_pooled_connection_to_a_backend_the_route_dropped_is_not_reused() {
     assert_eq!(get(&mut a, "app.example.test", "/new-route").await.0, 200);
     assert_eq!(accepted2.load(Ordering::SeqCst), 1);
     assert!(seen2.lock().unwrap()[0].starts_with("GET /new-route "), "{:?}", seen2.lock().unwrap());
+}
+
+/// Waits until the proxy has counted a connection's relayed octets (at
+/// its end): (spliced, copied).
+async fn relayed(lab: &Lab) -> (u64, u64) {
+    let stats = &lab.shared.stats;
+    for _ in 0..1000 {
+        let (spliced, copied) = (stats.spliced.load(Ordering::Relaxed), stats.copied.load(Ordering::Relaxed));
+        if spliced + copied > 0 {
+            return (spliced, copied);
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the connection's octets were never counted");
+}
+
+/// Two requests in one write: the first's megabyte of body is spliced,
+/// and ends exactly where its Content-Length says, so the second response,
+/// right behind it in the backend's socket, is followed and relayed whole.
+#[tokio::test]
+async fn a_spliced_body_ends_exactly_where_its_length_says() {
+    let lab = lab(limits()).await;
+    let mut c = TcpStream::connect(lab.proxy).await.unwrap();
+    c.write_all(
+        b"GET /pattern HTTP/1.1\r\nHost: app.example.test\r\n\r\n\
+          GET /next HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (status, body) = response(&mut c).await;
+    assert_eq!(status, 200);
+    assert!(body == pattern(), "the spliced body differs ({} octets)", body.len());
+    assert_eq!(response(&mut c).await, (200, b"/next".to_vec()));
+    // Still HTTP/1.1 after it: a third request on the same connection.
+    c.write_all(b"GET /third HTTP/1.1\r\nHost: app.example.test\r\n\r\n").await.unwrap();
+    assert_eq!(response(&mut c).await, (200, b"/third".to_vec()));
+    drop(c);
+    let (spliced, copied) = relayed(&lab).await;
+    // What came with the head was copied; the rest of the body spliced.
+    assert!(((1 << 20) - 64 * 1024..=1 << 20).contains(&spliced), "spliced {spliced}");
+    assert!(copied > 0 && spliced + copied > (1 << 20) + 7, "copied {copied}");
+}
+
+/// `[proxy] splice = false`: the same exchange, every octet copied.
+#[tokio::test]
+async fn with_splice_off_a_large_body_is_copied() {
+    let lab = lab_with(limits(), Reuse::default(), false).await;
+    let mut c = TcpStream::connect(lab.proxy).await.unwrap();
+    c.write_all(
+        b"GET /pattern HTTP/1.1\r\nHost: app.example.test\r\n\r\n\
+          GET /next HTTP/1.1\r\nHost: app.example.test\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let (status, body) = response(&mut c).await;
+    assert!(status == 200 && body == pattern());
+    assert_eq!(response(&mut c).await, (200, b"/next".to_vec()));
+    drop(c);
+    let (spliced, copied) = relayed(&lab).await;
+    assert_eq!(spliced, 0);
+    assert!(copied > (1 << 20) + 7, "copied {copied}");
+}
+
+/// A client that stops reading a spliced body is cut off after
+/// `write_timeout` without progress, as with a copied one.
+#[tokio::test(start_paused = true)]
+async fn a_client_that_stops_reading_a_spliced_body_is_cut_off_after_write_timeout() {
+    let lab = lab(limits()).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut c = socket.connect(lab.proxy).await.unwrap();
+    c.write_all(b"GET /huge HTTP/1.1\r\nHost: app.example.test\r\n\r\n").await.unwrap();
+    let mut some = [0u8; 1024];
+    c.read_exact(&mut some).await.unwrap();
+    let started = tokio::time::Instant::now();
+    while lab.front.metrics().timeouts(Phase::Write) == 0 {
+        assert!(started.elapsed() < Duration::from_secs(600), "never cut off");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(started.elapsed() >= Duration::from_secs(10));
+    let (spliced, _) = relayed(&lab).await;
+    assert!(spliced > 0, "the body was not spliced");
+    drop(c);
 }

@@ -33,7 +33,7 @@ use crate::policy::BackendPolicy;
 use crate::proxyproto::{Tlvs, UniqueId, UniqueIds};
 use crate::route::Routes;
 use crate::sni::{self, Peek};
-use crate::tunnel::{End, tunnel};
+use crate::tunnel::{End, tunnel_with};
 
 /// Room for the record headers around a ClientHello of the largest size.
 const READ_CAP: usize = sni::MAX_CLIENT_HELLO + 4 * 5 + 4;
@@ -56,6 +56,22 @@ pub struct Stats {
     /// Plain HTTP's backend connections: opened, reused from the pools,
     /// closed in them.
     pub pool: crate::plain::PoolStats,
+    /// Octets relayed by splice(2), both sides, both directions: tunnels
+    /// and large bodies. Counted when a tunnel or connection ends.
+    pub spliced: AtomicU64,
+    /// Octets relayed through the proxy's buffers, counted alike.
+    pub copied: AtomicU64,
+}
+
+impl Stats {
+    /// A connection or tunnel relayed `moved` octets, `spliced` of them
+    /// by splice(2).
+    pub(crate) fn relayed(&self, moved: u64, spliced: u64) {
+        if spliced > 0 {
+            self.spliced.fetch_add(spliced, Ordering::Relaxed);
+        }
+        self.copied.fetch_add(moved.saturating_sub(spliced), Ordering::Relaxed);
+    }
 }
 
 /// What the proxy shares between connections.
@@ -81,6 +97,9 @@ pub struct Shared {
     /// Whether plain HTTP's later requests may use idle backend
     /// connections, and the pools' bounds (`[proxy] backend_reuse`).
     pub reuse: crate::plain::Reuse,
+    /// Relay tunnels and large Content-Length bodies with splice(2)
+    /// (`[proxy] splice`); they are copied where it is not available.
+    pub splice: bool,
 }
 
 impl Shared {
@@ -300,7 +319,8 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, _slot: Slot, shared
     drop(buf);
     let backend_addr = Some(backend_addr);
     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-    let ends = tunnel(&mut client, &mut backend, &first, b"", limits).await;
+    let ends = tunnel_with(&mut client, &mut backend, &first, b"", limits, shared.splice).await;
+    shared.stats.relayed(ends.up + ends.down, ends.spliced);
     let ending = match &ends.end {
         End::Closed => Ending::Closed,
         End::TimedOut(phase) => {

@@ -17,8 +17,10 @@
 //!   nothing more to say may still read a long answer, as long as it
 //!   keeps coming.
 //!
-//! Both directions run in the caller's task, each with one buffer, so a
-//! tunnel costs no task of its own.
+//! Both directions run in the caller's task, so a tunnel costs no task of
+//! its own. Each moves its octets through a pipe ([`Splice`]), held only
+//! while they move, or, with splicing off or not available, through a
+//! buffer of its own.
 
 use std::future::poll_fn;
 use std::io;
@@ -29,13 +31,16 @@ use sixgate_listen::io::{TimedWrite, is_stalled};
 use sixgate_listen::{ListenerLimits, Phase};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::net::tcp::{ReadHalf, WriteHalf};
 use tokio::time::Instant;
 
 use crate::deadline::{Deadline, Quiet};
+use crate::splice::{self, Splice};
 
-/// The buffer of each direction starts at tokio's copy buffer size, and
-/// doubles after each read that fills it, up to [`BULK`]: with Nagle off,
-/// each write is a segment, and a bulk transfer is cheaper in fewer.
+/// The buffer of each copying direction starts at tokio's copy buffer
+/// size, and doubles after each read that fills it, up to [`BULK`]: with
+/// Nagle off, each write is a segment, and a bulk transfer is cheaper in
+/// fewer.
 const BUF: usize = 8 * 1024;
 /// The most a direction's buffer grows to.
 const BULK: usize = 64 * 1024;
@@ -58,41 +63,49 @@ pub(crate) struct Ends {
     pub(crate) up: u64,
     /// Octets written to the client, the first ones included.
     pub(crate) down: u64,
+    /// Of those, the octets spliced (both ways); the rest were copied.
+    pub(crate) spliced: u64,
     pub(crate) end: End,
 }
 
-/// One direction: reads into its buffer, writes it out, and passes the end
-/// of the stream on as a half-close.
+/// One direction: reads into its pipe or buffer, writes it out, and passes
+/// the end of the stream on as a half-close.
 struct Pump {
+    /// The first octets, then (copying) what was read.
     buf: Vec<u8>,
     pos: usize,
     len: usize,
+    /// While this direction splices.
+    splice: Option<Splice>,
     eof: bool,
     done: bool,
     moved: u64,
 }
 
 impl Pump {
-    fn new(first: &[u8]) -> Pump {
-        let mut buf = vec![0u8; BUF.max(first.len())];
+    fn new(first: &[u8], splice: bool) -> Pump {
+        // A splicing direction has no buffer beyond its first octets.
+        let size = if splice { first.len() } else { BUF.max(first.len()) };
+        let mut buf = vec![0u8; size];
         if let Some(head) = buf.get_mut(..first.len()) {
             head.copy_from_slice(first);
         }
-        Pump { buf, pos: 0, len: first.len(), eof: false, done: false, moved: 0 }
+        let splice = splice.then(Splice::new);
+        Pump { buf, pos: 0, len: first.len(), splice, eof: false, done: false, moved: 0 }
+    }
+
+    fn spliced(&self) -> u64 {
+        self.splice.as_ref().map_or(0, Splice::moved)
     }
 
     /// Moves what it can; Ready once the end has been passed on.
-    fn poll<R, W>(
+    fn poll(
         &mut self,
         cx: &mut Context<'_>,
-        r: &mut R,
-        w: &mut W,
+        r: &mut ReadHalf<'_>,
+        w: &mut TimedWrite<WriteHalf<'_>>,
         active: &mut bool,
-    ) -> Poll<io::Result<()>>
-    where
-        R: AsyncRead + Unpin,
-        W: AsyncWrite + Unpin,
-    {
+    ) -> Poll<io::Result<()>> {
         loop {
             if self.pos < self.len {
                 let pending = self.buf.get(self.pos..self.len).unwrap_or_default();
@@ -105,10 +118,37 @@ impl Pump {
                 *active = true;
                 continue;
             }
+            if let Some(s) = self.splice.as_mut().filter(|s| s.held() > 0) {
+                let n = ready!(w.poll_with(cx, |w, cx| s.poll_drain(cx, w.as_ref())))?;
+                if n == 0 {
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                self.moved += n as u64;
+                *active = true;
+                continue;
+            }
             if self.eof {
                 ready!(Pin::new(&mut *w).poll_shutdown(cx))?;
                 self.done = true;
                 return Poll::Ready(Ok(()));
+            }
+            if let Some(s) = &mut self.splice {
+                match ready!(s.poll_fill(cx, r.as_ref(), usize::MAX)) {
+                    Ok(n) => {
+                        *active = true;
+                        self.eof = n == 0;
+                        continue;
+                    }
+                    // Nothing moved: copy from here on.
+                    Err(e) if splice::is_unsupported(&e) => {
+                        tracing::debug!(error = %e, "proxy tunnel: cannot splice; copying");
+                        self.splice = None;
+                    }
+                    Err(e) => return Poll::Ready(Err(e)),
+                }
+            }
+            if self.buf.len() < BUF {
+                self.buf.resize(BUF, 0);
             }
             let mut rb = ReadBuf::new(&mut self.buf);
             ready!(Pin::new(&mut *r).poll_read(cx, &mut rb))?;
@@ -130,6 +170,7 @@ impl Pump {
 
 /// Splices `client` and `backend` until both have closed or a deadline
 /// passes, writing `to_backend` and `to_client` first.
+#[cfg(test)]
 pub(crate) async fn tunnel(
     client: &mut TcpStream,
     backend: &mut TcpStream,
@@ -137,17 +178,31 @@ pub(crate) async fn tunnel(
     to_client: &[u8],
     limits: &ListenerLimits,
 ) -> Ends {
+    tunnel_with(client, backend, to_backend, to_client, limits, true).await
+}
+
+/// Relays `client` and `backend` until both have closed or a deadline
+/// passes, writing `to_backend` and `to_client` first: through pipes when
+/// `splice`, else through buffers.
+pub(crate) async fn tunnel_with(
+    client: &mut TcpStream,
+    backend: &mut TcpStream,
+    to_backend: &[u8],
+    to_client: &[u8],
+    limits: &ListenerLimits,
+    splice: bool,
+) -> Ends {
     let (mut cr, cw) = client.split();
     let (mut br, bw) = backend.split();
     let mut cw = TimedWrite::new(cw, limits.write);
     let mut bw = TimedWrite::new(bw, limits.write);
-    let mut up = Pump::new(to_backend);
-    let mut down = Pump::new(to_client);
+    let mut up = Pump::new(to_backend, splice);
+    let mut down = Pump::new(to_client, splice);
     let mut deadline = Deadline::new();
     let mut quiet = Quiet::new(Instant::now());
     let end = poll_fn(|cx| {
         let mut active = false;
-        for (pump, r, w) in [(&mut up, &mut cr as &mut _, &mut bw as &mut _), (&mut down, &mut br, &mut cw)] {
+        for (pump, r, w) in [(&mut up, &mut cr, &mut bw), (&mut down, &mut br, &mut cw)] {
             if pump.done {
                 continue;
             }
@@ -178,7 +233,7 @@ pub(crate) async fn tunnel(
         }
     })
     .await;
-    Ends { up: up.moved, down: down.moved, end }
+    Ends { up: up.moved, down: down.moved, spliced: up.spliced() + down.spliced(), end }
 }
 
 #[cfg(test)]
@@ -291,5 +346,75 @@ mod tests {
         assert!(matches!(ends.end, End::TimedOut(Phase::Write)), "{ends:?}");
         upload.abort();
         drop(b);
+    }
+
+    /// Octets that differ from their neighbours, so that a lost, doubled
+    /// or shifted piece does not compare equal.
+    fn pattern(len: usize, seed: usize) -> Vec<u8> {
+        (0..len).map(|i| ((i + seed) % 251) as u8).collect()
+    }
+
+    /// Megabytes both ways at once, then a half-close each way: every
+    /// octet arrives in order, and `spliced` says which path moved them.
+    async fn bulk_both_ways(splice: bool) -> Ends {
+        let ((c, mut pc), (mut pb, b)) = pairs().await;
+        let relay =
+            tokio::spawn(
+                async move { tunnel_with(&mut pc, &mut pb, b"first", b"", &limits(), splice).await },
+            );
+        let (up, down) = (pattern(3 << 20, 1), pattern(5 << 20, 2));
+        let side = |mut s: TcpStream, send: Vec<u8>| async move {
+            let (mut r, mut w) = s.split();
+            let write = async {
+                w.write_all(&send).await.unwrap();
+                w.shutdown().await.unwrap();
+            };
+            let mut got = Vec::new();
+            let read = r.read_to_end(&mut got);
+            let ((), n) = tokio::join!(write, read);
+            n.unwrap();
+            got
+        };
+        let (at_backend, at_client) = tokio::join!(side(b, down.clone()), side(c, up.clone()));
+        assert!(
+            at_backend.len() == up.len() + 5 && at_backend[..5] == *b"first" && at_backend[5..] == up[..]
+        );
+        assert!(at_client == down, "{} octets to the client", at_client.len());
+        let ends = relay.await.unwrap();
+        assert!(matches!(ends.end, End::Closed), "{ends:?}");
+        assert_eq!((ends.up, ends.down), (up.len() as u64 + 5, down.len() as u64));
+        ends
+    }
+
+    #[tokio::test]
+    async fn a_spliced_tunnel_moves_every_octet_both_ways_in_order() {
+        let ends = bulk_both_ways(true).await;
+        // All but the first octets, which were the proxy's own.
+        assert_eq!(ends.spliced, ends.up + ends.down - 5);
+    }
+
+    #[tokio::test]
+    async fn with_splice_off_a_tunnel_copies() {
+        let ends = bulk_both_ways(false).await;
+        assert_eq!(ends.spliced, 0);
+    }
+
+    /// The deadlines hold on the copy path too: a half-closed tunnel quiet
+    /// for `idle` ends, and one with no traffic for `tunnel`.
+    #[tokio::test(start_paused = true)]
+    async fn with_splice_off_the_deadlines_hold() {
+        let ((mut c, mut pc), (mut pb, b)) = pairs().await;
+        let relay =
+            tokio::spawn(async move { tunnel_with(&mut pc, &mut pb, b"", b"", &limits(), false).await });
+        drop(b);
+        let mut byte = [0u8; 1];
+        assert_eq!(c.read(&mut byte).await.unwrap(), 0);
+        let ends = relay.await.unwrap();
+        assert!(matches!(ends.end, End::TimedOut(Phase::Idle)), "{ends:?}");
+        let ((_c, mut pc), (mut pb, _b)) = pairs().await;
+        let started = Instant::now();
+        let ends = tunnel_with(&mut pc, &mut pb, b"", b"", &limits(), false).await;
+        assert!(matches!(ends.end, End::TimedOut(Phase::Tunnel)), "{ends:?}");
+        assert!(started.elapsed() >= Duration::from_secs(3600));
     }
 }

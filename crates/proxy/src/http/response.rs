@@ -220,6 +220,31 @@ impl Responses {
         }
     }
 
+    /// The octets left of a Content-Length body being followed, if that
+    /// is where the stream is.
+    pub fn body_left(&self) -> Option<u64> {
+        match self.state {
+            State::Length(left, _) => Some(left),
+            _ => None,
+        }
+    }
+
+    /// `n` octets of a Content-Length body passed on without being looked
+    /// at (spliced): like [`Responses::feed`] with them, but only within
+    /// such a body; at most what is left of it is consumed.
+    pub fn pass(&mut self, n: usize) -> Step {
+        let State::Length(left, status) = &mut self.state else {
+            return Step { consumed: 0, event: None };
+        };
+        let n = usize::try_from(*left).map_or(n, |l| l.min(n));
+        *left -= n as u64;
+        let event = (*left == 0).then_some(ResponseEvent::Complete(*status));
+        if event.is_some() {
+            self.complete();
+        }
+        Step { consumed: n, event }
+    }
+
     /// The backend closed: the event that ends, or an error when it cut a
     /// response short. Outstanding requests without any response are the
     /// caller's to judge.
@@ -611,5 +636,35 @@ mod tests {
         assert!(r.reusable());
         r.push(false, false);
         assert!(!r.reusable(), "a request outstanding");
+    }
+
+    /// A Content-Length body passed on unseen ends where its length says,
+    /// and the next response is followed from the octet after it.
+    #[test]
+    fn a_body_passed_unseen_ends_at_its_length() {
+        let mut r = Responses::new();
+        r.push(false, false);
+        r.push(false, false);
+        let head = b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n";
+        assert_eq!(r.feed(head).unwrap(), Step { consumed: head.len(), event: None });
+        assert_eq!(r.body_left(), Some(100_000));
+        assert_eq!(r.feed(b"ab").unwrap(), Step { consumed: 2, event: None });
+        assert_eq!(r.body_left(), Some(99_998));
+        assert_eq!(r.pass(65_536), Step { consumed: 65_536, event: None });
+        // More than is left: only the rest is consumed.
+        assert_eq!(r.pass(65_536), Step { consumed: 34_462, event: Some(ResponseEvent::Complete(200)) });
+        assert_eq!((r.body_left(), r.outstanding(), r.between()), (None, 1, true));
+        // Between responses, nothing passes unseen.
+        assert_eq!(r.pass(10), Step { consumed: 0, event: None });
+        let next = b"HTTP/1.1 204 No Content\r\n\r\n";
+        assert_eq!(
+            r.feed(next).unwrap(),
+            Step { consumed: next.len(), event: Some(ResponseEvent::Complete(204)) }
+        );
+        // A chunked body is never passed unseen.
+        r.push(false, false);
+        let chunked = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+        r.feed(chunked).unwrap();
+        assert_eq!((r.body_left(), r.pass(5).consumed), (None, 0));
     }
 }

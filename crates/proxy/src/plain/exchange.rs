@@ -22,6 +22,13 @@
 //! ([`Exchange::replay`], RFC 9110 §9.2.2), any other closes the client's
 //! connection without an answer, as a backend's own close of a kept-alive
 //! connection would (RFC 9112 §9.3.1).
+//!
+//! A large Content-Length response body (at least [`SPLICE_MIN`] left once
+//! what was read with its head is written) is spliced straight from the
+//! backend's socket to the client's ([`Splice`]): exactly the octets its
+//! length frames, never more, so the next response head stays in the
+//! backend's socket and is read, followed and relayed like the first.
+//! Chunked bodies are walked as they are copied.
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
@@ -45,7 +52,12 @@ use crate::http::{
     ChunkedDecoder, Framing, Head, HeadError, HeadReader, MAX_RESPONSE_HEAD, ResponseError, ResponseEvent,
     Responses, forwarding_lines, rewrite_keeping_backend, rewrite_with,
 };
+use crate::splice::{self, Splice};
 use crate::tls::Shared;
+
+/// The least of a Content-Length body left to splice rather than copy:
+/// below it, a splice's two system calls and the pipe save nothing.
+const SPLICE_MIN: u64 = 64 * 1024;
 
 /// What the request side does next.
 #[derive(Debug)]
@@ -116,6 +128,10 @@ enum Io {
     BackendRead(io::Result<(usize, bool)>),
     UpWrote(io::Result<usize>),
     DownWrote(io::Result<usize>),
+    /// Octets of a body spliced from the backend into the pipe.
+    BackendSpliced(io::Result<usize>),
+    /// Octets spliced from the pipe to the client.
+    DownSpliced(io::Result<usize>),
     Evicted,
     Deadline,
 }
@@ -145,6 +161,17 @@ pub(super) struct Exchange<'a> {
     bbuf: Buf,
     responses: Responses,
     fwd: usize,
+    /// Splice large bodies (until splicing turns out not to be available).
+    splice: bool,
+    /// The rest of the current response's body is spliced.
+    splicing: bool,
+    /// Followed octets in the pipe, due to the client.
+    down_pipe: Splice,
+    /// Octets written through the buffers, both ways.
+    copied: u64,
+    /// (relayed, spliced) octets already added to the proxy's counters: a
+    /// connection whose backend goes to the pool runs more than once.
+    counted: (u64, u64),
     switched: bool,
     client_eof: bool,
     backend_eof: bool,
@@ -209,6 +236,11 @@ impl<'a> Exchange<'a> {
             bbuf: Buf::new(BULK_BUF.max(MAX_RESPONSE_HEAD)),
             responses: Responses::new(),
             fwd: 0,
+            splice: shared.splice,
+            splicing: false,
+            down_pipe: Splice::new(),
+            copied: 0,
+            counted: (0, 0),
             switched: false,
             client_eof: false,
             backend_eof: false,
@@ -434,6 +466,7 @@ impl<'a> Exchange<'a> {
             && self.cbuf.is_empty()
             && !self.up_pending()
             && self.fwd == 0
+            && self.down_pipe.held() == 0
             && self.responses.outstanding() == 0
             && self.responses.between()
             && self.bbuf.is_empty()
@@ -489,7 +522,11 @@ impl<'a> Exchange<'a> {
     }
 
     fn wants_backend(&self) -> bool {
-        !self.backend_eof && !self.switched && self.fwd == 0 && !self.bbuf.is_full()
+        !self.backend_eof
+            && !self.switched
+            && self.fwd == 0
+            && self.down_pipe.held() == 0
+            && !self.bbuf.is_full()
     }
 
     /// The deadline that applies now, and its phase.
@@ -517,7 +554,7 @@ impl<'a> Exchange<'a> {
         if self.broken {
             return Some(Outcome::Close);
         }
-        if self.up_pending() || self.fwd > 0 {
+        if self.up_pending() || self.fwd > 0 || self.down_pipe.held() > 0 {
             return None;
         }
         if self.switched {
@@ -703,6 +740,32 @@ impl<'a> Exchange<'a> {
         Ok(())
     }
 
+    /// Splices the rest of the current response body when it is large and
+    /// everything before it has been written.
+    fn consider_splice(&mut self) {
+        if self.splice
+            && !self.splicing
+            && self.fwd == 0
+            && self.bbuf.is_empty()
+            && self.responses.body_left().is_some_and(|left| left >= SPLICE_MIN)
+        {
+            self.splicing = true;
+            // Not needed until the next head.
+            self.bbuf.release();
+        }
+    }
+
+    /// `n` body octets spliced into the pipe: followed, and due to the
+    /// client.
+    fn spliced_in(&mut self, n: usize) {
+        let step = self.responses.pass(n);
+        self.log.followed(step.consumed);
+        if let Some(ResponseEvent::Complete(status)) = step.event {
+            self.splicing = false;
+            self.answered(status);
+        }
+    }
+
     /// A final response has ended.
     fn answered(&mut self, status: u16) {
         self.log.answered(status, self.log_ends());
@@ -730,6 +793,22 @@ impl<'a> Exchange<'a> {
     }
 
     pub(super) async fn run(
+        &mut self,
+        client: &mut TcpStream,
+        backend: &mut TcpStream,
+        slot: &Slot,
+        limits: &ListenerLimits,
+        drain: impl std::future::Future<Output = ()>,
+    ) -> Outcome {
+        let outcome = self.relay(client, backend, slot, limits, drain).await;
+        let spliced = self.down_pipe.moved();
+        let (moved, before) = (self.copied + spliced, self.counted);
+        self.shared.stats.relayed(moved.saturating_sub(before.0), spliced.saturating_sub(before.1));
+        self.counted = (moved, spliced);
+        outcome
+    }
+
+    async fn relay(
         &mut self,
         client: &mut TcpStream,
         backend: &mut TcpStream,
@@ -791,6 +870,12 @@ impl<'a> Exchange<'a> {
                         return Poll::Ready(Io::DownWrote(r));
                     }
                 }
+                if self.down_pipe.held() > 0 {
+                    let pipe = &mut self.down_pipe;
+                    if let Poll::Ready(r) = cw.poll_with(cx, |w, cx| pipe.poll_drain(cx, w.as_ref())) {
+                        return Poll::Ready(Io::DownSpliced(r));
+                    }
+                }
                 // A released buffer is taken again only once there is
                 // something to read into it.
                 if self.wants_client()
@@ -801,7 +886,14 @@ impl<'a> Exchange<'a> {
                         return Poll::Ready(Io::ClientRead(r.map(|()| rb.filled().len())));
                     }
                 }
-                if self.wants_backend()
+                if self.splicing && self.wants_backend() {
+                    // Exactly the body's octets: the next head stays in the socket.
+                    let left = self.responses.body_left().unwrap_or_default();
+                    let max = usize::try_from(left).unwrap_or(usize::MAX);
+                    if let Poll::Ready(r) = self.down_pipe.poll_fill(cx, br.as_ref(), max) {
+                        return Poll::Ready(Io::BackendSpliced(r));
+                    }
+                } else if self.wants_backend()
                     && (self.bbuf.is_allocated() || br.as_ref().poll_read_ready(cx).is_ready())
                 {
                     let mut rb = ReadBuf::new(self.bbuf.room(BACKEND_BUF));
@@ -820,14 +912,34 @@ impl<'a> Exchange<'a> {
             })
             .await;
             match io {
-                Io::UpWrote(Ok(n)) | Io::DownWrote(Ok(n)) if n == 0 => return Outcome::Reset,
+                Io::UpWrote(Ok(n)) | Io::DownWrote(Ok(n)) | Io::DownSpliced(Ok(n)) if n == 0 => {
+                    return Outcome::Reset;
+                }
+                Io::DownSpliced(Ok(n)) => {
+                    self.quiet.event();
+                    self.log.wrote_down(n, self.log_ends());
+                }
+                Io::DownSpliced(Err(e)) => {
+                    return if is_stalled(&e) { Outcome::Stalled { client: true } } else { Outcome::Reset };
+                }
+                Io::BackendSpliced(Ok(n)) if n > 0 => {
+                    self.quiet.event();
+                    self.spliced_in(n);
+                }
+                Io::BackendSpliced(Err(e)) if splice::is_unsupported(&e) => {
+                    // Nothing moved: this connection copies from here on.
+                    tracing::debug!(client = %self.peer, error = %e, "proxy http: cannot splice; copying");
+                    (self.splice, self.splicing) = (false, false);
+                }
                 Io::UpWrote(Ok(n)) => {
                     self.quiet.event();
+                    self.copied += n as u64;
                     self.wrote_up(n);
                     self.advance_up();
                 }
                 Io::DownWrote(Ok(n)) => {
                     self.quiet.event();
+                    self.copied += n as u64;
                     self.bbuf.consume(n);
                     self.fwd -= n;
                     self.log.wrote_down(n, self.log_ends());
@@ -876,7 +988,7 @@ impl<'a> Exchange<'a> {
                         _ => {}
                     }
                 }
-                Io::BackendRead(Ok((0, _))) => {
+                Io::BackendRead(Ok((0, _))) | Io::BackendSpliced(Ok(_)) => {
                     if self.is_stale() {
                         return Outcome::Stale;
                     }
@@ -906,7 +1018,9 @@ impl<'a> Exchange<'a> {
                     }
                 }
                 Io::BackendRead(Err(_)) if self.is_stale() => return Outcome::Stale,
-                Io::ClientRead(Err(_)) | Io::BackendRead(Err(_)) => return Outcome::Reset,
+                Io::ClientRead(Err(_)) | Io::BackendRead(Err(_)) | Io::BackendSpliced(Err(_)) => {
+                    return Outcome::Reset;
+                }
                 Io::Evicted => return Outcome::Evicted,
                 Io::Deadline => {
                     if phase == Phase::Tunnel && !self.quiet.expired(Instant::now(), limits.tunnel) {
@@ -923,6 +1037,7 @@ impl<'a> Exchange<'a> {
                     return Outcome::Backend(e);
                 }
             }
+            self.consider_splice();
         }
     }
 }
