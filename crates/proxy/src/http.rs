@@ -27,7 +27,7 @@ pub use forward::{
     rewrite_keeping_backend, rewrite_with,
 };
 pub use reader::HeadReader;
-pub use response::{MAX_RESPONSE_HEAD, ResponseError, ResponseEvent, Responses, Step};
+pub use response::{MAX_RESPONSE_HEAD, ResponseError, ResponseEvent, Responses, Step, status_of, with_close};
 
 /// The largest head read, request-line to the empty line included.
 pub const MAX_HEAD: usize = 16 * 1024;

@@ -65,6 +65,39 @@ pub enum ResponseError {
     Truncated,
 }
 
+/// `head` (a whole response head that [`Responses::feed`] took) as sent on
+/// a client connection that closes after it: its own `Connection` and
+/// `Keep-Alive` fields (hop-by-hop, RFC 9110 §7.6.1) are left out and
+/// `Connection: close` is added (RFC 9112 §9.6), so the client does not
+/// send another request on it.
+pub fn with_close(head: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(head.len() + 19);
+    let mut lines = head.split_inclusive(|&b| b == b'\n');
+    if let Some(status) = lines.next() {
+        out.extend_from_slice(status);
+    }
+    for line in lines {
+        let text = line.strip_suffix(b"\n").unwrap_or(line);
+        let text = text.strip_suffix(b"\r").unwrap_or(text);
+        if text.is_empty() {
+            break;
+        }
+        let name = text.split(|&b| b == b':').next().unwrap_or_default();
+        if name.eq_ignore_ascii_case(b"connection") || name.eq_ignore_ascii_case(b"keep-alive") {
+            continue;
+        }
+        out.extend_from_slice(line);
+    }
+    out.extend_from_slice(b"Connection: close\r\n\r\n");
+    out
+}
+
+/// The status code of a response head, if it has one.
+pub fn status_of(head: &[u8]) -> Option<u16> {
+    let code = head.get(9..12)?;
+    std::str::from_utf8(code).ok()?.parse().ok()
+}
+
 /// What one [`Responses::feed`] found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Step {
@@ -218,6 +251,12 @@ impl Responses {
             }
             State::UntilClose(_) | State::Switched => Ok(Step { consumed: input.len(), event: None }),
         }
+    }
+
+    /// Waiting for a response head: the next [`Responses::feed`] that
+    /// consumes anything consumes a whole head.
+    pub fn at_head(&self) -> bool {
+        matches!(self.state, State::Head { .. })
     }
 
     /// The octets left of a Content-Length body being followed, if that
@@ -636,6 +675,23 @@ mod tests {
         assert!(r.reusable());
         r.push(false, false);
         assert!(!r.reusable(), "a request outstanding");
+    }
+
+    #[test]
+    fn a_head_for_a_closing_client_says_close_and_loses_its_own_connection_fields() {
+        let head = b"HTTP/1.1 200 OK\r\nServer: x\r\nConnection: keep-alive\r\nKEEP-ALIVE: timeout=5\r\n\
+                     connection: Upgrade\r\nContent-Length: 2\r\n\r\n";
+        let out = with_close(head);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "HTTP/1.1 200 OK\r\nServer: x\r\nContent-Length: 2\r\nConnection: close\r\n\r\n"
+        );
+        let mut r = Responses::new();
+        r.push(false, false);
+        assert_eq!(r.feed(&out).unwrap().consumed, out.len(), "the rewritten head is a whole head");
+        assert!(!r.reusable(), "it says close");
+        assert_eq!(status_of(head), Some(200));
+        assert_eq!(status_of(b"HTTP/1.1 1"), None);
     }
 
     /// A Content-Length body passed on unseen ends where its length says,

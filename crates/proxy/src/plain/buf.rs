@@ -77,6 +77,18 @@ impl Buf {
         }
     }
 
+    /// Replaces `len` octets at `at` of [`Buf::bytes`] with `with`; false
+    /// (and nothing changed) if they are not all there.
+    pub(super) fn replace(&mut self, at: usize, len: usize, with: &[u8]) -> bool {
+        let from = self.start + at;
+        if at.checked_add(len).is_none_or(|e| e > self.len()) {
+            return false;
+        }
+        self.data.splice(from..from + len, with.iter().copied());
+        self.end = self.end + with.len() - len;
+        true
+    }
+
     pub(super) fn filled(&mut self, n: usize) {
         self.end = (self.end + n).min(self.data.len());
     }

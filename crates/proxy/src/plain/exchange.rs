@@ -50,7 +50,7 @@ use crate::deadline::{Deadline, Quiet};
 use crate::http::Version;
 use crate::http::{
     ChunkedDecoder, Framing, Head, HeadError, HeadReader, MAX_RESPONSE_HEAD, ResponseError, ResponseEvent,
-    Responses, forwarding_lines, rewrite_keeping_backend, rewrite_with,
+    Responses, forwarding_lines, rewrite_keeping_backend, rewrite_with, status_of, with_close,
 };
 use crate::splice::{self, Splice};
 use crate::tls::Shared;
@@ -172,6 +172,9 @@ pub(super) struct Exchange<'a> {
     /// (relayed, spliced) octets already added to the proxy's counters: a
     /// connection whose backend goes to the pool runs more than once.
     counted: (u64, u64),
+    /// The last request's `close` was kept from the backend: its final
+    /// answer is to say close to the client ([`with_close`]).
+    closing: bool,
     switched: bool,
     client_eof: bool,
     backend_eof: bool,
@@ -241,6 +244,7 @@ impl<'a> Exchange<'a> {
             down_pipe: Splice::new(),
             copied: 0,
             counted: (0, 0),
+            closing: false,
             switched: false,
             client_eof: false,
             backend_eof: false,
@@ -682,6 +686,7 @@ impl<'a> Exchange<'a> {
         // pool.
         if self.reuse && !head.keep_alive && head.version == Version::Http11 && !head.upgrade {
             rewrite_keeping_backend(&head, self.cbuf.bytes(), &self.ours, &mut self.out);
+            self.closing = true;
         } else {
             rewrite_with(&head, self.cbuf.bytes(), &self.ours, &mut self.out);
         }
@@ -727,9 +732,23 @@ impl<'a> Exchange<'a> {
     /// Follows what the backend sent, as far as it goes.
     fn advance_down(&mut self) -> Result<(), ResponseError> {
         while !self.switched && self.fwd < self.bbuf.len() {
+            // The final answer to a request whose `close` was kept from the
+            // backend says close to the client instead.
+            let closing = self.closing && self.responses.at_head() && self.responses.outstanding() == 1;
             let step = self.responses.feed(self.bbuf.bytes().get(self.fwd..).unwrap_or_default())?;
-            self.fwd += step.consumed;
-            self.log.followed(step.consumed);
+            let mut consumed = step.consumed;
+            if closing && consumed > 0 {
+                let head = self.bbuf.bytes().get(self.fwd..self.fwd + consumed).unwrap_or_default();
+                if status_of(head).is_some_and(|s| s >= 200) {
+                    let told = with_close(head);
+                    if self.bbuf.replace(self.fwd, consumed, &told) {
+                        consumed = told.len();
+                        self.closing = false;
+                    }
+                }
+            }
+            self.fwd += consumed;
+            self.log.followed(consumed);
             match step.event {
                 Some(ResponseEvent::Complete(status)) => self.answered(status),
                 Some(ResponseEvent::Switched) => self.switched = true,
