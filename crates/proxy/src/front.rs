@@ -34,6 +34,14 @@ static HOST_CAP_LOG: RateLog = RateLog::new(1);
 /// close, by default (`[proxy] drain_timeout`).
 pub const DRAIN: Duration = Duration::from_secs(30);
 
+/// The most octets a connection's task future (HTTP or TLS) may take.
+/// Every connection keeps it for its whole life, and one that sends
+/// nothing keeps little else: its socket's registration and its slot.
+/// tokio's task cell is the future and about a hundred octets more,
+/// rounded up to 128, so under this bound it takes 512.
+#[cfg(test)]
+pub(crate) const CONNECTION_FUTURE: usize = 400;
+
 /// One kind of proxy listener's admission and deadlines.
 #[derive(Debug)]
 pub struct Front {

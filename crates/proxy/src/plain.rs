@@ -33,8 +33,10 @@
 //! each.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::Poll;
 use std::time::Duration;
 
 use sixgate_listen::io::TimedWrite;
@@ -46,7 +48,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use crate::accesslog::Ending;
-use crate::front::Front;
+use crate::front::{Front, HostSlot};
 use crate::http::{Head, HeadError, HeadReader, MAX_HEAD};
 use crate::tls::{Shared, connect_backend};
 use crate::tunnel::{End, tunnel};
@@ -88,10 +90,7 @@ pub async fn serve(
     front: Arc<Front>,
     shutdown: watch::Receiver<bool>,
 ) {
-    crate::front::accept_loop(listener, shared, front, shutdown, |stream, peer, slot, shared, front| async move {
-        connection(stream, peer, slot, &shared, &front).await
-    })
-    .await
+    crate::front::accept_loop(listener, shared, front, shutdown, connection).await
 }
 
 /// The status line, headers and body of an answer the proxy gives itself.
@@ -161,71 +160,133 @@ enum First {
 }
 
 /// Reads the first head into `buf`, within `limit` from the accept.
-async fn first_head(
-    client: &mut TcpStream,
-    buf: &mut Buf,
-    reader: &mut HeadReader,
+///
+/// No buffer is held before the first octet: a connection that sends
+/// nothing costs its task and its socket only. tokio takes an accepted
+/// socket as readable before the system has said so, so the first read
+/// may find nothing; the buffer it took is given back before the wait.
+#[allow(clippy::manual_async_fn)] // an `async fn` keeps its arguments twice in its future
+fn first_head<'a>(
+    client: &'a TcpStream,
+    buf: &'a mut Buf,
+    reader: &'a mut HeadReader,
     limit: Duration,
-) -> Result<Head, First> {
-    let timer = tokio::time::sleep(limit);
-    tokio::pin!(timer);
-    // No buffer before the first octet: a connection that sends nothing
-    // costs its task and its socket only.
-    tokio::select! {
-        r = client.readable() => if r.is_err() { return Err(First::Reset) },
-        _ = &mut timer => return Err(First::TimedOut),
-    }
-    loop {
-        match reader.read(buf.bytes()) {
-            Ok(h) => return Ok(h),
-            Err(HeadError::Incomplete) => {}
-            Err(e) => return Err(First::Bad(e)),
-        }
-        let room = buf.room(READ_CHUNK);
-        let n = tokio::select! {
-            r = client.read(room) => match r {
+) -> impl Future<Output = Result<Head, First>> + Send + 'a {
+    async move {
+        let timer = tokio::time::sleep(limit);
+        tokio::pin!(timer);
+        loop {
+            match reader.read(buf.bytes()) {
+                Ok(h) => return Ok(h),
+                Err(HeadError::Incomplete) => {}
+                Err(e) => return Err(First::Bad(e)),
+            }
+            // The readiness alone, polled in place: no waiter of its own
+            // in this future.
+            std::future::poll_fn(|cx| match client.poll_read_ready(cx) {
+                Poll::Ready(r) => Poll::Ready(r.map_err(|_| First::Reset)),
+                Poll::Pending => timer.as_mut().poll(cx).map(|()| Err(First::TimedOut)),
+            })
+            .await?;
+            match client.try_read(buf.room(READ_CHUNK)) {
                 Ok(0) => return Err(First::Closed),
-                Ok(n) => n,
+                Ok(n) => buf.filled(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => buf.release(),
                 Err(_) => return Err(First::Reset),
-            },
-            _ = &mut timer => return Err(First::TimedOut),
-        };
-        buf.filled(n);
+            }
+        }
     }
 }
 
-async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared: &Shared, front: &Front) {
-    let limits = front.limits();
-    let metrics = front.metrics();
-    let mut cbuf = Buf::new(CLIENT_BUF);
-    let mut reader = HeadReader::new();
-    let head = match first_head(&mut client, &mut cbuf, &mut reader, limits.head).await {
-        Ok(h) => h,
-        Err(First::Closed) => return,
-        Err(First::Reset) => return metrics.reset(),
-        Err(First::TimedOut) => {
-            metrics.timed_out(Phase::Head);
-            if !cbuf.is_empty() {
-                answer(&mut client, 408, limits).await;
+/// One connection's task, spawned as it is. Every connection keeps this
+/// future for its whole life, so it holds only what lives that long: its
+/// size is bounded by a test. What is larger and lasts a moment (routing
+/// and connecting, an answer of the proxy's own, a tunnel) is on the heap
+/// while it runs.
+#[allow(clippy::manual_async_fn)] // an `async fn` keeps its arguments twice in its future
+fn connection(
+    mut client: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    shared: Arc<Shared>,
+    front: Arc<Front>,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let limits = front.limits();
+        // The head and the buffers go straight into the next step. Held
+        // in this future across an await (or borrowed in a scope that
+        // outlasts one), they would take their room in all its states.
+        let next: Pin<Box<dyn Future<Output = Option<Opened<'_>>> + Send + '_>> = {
+            let mut cbuf = Buf::new(CLIENT_BUF);
+            let mut reader = HeadReader::new();
+            match first_head(&client, &mut cbuf, &mut reader, limits.head).await {
+                Ok(head) => Box::pin(open(&mut client, peer, &shared, &front, cbuf, reader, head)),
+                Err(why) => match first_failed(why, !cbuf.is_empty(), peer, &shared, &front) {
+                    Some(status) => Box::pin(refuse(&mut client, status, limits)),
+                    None => return,
+                },
             }
-            return;
+        };
+        let Some(mut opened) = next.await else { return };
+        finish(&mut client, &mut opened, &slot, peer, &shared, &front).await
+    }
+}
+
+/// Counts and logs a first head that did not come; the status to answer
+/// with, if any.
+fn first_failed(why: First, started: bool, peer: SocketAddr, shared: &Shared, front: &Front) -> Option<u16> {
+    let metrics = front.metrics();
+    match why {
+        First::Closed => None,
+        First::Reset => {
+            metrics.reset();
+            None
         }
-        Err(First::Bad(e)) => {
+        First::TimedOut => {
+            metrics.timed_out(Phase::Head);
+            started.then_some(408)
+        }
+        First::Bad(e) => {
             shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
             if let Some(held) = LOG.allow() {
                 tracing::info!(client = %peer, error = %e, held_back = held, "proxy http: bad request");
             }
-            if let Some(status) = e.status() {
-                answer(&mut client, status, limits).await;
-            }
-            return;
+            e.status()
         }
-    };
+    }
+}
+
+/// [`answer`], as a step that opens nothing.
+async fn refuse<'a>(client: &mut TcpStream, status: u16, limits: &ListenerLimits) -> Option<Opened<'a>> {
+    answer(client, status, limits).await;
+    None
+}
+
+/// A connection bound to its backend, its exchange ready to run.
+struct Opened<'a> {
+    backend: TcpStream,
+    ex: Box<Exchange<'a>>,
+    /// The connection's place under its hostname's cap, held to its end.
+    _host: HostSlot,
+}
+
+/// Routes a connection by its first head and connects its backend, or
+/// answers the client itself (and `None`).
+async fn open<'a>(
+    client: &mut TcpStream,
+    peer: SocketAddr,
+    shared: &'a Shared,
+    front: &'a Front,
+    cbuf: Buf,
+    reader: HeadReader,
+    head: Head,
+) -> Option<Opened<'a>> {
+    let limits = front.limits();
     // The start of the first request's access log line.
     let read_at = shared.access_log.is_on().then(std::time::Instant::now);
     let Some(host) = head.host.clone() else {
         shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
-        return answer(&mut client, 400, limits).await;
+        return refuse(client, 400, limits).await;
     };
     // Bind the connection to its first Host's backend.
     let catalog = shared.catalog.load();
@@ -237,22 +298,22 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
                 tracing::info!(client = %peer, host = %host, error = %e, held_back = held, "proxy http: not routed");
             }
             log_refused(shared, peer, &host, head, 421, read_at, Ending::Unroutable);
-            return answer(&mut client, 421, limits).await;
+            return refuse(client, 421, limits).await;
         }
     };
     drop(catalog);
-    let Some(_host_slot) = front.admit_host(&host, peer) else {
+    let Some(host_slot) = front.admit_host(&host, peer) else {
         log_refused(shared, peer, &host, head, 503, read_at, Ending::HostCap);
-        return answer(&mut client, 503, limits).await;
+        return refuse(client, 503, limits).await;
     };
-    let mut backend = match connect_backend(shared, front, &route.backends, route.config.http_port).await {
+    let backend = match connect_backend(shared, front, &route.backends, route.config.http_port).await {
         Ok(b) => b,
         Err(e) => {
             if let Some(held) = LOG.allow() {
                 tracing::info!(client = %peer, host = %host, error = %e, held_back = held, "proxy http: no backend accepted");
             }
             log_refused(shared, peer, &host, head, 502, read_at, Ending::NoBackend);
-            return answer(&mut client, 502, limits).await;
+            return refuse(client, 502, limits).await;
         }
     };
     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
@@ -264,61 +325,79 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
     // PROXY header.
     let local = if route.config.proxy_protocol == 0 { peer } else { client.local_addr().unwrap_or(peer) };
     let header = crate::proxyproto::header(route.config.proxy_protocol, peer, local, &tlvs);
-    // On the heap, as the exchange's future below: the connection's own
-    // future, which every idle connection keeps, stays the size of its
-    // first phase.
+    // On the heap, as the exchange's future: the connection's own future
+    // stays the size of what it holds for its whole life.
     let mut ex = Box::new(Exchange::new(peer, backend_addr, shared, host, head, cbuf, reader, header));
     ex.first_read_at(read_at);
-    let outcome = Box::pin(ex.run(&mut client, &mut backend, &slot, limits, front.drained())).await;
-    if !matches!(outcome, Outcome::Switch) {
-        ex.log_end(&outcome);
-    }
-    match outcome {
-        Outcome::Close => {
-            let _ = TimedWrite::new(&mut client, limits.write).shutdown().await;
+    Some(Opened { backend, ex, _host: host_slot })
+}
+
+/// Runs an opened connection's exchange to its end, and the tunnel after
+/// it if it switched.
+#[allow(clippy::manual_async_fn)] // an `async fn` keeps its arguments twice in its future
+fn finish<'a>(
+    client: &'a mut TcpStream,
+    opened: &'a mut Opened<'_>,
+    slot: &'a Slot,
+    peer: SocketAddr,
+    shared: &'a Shared,
+    front: &'a Front,
+) -> impl Future<Output = ()> + Send + 'a {
+    async move {
+        let limits = front.limits();
+        let metrics = front.metrics();
+        let Opened { backend, ex, .. } = opened;
+        let outcome = Box::pin(ex.run(client, backend, slot, limits, front.drained())).await;
+        if !matches!(outcome, Outcome::Switch) {
+            ex.log_end(&outcome);
         }
-        Outcome::Answer(status) => answer(&mut client, status, limits).await,
-        Outcome::TimedOut(phase, with_408) => {
-            metrics.timed_out(phase);
-            if with_408 {
-                answer(&mut client, 408, limits).await;
+        match outcome {
+            Outcome::Close => {
+                let _ = Box::pin(TimedWrite::new(client, limits.write).shutdown()).await;
             }
-        }
-        Outcome::Stalled { client: stalled } => {
-            metrics.timed_out(Phase::Write);
-            // Its unsent data would keep the closed socket alive.
-            let stalled = if stalled { &client } else { &backend };
-            sixgate_listen::io::reset_on_close(stalled);
-        }
-        Outcome::Evicted => {}
-        Outcome::Reset => metrics.reset(),
-        Outcome::Backend(e) => {
-            shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
-            if let Some(held) = LOG.allow() {
-                tracing::info!(client = %peer, host = %ex.host(), error = %e, held_back = held, "proxy http: bad response");
+            Outcome::Answer(status) => Box::pin(answer(client, status, limits)).await,
+            Outcome::TimedOut(phase, with_408) => {
+                metrics.timed_out(phase);
+                if with_408 {
+                    Box::pin(answer(client, 408, limits)).await;
+                }
             }
-        }
-        Outcome::Switch => {
-            let (to_backend, to_client) = ex.leftovers();
-            let ends = Box::pin(tunnel(&mut client, &mut backend, to_backend, to_client, limits)).await;
-            let ending = match ends.end {
-                End::Closed => Ending::Closed,
-                End::TimedOut(phase) => {
-                    metrics.timed_out(phase);
-                    if phase == Phase::Write {
-                        sixgate_listen::io::reset_on_close(&client);
-                        sixgate_listen::io::reset_on_close(&backend);
+            Outcome::Stalled { client: stalled } => {
+                metrics.timed_out(Phase::Write);
+                // Its unsent data would keep the closed socket alive.
+                let stalled = if stalled { &*client } else { &*backend };
+                sixgate_listen::io::reset_on_close(stalled);
+            }
+            Outcome::Evicted => {}
+            Outcome::Reset => metrics.reset(),
+            Outcome::Backend(e) => {
+                shared.stats.backend_errors.fetch_add(1, Ordering::Relaxed);
+                if let Some(held) = LOG.allow() {
+                    tracing::info!(client = %peer, host = %ex.host(), error = %e, held_back = held, "proxy http: bad response");
+                }
+            }
+            Outcome::Switch => {
+                let (to_backend, to_client) = ex.leftovers();
+                let ends = Box::pin(tunnel(client, backend, to_backend, to_client, limits)).await;
+                let ending = match ends.end {
+                    End::Closed => Ending::Closed,
+                    End::TimedOut(phase) => {
+                        metrics.timed_out(phase);
+                        if phase == Phase::Write {
+                            sixgate_listen::io::reset_on_close(client);
+                            sixgate_listen::io::reset_on_close(backend);
+                        }
+                        Ending::TimedOut(phase)
                     }
-                    Ending::TimedOut(phase)
-                }
-                End::Failed(e) => {
-                    metrics.reset();
-                    tracing::debug!(client = %peer, host = %ex.host(), error = %e, "proxy http: tunnel failed");
-                    Ending::Reset
-                }
-            };
-            tracing::debug!(client = %peer, host = %ex.host(), up = ends.up, down = ends.down, "proxy http: tunnel ended");
-            ex.log_tunnel_end(ends.up, ends.down, ending);
+                    End::Failed(e) => {
+                        metrics.reset();
+                        tracing::debug!(client = %peer, host = %ex.host(), error = %e, "proxy http: tunnel failed");
+                        Ending::Reset
+                    }
+                };
+                tracing::debug!(client = %peer, host = %ex.host(), up = ends.up, down = ends.down, "proxy http: tunnel ended");
+                ex.log_tunnel_end(ends.up, ends.down, ending);
+            }
         }
     }
 }
