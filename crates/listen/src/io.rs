@@ -35,18 +35,22 @@ pub fn is_stalled(e: &io::Error) -> bool {
 }
 
 /// A writer whose writes fail after making no progress for a deadline.
+///
+/// Its timer is taken at the first write that has to wait, and kept from
+/// then on: most connections' writes never wait, and a kept-alive
+/// connection holds its writers for its whole life.
 #[derive(Debug)]
 pub struct TimedWrite<W> {
     inner: W,
     limit: Duration,
-    timer: Pin<Box<Sleep>>,
+    timer: Option<Pin<Box<Sleep>>>,
     armed: bool,
 }
 
 impl<W> TimedWrite<W> {
     /// Wraps `inner`; a write with no progress for `limit` fails.
     pub fn new(inner: W, limit: Duration) -> TimedWrite<W> {
-        TimedWrite { inner, limit, timer: Box::pin(tokio::time::sleep(limit)), armed: false }
+        TimedWrite { inner, limit, timer: None, armed: false }
     }
 
     /// The wrapped writer.
@@ -80,13 +84,14 @@ impl<W> TimedWrite<W> {
     /// Called when the inner writer is not ready: arms the deadline on
     /// the first wait, fails once it has passed.
     fn stalled(&mut self, cx: &mut Context<'_>) -> Poll<io::Error> {
+        let limit = self.limit;
+        let timer = self.timer.get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
         if !self.armed {
             self.armed = true;
-            let at = Instant::now() + self.limit;
-            self.timer.as_mut().reset(at);
+            timer.as_mut().reset(Instant::now() + limit);
         }
-        ready!(self.timer.as_mut().poll(cx));
-        Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, WriteStalled(self.limit)))
+        ready!(timer.as_mut().poll(cx));
+        Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, WriteStalled(limit)))
     }
 
     fn timed<T>(&mut self, cx: &mut Context<'_>, r: Poll<io::Result<T>>) -> Poll<io::Result<T>> {
@@ -235,6 +240,23 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_secs(10));
         let n = std::future::poll_fn(|cx| w.poll_with(cx, |_, _| Poll::Ready(Ok(7)))).await.unwrap();
         assert_eq!(n, 7);
+    }
+
+    /// Regression: every writer took its timer when it was made, so each
+    /// kept-alive proxy connection held two it never used.
+    #[tokio::test(start_paused = true)]
+    async fn a_writer_takes_its_timer_only_when_a_write_waits() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut w = TimedWrite::new(a, Duration::from_secs(10));
+        w.write_all(b"fits").await.unwrap();
+        w.flush().await.unwrap();
+        assert!(w.timer.is_none(), "no write waited");
+        let e = w.write_all(&[0u8; 4096]).await.unwrap_err();
+        assert!(is_stalled(&e), "{e}");
+        assert!(w.timer.is_some());
+        let mut got = [0u8; 4];
+        b.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"fits");
     }
 
     #[tokio::test]

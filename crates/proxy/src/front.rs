@@ -16,7 +16,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -24,7 +24,7 @@ use sixgate_listen::accept::Acceptor;
 use sixgate_listen::ratelog::RateLog;
 use sixgate_listen::{Gate, ListenerLimits, ListenerMetrics, Slot};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 
 use crate::tls::Shared;
 
@@ -34,6 +34,14 @@ static HOST_CAP_LOG: RateLog = RateLog::new(1);
 /// close, by default (`[proxy] drain_timeout`).
 pub const DRAIN: Duration = Duration::from_secs(30);
 
+/// The most octets a connection's task future (HTTP or TLS) may take.
+/// Every connection keeps it for its whole life, and one that sends
+/// nothing keeps little else: its socket's registration and its slot.
+/// tokio's task cell is the future and about a hundred octets more,
+/// rounded up to 128, so under this bound it takes 512.
+#[cfg(test)]
+pub(crate) const CONNECTION_FUTURE: usize = 400;
+
 /// One kind of proxy listener's admission and deadlines.
 #[derive(Debug)]
 pub struct Front {
@@ -42,7 +50,11 @@ pub struct Front {
     limits: ListenerLimits,
     /// True once the listeners close: idle keep-alive connections close,
     /// busy ones when their exchange is through.
-    draining: watch::Sender<bool>,
+    draining: AtomicBool,
+    /// Wakes every [`Front::drained`] when the drain starts. A `Notify`
+    /// and a flag rather than a `watch`: each kept-alive connection holds
+    /// a `drained` future, and a `watch` one is twice the size.
+    drain_started: Notify,
     drain: Duration,
 }
 
@@ -57,20 +69,31 @@ impl Front {
     /// once the listeners close; the rest are closed then.
     pub fn with_drain(gate: Arc<Gate>, limits: ListenerLimits, drain: Duration) -> Arc<Front> {
         let hosts = Arc::new(HostCaps { per_host: limits.per_host, counts: Mutex::default() });
-        Arc::new(Front { gate, hosts, limits, draining: watch::Sender::new(false), drain })
+        Arc::new(Front {
+            gate,
+            hosts,
+            limits,
+            draining: AtomicBool::new(false),
+            drain_started: Notify::new(),
+            drain,
+        })
     }
 
     /// Starts the drain: every accept loop of this front stops, and
     /// connections close as soon as they are idle.
     pub fn start_drain(&self) {
-        self.draining.send_replace(true);
+        self.draining.store(true, Ordering::Release);
+        self.drain_started.notify_waiters();
     }
 
     /// Ready once the drain has started.
-    pub(crate) fn drained(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let mut rx = self.draining.subscribe();
-        async move {
-            let _ = rx.wait_for(|&d| d).await;
+    pub(crate) async fn drained(&self) {
+        // Created before the flag is read, it sees a drain that starts
+        // after the read (`notify_waiters` wakes every `Notified` already
+        // created, polled or not).
+        let started = self.drain_started.notified();
+        if !self.draining.load(Ordering::Acquire) {
+            started.await;
         }
     }
 
@@ -225,5 +248,24 @@ mod tests {
         assert!(c.is_some());
         drop((b, c, other));
         assert!(front.hosts.lock().is_empty(), "no count is left behind");
+    }
+
+    /// Every kept-alive connection's exchange holds a `drained` future,
+    /// twice (as an `async fn`'s argument). Regression: one that waited on
+    /// a `watch` took 168 octets.
+    #[tokio::test]
+    async fn drained_sees_a_drain_started_before_or_after_it_and_stays_small() {
+        let metrics = Arc::new(ListenerMetrics::new("test"));
+        let gate = Gate::new(sixgate_listen::Limits { max_connections: 1, per_address: 1 }, metrics);
+        let front = Front::new(gate, ListenerLimits::proxy());
+        let waiting = front.drained();
+        tokio::pin!(waiting);
+        let polled = std::future::poll_fn(|cx| std::task::Poll::Ready(waiting.as_mut().poll(cx))).await;
+        assert!(polled.is_pending(), "no drain yet");
+        front.start_drain();
+        waiting.await;
+        front.drained().await;
+        let size = std::mem::size_of_val(&front.drained());
+        assert!(size <= 96, "{size} octets");
     }
 }

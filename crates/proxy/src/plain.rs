@@ -36,8 +36,10 @@
 //! each.
 
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
+use std::task::Poll;
 use std::time::Duration;
 
 use sixgate_listen::io::TimedWrite;
@@ -99,13 +101,7 @@ pub async fn serve(
     // This thread's idle backend connections: purged on a timer, closed
     // at the drain.
     let purge = pool::purge(shared.reuse, &shared.stats.pool, front.drained());
-    let accept = crate::front::accept_loop(
-        listener,
-        shared.clone(),
-        front.clone(),
-        shutdown,
-        |stream, peer, slot, shared, front| async move { connection(stream, peer, slot, &shared, &front).await },
-    );
+    let accept = crate::front::accept_loop(listener, shared.clone(), front.clone(), shutdown, connection);
     tokio::join!(purge, accept);
 }
 
@@ -176,36 +172,41 @@ enum First {
 }
 
 /// Reads the first head into `buf`, within `limit` from the accept.
-async fn first_head(
-    client: &mut TcpStream,
-    buf: &mut Buf,
-    reader: &mut HeadReader,
+///
+/// No buffer is held before the first octet: a connection that sends
+/// nothing costs its task and its socket only. tokio takes an accepted
+/// socket as readable before the system has said so, so the first read
+/// may find nothing; the buffer it took is given back before the wait.
+#[allow(clippy::manual_async_fn)] // an `async fn` keeps its arguments twice in its future
+fn first_head<'a>(
+    client: &'a TcpStream,
+    buf: &'a mut Buf,
+    reader: &'a mut HeadReader,
     limit: Duration,
-) -> Result<Head, First> {
-    let timer = tokio::time::sleep(limit);
-    tokio::pin!(timer);
-    // No buffer before the first octet: a connection that sends nothing
-    // costs its task and its socket only.
-    tokio::select! {
-        r = client.readable() => if r.is_err() { return Err(First::Reset) },
-        _ = &mut timer => return Err(First::TimedOut),
-    }
-    loop {
-        match reader.read(buf.bytes()) {
-            Ok(h) => return Ok(h),
-            Err(HeadError::Incomplete) => {}
-            Err(e) => return Err(First::Bad(e)),
-        }
-        let room = buf.room(READ_CHUNK);
-        let n = tokio::select! {
-            r = client.read(room) => match r {
+) -> impl Future<Output = Result<Head, First>> + Send + 'a {
+    async move {
+        let timer = tokio::time::sleep(limit);
+        tokio::pin!(timer);
+        loop {
+            match reader.read(buf.bytes()) {
+                Ok(h) => return Ok(h),
+                Err(HeadError::Incomplete) => {}
+                Err(e) => return Err(First::Bad(e)),
+            }
+            // The readiness alone, polled in place: no waiter of its own
+            // in this future.
+            std::future::poll_fn(|cx| match client.poll_read_ready(cx) {
+                Poll::Ready(r) => Poll::Ready(r.map_err(|_| First::Reset)),
+                Poll::Pending => timer.as_mut().poll(cx).map(|()| Err(First::TimedOut)),
+            })
+            .await?;
+            match client.try_read(buf.room(READ_CHUNK)) {
                 Ok(0) => return Err(First::Closed),
-                Ok(n) => n,
+                Ok(n) => buf.filled(n),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => buf.release(),
                 Err(_) => return Err(First::Reset),
-            },
-            _ = &mut timer => return Err(First::TimedOut),
-        };
-        buf.filled(n);
+            }
+        }
     }
 }
 
@@ -289,38 +290,82 @@ async fn connect(
     Ok(Bound { stream, addr, reused: false, reuse, header })
 }
 
-async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared: &Shared, front: &Front) {
-    let limits = front.limits();
-    let metrics = front.metrics();
-    let mut cbuf = Buf::new(CLIENT_BUF);
-    let mut reader = HeadReader::new();
-    let head = match first_head(&mut client, &mut cbuf, &mut reader, limits.head).await {
-        Ok(h) => h,
-        Err(First::Closed) => return,
-        Err(First::Reset) => return metrics.reset(),
-        Err(First::TimedOut) => {
-            metrics.timed_out(Phase::Head);
-            if !cbuf.is_empty() {
-                answer(&mut client, 408, limits).await;
+/// One connection's task, spawned as it is. Every connection keeps this
+/// future for its whole life, so it holds only its first phase: its size
+/// is bounded by a test. The rest (routing, connecting, the exchange and
+/// its idle waits, an answer of the proxy's own) is on the heap once the
+/// first head is in.
+#[allow(clippy::manual_async_fn)] // an `async fn` keeps its arguments twice in its future
+fn connection(
+    mut client: TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    shared: Arc<Shared>,
+    front: Arc<Front>,
+) -> impl Future<Output = ()> + Send + 'static {
+    async move {
+        let limits = front.limits();
+        // The head and the buffers go straight into the next step. Held
+        // in this future across an await, they would take their room in
+        // all its states.
+        let next: Pin<Box<dyn Future<Output = ()> + Send + '_>> = {
+            let mut cbuf = Buf::new(CLIENT_BUF);
+            let mut reader = HeadReader::new();
+            match first_head(&client, &mut cbuf, &mut reader, limits.head).await {
+                Ok(head) => Box::pin(served(&mut client, peer, slot, &shared, &front, cbuf, reader, head)),
+                Err(why) => match first_failed(why, !cbuf.is_empty(), peer, &shared, &front) {
+                    Some(status) => Box::pin(answer(&mut client, status, limits)),
+                    None => return,
+                },
             }
-            return;
+        };
+        next.await
+    }
+}
+
+/// Counts and logs a first head that did not come; the status to answer
+/// with, if any.
+fn first_failed(why: First, started: bool, peer: SocketAddr, shared: &Shared, front: &Front) -> Option<u16> {
+    let metrics = front.metrics();
+    match why {
+        First::Closed => None,
+        First::Reset => {
+            metrics.reset();
+            None
         }
-        Err(First::Bad(e)) => {
+        First::TimedOut => {
+            metrics.timed_out(Phase::Head);
+            started.then_some(408)
+        }
+        First::Bad(e) => {
             shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
             if let Some(held) = LOG.allow() {
                 tracing::info!(client = %peer, error = %e, held_back = held, "proxy http: bad request");
             }
-            if let Some(status) = e.status() {
-                answer(&mut client, status, limits).await;
-            }
-            return;
+            e.status()
         }
-    };
+    }
+}
+
+/// A connection after its first head: routed, bound to a backend, and
+/// served to its end.
+#[allow(clippy::too_many_arguments)]
+async fn served(
+    client: &mut TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    shared: &Shared,
+    front: &Front,
+    cbuf: Buf,
+    reader: HeadReader,
+    head: Head,
+) {
+    let limits = front.limits();
     // The start of the first request's access log line.
     let read_at = shared.access_log.is_on().then(std::time::Instant::now);
     let Some(host) = head.host.clone() else {
         shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
-        return answer(&mut client, 400, limits).await;
+        return answer(&mut *client, 400, limits).await;
     };
     // Bind the connection to its first Host.
     let (route, mut seen) = Seen::route(shared, &host);
@@ -332,12 +377,12 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
                 tracing::info!(client = %peer, host = %host, error = %e, held_back = held, "proxy http: not routed");
             }
             log_refused(shared, peer, &host, head, 421, read_at, Ending::Unroutable);
-            return answer(&mut client, 421, limits).await;
+            return answer(&mut *client, 421, limits).await;
         }
     };
     let Some(_host_slot) = front.admit_host(&host, peer) else {
         log_refused(shared, peer, &host, head, 503, read_at, Ending::HostCap);
-        return answer(&mut client, 503, limits).await;
+        return answer(&mut *client, 503, limits).await;
     };
     let id = shared.connection_id();
     // HAProxy's `safe` rule: a first request takes a pooled connection,
@@ -361,7 +406,7 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
                 tracing::info!(client = %peer, host = %host, error = %e, held_back = held, "proxy http: no backend accepted");
             }
             log_refused(shared, peer, &host, head, 502, read_at, Ending::NoBackend);
-            return answer(&mut client, 502, limits).await;
+            return answer(&mut *client, 502, limits).await;
         }
     };
     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
@@ -385,7 +430,7 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
         ex.bound_to_pooled();
     }
     let (outcome, backend) = loop {
-        let outcome = Box::pin(ex.run(&mut client, &mut backend, &slot, limits, front.drained())).await;
+        let outcome = Box::pin(ex.run(&mut *client, &mut backend, &slot, limits, front.drained())).await;
         match outcome {
             Outcome::Idle => {}
             Outcome::Stale if ex.can_replay() => {
@@ -420,7 +465,7 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
             Some(addr) => pool::put(&host, addr, backend, &shared.reuse, &shared.stats.pool),
             None => drop(backend),
         }
-        if let Some(end) = ex.next_request(&mut client, &slot, limits, front.drained()).await {
+        if let Some(end) = ex.next_request(&mut *client, &slot, limits, front.drained()).await {
             break (end, None);
         }
         if let Some(end) = ex.misdirected() {
@@ -465,7 +510,7 @@ async fn connection(mut client: TcpStream, peer: SocketAddr, slot: Slot, shared:
             }
         }
     };
-    finish(outcome, &mut client, peer, backend, ex, shared, front).await;
+    finish(outcome, &mut *client, peer, backend, ex, shared, front).await;
 }
 
 /// Ends a connection whose exchange ended with `outcome`; `backend` is

@@ -533,3 +533,58 @@ async fn a_client_that_stops_reading_a_spliced_body_is_cut_off_after_write_timeo
     assert!(spliced > 0, "the body was not spliced");
     drop(c);
 }
+
+/// A connection to the proxy and the proxy's end of it.
+async fn accepted() -> (TcpStream, TcpStream, SocketAddr) {
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+    let (server, peer) = l.accept().await.unwrap();
+    (client, server, peer)
+}
+
+/// Regression: tokio takes an accepted socket as readable before the
+/// system says so, so the first read took a 4 KiB buffer and kept it
+/// while the client sent nothing: most of the memory of a connection
+/// that sends nothing.
+#[tokio::test]
+async fn a_connection_that_sends_nothing_holds_no_buffer() {
+    let (mut client, server, _) = accepted().await;
+    let mut buf = Buf::new(CLIENT_BUF);
+    let mut reader = HeadReader::new();
+    {
+        let first = first_head(&server, &mut buf, &mut reader, Duration::from_secs(30));
+        tokio::pin!(first);
+        let polled = std::future::poll_fn(|cx| Poll::Ready(first.as_mut().poll(cx))).await;
+        assert!(polled.is_pending(), "nothing was sent");
+    }
+    assert!(!buf.is_allocated(), "a buffer is held while nothing was sent");
+    client.write_all(b"GET / HTTP/1.1\r\nHost: app.example.test\r\n\r\n").await.unwrap();
+    let head = first_head(&server, &mut buf, &mut reader, Duration::from_secs(30)).await.ok().unwrap();
+    assert_eq!(head.host.as_deref(), Some("app.example.test"));
+}
+
+/// Every connection keeps its task's future for its whole life
+/// ([`crate::front::CONNECTION_FUTURE`]). Regression: with the phases after
+/// the first head in it, the spawned future took 1,816 octets.
+#[tokio::test]
+async fn the_connection_future_holds_only_its_first_phase() {
+    let lab = lab(limits()).await;
+    let (_client, server, peer) = accepted().await;
+    let gate = Gate::new(Limits { max_connections: 1, per_address: 1 }, Arc::new(ListenerMetrics::new("t")));
+    let slot = gate.admit(peer.ip()).unwrap();
+    let shared = Arc::new(Shared {
+        catalog: Default::default(),
+        routes: Default::default(),
+        policy: BackendPolicy::new(None),
+        stats: Stats::default(),
+        forwarded: false,
+        backends: Default::default(),
+        unique_ids: None,
+        access_log: Default::default(),
+        reuse: Default::default(),
+        splice: true,
+    });
+    let task = connection(server, peer, slot, shared, lab.front.clone());
+    let size = std::mem::size_of_val(&task);
+    assert!(size <= crate::front::CONNECTION_FUTURE, "{size} octets");
+}
