@@ -397,7 +397,7 @@ async fn served(
         };
     let first = match pooled_first {
         Some(b) => Ok(b),
-        None => connect(&client, peer, shared, front, &host, &route, id.as_ref()).await,
+        None => connect(client, peer, shared, front, &host, &route, id.as_ref()).await,
     };
     let first = match first {
         Ok(b) => b,
@@ -492,7 +492,7 @@ async fn served(
         }
         let next = match pooled(shared, &host, &route) {
             Some(b) => Ok(b),
-            None => connect(&client, peer, shared, front, &host, &route, id.as_ref()).await,
+            None => connect(client, peer, shared, front, &host, &route, id.as_ref()).await,
         };
         match next {
             Ok(b) => {
