@@ -113,7 +113,8 @@ fn distinct(lines: &[(String, String, String)]) -> usize {
     lines.iter().map(|l| l.0.as_str()).collect::<HashSet<_>>().len()
 }
 
-/// Two kept-alive clients, three requests each, one after the other:
+/// `backend_reuse = "safe"` (HAProxy's rule). Two kept-alive clients,
+/// three requests each, one after the other:
 /// each client's first request opens a connection of its own; the later
 /// ones go over whichever is idle, so nginx sees two connections for six
 /// requests, and a client's requests over both.
@@ -121,7 +122,12 @@ fn distinct(lines: &[(String, String, String)]) -> usize {
 fn a_kept_alive_clients_later_requests_go_over_pooled_backend_connections() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (_nginx, port) = nginx(dir.path(), false, "")?;
-    let lab = ProxyLab::start_with(dir.path(), &[Host::http("app", port)], "threads = 1", "")?;
+    let lab = ProxyLab::start_with(
+        dir.path(),
+        &[Host::http("app", port)],
+        "threads = 1\nbackend_reuse = \"safe\"",
+        "",
+    )?;
     let (mut a, mut b) = (client(lab.http)?, client(lab.http)?);
     for i in 0..3 {
         ensure!(get(&mut a, &format!("/a{i}"))?.0.contains(" 200 "));
@@ -133,6 +139,31 @@ fn a_kept_alive_clients_later_requests_go_over_pooled_backend_connections() -> R
         |c: &str| lines.iter().filter(|l| l.2.starts_with(&format!("GET /{c}"))).cloned().collect::<Vec<_>>();
     ensure!(distinct(&of("a")) == 2 || distinct(&of("b")) == 2, "each client kept one connection: {lines:?}");
     ensure!(reused(&lab)? == (2, 4), "opened, reused: {:?}", reused(&lab)?);
+    Ok(())
+}
+
+/// The default, `backend_reuse = "idempotent"`: clients that each send one
+/// GET with `Connection: close`, one after the other, are each answered
+/// with `Connection: close` and their connection closed, and all their
+/// requests go over one nginx connection, which never saw their close.
+#[test]
+fn closing_clients_first_gets_share_one_pooled_nginx_connection() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (_nginx, port) = nginx(dir.path(), false, "")?;
+    let lab = ProxyLab::start_with(dir.path(), &[Host::http("app", port)], "threads = 1", "")?;
+    for i in 0..5 {
+        let mut s = client(lab.http)?;
+        s.write_all(format!("GET /c{i} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n").as_bytes())?;
+        let mut got = Vec::new();
+        s.read_to_end(&mut got)?;
+        let got = String::from_utf8_lossy(&got);
+        ensure!(got.starts_with("HTTP/1.1 200 ") && got.ends_with("hello\n"), "{got:?}");
+        ensure!(got.contains("\r\nConnection: close\r\n"), "the answer did not say close: {got:?}");
+        ensure!(!got.to_ascii_lowercase().contains("keep-alive"), "{got:?}");
+    }
+    let lines = logged(dir.path(), 5)?;
+    ensure!(distinct(&lines) == 1, "nginx connections for five closing clients: {lines:?}");
+    ensure!(reused(&lab)? == (1, 4), "opened, reused: {:?}", reused(&lab)?);
     Ok(())
 }
 

@@ -66,11 +66,29 @@ pub enum ResponseError {
 }
 
 /// `head` (a whole response head that [`Responses::feed`] took) as sent on
-/// a client connection that closes after it: its own `Connection` and
-/// `Keep-Alive` fields (hop-by-hop, RFC 9110 §7.6.1) are left out and
-/// `Connection: close` is added (RFC 9112 §9.6), so the client does not
-/// send another request on it.
+/// a client connection that closes after it: where the backend said
+/// `Connection` or `Keep-Alive` (nginx says `keep-alive`), those fields
+/// (hop-by-hop, RFC 9110 §7.6.1) are left out and `Connection: close` is
+/// added (RFC 9112 §9.6), so the client does not send another request on
+/// it. A head without either is unchanged.
 pub fn with_close(head: &[u8]) -> Vec<u8> {
+    if !has_connection_fields(head) {
+        return head.to_vec();
+    }
+    replaced_with_close(head)
+}
+
+/// Does `head` have a `Connection` or `Keep-Alive` field? Without one, a
+/// head is relayed as it came: the backend's answer to a request without
+/// `close` is then the same as its answer to one with it.
+fn has_connection_fields(head: &[u8]) -> bool {
+    head.split(|&b| b == b'\n').skip(1).any(|line| {
+        let name = line.split(|&b| b == b':').next().unwrap_or_default();
+        name.eq_ignore_ascii_case(b"connection") || name.eq_ignore_ascii_case(b"keep-alive")
+    })
+}
+
+fn replaced_with_close(head: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(head.len() + 19);
     let mut lines = head.split_inclusive(|&b| b == b'\n');
     if let Some(status) = lines.next() {
@@ -690,6 +708,12 @@ mod tests {
         r.push(false, false);
         assert_eq!(r.feed(&out).unwrap().consumed, out.len(), "the rewritten head is a whole head");
         assert!(!r.reusable(), "it says close");
+        let plain = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n";
+        assert_eq!(
+            with_close(plain),
+            plain.to_vec(),
+            "a head without connection fields is relayed as it came"
+        );
         assert_eq!(status_of(head), Some(200));
         assert_eq!(status_of(b"HTTP/1.1 1"), None);
     }
