@@ -219,6 +219,9 @@ pub(crate) struct RawProxy {
     pub(crate) backend_pool_max_per_host: Option<usize>,
     /// Milliseconds an idle backend connection is kept (default 2000).
     pub(crate) backend_pool_idle_ms: Option<u64>,
+    /// Milliseconds an idle kept-alive client keeps its backend connection
+    /// before it goes to the pool (default 100).
+    pub(crate) backend_pool_grace_ms: Option<u64>,
     /// Caps and deadlines of both proxy listeners.
     pub(crate) limits: Option<RawLimits>,
 }
@@ -849,6 +852,7 @@ pub(crate) fn settings(
         raw.proxy.backend_pool_max,
         raw.proxy.backend_pool_max_per_host,
         raw.proxy.backend_pool_idle_ms,
+        raw.proxy.backend_pool_grace_ms,
     )?;
     let proxy_access_log = access_log_settings(
         flags.proxy_access_log.or(raw.proxy.access_log),
@@ -976,8 +980,11 @@ fn reuse_settings(
     max: Option<usize>,
     max_per_host: Option<usize>,
     idle: Option<u64>,
+    grace: Option<u64>,
 ) -> anyhow::Result<sixgate_proxy::plain::Reuse> {
-    use sixgate_proxy::plain::{DEFAULT_IDLE, DEFAULT_MAX, DEFAULT_MAX_PER_HOST, Reuse, ReuseMode};
+    use sixgate_proxy::plain::{
+        DEFAULT_GRACE, DEFAULT_IDLE, DEFAULT_MAX, DEFAULT_MAX_PER_HOST, Reuse, ReuseMode,
+    };
     let mode = match mode.unwrap_or("idempotent") {
         "idempotent" => ReuseMode::Idempotent,
         "safe" => ReuseMode::Safe,
@@ -998,7 +1005,17 @@ fn reuse_settings(
     if !(100..=300_000).contains(&idle) {
         bail!("proxy.backend_pool_idle_ms must be 100 to 300000 (5 minutes), not {idle}");
     }
-    Ok(Reuse { mode, max, max_per_host, idle: Duration::from_millis(idle) })
+    let grace = grace.unwrap_or(DEFAULT_GRACE.as_millis() as u64);
+    if grace > 10_000 {
+        bail!("proxy.backend_pool_grace_ms must be at most 10000 (10 seconds), not {grace}");
+    }
+    Ok(Reuse {
+        mode,
+        max,
+        max_per_host,
+        idle: Duration::from_millis(idle),
+        grace: Duration::from_millis(grace),
+    })
 }
 
 /// Validates `[secondaries]`' NOTIFY, probe and wait settings.
@@ -1300,7 +1317,13 @@ require = true
             .unwrap();
         assert_eq!(
             s.proxy_reuse,
-            Reuse { mode: ReuseMode::Never, max: 10, max_per_host: 10, idle: Duration::from_millis(500) }
+            Reuse {
+                mode: ReuseMode::Never,
+                max: 10,
+                max_per_host: 10,
+                idle: Duration::from_millis(500),
+                grace: Duration::from_millis(100)
+            }
         );
         for bad in [
             "backend_reuse = \"always\"",

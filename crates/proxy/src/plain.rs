@@ -62,7 +62,7 @@ mod buf;
 mod exchange;
 mod pool;
 
-pub use pool::{DEFAULT_IDLE, DEFAULT_MAX, DEFAULT_MAX_PER_HOST, PoolStats, Reuse, ReuseMode};
+pub use pool::{DEFAULT_GRACE, DEFAULT_IDLE, DEFAULT_MAX, DEFAULT_MAX_PER_HOST, PoolStats, Reuse, ReuseMode};
 
 use buf::Buf;
 use exchange::{Exchange, Outcome};

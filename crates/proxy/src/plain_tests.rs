@@ -72,7 +72,13 @@ fn limits() -> ListenerLimits {
 /// `/huge`: 32 megabytes; nothing for `/never`; see [`serve_backend`] for
 /// the rest), and pp.example.test, with a PROXY v1 header.
 async fn lab(limits: ListenerLimits) -> Lab {
-    lab_with(limits, Reuse::default(), true).await
+    lab_with(limits, no_grace(Reuse::default()), true).await
+}
+
+/// `reuse` with an idle client's backend connection pooled at once, so
+/// that a test's next client finds it.
+fn no_grace(reuse: Reuse) -> Reuse {
+    Reuse { grace: Duration::ZERO, ..reuse }
 }
 
 /// A megabyte and a few octets that differ from their neighbours: a
@@ -310,7 +316,7 @@ async fn get(c: &mut TcpStream, host: &str, path: &str) -> (u16, Vec<u8>) {
 /// one.
 #[tokio::test]
 async fn with_safe_reuse_a_later_request_reuses_an_idle_backend_connection_and_a_first_one_never_does() {
-    let lab = lab_with(limits(), Reuse { mode: ReuseMode::Safe, ..Reuse::default() }, true).await;
+    let lab = lab_with(limits(), no_grace(Reuse { mode: ReuseMode::Safe, ..Reuse::default() }), true).await;
     let mut a = TcpStream::connect(lab.proxy).await.unwrap();
     assert_eq!(get(&mut a, "app.example.test", "/a1").await, (200, b"/a1".to_vec()));
     let mut b = TcpStream::connect(lab.proxy).await.unwrap();
@@ -343,6 +349,24 @@ async fn a_first_get_takes_an_idle_backend_connection_and_a_first_post_never_doe
     c.write_all(b"POST /c1 HTTP/1.1\r\nHost: app.example.test\r\nContent-Length: 1\r\n\r\nx").await.unwrap();
     assert_eq!(response(&mut c).await.0, 200);
     assert_eq!(lab.accepted(), 2, "a first POST went over a pooled connection");
+}
+
+/// Within `backend_pool_grace_ms` an idle kept-alive client keeps its
+/// backend connection: its next request goes over it with no round through
+/// the pool, and another client's first GET does not take it.
+#[tokio::test]
+async fn a_client_idle_within_the_grace_keeps_its_backend_connection() {
+    let lab = lab_with(limits(), Reuse { grace: Duration::from_secs(600), ..Reuse::default() }, true).await;
+    let mut a = TcpStream::connect(lab.proxy).await.unwrap();
+    assert_eq!(get(&mut a, "app.example.test", "/a1").await.0, 200);
+    let mut b = TcpStream::connect(lab.proxy).await.unwrap();
+    assert_eq!(get(&mut b, "app.example.test", "/b1").await.0, 200);
+    assert_eq!(lab.accepted(), 2, "b's first GET took the connection a still holds");
+    for i in 2..5 {
+        assert_eq!(get(&mut a, "app.example.test", &format!("/a{i}")).await.0, 200);
+    }
+    assert_eq!(lab.accepted(), 2);
+    assert_eq!(lab.pool()[..2], [2, 0], "opened, reused: a's requests went through the pool");
 }
 
 /// The client's `Connection: close` is its own hop's: the backend gets the
@@ -498,7 +522,7 @@ async fn a_spliced_body_ends_exactly_where_its_length_says() {
 /// `[proxy] splice = false`: the same exchange, every octet copied.
 #[tokio::test]
 async fn with_splice_off_a_large_body_is_copied() {
-    let lab = lab_with(limits(), Reuse::default(), false).await;
+    let lab = lab_with(limits(), no_grace(Reuse::default()), false).await;
     let mut c = TcpStream::connect(lab.proxy).await.unwrap();
     c.write_all(
         b"GET /pattern HTTP/1.1\r\nHost: app.example.test\r\n\r\n\

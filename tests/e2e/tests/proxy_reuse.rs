@@ -125,7 +125,7 @@ fn a_kept_alive_clients_later_requests_go_over_pooled_backend_connections() -> R
     let lab = ProxyLab::start_with(
         dir.path(),
         &[Host::http("app", port)],
-        "threads = 1\nbackend_reuse = \"safe\"",
+        "threads = 1\nbackend_reuse = \"safe\"\nbackend_pool_grace_ms = 0",
         "",
     )?;
     let (mut a, mut b) = (client(lab.http)?, client(lab.http)?);

@@ -187,6 +187,9 @@ pub(super) struct Exchange<'a> {
     /// Traffic either way, for the backend's deadline.
     quiet: Quiet,
     idle_since: Instant,
+    /// While idle with a poolable backend connection: when it goes to the
+    /// pool (`[proxy] backend_pool_grace_ms`).
+    grace: Option<Instant>,
     requests: u64,
     /// The requests' access log lines.
     log: HttpLog,
@@ -253,6 +256,7 @@ impl<'a> Exchange<'a> {
             last_client: now,
             quiet: Quiet::new(now),
             idle_since: now,
+            grace: None,
             requests: 0,
             log: HttpLog::default(),
             reuse,
@@ -543,6 +547,9 @@ impl<'a> Exchange<'a> {
         };
         if self.is_idle() {
             consider(self.idle_since + limits.idle, Phase::Idle);
+            if let Some(at) = self.grace {
+                consider(at, Phase::Idle);
+            }
         }
         if let (Up::Head, Some(since)) = (&self.up, self.head_since) {
             consider(since + limits.head, Phase::Head);
@@ -684,7 +691,12 @@ impl<'a> Exchange<'a> {
         // The client's `close` is its own hop's (RFC 9110 §7.6.1): with
         // reuse on, the backend connection outlives the client's, for the
         // pool.
-        if self.reuse && !head.keep_alive && head.version == Version::Http11 && !head.upgrade {
+        if self.reuse
+            && self.shared.reuse.keeps_backend_past_close()
+            && !head.keep_alive
+            && head.version == Version::Http11
+            && !head.upgrade
+        {
             rewrite_keeping_backend(&head, self.cbuf.bytes(), &self.ours, &mut self.out);
             self.closing = true;
         } else {
@@ -852,16 +864,19 @@ impl<'a> Exchange<'a> {
             }
             if self.is_idle() != idle {
                 idle = !idle;
-                if idle && self.poolable() {
-                    return Outcome::Idle;
-                }
                 if idle {
                     // The one clock read of a kept-alive request.
                     self.idle_since = Instant::now();
                     slot.idle_since(self.idle_since);
                     self.cbuf.release();
                     self.bbuf.release();
+                    let grace = self.shared.reuse.grace;
+                    if self.poolable() && grace.is_zero() {
+                        return Outcome::Idle;
+                    }
+                    self.grace = self.poolable().then(|| self.idle_since + grace);
                 } else {
+                    self.grace = None;
                     slot.busy();
                 }
             }
@@ -1042,6 +1057,18 @@ impl<'a> Exchange<'a> {
                 }
                 Io::Evicted => return Outcome::Evicted,
                 Io::Deadline => {
+                    // Idle past the grace: the backend connection goes to
+                    // the pool, and the client waits for its next request
+                    // with its own socket only.
+                    if let Some(at) = self.grace
+                        && at <= Instant::now()
+                    {
+                        self.grace = None;
+                        if self.is_idle() && self.poolable() {
+                            return Outcome::Idle;
+                        }
+                        continue;
+                    }
                     if phase == Phase::Tunnel && !self.quiet.expired(Instant::now(), limits.tunnel) {
                         continue;
                     }

@@ -66,6 +66,11 @@ pub struct Reuse {
     pub max_per_host: usize,
     /// `[proxy] backend_pool_idle`: how long an idle connection is kept.
     pub idle: Duration,
+    /// `[proxy] backend_pool_grace_ms`: how long a kept-alive client that
+    /// went idle keeps its backend connection before it goes to the pool.
+    /// A busy client's next request comes within moments and goes out at
+    /// once over the same connection, with no round through the pool.
+    pub grace: Duration,
 }
 
 /// The default `[proxy] backend_pool_max`.
@@ -74,6 +79,8 @@ pub const DEFAULT_MAX: usize = 256;
 pub const DEFAULT_MAX_PER_HOST: usize = 64;
 /// The default `[proxy] backend_pool_idle`.
 pub const DEFAULT_IDLE: Duration = Duration::from_secs(2);
+/// The default `[proxy] backend_pool_grace_ms`.
+pub const DEFAULT_GRACE: Duration = Duration::from_millis(100);
 
 impl Default for Reuse {
     fn default() -> Reuse {
@@ -82,6 +89,7 @@ impl Default for Reuse {
             max: DEFAULT_MAX,
             max_per_host: DEFAULT_MAX_PER_HOST,
             idle: DEFAULT_IDLE,
+            grace: DEFAULT_GRACE,
         }
     }
 }
@@ -90,6 +98,12 @@ impl Reuse {
     /// Pooling is on.
     pub fn is_on(&self) -> bool {
         self.mode != ReuseMode::Never && self.max > 0 && self.max_per_host > 0
+    }
+
+    /// Is a client's `Connection: close` kept from the backend, so that
+    /// its connection may go to the pool?
+    pub fn keeps_backend_past_close(&self) -> bool {
+        self.mode == ReuseMode::Idempotent && self.is_on()
     }
 
     /// May a client's first request, `method` with `bodiless` framing,
@@ -319,7 +333,13 @@ mod tests {
     }
 
     fn reuse(max: usize, per_host: usize) -> Reuse {
-        Reuse { mode: ReuseMode::Safe, max, max_per_host: per_host, idle: Duration::from_secs(2) }
+        Reuse {
+            mode: ReuseMode::Safe,
+            max,
+            max_per_host: per_host,
+            idle: Duration::from_secs(2),
+            grace: Duration::ZERO,
+        }
     }
 
     fn take(p: &mut Pool<u32>, host: &str, now: Instant, closed: &mut Closed) -> Option<u32> {
