@@ -397,7 +397,9 @@ async fn served(
         };
     let first = match pooled_first {
         Some(b) => Ok(b),
-        None => connect(client, peer, shared, front, &host, &route, id.as_ref()).await,
+        // On the heap: the race of connections is the largest future of
+        // a connection, and it is over once one is bound.
+        None => Box::pin(connect(client, peer, shared, front, &host, &route, id.as_ref())).await,
     };
     let first = match first {
         Ok(b) => b,
@@ -436,7 +438,8 @@ async fn served(
             Outcome::Stale if ex.can_replay() => {
                 // Once only: the new connection is not a pooled one.
                 shared.stats.pool.retried.fetch_add(1, Ordering::Relaxed);
-                match connect_backend(shared, front, &route.backends, route.config.http_port).await {
+                match Box::pin(connect_backend(shared, front, &route.backends, route.config.http_port)).await
+                {
                     Ok((b, addr)) => {
                         shared.stats.pool.opened.fetch_add(1, Ordering::Relaxed);
                         ex.replay(Some(addr));
@@ -492,7 +495,7 @@ async fn served(
         }
         let next = match pooled(shared, &host, &route) {
             Some(b) => Ok(b),
-            None => connect(client, peer, shared, front, &host, &route, id.as_ref()).await,
+            None => Box::pin(connect(client, peer, shared, front, &host, &route, id.as_ref())).await,
         };
         match next {
             Ok(b) => {
@@ -510,7 +513,7 @@ async fn served(
             }
         }
     };
-    finish(outcome, &mut *client, peer, backend, ex, shared, front).await;
+    Box::pin(finish(outcome, &mut *client, peer, backend, ex, shared, front)).await;
 }
 
 /// Ends a connection whose exchange ended with `outcome`; `backend` is

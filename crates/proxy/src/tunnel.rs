@@ -91,7 +91,16 @@ struct Pump {
 impl Pump {
     fn new(first: &[u8], splice: bool) -> Pump {
         let buf = first.to_vec();
-        Pump { buf, pos: 0, len: first.len(), splice: None, may_splice: splice, eof: false, done: false, moved: 0 }
+        Pump {
+            buf,
+            pos: 0,
+            len: first.len(),
+            splice: None,
+            may_splice: splice,
+            eof: false,
+            done: false,
+            moved: 0,
+        }
     }
 
     fn spliced(&self) -> u64 {
