@@ -599,19 +599,7 @@ async fn the_connection_future_holds_only_its_first_phase() {
     let (_client, server, peer) = accepted().await;
     let gate = Gate::new(Limits { max_connections: 1, per_address: 1 }, Arc::new(ListenerMetrics::new("t")));
     let slot = gate.admit(peer.ip()).unwrap();
-    let shared = Arc::new(Shared {
-        catalog: Default::default(),
-        routes: Default::default(),
-        policy: BackendPolicy::new(None),
-        stats: Stats::default(),
-        forwarded: false,
-        backends: Default::default(),
-        unique_ids: None,
-        access_log: Default::default(),
-        reuse: Default::default(),
-        splice: true,
-    });
-    let task = connection(server, peer, slot, shared, lab.front.clone());
+    let task = connection(server, peer, slot, Arc::new(Shared::empty()), lab.front.clone());
     let size = std::mem::size_of_val(&task);
     assert!(size <= crate::front::CONNECTION_FUTURE, "{size} octets");
 }

@@ -103,6 +103,24 @@ pub struct Shared {
 }
 
 impl Shared {
+    /// Nothing routed, every setting at its default: for tests that need
+    /// only a `Shared` to exist.
+    #[cfg(test)]
+    pub(crate) fn empty() -> Shared {
+        Shared {
+            catalog: Default::default(),
+            routes: Default::default(),
+            policy: BackendPolicy::new(None),
+            stats: Stats::default(),
+            forwarded: false,
+            backends: Default::default(),
+            unique_ids: None,
+            access_log: Default::default(),
+            reuse: Default::default(),
+            splice: true,
+        }
+    }
+
     /// A routed connection's ID, if IDs are configured
     /// ([`Shared::unique_ids`]): for its PROXY v2 header and its log line.
     pub fn connection_id(&self) -> Option<UniqueId> {
@@ -545,19 +563,7 @@ mod tests {
             sixgate_listen::Gate::new(sixgate_listen::Limits { max_connections: 1, per_address: 1 }, metrics);
         let slot = gate.admit(peer.ip()).unwrap();
         let front = Front::new(gate, sixgate_listen::ListenerLimits::proxy());
-        let shared = Arc::new(Shared {
-            catalog: Default::default(),
-            routes: Default::default(),
-            policy: BackendPolicy::new(None),
-            stats: Stats::default(),
-            forwarded: false,
-            backends: Default::default(),
-            unique_ids: None,
-            access_log: Default::default(),
-            reuse: Default::default(),
-            splice: true,
-        });
-        let task = connection(server, peer, slot, shared, front);
+        let task = connection(server, peer, slot, Arc::new(Shared::empty()), front);
         let size = std::mem::size_of_val(&task);
         assert!(size <= crate::front::CONNECTION_FUTURE, "{size} octets");
     }

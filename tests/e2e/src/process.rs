@@ -196,6 +196,20 @@ pub fn free_tcp_port() -> Result<u16> {
     Ok(listener.local_addr()?.port())
 }
 
+/// Starts a peer on a port it picked itself, up to five times: between
+/// choosing a free port and binding it, another test may take it first.
+/// The last failure if every start failed.
+pub fn start_retried<T>(what: &str, mut start: impl FnMut() -> Result<T>) -> Result<T> {
+    let mut last = None;
+    for _ in 0..5 {
+        match start() {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| anyhow::anyhow!("{what} never started")))
+}
+
 /// A running child process that is killed and reaped on drop.
 #[derive(Debug)]
 pub struct ChildGuard {

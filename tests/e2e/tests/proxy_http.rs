@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use sixgate_e2e::backend::{Backend, Behaviour};
-use sixgate_e2e::process::{ChildGuard, require_program};
+use sixgate_e2e::process::{ChildGuard, require_program, start_retried};
 use sixgate_e2e::proxylab::{Host, ProxyLab};
 use sixgate_e2e::{Cli, Sixgate, ZoneFile, wait_until};
 
@@ -32,14 +32,7 @@ fn nginx(dir: &Path, pp: bool) -> Result<(ChildGuard, u16)> {
 
 /// [`nginx`] on another loopback address.
 fn nginx_on(dir: &Path, pp: bool, ip: &str) -> Result<(ChildGuard, u16)> {
-    let mut last = None;
-    for _ in 0..5 {
-        match nginx_once(dir, pp, ip) {
-            Ok(n) => return Ok(n),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("nginx never started")))
+    start_retried("nginx", || nginx_once(dir, pp, ip))
 }
 
 fn nginx_once(dir: &Path, pp: bool, ip: &str) -> Result<(ChildGuard, u16)> {

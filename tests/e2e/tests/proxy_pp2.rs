@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail, ensure};
 use sixgate_e2e::knot::which;
-use sixgate_e2e::process::{ChildGuard, require_program};
+use sixgate_e2e::process::{ChildGuard, require_program, start_retried};
 use sixgate_e2e::proxylab::{Host, ProxyLab, exchange_from};
 use sixgate_e2e::wait_until;
 
@@ -52,14 +52,7 @@ fn haproxy(dir: &Path) -> Result<Option<Haproxy>> {
     certificate(dir)?;
     // The ports are picked free and may be taken before HAProxy binds
     // them: a start that fails is retried.
-    let mut last = None;
-    for _ in 0..5 {
-        match haproxy_once(dir, &program) {
-            Ok(h) => return Ok(Some(h)),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("haproxy never started")))
+    start_retried("haproxy", || haproxy_once(dir, &program)).map(Some)
 }
 
 fn haproxy_once(dir: &Path, program: &Path) -> Result<Haproxy> {

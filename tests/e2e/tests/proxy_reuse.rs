@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use sixgate_e2e::process::{ChildGuard, require_program};
+use sixgate_e2e::process::{ChildGuard, require_program, start_retried};
 use sixgate_e2e::proxylab::{Host, ProxyLab};
 use sixgate_e2e::wait_until;
 
@@ -24,14 +24,7 @@ const HOST: &str = "app.example.test";
 /// `proxy_protocol` on its listener when `pp`, and `extra` in its server
 /// block.
 fn nginx(dir: &Path, pp: bool, extra: &str) -> Result<(ChildGuard, u16)> {
-    let mut last = None;
-    for _ in 0..5 {
-        match nginx_once(dir, pp, extra) {
-            Ok(n) => return Ok(n),
-            Err(e) => last = Some(e),
-        }
-    }
-    Err(last.unwrap_or_else(|| anyhow::anyhow!("nginx never started")))
+    start_retried("nginx", || nginx_once(dir, pp, extra))
 }
 
 fn nginx_once(dir: &Path, pp: bool, extra: &str) -> Result<(ChildGuard, u16)> {
