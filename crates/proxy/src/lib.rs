@@ -40,3 +40,20 @@ pub mod tls;
 mod tunnel;
 
 pub use front::{DRAIN, Front};
+
+/// What the shells' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::net::SocketAddr;
+
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A connection to a listener of the test's and that listener's end
+    /// of it, as the proxy's accept loop gets it: (client, server, peer).
+    pub(crate) async fn accepted() -> (TcpStream, TcpStream, SocketAddr) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
+        let (server, peer) = l.accept().await.unwrap();
+        (client, server, peer)
+    }
+}

@@ -14,9 +14,9 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::*;
-use crate::policy::{BackendPolicy, Prefix};
+use crate::policy::Prefix;
 use crate::route::{HostConfig, Routes};
-use crate::tls::Stats;
+use crate::testing::accepted;
 
 /// What the backend got, request by request, as text.
 type Seen = Arc<Mutex<Vec<String>>>;
@@ -111,14 +111,9 @@ async fn lab_with(limits: ListenerLimits, reuse: Reuse, splice: bool) -> Lab {
     let shared = Arc::new(Shared {
         catalog: Arc::new(ArcSwap::from_pointee(catalog)),
         routes: ArcSwap::from_pointee(routes),
-        policy: BackendPolicy::new(None),
-        stats: Stats::default(),
-        forwarded: false,
-        backends: Default::default(),
-        unique_ids: None,
-        access_log: Default::default(),
         reuse,
         splice,
+        ..Shared::empty()
     });
     let gate =
         Gate::new(Limits { max_connections: 100, per_address: 100 }, Arc::new(ListenerMetrics::new("t")));
@@ -559,14 +554,6 @@ async fn a_client_that_stops_reading_a_spliced_body_is_cut_off_after_write_timeo
     let (spliced, _) = relayed(&lab).await;
     assert!(spliced > 0, "the body was not spliced");
     drop(c);
-}
-
-/// A connection to the proxy and the proxy's end of it.
-async fn accepted() -> (TcpStream, TcpStream, SocketAddr) {
-    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-    let (server, peer) = l.accept().await.unwrap();
-    (client, server, peer)
 }
 
 /// Regression: tokio takes an accepted socket as readable before the

@@ -521,20 +521,12 @@ mod tests {
         assert_eq!(not_to_itself(s, me).unwrap_err(), "connected to itself");
     }
 
-    /// A connection to the proxy and the proxy's end of it.
-    async fn accepted() -> (TcpStream, TcpStream, SocketAddr) {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let client = TcpStream::connect(l.local_addr().unwrap()).await.unwrap();
-        let (server, peer) = l.accept().await.unwrap();
-        (client, server, peer)
-    }
-
     /// Regression: tokio takes an accepted socket as readable before the
     /// system says so, so the first read reserved 4 KiB and kept them
     /// while the client sent nothing.
     #[tokio::test]
     async fn a_connection_that_sends_nothing_holds_no_buffer() {
-        let (mut client, server, _) = accepted().await;
+        let (mut client, server, _) = crate::testing::accepted().await;
         let mut buf = Vec::new();
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         {
@@ -557,7 +549,7 @@ mod tests {
     /// octets.
     #[tokio::test]
     async fn the_connection_future_holds_only_its_first_phase() {
-        let (_client, server, peer) = accepted().await;
+        let (_client, server, peer) = crate::testing::accepted().await;
         let metrics = Arc::new(sixgate_listen::ListenerMetrics::new("t"));
         let gate =
             sixgate_listen::Gate::new(sixgate_listen::Limits { max_connections: 1, per_address: 1 }, metrics);
