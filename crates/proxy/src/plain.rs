@@ -308,19 +308,26 @@ fn connection(
         // The head and the buffers go straight into the next step. Held
         // in this future across an await, they would take their room in
         // all its states.
-        let next: Pin<Box<dyn Future<Output = ()> + Send + '_>> = {
+        let next: Pin<Box<dyn Future<Output = Option<Box<Opened<'_>>>> + Send + '_>> = {
             let mut cbuf = Buf::new(CLIENT_BUF);
             let mut reader = HeadReader::new();
             match first_head(&client, &mut cbuf, &mut reader, limits.head).await {
-                Ok(head) => Box::pin(served(&mut client, peer, slot, &shared, &front, cbuf, reader, head)),
+                Ok(head) => Box::pin(bind(&mut client, peer, &shared, &front, cbuf, reader, head)),
                 Err(why) => match first_failed(why, !cbuf.is_empty(), peer, &shared, &front) {
-                    Some(status) => Box::pin(answer(&mut client, status, limits)),
+                    Some(status) => Box::pin(refuse(&mut client, status, limits)),
                     None => return,
                 },
             }
         };
-        next.await
+        let Some(bound) = next.await else { return };
+        Box::pin(relay(&mut client, peer, slot, &shared, &front, bound)).await
     }
+}
+
+/// [`answer`], as a step that binds nothing.
+async fn refuse<'a>(client: &mut TcpStream, status: u16, limits: &ListenerLimits) -> Option<Box<Opened<'a>>> {
+    answer(client, status, limits).await;
+    None
 }
 
 /// Counts and logs a first head that did not come; the status to answer
@@ -347,29 +354,41 @@ fn first_failed(why: First, started: bool, peer: SocketAddr, shared: &Shared, fr
     }
 }
 
-/// A connection after its first head: routed, bound to a backend, and
-/// served to its end.
-#[allow(clippy::too_many_arguments)]
-async fn served(
+/// A connection bound to its backend after its first head, its exchange
+/// ready to run.
+struct Opened<'a> {
+    backend: TcpStream,
+    ex: Box<Exchange<'a>>,
+    host: String,
+    route: Route,
+    seen: Seen,
+    /// The connection's place under its hostname's cap, held to its end.
+    _host_slot: crate::front::HostSlot,
+    id: Option<crate::proxyproto::UniqueId>,
+}
+
+/// Routes a connection by its first head and binds it to a backend
+/// connection, or answers the client itself (and `None`).
+async fn bind<'a>(
     client: &mut TcpStream,
     peer: SocketAddr,
-    slot: Slot,
-    shared: &Shared,
+    shared: &'a Shared,
     front: &Front,
     cbuf: Buf,
     reader: HeadReader,
     head: Head,
-) {
+) -> Option<Box<Opened<'a>>> {
     let limits = front.limits();
     // The start of the first request's access log line.
     let read_at = shared.access_log.is_on().then(std::time::Instant::now);
     let Some(host) = head.host.clone() else {
         shared.stats.client_errors.fetch_add(1, Ordering::Relaxed);
-        return answer(&mut *client, 400, limits).await;
+        answer(&mut *client, 400, limits).await;
+        return None;
     };
     // Bind the connection to its first Host.
-    let (route, mut seen) = Seen::route(shared, &host);
-    let mut route = match route {
+    let (route, seen) = Seen::route(shared, &host);
+    let route = match route {
         Ok(r) => r,
         Err(e) => {
             shared.stats.unroutable.fetch_add(1, Ordering::Relaxed);
@@ -377,12 +396,14 @@ async fn served(
                 tracing::info!(client = %peer, host = %host, error = %e, held_back = held, "proxy http: not routed");
             }
             log_refused(shared, peer, &host, head, 421, read_at, Ending::Unroutable);
-            return answer(&mut *client, 421, limits).await;
+            answer(&mut *client, 421, limits).await;
+            return None;
         }
     };
     let Some(_host_slot) = front.admit_host(&host, peer) else {
         log_refused(shared, peer, &host, head, 503, read_at, Ending::HostCap);
-        return answer(&mut *client, 503, limits).await;
+        answer(&mut *client, 503, limits).await;
+        return None;
     };
     let id = shared.connection_id();
     // HAProxy's `safe` rule: a first request takes a pooled connection,
@@ -408,11 +429,12 @@ async fn served(
                 tracing::info!(client = %peer, host = %host, error = %e, held_back = held, "proxy http: no backend accepted");
             }
             log_refused(shared, peer, &host, head, 502, read_at, Ending::NoBackend);
-            return answer(&mut *client, 502, limits).await;
+            answer(&mut *client, 502, limits).await;
+            return None;
         }
     };
     shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
-    let mut backend = first.stream;
+    let backend = first.stream;
     // On the heap, as the exchange's future below: the connection's own
     // future, which every idle connection keeps, stays the size of its
     // first phase.
@@ -431,6 +453,23 @@ async fn served(
     if first.reused {
         ex.bound_to_pooled();
     }
+    Some(Box::new(Opened { backend, ex, host, route, seen, _host_slot, id }))
+}
+
+/// A bound connection served to its end: requests and answers, idle
+/// waits with its backend connection in the pool, and the end. An idle
+/// kept-alive connection keeps this future, so it holds only what lasts:
+/// the first head's routing and connecting were [`bind`]'s.
+async fn relay(
+    client: &mut TcpStream,
+    peer: SocketAddr,
+    slot: Slot,
+    shared: &Shared,
+    front: &Front,
+    bound: Box<Opened<'_>>,
+) {
+    let limits = front.limits();
+    let Opened { mut backend, mut ex, host, mut route, mut seen, _host_slot, id } = *bound;
     let (outcome, backend) = loop {
         let outcome = Box::pin(ex.run(&mut *client, &mut backend, &slot, limits, front.drained())).await;
         match outcome {
