@@ -112,6 +112,17 @@ pub struct Head {
     request_line: Range<usize>,
 }
 
+impl Head {
+    /// May this request be sent again if the connection it went over
+    /// closes before any octet of its answer? Only an idempotent method
+    /// (RFC 9110 §9.2.2) without a body, so that the head alone is the
+    /// whole request.
+    pub fn may_be_sent_again(&self) -> bool {
+        matches!(self.framing, Framing::None | Framing::ContentLength(0))
+            && matches!(self.method.as_str(), "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE")
+    }
+}
+
 /// Why a head was refused. Every variant but `Incomplete` is final: answer
 /// [`HeadError::status`] and close.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -668,3 +668,19 @@ fn chunked_trailers_are_found_so_they_can_be_left_out() {
     assert_eq!(out, want);
     assert!(ChunkedDecoder::new().feed(b"3\r\nabc\r\n0\r\n\r\n").unwrap().trailers.is_empty());
 }
+
+/// Only a bodiless request with an idempotent method (RFC 9110 §9.2.2)
+/// may be sent again over a new connection.
+#[test]
+fn only_a_bodiless_idempotent_request_may_be_sent_again() {
+    let may = |req: &str| parse(req).unwrap().may_be_sent_again();
+    for method in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+        assert!(may(&format!("{method} / HTTP/1.1\r\nHost: a.test\r\n\r\n")), "{method}");
+    }
+    assert!(may("GET / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 0\r\n\r\n"));
+    assert!(!may("POST / HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+    assert!(!may("PATCH / HTTP/1.1\r\nHost: a.test\r\n\r\n"));
+    assert!(!may("get / HTTP/1.1\r\nHost: a.test\r\n\r\n"), "methods are case-sensitive");
+    assert!(!may("PUT / HTTP/1.1\r\nHost: a.test\r\nContent-Length: 2\r\n\r\n"));
+    assert!(!may("GET / HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n"));
+}

@@ -11,10 +11,13 @@
 //! where it really starts. A connection is bound to its first request's
 //! Host. A later request for another Host is answered 421 once the
 //! earlier responses are through, and the connection closes, instead of
-//! the request reaching the wrong backend. The first request has a backend
-//! connection of its own; with `backend_reuse = "safe"`, an idle client
-//! gives its backend connection to this thread's pool (`pool`) and its
-//! later requests go over pooled ones of the same hostname or new ones.
+//! the request reaching the wrong backend. An idle client gives its
+//! backend connection to this thread's pool (`pool`), and its later
+//! requests go over pooled ones of the same hostname or new ones; with
+//! `backend_reuse = "idempotent"` (the default) so does a first request
+//! that can be sent again, and a client's `Connection: close` ends only
+//! its own connection. With `"safe"` a first request always has a backend
+//! connection of its own.
 //!
 //! Responses are relayed unchanged, and their framing is followed
 //! ([`crate::http::Responses`]) to know which one answers which request. An upgrade
@@ -52,7 +55,7 @@ use tokio::time::Instant;
 
 use crate::accesslog::Ending;
 use crate::front::Front;
-use crate::http::{Framing, Head, HeadError, HeadReader, MAX_HEAD, Version};
+use crate::http::{Head, HeadError, HeadReader, MAX_HEAD, Version};
 use crate::route::{Route, RouteError, Routes};
 use crate::tls::{Shared, connect_backend};
 use crate::tunnel::{End, tunnel_with};
@@ -409,13 +412,11 @@ async fn bind<'a>(
     // HAProxy's `safe` rule: a first request takes a pooled connection,
     // which the backend may be closing as it arrives, only when it can be
     // sent again over a new one (`backend_reuse = "idempotent"`).
-    let bodiless = matches!(head.framing, Framing::None | Framing::ContentLength(0));
-    let pooled_first =
-        if shared.reuse.first_may_reuse(&head.method, bodiless) && head.version == Version::Http11 {
-            pooled(shared, &host, &route)
-        } else {
-            None
-        };
+    let pooled_first = if shared.reuse.first_may_reuse(&head) && head.version == Version::Http11 {
+        pooled(shared, &host, &route)
+    } else {
+        None
+    };
     let first = match pooled_first {
         Some(b) => Ok(b),
         // On the heap: the race of connections is the largest future of
@@ -477,12 +478,10 @@ async fn relay(
             Outcome::Stale if ex.can_replay() => {
                 // Once only: the new connection is not a pooled one.
                 shared.stats.pool.retried.fetch_add(1, Ordering::Relaxed);
-                match Box::pin(connect_backend(shared, front, &route.backends, route.config.http_port)).await
-                {
-                    Ok((b, addr)) => {
-                        shared.stats.pool.opened.fetch_add(1, Ordering::Relaxed);
-                        ex.replay(Some(addr));
-                        backend = b;
+                match Box::pin(connect(client, peer, shared, front, &host, &route, id.as_ref())).await {
+                    Ok(b) => {
+                        ex.replay(b.addr);
+                        backend = b.stream;
                         continue;
                     }
                     Err(_) => break (Outcome::Answer(502), None),
@@ -494,19 +493,14 @@ async fn relay(
             }
             // The client's connection ends; the backend's may serve another.
             Outcome::Close if ex.backend_reusable() => {
-                if let Some(addr) = ex.backend_addr() {
-                    pool::put(&host, addr, backend, &shared.reuse, &shared.stats.pool);
-                }
+                to_pool(shared, &host, &ex, backend);
                 break (Outcome::Close, None);
             }
             other => break (other, Some(backend)),
         }
         // Idle: the backend connection goes to the pool, and the client
         // holds only its own socket until its next request.
-        match ex.backend_addr() {
-            Some(addr) => pool::put(&host, addr, backend, &shared.reuse, &shared.stats.pool),
-            None => drop(backend),
-        }
+        to_pool(shared, &host, &ex, backend);
         if let Some(end) = ex.next_request(&mut *client, &slot, limits, front.drained()).await {
             break (end, None);
         }
@@ -553,6 +547,14 @@ async fn relay(
         }
     };
     Box::pin(finish(outcome, &mut *client, peer, backend, ex, shared, front)).await;
+}
+
+/// `backend`, the connection `ex` was bound to, goes to this thread's pool
+/// for `host` (closed if its address is not known).
+fn to_pool(shared: &Shared, host: &str, ex: &Exchange<'_>, backend: TcpStream) {
+    if let Some(addr) = ex.backend_addr() {
+        pool::put(host, addr, backend, &shared.reuse, &shared.stats.pool);
+    }
 }
 
 /// Ends a connection whose exchange ended with `outcome`; `backend` is

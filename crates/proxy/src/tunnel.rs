@@ -18,9 +18,10 @@
 //!   keeps coming.
 //!
 //! Both directions run in the caller's task, so a tunnel costs no task of
-//! its own. Each moves its octets through a pipe ([`Splice`]), held only
-//! while they move, or, with splicing off or not available, through a
-//! buffer of its own.
+//! its own. Each copies through a buffer of its own until a read fills
+//! it; from then on (with splicing on and available) it moves its octets
+//! through a pipe ([`Splice`]), held only while they move, and gives the
+//! buffer back.
 
 use std::future::poll_fn;
 use std::io;

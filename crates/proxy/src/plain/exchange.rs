@@ -480,15 +480,20 @@ impl<'a> Exchange<'a> {
             && self.bbuf.is_empty()
     }
 
-    /// Idle with a backend connection that may carry another request.
-    fn poolable(&self) -> bool {
+    /// The backend connection's framing is certain and it is still open:
+    /// it may carry another request once nothing is in flight on it.
+    fn backend_clean(&self) -> bool {
         self.reuse
             && !self.tainted
             && !self.broken
             && !self.switched
             && !self.backend_eof
-            && !self.client_eof
             && self.responses.reusable()
+    }
+
+    /// Idle with a backend connection that may carry another request.
+    fn poolable(&self) -> bool {
+        self.backend_clean() && !self.client_eof
     }
 
     /// At the end of the client's connection (it asked to close, or
@@ -496,17 +501,12 @@ impl<'a> Exchange<'a> {
     /// client's requests? Every request on it went whole and every
     /// response came whole, with nothing more from the backend.
     pub(super) fn backend_reusable(&self) -> bool {
-        self.reuse
-            && !self.tainted
-            && !self.broken
-            && !self.switched
-            && !self.backend_eof
+        self.backend_clean()
             && matches!(self.up, Up::Head | Up::Done(None))
             && !self.up_pending()
             && self.fwd == 0
             && self.bbuf.is_empty()
             && self.responses.outstanding() == 0
-            && self.responses.reusable()
     }
 
     /// The connection bound by [`Exchange::new`] came from the pool: a
@@ -704,11 +704,7 @@ impl<'a> Exchange<'a> {
         }
         self.on_backend += 1;
         self.tainted |= head.upgrade || head.version == Version::Http10;
-        // RFC 9110 §9.2.2: only an idempotent request may go twice, and
-        // only one without a body is kept whole here.
-        let bodiless = matches!(head.framing, Framing::None | Framing::ContentLength(0));
-        let idempotent = super::pool::is_idempotent(head.method.as_str());
-        self.replay = (self.reused && self.on_backend == 1 && bodiless && idempotent).then_some(start);
+        self.replay = (self.reused && self.on_backend == 1 && head.may_be_sent_again()).then_some(start);
         self.cbuf.consume(head.head_len);
         self.reader.reset();
         self.head_since = (!self.cbuf.is_empty()).then(Instant::now);
@@ -871,10 +867,12 @@ impl<'a> Exchange<'a> {
                     self.cbuf.release();
                     self.bbuf.release();
                     let grace = self.shared.reuse.grace;
-                    if self.poolable() && grace.is_zero() {
-                        return Outcome::Idle;
+                    if self.poolable() {
+                        if grace.is_zero() {
+                            return Outcome::Idle;
+                        }
+                        self.grace = Some(self.idle_since + grace);
                     }
-                    self.grace = self.poolable().then(|| self.idle_since + grace);
                 } else {
                     self.grace = None;
                     slot.busy();

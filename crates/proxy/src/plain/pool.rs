@@ -37,6 +37,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
+use crate::http::Head;
+
 /// Whether later requests of a client connection may use pooled backend
 /// connections (`[proxy] backend_reuse`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -106,16 +108,11 @@ impl Reuse {
         self.mode == ReuseMode::Idempotent && self.is_on()
     }
 
-    /// May a client's first request, `method` with `bodiless` framing,
-    /// take a pooled connection?
-    pub fn first_may_reuse(&self, method: &str, bodiless: bool) -> bool {
-        self.mode == ReuseMode::Idempotent && self.is_on() && bodiless && is_idempotent(method)
+    /// May a client's first request take a pooled connection? Only one
+    /// that can be sent again over a new one ([`Head::may_be_sent_again`]).
+    pub fn first_may_reuse(&self, first: &Head) -> bool {
+        self.mode == ReuseMode::Idempotent && self.is_on() && first.may_be_sent_again()
     }
-}
-
-/// RFC 9110 §9.2.2: a request with this method may be sent again.
-pub(crate) fn is_idempotent(method: &str) -> bool {
-    matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE")
 }
 
 /// The pool's counters, over all threads.
