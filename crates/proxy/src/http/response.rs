@@ -82,10 +82,14 @@ pub fn with_close(head: &[u8]) -> Vec<u8> {
 /// head is relayed as it came: the backend's answer to a request without
 /// `close` is then the same as its answer to one with it.
 fn has_connection_fields(head: &[u8]) -> bool {
-    head.split(|&b| b == b'\n').skip(1).any(|line| {
-        let name = line.split(|&b| b == b':').next().unwrap_or_default();
-        name.eq_ignore_ascii_case(b"connection") || name.eq_ignore_ascii_case(b"keep-alive")
-    })
+    head.split(|&b| b == b'\n').skip(1).any(is_connection_field)
+}
+
+/// Is this field line (with or without its line end) `Connection` or
+/// `Keep-Alive`?
+fn is_connection_field(line: &[u8]) -> bool {
+    let name = line.split(|&b| b == b':').next().unwrap_or_default();
+    name.eq_ignore_ascii_case(b"connection") || name.eq_ignore_ascii_case(b"keep-alive")
 }
 
 fn replaced_with_close(head: &[u8]) -> Vec<u8> {
@@ -100,11 +104,9 @@ fn replaced_with_close(head: &[u8]) -> Vec<u8> {
         if text.is_empty() {
             break;
         }
-        let name = text.split(|&b| b == b':').next().unwrap_or_default();
-        if name.eq_ignore_ascii_case(b"connection") || name.eq_ignore_ascii_case(b"keep-alive") {
-            continue;
+        if !is_connection_field(text) {
+            out.extend_from_slice(line);
         }
-        out.extend_from_slice(line);
     }
     out.extend_from_slice(b"Connection: close\r\n\r\n");
     out
